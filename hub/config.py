@@ -1,0 +1,261 @@
+"""``alerts.toml``: parsed with tomllib, secrets resolved from the environment, validated
+into typed structs. Every fault is collected and reported at once, each naming the
+table, the key and what was expected, so an operator fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from hub.errors import ConfigError
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class Duration(float):
+    """Seconds, written in the file as "30s", "5m", "4h", "1h30m", "250ms"."""
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        if not isinstance(text, str) or not _DURATION.match(text):
+            raise ValueError(f"expected a duration like '30s', '5m' or '4h', got {text!r}")
+        return cls(sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)))
+
+
+class Struct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Config tables refuse keys they do not know: a typo must not pass silently."""
+
+
+class Server(Struct):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    max_body_bytes: int = 1_048_576
+
+    @property
+    def base_url(self) -> str:
+        """Where links in notifications point: ``public_url`` or the bound address."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class Storage(Struct):
+    path: str = "hub.db"
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    batch_max: int = 512
+
+
+class Auth(Struct):
+    type: Literal["none", "bearer", "basic", "hmac", "standard-webhooks"]
+    tokens: list[str] = []
+
+
+class Source(Struct):
+    name: str
+    auth: Auth
+    format: str = "native"
+    labels: dict[str, str] = {}
+    identity_labels: list[str] | None = None
+    max_body_bytes: int | None = None
+
+
+class Receiver(Struct):
+    name: str
+    urls: list[str]
+    send_resolved: bool = True
+    timeout: Duration = Duration(10)
+
+
+class Route(Struct):
+    receiver: str | None = None
+    group_by: list[str] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    matchers: list[str] = []
+    continue_: bool = msgspec.field(default=False, name="continue")
+    escalation: str | None = None
+    routes: list[Route] = []
+
+
+class Notifier(Struct):
+    """How the outbox sender behaves."""
+
+    max_attempts: int = 5
+    backoff: Duration = Duration(2)
+    max_backoff: Duration = Duration(300)
+    concurrency: int = 8
+
+
+class Config(Struct, kw_only=True):
+    server: Server = msgspec.field(default_factory=Server)
+    storage: Storage = msgspec.field(default_factory=Storage)
+    notifier: Notifier = msgspec.field(default_factory=Notifier)
+    sources: list[Source] = []
+    receivers: list[Receiver] = []
+    route: Route
+
+    def source(self, name: str) -> Source | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+    def receiver(self, name: str) -> Receiver | None:
+        return next((r for r in self.receivers if r.name == name), None)
+
+
+def _dec_hook(type_: type, value: Any) -> Any:
+    if type_ is Duration:
+        return Duration.parse(value)
+    raise NotImplementedError(f"unsupported config type {type_}")
+
+
+def load(path: str | Path) -> Config:
+    """Read, resolve and validate a config file; raise ConfigError listing every fault."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from e
+    return parse(text, os.environ)
+
+
+def parse(text: str, environ: typing.Mapping[str, str]) -> Config:
+    """Validate TOML text against the schema and the cross references."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"TOML syntax: {e}"]) from e
+    problems: list[str] = []
+    resolved = _resolve_env(raw, "", environ, problems)
+    _collect_problems(resolved, Config, "", problems)
+    if problems:
+        raise ConfigError(problems)
+    config = msgspec.convert(resolved, Config, dec_hook=_dec_hook)
+    problems = check(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def warnings(config: Config) -> list[str]:
+    """Legal but risky settings that ``hub check-config`` points out."""
+    return [
+        f"sources[{i}] ({s.name}): auth type 'none' accepts anyone who can reach the hub"
+        for i, s in enumerate(config.sources)
+        if s.auth.type == "none"
+    ]
+
+
+def _resolve_env(value: Any, path: str, environ: typing.Mapping[str, str], problems: list[str]):
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; name missing ones."""
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, _join(path, k), environ, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{path}[{i}]", environ, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        problems.append(f"{path}: environment variable {name} is not set")
+        return ""
+
+    return _ENV_REF.sub(substitute, value)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _collect_problems(value: Any, type_: Any, path: str, problems: list[str]) -> None:
+    """Walk the raw value against the struct type, recording every mismatch."""
+    origin, args = typing.get_origin(type_), typing.get_args(type_)
+    if origin in (typing.Union, types.UnionType) and value is not None:
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            _collect_problems(value, inner[0], path, problems)
+            return
+    if isinstance(type_, type) and issubclass(type_, msgspec.Struct) and isinstance(value, dict):
+        _collect_struct(value, type_, path, problems)
+        return
+    if origin is list and isinstance(value, list) and _is_struct(args[0]):
+        for i, item in enumerate(value):
+            _collect_problems(item, args[0], f"{path}[{i}]", problems)
+        return
+    try:
+        msgspec.convert(value, type_, dec_hook=_dec_hook)
+    except msgspec.ValidationError as e:
+        message = re.sub(r" - at `\$[^`]*`$", "", str(e))
+        problems.append(f"{path or 'config'}: {message}")
+
+
+def _collect_struct(value: dict, type_: type, path: str, problems: list[str]) -> None:
+    fields = {f.encode_name: f for f in msgspec.structs.fields(type_)}
+    for key in value:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            problems.append(f"{_join(path, key)}: unknown key (expected one of: {known})")
+    for name, field in fields.items():
+        if name in value:
+            _collect_problems(value[name], field.type, _join(path, name), problems)
+        elif field.required:
+            problems.append(f"{_join(path, name)}: required key is missing")
+
+
+def _is_struct(type_: Any) -> bool:
+    return isinstance(type_, type) and issubclass(type_, msgspec.Struct)
+
+
+def check(config: Config) -> list[str]:
+    """Cross references and semantic rules that the types alone cannot express."""
+    from hub.decoders import DECODERS
+
+    problems = _duplicates("sources", [s.name for s in config.sources])
+    problems += _duplicates("receivers", [r.name for r in config.receivers])
+    for i, source in enumerate(config.sources):
+        where = f"sources[{i}] ({source.name})"
+        if source.format not in DECODERS:
+            problems.append(
+                f"{where}.format: unknown format {source.format!r} "
+                f"(expected one of: {', '.join(sorted(DECODERS))})"
+            )
+        if source.auth.type == "bearer" and not any(source.auth.tokens):
+            problems.append(f"{where}.auth.tokens: bearer auth needs at least one token")
+    for i, receiver in enumerate(config.receivers):
+        if not receiver.urls:
+            problems.append(f"receivers[{i}] ({receiver.name}).urls: at least one URL is needed")
+    if config.route.receiver is None:
+        problems.append("route.receiver: the root route needs a receiver")
+    problems += _check_route(config, config.route, "route")
+    return problems
+
+
+def _check_route(config: Config, route: Route, path: str) -> list[str]:
+    problems = []
+    if route.receiver is not None and config.receiver(route.receiver) is None:
+        problems.append(f'{path}.receiver: undefined receiver "{route.receiver}"')
+    for i, child in enumerate(route.routes):
+        problems += _check_route(config, child, f"{path}.routes[{i}]")
+    return problems
+
+
+def _duplicates(table: str, names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    problems = []
+    for name in names:
+        if name in seen:
+            problems.append(f'{table}: duplicate name "{name}"')
+        seen.add(name)
+    return problems

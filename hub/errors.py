@@ -1,0 +1,110 @@
+"""hub's errors: one tree, each class an answer a client or operator can act on.
+
+HubError                 base; carries the HTTP status and a problem title
+ ├── ConfigError         the configuration is invalid; ``problems`` lists every fault found
+ ├── MalformedBody       400: the body is not parseable (JSON syntax, encoding)
+ ├── InvalidPayload      422: valid JSON of the wrong shape; ``field`` names the path
+ ├── AuthError           401: the sender could not be verified; ``reason`` is a bounded label
+ ├── Forbidden           403: authenticated, but the role is too low or a token is invalid
+ ├── NotFound            404: unknown source, alert, incident, ...
+ ├── Conflict            409: the request contradicts the current state
+ ├── PayloadTooLarge     413: the body is over the configured limit
+ ├── UnsupportedMedia    415: the content type is not JSON
+ ├── RateLimited         429: too many requests; ``retry_after`` seconds
+ └── Unavailable         503: the hub cannot take the request now (not ready, queue full)
+
+Messages never contain secrets: callers pass field names and reasons, not values.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base class: an error with an HTTP status and a short title."""
+
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ConfigError(HubError):
+    """The configuration is invalid; every fault is listed, not just the first."""
+
+    title = "Invalid configuration"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class MalformedBody(HubError):
+    status = 400
+    title = "Malformed request body"
+
+
+class InvalidPayload(HubError):
+    """The payload parsed but does not have the expected shape."""
+
+    status = 422
+    title = "Invalid payload"
+
+    def __init__(self, detail: str, field: str = "$") -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class AuthError(HubError):
+    """Authentication failed; ``reason`` is one of a small fixed set (a metric label)."""
+
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+class Forbidden(HubError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(HubError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(HubError):
+    status = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(HubError):
+    status = 413
+    title = "Payload too large"
+
+
+class UnsupportedMedia(HubError):
+    status = 415
+    title = "Unsupported media type"
+
+
+class RateLimited(HubError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Unavailable(HubError):
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -1,0 +1,36 @@
+"""The normalized event every decoder produces, whatever the sender's format."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+Status = Literal["firing", "resolved", "acknowledged"]
+Severity = Literal["critical", "error", "warning", "info"]
+
+SEVERITIES: tuple[Severity, ...] = ("critical", "error", "warning", "info")
+SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(reversed(SEVERITIES))}
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """One status message about one alert, as a decoder understood it.
+
+    ``fingerprint`` is the alert's identity (see ``hub.fingerprints``);
+    ``occurred_at`` is the sender's time, or None when the sender gave none
+    (ingest then uses the receive time).
+    """
+
+    fingerprint: str
+    status: Status
+    summary: str
+    severity: Severity = "warning"
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    occurred_at: datetime | None = None
+
+
+def most_severe(severities: list[str]) -> str:
+    """The highest of several severities (critical > error > warning > info)."""
+    return max(severities, key=SEVERITY_RANK.__getitem__)

@@ -1,0 +1,50 @@
+"""Alert identity: the sender's key where it has one, else a stable hash of labels.
+
+Alertmanager's own fingerprint is reproduced exactly so that an alert keeps the
+same identity whether it arrives from Prometheus, from Alertmanager's webhook,
+or from a native sender that uses the same labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+
+_FNV_OFFSET = 14695981039346656037
+_FNV_PRIME = 1099511628211
+_MASK64 = (1 << 64) - 1
+_SEPARATOR = 0xFF
+
+
+def alertmanager_fingerprint(labels: Mapping[str, str]) -> str:
+    """FNV-1a 64 over (name, 0xff, value, 0xff) sorted by name, as 16 hex digits."""
+    digest = _FNV_OFFSET
+    for name in sorted(labels):
+        for part in (name.encode(), labels[name].encode()):
+            for byte in part:
+                digest = ((digest ^ byte) * _FNV_PRIME) & _MASK64
+            digest = ((digest ^ _SEPARATOR) * _FNV_PRIME) & _MASK64
+    return f"{digest:016x}"
+
+
+def label_fingerprint(
+    source: str, labels: Mapping[str, str], identity_labels: Iterable[str] | None = None
+) -> str:
+    """A stable hash of the source name and the identity labels (default: all)."""
+    names = sorted(labels if identity_labels is None else set(identity_labels) & set(labels))
+    hasher = hashlib.sha256(source.encode())
+    for name in names:
+        hasher.update(b"\xff" + name.encode() + b"\xff" + labels[name].encode())
+    return hasher.hexdigest()[:16]
+
+
+def fingerprint(
+    source: str,
+    dedup_key: str | None,
+    labels: Mapping[str, str],
+    identity_labels: Iterable[str] | None = None,
+) -> str:
+    """The sender's dedup key when given, else the label hash of this source."""
+    if dedup_key:
+        return dedup_key
+    return label_fingerprint(source, labels, identity_labels)
