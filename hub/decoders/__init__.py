@@ -1,4 +1,4 @@
-"""Decoders: one pure function per sender format, ``decode(body, source) -> list[Event]``.
+"""Decoders: one pure function per sender format, ``decode(body, source) -> Decoded``.
 
 Each raises MalformedBody (400) when the body does not parse and InvalidPayload (422,
 naming the field) when it parses to the wrong shape. Register new formats here.
@@ -13,9 +13,9 @@ from hub.decoders import native
 
 if TYPE_CHECKING:
     from hub.config import Source
-    from hub.events import Event
+    from hub.decoders.common import Decoded
 
-Decoder = Callable[[bytes, "Source"], "list[Event]"]
+Decoder = Callable[[bytes, "Source"], "Decoded"]
 
 DECODERS: dict[str, Decoder] = {
     "native": native.decode,

@@ -20,6 +20,18 @@ T = TypeVar("T")
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
 
 
+class Decoded(msgspec.Struct):
+    """What a decoder made of one body: the events, and the items it had to reject.
+
+    A batch format (Alertmanager, Prometheus) keeps the valid items of a batch and
+    lists the invalid ones, each as "<path>: <reason>", as Alertmanager does; it
+    raises InvalidPayload only when nothing in the body is usable.
+    """
+
+    events: list[Event]
+    rejected: list[str] = []
+
+
 def parse_json(body: bytes, type_: type[T]) -> T:
     """Decode JSON into ``type_``: 400 when it does not parse, 422 naming the field."""
     try:

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
-from hub.decoders.common import make_event, parse_json
+from hub.decoders.common import Decoded, make_event, parse_json
 from hub.errors import InvalidPayload
-from hub.events import Event, Severity
+from hub.events import Severity
 
 if TYPE_CHECKING:
     from hub.config import Source
@@ -28,13 +28,13 @@ class NativeEvent(msgspec.Struct, forbid_unknown_fields=True):
     occurred_at: AwareTime | None = None
 
 
-def decode(body: bytes, source: Source) -> list[Event]:
+def decode(body: bytes, source: Source) -> Decoded:
     """Decode one event or a list of events; an empty list is refused."""
     parsed = parse_json(body, NativeEvent | list[NativeEvent])
     items = parsed if isinstance(parsed, list) else [parsed]
     if not items:
         raise InvalidPayload("expected at least one event, got an empty array", field="$")
-    return [
+    events = [
         make_event(
             source,
             status=item.status,
@@ -47,3 +47,4 @@ def decode(body: bytes, source: Source) -> list[Event]:
         )
         for item in items
     ]
+    return Decoded(events)
