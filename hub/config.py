@@ -234,12 +234,27 @@ def check(config: Config) -> list[str]:
         if source.auth.type == "bearer" and not any(source.auth.tokens):
             problems.append(f"{where}.auth.tokens: bearer auth needs at least one token")
     for i, receiver in enumerate(config.receivers):
-        if not receiver.urls:
-            problems.append(f"receivers[{i}] ({receiver.name}).urls: at least one URL is needed")
+        problems += _check_urls(f"receivers[{i}] ({receiver.name}).urls", receiver.urls)
     if config.route.receiver is None:
         problems.append("route.receiver: the root route needs a receiver")
     problems += _check_route(config, config.route, "route")
     return problems
+
+
+def _check_urls(where: str, urls: list[str]) -> list[str]:
+    """Every URL must be one Apprise can use; only the schema is quoted (URLs hold secrets)."""
+    import apprise
+
+    from hub import logfile
+
+    logfile.register()
+    if not urls:
+        return [f"{where}: at least one URL is needed"]
+    return [
+        f"{where}[{i}]: not a usable Apprise URL (schema {url.partition(':')[0]!r})"
+        for i, url in enumerate(urls)
+        if not apprise.Apprise().add(url)
+    ]
 
 
 def _check_route(config: Config, route: Route, path: str) -> list[str]:

@@ -1,0 +1,108 @@
+"""The read API, health, readiness and metrics endpoints."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Request, Response, get
+from litestar.params import Parameter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub import matchers, webhooks
+from hub.errors import InvalidPayload, NotFound
+
+_TIME_FIELDS = (
+    "first_seen",
+    "last_seen",
+    "last_change",
+    "resolved_at",
+    "at",
+    "recorded_at",
+    "created_at",
+    "due_at",
+    "sent_at",
+    "started_at",
+    "claimed_until",
+)
+
+
+def iso(value: float | None) -> str | None:
+    """Epoch seconds as RFC 3339 UTC, the form every API response uses."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+
+
+def present(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: iso(value) if key in _TIME_FIELDS else value for key, value in row.items()}
+
+
+@get("/api/v1/alerts", summary="List alerts")
+async def list_alerts(
+    request: Request,
+    status: str | None = None,
+    severity: str | None = None,
+    source: str | None = None,
+    label: Annotated[
+        list[str] | None,
+        Parameter(description='label matchers, e.g. service="checkout" or env!~"dev|test"'),
+    ] = None,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Newest change first; ``label`` takes Alertmanager matchers and may repeat."""
+    try:
+        wanted = matchers.parse_all(label or [])
+    except ValueError as e:
+        raise InvalidPayload(str(e), field="label") from e
+    clauses, params = [], {}
+    for column, value in (("status", status), ("severity", severity), ("source", source)):
+        if value is not None:
+            clauses.append(f"{column} = :{column}")
+            params[column] = value
+    where = " AND ".join(clauses) or "1"
+    store = request.app.state.hub.store
+    rows = store.alerts(where, params, limit if not wanted else 100_000)
+    chosen = [row for row in rows if matchers.matches_all(wanted, row["labels"])]
+    return [present(row) for row in chosen[:limit]]
+
+
+@get("/api/v1/alerts/{alert_id:int}", summary="One alert with its history")
+async def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
+    store = request.app.state.hub.store
+    alert = store.alert(alert_id)
+    if alert is None:
+        raise NotFound(f"no alert with id {alert_id}")
+    history = [present(row) for row in store.alert_history(alert_id)]
+    notifications = [
+        {
+            **present(row),
+            "attempts_log": [present(a) for a in store.notification_attempts(row["id"])],
+        }
+        for row in store.notifications(alert_id)
+    ]
+    return {**present(alert), "history": history, "notifications": notifications}
+
+
+@get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", summary="Readiness: store writable, scheduler and sender running")
+async def readyz(request: Request) -> Response:
+    checks = request.app.state.hub.ready()
+    ready = all(checks.values())
+    return Response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.hub.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+HANDLERS = [*webhooks.HANDLERS, list_alerts, get_alert, healthz, readyz, metrics]

@@ -1,0 +1,168 @@
+"""Ingest: one delivery's decoded events applied to the store in one transaction.
+
+Runs inside the store's writer (``apply_delivery`` is a write function): the
+idempotency check, de-duplication, the alert state machine and the outbox writes
+all commit together, so a 2xx answer means every effect is on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from hub.alerts import Outcome, classify, notification_kind
+from hub.decoders.common import Decoded
+from hub.events import Event
+from hub.store import Tx
+
+SECRET_HEADER_PARTS = ("authorization", "cookie", "signature", "token", "secret", "api-key")
+DELIVERY_ID_HEADERS = ("idempotency-key", "webhook-id", "x-request-id")
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """One HTTP delivery from a sender, as it will be kept for audit."""
+
+    source: str
+    key: str | None
+    received_at: float
+    headers: dict[str, str]
+    body: bytes
+
+
+class Answer(msgspec.Struct, frozen=True):
+    """The HTTP answer to a delivery: 202 when applied now, the first answer on a repeat."""
+
+    status_code: int
+    body: dict[str, Any]
+    repeated: bool = False
+    outcomes: list[str] = []
+
+
+Target = tuple[str, int, str]
+Router = Callable[[Mapping[str, str], str], list[Target]]
+"""(labels, notification kind) -> (receiver, URL index, integration) that want it."""
+
+
+def delivery_key(headers: Mapping[str, str], authenticated_id: str | None) -> str | None:
+    """The sender's id for this delivery, from the auth scheme or a well-known header."""
+    if authenticated_id:
+        return authenticated_id
+    return next((headers[name] for name in DELIVERY_ID_HEADERS if headers.get(name)), None)
+
+
+def audit_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers worth keeping with a delivery: everything except credentials."""
+    return {
+        name: value
+        for name, value in headers.items()
+        if not any(part in name for part in SECRET_HEADER_PARTS)
+    }
+
+
+def apply_delivery(tx: Tx, delivery: Delivery, decoded: Decoded, route: Router) -> Answer:
+    """The write function for one delivery; a repeated delivery key changes nothing."""
+    if delivery.key:
+        prior = tx.find_delivery(delivery.source, delivery.key)
+        if prior:
+            return Answer(200, prior[1], repeated=True)
+    delivery_id = tx.insert_delivery(
+        delivery.source, delivery.key, delivery.received_at, delivery.headers, delivery.body
+    )
+    results = [_apply_event(tx, delivery, delivery_id, event, route) for event in decoded.events]
+    body: dict[str, Any] = {
+        "accepted": len(results),
+        "duplicates": sum(1 for _, outcome in results if outcome is Outcome.DUPLICATE),
+        "alerts": [alert for alert, _ in results],
+        "delivery_id": delivery_id,
+    }
+    if decoded.rejected:
+        body["rejected"] = decoded.rejected
+    tx.answer_delivery(delivery_id, 202, body)
+    return Answer(202, body, outcomes=[outcome.value for _, outcome in results])
+
+
+def _apply_event(
+    tx: Tx, delivery: Delivery, delivery_id: int, event: Event, route: Router
+) -> tuple[dict, Outcome]:
+    now = delivery.received_at
+    occurred = event.occurred_at.timestamp() if event.occurred_at else now
+    alert = tx.get_alert(event.fingerprint)
+    outcome = classify(alert, event.status, event.severity, event.summary, occurred)
+    if alert is None:
+        alert = _new_alert(tx, delivery, event, occurred)
+    elif outcome is Outcome.DUPLICATE:
+        tx.touch_alert(alert["id"], now)
+    elif outcome in (Outcome.CHANGED, Outcome.UPDATED):
+        alert = _change_alert(tx, alert, event, occurred, now)
+    event_id = tx.insert_event(
+        delivery_id, alert["id"], event.status, event.severity, occurred, outcome.value
+    )
+    if outcome is not Outcome.DUPLICATE:
+        tx.add_history(
+            alert["id"],
+            event_id,
+            {
+                "at": occurred,
+                "recorded_at": now,
+                "status": event.status,
+                "severity": event.severity,
+                "summary": event.summary,
+                "applied": outcome is not Outcome.STALE,
+            },
+        )
+    kind = notification_kind(outcome, event.status)
+    if kind is not None:
+        _enqueue(tx, alert, kind, now, route)
+    summary = {"id": alert["id"], "fingerprint": event.fingerprint, "status": alert["status"]}
+    return summary, outcome
+
+
+def _new_alert(tx: Tx, delivery: Delivery, event: Event, occurred: float) -> dict:
+    row = {
+        "fingerprint": event.fingerprint,
+        "source": delivery.source,
+        "status": "resolved" if event.status == "resolved" else "firing",
+        "severity": event.severity,
+        "summary": event.summary,
+        "labels": event.labels,
+        "annotations": event.annotations,
+        "first_seen": delivery.received_at,
+        "last_seen": delivery.received_at,
+        "last_change": occurred,
+        "resolved_at": occurred if event.status == "resolved" else None,
+    }
+    return {**row, "id": tx.insert_alert(row)}
+
+
+def _change_alert(tx: Tx, alert: dict, event: Event, occurred: float, now: float) -> dict:
+    changes = {
+        "status": event.status,
+        "severity": event.severity,
+        "summary": event.summary,
+        "labels": event.labels,
+        "annotations": event.annotations,
+        "last_seen": now,
+        "last_change": occurred,
+        "resolved_at": occurred if event.status == "resolved" else None,
+    }
+    tx.update_alert(alert["id"], changes)
+    return {**alert, **changes}
+
+
+def _enqueue(tx: Tx, alert: dict, kind: str, now: float, route: Router) -> None:
+    payload = {
+        "alert_id": alert["id"],
+        "fingerprint": alert["fingerprint"],
+        "source": alert["source"],
+        "status": kind,
+        "severity": alert["severity"],
+        "summary": alert["summary"],
+        "labels": alert["labels"],
+        "annotations": alert["annotations"],
+        "at": alert["last_change"],
+        "received_at": now,
+    }
+    for target in route(alert["labels"], kind):
+        tx.enqueue_notification(alert["id"], target, kind, payload, now)

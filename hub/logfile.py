@@ -1,0 +1,41 @@
+"""A ``logfile://`` Apprise channel: appends each notification as one JSON line.
+
+It lets the example config run on a fresh machine with no mail server or chat
+account, and gives operators a local audit trail. ``logfile://notifications.log``
+writes to ``notifications.log`` relative to the hub's working directory.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from apprise import NotificationManager
+from apprise.decorators import notify
+
+SCHEMA = "logfile"
+_write_lock = threading.Lock()
+
+
+def register() -> None:
+    """Teach Apprise the ``logfile://`` schema once per process."""
+    if SCHEMA not in NotificationManager().schemas():
+        notify(on=SCHEMA, name="hub log file")(_append)
+
+
+def _append(body: str, title: str, notify_type: str, meta: dict[str, Any], **_: Any) -> bool:
+    path = Path((meta.get("host") or "") + (meta.get("fullpath") or ""))
+    line = json.dumps(
+        {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "type": str(notify_type),
+            "title": title,
+            "body": body,
+        }
+    )
+    with _write_lock, path.open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+    return True

@@ -1,0 +1,30 @@
+"""Structured logs: one line per event worth knowing, ``key=value`` pairs, UTC times."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+
+class LogfmtFormatter(logging.Formatter):
+    """``ts=... level=... logger=... <message>``; messages are already ``event=... k=v``."""
+
+    converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
+        line = f"ts={ts} level={record.levelname.lower()} logger={record.name} "
+        line += record.getMessage()
+        if record.exc_info:
+            line += " exc=" + repr(self.formatException(record.exc_info))
+        return line
+
+
+def configure(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("apscheduler", "apprise"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,50 @@
+"""Every error as ``application/problem+json`` (RFC 9457): status, title, and a detail
+that names what was wrong. No stack trace and no secret ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from hub.errors import HubError, InvalidPayload, RateLimited, Unavailable
+
+log = logging.getLogger("hub.http")
+
+MEDIA_TYPE = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, **extra: object) -> Response:
+    headers = {}
+    retry_after = extra.pop("retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    body = {"type": "about:blank", "status": status, "title": title, "detail": detail, **extra}
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def handle_hub_error(_: Request, exc: HubError) -> Response:
+    extra: dict[str, object] = {}
+    if isinstance(exc, InvalidPayload):
+        extra["field"] = exc.field
+    if isinstance(exc, RateLimited | Unavailable):
+        extra["retry_after"] = exc.retry_after
+    return problem(exc.status, exc.title, exc.detail, **extra)
+
+
+def handle_http_exception(_: Request, exc: HTTPException) -> Response:
+    """Litestar's own errors (unknown path, wrong method, body over the app limit)."""
+    detail = exc.detail
+    if exc.extra:
+        detail = f"{detail}: {exc.extra}"
+    title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(
+        exc.status_code, "Bad request" if exc.status_code == 400 else "Error"
+    )
+    return problem(exc.status_code, title, detail)
+
+
+def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("event=unhandled_error path=%s", request.url.path)
+    return problem(500, "Internal error", "the hub failed to handle this request; see its log")

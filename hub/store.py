@@ -1,0 +1,513 @@
+"""All SQL lives here. One SQLite file in WAL mode, forward-only migrations, and one
+writer thread that commits the writes of concurrent requests together (group commit).
+
+Writes are functions ``fn(tx) -> T`` queued to the writer; ``await store.write(fn)``
+returns only after the transaction holding ``fn`` committed, which is what lets an
+HTTP 2xx mean "on disk". Each function runs in its own savepoint, so one failing
+request never rolls back its batch neighbours. Reads use a separate connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import msgspec
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from hub.errors import Unavailable
+
+T = TypeVar("T")
+log = logging.getLogger("hub.store")
+
+migrations = Migrations("hub")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """The first schema: deliveries, events, alerts with history, and the outbox."""
+    db.executescript(
+        """
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            delivery_key TEXT,
+            received_at REAL NOT NULL,
+            headers TEXT NOT NULL,
+            body BLOB NOT NULL,
+            status_code INTEGER NOT NULL DEFAULT 0,
+            response TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE UNIQUE INDEX deliveries_key ON deliveries (source, delivery_key)
+            WHERE delivery_key IS NOT NULL;
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            fingerprint TEXT NOT NULL UNIQUE,
+            source TEXT NOT NULL,
+            status TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            annotations TEXT NOT NULL,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            last_change REAL NOT NULL,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            resolved_at REAL
+        );
+        CREATE INDEX alerts_status ON alerts (status, severity);
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
+            alert_id INTEGER NOT NULL REFERENCES alerts (id),
+            status TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            occurred_at REAL NOT NULL,
+            outcome TEXT NOT NULL
+        );
+        CREATE INDEX events_delivery ON events (delivery_id);
+        CREATE TABLE alert_history (
+            id INTEGER PRIMARY KEY,
+            alert_id INTEGER NOT NULL REFERENCES alerts (id),
+            event_id INTEGER REFERENCES events (id),
+            at REAL NOT NULL,
+            recorded_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            applied INTEGER NOT NULL
+        );
+        CREATE INDEX alert_history_alert ON alert_history (alert_id);
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY,
+            alert_id INTEGER REFERENCES alerts (id),
+            receiver TEXT NOT NULL,
+            channel INTEGER NOT NULL,
+            integration TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            created_at REAL NOT NULL,
+            due_at REAL NOT NULL,
+            claimed_until REAL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            sent_at REAL
+        );
+        CREATE INDEX notifications_due ON notifications (state, due_at);
+        CREATE TABLE notification_attempts (
+            id INTEGER PRIMARY KEY,
+            notification_id INTEGER NOT NULL REFERENCES notifications (id),
+            started_at REAL NOT NULL,
+            duration_ms REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            error TEXT
+        );
+        CREATE INDEX notification_attempts_notification
+            ON notification_attempts (notification_id);
+        """
+    )
+
+
+_json = msgspec.json.Encoder()
+_decode_json = msgspec.json.decode
+
+
+class Tx:
+    """The narrow write interface handed to write functions, inside a transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def find_delivery(self, source: str, key: str) -> tuple[int, dict] | None:
+        row = self.conn.execute(
+            "SELECT status_code, response FROM deliveries WHERE source = ? AND delivery_key = ?",
+            (source, key),
+        ).fetchone()
+        return (row[0], _decode_json(row[1])) if row else None
+
+    def insert_delivery(
+        self, source: str, key: str | None, received_at: float, headers: dict, body: bytes
+    ) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO deliveries (source, delivery_key, received_at, headers, body)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (source, key, received_at, _json.encode(headers), body),
+        )
+        return cursor.lastrowid  # type: ignore[return-value]
+
+    def answer_delivery(self, delivery_id: int, status_code: int, response: dict) -> None:
+        self.conn.execute(
+            "UPDATE deliveries SET status_code = ?, response = ? WHERE id = ?",
+            (status_code, _json.encode(response), delivery_id),
+        )
+
+    def get_alert(self, fingerprint: str) -> dict | None:
+        cursor = self.conn.execute("SELECT * FROM alerts WHERE fingerprint = ?", (fingerprint,))
+        return _one(cursor)
+
+    def insert_alert(self, row: dict) -> int:
+        row = {**row, "labels": _json.encode(row["labels"])}
+        row["annotations"] = _json.encode(row["annotations"])
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        cursor = self.conn.execute(
+            f"INSERT INTO alerts ({columns}) VALUES ({marks})", tuple(row.values())
+        )
+        return cursor.lastrowid  # type: ignore[return-value]
+
+    def update_alert(self, alert_id: int, changes: dict) -> None:
+        for key in ("labels", "annotations"):
+            if key in changes:
+                changes = {**changes, key: _json.encode(changes[key])}
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        self.conn.execute(
+            f"UPDATE alerts SET {assignments} WHERE id = ?", (*changes.values(), alert_id)
+        )
+
+    def touch_alert(self, alert_id: int, last_seen: float) -> None:
+        """The cheap repeat path: one counter and one timestamp."""
+        self.conn.execute(
+            "UPDATE alerts SET duplicates = duplicates + 1, last_seen = ? WHERE id = ?",
+            (last_seen, alert_id),
+        )
+
+    def insert_event(
+        self,
+        delivery_id: int,
+        alert_id: int,
+        status: str,
+        severity: str,
+        occurred_at: float,
+        outcome: str,
+    ) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO events (delivery_id, alert_id, status, severity, occurred_at, outcome)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (delivery_id, alert_id, status, severity, occurred_at, outcome),
+        )
+        return cursor.lastrowid  # type: ignore[return-value]
+
+    def add_history(self, alert_id: int, event_id: int, row: dict) -> None:
+        self.conn.execute(
+            "INSERT INTO alert_history"
+            " (alert_id, event_id, at, recorded_at, status, severity, summary, applied)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                alert_id,
+                event_id,
+                row["at"],
+                row["recorded_at"],
+                row["status"],
+                row["severity"],
+                row["summary"],
+                int(row["applied"]),
+            ),
+        )
+
+    def enqueue_notification(
+        self,
+        alert_id: int | None,
+        target: tuple[str, int, str],
+        kind: str,
+        payload: dict,
+        due_at: float,
+    ) -> int:
+        """Write a notification intent in the caller's transaction (the outbox).
+
+        ``target`` is (receiver, index of the URL in the receiver, integration).
+        """
+        receiver, channel, integration = target
+        cursor = self.conn.execute(
+            "INSERT INTO notifications (alert_id, receiver, channel, integration, kind, payload,"
+            " created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (alert_id, receiver, channel, integration, kind, _json.encode(payload), due_at, due_at),
+        )
+        return cursor.lastrowid  # type: ignore[return-value]
+
+    def claim_notifications(self, now: float, lease: float, limit: int) -> list[dict]:
+        """Claim due rows, and rows whose claimer's lease ran out (it died mid-send)."""
+        cursor = self.conn.execute(
+            "UPDATE notifications SET state = 'sending', claimed_until = ?,"
+            " attempts = attempts + 1"
+            " WHERE id IN (SELECT id FROM notifications"
+            "   WHERE (state = 'pending' AND due_at <= ?)"
+            "      OR (state = 'sending' AND claimed_until <= ?)"
+            "   ORDER BY due_at LIMIT ?)"
+            " RETURNING *",
+            (now + lease, now, now, limit),
+        )
+        return [_decode_notification(row) for row in _all(cursor)]
+
+    def record_attempt(
+        self,
+        notification_id: int,
+        started_at: float,
+        duration_ms: float,
+        outcome: str,
+        error: str | None,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO notification_attempts"
+            " (notification_id, started_at, duration_ms, outcome, error) VALUES (?, ?, ?, ?, ?)",
+            (notification_id, started_at, duration_ms, outcome, error),
+        )
+
+    def finish_notification(
+        self, notification_id: int, state: str, error: str | None, at: float, due_at: float
+    ) -> None:
+        """Settle a claimed row: sent, back to pending with a later due time, or dead."""
+        self.conn.execute(
+            "UPDATE notifications SET state = ?, last_error = ?, due_at = ?,"
+            " claimed_until = NULL, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
+            " WHERE id = ? AND state = 'sending'",
+            (state, error, due_at, state, at, notification_id),
+        )
+
+
+class Store:
+    """Owns the SQLite file: migrations, the writer thread and a read connection."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: str = "FULL",
+        batch_max: int = 512,
+        queue_max: int = 10_000,
+        on_commit: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.batch_max = batch_max
+        self.on_commit = on_commit
+        self._queue: queue.Queue[tuple[Callable[[Tx], Any], asyncio.Future] | None] = queue.Queue(
+            maxsize=queue_max
+        )
+        self._thread: threading.Thread | None = None
+        self._reader: sqlite3.Connection | None = None
+
+    # lifecycle -------------------------------------------------------------
+
+    def open(self) -> None:
+        """Migrate the schema, then start the writer; raises if the file is unusable."""
+        writer = self._connect()
+        migrations.apply(sqlite_utils.Database(writer))
+        writer.isolation_level = None
+        self._reader = self._connect()
+        self._reader.execute("PRAGMA query_only = ON")
+        self._thread = threading.Thread(
+            target=self._run_writer, args=(writer,), name="hub-store-writer", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    @property
+    def writer_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        return conn
+
+    # writing ---------------------------------------------------------------
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` in the next group commit; return its result once committed."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((fn, future))
+        except queue.Full:
+            raise Unavailable("the store's write queue is full; retry shortly") from None
+        return await future
+
+    def _run_writer(self, conn: sqlite3.Connection) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < self.batch_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+            self._commit_batch(conn, batch)
+        conn.close()
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list) -> None:
+        started = time.perf_counter()
+        tx = Tx(conn)
+        outcomes: list[tuple[asyncio.Future, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, future in batch:
+                outcomes.append((future, *_run_in_savepoint(conn, tx, fn)))
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            log.exception("event=store_commit_failed batch=%d", len(batch))
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = Unavailable(f"the store could not commit: {e}")
+            outcomes = [(future, None, failure) for _, future in batch]
+        if self.on_commit is not None:
+            self.on_commit(len(batch), time.perf_counter() - started)
+        for future, result, error in outcomes:
+            future.get_loop().call_soon_threadsafe(_settle, future, result, error)
+
+    # reading ---------------------------------------------------------------
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[dict]:
+        assert self._reader is not None, "store is not open"
+        return _all(self._reader.execute(sql, params))
+
+    def query_one(self, sql: str, params: tuple | dict = ()) -> dict | None:
+        assert self._reader is not None, "store is not open"
+        return _one(self._reader.execute(sql, params))
+
+    def writable(self) -> bool:
+        """Readiness: the writer runs and the file accepts a write lock."""
+        if not self.writer_alive:
+            return False
+        try:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=1)) as probe:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+        except sqlite3.Error:
+            return False
+        return True
+
+    def checkpoint(self) -> None:
+        """A passive WAL checkpoint, run from the scheduler so commits never pay for it."""
+        with contextlib.closing(sqlite3.connect(self.path, timeout=5)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    # queries used by the API and metrics -------------------------------------
+
+    def alerts(self, where: str, params: dict, limit: int) -> list[dict]:
+        rows = self.query(
+            f"SELECT * FROM alerts WHERE {where} ORDER BY last_change DESC LIMIT :limit",
+            {**params, "limit": limit},
+        )
+        return [_decode_alert(row) for row in rows]
+
+    def alert(self, alert_id: int) -> dict | None:
+        row = self.query_one("SELECT * FROM alerts WHERE id = ?", (alert_id,))
+        return _decode_alert(row) if row else None
+
+    def alert_history(self, alert_id: int) -> list[dict]:
+        return self.query(
+            "SELECT at, recorded_at, status, severity, summary, applied, event_id"
+            " FROM alert_history WHERE alert_id = ? ORDER BY id",
+            (alert_id,),
+        )
+
+    def active_alert_counts(self) -> dict[str, int]:
+        rows = self.query(
+            "SELECT severity, COUNT(*) AS n FROM alerts WHERE status = 'firing' GROUP BY severity"
+        )
+        return {row["severity"]: row["n"] for row in rows}
+
+    def notification_state_counts(self) -> dict[str, int]:
+        rows = self.query(
+            "SELECT state, COUNT(*) AS n FROM notifications"
+            " WHERE state IN ('pending', 'sending', 'dead') GROUP BY state"
+        )
+        return {row["state"]: row["n"] for row in rows}
+
+    def next_notification_due(self) -> float | None:
+        row = self.query_one("SELECT MIN(due_at) AS due FROM notifications WHERE state = 'pending'")
+        return row["due"] if row else None
+
+    def notifications(self, alert_id: int | None = None) -> list[dict]:
+        where, params = ("WHERE alert_id = ?", (alert_id,)) if alert_id else ("", ())
+        rows = self.query(f"SELECT * FROM notifications {where} ORDER BY id", params)
+        return [_decode_notification(row) for row in rows]
+
+    def notification_attempts(self, notification_id: int) -> list[dict]:
+        return self.query(
+            "SELECT started_at, duration_ms, outcome, error FROM notification_attempts"
+            " WHERE notification_id = ? ORDER BY id",
+            (notification_id,),
+        )
+
+
+def _run_in_savepoint(
+    conn: sqlite3.Connection, tx: Tx, fn: Callable[[Tx], Any]
+) -> tuple[Any, BaseException | None]:
+    conn.execute("SAVEPOINT request")
+    try:
+        result = fn(tx)
+    except Exception as e:
+        conn.execute("ROLLBACK TO request")
+        conn.execute("RELEASE request")
+        return None, e
+    conn.execute("RELEASE request")
+    return result, None
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _one(cursor: sqlite3.Cursor) -> dict | None:
+    row = cursor.fetchone()
+    return dict(row) if row else None
+
+
+def _all(cursor: sqlite3.Cursor) -> list[dict]:
+    return [dict(row) for row in cursor.fetchall()]
+
+
+def _decode_alert(row: dict) -> dict:
+    return {
+        **row,
+        "labels": _decode_json(row["labels"]),
+        "annotations": _decode_json(row["annotations"]),
+    }
+
+
+def _decode_notification(row: dict) -> dict:
+    return {**row, "payload": _decode_json(row["payload"])}
+
+
+@contextlib.contextmanager
+def opened(path: str, **options: Any) -> Iterator[Store]:
+    """A store opened for the duration of a block (CLI commands, tests)."""
+    store = Store(path, **options)
+    store.open()
+    try:
+        yield store
+    finally:
+        store.close()
