@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Request, Response, get
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import matchers, webhooks
@@ -41,14 +41,14 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
 @get("/api/v1/alerts", summary="List alerts")
 async def list_alerts(
     request: Request,
-    status: str | None = None,
-    severity: str | None = None,
-    source: str | None = None,
+    status: FromQuery[str | None] = None,
+    severity: FromQuery[str | None] = None,
+    source: FromQuery[str | None] = None,
     label: Annotated[
         list[str] | None,
-        Parameter(description='label matchers, e.g. service="checkout" or env!~"dev|test"'),
+        QueryParameter(description='label matchers, e.g. service="checkout" or env!~"dev|test"'),
     ] = None,
-    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Newest change first; ``label`` takes Alertmanager matchers and may repeat."""
     try:
@@ -68,7 +68,7 @@ async def list_alerts(
 
 
 @get("/api/v1/alerts/{alert_id:int}", summary="One alert with its history")
-async def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
+async def get_alert(request: Request, alert_id: FromPath[int]) -> dict[str, Any]:
     store = request.app.state.hub.store
     alert = store.alert(alert_id)
     if alert is None:

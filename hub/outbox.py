@@ -45,21 +45,20 @@ def backoff_delay(attempts: int, base: float, cap: float, rand: Callable[[], flo
 def send_apprise(url: str, title: str, body: str, timeout: float) -> str | None:
     """Send one message to one Apprise URL; None on success, else the reason given.
 
-    A fresh Apprise object per send, with its throttle off: the outbox owns pacing
-    and retries. The reason comes from Apprise's log lines for this thread only.
+    The plugin is instantiated directly and called in this worker thread, with its
+    throttle off (the outbox owns pacing and retries), so the reason can be taken
+    from Apprise's log lines emitted by this thread.
     """
-    notifier = apprise.Apprise()
-    if not notifier.add(_with_timeouts(url, timeout)):
+    service = apprise.Apprise.instantiate(_with_timeouts(url, timeout))
+    if not service:
         return "the Apprise URL is not valid or its plugin is not available"
-    for service in notifier:
-        service.request_rate_per_sec = 0
+    service.request_rate_per_sec = 0
     capture = _ThreadLogCapture()
-    apprise_log = logging.getLogger("apprise")
-    apprise_log.addHandler(capture)
+    _APPRISE_LOG.addHandler(capture)
     try:
-        ok = notifier.notify(title=title, body=body)
+        ok = service.notify(title=title, body=body)
     finally:
-        apprise_log.removeHandler(capture)
+        _APPRISE_LOG.removeHandler(capture)
     if ok:
         return None
     return "; ".join(capture.lines) or "Apprise reported a failure without a reason"
@@ -70,17 +69,42 @@ def _with_timeouts(url: str, timeout: float) -> str:
     return f"{url}{separator}cto={timeout:g}&rto={timeout:g}"
 
 
-class _ThreadLogCapture(logging.Handler):
-    """Collects Apprise warnings emitted by the current thread only."""
+_APPRISE_LOG = logging.getLogger("apprise")
 
+
+def route_apprise_logs() -> None:
+    """Let Apprise's debug detail reach the per-send capture, but only its warnings
+    reach hub's log (as ``hub.apprise``): the reason a send failed is often only in a
+    debug line ("Socket Exception: [Errno 111] Connection refused")."""
+    if any(isinstance(h, _ForwardWarnings) for h in _APPRISE_LOG.handlers):
+        return
+    _APPRISE_LOG.setLevel(logging.DEBUG)
+    _APPRISE_LOG.propagate = False
+    _APPRISE_LOG.addHandler(_ForwardWarnings())
+
+
+class _ForwardWarnings(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger("hub.apprise").handle(record)
+
+
+class _ThreadLogCapture(logging.Handler):
+    """Collects the failure detail Apprise logs from the current thread only."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
         self.thread = threading.get_ident()
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.lines.append(record.getMessage())
+        if record.thread != self.thread:
+            return
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING or "xception" in message or "esponse" in message:
+            self.lines.append(message.strip())
 
 
 def render(payload: dict, base_url: str) -> tuple[str, str]:
@@ -120,6 +144,7 @@ class Sender:
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task] = set()
+        route_apprise_logs()
         self.concurrency = config().notifier.concurrency
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-send")
 

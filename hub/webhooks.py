@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 
 from litestar import Request, Response, post
+from litestar.params import FromPath
 
 from hub.auth import authenticate
 from hub.config import Source
@@ -43,7 +44,7 @@ _OUTCOME_BY_ERROR: dict[type[HubError], str] = {
 
 
 @post("/webhooks/{source:str}", summary="Ingest events from a configured source")
-async def receive(request: Request, source: str) -> Response:
+async def receive(request: Request, source: FromPath[str]) -> Response:
     """Accept one delivery: 202 when applied, 200 with the first answer on a repeat."""
     hub = request.app.state.hub
     started = time.perf_counter()

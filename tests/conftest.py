@@ -1,0 +1,172 @@
+"""Shared test fixtures: a real hub on a real uvicorn server, a real SMTP server.
+
+Everything listens on 127.0.0.1 on free ports, uses a temporary SQLite file, and
+stops by itself at the end of the test.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+
+from hub import config as config_module
+from hub.app import create_app
+
+WAIT_SECONDS = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = WAIT_SECONDS) -> object:
+    """Poll until ``predicate`` returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd API)
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(message)  # type: ignore[arg-type]
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+    def text_of(self, index: int) -> str:
+        message = self.messages[index]
+        part = message.get_body(preferencelist=("plain", "html"))
+        return part.get_content() if part else ""
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+def mail_url(port: int) -> str:
+    return f"mailto://127.0.0.1:{port}?from=hub@example.com&to=ops@example.com&mode=insecure"
+
+
+class RunningHub:
+    """The real app on a real uvicorn server in a background thread."""
+
+    def __init__(self, config_path: Path, port: int) -> None:
+        self.config_path = config_path
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> RunningHub:
+        app = create_app(config_module.load(self.config_path))
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        wait_for(lambda: self._server.started)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=WAIT_SECONDS)
+            assert not self._thread.is_alive(), "uvicorn did not stop"
+        self._server = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10, **kwargs)
+
+
+BASE_CONFIG = """
+[server]
+host = "127.0.0.1"
+port = {port}
+
+[storage]
+path = "{db}"
+
+[notifier]
+max_attempts = {max_attempts}
+backoff = "100ms"
+max_backoff = "200ms"
+
+[[sources]]
+name = "shop"
+format = "native"
+auth = {{ type = "bearer", tokens = ["shop-secret-token"] }}
+max_body_bytes = 4096
+
+[[receivers]]
+name = "ops"
+urls = ["{mail_url}"]
+timeout = "2s"
+
+[route]
+receiver = "ops"
+"""
+
+
+@pytest.fixture
+def hub_factory(tmp_path: Path) -> Iterator[Callable[..., RunningHub]]:
+    """Start hubs from config text; ``{port}``, ``{db}`` are filled in."""
+    started: list[RunningHub] = []
+
+    def start(text: str = BASE_CONFIG, **values: object) -> RunningHub:
+        port = free_port()
+        path = tmp_path / f"alerts-{len(started)}.toml"
+        db = tmp_path / "hub.db"
+        values.setdefault("max_attempts", 5)
+        path.write_text(text.format(port=port, db=db.as_posix(), **values))
+        hub = RunningHub(path, port).start()
+        started.append(hub)
+        return hub
+
+    yield start
+    for hub in started:
+        hub.stop()
+
+
+AUTH = {"Authorization": "Bearer shop-secret-token"}

@@ -1,0 +1,68 @@
+"""The alert state machine and identity, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hub.alerts import Outcome, classify, notification_kind
+from hub.fingerprints import alertmanager_fingerprint, fingerprint, label_fingerprint
+
+FIRING_AT_100 = {"status": "firing", "severity": "warning", "summary": "s", "last_change": 100.0}
+
+
+@pytest.mark.parametrize(
+    ("alert", "status", "severity", "summary", "at", "outcome", "notify"),
+    [
+        (None, "firing", "warning", "s", 100.0, Outcome.NEW, "firing"),
+        (None, "resolved", "warning", "s", 100.0, Outcome.NEW, None),
+        (FIRING_AT_100, "firing", "warning", "s", 101.0, Outcome.DUPLICATE, None),
+        (FIRING_AT_100, "firing", "critical", "s", 101.0, Outcome.UPDATED, None),
+        (FIRING_AT_100, "resolved", "warning", "s", 101.0, Outcome.CHANGED, "resolved"),
+        (FIRING_AT_100, "resolved", "warning", "s", 100.0, Outcome.CHANGED, "resolved"),
+        (FIRING_AT_100, "resolved", "warning", "s", 99.0, Outcome.STALE, None),
+        (FIRING_AT_100, "acknowledged", "warning", "s", 101.0, Outcome.ACKNOWLEDGED, None),
+        (
+            {**FIRING_AT_100, "status": "resolved"},
+            "firing",
+            "warning",
+            "s",
+            101.0,
+            Outcome.CHANGED,
+            "firing",
+        ),
+        (
+            {**FIRING_AT_100, "status": "resolved"},
+            "firing",
+            "warning",
+            "s",
+            50.0,
+            Outcome.STALE,
+            None,
+        ),
+    ],
+)
+def test_classify_decides_what_an_event_does(alert, status, severity, summary, at, outcome, notify):
+    result = classify(alert, status, severity, summary, at)
+    assert result is outcome
+    assert notification_kind(result, status) == notify
+
+
+def test_alertmanager_fingerprint_of_no_labels_is_the_fnv_offset_basis():
+    assert alertmanager_fingerprint({}) == "cbf29ce484222325"
+
+
+@given(st.dictionaries(st.text(min_size=1), st.text(), max_size=6))
+def test_fingerprints_do_not_depend_on_label_order(labels):
+    reordered = dict(reversed(list(labels.items())))
+    assert alertmanager_fingerprint(labels) == alertmanager_fingerprint(reordered)
+    assert label_fingerprint("s", labels) == label_fingerprint("s", reordered)
+
+
+def test_the_senders_key_wins_and_identity_labels_narrow_the_hash():
+    labels = {"service": "api", "pod": "api-7f9c"}
+    assert fingerprint("shop", "order-17", labels) == "order-17"
+    by_service = fingerprint("shop", None, labels, ["service"])
+    assert by_service == fingerprint("shop", None, {"service": "api", "pod": "other"}, ["service"])
+    assert fingerprint("shop", None, labels) != fingerprint("crm", None, labels)

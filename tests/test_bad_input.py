@@ -1,0 +1,112 @@
+"""Bad input gets a clear problem+json error naming what was wrong, and changes nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from conftest import AUTH, mail_url
+
+GOOD = {"status": "firing", "summary": "queue backlog growing"}
+
+
+def stored_rows(db) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return {
+            table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("deliveries", "events", "alerts", "alert_history", "notifications")
+        }
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "content", "status", "detail_has"),
+    [
+        ("/webhooks/shop", AUTH, b'{"status": "firing", ', 400, "not valid JSON"),
+        ("/webhooks/shop", AUTH, b'{"status": "exploded", "summary": "x"}', 422, "$.status"),
+        ("/webhooks/shop", AUTH, b'{"summary": "x"}', 422, "status"),
+        ("/webhooks/shop", AUTH, b'{"status": "firing", "summary": ""}', 422, "$.summary"),
+        (
+            "/webhooks/shop",
+            AUTH,
+            b'{"status": "firing", "summary": "x", "labels": {"a": 1}}',
+            422,
+            "$.labels",
+        ),
+        ("/webhooks/shop", AUTH, b"[]", 422, "at least one event"),
+        ("/webhooks/shop", {}, b'{"status": "firing", "summary": "x"}', 401, "Authorization"),
+        (
+            "/webhooks/shop",
+            {"Authorization": "Bearer wrong"},
+            b'{"status": "firing", "summary": "x"}',
+            401,
+            "not valid",
+        ),
+        ("/webhooks/nowhere", AUTH, b'{"status": "firing", "summary": "x"}', 404, "nowhere"),
+        (
+            "/webhooks/shop",
+            AUTH,
+            b'{"status": "firing", "summary": "' + b"x" * 5000 + b'"}',
+            413,
+            "limit of 4096",
+        ),
+    ],
+    ids=[
+        "malformed",
+        "bad-status",
+        "missing-field",
+        "empty-summary",
+        "label-not-string",
+        "empty-list",
+        "no-token",
+        "wrong-token",
+        "unknown-source",
+        "too-large",
+    ],
+)
+def test_bad_input_is_refused_with_a_named_reason_and_changes_nothing(
+    hub_factory, smtp, tmp_path, path, headers, content, status, detail_has
+):
+    _, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    before = stored_rows(tmp_path / "hub.db")
+    with hub.client(headers=headers) as http:
+        answer = http.post(path, content=content, headers={"Content-Type": "application/json"})
+    assert answer.status_code == status
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    problem = answer.json()
+    assert problem["status"] == status
+    assert detail_has in problem["detail"] + problem.get("field", "")
+    assert "Traceback" not in answer.text and "shop-secret-token" not in answer.text
+    assert stored_rows(tmp_path / "hub.db") == before
+
+
+def test_metrics_count_accepted_and_rejected_webhooks(hub_factory, smtp):
+    _, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    with hub.client() as http:
+        http.post("/webhooks/shop", json=GOOD, headers=AUTH)
+        http.post("/webhooks/shop", json=GOOD, headers=AUTH)
+        http.post("/webhooks/shop", json=GOOD, headers={"Authorization": "Bearer nope"})
+        metrics = http.get("/metrics").text
+    assert 'hub_webhooks_received_total{outcome="accepted",source="shop"} 2.0' in metrics
+    assert 'hub_webhooks_received_total{outcome="unauthorized",source="shop"} 1.0' in metrics
+    assert 'hub_auth_failures_total{reason="bad_token",source="shop"} 1.0' in metrics
+    assert 'hub_events_total{outcome="new",source="shop"} 1.0' in metrics
+    assert 'hub_events_total{outcome="duplicate",source="shop"} 1.0' in metrics
+    assert 'hub_alerts_active{severity="warning"} 1.0' in metrics
+    assert 'hub_ingest_duration_seconds_count{source="shop"} 2.0' in metrics
+
+
+def test_health_readiness_and_openapi_are_served(hub_factory, smtp):
+    _, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    with hub.client() as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        ready = http.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"store": True, "scheduler": True, "sender": True}
+        schema = http.get("/schema/openapi.json").json()
+        assert "/webhooks/{source}" in schema["paths"]
+        missing = http.get("/api/v1/alerts/999")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")

@@ -1,0 +1,107 @@
+"""The whole flow on a real server: ingest, de-duplication, out-of-order events,
+idempotent deliveries, notifications by real email, and a restart."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from conftest import AUTH, mail_url, wait_for
+
+FIRING = {
+    "status": "firing",
+    "summary": "checkout API error rate above 5%",
+    "severity": "critical",
+    "labels": {"service": "checkout", "env": "prod", "alertname": "HighErrorRate"},
+    "annotations": {"runbook": "https://wiki.example/runbooks/checkout"},
+    "dedup_key": "checkout-errors",
+    "occurred_at": "2026-11-28T12:00:00Z",
+}
+RESOLVED = {**FIRING, "status": "resolved", "occurred_at": "2026-11-28T12:10:00Z"}
+LATE_FIRING = {**FIRING, "occurred_at": "2026-11-28T12:05:00Z"}
+
+
+def table_count(db, table: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def test_an_alert_travels_the_whole_flow_and_survives_a_restart(hub_factory, smtp, tmp_path):
+    mailbox, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    db = tmp_path / "hub.db"
+    with hub.client(headers=AUTH) as http:
+        first = http.post("/webhooks/shop", json=FIRING)
+        assert first.status_code == 202
+        body = first.json()
+        assert body["accepted"] == 1 and body["duplicates"] == 0
+        assert body["alerts"][0]["fingerprint"] == "checkout-errors"
+        assert body["alerts"][0]["status"] == "firing"
+        alert_id = body["alerts"][0]["id"]
+
+        wait_for(lambda: len(mailbox.messages) == 1)
+        assert "checkout API error rate above 5%" in mailbox.subjects()[0]
+        assert "FIRING" in mailbox.subjects()[0]
+        assert "checkout API error rate above 5%" in mailbox.text_of(0)
+
+        again = http.post("/webhooks/shop", json=FIRING)
+        assert again.status_code == 202
+        assert again.json()["duplicates"] == 1
+        alert = http.get(f"/api/v1/alerts/{alert_id}").json()
+        assert alert["duplicates"] == 1
+        assert len(alert["history"]) == 1
+        assert table_count(db, "alerts") == 1
+
+        resolved = http.post("/webhooks/shop", json=RESOLVED)
+        assert resolved.json()["alerts"][0]["status"] == "resolved"
+        wait_for(lambda: len(mailbox.messages) == 2)
+        assert "RESOLVED" in mailbox.subjects()[1]
+
+        late = http.post("/webhooks/shop", json=LATE_FIRING)
+        assert late.status_code == 202
+        alert = http.get(f"/api/v1/alerts/{alert_id}").json()
+        assert alert["status"] == "resolved"
+        assert [h["applied"] for h in alert["history"]] == [1, 1, 0]
+        notified = [n["kind"] for n in alert["notifications"]]
+        assert notified == ["firing", "resolved"]
+        assert all(n["state"] == "sent" for n in alert["notifications"])
+
+    hub.restart()
+    with hub.client(headers=AUTH) as http:
+        alert = http.get(f"/api/v1/alerts/{alert_id}").json()
+        assert alert["status"] == "resolved"
+        assert alert["duplicates"] == 1
+        assert len(alert["history"]) == 3
+        assert [a["status"] for a in http.get("/api/v1/alerts").json()] == ["resolved"]
+    assert len(mailbox.messages) == 2, "nothing is sent twice after a restart"
+
+
+def test_a_repeated_idempotency_key_gets_the_first_answer_and_counts_once(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    headers = {**AUTH, "Idempotency-Key": "delivery-42"}
+    with hub.client(headers=headers) as http:
+        first = http.post("/webhooks/shop", json=FIRING)
+        second = http.post("/webhooks/shop", json=FIRING)
+        assert first.status_code == 202
+        assert second.status_code == 200
+        assert second.json() == first.json()
+        alert = http.get(f"/api/v1/alerts/{first.json()['alerts'][0]['id']}").json()
+        assert alert["duplicates"] == 0
+    wait_for(lambda: len(mailbox.messages) == 1)
+
+
+def test_a_list_of_events_is_accepted_in_one_delivery(hub_factory, smtp):
+    _, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    events = [
+        {"status": "firing", "summary": f"disk full on db-{i}", "labels": {"host": f"db-{i}"}}
+        for i in range(3)
+    ]
+    with hub.client(headers=AUTH) as http:
+        answer = http.post("/webhooks/shop", json=events)
+        assert answer.status_code == 202
+        assert answer.json()["accepted"] == 3
+        assert len({a["fingerprint"] for a in answer.json()["alerts"]}) == 3
+        listed = http.get("/api/v1/alerts", params={"label": 'host=~"db-[01]"'}).json()
+        assert sorted(a["labels"]["host"] for a in listed) == ["db-0", "db-1"]
+        assert http.get("/api/v1/alerts", params={"severity": "critical"}).json() == []
