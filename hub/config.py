@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from hub import matchers, silences, timeintervals
 from hub.errors import ConfigError
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
@@ -321,7 +322,8 @@ def check(config: Config) -> list[str]:
     if config.route.receiver is None:
         problems.append("route.receiver: the root route needs a receiver")
     problems += _check_route(config, config.route, "route")
-    return problems + _check_muting(config)
+    problems += _check_silences(config) + _check_inhibit_rules(config)
+    return problems + _check_time_intervals(config) + _check_flapping(config.flapping)
 
 
 def _check_route(config: Config, route: Route, path: str) -> list[str]:
@@ -340,24 +342,28 @@ def _check_route(config: Config, route: Route, path: str) -> list[str]:
     return problems
 
 
-def _check_muting(config: Config) -> list[str]:
-    """Silences, maintenance windows, inhibit rules, time intervals, flapping."""
-    from hub import matchers, silences, timeintervals
-
+def _check_silences(config: Config) -> list[str]:
+    """Static silences and maintenance windows follow the API's rules for silences."""
     problems = _duplicates("maintenance", [m.name for m in config.maintenance])
-    problems += _duplicates("time_intervals", [t.name for t in config.time_intervals])
     for i, s in enumerate(config.silences):
         problems += _under(f"silences[{i}]", silences.problems(s.matchers, s.starts_at, s.ends_at))
     for i, m in enumerate(config.maintenance):
         found = silences.problems(m.matchers, m.starts_at, m.ends_at)
         problems += _under(f"maintenance[{i}] ({m.name})", found)
+    return problems
+
+
+def _check_inhibit_rules(config: Config) -> list[str]:
+    problems = []
     for i, rule in enumerate(config.inhibit_rules):
         for key in ("source_matchers", "target_matchers"):
-            texts = getattr(rule, key)
-            found = matchers.problems(texts, key) or (
-                [] if texts else [f"{key}: at least one matcher is needed"]
-            )
+            found = matchers.problems(getattr(rule, key), key, required=True)
             problems += _under(f"inhibit_rules[{i}]", found)
+    return problems
+
+
+def _check_time_intervals(config: Config) -> list[str]:
+    problems = _duplicates("time_intervals", [t.name for t in config.time_intervals])
     for i, named in enumerate(config.time_intervals):
         for j, spec in enumerate(named.time_intervals):
             try:
@@ -365,9 +371,14 @@ def _check_muting(config: Config) -> list[str]:
             except ConfigError as e:
                 where = f"time_intervals[{i}] ({named.name}).time_intervals[{j}]"
                 problems += _under(where, e.problems)
-    if config.flapping.threshold < 1:
+    return problems
+
+
+def _check_flapping(flapping: Flapping) -> list[str]:
+    problems = []
+    if flapping.threshold < 1:
         problems.append("flapping.threshold: must be at least 1")
-    if config.flapping.window <= 0:
+    if flapping.window <= 0:
         problems.append("flapping.window: must be longer than 0s")
     return problems
 

@@ -11,7 +11,7 @@ with ``\\"``, ``\\\\`` and ``\\n`` as escapes and any other backslash kept liter
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -70,9 +70,10 @@ def parse_all(texts: Iterable[str]) -> list[Matcher]:
     return [m for text in texts for m in parse(text)]
 
 
-def problems(texts: Iterable[str], key: str) -> list[str]:
-    """Every unparseable entry of a config list, as ``key[i]: reason``."""
-    found = []
+def problems(texts: Sequence[str], key: str, required: bool = False) -> list[str]:
+    """Every unparseable entry of a config list, as ``key[i]: reason``; with ``required``
+    an empty list is a problem too."""
+    found = [f"{key}: at least one matcher is needed"] if required and not texts else []
     for i, text in enumerate(texts):
         try:
             parse(text)

@@ -75,10 +75,8 @@ def problems(texts: list[str], starts_at: datetime | None, ends_at: datetime | N
     A silence whose matchers all match the empty string would mute every alert,
     so it is refused, as Alertmanager does.
     """
-    found = matchers.problems(texts, "matchers")
-    if not texts:
-        found.append("matchers: at least one matcher is needed")
-    elif not found and matchers.matches_all(matchers.parse_all(texts), {}):
+    found = matchers.problems(texts, "matchers", required=True)
+    if not found and matchers.matches_all(matchers.parse_all(texts), {}):
         found.append(
             "matchers: at least one matcher must not match the empty string, "
             "or the silence would mute every alert"

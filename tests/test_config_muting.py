@@ -229,11 +229,11 @@ threshold = 0
     )
     assert [p.split(": ")[0] for p in problems(text)] == [
         "maintenance",
-        "time_intervals",
         "silences[0].matchers",
         "maintenance[0] (m).ends_at",
         "inhibit_rules[0].source_matchers[0]",
         "inhibit_rules[0].target_matchers[0]",
+        "time_intervals",
         "time_intervals[0] (w).time_intervals[0].weekdays[0]",
         "time_intervals[0] (w).time_intervals[0].months[0]",
         "flapping.threshold",
