@@ -159,8 +159,10 @@ class TimeIntervals(Struct):
 class Flapping(Struct):
     """More than ``threshold`` state changes inside ``window`` hold notifications.
 
-    Six in ten minutes is three fire/resolve cycles: a real outage being worked on
-    rarely bounces that often, a threshold sitting on the edge of a metric does.
+    Seven changes in ten minutes is over three fire/resolve cycles, close to the
+    fastest a rule evaluated every minute can bounce: a real outage being worked on
+    rarely does that, a threshold sitting on the edge of a metric does. Fewer
+    changes still notify, so a fix that fails once is not hidden.
     """
 
     threshold: int = 6
@@ -168,8 +170,11 @@ class Flapping(Struct):
 
 
 class Incidents(Struct):
-    """``reopen_window``: a group that fires again this soon after resolving reopens
-    its last incident instead of starting a new one ("0s": always a new one)."""
+    """How incidents are kept (rules in ``hub.incidents``).
+
+    ``reopen_window``: a group that fires again this soon after resolving reopens its
+    last incident instead of starting a new one; "0s" always starts a new one.
+    """
 
     reopen_window: Duration = Duration(0)
 

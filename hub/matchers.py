@@ -88,7 +88,9 @@ def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
 
 def _split(body: str) -> list[str]:
     """Split on commas outside double quotes; a trailing comma is allowed."""
-    tokens, current, quoted, escaped = [], [], False, False
+    tokens: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
     for char in body:
         if char == "," and not quoted:
             tokens.append("".join(current))

@@ -2,6 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub.config import parse as parse_config
 from hub.silences import Silence, expire, from_config, mutes, muting_silences, problems, state
@@ -164,3 +166,15 @@ def test_static_silences_and_maintenance_windows_become_silences():
 def test_static_silence_ids_survive_a_reload():
     config = parse_config(CONFIG, {})
     assert [s.id for s in from_config(config, T0)] == [s.id for s in from_config(config, T0 + HOUR)]
+
+
+_times = st.datetimes(timezones=st.just(UTC))
+
+
+@given(st.one_of(st.none(), _times), st.one_of(st.none(), _times), _times, _times)
+def test_state_only_moves_forward_in_time(starts, ends, earlier, later):
+    if earlier > later:
+        earlier, later = later, earlier
+    order = ["pending", "active", "expired"]
+    one = silence(starts=starts, ends=ends)
+    assert order.index(state(one, earlier)) <= order.index(state(one, later))
