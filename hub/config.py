@@ -10,17 +10,23 @@ import re
 import tomllib
 import types
 import typing
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from hub import matchers, silences, timeintervals
 from hub.errors import ConfigError
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+"""An RFC 3339 time with an offset, quoted or as a TOML date-time; a local time is refused."""
 
 
 class Duration(float):
@@ -85,6 +91,8 @@ class Route(Struct):
     matchers: list[str] = []
     continue_: bool = msgspec.field(default=False, name="continue")
     escalation: str | None = None
+    mute_time_intervals: list[str] = []
+    active_time_intervals: list[str] = []
     routes: list[Route] = []
 
 
@@ -97,6 +105,80 @@ class Notifier(Struct):
     concurrency: int = 8
 
 
+class StaticSilence(Struct):
+    """A ``[[silences]]`` entry: omitted bounds mean since always / forever."""
+
+    matchers: list[str]
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
+    created_by: str = "config"
+    comment: str = ""
+
+
+class Maintenance(Struct):
+    """A one-off ``[[maintenance]]`` window: mutes matching alerts from start to end."""
+
+    name: str
+    starts_at: Timestamp
+    ends_at: Timestamp
+    matchers: list[str]
+    comment: str = ""
+
+
+class InhibitRule(Struct):
+    """Mute alerts matching ``target_matchers`` while a ``source_matchers`` alert fires."""
+
+    source_matchers: list[str]
+    target_matchers: list[str]
+    equal: list[str] = []
+
+
+class TimeRange(Struct):
+    start_time: str
+    end_time: str
+
+
+class IntervalSpec(Struct):
+    """One Alertmanager time interval; an empty list matches any value."""
+
+    times: list[TimeRange] = []
+    weekdays: list[str] = []
+    days_of_month: list[str] = []
+    months: list[str] = []
+    years: list[str] = []
+    location: str = "UTC"
+
+
+class TimeIntervals(Struct):
+    """A named ``[[time_intervals]]`` set, referenced by routes; matches if any entry does."""
+
+    name: str
+    time_intervals: list[IntervalSpec] = []
+
+
+class Flapping(Struct):
+    """More than ``threshold`` state changes inside ``window`` hold notifications.
+
+    Seven changes in ten minutes is over three fire/resolve cycles, close to the
+    fastest a rule evaluated every minute can bounce: a real outage being worked on
+    rarely does that, a threshold sitting on the edge of a metric does. Fewer
+    changes still notify, so a fix that fails once is not hidden.
+    """
+
+    threshold: int = 6
+    window: Duration = Duration(600)
+
+
+class Incidents(Struct):
+    """How incidents are kept (rules in ``hub.incidents``).
+
+    ``reopen_window``: a group that fires again this soon after resolving reopens its
+    last incident instead of starting a new one; "0s" always starts a new one.
+    """
+
+    reopen_window: Duration = Duration(0)
+
+
 class Config(Struct, kw_only=True):
     server: Server = msgspec.field(default_factory=Server)
     storage: Storage = msgspec.field(default_factory=Storage)
@@ -104,6 +186,12 @@ class Config(Struct, kw_only=True):
     sources: list[Source] = []
     receivers: list[Receiver] = []
     route: Route
+    silences: list[StaticSilence] = []
+    maintenance: list[Maintenance] = []
+    inhibit_rules: list[InhibitRule] = []
+    time_intervals: list[TimeIntervals] = []
+    flapping: Flapping = msgspec.field(default_factory=Flapping)
+    incidents: Incidents = msgspec.field(default_factory=Incidents)
 
     def source(self, name: str) -> Source | None:
         return next((s for s in self.sources if s.name == name), None)
@@ -238,7 +326,8 @@ def check(config: Config) -> list[str]:
     if config.route.receiver is None:
         problems.append("route.receiver: the root route needs a receiver")
     problems += _check_route(config, config.route, "route")
-    return problems
+    problems += _check_silences(config) + _check_inhibit_rules(config)
+    return problems + _check_time_intervals(config) + _check_flapping(config.flapping)
 
 
 def _check_urls(where: str, urls: list[str]) -> list[str]:
@@ -261,9 +350,62 @@ def _check_route(config: Config, route: Route, path: str) -> list[str]:
     problems = []
     if route.receiver is not None and config.receiver(route.receiver) is None:
         problems.append(f'{path}.receiver: undefined receiver "{route.receiver}"')
+    intervals = {t.name for t in config.time_intervals}
+    for key in ("mute_time_intervals", "active_time_intervals"):
+        problems += [
+            f'{path}.{key}: undefined time interval "{name}"'
+            for name in getattr(route, key)
+            if name not in intervals
+        ]
     for i, child in enumerate(route.routes):
         problems += _check_route(config, child, f"{path}.routes[{i}]")
     return problems
+
+
+def _check_silences(config: Config) -> list[str]:
+    """Static silences and maintenance windows follow the API's rules for silences."""
+    problems = _duplicates("maintenance", [m.name for m in config.maintenance])
+    for i, s in enumerate(config.silences):
+        problems += _under(f"silences[{i}]", silences.problems(s.matchers, s.starts_at, s.ends_at))
+    for i, m in enumerate(config.maintenance):
+        found = silences.problems(m.matchers, m.starts_at, m.ends_at)
+        problems += _under(f"maintenance[{i}] ({m.name})", found)
+    return problems
+
+
+def _check_inhibit_rules(config: Config) -> list[str]:
+    problems = []
+    for i, rule in enumerate(config.inhibit_rules):
+        for key in ("source_matchers", "target_matchers"):
+            found = matchers.problems(getattr(rule, key), key, required=True)
+            problems += _under(f"inhibit_rules[{i}]", found)
+    return problems
+
+
+def _check_time_intervals(config: Config) -> list[str]:
+    problems = _duplicates("time_intervals", [t.name for t in config.time_intervals])
+    for i, named in enumerate(config.time_intervals):
+        for j, spec in enumerate(named.time_intervals):
+            try:
+                timeintervals.compile_spec(spec)
+            except ConfigError as e:
+                where = f"time_intervals[{i}] ({named.name}).time_intervals[{j}]"
+                problems += _under(where, e.problems)
+    return problems
+
+
+def _check_flapping(flapping: Flapping) -> list[str]:
+    problems = []
+    if flapping.threshold < 1:
+        problems.append("flapping.threshold: must be at least 1")
+    if flapping.window <= 0:
+        problems.append("flapping.window: must be longer than 0s")
+    return problems
+
+
+def _under(path: str, problems: list[str]) -> list[str]:
+    """Prefix ``key: reason`` lines from a domain module with where they are."""
+    return [f"{path}.{problem}" for problem in problems]
 
 
 def _duplicates(table: str, names: list[str]) -> list[str]:

@@ -1,48 +1,51 @@
 """Label matchers in Alertmanager's syntax: ``name="v"``, ``name!="v"``, ``name=~"re"``,
 ``name!~"re"``, alone or as a set ``{a="b", c=~"d|e"}``.
 
-Semantics follow Alertmanager: a missing label has the value ""; regular expressions
-are fully anchored (``=~"api"`` does not match "api-v2").
+Semantics follow Alertmanager, so rules copied from an existing setup mean the same here:
+a missing label has the value ""; regular expressions are fully anchored (``=~"api"`` does
+not match "api-v2"; ``=~"api|web"`` anchors the whole alternation); values may be quoted,
+with ``\\"``, ``\\\\`` and ``\\n`` as escapes and any other backslash kept literally (so
+``=~"\\d+"`` is the regex ``\\d+``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 Operator = Literal["=", "!=", "=~", "!~"]
 
-_MATCHER = re.compile(
-    r"""\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*
-        (?P<op>=~|!~|!=|=)\s*
-        (?P<value>"(?:[^"\\]|\\.)*"|[^,"}\s][^,}]*?|)\s*(?:,|$)""",
-    re.VERBOSE,
-)
+_MATCHER = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|=|!=|!~)\s*(.*?)\s*$", re.DOTALL)
+_ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}
 
 
 @dataclass(frozen=True)
 class Matcher:
-    """One label condition; ``pattern`` is compiled for the regex operators."""
+    """One label condition; ``pattern`` is compiled here for the regex operators."""
 
     name: str
     op: Operator
     value: str
-    pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False, init=False)
+
+    def __post_init__(self) -> None:
+        if self.op in ("=~", "!~"):
+            try:
+                compiled = re.compile(self.value)
+            except re.error as e:
+                raise ValueError(f"bad regular expression {self.value!r}: {e}") from e
+            object.__setattr__(self, "pattern", compiled)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")
-        if self.op == "=":
-            return actual == self.value
-        if self.op == "!=":
-            return actual != self.value
-        assert self.pattern is not None
-        found = self.pattern.fullmatch(actual) is not None
-        return found if self.op == "=~" else not found
+        if self.pattern is None:
+            return (actual == self.value) == (self.op == "=")
+        return (self.pattern.fullmatch(actual) is not None) == (self.op == "=~")
 
     def __str__(self) -> str:
-        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'{self.name}{self.op}"{escaped}"'
 
 
@@ -56,14 +59,7 @@ def parse(text: str) -> list[Matcher]:
         if not body.endswith("}"):
             raise ValueError(f"unclosed '{{' in matcher {text!r}")
         body = body[1:-1]
-    matchers: list[Matcher] = []
-    position = 0
-    while position < len(body.rstrip()):
-        found = _MATCHER.match(body, position)
-        if not found or found.end() == position:
-            raise ValueError(f"bad matcher {body[position:].strip()!r} in {text!r}")
-        matchers.append(_build(found.group("name"), found.group("op"), found.group("value")))
-        position = found.end()
+    matchers = [_parse_one(token) for token in _split(body)]
     if not matchers:
         raise ValueError(f"no matcher in {text!r}")
     return matchers
@@ -74,22 +70,60 @@ def parse_all(texts: Iterable[str]) -> list[Matcher]:
     return [m for text in texts for m in parse(text)]
 
 
+def problems(texts: Sequence[str], key: str, required: bool = False) -> list[str]:
+    """Every unparseable entry of a config list, as ``key[i]: reason``; with ``required``
+    an empty list is a problem too."""
+    found = [f"{key}: at least one matcher is needed"] if required and not texts else []
+    for i, text in enumerate(texts):
+        try:
+            parse(text)
+        except ValueError as e:
+            found.append(f"{key}[{i}]: {e}")
+    return found
+
+
 def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
 
 
-def _build(name: str, op: str, raw: str) -> Matcher:
-    value = _unquote(raw.strip())
-    if op in ("=~", "!~"):
-        try:
-            pattern = re.compile(value)
-        except re.error as e:
-            raise ValueError(f"bad regular expression {value!r} for {name}: {e}") from e
-        return Matcher(name, op, value, pattern)  # type: ignore[arg-type]
-    return Matcher(name, op, value)  # type: ignore[arg-type]
+def _split(body: str) -> list[str]:
+    """Split on commas outside double quotes; a trailing comma is allowed."""
+    tokens: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in body:
+        if char == "," and not quoted:
+            tokens.append("".join(current))
+            current = []
+            continue
+        if char == '"' and not escaped:
+            quoted = not quoted
+        escaped = char == "\\" and not escaped
+        current.append(char)
+    last = "".join(current)
+    return [*tokens, last] if last.strip() else tokens
+
+
+def _parse_one(token: str) -> Matcher:
+    found = _MATCHER.match(token)
+    if not found:
+        raise ValueError(f"bad matcher {token.strip()!r}: expected name, operator, value")
+    name, op, raw = found.groups()
+    return Matcher(name, op, _unquote(raw))  # type: ignore[arg-type]
 
 
 def _unquote(raw: str) -> str:
-    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-        return re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), raw[1:-1])
-    return raw
+    """Undo OpenMetrics escapes; an unescaped quote may only close a quoted value."""
+    quoted = raw.startswith('"')
+    if quoted and (len(raw) < 2 or not raw.endswith('"') or _escaped_at_end(raw)):
+        raise ValueError(f"unterminated quoted value {raw!r}")
+    inner = raw[1:-1] if quoted else raw
+    if re.search(r'(?<!\\)(?:\\\\)*"', inner):
+        raise ValueError(f"unescaped double quote in value {raw!r}")
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), inner, flags=re.S)
+
+
+def _escaped_at_end(raw: str) -> bool:
+    """True when the closing quote is itself escaped (an odd run of backslashes)."""
+    trailing = len(raw) - 1 - len(raw[:-1].rstrip("\\"))
+    return trailing % 2 == 1

@@ -1,0 +1,62 @@
+"""The incident lifecycle: open -> acknowledged -> resolved, derived from its alerts.
+
+An incident resolves by itself when none of its alerts is active any more; resolved is
+final for that incident. A group that fires again then starts a new incident, or
+reopens its last one when that resolved less than ``[incidents] reopen_window`` ago
+(default "0s": never), so a brief blip does not scatter one outage over many
+incidents. The caller records acks and resolves; these rules only decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Literal
+
+from hub.events import Severity, Status, most_severe
+
+IncidentStatus = Literal["open", "acknowledged", "resolved"]
+Placement = Literal["join", "reopen", "new"]
+
+
+def next_status(
+    current: IncidentStatus, alert_statuses: Iterable[Status], acked: bool
+) -> IncidentStatus:
+    """The status after a change to the alerts or the ack.
+
+    ``acked`` is a person's ack (API, CLI, link); an incident whose active alerts were
+    all acknowledged at their source (e.g. PagerDuty ``acknowledge``) counts as acked.
+    """
+    active = [s for s in alert_statuses if s != "resolved"]
+    if current == "resolved" or not active:
+        return "resolved"
+    if acked or all(s == "acknowledged" for s in active):
+        return "acknowledged"
+    return "open"
+
+
+def should_reopen(resolved_at: datetime, now: datetime, window: float) -> bool:
+    """True if an incident resolved less than ``window`` seconds ago may be reopened."""
+    return window > 0 and now - resolved_at < timedelta(seconds=window)
+
+
+def place(
+    last: IncidentStatus | None, resolved_at: datetime | None, now: datetime, window: float
+) -> Placement:
+    """Where a new firing alert of a group goes: join the group's last incident while it is
+    not resolved, reopen it if it resolved within the window, otherwise start a new one."""
+    if last is None:
+        return "new"
+    if last != "resolved":
+        return "join"
+    if resolved_at is not None and should_reopen(resolved_at, now, window):
+        return "reopen"
+    return "new"
+
+
+def severity(alerts: Iterable[tuple[Status, Severity]]) -> Severity:
+    """The highest severity among active alerts; once none is active, among all of them,
+    so a resolved incident keeps showing how bad it was. ``alerts`` must not be empty."""
+    pairs = list(alerts)
+    active = [sev for status, sev in pairs if status != "resolved"]
+    return most_severe(active or [sev for _, sev in pairs])  # type: ignore[return-value]

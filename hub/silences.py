@@ -1,0 +1,124 @@
+"""Silences: label matchers plus a time range, with an author and a reason.
+
+A silence mutes matching alerts at send time (so one created after an alert arrived
+still applies); the alerts are stored and counted as usual. Static silences and one-off
+maintenance windows from the config are silences too, so every mute by time and labels
+goes through ``muting_silences`` and shows up under one "muted by" list. Times are
+timezone-aware; ``None`` bounds mean "since always" and "forever".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from hub import matchers
+
+if TYPE_CHECKING:
+    from hub.config import Config
+
+State = Literal["pending", "active", "expired"]
+
+
+class Silence(msgspec.Struct, frozen=True, kw_only=True, dict=True):
+    """One silence as the API shows it; ``parsed`` holds the compiled matchers."""
+
+    id: str
+    matchers: list[str]
+    starts_at: datetime | None
+    ends_at: datetime | None
+    created_by: str
+    comment: str = ""
+    created_at: datetime
+
+    @cached_property
+    def parsed(self) -> list[matchers.Matcher]:
+        return matchers.parse_all(self.matchers)
+
+
+def state(silence: Silence, now: datetime) -> State:
+    """Alertmanager's states: pending before ``starts_at``, expired from ``ends_at``."""
+    if silence.ends_at is not None and now >= silence.ends_at:
+        return "expired"
+    if silence.starts_at is not None and now < silence.starts_at:
+        return "pending"
+    return "active"
+
+
+def mutes(silence: Silence, labels: Mapping[str, str], now: datetime) -> bool:
+    return state(silence, now) == "active" and matchers.matches_all(silence.parsed, labels)
+
+
+def muting_silences(
+    silences: Iterable[Silence], labels: Mapping[str, str], now: datetime
+) -> list[str]:
+    """The ids of the silences muting these labels now (empty: not silenced)."""
+    return [s.id for s in silences if mutes(s, labels, now)]
+
+
+def expire(silence: Silence, now: datetime) -> Silence:
+    """End a silence now; a pending one ends before it ever started, as in Alertmanager."""
+    if state(silence, now) == "expired":
+        return silence
+    starts_at = now if state(silence, now) == "pending" else silence.starts_at
+    return msgspec.structs.replace(silence, starts_at=starts_at, ends_at=now)
+
+
+def problems(texts: list[str], starts_at: datetime | None, ends_at: datetime | None) -> list[str]:
+    """What is wrong with a silence, as ``key: reason`` lines (for the API and the config).
+
+    A silence whose matchers all match the empty string would mute every alert,
+    so it is refused, as Alertmanager does.
+    """
+    found = matchers.problems(texts, "matchers", required=True)
+    if not found and matchers.matches_all(matchers.parse_all(texts), {}):
+        found.append(
+            "matchers: at least one matcher must not match the empty string, "
+            "or the silence would mute every alert"
+        )
+    if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+        found.append("ends_at: must be after starts_at")
+    return found
+
+
+def from_config(config: Config, now: datetime) -> list[Silence]:
+    """Static ``[[silences]]`` and one-off ``[[maintenance]]`` windows, as silences.
+
+    Ids come from the content (``config-<hash>``) or the window's name
+    (``maintenance:<name>``), so they survive a reload that leaves them unchanged.
+    """
+    static = [
+        Silence(
+            id=f"config-{_digest(s.matchers, s.starts_at, s.ends_at)}",
+            matchers=s.matchers,
+            starts_at=s.starts_at,
+            ends_at=s.ends_at,
+            created_by=s.created_by,
+            comment=s.comment,
+            created_at=now,
+        )
+        for s in config.silences
+    ]
+    windows = [
+        Silence(
+            id=f"maintenance:{m.name}",
+            matchers=m.matchers,
+            starts_at=m.starts_at,
+            ends_at=m.ends_at,
+            created_by="config",
+            comment=m.comment or f"maintenance window {m.name}",
+            created_at=now,
+        )
+        for m in config.maintenance
+    ]
+    return static + windows
+
+
+def _digest(texts: list[str], starts_at: datetime | None, ends_at: datetime | None) -> str:
+    key = "\n".join([*texts, str(starts_at), str(ends_at)])
+    return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -1,0 +1,116 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hub.config import InhibitRule
+from hub.inhibit import Inhibitor, Rule, inhibited_by
+
+
+def rule(source, target, equal=()) -> Rule:
+    return Rule.from_config(
+        InhibitRule(source_matchers=source, target_matchers=target, equal=list(equal))
+    )
+
+
+DC_DOWN = rule(['alertname="DatacenterDown"'], ['alertname=~"Host.*"'], ["dc"])
+CRITICAL_MUTES_WARNING = rule(['severity="critical"'], ['severity="warning"'], ["service"])
+
+
+@pytest.mark.parametrize(
+    ("target", "firing", "expected"),
+    [
+        ({"alertname": "HostDown", "dc": "fra"}, [{"alertname": "DatacenterDown", "dc": "fra"}], 0),
+        (
+            {"alertname": "HostDown", "dc": "ams"},
+            [{"alertname": "DatacenterDown", "dc": "fra"}],
+            None,
+        ),
+        ({"alertname": "HostDown"}, [{"alertname": "DatacenterDown"}], 0),
+        ({"alertname": "HostDown", "dc": "fra"}, [{"alertname": "DatacenterDown"}], None),
+        ({"alertname": "HostDown"}, [{"alertname": "DatacenterDown", "dc": "fra"}], None),
+        (
+            {"alertname": "DiskFull", "dc": "fra"},
+            [{"alertname": "DatacenterDown", "dc": "fra"}],
+            None,
+        ),
+        ({"alertname": "HostDown", "dc": "fra"}, [], None),
+        ({"alertname": "HostDown", "dc": "fra"}, [{"alertname": "HostDown", "dc": "fra"}], None),
+    ],
+)
+def test_a_target_is_muted_while_a_source_with_equal_labels_fires(target, firing, expected):
+    assert inhibited_by([DC_DOWN], target, firing) == expected
+
+
+def test_it_names_the_first_rule_that_mutes():
+    rules = [DC_DOWN, CRITICAL_MUTES_WARNING]
+    firing = [{"severity": "critical", "service": "api"}]
+    assert inhibited_by(rules, {"severity": "warning", "service": "api"}, firing) == 1
+
+
+def test_an_alert_matching_both_sides_does_not_inhibit_itself():
+    both = rule(['team="ops"'], ['team="ops"'], ["dc"])
+    alert = {"team": "ops", "dc": "fra"}
+    assert inhibited_by([both], alert, [alert]) is None
+
+
+def test_an_alert_matching_both_sides_is_muted_by_a_source_only_alert():
+    broad = rule(['severity=~"critical|warning"'], ['severity="warning"'], ["service"])
+    warning = {"severity": "warning", "service": "api"}
+    other_warning = {"severity": "warning", "service": "api", "instance": "b"}
+    critical = {"severity": "critical", "service": "api"}
+    assert inhibited_by([broad], warning, [warning, other_warning]) is None
+    assert inhibited_by([broad], warning, [warning, critical]) == 0
+
+
+def test_one_inhibitor_answers_for_many_alerts():
+    firing = [{"alertname": "DatacenterDown", "dc": f"dc{i}"} for i in range(2000)]
+    inhibitor = Inhibitor([DC_DOWN], firing)
+    assert inhibitor.inhibited_by({"alertname": "HostDown", "dc": "dc1999"}) == 0
+    assert inhibitor.inhibited_by({"alertname": "HostDown", "dc": "dc2000"}) is None
+
+
+_label_sets = st.dictionaries(
+    st.sampled_from(["severity", "service", "dc", "team"]),
+    st.sampled_from(["critical", "warning", "api", "fra", ""]),
+    max_size=4,
+)
+_matcher = st.builds(
+    lambda name, op, value: f'{name}{op}"{value}"',
+    st.sampled_from(["severity", "service", "dc", "team"]),
+    st.sampled_from(["=", "!=", "=~", "!~"]),
+    st.sampled_from(["critical", "warning|api", "", ".*", "fra"]),
+)
+_rules = st.lists(
+    st.builds(
+        rule,
+        st.lists(_matcher, min_size=1, max_size=2),
+        st.lists(_matcher, min_size=1, max_size=2),
+        st.lists(st.sampled_from(["service", "dc", "team"]), max_size=2),
+    ),
+    max_size=3,
+)
+
+
+@given(_rules, _label_sets)
+def test_inhibition_never_mutes_an_alert_by_itself(rules, labels):
+    assert inhibited_by(rules, labels, [labels]) is None
+
+
+@given(_rules, _label_sets, st.lists(_label_sets, max_size=5))
+def test_the_index_agrees_with_the_definition(rules, target, firing):
+    def by_definition(r: Rule) -> bool:
+        def matches(ms, labels):
+            return all(m.matches(labels) for m in ms)
+
+        if not matches(r.target, target):
+            return False
+        two_sided = matches(r.source, target)
+        return any(
+            matches(r.source, f)
+            and r.key(f) == r.key(target)
+            and not (two_sided and matches(r.target, f))
+            for f in firing
+        )
+
+    expected = next((i for i, r in enumerate(rules) if by_definition(r)), None)
+    assert inhibited_by(rules, target, firing) == expected

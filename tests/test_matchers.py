@@ -1,0 +1,148 @@
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hub.matchers import Matcher, matches_all, parse, parse_all, problems
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('severity="critical"', [("severity", "=", "critical")]),
+        ('env!="dev"', [("env", "!=", "dev")]),
+        ('service=~"api|web"', [("service", "=~", "api|web")]),
+        ('team!~"x|y"', [("team", "!~", "x|y")]),
+        ("env=prod", [("env", "=", "prod")]),
+        ("  env  =  prod  ", [("env", "=", "prod")]),
+        ("env=", [("env", "=", "")]),
+        ('env=""', [("env", "=", "")]),
+        ("name:with:colons=x", [("name:with:colons", "=", "x")]),
+        ('{a="b", c=~"d|e"}', [("a", "=", "b"), ("c", "=~", "d|e")]),
+        ('{foo = "bar", dings != "bums", }', [("foo", "=", "bar"), ("dings", "!=", "bums")]),
+        ("foo=bar,dings!=bums", [("foo", "=", "bar"), ("dings", "!=", "bums")]),
+        ("{}", None),
+        ('a="b,c"', [("a", "=", "b,c")]),
+        ('a="{x}"', [("a", "=", "{x}")]),
+        (r'q="She said: \"Hi, all\""', [("q", "=", 'She said: "Hi, all"')]),
+        (r'path="C:\\dir"', [("path", "=", "C:\\dir")]),
+        (r'multi="a\nb"', [("multi", "=", "a\nb")]),
+        (r'code=~"\d+"', [("code", "=~", r"\d+")]),
+        (r"tail=x\ ", [("tail", "=", "x\\")]),
+        ("a==b", [("a", "=", "=b")]),
+    ],
+)
+def test_it_parses_alertmanager_syntax(text, expected):
+    if expected is None:
+        with pytest.raises(ValueError, match="no matcher"):
+            parse(text)
+        return
+    assert [(m.name, m.op, m.value) for m in parse(text)] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "no matcher"),
+        ('{a="b"', "unclosed"),
+        ('a="b', "unterminated"),
+        (r'a="b\"', "unterminated"),
+        ('a=b"c', "unescaped double quote"),
+        ('a="b"c"', "unescaped double quote"),
+        ('a="b" c="d"', "unescaped double quote"),
+        ("a=b,,c=d", "bad matcher"),
+        ("1a=b", "bad matcher"),
+        ("a-b=c", "bad matcher"),
+        ("justtext", "bad matcher"),
+        ('a=~"("', "bad regular expression"),
+    ],
+)
+def test_it_refuses_malformed_matchers_saying_why(text, reason):
+    with pytest.raises(ValueError, match=reason):
+        parse(text)
+
+
+@pytest.mark.parametrize(
+    ("matcher", "labels", "expected"),
+    [
+        ('env="prod"', {"env": "prod"}, True),
+        ('env="prod"', {"env": "production"}, False),
+        ('env="prod"', {}, False),
+        ('env=""', {}, True),
+        ('env=""', {"env": "prod"}, False),
+        ('env!="dev"', {"env": "prod"}, True),
+        ('env!="dev"', {"env": "dev"}, False),
+        ('env!="dev"', {}, True),
+        ('env!=""', {}, False),
+        ('service=~"api"', {"service": "api"}, True),
+        ('service=~"api"', {"service": "api-v2"}, False),
+        ('service=~"api"', {"service": "my-api"}, False),
+        ('service=~"api|web"', {"service": "web"}, True),
+        ('service=~"api|web"', {"service": "api-v2"}, False),
+        ('service=~"api|web"', {"service": "xweb"}, False),
+        ('service=~"api.*"', {"service": "api-v2"}, True),
+        ('service=~".*"', {}, True),
+        ('service=~".+"', {}, False),
+        ('service!~"api|web"', {"service": "api"}, False),
+        ('service!~"api|web"', {"service": "api-v2"}, True),
+        ('service!~"api|web"', {}, True),
+        ('service!~".*"', {}, False),
+        ('code=~"5.."', {"code": "503"}, True),
+        (r'code=~"\d+"', {"code": "503"}, True),
+        (r'code=~"\d+"', {"code": "5x3"}, False),
+        ('host=~"web-[0-9]+\\\\.example"', {"host": "web-1.example"}, True),
+        ('host=~"web-[0-9]+\\\\.example"', {"host": "web-1xexample"}, False),
+    ],
+)
+def test_matching_follows_alertmanager(matcher, labels, expected):
+    assert matches_all(parse(matcher), labels) is expected
+
+
+def test_a_set_is_a_conjunction_and_the_empty_set_matches_everything():
+    both = parse_all(['env="prod"', 'team=~"ops|sre"'])
+    assert matches_all(both, {"env": "prod", "team": "sre"})
+    assert not matches_all(both, {"env": "prod", "team": "dev"})
+    assert matches_all([], {"anything": "x"})
+
+
+def test_a_regex_matcher_built_by_hand_compiles_its_pattern():
+    assert Matcher("a", "=~", "x|y").matches({"a": "y"})
+    with pytest.raises(ValueError, match="bad regular expression"):
+        Matcher("a", "!~", "(")
+
+
+def test_problems_names_each_bad_entry_by_index():
+    found = problems(['a="b"', "nope", 'c=~"("'], "route.matchers")
+    assert [p.split(":")[0] for p in found] == ["route.matchers[1]", "route.matchers[2]"]
+
+
+_names = st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,10}", fullmatch=True)
+_values = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=20)
+
+
+def _valid_regex(value: str) -> bool:
+    try:
+        re.compile(value)
+    except re.error:
+        return False
+    return True
+
+
+@given(_names, st.sampled_from(["=", "!=", "=~", "!~"]), _values)
+def test_str_then_parse_round_trips(name, op, value):
+    if op in ("=~", "!~") and not _valid_regex(value):
+        return
+    matcher = Matcher(name, op, value)
+    assert parse(str(matcher)) == [matcher]
+    assert parse("{" + ", ".join([str(matcher)] * 2) + "}") == [matcher, matcher]
+
+
+@given(_names, _values, st.dictionaries(_names, _values, max_size=4))
+def test_negation_is_the_complement(name, value, labels):
+    escaped = re.escape(value)
+    assert Matcher(name, "=", value).matches(labels) != Matcher(name, "!=", value).matches(labels)
+    assert Matcher(name, "=~", escaped).matches(labels) == Matcher(name, "=", value).matches(labels)
+    assert Matcher(name, "!~", escaped).matches(labels) != Matcher(name, "=~", escaped).matches(
+        labels
+    )
