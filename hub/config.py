@@ -42,6 +42,8 @@ class Server(Struct):
     port: int = 8080
     public_url: str = ""
     max_body_bytes: int = 1_048_576
+    ack_secret: str = ""
+    ack_link_ttl: Duration = Duration(86400)
 
     @property
     def base_url(self) -> str:
@@ -220,6 +222,7 @@ def _is_struct(type_: Any) -> bool:
 
 def check(config: Config) -> list[str]:
     """Cross references and semantic rules that the types alone cannot express."""
+    from hub import routing
     from hub.decoders import DECODERS
 
     problems = _duplicates("sources", [s.name for s in config.sources])
@@ -238,7 +241,10 @@ def check(config: Config) -> list[str]:
             problems.append(f"receivers[{i}] ({receiver.name}).urls: at least one URL is needed")
     if config.route.receiver is None:
         problems.append("route.receiver: the root route needs a receiver")
+    if config.route.matchers:
+        problems.append("route.matchers: the root route takes every alert; match in routes")
     problems += _check_route(config, config.route, "route")
+    problems += routing.check(config.route)
     return problems
 
 
