@@ -76,6 +76,8 @@ class Receiver(Struct):
     urls: list[str]
     send_resolved: bool = True
     timeout: Duration = Duration(10)
+    title: str | None = None
+    body: str | None = None
 
 
 class Route(Struct):
@@ -106,6 +108,7 @@ class Config(Struct, kw_only=True):
     sources: list[Source] = []
     receivers: list[Receiver] = []
     route: Route
+    templates: dict[str, str] = {}
 
     def source(self, name: str) -> Source | None:
         return next((s for s in self.sources if s.name == name), None)
@@ -222,7 +225,7 @@ def _is_struct(type_: Any) -> bool:
 
 def check(config: Config) -> list[str]:
     """Cross references and semantic rules that the types alone cannot express."""
-    from hub import routing
+    from hub import channels, routing, templates
     from hub.decoders import DECODERS
 
     problems = _duplicates("sources", [s.name for s in config.sources])
@@ -245,6 +248,8 @@ def check(config: Config) -> list[str]:
         problems.append("route.matchers: the root route takes every alert; match in routes")
     problems += _check_route(config, config.route, "route")
     problems += routing.check(config.route)
+    problems += channels.check(config.receivers)
+    problems += templates.check(config)
     return problems
 
 
