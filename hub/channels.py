@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import apprise
 
@@ -80,8 +80,11 @@ def open_channel(url: str, timeout: float) -> Channel:
 
 
 def with_timeouts(url: str, timeout: float) -> str:
-    """Add Apprise's connect (``cto``) and read (``rto``) timeouts unless the URL sets them."""
-    given = parse_qs(urlsplit(url).query)
+    """Add Apprise's connect (``cto``) and read (``rto``) timeouts unless the URL sets them.
+
+    The query starts at the first "?": Apprise URLs use "#" for channels, not fragments.
+    """
+    given = parse_qs(url.partition("?")[2])
     extra = "&".join(f"{key}={timeout:g}" for key in ("cto", "rto") if key not in given)
     if not extra:
         return url
