@@ -177,11 +177,16 @@ class Templates:
         }
 
     def render(self, context: NotificationContext, kind: Kind, limit: int = SMS_LIMIT) -> Rendered:
-        """The message for one channel; ``limit`` caps a default SMS body."""
+        """The message for one channel kind.
+
+        ``limit`` caps the default SMS body; a receiver's own body is sent as written.
+        """
         body = self._own(context.receiver, "body", html=kind == "email")
         return Rendered(
             title=self._title(context, kind),
-            body=_render(body, context) if body else self._default_body(context, kind, limit),
+            body=self._default_body(context, kind, limit)
+            if body is None
+            else _render(body, context),
             body_format=FORMATS[kind],
         )
 
@@ -242,9 +247,9 @@ def _describe(error: Exception) -> str:
 
 def sms(context: NotificationContext, limit: int = SMS_LIMIT) -> str:
     """``CRITICAL #42 x3: summary... Ack: <link>`` within ``limit`` characters."""
+    state = context.severity.upper() if context.status == "firing" else "RESOLVED"
     count = f" x{context.firing_count}" if context.firing_count > 1 else ""
-    head = f"{context.severity.upper() if context.status == 'firing' else 'RESOLVED'}"
-    head += f" #{context.incident_id}{count}: "
+    head = f"{state} #{context.incident_id}{count}: "
     tail = f" Ack: {context.ack_url}" if context.status == "firing" and context.ack_url else ""
     return head + _shorten(" ".join(context.title.split()), limit - len(head) - len(tail)) + tail
 
@@ -253,7 +258,9 @@ def _shorten(text: str, room: int) -> str:
     """Cut to ``room`` characters with ASCII "..." (any other mark forces UCS-2 SMS)."""
     if len(text) <= room:
         return text
-    return text[: max(room - 3, 0)].rstrip() + "..." if room >= 4 else ""
+    if room < 4:
+        return ""
+    return text[: room - 3].rstrip() + "..."
 
 
 def _render(template: jinja2.Template, context: NotificationContext) -> str:

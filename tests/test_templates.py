@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub import channels, config, templates
 from hub.errors import ConfigError
@@ -167,3 +169,11 @@ def test_config_check_names_the_bad_template_or_url(receivers, extra, problem):
 )
 def test_the_channel_kind_comes_from_the_url_schema(url, kind):
     assert channels.kind(url) == kind
+
+
+@given(summary=st.text(max_size=400), firing=st.integers(min_value=1, max_value=50))
+def test_any_sms_fits_160_characters_and_ends_with_the_ack_link(summary, firing):
+    alerts = [alert(fingerprint=str(i)) for i in range(firing)]
+    body = templates.sms(context(title=summary, ack_url=ACK, alerts=alerts))
+    assert len(body) <= 160
+    assert body.endswith(f" Ack: {ACK}")
