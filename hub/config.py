@@ -48,6 +48,8 @@ class Server(Struct):
     port: int = 8080
     public_url: str = ""
     max_body_bytes: int = 1_048_576
+    ack_secret: str = ""
+    ack_link_ttl: Duration = Duration(86400)
 
     @property
     def base_url(self) -> str:
@@ -80,6 +82,8 @@ class Receiver(Struct):
     urls: list[str]
     send_resolved: bool = True
     timeout: Duration = Duration(10)
+    title: str | None = None
+    body: str | None = None
 
 
 class Route(Struct):
@@ -192,6 +196,7 @@ class Config(Struct, kw_only=True):
     time_intervals: list[TimeIntervals] = []
     flapping: Flapping = msgspec.field(default_factory=Flapping)
     incidents: Incidents = msgspec.field(default_factory=Incidents)
+    templates: dict[str, str] = {}
 
     def source(self, name: str) -> Source | None:
         return next((s for s in self.sources if s.name == name), None)
@@ -308,6 +313,7 @@ def _is_struct(type_: Any) -> bool:
 
 def check(config: Config) -> list[str]:
     """Cross references and semantic rules that the types alone cannot express."""
+    from hub import channels, routing, templates
     from hub.decoders import DECODERS
 
     problems = _duplicates("sources", [s.name for s in config.sources])
@@ -321,29 +327,17 @@ def check(config: Config) -> list[str]:
             )
         if source.auth.type == "bearer" and not any(source.auth.tokens):
             problems.append(f"{where}.auth.tokens: bearer auth needs at least one token")
-    for i, receiver in enumerate(config.receivers):
-        problems += _check_urls(f"receivers[{i}] ({receiver.name}).urls", receiver.urls)
     if config.route.receiver is None:
         problems.append("route.receiver: the root route needs a receiver")
+    if config.route.matchers:
+        problems.append("route.matchers: the root route takes every alert; match in routes")
     problems += _check_route(config, config.route, "route")
     problems += _check_silences(config) + _check_inhibit_rules(config)
-    return problems + _check_time_intervals(config) + _check_flapping(config.flapping)
-
-
-def _check_urls(where: str, urls: list[str]) -> list[str]:
-    """Every URL must be one Apprise can use; only the schema is quoted (URLs hold secrets)."""
-    import apprise
-
-    from hub import logfile
-
-    logfile.register()
-    if not urls:
-        return [f"{where}: at least one URL is needed"]
-    return [
-        f"{where}[{i}]: not a usable Apprise URL (schema {url.partition(':')[0]!r})"
-        for i, url in enumerate(urls)
-        if not apprise.Apprise().add(url)
-    ]
+    problems += _check_time_intervals(config) + _check_flapping(config.flapping)
+    problems += routing.check(config.route)
+    problems += channels.check(config.receivers)
+    problems += templates.check(config)
+    return problems
 
 
 def _check_route(config: Config, route: Route, path: str) -> list[str]:

@@ -1,0 +1,113 @@
+"""Apprise URLs as channels: what kind of message each wants and how to send one.
+
+The kind decides the message shape (``hub.templates``): an SMS must fit 160
+characters, chat takes Markdown, email takes HTML (Apprise adds the plain-text
+part), and machine endpoints (json/form/xml) get the context as JSON.
+
+``open_channel`` builds a fresh Apprise object for every send: Apprise throttles
+each plugin object on its own (5.5 s between emails), and the outbox, not Apprise,
+owns retries and pacing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qs
+
+import apprise
+
+from hub import logfile
+from hub.config import Receiver
+
+Kind = Literal["email", "sms", "chat", "structured"]
+
+SMS_LIMIT = 160
+
+_EMAIL = ("mailto", "mailtos", "ses", "sendgrid", "mailgun", "sparkpost", "smtp2go")
+_EMAIL += ("resend", "postmark", "brevo", "mailersend", "sendpulse", "o365", "azure")
+_SMS = ("twilio", "vonage", "nexmo", "sns", "clicksend", "bulksms", "bulkvs", "burstsms")
+_SMS += ("kudosity", "msg91", "plivo", "sinch", "d7sms", "46elks", "elks", "atalk")
+_SMS += ("clickatell", "freemobile", "httpsms", "infobip", "kavenegar", "msgbird", "ringc")
+_SMS += ("serwersms", "seven", "sfr", "smsc", "smsmanager", "smsmgr", "telnyx", "voipms")
+_SMS += ("mobilemessage", "mobilemsg", "smseagle", "smseagles")
+_STRUCTURED = ("json", "jsons", "form", "forms", "xml", "xmls")
+
+KINDS: dict[str, Kind] = {
+    **dict.fromkeys(_EMAIL, "email"),
+    **dict.fromkeys(_SMS, "sms"),
+    **dict.fromkeys(_STRUCTURED, "structured"),
+}
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One Apprise URL ready for one send.
+
+    ``limit`` is the most characters an SMS body may have on this service;
+    ``display`` is the URL with its secrets masked, for logs and the API.
+    """
+
+    apprise: apprise.Apprise
+    kind: Kind
+    limit: int
+    display: str
+
+
+def schema(url: str) -> str:
+    return url.partition("://")[0].lower()
+
+
+def kind(url: str) -> Kind:
+    """The message shape a URL wants; anything not email, SMS or structured is chat."""
+    return KINDS.get(schema(url), "chat")
+
+
+def open_channel(url: str, timeout: float) -> Channel:
+    """A fresh, unthrottled Apprise object for ``url`` with ``timeout`` applied.
+
+    Raises ValueError (naming only the schema: URLs hold secrets) when Apprise
+    cannot load the URL; ``check`` reports that at config load.
+    """
+    service = apprise.Apprise.instantiate(with_timeouts(url, timeout))
+    if service is None:
+        raise ValueError(f"Apprise cannot load a {schema(url)!r} URL")
+    service.request_rate_per_sec = 0
+    sender = apprise.Apprise()
+    sender.add(service)
+    limit = min(SMS_LIMIT, service.body_maxlen or SMS_LIMIT)
+    return Channel(sender, kind(url), limit, service.url(privacy=True))
+
+
+def with_timeouts(url: str, timeout: float) -> str:
+    """Add Apprise's connect (``cto``) and read (``rto``) timeouts unless the URL sets them.
+
+    The query starts at the first "?": Apprise URLs use "#" for channels, not fragments.
+    """
+    given = parse_qs(url.partition("?")[2])
+    extra = "&".join(f"{key}={timeout:g}" for key in ("cto", "rto") if key not in given)
+    if not extra:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{extra}"
+
+
+def redact(url: str) -> str:
+    """The URL with passwords and tokens masked, as Apprise prints it."""
+    service = apprise.Apprise.instantiate(url)
+    return service.url(privacy=True) if service is not None else f"{schema(url)}://..."
+
+
+def check(receivers: list[Receiver]) -> list[str]:
+    """Receiver URLs Apprise cannot load, named by position (never by value)."""
+    logfile.register()
+    empty = [
+        f"receivers[{i}] ({r.name}).urls: at least one URL is needed"
+        for i, r in enumerate(receivers)
+        if not r.urls
+    ]
+    return empty + [
+        f"receivers[{i}] ({receiver.name}).urls[{j}]: Apprise cannot load this {schema(url)!r} URL"
+        for i, receiver in enumerate(receivers)
+        for j, url in enumerate(receiver.urls)
+        if apprise.Apprise.instantiate(url) is None
+    ]

@@ -1,0 +1,132 @@
+"""The routing tree, with Alertmanager's semantics.
+
+``resolve`` turns ``[route]`` into a tree once, at config load: matchers are parsed
+and every node carries its effective settings (unset ones are inherited from the
+parent). ``match`` walks the tree for an alert's labels. The first match owns the
+alert's incident (``group_key``); matches reached through ``continue`` only add
+receivers to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hub.config import Route
+from hub.grouping import Timing
+from hub.matchers import Matcher, matches_all, parse_all
+
+GROUP_BY_ALL = "..."
+_DEFAULT_TIMING = Timing(group_wait=30.0, group_interval=300.0, repeat_interval=4 * 3600.0)
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    """What a matched route decides: who is told, how alerts group, and when.
+
+    ``route_id`` is the node's path in the tree ("0" is the root, "0.2.1" the second
+    child of its third child): stable as long as the routes keep their order.
+    ``group_by`` is None when the route groups by all labels (``["..."]``).
+    """
+
+    route_id: str
+    receiver: str
+    group_by: tuple[str, ...] | None
+    timing: Timing
+    escalation: str | None
+
+
+@dataclass(frozen=True)
+class RouteNode:
+    settings: RouteMatch
+    matchers: tuple[Matcher, ...]
+    continue_: bool
+    routes: tuple[RouteNode, ...]
+
+
+def resolve(route: Route) -> RouteNode:
+    """Build the tree from a checked config (``config.check`` reports bad matchers)."""
+    root = RouteMatch("0", route.receiver or "", (), _DEFAULT_TIMING, None)
+    return _node(route, _inherit(root, route, "0"))
+
+
+def _node(route: Route, settings: RouteMatch) -> RouteNode:
+    children = tuple(
+        _node(child, _inherit(settings, child, f"{settings.route_id}.{i}"))
+        for i, child in enumerate(route.routes)
+    )
+    return RouteNode(settings, tuple(parse_all(route.matchers)), route.continue_, children)
+
+
+def _inherit(parent: RouteMatch, route: Route, route_id: str) -> RouteMatch:
+    group_by = parent.group_by if route.group_by is None else _group_by(route.group_by)
+    timing = Timing(
+        group_wait=_pick(route.group_wait, parent.timing.group_wait),
+        group_interval=_pick(route.group_interval, parent.timing.group_interval),
+        repeat_interval=_pick(route.repeat_interval, parent.timing.repeat_interval),
+    )
+    return RouteMatch(
+        route_id=route_id,
+        receiver=route.receiver or parent.receiver,
+        group_by=group_by,
+        timing=timing,
+        escalation=route.escalation or parent.escalation,
+    )
+
+
+def _pick(value: float | None, inherited: float) -> float:
+    return inherited if value is None else float(value)
+
+
+def _group_by(names: list[str]) -> tuple[str, ...] | None:
+    return None if GROUP_BY_ALL in names else tuple(names)
+
+
+def match(tree: RouteNode, labels: Mapping[str, str]) -> list[RouteMatch]:
+    """Every route the alert goes to, in order; the first one owns its incident.
+
+    Depth first: the deepest matching routes win; a matching child without
+    ``continue`` stops the search among its later siblings; a node none of whose
+    children match is itself the match.
+    """
+    if not matches_all(tree.matchers, labels):
+        return []
+    found: list[RouteMatch] = []
+    for child in tree.routes:
+        matched = match(child, labels)
+        found += matched
+        if matched and not child.continue_:
+            break
+    return found or [tree.settings]
+
+
+def group_key(route: RouteMatch, labels: Mapping[str, str]) -> str:
+    """The incident key: the route id plus the values of its ``group_by`` labels.
+
+    Label names are sorted and values JSON-quoted, so the key is stable and
+    unambiguous whatever characters the values hold.
+    """
+    names = sorted(labels) if route.group_by is None else sorted(set(route.group_by))
+    pairs = ",".join(f"{name}={json.dumps(labels.get(name, ''))}" for name in names)
+    return f"{route.route_id}:{{{pairs}}}"
+
+
+def route_test(tree: RouteNode, labels: Mapping[str, str]) -> list[str]:
+    """Receiver names in match order, as ``amtool config routes test`` prints them."""
+    return [found.receiver for found in match(tree, labels)]
+
+
+def check(route: Route, path: str = "route") -> list[str]:
+    """Problems the types cannot catch: bad matchers and misused ``"..."``."""
+    problems = []
+    for i, text in enumerate(route.matchers):
+        try:
+            parse_all([text])
+        except ValueError as e:
+            problems.append(f"{path}.matchers[{i}]: {e}")
+    if route.group_by and GROUP_BY_ALL in route.group_by and len(route.group_by) > 1:
+        problems.append(f'{path}.group_by: "..." means all labels and must stand alone')
+    for i, child in enumerate(route.routes):
+        problems += check(child, f"{path}.routes[{i}]")
+    return problems

@@ -1,0 +1,302 @@
+"""Notification messages: one default per channel kind, overridable per receiver.
+
+- ``sms``: one line that fits the service's limit (160 characters): severity,
+  incident id, summary and the ack link. The summary is cut, never the link.
+- ``chat``: Markdown, which Apprise turns into each chat service's own dialect.
+- ``email``: HTML with an alerts table. Apprise's email plugin sends HTML as
+  multipart/alternative with a plain-text part converted from the HTML; that
+  conversion keeps text but drops ``href``s, so every link is also written out
+  as visible text and the ack link reaches both parts.
+- ``structured`` (json/form/xml endpoints): the context as JSON, for machines.
+
+Templates are Jinja2 in a sandbox (receivers' templates come from the config
+file, not from code); HTML is autoescaped, so a label value like ``<script>``
+arrives as text. ``[templates]`` holds named snippets that receivers'
+``title``/``body`` may ``include`` or ``import``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Literal
+
+import jinja2
+import msgspec
+from jinja2.sandbox import SandboxedEnvironment
+
+from hub.channels import SMS_LIMIT, Kind
+from hub.config import Config, Receiver
+
+BodyFormat = Literal["text", "markdown", "html"]
+
+FORMATS: dict[Kind, BodyFormat] = {
+    "sms": "text",
+    "chat": "markdown",
+    "email": "html",
+    "structured": "text",
+}
+
+
+class AlertContext(msgspec.Struct, frozen=True, kw_only=True):
+    fingerprint: str
+    status: Literal["firing", "resolved"]
+    severity: str
+    summary: str
+    starts_at: datetime
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+
+
+class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a message may show about one incident, for one receiver.
+
+    ``title`` is the incident's summary; ``ack_url`` may be empty (no link is
+    shown then). Templates see each field, plus ``firing_count``,
+    ``resolved_count`` and ``common_labels``, as top-level names.
+    """
+
+    incident_id: int
+    status: Literal["firing", "resolved"]
+    severity: str
+    title: str
+    alerts: list[AlertContext]
+    incident_url: str
+    ack_url: str
+    receiver: str
+
+    @property
+    def firing_count(self) -> int:
+        return sum(alert.status == "firing" for alert in self.alerts)
+
+    @property
+    def resolved_count(self) -> int:
+        return len(self.alerts) - self.firing_count
+
+    @property
+    def common_labels(self) -> dict[str, str]:
+        """Labels every alert shares: what the incident is about."""
+        if not self.alerts:
+            return {}
+        first, *rest = (alert.labels for alert in self.alerts)
+        return {k: v for k, v in first.items() if all(other.get(k) == v for other in rest)}
+
+
+class Rendered(msgspec.Struct, frozen=True):
+    """Apprise's ``notify(title=, body=, body_format=)`` arguments."""
+
+    title: str
+    body: str
+    body_format: BodyFormat
+
+
+DEFAULT_TITLE = (
+    "[{{ status | upper }}{% if firing_count > 1 %}:{{ firing_count }}{% endif %}] "
+    "#{{ incident_id }} {{ title }}"
+)
+
+CHAT_BODY = """
+**{{ severity | upper }}** · incident #{{ incident_id }} · {{ firing_count }} firing
+{{- (", %d resolved" % resolved_count) if resolved_count }}
+
+{% for alert in alerts[:20] %}
+- {{ alert.status | upper }} **{{ alert.summary }}**
+  {{- " " ~ alert.labels | pairs | map("code") | join(" ") }}
+{% endfor %}
+{% if alerts | length > 20 %}
+- ... and {{ alerts | length - 20 }} more
+{% endif %}
+
+{% if status == "firing" and ack_url %}[Acknowledge]({{ ack_url }}) · {% endif -%}
+[Open incident #{{ incident_id }}]({{ incident_url }})
+"""
+
+EMAIL_BODY = """\
+<html><body style="font-family: sans-serif">
+<h2>[{{ status | upper }}] {{ title }}</h2>
+<p>Incident #{{ incident_id }} · severity <b>{{ severity }}</b> · {{ firing_count }} firing,
+{{ resolved_count }} resolved</p>
+{% if status == "firing" and ack_url %}
+<p><a href="{{ ack_url }}">Acknowledge: {{ ack_url }}</a></p>
+{% endif %}
+<p><a href="{{ incident_url }}">Open incident: {{ incident_url }}</a></p>
+<table border="1" cellpadding="4" style="border-collapse: collapse">
+<tr><th>Status</th><th>Severity</th><th>Summary</th><th>Labels</th><th>Since</th></tr>
+{% for alert in alerts[:100] %}
+<tr><td>{{ alert.status }}</td><td>{{ alert.severity }}</td>
+<td>{{ alert.summary }}{% for name, value in alert.annotations | dictsort %}
+<br>{{ name }}: {{ value | urlize }}{% endfor %}</td>
+<td>{{ alert.labels | pairs | join(", ") }}</td>
+<td>{{ alert.starts_at | utc }}</td></tr>
+{% endfor %}
+</table>
+{% if alerts | length > 100 %}<p>... and {{ alerts | length - 100 }} more alerts</p>{% endif %}
+</body></html>
+"""
+
+
+SAMPLE = NotificationContext(
+    incident_id=1,
+    status="firing",
+    severity="critical",
+    title="checkout API error rate above 5%",
+    alerts=[
+        AlertContext(
+            fingerprint="0123456789abcdef",
+            status="firing",
+            severity="critical",
+            summary="checkout API error rate above 5%",
+            starts_at=datetime(2026, 1, 1, tzinfo=UTC),
+            labels={"alertname": "HighErrorRate", "service": "checkout"},
+            annotations={"runbook": "https://wiki.example/runbooks/checkout"},
+        )
+    ],
+    incident_url="https://hub.example/incidents/1",
+    ack_url="https://hub.example/ack/token",
+    receiver="sample",
+)
+
+
+class Templates:
+    """The compiled templates of one config: defaults, shared snippets, receivers' own."""
+
+    def __init__(self, config: Config) -> None:
+        self._text = _environment(config.templates, html=False)
+        self._html = _environment(config.templates, html=True)
+        self._overrides = {
+            (receiver.name, field, html): env.from_string(source)
+            for receiver in config.receivers
+            for field, source in _own_templates(receiver)
+            for html, env in ((False, self._text), (True, self._html))
+        }
+        self._defaults = {
+            "title": self._text.from_string(DEFAULT_TITLE),
+            "chat": self._text.from_string(CHAT_BODY),
+            "email": self._html.from_string(EMAIL_BODY),
+        }
+
+    def render(self, context: NotificationContext, kind: Kind, limit: int = SMS_LIMIT) -> Rendered:
+        """The message for one channel kind.
+
+        ``limit`` caps the default SMS body; a receiver's own body is sent as written.
+        """
+        body = self._own(context.receiver, "body", html=kind == "email")
+        return Rendered(
+            title=self._title(context, kind),
+            body=self._default_body(context, kind, limit)
+            if body is None
+            else _render(body, context),
+            body_format=FORMATS[kind],
+        )
+
+    def _title(self, context: NotificationContext, kind: Kind) -> str:
+        """Plain text everywhere (an email subject is not HTML); none for a default SMS,
+        where Apprise would spend the 160 characters on it."""
+        title = self._own(context.receiver, "title", html=False)
+        if title is None and kind == "sms":
+            return ""
+        return _render(title or self._defaults["title"], context)
+
+    def _own(self, receiver: str, field: str, html: bool) -> jinja2.Template | None:
+        return self._overrides.get((receiver, field, html))
+
+    def _default_body(self, context: NotificationContext, kind: Kind, limit: int) -> str:
+        if kind == "sms":
+            return sms(context, limit)
+        if kind == "structured":
+            return msgspec.json.encode(context).decode()
+        return _render(self._defaults[kind], context)
+
+
+def check(config: Config) -> list[str]:
+    """Template faults at config load, naming the key: syntax errors, and whatever a
+    render of a sample incident raises (an unknown filter, a missing include)."""
+    env = _environment(config.templates, html=False)
+    attempts = [(f"templates.{name}", partial(env.get_template, name)) for name in config.templates]
+    attempts += [
+        (f"receivers[{i}] ({receiver.name}).{field}", partial(_trial, env, source))
+        for i, receiver in enumerate(config.receivers)
+        for field, source in _own_templates(receiver)
+    ]
+    return [f"{key}: {_describe(error)}" for key, attempt in attempts if (error := _fault(attempt))]
+
+
+def _trial(env: SandboxedEnvironment, source: str) -> str:
+    return _render(env.from_string(source), SAMPLE)
+
+
+def _own_templates(receiver: Receiver) -> list[tuple[str, str]]:
+    fields = (("title", receiver.title), ("body", receiver.body))
+    return [(field, source) for field, source in fields if source is not None]
+
+
+def _fault(attempt: Callable[[], object]) -> Exception | None:
+    try:
+        attempt()
+    except Exception as e:  # any fault a template can raise is a config problem to report
+        return e
+    return None
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, jinja2.TemplateSyntaxError):
+        return f"template syntax error at line {error.lineno}: {error.message}"
+    return f"template fails on a sample incident: {type(error).__name__}: {error}"
+
+
+def sms(context: NotificationContext, limit: int = SMS_LIMIT) -> str:
+    """``CRITICAL #42 x3: summary... Ack: <link>`` within ``limit`` characters."""
+    state = context.severity.upper() if context.status == "firing" else "RESOLVED"
+    count = f" x{context.firing_count}" if context.firing_count > 1 else ""
+    head = f"{state} #{context.incident_id}{count}: "
+    tail = f" Ack: {context.ack_url}" if context.status == "firing" and context.ack_url else ""
+    return head + _shorten(" ".join(context.title.split()), limit - len(head) - len(tail)) + tail
+
+
+def _shorten(text: str, room: int) -> str:
+    """Cut to ``room`` characters with ASCII "..." (any other mark forces UCS-2 SMS)."""
+    if len(text) <= room:
+        return text
+    if room < 4:
+        return ""
+    return text[: room - 3].rstrip() + "..."
+
+
+def _render(template: jinja2.Template, context: NotificationContext) -> str:
+    return template.render(_variables(context)).strip()
+
+
+def _variables(context: NotificationContext) -> dict[str, Any]:
+    return {
+        **msgspec.structs.asdict(context),
+        "firing_count": context.firing_count,
+        "resolved_count": context.resolved_count,
+        "common_labels": context.common_labels,
+    }
+
+
+def _environment(shared: Mapping[str, str], html: bool) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=jinja2.DictLoader(dict(shared)),
+        autoescape=html,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["utc"] = _utc
+    env.filters["pairs"] = _pairs
+    env.filters["code"] = _code
+    return env
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _pairs(labels: Mapping[str, str]) -> list[str]:
+    return [f"{name}={value}" for name, value in sorted(labels.items())]
+
+
+def _code(text: str) -> str:
+    """A Markdown code span, so label values show literally in chat."""
+    return "`{}`".format(text.replace("`", "'"))

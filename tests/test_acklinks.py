@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hub import acklinks, config
+from hub.errors import Forbidden
+
+SECRET = b"s3cret-for-tests"
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+EXPIRES = NOW + timedelta(hours=24)
+
+
+def test_a_valid_link_names_its_incident():
+    token = acklinks.sign(SECRET, 4242, EXPIRES)
+    assert acklinks.verify(SECRET, token, NOW) == 4242
+
+
+def test_a_token_is_url_safe_and_short_enough_for_an_sms():
+    token = acklinks.sign(SECRET, 2**63 - 1, EXPIRES)
+    assert len(token) <= 40
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def flip(token: str, index: int) -> str:
+    """The token with one character changed: a tampered link."""
+    swapped = "A" if token[index] != "A" else "B"
+    return token[:index] + swapped + token[index + 1 :]
+
+
+TOKEN = acklinks.sign(SECRET, 7, EXPIRES)
+OTHER_INCIDENT = acklinks.sign(SECRET, 8, EXPIRES)
+
+
+@pytest.mark.parametrize(
+    ("token", "now", "reason"),
+    [
+        (flip(TOKEN, 3), NOW, "bad signature"),
+        (flip(TOKEN, -3), NOW, "bad signature"),
+        (TOKEN.split(".")[0] + "." + OTHER_INCIDENT.split(".")[1], NOW, "bad signature"),
+        (acklinks.sign(b"another secret", 7, EXPIRES), NOW, "bad signature"),
+        (TOKEN, EXPIRES, "expired"),
+        (TOKEN, EXPIRES + timedelta(days=1), "expired"),
+        ("", NOW, "malformed"),
+        ("not-a-token", NOW, "malformed"),
+        (TOKEN + ".extra", NOW, "malformed"),
+        (TOKEN[:-2], NOW, "malformed"),
+        (TOKEN[:-1], NOW, "malformed"),
+        (TOKEN.replace(".", "!"), NOW, "malformed"),
+        (TOKEN + "%00", NOW, "malformed"),
+    ],
+    ids=[
+        "tampered payload",
+        "tampered signature",
+        "signature of another incident",
+        "forged with another secret",
+        "expired exactly at expiry",
+        "expired a day ago",
+        "empty",
+        "no signature",
+        "three parts",
+        "truncated signature",
+        "signature of impossible length",
+        "bad separator",
+        "bad characters",
+    ],
+)
+def test_a_refused_link_says_why(token, now, reason):
+    with pytest.raises(Forbidden, match=reason) as raised:
+        acklinks.verify(SECRET, token, now)
+    assert raised.value.status == 403
+
+
+def test_a_forged_token_is_refused_for_its_signature_before_its_expiry():
+    forged = acklinks.sign(b"another secret", 7, NOW - timedelta(days=1))
+    with pytest.raises(Forbidden, match="bad signature"):
+        acklinks.verify(SECRET, forged, NOW)
+
+
+@pytest.mark.parametrize(
+    ("server_table", "secret", "ttl"),
+    [("", "", 86400), ('ack_secret = "abc"\nack_link_ttl = "2h"\n', "abc", 7200)],
+)
+def test_server_config_holds_the_ack_secret_and_link_lifetime(server_table, secret, ttl):
+    text = (
+        f"[server]\n{server_table}"
+        '[[receivers]]\nname = "ops"\nurls = ["json://localhost"]\n'
+        '[route]\nreceiver = "ops"\n'
+    )
+    server = config.parse(text, {}).server
+    assert (server.ack_secret, server.ack_link_ttl) == (secret, ttl)

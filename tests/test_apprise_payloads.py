@@ -1,0 +1,125 @@
+"""Rendered messages through Apprise's own plugins: Slack and Twilio intercepted at
+``requests`` (what Apprise uses), email delivered to a real SMTP server on loopback."""
+
+from __future__ import annotations
+
+import email
+import json
+import socket
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from urllib.parse import parse_qs
+
+import msgspec
+import pytest
+import responses
+from aiosmtpd.controller import Controller
+
+from hub import channels, config
+from hub.templates import SAMPLE, NotificationContext, Templates
+
+SLACK_URL = "slack://T000/B000/XXXX/#alerts"
+TWILIO_SID = "AC" + "0" * 32
+TWILIO_URL = f"twilio://{TWILIO_SID}:TOKEN@+15551234567/+15557654321"
+ACK = "https://hub.example.com/ack/AAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBB"
+CONFIG = '[[receivers]]\nname = "ops"\nurls = ["json://x"]\n[route]\nreceiver = "ops"\n'
+TEMPLATES = Templates(config.parse(CONFIG, {}))
+INCIDENT = msgspec.structs.replace(SAMPLE, ack_url=ACK, title="checkout API error rate high")
+
+
+def send(url: str, context: NotificationContext = INCIDENT) -> None:
+    """Render for ``url``'s kind and send it the way the outbox sender will."""
+    channel = channels.open_channel(url, timeout=5)
+    rendered = TEMPLATES.render(context, channel.kind, channel.limit)
+    sent = channel.apprise.notify(
+        title=rendered.title, body=rendered.body, body_format=rendered.body_format
+    )
+    assert sent, f"Apprise could not send to {channel.display}"
+
+
+@responses.activate
+def test_slack_gets_the_summary_and_the_ack_link():
+    hook = responses.post("https://hooks.slack.com/services/T000/B000/XXXX", body="ok")
+    send(SLACK_URL)
+    payload = json.loads(hook.calls[0].request.body)
+    assert payload["channel"] == "#alerts"
+    attachment = payload["attachments"][0]
+    assert attachment["title"] == "[FIRING] #1 checkout API error rate high"
+    assert "checkout API error rate above 5%" in attachment["text"]
+    assert f"<{ACK}|Acknowledge>" in attachment["text"]
+
+
+@responses.activate
+@pytest.mark.parametrize("summary", ["checkout down", "checkout API error rate high " * 10])
+def test_twilio_gets_one_sms_of_at_most_160_characters_with_the_ack_link(summary):
+    api = responses.post(
+        f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO_SID}/Messages.json", json={}
+    )
+    send(TWILIO_URL, msgspec.structs.replace(INCIDENT, title=summary))
+    form = {key: values[0] for key, values in parse_qs(api.calls[0].request.body).items()}
+    assert (form["From"], form["To"]) == ("+15551234567", "+15557654321")
+    assert len(form["Body"]) <= 160
+    assert form["Body"].startswith("CRITICAL #1: checkout")
+    assert form["Body"].endswith(f" Ack: {ACK}")
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = Inbox()
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    yield port, inbox
+    server.stop()
+
+
+def test_email_has_a_subject_an_html_part_and_a_text_part_both_with_the_ack_link(smtp):
+    port, inbox = smtp
+    evil = msgspec.structs.replace(SAMPLE.alerts[0], labels={"host": "<script>x</script>"})
+    send(
+        f"mailto://127.0.0.1:{port}?from=hub@example.com&to=ops@example.com&mode=insecure",
+        msgspec.structs.replace(INCIDENT, alerts=[evil]),
+    )
+    (message,) = inbox.messages
+    assert message["Subject"] == "[FIRING] #1 checkout API error rate high"
+    assert message["To"] == "ops@example.com"
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert f'href="{ACK}"' in html
+    assert "<table" in html
+    assert "&lt;script&gt;x&lt;/script&gt;" in html
+    assert f"Acknowledge: {ACK}" in text
+    assert "host=<script>x</script>" in text
+
+
+def test_a_channel_carries_the_receiver_timeout_unless_the_url_sets_one():
+    service = next(iter(channels.open_channel(SLACK_URL, timeout=7).apprise))
+    assert (service.socket_connect_timeout, service.socket_read_timeout) == (7, 7)
+    service = next(iter(channels.open_channel(SLACK_URL + "?cto=2", timeout=7).apprise))
+    assert (service.socket_connect_timeout, service.socket_read_timeout) == (2, 7)
+
+
+def test_a_channel_is_not_throttled_by_apprise():
+    service = next(iter(channels.open_channel(SLACK_URL, timeout=7).apprise))
+    assert service.request_rate_per_sec == 0
+
+
+@pytest.mark.parametrize(("url", "secret"), [(TWILIO_URL, "TOKEN"), (SLACK_URL, "XXXX")])
+def test_urls_are_shown_redacted(url, secret):
+    assert secret not in channels.open_channel(url, timeout=5).display
+    assert secret not in channels.redact(url)
+    assert channels.redact(url).startswith(url.partition("://")[0])

@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hub import channels, config, templates
+from hub.errors import ConfigError
+from hub.templates import SAMPLE, Templates
+
+ROUTE = '[route]\nreceiver = "ops"\n'
+
+
+def parsed(receivers: str = '[[receivers]]\nname = "ops"\nurls = ["json://x"]\n', extra=""):
+    return config.parse(receivers + extra + ROUTE, {})
+
+
+def context(**changes) -> templates.NotificationContext:
+    return msgspec.structs.replace(SAMPLE, **changes)
+
+
+def alert(**changes) -> templates.AlertContext:
+    return msgspec.structs.replace(SAMPLE.alerts[0], **changes)
+
+
+LONG = "checkout API error rate above 5% on every node of the eu-west cluster " * 5
+ACK = "https://hub.example.com/ack/AAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBB"
+
+
+@pytest.mark.parametrize("summary", ["short", LONG, "x" * 159, "word " * 80])
+@pytest.mark.parametrize("limit", [160, 140])
+def test_an_sms_fits_its_limit_and_keeps_the_whole_ack_link(summary, limit):
+    message = Templates(parsed()).render(context(title=summary, ack_url=ACK), "sms", limit)
+    assert len(message.body) <= limit
+    assert message.body.endswith(f" Ack: {ACK}")
+    assert message.title == ""
+
+
+def test_an_sms_cuts_the_summary_with_ascii_dots():
+    body = templates.sms(context(title=LONG, ack_url=ACK))
+    assert body.startswith("CRITICAL #1: checkout API error rate")
+    assert "..." in body
+    assert body.isascii()
+
+
+def test_a_resolved_sms_says_so_without_an_ack_link():
+    resolved = context(status="resolved", alerts=[alert(status="resolved")])
+    assert templates.sms(resolved) == "RESOLVED #1: checkout API error rate above 5%"
+
+
+def test_an_sms_counts_firing_alerts():
+    many = context(alerts=[alert(fingerprint=str(i)) for i in range(3)])
+    assert templates.sms(many).startswith("CRITICAL #1 x3: ")
+
+
+def test_email_escapes_html_in_label_values_and_summaries():
+    evil = alert(summary="<img src=x onerror=alert(1)>", labels={"host": "<script>x</script>"})
+    body = Templates(parsed()).render(context(alerts=[evil]), "email").body
+    assert "<script>" not in body
+    assert "<img" not in body
+    assert "&lt;script&gt;x&lt;/script&gt;" in body
+
+
+def test_email_shows_links_as_visible_text_for_the_plain_text_part():
+    body = Templates(parsed()).render(context(), "email").body
+    assert f">Acknowledge: {SAMPLE.ack_url}</a>" in body
+    assert f">Open incident: {SAMPLE.incident_url}</a>" in body
+
+
+def test_chat_is_markdown_with_each_alert_and_the_links():
+    rendered = Templates(parsed()).render(context(), "chat")
+    assert rendered.body_format == "markdown"
+    assert rendered.title == "[FIRING] #1 checkout API error rate above 5%"
+    assert (
+        "- FIRING **checkout API error rate above 5%** `alertname=HighErrorRate`" in rendered.body
+    )
+    assert f"[Acknowledge]({SAMPLE.ack_url})" in rendered.body
+
+
+def test_a_resolved_message_offers_no_ack_link():
+    resolved = context(status="resolved", alerts=[alert(status="resolved")])
+    for kind in ("chat", "email"):
+        assert SAMPLE.ack_url not in Templates(parsed()).render(resolved, kind).body
+
+
+def test_structured_endpoints_get_the_context_as_json():
+    rendered = Templates(parsed()).render(context(), "structured")
+    assert msgspec.json.decode(rendered.body, type=templates.NotificationContext) == SAMPLE
+
+
+OWN = """
+[templates]
+footer = "-- {{ receiver }}"
+
+[[receivers]]
+name = "ops"
+urls = ["json://x"]
+title = "{{ severity }}: {{ title }}"
+body = "{{ alerts[0].labels.service }} {% include 'footer' %}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("chat", "<b>checkout</b> -- ops"),
+        ("email", "&lt;b&gt;checkout&lt;/b&gt; -- ops"),
+        ("sms", "<b>checkout</b> -- ops"),
+    ],
+)
+def test_a_receiver_can_bring_its_own_templates(kind, body):
+    labelled = context(receiver="ops", alerts=[alert(labels={"service": "<b>checkout</b>"})])
+    rendered = Templates(config.parse(OWN + ROUTE, {})).render(labelled, kind)
+    assert (rendered.title, rendered.body) == ("critical: checkout API error rate above 5%", body)
+
+
+@pytest.mark.parametrize(
+    ("receivers", "extra", "problem"),
+    [
+        (
+            '[[receivers]]\nname = "ops"\nurls = ["json://x"]\nbody = "{% if %}"\n',
+            "",
+            "receivers[0] (ops).body: template syntax error at line 1",
+        ),
+        (
+            '[[receivers]]\nname = "ops"\nurls = ["json://x"]\ntitle = "{{ x | nope }}"\n',
+            "",
+            "receivers[0] (ops).title: template syntax error at line 1: No filter named 'nope'",
+        ),
+        (
+            '[[receivers]]\nname = "ops"\nurls = ["json://x"]\nbody = "{% include \'gone\' %}"\n',
+            "",
+            "receivers[0] (ops).body: template fails on a sample incident: TemplateNotFound",
+        ),
+        (
+            '[[receivers]]\nname = "ops"\nurls = ["json://x"]\n',
+            '[templates]\nbroken = "{{ unclosed"\n',
+            "templates.broken: template syntax error",
+        ),
+        (
+            '[[receivers]]\nname = "ops"\nurls = ["json://x", "nosuchscheme://secret@host"]\n',
+            "",
+            "receivers[0] (ops).urls[1]: Apprise cannot load this 'nosuchscheme' URL",
+        ),
+    ],
+)
+def test_config_check_names_the_bad_template_or_url(receivers, extra, problem):
+    with pytest.raises(ConfigError) as raised:
+        parsed(receivers, extra)
+    assert any(p.startswith(problem) for p in raised.value.problems), raised.value.problems
+    assert not any("secret" in p for p in raised.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("mailto://user:pass@example.com", "email"),
+        ("mailtos://user:pass@example.com", "email"),
+        ("twilio://SID:TOKEN@+15551234567/+15557654321", "sms"),
+        ("NEXMO://key:secret@15551234567/15557654321", "sms"),
+        ("d7sms://token@15551234567", "sms"),
+        ("json://localhost/hook", "structured"),
+        ("xmls://localhost/hook", "structured"),
+        ("slack://T000/B000/XXXX", "chat"),
+        ("discord://id/token", "chat"),
+        ("tgram://bot/chat", "chat"),
+    ],
+)
+def test_the_channel_kind_comes_from_the_url_schema(url, kind):
+    assert channels.kind(url) == kind
+
+
+@given(summary=st.text(max_size=400), firing=st.integers(min_value=1, max_value=50))
+def test_any_sms_fits_160_characters_and_ends_with_the_ack_link(summary, firing):
+    alerts = [alert(fingerprint=str(i)) for i in range(firing)]
+    body = templates.sms(context(title=summary, ack_url=ACK, alerts=alerts))
+    assert len(body) <= 160
+    assert body.endswith(f" Ack: {ACK}")
