@@ -9,7 +9,7 @@ from litestar import Request, Response, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import matchers, webhooks
+from hub import matchers
 from hub.errors import InvalidPayload, NotFound
 
 _TIME_FIELDS = (
@@ -24,6 +24,10 @@ _TIME_FIELDS = (
     "sent_at",
     "started_at",
     "claimed_until",
+    "opened_at",
+    "updated_at",
+    "acknowledged_at",
+    "last_notified_at",
 )
 
 
@@ -74,14 +78,7 @@ async def get_alert(request: Request, alert_id: FromPath[int]) -> dict[str, Any]
     if alert is None:
         raise NotFound(f"no alert with id {alert_id}")
     history = [present(row) for row in store.alert_history(alert_id)]
-    notifications = [
-        {
-            **present(row),
-            "attempts_log": [present(a) for a in store.notification_attempts(row["id"])],
-        }
-        for row in store.notifications(alert_id)
-    ]
-    return {**present(alert), "history": history, "notifications": notifications}
+    return {**present(alert), "history": history}
 
 
 @get("/healthz", summary="Liveness")
@@ -105,4 +102,4 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-HANDLERS = [*webhooks.HANDLERS, list_alerts, get_alert, healthz, readyz, metrics]
+HANDLERS = [list_alerts, get_alert, healthz, readyz, metrics]

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -18,14 +20,16 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from hub import api, logfile
+from hub import api, api_incidents, logfile, silences, webhooks
 from hub.config import Config
+from hub.dispatch import Dispatcher, Flushed, Links
 from hub.errors import HubError
-from hub.ingest import Target
 from hub.metrics import Metrics
-from hub.outbox import Sender, integration
+from hub.outbox import Sender
 from hub.problems import handle_http_exception, handle_hub_error, handle_unexpected
-from hub.store import Store
+from hub.rules import Rules
+from hub.silences import Silence
+from hub.store import Store, Tx
 
 log = logging.getLogger("hub.app")
 
@@ -44,6 +48,7 @@ class Runtime:
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.rules = Rules.from_config(config)
         self.clock = clock
         self.metrics = Metrics(
             [s.name for s in config.sources], [r.name for r in config.receivers], hub_version()
@@ -58,24 +63,38 @@ class Runtime:
             self.store.active_alert_counts, self.store.notification_state_counts
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.ack_secret = b""
         self.sender: Sender | None = None
-        self._sender_task: asyncio.Task | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._tasks: list[asyncio.Task] = []
 
-    def current_config(self) -> Config:
-        return self.config
+    def current_rules(self) -> Rules:
+        return self.rules
 
-    def route(self, labels: Mapping[str, str], kind: str) -> list[Target]:
-        """The root route's receiver, one target per URL; resolved only if it wants it."""
-        receiver = self.config.receiver(self.config.route.receiver or "")
-        if receiver is None or (kind == "resolved" and not receiver.send_resolved):
-            return []
-        return [(receiver.name, i, integration(url)) for i, url in enumerate(receiver.urls)]
+    def links(self) -> Links:
+        server = self.config.server
+        return Links(server.base_url, self.ack_secret, server.ack_link_ttl)
+
+    def active_silences(self, now: datetime) -> list[Silence]:
+        return silences.from_config(self.config, now)
 
     async def start(self) -> None:
         logfile.register()
         self.store.open()
-        self.sender = Sender(self.store, self.current_config, self.metrics, clock=self.clock)
-        self._sender_task = asyncio.create_task(self.sender.run(), name="hub-outbox")
+        self.ack_secret = await self.store.write(self._ack_secret)
+        self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.current_rules,
+            self.links,
+            self.active_silences,
+            self._flushed,
+            clock=self.clock,
+        )
+        self._tasks = [
+            asyncio.create_task(self.sender.run(), name="hub-outbox"),
+            asyncio.create_task(self.dispatcher.run(), name="hub-dispatcher"),
+        ]
         self.scheduler.add_job(
             self.store.checkpoint, "interval", seconds=CHECKPOINT_SECONDS, id="wal-checkpoint"
         )
@@ -87,15 +106,33 @@ class Runtime:
             len(self.config.receivers),
         )
 
+    def _ack_secret(self, tx: Tx) -> bytes:
+        """The configured secret, else one generated once and kept in the store."""
+        if self.config.server.ack_secret:
+            return self.config.server.ack_secret.encode()
+        stored = tx.get_setting("ack_secret")
+        if stored is None:
+            stored = secrets.token_urlsafe(32)
+            tx.put_setting("ack_secret", stored)
+        return stored.encode()
+
+    def _flushed(self, flushed: Flushed) -> None:
+        for reason, count in flushed.suppressed.items():
+            self.metrics.suppressed.labels(reason).inc(count)
+        if flushed.enqueued and self.sender is not None:
+            self.sender.poke()
+
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         if self.sender is not None:
-            await self.sender.stop()
-        if self._sender_task is not None:
-            self._sender_task.cancel()
+            await self.sender.shutdown()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sender_task
+                await task
         self.store.close()
         log.info("event=hub_stopped")
 
@@ -104,12 +141,13 @@ class Runtime:
         return {
             "store": self.store.writable(),
             "scheduler": self.scheduler.running,
-            "sender": self._sender_task is not None and not self._sender_task.done(),
+            "workers": bool(self._tasks) and not any(t.done() for t in self._tasks),
         }
 
-    def poke_sender(self) -> None:
-        if self.sender is not None:
-            self.sender.poke()
+    def changed(self) -> None:
+        """Incidents changed: let the dispatcher look now."""
+        if self.dispatcher is not None:
+            self.dispatcher.poke()
 
 
 def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Litestar:
@@ -128,7 +166,7 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Lit
         [config.server.max_body_bytes, *(s.max_body_bytes or 0 for s in config.sources)]
     )
     return Litestar(
-        route_handlers=api.HANDLERS,
+        route_handlers=[*webhooks.HANDLERS, *api.HANDLERS, *api_incidents.HANDLERS],
         lifespan=[lifespan],
         state=State({"hub": runtime}),
         request_max_body_size=body_limit,

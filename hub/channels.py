@@ -4,15 +4,19 @@ The kind decides the message shape (``hub.templates``): an SMS must fit 160
 characters, chat takes Markdown, email takes HTML (Apprise adds the plain-text
 part), and machine endpoints (json/form/xml) get the context as JSON.
 
-``open_channel`` builds a fresh Apprise object for every send: Apprise throttles
+``open_channel`` builds a fresh plugin object for every send: Apprise throttles
 each plugin object on its own (5.5 s between emails), and the outbox, not Apprise,
-owns retries and pacing.
+owns retries and pacing. ``Channel.send`` calls the plugin in the caller's thread
+(not through Apprise's own thread pool), so the reason for a failure can be taken
+from Apprise's log lines of that thread and kept, instead of a bare "failed".
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 import apprise
@@ -48,10 +52,22 @@ class Channel:
     ``display`` is the URL with its secrets masked, for logs and the API.
     """
 
-    apprise: apprise.Apprise
+    service: Any
     kind: Kind
     limit: int
     display: str
+
+    def send(self, title: str, body: str, body_format: str) -> str | None:
+        """Send one message; None on success, else the reason Apprise logged."""
+        capture = _ThreadLogCapture()
+        _APPRISE_LOG.addHandler(capture)
+        try:
+            ok = self.service.notify(title=title, body=body, body_format=body_format)
+        finally:
+            _APPRISE_LOG.removeHandler(capture)
+        if ok:
+            return None
+        return "; ".join(capture.lines) or "Apprise reported a failure without a reason"
 
 
 def schema(url: str) -> str:
@@ -73,10 +89,8 @@ def open_channel(url: str, timeout: float) -> Channel:
     if service is None:
         raise ValueError(f"Apprise cannot load a {schema(url)!r} URL")
     service.request_rate_per_sec = 0
-    sender = apprise.Apprise()
-    sender.add(service)
     limit = min(SMS_LIMIT, service.body_maxlen or SMS_LIMIT)
-    return Channel(sender, kind(url), limit, service.url(privacy=True))
+    return Channel(service, kind(url), limit, service.url(privacy=True))
 
 
 def with_timeouts(url: str, timeout: float) -> str:
@@ -111,3 +125,41 @@ def check(receivers: list[Receiver]) -> list[str]:
         for j, url in enumerate(receiver.urls)
         if apprise.Apprise.instantiate(url) is None
     ]
+
+
+_APPRISE_LOG = logging.getLogger("apprise")
+
+
+def route_apprise_logs() -> None:
+    """Let Apprise's debug detail reach the per-send capture, but only its warnings
+    reach hub's log (as ``hub.apprise``): the reason a send failed is often only in a
+    debug line ("Socket Exception: [Errno 111] Connection refused")."""
+    if any(isinstance(h, _ForwardWarnings) for h in _APPRISE_LOG.handlers):
+        return
+    _APPRISE_LOG.setLevel(logging.DEBUG)
+    _APPRISE_LOG.propagate = False
+    _APPRISE_LOG.addHandler(_ForwardWarnings())
+
+
+class _ForwardWarnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger("hub.apprise").handle(record)
+
+
+class _ThreadLogCapture(logging.Handler):
+    """Collects the failure detail Apprise logs from the current thread only."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.thread = threading.get_ident()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread:
+            return
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING or "xception" in message or "esponse" in message:
+            self.lines.append(message.strip())

@@ -7,14 +7,18 @@ all commit together, so a 2xx answer means every effect is on disk.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from hub.alerts import Outcome, classify, notification_kind
+from hub import flapping
+from hub.alerts import Outcome, classify
+from hub.correlate import correlate
 from hub.decoders.common import Decoded
 from hub.events import Event
+from hub.rules import Rules
 from hub.store import Tx
 
 SECRET_HEADER_PARTS = ("authorization", "cookie", "signature", "token", "secret", "api-key")
@@ -40,11 +44,6 @@ class Answer(msgspec.Struct, frozen=True):
     outcomes: list[str] = []
 
 
-Target = tuple[str, int, str]
-Router = Callable[[Mapping[str, str], str], list[Target]]
-"""(labels, notification kind) -> (receiver, URL index, integration) that want it."""
-
-
 def delivery_key(headers: Mapping[str, str], authenticated_id: str | None) -> str | None:
     """The sender's id for this delivery, from the auth scheme or a well-known header."""
     if authenticated_id:
@@ -61,7 +60,7 @@ def audit_headers(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def apply_delivery(tx: Tx, delivery: Delivery, decoded: Decoded, route: Router) -> Answer:
+def apply_delivery(tx: Tx, delivery: Delivery, decoded: Decoded, rules: Rules) -> Answer:
     """The write function for one delivery; a repeated delivery key changes nothing."""
     if delivery.key:
         prior = tx.find_delivery(delivery.source, delivery.key)
@@ -70,7 +69,7 @@ def apply_delivery(tx: Tx, delivery: Delivery, decoded: Decoded, route: Router) 
     delivery_id = tx.insert_delivery(
         delivery.source, delivery.key, delivery.received_at, delivery.headers, delivery.body
     )
-    results = [_apply_event(tx, delivery, delivery_id, event, route) for event in decoded.events]
+    results = [_apply_event(tx, delivery, delivery_id, event, rules) for event in decoded.events]
     body: dict[str, Any] = {
         "accepted": len(results),
         "duplicates": sum(1 for _, outcome in results if outcome is Outcome.DUPLICATE),
@@ -84,7 +83,7 @@ def apply_delivery(tx: Tx, delivery: Delivery, decoded: Decoded, route: Router) 
 
 
 def _apply_event(
-    tx: Tx, delivery: Delivery, delivery_id: int, event: Event, route: Router
+    tx: Tx, delivery: Delivery, delivery_id: int, event: Event, rules: Rules
 ) -> tuple[dict, Outcome]:
     now = delivery.received_at
     occurred = event.occurred_at.timestamp() if event.occurred_at else now
@@ -95,7 +94,7 @@ def _apply_event(
     elif outcome is Outcome.DUPLICATE:
         tx.touch_alert(alert["id"], now)
     elif outcome in (Outcome.CHANGED, Outcome.UPDATED):
-        alert = _change_alert(tx, alert, event, occurred, now)
+        alert = _change_alert(tx, alert, event, occurred, now, rules)
     event_id = tx.insert_event(
         delivery_id, alert["id"], event.status, event.severity, occurred, outcome.value
     )
@@ -112,10 +111,14 @@ def _apply_event(
                 "applied": outcome is not Outcome.STALE,
             },
         )
-    kind = notification_kind(outcome, event.status)
-    if kind is not None:
-        _enqueue(tx, alert, kind, now, route)
-    summary = {"id": alert["id"], "fingerprint": event.fingerprint, "status": alert["status"]}
+    if outcome not in (Outcome.DUPLICATE, Outcome.STALE):
+        alert["incident_id"] = correlate(tx, alert, outcome, now, rules)
+    summary = {
+        "id": alert["id"],
+        "fingerprint": event.fingerprint,
+        "status": alert["status"],
+        "incident_id": alert.get("incident_id"),
+    }
     return summary, outcome
 
 
@@ -133,11 +136,13 @@ def _new_alert(tx: Tx, delivery: Delivery, event: Event, occurred: float) -> dic
         "last_change": occurred,
         "resolved_at": occurred if event.status == "resolved" else None,
     }
-    return {**row, "id": tx.insert_alert(row)}
+    return {**row, "id": tx.insert("alerts", row), "incident_id": None}
 
 
-def _change_alert(tx: Tx, alert: dict, event: Event, occurred: float, now: float) -> dict:
-    changes = {
+def _change_alert(
+    tx: Tx, alert: dict, event: Event, occurred: float, now: float, rules: Rules
+) -> dict:
+    changes: dict = {
         "status": event.status,
         "severity": event.severity,
         "summary": event.summary,
@@ -147,22 +152,18 @@ def _change_alert(tx: Tx, alert: dict, event: Event, occurred: float, now: float
         "last_change": occurred,
         "resolved_at": occurred if event.status == "resolved" else None,
     }
-    tx.update_alert(alert["id"], changes)
+    if event.status != alert["status"]:
+        changes |= _flapping(alert["changes"], now, rules)
+    tx.update("alerts", alert["id"], changes)
     return {**alert, **changes}
 
 
-def _enqueue(tx: Tx, alert: dict, kind: str, now: float, route: Router) -> None:
-    payload = {
-        "alert_id": alert["id"],
-        "fingerprint": alert["fingerprint"],
-        "source": alert["source"],
-        "status": kind,
-        "severity": alert["severity"],
-        "summary": alert["summary"],
-        "labels": alert["labels"],
-        "annotations": alert["annotations"],
-        "at": alert["last_change"],
-        "received_at": now,
+def _flapping(changes: list[float], now: float, rules: Rules) -> dict:
+    """Record one more state change and whether the alert now counts as flapping."""
+    moment = datetime.fromtimestamp(now, UTC)
+    times = [datetime.fromtimestamp(t, UTC) for t in changes] + [moment]
+    kept = flapping.prune(times, moment, rules.flapping)
+    return {
+        "changes": [t.timestamp() for t in kept],
+        "flapping": int(flapping.is_flapping(kept, moment, rules.flapping)),
     }
-    for target in route(alert["labels"], kind):
-        tx.enqueue_notification(alert["id"], target, kind, payload, now)

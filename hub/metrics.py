@@ -31,6 +31,7 @@ WEBHOOK_OUTCOMES = (
 EVENT_OUTCOMES = ("new", "duplicate", "changed", "updated", "acknowledged", "stale")
 NOTIFICATION_OUTCOMES = ("sent", "failed", "dead")
 OUTBOX_STATES = ("pending", "sending", "dead")
+SUPPRESSION_REASONS = ("flapping", "silence", "maintenance", "inhibition")
 UNKNOWN_SOURCE = "_unknown"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -78,7 +79,7 @@ class Metrics:
         )
         self.delivery_seconds = Histogram(
             "hub_notification_delivery_seconds",
-            "Time from the event being received to the notification being accepted.",
+            "Time from a notification being queued to its channel accepting it.",
             ["receiver"],
             buckets=_DELIVERY_BUCKETS,
             registry=r,
@@ -95,6 +96,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.suppressed = Counter(
+            "hub_notifications_suppressed",
+            "Alerts held back from a notification, by reason.",
+            ["reason"],
+            registry=r,
+        )
         Info("hub_build", "hub version.", registry=r).info({"version": version})
         self._precreate(list(sources), list(receivers))
 
@@ -105,6 +112,8 @@ class Metrics:
             for outcome in EVENT_OUTCOMES:
                 self.events.labels(source, outcome)
             self.ingest_seconds.labels(source)
+        for reason in SUPPRESSION_REASONS:
+            self.suppressed.labels(reason)
         for receiver in receivers:
             for outcome in NOTIFICATION_OUTCOMES:
                 self.notifications.labels(receiver, outcome)

@@ -1,4 +1,4 @@
-"""The outbox sender: delivers notification rows written by ingest, at least once.
+"""The outbox sender: delivers notification rows written by the dispatcher, at least once.
 
 Rows are claimed with a lease (a conditional update in the store), sent through
 Apprise in worker threads with connect/read timeouts, and settled as sent, retried
@@ -10,30 +10,37 @@ recorded with its duration and Apprise's own error text.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
-import apprise
+import msgspec
 
-from hub.config import Config, Receiver
+from hub import channels
+from hub.config import Config
 from hub.metrics import Metrics
+from hub.rules import Rules
 from hub.store import Store, Tx
+from hub.templates import NotificationContext
+from hub.worker import Worker
 
 log = logging.getLogger("hub.outbox")
 
 CLAIM_BATCH = 64
-IDLE_POLL_SECONDS = 1.0
 
 
-def integration(url: str) -> str:
-    """The channel kind of an Apprise URL, e.g. "mailto", "slack", "twilio"."""
-    return urlsplit(url).scheme.lower() or "unknown"
+def _render_and_send(
+    rules: Rules, url: str, timeout: float, context: NotificationContext
+) -> str | None:
+    """Runs in a sender thread: the message shaped for this channel, then sent."""
+    try:
+        channel = channels.open_channel(url, timeout)
+    except ValueError as e:
+        return str(e)
+    rendered = rules.templates.render(context, channel.kind, channel.limit)
+    return channel.send(rendered.title, rendered.body, rendered.body_format)
 
 
 def backoff_delay(attempts: int, base: float, cap: float, rand: Callable[[], float]) -> float:
@@ -42,130 +49,46 @@ def backoff_delay(attempts: int, base: float, cap: float, rand: Callable[[], flo
     return delay * (0.5 + rand() / 2)
 
 
-def send_apprise(url: str, title: str, body: str, timeout: float) -> str | None:
-    """Send one message to one Apprise URL; None on success, else the reason given.
-
-    The plugin is instantiated directly and called in this worker thread, with its
-    throttle off (the outbox owns pacing and retries), so the reason can be taken
-    from Apprise's log lines emitted by this thread.
-    """
-    service = apprise.Apprise.instantiate(_with_timeouts(url, timeout))
-    if not service:
-        return "the Apprise URL is not valid or its plugin is not available"
-    service.request_rate_per_sec = 0
-    capture = _ThreadLogCapture()
-    _APPRISE_LOG.addHandler(capture)
-    try:
-        ok = service.notify(title=title, body=body)
-    finally:
-        _APPRISE_LOG.removeHandler(capture)
-    if ok:
-        return None
-    return "; ".join(capture.lines) or "Apprise reported a failure without a reason"
-
-
-def _with_timeouts(url: str, timeout: float) -> str:
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}cto={timeout:g}&rto={timeout:g}"
-
-
-_APPRISE_LOG = logging.getLogger("apprise")
-
-
-def route_apprise_logs() -> None:
-    """Let Apprise's debug detail reach the per-send capture, but only its warnings
-    reach hub's log (as ``hub.apprise``): the reason a send failed is often only in a
-    debug line ("Socket Exception: [Errno 111] Connection refused")."""
-    if any(isinstance(h, _ForwardWarnings) for h in _APPRISE_LOG.handlers):
-        return
-    _APPRISE_LOG.setLevel(logging.DEBUG)
-    _APPRISE_LOG.propagate = False
-    _APPRISE_LOG.addHandler(_ForwardWarnings())
-
-
-class _ForwardWarnings(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger("hub.apprise").handle(record)
-
-
-class _ThreadLogCapture(logging.Handler):
-    """Collects the failure detail Apprise logs from the current thread only."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.thread = threading.get_ident()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self.thread:
-            return
-        message = record.getMessage()
-        if record.levelno >= logging.WARNING or "xception" in message or "esponse" in message:
-            self.lines.append(message.strip())
-
-
-def render(payload: dict, base_url: str) -> tuple[str, str]:
-    """A plain title and body for an alert notification."""
-    status = payload["status"].upper()
-    title = f"[{status}:{payload['severity']}] {payload['summary']}"
-    labels = ", ".join(f"{k}={v}" for k, v in sorted(payload["labels"].items()))
-    body = "\n".join(
-        [
-            payload["summary"],
-            f"status: {payload['status']}  severity: {payload['severity']}",
-            f"source: {payload['source']}",
-            f"labels: {labels}",
-            f"alert: {base_url}/api/v1/alerts/{payload['alert_id']}",
-        ]
-    )
-    return title, body
-
-
-class Sender:
+class Sender(Worker):
     """The background task that drains the outbox."""
+
+    name = "outbox"
 
     def __init__(
         self,
         store: Store,
-        config: Callable[[], Config],
+        rules: Callable[[], Rules],
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.time,
         lease: float = 60.0,
     ) -> None:
+        super().__init__(clock)
         self.store = store
-        self.config = config
+        self.rules = rules
         self.metrics = metrics
-        self.clock = clock
         self.lease = lease
-        self._wake = asyncio.Event()
-        self._stopping = False
         self._inflight: set[asyncio.Task] = set()
-        route_apprise_logs()
-        self.concurrency = config().notifier.concurrency
+        channels.route_apprise_logs()
+        self.concurrency = rules().config.notifier.concurrency
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-send")
 
-    def poke(self) -> None:
-        """Something was enqueued: look now instead of at the next poll."""
-        self._wake.set()
+    async def round(self) -> bool:
+        claimed = await self._claim()
+        for row in claimed:
+            task = asyncio.create_task(self._deliver(row))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return bool(claimed)
 
-    async def run(self) -> None:
-        while not self._stopping:
-            claimed = await self._claim()
-            for row in claimed:
-                task = asyncio.create_task(self._deliver(row))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
-            if not claimed:
-                await self._sleep()
+    def next_due(self) -> float | None:
+        if len(self._inflight) >= self.concurrency:
+            return None  # a finished send pokes
+        return self.store.next_notification_due()
 
-    async def stop(self, grace: float = 5.0) -> None:
+    async def shutdown(self, grace: float = 5.0) -> None:
         """Stop claiming, give in-flight sends a moment, then let leases do the rest."""
-        self._stopping = True
-        self._wake.set()
+        self.stop()
         if self._inflight:
             _, pending = await asyncio.wait(self._inflight, timeout=grace)
             for task in pending:
@@ -179,39 +102,32 @@ class Sender:
         now = self.clock()
         return await self.store.write(lambda tx: tx.claim_notifications(now, self.lease, free))
 
-    async def _sleep(self) -> None:
-        """Wait for a poke, a finished send, the next due row, or the idle poll."""
-        self._wake.clear()
-        wait = IDLE_POLL_SECONDS
-        if len(self._inflight) < self.concurrency:
-            due = self.store.next_notification_due()
-            if due is not None:
-                wait = min(wait, due - self.clock())
-            if wait <= 0:
-                return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=wait)
-
     async def _deliver(self, row: dict) -> None:
-        config = self.config()
-        receiver = config.receiver(row["receiver"])
+        rules = self.rules()
         started = self.clock()
-        error = await self._send(config, receiver, row)
+        error = await self._send(rules, row)
         duration_ms = (self.clock() - started) * 1000
-        await self._settle(config, row, started, duration_ms, error)
-        self._wake.set()
+        await self._settle(rules.config, row, started, duration_ms, error)
+        self.poke()
 
-    async def _send(self, config: Config, receiver: Receiver | None, row: dict) -> str | None:
+    async def _send(self, rules: Rules, row: dict) -> str | None:
+        receiver = rules.config.receiver(row["receiver"])
         if receiver is None or row["channel"] >= len(receiver.urls):
             return f"receiver {row['receiver']!r} no longer has this channel in the config"
-        title, body = render(row["payload"], config.server.base_url)
-        url = receiver.urls[row["channel"]]
-        loop = asyncio.get_running_loop()
-        call = loop.run_in_executor(self._pool, send_apprise, url, title, body, receiver.timeout)
+        context = msgspec.convert(row["payload"], NotificationContext)
+        call = asyncio.get_running_loop().run_in_executor(
+            self._pool,
+            _render_and_send,
+            rules,
+            receiver.urls[row["channel"]],
+            receiver.timeout,
+            context,
+        )
+        limit = receiver.timeout * 2 + 5
         try:
-            return await asyncio.wait_for(call, timeout=receiver.timeout * 2 + 5)
+            return await asyncio.wait_for(call, timeout=limit)
         except TimeoutError:
-            return f"no answer within {receiver.timeout * 2 + 5:g}s"
+            return f"no answer within {limit:g}s"
 
     async def _settle(
         self, config: Config, row: dict, started: float, duration_ms: float, error: str | None
@@ -250,5 +166,5 @@ class Sender:
         outcome = {"sent": "sent", "dead": "dead"}.get(state, "failed")
         self.metrics.notifications.labels(row["receiver"], outcome).inc()
         if state == "sent":
-            latency = now - row["payload"]["received_at"]
+            latency = now - row["created_at"]
             self.metrics.delivery_seconds.labels(row["receiver"]).observe(max(latency, 0))

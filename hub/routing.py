@@ -28,6 +28,7 @@ class RouteMatch:
     ``route_id`` is the node's path in the tree ("0" is the root, "0.2.1" the second
     child of its third child): stable as long as the routes keep their order.
     ``group_by`` is None when the route groups by all labels (``["..."]``).
+    Time intervals are the route's own, not inherited (as in Alertmanager).
     """
 
     route_id: str
@@ -35,6 +36,8 @@ class RouteMatch:
     group_by: tuple[str, ...] | None
     timing: Timing
     escalation: str | None
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ def _inherit(parent: RouteMatch, route: Route, route_id: str) -> RouteMatch:
         group_by=group_by,
         timing=timing,
         escalation=route.escalation or parent.escalation,
+        mute_time_intervals=tuple(route.mute_time_intervals),
+        active_time_intervals=tuple(route.active_time_intervals),
     )
 
 

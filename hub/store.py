@@ -117,6 +117,63 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_incidents(db: sqlite_utils.Database) -> None:
+    """Incidents group alerts; notifications and grouping state hang off them."""
+    db.executescript(
+        """
+        CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY,
+            group_key TEXT NOT NULL,
+            route_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            title TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            receivers TEXT NOT NULL,
+            timing TEXT NOT NULL,
+            escalation TEXT,
+            opened_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            acknowledged_at REAL,
+            acknowledged_by TEXT,
+            resolved_at REAL,
+            resolved_by TEXT
+        );
+        CREATE INDEX incidents_group ON incidents (group_key, id);
+        CREATE INDEX incidents_status ON incidents (status, severity);
+        ALTER TABLE alerts ADD COLUMN incident_id INTEGER REFERENCES incidents (id);
+        ALTER TABLE alerts ADD COLUMN changes TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE alerts ADD COLUMN flapping INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX alerts_incident ON alerts (incident_id);
+        CREATE TABLE timeline (
+            id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL REFERENCES incidents (id),
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            actor TEXT,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX timeline_incident ON timeline (incident_id, id);
+        CREATE TABLE incident_receivers (
+            incident_id INTEGER NOT NULL REFERENCES incidents (id),
+            receiver TEXT NOT NULL,
+            send_resolved INTEGER NOT NULL,
+            first_seen REAL NOT NULL,
+            last_notified_at REAL,
+            last_notified_hash TEXT,
+            due_at REAL,
+            PRIMARY KEY (incident_id, receiver)
+        );
+        CREATE INDEX incident_receivers_due ON incident_receivers (due_at)
+            WHERE due_at IS NOT NULL;
+        ALTER TABLE notifications ADD COLUMN incident_id INTEGER REFERENCES incidents (id);
+        CREATE INDEX notifications_incident ON notifications (incident_id);
+        CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -152,25 +209,100 @@ class Tx:
 
     def get_alert(self, fingerprint: str) -> dict | None:
         cursor = self.conn.execute("SELECT * FROM alerts WHERE fingerprint = ?", (fingerprint,))
-        return _one(cursor)
+        row = _one(cursor)
+        return _decode_alert(row) if row else None
 
-    def insert_alert(self, row: dict) -> int:
-        row = {**row, "labels": _json.encode(row["labels"])}
-        row["annotations"] = _json.encode(row["annotations"])
+    # incidents ---------------------------------------------------------------
+
+    def incident(self, incident_id: int) -> dict | None:
+        row = _one(self.conn.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)))
+        return _decode_incident(row) if row else None
+
+    def latest_incident(self, group_key: str) -> dict | None:
+        row = _one(
+            self.conn.execute(
+                "SELECT * FROM incidents WHERE group_key = ? ORDER BY id DESC LIMIT 1",
+                (group_key,),
+            )
+        )
+        return _decode_incident(row) if row else None
+
+    def incident_alerts(self, incident_id: int) -> list[dict]:
+        cursor = self.conn.execute(
+            "SELECT * FROM alerts WHERE incident_id = ? ORDER BY id", (incident_id,)
+        )
+        return [_decode_alert(row) for row in _all(cursor)]
+
+    def firing_alert_labels(self) -> list[dict[str, str]]:
+        cursor = self.conn.execute("SELECT labels FROM alerts WHERE status = 'firing'")
+        return [_decode_json(row[0]) for row in cursor.fetchall()]
+
+    def add_timeline(
+        self, incident_id: int, at: float, kind: str, actor: str | None, detail: dict
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO timeline (incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
+            (incident_id, at, kind, actor, _json.encode(detail)),
+        )
+
+    def ensure_receiver(
+        self, incident_id: int, receiver: str, send_resolved: bool, first_seen: float
+    ) -> None:
+        """Start the grouping state of one receiver for one incident (once)."""
+        self.conn.execute(
+            "INSERT OR IGNORE INTO incident_receivers"
+            " (incident_id, receiver, send_resolved, first_seen) VALUES (?, ?, ?, ?)",
+            (incident_id, receiver, int(send_resolved), first_seen),
+        )
+
+    def mark_receivers_due(self, incident_id: int, now: float) -> None:
+        """Something changed: every receiver of the incident is looked at again."""
+        self.conn.execute(
+            "UPDATE incident_receivers SET due_at = MIN(COALESCE(due_at, ?), ?)"
+            " WHERE incident_id = ?",
+            (now, now, incident_id),
+        )
+
+    def due_receivers(self, now: float, limit: int) -> list[dict]:
+        return _all(
+            self.conn.execute(
+                "SELECT * FROM incident_receivers WHERE due_at IS NOT NULL AND due_at <= ?"
+                " ORDER BY due_at LIMIT ?",
+                (now, limit),
+            )
+        )
+
+    def set_receiver_state(self, incident_id: int, receiver: str, changes: dict) -> None:
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        self.conn.execute(
+            f"UPDATE incident_receivers SET {assignments} WHERE incident_id = ? AND receiver = ?",
+            (*changes.values(), incident_id, receiver),
+        )
+
+    def get_setting(self, name: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def put_setting(self, name: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO settings (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def insert(self, table: str, row: dict) -> int:
+        """Insert a row into one of hub's tables; dict and list values are stored as JSON."""
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         cursor = self.conn.execute(
-            f"INSERT INTO alerts ({columns}) VALUES ({marks})", tuple(row.values())
+            f"INSERT INTO {table} ({columns}) VALUES ({marks})", _encode_values(row)
         )
         return cursor.lastrowid  # type: ignore[return-value]
 
-    def update_alert(self, alert_id: int, changes: dict) -> None:
-        for key in ("labels", "annotations"):
-            if key in changes:
-                changes = {**changes, key: _json.encode(changes[key])}
+    def update(self, table: str, row_id: int, changes: dict) -> None:
         assignments = ", ".join(f"{column} = ?" for column in changes)
         self.conn.execute(
-            f"UPDATE alerts SET {assignments} WHERE id = ?", (*changes.values(), alert_id)
+            f"UPDATE {table} SET {assignments} WHERE id = ?", (*_encode_values(changes), row_id)
         )
 
     def touch_alert(self, alert_id: int, last_seen: float) -> None:
@@ -215,23 +347,33 @@ class Tx:
 
     def enqueue_notification(
         self,
-        alert_id: int | None,
+        incident_id: int,
         target: tuple[str, int, str],
         kind: str,
-        payload: dict,
+        payload: bytes,
         due_at: float,
     ) -> int:
         """Write a notification intent in the caller's transaction (the outbox).
 
-        ``target`` is (receiver, index of the URL in the receiver, integration).
+        ``target`` is (receiver, index of the URL in the receiver, integration);
+        ``payload`` is the encoded message context, rendered per channel at send time.
         """
         receiver, channel, integration = target
         cursor = self.conn.execute(
-            "INSERT INTO notifications (alert_id, receiver, channel, integration, kind, payload,"
-            " created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (alert_id, receiver, channel, integration, kind, _json.encode(payload), due_at, due_at),
+            "INSERT INTO notifications (incident_id, receiver, channel, integration, kind,"
+            " payload, created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (incident_id, receiver, channel, integration, kind, payload, due_at, due_at),
         )
         return cursor.lastrowid  # type: ignore[return-value]
+
+    def retry_notification(self, notification_id: int, now: float) -> bool:
+        """Put a dead letter back in the queue with a fresh attempt budget."""
+        cursor = self.conn.execute(
+            "UPDATE notifications SET state = 'pending', attempts = 0, due_at = ?"
+            " WHERE id = ? AND state = 'dead'",
+            (now, notification_id),
+        )
+        return cursor.rowcount == 1
 
     def claim_notifications(self, now: float, lease: float, limit: int) -> list[dict]:
         """Claim due rows, and rows whose claimer's lease ran out (it died mid-send)."""
@@ -445,10 +587,54 @@ class Store:
         row = self.query_one("SELECT MIN(due_at) AS due FROM notifications WHERE state = 'pending'")
         return row["due"] if row else None
 
-    def notifications(self, alert_id: int | None = None) -> list[dict]:
-        where, params = ("WHERE alert_id = ?", (alert_id,)) if alert_id else ("", ())
-        rows = self.query(f"SELECT * FROM notifications {where} ORDER BY id", params)
+    def next_receiver_due(self) -> float | None:
+        row = self.query_one(
+            "SELECT MIN(due_at) AS due FROM incident_receivers WHERE due_at IS NOT NULL"
+        )
+        return row["due"] if row else None
+
+    def notifications(self, filters: dict[str, object], limit: int = 100) -> list[dict]:
+        """The delivery log, newest first; ``filters`` are column -> value equalities."""
+        where = " AND ".join(f"{column} = :{column}" for column in filters) or "1"
+        rows = self.query(
+            f"SELECT * FROM notifications WHERE {where} ORDER BY id DESC LIMIT :limit",
+            {**filters, "limit": limit},
+        )
         return [_decode_notification(row) for row in rows]
+
+    def notification(self, notification_id: int) -> dict | None:
+        row = self.query_one("SELECT * FROM notifications WHERE id = ?", (notification_id,))
+        return _decode_notification(row) if row else None
+
+    def incidents(self, where: str, params: dict, limit: int) -> list[dict]:
+        rows = self.query(
+            f"SELECT * FROM incidents WHERE {where} ORDER BY updated_at DESC LIMIT :limit",
+            {**params, "limit": limit},
+        )
+        return [_decode_incident(row) for row in rows]
+
+    def incident(self, incident_id: int) -> dict | None:
+        row = self.query_one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        return _decode_incident(row) if row else None
+
+    def incident_alerts(self, incident_id: int) -> list[dict]:
+        rows = self.query("SELECT * FROM alerts WHERE incident_id = ? ORDER BY id", (incident_id,))
+        return [_decode_alert(row) for row in rows]
+
+    def timeline(self, incident_id: int) -> list[dict]:
+        rows = self.query(
+            "SELECT at, kind, actor, detail FROM timeline WHERE incident_id = ? ORDER BY id",
+            (incident_id,),
+        )
+        return [{**row, "detail": _decode_json(row["detail"])} for row in rows]
+
+    def incident_counts(self) -> dict[tuple[str, str], int]:
+        """Unresolved incidents by (status, severity), from the status index."""
+        rows = self.query(
+            "SELECT status, severity, COUNT(*) AS n FROM incidents"
+            " WHERE status IN ('open', 'acknowledged') GROUP BY status, severity"
+        )
+        return {(row["status"], row["severity"]): row["n"] for row in rows}
 
     def notification_attempts(self, notification_id: int) -> list[dict]:
         return self.query(
@@ -490,12 +676,27 @@ def _all(cursor: sqlite3.Cursor) -> list[dict]:
     return [dict(row) for row in cursor.fetchall()]
 
 
-def _decode_alert(row: dict) -> dict:
+def _encode_values(row: dict) -> tuple:
+    return tuple(
+        _json.encode(value) if isinstance(value, dict | list) else value for value in row.values()
+    )
+
+
+def _decode_incident(row: dict) -> dict:
     return {
         **row,
         "labels": _decode_json(row["labels"]),
-        "annotations": _decode_json(row["annotations"]),
+        "receivers": _decode_json(row["receivers"]),
+        "timing": _decode_json(row["timing"]),
     }
+
+
+def _decode_alert(row: dict) -> dict:
+    decoded = {**row, "labels": _decode_json(row["labels"])}
+    decoded["annotations"] = _decode_json(row["annotations"])
+    if "changes" in row:
+        decoded["changes"] = _decode_json(row["changes"])
+    return decoded
 
 
 def _decode_notification(row: dict) -> dict:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from hub.errors import ConfigError
 
 if TYPE_CHECKING:
-    from hub.config import IntervalSpec, Route, TimeIntervals, TimeRange
+    from hub.config import IntervalSpec, TimeIntervals, TimeRange
 
 T = TypeVar("T")
 Ranges = tuple[tuple[int, int], ...]
@@ -65,11 +65,13 @@ def in_any(intervals: Iterable[Interval], when: datetime) -> bool:
     return any(matches(interval, when) for interval in intervals)
 
 
-def route_muted(route: Route, table: dict[str, list[Interval]], when: datetime) -> bool:
-    """Muted inside any ``mute_time_intervals``, or outside all ``active_time_intervals``."""
-    if any(in_any(table[name], when) for name in route.mute_time_intervals):
+def route_muted(
+    mute: Iterable[str], active: Iterable[str], table: dict[str, list[Interval]], when: datetime
+) -> bool:
+    """Muted inside any of the ``mute`` intervals, or outside all ``active`` ones."""
+    if any(in_any(table[name], when) for name in mute):
         return True
-    active = route.active_time_intervals
+    active = list(active)
     return bool(active) and not any(in_any(table[name], when) for name in active)
 
 

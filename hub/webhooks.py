@@ -57,7 +57,7 @@ async def receive(request: Request, source: FromPath[str]) -> Response:
     except HubError as e:
         _count_rejection(hub, config.name, e)
         raise
-    hub.poke_sender()
+    hub.changed()
     outcome = "repeated" if answer.repeated else "accepted"
     hub.metrics.webhooks.labels(config.name, outcome).inc()
     for event_outcome in answer.outcomes:
@@ -81,7 +81,8 @@ async def _ingest(hub, request: Request, source: Source) -> Answer:
         headers=audit_headers(headers),
         body=body,
     )
-    answer = await hub.store.write(lambda tx: apply_delivery(tx, delivery, decoded, hub.route))
+    rules = hub.rules
+    answer = await hub.store.write(lambda tx: apply_delivery(tx, delivery, decoded, rules))
     _log_applied(source.name, answer)
     return answer
 

@@ -146,6 +146,9 @@ timeout = "2s"
 
 [route]
 receiver = "ops"
+group_wait = "{group_wait}"
+group_interval = "{group_interval}"
+repeat_interval = "{repeat_interval}"
 """
 
 
@@ -159,6 +162,9 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., RunningHub]]:
         path = tmp_path / f"alerts-{len(started)}.toml"
         db = tmp_path / "hub.db"
         values.setdefault("max_attempts", 5)
+        values.setdefault("group_wait", "0s")
+        values.setdefault("group_interval", "200ms")
+        values.setdefault("repeat_interval", "1h")
         path.write_text(text.format(port=port, db=db.as_posix(), **values))
         hub = RunningHub(path, port).start()
         started.append(hub)

@@ -32,10 +32,8 @@ def send(url: str, context: NotificationContext = INCIDENT) -> None:
     """Render for ``url``'s kind and send it the way the outbox sender will."""
     channel = channels.open_channel(url, timeout=5)
     rendered = TEMPLATES.render(context, channel.kind, channel.limit)
-    sent = channel.apprise.notify(
-        title=rendered.title, body=rendered.body, body_format=rendered.body_format
-    )
-    assert sent, f"Apprise could not send to {channel.display}"
+    error = channel.send(rendered.title, rendered.body, rendered.body_format)
+    assert error is None, f"Apprise could not send to {channel.display}: {error}"
 
 
 @responses.activate
@@ -107,14 +105,14 @@ def test_email_has_a_subject_an_html_part_and_a_text_part_both_with_the_ack_link
 
 
 def test_a_channel_carries_the_receiver_timeout_unless_the_url_sets_one():
-    service = next(iter(channels.open_channel(SLACK_URL, timeout=7).apprise))
+    service = channels.open_channel(SLACK_URL, timeout=7).service
     assert (service.socket_connect_timeout, service.socket_read_timeout) == (7, 7)
-    service = next(iter(channels.open_channel(SLACK_URL + "?cto=2", timeout=7).apprise))
+    service = channels.open_channel(SLACK_URL + "?cto=2", timeout=7).service
     assert (service.socket_connect_timeout, service.socket_read_timeout) == (2, 7)
 
 
 def test_a_channel_is_not_throttled_by_apprise():
-    service = next(iter(channels.open_channel(SLACK_URL, timeout=7).apprise))
+    service = channels.open_channel(SLACK_URL, timeout=7).service
     assert service.request_rate_per_sec == 0
 
 

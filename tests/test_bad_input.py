@@ -104,7 +104,7 @@ def test_health_readiness_and_openapi_are_served(hub_factory, smtp):
         assert http.get("/healthz").json() == {"status": "ok"}
         ready = http.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"store": True, "scheduler": True, "sender": True}
+        assert ready.json()["checks"] == {"store": True, "scheduler": True, "workers": True}
         schema = http.get("/schema/openapi.json").json()
         assert "/webhooks/{source}" in schema["paths"]
         missing = http.get("/api/v1/alerts/999")

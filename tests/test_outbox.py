@@ -13,10 +13,10 @@ def test_a_channel_that_fails_is_retried_then_dead_lettered_with_its_error(hub_f
     hub = hub_factory(mail_url=mail_url(closed_port), max_attempts=3)
     event = {"status": "firing", "summary": "payment gateway timeouts"}
     with hub.client(headers=AUTH) as http:
-        alert_id = http.post("/webhooks/shop", json=event).json()["alerts"][0]["id"]
+        incident_id = http.post("/webhooks/shop", json=event).json()["alerts"][0]["incident_id"]
 
         def dead_notification():
-            notes = http.get(f"/api/v1/alerts/{alert_id}").json()["notifications"]
+            notes = http.get("/api/v1/notifications", params={"incident": incident_id}).json()
             return notes if notes and notes[0]["state"] == "dead" else None
 
         note = wait_for(dead_notification)[0]

@@ -3,7 +3,7 @@ from datetime import UTC, date, datetime, timedelta
 import msgspec
 import pytest
 
-from hub.config import IntervalSpec, Route, TimeIntervals
+from hub.config import IntervalSpec, TimeIntervals
 from hub.errors import ConfigError
 from hub.timeintervals import compile_all, compile_spec, in_any, matches, route_muted
 
@@ -189,5 +189,4 @@ def test_a_named_set_matches_if_any_of_its_intervals_does():
     ],
 )
 def test_a_route_is_muted_inside_mute_and_outside_active_intervals(mute, active, when, expected):
-    route = Route(mute_time_intervals=mute, active_time_intervals=active)
-    assert route_muted(route, TABLE, when) is expected
+    assert route_muted(mute, active, TABLE, when) is expected

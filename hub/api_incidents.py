@@ -1,0 +1,190 @@
+"""Incidents, their actions (ack, unack, resolve), the delivery log, and the signed
+one-click acknowledgement link carried in every notification."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from hub import acklinks, matchers
+from hub.api import present
+from hub.correlate import act
+from hub.errors import Conflict, InvalidPayload, NotFound
+
+
+class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Who acts and why; both are recorded on the incident's timeline."""
+
+    comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    actor: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+def _present_incident(row: dict[str, Any]) -> dict[str, Any]:
+    return present(row)
+
+
+@get("/api/v1/incidents", summary="List incidents")
+async def list_incidents(
+    request: Request,
+    status: FromQuery[Literal["open", "acknowledged", "resolved"] | None] = None,
+    severity: FromQuery[str | None] = None,
+    label: Annotated[
+        list[str] | None,
+        QueryParameter(description='matchers on the incident\'s group labels, e.g. service="api"'),
+    ] = None,
+    since: Annotated[datetime | None, QueryParameter(description="updated at or after")] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Most recently changed first."""
+    try:
+        wanted = matchers.parse_all(label or [])
+    except ValueError as e:
+        raise InvalidPayload(str(e), field="label") from e
+    clauses, params = [], {}
+    for column, value in (("status", status), ("severity", severity)):
+        if value is not None:
+            clauses.append(f"{column} = :{column}")
+            params[column] = value
+    if since is not None:
+        clauses.append("updated_at >= :since")
+        params["since"] = since.timestamp()
+    rows = request.app.state.hub.store.incidents(
+        " AND ".join(clauses) or "1", params, 100_000 if wanted else limit
+    )
+    chosen = [row for row in rows if matchers.matches_all(wanted, row["labels"])]
+    return [_present_incident(row) for row in chosen[:limit]]
+
+
+@get("/api/v1/incidents/{incident_id:int}", summary="One incident: alerts, timeline, deliveries")
+async def get_incident(request: Request, incident_id: FromPath[int]) -> dict[str, Any]:
+    store = request.app.state.hub.store
+    incident = store.incident(incident_id)
+    if incident is None:
+        raise NotFound(f"no incident with id {incident_id}")
+    deliveries = store.notifications({"incident_id": incident_id}, limit=1000)
+    return {
+        **_present_incident(incident),
+        "alerts": [present(a) for a in store.incident_alerts(incident_id)],
+        "timeline": [present(t) for t in store.timeline(incident_id)],
+        "notifications": [_present_notification(store, n) for n in deliveries],
+    }
+
+
+async def _act(request: Request, incident_id: int, action: str, data: ActionBody | None):
+    hub = request.app.state.hub
+    body = data or ActionBody()
+    actor = body.actor or "api"
+    now = hub.clock()
+    incident = await hub.store.write(
+        lambda tx: act(tx, incident_id, action, actor, body.comment, now)
+    )
+    hub.changed()
+    return _present_incident(incident)
+
+
+@post("/api/v1/incidents/{incident_id:int}/ack", status_code=200, summary="Acknowledge")
+async def ack_incident(
+    request: Request, incident_id: FromPath[int], data: JSONBody[ActionBody | None] = None
+) -> dict[str, Any]:
+    return await _act(request, incident_id, "ack", data)
+
+
+@post("/api/v1/incidents/{incident_id:int}/unack", status_code=200, summary="Unacknowledge")
+async def unack_incident(
+    request: Request, incident_id: FromPath[int], data: JSONBody[ActionBody | None] = None
+) -> dict[str, Any]:
+    return await _act(request, incident_id, "unack", data)
+
+
+@post("/api/v1/incidents/{incident_id:int}/resolve", status_code=200, summary="Resolve")
+async def resolve_incident(
+    request: Request, incident_id: FromPath[int], data: JSONBody[ActionBody | None] = None
+) -> dict[str, Any]:
+    return await _act(request, incident_id, "resolve", data)
+
+
+def _present_notification(store, row: dict[str, Any]) -> dict[str, Any]:
+    shown = {key: value for key, value in row.items() if key != "payload"}
+    shown["title"] = row["payload"].get("title")
+    shown["attempts_log"] = [present(a) for a in store.notification_attempts(row["id"])]
+    return present(shown)
+
+
+@get("/api/v1/notifications", summary="The delivery log")
+async def list_notifications(
+    request: Request,
+    incident: FromQuery[int | None] = None,
+    receiver: FromQuery[str | None] = None,
+    outcome: FromQuery[Literal["pending", "sending", "sent", "dead"] | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Every notification with its attempts: who was told what, when, and did it arrive."""
+    filters = {
+        column: value
+        for column, value in (("incident_id", incident), ("receiver", receiver), ("state", outcome))
+        if value is not None
+    }
+    store = request.app.state.hub.store
+    return [_present_notification(store, row) for row in store.notifications(filters, limit)]
+
+
+@post(
+    "/api/v1/notifications/{notification_id:int}/retry",
+    status_code=200,
+    summary="Send a dead letter again",
+)
+async def retry_notification(request: Request, notification_id: FromPath[int]) -> dict[str, Any]:
+    hub = request.app.state.hub
+    if hub.store.notification(notification_id) is None:
+        raise NotFound(f"no notification with id {notification_id}")
+    now = hub.clock()
+    if not await hub.store.write(lambda tx: tx.retry_notification(notification_id, now)):
+        raise Conflict(f"notification {notification_id} is not dead-lettered")
+    hub.sender.poke()
+    return _present_notification(hub.store, hub.store.notification(notification_id))
+
+
+@get("/ack/{token:str}", summary="One-click acknowledgement from a notification")
+async def ack_link(request: Request, token: FromPath[str]) -> Response:
+    """Verify the signed token and acknowledge; answer with a small confirmation page."""
+    hub = request.app.state.hub
+    now = hub.clock()
+    incident_id = acklinks.verify(hub.ack_secret, token, datetime.fromtimestamp(now, UTC))
+    try:
+        incident = await hub.store.write(
+            lambda tx: act(tx, incident_id, "ack", "ack-link", "acknowledged by link", now)
+        )
+        message = f"Incident #{incident_id} is acknowledged."
+    except Conflict:
+        incident = hub.store.incident(incident_id)
+        message = f"Incident #{incident_id} was already resolved."
+    hub.changed()
+    return Response(_page(message, incident), media_type="text/html")
+
+
+def _page(message: str, incident: dict[str, Any]) -> str:
+    title = html.escape(incident["title"])
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(message)}</title></head><body style='font-family:sans-serif'>"
+        f"<h1>{html.escape(message)}</h1><p>{title}</p>"
+        f"<p>Status: {html.escape(incident['status'])}</p></body></html>"
+    )
+
+
+HANDLERS = [
+    list_incidents,
+    get_incident,
+    ack_incident,
+    unack_incident,
+    resolve_incident,
+    list_notifications,
+    retry_notification,
+    ack_link,
+]

@@ -1,0 +1,169 @@
+"""Correlation: an alert that changed joins the incident of its group, and the
+incident is brought up to date. Runs inside the ingest transaction.
+
+The group is the first matching route's ``group_by`` values (``routing.group_key``):
+alerts from different sources with the same group labels share one incident.
+Routes reached through ``continue`` add their receivers to that incident. An open
+incident keeps the receivers, timing and escalation it was created with, so a
+config reload never changes an incident half-way through.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hub import incidents, routing
+from hub.alerts import Outcome
+from hub.errors import Conflict, NotFound
+from hub.rules import Rules
+from hub.store import Tx
+
+HUB_ACTOR = "hub"
+
+
+def correlate(tx: Tx, alert: dict, outcome: Outcome, now: float, rules: Rules) -> int | None:
+    """Place the alert in its incident (if it needs one) and refresh that incident."""
+    incident = tx.incident(alert["incident_id"]) if alert.get("incident_id") else None
+    if alert["status"] == "firing" and (incident is None or incident["status"] == "resolved"):
+        incident = _place(tx, alert, now, rules)
+    elif incident is not None and outcome is Outcome.CHANGED:
+        tx.add_timeline(incident["id"], now, f"alert_{alert['status']}", None, _about(alert))
+    if incident is None:
+        return None
+    if outcome is Outcome.ACKNOWLEDGED and incident["status"] == "open":
+        acknowledge(tx, incident, now, f"source:{alert['source']}", "acknowledged by the sender")
+        incident = tx.incident(incident["id"])
+    refresh(tx, incident, now)
+    return incident["id"]
+
+
+def _place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
+    owner, *others = routing.match(rules.tree, alert["labels"])
+    key = routing.group_key(owner, alert["labels"])
+    last = tx.latest_incident(key)
+    placement = incidents.place(
+        last["status"] if last else None,
+        _time(last["resolved_at"]) if last and last["resolved_at"] else None,
+        _time(now),
+        rules.reopen_window,
+    )
+    if placement == "join" and last is not None:
+        incident = last
+    elif placement == "reopen" and last is not None:
+        changes = {"status": "open", "resolved_at": None, "resolved_by": None, "updated_at": now}
+        tx.update("incidents", last["id"], changes)
+        tx.add_timeline(last["id"], now, "reopened", HUB_ACTOR, {})
+        incident = {**last, **changes}
+    else:
+        incident = _open(tx, alert, key, owner, [m.receiver for m in others], now)
+    tx.update("alerts", alert["id"], {"incident_id": incident["id"]})
+    tx.add_timeline(incident["id"], now, "alert_joined", None, _about(alert))
+    for receiver in incident["receivers"]:
+        tx.ensure_receiver(incident["id"], receiver, rules.send_resolved.get(receiver, True), now)
+    return incident
+
+
+def _open(
+    tx: Tx, alert: dict, key: str, owner: routing.RouteMatch, extra: list[str], now: float
+) -> dict:
+    names = sorted(alert["labels"]) if owner.group_by is None else owner.group_by
+    row = {
+        "group_key": key,
+        "route_id": owner.route_id,
+        "status": "open",
+        "severity": alert["severity"],
+        "title": alert["summary"],
+        "labels": {name: alert["labels"].get(name, "") for name in names},
+        "receivers": list(dict.fromkeys([owner.receiver, *extra])),
+        "timing": {
+            "group_wait": owner.timing.group_wait,
+            "group_interval": owner.timing.group_interval,
+            "repeat_interval": owner.timing.repeat_interval,
+        },
+        "escalation": owner.escalation,
+        "opened_at": now,
+        "updated_at": now,
+    }
+    incident_id = tx.insert("incidents", row)
+    tx.add_timeline(incident_id, now, "opened", HUB_ACTOR, {"group": row["labels"]})
+    return {**row, "id": incident_id, "acknowledged_at": None, "resolved_at": None}
+
+
+def refresh(tx: Tx, incident: dict, now: float) -> None:
+    """Recompute status and severity from the alerts; wake the incident's receivers."""
+    members = tx.incident_alerts(incident["id"])
+    if not members:
+        return
+    acked = incident["acknowledged_at"] is not None
+    status = incidents.next_status(incident["status"], [a["status"] for a in members], acked)
+    severity = incidents.severity([(a["status"], a["severity"]) for a in members])
+    changes: dict = {}
+    if status != incident["status"]:
+        changes["status"] = status
+        if status == "resolved":
+            changes |= {"resolved_at": now, "resolved_by": HUB_ACTOR}
+            tx.add_timeline(
+                incident["id"], now, "resolved", HUB_ACTOR, {"reason": "all alerts resolved"}
+            )
+    if severity != incident["severity"]:
+        changes["severity"] = severity
+    if changes:
+        tx.update("incidents", incident["id"], {**changes, "updated_at": now})
+    tx.mark_receivers_due(incident["id"], now)
+
+
+def acknowledge(tx: Tx, incident: dict, now: float, actor: str, comment: str) -> None:
+    tx.update(
+        "incidents",
+        incident["id"],
+        {
+            "status": "acknowledged",
+            "acknowledged_at": now,
+            "acknowledged_by": actor,
+            "updated_at": now,
+        },
+    )
+    tx.add_timeline(incident["id"], now, "acknowledged", actor, {"comment": comment})
+
+
+def act(tx: Tx, incident_id: int, action: str, actor: str, comment: str, now: float) -> dict:
+    """A person acknowledges, unacknowledges or resolves an incident (recorded with who/why)."""
+    incident = tx.incident(incident_id)
+    if incident is None:
+        raise NotFound(f"no incident with id {incident_id}")
+    if incident["status"] == "resolved":
+        raise Conflict(f"incident {incident_id} is already resolved")
+    if action == "ack" and incident["status"] != "acknowledged":
+        acknowledge(tx, incident, now, actor, comment)
+    elif action == "unack":
+        if incident["status"] != "acknowledged":
+            raise Conflict(f"incident {incident_id} is not acknowledged")
+        tx.update(
+            "incidents",
+            incident_id,
+            {"status": "open", "acknowledged_at": None, "acknowledged_by": None, "updated_at": now},
+        )
+        tx.add_timeline(incident_id, now, "unacknowledged", actor, {"comment": comment})
+    elif action == "resolve":
+        tx.update(
+            "incidents",
+            incident_id,
+            {"status": "resolved", "resolved_at": now, "resolved_by": actor, "updated_at": now},
+        )
+        tx.add_timeline(incident_id, now, "resolved", actor, {"comment": comment})
+    tx.mark_receivers_due(incident_id, now)
+    return tx.incident(incident_id)  # type: ignore[return-value]
+
+
+def _about(alert: dict) -> dict:
+    return {
+        "alert_id": alert["id"],
+        "fingerprint": alert["fingerprint"],
+        "summary": alert["summary"],
+        "status": alert["status"],
+        "severity": alert["severity"],
+    }
+
+
+def _time(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

@@ -1,0 +1,244 @@
+"""The dispatcher: turns incident changes into notifications, per incident and receiver.
+
+Ingest marks an incident's receivers due whenever its alerts change. Here each due
+(incident, receiver) goes through the pipeline stages in one transaction:
+
+  group   when is the next message due (group_wait, group_interval, repeat_interval)?
+  mute    which firing alerts are held back (flapping, silence, maintenance, inhibition)?
+  render  the message context (alerts, incident link, signed ack link), kept in the row
+  enqueue one outbox row per URL of the receiver; the outbox sender delivers them
+
+The grouping state lives in the store, so timers survive a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+
+from hub import acklinks, grouping, mute, routing, timeintervals
+from hub.channels import schema
+from hub.inhibit import Inhibitor
+from hub.rules import Rules
+from hub.silences import Silence
+from hub.store import Store, Tx
+from hub.templates import AlertContext, NotificationContext
+from hub.worker import Worker
+
+log = logging.getLogger("hub.dispatch")
+
+FLUSH_BATCH = 100
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class Links:
+    """How notifications point back at the hub."""
+
+    base_url: str
+    ack_secret: bytes
+    ack_ttl: float
+
+
+@dataclass
+class Flushed:
+    """What one flush did: messages enqueued, and alerts held back by reason."""
+
+    enqueued: int = 0
+    suppressed: dict[str, int] = field(default_factory=dict)
+
+
+def flush(
+    tx: Tx, now: float, rules: Rules, links: Links, active_silences: Sequence[Silence]
+) -> Flushed:
+    """Run every due (incident, receiver) through group -> mute -> render -> enqueue."""
+    result = Flushed()
+    due = tx.due_receivers(now, FLUSH_BATCH)
+    if not due:
+        return result
+    inhibitor = Inhibitor(rules.inhibit_rules, tx.firing_alert_labels())
+    moment = datetime.fromtimestamp(now, UTC)
+
+    def route_muted(labels: mute.Labels) -> bool:
+        owner = routing.match(rules.tree, labels)[0]
+        return timeintervals.route_muted(
+            owner.mute_time_intervals, owner.active_time_intervals, rules.intervals, moment
+        )
+
+    for row in due:
+        incident = tx.incident(row["incident_id"])
+        alerts = tx.incident_alerts(row["incident_id"])
+        if incident is None or not alerts:
+            tx.set_receiver_state(row["incident_id"], row["receiver"], {"due_at": None})
+            continue
+        muted = mute.reasons(
+            alerts, moment, active_silences, inhibitor, route_muted, rules.flapping
+        )
+        _flush_one(tx, row, incident, alerts, muted, now, rules, links, result)
+    return result
+
+
+def _flush_one(
+    tx: Tx,
+    row: dict,
+    incident: dict,
+    alerts: list[dict],
+    muted: dict[str, str],
+    now: float,
+    rules: Rules,
+    links: Links,
+    result: Flushed,
+) -> None:
+    timing = grouping.Timing(**incident["timing"])
+    send_resolved = bool(row["send_resolved"])
+    visible = [a for a in alerts if a["fingerprint"] not in muted]
+    pairs = [(a["fingerprint"], a["status"]) for a in visible]
+    state = grouping.Delivery(
+        first_seen=_time(row["first_seen"]),
+        last_notified_at=_time(row["last_notified_at"]) if row["last_notified_at"] else None,
+        last_notified_hash=row["last_notified_hash"],
+    )
+    due = grouping.when_due(state, pairs, timing, send_resolved)
+    unchanged = grouping.content_hash(pairs, send_resolved) == row["last_notified_hash"]
+    if due is None or (unchanged and incident["status"] == "acknowledged"):
+        _reschedule(tx, row, muted, now, timing)
+        _count_muted(result, muted)
+        return
+    if due.timestamp() > now:
+        tx.set_receiver_state(incident["id"], row["receiver"], {"due_at": due.timestamp()})
+        return
+    _count_muted(result, muted)
+    result.enqueued += _enqueue(tx, incident, row["receiver"], visible, now, rules, links)
+    sent = grouping.Delivery(
+        state.first_seen, _time(now), grouping.content_hash(pairs, send_resolved)
+    )
+    following = grouping.when_due(sent, pairs, timing, send_resolved)
+    tx.set_receiver_state(
+        incident["id"],
+        row["receiver"],
+        {
+            "last_notified_at": now,
+            "last_notified_hash": sent.last_notified_hash,
+            "due_at": _reschedule_time(following, muted, now, timing),
+        },
+    )
+
+
+def _reschedule(tx: Tx, row: dict, muted: dict, now: float, timing: grouping.Timing) -> None:
+    """Nothing to send now; while alerts are held back, look again after group_interval."""
+    tx.set_receiver_state(
+        row["incident_id"], row["receiver"], {"due_at": _reschedule_time(None, muted, now, timing)}
+    )
+
+
+def _reschedule_time(
+    following: datetime | None, muted: dict, now: float, timing: grouping.Timing
+) -> float | None:
+    candidates = [following.timestamp()] if following else []
+    if muted:
+        candidates.append(now + timing.group_interval)
+    return min(candidates) if candidates else None
+
+
+def _count_muted(result: Flushed, muted: dict[str, str]) -> None:
+    for reason in muted.values():
+        result.suppressed[reason] = result.suppressed.get(reason, 0) + 1
+
+
+def _enqueue(
+    tx: Tx,
+    incident: dict,
+    receiver_name: str,
+    visible: list[dict],
+    now: float,
+    rules: Rules,
+    links: Links,
+) -> int:
+    receiver = rules.config.receiver(receiver_name)
+    if receiver is None:
+        log.warning("event=receiver_missing incident=%d receiver=%s", incident["id"], receiver_name)
+        return 0
+    context = _context(incident, receiver_name, visible, now, links)
+    payload = _encode(context)
+    for index, url in enumerate(receiver.urls):
+        tx.enqueue_notification(
+            incident["id"], (receiver_name, index, schema(url)), context.status, payload, now
+        )
+    tx.add_timeline(
+        incident["id"],
+        now,
+        "notified",
+        None,
+        {"receiver": receiver_name, "status": context.status, "alerts": len(visible)},
+    )
+    return len(receiver.urls)
+
+
+def _context(
+    incident: dict, receiver: str, visible: list[dict], now: float, links: Links
+) -> NotificationContext:
+    firing = any(a["status"] == "firing" for a in visible)
+    token = acklinks.sign(links.ack_secret, incident["id"], _time(now + links.ack_ttl))
+    return NotificationContext(
+        incident_id=incident["id"],
+        status="firing" if firing else "resolved",
+        severity=incident["severity"],
+        title=incident["title"],
+        alerts=[
+            AlertContext(
+                fingerprint=a["fingerprint"],
+                status=a["status"],
+                severity=a["severity"],
+                summary=a["summary"],
+                starts_at=_time(a["first_seen"]),
+                labels=a["labels"],
+                annotations=a["annotations"],
+            )
+            for a in visible
+        ],
+        incident_url=f"{links.base_url}/api/v1/incidents/{incident['id']}",
+        ack_url=f"{links.base_url}/ack/{token}" if firing else "",
+        receiver=receiver,
+    )
+
+
+def _time(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class Dispatcher(Worker):
+    """The background task that flushes due (incident, receiver) pairs."""
+
+    name = "dispatcher"
+
+    def __init__(
+        self,
+        store: Store,
+        rules: Callable[[], Rules],
+        links: Callable[[], Links],
+        silences: Callable[[datetime], list[Silence]],
+        on_flushed: Callable[[Flushed], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(clock)
+        self.store = store
+        self.rules = rules
+        self.links = links
+        self.silences = silences
+        self.on_flushed = on_flushed
+
+    async def round(self) -> bool:
+        now = self.clock()
+        rules, links = self.rules(), self.links()
+        active = self.silences(datetime.fromtimestamp(now, UTC))
+        flushed = await self.store.write(lambda tx: flush(tx, now, rules, links, active))
+        self.on_flushed(flushed)
+        return flushed.enqueued > 0 and flushed.enqueued >= FLUSH_BATCH
+
+    def next_due(self) -> float | None:
+        return self.store.next_receiver_due()
