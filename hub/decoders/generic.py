@@ -35,17 +35,20 @@ _VALID_PATH = re.compile(r"[^.{}]+(?:\.[^.{}]+)*")
 
 
 def decode(body: bytes, source: Source) -> Decoded:
-    """One event per body, or one per element of the list at ``mapping.events``."""
+    """One event per body; one per element when the body is a list, or of the list
+    at ``mapping.events`` (paths are then relative to each element)."""
     mapping = source.mapping
     if mapping is None:
         raise ConfigError([f"source {source.name}: the generic format needs a mapping"])
     data = parse_json(body, Any)
-    if not mapping.events:
+    path = _field(mapping.events) if mapping.events else "$"
+    if mapping.events:
+        data = lookup(data, mapping.events)
+        if not isinstance(data, list):
+            raise InvalidPayload(f"expected a list at {mapping.events}", field=path)
+    if not isinstance(data, list):
         return Decoded([to_event(data, mapping, source)])
-    items = lookup(data, mapping.events)
-    if not isinstance(items, list):
-        raise InvalidPayload(f"expected a list at {mapping.events}", field=_field(mapping.events))
-    return decode_batch(items, _field(mapping.events), lambda item: to_event(item, mapping, source))
+    return decode_batch(data, path, lambda item: to_event(item, mapping, source))
 
 
 def to_event(data: Any, mapping: FieldMapping, source: Source) -> Event:
@@ -66,7 +69,7 @@ def lookup(data: Any, path: str) -> Any:
     for step in path.split("."):
         if isinstance(data, dict):
             data = data.get(step)
-        elif isinstance(data, list) and step.isdigit() and int(step) < len(data):
+        elif isinstance(data, list) and step.isascii() and step.isdigit() and int(step) < len(data):
             data = data[int(step)]
         else:
             return None
