@@ -1,35 +1,268 @@
-"""Sender authentication per source: ``authenticate(auth, headers, body, now)``.
+"""How a sender proves who it is: one scheme per ``[sources.auth] type``.
 
-Returns the sender's delivery id when the scheme carries one, raises AuthError with
-a bounded ``reason`` otherwise. Secrets are compared in constant time.
+``authenticate`` raises AuthError whose ``reason`` is one of REASONS (a metric label,
+so the set is small and fixed) and whose detail tells the sender what to fix without
+ever containing a secret. Every secret is compared in constant time, and every
+configured one is accepted, so a secret is rotated by adding the new one, moving the
+sender over, then removing the old one.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from hub.config import Auth
+import msgspec
+
 from hub.errors import AuthError
 
-REASONS = ("missing_header", "bad_token")
+if TYPE_CHECKING:
+    from hub.config import Auth
+
+REASONS = (
+    "missing_header",
+    "malformed_header",
+    "signature_mismatch",
+    "timestamp_outside_tolerance",
+    "bad_token",
+    "bad_credentials",
+)
+
+Scheme = Callable[["Auth", Mapping[str, str], bytes, datetime], "str | None"]
+
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+_WHSEC = "whsec_"
+_NOT_BASIC = "Basic credentials must be base64 of user:password"
+
+# What each type reads; the first key lists what it needs at least one of.
+_USES: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "bearer": ("tokens",),
+    "basic": ("credentials",),
+    "hmac": (
+        "secrets",
+        "header",
+        "algorithm",
+        "encoding",
+        "prefix",
+        "timestamp_header",
+        "signed_content",
+        "tolerance",
+    ),
+    "standard-webhooks": ("secrets", "tolerance"),
+}
 
 
 def authenticate(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -> str | None:
-    if auth.type == "none":
-        return None
-    if auth.type == "bearer":
-        return _bearer(auth, headers)
-    raise AuthError("unsupported_scheme", f"auth type {auth.type!r} is not supported yet")
+    """Verify a request; return the sender's delivery id when there is one.
+
+    ``headers`` have lower-case names. The id comes from the scheme (Standard
+    Webhooks' ``webhook-id``) or else from the configured ``id_header``.
+    """
+    delivery_id = SCHEMES[auth.type](auth, headers, body, now)
+    if delivery_id is None and auth.id_header:
+        return headers.get(auth.id_header.lower()) or None
+    return delivery_id
 
 
-def _bearer(auth: Auth, headers: Mapping[str, str]) -> None:
-    value = headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
+def _none(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+    """Anyone may send: only for a hub that nobody untrusted can reach."""
+
+
+def _bearer(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+    token = _authorization(headers, "Bearer")
+    if not _matches_any(token.encode(), (t.encode() for t in auth.tokens)):
+        raise AuthError("bad_token", "the bearer token is not valid")
+
+
+def _basic(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+    try:
+        decoded = base64.b64decode(_authorization(headers, "Basic"), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as e:
+        raise AuthError("malformed_header", _NOT_BASIC) from e
+    username, colon, password = decoded.partition(":")
+    if not colon:
+        raise AuthError("malformed_header", _NOT_BASIC)
+    matches = [
+        hmac.compare_digest(username.encode(), c.username.encode())
+        & hmac.compare_digest(password.encode(), c.password.encode())
+        for c in auth.credentials
+    ]
+    if not any(matches):
+        raise AuthError("bad_credentials", "the user name or password is not valid")
+
+
+def _hmac(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+    """GitHub, Slack, Shopify, Grafana and the like: an HMAC of the (timestamped) body."""
+    name, value = _first_header(headers, auth.headers)
+    if not value.startswith(auth.prefix):
+        raise AuthError("malformed_header", f"header {name} must start with {auth.prefix!r}")
+    given = _decode_digest(value.removeprefix(auth.prefix), auth.encoding, name)
+    timestamp = ""
+    if auth.timestamp_header:
+        timestamp = _fresh_timestamp(headers, auth.timestamp_header.lower(), now, auth.tolerance)
+    content = auth.signed_content.replace("{timestamp}", timestamp).encode()
+    content = content.replace(b"{body}", body)
+    digests = (hmac.new(s.encode(), content, auth.algorithm).digest() for s in auth.secrets)
+    if not _matches_any(given, digests):
+        raise AuthError("signature_mismatch", f"the signature in {name} does not match the body")
+
+
+def _standard_webhooks(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
+    """standardwebhooks.com: ``v1,<base64>`` signatures of ``{id}.{timestamp}.{body}``."""
+    delivery_id = _header(headers, "webhook-id")
+    timestamp = _fresh_timestamp(headers, "webhook-timestamp", now, auth.tolerance)
+    given = _v1_signatures(_header(headers, "webhook-signature"))
+    content = f"{delivery_id}.{timestamp}.".encode() + body
+    expected = [hmac.new(secret_key(s), content, "sha256").digest() for s in auth.secrets]
+    if not any(_matches_any(signature, expected) for signature in given):
+        raise AuthError("signature_mismatch", "no signature in webhook-signature matches the body")
+    return delivery_id
+
+
+SCHEMES: dict[str, Scheme] = {
+    "none": _none,
+    "bearer": _bearer,
+    "basic": _basic,
+    "hmac": _hmac,
+    "standard-webhooks": _standard_webhooks,
+}
+
+
+def secret_key(secret: str) -> bytes:
+    """A Standard Webhooks key: ``whsec_`` + base64 as issued, or else the text itself."""
+    if secret.startswith(_WHSEC):
+        return base64.b64decode(secret.removeprefix(_WHSEC), validate=True)
+    return secret.encode()
+
+
+def problems(auth: Auth, where: str) -> list[str]:
+    """Config faults of one ``auth`` table, each naming ``where`` and the key."""
+    unused = [n for n in _configured(auth) if n not in (*_USES[auth.type], "id_header")]
+    found = [f"{where}.{name}: not used by auth type {auth.type!r}" for name in unused]
+    for name in _USES[auth.type][:1]:
+        if not getattr(auth, name):
+            found.append(f"{where}.{name}: {auth.type} auth needs at least one {name[:-1]}")
+    found += [f"{where}.tokens[{i}]: empty token" for i, t in enumerate(auth.tokens) if not t]
+    found += [f"{where}.secrets[{i}]: empty secret" for i, s in enumerate(auth.secrets) if not s]
+    found += [
+        f"{where}.credentials[{i}]: empty username or password"
+        for i, c in enumerate(auth.credentials)
+        if not (c.username and c.password)
+    ]
+    if auth.tolerance <= 0:
+        found.append(f"{where}.tolerance: must be above zero")
+    if auth.type == "hmac":
+        found += _hmac_problems(auth, where)
+    if auth.type == "standard-webhooks":
+        found += _whsec_problems(auth, where)
+    return found
+
+
+def _configured(auth: Auth) -> list[str]:
+    """The keys set to something other than their default."""
+    names = []
+    for field in msgspec.structs.fields(auth):
+        if field.required:
+            continue
+        default = field.default_factory() if field.default is msgspec.NODEFAULT else field.default
+        if getattr(auth, field.name) != default:
+            names.append(field.name)
+    return names
+
+
+def _hmac_problems(auth: Auth, where: str) -> list[str]:
+    found = []
+    if not auth.headers:
+        found.append(f"{where}.header: name the signature header (e.g. X-Hub-Signature-256)")
+    placeholders = set(_PLACEHOLDER.findall(auth.signed_content))
+    if "{body}" not in placeholders or placeholders - {"{body}", "{timestamp}"}:
+        found.append(
+            f"{where}.signed_content: expected a template of {{body}} and optionally "
+            f"{{timestamp}}, got {auth.signed_content!r}"
+        )
+    if ("{timestamp}" in placeholders) != bool(auth.timestamp_header):
+        found.append(
+            f"{where}.timestamp_header: set it exactly when signed_content uses {{timestamp}}"
+        )
+    return found
+
+
+def _whsec_problems(auth: Auth, where: str) -> list[str]:
+    found = []
+    for i, secret in enumerate(auth.secrets):
+        try:
+            secret_key(secret)
+        except binascii.Error:
+            found.append(f"{where}.secrets[{i}]: a whsec_ secret must be base64 after the prefix")
+    return found
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name, "").strip()
     if not value:
-        raise AuthError("missing_header", "missing header Authorization")
-    if scheme.lower() != "bearer" or not any(
-        hmac.compare_digest(token.encode(), known.encode()) for known in auth.tokens
-    ):
-        raise AuthError("bad_token", "the bearer token is not valid for this source")
+        raise AuthError("missing_header", f"missing header {name}")
+    return value
+
+
+def _first_header(headers: Mapping[str, str], names: list[str]) -> tuple[str, str]:
+    """The first of several accepted header names that the request carries."""
+    for name in names:
+        if headers.get(name, "").strip():
+            return name, headers[name].strip()
+    raise AuthError("missing_header", f"missing header {' or '.join(names)}")
+
+
+def _authorization(headers: Mapping[str, str], scheme: str) -> str:
+    given, _, credentials = _header(headers, "authorization").partition(" ")
+    if given.lower() != scheme.lower() or not credentials.strip():
+        raise AuthError("malformed_header", f"expected Authorization: {scheme} <credentials>")
+    return credentials.strip()
+
+
+def _fresh_timestamp(headers: Mapping[str, str], name: str, now: datetime, tolerance: float) -> str:
+    """The header's Unix seconds, refused when further than ``tolerance`` from now."""
+    value = _header(headers, name)
+    if not _UNIX_SECONDS.fullmatch(value):
+        raise AuthError("malformed_header", f"header {name} must be Unix seconds")
+    if abs(now.timestamp() - int(value)) > tolerance:
+        raise AuthError(
+            "timestamp_outside_tolerance",
+            f"timestamp in {name} is outside the tolerance of {tolerance:g}s (check the clock)",
+        )
+    return value
+
+
+def _decode_digest(text: str, encoding: str, name: str) -> bytes:
+    try:
+        if encoding == "hex":
+            return bytes.fromhex(text)
+        return base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error) as e:
+        raise AuthError("malformed_header", f"header {name} is not {encoding}") from e
+
+
+def _v1_signatures(value: str) -> list[bytes]:
+    """The ``v1,<base64>`` entries of a space-separated list; other versions are skipped."""
+    found = []
+    for entry in value.split():
+        version, _, encoded = entry.partition(",")
+        if version == "v1":
+            try:
+                found.append(base64.b64decode(encoded, validate=True))
+            except binascii.Error:
+                continue
+    if not found:
+        raise AuthError("malformed_header", "webhook-signature has no v1,<base64> signature")
+    return found
+
+
+def _matches_any(given: bytes, expected: Iterable[bytes]) -> bool:
+    """Constant-time comparison against every candidate (no early exit)."""
+    return any([hmac.compare_digest(given, candidate) for candidate in expected])  # noqa: C419

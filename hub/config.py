@@ -18,6 +18,7 @@ import msgspec
 
 from hub import matchers, silences, timeintervals
 from hub.errors import ConfigError
+from hub.events import Severity, Status
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -63,9 +64,56 @@ class Storage(Struct):
     batch_max: int = 512
 
 
+class Credential(Struct):
+    username: str
+    password: str
+
+
 class Auth(Struct):
+    """How a source proves who it is (see ``hub.auth``). Lists allow rotation: every
+    configured token, credential or secret is accepted until it is removed."""
+
     type: Literal["none", "bearer", "basic", "hmac", "standard-webhooks"]
     tokens: list[str] = []
+    credentials: list[Credential] = []
+    secrets: list[str] = []
+    header: str | list[str] = ""
+    algorithm: Literal["sha256", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = ""
+    timestamp_header: str = ""
+    signed_content: str = "{body}"
+    tolerance: Duration = Duration(300)
+    id_header: str = ""
+
+    @property
+    def headers(self) -> list[str]:
+        """The accepted signature header names, lower-cased like the request's."""
+        names = [self.header] if isinstance(self.header, str) else self.header
+        return [name.lower() for name in names if name]
+
+
+class MappingDefaults(Struct):
+    status: Status | None = None
+    severity: Severity = "warning"
+
+
+class FieldMapping(Struct):
+    """Where a ``generic`` source's JSON keeps each Event field: dotted paths
+    (``data.object.id``, ``items.0.name``); ``summary`` may be a template with
+    ``{path}`` placeholders."""
+
+    summary: str
+    status: str = ""
+    severity: str = ""
+    dedup_key: str = ""
+    occurred_at: str = ""
+    events: str = ""
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    status_map: dict[str, Status] = {}
+    severity_map: dict[str, Severity] = {}
+    defaults: MappingDefaults = msgspec.field(default_factory=MappingDefaults)
 
 
 class Source(Struct):
@@ -75,6 +123,9 @@ class Source(Struct):
     labels: dict[str, str] = {}
     identity_labels: list[str] | None = None
     max_body_bytes: int | None = None
+    rate_limit: float | None = None
+    burst: int | None = None
+    mapping: FieldMapping | None = None
 
 
 class Receiver(Struct):
@@ -313,8 +364,8 @@ def _is_struct(type_: Any) -> bool:
 
 def check(config: Config) -> list[str]:
     """Cross references and semantic rules that the types alone cannot express."""
-    from hub import channels, routing, templates
-    from hub.decoders import DECODERS
+    from hub import auth, channels, limits, routing, templates
+    from hub.decoders import DECODERS, generic
 
     problems = _duplicates("sources", [s.name for s in config.sources])
     problems += _duplicates("receivers", [r.name for r in config.receivers])
@@ -325,8 +376,11 @@ def check(config: Config) -> list[str]:
                 f"{where}.format: unknown format {source.format!r} "
                 f"(expected one of: {', '.join(sorted(DECODERS))})"
             )
-        if source.auth.type == "bearer" and not any(source.auth.tokens):
-            problems.append(f"{where}.auth.tokens: bearer auth needs at least one token")
+        problems += auth.problems(source.auth, f"{where}.auth")
+        problems += limits.problems(source, where)
+        problems += generic.problems(source, where)
+    if config.server.max_body_bytes < 1:
+        problems.append("server.max_body_bytes: must be at least 1")
     if config.route.receiver is None:
         problems.append("route.receiver: the root route needs a receiver")
     if config.route.matchers:

@@ -33,7 +33,7 @@ def stored_rows(db) -> dict[str, int]:
             "$.labels",
         ),
         ("/webhooks/shop", AUTH, b"[]", 422, "at least one event"),
-        ("/webhooks/shop", {}, b'{"status": "firing", "summary": "x"}', 401, "Authorization"),
+        ("/webhooks/shop", {}, b'{"status": "firing", "summary": "x"}', 401, "authorization"),
         (
             "/webhooks/shop",
             {"Authorization": "Bearer wrong"},

@@ -62,7 +62,8 @@ def test_cross_references_are_checked_once_the_shape_is_right():
     text = text.replace('receiver = "ops"\ngroup', 'receiver = "pager"\ngroup')
     problems = problems_of(text, {"SHOP_TOKEN": "t"})
     assert problems == [
-        "sources[0] (shop).format: unknown format 'carrier-pigeon' (expected one of: native)",
+        "sources[0] (shop).format: unknown format 'carrier-pigeon' (expected one of: "
+        "alertmanager, generic, grafana, native, pagerduty, prometheus)",
         'route.receiver: undefined receiver "pager"',
     ]
 

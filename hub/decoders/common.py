@@ -1,23 +1,38 @@
-"""What every decoder shares: JSON parsing with clear errors, and building an Event."""
+"""What every decoder shares: JSON parsing with clear errors, building an Event,
+severity words, times, and batches that keep their valid items."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 
 from hub.errors import InvalidPayload, MalformedBody
-from hub.events import Event
+from hub.events import Event, Severity
 from hub.fingerprints import fingerprint
 
 if TYPE_CHECKING:
     from hub.config import Source
 
 T = TypeVar("T")
+AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
+_EPOCH_MS_THRESHOLD = 1e11  # epoch seconds reach this in the year 5138; larger means ms
+
+_SEVERITY_WORDS: dict[str, Severity] = {
+    **dict.fromkeys(
+        ("critical", "crit", "fatal", "emergency", "emerg", "alert", "page", "high"), "critical"
+    ),
+    **dict.fromkeys(("p1", "sev1", "disaster"), "critical"),
+    **dict.fromkeys(("error", "err", "major", "p2", "sev2"), "error"),
+    **dict.fromkeys(("warning", "warn", "minor", "medium", "average", "p3", "sev3"), "warning"),
+    **dict.fromkeys(("info", "information", "informational", "notice", "low", "debug"), "info"),
+    **dict.fromkeys(("p4", "p5", "sev4", "sev5"), "info"),
+}
 
 
 class Decoded(msgspec.Struct):
@@ -32,7 +47,7 @@ class Decoded(msgspec.Struct):
     rejected: list[str] = []
 
 
-def parse_json(body: bytes, type_: type[T]) -> T:
+def parse_json(body: bytes | msgspec.Raw, type_: type[T]) -> T:
     """Decode JSON into ``type_``: 400 when it does not parse, 422 naming the field."""
     try:
         return msgspec.json.decode(body, type=type_)
@@ -67,3 +82,87 @@ def make_event(
         annotations=annotations or {},
         occurred_at=occurred_at,
     )
+
+
+def normalize_severity(word: object, default: Severity = "warning") -> Severity:
+    """Map a sender's severity word (``crit``, ``P1``, ``minor``...) to hub's four."""
+    if not isinstance(word, str):
+        return default
+    return _SEVERITY_WORDS.get(word.strip().lower(), default)
+
+
+def alert_summary(labels: Mapping[str, str], annotations: Mapping[str, str]) -> str:
+    """Alertmanager convention: the summary/description/message annotation, else alertname."""
+    for key in ("summary", "description", "message"):
+        if annotations.get(key):
+            return annotations[key]
+    if labels.get("alertname"):
+        return labels["alertname"]
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+def labelled_event(
+    source: Source,
+    *,
+    status: Any,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    fingerprint: str,
+    occurred_at: datetime | None,
+) -> Event:
+    """An Event for an Alertmanager-style alert: identity, severity and summary from labels.
+
+    The sender's fingerprint of the alert's own labels is the identity, so the source's
+    default labels never change it.
+    """
+    return make_event(
+        source,
+        status=status,
+        summary=alert_summary(labels, annotations),
+        severity=normalize_severity(labels.get("severity")),
+        labels=labels,
+        annotations=annotations,
+        dedup_key=fingerprint,
+        occurred_at=occurred_at,
+    )
+
+
+def decode_batch(items: Sequence[T], path: str, build: Callable[[T], Event]) -> Decoded:
+    """Build each item on its own: keep the valid ones, list the invalid ones.
+
+    ``build`` raises InvalidPayload with a field relative to the item (``$.labels``);
+    the rejection names it from the body's root (``$.alerts[2].labels``).
+    """
+    if not items:
+        raise InvalidPayload("expected at least one item, got none", field=path)
+    events, rejected, fields = [], [], []
+    for i, item in enumerate(items):
+        try:
+            events.append(build(item))
+        except InvalidPayload as e:
+            fields.append(f"{path}[{i}]{e.field.removeprefix('$')}")
+            rejected.append(f"{fields[-1]}: {_PATH.sub('', e.detail)}")
+    if not events:
+        raise InvalidPayload("no valid item: " + "; ".join(rejected[:3]), field=fields[0])
+    return Decoded(events, rejected)
+
+
+def parse_time(value: object, field: str) -> datetime:
+    """An ISO 8601 string or epoch seconds (or milliseconds) as an aware UTC datetime."""
+    if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+        value = float(value)
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = value / 1000 if value > _EPOCH_MS_THRESHOLD else value
+            return datetime.fromtimestamp(seconds, UTC)
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.strip())
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    except (ValueError, OverflowError, OSError) as e:
+        raise InvalidPayload(f"{field}: not a valid time: {e}", field=field) from e
+    raise InvalidPayload(f"{field}: expected an ISO 8601 time or epoch seconds", field=field)
+
+
+def as_text(value: object) -> str:
+    """A JSON value as label or annotation text: strings as they are, the rest as JSON."""
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()

@@ -1,0 +1,72 @@
+"""Alertmanager's webhook receiver payload (version 4): many alerts per request.
+
+Each alert carries Alertmanager's fingerprint of its labels, the same identity the
+``prometheus`` decoder computes, so an alert is one alert whichever way it came.
+Unknown fields are accepted: newer Alertmanagers add some (``truncatedAlerts``,
+``notification_reason``...), and a receiver must not break on them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from hub.decoders.common import AwareTime, Decoded, decode_batch, labelled_event, parse_json
+from hub.errors import InvalidPayload
+from hub.events import Event
+from hub.fingerprints import alertmanager_fingerprint
+
+if TYPE_CHECKING:
+    from hub.config import Source
+
+WEBHOOK_VERSION = "4"
+
+
+class Alert(msgspec.Struct, kw_only=True):
+    """One alert of a webhook notification (Grafana's adds fields, see ``grafana``)."""
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    starts_at: AwareTime | None = msgspec.field(default=None, name="startsAt")
+    ends_at: AwareTime | None = msgspec.field(default=None, name="endsAt")
+    generator_url: str = msgspec.field(default="", name="generatorURL")
+    fingerprint: str = ""
+
+    def links(self) -> dict[str, str]:
+        """URLs worth showing in a notification, as annotations."""
+        return {"generator_url": self.generator_url} if self.generator_url else {}
+
+
+class Notification(msgspec.Struct):
+    version: str
+    alerts: list[msgspec.Raw]
+
+
+def decode(body: bytes, source: Source) -> Decoded:
+    """Decode a webhook notification; invalid alerts are listed in ``rejected``."""
+    notification = parse_json(body, Notification)
+    if notification.version != WEBHOOK_VERSION:
+        raise InvalidPayload(
+            f"unsupported webhook version {notification.version!r} (expected '4')",
+            field="$.version",
+        )
+    return decode_alerts(notification.alerts, source, Alert)
+
+
+def decode_alerts(alerts: list[msgspec.Raw], source: Source, type_: type[Alert]) -> Decoded:
+    """Decode each alert of ``$.alerts`` as ``type_``; shared with Grafana's webhook."""
+    return decode_batch(alerts, "$.alerts", lambda raw: to_event(parse_json(raw, type_), source))
+
+
+def to_event(alert: Alert, source: Source) -> Event:
+    """The alert's own fingerprint is its identity; resolved alerts date from endsAt."""
+    return labelled_event(
+        source,
+        status=alert.status,
+        labels=alert.labels,
+        annotations={**alert.annotations, **alert.links()},
+        fingerprint=alert.fingerprint or alertmanager_fingerprint(alert.labels),
+        occurred_at=alert.ends_at if alert.status == "resolved" else alert.starts_at,
+    )

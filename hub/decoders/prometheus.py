@@ -1,0 +1,59 @@
+"""What Prometheus posts to Alertmanager's ``POST /api/v2/alerts``: a JSON array of
+alerts without status or fingerprint.
+
+As in Alertmanager: empty label values are dropped, the identity is the FNV-1a
+fingerprint of the labels (so it matches the ``alertmanager`` webhook's), an alert
+whose ``endsAt`` has passed is resolved, and a batch keeps its valid alerts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from hub.decoders.common import AwareTime, Decoded, decode_batch, labelled_event, parse_json
+from hub.errors import InvalidPayload
+from hub.events import Event
+from hub.fingerprints import alertmanager_fingerprint
+
+if TYPE_CHECKING:
+    from hub.config import Source
+
+
+class PostableAlert(msgspec.Struct, kw_only=True):
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    starts_at: AwareTime | None = msgspec.field(default=None, name="startsAt")
+    ends_at: AwareTime | None = msgspec.field(default=None, name="endsAt")
+    generator_url: str = msgspec.field(default="", name="generatorURL")
+
+
+def decode(body: bytes, source: Source, now: datetime | None = None) -> Decoded:
+    """Decode a batch; ``now`` (default: the current time) decides which alerts ended."""
+    moment = now or datetime.now(UTC)
+    alerts = parse_json(body, list[msgspec.Raw])
+    return decode_batch(
+        alerts, "$", lambda raw: to_event(parse_json(raw, PostableAlert), source, moment)
+    )
+
+
+def to_event(alert: PostableAlert, source: Source, now: datetime) -> Event:
+    labels = {name: value for name, value in alert.labels.items() if value}
+    if not labels:
+        raise InvalidPayload("at least one label pair is required", field="$.labels")
+    if alert.starts_at and alert.ends_at and alert.ends_at < alert.starts_at:
+        raise InvalidPayload("endsAt is before startsAt", field="$.endsAt")
+    resolved = alert.ends_at is not None and alert.ends_at <= now
+    annotations = dict(alert.annotations)
+    if alert.generator_url:
+        annotations["generator_url"] = alert.generator_url
+    return labelled_event(
+        source,
+        status="resolved" if resolved else "firing",
+        labels=labels,
+        annotations=annotations,
+        fingerprint=alertmanager_fingerprint(labels),
+        occurred_at=alert.ends_at if resolved else alert.starts_at,
+    )

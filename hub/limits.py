@@ -1,0 +1,103 @@
+"""Limits checked before a body is decoded: request rate, content type, body size.
+
+All pure: the rate limiter takes its clock, so tests step time by hand.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from hub.errors import PayloadTooLarge, RateLimited, UnsupportedMedia
+
+if TYPE_CHECKING:
+    from hub.config import Server, Source
+
+_JSON_CHARSETS = ("utf-8", "utf8", "us-ascii")
+
+
+class RateLimiter:
+    """Token buckets, one per key (a source name): ``rate`` tokens a second refill a
+    bucket of ``burst``; each request takes one. Limits are passed on every call, so
+    a config reload changes them without losing the buckets' state."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def wait(self, key: str, rate: float, burst: int) -> float:
+        """Take a token: 0 when there was one, else the seconds until there will be."""
+        now = self._clock()
+        tokens, at = self._buckets.get(key, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - at) * rate)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1 - tokens) / rate
+
+    def check(self, key: str, rate: float, burst: int) -> None:
+        """Take a token or raise RateLimited with a whole Retry-After of at least 1."""
+        wait = self.wait(key, rate, burst)
+        if wait > 0:
+            raise RateLimited(
+                f"{key}: over the rate limit of {rate:g} requests/s (burst {burst})",
+                retry_after=max(1, math.ceil(wait)),
+            )
+
+
+def check_source_rate(limiter: RateLimiter, source: Source) -> None:
+    """Apply the source's ``rate_limit``/``burst``; ``burst`` defaults to one second's worth."""
+    if source.rate_limit:
+        burst = source.burst or max(1, math.ceil(source.rate_limit))
+        limiter.check(source.name, source.rate_limit, burst)
+
+
+def check_content_type(content_type: str | None) -> None:
+    """Accept JSON: ``application/json``, ``application/*+json``, and ``text/plain``
+    (some senders label JSON so; the body must parse as JSON anyway). No header is
+    accepted too. A form or any other type is a 415 naming it."""
+    if not content_type:
+        return
+    media, *params = (part.strip() for part in content_type.split(";"))
+    media = media.lower()
+    if not _is_json(media):
+        raise UnsupportedMedia(f"content type {media!r} is not JSON: send application/json")
+    for param in params:
+        name, _, value = param.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in _JSON_CHARSETS:
+            raise UnsupportedMedia(f"charset {charset!r} is not supported: JSON must be UTF-8")
+
+
+def _is_json(media: str) -> bool:
+    if media in ("application/json", "text/plain"):
+        return True
+    return media.startswith("application/") and media.endswith("+json")
+
+
+def body_limit(source: Source, server: Server) -> int:
+    """The most bytes a request body may have: the source's limit, else the server's."""
+    return source.max_body_bytes or server.max_body_bytes
+
+
+def check_body_size(size: int, limit: int) -> None:
+    """Call with the Content-Length, and again with the bytes read so far when streaming."""
+    if size > limit:
+        raise PayloadTooLarge(f"body of {size} bytes is over the limit of {limit} bytes")
+
+
+def problems(source: Source, where: str) -> list[str]:
+    """Config faults of a source's limit keys, each naming ``where`` and the key."""
+    found = []
+    if source.rate_limit is not None and source.rate_limit <= 0:
+        found.append(f"{where}.rate_limit: must be above 0 (requests per second)")
+    if source.burst is not None and source.burst < 1:
+        found.append(f"{where}.burst: must be at least 1")
+    if source.burst is not None and source.rate_limit is None:
+        found.append(f"{where}.burst: only means something with rate_limit")
+    if source.max_body_bytes is not None and source.max_body_bytes < 1:
+        found.append(f"{where}.max_body_bytes: must be at least 1")
+    return found
