@@ -36,6 +36,11 @@ def integration(url: str) -> str:
     return urlsplit(url).scheme.lower() or "unknown"
 
 
+def channels(config: Config) -> set[tuple[str, str]]:
+    """Every (receiver, integration) the config can send to: the notification series."""
+    return {(r.name, integration(url)) for r in config.receivers for url in r.urls}
+
+
 def backoff_delay(attempts: int, base: float, cap: float, rand: Callable[[], float]) -> float:
     """Exponential backoff with full jitter on the upper half: spreads retries out."""
     delay = min(cap, base * 2 ** max(attempts - 1, 0))
@@ -145,6 +150,7 @@ class Sender:
         self._stopping = False
         self._inflight: set[asyncio.Task] = set()
         route_apprise_logs()
+        metrics.precreate_channels(channels(config()))
         self.concurrency = config().notifier.concurrency
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-send")
 
@@ -197,7 +203,9 @@ class Sender:
         receiver = config.receiver(row["receiver"])
         started = self.clock()
         error = await self._send(config, receiver, row)
-        duration_ms = (self.clock() - started) * 1000
+        duration = self.clock() - started
+        self.metrics.attempt_seconds.labels(row["integration"]).observe(max(duration, 0))
+        duration_ms = duration * 1000
         await self._settle(config, row, started, duration_ms, error)
         self._wake.set()
 
@@ -248,7 +256,7 @@ class Sender:
 
     def _count(self, row: dict, state: str, now: float) -> None:
         outcome = {"sent": "sent", "dead": "dead"}.get(state, "failed")
-        self.metrics.notifications.labels(row["receiver"], outcome).inc()
+        self.metrics.notifications.labels(row["receiver"], row["integration"], outcome).inc()
         if state == "sent":
             latency = now - row["payload"]["received_at"]
             self.metrics.delivery_seconds.labels(row["receiver"]).observe(max(latency, 0))
