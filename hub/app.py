@@ -60,7 +60,9 @@ class Runtime:
             on_commit=self.metrics.observe_commit,
         )
         self.metrics.watch_store(
-            self.store.active_alert_counts, self.store.notification_state_counts
+            self.store.active_alert_counts,
+            self.store.notification_state_counts,
+            self.store.incident_counts,
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.ack_secret = b""

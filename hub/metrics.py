@@ -1,19 +1,30 @@
 """Prometheus metrics on an app-owned registry (several apps in one process never clash).
 
-Label sets are bounded and every known combination is created at start, so series
-exist at 0 before the first event: dashboards and ``rate()`` work from the first scrape.
-Counts of stored things (active alerts, outbox depth) are read from the store's
-indexes at scrape time instead of being tracked twice.
+Every stage of the flow counts and times itself through one attribute of ``Metrics``;
+docs/metrics.md describes each metric for the people who chart and alert on them.
+Label sets are bounded (configured names and the fixed tuples below) and every known
+combination is created at start, so series exist at 0 before the first event:
+dashboards and ``rate()`` work from the first scrape. Counts of stored things (active
+alerts, open incidents, outbox depth) are read from the store's indexes at scrape time
+instead of being tracked twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hub.auth import REASONS as AUTH_REASONS
 from hub.events import SEVERITIES
 
 WEBHOOK_OUTCOMES = (
@@ -31,25 +42,75 @@ WEBHOOK_OUTCOMES = (
 EVENT_OUTCOMES = ("new", "duplicate", "changed", "updated", "acknowledged", "stale")
 NOTIFICATION_OUTCOMES = ("sent", "failed", "dead")
 OUTBOX_STATES = ("pending", "sending", "dead")
-SUPPRESSION_REASONS = ("flapping", "silence", "maintenance", "inhibition")
+INCIDENT_STATES = ("open", "acknowledged")
+SUPPRESSION_REASONS = ("silence", "inhibition", "maintenance", "flapping")
+ESCALATION_OUTCOMES = ("notified", "skipped_acknowledged", "skipped_resolved")
 UNKNOWN_SOURCE = "_unknown"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _DELIVERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
+Counts = Mapping[str, int]
+IncidentCounts = Mapping[tuple[str, str], int]
+
+
+def _no_incidents() -> IncidentCounts:
+    """Stands in until incidents are stored: the series still exist, at 0."""
+    return {}
+
 
 class Metrics:
-    """Every metric hub exposes, created once per app."""
+    """Every metric hub exposes, created once per app. Label values are the tuples above.
 
-    def __init__(self, sources: Iterable[str], receivers: Iterable[str], version: str) -> None:
+    Ingest (``hub.webhooks``):
+      ``webhooks``          hub_webhooks_received_total{source, outcome in WEBHOOK_OUTCOMES}
+      ``auth_failures``     hub_auth_failures_total{source, reason in hub.auth.REASONS}
+      ``events``            hub_events_total{source, outcome in EVENT_OUTCOMES}
+      ``ingest_seconds``    hub_ingest_duration_seconds{source}
+    Notifications (``hub.outbox`` and the dispatcher):
+      ``notifications``     hub_notifications_total{receiver, integration, outcome in
+                            NOTIFICATION_OUTCOMES}: one per send attempt
+      ``attempt_seconds``   hub_notification_attempt_duration_seconds{integration}
+      ``delivery_seconds``  hub_notification_delivery_seconds{receiver}
+      ``suppressed``        hub_notifications_suppressed_total{reason in SUPPRESSION_REASONS}
+    Escalation and heartbeats:
+      ``escalation_steps``  hub_escalation_steps_total{outcome in ESCALATION_OUTCOMES}
+      ``heartbeat_last_ping``  hub_heartbeat_last_ping_timestamp_seconds{heartbeat}
+      ``heartbeat_overdue``    hub_heartbeat_overdue{heartbeat}: 1 while overdue, else 0
+    Store: ``observe_commit`` feeds hub_store_batch_size and
+    hub_store_commit_duration_seconds; ``watch_store`` adds the scrape-time gauges.
+    """
+
+    def __init__(
+        self,
+        sources: Iterable[str],
+        receivers: Iterable[str],
+        version: str,
+        *,
+        heartbeats: Iterable[str] = (),
+    ) -> None:
         disable_created_metrics()  # *_created series only add noise to dashboards
         self.registry = CollectorRegistry(auto_describe=True)
+        self._ingest_metrics()
+        self._notification_metrics()
+        self._schedule_metrics()
+        self._store_metrics()
+        Info("hub_build", "hub version.", registry=self.registry).info({"version": version})
+        self._precreate(list(sources), list(receivers), list(heartbeats))
+
+    def _ingest_metrics(self) -> None:
         r = self.registry
         self.webhooks = Counter(
             "hub_webhooks_received",
             "Webhook deliveries by source and outcome.",
             ["source", "outcome"],
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "hub_auth_failures",
+            "Rejected sender authentications by source and reason.",
+            ["source", "reason"],
             registry=r,
         )
         self.events = Counter(
@@ -65,16 +126,20 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.auth_failures = Counter(
-            "hub_auth_failures",
-            "Rejected sender authentications by source and reason.",
-            ["source", "reason"],
-            registry=r,
-        )
+
+    def _notification_metrics(self) -> None:
+        r = self.registry
         self.notifications = Counter(
             "hub_notifications",
-            "Notification attempts by receiver and outcome.",
-            ["receiver", "outcome"],
+            "Notification send attempts by receiver, integration and outcome.",
+            ["receiver", "integration", "outcome"],
+            registry=r,
+        )
+        self.attempt_seconds = Histogram(
+            "hub_notification_attempt_duration_seconds",
+            "Duration of one send attempt through Apprise, by integration.",
+            ["integration"],
+            buckets=_DELIVERY_BUCKETS,
             registry=r,
         )
         self.delivery_seconds = Histogram(
@@ -84,6 +149,36 @@ class Metrics:
             buckets=_DELIVERY_BUCKETS,
             registry=r,
         )
+        self.suppressed = Counter(
+            "hub_notifications_suppressed",
+            "Notifications not sent because they were muted, by reason.",
+            ["reason"],
+            registry=r,
+        )
+
+    def _schedule_metrics(self) -> None:
+        r = self.registry
+        self.escalation_steps = Counter(
+            "hub_escalation_steps",
+            "Escalation steps that fell due, by what they did.",
+            ["outcome"],
+            registry=r,
+        )
+        self.heartbeat_last_ping = Gauge(
+            "hub_heartbeat_last_ping_timestamp_seconds",
+            "Unix time of each heartbeat's last ping; 0 until its first ping.",
+            ["heartbeat"],
+            registry=r,
+        )
+        self.heartbeat_overdue = Gauge(
+            "hub_heartbeat_overdue",
+            "1 while a heartbeat has missed its deadline, else 0.",
+            ["heartbeat"],
+            registry=r,
+        )
+
+    def _store_metrics(self) -> None:
+        r = self.registry
         self.store_batch = Histogram(
             "hub_store_batch_size",
             "Writes committed together in one transaction.",
@@ -96,28 +191,37 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.suppressed = Counter(
-            "hub_notifications_suppressed",
-            "Alerts held back from a notification, by reason.",
-            ["reason"],
-            registry=r,
-        )
-        Info("hub_build", "hub version.", registry=r).info({"version": version})
-        self._precreate(list(sources), list(receivers))
 
-    def _precreate(self, sources: list[str], receivers: list[str]) -> None:
+    def _precreate(self, sources: list[str], receivers: list[str], heartbeats: list[str]) -> None:
         for source in [*sources, UNKNOWN_SOURCE]:
             for outcome in WEBHOOK_OUTCOMES:
                 self.webhooks.labels(source, outcome)
             for outcome in EVENT_OUTCOMES:
                 self.events.labels(source, outcome)
             self.ingest_seconds.labels(source)
+        for source in sources:
+            for reason in AUTH_REASONS:
+                self.auth_failures.labels(source, reason)
+        for receiver in receivers:
+            self.delivery_seconds.labels(receiver)
         for reason in SUPPRESSION_REASONS:
             self.suppressed.labels(reason)
-        for receiver in receivers:
+        for outcome in ESCALATION_OUTCOMES:
+            self.escalation_steps.labels(outcome)
+        for heartbeat in heartbeats:
+            self.heartbeat_last_ping.labels(heartbeat)
+            self.heartbeat_overdue.labels(heartbeat)
+
+    def precreate_channels(self, channels: Iterable[tuple[str, str]]) -> None:
+        """Create the notification series of each (receiver, integration) at 0.
+
+        Called by the outbox sender, which knows how a receiver's URLs map to
+        integrations; a channel added by a reload gets its series on first use.
+        """
+        for receiver, integration in channels:
             for outcome in NOTIFICATION_OUTCOMES:
-                self.notifications.labels(receiver, outcome)
-            self.delivery_seconds.labels(receiver)
+                self.notifications.labels(receiver, integration, outcome)
+            self.attempt_seconds.labels(integration)
 
     def observe_commit(self, batch_size: int, seconds: float) -> None:
         self.store_batch.observe(batch_size)
@@ -125,21 +229,28 @@ class Metrics:
 
     def watch_store(
         self,
-        active_alerts: Callable[[], dict[str, int]],
-        outbox: Callable[[], dict[str, int]],
+        active_alerts: Callable[[], Counts],
+        outbox: Callable[[], Counts],
+        incidents: Callable[[], IncidentCounts] = _no_incidents,
     ) -> None:
-        """Expose store-derived gauges, computed from indexes at scrape time."""
-        self.registry.register(_StoreCollector(active_alerts, outbox))
+        """Expose store-derived gauges, computed from indexes at scrape time.
+
+        ``active_alerts`` maps severity, ``outbox`` maps state and ``incidents`` maps
+        (severity, state) to a count; missing keys are exposed as 0.
+        """
+        self.registry.register(_StoreCollector(active_alerts, outbox, incidents))
 
 
 class _StoreCollector(Collector):
     def __init__(
         self,
-        active_alerts: Callable[[], dict[str, int]],
-        outbox: Callable[[], dict[str, int]],
+        active_alerts: Callable[[], Counts],
+        outbox: Callable[[], Counts],
+        incidents: Callable[[], IncidentCounts],
     ) -> None:
         self.active_alerts = active_alerts
         self.outbox = outbox
+        self.incidents = incidents
 
     def describe(self) -> list[Metric]:
         return []
@@ -148,23 +259,34 @@ class _StoreCollector(Collector):
         yield _gauge(
             "hub_alerts_active",
             "Firing alerts by severity.",
-            "severity",
-            SEVERITIES,
-            self.active_alerts(),
+            ["severity"],
+            [(severity,) for severity in SEVERITIES],
+            {(key,): n for key, n in self.active_alerts().items()},
+        )
+        yield _gauge(
+            "hub_incidents_open",
+            "Incidents not yet resolved, by severity and state.",
+            ["severity", "state"],
+            [(severity, state) for severity in SEVERITIES for state in INCIDENT_STATES],
+            self.incidents(),
         )
         yield _gauge(
             "hub_outbox_notifications",
             "Notifications in the outbox by state.",
-            "state",
-            OUTBOX_STATES,
-            self.outbox(),
+            ["state"],
+            [(state,) for state in OUTBOX_STATES],
+            {(key,): n for key, n in self.outbox().items()},
         )
 
 
 def _gauge(
-    name: str, help_text: str, label: str, values: Iterable[str], counts: dict[str, int]
+    name: str,
+    help_text: str,
+    labels: Sequence[str],
+    combinations: Iterable[tuple[str, ...]],
+    counts: Mapping[tuple[str, ...], int],
 ) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, help_text, labels=[label])
-    for value in values:
-        family.add_metric([value], counts.get(value, 0))
+    family = GaugeMetricFamily(name, help_text, labels=labels)
+    for values in combinations:
+        family.add_metric(values, counts.get(values, 0))
     return family

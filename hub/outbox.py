@@ -43,6 +43,11 @@ def _render_and_send(
     return channel.send(rendered.title, rendered.body, rendered.body_format)
 
 
+def send_targets(config: Config) -> set[tuple[str, str]]:
+    """Every (receiver, integration) the config can send to: the notification series."""
+    return {(r.name, channels.schema(url)) for r in config.receivers for url in r.urls}
+
+
 def backoff_delay(attempts: int, base: float, cap: float, rand: Callable[[], float]) -> float:
     """Exponential backoff with full jitter on the upper half: spreads retries out."""
     delay = min(cap, base * 2 ** max(attempts - 1, 0))
@@ -70,6 +75,7 @@ class Sender(Worker):
         self.lease = lease
         self._inflight: set[asyncio.Task] = set()
         channels.route_apprise_logs()
+        metrics.precreate_channels(send_targets(rules().config))
         self.concurrency = rules().config.notifier.concurrency
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-send")
 
@@ -106,8 +112,9 @@ class Sender(Worker):
         rules = self.rules()
         started = self.clock()
         error = await self._send(rules, row)
-        duration_ms = (self.clock() - started) * 1000
-        await self._settle(rules.config, row, started, duration_ms, error)
+        duration = self.clock() - started
+        self.metrics.attempt_seconds.labels(row["integration"]).observe(max(duration, 0))
+        await self._settle(rules.config, row, started, duration * 1000, error)
         self.poke()
 
     async def _send(self, rules: Rules, row: dict) -> str | None:
@@ -164,7 +171,7 @@ class Sender(Worker):
 
     def _count(self, row: dict, state: str, now: float) -> None:
         outcome = {"sent": "sent", "dead": "dead"}.get(state, "failed")
-        self.metrics.notifications.labels(row["receiver"], outcome).inc()
+        self.metrics.notifications.labels(row["receiver"], row["integration"], outcome).inc()
         if state == "sent":
             latency = now - row["created_at"]
             self.metrics.delivery_seconds.labels(row["receiver"]).observe(max(latency, 0))

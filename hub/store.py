@@ -629,12 +629,12 @@ class Store:
         return [{**row, "detail": _decode_json(row["detail"])} for row in rows]
 
     def incident_counts(self) -> dict[tuple[str, str], int]:
-        """Unresolved incidents by (status, severity), from the status index."""
+        """Unresolved incidents by (severity, status), from the status index."""
         rows = self.query(
             "SELECT status, severity, COUNT(*) AS n FROM incidents"
             " WHERE status IN ('open', 'acknowledged') GROUP BY status, severity"
         )
-        return {(row["status"], row["severity"]): row["n"] for row in rows}
+        return {(row["severity"], row["status"]): row["n"] for row in rows}
 
     def notification_attempts(self, notification_id: int) -> list[dict]:
         return self.query(

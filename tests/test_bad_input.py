@@ -95,6 +95,8 @@ def test_metrics_count_accepted_and_rejected_webhooks(hub_factory, smtp):
     assert 'hub_events_total{outcome="duplicate",source="shop"} 1.0' in metrics
     assert 'hub_alerts_active{severity="warning"} 1.0' in metrics
     assert 'hub_ingest_duration_seconds_count{source="shop"} 2.0' in metrics
+    dead = 'hub_notifications_total{integration="mailto",outcome="dead",receiver="ops"} 0.0'
+    assert dead in metrics
 
 
 def test_health_readiness_and_openapi_are_served(hub_factory, smtp):

@@ -27,8 +27,10 @@ def test_a_channel_that_fails_is_retried_then_dead_lettered_with_its_error(hub_f
     assert all(a["error"] and "failed" not in a["error"].lower()[:6] for a in log)
     assert any("connect" in a["error"].lower() or "refused" in a["error"].lower() for a in log)
     assert note["last_error"] == log[-1]["error"]
-    assert 'hub_notifications_total{outcome="dead",receiver="ops"} 1.0' in metrics
-    assert 'hub_notifications_total{outcome="failed",receiver="ops"} 2.0' in metrics
+    ops = 'integration="mailto",outcome="{}",receiver="ops"'
+    assert "hub_notifications_total{" + ops.format("dead") + "} 1.0" in metrics
+    assert "hub_notifications_total{" + ops.format("failed") + "} 2.0" in metrics
+    assert 'hub_notification_attempt_duration_seconds_count{integration="mailto"} 3.0' in metrics
     assert 'hub_outbox_notifications{state="dead"} 1.0' in metrics
 
 

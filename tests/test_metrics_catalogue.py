@@ -1,0 +1,123 @@
+"""docs/metrics.md cannot fall behind /metrics: every hub_* family the real app exposes is
+documented with its type and labels, and every documented one is exposed. Scrape-time
+gauges read the store through indexes, never by scanning a table."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import NamedTuple
+
+from conftest import BASE_CONFIG, mail_url
+from prometheus_client.parser import text_string_to_metric_families
+
+from hub import config as config_module
+from hub.app import Runtime
+
+DOCS = Path(__file__).parent.parent / "docs" / "metrics.md"
+_DOC_ROW = re.compile(r"^\| `(hub_[a-z0-9_]+)` \| (\w+) \|([^|]*)\|", re.MULTILINE)
+
+
+class Family(NamedTuple):
+    """A metric family as PromQL users name it (counters with ``_total``)."""
+
+    type: str
+    labels: frozenset[str] | None  # None when no series exists yet to read them from
+
+
+def exposed_families(exposition: str) -> dict[str, Family]:
+    """The hub_* families of an exposition, keyed by the name used in PromQL."""
+    families = {}
+    for family in text_string_to_metric_families(exposition):
+        if not family.name.startswith("hub_"):
+            continue
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        labels = {label for sample in family.samples for label in sample.labels} - {"le"}
+        families[name] = Family(family.type, frozenset(labels) if family.samples else None)
+    return families
+
+
+def queryable_names(families: dict[str, Family]) -> set[str]:
+    """The series names a PromQL query can select: histograms only by their parts."""
+    names = set()
+    for name, family in families.items():
+        if family.type == "histogram":
+            names |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+        else:
+            names.add(name)
+    return names
+
+
+def scrape_hub(hub) -> dict[str, Family]:
+    with hub.client() as http:
+        answer = http.get("/metrics")
+    answer.raise_for_status()
+    return exposed_families(answer.text)
+
+
+def documented_families() -> dict[str, Family]:
+    return {
+        name: Family(kind, frozenset(re.findall(r"`(\w+)`", labels)))
+        for name, kind, labels in _DOC_ROW.findall(DOCS.read_text())
+    }
+
+
+def test_every_exposed_metric_is_documented_and_every_documented_one_is_exposed(hub_factory, smtp):
+    _, smtp_port = smtp
+    exposed = scrape_hub(hub_factory(mail_url=mail_url(smtp_port)))
+    documented = documented_families()
+    assert sorted(exposed.keys() - documented.keys()) == [], "exposed but not in docs/metrics.md"
+    assert sorted(documented.keys() - exposed.keys()) == [], "in docs/metrics.md, not exposed"
+    for name, family in exposed.items():
+        assert family.type == documented[name].type, name
+        if family.labels is not None:
+            assert family.labels == documented[name].labels, name
+
+
+def test_every_known_label_combination_exists_at_zero_from_start(hub_factory, smtp):
+    _, smtp_port = smtp
+    exposed = scrape_hub(hub_factory(mail_url=mail_url(smtp_port)))
+    unlabelled_until_configured = {
+        "hub_heartbeat_last_ping_timestamp_seconds",
+        "hub_heartbeat_overdue",
+    }
+    empty = {name for name, family in exposed.items() if family.labels is None}
+    assert empty == unlabelled_until_configured
+
+
+def test_scrape_time_gauges_read_the_store_through_indexes(tmp_path):
+    path = tmp_path / "alerts.toml"
+    path.write_text(
+        BASE_CONFIG.format(
+            port=0,
+            db=(tmp_path / "hub.db").as_posix(),
+            max_attempts=1,
+            mail_url=mail_url(1),
+            group_wait="0s",
+            group_interval="1s",
+            repeat_interval="1h",
+        )
+    )
+    runtime = Runtime(config_module.load(path))
+    runtime.store.open()
+    try:
+        statements = _statements_run_by_a_scrape(runtime)
+        plans = [runtime.store.query(f"EXPLAIN QUERY PLAN {sql}") for sql in statements]
+    finally:
+        runtime.store.close()
+    assert statements, "the scrape read nothing from the store"
+    for sql, plan in zip(statements, plans, strict=True):
+        scans = [row["detail"] for row in plan if row["detail"].startswith("SCAN")]
+        assert scans == [], f"{sql} scans: {scans}"
+
+
+def _statements_run_by_a_scrape(runtime: Runtime) -> list[str]:
+    statements: list[str] = []
+    reader: sqlite3.Connection = runtime.store._reader  # type: ignore[assignment]
+    reader.set_trace_callback(statements.append)
+    try:
+        list(runtime.metrics.registry.collect())
+    finally:
+        reader.set_trace_callback(None)
+    return [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]

@@ -1,0 +1,202 @@
+"""The shipped Prometheus config, rules and dashboards against a real Prometheus
+scraping a real hub: every dashboard query returns data, every rule loads and
+evaluates, and a dead letter fires HubDeadLetters.
+
+Needs the ``prometheus`` and ``promtool`` programs (Debian package ``prometheus``,
+installed by ``.ci/run``). Outside CI the tests skip when they are absent; in CI
+(the ``CI`` environment variable set) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from conftest import AUTH, BASE_CONFIG, free_port, mail_url, wait_for
+from test_dashboards import DASHBOARDS, GRAFANA, load, panel_exprs, with_variables
+
+PROMETHEUS_DIR = GRAFANA / "prometheus"
+SHIPPED_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+SHIPPED_RULES = PROMETHEUS_DIR / "hub-rules.yml"
+STOP_SECONDS = 10
+SCRAPE_WAIT_SECONDS = 30
+
+# One receiver with two channels: mail that is delivered and mail to a closed port.
+TWO_CHANNELS = BASE_CONFIG.replace('urls = ["{mail_url}"]', 'urls = ["{mail_url}", "{dead_url}"]')
+
+
+def require(program: str) -> str:
+    """The program's path; a skip outside CI when it is absent, a failure in CI."""
+    path = shutil.which(program)
+    if path:
+        return path
+    reason = f"{program} is not installed (Debian package 'prometheus')"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}, and CI must run this test")
+    pytest.skip(reason)
+
+
+class RunningPrometheus:
+    """A real Prometheus on a free 127.0.0.1 port, scraping one hub every second
+    with the shipped scrape job and rules."""
+
+    def __init__(self, binary: str, workdir: Path, target: str) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        config = workdir / "prometheus.yml"
+        config.write_text(yaml.safe_dump(scrape_config(target)))
+        self.log = workdir / "prometheus.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={workdir / 'data'}",
+                    f"--web.listen-address={self.url.removeprefix('http://')}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def api(self, path: str, **params: str) -> dict:
+        answer = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
+        answer.raise_for_status()
+        body = answer.json()
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        return self.api("query", query=expr)["result"]
+
+    def rules(self) -> list[dict]:
+        return [rule for group in self.api("rules")["groups"] for rule in group["rules"]]
+
+    def ready(self) -> bool:
+        assert self.process.poll() is None, self.log.read_text()
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=STOP_SECONDS)
+
+
+def scrape_config(target: str) -> dict:
+    """The shipped config, pointed at ``target``, scraping and evaluating every second."""
+    config = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(PROMETHEUS_DIR / path) for path in config["rule_files"]]
+    (job,) = config["scrape_configs"]
+    job["static_configs"] = [{"targets": [target]}]
+    return config
+
+
+@pytest.fixture
+def prometheus_for(tmp_path: Path) -> Iterator:
+    binary = require("prometheus")
+    started: list[RunningPrometheus] = []
+
+    def start(hub) -> RunningPrometheus:
+        workdir = tmp_path / "prometheus"
+        workdir.mkdir()
+        prometheus = RunningPrometheus(binary, workdir, hub.url.removeprefix("http://"))
+        started.append(prometheus)
+        wait_for(prometheus.ready, timeout=SCRAPE_WAIT_SECONDS)
+        return prometheus
+
+    yield start
+    for prometheus in started:
+        prometheus.stop()
+
+
+def record_heartbeat_ping(hub, name: str) -> None:
+    """Heartbeats are not wired to an endpoint yet: record a ping the way they will,
+    so the heartbeat panels have a series to show."""
+    metrics = hub._server.config.app.state.hub.metrics
+    metrics.heartbeat_last_ping.labels(name).set(time.time())
+    metrics.heartbeat_overdue.labels(name).set(0)
+
+
+def send_traffic(hub) -> None:
+    """A new alert, a duplicate, a rejected token and an unknown source."""
+    event = {"status": "firing", "summary": "disk almost full", "dedup_key": "disk-full"}
+    with hub.client() as http:
+        assert http.post("/webhooks/shop", json=event, headers=AUTH).status_code == 202
+        assert http.post("/webhooks/shop", json=event, headers=AUTH).status_code == 202
+        assert http.post("/webhooks/shop", json=event).status_code == 401
+        assert http.post("/webhooks/nowhere", json=event, headers=AUTH).status_code == 404
+
+
+def scraped_at_least(prometheus: RunningPrometheus, samples: int) -> bool:
+    """Enough scrapes in the last minute that ``rate(...[1m])`` has points to use."""
+    result = prometheus.query('count_over_time(hub_build_info{job="hub"}[1m])')
+    return bool(result) and float(result[0]["value"][1]) >= samples
+
+
+def rules_evaluated(prometheus: RunningPrometheus) -> list[dict] | None:
+    rules = prometheus.rules()
+    done = all(rule["lastEvaluation"] > "0001-01-01T00:00:00Z" for rule in rules)
+    return rules if rules and done else None
+
+
+def dead_letters_firing(prometheus: RunningPrometheus) -> list[dict]:
+    return prometheus.query('ALERTS{alertname="HubDeadLetters", alertstate="firing"}')
+
+
+def test_dashboards_and_rules_work_against_a_real_prometheus(hub_factory, smtp, prometheus_for):
+    mailbox, smtp_port = smtp
+    hub = hub_factory(
+        TWO_CHANNELS,
+        mail_url=mail_url(smtp_port),
+        dead_url=mail_url(free_port()),
+        max_attempts=2,
+    )
+    record_heartbeat_ping(hub, "nightly-backup")
+    prometheus = prometheus_for(hub)
+    wait_for(lambda: scraped_at_least(prometheus, 2), timeout=SCRAPE_WAIT_SECONDS)
+    send_traffic(hub)
+    wait_for(lambda: mailbox.messages)
+    firing = wait_for(lambda: dead_letters_firing(prometheus), timeout=SCRAPE_WAIT_SECONDS)
+    assert firing[0]["metric"]["receiver"] == "ops"
+    assert firing[0]["metric"]["integration"] == "mailto"
+    wait_for(lambda: scraped_at_least(prometheus, 3), timeout=SCRAPE_WAIT_SECONDS)
+
+    for path in DASHBOARDS:
+        dashboard = load(path)
+        for expr in panel_exprs(dashboard):
+            assert prometheus.query(with_variables(expr, dashboard)), f"{path.name}: {expr}"
+
+    rules = wait_for(lambda: rules_evaluated(prometheus), timeout=SCRAPE_WAIT_SECONDS)
+    shipped = yaml.safe_load(SHIPPED_RULES.read_text())
+    names = {rule["alert"] for group in shipped["groups"] for rule in group["rules"]}
+    assert {rule["name"] for rule in rules} == names
+    assert [rule for rule in rules if rule["health"] != "ok"] == []
+
+
+@pytest.mark.parametrize(
+    ("command", "path"),
+    [("config", SHIPPED_CONFIG), ("rules", SHIPPED_RULES)],
+    ids=["config", "rules"],
+)
+def test_promtool_accepts_the_shipped_files(command, path):
+    promtool = require("promtool")
+    checked = subprocess.run(
+        [promtool, "check", command, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
