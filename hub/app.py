@@ -8,9 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from litestar import Litestar
@@ -18,9 +22,10 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from hub import api, logfile
+from hub import api, logfile, silences
+from hub import config as config_module
 from hub.config import Config
-from hub.errors import HubError
+from hub.errors import ConfigError, Conflict, HubError
 from hub.ingest import Target
 from hub.metrics import Metrics
 from hub.outbox import Sender, integration
@@ -42,8 +47,14 @@ def hub_version() -> str:
 class Runtime:
     """Everything one running hub owns; handlers reach it through ``app.state.hub``."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Callable[[], float] = time.time,
+        config_path: str | Path | None = None,
+    ) -> None:
         self.config = config
+        self.config_path = config_path
         self.clock = clock
         self.metrics = Metrics(
             [s.name for s in config.sources], [r.name for r in config.receivers], hub_version()
@@ -111,16 +122,66 @@ class Runtime:
         if self.sender is not None:
             self.sender.poke()
 
+    def active_silences(self, now: datetime) -> list[silences.Silence]:
+        """Every silence in force at ``now``: the config's static ones and the API's."""
+        static = [
+            s for s in silences.from_config(self.config, now) if silences.state(s, now) == "active"
+        ]
+        return static + self.store.active_silences(now)
 
-def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Litestar:
-    """Build the app for one config; the lifespan starts and stops its runtime."""
-    runtime = Runtime(config, clock)
+    def reload(self) -> list[str]:
+        """Re-read the config file; on success swap it in, else keep running the old one.
+
+        Returns the new file's problems (empty: reloaded). The swap is one attribute
+        assignment, and everything reads ``runtime.config`` when it needs it, so a
+        request sees either the old config or the new one, never a mix.
+        """
+        if self.config_path is None:
+            raise Conflict("the hub was started without a config file; there is nothing to reload")
+        try:
+            loaded = config_module.load(self.config_path)
+        except ConfigError as e:
+            self._count_reload("failure", problems=len(e.problems), first=e.problems[0])
+            return e.problems
+        new, kept = config_module.keep_startup_settings(self.config, loaded)
+        old, self.config = self.config, new
+        self.on_config_change(old, new)
+        self._count_reload("success", kept_until_restart=",".join(kept) or "-")
+        return []
+
+    def on_config_change(self, old: Config, new: Config) -> None:
+        """Called after a reload swapped the config, to rebuild what derives from it."""
+
+    def _count_reload(self, outcome: str, **details: object) -> None:
+        self.metrics.config_reloads.labels(outcome).inc()
+        fields = " ".join(f"{key}={value!r}" for key, value in details.items())
+        log.log(
+            logging.INFO if outcome == "success" else logging.ERROR,
+            "event=config_reload outcome=%s path=%s %s",
+            outcome,
+            self.config_path,
+            fields,
+        )
+
+
+def create_app(
+    config: Config,
+    config_path: str | Path | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Litestar:
+    """Build the app for one config; the lifespan starts and stops its runtime.
+
+    ``config_path`` is the file ``config`` came from: reloads re-read it.
+    """
+    runtime = Runtime(config, clock, config_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await runtime.start()
         try:
-            yield
+            with reload_on_sighup(runtime):
+                yield
         finally:
             await runtime.stop()
 
@@ -140,3 +201,21 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Lit
         openapi_config=OpenAPIConfig(title="hub", version=hub_version()),
         logging_config=None,
     )
+
+
+@contextlib.contextmanager
+def reload_on_sighup(runtime: Runtime) -> Iterator[None]:
+    """SIGHUP reloads the config, as operators expect of a daemon.
+
+    Signal handlers belong to the main thread; an app served from another thread (as
+    in tests) or without a config file simply has none.
+    """
+    if runtime.config_path is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)

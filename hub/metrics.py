@@ -31,6 +31,7 @@ WEBHOOK_OUTCOMES = (
 EVENT_OUTCOMES = ("new", "duplicate", "changed", "updated", "acknowledged", "stale")
 NOTIFICATION_OUTCOMES = ("sent", "failed", "dead")
 OUTBOX_STATES = ("pending", "sending", "dead")
+RELOAD_OUTCOMES = ("success", "failure")
 UNKNOWN_SOURCE = "_unknown"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -95,6 +96,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.config_reloads = Counter(
+            "hub_config_reloads",
+            "Config reloads (POST /-/reload, SIGHUP) by outcome.",
+            ["outcome"],
+            registry=r,
+        )
         Info("hub_build", "hub version.", registry=r).info({"version": version})
         self._precreate(list(sources), list(receivers))
 
@@ -109,6 +116,8 @@ class Metrics:
             for outcome in NOTIFICATION_OUTCOMES:
                 self.notifications.labels(receiver, outcome)
             self.delivery_seconds.labels(receiver)
+        for outcome in RELOAD_OUTCOMES:
+            self.config_reloads.labels(outcome)
 
     def observe_commit(self, batch_size: int, seconds: float) -> None:
         self.store_batch.observe(batch_size)
