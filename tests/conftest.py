@@ -90,7 +90,7 @@ class RunningHub:
         self._thread: threading.Thread | None = None
 
     def start(self) -> RunningHub:
-        app = create_app(config_module.load(self.config_path))
+        app = create_app(config_module.load(self.config_path), self.config_path)
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
