@@ -141,26 +141,24 @@ class Runtime:
         try:
             loaded = config_module.load(self.config_path)
         except ConfigError as e:
-            self._count_reload("failure", problems=len(e.problems), first=e.problems[0])
+            self._count_reload("failure", f"problems={'; '.join(e.problems)!r}")
             return e.problems
         new, kept = config_module.keep_startup_settings(self.config, loaded)
         old, self.config = self.config, new
         self.on_config_change(old, new)
-        self._count_reload("success", kept_until_restart=",".join(kept) or "-")
+        self._count_reload("success", f"needs_restart={','.join(kept) or '-'}")
         return []
 
     def on_config_change(self, old: Config, new: Config) -> None:
         """Called after a reload swapped the config, to rebuild what derives from it."""
 
-    def _count_reload(self, outcome: str, **details: object) -> None:
+    def _count_reload(self, outcome: str, detail: str) -> None:
+        """One log line and one count per reload; a failure logs every problem, since a
+        SIGHUP has no one to answer to."""
         self.metrics.config_reloads.labels(outcome).inc()
-        fields = " ".join(f"{key}={value!r}" for key, value in details.items())
+        level = logging.INFO if outcome == "success" else logging.ERROR
         log.log(
-            logging.INFO if outcome == "success" else logging.ERROR,
-            "event=config_reload outcome=%s path=%s %s",
-            outcome,
-            self.config_path,
-            fields,
+            level, "event=config_reload outcome=%s path=%s %s", outcome, self.config_path, detail
         )
 
 
