@@ -141,3 +141,23 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/readyz").status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_a_reload_hands_the_old_and_new_config_to_the_change_hook(tmp_path):
+    path = tmp_path / "alerts.toml"
+    text = BASE_CONFIG.format(
+        port=1, db=(tmp_path / "hub.db").as_posix(), mail_url=mail_url(25), max_attempts=1
+    )
+    path.write_text(text)
+    runtime = Runtime(config.load(path), config_path=path)
+    first = runtime.config
+    changes = []
+    runtime.on_config_change = lambda old, new: changes.append((old, new))
+    path.write_text(text + CRM)
+    assert runtime.reload() == []
+    assert changes == [(first, runtime.config)]
+    assert runtime.config.source("crm") is not None
+    path.write_text(text + "[nonsense]\n")
+    refused = runtime.reload()
+    assert len(refused) == 1 and refused[0].startswith("nonsense: unknown key")
+    assert len(changes) == 1 and runtime.config is changes[0][1]

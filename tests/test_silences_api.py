@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import BASE_CONFIG, mail_url
 
+from hub import config
 from hub import store as store_module
+from hub.app import Runtime
 from hub.silences import Silence
 
 TOKENS = """
@@ -155,3 +157,28 @@ def test_the_store_hands_the_mute_stage_only_the_silences_in_force(tmp_path):
         assert [s.id for s in active] == ["now"]
         assert active[0].ends_at == now + hour
         assert {s.id for s in store.silences()} == set(spans)
+
+
+def test_the_runtime_merges_static_silences_in_force_with_the_stores(tmp_path):
+    now = datetime.now(UTC)
+    text = (BASE_CONFIG + TOKENS).format(
+        port=1, db=(tmp_path / "hub.db").as_posix(), mail_url=mail_url(25), max_attempts=1
+    )
+    ended = (now - timedelta(hours=1)).isoformat()
+    text += f"\n[[silences]]\nmatchers = ['env=\"dev\"']\nends_at = {ended}\n"
+    runtime = Runtime(config.parse(text, {}))
+    runtime.store.open()
+    try:
+        api_silence = Silence(
+            id="api",
+            matchers=['service="x"'],
+            starts_at=now,
+            ends_at=now + timedelta(hours=1),
+            created_by="will",
+            created_at=now,
+        )
+        asyncio.run(runtime.store.write(lambda tx: tx.insert_silence(api_silence)))
+        merged = runtime.active_silences(now)
+    finally:
+        runtime.store.close()
+    assert [s.matchers for s in merged] == [['env="staging"'], ['service="x"']]
