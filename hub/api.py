@@ -1,16 +1,18 @@
-"""The read API, health, readiness and metrics endpoints."""
+"""The read API, config reload, health, readiness and metrics endpoints."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import matchers
+from hub import matchers, silencing
+from hub.access import require
 from hub.errors import InvalidPayload, NotFound
+from hub.problems import problem
 
 _TIME_FIELDS = (
     "first_seen",
@@ -42,7 +44,7 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
     return {key: iso(value) if key in _TIME_FIELDS else value for key, value in row.items()}
 
 
-@get("/api/v1/alerts", summary="List alerts")
+@get("/api/v1/alerts", summary="List alerts", guards=[require("read")])
 async def list_alerts(
     request: Request,
     status: FromQuery[str | None] = None,
@@ -71,7 +73,9 @@ async def list_alerts(
     return [present(row) for row in chosen[:limit]]
 
 
-@get("/api/v1/alerts/{alert_id:int}", summary="One alert with its history")
+@get(
+    "/api/v1/alerts/{alert_id:int}", summary="One alert with its history", guards=[require("read")]
+)
 async def get_alert(request: Request, alert_id: FromPath[int]) -> dict[str, Any]:
     store = request.app.state.hub.store
     alert = store.alert(alert_id)
@@ -79,6 +83,16 @@ async def get_alert(request: Request, alert_id: FromPath[int]) -> dict[str, Any]
         raise NotFound(f"no alert with id {alert_id}")
     history = [present(row) for row in store.alert_history(alert_id)]
     return {**present(alert), "history": history}
+
+
+@post("/-/reload", summary="Reload the config file", status_code=200, guards=[require("admin")])
+async def reload_config(request: Request) -> Response:
+    """200 once the new config runs; 400 listing every problem, the old config still running."""
+    problems = request.app.state.hub.reload()
+    if problems:
+        detail = f"{len(problems)} problem(s) in the config file; the running config is unchanged"
+        return problem(400, "Invalid configuration", detail, problems=problems)
+    return Response({"status": "reloaded"})
 
 
 @get("/healthz", summary="Liveness")
@@ -102,4 +116,12 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-HANDLERS = [list_alerts, get_alert, healthz, readyz, metrics]
+HANDLERS = [
+    *silencing.HANDLERS,
+    list_alerts,
+    get_alert,
+    reload_config,
+    healthz,
+    readyz,
+    metrics,
+]

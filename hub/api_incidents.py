@@ -11,24 +11,24 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from hub import acklinks, matchers
+from hub import access, acklinks, matchers
+from hub.access import require
 from hub.api import present
 from hub.correlate import act
 from hub.errors import Conflict, InvalidPayload, NotFound
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
-    """Who acts and why; both are recorded on the incident's timeline."""
+    """Why; recorded on the incident's timeline with the acting token's name."""
 
     comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
-    actor: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
 def _present_incident(row: dict[str, Any]) -> dict[str, Any]:
     return present(row)
 
 
-@get("/api/v1/incidents", summary="List incidents")
+@get("/api/v1/incidents", summary="List incidents", guards=[require("read")])
 async def list_incidents(
     request: Request,
     status: FromQuery[Literal["open", "acknowledged", "resolved"] | None] = None,
@@ -60,7 +60,11 @@ async def list_incidents(
     return [_present_incident(row) for row in chosen[:limit]]
 
 
-@get("/api/v1/incidents/{incident_id:int}", summary="One incident: alerts, timeline, deliveries")
+@get(
+    "/api/v1/incidents/{incident_id:int}",
+    summary="One incident: alerts, timeline, deliveries",
+    guards=[require("read")],
+)
 async def get_incident(request: Request, incident_id: FromPath[int]) -> dict[str, Any]:
     store = request.app.state.hub.store
     incident = store.incident(incident_id)
@@ -78,7 +82,7 @@ async def get_incident(request: Request, incident_id: FromPath[int]) -> dict[str
 async def _act(request: Request, incident_id: int, action: str, data: ActionBody | None):
     hub = request.app.state.hub
     body = data or ActionBody()
-    actor = body.actor or "api"
+    actor = access.actor(request) or "api"
     now = hub.clock()
     incident = await hub.store.write(
         lambda tx: act(tx, incident_id, action, actor, body.comment, now)
@@ -87,21 +91,36 @@ async def _act(request: Request, incident_id: int, action: str, data: ActionBody
     return _present_incident(incident)
 
 
-@post("/api/v1/incidents/{incident_id:int}/ack", status_code=200, summary="Acknowledge")
+@post(
+    "/api/v1/incidents/{incident_id:int}/ack",
+    status_code=200,
+    summary="Acknowledge",
+    guards=[require("write")],
+)
 async def ack_incident(
     request: Request, incident_id: FromPath[int], data: JSONBody[ActionBody | None] = None
 ) -> dict[str, Any]:
     return await _act(request, incident_id, "ack", data)
 
 
-@post("/api/v1/incidents/{incident_id:int}/unack", status_code=200, summary="Unacknowledge")
+@post(
+    "/api/v1/incidents/{incident_id:int}/unack",
+    status_code=200,
+    summary="Unacknowledge",
+    guards=[require("write")],
+)
 async def unack_incident(
     request: Request, incident_id: FromPath[int], data: JSONBody[ActionBody | None] = None
 ) -> dict[str, Any]:
     return await _act(request, incident_id, "unack", data)
 
 
-@post("/api/v1/incidents/{incident_id:int}/resolve", status_code=200, summary="Resolve")
+@post(
+    "/api/v1/incidents/{incident_id:int}/resolve",
+    status_code=200,
+    summary="Resolve",
+    guards=[require("write")],
+)
 async def resolve_incident(
     request: Request, incident_id: FromPath[int], data: JSONBody[ActionBody | None] = None
 ) -> dict[str, Any]:
@@ -115,7 +134,7 @@ def _present_notification(store, row: dict[str, Any]) -> dict[str, Any]:
     return present(shown)
 
 
-@get("/api/v1/notifications", summary="The delivery log")
+@get("/api/v1/notifications", summary="The delivery log", guards=[require("read")])
 async def list_notifications(
     request: Request,
     incident: FromQuery[int | None] = None,
@@ -137,6 +156,7 @@ async def list_notifications(
     "/api/v1/notifications/{notification_id:int}/retry",
     status_code=200,
     summary="Send a dead letter again",
+    guards=[require("admin")],
 )
 async def retry_notification(request: Request, notification_id: FromPath[int]) -> dict[str, Any]:
     hub = request.app.state.hub

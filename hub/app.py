@@ -9,10 +9,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from litestar import Litestar
@@ -21,14 +24,14 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from hub import api, api_incidents, logfile, silences, webhooks
+from hub import config as config_module
 from hub.config import Config
 from hub.dispatch import Dispatcher, Flushed, Links
-from hub.errors import HubError
+from hub.errors import ConfigError, Conflict, HubError
 from hub.metrics import Metrics
 from hub.outbox import Sender
 from hub.problems import handle_http_exception, handle_hub_error, handle_unexpected
 from hub.rules import Rules
-from hub.silences import Silence
 from hub.store import Store, Tx
 
 log = logging.getLogger("hub.app")
@@ -46,9 +49,15 @@ def hub_version() -> str:
 class Runtime:
     """Everything one running hub owns; handlers reach it through ``app.state.hub``."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Callable[[], float] = time.time,
+        config_path: str | Path | None = None,
+    ) -> None:
         self.config = config
         self.rules = Rules.from_config(config)
+        self.config_path = config_path
         self.clock = clock
         self.metrics = Metrics(
             [s.name for s in config.sources], [r.name for r in config.receivers], hub_version()
@@ -76,9 +85,6 @@ class Runtime:
     def links(self) -> Links:
         server = self.config.server
         return Links(server.base_url, self.ack_secret, server.ack_link_ttl)
-
-    def active_silences(self, now: datetime) -> list[Silence]:
-        return silences.from_config(self.config, now)
 
     async def start(self) -> None:
         logfile.register()
@@ -151,16 +157,71 @@ class Runtime:
         if self.dispatcher is not None:
             self.dispatcher.poke()
 
+    def active_silences(self, now: datetime) -> list[silences.Silence]:
+        """Every silence in force at ``now``: the config's static ones and the API's."""
+        static = [
+            s for s in silences.from_config(self.config, now) if silences.state(s, now) == "active"
+        ]
+        return static + self.store.active_silences(now)
 
-def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Litestar:
-    """Build the app for one config; the lifespan starts and stops its runtime."""
-    runtime = Runtime(config, clock)
+    def reload(self) -> list[str]:
+        """Re-read the config file; on success swap it in, else keep running the old one.
+
+        Returns the new file's problems (empty: reloaded). The swap is one attribute
+        assignment, and everything reads ``runtime.config`` when it needs it, so a
+        request sees either the old config or the new one, never a mix.
+        """
+        if self.config_path is None:
+            raise Conflict("the hub was started without a config file; there is nothing to reload")
+        try:
+            loaded = config_module.load(self.config_path)
+        except ConfigError as e:
+            self._count_reload("failure", f"problems={'; '.join(e.problems)!r}")
+            return e.problems
+        new, kept = config_module.keep_startup_settings(self.config, loaded)
+        old, self.config = self.config, new
+        self.on_config_change(old, new)
+        self._count_reload("success", f"needs_restart={','.join(kept) or '-'}")
+        return []
+
+    def on_config_change(self, old: Config, new: Config) -> None:
+        """Called after a reload swapped the config, to rebuild what derives from it.
+
+        Open incidents keep the receivers and timing they were created with; only
+        new incidents and the next notifications see the new rules.
+        """
+        self.rules = Rules.from_config(new)
+        self.metrics.precreate_sources([s.name for s in new.sources])
+        self.changed()
+
+    def _count_reload(self, outcome: str, detail: str) -> None:
+        """One log line and one count per reload; a failure logs every problem, since a
+        SIGHUP has no one to answer to."""
+        self.metrics.config_reloads.labels(outcome).inc()
+        level = logging.INFO if outcome == "success" else logging.ERROR
+        log.log(
+            level, "event=config_reload outcome=%s path=%s %s", outcome, self.config_path, detail
+        )
+
+
+def create_app(
+    config: Config,
+    config_path: str | Path | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Litestar:
+    """Build the app for one config; the lifespan starts and stops its runtime.
+
+    ``config_path`` is the file ``config`` came from: reloads re-read it.
+    """
+    runtime = Runtime(config, clock, config_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await runtime.start()
         try:
-            yield
+            with reload_on_sighup(runtime):
+                yield
         finally:
             await runtime.stop()
 
@@ -180,3 +241,21 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> Lit
         openapi_config=OpenAPIConfig(title="hub", version=hub_version()),
         logging_config=None,
     )
+
+
+@contextlib.contextmanager
+def reload_on_sighup(runtime: Runtime) -> Iterator[None]:
+    """SIGHUP reloads the config, as operators expect of a daemon.
+
+    Signal handlers belong to the main thread; an app served from another thread (as
+    in tests) or without a config file simply has none.
+    """
+    if runtime.config_path is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)

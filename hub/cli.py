@@ -38,7 +38,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     config = msgspec.structs.replace(config, server=server)
     uvicorn.run(
-        create_app(config),
+        create_app(config, config_path(args.config)),
         host=server.host,
         port=server.port,
         log_config=None,

@@ -69,6 +69,23 @@ class Credential(Struct):
     password: str
 
 
+Role = Literal["read", "write", "admin"]
+
+
+class ApiToken(Struct):
+    """One ``[api] tokens`` entry; its ``name`` is recorded as the actor of what it does."""
+
+    name: str
+    token: str
+    role: Role
+
+
+class Api(Struct):
+    """Who may use ``/api/v1`` and ``/-/``: bearer tokens, each with a role."""
+
+    tokens: list[ApiToken] = []
+
+
 class Auth(Struct):
     """How a source proves who it is (see ``hub.auth``). Lists allow rotation: every
     configured token, credential or secret is accepted until it is removed."""
@@ -237,6 +254,7 @@ class Incidents(Struct):
 class Config(Struct, kw_only=True):
     server: Server = msgspec.field(default_factory=Server)
     storage: Storage = msgspec.field(default_factory=Storage)
+    api: Api = msgspec.field(default_factory=Api)
     notifier: Notifier = msgspec.field(default_factory=Notifier)
     sources: list[Source] = []
     receivers: list[Receiver] = []
@@ -291,11 +309,43 @@ def parse(text: str, environ: typing.Mapping[str, str]) -> Config:
 
 def warnings(config: Config) -> list[str]:
     """Legal but risky settings that ``hub check-config`` points out."""
-    return [
+    found = [
         f"sources[{i}] ({s.name}): auth type 'none' accepts anyone who can reach the hub"
         for i, s in enumerate(config.sources)
         if s.auth.type == "none"
     ]
+    if not config.api.tokens:
+        found.append(
+            "api.tokens: none configured; the read API is open to anyone who can reach "
+            "the hub and every change through the API (silences, acks, reload) is refused"
+        )
+    return found
+
+
+def keep_startup_settings(running: Config, loaded: Config) -> tuple[Config, list[str]]:
+    """``loaded`` with what only a restart can change taken from ``running``.
+
+    The listening address and the store are bound at start (and the address may come
+    from the command line), so a reload keeps them and names the keys that differ.
+    """
+    differ = [
+        f"{table}.{key}"
+        for table, key in _STARTUP_KEYS
+        if getattr(getattr(loaded, table), key) != getattr(getattr(running, table), key)
+    ]
+    server = msgspec.structs.replace(
+        loaded.server, host=running.server.host, port=running.server.port
+    )
+    return msgspec.structs.replace(loaded, server=server, storage=running.storage), differ
+
+
+_STARTUP_KEYS = (
+    ("server", "host"),
+    ("server", "port"),
+    ("storage", "path"),
+    ("storage", "synchronous"),
+    ("storage", "batch_max"),
+)
 
 
 def _resolve_env(value: Any, path: str, environ: typing.Mapping[str, str], problems: list[str]):
@@ -369,6 +419,7 @@ def check(config: Config) -> list[str]:
 
     problems = _duplicates("sources", [s.name for s in config.sources])
     problems += _duplicates("receivers", [r.name for r in config.receivers])
+    problems += _check_api(config.api)
     for i, source in enumerate(config.sources):
         where = f"sources[{i}] ({source.name})"
         if source.format not in DECODERS:
@@ -391,6 +442,22 @@ def check(config: Config) -> list[str]:
     problems += routing.check(config.route)
     problems += channels.check(config.receivers)
     problems += templates.check(config)
+    return problems
+
+
+def _check_api(api: Api) -> list[str]:
+    """Names must tell actors apart and tokens must tell names apart (never quoting them)."""
+    problems = _duplicates("api.tokens", [t.name for t in api.tokens])
+    seen: dict[str, str] = {}
+    for i, entry in enumerate(api.tokens):
+        where = f"api.tokens[{i}] ({entry.name})"
+        if not entry.name:
+            problems.append(f"api.tokens[{i}].name: must not be empty")
+        if not entry.token:
+            problems.append(f"{where}.token: must not be empty")
+        elif entry.token in seen:
+            problems.append(f'{where}.token: the same token as "{seen[entry.token]}"')
+        seen.setdefault(entry.token, entry.name)
     return problems
 
 

@@ -57,14 +57,20 @@ class InvalidPayload(HubError):
 
 
 class AuthError(HubError):
-    """Authentication failed; ``reason`` is one of a small fixed set (a metric label)."""
+    """Authentication failed; ``reason`` is one of a small fixed set (a metric label).
+
+    ``challenge`` is the ``WWW-Authenticate`` value telling a client how to log in.
+    """
 
     status = 401
     title = "Unauthorized"
 
-    def __init__(self, reason: str, detail: str | None = None) -> None:
+    def __init__(
+        self, reason: str, detail: str | None = None, challenge: str | None = None
+    ) -> None:
         super().__init__(detail or reason)
         self.reason = reason
+        self.challenge = challenge
 
 
 class Forbidden(HubError):

@@ -45,6 +45,7 @@ OUTBOX_STATES = ("pending", "sending", "dead")
 INCIDENT_STATES = ("open", "acknowledged")
 SUPPRESSION_REASONS = ("silence", "inhibition", "maintenance", "flapping")
 ESCALATION_OUTCOMES = ("notified", "skipped_acknowledged", "skipped_resolved")
+RELOAD_OUTCOMES = ("success", "failure")
 UNKNOWN_SOURCE = "_unknown"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -191,17 +192,31 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.config_reloads = Counter(
+            "hub_config_reloads",
+            "Config reloads (POST /-/reload, SIGHUP) by outcome.",
+            ["outcome"],
+            registry=r,
+        )
 
-    def _precreate(self, sources: list[str], receivers: list[str], heartbeats: list[str]) -> None:
-        for source in [*sources, UNKNOWN_SOURCE]:
+    def precreate_sources(self, sources: list[str]) -> None:
+        """Create every series of these sources at 0 (at start, and for reloaded ones)."""
+        for source in sources:
             for outcome in WEBHOOK_OUTCOMES:
                 self.webhooks.labels(source, outcome)
             for outcome in EVENT_OUTCOMES:
                 self.events.labels(source, outcome)
             self.ingest_seconds.labels(source)
-        for source in sources:
             for reason in AUTH_REASONS:
                 self.auth_failures.labels(source, reason)
+
+    def _precreate(self, sources: list[str], receivers: list[str], heartbeats: list[str]) -> None:
+        self.precreate_sources(sources)
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhooks.labels(UNKNOWN_SOURCE, outcome)
+        for outcome in EVENT_OUTCOMES:
+            self.events.labels(UNKNOWN_SOURCE, outcome)
+        self.ingest_seconds.labels(UNKNOWN_SOURCE)
         for receiver in receivers:
             self.delivery_seconds.labels(receiver)
         for reason in SUPPRESSION_REASONS:
@@ -222,6 +237,8 @@ class Metrics:
             for outcome in NOTIFICATION_OUTCOMES:
                 self.notifications.labels(receiver, integration, outcome)
             self.attempt_seconds.labels(integration)
+        for outcome in RELOAD_OUTCOMES:
+            self.config_reloads.labels(outcome)
 
     def observe_commit(self, batch_size: int, seconds: float) -> None:
         self.store_batch.observe(batch_size)

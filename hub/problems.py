@@ -9,15 +9,17 @@ import logging
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from hub.errors import HubError, InvalidPayload, RateLimited, Unavailable
+from hub.errors import AuthError, HubError, InvalidPayload, RateLimited, Unavailable
 
 log = logging.getLogger("hub.http")
 
 MEDIA_TYPE = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, **extra: object) -> Response:
-    headers = {}
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: object
+) -> Response:
+    headers = dict(headers or {})
     retry_after = extra.pop("retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
@@ -31,6 +33,8 @@ def handle_hub_error(_: Request, exc: HubError) -> Response:
         extra["field"] = exc.field
     if isinstance(exc, RateLimited | Unavailable):
         extra["retry_after"] = exc.retry_after
+    if isinstance(exc, AuthError) and exc.challenge:
+        extra["headers"] = {"WWW-Authenticate": exc.challenge}
     return problem(exc.status, exc.title, exc.detail, **extra)
 
 

@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -24,6 +25,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from hub.errors import Unavailable
+from hub.silences import Silence
 
 T = TypeVar("T")
 log = logging.getLogger("hub.store")
@@ -170,6 +172,26 @@ def m002_incidents(db: sqlite_utils.Database) -> None:
         ALTER TABLE notifications ADD COLUMN incident_id INTEGER REFERENCES incidents (id);
         CREATE INDEX notifications_incident ON notifications (incident_id);
         CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
+@migrations()
+def m003_silences(db: sqlite_utils.Database) -> None:
+    """Silences created through the API (config ones live in the config file)."""
+    db.executescript(
+        """
+        CREATE TABLE silences (
+            id TEXT PRIMARY KEY,
+            matchers TEXT NOT NULL,
+            starts_at REAL,
+            ends_at REAL,
+            created_by TEXT NOT NULL,
+            comment TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expired_at REAL
+        );
+        CREATE INDEX silences_ends ON silences (ends_at);
         """
     )
 
@@ -414,6 +436,34 @@ class Tx:
             (state, error, due_at, state, at, notification_id),
         )
 
+    def get_silence(self, silence_id: str) -> Silence | None:
+        cursor = self.conn.execute("SELECT * FROM silences WHERE id = ?", (silence_id,))
+        row = _one(cursor)
+        return _decode_silence(row) if row else None
+
+    def insert_silence(self, silence: Silence) -> None:
+        self.conn.execute(
+            "INSERT INTO silences"
+            " (id, matchers, starts_at, ends_at, created_by, comment, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                silence.id,
+                _json.encode(silence.matchers),
+                _epoch(silence.starts_at),
+                _epoch(silence.ends_at),
+                silence.created_by,
+                silence.comment,
+                _epoch(silence.created_at),
+            ),
+        )
+
+    def expire_silence(self, expired: Silence, at: datetime) -> None:
+        """Store a silence ended early (``hub.silences.expire``) and when that happened."""
+        self.conn.execute(
+            "UPDATE silences SET starts_at = ?, ends_at = ?, expired_at = ? WHERE id = ?",
+            (_epoch(expired.starts_at), _epoch(expired.ends_at), _epoch(at), expired.id),
+        )
+
 
 class Store:
     """Owns the SQLite file: migrations, the writer thread and a read connection."""
@@ -643,6 +693,21 @@ class Store:
             (notification_id,),
         )
 
+    def silences(self) -> list[Silence]:
+        """Every silence created through the API, newest first."""
+        rows = self.query("SELECT * FROM silences ORDER BY created_at DESC, id")
+        return [_decode_silence(row) for row in rows]
+
+    def active_silences(self, now: datetime) -> list[Silence]:
+        """The API's silences in force at ``now``: what the send-time mute stage applies."""
+        at = now.timestamp()
+        rows = self.query(
+            "SELECT * FROM silences WHERE (starts_at IS NULL OR starts_at <= ?)"
+            " AND (ends_at IS NULL OR ends_at > ?)",
+            (at, at),
+        )
+        return [_decode_silence(row) for row in rows]
+
 
 def _run_in_savepoint(
     conn: sqlite3.Connection, tx: Tx, fn: Callable[[Tx], Any]
@@ -701,6 +766,26 @@ def _decode_alert(row: dict) -> dict:
 
 def _decode_notification(row: dict) -> dict:
     return {**row, "payload": _decode_json(row["payload"])}
+
+
+def _decode_silence(row: dict) -> Silence:
+    return Silence(
+        id=row["id"],
+        matchers=_decode_json(row["matchers"]),
+        starts_at=_datetime(row["starts_at"]),
+        ends_at=_datetime(row["ends_at"]),
+        created_by=row["created_by"],
+        comment=row["comment"],
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+    )
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _datetime(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 @contextlib.contextmanager

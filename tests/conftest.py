@@ -90,7 +90,7 @@ class RunningHub:
         self._thread: threading.Thread | None = None
 
     def start(self) -> RunningHub:
-        app = create_app(config_module.load(self.config_path))
+        app = create_app(config_module.load(self.config_path), self.config_path)
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -152,6 +152,19 @@ repeat_interval = "{repeat_interval}"
 """
 
 
+DEFAULTS = {
+    "max_attempts": 5,
+    "group_wait": "0s",
+    "group_interval": "200ms",
+    "repeat_interval": "1h",
+}
+
+
+def render_config(text: str = BASE_CONFIG, **values: object) -> str:
+    """Config text with its ``{placeholders}`` filled: the given values, else DEFAULTS."""
+    return text.format(**{**DEFAULTS, **values})
+
+
 @pytest.fixture
 def hub_factory(tmp_path: Path) -> Iterator[Callable[..., RunningHub]]:
     """Start hubs from config text; ``{port}``, ``{db}`` are filled in."""
@@ -161,11 +174,7 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., RunningHub]]:
         port = free_port()
         path = tmp_path / f"alerts-{len(started)}.toml"
         db = tmp_path / "hub.db"
-        values.setdefault("max_attempts", 5)
-        values.setdefault("group_wait", "0s")
-        values.setdefault("group_interval", "200ms")
-        values.setdefault("repeat_interval", "1h")
-        path.write_text(text.format(port=port, db=db.as_posix(), **values))
+        path.write_text(render_config(text, port=port, db=db.as_posix(), **values))
         hub = RunningHub(path, port).start()
         started.append(hub)
         return hub

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import NamedTuple
 
-from conftest import BASE_CONFIG, mail_url
+from conftest import BASE_CONFIG, mail_url, render_config
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub import config as config_module
@@ -89,7 +89,8 @@ def test_every_known_label_combination_exists_at_zero_from_start(hub_factory, sm
 def test_scrape_time_gauges_read_the_store_through_indexes(tmp_path):
     path = tmp_path / "alerts.toml"
     path.write_text(
-        BASE_CONFIG.format(
+        render_config(
+            BASE_CONFIG,
             port=0,
             db=(tmp_path / "hub.db").as_posix(),
             max_attempts=1,

@@ -1,0 +1,84 @@
+"""Who may use the API: bearer tokens from ``[api] tokens``, each with a role.
+
+Roles are ordered ``read < write < admin``; a handler declares the least role it
+needs with ``guards=[require("write")]``. A missing or unknown token gets 401 with a
+``WWW-Authenticate: Bearer`` challenge, a known token with too low a role gets 403.
+The token's name becomes the request's actor (``actor(request)``), which is what
+acks and silences record as "who".
+
+With no tokens configured the read API stays open (a fresh install is usable
+from the box it runs on) and every mutation is refused with 403: changes must be
+attributable to someone, so they need a configured token. ``hub check-config``
+warns about this setup.
+
+Tokens are read from the runtime's config at request time, so a reload that adds or
+revokes a token takes effect on the next request.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from hub.config import ApiToken, Role
+from hub.errors import AuthError, Forbidden
+
+ROLES: tuple[Role, ...] = ("read", "write", "admin")
+ACTOR_KEY = "hub_actor"
+CHALLENGE = 'Bearer realm="hub"'
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A Litestar guard admitting tokens whose role is at least ``role``."""
+
+    role: Role
+
+    def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        tokens = connection.app.state.hub.config.api.tokens
+        if not tokens:
+            self._open_mode()
+            return
+        token = identify(tokens, connection.headers.get("authorization", ""))
+        if ROLES.index(token.role) < ROLES.index(self.role):
+            raise Forbidden(
+                f'token "{token.name}" has role {token.role}; this needs {self.role} or higher'
+            )
+        connection.scope[ACTOR_KEY] = token.name  # type: ignore[literal-required]
+
+    def _open_mode(self) -> None:
+        if self.role != "read":
+            raise Forbidden(
+                "changes through the API need a token: configure [api] tokens "
+                "with a write or admin role"
+            )
+
+
+def require(role: Role) -> Guard:
+    """The guard for handlers that need ``role``: ``guards=[require("write")]``."""
+    return Guard(role)
+
+
+def identify(tokens: list[ApiToken], header: str) -> ApiToken:
+    """The configured token in an ``Authorization: Bearer`` header, compared in constant
+    time against every entry so the answer's timing does not reveal which one is close."""
+    scheme, _, given = header.partition(" ")
+    if not header:
+        raise AuthError("missing_header", "missing header Authorization", CHALLENGE)
+    if scheme.lower() != "bearer":
+        raise AuthError("bad_token", "expected Authorization: Bearer <token>", CHALLENGE)
+    found = None
+    for entry in tokens:
+        if hmac.compare_digest(given.strip().encode(), entry.token.encode()):
+            found = entry
+    if found is None:
+        raise AuthError("bad_token", "the bearer token is not valid for the API", CHALLENGE)
+    return found
+
+
+def actor(connection: ASGIConnection) -> str | None:
+    """The name of the token that passed the guard; None on the open read API."""
+    return connection.scope.get(ACTOR_KEY)  # type: ignore[return-value]

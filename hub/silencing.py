@@ -1,0 +1,162 @@
+"""``/api/v1/silences``: list, create and expire silences over HTTP.
+
+Silences made here are rows in the store. Static ones come from the running config
+(``[[silences]]`` and ``[[maintenance]]``): they are listed with ``"static": true``
+beside the others, so one list answers "what is muted", and are changed only in
+the file. The rules for a valid silence are ``hub.silences.problems``, shared with
+the config check, plus what only makes sense for a new one (an end in the future,
+a comment saying why).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, delete, get, post
+from litestar.params import FromPath, QueryParameter
+
+from hub import silences
+from hub.access import actor, require
+from hub.config import Duration, Timestamp
+from hub.decoders.common import parse_json
+from hub.errors import Conflict, InvalidPayload, NotFound
+from hub.silences import Silence, State
+from hub.store import Tx
+
+log = logging.getLogger("hub.silences")
+
+
+class NewSilence(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The body of ``POST /api/v1/silences``; give ``ends_at`` or ``duration``."""
+
+    matchers: list[str]
+    comment: str
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
+    duration: str | None = None
+    created_by: str | None = None
+
+
+@get(
+    "/api/v1/silences",
+    summary="List silences, the config's static ones included",
+    guards=[require("read")],
+)
+async def list_silences(
+    request: Request,
+    wanted: Annotated[State | None, QueryParameter(name="state")] = None,
+) -> list[dict[str, Any]]:
+    """Silences made through the API (newest first), then the config's static ones."""
+    hub = request.app.state.hub
+    now = _now(hub)
+    listed = [(s, False) for s in hub.store.silences()]
+    listed += [(s, True) for s in silences.from_config(hub.config, now)]
+    return [
+        present(s, now, static)
+        for s, static in listed
+        if wanted is None or silences.state(s, now) == wanted
+    ]
+
+
+@post("/api/v1/silences", summary="Create a silence", status_code=201, guards=[require("write")])
+async def create_silence(request: Request) -> dict[str, Any]:
+    """201 with the stored silence; 422 naming the field when it is not a valid one."""
+    hub = request.app.state.hub
+    now = _now(hub)
+    silence = build(parse_json(await request.body(), NewSilence), now, actor(request) or "api")
+    await hub.store.write(lambda tx: tx.insert_silence(silence))
+    log.info(
+        "event=silence_created id=%s by=%s matchers=%r",
+        silence.id,
+        silence.created_by,
+        silence.matchers,
+    )
+    return present(silence, now, static=False)
+
+
+@delete(
+    "/api/v1/silences/{silence_id:str}",
+    summary="Expire a silence now",
+    status_code=200,
+    guards=[require("write")],
+)
+async def expire_silence(request: Request, silence_id: FromPath[str]) -> dict[str, Any]:
+    """End a silence early; 404 unknown, 409 static or already expired."""
+    hub = request.app.state.hub
+    now = _now(hub)
+    if any(s.id == silence_id for s in silences.from_config(hub.config, now)):
+        raise Conflict(f"silence {silence_id} comes from the config file; change it there")
+    expired = await hub.store.write(lambda tx: _expire(tx, silence_id, now))
+    log.info("event=silence_expired id=%s by=%s", silence_id, actor(request))
+    return present(expired, now, static=False)
+
+
+def build(body: NewSilence, now: datetime, author: str) -> Silence:
+    """A new silence from a request body, or InvalidPayload naming the first bad field."""
+    starts_at = body.starts_at or now
+    ends_at = _ends_at(body, starts_at)
+    found = silences.problems(body.matchers, starts_at, ends_at)
+    if ends_at <= now:
+        found.append("ends_at: must be in the future")
+    if not body.comment.strip():
+        found.append("comment: say why the alerts are silenced")
+    if found:
+        raise InvalidPayload("; ".join(found), field="$." + found[0].split(":", 1)[0])
+    return Silence(
+        id=str(uuid.uuid4()),
+        matchers=body.matchers,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_by=body.created_by or author,
+        comment=body.comment,
+        created_at=now,
+    )
+
+
+def _ends_at(body: NewSilence, starts_at: datetime) -> datetime:
+    """API silences always end: at ``ends_at``, or ``duration`` after they start."""
+    if body.duration is None:
+        if body.ends_at is None:
+            raise InvalidPayload("give ends_at or duration", field="$.ends_at")
+        return body.ends_at
+    if body.ends_at is not None:
+        raise InvalidPayload("give ends_at or duration, not both", field="$.duration")
+    try:
+        return starts_at + timedelta(seconds=Duration.parse(body.duration))
+    except ValueError as e:
+        raise InvalidPayload(str(e), field="$.duration") from e
+
+
+def _expire(tx: Tx, silence_id: str, now: datetime) -> Silence:
+    silence = tx.get_silence(silence_id)
+    if silence is None:
+        raise NotFound(f"no silence with id {silence_id}")
+    if silences.state(silence, now) == "expired":
+        raise Conflict(f"silence {silence_id} has already expired")
+    expired = silences.expire(silence, now)
+    tx.expire_silence(expired, now)
+    return expired
+
+
+def present(silence: Silence, now: datetime, static: bool) -> dict[str, Any]:
+    """A silence as the API shows it: its fields, its state now, and where it lives."""
+    fields = msgspec.structs.asdict(silence)
+    shown = {
+        key: _iso(value) if isinstance(value, datetime) else value for key, value in fields.items()
+    }
+    return {**shown, "state": silences.state(silence, now), "static": static}
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _now(hub: Any) -> datetime:
+    return datetime.fromtimestamp(hub.clock(), UTC)
+
+
+HANDLERS = [list_silences, create_silence, expire_silence]

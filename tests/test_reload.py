@@ -1,0 +1,172 @@
+"""Config reload: a good file is swapped in whole, a bad one is refused and the old
+config keeps serving; ``POST /-/reload`` and SIGHUP do the same."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+from conftest import BASE_CONFIG, free_port, mail_url, render_config, wait_for
+
+from hub import config
+from hub.app import Runtime
+from hub.errors import Conflict
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = {"Authorization": "Bearer admin-token"}
+TOKENS = """
+[api]
+tokens = [{{ name = "ada", token = "admin-token", role = "admin" }}]
+"""
+CRM = """
+[[sources]]
+name = "crm"
+auth = { type = "bearer", tokens = ["crm-token"] }
+"""
+EVENT = {"status": "firing", "summary": "payment provider down"}
+
+
+def post_event(url: str, source: str, token: str) -> int:
+    answer = httpx.post(
+        f"{url}/webhooks/{source}", json=EVENT, headers={"Authorization": f"Bearer {token}"}
+    )
+    return answer.status_code
+
+
+@pytest.fixture
+def hub(hub_factory, smtp):
+    return hub_factory(BASE_CONFIG + TOKENS, mail_url=mail_url(smtp[1]))
+
+
+def test_a_good_reload_swaps_the_config_and_a_new_source_is_accepted(hub):
+    assert post_event(hub.url, "crm", "crm-token") == 404
+    hub.config_path.write_text(hub.config_path.read_text() + CRM)
+    with hub.client(headers=ADMIN) as http:
+        answer = http.post("/-/reload")
+        assert answer.status_code == 200
+        assert answer.json() == {"status": "reloaded"}
+        metrics = http.get("/metrics").text
+    assert post_event(hub.url, "crm", "crm-token") == 202
+    assert post_event(hub.url, "shop", "shop-secret-token") == 202
+    assert 'hub_config_reloads_total{outcome="success"} 1.0' in metrics
+
+
+def test_a_broken_file_is_refused_with_every_problem_and_the_old_config_keeps_serving(hub):
+    broken = hub.config_path.read_text().replace('format = "native"', 'format = "pigeon"')
+    hub.config_path.write_text(broken + '[api.extra]\ncolour = "${NO_SUCH_VARIABLE}"\n')
+    with hub.client(headers=ADMIN) as http:
+        answer = http.post("/-/reload")
+        assert answer.status_code == 400
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        problems = answer.json()["problems"]
+        assert "api.extra.colour: environment variable NO_SUCH_VARIABLE is not set" in problems
+        assert any(p.startswith("api.extra: unknown key") for p in problems)
+        assert http.get("/api/v1/alerts").status_code == 200, "the old tokens still work"
+        metrics = http.get("/metrics").text
+    assert post_event(hub.url, "shop", "shop-secret-token") == 202
+    assert 'hub_config_reloads_total{outcome="failure"} 1.0' in metrics
+
+
+def test_a_reload_refused_by_the_cross_checks_lists_them_too(hub):
+    broken = hub.config_path.read_text().replace('format = "native"', 'format = "pigeon"')
+    hub.config_path.write_text(broken)
+    with hub.client(headers=ADMIN) as http:
+        answer = http.post("/-/reload")
+    assert answer.status_code == 400
+    assert any("unknown format 'pigeon'" in p for p in answer.json()["problems"])
+    assert post_event(hub.url, "shop", "shop-secret-token") == 202
+
+
+def test_a_reload_keeps_the_address_and_store_the_hub_started_with():
+    def parsed(port: int, db: str) -> config.Config:
+        text = render_config(BASE_CONFIG, port=port, db=db, mail_url=mail_url(25), max_attempts=1)
+        return config.parse(text, {})
+
+    running = parsed(8080, "hub.db")
+    loaded = msgspec.structs.replace(parsed(9090, "other.db"), route=config.Route(receiver="ops"))
+    kept, differ = config.keep_startup_settings(running, loaded)
+    assert (kept.server.port, kept.storage.path) == (8080, "hub.db")
+    assert kept.route is loaded.route
+    assert differ == ["server.port", "storage.path"]
+
+
+def test_a_hub_started_without_a_config_file_has_nothing_to_reload(tmp_path):
+    text = render_config(
+        BASE_CONFIG,
+        port=1,
+        db=(tmp_path / "hub.db").as_posix(),
+        mail_url=mail_url(25),
+        max_attempts=1,
+    )
+    runtime = Runtime(config.parse(text, {}))
+    with pytest.raises(Conflict, match="without a config file"):
+        runtime.reload()
+
+
+def test_sighup_makes_a_running_hub_serve_reload_its_config(tmp_path, smtp):
+    port = free_port()
+    path = tmp_path / "alerts.toml"
+    path.write_text(
+        render_config(
+            BASE_CONFIG,
+            port=port,
+            db=(tmp_path / "hub.db").as_posix(),
+            mail_url=mail_url(smtp[1]),
+            max_attempts=1,
+        )
+    )
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "hub.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hub", "serve", "--config", str(path)],
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )
+        try:
+            wait_for(lambda: _ready(url), timeout=30)
+            assert post_event(url, "crm", "crm-token") == 404
+            path.write_text(path.read_text() + CRM)
+            process.send_signal(signal.SIGHUP)
+            wait_for(lambda: post_event(url, "crm", "crm-token") == 202)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    assert "event=config_reload outcome=success" in (tmp_path / "hub.log").read_text()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_a_reload_hands_the_old_and_new_config_to_the_change_hook(tmp_path):
+    path = tmp_path / "alerts.toml"
+    text = render_config(
+        BASE_CONFIG,
+        port=1,
+        db=(tmp_path / "hub.db").as_posix(),
+        mail_url=mail_url(25),
+        max_attempts=1,
+    )
+    path.write_text(text)
+    runtime = Runtime(config.load(path), config_path=path)
+    first = runtime.config
+    changes = []
+    runtime.on_config_change = lambda old, new: changes.append((old, new))
+    path.write_text(text + CRM)
+    assert runtime.reload() == []
+    assert changes == [(first, runtime.config)]
+    assert runtime.config.source("crm") is not None
+    path.write_text(text + "[nonsense]\n")
+    refused = runtime.reload()
+    assert len(refused) == 1 and refused[0].startswith("nonsense: unknown key")
+    assert len(changes) == 1 and runtime.config is changes[0][1]

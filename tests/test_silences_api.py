@@ -1,0 +1,188 @@
+"""Silences over HTTP: created, listed by state, expired early; bad ones store nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import BASE_CONFIG, mail_url, render_config
+
+from hub import config
+from hub import store as store_module
+from hub.app import Runtime
+from hub.silences import Silence
+
+TOKENS = """
+[api]
+tokens = [
+  {{ name = "rita", token = "read-token", role = "read" }},
+  {{ name = "will", token = "write-token", role = "write" }},
+]
+
+[[silences]]
+matchers = ['env="staging"']
+comment = "staging never pages"
+"""
+WRITER = {"Authorization": "Bearer write-token"}
+DEPLOY = {"matchers": ['service="checkout"'], "duration": "1h", "comment": "deploy 4.2"}
+
+
+@pytest.fixture
+def hub(hub_factory, smtp):
+    return hub_factory(BASE_CONFIG + TOKENS, mail_url=mail_url(smtp[1]))
+
+
+def listed(http, state: str) -> list[str]:
+    answer = http.get("/api/v1/silences", params={"state": state})
+    assert answer.status_code == 200
+    return [s["id"] for s in answer.json()]
+
+
+def stored_silences(db) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT COUNT(*) FROM silences").fetchone()[0]
+
+
+def test_a_silence_is_created_listed_as_active_expired_and_listed_as_expired(hub):
+    with hub.client(headers=WRITER) as http:
+        created = http.post("/api/v1/silences", json=DEPLOY)
+        assert created.status_code == 201
+        silence = created.json()
+        assert silence["matchers"] == ['service="checkout"']
+        assert silence["created_by"] == "will", "the token's name is the default author"
+        assert silence["state"] == "active" and silence["static"] is False
+        assert listed(http, "active")[0] == silence["id"]
+        assert silence["id"] not in listed(http, "expired")
+
+        expired = http.delete(f"/api/v1/silences/{silence['id']}")
+        assert expired.status_code == 200
+        assert expired.json()["state"] == "expired"
+        assert silence["id"] in listed(http, "expired")
+        assert silence["id"] not in listed(http, "active")
+
+        again = http.delete(f"/api/v1/silences/{silence['id']}")
+        assert again.status_code == 409
+        assert "already expired" in again.json()["detail"]
+
+
+def test_a_silence_starting_later_is_pending_and_keeps_its_author(hub):
+    starts = datetime.now(UTC) + timedelta(hours=2)
+    body = {
+        **DEPLOY,
+        "starts_at": starts.isoformat(),
+        "duration": "30m",
+        "created_by": "ana",
+    }
+    with hub.client(headers=WRITER) as http:
+        created = http.post("/api/v1/silences", json=body).json()
+        assert created["state"] == "pending"
+        assert created["created_by"] == "ana"
+        assert listed(http, "pending") == [created["id"]]
+
+
+def test_config_silences_are_listed_as_static_and_cannot_be_deleted(hub):
+    with hub.client(headers=WRITER) as http:
+        static = [s for s in http.get("/api/v1/silences").json() if s["static"]]
+        assert [s["matchers"] for s in static] == [['env="staging"']]
+        refused = http.delete(f"/api/v1/silences/{static[0]['id']}")
+        assert refused.status_code == 409
+        assert "config file" in refused.json()["detail"]
+        assert http.delete("/api/v1/silences/no-such-id").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "detail_has"),
+    [
+        ({"matchers": []}, "$.matchers", "at least one matcher"),
+        ({"matchers": ['env=~".*"']}, "$.matchers", "mute every alert"),
+        ({"matchers": ['service=~"("']}, "$.matchers[0]", "bad regular expression"),
+        (
+            {
+                "starts_at": "2099-01-01T02:00:00Z",
+                "ends_at": "2099-01-01T01:00:00Z",
+                "duration": None,
+            },
+            "$.ends_at",
+            "must be after starts_at",
+        ),
+        ({"ends_at": "2001-01-01T00:00:00Z", "duration": None}, "$.ends_at", "in the future"),
+        ({"duration": None}, "$.ends_at", "give ends_at or duration"),
+        ({"duration": "soon"}, "$.duration", "expected a duration"),
+        ({"comment": " "}, "$.comment", "say why"),
+        ({"matchers": "service=checkout"}, "$.matchers", "Expected `array`"),
+    ],
+    ids=[
+        "no-matchers",
+        "matches-everything",
+        "bad-regex",
+        "end-before-start",
+        "end-in-the-past",
+        "no-end",
+        "bad-duration",
+        "no-comment",
+        "matchers-not-a-list",
+    ],
+)
+def test_a_bad_silence_gets_422_naming_the_field_and_stores_nothing(
+    hub, tmp_path, change, field, detail_has
+):
+    body = {key: value for key, value in {**DEPLOY, **change}.items() if value is not None}
+    with hub.client(headers=WRITER) as http:
+        answer = http.post("/api/v1/silences", json=body)
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == field
+    assert detail_has in answer.json()["detail"]
+    assert stored_silences(tmp_path / "hub.db") == 0
+
+
+def test_the_store_hands_the_mute_stage_only_the_silences_in_force(tmp_path):
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    spans = {"past": (-2, -1), "now": (-1, 1), "later": (1, 2)}
+    with store_module.opened(str(tmp_path / "hub.db")) as store:
+        for name, (start, end) in spans.items():
+            silence = Silence(
+                id=name,
+                matchers=['service="checkout"'],
+                starts_at=now + start * hour,
+                ends_at=now + end * hour,
+                created_by="ana",
+                created_at=now,
+            )
+            asyncio.run(store.write(lambda tx, s=silence: tx.insert_silence(s)))
+        active = store.active_silences(now)
+        assert [s.id for s in active] == ["now"]
+        assert active[0].ends_at == now + hour
+        assert {s.id for s in store.silences()} == set(spans)
+
+
+def test_the_runtime_merges_static_silences_in_force_with_the_stores(tmp_path):
+    now = datetime.now(UTC)
+    text = render_config(
+        BASE_CONFIG + TOKENS,
+        port=1,
+        db=(tmp_path / "hub.db").as_posix(),
+        mail_url=mail_url(25),
+        max_attempts=1,
+    )
+    ended = (now - timedelta(hours=1)).isoformat()
+    text += f"\n[[silences]]\nmatchers = ['env=\"dev\"']\nends_at = {ended}\n"
+    runtime = Runtime(config.parse(text, {}))
+    runtime.store.open()
+    try:
+        api_silence = Silence(
+            id="api",
+            matchers=['service="x"'],
+            starts_at=now,
+            ends_at=now + timedelta(hours=1),
+            created_by="will",
+            created_at=now,
+        )
+        asyncio.run(runtime.store.write(lambda tx: tx.insert_silence(api_silence)))
+        merged = runtime.active_silences(now)
+    finally:
+        runtime.store.close()
+    assert [s.matchers for s in merged] == [['env="staging"'], ['service="x"']]
