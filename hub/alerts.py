@@ -41,6 +41,16 @@ def classify(
     return Outcome.DUPLICATE
 
 
+def matchable(alert: dict[str, Any]) -> dict[str, str]:
+    """The labels that routes, silences, inhibition and filters match on.
+
+    Severity is a field of its own in hub, but Alertmanager users write
+    ``severity="critical"`` matchers: it is matchable as a label unless the sender
+    set a ``severity`` label of its own, which wins.
+    """
+    return {"severity": alert["severity"], **alert["labels"]}
+
+
 def notification_kind(outcome: Outcome, status: str) -> str | None:
     """Which notification an outcome causes: an alert starting to fire, or resolving."""
     if outcome is Outcome.NEW and status == "firing":

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import matchers, silencing
 from hub.access import require
+from hub.alerts import matchable
 from hub.errors import InvalidPayload, NotFound
 from hub.problems import problem
 
@@ -69,7 +70,7 @@ async def list_alerts(
     where = " AND ".join(clauses) or "1"
     store = request.app.state.hub.store
     rows = store.alerts(where, params, limit if not wanted else 100_000)
-    chosen = [row for row in rows if matchers.matches_all(wanted, row["labels"])]
+    chosen = [row for row in rows if matchers.matches_all(wanted, matchable(row))]
     return [present(row) for row in chosen[:limit]]
 
 

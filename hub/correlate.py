@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from hub import incidents, routing
-from hub.alerts import Outcome
+from hub.alerts import Outcome, matchable
 from hub.errors import Conflict, NotFound
 from hub.rules import Rules
 from hub.store import Tx
@@ -38,8 +38,9 @@ def correlate(tx: Tx, alert: dict, outcome: Outcome, now: float, rules: Rules) -
 
 
 def _place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
-    owner, *others = routing.match(rules.tree, alert["labels"])
-    key = routing.group_key(owner, alert["labels"])
+    labels = matchable(alert)
+    owner, *others = routing.match(rules.tree, labels)
+    key = routing.group_key(owner, labels)
     last = tx.latest_incident(key)
     placement = incidents.place(
         last["status"] if last else None,
@@ -66,14 +67,15 @@ def _place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
 def _open(
     tx: Tx, alert: dict, key: str, owner: routing.RouteMatch, extra: list[str], now: float
 ) -> dict:
-    names = sorted(alert["labels"]) if owner.group_by is None else owner.group_by
+    labels = matchable(alert)
+    names = sorted(labels) if owner.group_by is None else owner.group_by
     row = {
         "group_key": key,
         "route_id": owner.route_id,
         "status": "open",
         "severity": alert["severity"],
         "title": alert["summary"],
-        "labels": {name: alert["labels"].get(name, "") for name in names},
+        "labels": {name: labels.get(name, "") for name in names},
         "receivers": list(dict.fromkeys([owner.receiver, *extra])),
         "timing": {
             "group_wait": owner.timing.group_wait,

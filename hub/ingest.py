@@ -92,7 +92,7 @@ def _apply_event(
     if alert is None:
         alert = _new_alert(tx, delivery, event, occurred)
     elif outcome is Outcome.DUPLICATE:
-        tx.touch_alert(alert["id"], now)
+        tx.touch_alert(alert["id"], now, occurred)
     elif outcome in (Outcome.CHANGED, Outcome.UPDATED):
         alert = _change_alert(tx, alert, event, occurred, now, rules)
     event_id = tx.insert_event(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from hub import flapping, silences
+from hub.alerts import matchable
 from hub.config import Flapping
 from hub.inhibit import Inhibitor
 
@@ -51,11 +52,12 @@ def _reason(
     changes = [datetime.fromtimestamp(t, now.tzinfo) for t in alert.get("changes", [])]
     if flapping.is_flapping(changes, now, flapping_settings):
         return "flapping"
-    muting = silences.muting_silences(active_silences, alert["labels"], now)
+    labels = matchable(alert)
+    muting = silences.muting_silences(active_silences, labels, now)
     if muting:
         return "maintenance" if all(m.startswith(MAINTENANCE_PREFIX) for m in muting) else "silence"
-    if route_muted(alert["labels"]):
+    if route_muted(labels):
         return "maintenance"
-    if inhibitor.inhibited_by(alert["labels"]) is not None:
+    if inhibitor.inhibited_by(labels) is not None:
         return "inhibition"
     return None

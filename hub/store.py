@@ -24,6 +24,7 @@ import msgspec
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from hub.alerts import matchable
 from hub.errors import Unavailable
 from hub.silences import Silence
 
@@ -256,8 +257,12 @@ class Tx:
         return [_decode_alert(row) for row in _all(cursor)]
 
     def firing_alert_labels(self) -> list[dict[str, str]]:
-        cursor = self.conn.execute("SELECT labels FROM alerts WHERE status = 'firing'")
-        return [_decode_json(row[0]) for row in cursor.fetchall()]
+        """What inhibition rules match sources against: every firing alert's labels."""
+        cursor = self.conn.execute("SELECT severity, labels FROM alerts WHERE status = 'firing'")
+        return [
+            matchable({"severity": row[0], "labels": _decode_json(row[1])})
+            for row in cursor.fetchall()
+        ]
 
     def add_timeline(
         self, incident_id: int, at: float, kind: str, actor: str | None, detail: dict
@@ -327,11 +332,16 @@ class Tx:
             f"UPDATE {table} SET {assignments} WHERE id = ?", (*_encode_values(changes), row_id)
         )
 
-    def touch_alert(self, alert_id: int, last_seen: float) -> None:
-        """The cheap repeat path: one counter and one timestamp."""
+    def touch_alert(self, alert_id: int, last_seen: float, occurred_at: float) -> None:
+        """The cheap repeat path: one counter and two timestamps in one statement.
+
+        A repeat still moves ``last_change`` forward: the alert was in this state at
+        ``occurred_at``, so anything older arriving later is stale.
+        """
         self.conn.execute(
-            "UPDATE alerts SET duplicates = duplicates + 1, last_seen = ? WHERE id = ?",
-            (last_seen, alert_id),
+            "UPDATE alerts SET duplicates = duplicates + 1, last_seen = ?,"
+            " last_change = MAX(last_change, ?) WHERE id = ?",
+            (last_seen, occurred_at, alert_id),
         )
 
     def insert_event(

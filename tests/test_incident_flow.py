@@ -1,0 +1,209 @@
+"""Incidents over HTTP: correlation across sources, acknowledgement with an actor, and
+muting at send time (silence, inhibition, maintenance, flapping) while alerts are kept."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import mail_url, wait_for
+
+CONFIG = """
+[server]
+host = "127.0.0.1"
+port = {port}
+
+[storage]
+path = "{db}"
+
+[api]
+tokens = [{{ name = "dana", token = "write-token", role = "write" }}]
+
+[[sources]]
+name = "shop"
+auth = {{ type = "bearer", tokens = ["shop-token"] }}
+
+[[sources]]
+name = "uptime"
+auth = {{ type = "bearer", tokens = ["uptime-token"] }}
+
+[[receivers]]
+name = "ops"
+urls = ["{mail_url}"]
+timeout = "2s"
+
+[route]
+receiver = "ops"
+group_by = ["service"]
+group_wait = "{group_wait}"
+group_interval = "{group_interval}"
+repeat_interval = "1h"
+
+[flapping]
+threshold = 3
+window = "10m"
+
+[[inhibit_rules]]
+source_matchers = ['alertname="DatacenterDown"']
+target_matchers = ['severity="warning"']
+equal = ["dc"]
+{extra}
+"""
+SHOP = {"Authorization": "Bearer shop-token"}
+UPTIME = {"Authorization": "Bearer uptime-token"}
+WRITER = {"Authorization": "Bearer write-token"}
+
+
+def event(service: str, status: str = "firing", **labels: str) -> dict:
+    return {
+        "status": status,
+        "summary": f"{service} {labels.get('alertname', 'problem')}",
+        "severity": labels.pop("severity", "warning"),
+        "labels": {"service": service, **labels},
+    }
+
+
+@pytest.fixture
+def start(hub_factory, smtp):
+    def started(group_wait: str = "0s", group_interval: str = "200ms", extra: str = ""):
+        return hub_factory(
+            CONFIG,
+            mail_url=mail_url(smtp[1]),
+            group_wait=group_wait,
+            group_interval=group_interval,
+            extra=extra,
+        )
+
+    return started
+
+
+def test_two_sources_firing_about_one_service_share_one_incident(start, smtp):
+    mailbox, _ = smtp
+    hub = start(group_wait="500ms")
+    with hub.client(headers=WRITER) as http:
+        a = http.post("/webhooks/shop", json=event("checkout", alertname="Errors"), headers=SHOP)
+        b = http.post("/webhooks/uptime", json=event("checkout", alertname="Down"), headers=UPTIME)
+        c = http.post("/webhooks/uptime", json=event("search", alertname="Down"), headers=UPTIME)
+        first, second, other = (r.json()["alerts"][0]["incident_id"] for r in (a, b, c))
+        assert first == second != other
+        incident = http.get(f"/api/v1/incidents/{first}").json()
+    assert sorted(alert["source"] for alert in incident["alerts"]) == ["shop", "uptime"]
+    assert incident["labels"] == {"service": "checkout"}
+    assert [t["kind"] for t in incident["timeline"]][:3] == [
+        "opened",
+        "alert_joined",
+        "alert_joined",
+    ]
+    wait_for(lambda: len(mailbox.messages) == 2)
+    checkout = next(m for m in mailbox.subjects() if "checkout" in m)
+    assert "FIRING:2" in checkout, "both alerts of the burst arrive in one message"
+
+
+def test_an_acknowledgement_is_recorded_with_its_actor_and_comment(start):
+    hub = start()
+    with hub.client(headers=WRITER) as http:
+        incident_id = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP).json()[
+            "alerts"
+        ][0]["incident_id"]
+        acked = http.post(f"/api/v1/incidents/{incident_id}/ack", json={"comment": "on it"})
+        assert acked.status_code == 200
+        assert acked.json()["status"] == "acknowledged"
+        assert acked.json()["acknowledged_by"] == "dana"
+        timeline = http.get(f"/api/v1/incidents/{incident_id}").json()["timeline"]
+        assert {"kind": "acknowledged", "actor": "dana"}.items() <= timeline[-1].items()
+        assert timeline[-1]["detail"] == {"comment": "on it"}
+        unacked = http.post(f"/api/v1/incidents/{incident_id}/unack")
+        assert unacked.json()["status"] == "open"
+        resolved = http.post(f"/api/v1/incidents/{incident_id}/resolve", json={"comment": "x"})
+        assert resolved.json()["status"] == "resolved"
+        assert resolved.json()["resolved_by"] == "dana"
+        again = http.post(f"/api/v1/incidents/{incident_id}/ack")
+        assert again.status_code == 409
+
+
+def test_acting_needs_a_write_token(start):
+    hub = start()
+    with hub.client() as http:
+        incident_id = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP).json()[
+            "alerts"
+        ][0]["incident_id"]
+        assert http.post(f"/api/v1/incidents/{incident_id}/ack").status_code == 401
+        bad = {"Authorization": "Bearer shop-token"}
+        assert http.post(f"/api/v1/incidents/{incident_id}/ack", headers=bad).status_code == 401
+        shown = http.get(f"/api/v1/incidents/{incident_id}", headers=WRITER).json()
+        assert shown["status"] == "open"
+
+
+def test_a_silence_created_after_the_alert_arrived_still_mutes_it(start, smtp):
+    mailbox, _ = smtp
+    hub = start(group_wait="1s")
+    with hub.client(headers=WRITER) as http:
+        answer = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP)
+        assert answer.status_code == 202
+        silence = {"matchers": ['service="checkout"'], "duration": "1h", "comment": "deploy"}
+        assert http.post("/api/v1/silences", json=silence).status_code == 201
+        http.post("/webhooks/shop", json=event("search"), headers=SHOP)
+        wait_for(lambda: len(mailbox.messages) == 1)
+        time.sleep(1.0)
+        assert len(mailbox.messages) == 1
+        assert "search" in mailbox.subjects()[0]
+        alerts = http.get("/api/v1/alerts", params={"label": 'service="checkout"'}).json()
+        assert [a["status"] for a in alerts] == ["firing"], "the muted alert is still stored"
+        metrics = http.get("/metrics").text
+    assert 'hub_notifications_suppressed_total{reason="silence"}' in metrics
+    assert 'hub_notifications_suppressed_total{reason="silence"} 0.0' not in metrics
+
+
+def test_a_firing_datacenter_alert_inhibits_host_alerts_in_that_datacenter(start, smtp):
+    mailbox, _ = smtp
+    hub = start(group_wait="500ms")
+    with hub.client(headers=WRITER) as http:
+        down = event("network", alertname="DatacenterDown", dc="eu", severity="critical")
+        http.post("/webhooks/uptime", json=down, headers=UPTIME)
+        http.post("/webhooks/shop", json=event("checkout", dc="eu"), headers=SHOP)
+        http.post("/webhooks/shop", json=event("search", dc="us"), headers=SHOP)
+        wait_for(lambda: len(mailbox.messages) == 2)
+        time.sleep(0.8)
+        metrics = http.get("/metrics").text
+    subjects = sorted(mailbox.subjects())
+    assert len(subjects) == 2
+    assert any("network" in s for s in subjects) and any("search" in s for s in subjects)
+    assert 'hub_notifications_suppressed_total{reason="inhibition"} 0.0' not in metrics
+
+
+def test_a_maintenance_window_mutes_matching_alerts(start, smtp):
+    mailbox, _ = smtp
+    now = datetime.now(UTC)
+    window = f"""
+[[maintenance]]
+name = "db-upgrade"
+starts_at = "{(now - timedelta(minutes=5)).isoformat()}"
+ends_at = "{(now + timedelta(hours=1)).isoformat()}"
+matchers = ['service="db"']
+"""
+    hub = start(extra=window)
+    with hub.client(headers=WRITER) as http:
+        http.post("/webhooks/shop", json=event("db"), headers=SHOP)
+        http.post("/webhooks/shop", json=event("web"), headers=SHOP)
+        wait_for(lambda: len(mailbox.messages) == 1)
+        time.sleep(0.5)
+        metrics = http.get("/metrics").text
+    assert len(mailbox.messages) == 1 and "web" in mailbox.subjects()[0]
+    assert 'hub_notifications_suppressed_total{reason="maintenance"} 0.0' not in metrics
+
+
+def test_a_flapping_alert_is_marked_and_its_notifications_are_held(start, smtp):
+    mailbox, _ = smtp
+    hub = start()
+    with hub.client(headers=WRITER) as http:
+        for status in ("firing", "resolved", "firing", "resolved", "firing"):
+            body = {**event("cache"), "status": status, "dedup_key": "cache-flap"}
+            http.post("/webhooks/shop", json=body, headers=SHOP)
+            time.sleep(0.05)
+        alert = http.get("/api/v1/alerts").json()[0]
+        assert alert["flapping"] == 1
+        time.sleep(0.6)
+        metrics = http.get("/metrics").text
+    assert 'hub_notifications_suppressed_total{reason="flapping"} 0.0' not in metrics
+    assert len(mailbox.messages) < 5
