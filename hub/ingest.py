@@ -95,22 +95,8 @@ def _apply_event(
         tx.touch_alert(alert["id"], now, occurred)
     elif outcome in (Outcome.CHANGED, Outcome.UPDATED):
         alert = _change_alert(tx, alert, event, occurred, now, rules)
-    event_id = tx.insert_event(
-        delivery_id, alert["id"], event.status, event.severity, occurred, outcome.value
-    )
     if outcome is not Outcome.DUPLICATE:
-        tx.add_history(
-            alert["id"],
-            event_id,
-            {
-                "at": occurred,
-                "recorded_at": now,
-                "status": event.status,
-                "severity": event.severity,
-                "summary": event.summary,
-                "applied": outcome is not Outcome.STALE,
-            },
-        )
+        _record(tx, delivery_id, alert["id"], event, occurred, now, outcome)
     if outcome not in (Outcome.DUPLICATE, Outcome.STALE):
         alert["incident_id"] = correlate(tx, alert, outcome, now, rules)
     summary = {
@@ -120,6 +106,30 @@ def _apply_event(
         "incident_id": alert.get("incident_id"),
     }
     return summary, outcome
+
+
+def _record(
+    tx: Tx,
+    delivery_id: int,
+    alert_id: int,
+    event: Event,
+    occurred: float,
+    now: float,
+    outcome: Outcome,
+) -> None:
+    """An event row and a history row; repeats skip both (the delivery keeps the body)."""
+    event_id = tx.insert_event(
+        delivery_id, alert_id, event.status, event.severity, occurred, outcome.value
+    )
+    history = {
+        "at": occurred,
+        "recorded_at": now,
+        "status": event.status,
+        "severity": event.severity,
+        "summary": event.summary,
+        "applied": outcome is not Outcome.STALE,
+    }
+    tx.add_history(alert_id, event_id, history)
 
 
 def _new_alert(tx: Tx, delivery: Delivery, event: Event, occurred: float) -> dict:
