@@ -15,19 +15,30 @@ from datetime import UTC, datetime
 from hub import incidents, routing
 from hub.alerts import Outcome, matchable
 from hub.errors import Conflict, NotFound
+from hub.events import SEVERITIES
 from hub.rules import Rules
 from hub.store import Tx
 
 HUB_ACTOR = "hub"
 
 
-def correlate(tx: Tx, alert: dict, outcome: Outcome, now: float, rules: Rules) -> int | None:
-    """Place the alert in its incident (if it needs one) and refresh that incident."""
+def correlate(
+    tx: Tx, alert: dict, outcome: Outcome, was_firing: bool, now: float, rules: Rules
+) -> int | None:
+    """Place the alert in its incident (if it needs one) and refresh that incident.
+
+    ``was_firing`` is the alert's status before this event: the incident's count of
+    active alerts moves by the difference, so no change ever scans the incident.
+    """
     incident = tx.incident(alert["incident_id"]) if alert.get("incident_id") else None
-    if alert["status"] == "firing" and (incident is None or incident["status"] == "resolved"):
+    firing = alert["status"] == "firing"
+    if firing and (incident is None or incident["status"] == "resolved"):
         incident = _place(tx, alert, now, rules)
+        tx.count_active(incident["id"], 1)
     elif incident is not None and outcome is Outcome.CHANGED:
         tx.add_timeline(incident["id"], now, f"alert_{alert['status']}", None, _about(alert))
+        if firing != was_firing:
+            tx.count_active(incident["id"], 1 if firing else -1)
     if incident is None:
         return None
     if outcome is Outcome.ACKNOWLEDGED and incident["status"] == "open":
@@ -59,8 +70,10 @@ def _place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
         incident = _open(tx, alert, key, owner, [m.receiver for m in others], now)
     tx.update("alerts", alert["id"], {"incident_id": incident["id"]})
     tx.add_timeline(incident["id"], now, "alert_joined", None, _about(alert))
+    waits = (incident["timing"]["group_wait"], incident["timing"]["group_interval"])
     for receiver in incident["receivers"]:
-        tx.ensure_receiver(incident["id"], receiver, rules.send_resolved.get(receiver, True), now)
+        wants_resolved = rules.send_resolved.get(receiver, True)
+        tx.ensure_receiver(incident["id"], receiver, wants_resolved, now, waits)
     return incident
 
 
@@ -92,26 +105,26 @@ def _open(
 
 
 def refresh(tx: Tx, incident: dict, now: float) -> None:
-    """Recompute status and severity from the alerts; wake the incident's receivers."""
-    members = tx.incident_alerts(incident["id"])
-    if not members:
-        return
-    acked = incident["acknowledged_at"] is not None
-    status = incidents.next_status(incident["status"], [a["status"] for a in members], acked)
-    severity = incidents.severity([(a["status"], a["severity"]) for a in members])
+    """Recompute status and severity from the active count; wake the receivers."""
+    current = tx.incident(incident["id"])
+    assert current is not None
+    active = current["active_alerts"] > 0
+    acked = current["acknowledged_at"] is not None
+    status = incidents.next_status(current["status"], ["firing"] if active else [], acked)
+    severity = tx.highest_active_severity(current["id"], SEVERITIES) or current["severity"]
     changes: dict = {}
-    if status != incident["status"]:
+    if status != current["status"]:
         changes["status"] = status
         if status == "resolved":
             changes |= {"resolved_at": now, "resolved_by": HUB_ACTOR}
             tx.add_timeline(
-                incident["id"], now, "resolved", HUB_ACTOR, {"reason": "all alerts resolved"}
+                current["id"], now, "resolved", HUB_ACTOR, {"reason": "all alerts resolved"}
             )
-    if severity != incident["severity"]:
+    if severity != current["severity"]:
         changes["severity"] = severity
     if changes:
-        tx.update("incidents", incident["id"], {**changes, "updated_at": now})
-    tx.mark_receivers_due(incident["id"], now)
+        tx.update("incidents", current["id"], {**changes, "updated_at": now})
+    tx.mark_receivers_due(current["id"], now)
 
 
 def acknowledge(tx: Tx, incident: dict, now: float, actor: str, comment: str) -> None:

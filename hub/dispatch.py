@@ -61,7 +61,8 @@ def flush(
     due = tx.due_receivers(now, FLUSH_BATCH)
     if not due:
         return result
-    inhibitor = Inhibitor(rules.inhibit_rules, tx.firing_alert_labels())
+    firing = tx.firing_alert_labels() if rules.inhibit_rules else []
+    inhibitor = Inhibitor(rules.inhibit_rules, firing)
     moment = datetime.fromtimestamp(now, UTC)
 
     def route_muted(labels: mute.Labels) -> bool:

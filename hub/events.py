@@ -29,8 +29,3 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     occurred_at: datetime | None = None
-
-
-def most_severe(severities: list[str]) -> str:
-    """The highest of several severities (critical > error > warning > info)."""
-    return max(severities, key=SEVERITY_RANK.__getitem__)

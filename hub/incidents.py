@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 
-from hub.events import Severity, Status, most_severe
+from hub.events import Status
 
 IncidentStatus = Literal["open", "acknowledged", "resolved"]
 Placement = Literal["join", "reopen", "new"]
@@ -52,11 +52,3 @@ def place(
     if resolved_at is not None and should_reopen(resolved_at, now, window):
         return "reopen"
     return "new"
-
-
-def severity(alerts: Iterable[tuple[Status, Severity]]) -> Severity:
-    """The highest severity among active alerts; once none is active, among all of them,
-    so a resolved incident keeps showing how bad it was. ``alerts`` must not be empty."""
-    pairs = list(alerts)
-    active = [sev for status, sev in pairs if status != "resolved"]
-    return most_severe(active or [sev for _, sev in pairs])  # type: ignore[return-value]

@@ -88,6 +88,7 @@ def _apply_event(
     now = delivery.received_at
     occurred = event.occurred_at.timestamp() if event.occurred_at else now
     alert = tx.get_alert(event.fingerprint)
+    was_firing = alert is not None and alert["status"] == "firing"
     outcome = classify(alert, event.status, event.severity, event.summary, occurred)
     if alert is None:
         alert = _new_alert(tx, delivery, event, occurred)
@@ -98,7 +99,7 @@ def _apply_event(
     if outcome is not Outcome.DUPLICATE:
         _record(tx, delivery_id, alert["id"], event, occurred, now, outcome)
     if outcome not in (Outcome.DUPLICATE, Outcome.STALE):
-        alert["incident_id"] = correlate(tx, alert, outcome, now, rules)
+        alert["incident_id"] = correlate(tx, alert, outcome, was_firing, now, rules)
     summary = {
         "id": alert["id"],
         "fingerprint": event.fingerprint,

@@ -197,6 +197,26 @@ def m003_silences(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m007_incident_counts(db: sqlite_utils.Database) -> None:
+    """Keep per-incident counts incrementally, so a change never scans an incident.
+
+    An incident of 200k alerts must cost the same per event as one of two:
+    ``active_alerts`` is kept up to date by ingest, the highest active severity is
+    found by index probes, and each receiver row knows its grouping waits so a
+    change schedules the next look instead of forcing one.
+    """
+    db.executescript(
+        """
+        ALTER TABLE incidents ADD COLUMN active_alerts INTEGER NOT NULL DEFAULT 0;
+        DROP INDEX alerts_incident;
+        CREATE INDEX alerts_incident ON alerts (incident_id, status, severity);
+        ALTER TABLE incident_receivers ADD COLUMN group_wait REAL NOT NULL DEFAULT 0;
+        ALTER TABLE incident_receivers ADD COLUMN group_interval REAL NOT NULL DEFAULT 0;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -273,22 +293,53 @@ class Tx:
         )
 
     def ensure_receiver(
-        self, incident_id: int, receiver: str, send_resolved: bool, first_seen: float
+        self,
+        incident_id: int,
+        receiver: str,
+        send_resolved: bool,
+        first_seen: float,
+        waits: tuple[float, float],
     ) -> None:
-        """Start the grouping state of one receiver for one incident (once)."""
+        """Start the grouping state of one receiver for one incident (once).
+
+        ``waits`` is (group_wait, group_interval) of the incident's route.
+        """
         self.conn.execute(
-            "INSERT OR IGNORE INTO incident_receivers"
-            " (incident_id, receiver, send_resolved, first_seen) VALUES (?, ?, ?, ?)",
-            (incident_id, receiver, int(send_resolved), first_seen),
+            "INSERT OR IGNORE INTO incident_receivers (incident_id, receiver, send_resolved,"
+            " first_seen, group_wait, group_interval) VALUES (?, ?, ?, ?, ?, ?)",
+            (incident_id, receiver, int(send_resolved), first_seen, *waits),
         )
 
     def mark_receivers_due(self, incident_id: int, now: float) -> None:
-        """Something changed: every receiver of the incident is looked at again."""
+        """Something changed: look at each receiver again at the earliest moment a
+        change may be sent (group_wait after the first alert, then group_interval
+        after the last message), not at every change: a busy incident costs one
+        look per interval, as an Alertmanager group does."""
         self.conn.execute(
-            "UPDATE incident_receivers SET due_at = MIN(COALESCE(due_at, ?), ?)"
+            "UPDATE incident_receivers SET due_at = MIN(COALESCE(due_at, 9e18),"
+            " CASE WHEN last_notified_at IS NULL THEN first_seen + group_wait"
+            " ELSE MAX(?, last_notified_at + group_interval) END)"
             " WHERE incident_id = ?",
-            (now, now, incident_id),
+            (now, incident_id),
         )
+
+    def count_active(self, incident_id: int, delta: int) -> None:
+        self.conn.execute(
+            "UPDATE incidents SET active_alerts = active_alerts + ? WHERE id = ?",
+            (delta, incident_id),
+        )
+
+    def highest_active_severity(self, incident_id: int, ranked: tuple[str, ...]) -> str | None:
+        """The first of ``ranked`` that a firing alert of the incident has (index probes)."""
+        for severity in ranked:
+            found = self.conn.execute(
+                "SELECT 1 FROM alerts WHERE incident_id = ? AND status = 'firing'"
+                " AND severity = ? LIMIT 1",
+                (incident_id, severity),
+            ).fetchone()
+            if found:
+                return severity
+        return None
 
     def due_receivers(self, now: float, limit: int) -> list[dict]:
         return _all(

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hub.incidents import next_status, place, severity, should_reopen
+from hub.incidents import next_status, place, should_reopen
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -58,17 +58,3 @@ def test_a_new_firing_alert_joins_reopens_or_starts_an_incident(
     last, resolved_at, window, expected
 ):
     assert place(last, resolved_at, NOW, window) == expected
-
-
-@pytest.mark.parametrize(
-    ("alerts", "expected"),
-    [
-        ([("firing", "warning")], "warning"),
-        ([("firing", "warning"), ("firing", "critical"), ("firing", "info")], "critical"),
-        ([("resolved", "critical"), ("firing", "warning")], "warning"),
-        ([("acknowledged", "error"), ("firing", "warning")], "error"),
-        ([("resolved", "critical"), ("resolved", "info")], "critical"),
-    ],
-)
-def test_the_severity_is_the_highest_of_the_active_alerts(alerts, expected):
-    assert severity(alerts) == expected
