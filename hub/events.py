@@ -11,7 +11,6 @@ Status = Literal["firing", "resolved", "acknowledged"]
 Severity = Literal["critical", "error", "warning", "info"]
 
 SEVERITIES: tuple[Severity, ...] = ("critical", "error", "warning", "info")
-SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(reversed(SEVERITIES))}
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
