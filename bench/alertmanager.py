@@ -1,0 +1,71 @@
+"""Alertmanager API v2 ingest (what Prometheus posts) through the real hub, durable,
+against Alertmanager itself (in memory) run side by side in the same run.
+
+    python -m bench.alertmanager [--seconds 10] [--connections 16]
+
+Both servers are pinned to core 0 and wrk to core 1. Each request carries a batch
+of alerts drawn from a pool of 10,000 (mostly repeats, as Prometheus re-sends).
+Goals: hub >= 1.0x Alertmanager at 100 alerts a request, >= 0.5x at one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import free_port, require_wrk, run_wrk, start_alertmanager, start_hub, stop
+
+HUB_PATH = "/webhooks/prom/api/v2/alerts"
+
+
+def measure(server: str, batch: int, seconds: int, connections: int) -> dict[str, float] | None:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        process = start_hub(workdir, port) if server == "hub" else start_alertmanager(workdir, port)
+        if process is None:
+            return None
+        path = HUB_PATH if server == "hub" else "/api/v2/alerts"
+        options = {"BENCH_BATCH": str(batch), "BENCH_POOL": "10000", "BENCH_PATH": path}
+        url = f"http://127.0.0.1:{port}"
+        try:
+            run_wrk(url, "alerts_v2.lua", 2, connections, options)  # warm-up: fills the pool
+            result = run_wrk(url, "alerts_v2.lua", seconds, connections, options)
+        finally:
+            stop(process)
+    result["alerts"] = result["rate"] * batch
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    require_wrk()
+    print(
+        f"{'batch':>6} {'server':<14}{'req/s':>9}{'alerts/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'non-2xx':>9}{'ratio':>7}"
+    )
+    for batch, goal in ((100, 1.0), (1, 0.5)):
+        baseline = measure("alertmanager", batch, args.seconds, args.connections)
+        hub = measure("hub", batch, args.seconds, args.connections)
+        for name, row in (("alertmanager", baseline), ("hub", hub)):
+            if row is None:
+                print(
+                    f"{batch:>6} {name:<14} not installed (apt-get install prometheus-alertmanager)"
+                )
+                continue
+            ratio = row["alerts"] / baseline["alerts"] if baseline else float("nan")
+            print(
+                f"{batch:>6} {name:<14}{row['rate']:>9.0f}{row['alerts']:>10.0f}"
+                f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['errors']:>9.0f}{ratio:>7.2f}"
+            )
+        print(f"{'':>6} goal: hub >= {goal}x Alertmanager")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
