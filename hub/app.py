@@ -23,11 +23,12 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from hub import api, api_incidents, logfile, silences, webhooks
+from hub import api, api_events, api_incidents, logfile, silences, webhooks
 from hub import config as config_module
 from hub.config import Config
 from hub.dispatch import Dispatcher, Flushed, Links
 from hub.errors import ConfigError, Conflict, HubError
+from hub.limits import RateLimiter
 from hub.metrics import Metrics
 from hub.outbox import Sender
 from hub.problems import handle_http_exception, handle_hub_error, handle_unexpected
@@ -74,6 +75,7 @@ class Runtime:
             self.store.incident_counts,
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.limiter = RateLimiter()  # one token bucket per source, kept across reloads
         self.ack_secret = b""
         self.sender: Sender | None = None
         self.dispatcher: Dispatcher | None = None
@@ -225,14 +227,16 @@ def create_app(
         finally:
             await runtime.stop()
 
-    body_limit = max(
-        [config.server.max_body_bytes, *(s.max_body_bytes or 0 for s in config.sources)]
-    )
     return Litestar(
-        route_handlers=[*webhooks.HANDLERS, *api.HANDLERS, *api_incidents.HANDLERS],
+        route_handlers=[
+            *webhooks.HANDLERS,
+            *api.HANDLERS,
+            *api_incidents.HANDLERS,
+            *api_events.HANDLERS,
+        ],
         lifespan=[lifespan],
         state=State({"hub": runtime}),
-        request_max_body_size=body_limit,
+        request_max_body_size=config.server.max_body_bytes,  # webhooks apply their source's
         exception_handlers={
             HubError: handle_hub_error,
             HTTPException: handle_http_exception,

@@ -7,9 +7,9 @@ all commit together, so a 2xx answer means every effect is on disk.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -21,7 +21,23 @@ from hub.events import Event
 from hub.rules import Rules
 from hub.store import Tx
 
-SECRET_HEADER_PARTS = ("authorization", "cookie", "signature", "token", "secret", "api-key")
+if TYPE_CHECKING:
+    from hub.decoders import Responder
+
+# Header names holding credentials in the schemes senders use: Authorization (bearer,
+# basic), X-Hub-Signature-256, X-Slack-Signature, X-Shopify-Hmac-Sha256,
+# X-Grafana-Alerting-Signature, webhook-signature, X-Gitlab-Token, X-Api-Key, ...
+SECRET_HEADER_PARTS = (
+    "authorization",
+    "cookie",
+    "signature",
+    "hmac",
+    "token",
+    "secret",
+    "password",
+    "api-key",
+    "apikey",
+)
 DELIVERY_ID_HEADERS = ("idempotency-key", "webhook-id", "x-request-id")
 
 
@@ -39,7 +55,7 @@ class Answer(msgspec.Struct, frozen=True):
     """The HTTP answer to a delivery: 202 when applied now, the first answer on a repeat."""
 
     status_code: int
-    body: dict[str, Any]
+    body: Any
     repeated: bool = False
     outcomes: list[str] = []
 
@@ -51,17 +67,32 @@ def delivery_key(headers: Mapping[str, str], authenticated_id: str | None) -> st
     return next((headers[name] for name in DELIVERY_ID_HEADERS if headers.get(name)), None)
 
 
-def audit_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers worth keeping with a delivery: everything except credentials."""
+def audit_headers(headers: Mapping[str, str], secret: Iterable[str] = ()) -> dict[str, str]:
+    """Headers worth keeping with a delivery: everything except credentials.
+
+    ``secret`` names the headers the source's auth reads (lower case), so a signature
+    header with an unusual name is dropped too.
+    """
+    dropped = set(secret)
     return {
         name: value
         for name, value in headers.items()
-        if not any(part in name for part in SECRET_HEADER_PARTS)
+        if name not in dropped and not any(part in name for part in SECRET_HEADER_PARTS)
     }
 
 
-def apply_delivery(tx: Tx, delivery: Delivery, decoded: Decoded, rules: Rules) -> Answer:
-    """The write function for one delivery; a repeated delivery key changes nothing."""
+def apply_delivery(
+    tx: Tx,
+    delivery: Delivery,
+    decoded: Decoded,
+    rules: Rules,
+    responder: Responder | None = None,
+) -> Answer:
+    """The write function for one delivery; a repeated delivery key changes nothing.
+
+    The answer (hub's, or the format's ``responder``'s) is stored with the delivery,
+    so a repeat gets it back and the audit log shows what the sender was told.
+    """
     if delivery.key:
         prior = tx.find_delivery(delivery.source, delivery.key)
         if prior:
@@ -70,6 +101,17 @@ def apply_delivery(tx: Tx, delivery: Delivery, decoded: Decoded, rules: Rules) -
         delivery.source, delivery.key, delivery.received_at, delivery.headers, delivery.body
     )
     results = [_apply_event(tx, delivery, delivery_id, event, rules) for event in decoded.events]
+    if responder is None:
+        status, body = 202, _native_answer(delivery_id, decoded, results)
+    else:
+        status, body = responder.accepted(decoded)
+    tx.answer_delivery(delivery_id, status, body)
+    return Answer(status, body, outcomes=[outcome.value for _, outcome in results])
+
+
+def _native_answer(
+    delivery_id: int, decoded: Decoded, results: list[tuple[dict, Outcome]]
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "accepted": len(results),
         "duplicates": sum(1 for _, outcome in results if outcome is Outcome.DUPLICATE),
@@ -78,8 +120,7 @@ def apply_delivery(tx: Tx, delivery: Delivery, decoded: Decoded, rules: Rules) -
     }
     if decoded.rejected:
         body["rejected"] = decoded.rejected
-    tx.answer_delivery(delivery_id, 202, body)
-    return Answer(202, body, outcomes=[outcome.value for _, outcome in results])
+    return body
 
 
 def _apply_event(

@@ -198,6 +198,12 @@ def m003_silences(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m004_audit(db: sqlite_utils.Database) -> None:
+    """The audit log lists a source's recent deliveries without scanning the others'."""
+    db.executescript("CREATE INDEX deliveries_source ON deliveries (source, id);")
+
+
+@migrations()
 def m007_incident_counts(db: sqlite_utils.Database) -> None:
     """Keep per-incident counts incrementally, so a change never scans an incident.
 
@@ -227,7 +233,7 @@ class Tx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
-    def find_delivery(self, source: str, key: str) -> tuple[int, dict] | None:
+    def find_delivery(self, source: str, key: str) -> tuple[int, Any] | None:
         row = self.conn.execute(
             "SELECT status_code, response FROM deliveries WHERE source = ? AND delivery_key = ?",
             (source, key),
@@ -244,7 +250,7 @@ class Tx:
         )
         return cursor.lastrowid  # type: ignore[return-value]
 
-    def answer_delivery(self, delivery_id: int, status_code: int, response: dict) -> None:
+    def answer_delivery(self, delivery_id: int, status_code: int, response: Any) -> None:
         self.conn.execute(
             "UPDATE deliveries SET status_code = ?, response = ? WHERE id = ?",
             (status_code, _json.encode(response), delivery_id),
@@ -771,6 +777,31 @@ class Store:
         )
         return {(row["severity"], row["status"]): row["n"] for row in rows}
 
+    def deliveries(self, source: str | None, limit: int) -> list[dict]:
+        """Recent deliveries, newest first, without their bodies (the audit log)."""
+        where = "WHERE source = :source" if source is not None else ""
+        rows = self.query(
+            "SELECT id, source, delivery_key, received_at, headers, status_code, response"
+            f" FROM deliveries {where} ORDER BY id DESC LIMIT :limit",
+            {"source": source, "limit": limit},
+        )
+        return [_decode_delivery(row) for row in rows]
+
+    def delivery(self, delivery_id: int) -> dict | None:
+        """One delivery with its raw body (bytes) as received."""
+        row = self.query_one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
+        return _decode_delivery(row) if row else None
+
+    def delivery_events(self, delivery_id: int) -> list[dict]:
+        """The events a delivery produced, with the alert each one went to."""
+        return self.query(
+            "SELECT events.id, events.alert_id, alerts.fingerprint, events.status,"
+            " events.severity, events.occurred_at, events.outcome"
+            " FROM events JOIN alerts ON alerts.id = events.alert_id"
+            " WHERE events.delivery_id = ? ORDER BY events.id",
+            (delivery_id,),
+        )
+
     def notification_attempts(self, notification_id: int) -> list[dict]:
         return self.query(
             "SELECT started_at, duration_ms, outcome, error FROM notification_attempts"
@@ -851,6 +882,14 @@ def _decode_alert(row: dict) -> dict:
     if "changes" in row:
         decoded["changes"] = _decode_json(row["changes"])
     return decoded
+
+
+def _decode_delivery(row: dict) -> dict:
+    return {
+        **row,
+        "headers": _decode_json(row["headers"]),
+        "response": _decode_json(row["response"]),
+    }
 
 
 def _decode_notification(row: dict) -> dict:

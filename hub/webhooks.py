@@ -1,7 +1,9 @@
-"""``POST /webhooks/{source}``: authenticate, decode, apply in one commit, answer.
+"""``POST /webhooks/{source}``: check limits, authenticate, decode, apply in one commit, answer.
 
-Every step before the commit is pure or read-only, so any rejection (401, 400, 413,
-422, ...) changes nothing. The answer is sent only after the commit.
+Every step before the commit is pure or read-only, so any rejection (400, 401, 413,
+415, 422, 429, ...) changes nothing. The answer is sent only after the commit.
+``POST /webhooks/{source}/api/v2/alerts`` is the same flow for sources of format
+``prometheus``: it is where Prometheus posts when ``path_prefix`` points it at hub.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 
+import msgspec
 from litestar import Request, Response, post
 from litestar.params import FromPath
 
 from hub.auth import authenticate
 from hub.config import Source
-from hub.decoders import DECODERS
+from hub.decoders import RESPONDERS, Responder, decode
 from hub.errors import (
     AuthError,
     HubError,
@@ -28,9 +32,12 @@ from hub.errors import (
     UnsupportedMedia,
 )
 from hub.ingest import Answer, Delivery, apply_delivery, audit_headers, delivery_key
+from hub.limits import body_limit, check_body_size, check_content_type, check_source_rate
 from hub.metrics import UNKNOWN_SOURCE
 
 log = logging.getLogger("hub.webhooks")
+
+ALERTMANAGER_API_FORMAT = "prometheus"
 
 _OUTCOME_BY_ERROR: dict[type[HubError], str] = {
     AuthError: "unauthorized",
@@ -43,58 +50,109 @@ _OUTCOME_BY_ERROR: dict[type[HubError], str] = {
 }
 
 
-@post("/webhooks/{source:str}", summary="Ingest events from a configured source")
+# Each source has its own body limit, checked while streaming (``_read_body``), so the
+# app-wide limit is lifted here.
+@post(
+    "/webhooks/{source:str}",
+    summary="Ingest events from a configured source",
+    request_max_body_size=None,
+)
 async def receive(request: Request, source: FromPath[str]) -> Response:
     """Accept one delivery: 202 when applied, 200 with the first answer on a repeat."""
+    return await _receive(request, source)
+
+
+@post(
+    "/webhooks/{source:str}/api/v2/alerts",
+    summary="Alertmanager API v2 for Prometheus (path_prefix: /webhooks/{source})",
+    request_max_body_size=None,
+)
+async def receive_alertmanager_api(request: Request, source: FromPath[str]) -> Response:
+    """Answer as Alertmanager does: 200 with no body; 400 listing invalid alerts."""
+    return await _receive(request, source, only_format=ALERTMANAGER_API_FORMAT)
+
+
+async def _receive(request: Request, name: str, only_format: str | None = None) -> Response:
     hub = request.app.state.hub
     started = time.perf_counter()
-    config = hub.config.source(source)
-    if config is None:
-        hub.metrics.webhooks.labels(UNKNOWN_SOURCE, "unknown_source").inc()
-        raise NotFound(f"unknown source {source!r}: no [[sources]] entry has this name")
+    source = _configured(hub, name)
+    responder = RESPONDERS.get(source.format)
     try:
-        answer = await _ingest(hub, request, config)
+        if only_format is not None and source.format != only_format:
+            raise NotFound(
+                f"source {name!r} has format {source.format!r}; "
+                f"{request.url.path} serves only sources of format {only_format!r}"
+            )
+        answer = await _ingest(hub, request, source, responder)
     except HubError as e:
-        _count_rejection(hub, config.name, e)
-        raise
+        _count_rejection(hub, source.name, e)
+        return _rejection(responder, e)
     hub.changed()
     outcome = "repeated" if answer.repeated else "accepted"
-    hub.metrics.webhooks.labels(config.name, outcome).inc()
+    hub.metrics.webhooks.labels(source.name, outcome).inc()
     for event_outcome in answer.outcomes:
-        hub.metrics.events.labels(config.name, event_outcome).inc()
-    hub.metrics.ingest_seconds.labels(config.name).observe(time.perf_counter() - started)
-    return Response(answer.body, status_code=answer.status_code)
+        hub.metrics.events.labels(source.name, event_outcome).inc()
+    hub.metrics.ingest_seconds.labels(source.name).observe(time.perf_counter() - started)
+    return _response(answer.status_code, answer.body)
 
 
-async def _ingest(hub, request: Request, source: Source) -> Answer:
+def _configured(hub, name: str) -> Source:
+    source = hub.config.source(name)
+    if source is None:
+        hub.metrics.webhooks.labels(UNKNOWN_SOURCE, "unknown_source").inc()
+        raise NotFound(f"unknown source {name!r}: no [[sources]] entry has this name")
+    return source
+
+
+async def _ingest(hub, request: Request, source: Source, responder: Responder | None) -> Answer:
     headers = {name.lower(): value for name, value in request.headers.items()}
-    body = await _read_body(
-        request, headers, source.max_body_bytes or hub.config.server.max_body_bytes
-    )
+    check_source_rate(hub.limiter, source)
+    check_content_type(headers.get("content-type"))
+    body = await _read_body(request, headers, body_limit(source, hub.config.server))
     now = hub.clock()
-    authenticated_id = authenticate(source.auth, headers, body, datetime.fromtimestamp(now, UTC))
-    decoded = DECODERS[source.format](body, source)
+    moment = datetime.fromtimestamp(now, UTC)
+    authenticated_id = authenticate(source.auth, headers, body, moment)
+    decoded = decode(body, source, moment)
     delivery = Delivery(
         source=source.name,
         key=delivery_key(headers, authenticated_id),
         received_at=now,
-        headers=audit_headers(headers),
+        headers=audit_headers(headers, source.auth.headers),
         body=body,
     )
     rules = hub.rules
-    answer = await hub.store.write(lambda tx: apply_delivery(tx, delivery, decoded, rules))
+    answer = await hub.store.write(
+        lambda tx: apply_delivery(tx, delivery, decoded, rules, responder)
+    )
     _log_applied(source.name, answer)
     return answer
 
 
 async def _read_body(request: Request, headers: dict[str, str], limit: int) -> bytes:
+    """The body, refused as soon as the declared or the received size is over ``limit``."""
     declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes is over this source's limit of {limit}")
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"body of {len(body)} bytes is over this source's limit of {limit}")
-    return body
+    if declared.isdigit():
+        check_body_size(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        check_body_size(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _rejection(responder: Responder | None, error: HubError) -> Response:
+    """The format's own answer to a rejected delivery, else hub's problem details."""
+    answer = responder.rejected(error) if responder is not None else None
+    if answer is None:
+        raise error
+    return _response(*answer)
+
+
+def _response(status_code: int, body: Any) -> Response:
+    """A JSON answer; None is an empty body (Alertmanager's 200)."""
+    content = b"" if body is None else msgspec.json.encode(body)
+    return Response(content, status_code=status_code, media_type="application/json")
 
 
 def _count_rejection(hub, source: str, error: HubError) -> None:
@@ -116,4 +174,4 @@ def _log_applied(source: str, answer: Answer) -> None:
         )
 
 
-HANDLERS = [receive]
+HANDLERS = [receive, receive_alertmanager_api]

@@ -61,11 +61,16 @@ def test_an_alert_travels_the_whole_flow_and_survives_a_restart(hub_factory, smt
         alert = http.get(f"/api/v1/alerts/{alert_id}").json()
         assert alert["status"] == "resolved"
         assert [h["applied"] for h in alert["history"]] == [1, 1, 0]
-        incident = http.get(f"/api/v1/incidents/{alert['incident_id']}").json()
+        path = f"/api/v1/incidents/{alert['incident_id']}"
+
+        def all_sent():
+            shown = http.get(path).json()
+            return shown if all(n["state"] == "sent" for n in shown["notifications"]) else None
+
+        incident = wait_for(all_sent)
         assert incident["status"] == "resolved"
         notified = [n["kind"] for n in reversed(incident["notifications"])]
         assert notified == ["firing", "resolved"]
-        assert all(n["state"] == "sent" for n in incident["notifications"])
 
     hub.restart()
     with hub.client(headers=AUTH) as http:

@@ -9,8 +9,6 @@ installed by ``.ci/run``). Outside CI the tests skip when they are absent; in CI
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,49 +18,26 @@ import httpx
 import pytest
 import yaml
 from conftest import AUTH, BASE_CONFIG, free_port, mail_url, wait_for
+from programs import Program, require
 from test_dashboards import DASHBOARDS, GRAFANA, load, panel_exprs, with_variables
 
 PROMETHEUS_DIR = GRAFANA / "prometheus"
 SHIPPED_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 SHIPPED_RULES = PROMETHEUS_DIR / "hub-rules.yml"
-STOP_SECONDS = 10
 SCRAPE_WAIT_SECONDS = 30
 
 # One receiver with two channels: mail that is delivered and mail to a closed port.
 TWO_CHANNELS = BASE_CONFIG.replace('urls = ["{mail_url}"]', 'urls = ["{mail_url}", "{dead_url}"]')
 
 
-def require(program: str) -> str:
-    """The program's path; a skip outside CI when it is absent, a failure in CI."""
-    path = shutil.which(program)
-    if path:
-        return path
-    reason = f"{program} is not installed (Debian package 'prometheus')"
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}, and CI must run this test")
-    pytest.skip(reason)
-
-
-class RunningPrometheus:
-    """A real Prometheus on a free 127.0.0.1 port, scraping one hub every second
-    with the shipped scrape job and rules."""
+class RunningPrometheus(Program):
+    """A real Prometheus scraping one hub every second with the shipped scrape job and rules."""
 
     def __init__(self, binary: str, workdir: Path, target: str) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
         config = workdir / "prometheus.yml"
         config.write_text(yaml.safe_dump(scrape_config(target)))
-        self.log = workdir / "prometheus.log"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={workdir / 'data'}",
-                    f"--web.listen-address={self.url.removeprefix('http://')}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        args = [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}"]
+        super().__init__(args, workdir)
 
     def api(self, path: str, **params: str) -> dict:
         answer = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
@@ -77,21 +52,6 @@ class RunningPrometheus:
     def rules(self) -> list[dict]:
         return [rule for group in self.api("rules")["groups"] for rule in group["rules"]]
 
-    def ready(self) -> bool:
-        assert self.process.poll() is None, self.log.read_text()
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=STOP_SECONDS)
-
 
 def scrape_config(target: str) -> dict:
     """The shipped config, pointed at ``target``, scraping and evaluating every second."""
@@ -105,7 +65,7 @@ def scrape_config(target: str) -> dict:
 
 @pytest.fixture
 def prometheus_for(tmp_path: Path) -> Iterator:
-    binary = require("prometheus")
+    binary = require("prometheus", "prometheus")
     started: list[RunningPrometheus] = []
 
     def start(hub) -> RunningPrometheus:
@@ -191,7 +151,7 @@ def test_dashboards_and_rules_work_against_a_real_prometheus(hub_factory, smtp, 
     ids=["config", "rules"],
 )
 def test_promtool_accepts_the_shipped_files(command, path):
-    promtool = require("promtool")
+    promtool = require("promtool", "prometheus")
     checked = subprocess.run(
         [promtool, "check", command, str(path)],
         capture_output=True,

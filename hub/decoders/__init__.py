@@ -5,14 +5,19 @@ naming the field) when it parses to the wrong shape. Register new formats here.
 
 Most formats are answered with hub's native answer. A format whose senders read
 the answer (PagerDuty's clients read ``dedup_key``) has a Responder in RESPONDERS:
-the HTTP layer calls ``accepted(decoded)`` after the events are committed, and
-``rejected(error)`` for any HubError, falling back to hub's answer when it
-returns None.
+the HTTP layer calls ``accepted(decoded)`` while committing the events (the answer
+is stored with the delivery), and ``rejected(error)`` for any HubError, falling back
+to hub's answer when it returns None. An answer body of None means an empty body.
+
+``decode`` is how the HTTP layer calls a decoder: formats whose meaning depends on
+the time (a Prometheus alert whose ``endsAt`` has passed is resolved) get the hub's
+clock, so that "now" is the same for every stage of a delivery.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hub.decoders import alertmanager, generic, grafana, native, pagerduty, prometheus
@@ -28,9 +33,9 @@ Decoder = Callable[[bytes, "Source"], "Decoded"]
 class Responder(Protocol):
     """The HTTP answers of a format whose senders expect their platform's answers."""
 
-    def accepted(self, decoded: Decoded) -> tuple[int, dict[str, Any]]: ...
+    def accepted(self, decoded: Decoded) -> tuple[int, Any]: ...
 
-    def rejected(self, error: HubError) -> tuple[int, dict[str, Any]] | None: ...
+    def rejected(self, error: HubError) -> tuple[int, Any] | None: ...
 
 
 DECODERS: dict[str, Decoder] = {
@@ -44,4 +49,15 @@ DECODERS: dict[str, Decoder] = {
 
 RESPONDERS: dict[str, Responder] = {
     "pagerduty": pagerduty.RESPONDER,
+    "prometheus": prometheus.RESPONDER,
 }
+
+CLOCKED = frozenset({"prometheus"})
+"""Formats whose decoder takes ``now``."""
+
+
+def decode(body: bytes, source: Source, now: datetime) -> Decoded:
+    """Decode ``body`` with the source's format, at the hub's ``now``."""
+    if source.format in CLOCKED:
+        return DECODERS[source.format](body, source, now)  # type: ignore[call-arg]
+    return DECODERS[source.format](body, source)

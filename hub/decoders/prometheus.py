@@ -4,6 +4,10 @@ alerts without status or fingerprint.
 As in Alertmanager: empty label values are dropped, the identity is the FNV-1a
 fingerprint of the labels (so it matches the ``alertmanager`` webhook's), an alert
 whose ``endsAt`` has passed is resolved, and a batch keeps its valid alerts.
+
+``RESPONDER`` answers as Alertmanager's API v2 does, for Prometheus and amtool: 200
+with an empty body; 400 with the validation errors as one JSON string when some
+alerts were invalid (the valid ones are kept, as Alertmanager keeps them).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from hub.decoders.common import AwareTime, Decoded, decode_batch, labelled_event, parse_json
-from hub.errors import InvalidPayload
+from hub.errors import HubError, InvalidPayload, MalformedBody
 from hub.events import Event
 from hub.fingerprints import alertmanager_fingerprint
 
@@ -57,3 +61,23 @@ def to_event(alert: PostableAlert, source: Source, now: datetime) -> Event:
         fingerprint=alertmanager_fingerprint(labels),
         occurred_at=alert.ends_at if resolved else alert.starts_at,
     )
+
+
+class Responder:
+    """Alertmanager's answers to ``POST /api/v2/alerts``."""
+
+    def accepted(self, decoded: Decoded) -> tuple[int, str | None]:
+        if decoded.rejected:
+            return 400, "; ".join(decoded.rejected)
+        return 200, None
+
+    def rejected(self, error: HubError) -> tuple[int, str] | None:
+        """A 400 for a body Alertmanager would refuse; None leaves other errors to hub."""
+        if isinstance(error, InvalidPayload) and error.field not in error.detail:
+            return 400, f"{error.field}: {error.detail}"
+        if isinstance(error, MalformedBody | InvalidPayload):
+            return 400, error.detail
+        return None
+
+
+RESPONDER = Responder()

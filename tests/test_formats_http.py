@@ -1,0 +1,132 @@
+"""Each format answers over HTTP as its senders expect: Alertmanager's API v2 for
+Prometheus, PagerDuty's Events API, and hub's own answer listing rejected items."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import AUTH, BASE_CONFIG, mail_url
+from source_factory import fixture, fixture_json
+from test_bad_input import stored_rows
+
+FORMATS = (
+    BASE_CONFIG
+    + """
+[[sources]]
+name = "prom"
+format = "prometheus"
+[sources.auth]
+type = "none"
+
+[[sources]]
+name = "pd"
+format = "pagerduty"
+[sources.auth]
+type = "none"
+
+[[sources]]
+name = "am"
+format = "alertmanager"
+[sources.auth]
+type = "none"
+"""
+)
+
+
+@pytest.fixture
+def hub(hub_factory, smtp):
+    _, smtp_port = smtp
+    return hub_factory(FORMATS, mail_url=mail_url(smtp_port))
+
+
+def prometheus_alert(ends_in: timedelta, **labels: str) -> dict:
+    now = datetime.now(UTC)
+    return {
+        "labels": labels,
+        "startsAt": (now - timedelta(minutes=1)).isoformat(),
+        "endsAt": (now + ends_in).isoformat(),
+    }
+
+
+def test_prometheus_posts_are_answered_200_with_an_empty_body(hub):
+    batch = [
+        prometheus_alert(timedelta(minutes=4), alertname="DiskFull", instance="db1"),
+        prometheus_alert(timedelta(seconds=-1), alertname="DiskFull", instance="db2"),
+    ]
+    with hub.client() as http:
+        answer = http.post("/webhooks/prom/api/v2/alerts", json=batch)
+        assert answer.status_code == 200
+        assert answer.content == b""
+        alerts = http.get("/api/v1/alerts", params={"source": "prom"}).json()
+    by_instance = {alert["labels"]["instance"]: alert["status"] for alert in alerts}
+    assert by_instance == {"db1": "firing", "db2": "resolved"}
+
+
+def test_a_prometheus_batch_keeps_its_valid_alerts_and_lists_the_invalid_as_alertmanager_does(
+    hub,
+):
+    batch = [
+        prometheus_alert(timedelta(minutes=4), alertname="DiskFull"),
+        prometheus_alert(timedelta(minutes=4)),
+    ]
+    with hub.client() as http:
+        answer = http.post("/webhooks/prom/api/v2/alerts", json=batch)
+        assert answer.status_code == 400
+        assert "$[1].labels" in answer.json()
+        alerts = http.get("/api/v1/alerts", params={"source": "prom"}).json()
+        (event,) = http.get("/api/v1/events", params={"source": "prom"}).json()
+    assert [alert["labels"] for alert in alerts] == [{"alertname": "DiskFull"}]
+    assert (event["status_code"], event["answer"]) == (400, answer.json())
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [(b"[", "not valid JSON"), (b"[]", "at least one item"), (b'{"labels": {}}', "$")],
+    ids=["malformed", "empty", "not-a-list"],
+)
+def test_a_prometheus_post_with_nothing_usable_is_a_400_and_changes_nothing(
+    hub, tmp_path, content, named
+):
+    before = stored_rows(tmp_path / "hub.db")
+    with hub.client() as http:
+        answer = http.post("/webhooks/prom/api/v2/alerts", content=content)
+    assert answer.status_code == 400
+    assert named in answer.json()
+    assert stored_rows(tmp_path / "hub.db") == before
+
+
+def test_the_alertmanager_api_serves_only_prometheus_sources(hub):
+    with hub.client() as http:
+        answer = http.post("/webhooks/shop/api/v2/alerts", json=[], headers=AUTH)
+    assert answer.status_code == 404
+    assert "format 'native'" in answer.json()["detail"]
+
+
+def test_pagerduty_events_are_answered_as_pagerduty_does(hub):
+    with hub.client() as http:
+        triggered = http.post("/webhooks/pd", content=fixture("pagerduty", "trigger.json"))
+        resolved = http.post("/webhooks/pd", content=fixture("pagerduty", "resolve.json"))
+        invalid = http.post("/webhooks/pd", json={"event_action": "trigger"})
+        alerts = http.get("/api/v1/alerts", params={"source": "pd"}).json()
+    assert triggered.status_code == 202
+    assert triggered.json() == {
+        "status": "success",
+        "message": "Event processed",
+        "dedup_key": "srv01/mysql",
+    }
+    assert resolved.status_code == 202
+    assert [(a["fingerprint"], a["status"]) for a in alerts] == [("srv01/mysql", "resolved")]
+    assert invalid.status_code == 400
+    assert invalid.json()["status"] == "invalid event"
+
+
+def test_hubs_answer_lists_the_rejected_items_of_a_batch(hub):
+    body = fixture_json("alertmanager", "mixed-batch.json")
+    body["alerts"].append({"status": "exploded", "labels": {"alertname": "x"}})
+    with hub.client() as http:
+        answer = http.post("/webhooks/am", json=body)
+    assert answer.status_code == 202
+    assert answer.json()["accepted"] == 2
+    (rejected,) = answer.json()["rejected"]
+    assert rejected.startswith("$.alerts[2].status")
