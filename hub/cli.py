@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -17,7 +18,9 @@ from hub import cli_api, routing
 from hub import config as config_module
 from hub.config import Config
 from hub.errors import ConfigError
-from hub.templates import SAMPLE, NotificationContext
+
+if TYPE_CHECKING:
+    from hub.templates import NotificationContext
 
 DEFAULT_CONFIG = "alerts.toml"
 
@@ -61,10 +64,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def check_config(args: argparse.Namespace) -> int:
     path = config_path(args.path)
-    try:
-        config = config_module.load(path)
-    except ConfigError as e:
-        _print_problems(path, e.problems)
+    config = _load(path)
+    if config is None:
         return 1
     for warning in config_module.warnings(config):
         print(f"warning: {warning}")
@@ -92,7 +93,7 @@ def _describe_route(route: routing.RouteMatch, labels: dict[str, str]) -> str:
     lines = [
         f"route {route.route_id} -> {route.receiver}",
         f"  group key:       {routing.group_key(route, labels)}",
-        f"  group_by:        {', '.join(route.group_by) if route.group_by is not None else '...'}",
+        f"  group_by:        {_grouping(route.group_by)}",
         f"  group_wait:      {_written(timing.group_wait)}",
         f"  group_interval:  {_written(timing.group_interval)}",
         f"  repeat_interval: {_written(timing.repeat_interval)}",
@@ -100,6 +101,12 @@ def _describe_route(route: routing.RouteMatch, labels: dict[str, str]) -> str:
     if route.escalation:
         lines.append(f"  escalation:      {route.escalation}")
     return "\n".join(lines)
+
+
+def _grouping(group_by: tuple[str, ...] | None) -> str:
+    if group_by is None:
+        return "... (every label)"
+    return ", ".join(group_by) or "- (one group for the route)"
 
 
 def _written(seconds: float) -> str:
@@ -119,7 +126,10 @@ TEST_TITLE = "Test notification from hub, please ignore"
 
 def notify_test(args: argparse.Namespace) -> int:
     """Send a test message to every URL of a receiver through the real config and templates,
-    and say per URL whether it went out; exit 1 if any did not."""
+    and say per URL whether it went out; exit 1 if any did not.
+
+    Apprise and the templates are imported here, not at the top: the API commands do
+    not need them and start faster without them."""
     from hub import channels
     from hub.outbox import render_and_send
     from hub.templates import Templates
@@ -136,21 +146,20 @@ def notify_test(args: argparse.Namespace) -> int:
         )
         return 2
     channels.route_apprise_logs()
-    templates, context = Templates(config), test_context(receiver.name)
+    templates, context = Templates(config), marked_sample(receiver.name)
     failed = 0
     for url in receiver.urls:
         error = render_and_send(templates, url, receiver.timeout, context)
         failed += error is not None
-        print(
-            f"sent    {channels.redact(url)}"
-            if error is None
-            else f"failed  {channels.redact(url)}: {error}"
-        )
+        outcome = "sent  " if error is None else "failed"
+        print(f"{outcome}  {channels.redact(url)}" + (f": {error}" if error else ""))
     return 1 if failed else 0
 
 
-def test_context(receiver: str) -> NotificationContext:
+def marked_sample(receiver: str) -> NotificationContext:
     """The sample incident, marked as a test everywhere a template may show it."""
+    from hub.templates import SAMPLE
+
     alerts = [msgspec.structs.replace(alert, summary=TEST_TITLE) for alert in SAMPLE.alerts]
     return msgspec.structs.replace(SAMPLE, title=TEST_TITLE, receiver=receiver, alerts=alerts)
 

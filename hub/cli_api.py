@@ -85,6 +85,8 @@ NOTIFICATION_COLUMNS = (
 
 @dataclass(frozen=True)
 class Answer:
+    """What a command shows: ``data`` for ``--output json``, ``text`` for people."""
+
     data: Any
     text: str
 
