@@ -5,6 +5,7 @@ notify-test."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -161,6 +162,16 @@ def test_an_unreachable_hub_is_named_in_the_error():
     failed = run_hub("--url", url, "alerts", cwd=ROOT)
     assert failed.returncode == 1
     assert failed.stderr.strip() == f"hub: error: cannot connect to {url}: Connection refused"
+
+
+def test_a_hub_that_does_not_answer_is_given_up_on_after_the_timeout():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # connections queue up, and nothing ever answers them
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        failed = run_hub("--url", url, "--timeout", "0.5", "incidents", cwd=ROOT)
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == f"hub: error: no answer from {url} within 0.5s"
 
 
 def test_the_url_and_token_default_to_hub_url_and_hub_token(running):
