@@ -1,15 +1,26 @@
-"""The ``hub`` command: ``hub serve`` and ``hub check-config``."""
+"""The ``hub`` command.
+
+``serve`` runs the hub; ``check-config``, ``route-test`` and ``notify-test`` work from
+the config file alone, with no server; the rest talk to a running hub over its HTTP
+API (``hub.cli_api``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import msgspec
 
+from hub import cli_api, routing
 from hub import config as config_module
+from hub.config import Config
 from hub.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hub.templates import NotificationContext
 
 DEFAULT_CONFIG = "alerts.toml"
 
@@ -53,15 +64,123 @@ def serve(args: argparse.Namespace) -> int:
 
 def check_config(args: argparse.Namespace) -> int:
     path = config_path(args.path)
-    try:
-        config = config_module.load(path)
-    except ConfigError as e:
-        _print_problems(path, e.problems)
+    config = _load(path)
+    if config is None:
         return 1
     for warning in config_module.warnings(config):
         print(f"warning: {warning}")
     print(f"{path}: ok ({len(config.sources)} sources, {len(config.receivers)} receivers)")
     return 0
+
+
+def route_test(args: argparse.Namespace) -> int:
+    """The receivers a label set reaches, comma-separated as ``amtool config routes test``
+    prints them; ``--verbose`` adds each matched route with its group key and timing."""
+    config = _load(config_path(args.config))
+    if config is None:
+        return 1
+    labels = dict(args.labels)
+    found = routing.match(routing.resolve(config.route), labels)
+    print(",".join(route.receiver for route in found))
+    if args.verbose:
+        for route in found:
+            print(_describe_route(route, labels))
+    return 0
+
+
+def _describe_route(route: routing.RouteMatch, labels: dict[str, str]) -> str:
+    timing = route.timing
+    lines = [
+        f"route {route.route_id} -> {route.receiver}",
+        f"  group key:       {routing.group_key(route, labels)}",
+        f"  group_by:        {_grouping(route.group_by)}",
+        f"  group_wait:      {_written(timing.group_wait)}",
+        f"  group_interval:  {_written(timing.group_interval)}",
+        f"  repeat_interval: {_written(timing.repeat_interval)}",
+    ]
+    if route.escalation:
+        lines.append(f"  escalation:      {route.escalation}")
+    return "\n".join(lines)
+
+
+def _grouping(group_by: tuple[str, ...] | None) -> str:
+    if group_by is None:
+        return "... (every label)"
+    return ", ".join(group_by) or "- (one group for the route)"
+
+
+def _written(seconds: float) -> str:
+    """Seconds as the config file writes them: ``250ms``, ``30s``, ``1h30m``."""
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    parts, rest = [], round(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+TEST_TITLE = "Test notification from hub, please ignore"
+
+
+def notify_test(args: argparse.Namespace) -> int:
+    """Send a test message to every URL of a receiver through the real config and templates,
+    and say per URL whether it went out; exit 1 if any did not.
+
+    Apprise and the templates are imported here, not at the top: the API commands do
+    not need them and start faster without them."""
+    from hub import channels
+    from hub.outbox import render_and_send
+    from hub.templates import Templates
+
+    path = config_path(args.config)
+    config = _load(path)
+    if config is None:
+        return 1
+    receiver = config.receiver(args.receiver)
+    if receiver is None:
+        known = ", ".join(r.name for r in config.receivers)
+        print(
+            f"hub: error: no receiver {args.receiver!r} in {path} (known: {known})", file=sys.stderr
+        )
+        return 2
+    channels.route_apprise_logs()
+    templates, context = Templates(config), marked_sample(receiver.name)
+    failed = 0
+    for url in receiver.urls:
+        error = render_and_send(templates, url, receiver.timeout, context)
+        failed += error is not None
+        outcome = "sent  " if error is None else "failed"
+        print(f"{outcome}  {channels.redact(url)}" + (f": {error}" if error else ""))
+    return 1 if failed else 0
+
+
+def marked_sample(receiver: str) -> NotificationContext:
+    """The sample incident, marked as a test everywhere a template may show it."""
+    from hub.templates import SAMPLE
+
+    alerts = [msgspec.structs.replace(alert, summary=TEST_TITLE) for alert in SAMPLE.alerts]
+    return msgspec.structs.replace(SAMPLE, title=TEST_TITLE, receiver=receiver, alerts=alerts)
+
+
+def _load(path: str) -> Config | None:
+    """The config, or None once its problems are printed."""
+    try:
+        return config_module.load(path)
+    except ConfigError as e:
+        _print_problems(path, e.problems)
+        return None
+
+
+def label(text: str) -> tuple[str, str]:
+    """``name=value`` (or ``name="value"``) from the command line."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected label=value, got {text!r}")
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return name.strip(), value
 
 
 def _print_problems(path: str, problems: list[str]) -> None:
@@ -71,7 +190,9 @@ def _print_problems(path: str, problems: list[str]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The whole command line; API connection defaults come from the environment."""
     root = argparse.ArgumentParser(prog="hub", description="Webhook-driven alerting hub.")
+    cli_api.add_connection_options(root, cli_api.connection_defaults(os.environ))
     commands = root.add_subparsers(dest="command", required=True)
     run = commands.add_parser("serve", help="run the hub")
     run.add_argument("--config", help="config file (default: $HUB_CONFIG or ./alerts.toml)")
@@ -84,7 +205,22 @@ def parser() -> argparse.ArgumentParser:
         "path", nargs="?", help="config file (default: $HUB_CONFIG or ./alerts.toml)"
     )
     check.set_defaults(func=check_config)
+    _offline(commands)
+    cli_api.register(commands)
     return root
+
+
+def _offline(commands: argparse._SubParsersAction) -> None:
+    config_help = "config file (default: $HUB_CONFIG or ./alerts.toml)"
+    routes = commands.add_parser("route-test", help="which receivers a label set reaches")
+    routes.add_argument("--config", help=config_help)
+    routes.add_argument("-v", "--verbose", action="store_true", help="show group key and timing")
+    routes.add_argument("labels", nargs="*", type=label, help="label=value ...")
+    routes.set_defaults(func=route_test)
+    notify = commands.add_parser("notify-test", help="send a test message to a receiver")
+    notify.add_argument("receiver", help="receiver name from the config")
+    notify.add_argument("--config", help=config_help)
+    notify.set_defaults(func=notify_test)
 
 
 def main(argv: list[str] | None = None) -> int:

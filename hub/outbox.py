@@ -23,7 +23,7 @@ from hub.config import Config
 from hub.metrics import Metrics
 from hub.rules import Rules
 from hub.store import Store, Tx
-from hub.templates import NotificationContext
+from hub.templates import NotificationContext, Templates
 from hub.worker import Worker
 
 log = logging.getLogger("hub.outbox")
@@ -31,15 +31,18 @@ log = logging.getLogger("hub.outbox")
 CLAIM_BATCH = 64
 
 
-def _render_and_send(
-    rules: Rules, url: str, timeout: float, context: NotificationContext
+def render_and_send(
+    templates: Templates, url: str, timeout: float, context: NotificationContext
 ) -> str | None:
-    """Runs in a sender thread: the message shaped for this channel, then sent."""
+    """The message shaped for this channel, then sent; None, or the reason it failed.
+
+    Runs in a sender thread; ``hub notify-test`` calls it too, so a test goes out
+    exactly as a real notification would."""
     try:
         channel = channels.open_channel(url, timeout)
     except ValueError as e:
         return str(e)
-    rendered = rules.templates.render(context, channel.kind, channel.limit)
+    rendered = templates.render(context, channel.kind, channel.limit)
     return channel.send(rendered.title, rendered.body, rendered.body_format)
 
 
@@ -124,8 +127,8 @@ class Sender(Worker):
         context = msgspec.convert(row["payload"], NotificationContext)
         call = asyncio.get_running_loop().run_in_executor(
             self._pool,
-            _render_and_send,
-            rules,
+            render_and_send,
+            rules.templates,
             receiver.urls[row["channel"]],
             receiver.timeout,
             context,

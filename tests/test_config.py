@@ -93,7 +93,9 @@ def test_the_repository_example_config_is_valid_without_any_secret_set():
     assert loaded.server.host == "127.0.0.1"
 
 
-def run_hub(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_hub(
+    *args: str, cwd: Path, environ: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "hub", *args],
         check=False,
@@ -101,7 +103,7 @@ def run_hub(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **(environ or {})},
     )
 
 

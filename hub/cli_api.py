@@ -1,0 +1,313 @@
+"""The commands that talk to a running hub over its HTTP API, in the manner of ``amtool``.
+
+Each command turns parsed arguments and a ``Client`` into an ``Answer``: the API's
+data, which ``--output json`` prints as is for scripts, and the text a person reads.
+``register`` adds the commands and their options to the ``hub`` parser; ``run`` maps
+an API or connection failure to one line on stderr and exit code 1 (argparse
+already exits 2 on bad usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from hub import display
+from hub.client import Client, ClientError
+from hub.config import Duration
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_TIMEOUT = 10.0
+
+ALERT_COLUMNS = (
+    ("id", "id"),
+    ("status", "status"),
+    ("severity", "severity"),
+    ("since", "last_change"),
+    ("incident", "incident_id"),
+    ("summary", "summary"),
+    ("labels", "labels"),
+)
+INCIDENT_COLUMNS = (
+    ("id", "id"),
+    ("status", "status"),
+    ("severity", "severity"),
+    ("opened", "opened_at"),
+    ("updated", "updated_at"),
+    ("title", "title"),
+)
+INCIDENT_FIELDS = (
+    ("incident", "id"),
+    ("status", "status"),
+    ("severity", "severity"),
+    ("title", "title"),
+    ("labels", "labels"),
+    ("receivers", "receivers"),
+    ("opened", "opened_at"),
+    ("acknowledged", "acknowledged_at"),
+    ("acknowledged by", "acknowledged_by"),
+    ("resolved", "resolved_at"),
+    ("resolved by", "resolved_by"),
+)
+TIMELINE_COLUMNS = (("at", "at"), ("kind", "kind"), ("actor", "actor"), ("detail", "detail"))
+SILENCE_COLUMNS = (
+    ("id", "id"),
+    ("state", "state"),
+    ("matchers", "matchers"),
+    ("ends", "ends_at"),
+    ("created by", "created_by"),
+    ("comment", "comment"),
+)
+ONCALL_COLUMNS = (
+    ("schedule", "schedule"),
+    ("at", "at"),
+    ("person", "person"),
+    ("until", "until"),
+    ("next", "next"),
+)
+NOTIFICATION_COLUMNS = (
+    ("id", "id"),
+    ("incident", "incident_id"),
+    ("receiver", "receiver"),
+    ("integration", "integration"),
+    ("state", "state"),
+    ("attempts", "attempts"),
+    ("created", "created_at"),
+    ("last error", "last_error"),
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a command shows: ``data`` for ``--output json``, ``text`` for people."""
+
+    data: Any
+    text: str
+
+
+Command = Callable[[argparse.Namespace, Client], Answer]
+
+
+def alerts(args: argparse.Namespace, client: Client) -> Answer:
+    query = [("status", args.status), ("severity", args.severity), ("source", args.source)]
+    rows = client.get("/api/v1/alerts", query + _labels(args.matchers))
+    return Answer(rows, display.table(rows, ALERT_COLUMNS))
+
+
+def incidents(args: argparse.Namespace, client: Client) -> Answer:
+    query = [("status", args.status), ("severity", args.severity)]
+    rows = client.get("/api/v1/incidents", query + _labels(args.matchers))
+    return Answer(rows, display.table(rows, INCIDENT_COLUMNS))
+
+
+def incident(args: argparse.Namespace, client: Client) -> Answer:
+    found = client.get(f"/api/v1/incidents/{args.id}")
+    sections = [
+        display.fields(found, INCIDENT_FIELDS),
+        "Alerts:\n" + display.table(found["alerts"], ALERT_COLUMNS),
+        "Timeline:\n" + display.table(found["timeline"], TIMELINE_COLUMNS),
+    ]
+    return Answer(found, "\n\n".join(sections))
+
+
+def act(action: str, args: argparse.Namespace, client: Client) -> Answer:
+    """ack, unack and resolve: the hub records the token's name as who, the comment as why."""
+    body = {"comment": args.comment} if args.comment else None
+    found = client.post(f"/api/v1/incidents/{args.id}/{action}", body)
+    who = found.get("resolved_by") or found.get("acknowledged_by")
+    by = f" by {who}" if who and found["status"] != "open" else ""
+    return Answer(found, f"incident {found['id']} is {found['status']}{by}")
+
+
+def silence_add(args: argparse.Namespace, client: Client) -> Answer:
+    """Prints only the new silence's id, as ``amtool silence add`` does, for scripts."""
+    body = {"matchers": args.matchers, "duration": args.duration, "comment": args.comment}
+    if args.author:
+        body["created_by"] = args.author
+    created = client.post("/api/v1/silences", body)
+    return Answer(created, created["id"])
+
+
+def silence_list(args: argparse.Namespace, client: Client) -> Answer:
+    rows = client.get("/api/v1/silences", [("state", args.state)])
+    return Answer(rows, display.table(rows, SILENCE_COLUMNS))
+
+
+def silence_expire(args: argparse.Namespace, client: Client) -> Answer:
+    expired = client.delete(f"/api/v1/silences/{_segment(args.id)}")
+    return Answer(expired, f"silence {expired['id']} is {expired['state']}")
+
+
+def oncall(args: argparse.Namespace, client: Client) -> Answer:
+    """``{schedule, at, person, until, next}`` from the schedules endpoint."""
+    found = client.get(f"/api/v1/schedules/{_segment(args.name)}/oncall", [("at", args.at)])
+    return Answer(found, display.table([found], ONCALL_COLUMNS))
+
+
+def notifications(args: argparse.Namespace, client: Client) -> Answer:
+    query = [("incident", args.incident), ("outcome", args.outcome), ("receiver", args.receiver)]
+    rows = client.get("/api/v1/notifications", query)
+    return Answer(rows, display.table(rows, NOTIFICATION_COLUMNS))
+
+
+def retry(args: argparse.Namespace, client: Client) -> Answer:
+    found = client.post(f"/api/v1/notifications/{args.id}/retry")
+    return Answer(found, f"notification {found['id']} is {found['state']} again")
+
+
+def _labels(matchers: list[str]) -> list[tuple[str, object]]:
+    return [("label", matcher) for matcher in matchers]
+
+
+def _segment(text: str) -> str:
+    """A name or id as one path segment, whatever characters it holds."""
+    return urllib.parse.quote(text, safe="")
+
+
+def run(command: Command, args: argparse.Namespace) -> int:
+    """One API command: its answer on stdout, or one line on stderr and exit code 1."""
+    try:
+        answer = command(args, Client(args.url, args.token, args.timeout))
+    except ClientError as e:
+        print(f"hub: error: {e}", file=sys.stderr)
+        return 1
+    print(display.as_json(answer.data) if args.output == "json" else answer.text)
+    return 0
+
+
+def base_url(text: str) -> str:
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"expected a URL like {DEFAULT_URL}, got {text!r}")
+    return text.rstrip("/")
+
+
+def moment(text: str) -> str:
+    """An RFC 3339 time with an offset, sent on as UTC: a time without one is ambiguous."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"expected an RFC 3339 time with an offset, like 2026-01-05T09:00:00Z, got {text!r}"
+        )
+    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def duration(text: str) -> str:
+    try:
+        Duration.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    return text
+
+
+def connection_defaults(environ: Mapping[str, str]) -> dict[str, object]:
+    return {
+        "url": environ.get("HUB_URL") or DEFAULT_URL,
+        "token": environ.get("HUB_TOKEN"),
+        "output": "table",
+        "timeout": DEFAULT_TIMEOUT,
+    }
+
+
+def add_connection_options(parser: argparse.ArgumentParser, defaults: Mapping[str, object]):
+    """The options every API command takes, before or after the command's name.
+
+    Only the root parser holds defaults; each command's copy defaults to SUPPRESS, so
+    its default cannot overwrite a value given before the command (``hub --url X alerts``).
+    """
+    group = parser.add_argument_group("talking to the hub (API commands)")
+
+    def given(name: str) -> object:
+        return defaults.get(name, argparse.SUPPRESS)
+
+    group.add_argument(
+        "--url", type=base_url, default=given("url"), help=f"default: $HUB_URL or {DEFAULT_URL}"
+    )
+    group.add_argument("--token", default=given("token"), help="API token; default: $HUB_TOKEN")
+    group.add_argument(
+        "-o", "--output", choices=("table", "json"), default=given("output"), help="default: table"
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=given("timeout"),
+        help=f"seconds to wait for the hub; default: {DEFAULT_TIMEOUT:g}",
+    )
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the API commands to the ``hub`` parser."""
+    shared = argparse.ArgumentParser(add_help=False)
+    add_connection_options(shared, {})
+    add = partial(_add, shared=shared)
+    listed = add(commands, "alerts", "list alerts", alerts)
+    _listing(listed, ("firing", "resolved"))
+    listed.add_argument("--source", help="only alerts from this source")
+    listed = add(commands, "incidents", "list incidents", incidents)
+    _listing(listed, ("open", "acknowledged", "resolved"))
+    add(commands, "incident", "one incident: its alerts and timeline", incident).add_argument(
+        "id", type=int
+    )
+    for action, summary in (
+        ("ack", "acknowledge"),
+        ("unack", "unacknowledge"),
+        ("resolve", "resolve"),
+    ):
+        acting = add(commands, action, f"{summary} an incident", partial(act, action))
+        acting.add_argument("id", type=int)
+        acting.add_argument("--comment", default="", help="why; recorded on the timeline")
+    _silences(commands.add_parser("silence", help="add, list or expire silences"), add)
+    _notifications(commands, add)
+    at = add(commands, "oncall", "who is on call for a schedule", oncall)
+    at.add_argument("name", help="schedule name")
+    at.add_argument("--at", type=moment, help="RFC 3339 time (default: now)")
+
+
+def _add(
+    commands: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    command: Command,
+    *,
+    shared: argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    sub = commands.add_parser(name, help=summary, description=summary, parents=[shared])
+    sub.set_defaults(func=partial(run, command))
+    return sub
+
+
+def _listing(parser: argparse.ArgumentParser, statuses: tuple[str, ...]) -> None:
+    parser.add_argument("--status", choices=statuses)
+    parser.add_argument("--severity", help="critical, error, warning or info")
+    parser.add_argument("matchers", nargs="*", help='label matchers, e.g. service="checkout"')
+
+
+def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.ArgumentParser]):
+    actions = parser.add_subparsers(dest="silence_command", required=True)
+    new = add(actions, "add", "silence the alerts the matchers select", silence_add)
+    new.add_argument("matchers", nargs="+", help='e.g. service="checkout" env=~"prod|staging"')
+    new.add_argument("--duration", type=duration, default="1h", help="how long (default: 1h)")
+    new.add_argument("--comment", required=True, help="why the alerts are silenced")
+    new.add_argument("--author", help="recorded as created_by (default: the token's name)")
+    states = add(actions, "list", "list silences, the config's static ones included", silence_list)
+    states.add_argument("--state", choices=("active", "pending", "expired"))
+    add(actions, "expire", "end a silence now", silence_expire).add_argument("id")
+
+
+def _notifications(commands: argparse._SubParsersAction, add: Callable[..., Any]) -> None:
+    log = add(commands, "notifications", "the delivery log", notifications)
+    log.add_argument("--incident", type=int, help="only this incident's notifications")
+    log.add_argument("--outcome", choices=("pending", "sending", "sent", "dead"))
+    log.add_argument("--receiver", help="only this receiver's notifications")
+    add(commands, "retry", "send a dead-lettered notification again", retry).add_argument(
+        "id", type=int
+    )

@@ -1,0 +1,382 @@
+"""The command line: ``python -m hub ...`` as a subprocess, against a real hub on
+loopback for the API commands, and from a config file alone for route-test and
+notify-test."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from conftest import AUTH, free_port, mail_url, wait_for
+from test_access import WITH_TOKENS
+from test_config import ROOT, run_hub
+
+from hub import cli
+
+EVENT = {
+    "status": "firing",
+    "summary": "checkout API error rate above 5%",
+    "severity": "critical",
+    "labels": {"service": "checkout", "env": "prod"},
+}
+
+
+class _AnyTime(str):
+    """Equal to any RFC 3339 UTC time to the second, as the tables show times."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and len(other) == 20 and other.endswith("Z")
+
+    __hash__ = str.__hash__
+
+
+ANY_TIME = _AnyTime()
+
+
+def hub_cli(hub, *args: str, token: str = "write-token") -> subprocess.CompletedProcess:
+    return run_hub("--url", hub.url, "--token", token, *args, cwd=ROOT)
+
+
+@pytest.fixture
+def running(hub_factory, smtp):
+    """A hub with read, write and admin tokens, and one firing alert in one incident."""
+    hub = hub_factory(WITH_TOKENS, mail_url=mail_url(smtp[1]))
+    with hub.client(headers=AUTH) as http:
+        answer = http.post("/webhooks/shop", json=EVENT)
+    assert answer.status_code == 202, answer.text
+    return hub, answer.json()["alerts"][0]["incident_id"]
+
+
+def test_alerts_and_incidents_are_shown_as_tables(running):
+    hub, incident_id = running
+    alerts = hub_cli(hub, "alerts", "--status", "firing", 'service="checkout"', token="read-token")
+    assert alerts.returncode == 0, alerts.stderr
+    header, row = alerts.stdout.splitlines()
+    assert header.split()[:4] == ["ID", "STATUS", "SEVERITY", "SINCE"]
+    assert "firing  critical" in row
+    assert "checkout API error rate above 5%  env=prod,service=checkout" in row
+    incidents = hub_cli(hub, "incidents", "--status", "open", token="read-token")
+    assert incidents.returncode == 0, incidents.stderr
+    assert incidents.stdout.splitlines()[1].split()[:3] == [str(incident_id), "open", "critical"]
+
+
+def test_json_output_is_the_api_answer_as_is(running):
+    hub, incident_id = running
+    shown = hub_cli(hub, "incidents", "--output", "json", token="read-token")
+    assert shown.returncode == 0, shown.stderr
+    with hub.client(headers={"Authorization": "Bearer read-token"}) as http:
+        assert json.loads(shown.stdout) == http.get("/api/v1/incidents").json()
+    assert json.loads(shown.stdout)[0]["id"] == incident_id
+
+
+def test_ack_records_the_token_name_and_comment_on_the_incident(running):
+    hub, incident_id = running
+    acked = hub_cli(hub, "ack", str(incident_id), "--comment", "looking into it")
+    assert acked.returncode == 0, acked.stderr
+    assert acked.stdout.strip() == f"incident {incident_id} is acknowledged by will"
+    shown = hub_cli(hub, "incident", str(incident_id), token="read-token")
+    assert "status:          acknowledged" in shown.stdout
+    assert "acknowledged by: will" in shown.stdout
+    timeline = shown.stdout.split("Timeline:")[1].splitlines()
+    assert timeline[-1].split(maxsplit=3)[1:] == ["acknowledged", "will", "comment=looking into it"]
+    assert "checkout API error rate above 5%" in shown.stdout.split("Alerts:")[1]
+
+
+def test_unack_then_resolve_and_a_second_resolve_is_a_conflict(running):
+    hub, incident_id = running
+    hub_cli(hub, "ack", str(incident_id))
+    assert hub_cli(hub, "unack", str(incident_id)).stdout.strip().endswith("is open")
+    resolved = hub_cli(hub, "resolve", str(incident_id), "--comment", "rolled back")
+    assert resolved.stdout.strip() == f"incident {incident_id} is resolved by will"
+    again = hub_cli(hub, "resolve", str(incident_id))
+    assert again.returncode == 1
+    assert again.stderr.strip() == (
+        f"hub: error: 409 Conflict: incident {incident_id} is already resolved"
+    )
+
+
+def test_a_silence_is_added_listed_and_expired(running):
+    hub, _ = running
+    added = hub_cli(
+        hub, "silence", "add", "service=checkout", "--duration", "2h", "--comment", "deploy 4.2"
+    )
+    assert added.returncode == 0, added.stderr
+    silence_id = added.stdout.strip()
+    listed = hub_cli(hub, "silence", "list", "--state", "active", token="read-token")
+    assert listed.stdout.splitlines()[1].split() == [
+        silence_id,
+        "active",
+        "service=checkout",
+        ANY_TIME,
+        "will",
+        "deploy",
+        "4.2",
+    ]
+    expired = hub_cli(hub, "silence", "expire", silence_id)
+    assert expired.stdout.strip() == f"silence {silence_id} is expired"
+    still_active = hub_cli(hub, "silence", "list", "--state", "active", token="read-token")
+    assert silence_id not in still_active.stdout
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("who-knows", "hub: error: 401 Unauthorized: the bearer token is not valid for the API"),
+        ("read-token", 'hub: error: 403 Forbidden: token "rita" has role read; this needs write'),
+    ],
+)
+def test_a_refused_token_exits_1_naming_the_status(running, token, expected):
+    hub, incident_id = running
+    refused = hub_cli(hub, "ack", str(incident_id), token=token)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(expected)
+    assert refused.stdout == ""
+
+
+def test_a_dead_letter_is_listed_and_sent_again_with_an_admin_token(hub_factory):
+    hub = hub_factory(WITH_TOKENS, mail_url=mail_url(free_port()), max_attempts=1)
+    with hub.client(headers=AUTH) as http:
+        http.post("/webhooks/shop", json=EVENT)
+
+    def dead() -> list[dict]:
+        shown = hub_cli(hub, "notifications", "--outcome", "dead", "-o", "json")
+        return json.loads(shown.stdout)
+
+    note = wait_for(dead)[0]
+    table = hub_cli(hub, "notifications", "--outcome", "dead", token="read-token").stdout
+    assert table.splitlines()[1].split()[:6] == [str(note["id"]), "1", "ops", "mailto", "dead", "1"]
+    assert table.endswith("Connection refused\n")
+    retried = hub_cli(hub, "retry", str(note["id"]), token="admin-token")
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.strip() == f"notification {note['id']} is pending again"
+
+
+def test_an_unreachable_hub_is_named_in_the_error():
+    url = f"http://127.0.0.1:{free_port()}"
+    failed = run_hub("--url", url, "alerts", cwd=ROOT)
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == f"hub: error: cannot connect to {url}: Connection refused"
+
+
+def test_a_hub_that_does_not_answer_is_given_up_on_after_the_timeout():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # connections queue up, and nothing ever answers them
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        failed = run_hub("--url", url, "--timeout", "0.5", "incidents", cwd=ROOT)
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == f"hub: error: no answer from {url} within 0.5s"
+
+
+def test_the_url_and_token_default_to_hub_url_and_hub_token(running):
+    hub, _ = running
+    environ = {"HUB_URL": hub.url, "HUB_TOKEN": "read-token"}
+    shown = run_hub("incidents", "-o", "json", cwd=ROOT, environ=environ)
+    assert shown.returncode == 0, shown.stderr
+    assert len(json.loads(shown.stdout)) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--url", "localhost:8080", "alerts"], "argument --url: expected a URL like"),
+        (["oncall", "primary", "--at", "09:00"], "argument --at: expected an RFC 3339 time"),
+        (["silence", "add", "a=b", "--comment", "c", "--duration", "soon"], "expected a duration"),
+        (["silence", "add", "a=b"], "the following arguments are required: --comment"),
+        (["route-test", "service"], "argument labels: expected label=value, got 'service'"),
+    ],
+)
+def test_bad_usage_exits_2_before_any_request(args, complaint):
+    refused = run_hub(*args, cwd=ROOT)
+    assert refused.returncode == 2
+    assert complaint in refused.stderr
+
+
+ROUTES = """
+[[receivers]]
+name = "ops"
+urls = ["json://127.0.0.1:9/ops"]
+
+[[receivers]]
+name = "pager"
+urls = ["json://127.0.0.1:9/pager"]
+
+[[receivers]]
+name = "db-team"
+urls = ["json://127.0.0.1:9/db"]
+
+[[receivers]]
+name = "db-prod"
+urls = ["json://127.0.0.1:9/db-prod"]
+
+[route]
+receiver = "ops"
+group_by = ["alertname"]
+
+[[route.routes]]
+matchers = ['severity="critical"']
+receiver = "pager"
+group_wait = "10s"
+continue = true
+
+[[route.routes]]
+matchers = ['service=~"db|cache"']
+receiver = "db-team"
+group_by = ["service"]
+
+  [[route.routes.routes]]
+  matchers = ['env="prod"']
+  receiver = "db-prod"
+  repeat_interval = "1h30m"
+"""
+
+
+@pytest.mark.parametrize(
+    ("labels", "receivers"),
+    [
+        (["service=web"], "ops"),
+        (["service=db", "env=dev"], "db-team"),
+        (["severity=critical", "service=db", "env=prod"], "pager,db-prod"),
+        (["severity=critical", "service=web"], "pager"),
+    ],
+)
+def test_route_test_prints_the_receivers_a_label_set_reaches(tmp_path, labels, receivers):
+    (tmp_path / "routes.toml").write_text(ROUTES)
+    shown = run_hub("route-test", "--config", "routes.toml", *labels, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == receivers + "\n"
+
+
+def test_route_test_verbose_shows_each_route_with_its_group_key_and_timing(tmp_path):
+    (tmp_path / "routes.toml").write_text(ROUTES)
+    labels = ["severity=critical", "service=db", 'env="prod"', "alertname=Down"]
+    shown = run_hub("route-test", "--verbose", "--config", "routes.toml", *labels, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "pager,db-prod",
+        "route 0.0 -> pager",
+        '  group key:       0.0:{alertname="Down"}',
+        "  group_by:        alertname",
+        "  group_wait:      10s",
+        "  group_interval:  5m",
+        "  repeat_interval: 4h",
+        "route 0.1.0 -> db-prod",
+        '  group key:       0.1.0:{service="db"}',
+        "  group_by:        service",
+        "  group_wait:      30s",
+        "  group_interval:  5m",
+        "  repeat_interval: 1h30m",
+    ]
+
+
+def notify_config(tmp_path: Path, *urls: str) -> None:
+    listed = ", ".join(json.dumps(url) for url in urls)
+    text = f'[[receivers]]\nname = "ops"\nurls = [{listed}]\ntimeout = "2s"\n'
+    (tmp_path / "alerts.toml").write_text(text + '\n[route]\nreceiver = "ops"\n')
+
+
+def test_notify_test_sends_a_marked_test_message_to_the_receiver(tmp_path, smtp):
+    mailbox, port = smtp
+    notify_config(tmp_path, mail_url(port))
+    sent = run_hub("notify-test", "ops", cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith("sent    mailto://127.0.0.1:")
+    wait_for(lambda: mailbox.messages)
+    assert mailbox.subjects() == ["[FIRING] #1 Test notification from hub, please ignore"]
+
+
+def test_notify_test_reports_each_failed_url_with_its_reason_and_exits_1(tmp_path, smtp):
+    closed = free_port()
+    secret = f"mailto://alice:s3cret@127.0.0.1:{closed}?from=hub@example.com&to=a@example.com"
+    notify_config(tmp_path, mail_url(smtp[1]), secret + "&mode=insecure")
+    result = run_hub("notify-test", "ops", cwd=tmp_path)
+    assert result.returncode == 1
+    sent, failed = result.stdout.splitlines()
+    assert sent.startswith("sent    ")
+    assert failed.startswith(f"failed  mailto://alice:****@127.0.0.1:{closed}")
+    assert failed.endswith("Connection refused")
+    assert "s3cret" not in result.stdout + result.stderr
+
+
+def test_notify_test_names_the_known_receivers_when_one_is_unknown(tmp_path):
+    notify_config(tmp_path, "json://127.0.0.1:9/")
+    result = run_hub("notify-test", "pager", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "hub: error: no receiver 'pager' in alerts.toml (known: ops)"
+
+
+class OncallStub(BaseHTTPRequestHandler):
+    """Stands in for ``GET /api/v1/schedules/{name}/oncall``, which the on-call schedules
+    branch adds to the hub: it answers that endpoint's contract and records requests."""
+
+    seen: list[tuple[str, str | None]]
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        body = json.dumps(
+            {
+                "schedule": "primary",
+                "at": "2026-01-05T09:00:00Z",
+                "person": "alice",
+                "until": "2026-01-06T09:00:00Z",
+                "next": "bob",
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        """Quiet: the test reads ``seen`` instead."""
+
+
+@pytest.fixture
+def oncall_stub() -> Iterator[tuple[str, list]]:
+    seen: list[tuple[str, str | None]] = []
+    handler = type("Handler", (OncallStub,), {"seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_oncall_asks_the_schedule_for_the_given_time_in_utc(oncall_stub):
+    url, seen = oncall_stub
+    shown = run_hub(
+        "--url", url, "--token", "t0k", "oncall", "primary", "--at", "2026-01-05T10:00:00+01:00",
+        cwd=ROOT,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert seen == [("/api/v1/schedules/primary/oncall?at=2026-01-05T09%3A00%3A00Z", "Bearer t0k")]
+    assert shown.stdout.splitlines() == [
+        "SCHEDULE  AT                    PERSON  UNTIL                 NEXT",
+        "primary   2026-01-05T09:00:00Z  alice   2026-01-06T09:00:00Z  bob",
+    ]
+
+
+def test_every_command_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in command_names(cli.parser()) if f"hub {name}" not in readme]
+    assert missing == [], f"commands not in README.md: {missing}"
+
+
+def command_names(parser, prefix: str = "") -> list[str]:
+    """Every command of the parser, sub-commands spelled out (``silence add``)."""
+    names = []
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for name, sub in action.choices.items():
+            names += command_names(sub, f"{prefix}{name} ") or [prefix + name]
+    return names
