@@ -38,8 +38,8 @@ name = "log"
 urls = ["{receiver_url}"]
 [route]
 receiver = "log"
-group_by = ["alertname", "instance"]
-group_wait = "0s"
+group_by = {group_by}
+group_wait = "{group_wait}"
 """
 
 ALERTMANAGER_CONFIG = """
@@ -78,12 +78,21 @@ def env() -> dict[str, str]:
 
 
 def start_hub(
-    workdir: Path, port: int, receiver_url: str = "logfile://notifications.log"
+    workdir: Path,
+    port: int,
+    receiver_url: str = "logfile://notifications.log",
+    group_by: str = '["alertname", "instance"]',
+    group_wait: str = "0s",
 ) -> subprocess.Popen:
     """``hub serve`` durable (synchronous=FULL), logging warnings only."""
-    (workdir / "bench.toml").write_text(
-        HUB_CONFIG.format(port=port, db=(workdir / "hub.db").as_posix(), receiver_url=receiver_url)
+    text = HUB_CONFIG.format(
+        port=port,
+        db=(workdir / "hub.db").as_posix(),
+        receiver_url=receiver_url,
+        group_by=group_by,
+        group_wait=group_wait,
     )
+    (workdir / "bench.toml").write_text(text)
     command = [
         sys.executable,
         "-m",

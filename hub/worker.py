@@ -30,6 +30,7 @@ class Worker:
 
     async def run(self) -> None:
         while not self._stopping:
+            self._wake.clear()  # a poke during the round is kept, so no wake-up is lost
             try:
                 busy = await self.round()
             except Exception:
@@ -50,7 +51,6 @@ class Worker:
         return None
 
     async def _sleep(self) -> None:
-        self._wake.clear()
         due = self.next_due()
         wait = IDLE_POLL_SECONDS if due is None else min(IDLE_POLL_SECONDS, due - self.clock())
         if wait <= 0:
