@@ -3,8 +3,9 @@
 Rows are claimed with a lease (a conditional update in the store), sent through
 Apprise in worker threads with connect/read timeouts, and settled as sent, retried
 later with exponential backoff and jitter, or dead-lettered. A claimer that dies
-leaves its rows to be claimed again when the lease runs out. Every attempt is
-recorded with its duration and Apprise's own error text.
+leaves its rows to be claimed again when the lease runs out, or at once when the
+hub starts again (``recover``). Every attempt is recorded with its duration and
+Apprise's own error text.
 """
 
 from __future__ import annotations
@@ -78,6 +79,12 @@ class Sender(Worker):
         metrics.precreate_channels(send_targets(rules().config))
         self.concurrency = rules().config.notifier.concurrency
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-send")
+
+    async def recover(self) -> None:
+        """Before the first round: take back what a killed predecessor had claimed."""
+        released = await self.store.write(lambda tx: tx.release_claims())
+        if released:
+            log.warning("event=notifications_recovered count=%d", released)
 
     async def round(self) -> bool:
         claimed = await self._claim()
