@@ -35,6 +35,12 @@ def silent_port() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
+def suppressed(http) -> float | None:
+    """How many alerts silences have held back, from /metrics."""
+    text = http.get("/metrics").text
+    return metric(text, "hub_notifications_suppressed_total", reason="silence")
+
+
 def dead_letters(http) -> list[dict]:
     return [n for n in deliveries(http) if n["state"] == "dead"]
 
@@ -147,15 +153,28 @@ def test_a_silenced_alert_is_stored_and_counted_but_nobody_is_emailed(hub_factor
     with hub.client(headers=WRITER) as http:
         assert http.post("/api/v1/silences", json=silence).status_code == 201
         alert = fire(http, "checkout down")
-
-        def suppressed() -> float | None:
-            text = http.get("/metrics").text
-            return metric(text, "hub_notifications_suppressed_total", reason="silence")
-
-        wait_for(suppressed)
+        wait_for(lambda: suppressed(http))
         assert http.get(f"/api/v1/alerts/{alert['id']}").json()["status"] == "firing"
         fire(http, "search down", service="search")
         wait_for(lambda: mailbox.messages)
         assert deliveries(http, incident=alert["incident_id"]) == []
     assert mailbox.subjects() == [mailbox.subjects()[0]]
     assert "search down" in mailbox.subjects()[0]
+
+
+def test_silencing_a_notified_incident_sends_no_empty_resolution_at_its_next_repeat(
+    hub_factory, smtp
+):
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), repeat_interval="500ms")
+    silence = {"matchers": ['service="checkout"'], "duration": "1h", "comment": "deploy 4.2"}
+    with hub.client(headers=WRITER) as http:
+        fire(http, "checkout down")
+        wait_for(lambda: mailbox.messages)
+        assert http.post("/api/v1/silences", json=silence).status_code == 201
+        wait_for(lambda: suppressed(http))
+        time.sleep(0.6)  # past the next repeat, where an empty message would go out
+        fire(http, "search down", service="search")
+        wait_for(lambda: len(mailbox.messages) == 2)
+    assert [s.split("] ")[0] for s in mailbox.subjects()] == ["[FIRING", "[FIRING"]
+    assert "search down" in mailbox.subjects()[1]
