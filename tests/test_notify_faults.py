@@ -178,3 +178,18 @@ def test_silencing_a_notified_incident_sends_no_empty_resolution_at_its_next_rep
         wait_for(lambda: len(mailbox.messages) == 2)
     assert [s.split("] ")[0] for s in mailbox.subjects()] == ["[FIRING", "[FIRING"]
     assert "search down" in mailbox.subjects()[1]
+
+
+def test_a_receiver_template_that_fails_on_a_real_alert_is_a_dead_letter_naming_the_error(
+    hub_factory, smtp
+):
+    mailbox, port = smtp
+    body = "Runbook: {{ alerts[0].annotations.runbook.upper() }}"  # the sample has one
+    receivers = receiver("ops", mail_url(port), body=body)
+    hub = start_hub(hub_factory, receivers)
+    with hub.client(headers=WRITER) as http:
+        fire(http, "checkout down")
+        (note,) = wait_for(lambda: dead_letters(http))
+    (attempt,) = note["attempts_log"]
+    assert "template" in attempt["error"] and "runbook" in attempt["error"], attempt
+    assert mailbox.messages == []
