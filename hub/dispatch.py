@@ -105,6 +105,8 @@ def _flush_one(
     )
     due = grouping.when_due(state, pairs, timing, send_resolved)
     unchanged = grouping.content_hash(pairs, send_resolved) == row["last_notified_hash"]
+    # Nothing is due, every alert is muted (an empty message would read "resolved"),
+    # or a person has taken the incident in hand.
     if due is None or not visible or _quiet(incident, pairs, unchanged):
         _reschedule(tx, row, muted, now, timing)
         _count_muted(result, muted)
