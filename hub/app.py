@@ -93,6 +93,7 @@ class Runtime:
         self.store.open()
         self.ack_secret = await self.store.write(self._ack_secret)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
+        await self.sender.recover()
         self.dispatcher = Dispatcher(
             self.store,
             self.current_rules,

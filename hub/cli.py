@@ -149,10 +149,11 @@ def notify_test(args: argparse.Namespace) -> int:
     templates, context = Templates(config), marked_sample(receiver.name)
     failed = 0
     for url in receiver.urls:
-        error = render_and_send(templates, url, receiver.timeout, context)
-        failed += error is not None
-        outcome = "sent  " if error is None else "failed"
-        print(f"{outcome}  {channels.redact(url)}" + (f": {error}" if error else ""))
+        failure = render_and_send(templates, url, receiver.timeout, context)
+        failed += failure is not None
+        outcome = "sent  " if failure is None else "failed"
+        detail = f": {failure.reason}" if failure else ""
+        print(f"{outcome}  {channels.redact(url)}{detail}")
     return 1 if failed else 0
 
 

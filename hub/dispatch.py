@@ -106,7 +106,9 @@ def _flush_one(
     )
     due = grouping.when_due(state, pairs, timing, send_resolved)
     unchanged = grouping.content_hash(pairs, send_resolved) == row["last_notified_hash"]
-    if due is None or (unchanged and incident["status"] == "acknowledged"):
+    # Nothing is due, every alert is muted (an empty message would read "resolved"),
+    # or a person has taken the incident in hand.
+    if due is None or not visible or _quiet(incident, pairs, unchanged):
         _reschedule(tx, row, muted, now, timing)
         _count_muted(result, muted)
         return
@@ -128,6 +130,14 @@ def _flush_one(
             "due_at": _reschedule_time(following, muted, now, timing),
         },
     )
+
+
+def _quiet(incident: dict, pairs: list[tuple[str, str]], unchanged: bool) -> bool:
+    """A person's word outranks the timers: an acknowledged incident gets no repeats,
+    and one resolved by hand gets no more firing messages while its alerts still fire."""
+    if incident["status"] == "acknowledged":
+        return unchanged
+    return incident["status"] == "resolved" and any(status == "firing" for _, status in pairs)
 
 
 def _reschedule(tx: Tx, row: dict, muted: dict, now: float, timing: grouping.Timing) -> None:

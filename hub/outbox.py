@@ -3,8 +3,9 @@
 Rows are claimed with a lease (a conditional update in the store), sent through
 Apprise in worker threads with connect/read timeouts, and settled as sent, retried
 later with exponential backoff and jitter, or dead-lettered. A claimer that dies
-leaves its rows to be claimed again when the lease runs out. Every attempt is
-recorded with its duration and Apprise's own error text.
+leaves its rows to be claimed again when the lease runs out, or at once when the
+hub starts again (``recover``). Every attempt is recorded with its duration and
+Apprise's own error text.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import msgspec
 
@@ -31,24 +33,62 @@ log = logging.getLogger("hub.outbox")
 CLAIM_BATCH = 64
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why one send failed, and whether trying the same row again may help."""
+
+    reason: str
+    retryable: bool = True
+
+
 def render_and_send(
     templates: Templates, url: str, timeout: float, context: NotificationContext
-) -> str | None:
-    """The message shaped for this channel, then sent; None, or the reason it failed.
+) -> Failure | None:
+    """The message shaped for this channel, then sent; None, or why it failed.
 
     Runs in a sender thread; ``hub notify-test`` calls it too, so a test goes out
-    exactly as a real notification would."""
+    exactly as a real notification would.
+
+    A URL Apprise cannot load, or a receiver's template that fails on this incident
+    (it passed on the config check's sample), fails the same way every time: such a
+    row goes straight to the dead letters, where a fixed config and a retry help it.
+    """
     try:
         channel = channels.open_channel(url, timeout)
     except ValueError as e:
-        return str(e)
-    rendered = templates.render(context, channel.kind, channel.limit)
-    return channel.send(rendered.title, rendered.body, rendered.body_format)
+        return Failure(str(e), retryable=False)
+    try:
+        rendered = templates.render(context, channel.kind, channel.limit)
+    except Exception as e:  # a template raises whatever its expressions raise
+        reason = f"the template of receiver {context.receiver!r} failed: {_describe(e)}"
+        return Failure(reason, retryable=False)
+    try:
+        error = channel.send(rendered.title, rendered.body, rendered.body_format)
+    except Exception as e:  # an Apprise plugin bug must not leave the row claimed
+        return Failure(f"Apprise raised {_describe(e)}")
+    return None if error is None else Failure(error)
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def send_targets(config: Config) -> set[tuple[str, str]]:
     """Every (receiver, integration) the config can send to: the notification series."""
     return {(r.name, channels.schema(url)) for r in config.receivers for url in r.urls}
+
+
+def _next_state(
+    config: Config, row: dict, failure: Failure | None, now: float
+) -> tuple[str, float]:
+    """Where a row goes after an attempt: sent, dead, or pending again after a backoff."""
+    settings = config.notifier
+    if failure is None:
+        return "sent", row["due_at"]
+    if not failure.retryable or row["attempts"] >= settings.max_attempts:
+        return "dead", row["due_at"]
+    delay = backoff_delay(row["attempts"], settings.backoff, settings.max_backoff, random.random)
+    return "pending", now + delay
 
 
 def backoff_delay(attempts: int, base: float, cap: float, rand: Callable[[], float]) -> float:
@@ -82,6 +122,12 @@ class Sender(Worker):
         self.concurrency = rules().config.notifier.concurrency
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-send")
 
+    async def recover(self) -> None:
+        """Before the first round: take back what a killed predecessor had claimed."""
+        released = await self.store.write(lambda tx: tx.release_claims())
+        if released:
+            log.warning("event=notifications_recovered count=%d", released)
+
     async def round(self) -> bool:
         claimed = await self._claim()
         for row in claimed:
@@ -114,16 +160,17 @@ class Sender(Worker):
     async def _deliver(self, row: dict) -> None:
         rules = self.rules()
         started = self.clock()
-        error = await self._send(rules, row)
+        failure = await self._send(rules, row)
         duration = self.clock() - started
         self.metrics.attempt_seconds.labels(row["integration"]).observe(max(duration, 0))
-        await self._settle(rules.config, row, started, duration * 1000, error)
+        await self._settle(rules.config, row, started, duration * 1000, failure)
         self.poke()
 
-    async def _send(self, rules: Rules, row: dict) -> str | None:
+    async def _send(self, rules: Rules, row: dict) -> Failure | None:
         receiver = rules.config.receiver(row["receiver"])
         if receiver is None or row["channel"] >= len(receiver.urls):
-            return f"receiver {row['receiver']!r} no longer has this channel in the config"
+            reason = f"receiver {row['receiver']!r} no longer has this channel in the config"
+            return Failure(reason, retryable=False)
         context = msgspec.convert(row["payload"], NotificationContext)
         call = asyncio.get_running_loop().run_in_executor(
             self._pool,
@@ -137,22 +184,19 @@ class Sender(Worker):
         try:
             return await asyncio.wait_for(call, timeout=limit)
         except TimeoutError:
-            return f"no answer within {limit:g}s"
+            return Failure(f"no answer within {limit:g}s")
 
     async def _settle(
-        self, config: Config, row: dict, started: float, duration_ms: float, error: str | None
+        self,
+        config: Config,
+        row: dict,
+        started: float,
+        duration_ms: float,
+        failure: Failure | None,
     ) -> None:
         now = self.clock()
-        settings = config.notifier
-        if error is None:
-            state, due = "sent", row["due_at"]
-        elif row["attempts"] >= settings.max_attempts:
-            state, due = "dead", row["due_at"]
-        else:
-            delay = backoff_delay(
-                row["attempts"], settings.backoff, settings.max_backoff, random.random
-            )
-            state, due = "pending", now + delay
+        state, due = _next_state(config, row, failure, now)
+        error = None if failure is None else failure.reason
 
         def settle(tx: Tx) -> None:
             tx.record_attempt(

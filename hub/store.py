@@ -478,6 +478,19 @@ class Tx:
         )
         return [_decode_notification(row) for row in _all(cursor)]
 
+    def release_claims(self) -> int:
+        """Put rows claimed by an earlier process back in the queue, due at once.
+
+        Only one process sends (see ``hub.app``), so at its start every row still
+        marked 'sending' belongs to a claimer that died mid-send; waiting for its
+        lease to run out would hold a page back for the lease's length.
+        """
+        cursor = self.conn.execute(
+            "UPDATE notifications SET state = 'pending', claimed_until = NULL"
+            " WHERE state = 'sending'"
+        )
+        return cursor.rowcount
+
     def record_attempt(
         self,
         notification_id: int,

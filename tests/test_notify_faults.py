@@ -1,0 +1,195 @@
+"""Notifications when things go wrong: a mail server that is down, a channel that never
+answers, a hub killed in the middle of a send, a silence; each leaves its trace in
+the delivery log and in /metrics."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from itertools import pairwise
+
+import pytest
+from aiosmtpd.controller import Controller
+from conftest import Mailbox, free_port, mail_url, wait_for
+from notify_support import (
+    ADMIN,
+    WRITER,
+    deliveries,
+    fire,
+    metric,
+    receiver,
+    route,
+    start_hub,
+    when,
+)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose listener completes connections and never answers a byte."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+def suppressed(http) -> float | None:
+    """How many alerts silences have held back, from /metrics."""
+    text = http.get("/metrics").text
+    return metric(text, "hub_notifications_suppressed_total", reason="silence")
+
+
+def dead_letters(http) -> list[dict]:
+    return [n for n in deliveries(http) if n["state"] == "dead"]
+
+
+def test_a_mail_server_that_is_down_gets_retries_with_growing_delays_then_a_dead_letter(
+    hub_factory,
+):
+    hub = start_hub(
+        hub_factory,
+        receiver("ops", mail_url(free_port())),
+        max_attempts=4,
+        backoff="200ms",
+        max_backoff="10s",
+    )
+    with hub.client(headers=WRITER) as http:
+        fire(http, "payment gateway timeouts")
+        (note,) = wait_for(lambda: dead_letters(http))
+        metrics = http.get("/metrics").text
+    attempts = note["attempts_log"]
+    assert [a["outcome"] for a in attempts] == ["failed"] * 4
+    assert all("refused" in a["error"].lower() for a in attempts), attempts
+    assert note["last_error"] == attempts[-1]["error"]
+    starts = [when(a["started_at"]) for a in attempts]
+    gaps = [later - earlier for earlier, later in pairwise(starts)]
+    assert all(gap >= 0.1 * 2**i for i, gap in enumerate(gaps)), gaps  # backoff, least jitter
+    assert gaps[-1] > gaps[0] * 1.5, gaps
+
+    ops = {"receiver": "ops", "integration": "mailto"}
+    assert metric(metrics, "hub_notifications_total", **ops, outcome="failed") == 3.0
+    assert metric(metrics, "hub_notifications_total", **ops, outcome="dead") == 1.0
+    assert metric(metrics, "hub_notifications_total", **ops, outcome="sent") == 0.0
+    duration = "hub_notification_attempt_duration_seconds_count"
+    assert metric(metrics, duration, integration="mailto") == 4.0
+    assert metric(metrics, "hub_outbox_notifications", state="dead") == 1.0
+
+
+def test_a_dead_letter_retried_by_an_admin_is_delivered_once_the_mail_server_is_up(
+    hub_factory,
+):
+    port = free_port()
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), max_attempts=1)
+    mailbox = Mailbox()
+    server = Controller(mailbox, hostname="127.0.0.1", port=port)
+    with hub.client(headers=WRITER) as http:
+        fire(http, "checkout down")
+        (note,) = wait_for(lambda: dead_letters(http))
+        retry = f"/api/v1/notifications/{note['id']}/retry"
+        assert http.post(retry).status_code == 403, "retrying needs the admin role"
+        server.start()
+        try:
+            answer = http.post(retry, headers=ADMIN)
+            assert answer.status_code == 200
+            assert answer.json()["state"] in ("pending", "sending", "sent")
+            wait_for(lambda: mailbox.messages)
+            (note,) = wait_for(lambda: [n for n in deliveries(http) if n["state"] == "sent"])
+            assert http.post(retry, headers=ADMIN).status_code == 409
+        finally:
+            server.stop()
+    assert len(mailbox.messages) == 1
+    assert [a["outcome"] for a in note["attempts_log"]] == ["failed", "sent"]
+
+
+def test_a_channel_that_never_answers_does_not_delay_email_to_another_receiver(
+    hub_factory, smtp, silent_port
+):
+    mailbox, port = smtp
+    receivers = receiver("slow", f"json://127.0.0.1:{silent_port}", timeout="1s")
+    receivers += receiver("ops", mail_url(port))
+    routes = route("slow", continue_=True) + route("ops")
+    hub = start_hub(hub_factory, receivers, routes=routes, max_attempts=1)
+    with hub.client(headers=WRITER) as http:
+        fire(http, "checkout down")
+        wait_for(lambda: mailbox.messages)
+        (slow,) = wait_for(lambda: dead_letters(http))
+        (email,) = deliveries(http, receiver="ops")
+    (attempt,) = slow["attempts_log"]
+    assert attempt["duration_ms"] >= 1000, "the slow channel waited for its read timeout"
+    assert "timed out" in attempt["error"].lower() or "timeout" in attempt["error"].lower()
+    assert when(email["sent_at"]) < when(attempt["started_at"]) + 0.5
+
+
+def test_a_notification_claimed_by_a_hub_killed_mid_send_is_delivered_after_restart(
+    hub_factory, smtp, tmp_path
+):
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
+    with hub.client(headers=WRITER) as http:
+        fire(http, "checkout down")
+        wait_for(lambda: [n for n in deliveries(http) if n["state"] == "sent"])
+    hub.stop()
+    with sqlite3.connect(tmp_path / "hub.db") as db:  # as a claimer killed mid-send leaves it
+        db.execute(
+            "UPDATE notifications SET state = 'sending', claimed_until = ?, sent_at = NULL",
+            (time.time() + 60,),
+        )
+        db.execute("DELETE FROM notification_attempts")
+    mailbox.messages.clear()
+    hub.start()
+    wait_for(lambda: mailbox.messages)
+    with hub.client(headers=WRITER) as http:
+        (note,) = deliveries(http)
+    assert (note["state"], note["attempts"]) == ("sent", 2)
+    assert [a["outcome"] for a in note["attempts_log"]] == ["sent"]
+
+
+def test_a_silenced_alert_is_stored_and_counted_but_nobody_is_emailed(hub_factory, smtp):
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
+    silence = {"matchers": ['service="checkout"'], "duration": "1h", "comment": "deploy 4.2"}
+    with hub.client(headers=WRITER) as http:
+        assert http.post("/api/v1/silences", json=silence).status_code == 201
+        alert = fire(http, "checkout down")
+        wait_for(lambda: suppressed(http))
+        assert http.get(f"/api/v1/alerts/{alert['id']}").json()["status"] == "firing"
+        fire(http, "search down", service="search")
+        wait_for(lambda: mailbox.messages)
+        assert deliveries(http, incident=alert["incident_id"]) == []
+    assert mailbox.subjects() == [mailbox.subjects()[0]]
+    assert "search down" in mailbox.subjects()[0]
+
+
+def test_silencing_a_notified_incident_sends_no_empty_resolution_at_its_next_repeat(
+    hub_factory, smtp
+):
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), repeat_interval="500ms")
+    silence = {"matchers": ['service="checkout"'], "duration": "1h", "comment": "deploy 4.2"}
+    with hub.client(headers=WRITER) as http:
+        fire(http, "checkout down")
+        wait_for(lambda: mailbox.messages)
+        assert http.post("/api/v1/silences", json=silence).status_code == 201
+        wait_for(lambda: suppressed(http))
+        time.sleep(0.6)  # past the next repeat, where an empty message would go out
+        fire(http, "search down", service="search")
+        wait_for(lambda: len(mailbox.messages) == 2)
+    assert [s.split("] ")[0] for s in mailbox.subjects()] == ["[FIRING", "[FIRING"]
+    assert "search down" in mailbox.subjects()[1]
+
+
+def test_a_receiver_template_that_fails_on_a_real_alert_is_a_dead_letter_naming_the_error(
+    hub_factory, smtp
+):
+    mailbox, port = smtp
+    body = "Runbook: {{ alerts[0].annotations.runbook.upper() }}"  # the sample has one
+    receivers = receiver("ops", mail_url(port), body=body)
+    hub = start_hub(hub_factory, receivers)
+    with hub.client(headers=WRITER) as http:
+        fire(http, "checkout down")
+        (note,) = wait_for(lambda: dead_letters(http))
+    (attempt,) = note["attempts_log"]
+    assert "template" in attempt["error"] and "runbook" in attempt["error"], attempt
+    assert mailbox.messages == []

@@ -1,0 +1,252 @@
+"""Notifications on a real server: the right people are told once, on time, through
+email (a real SMTP server), Slack and Twilio (Apprise's own plugins, intercepted at
+``requests``), and a link in the message acknowledges the incident."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+import pytest
+import responses
+from conftest import AUTH, mail_url, wait_for
+from notify_support import (
+    ACK_SECRET,
+    WRITER,
+    deliveries,
+    fire,
+    mail_to,
+    metric,
+    receiver,
+    route,
+    start_hub,
+    when,
+)
+
+from hub import acklinks
+
+SLACK_URL = "slack://T000/B000/XXXX/#alerts"
+SLACK_HOOK = "https://hooks.slack.com/services/T000/B000/XXXX"
+TWILIO_SID = "AC" + "0" * 32
+TWILIO_URL = f"twilio://{TWILIO_SID}:TOKEN@+15551234567/+15557654321"
+LABELS = {"service": "checkout"}
+TWILIO_API = f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+
+
+def counted_sent(receiver_name: str, integration: str) -> Callable[[str], bool]:
+    """Whether /metrics counts one message sent to the receiver through the integration."""
+
+    def check(metrics: str) -> bool:
+        labels = {"receiver": receiver_name, "integration": integration, "outcome": "sent"}
+        return metric(metrics, "hub_notifications_total", **labels) == 1.0
+
+    return check
+
+
+SENT = [counted_sent("chat", "slack"), counted_sent("pager", "twilio")]
+
+
+def ack_link_in(text: str, base_url: str) -> str:
+    found = re.search(re.escape(base_url) + r"/ack/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", text)
+    assert found, f"no ack link in {text!r}"
+    return found.group(0)
+
+
+def parts(message) -> tuple[str, str]:
+    """The HTML and plain-text parts of an email."""
+    return message.get_body(("html",)).get_content(), message.get_body(("plain",)).get_content()
+
+
+def test_an_email_carries_both_links_in_both_parts_and_its_ack_link_acknowledges(hub_factory, smtp):
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout API error rate above 5%")["incident_id"]
+        wait_for(lambda: mailbox.messages)
+        (message,) = mailbox.messages
+        assert message["Subject"] == f"[FIRING] #{incident_id} checkout API error rate above 5%"
+        html, text = parts(message)
+        ack_url = ack_link_in(text, hub.url)
+        for part in (html, text):
+            assert f"{hub.url}/api/v1/incidents/{incident_id}" in part
+            assert ack_url in part
+            assert "checkout API error rate above 5%" in part
+
+        with hub.client() as browser:  # a person clicking: no token
+            page = browser.get(ack_url)
+        assert page.status_code == 200
+        assert f"Incident #{incident_id} is acknowledged." in page.text
+        incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+    assert incident["status"] == "acknowledged"
+    assert incident["acknowledged_by"] == "ack-link"
+    acks = [t for t in incident["timeline"] if t["kind"] == "acknowledged"]
+    assert [t["actor"] for t in acks] == ["ack-link"]
+
+
+def test_a_forged_tampered_or_expired_ack_link_is_refused_and_changes_nothing(hub_factory, smtp):
+    hub = start_hub(hub_factory, receiver("ops", mail_url(smtp[1])))
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout down")["incident_id"]
+        other = acklinks.sign(ACK_SECRET.encode(), incident_id + 1, later)
+        valid = acklinks.sign(ACK_SECRET.encode(), incident_id, later)
+        refused = {
+            "forged": acklinks.sign(b"not the hub's secret", incident_id, later),
+            "tampered": other.split(".")[0] + "." + valid.split(".")[1],
+            "expired": acklinks.sign(
+                ACK_SECRET.encode(), incident_id, datetime.now(UTC) - timedelta(seconds=5)
+            ),
+            "malformed": "not-a-token",
+        }
+        with hub.client() as browser:
+            for name, token in refused.items():
+                answer = browser.get(f"/ack/{token}")
+                assert answer.status_code == 403, name
+                assert answer.headers["content-type"].startswith("application/problem+json")
+        incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+    assert incident["status"] == "open"
+    assert incident["acknowledged_by"] is None
+    assert not [t for t in incident["timeline"] if t["kind"] == "acknowledged"]
+
+
+def test_slack_and_twilio_receivers_get_the_payloads_apprise_builds_with_the_ack_link(
+    hub_factory,
+):
+    receivers = receiver("chat", SLACK_URL) + receiver("pager", TWILIO_URL)
+    routes = route("chat", continue_=True) + route("pager")
+    summary = "checkout API error rate above 5% " * 6
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")
+        slack = mock.post(SLACK_HOOK, body="ok")
+        twilio = mock.post(TWILIO_API, json={})
+        hub = start_hub(hub_factory, receivers, root="chat", routes=routes)
+        with hub.client(headers=WRITER) as http:
+            incident_id = fire(http, summary.strip())["incident_id"]
+            wait_for(lambda: all(sent_once(http.get("/metrics").text) for sent_once in SENT))
+
+    payload = json.loads(slack.calls[0].request.body)
+    assert payload["channel"] == "#alerts"
+    (message,) = payload["attachments"]
+    assert message["title"].startswith(f"[FIRING] #{incident_id} checkout API error rate")
+    assert "checkout API error rate above 5%" in message["text"]
+    ack_url = ack_link_in(message["text"], hub.url)
+    assert f"<{ack_url}|Acknowledge>" in message["text"]
+
+    form = {key: values[0] for key, values in parse_qs(twilio.calls[0].request.body).items()}
+    assert (form["From"], form["To"]) == ("+15551234567", "+15557654321")
+    assert len(form["Body"]) <= 160
+    assert form["Body"].startswith(f"WARNING #{incident_id}: checkout API error rate")
+    assert form["Body"].endswith(f" Ack: {ack_link_in(form['Body'], hub.url)}")
+
+
+def test_a_burst_of_fifty_alerts_within_group_wait_is_one_notification_listing_them_all(
+    hub_factory, smtp
+):
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), group_wait="1500ms")
+    hosts = [f"db-{i}" for i in range(50)]
+    with hub.client(headers=WRITER) as http:
+        started = time.monotonic()
+        for batch in range(0, 50, 5):  # ten deliveries of five, as a monitor sends them
+            events = [
+                {
+                    "status": "firing",
+                    "summary": f"disk full on {host}",
+                    "labels": LABELS | {"host": host},
+                }
+                for host in hosts[batch : batch + 5]
+            ]
+            assert http.post("/webhooks/shop", json=events, headers=AUTH).status_code == 202
+        assert time.monotonic() - started < 1.5, "the burst must fit in group_wait"
+        wait_for(lambda: mailbox.messages)
+        time.sleep(0.6)  # three group intervals: room for a wrongly split second message
+        assert len(deliveries(http)) == 1
+    (message,) = mailbox.messages
+    assert message["Subject"].startswith("[FIRING:50] #")
+    html, _ = parts(message)
+    assert all(f"host={host}, service=checkout" in html for host in hosts)
+
+
+def test_changes_within_group_interval_are_batched_into_one_notification(hub_factory, smtp):
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), group_interval="1s")
+    with hub.client(headers=WRITER) as http:
+        fire(http, "checkout errors", host="web-1")
+        wait_for(lambda: mailbox.messages)
+        fire(http, "checkout errors", host="web-2")
+        fire(http, "checkout errors", host="web-3")
+        wait_for(lambda: len(mailbox.messages) == 2)
+        first, second = deliveries(http)
+    assert mailbox.messages[0]["Subject"].startswith("[FIRING] #")
+    assert mailbox.messages[1]["Subject"].startswith("[FIRING:3] #"), "both changes in one"
+    assert when(second["created_at"]) - when(first["created_at"]) >= 1.0
+
+
+@pytest.mark.parametrize("action", ["ack", "resolve"])
+def test_an_unchanged_firing_incident_is_repeated_until_a_person_acks_or_resolves_it(
+    hub_factory, smtp, action
+):
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), repeat_interval="600ms")
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: len(mailbox.messages) == 2)
+        first, second = deliveries(http)
+        assert when(second["created_at"]) - when(first["created_at"]) >= 0.6
+        assert http.post(f"/api/v1/incidents/{incident_id}/{action}").status_code == 200
+        time.sleep(1.3)  # more than two repeat intervals
+        assert len(deliveries(http)) == 2
+    assert mailbox.subjects() == [f"[FIRING] #{incident_id} checkout down"] * 2
+
+
+def test_continue_tells_two_receivers_and_only_the_one_wanting_resolutions_hears_of_them(
+    hub_factory, smtp
+):
+    mailbox, port = smtp
+    receivers = receiver("ops", mail_to(port, "ops@example.com"))
+    receivers += receiver("dev", mail_to(port, "dev@example.com"), send_resolved=False)
+    routes = route("ops", continue_=True) + route("dev")
+    hub = start_hub(hub_factory, receivers, routes=routes)
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: len(mailbox.messages) == 2)
+        fire(http, "checkout down", status="resolved")
+        wait_for(lambda: len(mailbox.messages) == 3)
+        time.sleep(0.4)  # two group intervals: room for a wrong resolution to dev
+        log = deliveries(http, incident=incident_id)
+    told = sorted((m["To"], m["Subject"].split("]")[0]) for m in mailbox.messages)
+    assert told == [
+        ("dev@example.com", "[FIRING"),
+        ("ops@example.com", "[FIRING"),
+        ("ops@example.com", "[RESOLVED"),
+    ]
+    assert sorted((n["receiver"], n["kind"]) for n in log) == [
+        ("dev", "firing"),
+        ("ops", "firing"),
+        ("ops", "resolved"),
+    ]
+
+
+def test_a_receiver_with_its_own_title_and_body_templates_gets_them(hub_factory, smtp):
+    mailbox, port = smtp
+    title = "{{ severity | upper }} on {{ common_labels.service }}: {{ title }}"
+    body = '{% include "footer" %} for {{ receiver }}: {{ firing_count }} firing, {{ ack_url }}'
+    receivers = receiver("ops", mail_to(port, "ops@example.com"), title=title, body=body)
+    receivers += receiver("dev", mail_to(port, "dev@example.com"))
+    routes = route("ops", continue_=True) + route("dev")
+    tables = '[templates]\nfooter = "<p>Sent by <b>hub</b></p>"\n'
+    hub = start_hub(hub_factory, receivers, routes=routes, tables=tables)
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout <slow>")["incident_id"]
+        wait_for(lambda: len(mailbox.messages) == 2)
+    by_address = {m["To"]: m for m in mailbox.messages}
+    own = by_address["ops@example.com"]
+    assert own["Subject"] == "WARNING on checkout: checkout <slow>"
+    html, text = parts(own)
+    assert html.startswith("<p>Sent by <b>hub</b></p> for ops: 1 firing, http://127.0.0.1:")
+    assert "Sent by hub for ops: 1 firing" in " ".join(text.split())
+    assert by_address["dev@example.com"]["Subject"] == f"[FIRING] #{incident_id} checkout <slow>"
