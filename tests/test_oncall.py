@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from conftest import BASE_CONFIG
 
 from hub.config import Duration, Override, Person, Rotation, Schedule
 from hub.oncall import next_handoff, on_call, problems
@@ -133,3 +134,31 @@ def test_a_schedule_naming_strangers_or_a_bad_zone_is_refused():
         'rotations[0].participants: "eve" is not in people',
         "rotations[0].handoff: expected a local time like \"09:00\", got '9am'",
     ]
+
+
+SCHEDULE_CONFIG = """
+[[schedules]]
+name = "primary"
+time_zone = "Europe/Berlin"
+people = [{{ name = "alice", urls = ["logfile://alice.log"] }}, {{ name = "bob", urls = [] }}]
+rotations = [{{ participants = ["alice", "bob"], length = "1d", start = 2026-03-27 }}]
+"""
+
+
+def test_the_oncall_endpoint_answers_who_until_when_and_who_is_next(hub_factory):
+    hub = hub_factory(BASE_CONFIG + SCHEDULE_CONFIG, mail_url="logfile://ops.log")
+    with hub.client() as http:
+        answer = http.get("/api/v1/schedules/primary/oncall", params={"at": "2026-03-28T12:00:00Z"})
+        assert answer.json() == {
+            "schedule": "primary",
+            "at": "2026-03-28T12:00:00Z",
+            "person": "bob",
+            "until": "2026-03-29T07:00:00Z",
+            "next": "alice",
+        }
+        listed = http.get("/api/v1/schedules").json()
+        assert [(s["name"], s["people"]) for s in listed] == [("primary", ["alice", "bob"])]
+        assert (
+            http.get("/api/v1/schedules/primary/oncall", params={"at": "noon"}).status_code == 422
+        )
+        assert http.get("/api/v1/schedules/nope/oncall").status_code == 404
