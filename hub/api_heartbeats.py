@@ -23,7 +23,7 @@ from hub.decoders.common import parse_json
 from hub.errors import InvalidPayload
 from hub.events import Severity
 
-_PING_METHODS = ["GET", "POST", "HEAD"]
+_PING_METHODS = ["GET", "POST"]
 _SHOWN_TIMES = ("created_at", "last_ping", "started_at", "deadline")
 
 

@@ -358,8 +358,10 @@ class Config(Struct, kw_only=True):
         return found if found is not None else self._person(name)
 
     def _person(self, name: str) -> Receiver | None:
+        if not name.startswith(SCHEDULE_PREFIX):
+            return None
         schedule_name, _, person_name = name.removeprefix(SCHEDULE_PREFIX).partition("/")
-        schedule = self.schedule(schedule_name) if name.startswith(SCHEDULE_PREFIX) else None
+        schedule = self.schedule(schedule_name)
         person = schedule.person(person_name) if schedule else None
         return Receiver(name=name, urls=person.urls) if person else None
 

@@ -130,6 +130,8 @@ def test_an_ack_before_step_two_means_it_never_arrives_and_an_unack_resumes_it(h
         time.sleep(0.3)
         assert "alice" not in recipients(mailbox)
         assert escalated_steps(http, incident["id"]) == [(1, 1)]
+        paused = http.get(f"/api/v1/incidents/{incident['id']}").json()["escalation_state"]
+        assert (paused["policy"], paused["next_step"], paused["due_at"]) == ("page", 1, None)
 
         http.post(f"/api/v1/incidents/{incident['id']}/unack", headers=WRITE, json={})
         wait_for(lambda: "alice" in recipients(mailbox), timeout=5)
