@@ -76,7 +76,16 @@ async def get_incident(request: Request, incident_id: FromPath[int]) -> dict[str
         "alerts": [present(a) for a in store.incident_alerts(incident_id)],
         "timeline": [present(t) for t in store.timeline(incident_id)],
         "notifications": [_present_notification(store, n) for n in deliveries],
+        "escalation_state": _present_escalation(store.escalation(incident_id)),
     }
+
+
+def _present_escalation(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The incident's copy of its policy: steps, the next one (counting across
+    repeats, from 0) and when it is due (null: paused by an ack, or finished)."""
+    if row is None:
+        return None
+    return present({key: row[key] for key in ("policy", "plan", "next_step", "due_at")})
 
 
 async def _act(request: Request, incident_id: int, action: str, data: ActionBody | None):

@@ -23,11 +23,23 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from hub import api, api_events, api_incidents, logfile, silences, webhooks
+from hub import (
+    api,
+    api_events,
+    api_heartbeats,
+    api_incidents,
+    api_oncall,
+    heartbeats,
+    logfile,
+    retention,
+    silences,
+    webhooks,
+)
 from hub import config as config_module
 from hub.config import Config
 from hub.dispatch import Dispatcher, Flushed, Links
 from hub.errors import ConfigError, Conflict, HubError
+from hub.escalation import Escalator, Fired
 from hub.limits import RateLimiter
 from hub.metrics import Metrics
 from hub.outbox import Sender
@@ -38,6 +50,7 @@ from hub.store import Store, Tx
 log = logging.getLogger("hub.app")
 
 CHECKPOINT_SECONDS = 30
+RETENTION_SECONDS = 3600
 
 
 def hub_version() -> str:
@@ -61,7 +74,10 @@ class Runtime:
         self.config_path = config_path
         self.clock = clock
         self.metrics = Metrics(
-            [s.name for s in config.sources], [r.name for r in config.receivers], hub_version()
+            [s.name for s in config.sources],
+            [r.name for r in config.receivers],
+            hub_version(),
+            heartbeats=[h.name for h in config.heartbeats],
         )
         self.store = Store(
             config.storage.path,
@@ -79,6 +95,8 @@ class Runtime:
         self.ack_secret = b""
         self.sender: Sender | None = None
         self.dispatcher: Dispatcher | None = None
+        self.escalator: Escalator | None = None
+        self.watchdog: heartbeats.Watchdog | None = None
         self._tasks: list[asyncio.Task] = []
 
     def current_rules(self) -> Rules:
@@ -102,20 +120,44 @@ class Runtime:
             self._flushed,
             clock=self.clock,
         )
+        self.escalator = Escalator(
+            self.store,
+            self.current_rules,
+            self.links,
+            self.active_silences,
+            self._escalated,
+            clock=self.clock,
+        )
+        self.watchdog = heartbeats.Watchdog(
+            self.store, self.current_rules, self.show_heartbeats, clock=self.clock
+        )
+        await self.watchdog.sync()
         self._tasks = [
             asyncio.create_task(self.sender.run(), name="hub-outbox"),
             asyncio.create_task(self.dispatcher.run(), name="hub-dispatcher"),
+            asyncio.create_task(self.escalator.run(), name="hub-escalator"),
+            asyncio.create_task(self.watchdog.run(), name="hub-watchdog"),
         ]
-        self.scheduler.add_job(
-            self.store.checkpoint, "interval", seconds=CHECKPOINT_SECONDS, id="wal-checkpoint"
-        )
-        self.scheduler.start()
+        self._schedule_housekeeping()
         log.info(
             "event=hub_started store=%s sources=%d receivers=%d",
             self.config.storage.path,
             len(self.config.sources),
             len(self.config.receivers),
         )
+
+    def _schedule_housekeeping(self) -> None:
+        """Periodic jobs off the hot path: the WAL checkpoint and retention."""
+        self.scheduler.add_job(
+            self.store.checkpoint, "interval", seconds=CHECKPOINT_SECONDS, id="wal-checkpoint"
+        )
+        self.scheduler.add_job(
+            self.prune, "interval", seconds=RETENTION_SECONDS, id="retention", coalesce=True
+        )
+        self.scheduler.start()
+
+    async def prune(self) -> dict[str, int]:
+        return await retention.prune(self.store, self.config.retention, self.clock())
 
     def _ack_secret(self, tx: Tx) -> bytes:
         """The configured secret, else one generated once and kept in the store."""
@@ -133,11 +175,33 @@ class Runtime:
         if flushed.enqueued and self.sender is not None:
             self.sender.poke()
 
+    def _escalated(self, fired: Fired) -> None:
+        for outcome, count in fired.outcomes.items():
+            self.metrics.escalation_steps.labels(outcome).inc(count)
+        if fired.enqueued and self.sender is not None:
+            self.sender.poke()
+
+    def show_heartbeats(self, rows: list[dict]) -> None:
+        """Heartbeats changed (pinged, overdue, synced): bring their gauges up to date and
+        let the dispatcher and escalator see the alerts they raised or resolved."""
+        for row in rows:
+            self.metrics.heartbeat_last_ping.labels(row["name"]).set(row["last_ping"] or 0)
+            self.metrics.heartbeat_overdue.labels(row["name"]).set(row["overdue"])
+        if rows:
+            self.changed()
+
+    def forget_heartbeat(self, name: str) -> None:
+        """A deleted heartbeat's series go away with it."""
+        for gauge in (self.metrics.heartbeat_last_ping, self.metrics.heartbeat_overdue):
+            with contextlib.suppress(KeyError):
+                gauge.remove(name)
+
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self.dispatcher is not None:
-            self.dispatcher.stop()
+        for worker in (self.dispatcher, self.escalator, self.watchdog):
+            if worker is not None:
+                worker.stop()
         if self.sender is not None:
             await self.sender.shutdown()
         for task in self._tasks:
@@ -156,9 +220,10 @@ class Runtime:
         }
 
     def changed(self) -> None:
-        """Incidents changed: let the dispatcher look now."""
-        if self.dispatcher is not None:
-            self.dispatcher.poke()
+        """Incidents changed: let the dispatcher, escalator and watchdog look now."""
+        for worker in (self.dispatcher, self.escalator, self.watchdog):
+            if worker is not None:
+                worker.poke()
 
     def active_silences(self, now: datetime) -> list[silences.Silence]:
         """Every silence in force at ``now``: the config's static ones and the API's."""
@@ -234,6 +299,8 @@ def create_app(
             *api.HANDLERS,
             *api_incidents.HANDLERS,
             *api_events.HANDLERS,
+            *api_heartbeats.HANDLERS,
+            *api_oncall.HANDLERS,
         ],
         lifespan=[lifespan],
         state=State({"hub": runtime}),

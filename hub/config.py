@@ -10,7 +10,7 @@ import re
 import tomllib
 import types
 import typing
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,6 +23,7 @@ from hub.events import Severity, Status
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+SCHEDULE_PREFIX = "schedule:"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -251,6 +252,82 @@ class Incidents(Struct):
     reopen_window: Duration = Duration(0)
 
 
+class EscalationStep(Struct):
+    """Who is told ``after`` this long since the chain (or its repeat) started."""
+
+    notify: list[str]
+    after: Duration = Duration(0)
+
+
+class Escalation(Struct):
+    """An ``[[escalations]]`` policy: steps run until the incident is acknowledged or
+    resolved; ``repeat`` runs the chain that many more times, each run starting
+    ``repeat_after`` after the previous run's last step."""
+
+    name: str
+    steps: list[EscalationStep]
+    repeat: int = 0
+    repeat_after: Duration = Duration(300)
+
+
+class Person(Struct):
+    """Someone on a schedule and the Apprise URLs that reach them."""
+
+    name: str
+    urls: list[str]
+
+
+class Rotation(Struct):
+    """Participants take turns of ``length``, handing off at ``handoff`` (local time,
+    "HH:MM") from the ``start`` date on."""
+
+    participants: list[str]
+    start: date
+    name: str = ""
+    length: Duration = Duration(604800)
+    handoff: str = "09:00"
+
+
+class Override(Struct):
+    """``person`` is on call instead of the rotation from ``starts_at`` to ``ends_at``."""
+
+    person: str
+    starts_at: Timestamp
+    ends_at: Timestamp
+
+
+class Schedule(Struct):
+    """An ``[[schedules]]`` entry: who is on call when (see ``hub.oncall``)."""
+
+    name: str
+    people: list[Person]
+    rotations: list[Rotation]
+    time_zone: str = "UTC"
+    overrides: list[Override] = []
+
+    def person(self, name: str) -> Person | None:
+        return next((p for p in self.people if p.name == name), None)
+
+
+class Heartbeat(Struct):
+    """A dead man's switch: a ping is expected every ``period``, ``grace`` more is allowed."""
+
+    name: str
+    period: Duration
+    grace: Duration = Duration(60)
+    labels: dict[str, str] = {}
+    severity: Severity = "critical"
+    summary: str = ""
+
+
+class Retention(Struct):
+    """How long stored things are kept; older ones are deleted in the background."""
+
+    events: Duration = Duration(30 * 86400)
+    history: Duration = Duration(90 * 86400)
+    resolved_incidents: Duration = Duration(90 * 86400)
+
+
 class Config(Struct, kw_only=True):
     server: Server = msgspec.field(default_factory=Server)
     storage: Storage = msgspec.field(default_factory=Storage)
@@ -266,12 +343,33 @@ class Config(Struct, kw_only=True):
     flapping: Flapping = msgspec.field(default_factory=Flapping)
     incidents: Incidents = msgspec.field(default_factory=Incidents)
     templates: dict[str, str] = {}
+    escalations: list[Escalation] = []
+    schedules: list[Schedule] = []
+    heartbeats: list[Heartbeat] = []
+    retention: Retention = msgspec.field(default_factory=Retention)
 
     def source(self, name: str) -> Source | None:
         return next((s for s in self.sources if s.name == name), None)
 
     def receiver(self, name: str) -> Receiver | None:
-        return next((r for r in self.receivers if r.name == name), None)
+        """A ``[[receivers]]`` entry, or a schedule's person as ``schedule:NAME/PERSON``
+        (what an escalation step to ``schedule:NAME`` sends to)."""
+        found = next((r for r in self.receivers if r.name == name), None)
+        return found if found is not None else self._person(name)
+
+    def _person(self, name: str) -> Receiver | None:
+        if not name.startswith(SCHEDULE_PREFIX):
+            return None
+        schedule_name, _, person_name = name.removeprefix(SCHEDULE_PREFIX).partition("/")
+        schedule = self.schedule(schedule_name)
+        person = schedule.person(person_name) if schedule else None
+        return Receiver(name=name, urls=person.urls) if person else None
+
+    def escalation(self, name: str | None) -> Escalation | None:
+        return next((e for e in self.escalations if e.name == name), None)
+
+    def schedule(self, name: str) -> Schedule | None:
+        return next((s for s in self.schedules if s.name == name), None)
 
 
 def _dec_hook(type_: type, value: Any) -> Any:
@@ -414,7 +512,7 @@ def _is_struct(type_: Any) -> bool:
 
 def check(config: Config) -> list[str]:
     """Cross references and semantic rules that the types alone cannot express."""
-    from hub import auth, channels, limits, routing, templates
+    from hub import auth, channels, escalation, heartbeats, limits, oncall, routing, templates
     from hub.decoders import DECODERS, generic
 
     problems = _duplicates("sources", [s.name for s in config.sources])
@@ -442,7 +540,29 @@ def check(config: Config) -> list[str]:
     problems += routing.check(config.route)
     problems += channels.check(config.receivers)
     problems += templates.check(config)
+    problems += _check_schedules(config, oncall.problems) + escalation.problems(config)
+    problems += heartbeats.problems(config.heartbeats) + _check_retention(config.retention)
     return problems
+
+
+def _check_schedules(
+    config: Config, schedule_problems: typing.Callable[[Schedule], list[str]]
+) -> list[str]:
+    """Unique names for policies, schedules and heartbeats; each schedule's own rules."""
+    problems = _duplicates("escalations", [e.name for e in config.escalations])
+    problems += _duplicates("schedules", [s.name for s in config.schedules])
+    problems += _duplicates("heartbeats", [h.name for h in config.heartbeats])
+    for i, schedule in enumerate(config.schedules):
+        problems += _under(f"schedules[{i}] ({schedule.name})", schedule_problems(schedule))
+    return problems
+
+
+def _check_retention(retention: Retention) -> list[str]:
+    return [
+        f"retention.{key}: must be longer than 0s"
+        for key in ("events", "history", "resolved_incidents")
+        if getattr(retention, key) <= 0
+    ]
 
 
 def _check_api(api: Api) -> list[str]:
@@ -472,6 +592,8 @@ def _check_route(config: Config, route: Route, path: str) -> list[str]:
             for name in getattr(route, key)
             if name not in intervals
         ]
+    if route.escalation is not None and config.escalation(route.escalation) is None:
+        problems.append(f'{path}.escalation: undefined escalation "{route.escalation}"')
     for i, child in enumerate(route.routes):
         problems += _check_route(config, child, f"{path}.routes[{i}]")
     return problems

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from hub import incidents, routing
+from hub import escalation, incidents, routing
 from hub.alerts import Outcome, matchable
 from hub.errors import Conflict, NotFound
 from hub.events import SEVERITIES
@@ -65,9 +65,11 @@ def _place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
         changes = {"status": "open", "resolved_at": None, "resolved_by": None, "updated_at": now}
         tx.update("incidents", last["id"], changes)
         tx.add_timeline(last["id"], now, "reopened", HUB_ACTOR, {})
+        escalation.restart(tx, last["id"], now)
         incident = {**last, **changes}
     else:
         incident = _open(tx, alert, key, owner, [m.receiver for m in others], now)
+        escalation.begin(tx, incident["id"], rules.config.escalation(owner.escalation), now)
     tx.update("alerts", alert["id"], {"incident_id": incident["id"]})
     tx.add_timeline(incident["id"], now, "alert_joined", None, _about(alert))
     waits = (incident["timing"]["group_wait"], incident["timing"]["group_interval"])
@@ -159,6 +161,7 @@ def act(tx: Tx, incident_id: int, action: str, actor: str, comment: str, now: fl
             {"status": "open", "acknowledged_at": None, "acknowledged_by": None, "updated_at": now},
         )
         tx.add_timeline(incident_id, now, "unacknowledged", actor, {"comment": comment})
+        escalation.resume(tx, incident_id, now)
     elif action == "resolve":
         tx.update(
             "incidents",

@@ -61,6 +61,25 @@ def flush(
     due = tx.due_receivers(now, FLUSH_BATCH)
     if not due:
         return result
+    muted_at_now = mute_stage(tx, now, rules, active_silences)
+    for row in due:
+        incident = tx.incident(row["incident_id"])
+        alerts = tx.incident_alerts(row["incident_id"])
+        if incident is None or not alerts:
+            tx.set_receiver_state(row["incident_id"], row["receiver"], {"due_at": None})
+            continue
+        muted = muted_at_now(alerts)
+        _flush_one(tx, row, incident, alerts, muted, now, rules, links, result)
+    return result
+
+
+MuteStage = Callable[[list[dict]], dict[str, str]]
+"""Alerts -> {fingerprint: reason} for those held back at one moment."""
+
+
+def mute_stage(tx: Tx, now: float, rules: Rules, active_silences: Sequence[Silence]) -> MuteStage:
+    """The send-time mute decision at ``now``, shared by grouping and escalation so a
+    silenced alert neither notifies nor pages."""
     firing = tx.firing_alert_labels() if rules.inhibit_rules else []
     inhibitor = Inhibitor(rules.inhibit_rules, firing)
     moment = datetime.fromtimestamp(now, UTC)
@@ -71,17 +90,9 @@ def flush(
             owner.mute_time_intervals, owner.active_time_intervals, rules.intervals, moment
         )
 
-    for row in due:
-        incident = tx.incident(row["incident_id"])
-        alerts = tx.incident_alerts(row["incident_id"])
-        if incident is None or not alerts:
-            tx.set_receiver_state(row["incident_id"], row["receiver"], {"due_at": None})
-            continue
-        muted = mute.reasons(
-            alerts, moment, active_silences, inhibitor, route_muted, rules.flapping
-        )
-        _flush_one(tx, row, incident, alerts, muted, now, rules, links, result)
-    return result
+    return lambda alerts: mute.reasons(
+        alerts, moment, active_silences, inhibitor, route_muted, rules.flapping
+    )
 
 
 def _flush_one(
@@ -116,7 +127,7 @@ def _flush_one(
         tx.set_receiver_state(incident["id"], row["receiver"], {"due_at": due.timestamp()})
         return
     _count_muted(result, muted)
-    result.enqueued += _enqueue(tx, incident, row["receiver"], visible, now, rules, links)
+    result.enqueued += enqueue(tx, incident, row["receiver"], visible, now, rules, links)
     sent = grouping.Delivery(
         state.first_seen, _time(now), grouping.content_hash(pairs, send_resolved)
     )
@@ -161,7 +172,7 @@ def _count_muted(result: Flushed, muted: dict[str, str]) -> None:
         result.suppressed[reason] = result.suppressed.get(reason, 0) + 1
 
 
-def _enqueue(
+def enqueue(
     tx: Tx,
     incident: dict,
     receiver_name: str,
@@ -170,6 +181,10 @@ def _enqueue(
     rules: Rules,
     links: Links,
 ) -> int:
+    """Render the context once and write one outbox row per URL of the receiver.
+
+    Shared by grouping and escalation steps, so both send the same message with the
+    same signed ack link. Returns the rows written."""
     receiver = rules.config.receiver(receiver_name)
     if receiver is None:
         log.warning("event=receiver_missing incident=%d receiver=%s", incident["id"], receiver_name)

@@ -204,6 +204,55 @@ def m004_audit(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m005_escalation(db: sqlite_utils.Database) -> None:
+    """One escalation per incident (keyed by the incident's id): the policy copied when
+    the incident opened, the next step and when it is due. Plus the indexes retention
+    deletes by."""
+    db.executescript(
+        """
+        CREATE TABLE escalations (
+            id INTEGER PRIMARY KEY REFERENCES incidents (id),
+            policy TEXT NOT NULL,
+            plan TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            next_step INTEGER NOT NULL DEFAULT 0,
+            due_at REAL
+        );
+        CREATE INDEX escalations_due ON escalations (due_at) WHERE due_at IS NOT NULL;
+        CREATE INDEX deliveries_received ON deliveries (received_at);
+        CREATE INDEX alert_history_recorded ON alert_history (recorded_at);
+        CREATE INDEX alert_history_event ON alert_history (event_id);
+        CREATE INDEX events_alert ON events (alert_id);
+        CREATE INDEX incidents_resolved ON incidents (resolved_at) WHERE status = 'resolved';
+        """
+    )
+
+
+@migrations()
+def m006_heartbeats(db: sqlite_utils.Database) -> None:
+    """Heartbeats from the config and the API, with their deadlines (rebuilt on start)."""
+    db.executescript(
+        """
+        CREATE TABLE heartbeats (
+            name TEXT PRIMARY KEY,
+            origin TEXT NOT NULL,
+            period REAL NOT NULL,
+            grace REAL NOT NULL,
+            labels TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_ping REAL,
+            started_at REAL,
+            deadline REAL,
+            overdue INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX heartbeats_deadline ON heartbeats (deadline) WHERE deadline IS NOT NULL;
+        """
+    )
+
+
+@migrations()
 def m007_incident_counts(db: sqlite_utils.Database) -> None:
     """Keep per-incident counts incrementally, so a change never scans an incident.
 
@@ -362,6 +411,110 @@ class Tx:
             f"UPDATE incident_receivers SET {assignments} WHERE incident_id = ? AND receiver = ?",
             (*changes.values(), incident_id, receiver),
         )
+
+    # escalations -------------------------------------------------------------
+
+    def escalation(self, incident_id: int) -> dict | None:
+        row = _one(self.conn.execute("SELECT * FROM escalations WHERE id = ?", (incident_id,)))
+        return _decode_escalation(row) if row else None
+
+    def due_escalations(self, now: float, limit: int) -> list[dict]:
+        cursor = self.conn.execute(
+            "SELECT * FROM escalations WHERE due_at IS NOT NULL AND due_at <= ?"
+            " ORDER BY due_at LIMIT ?",
+            (now, limit),
+        )
+        return [_decode_escalation(row) for row in _all(cursor)]
+
+    # heartbeats --------------------------------------------------------------
+
+    def heartbeat(self, name: str) -> dict | None:
+        row = _one(self.conn.execute("SELECT * FROM heartbeats WHERE name = ?", (name,)))
+        return _decode_heartbeat(row) if row else None
+
+    def due_heartbeats(self, now: float, limit: int) -> list[dict]:
+        cursor = self.conn.execute(
+            "SELECT * FROM heartbeats WHERE deadline IS NOT NULL AND deadline <= ?"
+            " ORDER BY deadline LIMIT ?",
+            (now, limit),
+        )
+        return [_decode_heartbeat(row) for row in _all(cursor)]
+
+    def save_heartbeat(self, row: dict) -> None:
+        """Insert or replace one heartbeat row (definition and ping state)."""
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        updates = ", ".join(f"{column} = excluded.{column}" for column in row)
+        self.conn.execute(
+            f"INSERT INTO heartbeats ({columns}) VALUES ({marks})"
+            f" ON CONFLICT (name) DO UPDATE SET {updates}",
+            _encode_values(row),
+        )
+
+    def delete_heartbeat(self, name: str) -> None:
+        self.conn.execute("DELETE FROM heartbeats WHERE name = ?", (name,))
+
+    def drop_config_heartbeats(self, keep: list[str]) -> None:
+        """Forget config heartbeats that are no longer in the config."""
+        self.conn.execute(
+            f"DELETE FROM heartbeats WHERE origin = 'config' AND name NOT IN ({_marks(keep)})",
+            keep,
+        )
+
+    # retention ---------------------------------------------------------------
+
+    def prune_deliveries(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` deliveries received before ``before``, with their events
+        (history rows outlive them and lose only the link to the event)."""
+        ids = self._ids("SELECT id FROM deliveries WHERE received_at < ? LIMIT ?", before, limit)
+        if not ids:
+            return 0
+        events = f"SELECT id FROM events WHERE delivery_id IN ({_marks(ids)})"
+        self.conn.execute(
+            f"UPDATE alert_history SET event_id = NULL WHERE event_id IN ({events})", ids
+        )
+        self.conn.execute(f"DELETE FROM events WHERE delivery_id IN ({_marks(ids)})", ids)
+        self.conn.execute(f"DELETE FROM deliveries WHERE id IN ({_marks(ids)})", ids)
+        return len(ids)
+
+    def prune_history(self, before: float, limit: int) -> int:
+        ids = self._ids("SELECT id FROM alert_history WHERE recorded_at < ? LIMIT ?", before, limit)
+        if not ids:
+            return 0
+        self.conn.execute(f"DELETE FROM alert_history WHERE id IN ({_marks(ids)})", ids)
+        return len(ids)
+
+    def prune_incidents(self, before: float, limit: int) -> int:
+        """Delete resolved incidents resolved before ``before`` with everything hanging off
+        them: timeline, grouping and escalation state, notifications and their attempts,
+        and their alerts that are resolved too (with those alerts' events and history)."""
+        ids = self._ids(
+            "SELECT id FROM incidents WHERE status = 'resolved' AND resolved_at < ? LIMIT ?",
+            before,
+            limit,
+        )
+        if not ids:
+            return 0
+        marks = _marks(ids)
+        notifications = f"SELECT id FROM notifications WHERE incident_id IN ({marks})"
+        alerts = f"SELECT id FROM alerts WHERE incident_id IN ({marks}) AND status = 'resolved'"
+        for sql in (
+            f"DELETE FROM notification_attempts WHERE notification_id IN ({notifications})",
+            f"DELETE FROM notifications WHERE incident_id IN ({marks})",
+            f"DELETE FROM timeline WHERE incident_id IN ({marks})",
+            f"DELETE FROM incident_receivers WHERE incident_id IN ({marks})",
+            f"DELETE FROM escalations WHERE id IN ({marks})",
+            f"DELETE FROM alert_history WHERE alert_id IN ({alerts})",
+            f"DELETE FROM events WHERE alert_id IN ({alerts})",
+            f"DELETE FROM alerts WHERE incident_id IN ({marks}) AND status = 'resolved'",
+            f"UPDATE alerts SET incident_id = NULL WHERE incident_id IN ({marks})",
+            f"DELETE FROM incidents WHERE id IN ({marks})",
+        ):
+            self.conn.execute(sql, ids)
+        return len(ids)
+
+    def _ids(self, sql: str, *params: object) -> list[int]:
+        return [row[0] for row in self.conn.execute(sql, params).fetchall()]
 
     def get_setting(self, name: str) -> str | None:
         row = self.conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
@@ -747,6 +900,28 @@ class Store:
         )
         return row["due"] if row else None
 
+    def next_escalation_due(self) -> float | None:
+        row = self.query_one("SELECT MIN(due_at) AS due FROM escalations WHERE due_at IS NOT NULL")
+        return row["due"] if row else None
+
+    def next_heartbeat_deadline(self) -> float | None:
+        row = self.query_one(
+            "SELECT MIN(deadline) AS due FROM heartbeats WHERE deadline IS NOT NULL"
+        )
+        return row["due"] if row else None
+
+    def heartbeats(self) -> list[dict]:
+        rows = self.query("SELECT * FROM heartbeats ORDER BY name")
+        return [_decode_heartbeat(row) for row in rows]
+
+    def heartbeat(self, name: str) -> dict | None:
+        row = self.query_one("SELECT * FROM heartbeats WHERE name = ?", (name,))
+        return _decode_heartbeat(row) if row else None
+
+    def escalation(self, incident_id: int) -> dict | None:
+        row = self.query_one("SELECT * FROM escalations WHERE id = ?", (incident_id,))
+        return _decode_escalation(row) if row else None
+
     def notifications(self, filters: dict[str, object], limit: int = 100) -> list[dict]:
         """The delivery log, newest first; ``filters`` are column -> value equalities."""
         where = " AND ".join(f"{column} = :{column}" for column in filters) or "1"
@@ -865,6 +1040,10 @@ def _settle(future: asyncio.Future, result: Any, error: BaseException | None) ->
         future.set_result(result)
 
 
+def _marks(values: list) -> str:
+    return ", ".join("?" for _ in values)
+
+
 def _one(cursor: sqlite3.Cursor) -> dict | None:
     row = cursor.fetchone()
     return dict(row) if row else None
@@ -887,6 +1066,14 @@ def _decode_incident(row: dict) -> dict:
         "receivers": _decode_json(row["receivers"]),
         "timing": _decode_json(row["timing"]),
     }
+
+
+def _decode_heartbeat(row: dict) -> dict:
+    return {**row, "labels": _decode_json(row["labels"])}
+
+
+def _decode_escalation(row: dict) -> dict:
+    return {**row, "plan": _decode_json(row["plan"])}
 
 
 def _decode_alert(row: dict) -> dict:

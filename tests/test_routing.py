@@ -5,9 +5,12 @@ import pytest
 from hub import config, routing
 from hub.errors import ConfigError
 
-RECEIVERS = "".join(
-    f'[[receivers]]\nname = "{name}"\nurls = ["json://localhost/{name}"]\n'
-    for name in ("default", "db", "web", "pager", "audit", "ops")
+RECEIVERS = (
+    "".join(
+        f'[[receivers]]\nname = "{name}"\nurls = ["json://localhost/{name}"]\n'
+        for name in ("default", "db", "web", "pager", "audit", "ops")
+    )
+    + '[[escalations]]\nname = "night"\nsteps = [{ notify = ["pager"] }]\n'
 )
 
 TREE = """

@@ -1,0 +1,124 @@
+"""Heartbeat pings (``/ping/{name}``, ``/fail``, ``/start``) and ``/api/v1/heartbeats``.
+
+Ping URLs take no token, as with healthchecks.io: cron jobs and scripts call them
+with nothing but curl, and the heartbeat's name is the secret, so pick names that
+are hard to guess when the hub is reachable from untrusted networks. The worst a
+stranger who knows a name can do is hide or fake one job's outage. An unknown
+name gets 404. The management API is guarded like the rest of ``/api/v1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post, route
+from litestar.params import FromPath
+
+from hub import heartbeats
+from hub.access import require
+from hub.api import iso
+from hub.config import Duration, Heartbeat
+from hub.decoders.common import parse_json
+from hub.errors import InvalidPayload
+from hub.events import Severity
+
+_PING_METHODS = ["GET", "POST"]
+_SHOWN_TIMES = ("created_at", "last_ping", "started_at", "deadline")
+
+
+class NewHeartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The body of ``POST /api/v1/heartbeats``: the keys of ``[[heartbeats]]``."""
+
+    name: str
+    period: str
+    grace: str = "60s"
+    labels: dict[str, str] = {}
+    severity: Severity = "critical"
+    summary: str = ""
+
+
+async def _ping(request: Request, name: str, kind: heartbeats.Ping) -> Response:
+    hub = request.app.state.hub
+    now, rules = hub.clock(), hub.current_rules()
+    row = await hub.store.write(lambda tx: heartbeats.ping(tx, name, kind, now, rules))
+    hub.show_heartbeats([row])
+    return Response("OK\n", media_type="text/plain", status_code=200)
+
+
+@route("/ping/{name:str}", http_method=_PING_METHODS, summary="Heartbeat: the job ran")
+async def ping_success(request: Request, name: FromPath[str]) -> Response:
+    return await _ping(request, name, "success")
+
+
+@route("/ping/{name:str}/fail", http_method=_PING_METHODS, summary="Heartbeat: the job failed")
+async def ping_fail(request: Request, name: FromPath[str]) -> Response:
+    return await _ping(request, name, "fail")
+
+
+@route("/ping/{name:str}/start", http_method=_PING_METHODS, summary="Heartbeat: a run started")
+async def ping_start(request: Request, name: FromPath[str]) -> Response:
+    return await _ping(request, name, "start")
+
+
+@get("/api/v1/heartbeats", summary="List heartbeats", guards=[require("read")])
+async def list_heartbeats(request: Request) -> list[dict[str, Any]]:
+    return [present(row) for row in request.app.state.hub.store.heartbeats()]
+
+
+@post("/api/v1/heartbeats", summary="Create a heartbeat", guards=[require("write")])
+async def create_heartbeat(request: Request) -> dict[str, Any]:
+    """201 with the heartbeat; 409 when the name is taken, 422 naming a bad field."""
+    hub = request.app.state.hub
+    definition = _definition(parse_json(await request.body(), NewHeartbeat))
+    now = hub.clock()
+    row = await hub.store.write(lambda tx: heartbeats.create(tx, definition, now))
+    hub.show_heartbeats([row])
+    return present(row)
+
+
+@delete(
+    "/api/v1/heartbeats/{name:str}",
+    summary="Delete a heartbeat made through the API",
+    status_code=200,
+    guards=[require("write")],
+)
+async def delete_heartbeat(request: Request, name: FromPath[str]) -> dict[str, Any]:
+    """404 unknown, 409 from the config file; an open alert of the heartbeat resolves."""
+    hub = request.app.state.hub
+    now, rules = hub.clock(), hub.current_rules()
+    row = await hub.store.write(lambda tx: heartbeats.delete(tx, name, now, rules))
+    hub.forget_heartbeat(name)
+    return present(row)
+
+
+def _definition(body: NewHeartbeat) -> Heartbeat:
+    durations = {}
+    for key in ("period", "grace"):
+        try:
+            durations[key] = Duration.parse(getattr(body, key))
+        except ValueError as e:
+            raise InvalidPayload(str(e), field=f"$.{key}") from e
+    fields = msgspec.structs.asdict(body) | durations
+    definition = Heartbeat(**fields)
+    found = heartbeats.definition_problems(definition)
+    if found:
+        raise InvalidPayload("; ".join(found), field="$." + found[0].split(":", 1)[0])
+    return definition
+
+
+def present(row: dict[str, Any]) -> dict[str, Any]:
+    """A heartbeat as the API shows it: times in RFC 3339, ``state`` up/down/new."""
+    shown = {key: iso(value) if key in _SHOWN_TIMES else value for key, value in row.items()}
+    state = "down" if row["overdue"] else "up" if row["last_ping"] is not None else "new"
+    return {**shown, "overdue": bool(row["overdue"]), "state": state}
+
+
+HANDLERS = [
+    ping_success,
+    ping_fail,
+    ping_start,
+    list_heartbeats,
+    create_heartbeat,
+    delete_heartbeat,
+]

@@ -1,0 +1,77 @@
+"""``/api/v1/schedules``: the configured on-call schedules and who is on call when."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Request, get
+from litestar.params import FromPath, QueryParameter
+
+from hub import oncall
+from hub.access import require
+from hub.api import iso
+from hub.config import Schedule
+from hub.errors import InvalidPayload, NotFound
+
+
+@get("/api/v1/schedules", summary="List on-call schedules", guards=[require("read")])
+async def list_schedules(request: Request) -> list[dict[str, Any]]:
+    """Each schedule with its people (names only: their URLs are secrets) and who is on
+    call now."""
+    hub = request.app.state.hub
+    now = datetime.fromtimestamp(hub.clock(), UTC)
+    return [
+        {
+            "name": schedule.name,
+            "time_zone": schedule.time_zone,
+            "people": [p.name for p in schedule.people],
+            "on_call": answer(schedule, now),
+        }
+        for schedule in hub.config.schedules
+    ]
+
+
+@get(
+    "/api/v1/schedules/{name:str}/oncall",
+    summary="Who is on call at a time",
+    guards=[require("read")],
+)
+async def who_is_on_call(
+    request: Request,
+    name: FromPath[str],
+    at: Annotated[
+        str | None, QueryParameter(description="RFC 3339 time with an offset; default now")
+    ] = None,
+) -> dict[str, Any]:
+    """``person`` on call at ``at``, ``until`` when that changes, ``next`` who follows."""
+    hub = request.app.state.hub
+    schedule = hub.config.schedule(name)
+    if schedule is None:
+        raise NotFound(f"no schedule named {name!r}")
+    moment = _moment(at) if at else datetime.fromtimestamp(hub.clock(), UTC)
+    return answer(schedule, moment)
+
+
+def answer(schedule: Schedule, at: datetime) -> dict[str, Any]:
+    until = oncall.next_handoff(schedule, at)
+    return {
+        "schedule": schedule.name,
+        "at": iso(at.timestamp()),
+        "person": oncall.on_call(schedule, at),
+        "until": iso(until.timestamp()) if until else None,
+        "next": oncall.on_call(schedule, until) if until else None,
+    }
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise InvalidPayload(f"expected an RFC 3339 time, got {text!r}", field="at") from e
+    if moment.tzinfo is None:
+        raise InvalidPayload("give the time with an offset, e.g. 2026-03-29T09:00:00Z", "at")
+    return moment
+
+
+HANDLERS = [list_schedules, who_is_on_call]

@@ -1,0 +1,249 @@
+"""Escalation: an incident's policy runs step by step until someone acknowledges.
+
+When an incident opens, its route's ``[[escalations]]`` policy is copied onto it
+(``begin``), so a reload or restart half-way through changes nothing. The store is
+the source of truth: each incident's next step and its due time are a row, and the
+``Escalator`` worker sleeps until the earliest due time. After a restart the worker
+simply finds the steps that fell due while the hub was down and runs them at once.
+
+A step that falls due:
+  notified             the incident is open: the step's targets get the incident's
+                       unmuted firing alerts through the outbox, and the next step is set
+  skipped_muted        every firing alert is muted (silence, maintenance, ...): the step
+                       passes without notifying and the next step is set
+  skipped_acknowledged the chain pauses; ``resume`` (unacknowledge) picks it up again
+  skipped_resolved     the chain ends; a reopened incident ``restart``s it
+
+Step times count from when the chain started: step ``i`` of run ``r`` is due at
+``started_at + r * (last step's after + repeat_after) + steps[i].after``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+
+from hub import config, dispatch, oncall
+from hub.config import SCHEDULE_PREFIX
+from hub.dispatch import Links
+from hub.rules import Rules
+from hub.silences import Silence
+from hub.store import Store, Tx
+from hub.worker import Worker
+
+log = logging.getLogger("hub.escalation")
+
+BATCH = 100
+
+
+class Step(msgspec.Struct, frozen=True):
+    after: float
+    notify: list[str]
+
+
+class Plan(msgspec.Struct, frozen=True):
+    """The copy of a policy an incident keeps (times in seconds)."""
+
+    steps: list[Step]
+    repeat: int = 0
+    repeat_after: float = 0.0
+
+    @classmethod
+    def from_policy(cls, policy: config.Escalation) -> Plan:
+        steps = [Step(float(s.after), list(s.notify)) for s in policy.steps]
+        return cls(steps, policy.repeat, float(policy.repeat_after))
+
+    def due(self, started_at: float, index: int) -> float | None:
+        """When step ``index`` (counting across repeats) is due; None past the end."""
+        if index >= len(self.steps) * (self.repeat + 1):
+            return None
+        run, step = divmod(index, len(self.steps))
+        run_length = self.steps[-1].after + self.repeat_after
+        return started_at + run * run_length + self.steps[step].after
+
+
+@dataclass
+class Fired:
+    """What one round did: steps by outcome, and notifications enqueued."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+    enqueued: int = 0
+
+
+def begin(tx: Tx, incident_id: int, policy: config.Escalation | None, now: float) -> None:
+    """Copy the policy onto a newly opened incident and schedule its first step."""
+    if policy is None:
+        return
+    plan = Plan.from_policy(policy)
+    row = {
+        "id": incident_id,
+        "policy": policy.name,
+        "plan": msgspec.to_builtins(plan),
+        "started_at": now,
+        "next_step": 0,
+        "due_at": plan.due(now, 0),
+    }
+    tx.insert("escalations", row)
+
+
+def restart(tx: Tx, incident_id: int, now: float) -> None:
+    """A reopened incident runs its chain again from the first step."""
+    row = tx.escalation(incident_id)
+    if row is not None:
+        changes = {"started_at": now, "next_step": 0, "due_at": _plan(row).due(now, 0)}
+        tx.update("escalations", incident_id, changes)
+
+
+def resume(tx: Tx, incident_id: int, now: float) -> None:
+    """Unacknowledged: the pending step is due at its time, or now if that has passed."""
+    row = tx.escalation(incident_id)
+    if row is None:
+        return
+    due = _plan(row).due(row["started_at"], row["next_step"])
+    tx.update("escalations", incident_id, {"due_at": None if due is None else max(due, now)})
+
+
+def fire_due(tx: Tx, now: float, rules: Rules, links: Links, silences: list[Silence]) -> Fired:
+    """Run every step due at ``now`` (the write function of one worker round)."""
+    fired = Fired()
+    due = tx.due_escalations(now, BATCH)
+    if not due:
+        return fired
+    muted = dispatch.mute_stage(tx, now, rules, silences)
+    for row in due:
+        incident = tx.incident(row["id"])
+        visible = _visible(tx, incident, muted) if incident else []
+        outcome = _outcome(incident, visible)
+        fired.outcomes[outcome] = fired.outcomes.get(outcome, 0) + 1
+        if outcome == "notified":
+            fired.enqueued += _notify(tx, incident, row, visible, now, rules, links)  # type: ignore[arg-type]
+        _advance(tx, row, outcome)
+    return fired
+
+
+def _outcome(incident: dict | None, visible: list[dict]) -> str:
+    if incident is None or incident["status"] == "resolved":
+        return "skipped_resolved"
+    if incident["status"] == "acknowledged":
+        return "skipped_acknowledged"
+    return "notified" if visible else "skipped_muted"
+
+
+def _visible(tx: Tx, incident: dict, muted: dispatch.MuteStage) -> list[dict]:
+    """The incident's firing alerts that no silence, inhibition or window holds back."""
+    firing = [a for a in tx.incident_alerts(incident["id"]) if a["status"] == "firing"]
+    held = muted(firing)
+    return [a for a in firing if a["fingerprint"] not in held]
+
+
+def _plan(row: dict) -> Plan:
+    return msgspec.convert(row["plan"], Plan)
+
+
+def _advance(tx: Tx, row: dict, outcome: str) -> None:
+    """After a step: set the next one, or pause (acknowledged) or end (resolved)."""
+    if outcome in ("skipped_acknowledged", "skipped_resolved"):
+        tx.update("escalations", row["id"], {"due_at": None})
+        return
+    following = row["next_step"] + 1
+    due = _plan(row).due(row["started_at"], following)
+    tx.update("escalations", row["id"], {"next_step": following, "due_at": due})
+
+
+def _notify(
+    tx: Tx,
+    incident: dict,
+    row: dict,
+    visible: list[dict],
+    now: float,
+    rules: Rules,
+    links: Links,
+) -> int:
+    plan = _plan(row)
+    run, index = divmod(row["next_step"], len(plan.steps))
+    moment = datetime.fromtimestamp(now, UTC)
+    targets = list(receivers(plan.steps[index].notify, rules.config, moment))
+    enqueued = sum(
+        dispatch.enqueue(tx, incident, target, visible, now, rules, links) for target in targets
+    )
+    detail = {"step": index + 1, "run": run + 1, "policy": row["policy"], "notified": targets}
+    tx.add_timeline(incident["id"], now, "escalated", None, detail)
+    return enqueued
+
+
+def receivers(targets: list[str], cfg: config.Config, at: datetime) -> Iterator[str]:
+    """The receiver names a step's targets mean at ``at``: ``schedule:NAME`` becomes
+    whoever is on call then (``schedule:NAME/PERSON``), other names stay as they are."""
+    for target in targets:
+        if not target.startswith(SCHEDULE_PREFIX):
+            yield target
+            continue
+        schedule = cfg.schedule(target.removeprefix(SCHEDULE_PREFIX))
+        person = oncall.on_call(schedule, at) if schedule else None
+        if person is None:
+            log.warning("event=nobody_on_call target=%s", target)
+            continue
+        yield f"{target}/{person}"
+
+
+def problems(cfg: config.Config) -> list[str]:
+    """Policies must have steps in time order that notify something that exists."""
+    found = []
+    targets = {r.name for r in cfg.receivers} | {
+        f"{SCHEDULE_PREFIX}{s.name}" for s in cfg.schedules
+    }
+    for i, policy in enumerate(cfg.escalations):
+        where = f"escalations[{i}] ({policy.name})"
+        if not policy.steps:
+            found.append(f"{where}.steps: at least one step is needed")
+        if policy.repeat < 0:
+            found.append(f"{where}.repeat: must be 0 or more")
+        for j, step in enumerate(policy.steps):
+            if j and step.after < policy.steps[j - 1].after:
+                found.append(f"{where}.steps[{j}].after: must not be earlier than the step before")
+            found += [
+                f'{where}.steps[{j}].notify: undefined receiver or schedule "{name}"'
+                for name in step.notify
+                if name not in targets
+            ]
+            if not step.notify:
+                found.append(f"{where}.steps[{j}].notify: name at least one receiver or schedule")
+    return found
+
+
+class Escalator(Worker):
+    """The background task that runs escalation steps when they fall due."""
+
+    name = "escalator"
+
+    def __init__(
+        self,
+        store: Store,
+        rules: Callable[[], Rules],
+        links: Callable[[], Links],
+        silences: Callable[[datetime], list[Silence]],
+        on_fired: Callable[[Fired], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(clock)
+        self.store = store
+        self.rules = rules
+        self.links = links
+        self.silences = silences
+        self.on_fired = on_fired
+
+    async def round(self) -> bool:
+        now = self.clock()
+        rules, links = self.rules(), self.links()
+        active = self.silences(datetime.fromtimestamp(now, UTC))
+        fired = await self.store.write(lambda tx: fire_due(tx, now, rules, links, active))
+        self.on_fired(fired)
+        return sum(fired.outcomes.values()) >= BATCH
+
+    def next_due(self) -> float | None:
+        return self.store.next_escalation_due()

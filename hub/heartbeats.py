@@ -1,0 +1,216 @@
+"""Heartbeats: named dead man's switches. A ping resets the deadline; a missed deadline,
+a ``fail`` ping, or a ``start`` ping with no completion within ``grace`` raises a
+firing alert; the next ping resolves it.
+
+The alert goes through the normal ingest path (``apply_delivery`` with source
+``heartbeat``, fingerprint ``heartbeat:NAME`` and the heartbeat's labels plus
+``heartbeat=NAME``), so it is routed, grouped, escalated and silenced like any
+other, in the same transaction that records the ping or the missed deadline.
+
+Deadlines are rows in the store: the ``Watchdog`` worker sleeps until the earliest
+one, so a deadline that passed while the hub was stopped fires as soon as it starts.
+A heartbeat's first deadline counts from when it was created: one that never pings
+fires too.
+
+Config heartbeats are copied into the store at start and on reload (``sync``);
+the API adds and removes its own.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import msgspec
+
+from hub import config
+from hub.decoders.common import Decoded
+from hub.errors import Conflict, NotFound
+from hub.events import Event
+from hub.ingest import Delivery, apply_delivery
+from hub.rules import Rules
+from hub.store import Store, Tx
+from hub.worker import Worker
+
+SOURCE = "heartbeat"
+BATCH = 100
+Ping = Literal["success", "fail", "start"]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_encode = msgspec.json.Encoder().encode
+
+
+def fingerprint(name: str) -> str:
+    return f"{SOURCE}:{name}"
+
+
+def sync(tx: Tx, heartbeats: list[config.Heartbeat], now: float) -> None:
+    """Make the stored config heartbeats match the config, keeping their ping state."""
+    tx.drop_config_heartbeats([h.name for h in heartbeats])
+    for heartbeat in heartbeats:
+        stored = tx.heartbeat(heartbeat.name)
+        tx.save_heartbeat(_defined(heartbeat, "config", stored, now))
+
+
+def create(tx: Tx, heartbeat: config.Heartbeat, now: float) -> dict:
+    """A heartbeat made through the API; 409 when the name is taken."""
+    if tx.heartbeat(heartbeat.name) is not None:
+        raise Conflict(f"a heartbeat named {heartbeat.name!r} already exists")
+    row = _defined(heartbeat, "api", None, now)
+    tx.save_heartbeat(row)
+    return row
+
+
+def delete(tx: Tx, name: str, now: float, rules: Rules) -> dict:
+    """Remove an API heartbeat; its open alert, if any, is resolved first."""
+    row = _existing(tx, name)
+    if row["origin"] == "config":
+        raise Conflict(f"heartbeat {name!r} comes from the config file; remove it there")
+    if row["overdue"]:
+        _raise_alert(tx, row, "resolved", now, rules, "deleted")
+    tx.delete_heartbeat(name)
+    return {**row, "overdue": 0, "deadline": None}
+
+
+def ping(tx: Tx, name: str, kind: Ping, now: float, rules: Rules) -> dict:
+    """Record a ping: ``success`` resets (resolving an alert), ``fail`` fires at once,
+    ``start`` gives the run ``grace`` to finish. Returns the updated row."""
+    row = _existing(tx, name)
+    if kind == "fail":
+        changes = {"last_ping": now, "started_at": None, "deadline": None, "overdue": 1}
+        if not row["overdue"]:
+            _raise_alert(tx, row, "firing", now, rules, "failure reported")
+    elif kind == "start":
+        changes = {"started_at": now, "deadline": now + row["grace"]}
+    else:
+        deadline = now + row["period"] + row["grace"]
+        changes = {"last_ping": now, "started_at": None, "deadline": deadline, "overdue": 0}
+        if row["overdue"]:
+            _raise_alert(tx, row, "resolved", now, rules, "pinged")
+    updated = {**row, **changes}
+    tx.save_heartbeat(updated)
+    return updated
+
+
+def expire_due(tx: Tx, now: float, rules: Rules) -> list[dict]:
+    """Every heartbeat whose deadline passed becomes overdue and fires its alert."""
+    expired = []
+    for row in tx.due_heartbeats(now, BATCH):
+        reason = "started run did not finish" if row["started_at"] else "deadline missed"
+        _raise_alert(tx, row, "firing", now, rules, reason)
+        updated = {**row, "deadline": None, "overdue": 1}
+        tx.save_heartbeat(updated)
+        expired.append(updated)
+    return expired
+
+
+def _defined(heartbeat: config.Heartbeat, origin: str, stored: dict | None, now: float) -> dict:
+    """A row for the heartbeat's definition, keeping ping state from ``stored``."""
+    state = stored or {
+        "created_at": now,
+        "last_ping": None,
+        "started_at": None,
+        "overdue": 0,
+    }
+    row = {
+        **state,
+        "name": heartbeat.name,
+        "origin": origin,
+        "period": float(heartbeat.period),
+        "grace": float(heartbeat.grace),
+        "labels": heartbeat.labels,
+        "severity": heartbeat.severity,
+        "summary": heartbeat.summary,
+    }
+    return {**row, "deadline": _deadline(row)}
+
+
+def _deadline(row: dict) -> float | None:
+    """When the heartbeat fires unless pinged: None once it is overdue."""
+    if row["overdue"]:
+        return None
+    if row["started_at"] is not None:
+        return row["started_at"] + row["grace"]
+    return (row["last_ping"] or row["created_at"]) + row["period"] + row["grace"]
+
+
+def _raise_alert(tx: Tx, row: dict, status: str, now: float, rules: Rules, reason: str) -> None:
+    """Feed the heartbeat's alert through ingest like any sender's event."""
+    name = row["name"]
+    event = Event(
+        fingerprint=fingerprint(name),
+        status=status,  # type: ignore[arg-type]
+        summary=row["summary"] or f"heartbeat {name} is down",
+        severity=row["severity"],
+        labels={**row["labels"], "heartbeat": name},
+        annotations={"reason": reason},
+    )
+    body = _encode({"heartbeat": name, "status": status, "reason": reason})
+    delivery = Delivery(source=SOURCE, key=None, received_at=now, headers={}, body=body)
+    apply_delivery(tx, delivery, Decoded([event]), rules)
+
+
+def _existing(tx: Tx, name: str) -> dict:
+    row = tx.heartbeat(name)
+    if row is None:
+        raise NotFound(f"no heartbeat named {name!r}")
+    return row
+
+
+def problems(heartbeats: list[config.Heartbeat]) -> list[str]:
+    """Names that fit in a URL path, a period to wait for, no negative grace."""
+    found = []
+    for i, heartbeat in enumerate(heartbeats):
+        where = f"heartbeats[{i}] ({heartbeat.name})"
+        found += [f"{where}.{p}" for p in definition_problems(heartbeat)]
+    return found
+
+
+def definition_problems(heartbeat: config.Heartbeat) -> list[str]:
+    """``key: reason`` lines for one definition (config or API)."""
+    found = []
+    if not _NAME.match(heartbeat.name):
+        found.append("name: use letters, digits, '.', '_' and '-' (it is part of the ping URL)")
+    if heartbeat.period <= 0:
+        found.append("period: must be longer than 0s")
+    if heartbeat.grace < 0:
+        found.append("grace: must not be negative")
+    return found
+
+
+class Watchdog(Worker):
+    """The background task that fires heartbeats whose deadline passed, and copies the
+    config's heartbeats into the store whenever the running config changes."""
+
+    name = "watchdog"
+
+    def __init__(
+        self,
+        store: Store,
+        rules: Callable[[], Rules],
+        on_changed: Callable[[list[dict]], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(clock)
+        self.store = store
+        self.rules = rules
+        self.on_changed = on_changed
+        self._synced: config.Config | None = None
+
+    async def sync(self) -> None:
+        cfg, now = self.rules().config, self.clock()
+        await self.store.write(lambda tx: sync(tx, cfg.heartbeats, now))
+        self._synced = cfg
+        self.on_changed(self.store.heartbeats())
+
+    async def round(self) -> bool:
+        if self.rules().config is not self._synced:
+            await self.sync()
+        now, rules = self.clock(), self.rules()
+        expired = await self.store.write(lambda tx: expire_due(tx, now, rules))
+        self.on_changed(expired)
+        return len(expired) >= BATCH
+
+    def next_due(self) -> float | None:
+        return self.store.next_heartbeat_deadline()

@@ -1,0 +1,201 @@
+"""Escalation on a real server with real email: steps run on time, an ack stops them,
+an unack resumes them, repeats repeat, and a step that fell due while the hub was
+stopped runs as soon as it starts. Each step's lateness (sent minus due) is printed."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+from conftest import AUTH, BASE_CONFIG, render_config, wait_for
+
+from hub import config
+from hub.errors import ConfigError
+from hub.escalation import Plan, Step
+
+WRITE = {"Authorization": "Bearer write-token"}
+POLICY = """escalation = "page"
+
+[api]
+tokens = [{{ name = "will", token = "write-token", role = "write" }}]
+
+[[receivers]]
+name = "first"
+urls = ["mailto://127.0.0.1:{smtp_port}?from=hub@example.com&to=first@example.com&mode=insecure"]
+
+[[schedules]]
+name = "primary"
+time_zone = "Europe/Berlin"
+people = [
+  {{ name = "alice", urls = [
+    "mailto://127.0.0.1:{smtp_port}?from=hub@example.com&to=alice@example.com&mode=insecure"
+  ] }},
+]
+rotations = [{{ participants = ["alice"], length = "1w", handoff = "09:00", start = 2020-01-06 }}]
+
+[[escalations]]
+name = "page"
+steps = [
+  {{ after = "0s", notify = ["first"] }},
+  {{ after = "{second_after}", notify = ["schedule:primary"] }},
+]
+repeat = {repeat}
+repeat_after = "{repeat_after}"
+"""
+FIRING = {"status": "firing", "summary": "checkout down", "labels": {"service": "checkout"}}
+SECOND = "schedule:primary/alice"
+
+
+def start_hub(hub_factory, smtp_port: int, second_after="1s", repeat=0, repeat_after="5m"):
+    return hub_factory(
+        BASE_CONFIG + POLICY,
+        mail_url=f"mailto://127.0.0.1:{smtp_port}?from=hub@example.com&to=ops@example.com",
+        smtp_port=smtp_port,
+        second_after=second_after,
+        repeat=repeat,
+        repeat_after=repeat_after,
+    )
+
+
+def recipients(mailbox) -> list[str]:
+    return [str(m["To"]).split("@")[0] for m in mailbox.messages]
+
+
+def open_incident(http) -> dict:
+    answer = http.post("/webhooks/shop", json=FIRING, headers=AUTH)
+    assert answer.status_code == 202
+    incident_id = answer.json()["alerts"][0]["incident_id"]
+    incident = http.get(f"/api/v1/incidents/{incident_id}")
+    assert incident.status_code == 200, incident.text
+    return incident.json()
+
+
+def sent_times(http, receiver: str, column: str = "sent_at") -> list[float]:
+    """When each sent notification of the receiver was sent (or, with ``created_at``,
+    enqueued by its step), oldest first."""
+    rows = http.get("/api/v1/notifications", params={"receiver": receiver}).json()
+    return sorted(_epoch(row[column]) for row in rows if row["state"] == "sent")
+
+
+def escalated_steps(http, incident_id: int) -> list[tuple[int, int]]:
+    timeline = http.get(f"/api/v1/incidents/{incident_id}").json()["timeline"]
+    return [(t["detail"]["run"], t["detail"]["step"]) for t in timeline if t["kind"] == "escalated"]
+
+
+def step_count(http, outcome: str) -> float:
+    text = http.get("/metrics").text
+    line = f'hub_escalation_steps_total{{outcome="{outcome}"}} '
+    return float(next(row for row in text.splitlines() if row.startswith(line)).split()[-1])
+
+
+def report(label: str, lateness: list[float]) -> None:
+    print(f"\n{label}: " + ", ".join(f"{seconds * 1000:.0f} ms" for seconds in lateness))
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def test_step_one_goes_out_at_once_and_step_two_to_whoever_is_on_call_after_its_delay(
+    hub_factory, smtp
+):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="1s")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "alice" in recipients(mailbox), timeout=5)
+        wait_for(lambda: sent_times(http, SECOND), timeout=5)  # marked sent after the mail
+        opened = _epoch(incident["opened_at"])
+        first, second = sent_times(http, "first"), sent_times(http, SECOND)
+        assert len(first) == 1 and len(second) == 1
+        assert second[0] >= opened + 1.0
+        report("step lateness (sent - due)", [first[0] - opened, second[0] - (opened + 1.0)])
+        enqueued = sent_times(http, "first", "created_at") + sent_times(http, SECOND, "created_at")
+        report("step lateness (enqueued - due)", [enqueued[0] - opened, enqueued[1] - opened - 1])
+        assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 2)]
+        assert step_count(http, "notified") == 2
+        assert "checkout down" in str(mailbox.messages[-1]["Subject"])
+
+
+def test_an_ack_before_step_two_means_it_never_arrives_and_an_unack_resumes_it(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="1s")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox), timeout=5)
+        acked = http.post(f"/api/v1/incidents/{incident['id']}/ack", headers=WRITE, json={})
+        assert acked.status_code == 200
+        wait_for(lambda: step_count(http, "skipped_acknowledged") == 1, timeout=5)
+        time.sleep(0.3)
+        assert "alice" not in recipients(mailbox)
+        assert escalated_steps(http, incident["id"]) == [(1, 1)]
+        paused = http.get(f"/api/v1/incidents/{incident['id']}").json()["escalation_state"]
+        assert (paused["policy"], paused["next_step"], paused["due_at"]) == ("page", 1, None)
+
+        http.post(f"/api/v1/incidents/{incident['id']}/unack", headers=WRITE, json={})
+        wait_for(lambda: "alice" in recipients(mailbox), timeout=5)
+        assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 2)]
+
+
+def test_repeat_runs_the_chain_again_after_repeat_after(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="300ms", repeat=1, repeat_after="300ms")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: recipients(mailbox).count("alice") == 2, timeout=8)
+        wait_for(lambda: len(sent_times(http, "first") + sent_times(http, SECOND)) == 4)
+        assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 2), (2, 1), (2, 2)]
+        opened = _epoch(incident["opened_at"])
+        due = {"first": [0.0, 0.6], SECOND: [0.3, 0.9]}
+        for column in ("created_at", "sent_at"):
+            lateness = [
+                at - (opened + offset)
+                for receiver, offsets in due.items()
+                for at, offset in zip(sent_times(http, receiver, column), offsets, strict=True)
+            ]
+            report(f"repeat step lateness ({column} - due)", lateness)
+        time.sleep(0.5)
+        assert recipients(mailbox).count("first") == 2, "the chain ran exactly twice"
+
+
+def test_a_step_that_fell_due_while_the_hub_was_stopped_fires_as_soon_as_it_starts(
+    hub_factory, smtp
+):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="1500ms")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox), timeout=5)
+    hub.stop()
+    time.sleep(max(0.0, _epoch(incident["opened_at"]) + 2.0 - time.time()))
+    assert "alice" not in recipients(mailbox)
+    started = time.time()
+    hub.start()
+    with hub.client(headers=WRITE) as http:
+        wait_for(lambda: sent_times(http, SECOND), timeout=5)
+        report("step after restart (sent - hub start)", [sent_times(http, SECOND)[0] - started])
+        assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 2)]
+    wait_for(lambda: "alice" in recipients(mailbox), timeout=5)
+
+
+def test_step_times_count_from_the_start_of_each_run():
+    plan = Plan([Step(0.0, ["first"]), Step(60.0, ["second"])], repeat=1, repeat_after=30.0)
+    assert [plan.due(1000.0, i) for i in range(5)] == [1000.0, 1060.0, 1090.0, 1150.0, None]
+
+
+def test_a_route_naming_an_undefined_policy_and_a_step_naming_nobody_are_refused():
+    text = render_config(
+        BASE_CONFIG
+        + 'escalation = "pager"\n'
+        + '[[escalations]]\nname = "page"\nsteps = [{{ after = "5m", notify = ["schedule:x"] }}]\n',
+        port=0,
+        db="hub.db",
+        mail_url="logfile://x.log",
+    )
+    with pytest.raises(ConfigError) as raised:
+        config.parse(text, {})
+    assert raised.value.problems == [
+        'route.escalation: undefined escalation "pager"',
+        'escalations[0] (page).steps[0].notify: undefined receiver or schedule "schedule:x"',
+    ]

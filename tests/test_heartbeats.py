@@ -1,0 +1,129 @@
+"""Heartbeats on a real server with real email: a missed deadline raises an alert, the
+next ping resolves it, /fail and an unfinished /start fire, deadlines survive a stop,
+and heartbeats can be managed through the API."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import BASE_CONFIG, mail_url, wait_for
+
+WRITE = {"Authorization": "Bearer write-token"}
+HEARTBEATS = """
+[api]
+tokens = [{{ name = "will", token = "write-token", role = "write" }}]
+
+[[heartbeats]]
+name = "nightly-backup"
+period = "{period}"
+grace = "{grace}"
+labels = {{ team = "db" }}
+summary = "nightly backup did not report"
+"""
+
+
+def start_hub(hub_factory, smtp_port: int, period: str = "1h", grace: str = "300ms"):
+    return hub_factory(
+        BASE_CONFIG + HEARTBEATS, mail_url=mail_url(smtp_port), period=period, grace=grace
+    )
+
+
+def subjects(mailbox, word: str) -> list[str]:
+    return [s for s in mailbox.subjects() if word in s]
+
+
+def gauge(http, name: str) -> float:
+    prefix = f'{name}{{heartbeat="nightly-backup"}} '
+    lines = http.get("/metrics").text.splitlines()
+    return float(next(line for line in lines if line.startswith(prefix)).split()[-1])
+
+
+def heartbeat_alert(http) -> dict:
+    return http.get("/api/v1/alerts", params={"source": "heartbeat"}).json()[0]
+
+
+def test_a_missed_deadline_emails_an_alert_and_the_next_ping_resolves_it(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, period="700ms", grace="300ms")
+    with hub.client(headers=WRITE) as http:
+        wait_for(lambda: subjects(mailbox, "FIRING"), timeout=5)
+        assert "nightly backup did not report" in subjects(mailbox, "FIRING")[0]
+        alert = heartbeat_alert(http)
+        assert alert["fingerprint"] == "heartbeat:nightly-backup"
+        assert alert["labels"] == {"team": "db", "heartbeat": "nightly-backup"}
+        assert gauge(http, "hub_heartbeat_overdue") == 1
+
+        assert http.post("/ping/nightly-backup").status_code == 200
+        wait_for(lambda: subjects(mailbox, "RESOLVED"), timeout=5)
+        assert heartbeat_alert(http)["status"] == "resolved"
+        assert gauge(http, "hub_heartbeat_overdue") == 0
+        assert gauge(http, "hub_heartbeat_last_ping_timestamp_seconds") > 0
+
+
+def test_a_deadline_that_passed_while_the_hub_was_stopped_fires_on_start(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, period="1s", grace="0s")
+    with hub.client(headers=WRITE) as http:
+        http.get("/ping/nightly-backup").raise_for_status()
+    hub.stop()
+    time.sleep(1.2)
+    assert mailbox.messages == []
+    hub.start()
+    wait_for(lambda: subjects(mailbox, "FIRING"), timeout=3)
+
+
+def test_a_fail_ping_fires_at_once_and_a_ping_resolves_it(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port)
+    with hub.client(headers=WRITE) as http:
+        http.post("/ping/nightly-backup/fail").raise_for_status()
+        wait_for(lambda: subjects(mailbox, "FIRING"), timeout=3)
+        http.get("/ping/nightly-backup").raise_for_status()
+        wait_for(lambda: subjects(mailbox, "RESOLVED"), timeout=3)
+
+
+def test_a_start_without_a_completion_fires_after_grace_and_one_with_it_does_not(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, grace="300ms")
+    with hub.client(headers=WRITE) as http:
+        http.get("/ping/nightly-backup/start").raise_for_status()
+        http.get("/ping/nightly-backup").raise_for_status()
+        time.sleep(0.5)
+        assert mailbox.messages == [], "a run that finished within grace is fine"
+        started = time.monotonic()
+        http.get("/ping/nightly-backup/start").raise_for_status()
+        wait_for(lambda: subjects(mailbox, "FIRING"), timeout=3)
+        assert time.monotonic() - started >= 0.3
+        assert heartbeat_alert(http)["annotations"]["reason"] == "started run did not finish"
+
+
+def test_an_unknown_heartbeat_is_a_404_problem(hub_factory, smtp):
+    _, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port)
+    with hub.client(headers=WRITE) as http:
+        answer = http.get("/ping/no-such-job")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert "no-such-job" in answer.json()["detail"]
+
+
+def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, smtp):
+    _, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port)
+    with hub.client(headers=WRITE) as http:
+        body = {"name": "deploy-check", "period": "1h", "labels": {"team": "web"}}
+        created = http.post("/api/v1/heartbeats", json=body)
+        assert created.status_code == 201, created.text
+        assert created.json()["state"] == "new"
+        assert http.post("/api/v1/heartbeats", json=body).status_code == 409
+        bad = http.post("/api/v1/heartbeats", json={**body, "name": "x", "period": "soon"})
+        assert bad.status_code == 422 and bad.json()["field"] == "$.period"
+
+        http.get("/ping/deploy-check").raise_for_status()
+        listed = {h["name"]: h for h in http.get("/api/v1/heartbeats").json()}
+        assert listed["deploy-check"]["state"] == "up"
+        assert listed["nightly-backup"]["origin"] == "config"
+
+        assert http.delete("/api/v1/heartbeats/nightly-backup").status_code == 409
+        assert http.delete("/api/v1/heartbeats/deploy-check").status_code == 200
+        assert http.get("/ping/deploy-check").status_code == 404

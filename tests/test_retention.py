@@ -1,0 +1,112 @@
+"""Retention on a real SQLite file: only what is older than its configured age goes, and
+a resolved incident goes with everything hanging off it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from conftest import BASE_CONFIG, mail_url, render_config
+
+from hub import config, retention
+from hub.decoders.common import Decoded
+from hub.events import Event
+from hub.ingest import Delivery, apply_delivery
+from hub.rules import Rules
+from hub.store import Store, Tx, opened
+
+DAY = 86400.0
+NOW = time.time()
+
+
+def rules(tmp_path) -> Rules:
+    text = render_config(
+        BASE_CONFIG + 'group_by = ["service"]\n',
+        port=0,
+        db=(tmp_path / "hub.db").as_posix(),
+        mail_url=mail_url(1),
+    )
+    return Rules.from_config(config.parse(text, {}))
+
+
+def deliver(tx: Tx, rules: Rules, days_ago: float, fingerprint: str, status: str) -> int:
+    event = Event(
+        fingerprint=fingerprint,
+        status=status,  # type: ignore[arg-type]
+        summary=f"{fingerprint} is down",
+        labels={"service": fingerprint},
+    )
+    delivery = Delivery("shop", None, NOW - days_ago * DAY, {}, b"{}")
+    answer = apply_delivery(tx, delivery, Decoded([event]), rules)
+    return answer.body["alerts"][0]["incident_id"]
+
+
+def history(tx: Tx, rules: Rules) -> int:
+    """Three alerts, each its own incident: one resolved long ago, one resolved lately,
+    one firing for long. Returns the old incident's id."""
+    old_incident = deliver(tx, rules, 100, "old", "firing")
+    deliver(tx, rules, 95, "old", "resolved")
+    deliver(tx, rules, 100, "live", "firing")
+    deliver(tx, rules, 10, "recent", "firing")
+    deliver(tx, rules, 5, "recent", "resolved")
+    target = ("ops", 0, "mailto")
+    notification = tx.enqueue_notification(old_incident, target, "firing", b"{}", 0)
+    tx.record_attempt(notification, 0, 1.0, "sent", None)
+    return old_incident
+
+
+def count(store: Store, sql: str, *params: object) -> int:
+    return store.query(sql, params)[0]["n"]
+
+
+def counts(store: Store, old_incident: int) -> dict[str, int]:
+    """Rows per table, and rows still hanging off the old incident."""
+    tables = ("deliveries", "events", "alert_history", "incidents", "alerts")
+    found = {t: count(store, f"SELECT COUNT(*) AS n FROM {t}") for t in tables}
+    for table in ("timeline", "notifications", "incident_receivers"):
+        sql = f"SELECT COUNT(*) AS n FROM {table} WHERE incident_id = ?"
+        found[f"old {table}"] = count(store, sql, old_incident)
+    found["attempts"] = count(store, "SELECT COUNT(*) AS n FROM notification_attempts")
+    return found
+
+
+def test_retention_deletes_only_what_is_old_enough(tmp_path):
+    ruleset = rules(tmp_path)
+    ages = config.Retention(
+        events=config.Duration(30 * DAY),
+        history=config.Duration(90 * DAY),
+        resolved_incidents=config.Duration(90 * DAY),
+    )
+
+    async def scenario(store: Store) -> tuple[int, dict[str, int]]:
+        old_incident = await store.write(lambda tx: history(tx, ruleset))
+        return old_incident, await retention.prune(store, ages, NOW)
+
+    with opened((tmp_path / "hub.db").as_posix()) as store:
+        old_incident, removed = asyncio.run(scenario(store))
+        left = counts(store, old_incident)
+        alerts = {a["fingerprint"] for a in store.alerts("1", {}, 10)}
+    assert removed == {"deliveries": 3, "history": 3, "incidents": 1}
+    assert alerts == {"live", "recent"}
+    assert left == {
+        "deliveries": 2,  # the recent alert's: 10 and 5 days old
+        "events": 2,
+        "alert_history": 2,
+        "incidents": 2,  # the live one (open, however old) and the recently resolved one
+        "alerts": 2,
+        "old timeline": 0,
+        "old notifications": 0,
+        "old incident_receivers": 0,
+        "attempts": 0,
+    }
+
+
+def test_nothing_is_deleted_when_everything_is_young_enough(tmp_path):
+    ruleset = rules(tmp_path)
+
+    async def scenario(store: Store) -> dict[str, int]:
+        await store.write(lambda tx: history(tx, ruleset))
+        return await retention.prune(store, config.Retention(), NOW - 200 * DAY)
+
+    with opened((tmp_path / "hub.db").as_posix()) as store:
+        assert asyncio.run(scenario(store)) == {"deliveries": 0, "history": 0, "incidents": 0}
