@@ -41,6 +41,21 @@ def iso(value: float | None) -> str | None:
     return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
 
 
+def label_matchers(texts: list[str] | None) -> list[matchers.Matcher]:
+    """The ``label`` query parameters as matchers; a bad one is a 422 naming it."""
+    try:
+        return matchers.parse_all(texts or [])
+    except ValueError as e:
+        raise InvalidPayload(str(e), field="label") from e
+
+
+def equalities(filters: dict[str, object]) -> tuple[str, dict[str, object]]:
+    """A WHERE clause of ``column = value`` for the filters given (None: not given)."""
+    given = {column: value for column, value in filters.items() if value is not None}
+    where = " AND ".join(f"{column} = :{column}" for column in given) or "1"
+    return where, given
+
+
 def present(row: dict[str, Any]) -> dict[str, Any]:
     return {key: iso(value) if key in _TIME_FIELDS else value for key, value in row.items()}
 
@@ -58,16 +73,8 @@ async def list_alerts(
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Newest change first; ``label`` takes Alertmanager matchers and may repeat."""
-    try:
-        wanted = matchers.parse_all(label or [])
-    except ValueError as e:
-        raise InvalidPayload(str(e), field="label") from e
-    clauses, params = [], {}
-    for column, value in (("status", status), ("severity", severity), ("source", source)):
-        if value is not None:
-            clauses.append(f"{column} = :{column}")
-            params[column] = value
-    where = " AND ".join(clauses) or "1"
+    wanted = label_matchers(label)
+    where, params = equalities({"status": status, "severity": severity, "source": source})
     store = request.app.state.hub.store
     rows = store.alerts(where, params, limit if not wanted else 100_000)
     chosen = [row for row in rows if matchers.matches_all(wanted, matchable(row))]

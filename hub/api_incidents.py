@@ -13,9 +13,9 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hub import access, acklinks, matchers
 from hub.access import require
-from hub.api import present
+from hub.api import equalities, label_matchers, present
 from hub.correlate import act
-from hub.errors import Conflict, InvalidPayload, NotFound
+from hub.errors import Conflict, NotFound
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,21 +41,12 @@ async def list_incidents(
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Most recently changed first."""
-    try:
-        wanted = matchers.parse_all(label or [])
-    except ValueError as e:
-        raise InvalidPayload(str(e), field="label") from e
-    clauses, params = [], {}
-    for column, value in (("status", status), ("severity", severity)):
-        if value is not None:
-            clauses.append(f"{column} = :{column}")
-            params[column] = value
+    wanted = label_matchers(label)
+    where, params = equalities({"status": status, "severity": severity})
     if since is not None:
-        clauses.append("updated_at >= :since")
+        where += " AND updated_at >= :since"
         params["since"] = since.timestamp()
-    rows = request.app.state.hub.store.incidents(
-        " AND ".join(clauses) or "1", params, 100_000 if wanted else limit
-    )
+    rows = request.app.state.hub.store.incidents(where, params, 100_000 if wanted else limit)
     chosen = [row for row in rows if matchers.matches_all(wanted, row["labels"])]
     return [_present_incident(row) for row in chosen[:limit]]
 

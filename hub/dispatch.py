@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 import msgspec
 
@@ -31,6 +32,7 @@ from hub.templates import AlertContext, NotificationContext
 from hub.worker import Worker
 
 log = logging.getLogger("hub.dispatch")
+R = TypeVar("R")
 
 FLUSH_BATCH = 100
 _encode = msgspec.json.Encoder().encode
@@ -237,10 +239,10 @@ def _time(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-class Dispatcher(Worker):
-    """The background task that flushes due (incident, receiver) pairs."""
-
-    name = "dispatcher"
+class NotifyingWorker(Worker, Generic[R]):
+    """A worker whose round is one store write that may notify: it reads the rules,
+    links and active silences as of now, runs ``step`` in a transaction and hands
+    the result to ``on_done``. The dispatcher and the escalator are two of these."""
 
     def __init__(
         self,
@@ -248,7 +250,7 @@ class Dispatcher(Worker):
         rules: Callable[[], Rules],
         links: Callable[[], Links],
         silences: Callable[[datetime], list[Silence]],
-        on_flushed: Callable[[Flushed], None],
+        on_done: Callable[[R], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(clock)
@@ -256,15 +258,36 @@ class Dispatcher(Worker):
         self.rules = rules
         self.links = links
         self.silences = silences
-        self.on_flushed = on_flushed
+        self.on_done = on_done
 
     async def round(self) -> bool:
         now = self.clock()
         rules, links = self.rules(), self.links()
         active = self.silences(datetime.fromtimestamp(now, UTC))
-        flushed = await self.store.write(lambda tx: flush(tx, now, rules, links, active))
-        self.on_flushed(flushed)
-        return flushed.enqueued > 0 and flushed.enqueued >= FLUSH_BATCH
+        result = await self.store.write(lambda tx: self.step(tx, now, rules, links, active))
+        self.on_done(result)
+        return self.more(result)
+
+    def step(self, tx: Tx, now: float, rules: Rules, links: Links, active: list[Silence]) -> R:
+        raise NotImplementedError
+
+    def more(self, result: R) -> bool:
+        """True when the round hit its batch limit and work is probably left."""
+        raise NotImplementedError
+
+
+class Dispatcher(NotifyingWorker[Flushed]):
+    """The background task that flushes due (incident, receiver) pairs."""
+
+    name = "dispatcher"
+
+    def step(
+        self, tx: Tx, now: float, rules: Rules, links: Links, active: list[Silence]
+    ) -> Flushed:
+        return flush(tx, now, rules, links, active)
+
+    def more(self, result: Flushed) -> bool:
+        return result.enqueued >= FLUSH_BATCH
 
     def next_due(self) -> float | None:
         return self.store.next_receiver_due()

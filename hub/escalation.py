@@ -21,8 +21,7 @@ Step times count from when the chain started: step ``i`` of run ``r`` is due at
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,8 +32,7 @@ from hub.config import SCHEDULE_PREFIX
 from hub.dispatch import Links
 from hub.rules import Rules
 from hub.silences import Silence
-from hub.store import Store, Tx
-from hub.worker import Worker
+from hub.store import Tx
 
 log = logging.getLogger("hub.escalation")
 
@@ -216,34 +214,16 @@ def problems(cfg: config.Config) -> list[str]:
     return found
 
 
-class Escalator(Worker):
+class Escalator(dispatch.NotifyingWorker[Fired]):
     """The background task that runs escalation steps when they fall due."""
 
     name = "escalator"
 
-    def __init__(
-        self,
-        store: Store,
-        rules: Callable[[], Rules],
-        links: Callable[[], Links],
-        silences: Callable[[datetime], list[Silence]],
-        on_fired: Callable[[Fired], None],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(clock)
-        self.store = store
-        self.rules = rules
-        self.links = links
-        self.silences = silences
-        self.on_fired = on_fired
+    def step(self, tx: Tx, now: float, rules: Rules, links: Links, active: list[Silence]) -> Fired:
+        return fire_due(tx, now, rules, links, active)
 
-    async def round(self) -> bool:
-        now = self.clock()
-        rules, links = self.rules(), self.links()
-        active = self.silences(datetime.fromtimestamp(now, UTC))
-        fired = await self.store.write(lambda tx: fire_due(tx, now, rules, links, active))
-        self.on_fired(fired)
-        return sum(fired.outcomes.values()) >= BATCH
+    def more(self, result: Fired) -> bool:
+        return sum(result.outcomes.values()) >= BATCH
 
     def next_due(self) -> float | None:
         return self.store.next_escalation_due()
