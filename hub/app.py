@@ -66,6 +66,7 @@ class Runtime:
             config.storage.path,
             synchronous=config.storage.synchronous,
             batch_max=config.storage.batch_max,
+            queue_max=config.storage.queue_max,
             on_commit=self.metrics.observe_commit,
         )
         self.metrics.watch_store(
