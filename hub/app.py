@@ -91,6 +91,9 @@ class Runtime:
         logfile.register()
         self.store.open()
         self.ack_secret = await self.store.write(self._ack_secret)
+        released = await self.store.write(lambda tx: tx.release_claims())
+        if released:
+            log.warning("event=outbox_claims_released count=%d", released)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
         self.dispatcher = Dispatcher(
             self.store,

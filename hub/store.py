@@ -421,6 +421,18 @@ class Tx:
         )
         return [_decode_notification(row) for row in _all(cursor)]
 
+    def release_claims(self) -> int:
+        """Put rows claimed by a sender that is gone back in the queue, due now.
+
+        Only one process sends, so at start every claim belongs to a process that died
+        mid-send: waiting for its lease would delay those notifications by the lease.
+        """
+        cursor = self.conn.execute(
+            "UPDATE notifications SET state = 'pending', claimed_until = NULL"
+            " WHERE state = 'sending'"
+        )
+        return cursor.rowcount
+
     def record_attempt(
         self,
         notification_id: int,
