@@ -90,8 +90,8 @@ class Runtime:
     async def start(self) -> None:
         logfile.register()
         self.store.open()
-        self.ack_secret = await self.store.write(self._ack_secret)
-        released = await self.store.write(lambda tx: tx.release_claims())
+        self.ack_secret = await self.store.write(self._ack_secret, background=True)
+        released = await self.store.write(lambda tx: tx.release_claims(), background=True)
         if released:
             log.warning("event=outbox_claims_released count=%d", released)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)

@@ -236,7 +236,9 @@ class Dispatcher(Worker):
         now = self.clock()
         rules, links = self.rules(), self.links()
         active = self.silences(datetime.fromtimestamp(now, UTC))
-        flushed = await self.store.write(lambda tx: flush(tx, now, rules, links, active))
+        flushed = await self.store.write(
+            lambda tx: flush(tx, now, rules, links, active), background=True
+        )
         self.on_flushed(flushed)
         return flushed.enqueued > 0 and flushed.enqueued >= FLUSH_BATCH
 

@@ -106,7 +106,9 @@ class Sender(Worker):
         if free <= 0:
             return []
         now = self.clock()
-        return await self.store.write(lambda tx: tx.claim_notifications(now, self.lease, free))
+        return await self.store.write(
+            lambda tx: tx.claim_notifications(now, self.lease, free), background=True
+        )
 
     async def _deliver(self, row: dict) -> None:
         rules = self.rules()
@@ -157,7 +159,7 @@ class Sender(Worker):
             )
             tx.finish_notification(row["id"], state, error, now, due)
 
-        await self.store.write(settle)
+        await self.store.write(settle, background=True)
         self._count(row, state, now)
         log.info(
             "event=notification_%s id=%d receiver=%s integration=%s attempt=%d error=%r",
