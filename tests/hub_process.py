@@ -28,10 +28,10 @@ class HubProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen | None = None
 
-    def start(self, env: dict[str, str] | None = None) -> HubProcess:
+    def start(self, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> HubProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "hub", "serve", "--config", str(self.config_path)],
+                [sys.executable, "-m", "hub", "serve", "--config", str(self.config_path), *args],
                 cwd=self.config_path.parent,
                 stdout=log,
                 stderr=subprocess.STDOUT,
