@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromQuery, Parameter, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import matchers, silencing
@@ -14,6 +14,10 @@ from hub.access import require
 from hub.alerts import matchable
 from hub.errors import InvalidPayload, NotFound
 from hub.problems import problem
+
+ROW_ID_MAX = 2**63 - 1
+RowId = Annotated[int, Parameter(ge=1, le=ROW_ID_MAX, description="a row id")]
+"""A path id: SQLite's integers end at 2**63 - 1, so a larger one is a 400, not a 500."""
 
 _TIME_FIELDS = (
     "first_seen",
@@ -84,7 +88,7 @@ async def list_alerts(
 @get(
     "/api/v1/alerts/{alert_id:int}", summary="One alert with its history", guards=[require("read")]
 )
-async def get_alert(request: Request, alert_id: FromPath[int]) -> dict[str, Any]:
+async def get_alert(request: Request, alert_id: RowId) -> dict[str, Any]:
     store = request.app.state.hub.store
     alert = store.alert(alert_id)
     if alert is None:

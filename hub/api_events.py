@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
 from hub.access import require
-from hub.api import iso
+from hub.api import RowId, iso
 from hub.errors import NotFound
 
 
@@ -35,7 +35,7 @@ async def list_events(
     summary="One webhook delivery: raw body, headers, answer and the events it produced",
     guards=[require("read")],
 )
-async def get_event(request: Request, delivery_id: FromPath[int]) -> dict[str, Any]:
+async def get_event(request: Request, delivery_id: RowId) -> dict[str, Any]:
     store = request.app.state.hub.store
     row = store.delivery(delivery_id)
     if row is None:

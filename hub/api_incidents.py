@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hub import access, acklinks, matchers
 from hub.access import require
-from hub.api import equalities, label_matchers, present
+from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present
 from hub.correlate import act
 from hub.errors import Conflict, NotFound
 
@@ -56,7 +56,7 @@ async def list_incidents(
     summary="One incident: alerts, timeline, deliveries",
     guards=[require("read")],
 )
-async def get_incident(request: Request, incident_id: FromPath[int]) -> dict[str, Any]:
+async def get_incident(request: Request, incident_id: RowId) -> dict[str, Any]:
     store = request.app.state.hub.store
     incident = store.incident(incident_id)
     if incident is None:
@@ -98,7 +98,7 @@ async def _act(request: Request, incident_id: int, action: str, data: ActionBody
     guards=[require("write")],
 )
 async def ack_incident(
-    request: Request, incident_id: FromPath[int], data: JSONBody[ActionBody | None] = None
+    request: Request, incident_id: RowId, data: JSONBody[ActionBody | None] = None
 ) -> dict[str, Any]:
     return await _act(request, incident_id, "ack", data)
 
@@ -110,7 +110,7 @@ async def ack_incident(
     guards=[require("write")],
 )
 async def unack_incident(
-    request: Request, incident_id: FromPath[int], data: JSONBody[ActionBody | None] = None
+    request: Request, incident_id: RowId, data: JSONBody[ActionBody | None] = None
 ) -> dict[str, Any]:
     return await _act(request, incident_id, "unack", data)
 
@@ -122,7 +122,7 @@ async def unack_incident(
     guards=[require("write")],
 )
 async def resolve_incident(
-    request: Request, incident_id: FromPath[int], data: JSONBody[ActionBody | None] = None
+    request: Request, incident_id: RowId, data: JSONBody[ActionBody | None] = None
 ) -> dict[str, Any]:
     return await _act(request, incident_id, "resolve", data)
 
@@ -137,7 +137,7 @@ def _present_notification(store, row: dict[str, Any]) -> dict[str, Any]:
 @get("/api/v1/notifications", summary="The delivery log", guards=[require("read")])
 async def list_notifications(
     request: Request,
-    incident: FromQuery[int | None] = None,
+    incident: Annotated[int | None, QueryParameter(ge=1, le=ROW_ID_MAX)] = None,
     receiver: FromQuery[str | None] = None,
     outcome: FromQuery[Literal["pending", "sending", "sent", "dead"] | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
@@ -158,7 +158,7 @@ async def list_notifications(
     summary="Send a dead letter again",
     guards=[require("admin")],
 )
-async def retry_notification(request: Request, notification_id: FromPath[int]) -> dict[str, Any]:
+async def retry_notification(request: Request, notification_id: RowId) -> dict[str, Any]:
     hub = request.app.state.hub
     if hub.store.notification(notification_id) is None:
         raise NotFound(f"no notification with id {notification_id}")

@@ -83,6 +83,7 @@ class Runtime:
             config.storage.path,
             synchronous=config.storage.synchronous,
             batch_max=config.storage.batch_max,
+            queue_max=config.storage.queue_max,
             on_commit=self.metrics.observe_commit,
         )
         self.metrics.watch_store(
@@ -109,7 +110,7 @@ class Runtime:
     async def start(self) -> None:
         logfile.register()
         self.store.open()
-        self.ack_secret = await self.store.write(self._ack_secret)
+        self.ack_secret = await self.store.write(self._ack_secret, background=True)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
         await self.sender.recover()
         self.dispatcher = Dispatcher(

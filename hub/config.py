@@ -63,6 +63,7 @@ class Storage(Struct):
     path: str = "hub.db"
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     batch_max: int = 512
+    queue_max: int = 10_000
 
 
 class Credential(Struct):
@@ -443,6 +444,7 @@ _STARTUP_KEYS = (
     ("storage", "path"),
     ("storage", "synchronous"),
     ("storage", "batch_max"),
+    ("storage", "queue_max"),
 )
 
 
@@ -530,6 +532,9 @@ def check(config: Config) -> list[str]:
         problems += generic.problems(source, where)
     if config.server.max_body_bytes < 1:
         problems.append("server.max_body_bytes: must be at least 1")
+    for key in ("batch_max", "queue_max"):
+        if getattr(config.storage, key) < 1:
+            problems.append(f"storage.{key}: must be at least 1")
     if config.route.receiver is None:
         problems.append("route.receiver: the root route needs a receiver")
     if config.route.matchers:

@@ -264,7 +264,9 @@ class NotifyingWorker(Worker, Generic[R]):
         now = self.clock()
         rules, links = self.rules(), self.links()
         active = self.silences(datetime.fromtimestamp(now, UTC))
-        result = await self.store.write(lambda tx: self.step(tx, now, rules, links, active))
+        result = await self.store.write(
+            lambda tx: self.step(tx, now, rules, links, active), background=True
+        )
         self.on_done(result)
         return self.more(result)
 

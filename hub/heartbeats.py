@@ -200,7 +200,7 @@ class Watchdog(Worker):
 
     async def sync(self) -> None:
         cfg, now = self.rules().config, self.clock()
-        await self.store.write(lambda tx: sync(tx, cfg.heartbeats, now))
+        await self.store.write(lambda tx: sync(tx, cfg.heartbeats, now), background=True)
         self._synced = cfg
         self.on_changed(self.store.heartbeats())
 
@@ -208,7 +208,7 @@ class Watchdog(Worker):
         if self.rules().config is not self._synced:
             await self.sync()
         now, rules = self.clock(), self.rules()
-        expired = await self.store.write(lambda tx: expire_due(tx, now, rules))
+        expired = await self.store.write(lambda tx: expire_due(tx, now, rules), background=True)
         self.on_changed(expired)
         return len(expired) >= BATCH
 

@@ -124,7 +124,7 @@ class Sender(Worker):
 
     async def recover(self) -> None:
         """Before the first round: take back what a killed predecessor had claimed."""
-        released = await self.store.write(lambda tx: tx.release_claims())
+        released = await self.store.write(lambda tx: tx.release_claims(), background=True)
         if released:
             log.warning("event=notifications_recovered count=%d", released)
 
@@ -155,7 +155,9 @@ class Sender(Worker):
         if free <= 0:
             return []
         now = self.clock()
-        return await self.store.write(lambda tx: tx.claim_notifications(now, self.lease, free))
+        return await self.store.write(
+            lambda tx: tx.claim_notifications(now, self.lease, free), background=True
+        )
 
     async def _deliver(self, row: dict) -> None:
         rules = self.rules()
@@ -204,7 +206,7 @@ class Sender(Worker):
             )
             tx.finish_notification(row["id"], state, error, now, due)
 
-        await self.store.write(settle)
+        await self.store.write(settle, background=True)
         self._count(row, state, now)
         log.info(
             "event=notification_%s id=%d receiver=%s integration=%s attempt=%d error=%r",

@@ -30,7 +30,7 @@ async def prune(store: Store, retention: Retention, now: float) -> dict[str, int
 async def _drain(store: Store, delete: Callable[[Tx, float, int], int], before: float) -> int:
     total = 0
     while True:
-        count = await store.write(lambda tx: delete(tx, before, BATCH))
+        count = await store.write(lambda tx: delete(tx, before, BATCH), background=True)
         total += count
         if count < BATCH:
             return total

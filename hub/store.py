@@ -713,10 +713,10 @@ class Store:
         self.path = path
         self.synchronous = synchronous
         self.batch_max = batch_max
+        self.queue_max = queue_max
         self.on_commit = on_commit
-        self._queue: queue.Queue[tuple[Callable[[Tx], Any], asyncio.Future] | None] = queue.Queue(
-            maxsize=queue_max
-        )
+        # Unbounded: queue_max is checked in ``write`` for the writes it may refuse.
+        self._queue: queue.Queue[tuple[Callable[[Tx], Any], asyncio.Future] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
 
@@ -759,13 +759,18 @@ class Store:
 
     # writing ---------------------------------------------------------------
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
-        """Run ``fn`` in the next group commit; return its result once committed."""
+    async def write(self, fn: Callable[[Tx], T], *, background: bool = False) -> T:
+        """Run ``fn`` in the next group commit; return its result once committed.
+
+        With ``queue_max`` writes already waiting, a request's write is refused with
+        Unavailable (503, the client retries). A ``background`` write (dispatcher,
+        outbox) is always queued: nobody would retry it, and there are only a fixed
+        few of those tasks, so they cannot grow the queue without bound.
+        """
+        if not background and self._queue.qsize() >= self.queue_max:
+            raise Unavailable("the store's write queue is full; retry shortly")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait((fn, future))
-        except queue.Full:
-            raise Unavailable("the store's write queue is full; retry shortly") from None
+        self._queue.put_nowait((fn, future))
         return await future
 
     def _run_writer(self, conn: sqlite3.Connection) -> None:

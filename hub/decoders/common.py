@@ -58,6 +58,10 @@ def parse_json(body: bytes | msgspec.Raw, type_: type[T]) -> T:
         raise InvalidPayload(message, field=field) from e
     except msgspec.DecodeError as e:
         raise MalformedBody(f"body is not valid JSON: {e}") from e
+    except UnicodeDecodeError as e:
+        raise MalformedBody(f"body is not valid UTF-8: byte {e.start} of a string") from e
+    except RecursionError as e:
+        raise MalformedBody("body is not valid JSON: nested too deeply") from e
 
 
 def make_event(
