@@ -38,23 +38,28 @@ class Guard:
     role: Role
 
     def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        tokens = connection.app.state.hub.config.api.tokens
-        if not tokens:
-            self._open_mode()
-            return
-        token = identify(tokens, connection.headers.get("authorization", ""))
-        if ROLES.index(token.role) < ROLES.index(self.role):
-            raise Forbidden(
-                f'token "{token.name}" has role {token.role}; this needs {self.role} or higher'
-            )
-        connection.scope[ACTOR_KEY] = token.name  # type: ignore[literal-required]
+        ensure_role(connection, self.role)
 
-    def _open_mode(self) -> None:
-        if self.role != "read":
-            raise Forbidden(
-                "changes through the API need a token: configure [api] tokens "
-                "with a write or admin role"
-            )
+
+def ensure_role(connection: ASGIConnection, role: Role) -> None:
+    """Admit the request's token if its role is at least ``role``, and record its name
+    as the actor; for a handler whose needed role depends on its parameters."""
+    tokens = connection.app.state.hub.config.api.tokens
+    if not tokens:
+        _open_mode(role)
+        return
+    token = identify(tokens, connection.headers.get("authorization", ""))
+    if ROLES.index(token.role) < ROLES.index(role):
+        raise Forbidden(f'token "{token.name}" has role {token.role}; this needs {role} or higher')
+    connection.scope[ACTOR_KEY] = token.name  # type: ignore[literal-required]
+
+
+def _open_mode(role: Role) -> None:
+    if role != "read":
+        raise Forbidden(
+            "changes through the API need a token: configure [api] tokens "
+            "with a write or admin role"
+        )
 
 
 def require(role: Role) -> Guard:

@@ -2,12 +2,21 @@
 
 The decision "new, else duplicate, else changed, else stale" is made in one place,
 ``classify``, so every format and every path (ingest, replay, heartbeats) agrees.
+``new_row`` and ``changed_fields`` say what the alert row becomes; ingest writes
+them, and the routing decision (``hub.decision``) projects them without writing.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from hub import flapping
+
+if TYPE_CHECKING:
+    from hub.config import Flapping
+    from hub.events import Event
 
 
 class Outcome(StrEnum):
@@ -58,3 +67,56 @@ def notification_kind(outcome: Outcome, status: str) -> str | None:
     if outcome is Outcome.CHANGED and status in ("firing", "resolved"):
         return status
     return None
+
+
+def occurred_at(event: Event, received_at: float) -> float:
+    """When the event happened: the sender's time, else the time hub received it."""
+    return event.occurred_at.timestamp() if event.occurred_at else received_at
+
+
+def new_row(source: str, event: Event, occurred: float, now: float) -> dict[str, Any]:
+    """The alert row the first event of a fingerprint creates."""
+    return {
+        "fingerprint": event.fingerprint,
+        "source": source,
+        "status": "resolved" if event.status == "resolved" else "firing",
+        "severity": event.severity,
+        "summary": event.summary,
+        "labels": event.labels,
+        "annotations": event.annotations,
+        "first_seen": now,
+        "last_seen": now,
+        "last_change": occurred,
+        "resolved_at": occurred if event.status == "resolved" else None,
+    }
+
+
+def changed_fields(
+    alert: dict[str, Any], event: Event, occurred: float, now: float, settings: Flapping
+) -> dict[str, Any]:
+    """The alert row's fields after a changed or updated event; a status change also
+    counts towards flapping."""
+    changes: dict[str, Any] = {
+        "status": event.status,
+        "severity": event.severity,
+        "summary": event.summary,
+        "labels": event.labels,
+        "annotations": event.annotations,
+        "last_seen": now,
+        "last_change": occurred,
+        "resolved_at": occurred if event.status == "resolved" else None,
+    }
+    if event.status != alert["status"]:
+        changes |= _flapping(alert["changes"], now, settings)
+    return changes
+
+
+def _flapping(changes: list[float], now: float, settings: Flapping) -> dict[str, Any]:
+    """Record one more state change and whether the alert now counts as flapping."""
+    moment = datetime.fromtimestamp(now, UTC)
+    times = [datetime.fromtimestamp(t, UTC) for t in changes] + [moment]
+    kept = flapping.prune(times, moment, settings)
+    return {
+        "changes": [t.timestamp() for t in kept],
+        "flapping": int(flapping.is_flapping(kept, moment, settings)),
+    }

@@ -1,6 +1,7 @@
 """The audit log: every accepted delivery as it arrived, what it was answered and what
 it did. ``GET /api/v1/events`` lists recent deliveries (without bodies);
-``GET /api/v1/events/{id}`` shows one with its raw body and the events it produced.
+``GET /api/v1/events/{id}`` shows one with its raw body and the events it produced,
+or, for a delivery to a test-mode source, the routing decision it was given instead.
 
 Headers are stored without credentials (``hub.ingest.audit_headers``), so nothing
 here can leak a secret to a reader of the API.
@@ -45,7 +46,13 @@ async def get_event(request: Request, delivery_id: RowId) -> dict[str, Any]:
         {**event, "occurred_at": iso(event["occurred_at"])}
         for event in store.delivery_events(delivery_id)
     ]
-    return {**_present(row), "body": body, "body_base64": is_base64, "events": events}
+    return {
+        **_present(row),
+        "body": body,
+        "body_base64": is_base64,
+        "events": events,
+        "decision": row["decision"],
+    }
 
 
 def body_text(body: bytes) -> tuple[str, bool]:
@@ -66,6 +73,8 @@ def _present(row: dict[str, Any]) -> dict[str, Any]:
         "headers": row["headers"],
         "status_code": row["status_code"],
         "answer": row["response"],
+        "mode": row["mode"],
+        "replay_of": row["replay_of"],
     }
 
 

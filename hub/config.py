@@ -135,10 +135,17 @@ class FieldMapping(Struct):
     defaults: MappingDefaults = msgspec.field(default_factory=MappingDefaults)
 
 
+Mode = Literal["live", "test"]
+
+
 class Source(Struct):
+    """A sender. ``mode = "test"`` keeps its deliveries with their routing decision
+    and acts on none of them (see ``hub.ingest.apply_test_delivery``)."""
+
     name: str
     auth: Auth
     format: str = "native"
+    mode: Mode = "live"
     labels: dict[str, str] = {}
     identity_labels: list[str] | None = None
     max_body_bytes: int | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -82,19 +82,32 @@ MuteStage = Callable[[list[dict]], dict[str, str]]
 def mute_stage(tx: Tx, now: float, rules: Rules, active_silences: Sequence[Silence]) -> MuteStage:
     """The send-time mute decision at ``now``, shared by grouping and escalation so a
     silenced alert neither notifies nor pages."""
-    firing = tx.firing_alert_labels() if rules.inhibit_rules else []
-    inhibitor = Inhibitor(rules.inhibit_rules, firing)
+    return muter(rules, now, active_silences, firing_labels(tx, rules)).reasons
+
+
+def firing_labels(tx: Tx, rules: Rules) -> list[dict[str, str]]:
+    """What inhibition needs to know: the firing alerts' labels (none without rules)."""
+    return tx.firing_alert_labels() if rules.inhibit_rules else []
+
+
+def muter(
+    rules: Rules,
+    now: float,
+    active_silences: Sequence[Silence],
+    firing: Iterable[mute.Labels],
+) -> mute.Muter:
+    """The mute stage at ``now`` for the current rules; pure, so the routing decision
+    asks exactly what the dispatcher will."""
     moment = datetime.fromtimestamp(now, UTC)
 
-    def route_muted(labels: mute.Labels) -> bool:
+    def route_muting(labels: mute.Labels) -> list[str]:
         owner = routing.match(rules.tree, labels)[0]
-        return timeintervals.route_muted(
+        return timeintervals.route_muting(
             owner.mute_time_intervals, owner.active_time_intervals, rules.intervals, moment
         )
 
-    return lambda alerts: mute.reasons(
-        alerts, moment, active_silences, inhibitor, route_muted, rules.flapping
-    )
+    inhibitor = Inhibitor(rules.inhibit_rules, firing)
+    return mute.Muter(moment, active_silences, inhibitor, route_muting, rules.flapping)
 
 
 def _flush_one(

@@ -3,22 +3,27 @@
 Runs inside the store's writer (``apply_delivery`` is a write function): the
 idempotency check, de-duplication, the alert state machine and the outbox writes
 all commit together, so a 2xx answer means every effect is on disk.
+
+A delivery to a source in test mode goes to ``apply_test_delivery`` instead: it is
+kept with its routing decision (``hub.decision``) and nothing else is written, so a
+test can never notify, escalate or join a live incident.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from hub import flapping
-from hub.alerts import Outcome, classify
+from hub import decision
+from hub.alerts import Outcome, changed_fields, classify, new_row, occurred_at
+from hub.config import Mode
 from hub.correlate import correlate
 from hub.decoders.common import Decoded
 from hub.events import Event
 from hub.rules import Rules
+from hub.silences import Silence
 from hub.store import Tx
 
 if TYPE_CHECKING:
@@ -42,13 +47,19 @@ DELIVERY_ID_HEADERS = ("idempotency-key", "webhook-id", "x-request-id")
 
 
 class Delivery(msgspec.Struct, frozen=True):
-    """One HTTP delivery from a sender, as it will be kept for audit."""
+    """One HTTP delivery from a sender, as it will be kept for audit.
+
+    ``mode`` is the source's at receive time; ``replay_of`` the delivery whose body
+    an operator sent through again (a replay has no key: it is no sender's retry).
+    """
 
     source: str
     key: str | None
     received_at: float
     headers: dict[str, str]
     body: bytes
+    mode: Mode = "live"
+    replay_of: int | None = None
 
 
 class Answer(msgspec.Struct, frozen=True):
@@ -93,13 +104,10 @@ def apply_delivery(
     The answer (hub's, or the format's ``responder``'s) is stored with the delivery,
     so a repeat gets it back and the audit log shows what the sender was told.
     """
-    if delivery.key:
-        prior = tx.find_delivery(delivery.source, delivery.key)
-        if prior:
-            return Answer(200, prior[1], repeated=True)
-    delivery_id = tx.insert_delivery(
-        delivery.source, delivery.key, delivery.received_at, delivery.headers, delivery.body
-    )
+    repeated = _repeated(tx, delivery)
+    if repeated is not None:
+        return repeated
+    delivery_id = _insert(tx, delivery)
     results = [_apply_event(tx, delivery, delivery_id, event, rules) for event in decoded.events]
     if responder is None:
         status, body = 202, _native_answer(delivery_id, decoded, results)
@@ -107,6 +115,52 @@ def apply_delivery(
         status, body = responder.accepted(decoded)
     tx.answer_delivery(delivery_id, status, body)
     return Answer(status, body, outcomes=[outcome.value for _, outcome in results])
+
+
+def apply_test_delivery(
+    tx: Tx,
+    delivery: Delivery,
+    decoded: Decoded,
+    rules: Rules,
+    active_silences: Sequence[Silence],
+) -> Answer:
+    """The write function for a delivery to a test source: kept with its decision.
+
+    No alert, event, incident or outbox row is written: test alerts live only in the
+    decision, so nothing can notify, escalate, inhibit or join a live incident. Every
+    format gets the same answer, since a test's reader is a person, not the sender.
+    """
+    repeated = _repeated(tx, delivery)
+    if repeated is not None:
+        return repeated
+    decisions = decision.decide_in(
+        tx, rules, active_silences, decoded.events, delivery.source, delivery.received_at
+    )
+    delivery_id = _insert(tx, delivery, decisions)
+    body = {"mode": "test", **decision.summary(decoded, decisions), "delivery_id": delivery_id}
+    tx.answer_delivery(delivery_id, 202, body)
+    return Answer(202, body)
+
+
+def _repeated(tx: Tx, delivery: Delivery) -> Answer | None:
+    """The first answer, when the sender already made this delivery."""
+    prior = tx.find_delivery(delivery.source, delivery.key) if delivery.key else None
+    return None if prior is None else Answer(200, prior[1], repeated=True)
+
+
+def _insert(
+    tx: Tx, delivery: Delivery, decisions: list[decision.EventDecision] | None = None
+) -> int:
+    return tx.insert_delivery(
+        delivery.source,
+        delivery.key,
+        delivery.received_at,
+        delivery.headers,
+        delivery.body,
+        mode=delivery.mode,
+        replay_of=delivery.replay_of,
+        decision=decisions,
+    )
 
 
 def _native_answer(
@@ -127,7 +181,7 @@ def _apply_event(
     tx: Tx, delivery: Delivery, delivery_id: int, event: Event, rules: Rules
 ) -> tuple[dict, Outcome]:
     now = delivery.received_at
-    occurred = event.occurred_at.timestamp() if event.occurred_at else now
+    occurred = occurred_at(event, now)
     alert = tx.get_alert(event.fingerprint)
     was_firing = alert is not None and alert["status"] == "firing"
     outcome = classify(alert, event.status, event.severity, event.summary, occurred)
@@ -175,47 +229,13 @@ def _record(
 
 
 def _new_alert(tx: Tx, delivery: Delivery, event: Event, occurred: float) -> dict:
-    row = {
-        "fingerprint": event.fingerprint,
-        "source": delivery.source,
-        "status": "resolved" if event.status == "resolved" else "firing",
-        "severity": event.severity,
-        "summary": event.summary,
-        "labels": event.labels,
-        "annotations": event.annotations,
-        "first_seen": delivery.received_at,
-        "last_seen": delivery.received_at,
-        "last_change": occurred,
-        "resolved_at": occurred if event.status == "resolved" else None,
-    }
+    row = new_row(delivery.source, event, occurred, delivery.received_at)
     return {**row, "id": tx.insert("alerts", row), "incident_id": None}
 
 
 def _change_alert(
     tx: Tx, alert: dict, event: Event, occurred: float, now: float, rules: Rules
 ) -> dict:
-    changes: dict = {
-        "status": event.status,
-        "severity": event.severity,
-        "summary": event.summary,
-        "labels": event.labels,
-        "annotations": event.annotations,
-        "last_seen": now,
-        "last_change": occurred,
-        "resolved_at": occurred if event.status == "resolved" else None,
-    }
-    if event.status != alert["status"]:
-        changes |= _flapping(alert["changes"], now, rules)
+    changes = changed_fields(alert, event, occurred, now, rules.flapping)
     tx.update("alerts", alert["id"], changes)
     return {**alert, **changes}
-
-
-def _flapping(changes: list[float], now: float, rules: Rules) -> dict:
-    """Record one more state change and whether the alert now counts as flapping."""
-    moment = datetime.fromtimestamp(now, UTC)
-    times = [datetime.fromtimestamp(t, UTC) for t in changes] + [moment]
-    kept = flapping.prune(times, moment, rules.flapping)
-    return {
-        "changes": [t.timestamp() for t in kept],
-        "flapping": int(flapping.is_flapping(kept, moment, rules.flapping)),
-    }

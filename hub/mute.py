@@ -4,12 +4,17 @@ Applied when notifying, not when receiving (as Alertmanager does), so a silence 
 maintenance window created after an alert arrived still applies. Only firing
 alerts are muted: a resolution is always worth knowing to whoever heard of the alert.
 Reasons are a fixed set (a metric label): flapping, silence, maintenance, inhibition.
+The dispatcher needs only the first reason; the routing decision (``hub.decision``)
+shows every mute and what holds the alert, so a ``Muter`` answers both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+
+import msgspec
 
 from hub import flapping, silences
 from hub.alerts import matchable
@@ -20,44 +25,60 @@ REASONS = ("flapping", "silence", "maintenance", "inhibition")
 MAINTENANCE_PREFIX = "maintenance:"
 
 Labels = Mapping[str, str]
+RouteMuting = Callable[[Labels], list[str]]
+"""Labels -> the time intervals muting the route they go to now (empty: none)."""
 
 
-def reasons(
-    alerts: Sequence[dict],
-    now: datetime,
-    active_silences: Sequence[silences.Silence],
-    inhibitor: Inhibitor,
-    route_muted: Callable[[Labels], bool],
-    flapping_settings: Flapping,
-) -> dict[str, str]:
-    """fingerprint -> reason, for every firing alert that must not be notified now."""
-    found = {}
-    for alert in alerts:
+class Mute(msgspec.Struct, frozen=True):
+    """One reason an alert is held back, and what holds it: silence ids, time
+    intervals, or the inhibition rule (``inhibit_rules[i]``); empty for flapping."""
+
+    reason: str
+    by: list[str] = []
+
+
+@dataclass(frozen=True)
+class Muter:
+    """The mute decision at one moment, for any number of alerts."""
+
+    now: datetime
+    active_silences: Sequence[silences.Silence]
+    inhibitor: Inhibitor
+    route_muting: RouteMuting
+    flapping: Flapping
+
+    def reasons(self, alerts: Sequence[dict]) -> dict[str, str]:
+        """fingerprint -> reason, for every firing alert that must not be notified now.
+        Stops at each alert's first mute: this runs for every alert of a due incident."""
+        found = {}
+        for alert in alerts:
+            first = next(self._holding(alert), None)
+            if first is not None:
+                found[alert["fingerprint"]] = first.reason
+        return found
+
+    def mutes(self, alert: dict) -> list[Mute]:
+        """Every mute holding this alert back now, the reason that counts first."""
+        return list(self._holding(alert))
+
+    def _holding(self, alert: dict) -> Iterator[Mute]:
+        """The mutes in order of precedence, found lazily. An operator's silence counts
+        before a maintenance window when both apply."""
         if alert["status"] != "firing":
-            continue
-        reason = _reason(alert, now, active_silences, inhibitor, route_muted, flapping_settings)
-        if reason is not None:
-            found[alert["fingerprint"]] = reason
-    return found
-
-
-def _reason(
-    alert: dict,
-    now: datetime,
-    active_silences: Sequence[silences.Silence],
-    inhibitor: Inhibitor,
-    route_muted: Callable[[Labels], bool],
-    flapping_settings: Flapping,
-) -> str | None:
-    changes = [datetime.fromtimestamp(t, now.tzinfo) for t in alert.get("changes", [])]
-    if flapping.is_flapping(changes, now, flapping_settings):
-        return "flapping"
-    labels = matchable(alert)
-    muting = silences.muting_silences(active_silences, labels, now)
-    if muting:
-        return "maintenance" if all(m.startswith(MAINTENANCE_PREFIX) for m in muting) else "silence"
-    if route_muted(labels):
-        return "maintenance"
-    if inhibitor.inhibited_by(labels) is not None:
-        return "inhibition"
-    return None
+            return
+        changes = [datetime.fromtimestamp(t, self.now.tzinfo) for t in alert.get("changes", [])]
+        if flapping.is_flapping(changes, self.now, self.flapping):
+            yield Mute("flapping")
+        labels = matchable(alert)
+        ids = silences.muting_silences(self.active_silences, labels, self.now)
+        plain = [i for i in ids if not i.startswith(MAINTENANCE_PREFIX)]
+        windows = [i for i in ids if i.startswith(MAINTENANCE_PREFIX)]
+        yield from (
+            Mute(reason, by) for reason, by in (("silence", plain), ("maintenance", windows)) if by
+        )
+        intervals = self.route_muting(labels)
+        if intervals:
+            yield Mute("maintenance", intervals)
+        rule = self.inhibitor.inhibited_by(labels)
+        if rule is not None:
+            yield Mute("inhibition", [f"inhibit_rules[{rule}]"])

@@ -272,6 +272,20 @@ def m007_incident_counts(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m008_test_mode(db: sqlite_utils.Database) -> None:
+    """Deliveries say whether their source was in test mode (and then keep the routing
+    decision, the only thing a test delivery produces) and which delivery they replay.
+    ``replay_of`` is no foreign key: retention may prune the original first."""
+    db.executescript(
+        """
+        ALTER TABLE deliveries ADD COLUMN mode TEXT NOT NULL DEFAULT 'live';
+        ALTER TABLE deliveries ADD COLUMN replay_of INTEGER;
+        ALTER TABLE deliveries ADD COLUMN decision TEXT;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -290,12 +304,31 @@ class Tx:
         return (row[0], _decode_json(row[1])) if row else None
 
     def insert_delivery(
-        self, source: str, key: str | None, received_at: float, headers: dict, body: bytes
+        self,
+        source: str,
+        key: str | None,
+        received_at: float,
+        headers: dict,
+        body: bytes,
+        *,
+        mode: str = "live",
+        replay_of: int | None = None,
+        decision: Any = None,
     ) -> int:
         cursor = self.conn.execute(
-            "INSERT INTO deliveries (source, delivery_key, received_at, headers, body)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (source, key, received_at, _json.encode(headers), body),
+            "INSERT INTO deliveries"
+            " (source, delivery_key, received_at, headers, body, mode, replay_of, decision)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                source,
+                key,
+                received_at,
+                _json.encode(headers),
+                body,
+                mode,
+                replay_of,
+                None if decision is None else _json.encode(decision),
+            ),
         )
         return cursor.lastrowid  # type: ignore[return-value]
 
@@ -837,6 +870,12 @@ class Store:
 
     # reading ---------------------------------------------------------------
 
+    def reading(self) -> Tx:
+        """The write path's reads on the read connection, for what-if questions (a
+        replay dry run): SQLite refuses any write through it (``query_only``)."""
+        assert self._reader is not None, "the store is not open"
+        return Tx(self._reader)
+
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict]:
         assert self._reader is not None, "store is not open"
         return _all(self._reader.execute(sql, params))
@@ -974,8 +1013,8 @@ class Store:
         """Recent deliveries, newest first, without their bodies (the audit log)."""
         where = "WHERE source = :source" if source is not None else ""
         rows = self.query(
-            "SELECT id, source, delivery_key, received_at, headers, status_code, response"
-            f" FROM deliveries {where} ORDER BY id DESC LIMIT :limit",
+            "SELECT id, source, delivery_key, received_at, headers, status_code, response,"
+            f" mode, replay_of FROM deliveries {where} ORDER BY id DESC LIMIT :limit",
             {"source": source, "limit": limit},
         )
         return [_decode_delivery(row) for row in rows]
@@ -1090,11 +1129,14 @@ def _decode_alert(row: dict) -> dict:
 
 
 def _decode_delivery(row: dict) -> dict:
-    return {
+    decoded = {
         **row,
         "headers": _decode_json(row["headers"]),
         "response": _decode_json(row["response"]),
     }
+    if row.get("decision") is not None:
+        decoded["decision"] = _decode_json(row["decision"])
+    return decoded
 
 
 def _decode_notification(row: dict) -> dict:

@@ -65,14 +65,19 @@ def in_any(intervals: Iterable[Interval], when: datetime) -> bool:
     return any(matches(interval, when) for interval in intervals)
 
 
-def route_muted(
+def route_muting(
     mute: Iterable[str], active: Iterable[str], table: dict[str, list[Interval]], when: datetime
-) -> bool:
-    """Muted inside any of the ``mute`` intervals, or outside all ``active`` ones."""
-    if any(in_any(table[name], when) for name in mute):
-        return True
+) -> list[str]:
+    """What mutes a route at ``when`` (empty: nothing): the ``mute`` intervals it is
+    inside, else, when it is outside all its ``active`` intervals, those. Named as in the
+    config (``mute_time_intervals:nights``), so an operator sees which key to change."""
+    inside = [f"mute_time_intervals:{name}" for name in mute if in_any(table[name], when)]
+    if inside:
+        return inside
     active = list(active)
-    return bool(active) and not any(in_any(table[name], when) for name in active)
+    if active and not any(in_any(table[name], when) for name in active):
+        return [f"active_time_intervals:{name}" for name in active]
+    return []
 
 
 def compile_all(named: Iterable[TimeIntervals]) -> dict[str, list[Interval]]:

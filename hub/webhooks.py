@@ -20,6 +20,7 @@ from litestar.params import FromPath
 from hub.auth import authenticate
 from hub.config import Source
 from hub.decoders import RESPONDERS, Responder, decode
+from hub.decoders.common import Decoded
 from hub.errors import (
     AuthError,
     HubError,
@@ -31,7 +32,14 @@ from hub.errors import (
     Unavailable,
     UnsupportedMedia,
 )
-from hub.ingest import Answer, Delivery, apply_delivery, audit_headers, delivery_key
+from hub.ingest import (
+    Answer,
+    Delivery,
+    apply_delivery,
+    apply_test_delivery,
+    audit_headers,
+    delivery_key,
+)
 from hub.limits import body_limit, check_body_size, check_content_type, check_source_rate
 from hub.metrics import UNKNOWN_SOURCE
 
@@ -87,11 +95,8 @@ async def _receive(request: Request, name: str, only_format: str | None = None) 
     except HubError as e:
         _count_rejection(hub, source.name, e)
         return _rejection(responder, e)
-    hub.changed()
     outcome = "repeated" if answer.repeated else "accepted"
     hub.metrics.webhooks.labels(source.name, outcome).inc()
-    for event_outcome in answer.outcomes:
-        hub.metrics.events.labels(source.name, event_outcome).inc()
     hub.metrics.ingest_seconds.labels(source.name).observe(time.perf_counter() - started)
     return _response(answer.status_code, answer.body)
 
@@ -119,12 +124,28 @@ async def _ingest(hub, request: Request, source: Source, responder: Responder | 
         received_at=now,
         headers=audit_headers(headers, source.auth.headers),
         body=body,
+        mode=source.mode,
     )
+    return await commit(hub, delivery, decoded, responder)
+
+
+async def commit(hub, delivery: Delivery, decoded: Decoded, responder: Responder | None) -> Answer:
+    """Write one decoded delivery as its mode says (a live one wakes the workers);
+    shared with replay, so a replayed body takes exactly the path of a webhook."""
     rules = hub.rules
-    answer = await hub.store.write(
-        lambda tx: apply_delivery(tx, delivery, decoded, rules, responder)
-    )
-    _log_applied(source.name, answer)
+    if delivery.mode == "test":
+        active = hub.active_silences(datetime.fromtimestamp(delivery.received_at, UTC))
+        answer = await hub.store.write(
+            lambda tx: apply_test_delivery(tx, delivery, decoded, rules, active)
+        )
+    else:
+        answer = await hub.store.write(
+            lambda tx: apply_delivery(tx, delivery, decoded, rules, responder)
+        )
+        hub.changed()
+    for event_outcome in answer.outcomes:
+        hub.metrics.events.labels(delivery.source, event_outcome).inc()
+    _log_applied(delivery.source, answer)
     return answer
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from hub.config import IntervalSpec, TimeIntervals
 from hub.errors import ConfigError
-from hub.timeintervals import compile_all, compile_spec, in_any, matches, route_muted
+from hub.timeintervals import compile_all, compile_spec, in_any, matches, route_muting
 
 BUSINESS = {"times": [{"start_time": "09:00", "end_time": "17:00"}], "weekdays": ["monday:friday"]}
 
@@ -189,4 +189,4 @@ def test_a_named_set_matches_if_any_of_its_intervals_does():
     ],
 )
 def test_a_route_is_muted_inside_mute_and_outside_active_intervals(mute, active, when, expected):
-    assert route_muted(mute, active, TABLE, when) is expected
+    assert bool(route_muting(mute, active, TABLE, when)) is expected

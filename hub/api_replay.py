@@ -1,0 +1,96 @@
+"""``POST /api/v1/events/{id}/replay``: send a stored delivery's body through again.
+
+The body is decoded with the *current* config's decoder for its source, so an operator
+who fixed a mapping or a route sees what the delivery does now. ``?dry_run=true``
+(role ``write``) answers with the routing decision (``hub.decision``) and changes
+nothing: it reads through the store's read connection, which refuses writes. A real
+replay (role ``admin``, since it can page people) is a new delivery, marked as a
+replay of the original and without a delivery key (it is no sender's retry, so it is
+never refused as a repeat), committed as a webhook would be (``webhooks.commit``).
+It is not authenticated again: the stored headers lack the credentials, and the API
+token is what vouches for the request.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.params import FromPath, FromQuery
+
+from hub import decision
+from hub.access import ensure_role, require
+from hub.config import Source
+from hub.decoders import decode
+from hub.decoders.common import Decoded
+from hub.errors import Conflict, NotFound
+from hub.ingest import Delivery
+from hub.webhooks import commit
+
+
+@post(
+    "/api/v1/events/{delivery_id:int}/replay",
+    summary="Replay a stored delivery through the current config (dry_run: decision only)",
+    guards=[require("write")],
+)
+async def replay(
+    request: Request, delivery_id: FromPath[int], dry_run: FromQuery[bool] = False
+) -> Response:
+    """200 with the decision on a dry run; else the webhook's answer for a new delivery.
+    404 for an unknown delivery, 409 when its source is no longer configured."""
+    if not dry_run:
+        ensure_role(request, "admin")
+    hub = request.app.state.hub
+    row = hub.store.delivery(delivery_id)
+    if row is None:
+        raise NotFound(f"no delivery with id {delivery_id}")
+    source = _source(hub, row["source"])
+    now = hub.clock()
+    decoded = decode(row["body"], source, datetime.fromtimestamp(now, UTC))
+    if dry_run:
+        return _json(200, _dry_run(hub, delivery_id, source, decoded, now))
+    delivery = Delivery(
+        source=source.name,
+        key=None,
+        received_at=now,
+        headers=row["headers"],
+        body=row["body"],
+        mode=source.mode,
+        replay_of=delivery_id,
+    )
+    answer = await commit(hub, delivery, decoded, responder=None)
+    return _json(answer.status_code, answer.body)
+
+
+def _source(hub: Any, name: str) -> Source:
+    source = hub.config.source(name)
+    if source is None:
+        raise Conflict(f"source {name!r} is no longer configured; nothing can decode this body")
+    return source
+
+
+def _dry_run(
+    hub: Any, delivery_id: int, source: Source, decoded: Decoded, now: float
+) -> dict[str, Any]:
+    active = hub.active_silences(datetime.fromtimestamp(now, UTC))
+    decisions = decision.decide_in(
+        hub.store.reading(), hub.rules, active, decoded.events, source.name, now
+    )
+    return {
+        "dry_run": True,
+        "replay_of": delivery_id,
+        "source": source.name,
+        "mode": source.mode,
+        **decision.summary(decoded, decisions),
+    }
+
+
+def _json(status_code: int, body: Any) -> Response:
+    return Response(
+        msgspec.json.encode(body), status_code=status_code, media_type="application/json"
+    )
+
+
+HANDLERS = [replay]

@@ -1,0 +1,125 @@
+"""Sources in test mode: deliveries are authenticated, decoded and kept with their
+routing decision, and nothing is notified, escalated or correlated."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import AUTH, BASE_CONFIG, mail_url
+
+TEST_SOURCE = """
+[[sources]]
+name = "rehearsal"
+format = "native"
+mode = "test"
+auth = {{ type = "bearer", tokens = ["rehearsal-token"] }}
+
+[[receivers]]
+name = "pager"
+urls = ["{mail_url}"]
+
+[[escalations]]
+name = "night"
+steps = [{{ notify = ["pager"] }}]
+
+[[route.routes]]
+matchers = ['service="checkout"']
+receiver = "pager"
+group_by = ["service"]
+escalation = "night"
+continue = true
+
+[[route.routes]]
+matchers = ['severity="critical"']
+receiver = "ops"
+
+[api]
+tokens = [
+  {{ name = "rita", token = "read-token", role = "read" }},
+  {{ name = "will", token = "write-token", role = "write" }},
+  {{ name = "ada", token = "admin-token", role = "admin" }},
+]
+"""
+CONFIG = BASE_CONFIG + TEST_SOURCE
+TEST_AUTH = {"Authorization": "Bearer rehearsal-token"}
+WRITE = {"Authorization": "Bearer write-token"}
+CHECKOUT = {
+    "status": "firing",
+    "summary": "checkout down",
+    "severity": "critical",
+    "labels": {"service": "checkout"},
+}
+SEARCH = {"status": "firing", "summary": "search slow", "labels": {"service": "search"}}
+SILENCE = {"matchers": ['service="search"'], "duration": "1h", "comment": "reindexing"}
+
+
+@pytest.fixture
+def hub(hub_factory, smtp):
+    return hub_factory(CONFIG, mail_url=mail_url(smtp[1]), group_wait="100ms")
+
+
+def test_a_test_delivery_is_kept_with_its_decision_and_notifies_nobody(hub, smtp):
+    mailbox, _ = smtp
+    with hub.client(headers=WRITE) as http:
+        silence = http.post("/api/v1/silences", json=SILENCE).json()
+        answer = http.post("/webhooks/rehearsal", json=[CHECKOUT, SEARCH], headers=TEST_AUTH)
+        time.sleep(1.0)  # well past group_wait and group_interval
+        shown = http.get(f"/api/v1/events/{answer.json()['delivery_id']}").json()
+        alerts = http.get("/api/v1/alerts").json()
+        incidents = http.get("/api/v1/incidents").json()
+    assert answer.status_code == 202
+    assert (answer.json()["mode"], answer.json()["accepted"]) == ("test", 2)
+    assert (shown["mode"], shown["replay_of"], shown["events"]) == ("test", None, [])
+    assert shown["decision"] == answer.json()["decision"]
+    checkout, search = shown["decision"]
+    assert (checkout["outcome"], checkout["receivers"], checkout["mutes"]) == (
+        "new",
+        ["pager", "ops"],
+        [],
+    )
+    owner = checkout["routes"][0]
+    assert (owner["route_id"], owner["group_key"], owner["escalation"]) == (
+        "0.0",
+        '0.0:{service="checkout"}',
+        "night",
+    )
+    assert search["mutes"] == [{"reason": "silence", "by": [silence["id"]]}]
+    assert search["receivers"] == []
+    assert search["event"]["labels"] == {"service": "search"}
+    assert mailbox.messages == []
+    assert (alerts, incidents) == ([], [])
+
+
+def test_a_test_delivery_never_touches_the_live_alert_it_is_about(hub):
+    live = {"status": "firing", "summary": "disk full", "dedup_key": "disk"}
+    resolved = {**live, "status": "resolved"}
+    with hub.client(headers=WRITE) as http:
+        http.post("/webhooks/shop", json=live, headers=AUTH).raise_for_status()
+        answer = http.post("/webhooks/rehearsal", json=resolved, headers=TEST_AUTH).json()
+        (alert,) = http.get("/api/v1/alerts").json()
+        (incident,) = http.get("/api/v1/incidents").json()
+    (decision,) = answer["decision"]
+    assert (decision["outcome"], decision["notification"]) == ("changed", "resolved")
+    assert alert["status"] == "firing"
+    assert incident["status"] == "open"
+
+
+def test_a_test_source_still_authenticates_and_decodes(hub):
+    with hub.client(headers=WRITE) as http:
+        not_its_token = http.post("/webhooks/rehearsal", json=CHECKOUT)
+        wrong = http.post("/webhooks/rehearsal", json={"status": "firing"}, headers=TEST_AUTH)
+        listed = http.get("/api/v1/events").json()
+    assert (not_its_token.status_code, wrong.status_code) == (401, 422)
+    assert listed == []
+
+
+def test_a_repeated_test_delivery_gets_its_first_answer(hub):
+    headers = {**TEST_AUTH, "Idempotency-Key": "try-1"}
+    with hub.client(headers=WRITE) as http:
+        first = http.post("/webhooks/rehearsal", json=CHECKOUT, headers=headers)
+        again = http.post("/webhooks/rehearsal", json=CHECKOUT, headers=headers)
+        listed = http.get("/api/v1/events").json()
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json() == first.json()
+    assert len(listed) == 1
