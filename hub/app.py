@@ -29,6 +29,7 @@ from hub import (
     api_heartbeats,
     api_incidents,
     api_oncall,
+    console,
     heartbeats,
     logfile,
     retention,
@@ -37,6 +38,7 @@ from hub import (
 )
 from hub import config as config_module
 from hub.config import Config
+from hub.console import sessions
 from hub.dispatch import Dispatcher, Flushed, Links
 from hub.errors import ConfigError, Conflict, HubError
 from hub.escalation import Escalator, Fired
@@ -93,6 +95,7 @@ class Runtime:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.limiter = RateLimiter()  # one token bucket per source, kept across reloads
         self.ack_secret = b""
+        self.session_key = b""  # signs console sessions; kept in the store
         self.sender: Sender | None = None
         self.dispatcher: Dispatcher | None = None
         self.escalator: Escalator | None = None
@@ -110,6 +113,7 @@ class Runtime:
         logfile.register()
         self.store.open()
         self.ack_secret = await self.store.write(self._ack_secret)
+        self.session_key = await self.store.write(sessions.stored_key)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
         await self.sender.recover()
         self.dispatcher = Dispatcher(
@@ -301,7 +305,9 @@ def create_app(
             *api_events.HANDLERS,
             *api_heartbeats.HANDLERS,
             *api_oncall.HANDLERS,
+            console.router(),
         ],
+        template_config=console.template_config(),
         lifespan=[lifespan],
         state=State({"hub": runtime}),
         request_max_body_size=config.server.max_body_bytes,  # webhooks apply their source's
