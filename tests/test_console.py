@@ -3,6 +3,7 @@ form. (tests/test_console_browser.py drives the same pages in a real browser.)""
 
 from __future__ import annotations
 
+import pytest
 from conftest import BASE_CONFIG, free_port, mail_url
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
 
@@ -100,14 +101,16 @@ def test_without_api_tokens_the_console_is_open_and_read_only(hub_factory, smtp)
         assert http.post(f"/incidents/{incident_id}/ack", data={}).status_code == 403
 
 
-def test_the_live_part_of_a_page_comes_alone_when_asked_for(hub_factory):
+@pytest.mark.parametrize("path", ["/", "/incidents/1", "/heartbeats", "/sources", "/notifications"])
+def test_the_live_part_of_a_page_comes_alone_when_asked_for(hub_factory, path):
     hub = start(hub_factory)
     fire(hub.url, "checkout down")
     with hub.client() as http:
         sign_in(http, "read-token")
-        part = http.get("/", headers={"X-Console-Part": "live"})
-    assert part.status_code == 200
-    assert "checkout down" in part.text
+        whole = http.get(path)
+        part = http.get(path, headers={"X-Console-Part": "live"})
+    assert whole.status_code == part.status_code == 200
+    assert 'id="live"' in whole.text
     assert "<html" not in part.text
 
 

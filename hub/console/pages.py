@@ -221,7 +221,7 @@ def notifications_page(
         request,
         viewer,
         "notifications.html",
-        live="notifications_table.html",
+        live="notification_rows.html",
         status=status,
         error=error,
         state=filters.get("state", ""),
