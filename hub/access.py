@@ -49,7 +49,7 @@ def ensure_role(connection: ASGIConnection, role: Role) -> None:
         _open_mode(role)
         return
     token = identify(tokens, connection.headers.get("authorization", ""))
-    if ROLES.index(token.role) < ROLES.index(role):
+    if not at_least(token.role, role):
         raise Forbidden(f'token "{token.name}" has role {token.role}; this needs {role} or higher')
     connection.scope[ACTOR_KEY] = token.name  # type: ignore[literal-required]
 
@@ -68,20 +68,31 @@ def require(role: Role) -> Guard:
 
 
 def identify(tokens: list[ApiToken], header: str) -> ApiToken:
-    """The configured token in an ``Authorization: Bearer`` header, compared in constant
-    time against every entry so the answer's timing does not reveal which one is close."""
+    """The configured token in an ``Authorization: Bearer`` header."""
     scheme, _, given = header.partition(" ")
     if not header:
         raise AuthError("missing_header", "missing header Authorization", CHALLENGE)
     if scheme.lower() != "bearer":
         raise AuthError("bad_token", "expected Authorization: Bearer <token>", CHALLENGE)
+    found = match(tokens, given)
+    if found is None:
+        raise AuthError("bad_token", "the bearer token is not valid for the API", CHALLENGE)
+    return found
+
+
+def match(tokens: list[ApiToken], given: str) -> ApiToken | None:
+    """The configured token equal to ``given``, compared in constant time against every
+    entry; shared by the bearer header and the console's sign-in form."""
     found = None
     for entry in tokens:
         if hmac.compare_digest(given.strip().encode(), entry.token.encode()):
             found = entry
-    if found is None:
-        raise AuthError("bad_token", "the bearer token is not valid for the API", CHALLENGE)
     return found
+
+
+def at_least(role: Role, wanted: Role) -> bool:
+    """Whether ``role`` may do what needs ``wanted``."""
+    return ROLES.index(role) >= ROLES.index(wanted)
 
 
 def actor(connection: ASGIConnection) -> str | None:

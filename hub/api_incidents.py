@@ -3,19 +3,20 @@ one-click acknowledgement link carried in every notification."""
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import Redirect
 
 from hub import access, acklinks, matchers
 from hub.access import require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present
 from hub.correlate import act
 from hub.errors import Conflict, NotFound
+from hub.store import Store
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -42,13 +43,26 @@ async def list_incidents(
 ) -> list[dict[str, Any]]:
     """Most recently changed first."""
     wanted = label_matchers(label)
+    rows = find(request.app.state.hub.store, wanted, status, severity, since, limit)
+    return [_present_incident(row) for row in rows]
+
+
+def find(
+    store: Store,
+    wanted: list[matchers.Matcher],
+    status: str | None = None,
+    severity: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Incidents by status, severity and matchers on their group labels, most recently
+    changed first: the API's list and the console's tabs."""
     where, params = equalities({"status": status, "severity": severity})
     if since is not None:
         where += " AND updated_at >= :since"
         params["since"] = since.timestamp()
-    rows = request.app.state.hub.store.incidents(where, params, 100_000 if wanted else limit)
-    chosen = [row for row in rows if matchers.matches_all(wanted, row["labels"])]
-    return [_present_incident(row) for row in chosen[:limit]]
+    rows = store.incidents(where, params, 100_000 if wanted else limit)
+    return [row for row in rows if matchers.matches_all(wanted, row["labels"])][:limit]
 
 
 @get(
@@ -80,15 +94,19 @@ def _present_escalation(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 async def _act(request: Request, incident_id: int, action: str, data: ActionBody | None):
-    hub = request.app.state.hub
     body = data or ActionBody()
     actor = access.actor(request) or "api"
+    hub = request.app.state.hub
+    return _present_incident(await perform(hub, incident_id, action, actor, body.comment))
+
+
+async def perform(hub: Any, incident_id: int, action: str, actor: str, comment: str) -> dict:
+    """Acknowledge, unacknowledge or resolve, and wake the workers: what the API, the
+    console and the ack link all do. Returns the incident as stored after the change."""
     now = hub.clock()
-    incident = await hub.store.write(
-        lambda tx: act(tx, incident_id, action, actor, body.comment, now)
-    )
+    incident = await hub.store.write(lambda tx: act(tx, incident_id, action, actor, comment, now))
     hub.changed()
-    return _present_incident(incident)
+    return incident
 
 
 @post(
@@ -160,42 +178,33 @@ async def list_notifications(
 )
 async def retry_notification(request: Request, notification_id: RowId) -> dict[str, Any]:
     hub = request.app.state.hub
+    await retry(hub, notification_id)
+    return _present_notification(hub.store, hub.store.notification(notification_id))
+
+
+async def retry(hub: Any, notification_id: int) -> None:
+    """Give a dead letter a fresh attempt budget and wake the sender; 404 unknown,
+    409 not dead. Shared by the API and the console's retry button."""
     if hub.store.notification(notification_id) is None:
         raise NotFound(f"no notification with id {notification_id}")
     now = hub.clock()
     if not await hub.store.write(lambda tx: tx.retry_notification(notification_id, now)):
         raise Conflict(f"notification {notification_id} is not dead-lettered")
     hub.sender.poke()
-    return _present_notification(hub.store, hub.store.notification(notification_id))
 
 
 @get("/ack/{token:str}", summary="One-click acknowledgement from a notification")
-async def ack_link(request: Request, token: FromPath[str]) -> Response:
-    """Verify the signed token and acknowledge; answer with a small confirmation page."""
+async def ack_link(request: Request, token: FromPath[str]) -> Redirect:
+    """Verify the signed token and acknowledge, then show the incident in the console
+    with a banner saying what happened (``done`` is a fixed code, never free text)."""
     hub = request.app.state.hub
-    now = hub.clock()
-    incident_id = acklinks.verify(hub.ack_secret, token, datetime.fromtimestamp(now, UTC))
+    incident_id = acklinks.verify(hub.ack_secret, token, datetime.fromtimestamp(hub.clock(), UTC))
     try:
-        incident = await hub.store.write(
-            lambda tx: act(tx, incident_id, "ack", "ack-link", "acknowledged by link", now)
-        )
-        message = f"Incident #{incident_id} is acknowledged."
+        await perform(hub, incident_id, "ack", "ack-link", "acknowledged by link")
+        done = "acked-by-link"
     except Conflict:
-        incident = hub.store.incident(incident_id)
-        message = f"Incident #{incident_id} was already resolved."
-    hub.changed()
-    return Response(_page(message, incident), media_type="text/html")
-
-
-def _page(message: str, incident: dict[str, Any]) -> str:
-    title = html.escape(incident["title"])
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(message)}</title></head><body style='font-family:sans-serif'>"
-        f"<h1>{html.escape(message)}</h1><p>{title}</p>"
-        f"<p>Status: {html.escape(incident['status'])}</p></body></html>"
-    )
+        done = "already-resolved"
+    return Redirect(f"/incidents/{incident_id}?done={done}", status_code=303)
 
 
 HANDLERS = [

@@ -18,10 +18,11 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
 from hub import decision
 from hub.access import ensure_role, require
+from hub.api import RowId
 from hub.config import Source
 from hub.decoders import decode
 from hub.decoders.common import Decoded
@@ -36,7 +37,7 @@ from hub.webhooks import commit
     guards=[require("write")],
 )
 async def replay(
-    request: Request, delivery_id: FromPath[int], dry_run: FromQuery[bool] = False
+    request: Request, delivery_id: RowId, dry_run: FromQuery[bool] = False
 ) -> Response:
     """200 with the decision on a dry run; else the webhook's answer for a new delivery.
     404 for an unknown delivery, 409 when its source is no longer configured."""

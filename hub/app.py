@@ -30,6 +30,7 @@ from hub import (
     api_incidents,
     api_oncall,
     api_replay,
+    console,
     heartbeats,
     logfile,
     retention,
@@ -38,6 +39,7 @@ from hub import (
 )
 from hub import config as config_module
 from hub.config import Config
+from hub.console import sessions
 from hub.dispatch import Dispatcher, Flushed, Links
 from hub.errors import ConfigError, Conflict, HubError
 from hub.escalation import Escalator, Fired
@@ -95,6 +97,7 @@ class Runtime:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.limiter = RateLimiter()  # one token bucket per source, kept across reloads
         self.ack_secret = b""
+        self.session_key = b""  # signs console sessions; kept in the store
         self.sender: Sender | None = None
         self.dispatcher: Dispatcher | None = None
         self.escalator: Escalator | None = None
@@ -112,6 +115,7 @@ class Runtime:
         logfile.register()
         self.store.open()
         self.ack_secret = await self.store.write(self._ack_secret, background=True)
+        self.session_key = await self.store.write(sessions.stored_key, background=True)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
         await self.sender.recover()
         self.dispatcher = Dispatcher(
@@ -304,7 +308,9 @@ def create_app(
             *api_replay.HANDLERS,
             *api_heartbeats.HANDLERS,
             *api_oncall.HANDLERS,
+            console.router(),
         ],
+        template_config=console.template_config(),
         lifespan=[lifespan],
         state=State({"hub": runtime}),
         request_max_body_size=config.server.max_body_bytes,  # webhooks apply their source's

@@ -51,31 +51,15 @@ async def list_silences(
     wanted: Annotated[State | None, QueryParameter(name="state")] = None,
 ) -> list[dict[str, Any]]:
     """Silences made through the API (newest first), then the config's static ones."""
-    hub = request.app.state.hub
-    now = _now(hub)
-    listed = [(s, False) for s in hub.store.silences()]
-    listed += [(s, True) for s in silences.from_config(hub.config, now)]
-    return [
-        present(s, now, static)
-        for s, static in listed
-        if wanted is None or silences.state(s, now) == wanted
-    ]
+    return listed(request.app.state.hub, wanted)
 
 
 @post("/api/v1/silences", summary="Create a silence", status_code=201, guards=[require("write")])
 async def create_silence(request: Request) -> dict[str, Any]:
     """201 with the stored silence; 422 naming the field when it is not a valid one."""
     hub = request.app.state.hub
-    now = _now(hub)
-    silence = build(parse_json(await request.body(), NewSilence), now, actor(request) or "api")
-    await hub.store.write(lambda tx: tx.insert_silence(silence))
-    log.info(
-        "event=silence_created id=%s by=%s matchers=%r",
-        silence.id,
-        silence.created_by,
-        silence.matchers,
-    )
-    return present(silence, now, static=False)
+    body = parse_json(await request.body(), NewSilence)
+    return await create(hub, body, actor(request) or "api")
 
 
 @delete(
@@ -86,12 +70,42 @@ async def create_silence(request: Request) -> dict[str, Any]:
 )
 async def expire_silence(request: Request, silence_id: FromPath[str]) -> dict[str, Any]:
     """End a silence early; 404 unknown, 409 static or already expired."""
-    hub = request.app.state.hub
+    return await expire(request.app.state.hub, silence_id, actor(request))
+
+
+def listed(hub: Any, wanted: State | None = None) -> list[dict[str, Any]]:
+    """Every silence as the API shows it, optionally only those in state ``wanted``."""
+    now = _now(hub)
+    pairs = [(s, False) for s in hub.store.silences()]
+    pairs += [(s, True) for s in silences.from_config(hub.config, now)]
+    return [
+        present(s, now, static)
+        for s, static in pairs
+        if wanted is None or silences.state(s, now) == wanted
+    ]
+
+
+async def create(hub: Any, body: NewSilence, author: str) -> dict[str, Any]:
+    """Validate and store a new silence (the API's and the console's way to make one)."""
+    now = _now(hub)
+    silence = build(body, now, author)
+    await hub.store.write(lambda tx: tx.insert_silence(silence))
+    log.info(
+        "event=silence_created id=%s by=%s matchers=%r",
+        silence.id,
+        silence.created_by,
+        silence.matchers,
+    )
+    return present(silence, now, static=False)
+
+
+async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
+    """End a silence now; static ones live in the config file and are refused."""
     now = _now(hub)
     if any(s.id == silence_id for s in silences.from_config(hub.config, now)):
         raise Conflict(f"silence {silence_id} comes from the config file; change it there")
     expired = await hub.store.write(lambda tx: _expire(tx, silence_id, now))
-    log.info("event=silence_expired id=%s by=%s", silence_id, actor(request))
+    log.info("event=silence_expired id=%s by=%s", silence_id, by)
     return present(expired, now, static=False)
 
 

@@ -994,6 +994,15 @@ class Store:
         rows = self.query("SELECT * FROM alerts WHERE incident_id = ? ORDER BY id", (incident_id,))
         return [_decode_alert(row) for row in rows]
 
+    def incident_alert_counts(self, incident_ids: list[int]) -> dict[int, int]:
+        """How many alerts each incident holds, resolved ones included, in one query."""
+        rows = self.query(
+            "SELECT incident_id, COUNT(*) AS n FROM alerts"
+            f" WHERE incident_id IN ({_marks(incident_ids)}) GROUP BY incident_id",
+            tuple(incident_ids),
+        )
+        return {row["incident_id"]: row["n"] for row in rows}
+
     def timeline(self, incident_id: int) -> list[dict]:
         rows = self.query(
             "SELECT at, kind, actor, detail FROM timeline WHERE incident_id = ? ORDER BY id",

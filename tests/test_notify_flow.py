@@ -76,9 +76,11 @@ def test_an_email_carries_both_links_in_both_parts_and_its_ack_link_acknowledges
             assert ack_url in part
             assert "checkout API error rate above 5%" in part
 
-        with hub.client() as browser:  # a person clicking: no token
+        with hub.client(follow_redirects=True) as browser:  # a person clicking: no session
             page = browser.get(ack_url)
         assert page.status_code == 200
+        assert page.url.path == "/login", "the incident page asks to sign in first"
+        assert page.url.params["next"] == f"/incidents/{incident_id}?done=acked-by-link"
         assert f"Incident #{incident_id} is acknowledged." in page.text
         incident = http.get(f"/api/v1/incidents/{incident_id}").json()
     assert incident["status"] == "acknowledged"

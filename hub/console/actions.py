@@ -1,0 +1,88 @@
+"""The console's forms: acknowledge, unacknowledge and resolve an incident, create and
+expire silences, retry a dead letter. Each post is checked (CSRF token, then role) by
+``viewer.posted`` and then calls the same function the API does. Success redirects
+(so a reload never repeats it) with a ``done`` banner; a refused change shows the page
+again with the reason.
+"""
+
+from __future__ import annotations
+
+from litestar import Request, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from hub import api_incidents, silencing
+from hub.api import RowId
+from hub.console import pages
+from hub.console.viewer import Viewer, posted
+from hub.errors import Conflict, InvalidPayload, NotFound
+
+ACTIONS = ("ack", "unack", "resolve")
+
+
+@post("/incidents/{incident_id:int}/{action:str}", name="console:act")
+async def act(
+    request: Request,
+    viewer: NamedDependency[Viewer],
+    incident_id: RowId,
+    action: FromPath[str],
+) -> Redirect | Template:
+    if action not in ACTIONS:
+        raise NotFound(f"no incident action {action!r}")
+    form = await posted(request, viewer, "write")
+    comment = str(form.get("comment", ""))[:2000]
+    hub = request.app.state.hub
+    try:
+        await api_incidents.perform(hub, incident_id, action, viewer.name or "console", comment)
+    except Conflict as e:
+        return pages.incident_page(request, viewer, incident_id, error=e.detail, status=409)
+    return Redirect(f"/incidents/{incident_id}?done={action}", status_code=303)
+
+
+@post("/silences", name="console:create-silence")
+async def create_silence(request: Request, viewer: NamedDependency[Viewer]) -> Redirect | Template:
+    """Matchers one per line, a duration and a comment; refused ones keep what was typed."""
+    form = await posted(request, viewer, "write")
+    values = {
+        key: str(form.get(key, "")) for key in ("matchers", "duration", "comment", "incident")
+    }
+    body = silencing.NewSilence(
+        matchers=[line.strip() for line in values["matchers"].splitlines() if line.strip()],
+        duration=values["duration"].strip() or None,
+        comment=values["comment"],
+    )
+    try:
+        await silencing.create(request.app.state.hub, body, viewer.name or "console")
+    except InvalidPayload as e:
+        return pages.silence_form(request, viewer, values, error=e.detail, status=422)
+    back = f"/incidents/{values['incident']}" if values["incident"].isdigit() else "/silences"
+    return Redirect(f"{back}?done=silenced", status_code=303)
+
+
+@post("/silences/{silence_id:str}/expire", name="console:expire-silence")
+async def expire_silence(
+    request: Request, viewer: NamedDependency[Viewer], silence_id: FromPath[str]
+) -> Redirect | Template:
+    await posted(request, viewer, "write")
+    try:
+        await silencing.expire(request.app.state.hub, silence_id, viewer.name)
+    except Conflict as e:
+        return pages.silences_page(request, viewer, error=e.detail, status=409)
+    return Redirect("/silences?done=expired", status_code=303)
+
+
+@post("/notifications/{notification_id:int}/retry", name="console:retry")
+async def retry(
+    request: Request, viewer: NamedDependency[Viewer], notification_id: RowId
+) -> Redirect | Template:
+    """Send a dead letter again (role admin, as in the API)."""
+    await posted(request, viewer, "admin")
+    try:
+        await api_incidents.retry(request.app.state.hub, notification_id)
+    except Conflict as e:
+        return pages.notifications_page(request, viewer, error=e.detail, status=409)
+    return Redirect("/notifications?done=retried", status_code=303)
+
+
+HANDLERS = [act, create_silence, expire_silence, retry]

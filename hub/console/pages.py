@@ -1,0 +1,243 @@
+"""The console's pages: what an operator watches. Every page reads through the same
+store queries and API helpers as ``/api/v1``, so both always agree."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, QueryParameter
+from litestar.response import Template
+
+from hub import api_events, api_heartbeats, api_incidents, api_oncall, matchers, silencing
+from hub.api import RowId
+from hub.console.render import page
+from hub.console.viewer import Viewer
+from hub.errors import NotFound
+
+TABS = ("open", "acknowledged", "resolved")
+SHOWN = 100
+DELIVERIES_PER_SOURCE = 15
+Repeated = Annotated[list[str] | None, QueryParameter(name="matcher")]
+
+
+@get("/", name="console:incidents")
+async def incidents(
+    request: Request,
+    viewer: NamedDependency[Viewer],
+    status: FromQuery[str] = "open",
+    label: FromQuery[str] = "",
+) -> Template:
+    """Incidents by tab, newest change first; ``label`` filters on group labels."""
+    store = request.app.state.hub.store
+    status = status if status in TABS else "open"
+    wanted, error = _matchers(label)
+    rows = [] if error else api_incidents.find(store, wanted, status=status, limit=SHOWN)
+    counts: dict[str, int] = dict.fromkeys(TABS, 0)
+    for (_, state), n in store.incident_counts().items():
+        counts[state] += n
+    return page(
+        request,
+        viewer,
+        "incidents.html",
+        live="incidents_table.html",
+        status=400 if error else 200,
+        tab=status,
+        tabs=TABS,
+        counts=counts,
+        label=label,
+        error=error,
+        incidents=rows,
+        alert_counts=store.incident_alert_counts([row["id"] for row in rows]),
+    )
+
+
+def _matchers(text: str) -> tuple[list[matchers.Matcher], str]:
+    if not text.strip():
+        return [], ""
+    try:
+        return matchers.parse(text), ""
+    except ValueError as e:
+        return [], f"Filter: {e}"
+
+
+@get("/incidents/{incident_id:int}", name="console:incident")
+async def incident(
+    request: Request, viewer: NamedDependency[Viewer], incident_id: RowId
+) -> Template:
+    return incident_page(request, viewer, incident_id)
+
+
+def incident_page(
+    request: Request,
+    viewer: NamedDependency[Viewer],
+    incident_id: int,
+    error: str = "",
+    status: int = 200,
+) -> Template:
+    """One incident; actions that failed come back here with their error."""
+    store = request.app.state.hub.store
+    found = store.incident(incident_id)
+    if found is None:
+        raise NotFound(f"no incident with id {incident_id}")
+    like_this = [str(matchers.Matcher(k, "=", v)) for k, v in sorted(found["labels"].items())]
+    return page(
+        request,
+        viewer,
+        "incident.html",
+        live="incident_live.html",
+        status=status,
+        error=error,
+        incident=found,
+        alerts=store.incident_alerts(incident_id),
+        timeline=store.timeline(incident_id),
+        notifications=store.notifications({"incident_id": incident_id}, limit=SHOWN),
+        escalation=store.escalation(incident_id),
+        like_this=like_this,
+    )
+
+
+@get("/silences", name="console:silences")
+async def silences(request: Request, viewer: NamedDependency[Viewer]) -> Template:
+    return silences_page(request, viewer)
+
+
+def silences_page(
+    request: Request, viewer: NamedDependency[Viewer], error: str = "", status: int = 200
+) -> Template:
+    listed = silencing.listed(request.app.state.hub)
+    return page(request, viewer, "silences.html", status=status, error=error, silences=listed)
+
+
+@get("/silences/new", name="console:new-silence")
+async def new_silence(
+    request: Request,
+    viewer: NamedDependency[Viewer],
+    matcher: Repeated = None,
+    incident: FromQuery[int | None] = None,
+) -> Template:
+    """The silence form, pre-filled from "silence alerts like this" on an incident."""
+    return silence_form(
+        request, viewer, {"matchers": "\n".join(matcher or []), "incident": incident}
+    )
+
+
+def silence_form(
+    request: Request,
+    viewer: NamedDependency[Viewer],
+    values: dict[str, Any],
+    error: str = "",
+    status: int = 200,
+) -> Template:
+    defaults = {"duration": "2h", "comment": "", "matchers": "", "incident": None}
+    return page(
+        request, viewer, "silence_form.html", status=status, error=error, form=defaults | values
+    )
+
+
+@get("/heartbeats", name="console:heartbeats")
+async def heartbeats(request: Request, viewer: NamedDependency[Viewer]) -> Template:
+    rows = [api_heartbeats.present(row) for row in request.app.state.hub.store.heartbeats()]
+    return page(request, viewer, "heartbeats.html", live="heartbeats_table.html", heartbeats=rows)
+
+
+@get("/oncall", name="console:oncall")
+async def oncall(request: Request, viewer: NamedDependency[Viewer]) -> Template:
+    """Who is on call in each schedule now, until when, and who is next."""
+    hub = request.app.state.hub
+    now = datetime.fromtimestamp(hub.clock(), UTC)
+    rows = [
+        {
+            **api_oncall.answer(s, now),
+            "time_zone": s.time_zone,
+            "people": [p.name for p in s.people],
+        }
+        for s in hub.config.schedules
+    ]
+    return page(request, viewer, "oncall.html", schedules=rows)
+
+
+@get("/sources", name="console:sources")
+async def sources(request: Request, viewer: NamedDependency[Viewer]) -> Template:
+    """The webhook inspector: each configured source and its latest deliveries."""
+    hub = request.app.state.hub
+    listed = [
+        {"source": s, "deliveries": hub.store.deliveries(s.name, DELIVERIES_PER_SOURCE)}
+        for s in hub.config.sources
+    ]
+    return page(request, viewer, "sources.html", live="sources_live.html", sources=listed)
+
+
+@get("/deliveries/{delivery_id:int}", name="console:delivery")
+async def delivery(
+    request: Request, viewer: NamedDependency[Viewer], delivery_id: RowId
+) -> Template:
+    """One delivery as it arrived (headers without credentials, the raw body), what it
+    was answered, and the events it produced."""
+    store = request.app.state.hub.store
+    row = store.delivery(delivery_id)
+    if row is None:
+        raise NotFound(f"no delivery with id {delivery_id}")
+    body, is_base64 = api_events.body_text(row.pop("body"))
+    return page(
+        request,
+        viewer,
+        "delivery.html",
+        delivery=row,
+        body=_pretty(body) if not is_base64 else body,
+        body_base64=is_base64,
+        events=store.delivery_events(delivery_id),
+    )
+
+
+def _pretty(text: str) -> str:
+    """JSON bodies indented for reading; the stored bytes stay exactly as received."""
+    return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+
+
+@get("/notifications", name="console:notifications")
+async def notifications(
+    request: Request,
+    viewer: NamedDependency[Viewer],
+    wanted: Annotated[str, QueryParameter(name="state")] = "",
+) -> Template:
+    return notifications_page(request, viewer, wanted)
+
+
+def notifications_page(
+    request: Request,
+    viewer: NamedDependency[Viewer],
+    state: str = "",
+    error: str = "",
+    status: int = 200,
+) -> Template:
+    """The delivery log, newest first, with each row's outcome and last error."""
+    store = request.app.state.hub.store
+    filters = {"state": state} if state in ("pending", "sending", "sent", "dead") else {}
+    rows = store.notifications(filters, limit=SHOWN)
+    return page(
+        request,
+        viewer,
+        "notifications.html",
+        live="notification_rows.html",
+        status=status,
+        error=error,
+        state=filters.get("state", ""),
+        notifications=rows,
+    )
+
+
+HANDLERS = [
+    incidents,
+    incident,
+    silences,
+    new_silence,
+    heartbeats,
+    oncall,
+    sources,
+    delivery,
+    notifications,
+]

@@ -1,0 +1,136 @@
+"""How console pages are rendered: the Jinja environment and its filters, the page
+helper that adds what every page needs, and the banners a redirect may ask for.
+
+Banners are fixed messages chosen by a code in ``?done=``, so a link can never make
+the console show text of the linker's choosing.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from litestar import Request
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
+from litestar.template import TemplateConfig
+
+if TYPE_CHECKING:
+    from hub.console.viewer import Viewer
+
+HERE = Path(__file__).parent
+PART_HEADER = "x-console-part"
+NOTICES = {
+    "ack": "Incident #{id} is acknowledged.",
+    "unack": "Incident #{id} is open again.",
+    "resolve": "Incident #{id} is resolved.",
+    "acked-by-link": "Incident #{id} is acknowledged.",
+    "already-resolved": "Incident #{id} was already resolved.",
+    "silenced": "The silence is in force.",
+    "expired": "The silence has expired.",
+    "retried": "The notification will be sent again.",
+    "signed-out": "You are signed out.",
+}
+_INCIDENT_PATH = re.compile(r"/incidents/(\d+)")
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+        "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
+    ),
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Vary": "Cookie, X-Console-Part",
+}
+
+
+def template_config() -> TemplateConfig:
+    """Templates from this package, autoescaped, with the console's time filters."""
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(ago=ago, utc=utc, span=span, pretty_kind=pretty_kind)
+    env.globals["query"] = query
+    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
+
+
+def page(
+    request: Request,
+    who: Viewer,
+    template: str,
+    *,
+    live: str | None = None,
+    status: int = 200,
+    **context: Any,
+) -> Template:
+    """A console page; only its ``live`` part when the auto-refresh script asks for it."""
+    hub = request.app.state.hub
+    name = live if live and request.headers.get(PART_HEADER) == "live" else template
+    context.setdefault("notice", notice_for(f"{request.url.path}?{request.url.query}"))
+    return Template(
+        template_name=name,
+        context={"viewer": who, "now": hub.clock(), "path": request.url.path, **context},
+        status_code=status,
+        headers=_SECURITY_HEADERS,
+    )
+
+
+def notice_for(target: str) -> str:
+    """The banner a page shows for its ``?done=`` code; the sign-in form shows the one of
+    the page it leads to, so an ack link's confirmation shows before signing in."""
+    parts = urlsplit(target)
+    code = parse_qs(parts.query).get("done", [""])[0]
+    found = _INCIDENT_PATH.fullmatch(parts.path)
+    return NOTICES.get(code, "").format(id=found.group(1) if found else "")
+
+
+def query(**params: Any) -> str:
+    """A query string from the non-empty params (lists repeat their key)."""
+    pairs = []
+    for key, value in params.items():
+        for item in value if isinstance(value, list) else [value]:
+            if item not in (None, ""):
+                pairs.append((key, item))
+    return urlencode(pairs)
+
+
+@pass_context
+def ago(context: Any, value: float | datetime | str | None) -> str:
+    """How long ago (or how soon) a moment is, the way a person on call reads it."""
+    if value is None:
+        return "-"
+    delta = context["now"] - _epoch(value)
+    text = span(abs(delta))
+    return f"{text} ago" if delta >= 0 else f"in {text}"
+
+
+def utc(value: float | datetime | str | None) -> str:
+    if value is None:
+        return "-"
+    return datetime.fromtimestamp(_epoch(value), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def pretty_kind(kind: str) -> str:
+    """A timeline entry's kind as words: ``alert_joined`` -> ``alert joined``."""
+    return kind.replace("_", " ")
+
+
+def span(seconds: float) -> str:
+    """Seconds as the largest whole unit: 90 -> 1m, 7200 -> 2h."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _epoch(value: float | datetime | str) -> float:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value.timestamp() if isinstance(value, datetime) else float(value)

@@ -1,0 +1,113 @@
+"""Console sign-in sessions and CSRF tokens, kept in a signed cookie.
+
+A session cookie is ``<payload>.<signature>``, both base64url: the payload is the
+signed-in token's name, a digest of that token's value, a random nonce and an expiry
+(Unix seconds); the signature is HMAC-SHA256 over a version tag and the payload, with
+a key generated once and kept in the store's settings. Nothing else is stored: the
+role is looked up in the running config on every request, so a reload that revokes
+or rotates a token (its digest no longer matches) ends its sessions at once.
+
+A form's CSRF token is an HMAC of the session's nonce (or, before sign-in, of the
+nonce in a short-lived login cookie): a page from another site cannot read it, so
+it cannot make a browser post a form the hub accepts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+
+import msgspec
+
+from hub.config import ApiToken
+from hub.store import Tx
+
+KEY_SETTING = "console_session_key"
+_SESSION = b"hub-session-v1:"
+_CSRF = b"hub-csrf-v1:"
+_TOKEN = b"hub-token-v1:"
+
+
+class Session(msgspec.Struct, frozen=True, array_like=True):
+    """Who signed in (a token's name), with what (a digest of its value), until when."""
+
+    name: str
+    token_digest: str
+    nonce: str
+    expires: int
+
+
+def stored_key(tx: Tx) -> bytes:
+    """The signing key: generated on first start and kept, so sessions survive restarts."""
+    key = tx.get_setting(KEY_SETTING)
+    if key is None:
+        key = secrets.token_urlsafe(32)
+        tx.put_setting(KEY_SETTING, key)
+    return key.encode()
+
+
+def start(key: bytes, token: ApiToken, now: float, ttl: float) -> Session:
+    """A new session for ``token`` with a fresh nonce (never reuse the pre-sign-in one)."""
+    return Session(token.name, _digest(key, token.token), new_nonce(), int(now + ttl))
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def encode(key: bytes, session: Session) -> str:
+    payload = msgspec.json.encode(session)
+    return f"{_b64(payload)}.{_b64(_sign(key, _SESSION, payload))}"
+
+
+def decode(key: bytes, cookie: str, now: float) -> Session | None:
+    """The session a cookie holds, or None when it is malformed, forged or expired."""
+    try:
+        payload, signature = (_unb64(part) for part in cookie.split("."))
+    except (ValueError, binascii.Error):
+        return None
+    if not hmac.compare_digest(signature, _sign(key, _SESSION, payload)):
+        return None
+    try:
+        session = msgspec.json.decode(payload, type=Session)
+    except msgspec.DecodeError:
+        return None
+    return session if now < session.expires else None
+
+
+def token_of(key: bytes, session: Session, tokens: list[ApiToken]) -> ApiToken | None:
+    """The configured token a session was made with, if it still exists unchanged."""
+    for token in tokens:
+        if token.name == session.name and hmac.compare_digest(
+            session.token_digest, _digest(key, token.token)
+        ):
+            return token
+    return None
+
+
+def csrf_token(key: bytes, nonce: str) -> str:
+    """The hidden form field that proves a post comes from a page the hub served."""
+    return _b64(_sign(key, _CSRF, nonce.encode()))
+
+
+def csrf_ok(key: bytes, nonce: str, given: str) -> bool:
+    return bool(nonce) and hmac.compare_digest(csrf_token(key, nonce).encode(), given.encode())
+
+
+def _digest(key: bytes, token_value: str) -> str:
+    return _b64(_sign(key, _TOKEN, token_value.encode())[:12])
+
+
+def _sign(key: bytes, domain: bytes, data: bytes) -> bytes:
+    return hmac.new(key, domain + data, hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))

@@ -1,0 +1,124 @@
+"""The console over plain HTTP: who may see and do what, and the CSRF check on every
+form. (tests/test_console_browser.py drives the same pages in a real browser.)"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import BASE_CONFIG, free_port, mail_url
+from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
+
+
+def start(hub_factory):
+    return hub_factory(CONSOLE_CONFIG, mail_url=mail_url(free_port()), max_attempts=1)
+
+
+def test_pages_ask_to_sign_in_and_come_back_afterwards(hub_factory):
+    hub = start(hub_factory)
+    with hub.client() as http:
+        answer = http.get("/silences?x=1")
+        assert answer.status_code == 302
+        assert answer.headers["location"] == "/login?next=%2Fsilences%3Fx%3D1"
+        form = http.get(answer.headers["location"])
+        assert 'name="next" value="/silences?x=1"' in form.text
+        signed_in = http.post(
+            "/login",
+            data={"token": "read-token", "_csrf": csrf_in(form.text), "next": "/silences?x=1"},
+        )
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/silences?x=1"
+
+
+def test_the_session_cookie_is_httponly_and_samesite_strict(hub_factory):
+    hub = start(hub_factory)
+    with hub.client() as http:
+        answer = sign_in(http, "write-token")
+    cookie = answer.headers["set-cookie"].lower()
+    assert cookie.startswith("hub_session=")
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert "secure" not in cookie, "plain HTTP on loopback: a Secure cookie would be dropped"
+
+
+def test_a_wrong_token_makes_no_session(hub_factory):
+    hub = start(hub_factory)
+    with hub.client() as http:
+        answer = sign_in(http, "not-a-token")
+        assert answer.status_code == 401
+        assert "That token is not valid here." in answer.text
+        assert http.get("/").status_code == 302
+
+
+def test_signing_in_without_the_forms_csrf_token_is_refused(hub_factory):
+    hub = start(hub_factory)
+    with hub.client() as http:
+        http.get("/login")
+        answer = http.post("/login", data={"token": "admin-token", "_csrf": "forged"})
+        assert answer.status_code == 403
+        assert "hub_session" not in answer.headers.get("set-cookie", "")
+
+
+def test_every_form_post_needs_the_sessions_csrf_token(hub_factory):
+    hub = start(hub_factory)
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    with hub.client() as http:
+        sign_in(http, "write-token")
+        page = http.get(f"/incidents/{incident_id}")
+        ack = f"/incidents/{incident_id}/ack"
+        assert http.post(ack, data={"comment": "no token"}).status_code == 403
+        assert http.post(ack, data={"_csrf": "wrong", "comment": "bad"}).status_code == 403
+        assert http.post("/silences/abc/expire", data={}).status_code == 403
+        done = http.post(ack, data={"_csrf": csrf_in(page.text), "comment": "on it"})
+        assert done.status_code == 303
+        assert done.headers["location"] == f"/incidents/{incident_id}?done=ack"
+        shown = http.get(done.headers["location"]).text
+    assert f"Incident #{incident_id} is acknowledged." in shown
+    assert "on it" in shown
+
+
+def test_a_read_token_sees_no_actions_and_its_posts_are_refused(hub_factory):
+    hub = start(hub_factory)
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        page = http.get(f"/incidents/{incident_id}")
+        assert page.status_code == 200
+        assert "Acknowledge" not in page.text
+        assert "Silence alerts like this" not in page.text
+        csrf = csrf_in(page.text)  # the sign-out form's: valid, but the role is too low
+        answer = http.post(f"/incidents/{incident_id}/ack", data={"_csrf": csrf})
+    assert answer.status_code == 403
+    assert "needs the write role" in answer.text
+
+
+def test_without_api_tokens_the_console_is_open_and_read_only(hub_factory, smtp):
+    hub = hub_factory(BASE_CONFIG, mail_url=mail_url(smtp[1]))
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    with hub.client() as http:
+        page = http.get(f"/incidents/{incident_id}")
+        assert page.status_code == 200
+        assert "read-only" in page.text
+        assert "<form" not in page.text
+        assert http.post(f"/incidents/{incident_id}/ack", data={}).status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/", "/incidents/1", "/heartbeats", "/sources", "/notifications"])
+def test_the_live_part_of_a_page_comes_alone_when_asked_for(hub_factory, path):
+    hub = start(hub_factory)
+    fire(hub.url, "checkout down")
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        whole = http.get(path)
+        part = http.get(path, headers={"X-Console-Part": "live"})
+    assert whole.status_code == part.status_code == 200
+    assert 'id="live"' in whole.text
+    assert "<html" not in part.text
+
+
+def test_signing_out_ends_the_session(hub_factory):
+    hub = start(hub_factory)
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        page = http.get("/")
+        answer = http.post("/logout", data={"_csrf": csrf_in(page.text)})
+        assert answer.headers["location"] == "/login?done=signed-out"
+        assert http.get("/").status_code == 302
