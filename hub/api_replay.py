@@ -43,7 +43,13 @@ async def replay(
     404 for an unknown delivery, 409 when its source is no longer configured."""
     if not dry_run:
         ensure_role(request, "admin")
-    hub = request.app.state.hub
+    status_code, body = await run(request.app.state.hub, delivery_id, dry_run=dry_run)
+    return _json(status_code, body)
+
+
+async def run(hub: Any, delivery_id: int, *, dry_run: bool) -> tuple[int, dict[str, Any]]:
+    """Replay a stored delivery: its decision, or a new delivery through the webhook
+    path; shared by the API and the console (the caller checks the role)."""
     row = hub.store.delivery(delivery_id)
     if row is None:
         raise NotFound(f"no delivery with id {delivery_id}")
@@ -51,7 +57,7 @@ async def replay(
     now = hub.clock()
     decoded = decode(row["body"], source, datetime.fromtimestamp(now, UTC))
     if dry_run:
-        return _json(200, _dry_run(hub, delivery_id, source, decoded, now))
+        return 200, _dry_run(hub, delivery_id, source, decoded, now)
     delivery = Delivery(
         source=source.name,
         key=None,
@@ -62,7 +68,7 @@ async def replay(
         replay_of=delivery_id,
     )
     answer = await commit(hub, delivery, decoded, responder=None)
-    return _json(answer.status_code, answer.body)
+    return answer.status_code, answer.body
 
 
 def _source(hub: Any, name: str) -> Source:

@@ -122,3 +122,27 @@ def test_signing_out_ends_the_session(hub_factory):
         answer = http.post("/logout", data={"_csrf": csrf_in(page.text)})
         assert answer.headers["location"] == "/login?done=signed-out"
         assert http.get("/").status_code == 302
+
+
+def test_a_delivery_can_be_replayed_as_a_dry_run_or_ingested_again(hub_factory):
+    hub = start(hub_factory)
+    fire(hub.url, "checkout down")
+    with hub.client() as http:
+        sign_in(http, "write-token")
+        page = http.get("/deliveries/1")
+        assert "Replay as a dry run" in page.text and "Ingest again" not in page.text
+        dry = http.post("/deliveries/1/replay", data={"_csrf": csrf_in(page.text), "dry_run": "1"})
+        assert dry.status_code == 200
+        assert "What a replay would do now" in dry.text and "duplicate" in dry.text
+        refused = http.post("/deliveries/1/replay", data={"_csrf": csrf_in(page.text)})
+        assert refused.status_code == 403
+        http.post("/logout", data={"_csrf": csrf_in(page.text)})
+        sign_in(http, "admin-token")
+        page = http.get("/deliveries/1")
+        again = http.post(
+            "/deliveries/1/replay", data={"_csrf": csrf_in(page.text), "dry_run": "0"}
+        )
+        assert again.status_code == 303
+        assert again.headers["location"] == "/deliveries/2?done=replayed"
+        shown = http.get(again.headers["location"]).text
+    assert "replay of" in shown and "#1" in shown

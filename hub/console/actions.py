@@ -7,16 +7,17 @@ again with the reason.
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from hub import api_incidents, silencing
+from hub import api_incidents, api_replay, silencing
 from hub.api import RowId
 from hub.console import pages
 from hub.console.viewer import Viewer, posted
-from hub.errors import Conflict, InvalidPayload, NotFound
+from hub.errors import Conflict, Forbidden, InvalidPayload, MalformedBody, NotFound
 
 ACTIONS = ("ack", "unack", "resolve")
 
@@ -85,4 +86,24 @@ async def retry(
     return Redirect("/notifications?done=retried", status_code=303)
 
 
-HANDLERS = [act, create_silence, expire_silence, retry]
+@post("/deliveries/{delivery_id:int}/replay", name="console:replay")
+async def replay(
+    request: Request, viewer: NamedDependency[Viewer], delivery_id: RowId
+) -> Redirect | Template:
+    """Try a stored delivery against the current config (role write: a dry run shows
+    the decision) or ingest it again as a new delivery (role admin)."""
+    form = await posted(request, viewer, "write")
+    dry_run = form.get("dry_run") == "1"
+    if not dry_run and not viewer.can("admin"):
+        raise Forbidden("ingesting a delivery again needs the admin role; a dry run needs write")
+    try:
+        _, answer = await api_replay.run(request.app.state.hub, delivery_id, dry_run=dry_run)
+    except (Conflict, InvalidPayload, MalformedBody) as e:
+        return pages.delivery_page(request, viewer, delivery_id, error=e.detail, status=409)
+    if dry_run:
+        shown = msgspec.to_builtins(answer)
+        return pages.delivery_page(request, viewer, delivery_id, decision=shown)
+    return Redirect(f"/deliveries/{answer['delivery_id']}?done=replayed", status_code=303)
+
+
+HANDLERS = [act, create_silence, expire_silence, retry, replay]

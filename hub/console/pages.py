@@ -175,8 +175,19 @@ async def sources(request: Request, viewer: NamedDependency[Viewer]) -> Template
 async def delivery(
     request: Request, viewer: NamedDependency[Viewer], delivery_id: RowId
 ) -> Template:
+    return delivery_page(request, viewer, delivery_id)
+
+
+def delivery_page(
+    request: Request,
+    viewer: NamedDependency[Viewer],
+    delivery_id: int,
+    error: str = "",
+    status: int = 200,
+    decision: dict | None = None,
+) -> Template:
     """One delivery as it arrived (headers without credentials, the raw body), what it
-    was answered, and the events it produced."""
+    was answered, the events it produced, and a replay's dry-run decision if asked."""
     store = request.app.state.hub.store
     row = store.delivery(delivery_id)
     if row is None:
@@ -186,10 +197,13 @@ async def delivery(
         request,
         viewer,
         "delivery.html",
+        status=status,
+        error=error,
         delivery=row,
         body=_pretty(body) if not is_base64 else body,
         body_base64=is_base64,
         events=store.delivery_events(delivery_id),
+        decision=decision,
     )
 
 

@@ -33,6 +33,7 @@ NOTICES = {
     "silenced": "The silence is in force.",
     "expired": "The silence has expired.",
     "retried": "The notification will be sent again.",
+    "replayed": "The delivery was ingested again; this is the new one.",
     "signed-out": "You are signed out.",
 }
 _INCIDENT_PATH = re.compile(r"/incidents/(\d+)")
