@@ -23,4 +23,4 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)
-	$(VENV)/bin/python bench/ingest.py
+	for b in ingest alertmanager resend scale memory latency; do $(VENV)/bin/python -m bench.$$b || exit 1; done

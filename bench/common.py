@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +126,21 @@ def start_alertmanager(workdir: Path, port: int) -> subprocess.Popen | None:
     process = subprocess.Popen(pinned(0, command), cwd=workdir, stderr=subprocess.DEVNULL)
     wait_listening(port)
     return process
+
+
+def wait_drained(port: int, timeout: float = 300) -> None:
+    """Wait until the hub has sent every notification it queued (new alerts notify):
+    a measurement of re-sends must not pay for the first sends of the alerts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        busy = re.findall(r'hub_outbox_notifications\{state="(?:pending|sending)"\} (\S+)', text)
+        if busy and all(float(value) == 0 for value in busy):
+            time.sleep(2)  # the dispatcher's last round
+            return
+        time.sleep(1)
+    raise RuntimeError("the hub's outbox did not drain")
 
 
 def stop(process: subprocess.Popen) -> None:

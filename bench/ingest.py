@@ -2,7 +2,7 @@
 only decodes the same body. One run measures both, so the ratio is meaningful on a
 shared, noisy machine.
 
-    python bench/ingest.py [--seconds 10] [--connections 64]
+    python -m bench.ingest [--seconds 10] [--connections 64]
 
 Cores: the server under test is pinned to core 0 and wrk (Debian package ``wrk``)
 to core 1. The hub runs durable (synchronous=FULL) with a notification per new
@@ -27,6 +27,7 @@ from bench.common import (
     run_wrk,
     start_hub,
     stop,
+    wait_drained,
     wait_listening,
 )
 
@@ -62,6 +63,8 @@ def measure(start, seconds: int, connections: int, keys: int) -> dict[str, float
         try:
             url = f"http://127.0.0.1:{port}"
             run_wrk(url, "ingest.lua", 2, connections, keys_env)  # warm-up
+            if start is start_hub:
+                wait_drained(port)  # the warm-up's new alerts were notified
             return run_wrk(url, "ingest.lua", seconds, connections, keys_env)
         finally:
             stop(process)

@@ -2,7 +2,7 @@
 p50 and p99 through the real hub (durable), against Apprise sending the same email
 straight to the same server (the floor any notifier pays), in the same run.
 
-    python -m bench.latency [--events 200] [--rate 20]
+    python -m bench.latency [--events 200] [--rate 5]
 
 Events are sent one at a time at a steady rate, each a new alert (a new incident);
 the SMTP server (aiosmtpd, in this process) stamps each message as it accepts it.
@@ -113,7 +113,7 @@ def run(method, events: int, rate: float) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=20)
+    parser.add_argument("--rate", type=float, default=5)
     args = parser.parse_args()
     floor = run(direct, args.events, args.rate)
     hub = run(through_hub, args.events, args.rate)

@@ -17,15 +17,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import cpu_seconds, free_port, start_alertmanager, start_hub, stop
+from bench.common import cpu_seconds, free_port, start_alertmanager, start_hub, stop, wait_drained
 
 BATCH = 256
 
 
-def bodies(alerts: int) -> list[bytes]:
+def bodies(alerts: int, alertname: str = "Storm", **labels: str) -> list[bytes]:
+    """POST bodies of 256 alerts each; alerts_v2.lua builds the same alerts."""
     items = [
         {
-            "labels": {"alertname": "Storm", "instance": f"host-{n}:9100", "job": "node"},
+            "labels": {
+                "alertname": alertname,
+                "instance": f"host-{n}:9100",
+                "job": "node",
+                **labels,
+            },
             "annotations": {"summary": f"host-{n} is unhappy"},
             "startsAt": "2026-11-28T12:00:00Z",
             "endsAt": "2030-01-01T00:00:00Z",
@@ -60,6 +66,8 @@ def measure(server: str, alerts: int, rounds: int) -> float | None:
         path = "/webhooks/prom/api/v2/alerts" if server == "hub" else "/api/v2/alerts"
         try:
             send_round(port, path, payloads)
+            if server == "hub":
+                wait_drained(port)
             before = cpu_seconds(process.pid)
             for _ in range(rounds):
                 send_round(port, path, payloads)

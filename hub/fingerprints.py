@@ -7,6 +7,7 @@ or from a native sender that uses the same labels.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 
@@ -17,10 +18,19 @@ _SEPARATOR = 0xFF
 
 
 def alertmanager_fingerprint(labels: Mapping[str, str]) -> str:
-    """FNV-1a 64 over (name, 0xff, value, 0xff) sorted by name, as 16 hex digits."""
+    """FNV-1a 64 over (name, 0xff, value, 0xff) sorted by name, as 16 hex digits.
+
+    Cached: Prometheus re-sends the same label sets every minute, and the byte loop
+    is the costliest step of decoding a re-send.
+    """
+    return _fnv_of(tuple(sorted(labels.items())))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _fnv_of(pairs: tuple[tuple[str, str], ...]) -> str:
     digest = _FNV_OFFSET
-    for name in sorted(labels):
-        for part in (name.encode(), labels[name].encode()):
+    for name, value in pairs:
+        for part in (name.encode(), value.encode()):
             for byte in part:
                 digest = ((digest ^ byte) * _FNV_PRIME) & _MASK64
             digest = ((digest ^ _SEPARATOR) * _FNV_PRIME) & _MASK64

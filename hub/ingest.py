@@ -182,14 +182,17 @@ def _apply_event(
 ) -> tuple[dict, Outcome]:
     now = delivery.received_at
     occurred = occurred_at(event, now)
-    alert = tx.get_alert(event.fingerprint)
-    was_firing = alert is not None and alert["status"] == "firing"
-    outcome = classify(alert, event.status, event.severity, event.summary, occurred)
-    if alert is None:
+    state = tx.alert_state(event.fingerprint)
+    was_firing = state is not None and state["status"] == "firing"
+    outcome = classify(state, event.status, event.severity, event.summary, occurred)
+    if state is None:
         alert = _new_alert(tx, delivery, event, occurred)
     elif outcome is Outcome.DUPLICATE:
-        tx.touch_alert(alert["id"], now, occurred)
-    elif outcome in (Outcome.CHANGED, Outcome.UPDATED):
+        tx.touch_alert(state["id"], now, occurred)
+        alert = state
+    else:
+        alert = tx.get_alert(event.fingerprint)
+    if outcome in (Outcome.CHANGED, Outcome.UPDATED):
         alert = _change_alert(tx, alert, event, occurred, now, rules)
     if outcome is not Outcome.DUPLICATE:
         _record(tx, delivery_id, alert["id"], event, occurred, now, outcome)

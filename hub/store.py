@@ -338,6 +338,16 @@ class Tx:
             (status_code, _json.encode(response), delivery_id),
         )
 
+    def alert_state(self, fingerprint: str) -> dict | None:
+        """What the state machine decides on, without decoding labels: the repeat path
+        (most of Prometheus' traffic) needs nothing more."""
+        cursor = self.conn.execute(
+            "SELECT id, status, severity, summary, last_change, incident_id FROM alerts"
+            " WHERE fingerprint = ?",
+            (fingerprint,),
+        )
+        return _one(cursor)
+
     def get_alert(self, fingerprint: str) -> dict | None:
         cursor = self.conn.execute("SELECT * FROM alerts WHERE fingerprint = ?", (fingerprint,))
         row = _one(cursor)
