@@ -94,17 +94,13 @@ def start_hub(
         group_wait=group_wait,
     )
     (workdir / "bench.toml").write_text(text)
-    command = [
-        sys.executable,
-        "-m",
-        "hub",
-        "serve",
-        "--config",
-        "bench.toml",
-        "--log-level",
-        "warning",
-    ]
-    process = subprocess.Popen(pinned(0, command), cwd=workdir, env=env())
+    args = ["-m", "hub", "serve", "--config", "bench.toml", "--log-level", "warning"]
+    return start_python(args, workdir, port)
+
+
+def start_python(args: list[str], cwd: Path, port: int) -> subprocess.Popen:
+    """This Python running ``args`` on core 0, once it listens on ``port``."""
+    process = subprocess.Popen(pinned(0, [sys.executable, *args]), cwd=cwd, env=env())
     wait_listening(port)
     return process
 
@@ -184,6 +180,22 @@ def run_wrk(
         "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
         "errors": float(non2xx.group(1)) if non2xx else 0.0,
     }
+
+
+def warm_then_measure(
+    url: str,
+    script: str,
+    seconds: int,
+    connections: int,
+    options: dict[str, str],
+    drain_port: int | None = None,
+) -> dict[str, float]:
+    """Two seconds of warm-up, then the measured run; with ``drain_port`` the hub first
+    sends what the warm-up's new alerts queued."""
+    run_wrk(url, script, 2, connections, options)
+    if drain_port is not None:
+        wait_drained(drain_port)
+    return run_wrk(url, script, seconds, connections, options)
 
 
 def _ms(text: str) -> float:

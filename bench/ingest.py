@@ -20,21 +20,17 @@ from pathlib import Path
 
 from bench.common import (
     ROOT,
-    env,
     free_port,
-    pinned,
     require_wrk,
-    run_wrk,
     start_hub,
+    start_python,
     stop,
-    wait_drained,
-    wait_listening,
+    warm_then_measure,
 )
 
 
 def start_bare(workdir: Path, port: int) -> subprocess.Popen:
-    command = [
-        sys.executable,
+    args = [
         "-m",
         "uvicorn",
         "bench.bare_app:app",
@@ -50,9 +46,7 @@ def start_bare(workdir: Path, port: int) -> subprocess.Popen:
         "--log-level",
         "warning",
     ]
-    process = subprocess.Popen(pinned(0, command), cwd=ROOT, env=env())
-    wait_listening(port)
-    return process
+    return start_python(args, ROOT, port)
 
 
 def measure(start, seconds: int, connections: int, keys: int) -> dict[str, float]:
@@ -60,12 +54,10 @@ def measure(start, seconds: int, connections: int, keys: int) -> dict[str, float
     keys_env = {"BENCH_KEYS": str(keys)}
     with tempfile.TemporaryDirectory() as tmp:
         process = start(Path(tmp), port)
+        drain = port if start is start_hub else None
         try:
             url = f"http://127.0.0.1:{port}"
-            run_wrk(url, "ingest.lua", 2, connections, keys_env)  # warm-up
-            if start is start_hub:
-                wait_drained(port)  # the warm-up's new alerts were notified
-            return run_wrk(url, "ingest.lua", seconds, connections, keys_env)
+            return warm_then_measure(url, "ingest.lua", seconds, connections, keys_env, drain)
         finally:
             stop(process)
 

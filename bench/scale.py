@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import free_port, require_wrk, run_wrk, start_hub, stop
+from bench.common import free_port, require_wrk, start_hub, stop, warm_then_measure
 from hub.store import Store
 
 CHUNK = 50_000
@@ -64,8 +64,7 @@ def measure(stored: int, seconds: int, connections: int) -> dict[str, float]:
         options = {"BENCH_KEYS": str(stored), "BENCH_RANDOM": "1"}
         url = f"http://127.0.0.1:{port}"
         try:
-            run_wrk(url, "ingest.lua", 2, connections, options)
-            return run_wrk(url, "ingest.lua", seconds, connections, options)
+            return warm_then_measure(url, "ingest.lua", seconds, connections, options, port)
         finally:
             stop(process)
 
