@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import AUTH, free_port, mail_url, wait_for
 from test_access import WITH_TOKENS
 from test_config import ROOT, run_hub
+from test_oncall import SCHEDULE_CONFIG
 
 from hub import cli
 
@@ -311,60 +309,20 @@ def test_notify_test_names_the_known_receivers_when_one_is_unknown(tmp_path):
     assert result.stderr.strip() == "hub: error: no receiver 'pager' in alerts.toml (known: ops)"
 
 
-class OncallStub(BaseHTTPRequestHandler):
-    """Stands in for ``GET /api/v1/schedules/{name}/oncall``, which the on-call schedules
-    branch adds to the hub: it answers that endpoint's contract and records requests."""
-
-    seen: list[tuple[str, str | None]]
-
-    def do_GET(self) -> None:
-        self.seen.append((self.path, self.headers.get("Authorization")))
-        body = json.dumps(
-            {
-                "schedule": "primary",
-                "at": "2026-01-05T09:00:00Z",
-                "person": "alice",
-                "until": "2026-01-06T09:00:00Z",
-                "next": "bob",
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        """Quiet: the test reads ``seen`` instead."""
-
-
-@pytest.fixture
-def oncall_stub() -> Iterator[tuple[str, list]]:
-    seen: list[tuple[str, str | None]] = []
-    handler = type("Handler", (OncallStub,), {"seen": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def test_oncall_asks_the_schedule_for_the_given_time_in_utc(oncall_stub):
-    url, seen = oncall_stub
+def test_oncall_asks_the_running_hub_for_the_given_time(hub_factory):
+    hub = hub_factory(WITH_TOKENS + SCHEDULE_CONFIG, mail_url="logfile://ops.log")
     shown = run_hub(
-        "--url", url, "--token", "t0k", "oncall", "primary", "--at", "2026-01-05T10:00:00+01:00",
-        cwd=ROOT,
+        "--url", hub.url, "--token", "read-token", "oncall", "primary",
+        "--at", "2026-03-28T10:00:00+01:00", cwd=ROOT,
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
-    assert seen == [("/api/v1/schedules/primary/oncall?at=2026-01-05T09%3A00%3A00Z", "Bearer t0k")]
-    assert shown.stdout.splitlines() == [
-        "SCHEDULE  AT                    PERSON  UNTIL                 NEXT",
-        "primary   2026-01-05T09:00:00Z  alice   2026-01-06T09:00:00Z  bob",
-    ]
+    header, row = shown.stdout.splitlines()
+    assert header.split() == ["SCHEDULE", "AT", "PERSON", "UNTIL", "NEXT"]
+    assert row.split()[0] == "primary" and row.split()[1] == "2026-03-28T09:00:00Z"
+    assert row.split()[2] in ("alice", "bob") and row.split()[4] in ("alice", "bob")
+    assert row.split()[2] != row.split()[4], "the next person differs in a two-person rotation"
+    unknown = run_hub("--url", hub.url, "--token", "read-token", "oncall", "nope", cwd=ROOT)
+    assert unknown.returncode == 1 and "404" in unknown.stderr
 
 
 def test_every_command_is_documented_in_the_readme():
