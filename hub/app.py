@@ -35,7 +35,7 @@ from hub import (
     logfile,
     retention,
     silences,
-    webhooks,
+    webhooks_openapi,
 )
 from hub import config as config_module
 from hub.config import Config
@@ -49,6 +49,7 @@ from hub.outbox import Sender
 from hub.problems import handle_http_exception, handle_hub_error, handle_unexpected
 from hub.rules import Rules
 from hub.store import Store, Tx
+from hub.webhooks import WebhookDoor
 
 log = logging.getLogger("hub.app")
 
@@ -283,10 +284,11 @@ def create_app(
     config_path: str | Path | None = None,
     *,
     clock: Callable[[], float] = time.time,
-) -> Litestar:
+) -> WebhookDoor:
     """Build the app for one config; the lifespan starts and stops its runtime.
 
-    ``config_path`` is the file ``config`` came from: reloads re-read it.
+    ``config_path`` is the file ``config`` came from: reloads re-read it. Webhooks are
+    answered by the door in front of Litestar (see ``hub.webhooks``).
     """
     runtime = Runtime(config, clock, config_path)
 
@@ -299,9 +301,8 @@ def create_app(
         finally:
             await runtime.stop()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
-            *webhooks.HANDLERS,
             *api.HANDLERS,
             *api_incidents.HANDLERS,
             *api_events.HANDLERS,
@@ -313,7 +314,7 @@ def create_app(
         template_config=console.template_config(),
         lifespan=[lifespan],
         state=State({"hub": runtime}),
-        request_max_body_size=config.server.max_body_bytes,  # webhooks apply their source's
+        request_max_body_size=config.server.max_body_bytes,
         exception_handlers={
             HubError: handle_hub_error,
             HTTPException: handle_http_exception,
@@ -322,6 +323,8 @@ def create_app(
         openapi_config=OpenAPIConfig(title="hub", version=hub_version()),
         logging_config=None,
     )
+    webhooks_openapi.document(app.openapi_schema)
+    return WebhookDoor(app)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 import apprise
 
-from hub import logfile
+from hub import logfile, smtp_tls
 from hub.config import Receiver
 
 Kind = Literal["email", "sms", "chat", "structured"]
@@ -85,6 +85,7 @@ def open_channel(url: str, timeout: float) -> Channel:
     Raises ValueError (naming only the schema: URLs hold secrets) when Apprise
     cannot load the URL; ``check`` reports that at config load.
     """
+    smtp_tls.install()  # every send comes here: email no longer pays for unused TLS
     service = apprise.Apprise.instantiate(with_timeouts(url, timeout))
     if service is None:
         raise ValueError(f"Apprise cannot load a {schema(url)!r} URL")

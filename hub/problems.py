@@ -19,15 +19,25 @@ MEDIA_TYPE = "application/problem+json"
 def problem(
     status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: object
 ) -> Response:
+    body, headers = problem_body(status, title, detail, headers, **extra)
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def problem_body(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: object
+) -> tuple[dict[str, object], dict[str, str]]:
+    """The problem document and its response headers (``Retry-After`` from ``retry_after``)."""
     headers = dict(headers or {})
     retry_after = extra.pop("retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     body = {"type": "about:blank", "status": status, "title": title, "detail": detail, **extra}
-    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return body, headers
 
 
-def handle_hub_error(_: Request, exc: HubError) -> Response:
+def hub_error_problem(exc: HubError) -> tuple[dict[str, object], dict[str, str]]:
+    """The problem document and headers for one of hub's errors: the invalid field, how
+    long to wait before a retry, how to authenticate."""
     extra: dict[str, object] = {}
     if isinstance(exc, InvalidPayload):
         extra["field"] = exc.field
@@ -35,7 +45,12 @@ def handle_hub_error(_: Request, exc: HubError) -> Response:
         extra["retry_after"] = exc.retry_after
     if isinstance(exc, AuthError) and exc.challenge:
         extra["headers"] = {"WWW-Authenticate": exc.challenge}
-    return problem(exc.status, exc.title, exc.detail, **extra)
+    return problem_body(exc.status, exc.title, exc.detail, **extra)
+
+
+def handle_hub_error(_: Request, exc: HubError) -> Response:
+    body, headers = hub_error_problem(exc)
+    return Response(body, status_code=exc.status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def handle_http_exception(_: Request, exc: HTTPException) -> Response:
@@ -50,5 +65,11 @@ def handle_http_exception(_: Request, exc: HTTPException) -> Response:
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("event=unhandled_error path=%s", request.url.path)
-    return problem(500, "Internal error", "the hub failed to handle this request; see its log")
+    body, _ = unexpected_problem(request.url.path)
+    return Response(body, status_code=500, media_type=MEDIA_TYPE)
+
+
+def unexpected_problem(path: str) -> tuple[dict[str, object], dict[str, str]]:
+    """Log the exception being handled; answer without its details (they are in the log)."""
+    log.exception("event=unhandled_error path=%s", path)
+    return problem_body(500, "Internal error", "the hub failed to handle this request; see its log")

@@ -4,19 +4,23 @@ Every step before the commit is pure or read-only, so any rejection (400, 401, 4
 415, 422, 429, ...) changes nothing. The answer is sent only after the commit.
 ``POST /webhooks/{source}/api/v2/alerts`` is the same flow for sources of format
 ``prometheus``: it is where Prometheus posts when ``path_prefix`` points it at hub.
+Both are served by ``WebhookDoor``, in front of Litestar (``hub.webhooks_openapi``
+describes them in the OpenAPI document).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, post
-from litestar.params import FromPath
+from litestar import Litestar
+from litestar.types import Receive, Scope, Send
 
+from hub.alerts import Outcome
 from hub.auth import authenticate
 from hub.config import Source
 from hub.decoders import RESPONDERS, Responder, decode
@@ -42,10 +46,15 @@ from hub.ingest import (
 )
 from hub.limits import body_limit, check_body_size, check_content_type, check_source_rate
 from hub.metrics import UNKNOWN_SOURCE
+from hub.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
+from hub.problems import hub_error_problem, problem_body, unexpected_problem
 
 log = logging.getLogger("hub.webhooks")
 
 ALERTMANAGER_API_FORMAT = "prometheus"
+
+# Outcomes that leave every incident as it was: the workers need not look.
+QUIET_OUTCOMES = frozenset({Outcome.DUPLICATE.value, Outcome.STALE.value})
 
 _OUTCOME_BY_ERROR: dict[type[HubError], str] = {
     AuthError: "unauthorized",
@@ -58,62 +67,89 @@ _OUTCOME_BY_ERROR: dict[type[HubError], str] = {
 }
 
 
-# Each source has its own body limit, checked while streaming (``_read_body``), so the
-# app-wide limit is lifted here.
-@post(
-    "/webhooks/{source:str}",
-    summary="Ingest events from a configured source",
-    request_max_body_size=None,
-)
-async def receive(request: Request, source: FromPath[str]) -> Response:
+class WebhookDoor:
+    """The ASGI app uvicorn serves: webhook paths are answered here, every other
+    request goes on to Litestar (and so does the lifespan).
+
+    Why not Litestar handlers: on one core, Litestar's per-request machinery (routing,
+    middleware, kwargs, Request and Response objects) costs more CPU than everything
+    hub does for a repeated event, and ingest is the path whose rate matters
+    (``python -m bench.ingest``). A webhook needs none of that machinery.
+    """
+
+    def __init__(self, app: Litestar) -> None:
+        self.app = app
+        self.hub = app.state.hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = WEBHOOK_PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            reply = await self._answer(scope, receive, route)
+        except _Disconnected:
+            return
+        except Exception:
+            reply = _problem(500, *unexpected_problem(scope["path"]))
+        await _send(send, reply)
+
+    async def _answer(self, scope: Scope, receive: Receive, route: re.Match[str]) -> Reply:
+        if scope["method"] != "POST":
+            detail = f"{scope['path']} takes POST only"
+            allow = {"Allow": "POST"}
+            return _problem(405, *problem_body(405, "Method not allowed", detail, allow))
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        only_format = ALERTMANAGER_API_FORMAT if route["alertmanager"] else None
+        return await _receive(self.hub, route["source"], headers, receive, only_format)
+
+
+# A path as uvicorn gives it (percent-decoded); a trailing slash is allowed, as Litestar allows it.
+WEBHOOK_PATH = re.compile(r"/webhooks/(?P<source>[^/]+)(?P<alertmanager>/api/v2/alerts)?/?")
+
+Reply = tuple[int, bytes, str | None, dict[str, str]]
+"""Status, body, media type (None for an empty body) and extra headers of an answer."""
+
+
+class _Disconnected(Exception):
+    """The client went away before its body arrived: there is nobody to answer."""
+
+
+async def _receive(
+    hub, name: str, headers: dict[str, str], receive: Receive, only_format: str | None
+) -> Reply:
     """Accept one delivery: 202 when applied, 200 with the first answer on a repeat."""
-    return await _receive(request, source)
-
-
-@post(
-    "/webhooks/{source:str}/api/v2/alerts",
-    summary="Alertmanager API v2 for Prometheus (path_prefix: /webhooks/{source})",
-    request_max_body_size=None,
-)
-async def receive_alertmanager_api(request: Request, source: FromPath[str]) -> Response:
-    """Answer as Alertmanager does: 200 with no body; 400 listing invalid alerts."""
-    return await _receive(request, source, only_format=ALERTMANAGER_API_FORMAT)
-
-
-async def _receive(request: Request, name: str, only_format: str | None = None) -> Response:
-    hub = request.app.state.hub
     started = time.perf_counter()
-    source = _configured(hub, name)
+    source = hub.config.source(name)
+    if source is None:
+        hub.metrics.webhooks.labels(UNKNOWN_SOURCE, "unknown_source").inc()
+        error = NotFound(f"unknown source {name!r}: no [[sources]] entry has this name")
+        return _problem(error.status, *hub_error_problem(error))
     responder = RESPONDERS.get(source.format)
     try:
         if only_format is not None and source.format != only_format:
             raise NotFound(
                 f"source {name!r} has format {source.format!r}; "
-                f"{request.url.path} serves only sources of format {only_format!r}"
+                f"/webhooks/{name}/api/v2/alerts serves only sources of format {only_format!r}"
             )
-        answer = await _ingest(hub, request, source, responder)
+        answer = await _ingest(hub, headers, receive, source, responder)
     except HubError as e:
         _count_rejection(hub, source.name, e)
         return _rejection(responder, e)
     outcome = "repeated" if answer.repeated else "accepted"
     hub.metrics.webhooks.labels(source.name, outcome).inc()
     hub.metrics.ingest_seconds.labels(source.name).observe(time.perf_counter() - started)
-    return _response(answer.status_code, answer.body)
+    return _json(answer.status_code, answer.body)
 
 
-def _configured(hub, name: str) -> Source:
-    source = hub.config.source(name)
-    if source is None:
-        hub.metrics.webhooks.labels(UNKNOWN_SOURCE, "unknown_source").inc()
-        raise NotFound(f"unknown source {name!r}: no [[sources]] entry has this name")
-    return source
-
-
-async def _ingest(hub, request: Request, source: Source, responder: Responder | None) -> Answer:
-    headers = {name.lower(): value for name, value in request.headers.items()}
+async def _ingest(
+    hub, headers: dict[str, str], receive: Receive, source: Source, responder: Responder | None
+) -> Answer:
     check_source_rate(hub.limiter, source)
     check_content_type(headers.get("content-type"))
-    body = await _read_body(request, headers, body_limit(source, hub.config.server))
+    body = await _read_body(receive, headers, body_limit(source, hub.config.server))
     now = hub.clock()
     moment = datetime.fromtimestamp(now, UTC)
     authenticated_id = authenticate(source.auth, headers, body, moment)
@@ -142,38 +178,60 @@ async def commit(hub, delivery: Delivery, decoded: Decoded, responder: Responder
         answer = await hub.store.write(
             lambda tx: apply_delivery(tx, delivery, decoded, rules, responder)
         )
-        hub.changed()
+        if not QUIET_OUTCOMES.issuperset(answer.outcomes):
+            hub.changed()
     for event_outcome in answer.outcomes:
         hub.metrics.events.labels(delivery.source, event_outcome).inc()
     _log_applied(delivery.source, answer)
     return answer
 
 
-async def _read_body(request: Request, headers: dict[str, str], limit: int) -> bytes:
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The body, refused as soon as the declared or the received size is over ``limit``."""
     declared = headers.get("content-length", "")
     if declared.isdigit():
         check_body_size(int(declared), limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
         size += len(chunk)
         check_body_size(size, limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def _rejection(responder: Responder | None, error: HubError) -> Response:
+def _rejection(responder: Responder | None, error: HubError) -> Reply:
     """The format's own answer to a rejected delivery, else hub's problem details."""
     answer = responder.rejected(error) if responder is not None else None
     if answer is None:
-        raise error
-    return _response(*answer)
+        return _problem(error.status, *hub_error_problem(error))
+    return _json(*answer)
 
 
-def _response(status_code: int, body: Any) -> Response:
+def _json(status_code: int, body: Any) -> Reply:
     """A JSON answer; None is an empty body (Alertmanager's 200)."""
-    content = b"" if body is None else msgspec.json.encode(body)
-    return Response(content, status_code=status_code, media_type="application/json")
+    if body is None:
+        return status_code, b"", None, {}
+    return status_code, msgspec.json.encode(body), "application/json", {}
+
+
+def _problem(status: int, body: dict[str, object], headers: dict[str, str]) -> Reply:
+    return status, msgspec.json.encode(body), PROBLEM_MEDIA_TYPE, headers
+
+
+async def _send(send: Send, reply: Reply) -> None:
+    status, body, media_type, extra = reply
+    headers = [(b"content-length", str(len(body)).encode())]
+    if media_type is not None:
+        headers.append((b"content-type", media_type.encode()))
+    for name, value in extra.items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _count_rejection(hub, source: str, error: HubError) -> None:
@@ -193,6 +251,3 @@ def _log_applied(source: str, answer: Answer) -> None:
             len(answer.outcomes),
             ",".join(sorted(set(changes))),
         )
-
-
-HANDLERS = [receive, receive_alertmanager_api]

@@ -97,7 +97,7 @@ def test_without_tokens_the_read_api_is_open_and_changes_are_refused(hub_factory
 
 def test_every_api_handler_declares_the_role_it_needs():
     """A new API endpoint without a guard fails here rather than shipping open."""
-    app = create_app(config.parse(MINIMAL, {}))
+    app = create_app(config.parse(MINIMAL, {})).app
     guarded = {
         (method, route.path): [g.role for g in handler.guards or [] if isinstance(g, Guard)]
         for route in app.routes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 
 import pytest
@@ -112,3 +113,39 @@ def test_health_readiness_and_openapi_are_served(hub_factory, smtp):
         missing = http.get("/api/v1/alerts/999")
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_webhook_paths_take_post_only_and_are_described_as_they_answer(hub_factory, smtp):
+    """Webhooks are answered in front of Litestar: the method, the trailing slash and
+    the OpenAPI description must still be what a client expects."""
+    _, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    with hub.client(headers=AUTH) as http:
+        refused = http.get("/webhooks/shop")
+        assert refused.status_code == 405
+        assert refused.headers["allow"] == "POST"
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert "POST only" in refused.json()["detail"]
+        assert http.post("/webhooks/shop/", json=GOOD).status_code == 202
+        assert http.post("/webhooks/shop/extra", json=GOOD).status_code == 404
+        operation = http.get("/schema/openapi.json").json()["paths"]["/webhooks/{source}"]["post"]
+    assert {"202", "200", "401", "413", "422", "429", "503"} <= set(operation["responses"])
+    too_many = operation["responses"]["429"]
+    assert "Retry-After" in too_many["headers"]
+    assert "application/problem+json" in too_many["content"]
+
+
+def test_a_client_gone_before_its_body_arrived_changes_nothing(hub_factory, smtp, tmp_path):
+    _, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    before = stored_rows(tmp_path / "hub.db")
+    head = (
+        b"POST /webhooks/shop HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: " + AUTH["Authorization"].encode() + b"\r\nContent-Length: 500\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as sock:
+        sock.sendall(head + b'{"status": "firing", "summ')
+    with hub.client(headers=AUTH) as http:  # the hub is still answering
+        assert http.post("/webhooks/shop", json=GOOD).status_code == 202
+    after = stored_rows(tmp_path / "hub.db")
+    assert after["deliveries"] == before["deliveries"] + 1

@@ -10,7 +10,6 @@ installed by ``.ci/run``). Outside CI the tests skip when they are absent; in CI
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ SCRAPE_WAIT_SECONDS = 30
 
 # One receiver with two channels: mail that is delivered and mail to a closed port.
 TWO_CHANNELS = BASE_CONFIG.replace('urls = ["{mail_url}"]', 'urls = ["{mail_url}", "{dead_url}"]')
+WITH_HEARTBEAT = TWO_CHANNELS + '\n[[heartbeats]]\nname = "nightly-backup"\nperiod = "1d"\n'
 
 
 class RunningPrometheus(Program):
@@ -82,11 +82,9 @@ def prometheus_for(tmp_path: Path) -> Iterator:
 
 
 def record_heartbeat_ping(hub, name: str) -> None:
-    """Heartbeats are not wired to an endpoint yet: record a ping the way they will,
-    so the heartbeat panels have a series to show."""
-    metrics = hub._server.config.app.state.hub.metrics
-    metrics.heartbeat_last_ping.labels(name).set(time.time())
-    metrics.heartbeat_overdue.labels(name).set(0)
+    """A job's ping, so the heartbeat panels have a series to show."""
+    with hub.client() as http:
+        assert http.get(f"/ping/{name}").status_code == 200
 
 
 def send_traffic(hub) -> None:
@@ -118,7 +116,7 @@ def dead_letters_firing(prometheus: RunningPrometheus) -> list[dict]:
 def test_dashboards_and_rules_work_against_a_real_prometheus(hub_factory, smtp, prometheus_for):
     mailbox, smtp_port = smtp
     hub = hub_factory(
-        TWO_CHANNELS,
+        WITH_HEARTBEAT,
         mail_url=mail_url(smtp_port),
         dead_url=mail_url(free_port()),
         max_attempts=2,

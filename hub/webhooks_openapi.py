@@ -1,0 +1,115 @@
+"""The webhook operations in the OpenAPI document Litestar serves.
+
+``WebhookDoor`` answers webhooks before Litestar sees them, so Litestar cannot describe
+them; they are described here, by hand, as they behave: the 2xx answers, and every
+refusal as ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    PathItem,
+    RequestBody,
+    Schema,
+)
+
+from hub.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
+
+TAG = "webhooks"
+
+_PROBLEM = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["type", "status", "title", "detail"],
+    properties={
+        "type": Schema(type=OpenAPIType.STRING),
+        "status": Schema(type=OpenAPIType.INTEGER),
+        "title": Schema(type=OpenAPIType.STRING),
+        "detail": Schema(type=OpenAPIType.STRING),
+    },
+)
+
+_REFUSALS = {
+    "400": "The body is not JSON, or (Alertmanager API, PagerDuty) the sender's own 400",
+    "401": "The sender could not be verified (token, signature, timestamp)",
+    "404": "No source of this name (or of format prometheus, for the Alertmanager API)",
+    "405": "Only POST is served here",
+    "413": "The body is over the source's (or the server's) max_body_bytes",
+    "415": "The content type is not JSON",
+    "422": "JSON of the wrong shape; field names where",
+    "429": "Over the source's rate_limit; retry after Retry-After seconds",
+    "503": "The write queue is full; retry after Retry-After seconds",
+}
+
+_RETRY_LATER = ("429", "503")
+
+_SOURCE = Parameter(
+    name="source",
+    param_in="path",
+    required=True,
+    schema=Schema(type=OpenAPIType.STRING),
+    description="The name of a [[sources]] entry in alerts.toml",
+)
+
+
+def document(openapi: OpenAPI) -> None:
+    """Add ``POST /webhooks/{source}`` and its Alertmanager API v2 twin to ``openapi``."""
+    paths = openapi.paths if openapi.paths is not None else {}
+    paths["/webhooks/{source}"] = PathItem(
+        post=_operation(
+            "receiveWebhook",
+            "Ingest events from a configured source",
+            {
+                "202": _json("Applied: every event is stored (the format's own answer)"),
+                "200": _json("A repeated delivery (same delivery id): the first answer again"),
+            },
+        )
+    )
+    paths["/webhooks/{source}/api/v2/alerts"] = PathItem(
+        post=_operation(
+            "receiveAlertmanagerApi",
+            "Alertmanager API v2 for Prometheus (path_prefix: /webhooks/{source})",
+            {"200": OpenAPIResponse(description="Applied, answered as Alertmanager does")},
+        )
+    )
+    openapi.paths = paths
+
+
+def _operation(operation_id: str, summary: str, accepted: dict[str, OpenAPIResponse]) -> Operation:
+    return Operation(
+        tags=[TAG],
+        summary=summary,
+        operation_id=operation_id,
+        parameters=[_SOURCE],
+        request_body=RequestBody(
+            content={"application/json": OpenAPIMediaType(schema=Schema())},
+            description="The sender's payload, in the source's format",
+            required=True,
+        ),
+        responses={**accepted, **{code: _refusal(code, text) for code, text in _REFUSALS.items()}},
+    )
+
+
+def _json(description: str) -> OpenAPIResponse:
+    return OpenAPIResponse(
+        description=description,
+        content={"application/json": OpenAPIMediaType(schema=Schema())},
+    )
+
+
+def _refusal(status: str, description: str) -> OpenAPIResponse:
+    content = {PROBLEM_MEDIA_TYPE: OpenAPIMediaType(schema=_PROBLEM)}
+    if status == "400":  # Alertmanager's and PagerDuty's own refusals are plain JSON
+        content["application/json"] = OpenAPIMediaType(schema=Schema())
+    retry = {"Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))}
+    return OpenAPIResponse(
+        description=description,
+        headers=retry if status in _RETRY_LATER else None,
+        content=content,
+    )
