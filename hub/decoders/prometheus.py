@@ -37,10 +37,14 @@ class PostableAlert(msgspec.Struct, kw_only=True):
 def decode(body: bytes, source: Source, now: datetime | None = None) -> Decoded:
     """Decode a batch; ``now`` (default: the current time) decides which alerts ended."""
     moment = now or datetime.now(UTC)
-    alerts = parse_json(body, list[msgspec.Raw])
-    return decode_batch(
-        alerts, "$", lambda raw: to_event(parse_json(raw, PostableAlert), source, moment)
-    )
+    try:
+        alerts = parse_json(body, list[PostableAlert])
+    except InvalidPayload:  # an alert of the wrong shape: one by one, to keep the others
+        raws = parse_json(body, list[msgspec.Raw])
+        return decode_batch(
+            raws, "$", lambda raw: to_event(parse_json(raw, PostableAlert), source, moment)
+        )
+    return decode_batch(alerts, "$", lambda alert: to_event(alert, source, moment))
 
 
 def to_event(alert: PostableAlert, source: Source, now: datetime) -> Event:
