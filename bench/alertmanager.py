@@ -1,7 +1,7 @@
 """Alertmanager API v2 ingest (what Prometheus posts) through the real hub, durable,
 against Alertmanager itself (in memory) run side by side in the same run.
 
-    python -m bench.alertmanager [--seconds 10] [--connections 16]
+    python -m bench.alertmanager [--seconds 10] [--connections 16] [--rounds 3]
 
 Both servers are pinned to core 0 and wrk to core 1. Each request carries a batch
 of alerts drawn from a pool of 10,000 sent once beforehand: re-sends of known
@@ -12,12 +12,14 @@ Goals: hub >= 1.0x Alertmanager at 100 alerts a request, >= 0.5x at one.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 from bench.common import (
     free_port,
+    median_run,
     require_wrk,
     run_wrk,
     start_alertmanager,
@@ -58,6 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs; medians shown")
     args = parser.parse_args()
     require_wrk()
     print(
@@ -65,20 +68,27 @@ def main() -> int:
         f"{'non-2xx':>9}{'ratio':>7}"
     )
     for batch, goal in ((100, 1.0), (1, 0.5)):
-        baseline = measure("alertmanager", batch, args.seconds, args.connections)
-        hub = measure("hub", batch, args.seconds, args.connections)
-        for name, row in (("alertmanager", baseline), ("hub", hub)):
-            if row is None:
-                print(
-                    f"{batch:>6} {name:<14} not installed (apt-get install prometheus-alertmanager)"
-                )
-                continue
-            ratio = row["alerts"] / baseline["alerts"] if baseline else float("nan")
+        runs: dict[str, list] = {"alertmanager": [], "hub": []}
+        for _ in range(args.rounds):
+            for server, results in runs.items():
+                results.append(measure(server, batch, args.seconds, args.connections))
+        if None in runs["alertmanager"]:
+            print(
+                f"{batch:>6} alertmanager   not installed (apt-get install prometheus-alertmanager)"
+            )
+            continue
+        pairs = zip(runs["hub"], runs["alertmanager"], strict=True)
+        ratios = {
+            "alertmanager": 1.0,
+            "hub": statistics.median(h["alerts"] / a["alerts"] for h, a in pairs),
+        }
+        for name, results in runs.items():
+            row = median_run(results)
             print(
                 f"{batch:>6} {name:<14}{row['rate']:>9.0f}{row['alerts']:>10.0f}"
-                f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['errors']:>9.0f}{ratio:>7.2f}"
+                f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['errors']:>9.0f}{ratios[name]:>7.2f}"
             )
-        print(f"{'':>6} goal: hub >= {goal}x Alertmanager")
+        print(f"{'':>6} goal: hub >= {goal}x Alertmanager (medians of {args.rounds} rounds)")
     return 0
 
 

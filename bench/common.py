@@ -198,6 +198,11 @@ def warm_then_measure(
     return run_wrk(url, script, seconds, connections, options)
 
 
+def median_run(results: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median rate: a noisy machine makes single runs vary by 15%."""
+    return sorted(results, key=lambda result: result["rate"])[len(results) // 2]
+
+
 def _ms(text: str) -> float:
     value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]

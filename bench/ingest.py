@@ -2,7 +2,7 @@
 only decodes the same body. One run measures both, so the ratio is meaningful on a
 shared, noisy machine.
 
-    python -m bench.ingest [--seconds 10] [--connections 64]
+    python -m bench.ingest [--seconds 10] [--connections 64] [--rounds 3]
 
 Cores: the server under test is pinned to core 0 and wrk (Debian package ``wrk``)
 to core 1. The hub runs durable (synchronous=FULL) with a notification per new
@@ -13,6 +13,7 @@ change, history row, outbox row) and ``repeat`` (1000 alerts re-sent: de-dup pat
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,12 +22,15 @@ from pathlib import Path
 from bench.common import (
     ROOT,
     free_port,
+    median_run,
     require_wrk,
     start_hub,
     start_python,
     stop,
     warm_then_measure,
 )
+
+BARE = "bare Litestar (decode only)"
 
 
 def start_bare(workdir: Path, port: int) -> subprocess.Popen:
@@ -66,20 +70,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs; medians shown")
     args = parser.parse_args()
     require_wrk()
-    bare = measure(start_bare, args.seconds, args.connections, 0)
+    scenarios = {"hub: new alert each": 0, "hub: repeats of 1000": 1000}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in (BARE, *scenarios)}
+    for _ in range(args.rounds):
+        runs[BARE].append(measure(start_bare, args.seconds, args.connections, 0))
+        for name, keys in scenarios.items():
+            runs[name].append(measure(start_hub, args.seconds, args.connections, keys))
     print(f"{'scenario':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'ratio':>8}")
-    print(
-        f"{'bare Litestar (decode only)':<28}{bare['rate']:>10.0f}{bare['p50_ms']:>9.2f}"
-        f"{bare['p99_ms']:>9.2f}{bare['errors']:>9.0f}{1:>8.2f}"
-    )
-    for name, keys in (("hub: new alert each", 0), ("hub: repeats of 1000", 1000)):
-        hub = measure(start_hub, args.seconds, args.connections, keys)
+    for name, results in runs.items():
+        ratios = [hub["rate"] / bare["rate"] for hub, bare in zip(results, runs[BARE], strict=True)]
+        row = median_run(results)
         print(
-            f"{name:<28}{hub['rate']:>10.0f}{hub['p50_ms']:>9.2f}{hub['p99_ms']:>9.2f}"
-            f"{hub['errors']:>9.0f}{hub['rate'] / bare['rate']:>8.2f}"
+            f"{name:<28}{row['rate']:>10.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
+            f"{row['errors']:>9.0f}{statistics.median(ratios):>8.2f}"
         )
+    print(f"medians of {args.rounds} alternating rounds; ratio: of each round's pair")
     return 0
 
 
