@@ -357,7 +357,10 @@ class Config(Struct, kw_only=True):
     retention: Retention = msgspec.field(default_factory=Retention)
 
     def source(self, name: str) -> Source | None:
-        return next((s for s in self.sources if s.name == name), None)
+        for source in self.sources:  # a plain loop: this runs on every webhook
+            if source.name == name:
+                return source
+        return None
 
     def receiver(self, name: str) -> Receiver | None:
         """A ``[[receivers]]`` entry, or a schedule's person as ``schedule:NAME/PERSON``
