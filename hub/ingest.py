@@ -113,14 +113,15 @@ def apply_delivery(
     repeated = _repeated(tx, delivery)
     if repeated is not None:
         return repeated
-    delivery_id = _insert(tx, delivery)
+    # A format's answer depends only on the body: stored with the delivery in one
+    # statement. hub's own names the delivery and the alerts, so it comes after them.
+    answer = responder.accepted(decoded) if responder is not None else None
+    delivery_id = _insert(tx, delivery, answer=answer)
     results = [_apply_event(tx, delivery, delivery_id, event, rules) for event in decoded.events]
-    if responder is None:
-        status, body = 202, _native_answer(delivery_id, decoded, results)
-    else:
-        status, body = responder.accepted(decoded)
-    tx.answer_delivery(delivery_id, status, body)
-    return Answer(status, body, outcomes=[outcome.value for _, outcome in results])
+    if answer is None:
+        answer = 202, _native_answer(delivery_id, decoded, results)
+        tx.answer_delivery(delivery_id, *answer)
+    return Answer(*answer, outcomes=[outcome.value for _, outcome in results])
 
 
 def apply_test_delivery(
@@ -155,7 +156,10 @@ def _repeated(tx: Tx, delivery: Delivery) -> Answer | None:
 
 
 def _insert(
-    tx: Tx, delivery: Delivery, decisions: list[decision.EventDecision] | None = None
+    tx: Tx,
+    delivery: Delivery,
+    decisions: list[decision.EventDecision] | None = None,
+    answer: tuple[int, Any] | None = None,
 ) -> int:
     return tx.insert_delivery(
         delivery.source,
@@ -166,6 +170,7 @@ def _insert(
         mode=delivery.mode,
         replay_of=delivery.replay_of,
         decision=decisions,
+        answer=answer,
     )
 
 

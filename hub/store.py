@@ -314,11 +314,14 @@ class Tx:
         mode: str = "live",
         replay_of: int | None = None,
         decision: Any = None,
+        answer: tuple[int, Any] | None = None,
     ) -> int:
+        """``answer`` (status code, body) when it is known before the delivery is applied;
+        else ``answer_delivery`` sets it (until then: status 0, body ``{}``)."""
+        status_code, response = answer if answer is not None else (0, {})
         cursor = self.conn.execute(
-            "INSERT INTO deliveries"
-            " (source, delivery_key, received_at, headers, body, mode, replay_of, decision)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO deliveries (source, delivery_key, received_at, headers, body, mode,"
+            " replay_of, decision, status_code, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 source,
                 key,
@@ -328,6 +331,8 @@ class Tx:
                 mode,
                 replay_of,
                 None if decision is None else _json.encode(decision),
+                status_code,
+                _json.encode(response),
             ),
         )
         return cursor.lastrowid  # type: ignore[return-value]
