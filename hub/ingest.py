@@ -193,34 +193,29 @@ def _apply_event(
 ) -> tuple[dict, Outcome]:
     now = delivery.received_at
     occurred = occurred_at(event, now)
-    repeat = tx.touch_repeat(
-        event.fingerprint, event.status, event.severity, event.summary, occurred, now
-    )
-    if repeat is not None:  # most of Prometheus' traffic: one statement, nothing else
-        return _alert_summary(repeat, event), Outcome.DUPLICATE
     state = tx.alert_state(event.fingerprint)
     was_firing = state is not None and state["status"] == "firing"
     outcome = classify(state, event.status, event.severity, event.summary, occurred)
     if state is None:
         alert = _new_alert(tx, delivery, event, occurred)
+    elif outcome is Outcome.DUPLICATE:
+        tx.touch_alert(state["id"], now, occurred)
+        alert = state
     else:
         alert = tx.get_alert(event.fingerprint)
     if outcome in (Outcome.CHANGED, Outcome.UPDATED):
         alert = _change_alert(tx, alert, event, occurred, now, rules)
-    _record(tx, delivery_id, alert["id"], event, occurred, now, outcome)
-    if outcome is not Outcome.STALE:
+    if outcome is not Outcome.DUPLICATE:
+        _record(tx, delivery_id, alert["id"], event, occurred, now, outcome)
+    if outcome not in (Outcome.DUPLICATE, Outcome.STALE):
         alert["incident_id"] = correlate(tx, alert, outcome, was_firing, now, rules)
-    return _alert_summary(alert, event), outcome
-
-
-def _alert_summary(alert: dict, event: Event) -> dict[str, Any]:
-    """How the answer to a native delivery shows each alert it touched."""
-    return {
+    summary = {
         "id": alert["id"],
         "fingerprint": event.fingerprint,
         "status": alert["status"],
         "incident_id": alert.get("incident_id"),
     }
+    return summary, outcome
 
 
 def _record(

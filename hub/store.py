@@ -590,30 +590,17 @@ class Tx:
             f"UPDATE {table} SET {assignments} WHERE id = ?", (*_encode_values(changes), row_id)
         )
 
-    def touch_repeat(
-        self,
-        fingerprint: str,
-        status: str,
-        severity: str,
-        summary: str,
-        occurred_at: float,
-        last_seen: float,
-    ) -> dict | None:
-        """The repeat path in one statement: when the event repeats the alert's current
-        state (what ``alerts.classify`` calls DUPLICATE: same status, severity and
-        summary, not older than the last change), count it; the alert's id, status and
-        incident, else None and nothing changed.
+    def touch_alert(self, alert_id: int, last_seen: float, occurred_at: float) -> None:
+        """The cheap repeat path: one counter and two timestamps in one statement.
 
         A repeat still moves ``last_change`` forward: the alert was in this state at
         ``occurred_at``, so anything older arriving later is stale.
         """
-        cursor = self.conn.execute(
-            "UPDATE alerts SET duplicates = duplicates + 1, last_seen = ?, last_change = ?"
-            " WHERE fingerprint = ? AND last_change <= ? AND status = ? AND severity = ?"
-            " AND summary = ? RETURNING id, status, incident_id",
-            (last_seen, occurred_at, fingerprint, occurred_at, status, severity, summary),
+        self.conn.execute(
+            "UPDATE alerts SET duplicates = duplicates + 1, last_seen = ?,"
+            " last_change = MAX(last_change, ?) WHERE id = ?",
+            (last_seen, occurred_at, alert_id),
         )
-        return _one(cursor)
 
     def insert_event(
         self,
