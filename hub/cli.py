@@ -8,6 +8,7 @@ API (``hub.cli_api``).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from hub.templates import NotificationContext
 
 DEFAULT_CONFIG = "alerts.toml"
+# Allocations between two collections of young objects (Python's default is 700).
+GC_YOUNG_THRESHOLD = 10_000
 
 
 def config_path(given: str | None) -> str:
@@ -48,8 +51,10 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else config.server.port,
     )
     config = msgspec.structs.replace(config, server=server)
+    app = create_app(config, config_path(args.config))
+    _tune_garbage_collector()
     uvicorn.run(
-        create_app(config, config_path(args.config)),
+        app,
         host=server.host,
         port=server.port,
         log_config=None,
@@ -60,6 +65,16 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _tune_garbage_collector() -> None:
+    """Keep the collector off the hot path. What was built at start-up (modules, the
+    app, the config) lives as long as the process: frozen, it is never scanned again.
+    A request leaves few cyclic objects behind, so collecting young objects every
+    few thousand allocations instead of every 700 loses nothing.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def check_config(args: argparse.Namespace) -> int:
