@@ -11,6 +11,7 @@ instead of being tracked twice.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from prometheus_client import (
@@ -47,6 +48,8 @@ SUPPRESSION_REASONS = ("silence", "inhibition", "maintenance", "flapping")
 ESCALATION_OUTCOMES = ("notified", "skipped_muted", "skipped_acknowledged", "skipped_resolved")
 RELOAD_OUTCOMES = ("success", "failure")
 UNKNOWN_SOURCE = "_unknown"
+# Label sets kept per hot-path metric: sources x outcomes, with room for reloads.
+SERIES_CACHE = 4096
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _DELIVERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
@@ -127,6 +130,11 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # The series every delivery touches, looked up once per label set: labels()
+        # validates and locks on each call, a real share of a repeated event's cost.
+        self.webhook_series = functools.lru_cache(maxsize=SERIES_CACHE)(self.webhooks.labels)
+        self.event_series = functools.lru_cache(maxsize=SERIES_CACHE)(self.events.labels)
+        self.ingest_series = functools.lru_cache(maxsize=SERIES_CACHE)(self.ingest_seconds.labels)
 
     def _notification_metrics(self) -> None:
         r = self.registry

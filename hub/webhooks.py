@@ -124,7 +124,7 @@ async def _receive(
     started = time.perf_counter()
     source = hub.config.source(name)
     if source is None:
-        hub.metrics.webhooks.labels(UNKNOWN_SOURCE, "unknown_source").inc()
+        hub.metrics.webhook_series(UNKNOWN_SOURCE, "unknown_source").inc()
         error = NotFound(f"unknown source {name!r}: no [[sources]] entry has this name")
         return _problem(error.status, *hub_error_problem(error))
     responder = RESPONDERS.get(source.format)
@@ -139,8 +139,8 @@ async def _receive(
         _count_rejection(hub, source.name, e)
         return _rejection(responder, e)
     outcome = "repeated" if answer.repeated else "accepted"
-    hub.metrics.webhooks.labels(source.name, outcome).inc()
-    hub.metrics.ingest_seconds.labels(source.name).observe(time.perf_counter() - started)
+    hub.metrics.webhook_series(source.name, outcome).inc()
+    hub.metrics.ingest_series(source.name).observe(time.perf_counter() - started)
     return _json(answer.status_code, answer.body)
 
 
@@ -181,7 +181,7 @@ async def commit(hub, delivery: Delivery, decoded: Decoded, responder: Responder
         if not QUIET_OUTCOMES.issuperset(answer.outcomes):
             hub.changed()
     for event_outcome in set(answer.outcomes):  # a few kinds, however big the batch
-        hub.metrics.events.labels(delivery.source, event_outcome).inc(
+        hub.metrics.event_series(delivery.source, event_outcome).inc(
             answer.outcomes.count(event_outcome)
         )
     _log_applied(delivery.source, answer)
@@ -238,7 +238,7 @@ async def _send(send: Send, reply: Reply) -> None:
 
 def _count_rejection(hub, source: str, error: HubError) -> None:
     outcome = _OUTCOME_BY_ERROR.get(type(error), "invalid")
-    hub.metrics.webhooks.labels(source, outcome).inc()
+    hub.metrics.webhook_series(source, outcome).inc()
     if isinstance(error, AuthError):
         hub.metrics.auth_failures.labels(source, error.reason).inc()
         log.warning("event=auth_failed source=%s reason=%s", source, error.reason)
