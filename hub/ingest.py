@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -108,20 +108,27 @@ def apply_delivery(
     """The write function for one delivery; a repeated delivery key changes nothing.
 
     The answer (hub's, or the format's ``responder``'s) is stored with the delivery,
-    so a repeat gets it back and the audit log shows what the sender was told.
+    so a repeat gets it back and the audit log shows what the sender was told. hub's
+    own answer names the delivery and the alerts, so the delivery's id is taken
+    first, the alerts are applied, and the delivery is written once, answer included,
+    before the event rows that refer to it.
     """
     repeated = _repeated(tx, delivery)
     if repeated is not None:
         return repeated
-    # A format's answer depends only on the body: stored with the delivery in one
-    # statement. hub's own names the delivery and the alerts, so it comes after them.
-    answer = responder.accepted(decoded) if responder is not None else None
-    delivery_id = _insert(tx, delivery, answer=answer)
-    results = [_apply_event(tx, delivery, delivery_id, event, rules) for event in decoded.events]
-    if answer is None:
-        answer = 202, _native_answer(delivery_id, decoded, results)
-        tx.answer_delivery(delivery_id, *answer)
-    return Answer(*answer, outcomes=[outcome.value for _, outcome in results])
+    delivery_id = tx.next_delivery_id()
+    applied = [
+        _apply_event(tx, delivery.source, delivery.received_at, e, rules) for e in decoded.events
+    ]
+    if responder is not None:
+        answer = responder.accepted(decoded)
+    else:
+        answer = 202, _native_answer(delivery_id, decoded, applied)
+    _insert(tx, delivery_id, delivery, answer)
+    for event in applied:
+        if event.outcome is not Outcome.DUPLICATE:
+            _record(tx, delivery_id, event, delivery.received_at)
+    return Answer(*answer, outcomes=[event.outcome.value for event in applied])
 
 
 def apply_test_delivery(
@@ -143,9 +150,9 @@ def apply_test_delivery(
     decisions = decision.decide_in(
         tx, rules, active_silences, decoded.events, delivery.source, delivery.received_at
     )
-    delivery_id = _insert(tx, delivery, decisions)
+    delivery_id = tx.next_delivery_id()
     body = {"mode": "test", **decision.summary(decoded, decisions), "delivery_id": delivery_id}
-    tx.answer_delivery(delivery_id, 202, body)
+    _insert(tx, delivery_id, delivery, (202, body), decisions)
     return Answer(202, body)
 
 
@@ -157,30 +164,39 @@ def _repeated(tx: Tx, delivery: Delivery) -> Answer | None:
 
 def _insert(
     tx: Tx,
+    delivery_id: int,
     delivery: Delivery,
+    answer: tuple[int, Any],
     decisions: list[decision.EventDecision] | None = None,
-    answer: tuple[int, Any] | None = None,
-) -> int:
-    return tx.insert_delivery(
+) -> None:
+    tx.insert_delivery(
+        delivery_id,
         delivery.source,
         delivery.key,
         delivery.received_at,
         delivery.headers,
         delivery.body,
+        answer=answer,
         mode=delivery.mode,
         replay_of=delivery.replay_of,
         decision=decisions,
-        answer=answer,
     )
 
 
-def _native_answer(
-    delivery_id: int, decoded: Decoded, results: list[tuple[dict, Outcome]]
-) -> dict[str, Any]:
+class _Applied(NamedTuple):
+    """One event applied to its alert; the event row is written after the delivery's."""
+
+    alert: dict[str, Any]  # what the answer says of the alert
+    outcome: Outcome
+    event: Event
+    occurred: float
+
+
+def _native_answer(delivery_id: int, decoded: Decoded, applied: list[_Applied]) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "accepted": len(results),
-        "duplicates": sum(1 for _, outcome in results if outcome is Outcome.DUPLICATE),
-        "alerts": [alert for alert, _ in results],
+        "accepted": len(applied),
+        "duplicates": sum(1 for event in applied if event.outcome is Outcome.DUPLICATE),
+        "alerts": [event.alert for event in applied],
         "delivery_id": delivery_id,
     }
     if decoded.rejected:
@@ -188,16 +204,13 @@ def _native_answer(
     return body
 
 
-def _apply_event(
-    tx: Tx, delivery: Delivery, delivery_id: int, event: Event, rules: Rules
-) -> tuple[dict, Outcome]:
-    now = delivery.received_at
+def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) -> _Applied:
     occurred = occurred_at(event, now)
     state = tx.alert_state(event.fingerprint)
     was_firing = state is not None and state["status"] == "firing"
     outcome = classify(state, event.status, event.severity, event.summary, occurred)
     if state is None:
-        alert = _new_alert(tx, delivery, event, occurred)
+        alert = _new_alert(tx, source, event, occurred, now)
     elif outcome is Outcome.DUPLICATE:
         tx.touch_alert(state["id"], now, occurred)
         alert = state
@@ -205,8 +218,6 @@ def _apply_event(
         alert = tx.get_alert(event.fingerprint)
     if outcome in (Outcome.CHANGED, Outcome.UPDATED):
         alert = _change_alert(tx, alert, event, occurred, now, rules)
-    if outcome is not Outcome.DUPLICATE:
-        _record(tx, delivery_id, alert["id"], event, occurred, now, outcome)
     if outcome not in (Outcome.DUPLICATE, Outcome.STALE):
         alert["incident_id"] = correlate(tx, alert, outcome, was_firing, now, rules)
     summary = {
@@ -215,35 +226,29 @@ def _apply_event(
         "status": alert["status"],
         "incident_id": alert.get("incident_id"),
     }
-    return summary, outcome
+    return _Applied(summary, outcome, event, occurred)
 
 
-def _record(
-    tx: Tx,
-    delivery_id: int,
-    alert_id: int,
-    event: Event,
-    occurred: float,
-    now: float,
-    outcome: Outcome,
-) -> None:
+def _record(tx: Tx, delivery_id: int, applied: _Applied, now: float) -> None:
     """An event row and a history row; repeats skip both (the delivery keeps the body)."""
+    event = applied.event
+    alert_id = applied.alert["id"]
     event_id = tx.insert_event(
-        delivery_id, alert_id, event.status, event.severity, occurred, outcome.value
+        delivery_id, alert_id, event.status, event.severity, applied.occurred, applied.outcome.value
     )
     history = {
-        "at": occurred,
+        "at": applied.occurred,
         "recorded_at": now,
         "status": event.status,
         "severity": event.severity,
         "summary": event.summary,
-        "applied": outcome is not Outcome.STALE,
+        "applied": applied.outcome is not Outcome.STALE,
     }
     tx.add_history(alert_id, event_id, history)
 
 
-def _new_alert(tx: Tx, delivery: Delivery, event: Event, occurred: float) -> dict:
-    row = new_row(delivery.source, event, occurred, delivery.received_at)
+def _new_alert(tx: Tx, source: str, event: Event, occurred: float, now: float) -> dict:
+    row = new_row(source, event, occurred, now)
     return {**row, "id": tx.insert("alerts", row), "incident_id": None}
 
 

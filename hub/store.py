@@ -1,10 +1,11 @@
-"""All SQL lives here. One SQLite file in WAL mode, forward-only migrations, and one
-writer thread that commits the writes of concurrent requests together (group commit).
+"""All SQL lives here. One SQLite file in WAL mode, forward-only migrations, and
+group commit: the writes of concurrent requests share one transaction.
 
-Writes are functions ``fn(tx) -> T`` queued to the writer; ``await store.write(fn)``
-returns only after the transaction holding ``fn`` committed, which is what lets an
-HTTP 2xx mean "on disk". Each function runs in its own savepoint, so one failing
-request never rolls back its batch neighbours. Reads use a separate connection.
+Writes are functions ``fn(tx) -> T``; ``await store.write(fn)`` returns only after
+the transaction holding ``fn`` committed, which is what lets an HTTP 2xx mean "on
+disk". The functions run on the event loop (a write costs no thread hand-off); only
+the COMMIT, which waits for the fsync, runs in a thread. One failing function never
+rolls back its batch neighbours. Reads use a separate connection.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
 import sqlite3
-import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -32,6 +33,9 @@ T = TypeVar("T")
 log = logging.getLogger("hub.store")
 
 migrations = Migrations("hub")
+
+# A write lock held by another connection is retried this often.
+LOCKED_RETRY_SECONDS = 0.01
 
 
 @migrations()
@@ -303,26 +307,33 @@ class Tx:
         ).fetchone()
         return (row[0], _decode_json(row[1])) if row else None
 
+    def next_delivery_id(self) -> int:
+        """The id SQLite would give the next delivery (one past the largest), taken
+        first so that an answer naming its delivery is stored in the same INSERT."""
+        return self.conn.execute("SELECT IFNULL(MAX(id), 0) + 1 FROM deliveries").fetchone()[0]
+
     def insert_delivery(
         self,
+        delivery_id: int,
         source: str,
         key: str | None,
         received_at: float,
         headers: dict,
         body: bytes,
         *,
+        answer: tuple[int, Any],
         mode: str = "live",
         replay_of: int | None = None,
         decision: Any = None,
-        answer: tuple[int, Any] | None = None,
-    ) -> int:
-        """``answer`` (status code, body) when it is known before the delivery is applied;
-        else ``answer_delivery`` sets it (until then: status 0, body ``{}``)."""
-        status_code, response = answer if answer is not None else (0, {})
-        cursor = self.conn.execute(
-            "INSERT INTO deliveries (source, delivery_key, received_at, headers, body, mode,"
-            " replay_of, decision, status_code, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ) -> None:
+        """A delivery with the ``answer`` (status code, body) its sender was given."""
+        status_code, response = answer
+        self.conn.execute(
+            "INSERT INTO deliveries (id, source, delivery_key, received_at, headers, body, mode,"
+            " replay_of, decision, status_code, response)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                delivery_id,
                 source,
                 key,
                 received_at,
@@ -334,13 +345,6 @@ class Tx:
                 status_code,
                 _json.encode(response),
             ),
-        )
-        return cursor.lastrowid  # type: ignore[return-value]
-
-    def answer_delivery(self, delivery_id: int, status_code: int, response: Any) -> None:
-        self.conn.execute(
-            "UPDATE deliveries SET status_code = ?, response = ? WHERE id = ?",
-            (status_code, _json.encode(response), delivery_id),
         )
 
     def alert_state(self, fingerprint: str) -> dict | None:
@@ -757,43 +761,54 @@ class Store:
         batch_max: int = 512,
         queue_max: int = 10_000,
         on_commit: Callable[[int, float], None] | None = None,
+        lock_wait: float = 30.0,
     ) -> None:
+        """``lock_wait``: how long writes wait for a write lock another connection holds
+        (a backup, an operator's sqlite3 shell) before they are refused."""
         self.path = path
         self.synchronous = synchronous
         self.batch_max = batch_max
         self.queue_max = queue_max
         self.on_commit = on_commit
+        self.lock_wait = lock_wait
         # Unbounded: queue_max is checked in ``write`` for the writes it may refuse.
-        self._queue: queue.Queue[tuple[Callable[[Tx], Any], asyncio.Future] | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._pending: deque[tuple[Callable[[Tx], Any], asyncio.Future]] = deque()
+        self._writing = False  # a batch is being applied or committed
+        self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._committer: ThreadPoolExecutor | None = None
 
     # lifecycle -------------------------------------------------------------
 
     def open(self) -> None:
-        """Migrate the schema, then start the writer; raises if the file is unusable."""
+        """Migrate the schema, then start the committer; raises if the file is unusable."""
         writer = self._connect()
         migrations.apply(sqlite_utils.Database(writer))
         writer.isolation_level = None
+        # The loop never waits on SQLite's busy handler: a locked file is retried later.
+        writer.execute("PRAGMA busy_timeout = 0")
+        self._writer = writer
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only = ON")
-        self._thread = threading.Thread(
-            target=self._run_writer, args=(writer,), name="hub-store-writer", daemon=True
-        )
-        self._thread.start()
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="hub-store-commit")
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        """Finish the commit in flight; writes not yet begun are refused (never answered)."""
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
+            self._committer = None
+        closed = Unavailable("the store is closed")
+        while self._pending:
+            _, future = self._pending.popleft()
+            _settle(future, None, closed)
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                conn.close()
+        self._writer = self._reader = None
 
     @property
     def writer_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._committer is not None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
@@ -815,71 +830,101 @@ class Store:
         outbox) is always queued: nobody would retry it, and there are only a fixed
         few of those tasks, so they cannot grow the queue without bound.
         """
-        if not background and self._queue.qsize() >= self.queue_max:
+        if not background and len(self._pending) >= self.queue_max:
             raise Unavailable("the store's write queue is full; retry shortly")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((fn, future))
+        if self._writer is None:
+            raise Unavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((fn, future))
+        if not self._writing:
+            self._writing = True
+            loop.call_soon(self._apply_next, loop, time.monotonic())
         return await future
 
-    def _run_writer(self, conn: sqlite3.Connection) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            batch = [item]
-            while len(batch) < self.batch_max:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
-            self._commit_batch(conn, batch)
-        conn.close()
+    def _apply_next(self, loop: asyncio.AbstractEventLoop, since: float) -> None:
+        """Apply every waiting write in one transaction, then hand its COMMIT to the
+        committer thread; writes arriving meanwhile wait for the next batch.
 
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list) -> None:
-        """Commit a batch in one transaction, optimistically without savepoints.
-
-        Write functions rarely fail, and two statements per write are a real share of
-        the cost; when one does fail the batch is rolled back and run again with a
-        savepoint around each function, so only the failing one is refused.
+        Write functions run here, on the event loop, so a write costs no thread
+        hand-off; only the COMMIT (the fsync) leaves the loop, once per batch.
         """
+        if not self._pending or self._writer is None:
+            self._writing = False
+            return
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if _locked(e) and time.monotonic() - since < self.lock_wait:
+                loop.call_later(LOCKED_RETRY_SECONDS, self._apply_next, loop, since)
+                return
+            batch = self._take_batch()
+            self._settle_batch(loop, self._failed(batch, e), len(batch), time.perf_counter())
+            return
+        batch = self._take_batch()
         started = time.perf_counter()
         try:
-            outcomes = self._run_batch(conn, batch, isolate=False)
-        except _BatchFailed:
-            outcomes = self._run_batch(conn, batch, isolate=True)
+            outcomes = self._apply_batch(batch)
         except sqlite3.Error as e:
-            outcomes = self._failed(conn, batch, e)
-        if self.on_commit is not None:
-            self.on_commit(len(batch), time.perf_counter() - started)
-        for future, result, error in outcomes:
-            future.get_loop().call_soon_threadsafe(_settle, future, result, error)
+            self._settle_batch(loop, self._failed(batch, e), len(batch), started)
+            return
+        committing = loop.run_in_executor(self._committer, self._writer.execute, "COMMIT")
+        committing.add_done_callback(
+            lambda done: self._committed(loop, done, batch, outcomes, started)
+        )
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list, *, isolate: bool) -> list:
+    def _take_batch(self) -> list[tuple[Callable[[Tx], Any], asyncio.Future]]:
+        count = min(len(self._pending), self.batch_max)
+        return [self._pending.popleft() for _ in range(count)]
+
+    def _apply_batch(self, batch: list) -> list:
+        """Run the batch optimistically without savepoints around each write.
+
+        Write functions rarely fail, and two statements per write are a real share of
+        the cost; when one does fail the batch is undone and run again with a
+        savepoint around each function, so only the failing one is refused.
+        """
+        conn = self._writer
         tx = Tx(conn)
-        outcomes = []
+        conn.execute("SAVEPOINT batch")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, future in batch:
-                if isolate:
-                    outcomes.append((future, *_run_in_savepoint(conn, tx, fn)))
-                else:
-                    outcomes.append((future, fn(tx), None))
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            return self._failed(conn, batch, e)
-        except Exception as e:
-            conn.execute("ROLLBACK")
-            raise _BatchFailed from e
-        return outcomes
+            outcomes = [(future, fn(tx), None) for fn, future in batch]
+        except sqlite3.Error:
+            raise
+        except Exception:
+            conn.execute("ROLLBACK TO batch")
+        else:
+            conn.execute("RELEASE batch")
+            return outcomes
+        conn.execute("RELEASE batch")
+        return [(future, *_run_in_savepoint(conn, tx, fn)) for fn, future in batch]
 
-    def _failed(self, conn: sqlite3.Connection, batch: list, error: sqlite3.Error) -> list:
-        log.exception("event=store_commit_failed batch=%d", len(batch))
+    def _committed(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        done: asyncio.Future,
+        batch: list,
+        outcomes: list,
+        started: float,
+    ) -> None:
+        error = done.exception()
+        if error is not None:
+            outcomes = self._failed(batch, error)
+        self._settle_batch(loop, outcomes, len(batch), started)
+
+    def _settle_batch(
+        self, loop: asyncio.AbstractEventLoop, outcomes: list, size: int, started: float
+    ) -> None:
+        if self.on_commit is not None:
+            self.on_commit(size, time.perf_counter() - started)
+        for future, result, error in outcomes:
+            _settle(future, result, error)
+        self._apply_next(loop, time.monotonic())
+
+    def _failed(self, batch: list, error: BaseException) -> list:
+        log.exception("event=store_commit_failed batch=%d", len(batch), exc_info=error)
         with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
+            self._writer.execute("ROLLBACK")
         failure = Unavailable(f"the store could not commit: {error}")
         return [(future, None, failure) for _, future in batch]
 
@@ -1081,10 +1126,6 @@ class Store:
         return [_decode_silence(row) for row in rows]
 
 
-class _BatchFailed(Exception):
-    """A write function raised inside an optimistic batch: retry it isolated."""
-
-
 def _run_in_savepoint(
     conn: sqlite3.Connection, tx: Tx, fn: Callable[[Tx], Any]
 ) -> tuple[Any, BaseException | None]:
@@ -1097,6 +1138,11 @@ def _run_in_savepoint(
         return None, e
     conn.execute("RELEASE request")
     return result, None
+
+
+def _locked(error: sqlite3.OperationalError) -> bool:
+    """Another connection holds the write lock (a CLI, a backup): worth retrying."""
+    return getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:

@@ -7,6 +7,8 @@ import sqlite3
 
 import pytest
 
+from hub import store as store_module
+from hub.errors import Unavailable
 from hub.store import Store
 
 
@@ -21,7 +23,12 @@ def store(tmp_path):
 
 
 def insert_delivery(key: str):
-    return lambda tx: tx.insert_delivery("src", key, 1.0, {}, b"{}")
+    def write(tx):
+        delivery_id = tx.next_delivery_id()
+        tx.insert_delivery(delivery_id, "src", key, 1.0, {}, b"{}", answer=(202, {}))
+        return delivery_id
+
+    return write
 
 
 def test_concurrent_writes_are_committed_together(store):
@@ -36,7 +43,7 @@ def test_concurrent_writes_are_committed_together(store):
 
 def test_a_failing_write_rolls_back_alone(store):
     def broken(tx):
-        tx.insert_delivery("src", "bad", 1.0, {}, b"{}")
+        insert_delivery("bad")(tx)
         raise ValueError("boom")
 
     async def mixed():
@@ -58,3 +65,43 @@ def test_an_answered_write_is_on_disk_for_another_connection(store, tmp_path):
     with sqlite3.connect(tmp_path / "s.db") as other:
         assert other.execute("SELECT delivery_key FROM deliveries").fetchall() == [("durable",)]
         assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def hold_write_lock(path) -> sqlite3.Connection:
+    """Another connection (a backup, an operator's shell) holding the write lock."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_a_file_locked_elsewhere_delays_writes_without_blocking_the_loop(store, tmp_path):
+    other = hold_write_lock(tmp_path / "s.db")
+
+    async def scenario():
+        write = asyncio.create_task(store.write(insert_delivery("waited")))
+        ticks = 0
+        for _ in range(30):  # 0.3 s in which the loop must keep running
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not write.done(), "the write waits for the lock"
+        other.execute("ROLLBACK")
+        return ticks, await asyncio.wait_for(write, 5)
+
+    ticks, delivery_id = asyncio.run(scenario())
+    assert ticks == 30
+    rows = store.query("SELECT id, delivery_key FROM deliveries")
+    assert rows == [{"id": delivery_id, "delivery_key": "waited"}]
+    other.close()
+
+
+def test_writes_are_refused_when_the_lock_is_held_too_long(tmp_path):
+    path = tmp_path / "s.db"
+    with store_module.opened(str(path), lock_wait=0.2) as store:
+        other = hold_write_lock(path)
+        with pytest.raises(Unavailable, match="database is locked"):
+            asyncio.run(store.write(insert_delivery("refused")))
+        other.execute("ROLLBACK")
+        other.close()
+        asyncio.run(store.write(insert_delivery("later")))
+        keys = [r["delivery_key"] for r in store.query("SELECT delivery_key FROM deliveries")]
+    assert keys == ["later"]
