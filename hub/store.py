@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -776,7 +777,8 @@ class Store:
         self._writing = False  # a batch is being applied or committed
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._committer: ThreadPoolExecutor | None = None
+        self._commits: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._committer: threading.Thread | None = None
 
     # lifecycle -------------------------------------------------------------
 
@@ -790,12 +792,16 @@ class Store:
         self._writer = writer
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only = ON")
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix="hub-store-commit")
+        self._committer = threading.Thread(
+            target=self._run_commits, name="hub-store-commit", daemon=True
+        )
+        self._committer.start()
 
     def close(self) -> None:
         """Finish the commit in flight; writes not yet begun are refused (never answered)."""
         if self._committer is not None:
-            self._committer.shutdown(wait=True)
+            self._commits.put(None)
+            self._committer.join(timeout=30)
             self._committer = None
         closed = Unavailable("the store is closed")
         while self._pending:
@@ -808,7 +814,7 @@ class Store:
 
     @property
     def writer_alive(self) -> bool:
-        return self._committer is not None
+        return self._committer is not None and self._committer.is_alive()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
@@ -868,10 +874,7 @@ class Store:
         except sqlite3.Error as e:
             self._settle_batch(loop, self._failed(batch, e), len(batch), started)
             return
-        committing = loop.run_in_executor(self._committer, self._writer.execute, "COMMIT")
-        committing.add_done_callback(
-            lambda done: self._committed(loop, done, batch, outcomes, started)
-        )
+        self._commits.put(lambda: self._commit(loop, batch, outcomes, started))
 
     def _take_batch(self) -> list[tuple[Callable[[Tx], Any], asyncio.Future]]:
         count = min(len(self._pending), self.batch_max)
@@ -899,18 +902,25 @@ class Store:
         conn.execute("RELEASE batch")
         return [(future, *_run_in_savepoint(conn, tx, fn)) for fn, future in batch]
 
-    def _committed(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        done: asyncio.Future,
-        batch: list,
-        outcomes: list,
-        started: float,
+    def _run_commits(self) -> None:
+        while (commit := self._commits.get()) is not None:
+            commit()
+
+    def _commit(
+        self, loop: asyncio.AbstractEventLoop, batch: list, outcomes: list, started: float
     ) -> None:
-        error = done.exception()
-        if error is not None:
-            outcomes = self._failed(batch, error)
-        self._settle_batch(loop, outcomes, len(batch), started)
+        """In the commit thread: the fsync waits here, the loop goes on serving."""
+        try:
+            self._writer.execute("COMMIT")
+        except sqlite3.Error as e:
+            loop.call_soon_threadsafe(self._commit_failed, loop, batch, e, started)
+        else:
+            loop.call_soon_threadsafe(self._settle_batch, loop, outcomes, len(batch), started)
+
+    def _commit_failed(
+        self, loop: asyncio.AbstractEventLoop, batch: list, error: sqlite3.Error, started: float
+    ) -> None:
+        self._settle_batch(loop, self._failed(batch, error), len(batch), started)
 
     def _settle_batch(
         self, loop: asyncio.AbstractEventLoop, outcomes: list, size: int, started: float
@@ -921,7 +931,7 @@ class Store:
             _settle(future, result, error)
         self._apply_next(loop, time.monotonic())
 
-    def _failed(self, batch: list, error: BaseException) -> list:
+    def _failed(self, batch: list, error: sqlite3.Error) -> list:
         log.exception("event=store_commit_failed batch=%d", len(batch), exc_info=error)
         with contextlib.suppress(sqlite3.Error):
             self._writer.execute("ROLLBACK")
