@@ -1,6 +1,6 @@
 """Ingest: one delivery's decoded events applied to the store in one transaction.
 
-Runs inside the store's writer (``apply_delivery`` is a write function): the
+Runs inside a group commit (``apply_delivery`` is a store write function): the
 idempotency check, de-duplication, the alert state machine and the outbox writes
 all commit together, so a 2xx answer means every effect is on disk.
 
