@@ -78,17 +78,18 @@ def main() -> int:
             )
             continue
         pairs = zip(runs["hub"], runs["alertmanager"], strict=True)
-        ratios = {
-            "alertmanager": 1.0,
-            "hub": statistics.median(h["alerts"] / a["alerts"] for h, a in pairs),
-        }
+        round_ratios = [h["alerts"] / a["alerts"] for h, a in pairs]
+        ratios = {"alertmanager": 1.0, "hub": statistics.median(round_ratios)}
         for name, results in runs.items():
             row = median_run(results)
             print(
                 f"{batch:>6} {name:<14}{row['rate']:>9.0f}{row['alerts']:>10.0f}"
                 f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['errors']:>9.0f}{ratios[name]:>7.2f}"
             )
-        print(f"{'':>6} goal: hub >= {goal}x Alertmanager (medians of {args.rounds} rounds)")
+        print(
+            f"{'':>6} goal: hub >= {goal}x Alertmanager (medians of {args.rounds} rounds;"
+            f" each round: {' '.join(f'{ratio:.2f}' for ratio in round_ratios)})"
+        )
     return 0
 
 

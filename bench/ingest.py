@@ -47,6 +47,8 @@ def start_bare(workdir: Path, port: int) -> subprocess.Popen:
         "--http",
         "httptools",
         "--no-access-log",
+        "--no-proxy-headers",
+        "--no-server-header",
         "--log-level",
         "warning",
     ]
@@ -86,8 +88,9 @@ def main() -> int:
         print(
             f"{name:<28}{row['rate']:>10.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
             f"{row['errors']:>9.0f}{statistics.median(ratios):>8.2f}"
+            f"   rounds: {' '.join(f'{ratio:.2f}' for ratio in ratios)}"
         )
-    print(f"medians of {args.rounds} alternating rounds; ratio: of each round's pair")
+    print(f"medians of {args.rounds} alternating rounds; ratio: median of each round's pair")
     return 0
 
 

@@ -59,6 +59,10 @@ def serve(args: argparse.Namespace) -> int:
         port=server.port,
         log_config=None,
         access_log=False,
+        # hub reads no client address and names no server: both would be per-request
+        # work (a middleware layer, a header) for nothing.
+        proxy_headers=False,
+        server_header=False,
         loop="uvloop",
         http="httptools",
         lifespan="on",

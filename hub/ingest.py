@@ -107,24 +107,24 @@ def apply_delivery(
 ) -> Answer:
     """The write function for one delivery; a repeated delivery key changes nothing.
 
-    The answer (hub's, or the format's ``responder``'s) is stored with the delivery,
-    so a repeat gets it back and the audit log shows what the sender was told. hub's
-    own answer names the delivery and the alerts, so the delivery's id is taken
-    first, the alerts are applied, and the delivery is written once, answer included,
-    before the event rows that refer to it.
+    The answer (hub's, or the format's ``responder``'s) is stored with the delivery
+    in its one INSERT, so a repeat gets it back and the audit log shows what the
+    sender was told. A format's answer depends only on the body; hub's own names the
+    delivery and the alerts, so the delivery's id is taken first and the row written
+    once the alerts are applied. Event rows refer to the delivery: they come last.
     """
     repeated = _repeated(tx, delivery)
     if repeated is not None:
         return repeated
-    delivery_id = tx.next_delivery_id()
-    applied = [
-        _apply_event(tx, delivery.source, delivery.received_at, e, rules) for e in decoded.events
-    ]
     if responder is not None:
         answer = responder.accepted(decoded)
+        delivery_id = _insert(tx, None, delivery, answer)
+        applied = _apply_events(tx, delivery, decoded, rules)
     else:
+        delivery_id = tx.next_delivery_id()
+        applied = _apply_events(tx, delivery, decoded, rules)
         answer = 202, _native_answer(delivery_id, decoded, applied)
-    _insert(tx, delivery_id, delivery, answer)
+        _insert(tx, delivery_id, delivery, answer)
     for event in applied:
         if event.outcome is not Outcome.DUPLICATE:
             _record(tx, delivery_id, event, delivery.received_at)
@@ -164,12 +164,12 @@ def _repeated(tx: Tx, delivery: Delivery) -> Answer | None:
 
 def _insert(
     tx: Tx,
-    delivery_id: int,
+    delivery_id: int | None,
     delivery: Delivery,
     answer: tuple[int, Any],
     decisions: list[decision.EventDecision] | None = None,
-) -> None:
-    tx.insert_delivery(
+) -> int:
+    return tx.insert_delivery(
         delivery_id,
         delivery.source,
         delivery.key,
@@ -190,6 +190,11 @@ class _Applied(NamedTuple):
     outcome: Outcome
     event: Event
     occurred: float
+
+
+def _apply_events(tx: Tx, delivery: Delivery, decoded: Decoded, rules: Rules) -> list[_Applied]:
+    now = delivery.received_at
+    return [_apply_event(tx, delivery.source, now, event, rules) for event in decoded.events]
 
 
 def _native_answer(delivery_id: int, decoded: Decoded, applied: list[_Applied]) -> dict[str, Any]:

@@ -315,7 +315,7 @@ class Tx:
 
     def insert_delivery(
         self,
-        delivery_id: int,
+        delivery_id: int | None,
         source: str,
         key: str | None,
         received_at: float,
@@ -326,10 +326,11 @@ class Tx:
         mode: str = "live",
         replay_of: int | None = None,
         decision: Any = None,
-    ) -> None:
-        """A delivery with the ``answer`` (status code, body) its sender was given."""
+    ) -> int:
+        """A delivery with the ``answer`` (status code, body) its sender was given;
+        ``delivery_id`` None lets SQLite choose. Returns the id."""
         status_code, response = answer
-        self.conn.execute(
+        cursor = self.conn.execute(
             "INSERT INTO deliveries (id, source, delivery_key, received_at, headers, body, mode,"
             " replay_of, decision, status_code, response)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -347,6 +348,7 @@ class Tx:
                 _json.encode(response),
             ),
         )
+        return cursor.lastrowid  # type: ignore[return-value]
 
     def alert_state(self, fingerprint: str) -> dict | None:
         """What the state machine decides on, without decoding labels: the repeat path
