@@ -110,3 +110,26 @@ def test_nothing_is_deleted_when_everything_is_young_enough(tmp_path):
 
     with opened((tmp_path / "hub.db").as_posix()) as store:
         assert asyncio.run(scenario(store)) == {"deliveries": 0, "history": 0, "incidents": 0}
+
+
+def test_deliveries_go_oldest_first_and_stop_at_the_first_young_one(tmp_path):
+    """Ids grow with the receive time, so retention deletes the oldest run by id, up to
+    its batch limit; a delivery stamped older after a clock step back waits its turn."""
+    ruleset = rules(tmp_path)
+    days_ago = [50, 40, 2, 45, 60]  # the third was received after the clock stepped forward
+
+    def receive(tx: Tx) -> None:
+        for i, age in enumerate(days_ago):
+            deliver(tx, ruleset, age, f"svc{i}", "firing")
+
+    def kept(store: Store) -> list[int]:
+        rows = store.query("SELECT received_at FROM deliveries ORDER BY id")
+        return [round((NOW - row["received_at"]) / DAY) for row in rows]
+
+    before = NOW - 30 * DAY
+    with opened((tmp_path / "hub.db").as_posix()) as store:
+        asyncio.run(store.write(receive))
+        first = asyncio.run(store.write(lambda tx: tx.prune_deliveries(before, 1)))
+        assert (first, kept(store)) == (1, [40, 2, 45, 60])
+        rest = asyncio.run(store.write(lambda tx: tx.prune_deliveries(before, 100)))
+        assert (rest, kept(store)) == (1, [2, 45, 60])
