@@ -130,6 +130,11 @@ class Sender(Worker):
 
     async def round(self) -> bool:
         claimed = await self._claim()
+        if self._stopping:
+            # Shutdown began while the claim committed: sending now could outlive the
+            # store, leaving a sent row marked 'sending' to be sent again after the
+            # restart. The rows stay claimed; the next start's ``recover`` frees them.
+            return False
         for row in claimed:
             task = asyncio.create_task(self._deliver(row))
             self._inflight.add(task)

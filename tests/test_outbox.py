@@ -3,9 +3,19 @@ with every attempt and Apprise's own error text kept."""
 
 from __future__ import annotations
 
-from conftest import AUTH, free_port, mail_url, wait_for
+import asyncio
+import time
 
-from hub.outbox import backoff_delay
+from conftest import AUTH, BASE_CONFIG, free_port, mail_url, render_config, wait_for
+
+from hub import config
+from hub.decoders.common import Decoded
+from hub.events import Event
+from hub.ingest import Delivery, apply_delivery
+from hub.metrics import Metrics
+from hub.outbox import Sender, backoff_delay
+from hub.rules import Rules
+from hub.store import Store, Tx, opened
 
 
 def test_a_channel_that_fails_is_retried_then_dead_lettered_with_its_error(hub_factory):
@@ -43,3 +53,45 @@ def test_backoff_grows_exponentially_within_its_cap_and_jitter():
     delays = [backoff_delay(n, 2.0, 60.0, lambda: 1.0) for n in range(1, 8)]
     assert delays == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
     assert backoff_delay(3, 2.0, 60.0, lambda: 0.0) == 4.0
+
+
+def test_a_claim_committed_after_shutdown_began_sends_nothing_and_is_freed_on_restart(tmp_path):
+    """The sender's round may be waiting for its claim to commit when the hub stops;
+    sending then could outlive the store and send the row again after the restart."""
+    text = render_config(
+        BASE_CONFIG, port=0, db=(tmp_path / "hub.db").as_posix(), mail_url=mail_url(free_port())
+    )
+    ruleset = Rules.from_config(config.parse(text, {}))
+    event = Event(fingerprint="db", status="firing", summary="db is down")
+    delivery = Delivery("shop", None, time.time(), {}, b"{}")
+
+    def incident_with_a_due_notification(tx: Tx) -> None:
+        answer = apply_delivery(tx, delivery, Decoded([event]), ruleset)
+        incident = answer.body["alerts"][0]["incident_id"]
+        tx.enqueue_notification(incident, ("ops", 0, "mailto"), "firing", b"{}", 0)
+
+    def notifications(store: Store) -> list[tuple[str, int]]:
+        """Each notification's state and how many sends were tried (the attempts log)."""
+        rows = store.query(
+            "SELECT state, (SELECT COUNT(*) FROM notification_attempts"
+            " WHERE notification_id = notifications.id) AS tried FROM notifications"
+        )
+        return [(row["state"], row["tried"]) for row in rows]
+
+    async def stop_while_claiming(store: Store) -> tuple[bool, list, list]:
+        await store.write(incident_with_a_due_notification)
+        metrics = Metrics(["shop"], ["ops"], "test")
+        sender = Sender(store, lambda: ruleset, metrics)
+        claiming = asyncio.create_task(sender.round())
+        await asyncio.sleep(0)  # the claim waits for its commit
+        await sender.shutdown()
+        sent_something = await claiming
+        at_stop = notifications(store)
+        await Sender(store, lambda: ruleset, metrics).recover()  # the next start
+        return sent_something, at_stop, notifications(store)
+
+    with opened((tmp_path / "hub.db").as_posix()) as store:
+        sent_something, at_stop, after_restart = asyncio.run(stop_while_claiming(store))
+    assert sent_something is False
+    assert at_stop == [("sending", 0)]  # claimed, never tried
+    assert after_restart == [("pending", 0)]
