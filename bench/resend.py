@@ -15,15 +15,20 @@ import http.client
 import json
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.common import cpu_seconds, free_port, start_alertmanager, start_hub, stop, wait_drained
 
 BATCH = 256
+ENDS_IN = timedelta(minutes=4)
 
 
 def bodies(alerts: int, alertname: str = "Storm", **labels: str) -> list[bytes]:
-    """POST bodies of 256 alerts each; alerts_v2.lua builds the same alerts."""
+    """POST bodies of 256 alerts each, ending four minutes from now as Prometheus' do
+    (4 x its one-minute resend delay), so every re-send moves the end; alerts_v2.lua
+    builds the same alerts."""
+    ends_at = (datetime.now(UTC) + ENDS_IN).isoformat()
     items = [
         {
             "labels": {
@@ -34,7 +39,7 @@ def bodies(alerts: int, alertname: str = "Storm", **labels: str) -> list[bytes]:
             },
             "annotations": {"summary": f"host-{n} is unhappy"},
             "startsAt": "2026-11-28T12:00:00Z",
-            "endsAt": "2030-01-01T00:00:00Z",
+            "endsAt": ends_at,
         }
         for n in range(alerts)
     ]
@@ -70,7 +75,7 @@ def measure(server: str, alerts: int, rounds: int) -> float | None:
                 wait_drained(port)
             before = cpu_seconds(process.pid)
             for _ in range(rounds):
-                send_round(port, path, payloads)
+                send_round(port, path, bodies(alerts))
             used = cpu_seconds(process.pid) - before
         finally:
             stop(process)

@@ -74,6 +74,12 @@ def occurred_at(event: Event, received_at: float) -> float:
     return event.occurred_at.timestamp() if event.occurred_at else received_at
 
 
+def ends_at(event: Event) -> float | None:
+    """When the alert resolves by itself unless re-sent: only a firing alert whose
+    sender said when (Prometheus' ``endsAt``) ever does."""
+    return event.ends_at.timestamp() if event.ends_at and event.status == "firing" else None
+
+
 def new_row(source: str, event: Event, occurred: float, now: float) -> dict[str, Any]:
     """The alert row the first event of a fingerprint creates."""
     return {
@@ -88,6 +94,7 @@ def new_row(source: str, event: Event, occurred: float, now: float) -> dict[str,
         "last_seen": now,
         "last_change": occurred,
         "resolved_at": occurred if event.status == "resolved" else None,
+        "ends_at": ends_at(event),
     }
 
 
@@ -105,6 +112,7 @@ def changed_fields(
         "last_seen": now,
         "last_change": occurred,
         "resolved_at": occurred if event.status == "resolved" else None,
+        "ends_at": ends_at(event),
     }
     if event.status != alert["status"]:
         changes |= _flapping(alert["changes"], now, settings)

@@ -35,6 +35,7 @@ _TIME_FIELDS = (
     "updated_at",
     "acknowledged_at",
     "last_notified_at",
+    "ends_at",
 )
 
 

@@ -31,6 +31,7 @@ from hub import (
     api_oncall,
     api_replay,
     console,
+    expiry,
     heartbeats,
     logfile,
     retention,
@@ -103,6 +104,7 @@ class Runtime:
         self.dispatcher: Dispatcher | None = None
         self.escalator: Escalator | None = None
         self.watchdog: heartbeats.Watchdog | None = None
+        self.expirer: expiry.Expirer | None = None
         self._tasks: list[asyncio.Task] = []
 
     def current_rules(self) -> Rules:
@@ -139,11 +141,15 @@ class Runtime:
             self.store, self.current_rules, self.show_heartbeats, clock=self.clock
         )
         await self.watchdog.sync()
+        self.expirer = expiry.Expirer(
+            self.store, self.current_rules, self._alerts_ended, clock=self.clock
+        )
         self._tasks = [
             asyncio.create_task(self.sender.run(), name="hub-outbox"),
             asyncio.create_task(self.dispatcher.run(), name="hub-dispatcher"),
             asyncio.create_task(self.escalator.run(), name="hub-escalator"),
             asyncio.create_task(self.watchdog.run(), name="hub-watchdog"),
+            asyncio.create_task(self.expirer.run(), name="hub-expirer"),
         ]
         self._schedule_housekeeping()
         log.info(
@@ -197,6 +203,11 @@ class Runtime:
         if rows:
             self.changed()
 
+    def _alerts_ended(self, count: int) -> None:
+        """Alerts resolved at their end: counted, and the dispatcher looks now."""
+        self.metrics.alerts_ended.inc(count)
+        self.changed()
+
     def forget_heartbeat(self, name: str) -> None:
         """A deleted heartbeat's series go away with it."""
         for gauge in (self.metrics.heartbeat_last_ping, self.metrics.heartbeat_overdue):
@@ -206,7 +217,7 @@ class Runtime:
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        for worker in (self.dispatcher, self.escalator, self.watchdog):
+        for worker in (self.dispatcher, self.escalator, self.watchdog, self.expirer):
             if worker is not None:
                 worker.stop()
         if self.sender is not None:

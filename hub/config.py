@@ -524,14 +524,28 @@ def _is_struct(type_: Any) -> bool:
 
 def check(config: Config) -> list[str]:
     """Cross references and semantic rules that the types alone cannot express."""
-    from hub import auth, channels, escalation, heartbeats, limits, oncall, routing, templates
+    from hub import (
+        auth,
+        channels,
+        escalation,
+        expiry,
+        heartbeats,
+        limits,
+        oncall,
+        routing,
+        templates,
+    )
     from hub.decoders import DECODERS, generic
+
+    reserved = (heartbeats.SOURCE, expiry.SOURCE)
 
     problems = _duplicates("sources", [s.name for s in config.sources])
     problems += _duplicates("receivers", [r.name for r in config.receivers])
     problems += _check_api(config.api)
     for i, source in enumerate(config.sources):
         where = f"sources[{i}] ({source.name})"
+        if source.name in reserved:
+            problems.append(f"{where}.name: reserved for hub's own deliveries (heartbeats, ends)")
         if source.format not in DECODERS:
             problems.append(
                 f"{where}.format: unknown format {source.format!r} "

@@ -18,7 +18,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
     ``fingerprint`` is the alert's identity (see ``hub.fingerprints``);
     ``occurred_at`` is the sender's time, or None when the sender gave none
-    (ingest then uses the receive time).
+    (ingest then uses the receive time). ``ends_at`` is when a firing alert ends
+    unless the sender says so again (Prometheus' ``endsAt``; ``hub.expiry``
+    resolves it then); None: it fires until a resolved event comes.
     """
 
     fingerprint: str
@@ -28,3 +30,4 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     occurred_at: datetime | None = None
+    ends_at: datetime | None = None

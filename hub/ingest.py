@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgspec
 
 from hub import decision
-from hub.alerts import Outcome, changed_fields, classify, new_row, occurred_at
+from hub.alerts import Outcome, changed_fields, classify, ends_at, new_row, occurred_at
 from hub.config import Mode
 from hub.correlate import correlate
 from hub.decoders.common import Decoded
@@ -217,7 +217,7 @@ def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) ->
     if state is None:
         alert = _new_alert(tx, source, event, occurred, now)
     elif outcome is Outcome.DUPLICATE:
-        tx.touch_alert(state["id"], now, occurred)
+        tx.touch_alert(state, now, occurred, ends_at(event))
         alert = state
     else:
         alert = tx.get_alert(event.fingerprint)

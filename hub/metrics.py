@@ -78,10 +78,11 @@ class Metrics:
       ``attempt_seconds``   hub_notification_attempt_duration_seconds{integration}
       ``delivery_seconds``  hub_notification_delivery_seconds{receiver}
       ``suppressed``        hub_notifications_suppressed_total{reason in SUPPRESSION_REASONS}
-    Escalation and heartbeats:
+    Escalation, heartbeats and expiry:
       ``escalation_steps``  hub_escalation_steps_total{outcome in ESCALATION_OUTCOMES}
       ``heartbeat_last_ping``  hub_heartbeat_last_ping_timestamp_seconds{heartbeat}
       ``heartbeat_overdue``    hub_heartbeat_overdue{heartbeat}: 1 while overdue, else 0
+      ``alerts_ended``      hub_alerts_ended_total: resolved at their end (``hub.expiry``)
     Store: ``observe_commit`` feeds hub_store_batch_size and
     hub_store_commit_duration_seconds; ``watch_store`` adds the scrape-time gauges.
     """
@@ -183,6 +184,11 @@ class Metrics:
             "hub_heartbeat_overdue",
             "1 while a heartbeat has missed its deadline, else 0.",
             ["heartbeat"],
+            registry=r,
+        )
+        self.alerts_ended = Counter(
+            "hub_alerts_ended",
+            "Firing alerts resolved because their end (endsAt) passed without a re-send.",
             registry=r,
         )
 

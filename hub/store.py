@@ -311,6 +311,19 @@ def m009_deliveries_by_id(db: sqlite_utils.Database) -> None:
     db.executescript("DROP INDEX deliveries_received;")
 
 
+@migrations()
+def m010_alert_ends(db: sqlite_utils.Database) -> None:
+    """A firing alert may say when it ends unless re-sent (Prometheus' ``endsAt``).
+    Only such alerts are in the index, so ``hub.expiry`` finds the next one to end
+    with one probe, and alerts without an end never write to it."""
+    db.executescript(
+        """
+        ALTER TABLE alerts ADD COLUMN ends_at REAL;
+        CREATE INDEX alerts_ends ON alerts (ends_at) WHERE ends_at IS NOT NULL;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -374,7 +387,7 @@ class Tx:
         """What the state machine decides on, without decoding labels: the repeat path
         (most of Prometheus' traffic) needs nothing more."""
         cursor = self.conn.execute(
-            "SELECT id, status, severity, summary, last_change, incident_id FROM alerts"
+            "SELECT id, status, severity, summary, last_change, incident_id, ends_at FROM alerts"
             " WHERE fingerprint = ?",
             (fingerprint,),
         )
@@ -625,17 +638,34 @@ class Tx:
             f"UPDATE {table} SET {assignments} WHERE id = ?", (*_encode_values(changes), row_id)
         )
 
-    def touch_alert(self, alert_id: int, last_seen: float, occurred_at: float) -> None:
-        """The cheap repeat path: one counter and two timestamps in one statement.
+    def touch_alert(
+        self, state: dict, last_seen: float, occurred_at: float, ends_at: float | None
+    ) -> None:
+        """The cheap repeat path: one counter and two timestamps in one statement, and
+        the alert's end when the sender moved it (only then is its index written).
 
         A repeat still moves ``last_change`` forward: the alert was in this state at
         ``occurred_at``, so anything older arriving later is stale.
         """
-        self.conn.execute(
+        touch = (
             "UPDATE alerts SET duplicates = duplicates + 1, last_seen = ?,"
-            " last_change = MAX(last_change, ?) WHERE id = ?",
-            (last_seen, occurred_at, alert_id),
+            " last_change = MAX(last_change, ?)"
         )
+        if ends_at == state["ends_at"]:
+            self.conn.execute(f"{touch} WHERE id = ?", (last_seen, occurred_at, state["id"]))
+        else:
+            self.conn.execute(
+                f"{touch}, ends_at = ? WHERE id = ?", (last_seen, occurred_at, ends_at, state["id"])
+            )
+
+    def ended_alerts(self, now: float, limit: int) -> list[dict]:
+        """Alerts whose end passed without a re-send, the earliest first. Only firing
+        alerts have an end; the resolution clears it."""
+        cursor = self.conn.execute(
+            "SELECT * FROM alerts WHERE ends_at <= ? ORDER BY ends_at LIMIT ?",
+            (now, limit),
+        )
+        return [_decode_alert(row) for row in _all(cursor)]
 
     def insert_event(
         self,
@@ -1053,6 +1083,10 @@ class Store:
         row = self.query_one(
             "SELECT MIN(deadline) AS due FROM heartbeats WHERE deadline IS NOT NULL"
         )
+        return row["due"] if row else None
+
+    def next_alert_end(self) -> float | None:
+        row = self.query_one("SELECT MIN(ends_at) AS due FROM alerts WHERE ends_at IS NOT NULL")
         return row["due"] if row else None
 
     def heartbeats(self) -> list[dict]:

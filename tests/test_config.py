@@ -68,6 +68,18 @@ def test_cross_references_are_checked_once_the_shape_is_right():
     ]
 
 
+@pytest.mark.parametrize("name", ["heartbeat", "expiry"])
+def test_the_names_of_hubs_own_deliveries_are_not_source_names(name):
+    text = BROKEN.replace('port = "eighty"\ncolour = "blue"', "port = 8080")
+    text = text.replace('{ type = "telepathy" }', '{ type = "none" }')
+    text = text.replace('group_wait = "soon"', 'group_wait = "1m30s"')
+    text = text.replace('format = "carrier-pigeon"', 'format = "native"')
+    text = text.replace('name = "crm"', f'name = "{name}"')
+    assert problems_of(text, {"SHOP_TOKEN": "t"}) == [
+        f"sources[1] ({name}).name: reserved for hub's own deliveries (heartbeats, ends)"
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("30s", 30), ("5m", 300), ("4h", 14400), ("1h30m", 5400), ("250ms", 0.25), ("1d", 86400)],

@@ -52,6 +52,17 @@ def test_an_alert_whose_end_has_passed_is_resolved(ends_at, status):
     assert event.status == status
 
 
+@pytest.mark.parametrize(
+    ("ends_at", "expected"), [(240, at(240)), (None, None), (-60, None), (0, None)]
+)
+def test_a_firing_alert_carries_its_end_and_a_resolved_one_none(ends_at, expected):
+    alert = {"labels": {"alertname": "A"}, "startsAt": at(-600)}
+    if ends_at is not None:
+        alert["endsAt"] = at(ends_at)
+    (event,) = prometheus.decode(encode([alert]), SOURCE, now=NOW).events
+    assert (event.ends_at.isoformat() if event.ends_at else None) == expected
+
+
 def test_without_a_clock_it_compares_with_the_current_time():
     past = {"labels": {"alertname": "A"}, "endsAt": "2000-01-01T00:00:00Z"}
     future = {"labels": {"alertname": "B"}, "endsAt": "2999-01-01T00:00:00Z"}

@@ -105,3 +105,19 @@ def test_writes_are_refused_when_the_lock_is_held_too_long(tmp_path):
         asyncio.run(store.write(insert_delivery("later")))
         keys = [r["delivery_key"] for r in store.query("SELECT delivery_key FROM deliveries")]
     assert keys == ["later"]
+
+
+def test_the_alerts_that_end_are_found_through_their_index_not_a_scan(store):
+    """200k firing alerts must not cost a scan each time the expirer looks."""
+    statements: list[str] = []
+    store._reader.set_trace_callback(statements.append)
+    try:
+        store.next_alert_end()
+        store.reading().ended_alerts(1.0, 100)
+    finally:
+        store._reader.set_trace_callback(None)
+    assert len(statements) == 2
+    for sql in statements:
+        details = [row["detail"] for row in store.query(f"EXPLAIN QUERY PLAN {sql}")]
+        assert any("alerts_ends" in detail for detail in details), (sql, details)
+        assert not [detail for detail in details if detail.startswith("SCAN")], (sql, details)

@@ -82,6 +82,7 @@ def make_event(
     annotations: dict[str, str] | None = None,
     dedup_key: str | None = None,
     occurred_at: datetime | None = None,
+    ends_at: datetime | None = None,
 ) -> Event:
     """An Event with the source's default labels applied and its fingerprint computed."""
     merged = {**source.labels, **(labels or {})}
@@ -93,6 +94,7 @@ def make_event(
         labels=merged,
         annotations=annotations or {},
         occurred_at=occurred_at,
+        ends_at=ends_at,
     )
 
 
@@ -121,6 +123,7 @@ def labelled_event(
     annotations: dict[str, str],
     fingerprint: str,
     occurred_at: datetime | None,
+    ends_at: datetime | None = None,
 ) -> Event:
     """An Event for an Alertmanager-style alert: identity, severity and summary from labels.
 
@@ -136,6 +139,7 @@ def labelled_event(
         annotations=annotations,
         dedup_key=fingerprint,
         occurred_at=occurred_at,
+        ends_at=ends_at,
     )
 
 

@@ -3,7 +3,9 @@ alerts without status or fingerprint.
 
 As in Alertmanager: empty label values are dropped, the identity is the FNV-1a
 fingerprint of the labels (so it matches the ``alertmanager`` webhook's), an alert
-whose ``endsAt`` has passed is resolved, and a batch keeps its valid alerts.
+whose ``endsAt`` has passed is resolved, a firing alert carries its ``endsAt`` so
+that it resolves then unless re-sent (``hub.expiry``), and a batch keeps its valid
+alerts.
 
 ``RESPONDER`` answers as Alertmanager's API v2 does, for Prometheus and amtool: 200
 with an empty body; 400 with the validation errors as one JSON string when some
@@ -64,6 +66,7 @@ def to_event(alert: PostableAlert, source: Source, now: datetime) -> Event:
         annotations=annotations,
         fingerprint=alertmanager_fingerprint(labels),
         occurred_at=alert.ends_at if resolved else alert.starts_at,
+        ends_at=None if resolved else alert.ends_at,
     )
 
 

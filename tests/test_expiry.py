@@ -1,0 +1,121 @@
+"""A Prometheus alert that is not re-sent resolves when its endsAt passes, as in
+Alertmanager: on a real server with real email, through the normal ingest path (an
+``expiry`` delivery in the audit log, a RESOLVED email, a counter), also when the end
+passed while the hub was stopped. A re-send with a later end keeps it firing, and an
+alert whose sender gave no end fires until resolved."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from conftest import BASE_CONFIG, mail_url, wait_for
+
+PROMETHEUS = (
+    BASE_CONFIG
+    + """
+[[sources]]
+name = "prom"
+format = "prometheus"
+auth = {{ type = "none" }}
+"""
+)
+PATH = "/webhooks/prom/api/v2/alerts"
+
+
+def start(hub_factory, smtp_port: int):
+    return hub_factory(PROMETHEUS, mail_url=mail_url(smtp_port))
+
+
+def alert(instance: str, ends_in: float | None) -> dict:
+    now = datetime.now(UTC)
+    body = {
+        "labels": {"alertname": "NodeDown", "instance": instance, "severity": "critical"},
+        "annotations": {"summary": f"{instance} is down"},
+        "startsAt": (now - timedelta(minutes=1)).isoformat(),
+    }
+    if ends_in is not None:
+        body["endsAt"] = (now + timedelta(seconds=ends_in)).isoformat()
+    return body
+
+
+def post(http, *alerts: dict) -> None:
+    assert http.post(PATH, json=list(alerts)).status_code == 200
+
+
+def status_of(http, instance: str) -> dict:
+    rows = http.get("/api/v1/alerts", params={"label": f'instance="{instance}"'}).json()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def ended_total(http) -> float:
+    lines = http.get("/metrics").text.splitlines()
+    (line,) = [line for line in lines if line.startswith("hub_alerts_ended_total ")]
+    return float(line.split()[1])
+
+
+def test_an_alert_not_re_sent_resolves_at_its_end_and_says_so(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start(hub_factory, smtp_port)
+    with hub.client() as http:
+        post(http, alert("db1", ends_in=1.5))
+        firing = status_of(http, "db1")
+        assert firing["status"] == "firing"
+        assert firing["ends_at"].endswith("Z")
+        wait_for(lambda: [s for s in mailbox.subjects() if "FIRING" in s])
+
+        wait_for(lambda: status_of(http, "db1")["status"] == "resolved")
+        resolved = status_of(http, "db1")
+        assert resolved["ends_at"] is None
+        assert resolved["resolved_at"] == firing["ends_at"]
+        assert ended_total(http) == 1
+        wait_for(lambda: [s for s in mailbox.subjects() if "RESOLVED" in s])
+
+        (delivery,) = http.get("/api/v1/events", params={"source": "expiry"}).json()
+        detail = http.get(f"/api/v1/events/{delivery['id']}").json()
+        assert [(e["status"], e["outcome"]) for e in detail["events"]] == [("resolved", "changed")]
+        history = http.get(f"/api/v1/alerts/{resolved['id']}").json()["history"]
+        assert [h["status"] for h in history] == ["firing", "resolved"]
+
+
+def test_a_re_send_with_a_later_end_keeps_the_alert_firing(hub_factory, smtp):
+    _, smtp_port = smtp
+    hub = start(hub_factory, smtp_port)
+    with hub.client() as http:
+        post(http, alert("db1", ends_in=1), alert("db2", ends_in=1))
+        post(http, alert("db1", ends_in=300))  # db2 is not re-sent
+        wait_for(lambda: status_of(http, "db2")["status"] == "resolved")
+        time.sleep(1.2)  # db1's first end has passed too
+        assert status_of(http, "db1")["status"] == "firing"
+        assert status_of(http, "db1")["duplicates"] == 1
+        assert ended_total(http) == 1
+
+
+def test_an_alert_without_an_end_fires_until_resolved(hub_factory, smtp):
+    _, smtp_port = smtp
+    hub = start(hub_factory, smtp_port)
+    with hub.client() as http:
+        post(http, alert("db1", ends_in=None), alert("db2", ends_in=1))
+        post(http, alert("db3", ends_in=1))
+        post(http, alert("db3", ends_in=None))  # the re-send takes the end away
+        wait_for(lambda: status_of(http, "db2")["status"] == "resolved")
+        time.sleep(0.5)
+        assert status_of(http, "db1")["status"] == "firing"
+        assert status_of(http, "db3")["status"] == "firing"
+        assert status_of(http, "db3")["ends_at"] is None
+
+
+def test_an_end_that_passed_while_the_hub_was_stopped_resolves_it_at_start(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start(hub_factory, smtp_port)
+    with hub.client() as http:
+        post(http, alert("db1", ends_in=1))
+        wait_for(lambda: [s for s in mailbox.subjects() if "FIRING" in s])
+    hub.stop()
+    time.sleep(1.2)
+    hub.start()
+    with hub.client() as http:
+        wait_for(lambda: status_of(http, "db1")["status"] == "resolved", timeout=3)
+        wait_for(lambda: [s for s in mailbox.subjects() if "RESOLVED" in s])
+        assert ended_total(http) == 1
