@@ -95,6 +95,7 @@ def new_row(source: str, event: Event, occurred: float, now: float) -> dict[str,
         "last_change": occurred,
         "resolved_at": occurred if event.status == "resolved" else None,
         "ends_at": ends_at(event),
+        "end_check_at": ends_at(event),
     }
 
 
@@ -113,6 +114,7 @@ def changed_fields(
         "last_change": occurred,
         "resolved_at": occurred if event.status == "resolved" else None,
         "ends_at": ends_at(event),
+        "end_check_at": ends_at(event),
     }
     if event.status != alert["status"]:
         changes |= _flapping(alert["changes"], now, settings)

@@ -10,6 +10,10 @@ The resolution goes through the normal ingest path (``apply_delivery`` with sour
 ``expiry``, one delivery per batch, each event dated at the alert's end), so it is
 recorded, correlated and notified like a sender's resolved event. Ends are stored
 with the alerts: one that passed while the hub was stopped resolves at start.
+
+A re-send moves the end but not the indexed check time (``Tx.touch_alert``): a
+Prometheus storm of re-sends costs no index write, and the expirer, finding an alert
+whose end moved, sets its next check to the new end.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import msgspec
 
@@ -35,16 +40,31 @@ BATCH = 100
 _encode = msgspec.json.Encoder().encode
 
 
-def resolve_ended(tx: Tx, now: float, rules: Rules) -> int:
-    """Resolve up to BATCH alerts whose end passed; returns how many."""
-    alerts = tx.ended_alerts(now, BATCH)
-    if not alerts:
-        return 0
-    events = [_resolved(alert) for alert in alerts]
-    body = {"ended": [{"fingerprint": a["fingerprint"], "ends_at": a["ends_at"]} for a in alerts]}
+class Checked(NamedTuple):
+    """One round's work: alerts looked at, and how many of them had ended."""
+
+    looked_at: int
+    ended: int
+
+
+def resolve_ended(tx: Tx, now: float, rules: Rules) -> Checked:
+    """Look at up to BATCH alerts whose end check is due: resolve those that ended,
+    and move the check of the others up to the later end their sender gave since."""
+    due = tx.alerts_to_check(now, BATCH)
+    ended = [alert for alert in due if alert["ends_at"] <= now]
+    for alert in due:
+        if alert["ends_at"] > now:
+            tx.check_end_at(alert["id"], alert["ends_at"])
+    if ended:
+        _resolve(tx, ended, now, rules)
+    return Checked(len(due), len(ended))
+
+
+def _resolve(tx: Tx, ended: list[dict], now: float, rules: Rules) -> None:
+    """One delivery resolving the ``ended`` alerts; its body names them and their ends."""
+    body = {"ended": [{"fingerprint": a["fingerprint"], "ends_at": a["ends_at"]} for a in ended]}
     delivery = Delivery(source=SOURCE, key=None, received_at=now, headers={}, body=_encode(body))
-    apply_delivery(tx, delivery, Decoded(events), rules)
-    return len(alerts)
+    apply_delivery(tx, delivery, Decoded([_resolved(alert) for alert in ended]), rules)
 
 
 def _resolved(alert: dict) -> Event:
@@ -63,8 +83,8 @@ def _resolved(alert: dict) -> Event:
 
 class Expirer(Worker):
     """The background task that resolves alerts whose end passed. It sleeps until the
-    earliest end (one index probe), at most the idle poll, so an alert that arrives
-    with a nearer end is seen in time without a poke from ingest."""
+    earliest end check (one index probe), at most the idle poll, so an alert that
+    arrives with a nearer end is seen in time without a poke from ingest."""
 
     name = "expirer"
 
@@ -82,11 +102,11 @@ class Expirer(Worker):
 
     async def round(self) -> bool:
         now, rules = self.clock(), self.rules()
-        resolved = await self.store.write(lambda tx: resolve_ended(tx, now, rules), background=True)
-        if resolved:
-            log.info("event=alerts_ended count=%d", resolved)
-            self.on_resolved(resolved)
-        return resolved >= BATCH
+        checked = await self.store.write(lambda tx: resolve_ended(tx, now, rules), background=True)
+        if checked.ended:
+            log.info("event=alerts_ended count=%d", checked.ended)
+            self.on_resolved(checked.ended)
+        return checked.looked_at >= BATCH
 
     def next_due(self) -> float | None:
         return self.store.next_alert_end()

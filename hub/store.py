@@ -314,12 +314,17 @@ def m009_deliveries_by_id(db: sqlite_utils.Database) -> None:
 @migrations()
 def m010_alert_ends(db: sqlite_utils.Database) -> None:
     """A firing alert may say when it ends unless re-sent (Prometheus' ``endsAt``).
-    Only such alerts are in the index, so ``hub.expiry`` finds the next one to end
-    with one probe, and alerts without an end never write to it."""
+
+    ``end_check_at`` is when ``hub.expiry`` next looks at the alert, never after its
+    end; only it is indexed, and only for alerts with an end. A re-send that moves
+    the end later writes ``ends_at`` alone, so the index is not written on every
+    repeat: the expirer moves the check up to the end when it finds it moved.
+    """
     db.executescript(
         """
         ALTER TABLE alerts ADD COLUMN ends_at REAL;
-        CREATE INDEX alerts_ends ON alerts (ends_at) WHERE ends_at IS NOT NULL;
+        ALTER TABLE alerts ADD COLUMN end_check_at REAL;
+        CREATE INDEX alerts_end_check ON alerts (end_check_at) WHERE end_check_at IS NOT NULL;
         """
     )
 
@@ -387,8 +392,8 @@ class Tx:
         """What the state machine decides on, without decoding labels: the repeat path
         (most of Prometheus' traffic) needs nothing more."""
         cursor = self.conn.execute(
-            "SELECT id, status, severity, summary, last_change, incident_id, ends_at FROM alerts"
-            " WHERE fingerprint = ?",
+            "SELECT id, status, severity, summary, last_change, incident_id, ends_at,"
+            " end_check_at FROM alerts WHERE fingerprint = ?",
             (fingerprint,),
         )
         return _one(cursor)
@@ -642,30 +647,40 @@ class Tx:
         self, state: dict, last_seen: float, occurred_at: float, ends_at: float | None
     ) -> None:
         """The cheap repeat path: one counter and two timestamps in one statement, and
-        the alert's end when the sender moved it (only then is its index written).
+        the alert's end when the sender moved it.
 
         A repeat still moves ``last_change`` forward: the alert was in this state at
-        ``occurred_at``, so anything older arriving later is stale.
+        ``occurred_at``, so anything older arriving later is stale. An end moved later
+        (every Prometheus re-send) leaves the indexed ``end_check_at`` alone; an end
+        that appears, goes or comes nearer moves it too.
         """
         touch = (
             "UPDATE alerts SET duplicates = duplicates + 1, last_seen = ?,"
             " last_change = MAX(last_change, ?)"
         )
+        times = (last_seen, occurred_at)
+        check = state["end_check_at"]
         if ends_at == state["ends_at"]:
-            self.conn.execute(f"{touch} WHERE id = ?", (last_seen, occurred_at, state["id"]))
+            self.conn.execute(f"{touch} WHERE id = ?", (*times, state["id"]))
+        elif ends_at is not None and check is not None and ends_at >= check:
+            self.conn.execute(f"{touch}, ends_at = ? WHERE id = ?", (*times, ends_at, state["id"]))
         else:
             self.conn.execute(
-                f"{touch}, ends_at = ? WHERE id = ?", (last_seen, occurred_at, ends_at, state["id"])
+                f"{touch}, ends_at = ?, end_check_at = ? WHERE id = ?",
+                (*times, ends_at, ends_at, state["id"]),
             )
 
-    def ended_alerts(self, now: float, limit: int) -> list[dict]:
-        """Alerts whose end passed without a re-send, the earliest first. Only firing
-        alerts have an end; the resolution clears it."""
+    def alerts_to_check(self, now: float, limit: int) -> list[dict]:
+        """Alerts whose end check is due, the earliest first: each has ended, or its
+        sender moved its end later since the check was set."""
         cursor = self.conn.execute(
-            "SELECT * FROM alerts WHERE ends_at <= ? ORDER BY ends_at LIMIT ?",
+            "SELECT * FROM alerts WHERE end_check_at <= ? ORDER BY end_check_at LIMIT ?",
             (now, limit),
         )
         return [_decode_alert(row) for row in _all(cursor)]
+
+    def check_end_at(self, alert_id: int, at: float) -> None:
+        self.conn.execute("UPDATE alerts SET end_check_at = ? WHERE id = ?", (at, alert_id))
 
     def insert_event(
         self,
@@ -1086,7 +1101,9 @@ class Store:
         return row["due"] if row else None
 
     def next_alert_end(self) -> float | None:
-        row = self.query_one("SELECT MIN(ends_at) AS due FROM alerts WHERE ends_at IS NOT NULL")
+        row = self.query_one(
+            "SELECT MIN(end_check_at) AS due FROM alerts WHERE end_check_at IS NOT NULL"
+        )
         return row["due"] if row else None
 
     def heartbeats(self) -> list[dict]:
@@ -1266,7 +1283,9 @@ def _decode_escalation(row: dict) -> dict:
 
 
 def _decode_alert(row: dict) -> dict:
-    decoded = {**row, "labels": _decode_json(row["labels"])}
+    """An alert row as readers see it: JSON decoded, the expirer's bookkeeping left out."""
+    decoded = {key: value for key, value in row.items() if key != "end_check_at"}
+    decoded["labels"] = _decode_json(row["labels"])
     decoded["annotations"] = _decode_json(row["annotations"])
     if "changes" in row:
         decoded["changes"] = _decode_json(row["changes"])

@@ -92,6 +92,16 @@ def test_a_re_send_with_a_later_end_keeps_the_alert_firing(hub_factory, smtp):
         assert ended_total(http) == 1
 
 
+def test_a_re_send_with_a_nearer_end_resolves_it_then(hub_factory, smtp):
+    _, smtp_port = smtp
+    hub = start(hub_factory, smtp_port)
+    with hub.client() as http:
+        post(http, alert("db1", ends_in=300))
+        post(http, alert("db1", ends_in=1))
+        wait_for(lambda: status_of(http, "db1")["status"] == "resolved", timeout=5)
+        assert ended_total(http) == 1
+
+
 def test_an_alert_without_an_end_fires_until_resolved(hub_factory, smtp):
     _, smtp_port = smtp
     hub = start(hub_factory, smtp_port)

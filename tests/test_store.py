@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime
 
 import pytest
 
 from hub import store as store_module
+from hub.alerts import new_row
 from hub.errors import Unavailable
+from hub.events import Event
 from hub.store import Store
 
 
@@ -113,11 +116,49 @@ def test_the_alerts_that_end_are_found_through_their_index_not_a_scan(store):
     store._reader.set_trace_callback(statements.append)
     try:
         store.next_alert_end()
-        store.reading().ended_alerts(1.0, 100)
+        store.reading().alerts_to_check(1.0, 100)
     finally:
         store._reader.set_trace_callback(None)
     assert len(statements) == 2
     for sql in statements:
         details = [row["detail"] for row in store.query(f"EXPLAIN QUERY PLAN {sql}")]
-        assert any("alerts_ends" in detail for detail in details), (sql, details)
+        assert any("alerts_end_check" in detail for detail in details), (sql, details)
         assert not [detail for detail in details if detail.startswith("SCAN")], (sql, details)
+
+
+def alert_with_end(tx, ends_at: float) -> dict:
+    event = Event(
+        fingerprint="fp",
+        status="firing",
+        summary="db1 is down",
+        ends_at=datetime.fromtimestamp(ends_at, UTC),
+    )
+    tx.insert("alerts", new_row("prom", event, 100.0, 100.0))
+    return tx.alert_state("fp")
+
+
+def end_columns(store) -> tuple[float | None, float | None]:
+    row = store.query_one("SELECT ends_at, end_check_at FROM alerts WHERE fingerprint = 'fp'")
+    return row["ends_at"], row["end_check_at"]
+
+
+@pytest.mark.parametrize(
+    ("resent_end", "expected"),
+    [
+        (500.0, (500.0, 340.0)),  # later, as every Prometheus re-send: the check stays
+        (200.0, (200.0, 200.0)),  # nearer: the check comes with it
+        (None, (None, None)),  # no end any more: nothing to check
+    ],
+)
+def test_a_re_send_moves_the_end_check_only_when_the_end_comes_nearer_or_goes(
+    store, resent_end, expected
+):
+    async def touch():
+        def write(tx):
+            state = alert_with_end(tx, 340.0)
+            tx.touch_alert(state, 160.0, 100.0, resent_end)
+
+        await store.write(write)
+
+    asyncio.run(touch())
+    assert end_columns(store) == expected
