@@ -3,15 +3,14 @@ one-click acknowledgement link carried in every notification."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.response import Redirect
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from hub import access, acklinks, matchers
+from hub import access, matchers
 from hub.access import require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present
 from hub.correlate import act
@@ -193,20 +192,6 @@ async def retry(hub: Any, notification_id: int) -> None:
     hub.sender.poke()
 
 
-@get("/ack/{token:str}", summary="One-click acknowledgement from a notification")
-async def ack_link(request: Request, token: FromPath[str]) -> Redirect:
-    """Verify the signed token and acknowledge, then show the incident in the console
-    with a banner saying what happened (``done`` is a fixed code, never free text)."""
-    hub = request.app.state.hub
-    incident_id = acklinks.verify(hub.ack_secret, token, datetime.fromtimestamp(hub.clock(), UTC))
-    try:
-        await perform(hub, incident_id, "ack", "ack-link", "acknowledged by link")
-        done = "acked-by-link"
-    except Conflict:
-        done = "already-resolved"
-    return Redirect(f"/incidents/{incident_id}?done={done}", status_code=303)
-
-
 HANDLERS = [
     list_incidents,
     get_incident,
@@ -215,5 +200,4 @@ HANDLERS = [
     resolve_incident,
     list_notifications,
     retry_notification,
-    ack_link,
 ]

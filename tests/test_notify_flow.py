@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
@@ -76,8 +76,13 @@ def test_an_email_carries_both_links_in_both_parts_and_its_ack_link_acknowledges
             assert ack_url in part
             assert "checkout API error rate above 5%" in part
 
-        with hub.client(follow_redirects=True) as browser:  # a person clicking: no session
-            page = browser.get(ack_url)
+        with hub.client(follow_redirects=True) as browser:  # no session, no script
+            shown = browser.get(ack_url)
+            assert shown.status_code == 200
+            assert "checkout API error rate above 5%" in shown.text
+            assert f'<form method="post" action="{urlsplit(ack_url).path}"' in shown.text
+            assert http.get(f"/api/v1/incidents/{incident_id}").json()["status"] == "open"
+            page = browser.post(ack_url)  # what the page's script submits at once
         assert page.status_code == 200
         assert page.url.path == "/login", "the incident page asks to sign in first"
         assert page.url.params["next"] == f"/incidents/{incident_id}?done=acked-by-link"
@@ -87,6 +92,28 @@ def test_an_email_carries_both_links_in_both_parts_and_its_ack_link_acknowledges
     assert incident["acknowledged_by"] == "ack-link"
     acks = [t for t in incident["timeline"] if t["kind"] == "acknowledged"]
     assert [t["actor"] for t in acks] == ["ack-link"]
+
+
+def test_link_previews_and_mail_scanners_fetching_the_ack_link_change_nothing(hub_factory, smtp):
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: mailbox.messages)
+        ack_url = ack_link_in(parts(mailbox.messages[0])[1], hub.url)
+        preview = {"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}
+        with hub.client(headers=preview) as fetcher:
+            assert fetcher.get(ack_url).status_code == 200
+            fetcher.head(ack_url)
+        incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+        assert incident["status"] == "open"
+        assert not [t for t in incident["timeline"] if t["kind"] == "acknowledged"]
+
+        http.post(f"/api/v1/incidents/{incident_id}/ack").raise_for_status()
+        with hub.client() as browser:
+            page = browser.get(ack_url).text
+        assert "It is already acknowledged" in page
+        assert "data-auto-submit" not in page, "nothing left to submit"
 
 
 def test_a_forged_tampered_or_expired_ack_link_is_refused_and_changes_nothing(hub_factory, smtp):
@@ -106,9 +133,10 @@ def test_a_forged_tampered_or_expired_ack_link_is_refused_and_changes_nothing(hu
         }
         with hub.client() as browser:
             for name, token in refused.items():
-                answer = browser.get(f"/ack/{token}")
-                assert answer.status_code == 403, name
-                assert answer.headers["content-type"].startswith("application/problem+json")
+                for answer in (browser.get(f"/ack/{token}"), browser.post(f"/ack/{token}")):
+                    assert answer.status_code == 403, name
+                    assert answer.headers["content-type"].startswith("text/html")
+                    assert "acknowledgement link" in answer.text, name
         incident = http.get(f"/api/v1/incidents/{incident_id}").json()
     assert incident["status"] == "open"
     assert incident["acknowledged_by"] is None

@@ -1,11 +1,11 @@
 """The web console at ``/``: server-rendered pages for watching incidents, silences,
 heartbeats, on-call, webhook deliveries and the delivery log, and plain HTML forms for
 acting on them. No external assets: CSS is inline and one small script of our own
-(``/static/console.js``) refreshes live tables.
+(``/static/console.js``) refreshes live tables and submits an ack link's form.
 
 Modules: ``sessions`` (signed session cookie, CSRF tokens), ``viewer`` (sign-in and
 the checks on every post), ``render`` (templates and banners), ``pages`` (reads),
-``actions`` (forms).
+``actions`` (forms), ``acklink`` (the one-click acknowledgement link).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
-from hub.console import actions, pages, render, viewer
+from hub.console import acklink, actions, pages, render, viewer
 from hub.errors import HubError
 
 
@@ -27,6 +27,7 @@ def router() -> Router:
             *viewer.HANDLERS,
             *pages.HANDLERS,
             *actions.HANDLERS,
+            *acklink.HANDLERS,
             create_static_files_router("/static", [render.HERE / "static"]),
         ],
         dependencies={"viewer": Provide(viewer.viewer)},

@@ -1,0 +1,58 @@
+"""The one-click acknowledgement link: ``GET /ack/{token}`` shows what the link does,
+and only ``POST /ack/{token}`` acknowledges.
+
+A GET must change nothing: Slack unfurls the links in a message, mail filters and
+proxies fetch links before anyone clicks, and each would acknowledge the incident,
+pausing its escalation with nobody on it. In a browser the page submits its form
+by itself (``console.js``), so a person still clicks once; a fetcher that runs no
+script changes nothing. A forged, tampered or expired link gets a 403 page saying
+why. No session is needed: the signed token is the permission.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from litestar import Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from hub import acklinks, api_incidents
+from hub.console import render, viewer
+from hub.errors import Conflict, NotFound
+
+ACTOR = "ack-link"
+
+
+@get("/ack/{token:str}")
+async def ack_page(request: Request, token: FromPath[str]) -> Template:
+    """The incident the link acknowledges, with the form a browser submits at once."""
+    incident_id = _verified(request, token)
+    incident = request.app.state.hub.store.incident(incident_id)
+    if incident is None:
+        raise NotFound(f"incident {incident_id} no longer exists")
+    return render.page(
+        request, viewer.identify(request), "ack.html", incident=incident, token=token
+    )
+
+
+@post("/ack/{token:str}", status_code=303)
+async def ack_by_link(request: Request, token: FromPath[str]) -> Redirect:
+    """Acknowledge, then show the incident with a banner saying what happened."""
+    incident_id = _verified(request, token)
+    try:
+        await api_incidents.perform(
+            request.app.state.hub, incident_id, "ack", ACTOR, "acknowledged by link"
+        )
+        done = "acked-by-link"
+    except Conflict:
+        done = "already-resolved"
+    return Redirect(f"/incidents/{incident_id}?done={done}", status_code=303)
+
+
+def _verified(request: Request, token: str) -> int:
+    hub = request.app.state.hub
+    return acklinks.verify(hub.ack_secret, token, datetime.fromtimestamp(hub.clock(), UTC))
+
+
+HANDLERS = [ack_page, ack_by_link]
