@@ -37,27 +37,29 @@ log = logging.getLogger("hub.expiry")
 
 SOURCE = "expiry"
 BATCH = 100
+MOVE_BATCH = 2000
 _encode = msgspec.json.Encoder().encode
 
 
 class Checked(NamedTuple):
-    """One round's work: alerts looked at, and how many of them had ended."""
+    """One round's work: end checks moved to a later end, and alerts that ended."""
 
-    looked_at: int
+    moved: int
     ended: int
+
+    def full(self) -> bool:
+        """A batch was full: there may be more to do at once."""
+        return self.moved >= MOVE_BATCH or self.ended >= BATCH
 
 
 def resolve_ended(tx: Tx, now: float, rules: Rules) -> Checked:
-    """Look at up to BATCH alerts whose end check is due: resolve those that ended,
-    and move the check of the others up to the later end their sender gave since."""
-    due = tx.alerts_to_check(now, BATCH)
-    ended = [alert for alert in due if alert["ends_at"] <= now]
-    for alert in due:
-        if alert["ends_at"] > now:
-            tx.check_end_at(alert["id"], alert["ends_at"])
+    """Move the due checks of alerts whose end moved later, and resolve up to BATCH
+    alerts whose end passed."""
+    moved = tx.move_end_checks(now, MOVE_BATCH)
+    ended = tx.ended_alerts(now, BATCH)
     if ended:
         _resolve(tx, ended, now, rules)
-    return Checked(len(due), len(ended))
+    return Checked(moved, len(ended))
 
 
 def _resolve(tx: Tx, ended: list[dict], now: float, rules: Rules) -> None:
@@ -106,7 +108,7 @@ class Expirer(Worker):
         if checked.ended:
             log.info("event=alerts_ended count=%d", checked.ended)
             self.on_resolved(checked.ended)
-        return checked.looked_at >= BATCH
+        return checked.full()
 
     def next_due(self) -> float | None:
         return self.store.next_alert_end()

@@ -1,11 +1,13 @@
 """A Prometheus alert that is not re-sent resolves when its endsAt passes, as in
 Alertmanager: on a real server with real email, through the normal ingest path (an
 ``expiry`` delivery in the audit log, a RESOLVED email, a counter), also when the end
-passed while the hub was stopped. A re-send with a later end keeps it firing, and an
-alert whose sender gave no end fires until resolved."""
+passed while the hub was stopped. The console shows when a firing alert ends. A
+re-send with a later end keeps it firing, and an alert whose sender gave no end
+fires until resolved."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -63,6 +65,9 @@ def test_an_alert_not_re_sent_resolves_at_its_end_and_says_so(hub_factory, smtp)
         firing = status_of(http, "db1")
         assert firing["status"] == "firing"
         assert firing["ends_at"].endswith("Z")
+        incident_page = f"/incidents/{firing['incident_id']}"  # the console, open: no tokens
+        ends = r"ends <time[^>]*>in \ds</time> unless re-sent"
+        assert re.search(ends, http.get(incident_page).text)
         wait_for(lambda: [s for s in mailbox.subjects() if "FIRING" in s])
 
         wait_for(lambda: status_of(http, "db1")["status"] == "resolved")
@@ -70,6 +75,7 @@ def test_an_alert_not_re_sent_resolves_at_its_end_and_says_so(hub_factory, smtp)
         assert resolved["ends_at"] is None
         assert resolved["resolved_at"] == firing["ends_at"]
         assert ended_total(http) == 1
+        assert "unless re-sent" not in http.get(incident_page).text
         wait_for(lambda: [s for s in mailbox.subjects() if "RESOLVED" in s])
 
         (delivery,) = http.get("/api/v1/events", params={"source": "expiry"}).json()

@@ -116,10 +116,13 @@ def test_the_alerts_that_end_are_found_through_their_index_not_a_scan(store):
     store._reader.set_trace_callback(statements.append)
     try:
         store.next_alert_end()
-        store.reading().alerts_to_check(1.0, 100)
+        store.reading().ended_alerts(1.0, 100)
+        with pytest.raises(sqlite3.OperationalError):  # the read connection takes no write,
+            store.reading().move_end_checks(1.0, 100)  # but its statement is traced
     finally:
         store._reader.set_trace_callback(None)
-    assert len(statements) == 2
+    statements = [sql for sql in statements if sql.startswith(("SELECT", "UPDATE"))]
+    assert len(statements) == 3
     for sql in statements:
         details = [row["detail"] for row in store.query(f"EXPLAIN QUERY PLAN {sql}")]
         assert any("alerts_end_check" in detail for detail in details), (sql, details)
