@@ -61,13 +61,22 @@ def parts(message) -> tuple[str, str]:
     return message.get_body(("html",)).get_content(), message.get_body(("plain",)).get_content()
 
 
-def test_an_email_carries_both_links_in_both_parts_and_its_ack_link_acknowledges(hub_factory, smtp):
+def emailed_incident(hub_factory, smtp, title: str):
+    """A hub mailing ``ops``, an incident fired on it, and the one email it sent."""
     mailbox, port = smtp
     hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
     with hub.client(headers=WRITER) as http:
-        incident_id = fire(http, "checkout API error rate above 5%")["incident_id"]
-        wait_for(lambda: mailbox.messages)
-        (message,) = mailbox.messages
+        incident_id = fire(http, title)["incident_id"]
+    wait_for(lambda: mailbox.messages)
+    (message,) = mailbox.messages
+    return hub, incident_id, message
+
+
+def test_an_email_carries_both_links_in_both_parts_and_its_ack_link_acknowledges(hub_factory, smtp):
+    hub, incident_id, message = emailed_incident(
+        hub_factory, smtp, "checkout API error rate above 5%"
+    )
+    with hub.client(headers=WRITER) as http:
         assert message["Subject"] == f"[FIRING] #{incident_id} checkout API error rate above 5%"
         html, text = parts(message)
         ack_url = ack_link_in(text, hub.url)
@@ -95,12 +104,9 @@ def test_an_email_carries_both_links_in_both_parts_and_its_ack_link_acknowledges
 
 
 def test_link_previews_and_mail_scanners_fetching_the_ack_link_change_nothing(hub_factory, smtp):
-    mailbox, port = smtp
-    hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
+    hub, incident_id, message = emailed_incident(hub_factory, smtp, "checkout down")
+    ack_url = ack_link_in(parts(message)[1], hub.url)
     with hub.client(headers=WRITER) as http:
-        incident_id = fire(http, "checkout down")["incident_id"]
-        wait_for(lambda: mailbox.messages)
-        ack_url = ack_link_in(parts(mailbox.messages[0])[1], hub.url)
         preview = {"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}
         with hub.client(headers=preview) as fetcher:
             assert fetcher.get(ack_url).status_code == 200
