@@ -1,10 +1,12 @@
 """Heartbeat pings (``/ping/{name}``, ``/fail``, ``/start``) and ``/api/v1/heartbeats``.
 
-Ping URLs take no token, as with healthchecks.io: cron jobs and scripts call them
-with nothing but curl, and the heartbeat's name is the secret, so pick names that
-are hard to guess when the hub is reachable from untrusted networks. The worst a
-stranger who knows a name can do is hide or fake one job's outage. An unknown
-name gets 404. The management API is guarded like the rest of ``/api/v1``.
+A heartbeat without a ``token`` takes pings from anyone who knows its name, as with
+healthchecks.io: cron jobs call them with nothing but curl. Names are no secret
+(``/metrics`` shows them), so a heartbeat reachable from untrusted networks should
+have a token: its pings then carry it as ``Authorization: Bearer`` or ``?token=``,
+or get 401 and change nothing. An unknown name gets 404. The management API is
+guarded like the rest of ``/api/v1``; it shows whether a heartbeat has a token,
+never the token.
 """
 
 from __future__ import annotations
@@ -36,14 +38,23 @@ class NewHeartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     labels: dict[str, str] = {}
     severity: Severity = "critical"
     summary: str = ""
+    token: str | None = None
 
 
 async def _ping(request: Request, name: str, kind: heartbeats.Ping) -> Response:
     hub = request.app.state.hub
-    now, rules = hub.clock(), hub.current_rules()
-    row = await hub.store.write(lambda tx: heartbeats.ping(tx, name, kind, now, rules))
+    now, rules, tokens = hub.clock(), hub.current_rules(), _given_tokens(request)
+    row = await hub.store.write(lambda tx: heartbeats.ping(tx, name, kind, now, rules, tokens))
     hub.show_heartbeats([row])
     return Response("OK\n", media_type="text/plain", status_code=200)
+
+
+def _given_tokens(request: Request) -> list[str]:
+    """What a ping may carry as its token: ``Authorization: Bearer`` and ``?token=``."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    given = [value.strip()] if scheme.lower() == "bearer" else []
+    given.append(request.query_params.get("token", ""))
+    return [token for token in given if token]
 
 
 @route("/ping/{name:str}", http_method=_PING_METHODS, summary="Heartbeat: the job ran")
@@ -109,9 +120,14 @@ def _definition(body: NewHeartbeat) -> Heartbeat:
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
     """A heartbeat as the API shows it: times in RFC 3339, ``state`` up/down/new."""
-    shown = {key: iso(value) if key in _SHOWN_TIMES else value for key, value in row.items()}
+    shown = {
+        key: iso(value) if key in _SHOWN_TIMES else value
+        for key, value in row.items()
+        if key != "token_sha256"
+    }
     state = "down" if row["overdue"] else "up" if row["last_ping"] is not None else "new"
-    return {**shown, "overdue": bool(row["overdue"]), "state": state}
+    has_token = row["token_sha256"] is not None
+    return {**shown, "overdue": bool(row["overdue"]), "state": state, "token_required": has_token}
 
 
 HANDLERS = [

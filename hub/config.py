@@ -318,7 +318,8 @@ class Schedule(Struct):
 
 
 class Heartbeat(Struct):
-    """A dead man's switch: a ping is expected every ``period``, ``grace`` more is allowed."""
+    """A dead man's switch: a ping is expected every ``period``, ``grace`` more is allowed.
+    With a ``token``, a ping must carry it (``Authorization: Bearer`` or ``?token=``)."""
 
     name: str
     period: Duration
@@ -326,6 +327,7 @@ class Heartbeat(Struct):
     labels: dict[str, str] = {}
     severity: Severity = "critical"
     summary: str = ""
+    token: str | None = None
 
 
 class Retention(Struct):

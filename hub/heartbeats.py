@@ -18,16 +18,18 @@ the API adds and removes its own.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import msgspec
 
 from hub import config
 from hub.decoders.common import Decoded
-from hub.errors import Conflict, NotFound
+from hub.errors import AuthError, Conflict, NotFound
 from hub.events import Event
 from hub.ingest import Delivery, apply_delivery
 from hub.rules import Rules
@@ -36,6 +38,7 @@ from hub.worker import Worker
 
 SOURCE = "heartbeat"
 BATCH = 100
+MIN_TOKEN_LENGTH = 16
 Ping = Literal["success", "fail", "start"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _encode = msgspec.json.Encoder().encode
@@ -73,10 +76,15 @@ def delete(tx: Tx, name: str, now: float, rules: Rules) -> dict:
     return {**row, "overdue": 0, "deadline": None}
 
 
-def ping(tx: Tx, name: str, kind: Ping, now: float, rules: Rules) -> dict:
+def ping(
+    tx: Tx, name: str, kind: Ping, now: float, rules: Rules, tokens: Sequence[str] = ()
+) -> dict:
     """Record a ping: ``success`` resets (resolving an alert), ``fail`` fires at once,
-    ``start`` gives the run ``grace`` to finish. Returns the updated row."""
+    ``start`` gives the run ``grace`` to finish. Returns the updated row. A heartbeat
+    with a token refuses a ping that carries no ``tokens`` matching it (401), changing
+    nothing."""
     row = _existing(tx, name)
+    _check_token(row, tokens)
     if kind == "fail":
         changes = {"last_ping": now, "started_at": None, "deadline": None, "overdue": 1}
         if not row["overdue"]:
@@ -105,6 +113,20 @@ def expire_due(tx: Tx, now: float, rules: Rules) -> list[dict]:
     return expired
 
 
+def _check_token(row: dict, given: Sequence[str]) -> None:
+    expected = row["token_sha256"]
+    if expected is None:
+        return
+    if not given:
+        raise AuthError("missing_token", f"heartbeat {row['name']!r} needs its token")
+    if not any([hmac.compare_digest(_sha256(token), expected) for token in given]):  # noqa: C419
+        raise AuthError("bad_token", f"wrong token for heartbeat {row['name']!r}")
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def _defined(heartbeat: config.Heartbeat, origin: str, stored: dict | None, now: float) -> dict:
     """A row for the heartbeat's definition, keeping ping state from ``stored``."""
     state = stored or {
@@ -122,6 +144,7 @@ def _defined(heartbeat: config.Heartbeat, origin: str, stored: dict | None, now:
         "labels": heartbeat.labels,
         "severity": heartbeat.severity,
         "summary": heartbeat.summary,
+        "token_sha256": _sha256(heartbeat.token) if heartbeat.token else None,
     }
     return {**row, "deadline": _deadline(row)}
 
@@ -176,6 +199,8 @@ def definition_problems(heartbeat: config.Heartbeat) -> list[str]:
         found.append("period: must be longer than 0s")
     if heartbeat.grace < 0:
         found.append("grace: must not be negative")
+    if heartbeat.token is not None and len(heartbeat.token) < MIN_TOKEN_LENGTH:
+        found.append(f"token: use at least {MIN_TOKEN_LENGTH} characters")
     return found
 
 

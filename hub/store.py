@@ -329,6 +329,12 @@ def m010_alert_ends(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m011_heartbeat_tokens(db: sqlite_utils.Database) -> None:
+    """A heartbeat may require a token on its pings; only the token's SHA-256 is kept."""
+    db.executescript("ALTER TABLE heartbeats ADD COLUMN token_sha256 TEXT;")
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

@@ -127,3 +127,60 @@ def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, 
         assert http.delete("/api/v1/heartbeats/nightly-backup").status_code == 409
         assert http.delete("/api/v1/heartbeats/deploy-check").status_code == 200
         assert http.get("/ping/deploy-check").status_code == 404
+
+
+PING_TOKEN = "payroll-ping-token-1234"
+TOKENED = """
+[api]
+tokens = [{{ name = "will", token = "write-token", role = "write" }}]
+
+[[heartbeats]]
+name = "payroll"
+period = "1h"
+token = "${{PAYROLL_PING_TOKEN}}"
+"""
+
+
+def shown(http, name: str) -> dict:
+    (row,) = [h for h in http.get("/api/v1/heartbeats").json() if h["name"] == name]
+    return row
+
+
+def test_a_heartbeat_with_a_token_takes_only_pings_that_carry_it(hub_factory, smtp, monkeypatch):
+    monkeypatch.setenv("PAYROLL_PING_TOKEN", PING_TOKEN)
+    hub = hub_factory(BASE_CONFIG + TOKENED, mail_url=mail_url(smtp[1]))
+    with hub.client(headers=WRITE) as http:
+        refused = [
+            http.get("/ping/payroll", headers={"Authorization": ""}),
+            http.post("/ping/payroll/fail", headers={"Authorization": "Bearer wrong"}),
+            http.get("/ping/payroll/start", params={"token": PING_TOKEN[:-1]}),
+        ]
+        assert [answer.status_code for answer in refused] == [401, 401, 401]
+        assert "needs its token" in refused[0].json()["detail"]
+        row = shown(http, "payroll")
+        assert (row["last_ping"], row["started_at"], row["overdue"]) == (None, None, False)
+        assert row["token_required"] is True
+        assert PING_TOKEN not in http.get("/api/v1/heartbeats").text
+
+        assert http.get("/ping/payroll", params={"token": PING_TOKEN}).status_code == 200
+        assert shown(http, "payroll")["state"] == "up"
+        bearer = {"Authorization": f"Bearer {PING_TOKEN}"}
+        assert http.post("/ping/payroll/fail", headers=bearer).status_code == 200
+        assert shown(http, "payroll")["state"] == "down"
+
+
+def test_an_api_heartbeat_may_have_a_token_and_a_short_one_is_refused(hub_factory, smtp):
+    hub = start_hub(hub_factory, smtp[1])
+    with hub.client(headers=WRITE) as http:
+        short = {"name": "etl", "period": "1h", "token": "short"}
+        answer = http.post("/api/v1/heartbeats", json=short)
+        assert answer.status_code == 422
+        assert "token: use at least 16 characters" in answer.json()["detail"]
+
+        made = http.post("/api/v1/heartbeats", json={**short, "token": PING_TOKEN})
+        assert made.status_code == 201
+        assert made.json()["token_required"] is True
+        assert PING_TOKEN not in made.text
+        assert http.get("/ping/etl", headers={"Authorization": ""}).status_code == 401
+        assert http.get("/ping/etl", params={"token": PING_TOKEN}).status_code == 200
+        assert shown(http, "nightly-backup")["token_required"] is False

@@ -25,6 +25,7 @@ WHSEC = "whsec_" + base64.b64encode(WHSEC_KEY).decode()
 API_TOKEN = "api-s3cret-9i0j"
 MAIL_PASSWORD = "s3cretpw"
 ACK_SECRET = "ack-s3cret-kl12"
+PING_TOKEN = "ping-s3cret-mn34-cron"
 SECRETS = [
     BEARER,
     BASIC_PASSWORD,
@@ -35,6 +36,7 @@ SECRETS = [
     API_TOKEN,
     MAIL_PASSWORD,
     ACK_SECRET,
+    PING_TOKEN,
 ]
 ENV = {"HUB_TEST_BEARER": BEARER, "HUB_TEST_MAIL_PASSWORD": MAIL_PASSWORD}
 
@@ -70,6 +72,11 @@ auth = {{ type = "hmac", secrets = ["{HMAC_SECRET}"], header = "X-Signature" }}
 [[sources]]
 name = "whsec"
 auth = {{ type = "standard-webhooks", secrets = ["{WHSEC}"] }}
+
+[[heartbeats]]
+name = "cron"
+period = "1h"
+token = "{PING_TOKEN}"
 
 [[receivers]]
 name = "ops"
@@ -139,6 +146,10 @@ def drive(http: httpx.Client) -> list[str]:
         seen.append(http.get(path, headers=admin))
         seen.append(http.get(path, headers={"Authorization": "Bearer wrong"}))
     seen.append(http.post("/-/reload", headers=admin))
+    seen.append(http.get("/ping/cron", params={"token": PING_TOKEN}))
+    seen.append(http.post("/ping/cron/start", headers={"Authorization": f"Bearer {PING_TOKEN}"}))
+    seen.append(http.get("/ping/cron/fail", params={"token": PING_TOKEN + "x"}))
+    seen.append(http.get("/api/v1/heartbeats", headers=admin))
     return [f"{r.status_code} {dict(r.headers)} {r.text}" for r in seen]
 
 
