@@ -22,9 +22,11 @@ summary = "nightly backup did not report"
 """
 
 
-def start_hub(hub_factory, smtp_port: int, period: str = "1h", grace: str = "300ms"):
+def start_hub(
+    hub_factory, smtp_port: int, period: str = "1h", grace: str = "300ms", more: str = ""
+):
     return hub_factory(
-        BASE_CONFIG + HEARTBEATS, mail_url=mail_url(smtp_port), period=period, grace=grace
+        BASE_CONFIG + HEARTBEATS + more, mail_url=mail_url(smtp_port), period=period, grace=grace
     )
 
 
@@ -130,10 +132,7 @@ def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, 
 
 
 PING_TOKEN = "payroll-ping-token-1234"
-TOKENED = """
-[api]
-tokens = [{{ name = "will", token = "write-token", role = "write" }}]
-
+PAYROLL = """
 [[heartbeats]]
 name = "payroll"
 period = "1h"
@@ -148,7 +147,7 @@ def shown(http, name: str) -> dict:
 
 def test_a_heartbeat_with_a_token_takes_only_pings_that_carry_it(hub_factory, smtp, monkeypatch):
     monkeypatch.setenv("PAYROLL_PING_TOKEN", PING_TOKEN)
-    hub = hub_factory(BASE_CONFIG + TOKENED, mail_url=mail_url(smtp[1]))
+    hub = start_hub(hub_factory, smtp[1], more=PAYROLL)
     with hub.client(headers=WRITE) as http:
         refused = [
             http.get("/ping/payroll", headers={"Authorization": ""}),
