@@ -80,6 +80,12 @@ def ends_at(event: Event) -> float | None:
     return event.ends_at.timestamp() if event.ends_at and event.status == "firing" else None
 
 
+def _ends(event: Event) -> dict[str, float | None]:
+    """The end and the expirer's first look at it, which a new state starts equal."""
+    end = ends_at(event)
+    return {"ends_at": end, "end_check_at": end}
+
+
 def new_row(source: str, event: Event, occurred: float, now: float) -> dict[str, Any]:
     """The alert row the first event of a fingerprint creates."""
     return {
@@ -94,8 +100,7 @@ def new_row(source: str, event: Event, occurred: float, now: float) -> dict[str,
         "last_seen": now,
         "last_change": occurred,
         "resolved_at": occurred if event.status == "resolved" else None,
-        "ends_at": ends_at(event),
-        "end_check_at": ends_at(event),
+        **_ends(event),
     }
 
 
@@ -113,8 +118,7 @@ def changed_fields(
         "last_seen": now,
         "last_change": occurred,
         "resolved_at": occurred if event.status == "resolved" else None,
-        "ends_at": ends_at(event),
-        "end_check_at": ends_at(event),
+        **_ends(event),
     }
     if event.status != alert["status"]:
         changes |= _flapping(alert["changes"], now, settings)
