@@ -77,7 +77,7 @@ def _none(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) ->
 
 def _bearer(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
     token = _authorization(headers, "Bearer")
-    if not _matches_any(token.encode(), (t.encode() for t in auth.tokens)):
+    if not matches_any(token.encode(), (t.encode() for t in auth.tokens)):
         raise AuthError("bad_token", "the bearer token is not valid")
 
 
@@ -110,7 +110,7 @@ def _hmac(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) ->
     content = auth.signed_content.replace("{timestamp}", timestamp).encode()
     content = content.replace(b"{body}", body)
     digests = (hmac.new(s.encode(), content, auth.algorithm).digest() for s in auth.secrets)
-    if not _matches_any(given, digests):
+    if not matches_any(given, digests):
         raise AuthError("signature_mismatch", f"the signature in {name} does not match the body")
 
 
@@ -121,7 +121,7 @@ def _standard_webhooks(auth: Auth, headers: Mapping[str, str], body: bytes, now:
     given = _v1_signatures(_header(headers, "webhook-signature"))
     content = f"{delivery_id}.{timestamp}.".encode() + body
     expected = [hmac.new(secret_key(s), content, "sha256").digest() for s in auth.secrets]
-    if not any(_matches_any(signature, expected) for signature in given):
+    if not any(matches_any(signature, expected) for signature in given):
         raise AuthError("signature_mismatch", "no signature in webhook-signature matches the body")
     return delivery_id
 
@@ -263,6 +263,6 @@ def _v1_signatures(value: str) -> list[bytes]:
     return found
 
 
-def _matches_any(given: bytes, expected: Iterable[bytes]) -> bool:
+def matches_any(given: bytes, expected: Iterable[bytes]) -> bool:
     """Constant-time comparison against every candidate (no early exit)."""
     return any([hmac.compare_digest(given, candidate) for candidate in expected])  # noqa: C419

@@ -19,7 +19,6 @@ the API adds and removes its own.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ from typing import Literal
 
 import msgspec
 
-from hub import config
+from hub import auth, config
 from hub.decoders.common import Decoded
 from hub.errors import AuthError, Conflict, NotFound
 from hub.events import Event
@@ -119,7 +118,7 @@ def _check_token(row: dict, given: Sequence[str]) -> None:
         return
     if not given:
         raise AuthError("missing_token", f"heartbeat {row['name']!r} needs its token")
-    if not any([hmac.compare_digest(_sha256(token), expected) for token in given]):  # noqa: C419
+    if not auth.matches_any(expected.encode(), [_sha256(token).encode() for token in given]):
         raise AuthError("bad_token", f"wrong token for heartbeat {row['name']!r}")
 
 
