@@ -25,30 +25,52 @@ HUB_ACTOR = "hub"
 def correlate(
     tx: Tx, alert: dict, outcome: Outcome, was_firing: bool, now: float, rules: Rules
 ) -> int | None:
-    """Place the alert in its incident (if it needs one) and refresh that incident.
+    """Place a stored alert that changed in its incident (if it needs one) and
+    refresh that incident.
 
     ``was_firing`` is the alert's status before this event: the incident's count of
     active alerts moves by the difference, so no change ever scans the incident.
     """
     incident = tx.incident(alert["incident_id"]) if alert.get("incident_id") else None
     firing = alert["status"] == "firing"
+    delta = 0
     if firing and (incident is None or incident["status"] == "resolved"):
-        incident = _place(tx, alert, now, rules)
-        tx.count_active(incident["id"], 1)
+        incident = place(tx, alert, now, rules)
+        tx.update("alerts", alert["id"], {"incident_id": incident["id"]})
+        _join(tx, incident, alert, now, rules)
+        delta = 1
     elif incident is not None and outcome is Outcome.CHANGED:
         tx.add_timeline(incident["id"], now, f"alert_{alert['status']}", None, _about(alert))
         if firing != was_firing:
-            tx.count_active(incident["id"], 1 if firing else -1)
+            delta = 1 if firing else -1
     if incident is None:
         return None
     if outcome is Outcome.ACKNOWLEDGED and incident["status"] == "open":
         acknowledge(tx, incident, now, f"source:{alert['source']}", "acknowledged by the sender")
         incident = tx.incident(incident["id"])
-    refresh(tx, incident, now)
+    refresh(tx, incident, delta, now)
     return incident["id"]
 
 
-def _place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
+def insert_new(tx: Tx, row: dict, now: float, rules: Rules) -> dict:
+    """Store the first event's alert row, inside its incident when it fires.
+
+    The incident is found (or opened) before the INSERT, so the row is written once
+    with its ``incident_id``: a second write of a new alert's row was the single
+    biggest cost of a new alert (``python -m bench.ingest``).
+    """
+    incident = place(tx, row, now, rules) if row["status"] == "firing" else None
+    alert = {**row, "incident_id": incident["id"] if incident else None}
+    alert["id"] = tx.insert("alerts", alert)
+    if incident is not None:
+        _join(tx, incident, alert, now, rules)
+        refresh(tx, incident, 1, now)
+    return alert
+
+
+def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
+    """The incident a firing alert belongs to: its group's open one, else the
+    resolved one reopened within the window, else a new one."""
     labels = matchable(alert)
     owner, *others = routing.match(rules.tree, labels)
     key = routing.group_key(owner, labels)
@@ -60,23 +82,26 @@ def _place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
         rules.reopen_window,
     )
     if placement == "join" and last is not None:
-        incident = last
-    elif placement == "reopen" and last is not None:
+        return last
+    if placement == "reopen" and last is not None:
         changes = {"status": "open", "resolved_at": None, "resolved_by": None, "updated_at": now}
         tx.update("incidents", last["id"], changes)
         tx.add_timeline(last["id"], now, "reopened", HUB_ACTOR, {})
         escalation.restart(tx, last["id"], now)
-        incident = {**last, **changes}
-    else:
-        incident = _open(tx, alert, key, owner, [m.receiver for m in others], now)
-        escalation.begin(tx, incident["id"], rules.config.escalation(owner.escalation), now)
-    tx.update("alerts", alert["id"], {"incident_id": incident["id"]})
+        return {**last, **changes}
+    incident = _open(tx, alert, key, owner, [m.receiver for m in others], now)
+    escalation.begin(tx, incident["id"], rules.config.escalation(owner.escalation), now)
+    return incident
+
+
+def _join(tx: Tx, incident: dict, alert: dict, now: float, rules: Rules) -> None:
+    """The alert (stored, with its id) joins: a timeline entry, and every receiver
+    of the incident starts grouping it."""
     tx.add_timeline(incident["id"], now, "alert_joined", None, _about(alert))
     waits = (incident["timing"]["group_wait"], incident["timing"]["group_interval"])
     for receiver in incident["receivers"]:
         wants_resolved = rules.send_resolved.get(receiver, True)
         tx.ensure_receiver(incident["id"], receiver, wants_resolved, now, waits)
-    return incident
 
 
 def _open(
@@ -106,27 +131,33 @@ def _open(
     return {**row, "id": incident_id, "acknowledged_at": None, "resolved_at": None}
 
 
-def refresh(tx: Tx, incident: dict, now: float) -> None:
-    """Recompute status and severity from the active count; wake the receivers."""
-    current = tx.incident(incident["id"])
-    assert current is not None
-    active = current["active_alerts"] > 0
-    acked = current["acknowledged_at"] is not None
-    status = incidents.next_status(current["status"], ["firing"] if active else [], acked)
-    severity = tx.highest_active_severity(current["id"], SEVERITIES) or current["severity"]
+def refresh(tx: Tx, incident: dict, delta: int, now: float) -> None:
+    """Move the active count by ``delta``; recompute status and severity from it;
+    wake the receivers.
+
+    ``incident`` is as read (or opened) in this transaction, before the move: the
+    count is moved in SQL and the status decided from the read value plus ``delta``,
+    so the row is not read again.
+    """
+    if delta:
+        tx.count_active(incident["id"], delta)
+    active = incident.get("active_alerts", 0) + delta > 0
+    acked = incident.get("acknowledged_at") is not None
+    status = incidents.next_status(incident["status"], ["firing"] if active else [], acked)
+    severity = tx.highest_active_severity(incident["id"], SEVERITIES) or incident["severity"]
     changes: dict = {}
-    if status != current["status"]:
+    if status != incident["status"]:
         changes["status"] = status
         if status == "resolved":
             changes |= {"resolved_at": now, "resolved_by": HUB_ACTOR}
             tx.add_timeline(
-                current["id"], now, "resolved", HUB_ACTOR, {"reason": "all alerts resolved"}
+                incident["id"], now, "resolved", HUB_ACTOR, {"reason": "all alerts resolved"}
             )
-    if severity != current["severity"]:
+    if severity != incident["severity"]:
         changes["severity"] = severity
     if changes:
-        tx.update("incidents", current["id"], {**changes, "updated_at": now})
-    tx.mark_receivers_due(current["id"], now)
+        tx.update("incidents", incident["id"], {**changes, "updated_at": now})
+    tx.mark_receivers_due(incident["id"], now)
 
 
 def acknowledge(tx: Tx, incident: dict, now: float, actor: str, comment: str) -> None:

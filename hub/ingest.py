@@ -20,7 +20,7 @@ import msgspec
 from hub import decision
 from hub.alerts import Outcome, changed_fields, classify, ends_at, new_row, occurred_at
 from hub.config import Mode
-from hub.correlate import correlate
+from hub.correlate import correlate, insert_new
 from hub.decoders.common import Decoded
 from hub.events import Event
 from hub.rules import Rules
@@ -215,7 +215,7 @@ def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) ->
     was_firing = state is not None and state["status"] == "firing"
     outcome = classify(state, event.status, event.severity, event.summary, occurred)
     if state is None:
-        alert = _new_alert(tx, source, event, occurred, now)
+        alert = insert_new(tx, new_row(source, event, occurred, now), now, rules)
     elif outcome is Outcome.DUPLICATE:
         tx.touch_alert(state, now, occurred, ends_at(event))
         alert = state
@@ -223,7 +223,7 @@ def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) ->
         alert = tx.get_alert(event.fingerprint)
     if outcome in (Outcome.CHANGED, Outcome.UPDATED):
         alert = _change_alert(tx, alert, event, occurred, now, rules)
-    if outcome not in (Outcome.DUPLICATE, Outcome.STALE):
+    if outcome not in (Outcome.NEW, Outcome.DUPLICATE, Outcome.STALE):
         alert["incident_id"] = correlate(tx, alert, outcome, was_firing, now, rules)
     summary = {
         "id": alert["id"],
@@ -250,11 +250,6 @@ def _record(tx: Tx, delivery_id: int, applied: _Applied, now: float) -> None:
         "applied": applied.outcome is not Outcome.STALE,
     }
     tx.add_history(alert_id, event_id, history)
-
-
-def _new_alert(tx: Tx, source: str, event: Event, occurred: float, now: float) -> dict:
-    row = new_row(source, event, occurred, now)
-    return {**row, "id": tx.insert("alerts", row), "incident_id": None}
 
 
 def _change_alert(
