@@ -468,13 +468,16 @@ class Tx:
         """Something changed: look at each receiver again at the earliest moment a
         change may be sent (group_wait after the first alert, then group_interval
         after the last message), not at every change: a busy incident costs one
-        look per interval, as an Alertmanager group does."""
+        look per interval, as an Alertmanager group does. A receiver already due by
+        then is not written again: in a busy incident that is nearly every change."""
+        earliest = (
+            "CASE WHEN last_notified_at IS NULL THEN first_seen + group_wait"
+            " ELSE MAX(:now, last_notified_at + group_interval) END"
+        )
         self.conn.execute(
-            "UPDATE incident_receivers SET due_at = MIN(COALESCE(due_at, 9e18),"
-            " CASE WHEN last_notified_at IS NULL THEN first_seen + group_wait"
-            " ELSE MAX(?, last_notified_at + group_interval) END)"
-            " WHERE incident_id = ?",
-            (now, incident_id),
+            f"UPDATE incident_receivers SET due_at = {earliest} WHERE incident_id = :incident"
+            f" AND (due_at IS NULL OR due_at > {earliest})",
+            {"now": now, "incident": incident_id},
         )
 
     def count_active(self, incident_id: int, delta: int) -> None:
