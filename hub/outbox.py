@@ -129,6 +129,7 @@ class Sender(Worker):
             log.warning("event=notifications_recovered count=%d", released)
 
     async def round(self) -> bool:
+        self._resize(self.rules().config.notifier.concurrency)
         claimed = await self._claim()
         if self._stopping:
             # Shutdown began while the claim committed: sending now could outlive the
@@ -154,6 +155,17 @@ class Sender(Worker):
             for task in pending:
                 task.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _resize(self, concurrency: int) -> None:
+        """A reload may change ``[notifier] concurrency``: later sends run on a pool of
+        the new size, and the sends in flight finish on the old one."""
+        if concurrency == self.concurrency:
+            return
+        old = self._pool
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="hub-send")
+        old.shutdown(wait=False)
+        log.info("event=notifier_resized concurrency=%d was=%d", concurrency, self.concurrency)
+        self.concurrency = concurrency
 
     async def _claim(self) -> list[dict]:
         free = min(CLAIM_BATCH, self.concurrency - len(self._inflight))

@@ -15,6 +15,8 @@ from aiosmtpd.controller import Controller
 from conftest import Mailbox, free_port, mail_url, wait_for
 from notify_support import (
     ADMIN,
+    NOTIFY_CONFIG,
+    NOTIFY_DEFAULTS,
     WRITER,
     deliveries,
     fire,
@@ -193,3 +195,34 @@ def test_a_receiver_template_that_fails_on_a_real_alert_is_a_dead_letter_naming_
     (attempt,) = note["attempts_log"]
     assert "template" in attempt["error"] and "runbook" in attempt["error"], attempt
     assert mailbox.messages == []
+
+
+def _attempt_starts(notes: list[dict]) -> list[float]:
+    return sorted(when(note["attempts_log"][0]["started_at"]) for note in notes)
+
+
+def test_notifier_concurrency_bounds_parallel_sends_and_a_reload_changes_it(
+    hub_factory, silent_port
+):
+    """Three incidents, a channel that takes its full 1 s timeout: one at a time with
+    ``concurrency = 1``, all three at once after a reload sets 3."""
+    text = NOTIFY_CONFIG.replace("[notifier]\n", "[notifier]\nconcurrency = 1\n")
+    receivers = receiver("ops", f"json://127.0.0.1:{silent_port}", timeout="1s")
+    values = {**NOTIFY_DEFAULTS, "receivers": receivers, "max_attempts": 1}
+    hub = hub_factory(text, **values)
+    with hub.client(headers=WRITER) as http:
+        for service in ("cart", "search", "payments"):
+            fire(http, f"{service} down", service=service)
+        serial = _attempt_starts(
+            wait_for(lambda: len(dead_letters(http)) == 3 and dead_letters(http))
+        )
+        hub.config_path.write_text(
+            hub.config_path.read_text().replace("concurrency = 1", "concurrency = 3")
+        )
+        assert http.post("/-/reload", headers=ADMIN).status_code == 200
+        for service in ("mail", "login", "stock"):
+            fire(http, f"{service} down", service=service)
+        notes = wait_for(lambda: len(dead_letters(http)) == 6 and dead_letters(http))
+    parallel = _attempt_starts([n for n in notes if n["incident_id"] > 3])
+    assert all(later - earlier >= 0.9 for earlier, later in pairwise(serial)), serial
+    assert parallel[-1] - parallel[0] < 0.9, parallel
