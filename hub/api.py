@@ -27,6 +27,7 @@ _TIME_FIELDS = (
     "at",
     "recorded_at",
     "created_at",
+    "changed_at",
     "due_at",
     "sent_at",
     "started_at",

@@ -68,7 +68,8 @@ def flush(
         incident = tx.incident(row["incident_id"])
         alerts = tx.incident_alerts(row["incident_id"])
         if incident is None or not alerts:
-            tx.set_receiver_state(row["incident_id"], row["receiver"], {"due_at": None})
+            nothing = {"due_at": None, "changed_at": None}
+            tx.set_receiver_state(row["incident_id"], row["receiver"], nothing)
             continue
         muted = muted_at_now(alerts)
         _flush_one(tx, row, incident, alerts, muted, now, rules, links, result)
@@ -142,7 +143,9 @@ def _flush_one(
         tx.set_receiver_state(incident["id"], row["receiver"], {"due_at": due.timestamp()})
         return
     _count_muted(result, muted)
-    result.enqueued += enqueue(tx, incident, row["receiver"], visible, now, rules, links)
+    result.enqueued += enqueue(
+        tx, incident, row["receiver"], visible, now, rules, links, changed_at=row["changed_at"]
+    )
     sent = grouping.Delivery(
         state.first_seen, _time(now), grouping.content_hash(pairs, send_resolved)
     )
@@ -154,6 +157,7 @@ def _flush_one(
             "last_notified_at": now,
             "last_notified_hash": sent.last_notified_hash,
             "due_at": _reschedule_time(following, muted, now, timing),
+            "changed_at": None,
         },
     )
 
@@ -167,9 +171,12 @@ def _quiet(incident: dict, pairs: list[tuple[str, str]], unchanged: bool) -> boo
 
 
 def _reschedule(tx: Tx, row: dict, muted: dict, now: float, timing: grouping.Timing) -> None:
-    """Nothing to send now; while alerts are held back, look again after group_interval."""
+    """Nothing to send now; while alerts are held back, look again after group_interval.
+    The changes seen so far will never be told (muted, or nothing a message shows), so
+    they are not the start of the next message's latency."""
+    due_at = _reschedule_time(None, muted, now, timing)
     tx.set_receiver_state(
-        row["incident_id"], row["receiver"], {"due_at": _reschedule_time(None, muted, now, timing)}
+        row["incident_id"], row["receiver"], {"due_at": due_at, "changed_at": None}
     )
 
 
@@ -195,11 +202,13 @@ def enqueue(
     now: float,
     rules: Rules,
     links: Links,
+    changed_at: float | None = None,
 ) -> int:
     """Render the context once and write one outbox row per URL of the receiver.
 
     Shared by grouping and escalation steps, so both send the same message with the
-    same signed ack link. Returns the rows written."""
+    same signed ack link. ``changed_at``: when hub received the change the message
+    reports (an escalation's page reports none). Returns the rows written."""
     receiver = rules.config.receiver(receiver_name)
     if receiver is None:
         log.warning("event=receiver_missing incident=%d receiver=%s", incident["id"], receiver_name)
@@ -207,9 +216,8 @@ def enqueue(
     context = _context(incident, receiver_name, visible, now, links)
     payload = _encode(context)
     for index, url in enumerate(receiver.urls):
-        tx.enqueue_notification(
-            incident["id"], (receiver_name, index, schema(url)), context.status, payload, now
-        )
+        target = (receiver_name, index, schema(url))
+        tx.enqueue_notification(incident["id"], target, context.status, payload, now, changed_at)
     tx.add_timeline(
         incident["id"],
         now,

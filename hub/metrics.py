@@ -53,6 +53,8 @@ SERIES_CACHE = 4096
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _DELIVERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+# group_wait and group_interval are part of it: Alertmanager's defaults are 30 s and 5 min.
+_EVENT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 Counts = Mapping[str, int]
@@ -77,6 +79,7 @@ class Metrics:
                             NOTIFICATION_OUTCOMES}: one per send attempt
       ``attempt_seconds``   hub_notification_attempt_duration_seconds{integration}
       ``delivery_seconds``  hub_notification_delivery_seconds{receiver}
+      ``event_latency``     hub_notification_event_latency_seconds{receiver}
       ``suppressed``        hub_notifications_suppressed_total{reason in SUPPRESSION_REASONS}
     Escalation, heartbeats and expiry:
       ``escalation_steps``  hub_escalation_steps_total{outcome in ESCALATION_OUTCOMES}
@@ -159,6 +162,14 @@ class Metrics:
             buckets=_DELIVERY_BUCKETS,
             registry=r,
         )
+        self.event_latency = Histogram(
+            "hub_notification_event_latency_seconds",
+            "Time from hub receiving a change to a channel accepting the notification"
+            " that reports it (grouping waits and retries included).",
+            ["receiver"],
+            buckets=_EVENT_BUCKETS,
+            registry=r,
+        )
         self.suppressed = Counter(
             "hub_notifications_suppressed",
             "Notifications not sent because they were muted, by reason.",
@@ -233,6 +244,7 @@ class Metrics:
         self.ingest_seconds.labels(UNKNOWN_SOURCE)
         for receiver in receivers:
             self.delivery_seconds.labels(receiver)
+            self.event_latency.labels(receiver)
         for reason in SUPPRESSION_REASONS:
             self.suppressed.labels(reason)
         for outcome in ESCALATION_OUTCOMES:

@@ -241,3 +241,6 @@ class Sender(Worker):
         if state == "sent":
             latency = now - row["created_at"]
             self.metrics.delivery_seconds.labels(row["receiver"]).observe(max(latency, 0))
+            if row["changed_at"] is not None:
+                since_change = now - row["changed_at"]
+                self.metrics.event_latency.labels(row["receiver"]).observe(max(since_change, 0))

@@ -335,6 +335,19 @@ def m011_heartbeat_tokens(db: sqlite_utils.Database) -> None:
     db.executescript("ALTER TABLE heartbeats ADD COLUMN token_sha256 TEXT;")
 
 
+@migrations()
+def m012_change_times(db: sqlite_utils.Database) -> None:
+    """When hub received the earliest change a receiver has not been told of yet, and
+    the change a notification reports: event-to-notification latency is measured
+    from it, grouping waits included."""
+    db.executescript(
+        """
+        ALTER TABLE incident_receivers ADD COLUMN changed_at REAL;
+        ALTER TABLE notifications ADD COLUMN changed_at REAL;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -468,15 +481,18 @@ class Tx:
         """Something changed: look at each receiver again at the earliest moment a
         change may be sent (group_wait after the first alert, then group_interval
         after the last message), not at every change: a busy incident costs one
-        look per interval, as an Alertmanager group does. A receiver already due by
-        then is not written again: in a busy incident that is nearly every change."""
+        look per interval, as an Alertmanager group does. The first change since the
+        last message also records when it came (``changed_at``). A receiver already
+        due by then, with a change pending, is not written again: in a busy incident
+        that is nearly every change."""
         earliest = (
             "CASE WHEN last_notified_at IS NULL THEN first_seen + group_wait"
             " ELSE MAX(:now, last_notified_at + group_interval) END"
         )
         self.conn.execute(
-            f"UPDATE incident_receivers SET due_at = {earliest} WHERE incident_id = :incident"
-            f" AND (due_at IS NULL OR due_at > {earliest})",
+            f"UPDATE incident_receivers SET due_at = MIN(COALESCE(due_at, 9e18), {earliest}),"
+            " changed_at = COALESCE(changed_at, :now) WHERE incident_id = :incident"
+            f" AND (due_at IS NULL OR due_at > {earliest} OR changed_at IS NULL)",
             {"now": now, "incident": incident_id},
         )
 
@@ -738,17 +754,29 @@ class Tx:
         kind: str,
         payload: bytes,
         due_at: float,
+        changed_at: float | None = None,
     ) -> int:
         """Write a notification intent in the caller's transaction (the outbox).
 
         ``target`` is (receiver, index of the URL in the receiver, integration);
-        ``payload`` is the encoded message context, rendered per channel at send time.
+        ``payload`` is the encoded message context, rendered per channel at send time;
+        ``changed_at`` when hub received the change it reports (None for a page).
         """
         receiver, channel, integration = target
         cursor = self.conn.execute(
             "INSERT INTO notifications (incident_id, receiver, channel, integration, kind,"
-            " payload, created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (incident_id, receiver, channel, integration, kind, payload, due_at, due_at),
+            " payload, created_at, due_at, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                incident_id,
+                receiver,
+                channel,
+                integration,
+                kind,
+                payload,
+                due_at,
+                due_at,
+                changed_at,
+            ),
         )
         return cursor.lastrowid  # type: ignore[return-value]
 

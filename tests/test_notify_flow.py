@@ -286,3 +286,42 @@ def test_a_receiver_with_its_own_title_and_body_templates_gets_them(hub_factory,
     assert html.startswith("<p>Sent by <b>hub</b></p> for ops: 1 firing, http://127.0.0.1:")
     assert "Sent by hub for ops: 1 firing" in " ".join(text.split())
     assert by_address["dev@example.com"]["Subject"] == f"[FIRING] #{incident_id} checkout <slow>"
+
+
+def test_event_latency_counts_from_the_change_through_group_wait_and_not_for_repeats(
+    hub_factory, smtp
+):
+    """hub_notification_event_latency_seconds starts when hub received the change, so
+    it includes group_wait (the queued-to-sent latency does not); a repeat reports no
+    change and is not counted; a resolution counts from its own receipt."""
+    mailbox, port = smtp
+    hub = start_hub(
+        hub_factory, receiver("ops", mail_url(port)), group_wait="1s", repeat_interval="1500ms"
+    )
+
+    def event_latency(http) -> tuple[float | None, float | None]:
+        text = http.get("/metrics").text
+        series = "hub_notification_event_latency_seconds"
+        return metric(text, f"{series}_count", receiver="ops"), metric(
+            text, f"{series}_sum", receiver="ops"
+        )
+
+    with hub.client(headers=WRITER) as http:
+        fired_at = time.time()
+        fire(http, "checkout down")
+        wait_for(lambda: len(mailbox.messages) == 2)  # the first message, then a repeat
+        first, repeat = deliveries(http)[:2]
+        count, total = event_latency(http)
+        queued = metric(http.get("/metrics").text, "hub_notification_delivery_seconds_sum")
+        resolved_at = time.time()
+        fire(http, "checkout down", status="resolved")
+        wait_for(lambda: any(s.startswith("[RESOLVED]") for s in mailbox.subjects()))
+        resolution = next(n for n in deliveries(http) if n["kind"] == "resolved")
+        wait_for(lambda: event_latency(http)[0] == 2.0)
+    assert when(first["changed_at"]) == pytest.approx(fired_at, abs=0.5)
+    assert when(first["created_at"]) - when(first["changed_at"]) >= 1.0, "group_wait"
+    assert repeat["changed_at"] is None
+    assert count == 1.0
+    assert 1.0 <= total < 5.0
+    assert queued < 1.0, "queued-to-sent leaves group_wait out"
+    assert when(resolution["changed_at"]) == pytest.approx(resolved_at, abs=0.5)
