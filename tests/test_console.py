@@ -3,8 +3,10 @@ form. (tests/test_console_browser.py drives the same pages in a real browser.)""
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from conftest import BASE_CONFIG, free_port, mail_url
+from conftest import BASE_CONFIG, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
 
 
@@ -146,3 +148,18 @@ def test_a_delivery_can_be_replayed_as_a_dry_run_or_ingested_again(hub_factory):
         assert again.headers["location"] == "/deliveries/2?done=replayed"
         shown = http.get(again.headers["location"]).text
     assert "replay of" in shown and "#1" in shown
+
+
+def test_a_sent_notification_shows_how_long_after_the_change_it_went_out(hub_factory, smtp):
+    mailbox, port = smtp
+    hub = hub_factory(CONSOLE_CONFIG, mail_url=mail_url(port), max_attempts=1)
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    wait_for(lambda: mailbox.messages)
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        shown = wait_for(
+            lambda: "after the change" in (text := http.get("/notifications").text) and text
+        )
+        incident_page = http.get(f"/incidents/{incident_id}").text
+    assert re.search(r"sent <time[^>]*>[^<]*</time>, \d+ ms after the change", shown), shown
+    assert "after the change" in incident_page

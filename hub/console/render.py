@@ -57,7 +57,7 @@ def template_config() -> TemplateConfig:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ago=ago, utc=utc, span=span, pretty_kind=pretty_kind)
+    env.filters.update(ago=ago, utc=utc, span=span, took=took, pretty_kind=pretty_kind)
     env.globals["query"] = query
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
 
@@ -121,6 +121,15 @@ def utc(value: float | datetime | str | None) -> str:
 def pretty_kind(kind: str) -> str:
     """A timeline entry's kind as words: ``alert_joined`` -> ``alert joined``."""
     return kind.replace("_", " ")
+
+
+def took(start: float | datetime | str, end: float | datetime | str) -> str:
+    """The time between two moments at the scale a notification's delay is read:
+    milliseconds under a second, then tenths up to a minute, then ``span``."""
+    seconds = max(_epoch(end) - _epoch(start), 0.0)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s" if seconds < 60 else span(seconds)
 
 
 def span(seconds: float) -> str:
