@@ -128,7 +128,13 @@ def _open(
     }
     incident_id = tx.insert("incidents", row)
     tx.add_timeline(incident_id, now, "opened", HUB_ACTOR, {"group": row["labels"]})
-    return {**row, "id": incident_id, "acknowledged_at": None, "resolved_at": None}
+    return {
+        **row,
+        "id": incident_id,
+        "acknowledged_at": None,
+        "resolved_at": None,
+        "active_alerts": 0,
+    }
 
 
 def refresh(tx: Tx, incident: dict, delta: int, now: float) -> None:
@@ -141,8 +147,8 @@ def refresh(tx: Tx, incident: dict, delta: int, now: float) -> None:
     """
     if delta:
         tx.count_active(incident["id"], delta)
-    active = incident.get("active_alerts", 0) + delta > 0
-    acked = incident.get("acknowledged_at") is not None
+    active = incident["active_alerts"] + delta > 0
+    acked = incident["acknowledged_at"] is not None
     status = incidents.next_status(incident["status"], ["firing"] if active else [], acked)
     severity = tx.highest_active_severity(incident["id"], SEVERITIES) or incident["severity"]
     changes: dict = {}
