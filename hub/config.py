@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from hub import matchers, silences, timeintervals
+from hub import logfile, matchers, silences, timeintervals
 from hub.errors import ConfigError
 from hub.events import Severity, Status
 
@@ -397,11 +397,15 @@ def load(path: str | Path) -> Config:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from e
-    return parse(text, os.environ)
+    return parse(text, os.environ, Path(path).absolute().parent)
 
 
-def parse(text: str, environ: typing.Mapping[str, str]) -> Config:
-    """Validate TOML text against the schema and the cross references."""
+def parse(text: str, environ: typing.Mapping[str, str], folder: Path | None = None) -> Config:
+    """Validate TOML text against the schema and the cross references.
+
+    Relative file paths are taken from ``folder`` (the config file's; by default the
+    working directory), see ``_anchor_paths``.
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -411,11 +415,37 @@ def parse(text: str, environ: typing.Mapping[str, str]) -> Config:
     _collect_problems(resolved, Config, "", problems)
     if problems:
         raise ConfigError(problems)
-    config = msgspec.convert(resolved, Config, dec_hook=_dec_hook)
+    config = _anchor_paths(
+        msgspec.convert(resolved, Config, dec_hook=_dec_hook), folder or Path.cwd()
+    )
     problems = check(config)
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _anchor_paths(config: Config, folder: Path) -> Config:
+    """The store and ``logfile://`` channels with relative paths taken from ``folder``.
+
+    As Prometheus and Alertmanager read the paths in their config files: hub uses the
+    same files whatever directory it was started from (a service manager starts it in
+    ``/``).
+    """
+    replace = msgspec.structs.replace
+    storage = replace(config.storage, path=str(folder / config.storage.path))
+    receivers = [
+        replace(r, urls=[logfile.anchor(url, folder) for url in r.urls]) for r in config.receivers
+    ]
+    schedules = [
+        replace(
+            s,
+            people=[
+                replace(p, urls=[logfile.anchor(url, folder) for url in p.urls]) for p in s.people
+            ],
+        )
+        for s in config.schedules
+    ]
+    return replace(config, storage=storage, receivers=receivers, schedules=schedules)
 
 
 def warnings(config: Config) -> list[str]:

@@ -2,7 +2,8 @@
 
 It lets the example config run on a fresh machine with no mail server or chat
 account, and gives operators a local audit trail. ``logfile://notifications.log``
-writes to ``notifications.log`` relative to the hub's working directory.
+writes to ``notifications.log`` beside the config file, ``logfile:///var/log/hub.jsonl``
+to that absolute path: the config loader anchors every relative path (``anchor``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from apprise import NotificationManager
 from apprise.decorators import notify
@@ -26,8 +28,22 @@ def register() -> None:
         notify(on=SCHEMA, name="hub log file")(_append)
 
 
+def anchor(url: str, folder: Path) -> str:
+    """A ``logfile://`` URL with its path made absolute from ``folder``; others as given.
+
+    Apprise drops the leading slash of an absolute path, so the channel cannot tell
+    ``logfile:///var/log/x`` from ``logfile://var/log/x``: paths are settled here,
+    once, and the channel reads every path as absolute.
+    """
+    prefix = f"{SCHEMA}://"
+    if url[: len(prefix)].lower() != prefix:
+        return url
+    path, mark, query = url[len(prefix) :].partition("?")
+    return f"{prefix}{(folder / path).as_posix()}{mark}{query}"
+
+
 def _append(body: str, title: str, notify_type: str, meta: dict[str, Any], **_: Any) -> bool:
-    path = Path((meta.get("host") or "") + (meta.get("fullpath") or ""))
+    path = Path("/" + unquote((meta.get("host") or "") + (meta.get("fullpath") or "")))
     line = json.dumps(
         {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

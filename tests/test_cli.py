@@ -309,6 +309,21 @@ def test_notify_test_names_the_known_receivers_when_one_is_unknown(tmp_path):
     assert result.stderr.strip() == "hub: error: no receiver 'pager' in alerts.toml (known: ops)"
 
 
+def test_logfile_paths_are_the_config_folders_or_absolute_whatever_the_working_dir(tmp_path):
+    config_dir, elsewhere, var = tmp_path / "etc", tmp_path / "run", tmp_path / "var log"
+    for folder in (config_dir, elsewhere, var):
+        folder.mkdir()
+    absolute = var / "sent.jsonl"
+    notify_config(config_dir, "logfile://sent.jsonl", f"logfile://{absolute.as_posix()}")
+    config_path = (config_dir / "alerts.toml").as_posix()
+    sent = run_hub("notify-test", "--config", config_path, "ops", cwd=elsewhere)
+    assert sent.returncode == 0, sent.stderr
+    for log in (config_dir / "sent.jsonl", absolute):
+        (line,) = log.read_text().splitlines()
+        assert json.loads(line)["title"] == "[FIRING] #1 Test notification from hub, please ignore"
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_oncall_asks_the_running_hub_for_the_given_time(hub_factory):
     hub = hub_factory(WITH_TOKENS + SCHEDULE_CONFIG, mail_url="logfile://ops.log")
     shown = run_hub(

@@ -128,6 +128,32 @@ def test_check_config_prints_every_problem_and_exits_non_zero(tmp_path):
     assert "route.group_wait" in result.stderr
 
 
+def test_relative_paths_are_the_config_files_folders_and_absolute_ones_stay(tmp_path, monkeypatch):
+    text = (
+        '[storage]\npath = "data/hub.db"\n'
+        '[[receivers]]\nname = "ops"\n'
+        'urls = ["logfile://out/n.jsonl?cto=3", "logfile:///srv/n.jsonl", "json://127.0.0.1:9/"]\n'
+        '[[schedules]]\nname = "team"\n'
+        'rotations = [{ participants = ["al"], start = 2026-01-05 }]\n'
+        'people = [{ name = "al", urls = ["logfile://al.jsonl"] }]\n'
+        '[route]\nreceiver = "ops"\n'
+    )
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "alerts.toml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    loaded = config.load("etc/alerts.toml")
+    folder = (tmp_path / "etc").as_posix()
+    assert loaded.storage.path == f"{folder}/data/hub.db"
+    assert loaded.receivers[0].urls == [
+        f"logfile://{folder}/out/n.jsonl?cto=3",
+        "logfile:///srv/n.jsonl",
+        "json://127.0.0.1:9/",
+    ]
+    assert loaded.schedules[0].people[0].urls == [f"logfile://{folder}/al.jsonl"]
+    absolute = config.load(tmp_path / "etc" / "alerts.toml")
+    assert absolute.storage.path == loaded.storage.path
+
+
 def test_serve_refuses_to_start_on_a_bad_config(tmp_path):
     (tmp_path / "alerts.toml").write_text(BROKEN)
     result = run_hub("serve", cwd=tmp_path)

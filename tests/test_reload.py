@@ -90,7 +90,8 @@ def test_a_reload_keeps_the_address_and_store_the_hub_started_with():
     running = parsed(8080, "hub.db")
     loaded = msgspec.structs.replace(parsed(9090, "other.db"), route=config.Route(receiver="ops"))
     kept, differ = config.keep_startup_settings(running, loaded)
-    assert (kept.server.port, kept.storage.path) == (8080, "hub.db")
+    assert (kept.server.port, kept.storage.path) == (8080, running.storage.path)
+    assert running.storage.path.endswith("/hub.db")
     assert kept.route is loaded.route
     assert differ == ["server.port", "storage.path"]
 
