@@ -48,14 +48,12 @@ KINDS: dict[str, Kind] = {
 class Channel:
     """One Apprise URL ready for one send.
 
-    ``limit`` is the most characters an SMS body may have on this service;
-    ``display`` is the URL with its secrets masked, for logs and the API.
+    ``limit`` is the most characters an SMS body may have on this service.
     """
 
     service: Any
     kind: Kind
     limit: int
-    display: str
 
     def send(self, title: str, body: str, body_format: str) -> str | None:
         """Send one message; None on success, else the reason Apprise logged."""
@@ -91,7 +89,7 @@ def open_channel(url: str, timeout: float) -> Channel:
         raise ValueError(f"Apprise cannot load a {schema(url)!r} URL")
     service.request_rate_per_sec = 0
     limit = min(SMS_LIMIT, service.body_maxlen or SMS_LIMIT)
-    return Channel(service, kind(url), limit, service.url(privacy=True))
+    return Channel(service, kind(url), limit)
 
 
 def with_timeouts(url: str, timeout: float) -> str:
@@ -107,7 +105,10 @@ def with_timeouts(url: str, timeout: float) -> str:
 
 
 def redact(url: str) -> str:
-    """The URL with passwords and tokens masked, as Apprise prints it."""
+    """The URL with passwords and tokens masked, as Apprise prints it; a ``logfile://``
+    URL whole, as its path is where to look and holds no secret."""
+    if schema(url) == logfile.SCHEMA:
+        return url.partition("?")[0]
     service = apprise.Apprise.instantiate(url)
     return service.url(privacy=True) if service is not None else f"{schema(url)}://..."
 

@@ -33,7 +33,7 @@ def send(url: str, context: NotificationContext = INCIDENT) -> None:
     channel = channels.open_channel(url, timeout=5)
     rendered = TEMPLATES.render(context, channel.kind, channel.limit)
     error = channel.send(rendered.title, rendered.body, rendered.body_format)
-    assert error is None, f"Apprise could not send to {channel.display}: {error}"
+    assert error is None, f"Apprise could not send to {channels.redact(url)}: {error}"
 
 
 @responses.activate
@@ -118,6 +118,5 @@ def test_a_channel_is_not_throttled_by_apprise():
 
 @pytest.mark.parametrize(("url", "secret"), [(TWILIO_URL, "TOKEN"), (SLACK_URL, "XXXX")])
 def test_urls_are_shown_redacted(url, secret):
-    assert secret not in channels.open_channel(url, timeout=5).display
     assert secret not in channels.redact(url)
     assert channels.redact(url).startswith(url.partition("://")[0])

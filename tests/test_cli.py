@@ -318,6 +318,10 @@ def test_logfile_paths_are_the_config_folders_or_absolute_whatever_the_working_d
     config_path = (config_dir / "alerts.toml").as_posix()
     sent = run_hub("notify-test", "--config", config_path, "ops", cwd=elsewhere)
     assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.splitlines() == [
+        f"sent    logfile://{(config_dir / 'sent.jsonl').as_posix()}",
+        f"sent    logfile://{absolute.as_posix()}",
+    ]
     for log in (config_dir / "sent.jsonl", absolute):
         (line,) = log.read_text().splitlines()
         assert json.loads(line)["title"] == "[FIRING] #1 Test notification from hub, please ignore"
