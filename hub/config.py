@@ -432,17 +432,14 @@ def _anchor_paths(config: Config, folder: Path) -> Config:
     ``/``).
     """
     replace = msgspec.structs.replace
+
+    def anchored(urls: list[str]) -> list[str]:
+        return [logfile.anchor(url, folder) for url in urls]
+
     storage = replace(config.storage, path=str(folder / config.storage.path))
-    receivers = [
-        replace(r, urls=[logfile.anchor(url, folder) for url in r.urls]) for r in config.receivers
-    ]
+    receivers = [replace(r, urls=anchored(r.urls)) for r in config.receivers]
     schedules = [
-        replace(
-            s,
-            people=[
-                replace(p, urls=[logfile.anchor(url, folder) for url in p.urls]) for p in s.people
-            ],
-        )
+        replace(s, people=[replace(p, urls=anchored(p.urls)) for p in s.people])
         for s in config.schedules
     ]
     return replace(config, storage=storage, receivers=receivers, schedules=schedules)
