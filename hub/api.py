@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Request, Response, get, post
 from litestar.params import FromQuery, Parameter, QueryParameter
@@ -13,8 +13,10 @@ from hub import matchers, silencing
 from hub.access import require
 from hub.alerts import matchable
 from hub.errors import InvalidPayload, NotFound
+from hub.events import Severity
 from hub.problems import problem
 
+AlertStatus = Literal["firing", "resolved"]
 ROW_ID_MAX = 2**63 - 1
 RowId = Annotated[int, Parameter(ge=1, le=ROW_ID_MAX, description="a row id")]
 """A path id: SQLite's integers end at 2**63 - 1, so a larger one is a 400, not a 500."""
@@ -69,8 +71,8 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
 @get("/api/v1/alerts", summary="List alerts", guards=[require("read")])
 async def list_alerts(
     request: Request,
-    status: FromQuery[str | None] = None,
-    severity: FromQuery[str | None] = None,
+    status: FromQuery[AlertStatus | None] = None,
+    severity: FromQuery[Severity | None] = None,
     source: FromQuery[str | None] = None,
     label: Annotated[
         list[str] | None,

@@ -15,6 +15,7 @@ from hub.access import require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present
 from hub.correlate import act
 from hub.errors import Conflict, NotFound
+from hub.events import Severity
 from hub.store import Store
 
 
@@ -32,7 +33,7 @@ def _present_incident(row: dict[str, Any]) -> dict[str, Any]:
 async def list_incidents(
     request: Request,
     status: FromQuery[Literal["open", "acknowledged", "resolved"] | None] = None,
-    severity: FromQuery[str | None] = None,
+    severity: FromQuery[Severity | None] = None,
     label: Annotated[
         list[str] | None,
         QueryParameter(description='matchers on the incident\'s group labels, e.g. service="api"'),

@@ -9,6 +9,7 @@ import logging
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from hub.api_params import explain_invalid
 from hub.errors import AuthError, HubError, InvalidPayload, RateLimited, Unavailable
 
 log = logging.getLogger("hub.http")
@@ -53,11 +54,12 @@ def handle_hub_error(_: Request, exc: HubError) -> Response:
     return Response(body, status_code=exc.status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def handle_http_exception(_: Request, exc: HTTPException) -> Response:
+def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     """Litestar's own errors (unknown path, wrong method, body over the app limit)."""
     detail = exc.detail
     if exc.extra:
-        detail = f"{detail}: {exc.extra}"
+        explained = explain_invalid(request, exc.extra)
+        detail = f"invalid {explained}" if explained else f"{detail}: {exc.extra}"
     title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(
         exc.status_code, "Bad request" if exc.status_code == 400 else "Error"
     )

@@ -149,3 +149,58 @@ def test_a_client_gone_before_its_body_arrived_changes_nothing(hub_factory, smtp
         assert http.post("/webhooks/shop", json=GOOD).status_code == 202
     after = stored_rows(tmp_path / "hub.db")
     assert after["deliveries"] == before["deliveries"] + 1
+
+
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        (
+            "/api/v1/notifications?state=dead",
+            "unknown query parameter 'state'; GET /api/v1/notifications takes"
+            " incident, limit, outcome, receiver",
+        ),
+        ("/api/v1/alerts?offset=2", "unknown query parameter 'offset'"),
+        ("/api/v1/alerts/1?verbose=1", "takes no query parameters"),
+        (
+            "/api/v1/alerts?status=bogus",
+            "invalid query parameter 'status': Invalid enum value 'bogus'"
+            " (one of: firing, resolved)",
+        ),
+        (
+            "/api/v1/alerts?severity=CRITICAL",
+            "query parameter 'severity': Invalid enum value 'CRITICAL'"
+            " (one of: critical, error, warning, info)",
+        ),
+        ("/api/v1/incidents?severity=high", "query parameter 'severity'"),
+        (
+            "/api/v1/silences?state=bogus",
+            "query parameter 'state': Invalid enum value 'bogus'"
+            " (one of: pending, active, expired)",
+        ),
+        ("/api/v1/alerts?limit=0", "invalid query parameter 'limit': Expected `int` >= 1"),
+    ],
+    ids=[
+        "unknown-filter",
+        "unknown-paging",
+        "no-parameters",
+        "bad-status",
+        "bad-severity",
+        "bad-incident-severity",
+        "bad-silence-state",
+        "limit-zero",
+    ],
+)
+def test_an_api_filter_that_would_do_nothing_is_a_400_naming_it(hub_factory, smtp, query, detail):
+    """A filter hub cannot apply must not answer with the unfiltered list: ``?state=dead``
+    listing every notification reads as a list of dead letters."""
+    _, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    with hub.client() as http:
+        assert http.post("/webhooks/shop", json=GOOD, headers=AUTH).status_code == 202
+        answer = http.get(query)
+        listed = http.get("/api/v1/alerts?status=firing&severity=warning&limit=5")
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert detail in answer.json()["detail"]
+    assert "ParamType" not in answer.text
+    assert [alert["summary"] for alert in listed.json()] == [GOOD["summary"]]

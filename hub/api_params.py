@@ -1,0 +1,95 @@
+"""The API's query parameters, in the client's terms.
+
+A filter the handler does not take (``?state=dead`` where the filter is ``outcome``)
+would otherwise be ignored and the whole list returned, which reads as an answer to
+the question asked; so it is refused, naming what the endpoint takes. A bad value is
+explained with the parameter's name as the client wrote it, not as hub's code
+spells it.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from litestar import Request
+from litestar.enums import ParamType
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import ParameterKwarg
+
+from hub.errors import HubError
+
+API_PREFIX = "/api/"
+# Parameters Litestar fills from the request itself, never from the query string.
+_RESERVED = frozenset({"request", "state", "scope", "headers", "cookies", "query", "data", "body"})
+
+
+class UnknownQueryParameter(HubError):
+    status = 400
+    title = "Bad request"
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """Before an API handler runs: a query parameter it does not take is a 400."""
+    if not request.url.path.startswith(API_PREFIX):
+        return
+    taken = query_names(request.route_handler, frozenset(request.path_params))
+    unknown = sorted(set(request.query_params) - set(taken.values()))
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        offered = ", ".join(sorted(taken.values())) or "no query parameters"
+        raise UnknownQueryParameter(
+            f"unknown query parameter {names}; {request.method} {request.url.path} takes {offered}"
+        )
+
+
+@functools.cache
+def query_names(handler: HTTPRouteHandler, path_params: frozenset[str]) -> Mapping[str, str]:
+    """The handler's query parameters: the name in its signature -> the name in the URL."""
+    names = {}
+    for name, field in handler.parsed_fn_signature.parameters.items():
+        kwarg = field.kwarg_definition
+        if name in path_params or name in _RESERVED:
+            continue
+        if kwarg is None:
+            names[name] = name
+        elif isinstance(kwarg, ParameterKwarg) and kwarg.param_type is ParamType.QUERY:
+            names[name] = kwarg.query or kwarg.name or name
+    return names
+
+
+def explain_invalid(request: Request, errors: Any) -> str | None:
+    """Litestar's validation errors as one sentence per bad query parameter, with the
+    values it may take when they are a fixed set; None when they are not about the query."""
+    if not isinstance(errors, list) or not all(_is_query_error(error) for error in errors):
+        return None
+    handler = request.route_handler
+    taken = query_names(handler, frozenset(request.path_params))
+    fields = handler.parsed_fn_signature.parameters
+    parts = []
+    for error in errors:
+        key = error["key"]
+        part = f"query parameter {taken.get(key, key)!r}: {error['message']}"
+        choices = _choices(fields[key].annotation) if key in fields else ()
+        if choices:
+            part += f" (one of: {', '.join(choices)})"
+        parts.append(part)
+    return "; ".join(parts)
+
+
+def _is_query_error(error: object) -> bool:
+    return isinstance(error, dict) and error.get("source") is ParamType.QUERY and "key" in error
+
+
+def _choices(annotation: Any) -> tuple[str, ...]:
+    """The allowed values of a Literal or an Enum, however it is wrapped (Optional)."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return tuple(str(value) for value in typing.get_args(annotation))
+    if isinstance(annotation, type) and hasattr(annotation, "__members__"):
+        return tuple(str(member.value) for member in annotation)
+    for argument in typing.get_args(annotation):
+        if choices := _choices(argument):
+            return choices
+    return ()
