@@ -103,6 +103,9 @@ CHAT_BODY = """
 {% for alert in alerts[:20] %}
 - {{ alert.status | upper }} **{{ alert.summary }}**
   {{- " " ~ alert.labels | pairs | map("code") | join(" ") }}
+{% for name, value in alert.annotations | dictsort if value != alert.summary %}
+  - {{ name }}: {{ value | truncate(500) }}
+{% endfor %}
 {% endfor %}
 {% if alerts | length > 20 %}
 - ... and {{ alerts | length - 20 }} more

@@ -68,6 +68,23 @@ def test_email_shows_links_as_visible_text_for_the_plain_text_part():
     assert f">Open incident: {SAMPLE.incident_url}</a>" in body
 
 
+def test_chat_lists_each_alerts_annotations_except_the_one_that_is_its_summary():
+    """A paged person needs the runbook and the description in the message itself."""
+    annotated = alert(
+        summary="disk full",
+        annotations={
+            "summary": "disk full",
+            "description": "d" * 600,
+            "runbook_url": "https://wiki.example/disk",
+        },
+    )
+    body = Templates(parsed()).render(context(alerts=[annotated]), "chat").body
+    assert "- FIRING **disk full**" in body
+    assert "\n  - runbook_url: https://wiki.example/disk\n" in body
+    assert "\n  - description: " + "d" * 497 + "...\n" in body
+    assert "summary: disk full" not in body
+
+
 def test_chat_is_markdown_with_each_alert_and_the_links():
     rendered = Templates(parsed()).render(context(), "chat")
     assert rendered.body_format == "markdown"
