@@ -44,7 +44,10 @@ SECRET_HEADER_PARTS = (
     "api-key",
     "apikey",
 )
-DELIVERY_ID_HEADERS = ("idempotency-key", "webhook-id", "x-request-id")
+# Headers a sender sets to name one delivery and its retries. Not X-Request-ID: tracing
+# middleware and proxies propagate one across unrelated calls, and a second alert
+# taken for a retry of the first would be lost.
+DELIVERY_ID_HEADERS = ("idempotency-key", "webhook-id")
 
 
 class Delivery(msgspec.Struct, frozen=True):

@@ -97,6 +97,19 @@ def test_a_repeated_idempotency_key_gets_the_first_answer_and_counts_once(hub_fa
     wait_for(lambda: len(mailbox.messages) == 1)
 
 
+def test_two_alerts_sharing_an_x_request_id_are_both_stored(hub_factory, smtp, tmp_path):
+    """A tracing id is propagated across unrelated calls: it is no delivery id."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    other = {**FIRING, "summary": "disk full on db-1", "dedup_key": "db-1-disk"}
+    with hub.client(headers={**AUTH, "X-Request-ID": "trace-abc123"}) as http:
+        first = http.post("/webhooks/shop", json=FIRING)
+        second = http.post("/webhooks/shop", json=other)
+        stored = http.get("/api/v1/alerts").json()
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert sorted(a["fingerprint"] for a in stored) == ["checkout-errors", "db-1-disk"]
+    assert table_count(tmp_path / "hub.db", "deliveries") == 2
+
+
 def test_a_list_of_events_is_accepted_in_one_delivery(hub_factory, smtp):
     _, smtp_port = smtp
     hub = hub_factory(mail_url=mail_url(smtp_port))
