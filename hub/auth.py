@@ -71,6 +71,11 @@ def authenticate(auth: Auth, headers: Mapping[str, str], body: bytes, now: datet
     return delivery_id
 
 
+def delivery_id_header(auth: Auth) -> str:
+    """The header ``authenticate`` takes the delivery id from, for a refusal to name."""
+    return "webhook-id" if auth.type == "standard-webhooks" else auth.id_header
+
+
 def _none(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
     """Anyone may send: only for a hub that nobody untrusted can reach."""
 

@@ -4,6 +4,7 @@ HubError                 base; carries the HTTP status and a problem title
  ├── ConfigError         the configuration is invalid; ``problems`` lists every fault found
  ├── MalformedBody       400: the body is not parseable (JSON syntax, encoding)
  ├── InvalidPayload      422: valid JSON of the wrong shape; ``field`` names the path
+ ├── KeyReused           422: a delivery id sent again with a different body
  ├── AuthError           401: the sender could not be verified; ``reason`` is a bounded label
  ├── Forbidden           403: authenticated, but the role is too low or a token is invalid
  ├── NotFound            404: unknown source, alert, incident, ...
@@ -54,6 +55,14 @@ class InvalidPayload(HubError):
     def __init__(self, detail: str, field: str = "$") -> None:
         super().__init__(detail)
         self.field = field
+
+
+class KeyReused(HubError):
+    """A delivery id came again with another body: not a retry, and taking it for one
+    would drop its events, so it is refused (as the IETF Idempotency-Key draft says)."""
+
+    status = 422
+    title = "Delivery id reused"
 
 
 class AuthError(HubError):

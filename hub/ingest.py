@@ -22,6 +22,7 @@ from hub.alerts import Outcome, changed_fields, classify, ends_at, new_row, occu
 from hub.config import Mode
 from hub.correlate import correlate, insert_new
 from hub.decoders.common import Decoded
+from hub.errors import KeyReused
 from hub.events import Event
 from hub.rules import Rules
 from hub.silences import Silence
@@ -44,17 +45,18 @@ SECRET_HEADER_PARTS = (
     "api-key",
     "apikey",
 )
-# Headers a sender sets to name one delivery and its retries. Not X-Request-ID: tracing
-# middleware and proxies propagate one across unrelated calls, and a second alert
-# taken for a retry of the first would be lost.
-DELIVERY_ID_HEADERS = ("idempotency-key", "webhook-id")
+# Headers a sender sets to name one delivery and its retries (lower case -> as a
+# refusal spells it). Not X-Request-ID: tracing middleware and proxies propagate one
+# across unrelated calls, and a second alert taken for a retry of the first would be lost.
+DELIVERY_ID_HEADERS = {"idempotency-key": "Idempotency-Key", "webhook-id": "webhook-id"}
 
 
 class Delivery(msgspec.Struct, frozen=True):
     """One HTTP delivery from a sender, as it will be kept for audit.
 
     ``mode`` is the source's at receive time; ``replay_of`` the delivery whose body
-    an operator sent through again (a replay has no key: it is no sender's retry).
+    an operator sent through again (a replay has no key: it is no sender's retry);
+    ``key_header`` the header the key came in, named when a reused key is refused.
     """
 
     source: str
@@ -64,6 +66,7 @@ class Delivery(msgspec.Struct, frozen=True):
     body: bytes
     mode: Mode = "live"
     replay_of: int | None = None
+    key_header: str | None = None
 
 
 class Answer(msgspec.Struct, frozen=True):
@@ -75,11 +78,17 @@ class Answer(msgspec.Struct, frozen=True):
     outcomes: list[str] = []
 
 
-def delivery_key(headers: Mapping[str, str], authenticated_id: str | None) -> str | None:
-    """The sender's id for this delivery, from the auth scheme or a well-known header."""
+def delivery_key(
+    headers: Mapping[str, str], authenticated_id: str | None, id_header: str
+) -> tuple[str, str] | tuple[None, None]:
+    """The sender's id for this delivery and the header it came in: the auth scheme's
+    (in ``id_header``), else Idempotency-Key or webhook-id."""
     if authenticated_id:
-        return authenticated_id
-    return next((headers[name] for name in DELIVERY_ID_HEADERS if headers.get(name)), None)
+        return id_header, authenticated_id
+    for name, spelled in DELIVERY_ID_HEADERS.items():
+        if key := headers.get(name):
+            return spelled, key
+    return None, None
 
 
 def audit_headers(headers: Mapping[str, str], secret: Collection[str] = ()) -> dict[str, str]:
@@ -108,7 +117,8 @@ def apply_delivery(
     rules: Rules,
     responder: Responder | None = None,
 ) -> Answer:
-    """The write function for one delivery; a repeated delivery key changes nothing.
+    """The write function for one delivery; a repeated delivery key changes nothing
+    (and a reused one, with another body, is refused: KeyReused).
 
     The answer (hub's, or the format's ``responder``'s) is stored with the delivery
     in its one INSERT, so a repeat gets it back and the audit log shows what the
@@ -160,9 +170,22 @@ def apply_test_delivery(
 
 
 def _repeated(tx: Tx, delivery: Delivery) -> Answer | None:
-    """The first answer, when the sender already made this delivery."""
+    """The first answer, when the sender already made this delivery.
+
+    A retry resends the same bytes; the same key with another body is a new delivery
+    under a reused key, and answering it as a retry would silently drop its events.
+    """
     prior = tx.find_delivery(delivery.source, delivery.key) if delivery.key else None
-    return None if prior is None else Answer(200, prior[1], repeated=True)
+    if prior is None:
+        return None
+    _, response, body = prior
+    if body != delivery.body:
+        raise KeyReused(
+            f"the body differs from the first delivery with {delivery.key_header or 'key'}"
+            f" {delivery.key!r}; a retry must resend that body unchanged, and a new"
+            " delivery needs a new key"
+        )
+    return Answer(200, response, repeated=True)
 
 
 def _insert(

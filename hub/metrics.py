@@ -35,6 +35,7 @@ WEBHOOK_OUTCOMES = (
     "unauthorized",
     "malformed",
     "invalid",
+    "key_reused",
     "too_large",
     "unsupported_media",
     "rate_limited",

@@ -358,12 +358,14 @@ class Tx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
-    def find_delivery(self, source: str, key: str) -> tuple[int, Any] | None:
+    def find_delivery(self, source: str, key: str) -> tuple[int, Any, bytes] | None:
+        """The status code, answer and body of the delivery with this key."""
         row = self.conn.execute(
-            "SELECT status_code, response FROM deliveries WHERE source = ? AND delivery_key = ?",
+            "SELECT status_code, response, body FROM deliveries"
+            " WHERE source = ? AND delivery_key = ?",
             (source, key),
         ).fetchone()
-        return (row[0], _decode_json(row[1])) if row else None
+        return (row[0], _decode_json(row[1]), row[2]) if row else None
 
     def next_delivery_id(self) -> int:
         """The id SQLite would give the next delivery (one past the largest), taken

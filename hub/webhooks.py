@@ -21,7 +21,7 @@ from litestar import Litestar
 from litestar.types import Receive, Scope, Send
 
 from hub.alerts import Outcome
-from hub.auth import authenticate
+from hub.auth import authenticate, delivery_id_header
 from hub.config import Source
 from hub.decoders import RESPONDERS, Responder, decode
 from hub.decoders.common import Decoded
@@ -29,6 +29,7 @@ from hub.errors import (
     AuthError,
     HubError,
     InvalidPayload,
+    KeyReused,
     MalformedBody,
     NotFound,
     PayloadTooLarge,
@@ -60,6 +61,7 @@ _OUTCOME_BY_ERROR: dict[type[HubError], str] = {
     AuthError: "unauthorized",
     MalformedBody: "malformed",
     InvalidPayload: "invalid",
+    KeyReused: "key_reused",
     PayloadTooLarge: "too_large",
     UnsupportedMedia: "unsupported_media",
     RateLimited: "rate_limited",
@@ -120,7 +122,8 @@ class _Disconnected(Exception):
 async def _receive(
     hub, name: str, headers: dict[str, str], receive: Receive, only_format: str | None
 ) -> Reply:
-    """Accept one delivery: 202 when applied, 200 with the first answer on a repeat."""
+    """Accept one delivery: 202 when applied, 200 with the first answer on a repeat
+    (422 when its key came first with another body)."""
     started = time.perf_counter()
     source = hub.config.source(name)
     if source is None:
@@ -154,13 +157,15 @@ async def _ingest(
     moment = datetime.fromtimestamp(now, UTC)
     authenticated_id = authenticate(source.auth, headers, body, moment)
     decoded = decode(body, source, moment)
+    key_header, key = delivery_key(headers, authenticated_id, delivery_id_header(source.auth))
     delivery = Delivery(
         source=source.name,
-        key=delivery_key(headers, authenticated_id),
+        key=key,
         received_at=now,
         headers=audit_headers(headers, source.auth.headers),
         body=body,
         mode=source.mode,
+        key_header=key_header,
     )
     return await commit(hub, delivery, decoded, responder)
 

@@ -42,7 +42,10 @@ _REFUSALS = {
     "405": "Only POST is served here",
     "413": "The body is over the source's (or the server's) max_body_bytes",
     "415": "The content type is not JSON",
-    "422": "JSON of the wrong shape; field names where",
+    "422": (
+        "JSON of the wrong shape (field names where), or a delivery id (Idempotency-Key,"
+        " webhook-id, the source's id_header) sent again with a different body"
+    ),
     "429": "Over the source's rate_limit; retry after Retry-After seconds",
     "503": "The write queue is full; retry after Retry-After seconds",
 }
@@ -67,7 +70,9 @@ def document(openapi: OpenAPI) -> None:
             "Ingest events from a configured source",
             {
                 "202": _json("Applied: every event is stored (the format's own answer)"),
-                "200": _json("A repeated delivery (same delivery id): the first answer again"),
+                "200": _json(
+                    "A repeated delivery (same delivery id and body): the first answer again"
+                ),
             },
         )
     )

@@ -198,6 +198,40 @@ def test_a_replayed_delivery_id_is_answered_once(hub, tmp_path, source, headers)
     assert stored_rows(tmp_path / "hub.db") == after_first
 
 
+@pytest.mark.parametrize(
+    ("source", "first", "reused", "header"),
+    [
+        (
+            "bearer",
+            {**bearer(BODY), "Idempotency-Key": "retry-1"},
+            {**bearer(OTHER_BODY), "Idempotency-Key": "retry-1"},
+            "Idempotency-Key 'retry-1'",
+        ),
+        (
+            "github",
+            github(BODY, delivery="gh-reused"),
+            github(OTHER_BODY, delivery="gh-reused"),
+            "X-GitHub-Delivery 'gh-reused'",
+        ),
+        (
+            "standard",
+            standard(BODY, delivery="msg_reused"),
+            standard(OTHER_BODY, delivery="msg_reused"),
+            "webhook-id 'msg_reused'",
+        ),
+    ],
+)
+def test_a_delivery_id_sent_again_with_another_body_gets_422_naming_it(
+    hub, tmp_path, source, first, reused, header
+):
+    assert post(hub, source, first).status_code == 202
+    after_first = settled_rows(tmp_path / "hub.db")
+    answer = post(hub, source, reused, OTHER_BODY)
+    assert answer.status_code == 422, answer.text
+    assert header in answer.json()["detail"]
+    assert stored_rows(tmp_path / "hub.db") == after_first
+
+
 def chunked(content: bytes) -> Iterator[bytes]:
     """A body sent without Content-Length, so only the streamed size can refuse it."""
     for start in range(0, len(content), 64):

@@ -110,6 +110,30 @@ def test_two_alerts_sharing_an_x_request_id_are_both_stored(hub_factory, smtp, t
     assert table_count(tmp_path / "hub.db", "deliveries") == 2
 
 
+def test_a_reused_idempotency_key_with_another_body_is_refused_and_changes_nothing(
+    hub_factory, smtp, tmp_path
+):
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    db = tmp_path / "hub.db"
+    headers = {**AUTH, "Idempotency-Key": "k1"}
+    with hub.client(headers=headers) as http:
+        first = http.post("/webhooks/shop", json=FIRING)
+        before = {t: table_count(db, t) for t in ("deliveries", "events", "alert_history")}
+        reused = http.post("/webhooks/shop", json=RESOLVED)
+        alert = http.get(f"/api/v1/alerts/{first.json()['alerts'][0]['id']}").json()
+        retried = http.post("/webhooks/shop", json=FIRING)
+        metrics = http.get("/metrics").text
+    assert first.status_code == 202
+    assert reused.status_code == 422, reused.text
+    assert reused.headers["content-type"].startswith("application/problem+json")
+    detail = reused.json()["detail"]
+    assert "body differs from the first delivery with Idempotency-Key 'k1'" in detail
+    assert alert["status"] == "firing" and len(alert["history"]) == 1
+    assert {t: table_count(db, t) for t in before} == before
+    assert (retried.status_code, retried.json()) == (200, first.json())
+    assert 'hub_webhooks_received_total{outcome="key_reused",source="shop"} 1.0' in metrics
+
+
 def test_a_list_of_events_is_accepted_in_one_delivery(hub_factory, smtp):
     _, smtp_port = smtp
     hub = hub_factory(mail_url=mail_url(smtp_port))

@@ -123,3 +123,14 @@ def test_a_repeated_test_delivery_gets_its_first_answer(hub):
     assert (first.status_code, again.status_code) == (202, 200)
     assert again.json() == first.json()
     assert len(listed) == 1
+
+
+def test_a_test_delivery_key_reused_with_another_body_is_refused(hub):
+    headers = {**TEST_AUTH, "Idempotency-Key": "try-1"}
+    with hub.client(headers=WRITE) as http:
+        first = http.post("/webhooks/rehearsal", json=CHECKOUT, headers=headers)
+        reused = http.post("/webhooks/rehearsal", json=SEARCH, headers=headers)
+        listed = http.get("/api/v1/events").json()
+    assert (first.status_code, reused.status_code) == (202, 422)
+    assert "Idempotency-Key 'try-1'" in reused.json()["detail"]
+    assert len(listed) == 1
