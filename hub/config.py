@@ -34,11 +34,19 @@ Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 class Duration(float):
     """Seconds, written in the file as "30s", "5m", "4h", "1h30m", "250ms"."""
 
+    written: str = ""
+
     @classmethod
     def parse(cls, text: str) -> Duration:
         if not isinstance(text, str) or not _DURATION.match(text):
             raise ValueError(f"expected a duration like '30s', '5m' or '4h', got {text!r}")
-        return cls(sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)))
+        parsed = cls(sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)))
+        parsed.written = text  # what the file said, for errors that quote it
+        return parsed
+
+    def text(self) -> str:
+        """As the file wrote it (a default as seconds): what an error message quotes."""
+        return self.written or f"{self:g}s"
 
 
 class Struct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -592,6 +600,7 @@ def check(config: Config) -> list[str]:
         problems.append("route.receiver: the root route needs a receiver")
     if config.route.matchers:
         problems.append("route.matchers: the root route takes every alert; match in routes")
+    problems += _check_notifier(config.notifier)
     problems += _check_route(config, config.route, "route")
     problems += _check_silences(config) + _check_inhibit_rules(config)
     problems += _check_time_intervals(config) + _check_flapping(config.flapping)
@@ -639,8 +648,30 @@ def _check_api(api: Api) -> list[str]:
     return problems
 
 
+def _check_notifier(notifier: Notifier) -> list[str]:
+    """No zeros: a zero backoff retries a failing channel without pause, zero attempts
+    would act as one, and zero workers could not send at all."""
+    problems = [
+        f"notifier.{key}: must be at least 1, got {getattr(notifier, key)}"
+        for key in ("max_attempts", "concurrency")
+        if getattr(notifier, key) < 1
+    ]
+    return problems + _positive_durations(notifier, "notifier", ("backoff", "max_backoff"))
+
+
+def _positive_durations(table: Any, path: str, keys: typing.Iterable[str]) -> list[str]:
+    """Durations that are waits between repeats: zero would repeat without pause."""
+    return [
+        f"{path}.{key}: must be longer than 0s, got {value.text()!r}"
+        for key in keys
+        if (value := getattr(table, key)) is not None and value <= 0
+    ]
+
+
 def _check_route(config: Config, route: Route, path: str) -> list[str]:
-    problems = []
+    # Alertmanager refuses both: at zero every change and every repeat is a message.
+    # group_wait may be zero (send the first message at once).
+    problems = _positive_durations(route, path, ("group_interval", "repeat_interval"))
     if route.receiver is not None and config.receiver(route.receiver) is None:
         problems.append(f'{path}.receiver: undefined receiver "{route.receiver}"')
     intervals = {t.name for t in config.time_intervals}

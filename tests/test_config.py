@@ -99,6 +99,87 @@ def test_environment_references_and_defaults_are_resolved():
     assert loaded.route.group_wait == 10
 
 
+VALID = """
+[[receivers]]
+name = "ops"
+urls = ["json://127.0.0.1:9/"]
+
+[route]
+receiver = "ops"
+group_wait = "0s"
+{route}
+
+[[route.routes]]
+matchers = ['severity="critical"']
+{child}
+
+{tables}
+"""
+
+
+def valid(route: str = "", child: str = "", tables: str = "") -> str:
+    """VALID with a line added to the root route, to its child, or a table at the end."""
+    return VALID.format(route=route, child=child, tables=tables)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            valid(route='group_interval = "0s"'),
+            "route.group_interval: must be longer than 0s, got '0s'",
+        ),
+        (
+            valid(route='repeat_interval = "0m"'),
+            "route.repeat_interval: must be longer than 0s, got '0m'",
+        ),
+        (
+            valid(child='group_interval = "0ms"'),
+            "route.routes[0].group_interval: must be longer than 0s, got '0ms'",
+        ),
+        (
+            valid(child='repeat_interval = "0h0m"'),
+            "route.routes[0].repeat_interval: must be longer than 0s, got '0h0m'",
+        ),
+        (
+            valid(tables="[notifier]\nmax_attempts = 0"),
+            "notifier.max_attempts: must be at least 1, got 0",
+        ),
+        (
+            valid(tables="[notifier]\nmax_attempts = -3"),
+            "notifier.max_attempts: must be at least 1, got -3",
+        ),
+        (
+            valid(tables="[notifier]\nconcurrency = 0"),
+            "notifier.concurrency: must be at least 1, got 0",
+        ),
+        (
+            valid(tables='[notifier]\nbackoff = "0s"'),
+            "notifier.backoff: must be longer than 0s, got '0s'",
+        ),
+        (
+            valid(tables='[notifier]\nmax_backoff = "0s"'),
+            "notifier.max_backoff: must be longer than 0s, got '0s'",
+        ),
+    ],
+)
+def test_a_zero_that_would_repeat_without_pause_is_refused_naming_the_key(text, problem):
+    assert problems_of(text) == [problem]
+
+
+def test_a_negative_duration_is_not_a_duration():
+    assert problems_of(valid(route='group_interval = "-5m"')) == [
+        "route.group_interval: expected a duration like '30s', '5m' or '4h', got '-5m'"
+    ]
+
+
+def test_group_wait_zero_still_loads_so_the_first_message_goes_at_once():
+    loaded = config.parse(valid(child='group_wait = "0s"'), {})
+    assert loaded.route.group_wait == 0
+    assert loaded.route.routes[0].group_wait == 0
+    assert loaded.route.routes[0].group_interval is None, "inherited from the root, not zero"
+
+
 def test_the_repository_example_config_is_valid_without_any_secret_set():
     loaded = config.parse((ROOT / "alerts.toml").read_text(), {})
     assert loaded.route.receiver == "ops"
@@ -126,6 +207,16 @@ def test_check_config_prints_every_problem_and_exits_non_zero(tmp_path):
     assert "5 problem(s)" in result.stderr
     assert "environment variable SHOP_TOKEN is not set" in result.stderr
     assert "route.group_wait" in result.stderr
+
+
+def test_check_config_refuses_zero_group_and_repeat_intervals(tmp_path):
+    text = valid(route='group_interval = "0s"\nrepeat_interval = "0s"')
+    (tmp_path / "flood.toml").write_text(text)
+    result = run_hub("check-config", "flood.toml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "2 problem(s)" in result.stderr
+    assert "route.group_interval: must be longer than 0s, got '0s'" in result.stderr
+    assert "route.repeat_interval: must be longer than 0s, got '0s'" in result.stderr
 
 
 def test_relative_paths_are_the_config_files_folders_and_absolute_ones_stay(tmp_path, monkeypatch):

@@ -82,6 +82,20 @@ def test_a_reload_refused_by_the_cross_checks_lists_them_too(hub):
     assert post_event(hub.url, "shop", "shop-secret-token") == 202
 
 
+def test_a_reload_to_zero_intervals_is_refused_like_a_bad_file_at_start(hub):
+    zero = hub.config_path.read_text().replace('group_interval = "200ms"', 'group_interval = "0s"')
+    hub.config_path.write_text(zero.replace('repeat_interval = "1h"', 'repeat_interval = "0s"'))
+    with hub.client(headers=ADMIN) as http:
+        answer = http.post("/-/reload")
+        metrics = http.get("/metrics").text
+    assert answer.status_code == 400
+    assert answer.json()["problems"] == [
+        "route.group_interval: must be longer than 0s, got '0s'",
+        "route.repeat_interval: must be longer than 0s, got '0s'",
+    ]
+    assert 'hub_config_reloads_total{outcome="failure"} 1.0' in metrics
+
+
 def test_a_reload_keeps_the_address_and_store_the_hub_started_with():
     def parsed(port: int, db: str) -> config.Config:
         text = render_config(BASE_CONFIG, port=port, db=db, mail_url=mail_url(25), max_attempts=1)
