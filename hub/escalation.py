@@ -190,7 +190,8 @@ def receivers(targets: list[str], cfg: config.Config, at: datetime) -> Iterator[
 
 
 def problems(cfg: config.Config) -> list[str]:
-    """Policies must have steps in time order that notify something that exists."""
+    """Policies must have steps in time order that notify something that exists, and a
+    pause between repeated runs (a step at 0s pages at once, which is legitimate)."""
     found = []
     targets = {r.name for r in cfg.receivers} | {
         f"{SCHEDULE_PREFIX}{s.name}" for s in cfg.schedules
@@ -201,6 +202,12 @@ def problems(cfg: config.Config) -> list[str]:
             found.append(f"{where}.steps: at least one step is needed")
         if policy.repeat < 0:
             found.append(f"{where}.repeat: must be 0 or more")
+        if policy.repeat > 0 and policy.repeat_after <= 0:
+            # With steps at 0s, every run would page at the same moment.
+            found.append(
+                f"{where}.repeat_after: must be longer than 0s when repeat is set, "
+                f"got {policy.repeat_after.text()!r}"
+            )
         for j, step in enumerate(policy.steps):
             if j and step.after < policy.steps[j - 1].after:
                 found.append(f"{where}.steps[{j}].after: must not be earlier than the step before")

@@ -167,6 +167,44 @@ def test_a_zero_that_would_repeat_without_pause_is_refused_naming_the_key(text, 
     assert problems_of(text) == [problem]
 
 
+ESCALATION = '[[escalations]]\nname = "page"\nsteps = [{ after = "0s", notify = ["ops"] }]\n'
+HEARTBEAT = '[[heartbeats]]\nname = "backup"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            valid(tables=ESCALATION + 'repeat = 2\nrepeat_after = "0s"'),
+            "escalations[0] (page).repeat_after: "
+            "must be longer than 0s when repeat is set, got '0s'",
+        ),
+        (
+            valid(tables=HEARTBEAT + 'period = "0s"'),
+            "heartbeats[0] (backup).period: must be longer than 0s",
+        ),
+    ],
+)
+def test_a_repeating_period_of_zero_is_refused(text, problem):
+    assert problems_of(text) == [problem]
+
+
+def test_zeros_that_mean_at_once_or_never_load():
+    """A first message or page at once, no slack for a heartbeat, no reopening."""
+    text = valid(
+        route='escalation = "page"',
+        tables=ESCALATION
+        + 'repeat_after = "0s"\n'
+        + HEARTBEAT
+        + 'period = "1h"\ngrace = "0s"\n[incidents]\nreopen_window = "0s"',
+    )
+    loaded = config.parse(text, {})
+    assert loaded.escalations[0].steps[0].after == 0
+    assert loaded.escalations[0].repeat == 0, "repeat_after is unused without repeat"
+    assert loaded.heartbeats[0].grace == 0
+    assert loaded.incidents.reopen_window == 0
+
+
 def test_a_negative_duration_is_not_a_duration():
     assert problems_of(valid(route='group_interval = "-5m"')) == [
         "route.group_interval: expected a duration like '30s', '5m' or '4h', got '-5m'"
