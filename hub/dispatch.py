@@ -46,6 +46,11 @@ class Links:
     ack_secret: bytes
     ack_ttl: float
 
+    def incident_url(self, incident_id: int) -> str:
+        """The console's page for the incident: what a person opening the link from a
+        chat or an email can read (the JSON API would answer 401 without a token)."""
+        return f"{self.base_url}/incidents/{incident_id}"
+
 
 @dataclass
 class Flushed:
@@ -250,7 +255,7 @@ def _context(
             )
             for a in visible
         ],
-        incident_url=f"{links.base_url}/api/v1/incidents/{incident['id']}",
+        incident_url=links.incident_url(incident["id"]),
         ack_url=f"{links.base_url}/ack/{token}" if firing else "",
         receiver=receiver,
     )

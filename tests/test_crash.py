@@ -226,7 +226,7 @@ def _context(incident_id: int) -> dict:
         "severity": "warning",
         "title": "claimed before the crash",
         "alerts": [],
-        "incident_url": "http://127.0.0.1/api/v1/incidents/1",
+        "incident_url": "http://127.0.0.1/incidents/1",
         "ack_url": "",
         "receiver": "ops",
     }

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 from conftest import AUTH, mail_url, wait_for
+from console_support import csrf_in
 from notify_support import (
     ACK_SECRET,
     WRITER,
@@ -81,7 +82,7 @@ def test_an_email_carries_both_links_in_both_parts_and_its_ack_link_acknowledges
         html, text = parts(message)
         ack_url = ack_link_in(text, hub.url)
         for part in (html, text):
-            assert f"{hub.url}/api/v1/incidents/{incident_id}" in part
+            assert f"{hub.url}/incidents/{incident_id}" in part
             assert ack_url in part
             assert "checkout API error rate above 5%" in part
 
@@ -101,6 +102,30 @@ def test_an_email_carries_both_links_in_both_parts_and_its_ack_link_acknowledges
     assert incident["acknowledged_by"] == "ack-link"
     acks = [t for t in incident["timeline"] if t["kind"] == "acknowledged"]
     assert [t["actor"] for t in acks] == ["ack-link"]
+
+
+def test_the_open_incident_link_shows_the_incidents_console_page_in_a_browser(hub_factory, smtp):
+    hub, incident_id, message = emailed_incident(hub_factory, smtp, "checkout down")
+    html, text = parts(message)
+    link = re.search(r'<a href="([^"]+)">Open incident', html).group(1)
+    assert link == f"{hub.url}/incidents/{incident_id}"
+    assert f"Open incident: {link}" in text
+    with hub.client(follow_redirects=True) as browser:  # no session yet
+        form = browser.get(link)
+        assert form.url.path == "/login", "the console asks to sign in, as for any page"
+        assert form.url.params["next"] == f"/incidents/{incident_id}"
+        data = {
+            "token": "write-token",
+            "_csrf": csrf_in(form.text),
+            "next": f"/incidents/{incident_id}",
+        }
+        page = browser.post("/login", data=data)
+        again = browser.get(link)
+    for shown in (page, again):
+        assert shown.status_code == 200
+        assert str(shown.url) == link
+        assert shown.headers["content-type"].startswith("text/html")
+        assert f"<h1>#{incident_id} checkout down</h1>" in shown.text
 
 
 def test_link_previews_and_mail_scanners_fetching_the_ack_link_change_nothing(hub_factory, smtp):
