@@ -224,15 +224,22 @@ def _apply_events(tx: Tx, delivery: Delivery, decoded: Decoded, rules: Rules) ->
 
 
 def _native_answer(delivery_id: int, decoded: Decoded, applied: list[_Applied]) -> dict[str, Any]:
+    """hub's answer. ``stale`` counts the events recorded but not applied (older than
+    their alert's last change), which a sender could not tell from ``alerts`` alone."""
     body: dict[str, Any] = {
         "accepted": len(applied),
-        "duplicates": sum(1 for event in applied if event.outcome is Outcome.DUPLICATE),
+        "duplicates": _count(applied, Outcome.DUPLICATE),
+        "stale": _count(applied, Outcome.STALE),
         "alerts": [event.alert for event in applied],
         "delivery_id": delivery_id,
     }
     if decoded.rejected:
         body["rejected"] = decoded.rejected
     return body
+
+
+def _count(applied: list[_Applied], outcome: Outcome) -> int:
+    return sum(1 for event in applied if event.outcome is outcome)
 
 
 def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) -> _Applied:

@@ -69,7 +69,12 @@ def document(openapi: OpenAPI) -> None:
             "receiveWebhook",
             "Ingest events from a configured source",
             {
-                "202": _json("Applied: every event is stored (the format's own answer)"),
+                "202": _json(
+                    "Applied: every event is stored. hub's answer (formats without one of"
+                    ' their own): {"accepted", "duplicates", "stale", "alerts", "delivery_id"}'
+                    ' and "rejected" for invalid batch items; "stale" counts the events older'
+                    " than their alert's last change, recorded but not applied"
+                ),
                 "200": _json(
                     "A repeated delivery (same delivery id and body): the first answer again"
                 ),

@@ -33,7 +33,7 @@ def test_an_alert_travels_the_whole_flow_and_survives_a_restart(hub_factory, smt
         first = http.post("/webhooks/shop", json=FIRING)
         assert first.status_code == 202
         body = first.json()
-        assert body["accepted"] == 1 and body["duplicates"] == 0
+        assert (body["accepted"], body["duplicates"], body["stale"]) == (1, 0, 0)
         assert body["alerts"][0]["fingerprint"] == "checkout-errors"
         assert body["alerts"][0]["status"] == "firing"
         alert_id = body["alerts"][0]["id"]
@@ -58,6 +58,8 @@ def test_an_alert_travels_the_whole_flow_and_survives_a_restart(hub_factory, smt
 
         late = http.post("/webhooks/shop", json=LATE_FIRING)
         assert late.status_code == 202
+        assert (late.json()["duplicates"], late.json()["stale"]) == (0, 1)
+        assert late.json()["alerts"][0]["status"] == "resolved"
         alert = http.get(f"/api/v1/alerts/{alert_id}").json()
         assert alert["status"] == "resolved"
         assert [h["applied"] for h in alert["history"]] == [1, 1, 0]
