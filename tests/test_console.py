@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import BASE_CONFIG, free_port, mail_url, wait_for
+from conftest import AUTH, BASE_CONFIG, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
 
 
@@ -148,6 +148,19 @@ def test_a_delivery_can_be_replayed_as_a_dry_run_or_ingested_again(hub_factory):
         assert again.headers["location"] == "/deliveries/2?done=replayed"
         shown = http.get(again.headers["location"]).text
     assert "replay of" in shown and "#1" in shown
+
+
+def test_a_delivery_page_counts_the_stale_events_the_sender_was_told_of(hub_factory):
+    hub = start(hub_factory)
+    event = {"status": "resolved", "summary": "checkout down", "dedup_key": "checkout"}
+    late = {**event, "status": "firing", "occurred_at": "2020-01-01T00:00:00Z"}
+    with hub.client(headers=AUTH) as http:
+        http.post("/webhooks/shop", json=event)
+        delivery_id = http.post("/webhooks/shop", json=late).json()["delivery_id"]
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        page = http.get(f"/deliveries/{delivery_id}")
+    assert "1 accepted, 1 stale" in page.text
 
 
 def test_a_sent_notification_shows_how_long_after_the_change_it_went_out(hub_factory, smtp):
