@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hub.decoders import DECODERS, alertmanager
+from hub.decoders import DECODERS, alertmanager, decode
 from hub.errors import InvalidPayload
 from hub.fingerprints import alertmanager_fingerprint
 from tests.source_factory import encode, fixture, fixture_json, make_source
@@ -41,6 +41,15 @@ def test_it_dates_a_firing_alert_from_starts_at_and_a_resolved_one_from_ends_at(
         fixture("alertmanager", "mixed-batch.json"), SOURCE
     ).events
     assert resolved.occurred_at == datetime(2026, 11, 28, 22, 1, 10, 255000, tzinfo=UTC)
+    assert firing.occurred_at == datetime(2026, 11, 28, 22, 0, 16, 255000, tzinfo=UTC)
+
+
+def test_a_time_after_hubs_now_is_dropped_so_the_event_dates_from_its_receipt():
+    """An Alertmanager whose clock runs ahead: its resolve, dated after hub's now, is
+    taken as received now; the firing alert's earlier startsAt is kept."""
+    now = datetime(2026, 11, 28, 22, 0, 30, tzinfo=UTC)
+    resolved, firing = decode(fixture("alertmanager", "mixed-batch.json"), SOURCE, now).events
+    assert (resolved.status, resolved.occurred_at) == ("resolved", None)
     assert firing.occurred_at == datetime(2026, 11, 28, 22, 0, 16, 255000, tzinfo=UTC)
 
 

@@ -63,6 +63,23 @@ def test_prometheus_posts_are_answered_200_with_an_empty_body(hub):
     assert by_instance == {"db1": "firing", "db2": "resolved"}
 
 
+def test_a_prometheus_alert_starting_next_year_is_resolved_by_a_later_resolve(hub):
+    """One Prometheus of a pair has a clock a year ahead; its alert still resolves when
+    the other one resolves it (a startsAt after the receive time counts as that time)."""
+    next_year = datetime.now(UTC) + timedelta(days=365)
+    ahead = {
+        "labels": {"alertname": "ClockAhead"},
+        "startsAt": next_year.isoformat(),
+        "endsAt": (next_year + timedelta(minutes=4)).isoformat(),
+    }
+    with hub.client() as http:
+        assert http.post("/webhooks/prom/api/v2/alerts", json=[ahead]).status_code == 200
+        resolve = prometheus_alert(timedelta(0), alertname="ClockAhead")
+        assert http.post("/webhooks/prom/api/v2/alerts", json=[resolve]).status_code == 200
+        (alert,) = http.get("/api/v1/alerts", params={"source": "prom"}).json()
+    assert alert["status"] == "resolved"
+
+
 def test_a_prometheus_batch_keeps_its_valid_alerts_and_lists_the_invalid_as_alertmanager_does(
     hub,
 ):

@@ -4,6 +4,7 @@ idempotent deliveries, notifications by real email, and a restart."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
 from conftest import AUTH, mail_url, wait_for
 
@@ -151,3 +152,38 @@ def test_a_list_of_events_is_accepted_in_one_delivery(hub_factory, smtp):
         listed = http.get("/api/v1/alerts", params={"label": 'host=~"db-[01]"'}).json()
         assert sorted(a["labels"]["host"] for a in listed) == ["db-0", "db-1"]
         assert http.get("/api/v1/alerts", params={"severity": "critical"}).json() == []
+
+
+def test_a_sender_clock_running_ahead_never_outranks_the_events_after_it(hub_factory, smtp):
+    """A time later than the receive time counts as the receive time: a firing dated
+    next year is resolved by the resolve sent next, and a resolve dated next year does
+    not keep the alert from firing again. The sender's time stays in the stored body."""
+    _, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    next_year = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+    firing = {"status": "firing", "summary": "clock ahead", "dedup_key": "ahead"}
+    resolved = {**firing, "status": "resolved"}
+    with hub.client(headers=AUTH) as http:
+
+        def post(event: dict) -> tuple[str, int]:
+            answer = http.post("/webhooks/shop", json=event)
+            assert answer.status_code == 202
+            return answer.json()["alerts"][0]["status"], answer.json()["stale"]
+
+        assert post({**firing, "occurred_at": next_year}) == ("firing", 0)
+        assert post(resolved) == ("resolved", 0)
+        assert post({**resolved, "dedup_key": "back", "occurred_at": next_year}) == ("resolved", 0)
+        assert post({**firing, "dedup_key": "back"}) == ("firing", 0)
+        one_delivery = [{**firing, "occurred_at": next_year}, resolved]
+        batch = http.post(
+            "/webhooks/shop", json=[{**e, "dedup_key": "batch"} for e in one_delivery]
+        )
+        assert (batch.json()["alerts"][-1]["status"], batch.json()["stale"]) == ("resolved", 0)
+
+        (first, *_) = reversed(http.get("/api/v1/events", params={"source": "shop"}).json())
+        delivery = http.get(f"/api/v1/events/{first['id']}").json()
+        alert = http.get(f"/api/v1/alerts/{delivery['events'][0]['alert_id']}").json()
+    now = datetime.now(UTC)
+    assert datetime.fromisoformat(delivery["events"][0]["occurred_at"]) <= now
+    assert [datetime.fromisoformat(h["at"]) <= now for h in alert["history"]] == [True, True]
+    assert next_year in delivery["body"]

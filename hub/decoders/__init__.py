@@ -11,7 +11,8 @@ to hub's answer when it returns None. An answer body of None means an empty body
 
 ``decode`` is how the HTTP layer calls a decoder: formats whose meaning depends on
 the time (a Prometheus alert whose ``endsAt`` has passed is resolved) get the hub's
-clock, so that "now" is the same for every stage of a delivery.
+clock, so that "now" is the same for every stage of a delivery. It also dates no
+event later than that "now" (``not_after``): a sender's clock never runs ahead of hub's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hub.decoders import alertmanager, generic, grafana, native, pagerduty, prometheus
+from hub.decoders.common import not_after
 
 if TYPE_CHECKING:
     from hub.config import Source
@@ -59,5 +61,7 @@ CLOCKED = frozenset({"prometheus"})
 def decode(body: bytes, source: Source, now: datetime) -> Decoded:
     """Decode ``body`` with the source's format, at the hub's ``now``."""
     if source.format in CLOCKED:
-        return DECODERS[source.format](body, source, now)  # type: ignore[call-arg]
-    return DECODERS[source.format](body, source)
+        decoded = DECODERS[source.format](body, source, now)  # type: ignore[call-arg]
+    else:
+        decoded = DECODERS[source.format](body, source)
+    return not_after(decoded, now)

@@ -98,6 +98,26 @@ def make_event(
     )
 
 
+def not_after(decoded: Decoded, now: datetime) -> Decoded:
+    """``decoded`` without the event times later than ``now``: those events are dated
+    as if the sender gave no time, at the receive time.
+
+    Ordering trusts event times (an event older than its alert's last change is
+    stale), so a sender whose clock runs ahead would outrank every event sent after
+    it: a firing dated next year would stay firing until next year. None, not ``now``
+    (rounded to the microsecond): ingest then takes the exact receive time, so an
+    untimed event later in the same delivery has the same time and, later, wins.
+    ``ends_at`` stays: a firing alert's end is ahead by design.
+    """
+    events = [
+        msgspec.structs.replace(event, occurred_at=None)
+        if event.occurred_at is not None and event.occurred_at > now
+        else event
+        for event in decoded.events
+    ]
+    return Decoded(events, decoded.rejected)
+
+
 def normalize_severity(word: object, default: Severity = "warning") -> Severity:
     """Map a sender's severity word (``crit``, ``P1``, ``minor``...) to hub's four."""
     if not isinstance(word, str):
