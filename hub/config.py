@@ -593,6 +593,7 @@ def check(config: Config) -> list[str]:
         problems += generic.problems(source, where)
     if config.server.max_body_bytes < 1:
         problems.append("server.max_body_bytes: must be at least 1")
+    problems += _positive_durations(config.server, "server", ("ack_link_ttl",))
     for key in ("batch_max", "queue_max"):
         if getattr(config.storage, key) < 1:
             problems.append(f"storage.{key}: must be at least 1")
@@ -625,11 +626,7 @@ def _check_schedules(
 
 
 def _check_retention(retention: Retention) -> list[str]:
-    return [
-        f"retention.{key}: must be longer than 0s"
-        for key in ("events", "history", "resolved_incidents")
-        if getattr(retention, key) <= 0
-    ]
+    return _positive_durations(retention, "retention", ("events", "history", "resolved_incidents"))
 
 
 def _check_api(api: Api) -> list[str]:
@@ -660,7 +657,8 @@ def _check_notifier(notifier: Notifier) -> list[str]:
 
 
 def _positive_durations(table: Any, path: str, keys: typing.Iterable[str]) -> list[str]:
-    """Durations that are waits between repeats: zero would repeat without pause."""
+    """Durations where zero makes no sense: a wait between repeats would repeat
+    without pause, a lifetime (an ack link's, a stored row's) would end at once."""
     return [
         f"{path}.{key}: must be longer than 0s, got {value.text()!r}"
         for key in keys

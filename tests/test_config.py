@@ -161,9 +161,19 @@ def valid(route: str = "", child: str = "", tables: str = "") -> str:
             valid(tables='[notifier]\nmax_backoff = "0s"'),
             "notifier.max_backoff: must be longer than 0s, got '0s'",
         ),
+        (
+            valid(tables='[server]\nack_link_ttl = "0s"'),
+            "server.ack_link_ttl: must be longer than 0s, got '0s'",
+        ),
+        (
+            valid(tables='[retention]\nhistory = "0d"'),
+            "retention.history: must be longer than 0s, got '0d'",
+        ),
     ],
 )
-def test_a_zero_that_would_repeat_without_pause_is_refused_naming_the_key(text, problem):
+def test_a_zero_that_would_repeat_without_pause_or_expire_at_once_is_refused_naming_the_key(
+    text, problem
+):
     assert problems_of(text) == [problem]
 
 
