@@ -348,6 +348,15 @@ def m012_change_times(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m013_no_future_changes(db: sqlite_utils.Database) -> None:
+    """Before decode dropped event times later than the receive time, a sender whose
+    clock ran ahead left alerts changed "in the future": every event until that date
+    was stale, a resolve included. They are brought back to now, once."""
+    now = time.time()
+    db.execute("UPDATE alerts SET last_change = ? WHERE last_change > ?", (now, now))
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

@@ -165,3 +165,23 @@ def test_a_re_send_moves_the_end_check_only_when_the_end_comes_nearer_or_goes(
 
     asyncio.run(touch())
     assert end_columns(store) == expected
+
+
+def test_an_alert_changed_in_the_future_before_the_upgrade_comes_back_to_now(tmp_path):
+    """Alerts a sender's fast clock poisoned before decode clamped event times would
+    otherwise take every event as stale until that date."""
+    path = str(tmp_path / "s.db")
+    now = datetime.now(UTC).timestamp()
+    event = Event(fingerprint="fp", status="firing", summary="disk full", labels={"a": "b"})
+    opened = Store(path)
+    opened.open()
+    asyncio.run(opened.write(lambda tx: tx.insert("alerts", new_row("src", event, now + 3e7, now))))
+    opened.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm013_no_future_changes'")
+    reopened = Store(path)
+    reopened.open()
+    reopened.close()
+    with sqlite3.connect(path) as conn:
+        (last_change,) = conn.execute("SELECT last_change FROM alerts").fetchone()
+    assert now <= last_change <= datetime.now(UTC).timestamp()
