@@ -357,6 +357,24 @@ def m013_no_future_changes(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE alerts SET last_change = ? WHERE last_change > ?", (now, now))
 
 
+@migrations()
+def m014_paged_targets(db: sqlite_utils.Database) -> None:
+    """Whom an incident's escalation paged and has not yet told it resolved (a JSON
+    list). Incidents still open at the upgrade owe it to everyone their steps paged,
+    as the timeline recorded: no resolution was ever told before."""
+    db.executescript(
+        """
+        ALTER TABLE escalations ADD COLUMN paged TEXT NOT NULL DEFAULT '[]';
+        UPDATE escalations SET paged = (
+            SELECT IFNULL(json_group_array(DISTINCT notified.value), '[]')
+            FROM timeline, json_each(timeline.detail, '$.notified') AS notified
+            WHERE timeline.incident_id = escalations.id AND timeline.kind = 'escalated'
+        )
+        WHERE id IN (SELECT id FROM incidents WHERE status != 'resolved');
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -1334,7 +1352,7 @@ def _decode_heartbeat(row: dict) -> dict:
 
 
 def _decode_escalation(row: dict) -> dict:
-    return {**row, "plan": _decode_json(row["plan"])}
+    return {**row, "plan": _decode_json(row["plan"]), "paged": _decode_json(row["paged"])}
 
 
 def _decode_alert(row: dict) -> dict:

@@ -185,3 +185,50 @@ def test_an_alert_changed_in_the_future_before_the_upgrade_comes_back_to_now(tmp
     with sqlite3.connect(path) as conn:
         (last_change,) = conn.execute("SELECT last_change FROM alerts").fetchone()
     assert now <= last_change <= datetime.now(UTC).timestamp()
+
+
+def test_incidents_open_at_the_upgrade_owe_a_resolved_message_to_everyone_paged(tmp_path):
+    """Before hub told the paged targets of a resolution, none was ever told: an open
+    incident's escalation owes it to everyone its timeline says a step paged."""
+    path = str(tmp_path / "s.db")
+    opened = Store(path)
+    opened.open()
+    asyncio.run(opened.write(paged_incidents))
+    opened.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE escalations DROP COLUMN paged")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm014_paged_targets'")
+    reopened = Store(path)
+    reopened.open()
+    try:
+        paged = {i: sorted(reopened.escalation(i)["paged"]) for i in (1, 2, 3)}  # type: ignore[index]
+    finally:
+        reopened.close()
+    assert paged == {1: ["first", "schedule:primary/alice"], 2: [], 3: []}
+
+
+def paged_incidents(tx) -> None:
+    """Incident 1 open with two steps run, 2 resolved after the same, 3 open unpaged."""
+    for status, steps in (("open", 2), ("resolved", 2), ("open", 0)):
+        incident_id = tx.insert(
+            "incidents",
+            {
+                "group_key": f"g{status}{steps}",
+                "route_id": "root",
+                "status": status,
+                "severity": "critical",
+                "title": "checkout down",
+                "labels": {},
+                "receivers": ["ops"],
+                "timing": {},
+                "opened_at": 1.0,
+                "updated_at": 1.0,
+            },
+        )
+        escalation = {"id": incident_id, "policy": "page", "plan": {}, "started_at": 1.0}
+        tx.insert("escalations", {**escalation, "next_step": steps, "due_at": None})
+        notified = [["first"], ["first", "schedule:primary/alice"]][:steps]
+        for step, targets in enumerate(notified, start=1):
+            tx.add_timeline(
+                incident_id, 1.0, "escalated", None, {"step": step, "notified": targets}
+            )
