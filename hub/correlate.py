@@ -159,6 +159,7 @@ def refresh(tx: Tx, incident: dict, delta: int, now: float) -> None:
             tx.add_timeline(
                 incident["id"], now, "resolved", HUB_ACTOR, {"reason": "all alerts resolved"}
             )
+            escalation.wind_up(tx, incident["id"], now)
     if severity != incident["severity"]:
         changes["severity"] = severity
     if changes:
@@ -206,6 +207,7 @@ def act(tx: Tx, incident_id: int, action: str, actor: str, comment: str, now: fl
             {"status": "resolved", "resolved_at": now, "resolved_by": actor, "updated_at": now},
         )
         tx.add_timeline(incident_id, now, "resolved", actor, {"comment": comment})
+        escalation.wind_up(tx, incident_id, now)
     tx.mark_receivers_due(incident_id, now)
     return tx.incident(incident_id)  # type: ignore[return-value]
 

@@ -208,17 +208,20 @@ def enqueue(
     rules: Rules,
     links: Links,
     changed_at: float | None = None,
+    resolved: bool = False,
 ) -> int:
     """Render the context once and write one outbox row per URL of the receiver.
 
     Shared by grouping and escalation steps, so both send the same message with the
     same signed ack link. ``changed_at``: when hub received the change the message
-    reports (an escalation's page reports none). Returns the rows written."""
+    reports (an escalation's page reports none). ``resolved``: the message says the
+    incident resolved even if alerts still fire (a person resolved it), with no ack
+    link. Returns the rows written."""
     receiver = rules.config.receiver(receiver_name)
     if receiver is None:
         log.warning("event=receiver_missing incident=%d receiver=%s", incident["id"], receiver_name)
         return 0
-    context = _context(incident, receiver_name, visible, now, links)
+    context = _context(incident, receiver_name, visible, now, links, resolved)
     payload = _encode(context)
     for index, url in enumerate(receiver.urls):
         target = (receiver_name, index, schema(url))
@@ -234,9 +237,9 @@ def enqueue(
 
 
 def _context(
-    incident: dict, receiver: str, visible: list[dict], now: float, links: Links
+    incident: dict, receiver: str, visible: list[dict], now: float, links: Links, resolved: bool
 ) -> NotificationContext:
-    firing = any(a["status"] == "firing" for a in visible)
+    firing = not resolved and any(a["status"] == "firing" for a in visible)
     token = acklinks.sign(links.ack_secret, incident["id"], _time(now + links.ack_ttl))
     return NotificationContext(
         incident_id=incident["id"],

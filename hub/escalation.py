@@ -13,6 +13,8 @@ A step that falls due:
                        passes without notifying and the next step is set
   skipped_acknowledged the chain pauses; ``resume`` (unacknowledge) picks it up again
   skipped_resolved     the chain ends; a reopened incident ``restart``s it
+  told_resolved        the incident resolved (``wind_up`` made the chain due at once):
+                       the targets steps paged are told, and the chain ends
 
 Step times count from when the chain started: step ``i`` of run ``r`` is due at
 ``started_at + r * (last step's after + repeat_after) + steps[i].after``.
@@ -97,6 +99,14 @@ def restart(tx: Tx, incident_id: int, now: float) -> None:
         tx.update("escalations", incident_id, changes)
 
 
+def wind_up(tx: Tx, incident_id: int, now: float) -> None:
+    """The incident resolved: if its steps paged anyone, the chain is due now, so the
+    worker tells them (see ``_tell_resolved``) without waiting for the next step."""
+    row = tx.escalation(incident_id)
+    if row is not None and row["paged"]:
+        tx.update("escalations", incident_id, {"due_at": now})
+
+
 def resume(tx: Tx, incident_id: int, now: float) -> None:
     """Unacknowledged: the pending step is due at its time, or now if that has passed."""
     row = tx.escalation(incident_id)
@@ -115,11 +125,16 @@ def fire_due(tx: Tx, now: float, rules: Rules, links: Links, silences: list[Sile
     muted = dispatch.mute_stage(tx, now, rules, silences)
     for row in due:
         incident = tx.incident(row["id"])
-        visible = _visible(tx, incident, muted) if incident else []
-        outcome = _outcome(incident, visible)
+        if incident is not None and incident["status"] == "resolved" and row["paged"]:
+            told, enqueued = _tell_resolved(tx, incident, row, muted, now, rules, links)
+            outcome = "told_resolved" if told else "skipped_resolved"
+            fired.enqueued += enqueued
+        else:
+            visible = _visible(tx, incident, muted) if incident else []
+            outcome = _outcome(incident, visible)
+            if outcome == "notified":
+                fired.enqueued += _notify(tx, incident, row, visible, now, rules, links)  # type: ignore[arg-type]
         fired.outcomes[outcome] = fired.outcomes.get(outcome, 0) + 1
-        if outcome == "notified":
-            fired.enqueued += _notify(tx, incident, row, visible, now, rules, links)  # type: ignore[arg-type]
         _advance(tx, row, outcome)
     return fired
 
@@ -145,7 +160,7 @@ def _plan(row: dict) -> Plan:
 
 def _advance(tx: Tx, row: dict, outcome: str) -> None:
     """After a step: set the next one, or pause (acknowledged) or end (resolved)."""
-    if outcome in ("skipped_acknowledged", "skipped_resolved"):
+    if outcome in ("skipped_acknowledged", "skipped_resolved", "told_resolved"):
         tx.update("escalations", row["id"], {"due_at": None})
         return
     following = row["next_step"] + 1
@@ -171,7 +186,54 @@ def _notify(
     )
     detail = {"step": index + 1, "run": run + 1, "policy": row["policy"], "notified": targets}
     tx.add_timeline(incident["id"], now, "escalated", None, detail)
+    paged = list(dict.fromkeys([*row["paged"], *targets]))
+    tx.update("escalations", row["id"], {"paged": paged})
     return enqueued
+
+
+def _tell_resolved(
+    tx: Tx,
+    incident: dict,
+    row: dict,
+    muted: dispatch.MuteStage,
+    now: float,
+    rules: Rules,
+    links: Links,
+) -> tuple[list[str], int]:
+    """Send one resolved message to each target steps paged since the last telling,
+    and forget them: each resolution is told once, and a later one (after a reopen)
+    tells only whom steps paged since. An incident that reopened before its
+    resolution was told keeps them owed: to them it never ended. Returns who was
+    told and the outbox rows written.
+
+    Whom to tell is kept on the escalation row (``paged``), not read back from the
+    timeline's ``escalated`` entries: the row is the chain's state and is already in
+    hand here, the timeline is the record people read, and finding the entries since
+    the last telling would mean reading every entry of a long incident.
+
+    The incident's own receivers are left out (grouping tells them, as it told them
+    it fired), and so are receivers with ``send_resolved = false``; a schedule's
+    person has no such setting and is told. As in every message, alerts muted now
+    are left out, and when none is left nobody is told.
+    """
+    alerts = tx.incident_alerts(incident["id"])
+    held = muted(alerts)
+    visible = [a for a in alerts if a["fingerprint"] not in held]
+    owed = [t for t in row["paged"] if _owed_notice(t, incident, rules)] if visible else []
+    rows = {
+        target: dispatch.enqueue(tx, incident, target, visible, now, rules, links, resolved=True)
+        for target in owed
+    }
+    told = [target for target, written in rows.items() if written]
+    tx.update("escalations", row["id"], {"paged": []})
+    if told:
+        detail = {"policy": row["policy"], "told": told}
+        tx.add_timeline(incident["id"], now, "told_resolved", None, detail)
+    return told, sum(rows.values())
+
+
+def _owed_notice(target: str, incident: dict, rules: Rules) -> bool:
+    return target not in incident["receivers"] and rules.send_resolved.get(target, True)
 
 
 def receivers(targets: list[str], cfg: config.Config, at: datetime) -> Iterator[str]:

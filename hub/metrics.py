@@ -46,7 +46,13 @@ NOTIFICATION_OUTCOMES = ("sent", "failed", "dead")
 OUTBOX_STATES = ("pending", "sending", "dead")
 INCIDENT_STATES = ("open", "acknowledged")
 SUPPRESSION_REASONS = ("silence", "inhibition", "maintenance", "flapping")
-ESCALATION_OUTCOMES = ("notified", "skipped_muted", "skipped_acknowledged", "skipped_resolved")
+ESCALATION_OUTCOMES = (
+    "notified",
+    "skipped_muted",
+    "skipped_acknowledged",
+    "skipped_resolved",
+    "told_resolved",
+)
 RELOAD_OUTCOMES = ("success", "failure")
 UNKNOWN_SOURCE = "_unknown"
 # Label sets kept per hot-path metric: sources x outcomes, with room for reloads.

@@ -1,6 +1,7 @@
 """Escalation on a real server with real email: steps run on time, an ack stops them,
-an unack resumes them, repeats repeat, and a step that fell due while the hub was
-stopped runs as soon as it starts. Each step's lateness (sent minus due) is printed."""
+an unack resumes them, repeats repeat, a step that fell due while the hub was
+stopped runs as soon as it starts, and whoever a step paged is told when the
+incident resolves. Each step's lateness (sent minus due) is printed."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ tokens = [{{ name = "will", token = "write-token", role = "write" }}]
 [[receivers]]
 name = "first"
 urls = ["mailto://127.0.0.1:{smtp_port}?from=hub@example.com&to=first@example.com&mode=insecure"]
+send_resolved = {first_resolved}
 
 [[schedules]]
 name = "primary"
@@ -37,7 +39,7 @@ rotations = [{{ participants = ["alice"], length = "1w", handoff = "09:00", star
 [[escalations]]
 name = "page"
 steps = [
-  {{ after = "0s", notify = ["first"] }},
+  {{ after = "0s", notify = ["{first_step}"] }},
   {{ after = "{second_after}", notify = ["schedule:primary"] }},
 ]
 repeat = {repeat}
@@ -47,19 +49,49 @@ FIRING = {"status": "firing", "summary": "checkout down", "labels": {"service": 
 SECOND = "schedule:primary/alice"
 
 
-def start_hub(hub_factory, smtp_port: int, second_after="1s", repeat=0, repeat_after="5m"):
+def start_hub(
+    hub_factory,
+    smtp_port: int,
+    second_after="1s",
+    repeat=0,
+    repeat_after="5m",
+    first_step="first",
+    first_resolved="true",
+    extra="",
+):
     return hub_factory(
-        BASE_CONFIG + POLICY,
+        BASE_CONFIG + POLICY + extra,
         mail_url=f"mailto://127.0.0.1:{smtp_port}?from=hub@example.com&to=ops@example.com",
         smtp_port=smtp_port,
         second_after=second_after,
         repeat=repeat,
         repeat_after=repeat_after,
+        first_step=first_step,
+        first_resolved=first_resolved,
     )
 
 
 def recipients(mailbox) -> list[str]:
     return [str(m["To"]).split("@")[0] for m in mailbox.messages]
+
+
+def told_resolved(mailbox) -> list[str]:
+    """Who was sent a RESOLVED message, in order."""
+    return [
+        str(m["To"]).split("@")[0]
+        for m in mailbox.messages
+        if str(m["Subject"]).startswith("[RESOLVED")
+    ]
+
+
+def resolve_alert(http) -> None:
+    answer = http.post("/webhooks/shop", json={**FIRING, "status": "resolved"}, headers=AUTH)
+    assert answer.status_code == 202
+
+
+def told_entries(http, incident_id: int) -> list[list[str]]:
+    timeline = http.get(f"/api/v1/incidents/{incident_id}").json()["timeline"]
+    return [t["detail"]["told"] for t in timeline if t["kind"] == "told_resolved"]
 
 
 def open_incident(http) -> dict:
@@ -177,6 +209,94 @@ def test_a_step_that_fell_due_while_the_hub_was_stopped_fires_as_soon_as_it_star
         report("step after restart (sent - hub start)", [sent_times(http, SECOND)[0] - started])
         assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 2)]
     wait_for(lambda: "alice" in recipients(mailbox))
+
+
+def test_a_target_a_step_paged_is_told_once_when_the_alert_resolves(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="1h")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox))
+        resolve_alert(http)
+        wait_for(lambda: sorted(told_resolved(mailbox)) == ["first", "ops"])
+        time.sleep(0.5)
+        assert sorted(told_resolved(mailbox)) == ["first", "ops"], "each told once"
+        assert told_entries(http, incident["id"]) == [["first"]]
+        assert step_count(http, "told_resolved") == 1
+        ended = http.get(f"/api/v1/incidents/{incident['id']}").json()["escalation_state"]
+        assert ended["due_at"] is None, "the chain ended: step two never pages"
+
+
+def test_a_paged_route_receiver_gets_only_its_normal_resolved_message(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="1h", first_step="ops")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: recipients(mailbox).count("ops") == 2)  # grouping and step one
+        resolve_alert(http)
+        wait_for(lambda: step_count(http, "skipped_resolved") == 1)
+        wait_for(lambda: told_resolved(mailbox) == ["ops"])
+        time.sleep(0.5)
+        assert told_resolved(mailbox) == ["ops"]
+        assert told_entries(http, incident["id"]) == []
+
+
+def test_a_paged_target_without_send_resolved_is_not_told(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="1h", first_resolved="false")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox))
+        resolve_alert(http)
+        wait_for(lambda: step_count(http, "skipped_resolved") == 1)
+        wait_for(lambda: told_resolved(mailbox) == ["ops"])
+        time.sleep(0.5)
+        assert told_resolved(mailbox) == ["ops"]
+        assert told_entries(http, incident["id"]) == []
+
+
+def test_a_person_resolving_the_incident_tells_the_targets_paged(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="1h")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox))
+        resolved = http.post(f"/api/v1/incidents/{incident['id']}/resolve", json={})
+        assert resolved.status_code == 200
+        wait_for(lambda: told_resolved(mailbox) == ["first"])
+        assert told_entries(http, incident["id"]) == [["first"]]
+        text = mailbox.text_of(-1)
+        assert "Acknowledge" not in text and f"/incidents/{incident['id']}" in text
+
+
+def test_the_on_call_person_a_step_paged_is_told_too(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="0s")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: {"first", "alice"} <= set(recipients(mailbox)))
+        resolve_alert(http)
+        wait_for(lambda: sorted(told_resolved(mailbox)) == ["alice", "first", "ops"])
+        assert told_entries(http, incident["id"]) == [["first", SECOND]]
+
+
+def test_each_resolution_tells_whoever_was_paged_since_the_last_one(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    reopen = '\n[incidents]\nreopen_window = "1h"\n'
+    hub = start_hub(hub_factory, smtp_port, second_after="1h", extra=reopen)
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox))
+        resolve_alert(http)
+        wait_for(lambda: told_resolved(mailbox).count("first") == 1)
+        assert open_incident(http)["id"] == incident["id"], "reopened"
+        wait_for(lambda: recipients(mailbox).count("first") == 3)  # page, notice, page
+        resolve_alert(http)
+        wait_for(lambda: told_resolved(mailbox).count("first") == 2)
+        time.sleep(0.5)
+        assert told_resolved(mailbox).count("first") == 2
+        assert told_entries(http, incident["id"]) == [["first"], ["first"]]
+        assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 1)]
 
 
 def test_step_times_count_from_the_start_of_each_run():
