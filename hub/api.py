@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromQuery, Parameter, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import matchers, silencing
+from hub import dispatch, matchers, silencing
 from hub.access import require
 from hub.alerts import matchable
 from hub.errors import InvalidPayload, NotFound
@@ -68,6 +69,19 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
     return {key: iso(value) if key in _TIME_FIELDS else value for key, value in row.items()}
 
 
+def with_mutes(hub: Any, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each alert with ``mutes``: what holds it back from notifications now (silences,
+    maintenance, inhibition, flapping; none once resolved), as the dispatcher would
+    decide. Mutes are decided at send time and never stored, so they are worked out
+    here, reading the silences and firing alerts once for the whole list."""
+    if not any(alert["status"] == "firing" for alert in alerts):
+        return [{**alert, "mutes": []} for alert in alerts]
+    now = hub.clock()
+    active = hub.active_silences(datetime.fromtimestamp(now, UTC))
+    muter = dispatch.muter_in(hub.store.reading(), now, hub.rules, active)
+    return [{**alert, "mutes": msgspec.to_builtins(muter.mutes(alert))} for alert in alerts]
+
+
 @get("/api/v1/alerts", summary="List alerts", guards=[require("read")])
 async def list_alerts(
     request: Request,
@@ -83,22 +97,22 @@ async def list_alerts(
     """Newest change first; ``label`` takes Alertmanager matchers and may repeat."""
     wanted = label_matchers(label)
     where, params = equalities({"status": status, "severity": severity, "source": source})
-    store = request.app.state.hub.store
-    rows = store.alerts(where, params, limit if not wanted else 100_000)
+    hub = request.app.state.hub
+    rows = hub.store.alerts(where, params, limit if not wanted else 100_000)
     chosen = [row for row in rows if matchers.matches_all(wanted, matchable(row))]
-    return [present(row) for row in chosen[:limit]]
+    return [present(row) for row in with_mutes(hub, chosen[:limit])]
 
 
 @get(
     "/api/v1/alerts/{alert_id:int}", summary="One alert with its history", guards=[require("read")]
 )
 async def get_alert(request: Request, alert_id: RowId) -> dict[str, Any]:
-    store = request.app.state.hub.store
-    alert = store.alert(alert_id)
+    hub = request.app.state.hub
+    alert = hub.store.alert(alert_id)
     if alert is None:
         raise NotFound(f"no alert with id {alert_id}")
-    history = [present(row) for row in store.alert_history(alert_id)]
-    return {**present(alert), "history": history}
+    history = [present(row) for row in hub.store.alert_history(alert_id)]
+    return {**present(with_mutes(hub, [alert])[0]), "history": history}
 
 
 @post("/-/reload", summary="Reload the config file", status_code=200, guards=[require("admin")])

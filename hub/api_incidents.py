@@ -12,7 +12,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from hub import access, matchers
 from hub.access import require
-from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present
+from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present, with_mutes
 from hub.correlate import act
 from hub.errors import Conflict, NotFound
 from hub.events import Severity
@@ -71,14 +71,15 @@ def find(
     guards=[require("read")],
 )
 async def get_incident(request: Request, incident_id: RowId) -> dict[str, Any]:
-    store = request.app.state.hub.store
+    hub = request.app.state.hub
+    store = hub.store
     incident = store.incident(incident_id)
     if incident is None:
         raise NotFound(f"no incident with id {incident_id}")
     deliveries = store.notifications({"incident_id": incident_id}, limit=1000)
     return {
         **_present_incident(incident),
-        "alerts": [present(a) for a in store.incident_alerts(incident_id)],
+        "alerts": [present(a) for a in with_mutes(hub, store.incident_alerts(incident_id))],
         "timeline": [present(t) for t in store.timeline(incident_id)],
         "notifications": [_present_notification(store, n) for n in deliveries],
         "escalation_state": _present_escalation(store.escalation(incident_id)),

@@ -88,7 +88,13 @@ MuteStage = Callable[[list[dict]], dict[str, str]]
 def mute_stage(tx: Tx, now: float, rules: Rules, active_silences: Sequence[Silence]) -> MuteStage:
     """The send-time mute decision at ``now``, shared by grouping and escalation so a
     silenced alert neither notifies nor pages."""
-    return muter(rules, now, active_silences, firing_labels(tx, rules)).reasons
+    return muter_in(tx, now, rules, active_silences).reasons
+
+
+def muter_in(tx: Tx, now: float, rules: Rules, active_silences: Sequence[Silence]) -> mute.Muter:
+    """The mute stage at ``now`` with the firing alerts read through ``tx``: what the
+    dispatcher applies, and what the read API shows holding each alert back."""
+    return muter(rules, now, active_silences, firing_labels(tx, rules))
 
 
 def firing_labels(tx: Tx, rules: Rules) -> list[dict[str, str]]:

@@ -207,3 +207,48 @@ def test_a_flapping_alert_is_marked_and_its_notifications_are_held(start, smtp):
         metrics = http.get("/metrics").text
     assert 'hub_notifications_suppressed_total{reason="flapping"} 0.0' not in metrics
     assert len(mailbox.messages) < 5
+
+
+def mutes_shown(http, alert: dict) -> list[list[dict]]:
+    """What the alert's own answer, its incident's and the alert list say holds it back."""
+    one = http.get(f"/api/v1/alerts/{alert['id']}").json()
+    incident = http.get(f"/api/v1/incidents/{alert['incident_id']}").json()
+    listed = http.get("/api/v1/alerts").json()
+    return [
+        one["mutes"],
+        *(a["mutes"] for a in incident["alerts"] if a["id"] == alert["id"]),
+        *(a["mutes"] for a in listed if a["id"] == alert["id"]),
+    ]
+
+
+def test_the_alert_and_incident_answers_name_the_silence_holding_an_alert_back(start):
+    hub = start()
+    with hub.client(headers=WRITER) as http:
+        held = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP).json()
+        free = http.post("/webhooks/shop", json=event("search"), headers=SHOP).json()
+        checkout, search = held["alerts"][0], free["alerts"][0]
+        assert mutes_shown(http, checkout) == [[]] * 3
+        body = {"matchers": ['service="checkout"'], "duration": "1h", "comment": "deploy"}
+        silence = http.post("/api/v1/silences", json=body).json()
+        assert mutes_shown(http, checkout) == [[{"reason": "silence", "by": [silence["id"]]}]] * 3
+        assert mutes_shown(http, search) == [[]] * 3
+        assert http.delete(f"/api/v1/silences/{silence['id']}").status_code == 200
+        assert mutes_shown(http, checkout) == [[]] * 3
+
+
+def test_the_answers_say_an_alert_is_inhibited_while_its_source_fires(start):
+    hub = start()
+    down = event("network", alertname="DatacenterDown", dc="eu", severity="critical")
+    with hub.client(headers=WRITER) as http:
+        source = http.post("/webhooks/uptime", json=down, headers=UPTIME).json()["alerts"][0]
+        eu = http.post("/webhooks/shop", json=event("checkout", dc="eu"), headers=SHOP).json()
+        us = http.post("/webhooks/shop", json=event("search", dc="us"), headers=SHOP).json()
+        target, other = eu["alerts"][0], us["alerts"][0]
+        inhibited = [{"reason": "inhibition", "by": ["inhibit_rules[0]"]}]
+        assert mutes_shown(http, target) == [inhibited] * 3
+        assert mutes_shown(http, other) == [[]] * 3
+        assert mutes_shown(http, source) == [[]] * 3
+        up = {**down, "status": "resolved"}
+        assert http.post("/webhooks/uptime", json=up, headers=UPTIME).status_code == 202
+        assert mutes_shown(http, target) == [[]] * 3
+        assert mutes_shown(http, source) == [[]] * 3, "a resolved alert is never held back"
