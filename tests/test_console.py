@@ -176,3 +176,22 @@ def test_a_sent_notification_shows_how_long_after_the_change_it_went_out(hub_fac
         incident_page = http.get(f"/incidents/{incident_id}").text
     assert re.search(r"sent <time[^>]*>[^<]*</time>, \d+ ms after the change", shown), shown
     assert "after the change" in incident_page
+
+
+def test_an_incident_page_notes_which_silence_holds_each_muted_alert(hub_factory):
+    hub = start(hub_factory)
+    held = fire(hub.url, "checkout down", host="web-1")
+    fire(hub.url, "checkout down", host="web-2")
+    body = {"matchers": ['host="web-1"'], "duration": "1h", "comment": "rebooting web-1"}
+    writer = {"Authorization": "Bearer write-token"}
+    with hub.client(headers=writer) as api:
+        silence_id = api.post("/api/v1/silences", json=body).json()["id"]
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        page = http.get(f"/incidents/{held['incident_id']}").text
+        silences = http.get("/silences").text
+    notes = re.findall(r'<div class="sub muted-by">(.*?)</div>', page, re.S)
+    assert len(notes) == 1, "only the silenced alert of the two is noted"
+    assert f'<a href="/silences#silence-{silence_id}">{silence_id}</a>' in notes[0]
+    assert "muted by silence" in notes[0]
+    assert f'id="silence-{silence_id}"' in silences, "the link lands on the silence's row"

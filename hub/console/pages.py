@@ -13,7 +13,7 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 
 from hub import api_events, api_heartbeats, api_incidents, api_oncall, matchers, silencing
-from hub.api import RowId
+from hub.api import RowId, with_mutes
 from hub.console.render import page
 from hub.console.viewer import Viewer
 from hub.errors import NotFound
@@ -78,8 +78,10 @@ def incident_page(
     error: str = "",
     status: int = 200,
 ) -> Template:
-    """One incident; actions that failed come back here with their error."""
-    store = request.app.state.hub.store
+    """One incident, each alert with what holds it back now; actions that failed come
+    back here with their error."""
+    hub = request.app.state.hub
+    store = hub.store
     found = store.incident(incident_id)
     if found is None:
         raise NotFound(f"no incident with id {incident_id}")
@@ -92,7 +94,7 @@ def incident_page(
         status=status,
         error=error,
         incident=found,
-        alerts=store.incident_alerts(incident_id),
+        alerts=with_mutes(hub, store.incident_alerts(incident_id)),
         timeline=store.timeline(incident_id),
         notifications=store.notifications({"incident_id": incident_id}, limit=SHOWN),
         escalation=store.escalation(incident_id),
