@@ -1,7 +1,8 @@
 """Notification messages: one default per channel kind, overridable per receiver.
 
 - ``sms``: one line that fits the service's limit (160 characters): severity,
-  incident id, summary and the ack link. The summary is cut, never the link.
+  incident id, summary and the ack link (or who acknowledged the incident). The
+  summary is cut, never the link.
 - ``chat``: Markdown, which Apprise turns into each chat service's own dialect.
 - ``email``: HTML with an alerts table. Apprise's email plugin sends HTML as
   multipart/alternative with a plain-text part converted from the HTML; that
@@ -30,6 +31,8 @@ from hub.channels import SMS_LIMIT, Kind
 from hub.config import Config, Receiver
 
 BodyFormat = Literal["text", "markdown", "html"]
+ACKER_ROOM = 40
+"""Characters of an acknowledger's name an SMS keeps."""
 
 FORMATS: dict[Kind, BodyFormat] = {
     "sms": "text",
@@ -53,8 +56,12 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     """Everything a message may show about one incident, for one receiver.
 
     ``title`` is the incident's summary; ``ack_url`` may be empty (no link is
-    shown then). Templates see each field, plus ``firing_count``,
-    ``resolved_count`` and ``common_labels``, as top-level names.
+    shown then). ``acknowledged_by`` and ``acknowledged_at`` say who acknowledged
+    the incident and when (both None until someone does), so a message about an
+    incident already in hand says so rather than paging afresh; they default to
+    None so outbox rows written before they existed still decode. Templates see
+    each field, plus ``firing_count``, ``resolved_count`` and ``common_labels``,
+    as top-level names.
     """
 
     incident_id: int
@@ -65,6 +72,8 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     incident_url: str
     ack_url: str
     receiver: str
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
 
     @property
     def firing_count(self) -> int:
@@ -111,7 +120,9 @@ CHAT_BODY = """
 - ... and {{ alerts | length - 20 }} more
 {% endif %}
 
-{% if status == "firing" and ack_url %}[Acknowledge]({{ ack_url }}) · {% endif -%}
+{% if status == "firing" and acknowledged_by %}
+Acknowledged by {{ acknowledged_by }} · {% elif status == "firing" and ack_url %}
+[Acknowledge]({{ ack_url }}) · {% endif -%}
 [Open incident #{{ incident_id }}]({{ incident_url }})
 """
 
@@ -120,7 +131,9 @@ EMAIL_BODY = """\
 <h2>[{{ status | upper }}] {{ title }}</h2>
 <p>Incident #{{ incident_id }} · severity <b>{{ severity }}</b> · {{ firing_count }} firing,
 {{ resolved_count }} resolved</p>
-{% if status == "firing" and ack_url %}
+{% if status == "firing" and acknowledged_by %}
+<p>Acknowledged by {{ acknowledged_by }} at {{ acknowledged_at | utc }}</p>
+{% elif status == "firing" and ack_url %}
 <p><a href="{{ ack_url }}">Acknowledge: {{ ack_url }}</a></p>
 {% endif %}
 <p><a href="{{ incident_url }}">Open incident: {{ incident_url }}</a></p>
@@ -158,6 +171,8 @@ SAMPLE = NotificationContext(
     incident_url="https://hub.example/incidents/1",
     ack_url="https://hub.example/ack/token",
     receiver="sample",
+    acknowledged_by=None,
+    acknowledged_at=None,
 )
 
 
@@ -249,12 +264,23 @@ def _describe(error: Exception) -> str:
 
 
 def sms(context: NotificationContext, limit: int = SMS_LIMIT) -> str:
-    """``CRITICAL #42 x3: summary... Ack: <link>`` within ``limit`` characters."""
+    """``CRITICAL #42 x3: summary... Ack: <link>`` within ``limit`` characters; once
+    acknowledged, ``... Acknowledged by <name>`` instead of the link."""
     state = context.severity.upper() if context.status == "firing" else "RESOLVED"
     count = f" x{context.firing_count}" if context.firing_count > 1 else ""
     head = f"{state} #{context.incident_id}{count}: "
-    tail = f" Ack: {context.ack_url}" if context.status == "firing" and context.ack_url else ""
+    tail = _sms_tail(context)
     return head + _shorten(" ".join(context.title.split()), limit - len(head) - len(tail)) + tail
+
+
+def _sms_tail(context: NotificationContext) -> str:
+    """What a firing SMS ends with: who has the incident, else the link to take it. A
+    name is cut to ACKER_ROOM, so the summary always keeps room."""
+    if context.status != "firing":
+        return ""
+    if context.acknowledged_by:
+        return f" Acknowledged by {_shorten(context.acknowledged_by, ACKER_ROOM)}"
+    return f" Ack: {context.ack_url}" if context.ack_url else ""
 
 
 def _shorten(text: str, room: int) -> str:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import msgspec
 import pytest
 from hypothesis import given
@@ -99,6 +101,39 @@ def test_a_resolved_message_offers_no_ack_link():
     resolved = context(status="resolved", alerts=[alert(status="resolved")])
     for kind in ("chat", "email"):
         assert SAMPLE.ack_url not in Templates(parsed()).render(resolved, kind).body
+
+
+ACKED = {"acknowledged_by": "will", "acknowledged_at": datetime(2026, 1, 1, 0, 5, tzinfo=UTC)}
+
+
+def test_chat_about_an_acknowledged_incident_says_who_took_it_instead_of_offering_the_link():
+    body = Templates(parsed()).render(context(**ACKED), "chat").body
+    assert body.endswith(
+        "Acknowledged by will · [Open incident #1](https://hub.example/incidents/1)"
+    )
+    assert SAMPLE.ack_url not in body
+
+
+def test_email_about_an_acknowledged_incident_says_who_took_it_and_when_without_the_link():
+    body = Templates(parsed()).render(context(**ACKED), "email").body
+    assert "<p>Acknowledged by will at 2026-01-01 00:05 UTC</p>" in body
+    assert SAMPLE.ack_url not in body and "Acknowledge:" not in body
+
+
+@pytest.mark.parametrize("summary", ["short", LONG])
+def test_an_sms_about_an_acknowledged_incident_names_who_took_it_instead_of_the_link(summary):
+    body = templates.sms(context(title=summary, ack_url=ACK, **ACKED))
+    assert len(body) <= 160
+    assert body.endswith(" Acknowledged by will")
+    assert ACK not in body
+
+
+def test_an_sms_cuts_a_long_acknowledger_name_never_the_summary_away():
+    body = templates.sms(
+        context(acknowledged_by="x" * 300, acknowledged_at=ACKED["acknowledged_at"])
+    )
+    assert len(body) <= 160
+    assert body.startswith("CRITICAL #1: checkout API error rate above 5% Acknowledged by xxx")
 
 
 def test_structured_endpoints_get_the_context_as_json():
