@@ -245,8 +245,11 @@ def enqueue(
 def _context(
     incident: dict, receiver: str, visible: list[dict], now: float, links: Links, resolved: bool
 ) -> NotificationContext:
+    """The message's context. Once someone has acknowledged the incident (a new alert
+    may join it after), it names who and when and carries no ack link: the message
+    must not read as a fresh page that nobody has taken."""
     firing = not resolved and any(a["status"] == "firing" for a in visible)
-    token = acklinks.sign(links.ack_secret, incident["id"], _time(now + links.ack_ttl))
+    acked_at = incident["acknowledged_at"]
     return NotificationContext(
         incident_id=incident["id"],
         status="firing" if firing else "resolved",
@@ -265,9 +268,16 @@ def _context(
             for a in visible
         ],
         incident_url=links.incident_url(incident["id"]),
-        ack_url=f"{links.base_url}/ack/{token}" if firing else "",
+        ack_url=_ack_url(incident["id"], now, links) if firing and acked_at is None else "",
         receiver=receiver,
+        acknowledged_by=incident["acknowledged_by"] if acked_at is not None else None,
+        acknowledged_at=_time(acked_at) if acked_at is not None else None,
     )
+
+
+def _ack_url(incident_id: int, now: float, links: Links) -> str:
+    token = acklinks.sign(links.ack_secret, incident_id, _time(now + links.ack_ttl))
+    return f"{links.base_url}/ack/{token}"
 
 
 def _time(epoch: float) -> datetime:

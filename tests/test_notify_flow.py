@@ -247,6 +247,23 @@ def test_changes_within_group_interval_are_batched_into_one_notification(hub_fac
     assert when(second["created_at"]) - when(first["created_at"]) >= 1.0
 
 
+def test_an_alert_joining_an_acknowledged_incident_is_told_with_who_acknowledged_it(
+    hub_factory, smtp
+):
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout errors", host="web-1")["incident_id"]
+        wait_for(lambda: mailbox.messages)
+        assert http.post(f"/api/v1/incidents/{incident_id}/ack").status_code == 200
+        assert fire(http, "checkout errors", host="web-2")["incident_id"] == incident_id
+        wait_for(lambda: len(mailbox.messages) == 2)
+    html, text = parts(mailbox.messages[1])
+    assert mailbox.messages[1]["Subject"] == f"[FIRING:2] #{incident_id} checkout errors"
+    assert re.search(r"Acknowledged by will at \d{4}-\d\d-\d\d \d\d:\d\d UTC", text), text
+    assert "/ack/" not in html + text, "no link to acknowledge what already is"
+
+
 @pytest.mark.parametrize("action", ["ack", "resolve"])
 def test_an_unchanged_firing_incident_is_repeated_until_a_person_acks_or_resolves_it(
     hub_factory, smtp, action
