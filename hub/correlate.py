@@ -84,7 +84,16 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
     if placement == "join" and last is not None:
         return last
     if placement == "reopen" and last is not None:
-        changes = {"status": "open", "resolved_at": None, "resolved_by": None, "updated_at": now}
+        # The problem is back: whoever acknowledged the last episode has not taken this
+        # one, so the incident is open and pages again (the timeline keeps the old ack).
+        changes = {
+            "status": "open",
+            "resolved_at": None,
+            "resolved_by": None,
+            "acknowledged_at": None,
+            "acknowledged_by": None,
+            "updated_at": now,
+        }
         tx.update("incidents", last["id"], changes)
         tx.add_timeline(last["id"], now, "reopened", HUB_ACTOR, {})
         escalation.restart(tx, last["id"], now)

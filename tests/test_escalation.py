@@ -299,6 +299,27 @@ def test_each_resolution_tells_whoever_was_paged_since_the_last_one(hub_factory,
         assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 1)]
 
 
+def test_a_reopened_incident_is_no_longer_acknowledged_and_pages_again(hub_factory, smtp):
+    """The acknowledgement was for the last episode: a problem back within the reopen
+    window must page again, not stay quietly acknowledged."""
+    mailbox, smtp_port = smtp
+    reopen = '\n[incidents]\nreopen_window = "1h"\n'
+    hub = start_hub(hub_factory, smtp_port, second_after="1h", extra=reopen)
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox))
+        ack = http.post(f"/api/v1/incidents/{incident['id']}/ack", json={"comment": "on it"})
+        assert ack.status_code == 200 and ack.json()["status"] == "acknowledged"
+        resolve_alert(http)
+        wait_for(lambda: told_resolved(mailbox).count("first") == 1)
+        reopened = open_incident(http)
+        assert reopened["id"] == incident["id"]
+        assert (reopened["status"], reopened["acknowledged_at"]) == ("open", None)
+        wait_for(lambda: recipients(mailbox).count("first") == 3)  # page, notice, page
+        kinds = [entry["kind"] for entry in reopened["timeline"]]
+        assert "acknowledged" in kinds and kinds[-1] != "acknowledged"
+
+
 def test_step_times_count_from_the_start_of_each_run():
     plan = Plan([Step(0.0, ["first"]), Step(60.0, ["second"])], repeat=1, repeat_after=30.0)
     assert [plan.due(1000.0, i) for i in range(5)] == [1000.0, 1060.0, 1090.0, 1150.0, None]
