@@ -1,10 +1,11 @@
 """How a sender proves who it is: one scheme per ``[sources.auth] type``.
 
 ``authenticate`` raises AuthError whose ``reason`` is one of REASONS (a metric label,
-so the set is small and fixed) and whose detail tells the sender what to fix without
-ever containing a secret. Every secret is compared in constant time, and every
-configured one is accepted, so a secret is rotated by adding the new one, moving the
-sender over, then removing the old one.
+so the set is small and fixed), whose detail tells the sender what to fix and whose
+``challenge`` (``WWW-Authenticate``) names the scheme, neither ever containing a
+secret. Every secret is compared in constant time, and every configured one is
+accepted, so a secret is rotated by adding the new one, moving the sender over, then
+removing the old one.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ REASONS = (
 
 Scheme = Callable[["Auth", Mapping[str, str], bytes, datetime], "str | None"]
 
+REALM = "hub"
+
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 _WHSEC = "whsec_"
@@ -63,12 +66,42 @@ def authenticate(auth: Auth, headers: Mapping[str, str], body: bytes, now: datet
     """Verify a request; return the sender's delivery id when there is one.
 
     ``headers`` have lower-case names. The id comes from the scheme (Standard
-    Webhooks' ``webhook-id``) or else from the configured ``id_header``.
+    Webhooks' ``webhook-id``) or else from the configured ``id_header``. A refusal
+    carries the scheme's ``challenge``: RFC 9110 requires one on every 401.
     """
-    delivery_id = SCHEMES[auth.type](auth, headers, body, now)
+    try:
+        delivery_id = SCHEMES[auth.type](auth, headers, body, now)
+    except AuthError as e:
+        e.challenge = challenge(auth)
+        raise
     if delivery_id is None and auth.id_header:
         return headers.get(auth.id_header.lower()) or None
     return delivery_id
+
+
+def challenge(auth: Auth) -> str:
+    """The ``WWW-Authenticate`` value of a refusal: how to authenticate, never a secret.
+
+    Bearer and Basic are registered schemes. Signatures have none: their senders
+    (GitHub, Stripe, Shopify, Svix) read only the status, and receivers answer 401 (as
+    Shopify requires) or 400 with no challenge. hub keeps 401, since it is the sender
+    that failed, not the body, and gives the challenge a 401 needs in the same
+    syntax: ``HMAC-SHA256 realm="hub", header="X-Hub-Signature-256"`` (one per
+    accepted header, plus the signed timestamp's header) or ``Standard-Webhooks
+    realm="hub"``. Header names are no secret: the refusal's detail names them too.
+    """
+    if auth.type != "hmac":
+        return _CHALLENGES[auth.type]
+    names = [auth.header] if isinstance(auth.header, str) else auth.header
+    scheme = f"HMAC-{auth.algorithm.upper()} realm={_quoted(REALM)}"
+    stamp = f", timestamp={_quoted(auth.timestamp_header)}" if auth.timestamp_header else ""
+    return ", ".join(f"{scheme}, header={_quoted(name)}{stamp}" for name in names if name)
+
+
+def _quoted(text: str) -> str:
+    """An RFC 9110 quoted-string."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def delivery_id_header(auth: Auth) -> str:
@@ -137,6 +170,14 @@ SCHEMES: dict[str, Scheme] = {
     "basic": _basic,
     "hmac": _hmac,
     "standard-webhooks": _standard_webhooks,
+}
+
+
+_CHALLENGES = {
+    "none": "",  # never refuses
+    "bearer": f'Bearer realm="{REALM}"',
+    "basic": f'Basic realm="{REALM}", charset="UTF-8"',
+    "standard-webhooks": f'Standard-Webhooks realm="{REALM}"',
 }
 
 

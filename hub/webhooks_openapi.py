@@ -50,7 +50,20 @@ _REFUSALS = {
     "503": "The write queue is full; retry after Retry-After seconds",
 }
 
-_RETRY_LATER = ("429", "503")
+_RETRY_AFTER = OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))
+_HEADERS = {
+    "401": {
+        "WWW-Authenticate": OpenAPIHeader(
+            schema=Schema(type=OpenAPIType.STRING),
+            description=(
+                "The source's auth scheme: Bearer, Basic, HMAC-SHA256 (or -SHA512) naming"
+                " the signature header, or Standard-Webhooks"
+            ),
+        )
+    },
+    "429": {"Retry-After": _RETRY_AFTER},
+    "503": {"Retry-After": _RETRY_AFTER},
+}
 
 _SOURCE = Parameter(
     name="source",
@@ -117,9 +130,8 @@ def _refusal(status: str, description: str) -> OpenAPIResponse:
     content = {PROBLEM_MEDIA_TYPE: OpenAPIMediaType(schema=_PROBLEM)}
     if status == "400":  # Alertmanager's and PagerDuty's own refusals are plain JSON
         content["application/json"] = OpenAPIMediaType(schema=Schema())
-    retry = {"Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))}
     return OpenAPIResponse(
         description=description,
-        headers=retry if status in _RETRY_LATER else None,
+        headers=_HEADERS.get(status),
         content=content,
     )

@@ -325,6 +325,32 @@ def test_a_refusal_never_contains_a_secret(name, config, headers, reason):
         authenticate(config, headers, BODY, NOW)
     secrets = [*config.secrets, *config.tokens, *(c.password for c in config.credentials)]
     assert not any(secret in caught.value.detail for secret in secrets)
+    assert caught.value.challenge, "a 401 needs a WWW-Authenticate challenge"
+    assert not any(secret in caught.value.challenge for secret in secrets)
+
+
+@pytest.mark.parametrize(
+    ("config", "challenge"),
+    [
+        (BEARER, 'Bearer realm="hub"'),
+        (BASIC, 'Basic realm="hub", charset="UTF-8"'),
+        (GITHUB, 'HMAC-SHA256 realm="hub", header="X-Hub-Signature-256"'),
+        (SHA512, 'HMAC-SHA512 realm="hub", header="X-Signature"'),
+        (
+            GRAFANA,
+            'HMAC-SHA256 realm="hub", header="X-Grafana-Alerting-Signature",'
+            ' timestamp="X-Grafana-Alerting-Signature-Timestamp",'
+            ' HMAC-SHA256 realm="hub", header="X-Grafana-Alert-Signature",'
+            ' timestamp="X-Grafana-Alerting-Signature-Timestamp"',
+        ),
+        (STANDARD, 'Standard-Webhooks realm="hub"'),
+    ],
+    ids=["bearer", "basic", "hmac", "hmac-sha512", "hmac-two-headers-timestamped", "standard"],
+)
+def test_a_refusal_challenges_with_the_scheme_and_where_the_signature_goes(config, challenge):
+    with pytest.raises(AuthError) as caught:
+        authenticate(config, {}, BODY, NOW)
+    assert caught.value.challenge == challenge
 
 
 def test_a_missing_header_is_named_for_the_sender():

@@ -101,6 +101,14 @@ def standard(
     }
 
 
+# What a refused sender is told to send (RFC 9110: every 401 has a challenge).
+CHALLENGES = {
+    "bearer": 'Bearer realm="hub"',
+    "basic": 'Basic realm="hub", charset="UTF-8"',
+    "github": 'HMAC-SHA256 realm="hub", header="X-Hub-Signature-256"',
+    "standard": 'Standard-Webhooks realm="hub"',
+}
+
 SCHEMES: dict[str, tuple[Signer, object]] = {
     "bearer": (bearer, "old-token"),
     "basic": (basic, "old-password"),
@@ -163,12 +171,13 @@ def test_a_valid_request_of_every_scheme_is_accepted(hub, source):
 
 
 @pytest.mark.parametrize(("source", "headers", "detail"), list(refusals()))
-def test_a_refused_request_gets_401_with_a_helpful_detail_and_changes_nothing(
+def test_a_refused_request_gets_401_with_its_challenge_and_a_helpful_detail_and_changes_nothing(
     hub, tmp_path, source, headers, detail
 ):
     before = stored_rows(tmp_path / "hub.db")
     answer = post(hub, source, headers)
     assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"] == CHALLENGES[source]
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert any(phrase in answer.json()["detail"] for phrase in detail.split("|")), answer.text
     assert stored_rows(tmp_path / "hub.db") == before

@@ -133,6 +133,7 @@ def test_webhook_paths_take_post_only_and_are_described_as_they_answer(hub_facto
     too_many = operation["responses"]["429"]
     assert "Retry-After" in too_many["headers"]
     assert "application/problem+json" in too_many["content"]
+    assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
 
 
 def test_a_client_gone_before_its_body_arrived_changes_nothing(hub_factory, smtp, tmp_path):
