@@ -27,6 +27,7 @@ from typing import Literal
 import msgspec
 
 from hub import auth, config
+from hub.access import CHALLENGE
 from hub.decoders.common import Decoded
 from hub.errors import AuthError, Conflict, NotFound
 from hub.events import Event
@@ -117,9 +118,9 @@ def _check_token(row: dict, given: Sequence[str]) -> None:
     if expected is None:
         return
     if not given:
-        raise AuthError("missing_token", f"heartbeat {row['name']!r} needs its token")
+        raise AuthError("missing_token", f"heartbeat {row['name']!r} needs its token", CHALLENGE)
     if not auth.matches_any(expected.encode(), [_sha256(token).encode() for token in given]):
-        raise AuthError("bad_token", f"wrong token for heartbeat {row['name']!r}")
+        raise AuthError("bad_token", f"wrong token for heartbeat {row['name']!r}", CHALLENGE)
 
 
 def _sha256(token: str) -> str:

@@ -155,6 +155,7 @@ def test_a_heartbeat_with_a_token_takes_only_pings_that_carry_it(hub_factory, sm
             http.get("/ping/payroll/start", params={"token": PING_TOKEN[:-1]}),
         ]
         assert [answer.status_code for answer in refused] == [401, 401, 401]
+        assert {answer.headers["WWW-Authenticate"] for answer in refused} == {'Bearer realm="hub"'}
         assert "needs its token" in refused[0].json()["detail"]
         row = shown(http, "payroll")
         assert (row["last_ping"], row["started_at"], row["overdue"]) == (None, None, False)
