@@ -134,8 +134,10 @@ def test_link_previews_and_mail_scanners_fetching_the_ack_link_change_nothing(hu
     with hub.client(headers=WRITER) as http:
         preview = {"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}
         with hub.client(headers=preview) as fetcher:
-            assert fetcher.get(ack_url).status_code == 200
-            fetcher.head(ack_url)
+            shown, checked = fetcher.get(ack_url), fetcher.head(ack_url)
+        assert (shown.status_code, checked.status_code) == (200, 200)
+        assert checked.headers["content-type"] == shown.headers["content-type"]
+        assert checked.content == b"", "HEAD is GET without the page"
         incident = http.get(f"/api/v1/incidents/{incident_id}").json()
         assert incident["status"] == "open"
         assert not [t for t in incident["timeline"] if t["kind"] == "acknowledged"]
@@ -168,6 +170,7 @@ def test_a_forged_tampered_or_expired_ack_link_is_refused_and_changes_nothing(hu
                     assert answer.status_code == 403, name
                     assert answer.headers["content-type"].startswith("text/html")
                     assert "acknowledgement link" in answer.text, name
+                assert browser.head(f"/ack/{token}").status_code == 403, name
         incident = http.get(f"/api/v1/incidents/{incident_id}").json()
     assert incident["status"] == "open"
     assert incident["acknowledged_by"] is None

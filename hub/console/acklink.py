@@ -1,11 +1,12 @@
 """The one-click acknowledgement link: ``GET /ack/{token}`` shows what the link does,
-and only ``POST /ack/{token}`` acknowledges.
+and only ``POST /ack/{token}`` acknowledges. ``HEAD`` is answered as GET without the
+page (the server drops the body), since link checkers and mail clients send it first.
 
-A GET must change nothing: Slack unfurls the links in a message, mail filters and
-proxies fetch links before anyone clicks, and each would acknowledge the incident,
-pausing its escalation with nobody on it. In a browser the page submits its form
-by itself (``console.js``), so a person still clicks once; a fetcher that runs no
-script changes nothing. A forged, tampered or expired link gets a 403 page saying
+A GET or HEAD must change nothing: Slack unfurls the links in a message, mail
+filters and proxies fetch links before anyone clicks, and each would acknowledge the
+incident, pausing its escalation with nobody on it. In a browser the page submits
+its form by itself (``console.js``), so a person still clicks once; a fetcher that
+runs no script changes nothing. A forged, tampered or expired link gets a 403 page saying
 why. No session is needed: the signed token is the permission.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from litestar import Request, get, post
+from litestar import Request, post, route
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
@@ -24,7 +25,7 @@ from hub.errors import Conflict, NotFound
 ACTOR = "ack-link"
 
 
-@get("/ack/{token:str}")
+@route("/ack/{token:str}", http_method=["GET", "HEAD"])
 async def ack_page(request: Request, token: FromPath[str]) -> Template:
     """The incident the link acknowledges, with the form a browser submits at once."""
     incident_id = _verified(request, token)
