@@ -70,12 +70,17 @@ class Delivery(msgspec.Struct, frozen=True):
 
 
 class Answer(msgspec.Struct, frozen=True):
-    """The HTTP answer to a delivery: 202 when applied now, the first answer on a repeat."""
+    """The HTTP answer to a delivery: 202 when applied now, the first answer on a repeat.
+
+    ``outcomes`` (one per event) and ``rejected`` (batch items refused by the decoder)
+    are what this delivery did now, for the metrics: none on a repeat or in test mode.
+    """
 
     status_code: int
     body: Any
     repeated: bool = False
     outcomes: list[str] = []
+    rejected: int = 0
 
 
 def delivery_key(
@@ -141,7 +146,8 @@ def apply_delivery(
     for event in applied:
         if event.outcome is not Outcome.DUPLICATE:
             _record(tx, delivery_id, event, delivery.received_at)
-    return Answer(*answer, outcomes=[event.outcome.value for event in applied])
+    outcomes = [event.outcome.value for event in applied]
+    return Answer(*answer, outcomes=outcomes, rejected=len(decoded.rejected))
 
 
 def apply_test_delivery(

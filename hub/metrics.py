@@ -41,7 +41,8 @@ WEBHOOK_OUTCOMES = (
     "rate_limited",
     "unavailable",
 )
-EVENT_OUTCOMES = ("new", "duplicate", "changed", "updated", "acknowledged", "stale")
+# "rejected": a batch item its decoder refused, while the batch's valid items were applied.
+EVENT_OUTCOMES = ("new", "duplicate", "changed", "updated", "acknowledged", "stale", "rejected")
 NOTIFICATION_OUTCOMES = ("sent", "failed", "dead")
 OUTBOX_STATES = ("pending", "sending", "dead")
 INCIDENT_STATES = ("open", "acknowledged")

@@ -189,6 +189,8 @@ async def commit(hub, delivery: Delivery, decoded: Decoded, responder: Responder
         hub.metrics.event_series(delivery.source, event_outcome).inc(
             answer.outcomes.count(event_outcome)
         )
+    if answer.rejected:  # the valid items were applied: the delivery counts as accepted
+        hub.metrics.event_series(delivery.source, "rejected").inc(answer.rejected)
     _log_applied(delivery.source, answer)
     return answer
 

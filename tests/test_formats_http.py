@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import AUTH, BASE_CONFIG, mail_url
+from notify_support import metric
 from source_factory import fixture, fixture_json
 from test_bad_input import stored_rows
 
@@ -38,6 +39,16 @@ type = "none"
 def hub(hub_factory, smtp):
     _, smtp_port = smtp
     return hub_factory(FORMATS, mail_url=mail_url(smtp_port))
+
+
+def counted(http, source: str) -> dict[str, float | None]:
+    """What /metrics says of a source's deliveries and of their items."""
+    text = http.get("/metrics").text
+    return {
+        "accepted": metric(text, "hub_webhooks_received_total", source=source, outcome="accepted"),
+        "new": metric(text, "hub_events_total", source=source, outcome="new"),
+        "rejected": metric(text, "hub_events_total", source=source, outcome="rejected"),
+    }
 
 
 def prometheus_alert(ends_in: timedelta, **labels: str) -> dict:
@@ -93,8 +104,10 @@ def test_a_prometheus_batch_keeps_its_valid_alerts_and_lists_the_invalid_as_aler
         assert "$[1].labels" in answer.json()
         alerts = http.get("/api/v1/alerts", params={"source": "prom"}).json()
         (event,) = http.get("/api/v1/events", params={"source": "prom"}).json()
+        metrics = counted(http, "prom")
     assert [alert["labels"] for alert in alerts] == [{"alertname": "DiskFull"}]
     assert (event["status_code"], event["answer"]) == (400, answer.json())
+    assert metrics == {"accepted": 1, "new": 1, "rejected": 1}, "the valid alert was applied"
 
 
 @pytest.mark.parametrize(
@@ -138,12 +151,16 @@ def test_pagerduty_events_are_answered_as_pagerduty_does(hub):
     assert invalid.json()["status"] == "invalid event"
 
 
-def test_hubs_answer_lists_the_rejected_items_of_a_batch(hub):
+def test_hubs_answer_lists_the_rejected_items_of_a_batch_and_metrics_count_them_once(hub):
     body = fixture_json("alertmanager", "mixed-batch.json")
     body["alerts"].append({"status": "exploded", "labels": {"alertname": "x"}})
+    retry = {"Idempotency-Key": "am-batch-1"}
     with hub.client() as http:
-        answer = http.post("/webhooks/am", json=body)
+        answer = http.post("/webhooks/am", json=body, headers=retry)
+        assert http.post("/webhooks/am", json=body, headers=retry).status_code == 200
+        metrics = counted(http, "am")
     assert answer.status_code == 202
     assert answer.json()["accepted"] == 2
     (rejected,) = answer.json()["rejected"]
     assert rejected.startswith("$.alerts[2].status")
+    assert metrics == {"accepted": 1, "new": 2, "rejected": 1}, "the retry counts as repeated"
