@@ -84,6 +84,7 @@ class Runtime:
             [r.name for r in config.receivers],
             hub_version(),
             heartbeats=[h.name for h in config.heartbeats],
+            own_sources=[expiry.SOURCE],
         )
         self.store = Store(
             config.storage.path,
@@ -204,9 +205,11 @@ class Runtime:
         if rows:
             self.changed()
 
-    def _alerts_ended(self, count: int) -> None:
-        """Alerts resolved at their end: counted, and the dispatcher looks now."""
-        self.metrics.alerts_ended.inc(count)
+    def _alerts_ended(self, outcomes: list[str]) -> None:
+        """Alerts resolved at their end: counted as ended and, like a sender's events, by
+        outcome under source ``expiry``; the dispatcher looks now."""
+        self.metrics.alerts_ended.inc(len(outcomes))
+        self.metrics.count_events(expiry.SOURCE, outcomes)
         self.changed()
 
     def forget_heartbeat(self, name: str) -> None:

@@ -8,7 +8,8 @@ sender gave no end (every other format) fire until a resolved event comes.
 
 The resolution goes through the normal ingest path (``apply_delivery`` with source
 ``expiry``, one delivery per batch, each event dated at the alert's end), so it is
-recorded, correlated and notified like a sender's resolved event. Ends are stored
+recorded, correlated, notified and counted (``hub_events_total{source="expiry"}``,
+besides ``hub_alerts_ended_total``) like a sender's resolved event. Ends are stored
 with the alerts: one that passed while the hub was stopped resolves at start.
 
 A re-send moves the end but not the indexed check time (``Tx.touch_alert``): a
@@ -42,10 +43,15 @@ _encode = msgspec.json.Encoder().encode
 
 
 class Checked(NamedTuple):
-    """One round's work: end checks moved to a later end, and alerts that ended."""
+    """One round's work: end checks moved to a later end, and what resolving the alerts
+    that ended did to each (its event's outcome)."""
 
     moved: int
-    ended: int
+    outcomes: list[str]
+
+    @property
+    def ended(self) -> int:
+        return len(self.outcomes)
 
     def full(self) -> bool:
         """A batch was full: there may be more to do at once."""
@@ -57,16 +63,16 @@ def resolve_ended(tx: Tx, now: float, rules: Rules) -> Checked:
     alerts whose end passed."""
     moved = tx.move_end_checks(now, MOVE_BATCH)
     ended = tx.ended_alerts(now, BATCH)
-    if ended:
-        _resolve(tx, ended, now, rules)
-    return Checked(moved, len(ended))
+    return Checked(moved, _resolve(tx, ended, now, rules) if ended else [])
 
 
-def _resolve(tx: Tx, ended: list[dict], now: float, rules: Rules) -> None:
-    """One delivery resolving the ``ended`` alerts; its body names them and their ends."""
+def _resolve(tx: Tx, ended: list[dict], now: float, rules: Rules) -> list[str]:
+    """One delivery resolving the ``ended`` alerts; its body names them and their ends.
+    Returns its events' outcomes."""
     body = {"ended": [{"fingerprint": a["fingerprint"], "ends_at": a["ends_at"]} for a in ended]}
     delivery = Delivery(source=SOURCE, key=None, received_at=now, headers={}, body=_encode(body))
-    apply_delivery(tx, delivery, Decoded([_resolved(alert) for alert in ended]), rules)
+    decoded = Decoded([_resolved(alert) for alert in ended])
+    return apply_delivery(tx, delivery, decoded, rules).outcomes
 
 
 def _resolved(alert: dict) -> Event:
@@ -94,7 +100,7 @@ class Expirer(Worker):
         self,
         store: Store,
         rules: Callable[[], Rules],
-        on_resolved: Callable[[int], None],
+        on_resolved: Callable[[list[str]], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(clock)
@@ -107,7 +113,7 @@ class Expirer(Worker):
         checked = await self.store.write(lambda tx: resolve_ended(tx, now, rules), background=True)
         if checked.ended:
             log.info("event=alerts_ended count=%d", checked.ended)
-            self.on_resolved(checked.ended)
+            self.on_resolved(checked.outcomes)
         return checked.full()
 
     def next_due(self) -> float | None:

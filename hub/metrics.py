@@ -80,7 +80,8 @@ class Metrics:
     Ingest (``hub.webhooks``):
       ``webhooks``          hub_webhooks_received_total{source, outcome in WEBHOOK_OUTCOMES}
       ``auth_failures``     hub_auth_failures_total{source, reason in hub.auth.REASONS}
-      ``events``            hub_events_total{source, outcome in EVENT_OUTCOMES}
+      ``events``            hub_events_total{source, outcome in EVENT_OUTCOMES}; also
+                            for ``own_sources`` (``expiry``) through ``count_events``
       ``ingest_seconds``    hub_ingest_duration_seconds{source}
     Notifications (``hub.outbox`` and the dispatcher):
       ``notifications``     hub_notifications_total{receiver, integration, outcome in
@@ -105,6 +106,7 @@ class Metrics:
         version: str,
         *,
         heartbeats: Iterable[str] = (),
+        own_sources: Iterable[str] = (),
     ) -> None:
         disable_created_metrics()  # *_created series only add noise to dashboards
         self.registry = CollectorRegistry(auto_describe=True)
@@ -113,7 +115,7 @@ class Metrics:
         self._schedule_metrics()
         self._store_metrics()
         Info("hub_build", "hub version.", registry=self.registry).info({"version": version})
-        self._precreate(list(sources), list(receivers), list(heartbeats))
+        self._precreate(list(sources), list(receivers), list(heartbeats), list(own_sources))
 
     def _ingest_metrics(self) -> None:
         r = self.registry
@@ -243,12 +245,15 @@ class Metrics:
             for reason in AUTH_REASONS:
                 self.auth_failures.labels(source, reason)
 
-    def _precreate(self, sources: list[str], receivers: list[str], heartbeats: list[str]) -> None:
+    def _precreate(
+        self, sources: list[str], receivers: list[str], heartbeats: list[str], own: list[str]
+    ) -> None:
         self.precreate_sources(sources)
         for outcome in WEBHOOK_OUTCOMES:
             self.webhooks.labels(UNKNOWN_SOURCE, outcome)
-        for outcome in EVENT_OUTCOMES:
-            self.events.labels(UNKNOWN_SOURCE, outcome)
+        for source in [UNKNOWN_SOURCE, *own]:  # hub's own deliveries have events, no webhooks
+            for outcome in EVENT_OUTCOMES:
+                self.events.labels(source, outcome)
         self.ingest_seconds.labels(UNKNOWN_SOURCE)
         for receiver in receivers:
             self.delivery_seconds.labels(receiver)
@@ -273,6 +278,12 @@ class Metrics:
             self.attempt_seconds.labels(integration)
         for outcome in RELOAD_OUTCOMES:
             self.config_reloads.labels(outcome)
+
+    def count_events(self, source: str, outcomes: Sequence[str]) -> None:
+        """Count a delivery's events by outcome, one increment per kind however many.
+        (``hub.webhooks.commit`` inlines the same loop: it is on the ingest hot path.)"""
+        for outcome in set(outcomes):
+            self.event_series(source, outcome).inc(outcomes.count(outcome))
 
     def observe_commit(self, batch_size: int, seconds: float) -> None:
         self.store_batch.observe(batch_size)

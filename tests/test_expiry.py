@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from conftest import BASE_CONFIG, mail_url, wait_for
+from notify_support import metric
 
 PROMETHEUS = (
     BASE_CONFIG
@@ -57,10 +58,16 @@ def ended_total(http) -> float:
     return float(line.split()[1])
 
 
+def expiry_events(http, outcome: str) -> float | None:
+    text = http.get("/metrics").text
+    return metric(text, "hub_events_total", source="expiry", outcome=outcome)
+
+
 def test_an_alert_not_re_sent_resolves_at_its_end_and_says_so(hub_factory, smtp):
     mailbox, smtp_port = smtp
     hub = start(hub_factory, smtp_port)
     with hub.client() as http:
+        assert expiry_events(http, "changed") == 0, "the series exists from start"
         post(http, alert("db1", ends_in=1.5))
         firing = status_of(http, "db1")
         assert firing["status"] == "firing"
@@ -75,6 +82,7 @@ def test_an_alert_not_re_sent_resolves_at_its_end_and_says_so(hub_factory, smtp)
         assert resolved["ends_at"] is None
         assert resolved["resolved_at"] == firing["ends_at"]
         assert ended_total(http) == 1
+        assert expiry_events(http, "changed") == 1, "counted as every applied event is"
         assert "unless re-sent" not in http.get(incident_page).text
         wait_for(lambda: [s for s in mailbox.subjects() if "RESOLVED" in s])
 
