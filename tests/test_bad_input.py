@@ -34,6 +34,13 @@ def stored_rows(db) -> dict[str, int]:
             "$.labels",
         ),
         ("/webhooks/shop", AUTH, b"[]", 422, "at least one event"),
+        (
+            "/webhooks/shop",
+            AUTH,
+            b'[{"status": "firing", "summary": "a"}, {"status": "bogus", "summary": "b"}]',
+            422,
+            "$[1].status",
+        ),
         ("/webhooks/shop", {}, b'{"status": "firing", "summary": "x"}', 401, "authorization"),
         (
             "/webhooks/shop",
@@ -58,6 +65,7 @@ def stored_rows(db) -> dict[str, int]:
         "empty-summary",
         "label-not-string",
         "empty-list",
+        "one-bad-item-of-a-batch",
         "no-token",
         "wrong-token",
         "unknown-source",
