@@ -195,3 +195,20 @@ def test_an_incident_page_notes_which_silence_holds_each_muted_alert(hub_factory
     assert f'<a href="/silences#silence-{silence_id}">{silence_id}</a>' in notes[0]
     assert "muted by silence" in notes[0]
     assert f'id="silence-{silence_id}"' in silences, "the link lands on the silence's row"
+
+
+def test_the_incident_list_says_when_it_shows_only_the_latest_hundred(hub_factory):
+    """A list cut at 100 rows must say so, or the older open incidents look gone."""
+    hub = start(hub_factory)
+    events = [
+        {"status": "firing", "summary": f"service {i} down", "labels": {"service": f"s{i}"}}
+        for i in range(101)
+    ]
+    with hub.client() as http:
+        assert http.post("/webhooks/shop", json=events, headers=AUTH).status_code == 202
+        sign_in(http, "read-token")
+        listed = http.get("/").text
+        one = http.get("/", params={"label": 'service="s7"'}).text
+    assert len(re.findall(r"<tr data-incident=", listed)) == 100
+    assert "Showing the 100 most recently changed of 101: filter by label" in listed
+    assert "data-more" not in one and "service 7 down" in one

@@ -51,6 +51,7 @@ async def incidents(
         label=label,
         error=error,
         incidents=rows,
+        shown=SHOWN,
         alert_counts=store.incident_alert_counts([row["id"] for row in rows]),
     )
 
