@@ -10,6 +10,7 @@ already exits 2 on bad usage).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -96,13 +97,13 @@ Command = Callable[[argparse.Namespace, Client], Answer]
 
 def alerts(args: argparse.Namespace, client: Client) -> Answer:
     query = [("status", args.status), ("severity", args.severity), ("source", args.source)]
-    rows = client.get("/api/v1/alerts", query + _labels(args.matchers))
+    rows = client.get("/api/v1/alerts", query + _labels(args.matchers) + _limit(args))
     return Answer(rows, display.table(rows, ALERT_COLUMNS))
 
 
 def incidents(args: argparse.Namespace, client: Client) -> Answer:
     query = [("status", args.status), ("severity", args.severity)]
-    rows = client.get("/api/v1/incidents", query + _labels(args.matchers))
+    rows = client.get("/api/v1/incidents", query + _labels(args.matchers) + _limit(args))
     return Answer(rows, display.table(rows, INCIDENT_COLUMNS))
 
 
@@ -165,6 +166,10 @@ def _labels(matchers: list[str]) -> list[tuple[str, object]]:
     return [("label", matcher) for matcher in matchers]
 
 
+def _limit(args: argparse.Namespace) -> list[tuple[str, object]]:
+    return [("limit", args.limit)]
+
+
 def _segment(text: str) -> str:
     """A name or id as one path segment, whatever characters it holds."""
     return urllib.parse.quote(text, safe="")
@@ -177,7 +182,12 @@ def run(command: Command, args: argparse.Namespace) -> int:
     except ClientError as e:
         print(f"hub: error: {e}", file=sys.stderr)
         return 1
-    print(display.as_json(answer.data) if args.output == "json" else answer.text)
+    try:
+        print(display.as_json(answer.data) if args.output == "json" else answer.text, flush=True)
+    except BrokenPipeError:
+        # The reader (``| head``, a closed pager) took what it wanted: not an error. Later
+        # writes, Python's own flush at exit included, go nowhere instead of failing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -288,6 +298,9 @@ def _add(
 def _listing(parser: argparse.ArgumentParser, statuses: tuple[str, ...]) -> None:
     parser.add_argument("--status", choices=statuses)
     parser.add_argument("--severity", help="critical, error, warning or info")
+    parser.add_argument(
+        "--limit", type=int, default=100, help="at most this many, newest first (1-1000)"
+    )
     parser.add_argument("matchers", nargs="*", help='label matchers, e.g. service="checkout"')
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -357,3 +358,28 @@ def command_names(parser, prefix: str = "") -> list[str]:
         for name, sub in action.choices.items():
             names += command_names(sub, f"{prefix}{name} ") or [prefix + name]
     return names
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(running):
+    """``hub alerts -o json | head`` is how operators look at a long answer."""
+    hub, _ = running
+    with hub.client(headers=AUTH) as http:
+        for first in range(0, 300, 50):
+            many = [
+                {"status": "firing", "summary": f"disk {i} full", "labels": {"disk": str(i)}}
+                for i in range(first, first + 50)
+            ]
+            assert http.post("/webhooks/shop", json=many).status_code == 202
+    command = [sys.executable, "-m", "hub", "--url", hub.url, "--token", "read-token"]
+    reader = subprocess.Popen(
+        [*command, "alerts", "--limit", "1000", "-o", "json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert reader.stdout.read(10)  # the answer is far longer than a pipe holds
+    reader.stdout.close()
+    _, errors = reader.communicate(timeout=60)
+    assert reader.returncode == 0
+    assert b"Traceback" not in errors and b"BrokenPipe" not in errors
