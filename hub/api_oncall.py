@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -53,6 +54,9 @@ async def who_is_on_call(
     return answer(schedule, moment)
 
 
+_PLUS_AS_SPACE = re.compile(r" ([0-9]{2}:?[0-9]{2})$")
+
+
 def answer(schedule: Schedule, at: datetime) -> dict[str, Any]:
     until = oncall.next_handoff(schedule, at)
     return {
@@ -65,6 +69,9 @@ def answer(schedule: Schedule, at: datetime) -> dict[str, Any]:
 
 
 def _moment(text: str) -> datetime:
+    """The ``at`` time. A ``+`` written unencoded in a query string (``+02:00``) arrives
+    as a space, which can mean nothing else in a time: it is read as the ``+``."""
+    text = _PLUS_AS_SPACE.sub(r"+\1", text)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as e:

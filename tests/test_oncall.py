@@ -162,3 +162,7 @@ def test_the_oncall_endpoint_answers_who_until_when_and_who_is_next(hub_factory)
             http.get("/api/v1/schedules/primary/oncall", params={"at": "noon"}).status_code == 422
         )
         assert http.get("/api/v1/schedules/nope/oncall").status_code == 404
+        # curl '...?at=2026-03-28T14:00:00+02:00': the unencoded + arrives as a space
+        raw_plus = http.get("/api/v1/schedules/primary/oncall?at=2026-03-28T14:00:00+02:00")
+        assert raw_plus.status_code == 200, raw_plus.text
+        assert raw_plus.json()["at"] == "2026-03-28T12:00:00Z"
