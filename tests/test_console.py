@@ -212,3 +212,27 @@ def test_the_incident_list_says_when_it_shows_only_the_latest_hundred(hub_factor
     assert len(re.findall(r"<tr data-incident=", listed)) == 100
     assert "Showing the 100 most recently changed of 101: filter by label" in listed
     assert "data-more" not in one and "service 7 down" in one
+
+
+def test_an_incident_page_shows_each_alerts_annotations_with_links(hub_factory):
+    """The runbook is what a person opening the incident looks for first."""
+    hub = start(hub_factory)
+    event = {
+        "status": "firing",
+        "summary": "checkout down",
+        "labels": {"service": "checkout"},
+        "annotations": {
+            "runbook": "https://wiki.example/checkout",
+            "description": "<b>5xx</b> above 5%",
+        },
+    }
+    with hub.client() as http:
+        answer = http.post("/webhooks/shop", json=event, headers=AUTH)
+        sign_in(http, "read-token")
+        page = http.get(f"/incidents/{answer.json()['alerts'][0]['incident_id']}").text
+    notes = re.findall(r'<div class="sub annotation">(.*?)</div>', page, re.S)
+    assert notes == [
+        "description: &lt;b&gt;5xx&lt;/b&gt; above 5%",
+        'runbook: <a href="https://wiki.example/checkout" rel="noopener">'
+        "https://wiki.example/checkout</a>",
+    ]
