@@ -140,7 +140,11 @@ class Runtime:
             clock=self.clock,
         )
         self.watchdog = heartbeats.Watchdog(
-            self.store, self.current_rules, self.show_heartbeats, clock=self.clock
+            self.store,
+            self.current_rules,
+            self.show_heartbeats,
+            self.forget_heartbeats,
+            clock=self.clock,
         )
         await self.watchdog.sync()
         self.expirer = expiry.Expirer(
@@ -217,6 +221,14 @@ class Runtime:
         for gauge in (self.metrics.heartbeat_last_ping, self.metrics.heartbeat_overdue):
             with contextlib.suppress(KeyError):
                 gauge.remove(name)
+
+    def forget_heartbeats(self, names: list[str]) -> None:
+        """Config heartbeats a sync removed: their series go, and the dispatcher sees
+        the alerts their removal resolved."""
+        for name in names:
+            self.forget_heartbeat(name)
+        if names:
+            self.changed()
 
     async def stop(self) -> None:
         if self.scheduler.running:

@@ -13,7 +13,8 @@ A heartbeat's first deadline counts from when it was created: one that never pin
 fires too.
 
 Config heartbeats are copied into the store at start and on reload (``sync``);
-the API adds and removes its own.
+the API adds and removes its own. A heartbeat removed either way resolves its open
+alert first: no ping could resolve it afterwards.
 """
 
 from __future__ import annotations
@@ -48,12 +49,19 @@ def fingerprint(name: str) -> str:
     return f"{SOURCE}:{name}"
 
 
-def sync(tx: Tx, heartbeats: list[config.Heartbeat], now: float) -> None:
-    """Make the stored config heartbeats match the config, keeping their ping state."""
-    tx.drop_config_heartbeats([h.name for h in heartbeats])
+def sync(tx: Tx, heartbeats: list[config.Heartbeat], now: float, rules: Rules) -> list[str]:
+    """Make the stored config heartbeats match the config, keeping their ping state.
+
+    Returns the names removed (their open alerts resolved, like an API delete).
+    """
+    wanted = {h.name for h in heartbeats}
+    gone = [row for row in tx.config_heartbeats() if row["name"] not in wanted]
+    for row in gone:
+        _remove(tx, row, now, rules, "removed from the config")
     for heartbeat in heartbeats:
         stored = tx.heartbeat(heartbeat.name)
         tx.save_heartbeat(_defined(heartbeat, "config", stored, now))
+    return [row["name"] for row in gone]
 
 
 def create(tx: Tx, heartbeat: config.Heartbeat, now: float) -> dict:
@@ -70,9 +78,15 @@ def delete(tx: Tx, name: str, now: float, rules: Rules) -> dict:
     row = _existing(tx, name)
     if row["origin"] == "config":
         raise Conflict(f"heartbeat {name!r} comes from the config file; remove it there")
+    return _remove(tx, row, now, rules, "deleted")
+
+
+def _remove(tx: Tx, row: dict, now: float, rules: Rules, reason: str) -> dict:
+    """Delete a heartbeat, resolving its open alert first: once it is gone, its ping
+    URL is a 404 and nothing else could resolve the alert."""
     if row["overdue"]:
-        _raise_alert(tx, row, "resolved", now, rules, "deleted")
-    tx.delete_heartbeat(name)
+        _raise_alert(tx, row, "resolved", now, rules, reason)
+    tx.delete_heartbeat(row["name"])
     return {**row, "overdue": 0, "deadline": None}
 
 
@@ -215,18 +229,24 @@ class Watchdog(Worker):
         store: Store,
         rules: Callable[[], Rules],
         on_changed: Callable[[list[dict]], None],
+        on_removed: Callable[[list[str]], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(clock)
         self.store = store
         self.rules = rules
         self.on_changed = on_changed
+        self.on_removed = on_removed
         self._synced: config.Config | None = None
 
     async def sync(self) -> None:
-        cfg, now = self.rules().config, self.clock()
-        await self.store.write(lambda tx: sync(tx, cfg.heartbeats, now), background=True)
+        rules, now = self.rules(), self.clock()
+        cfg = rules.config
+        removed = await self.store.write(
+            lambda tx: sync(tx, cfg.heartbeats, now, rules), background=True
+        )
         self._synced = cfg
+        self.on_removed(removed)
         self.on_changed(self.store.heartbeats())
 
     async def round(self) -> bool:

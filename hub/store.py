@@ -601,12 +601,10 @@ class Tx:
     def delete_heartbeat(self, name: str) -> None:
         self.conn.execute("DELETE FROM heartbeats WHERE name = ?", (name,))
 
-    def drop_config_heartbeats(self, keep: list[str]) -> None:
-        """Forget config heartbeats that are no longer in the config."""
-        self.conn.execute(
-            f"DELETE FROM heartbeats WHERE origin = 'config' AND name NOT IN ({_marks(keep)})",
-            keep,
-        )
+    def config_heartbeats(self) -> list[dict]:
+        """The stored heartbeats that came from the config file."""
+        cursor = self.conn.execute("SELECT * FROM heartbeats WHERE origin = 'config'")
+        return [_decode_heartbeat(row) for row in _all(cursor)]
 
     # retention ---------------------------------------------------------------
 

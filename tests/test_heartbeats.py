@@ -1,17 +1,23 @@
 """Heartbeats on a real server with real email: a missed deadline raises an alert, the
 next ping resolves it, /fail and an unfinished /start fire, deadlines survive a stop,
-and heartbeats can be managed through the API."""
+heartbeats can be managed through the API, and a config one removed from the file
+resolves its alert."""
 
 from __future__ import annotations
 
 import time
 
+import pytest
 from conftest import BASE_CONFIG, mail_url, wait_for
 
 WRITE = {"Authorization": "Bearer write-token"}
+ADMIN = {"Authorization": "Bearer admin-token"}
 HEARTBEATS = """
 [api]
-tokens = [{{ name = "will", token = "write-token", role = "write" }}]
+tokens = [
+  {{ name = "will", token = "write-token", role = "write" }},
+  {{ name = "ada", token = "admin-token", role = "admin" }},
+]
 
 [[heartbeats]]
 name = "nightly-backup"
@@ -184,3 +190,35 @@ def test_an_api_heartbeat_may_have_a_token_and_a_short_one_is_refused(hub_factor
         assert http.get("/ping/etl", headers={"Authorization": ""}).status_code == 401
         assert http.get("/ping/etl", params={"token": PING_TOKEN}).status_code == 200
         assert shown(http, "nightly-backup")["token_required"] is False
+
+
+def without_heartbeat_blocks(text: str) -> str:
+    return text[: text.index("[[heartbeats]]")]
+
+
+def overdue_series(http) -> list[str]:
+    return [line for line in http.get("/metrics").text.splitlines() if "nightly-backup" in line]
+
+
+@pytest.mark.parametrize("apply", ["reload", "restart"])
+def test_removing_a_down_config_heartbeat_resolves_its_alert(hub_factory, smtp, apply):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port)
+    with hub.client(headers=WRITE) as http:
+        http.post("/ping/nightly-backup/fail").raise_for_status()
+        wait_for(lambda: subjects(mailbox, "FIRING"))
+        hub.config_path.write_text(without_heartbeat_blocks(hub.config_path.read_text()))
+        if apply == "reload":
+            assert http.post("/-/reload", headers=ADMIN).json() == {"status": "reloaded"}
+        else:
+            hub.restart()
+
+        wait_for(lambda: subjects(mailbox, "RESOLVED"))
+        alert = heartbeat_alert(http)
+        assert (alert["status"], alert["annotations"]["reason"]) == (
+            "resolved",
+            "removed from the config",
+        )
+        assert [i["status"] for i in http.get("/api/v1/incidents").json()] == ["resolved"]
+        assert http.get("/api/v1/heartbeats").json() == []
+        assert overdue_series(http) == []
