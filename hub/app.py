@@ -118,7 +118,7 @@ class Runtime:
 
     async def start(self) -> None:
         logfile.register()
-        self.store.open()
+        self._open_store()
         self.ack_secret = await self.store.write(self._ack_secret, background=True)
         self.session_key = await self.store.write(sessions.stored_key, background=True)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
@@ -164,6 +164,17 @@ class Runtime:
             len(self.config.sources),
             len(self.config.receivers),
         )
+
+    def _open_store(self) -> None:
+        """Open the store and refuse a config that clashes with what it holds, as a
+        reload would, closing the store again so nothing is left half-started."""
+        self.store.open()
+        try:
+            self.check_against_store(self.config)
+        except ConfigError as e:
+            self.store.close()
+            log.error("event=config_refused path=%s problems=%r", self.config_path, e.problems)
+            raise
 
     def _schedule_housekeeping(self) -> None:
         """Periodic jobs off the hot path: the WAL checkpoint and retention."""
@@ -277,6 +288,7 @@ class Runtime:
             raise Conflict("the hub was started without a config file; there is nothing to reload")
         try:
             loaded = config_module.load(self.config_path)
+            self.check_against_store(loaded)
         except ConfigError as e:
             self._count_reload("failure", f"problems={'; '.join(e.problems)!r}")
             return e.problems
@@ -285,6 +297,16 @@ class Runtime:
         self.on_config_change(old, new)
         self._count_reload("success", f"needs_restart={','.join(kept) or '-'}")
         return []
+
+    def check_against_store(self, config: Config) -> None:
+        """Config problems only the store can show (a config heartbeat named like an API
+        one), refused at start and on reload like any other; a store not yet open has
+        nothing to compare (``start`` checks once it is)."""
+        if not self.store.is_open:
+            return
+        problems = heartbeats.clashes(config.heartbeats, self.store.heartbeats())
+        if problems:
+            raise ConfigError(problems)
 
     def on_config_change(self, old: Config, new: Config) -> None:
         """Called after a reload swapped the config, to rebuild what derives from it.

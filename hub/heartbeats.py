@@ -14,12 +14,14 @@ fires too.
 
 Config heartbeats are copied into the store at start and on reload (``sync``);
 the API adds and removes its own. A heartbeat removed either way resolves its open
-alert first: no ping could resolve it afterwards.
+alert first: no ping could resolve it afterwards. A config heartbeat may not take a
+name an API heartbeat holds (``clashes``), as the API refuses a taken name.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +45,7 @@ MIN_TOKEN_LENGTH = 16
 Ping = Literal["success", "fail", "start"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _encode = msgspec.json.Encoder().encode
+log = logging.getLogger("hub.heartbeats")
 
 
 def fingerprint(name: str) -> str:
@@ -52,7 +55,9 @@ def fingerprint(name: str) -> str:
 def sync(tx: Tx, heartbeats: list[config.Heartbeat], now: float, rules: Rules) -> list[str]:
     """Make the stored config heartbeats match the config, keeping their ping state.
 
-    Returns the names removed (their open alerts resolved, like an API delete).
+    Returns the names removed (their open alerts resolved, like an API delete). A name
+    an API heartbeat holds stays the API's: ``clashes`` refuses such a config, so this
+    only happens when the API took the name between the check and the sync.
     """
     wanted = {h.name for h in heartbeats}
     gone = [row for row in tx.config_heartbeats() if row["name"] not in wanted]
@@ -60,8 +65,23 @@ def sync(tx: Tx, heartbeats: list[config.Heartbeat], now: float, rules: Rules) -
         _remove(tx, row, now, rules, "removed from the config")
     for heartbeat in heartbeats:
         stored = tx.heartbeat(heartbeat.name)
+        if stored is not None and stored["origin"] != "config":
+            log.warning("event=heartbeat_name_taken name=%s origin=api", heartbeat.name)
+            continue
         tx.save_heartbeat(_defined(heartbeat, "config", stored, now))
     return [row["name"] for row in gone]
+
+
+def clashes(heartbeats: list[config.Heartbeat], stored: list[dict]) -> list[str]:
+    """Config problems: a config heartbeat whose name an API heartbeat holds. The
+    config may not silently take it over (nor delete it when the block goes)."""
+    taken = {row["name"] for row in stored if row["origin"] == "api"}
+    return [
+        f"heartbeats[{i}] ({heartbeat.name}).name: taken by a heartbeat created through"
+        " the API; rename this one or delete that one"
+        for i, heartbeat in enumerate(heartbeats)
+        if heartbeat.name in taken
+    ]
 
 
 def create(tx: Tx, heartbeat: config.Heartbeat, now: float) -> dict:

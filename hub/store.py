@@ -959,6 +959,10 @@ class Store:
         self._writer = self._reader = None
 
     @property
+    def is_open(self) -> bool:
+        return self._reader is not None
+
+    @property
     def writer_alive(self) -> bool:
         return self._committer is not None and self._committer.is_alive()
 

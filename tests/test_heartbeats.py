@@ -1,14 +1,19 @@
 """Heartbeats on a real server with real email: a missed deadline raises an alert, the
 next ping resolves it, /fail and an unfinished /start fire, deadlines survive a stop,
-heartbeats can be managed through the API, and a config one removed from the file
-resolves its alert."""
+heartbeats can be managed through the API, and a reload removes config ones cleanly
+but never takes over an API one."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 from conftest import BASE_CONFIG, mail_url, wait_for
+
+from hub import config
+from hub.app import Runtime
+from hub.errors import ConfigError
 
 WRITE = {"Authorization": "Bearer write-token"}
 ADMIN = {"Authorization": "Bearer admin-token"}
@@ -222,3 +227,24 @@ def test_removing_a_down_config_heartbeat_resolves_its_alert(hub_factory, smtp, 
         assert [i["status"] for i in http.get("/api/v1/incidents").json()] == ["resolved"]
         assert http.get("/api/v1/heartbeats").json() == []
         assert overdue_series(http) == []
+
+
+def test_a_config_heartbeat_may_not_take_an_api_heartbeats_name(hub_factory, smtp):
+    hub = start_hub(hub_factory, smtp[1])
+    text = hub.config_path.read_text()
+    clashing = text.replace('name = "nightly-backup"', 'name = "deploy-check"')
+    with hub.client(headers=WRITE) as http:
+        made = http.post("/api/v1/heartbeats", json={"name": "deploy-check", "period": "1h"})
+        assert made.status_code == 201
+        hub.config_path.write_text(clashing)
+        answer = http.post("/-/reload", headers=ADMIN)
+        assert answer.status_code == 400
+        assert answer.json()["problems"] == [
+            "heartbeats[0] (deploy-check).name: taken by a heartbeat created through the API;"
+            " rename this one or delete that one"
+        ]
+        assert shown(http, "deploy-check")["origin"] == "api"
+        assert shown(http, "nightly-backup")["origin"] == "config", "the old config runs"
+    hub.stop()
+    with pytest.raises(ConfigError, match="deploy-check"):
+        asyncio.run(Runtime(config.load(hub.config_path)).start())
