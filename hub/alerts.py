@@ -29,17 +29,24 @@ class Outcome(StrEnum):
 
 
 def classify(
-    alert: dict[str, Any] | None, status: str, severity: str, summary: str, occurred_at: float
+    alert: dict[str, Any] | None,
+    status: str,
+    severity: str,
+    summary: str,
+    occurred_at: float,
+    ends: float | None = None,
 ) -> Outcome:
-    """Decide what an event does to the current alert row (None if there is none).
+    """Decide what an event does to the current alert row (None if there is none);
+    ``ends`` is the event's end (``ends_at``).
 
     An event older than the last state change is stale: a late "firing" never
-    reopens an alert that was resolved after it. Equal times let the later
-    arrival win, since senders without clocks all carry the receive time.
+    reopens an alert that was resolved after it, unless it outlasts an end hub
+    inferred (``refires``). Equal times let the later arrival win, since senders
+    without clocks all carry the receive time.
     """
     if alert is None:
         return Outcome.NEW
-    if occurred_at < alert["last_change"]:
+    if occurred_at < alert["last_change"] and not refires(alert, status, ends):
         return Outcome.STALE
     if status == "acknowledged":
         return Outcome.ACKNOWLEDGED
@@ -48,6 +55,20 @@ def classify(
     if severity != alert["severity"] or summary != alert["summary"]:
         return Outcome.UPDATED
     return Outcome.DUPLICATE
+
+
+def refires(alert: dict[str, Any], status: str, ends: float | None) -> bool:
+    """A firing event whose end is later than the one hub's expirer resolved the alert
+    at: the sender says it still fires after the end hub inferred (Prometheus re-sends
+    with the same ``startsAt`` after a network cut), and Alertmanager fires it again.
+
+    Only the expirer's resolution leaves an end on a resolved alert (``_ends``); a
+    sender's own resolve clears it, so a delayed firing never undoes that. Both ends
+    are the sender's ``endsAt``: no clock of hub's is compared with the sender's.
+    """
+    stored = alert["ends_at"]
+    expired = alert["status"] == "resolved" and stored is not None
+    return expired and status == "firing" and ends is not None and ends > stored
 
 
 def matchable(alert: dict[str, Any]) -> dict[str, str]:
@@ -81,9 +102,19 @@ def ends_at(event: Event) -> float | None:
 
 
 def _ends(event: Event) -> dict[str, float | None]:
-    """The end and the expirer's first look at it, which a new state starts equal."""
+    """The end and the expirer's first look at it, which a new state starts equal.
+
+    A resolved event has no look left; only the expirer's carries an end, the one
+    that passed, which ``refires`` compares a later re-send's end with.
+    """
+    if event.status != "firing":
+        return {"ends_at": _timestamp(event.ends_at), "end_check_at": None}
     end = ends_at(event)
     return {"ends_at": end, "end_check_at": end}
+
+
+def _timestamp(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment else None
 
 
 def new_row(source: str, event: Event, occurred: float, now: float) -> dict[str, Any]:

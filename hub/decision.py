@@ -25,6 +25,7 @@ from hub.alerts import (
     Outcome,
     changed_fields,
     classify,
+    ends_at,
     matchable,
     new_row,
     notification_kind,
@@ -117,7 +118,8 @@ def _decide_one(
 ) -> tuple[EventDecision, dict]:
     """The decision for one event, and the alert as the event would leave it."""
     occurred = occurred_at(event, now)
-    outcome = classify(alert, event.status, event.severity, event.summary, occurred)
+    end = ends_at(event)
+    outcome = classify(alert, event.status, event.severity, event.summary, occurred, end)
     after = _project(rules, alert, event, outcome, source, occurred, now)
     labels = matchable(after)
     matched = routing.match(rules.tree, labels)

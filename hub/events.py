@@ -20,7 +20,8 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     ``occurred_at`` is the sender's time, or None when the sender gave none
     (ingest then uses the receive time). ``ends_at`` is when a firing alert ends
     unless the sender says so again (Prometheus' ``endsAt``; ``hub.expiry``
-    resolves it then); None: it fires until a resolved event comes.
+    resolves it then); None: it fires until a resolved event comes. On a resolved
+    event only ``hub.expiry`` sets it: the end that passed (``alerts.refires``).
     """
 
     fingerprint: str

@@ -12,6 +12,11 @@ recorded, correlated, notified and counted (``hub_events_total{source="expiry"}`
 besides ``hub_alerts_ended_total``) like a sender's resolved event. Ends are stored
 with the alerts: one that passed while the hub was stopped resolves at start.
 
+The resolved alert keeps the end that passed (and no check): a sender re-sending it
+firing with a later end, as Prometheus does after a network cut longer than the end,
+fires it again even though its ``startsAt`` is older (``hub.alerts.refires``), as
+Alertmanager replaces an ended alert with the new one. A sender's resolve clears it.
+
 A re-send moves the end but not the indexed check time (``Tx.touch_alert``): a
 Prometheus storm of re-sends costs no index write, and the expirer, finding an alert
 whose end moved, sets its next check to the new end.
@@ -77,7 +82,8 @@ def _resolve(tx: Tx, ended: list[dict], now: float, rules: Rules) -> list[str]:
 
 def _resolved(alert: dict) -> Event:
     """The event the sender would have sent: the same alert, resolved at its end (never
-    dated before the alert's last change, which would make it stale)."""
+    dated before the alert's last change, which would make it stale). It carries that
+    end, which the resolved alert keeps: a re-send with a later one fires it again."""
     return Event(
         fingerprint=alert["fingerprint"],
         status="resolved",
@@ -86,6 +92,7 @@ def _resolved(alert: dict) -> Event:
         labels=alert["labels"],
         annotations=alert["annotations"],
         occurred_at=datetime.fromtimestamp(max(alert["ends_at"], alert["last_change"]), UTC),
+        ends_at=datetime.fromtimestamp(alert["ends_at"], UTC),
     )
 
 

@@ -252,11 +252,12 @@ def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) ->
     occurred = occurred_at(event, now)
     state = tx.alert_state(event.fingerprint)
     was_firing = state is not None and state["status"] == "firing"
-    outcome = classify(state, event.status, event.severity, event.summary, occurred)
+    end = ends_at(event)
+    outcome = classify(state, event.status, event.severity, event.summary, occurred, end)
     if state is None:
         alert = insert_new(tx, new_row(source, event, occurred, now), now, rules)
     elif outcome is Outcome.DUPLICATE:
-        tx.touch_alert(state, now, occurred, ends_at(event))
+        tx.touch_alert(state, now, occurred, end)
         alert = state
     else:
         alert = tx.get_alert(event.fingerprint)

@@ -704,7 +704,8 @@ class Tx:
         A repeat still moves ``last_change`` forward: the alert was in this state at
         ``occurred_at``, so anything older arriving later is stale. An end moved later
         (every Prometheus re-send) leaves the indexed ``end_check_at`` alone; an end
-        that appears, goes or comes nearer moves it too.
+        that appears, goes or comes nearer moves it too. A sender's resolve repeating
+        the expirer's clears the end that resolution kept (``alerts.refires``).
         """
         touch = (
             "UPDATE alerts SET duplicates = duplicates + 1, last_seen = ?,"

@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 from hub.alerts import Outcome, classify, notification_kind
 from hub.fingerprints import alertmanager_fingerprint, fingerprint, label_fingerprint
 
-FIRING_AT_100 = {"status": "firing", "severity": "warning", "summary": "s", "last_change": 100.0}
+FIRING_AT_100 = {
+    "status": "firing",
+    "severity": "warning",
+    "summary": "s",
+    "last_change": 100.0,
+    "ends_at": None,
+}
+EXPIRED_AT_200 = {**FIRING_AT_100, "status": "resolved", "last_change": 200.0, "ends_at": 200.0}
+RESOLVED_AT_200 = {**EXPIRED_AT_200, "ends_at": None}
 
 
 @pytest.mark.parametrize(
@@ -47,6 +55,19 @@ def test_classify_decides_what_an_event_does(alert, status, severity, summary, a
     result = classify(alert, status, severity, summary, at)
     assert result is outcome
     assert notification_kind(result, status) == notify
+
+
+@pytest.mark.parametrize(
+    ("alert", "ends", "outcome"),
+    [
+        (EXPIRED_AT_200, 300.0, Outcome.CHANGED),  # still firing after the end hub inferred
+        (EXPIRED_AT_200, 200.0, Outcome.STALE),  # no later end: sent before it
+        (EXPIRED_AT_200, None, Outcome.STALE),
+        (RESOLVED_AT_200, 300.0, Outcome.STALE),  # the sender's own resolve is final
+    ],
+)
+def test_an_older_firing_outlasting_an_inferred_end_fires_again(alert, ends, outcome):
+    assert classify(alert, "firing", "warning", "s", 50.0, ends) is outcome
 
 
 def test_alertmanager_fingerprint_of_no_labels_is_the_fnv_offset_basis():

@@ -79,7 +79,7 @@ def test_an_alert_not_re_sent_resolves_at_its_end_and_says_so(hub_factory, smtp)
 
         wait_for(lambda: status_of(http, "db1")["status"] == "resolved")
         resolved = status_of(http, "db1")
-        assert resolved["ends_at"] is None
+        assert resolved["ends_at"] == firing["ends_at"], "the end it resolved at"
         assert resolved["resolved_at"] == firing["ends_at"]
         assert ended_total(http) == 1
         assert expiry_events(http, "changed") == 1, "counted as every applied event is"
@@ -143,3 +143,71 @@ def test_an_end_that_passed_while_the_hub_was_stopped_resolves_it_at_start(hub_f
         wait_for(lambda: status_of(http, "db1")["status"] == "resolved", timeout=3)
         wait_for(lambda: [s for s in mailbox.subjects() if "RESOLVED" in s])
         assert ended_total(http) == 1
+
+
+STARTED = datetime.now(UTC) - timedelta(minutes=10)
+
+
+def same_alert(ends_in: float) -> dict:
+    """The alert as Prometheus re-sends it while it fires: startsAt never changes."""
+    ends = datetime.now(UTC) + timedelta(seconds=ends_in)
+    labels = {"alertname": "NetBlip", "instance": "web7"}
+    return {"labels": labels, "startsAt": STARTED.isoformat(), "endsAt": ends.isoformat()}
+
+
+def history_of(http, alert_id: int) -> list[tuple[str, int]]:
+    history = http.get(f"/api/v1/alerts/{alert_id}").json()["history"]
+    return [(h["status"], h["applied"]) for h in history]
+
+
+def firing_mails(mailbox) -> int:
+    return len([s for s in mailbox.subjects() if "FIRING" in s])
+
+
+def test_a_re_send_after_hub_ended_the_alert_fires_it_again(hub_factory, smtp):
+    """A network cut longer than endsAt: hub resolves the alert, as Alertmanager does;
+    Prometheus' next re-send (same startsAt, later endsAt) says it still fires."""
+    mailbox, smtp_port = smtp
+    hub = start(hub_factory, smtp_port)
+    with hub.client() as http:
+        post(http, same_alert(ends_in=1))
+        wait_for(lambda: firing_mails(mailbox) == 1)
+        wait_for(lambda: status_of(http, "web7")["status"] == "resolved")
+        ended = status_of(http, "web7")
+
+        post(http, same_alert(ends_in=1.5))
+        again = status_of(http, "web7")
+        assert again["status"] == "firing"
+        assert datetime.fromisoformat(again["ends_at"]) > datetime.fromisoformat(ended["ends_at"])
+        assert history_of(http, again["id"]) == [("firing", 1), ("resolved", 1), ("firing", 1)]
+        wait_for(lambda: firing_mails(mailbox) == 2)
+
+        wait_for(lambda: status_of(http, "web7")["status"] == "resolved")  # re-sends stopped
+        assert ended_total(http) == 2
+
+
+def test_a_delayed_firing_never_undoes_the_senders_own_resolve(hub_factory, smtp):
+    """Prometheus resolves an alert with endsAt at the resolve time; a firing sent
+    before it and delivered after stays stale, whatever its end: only an end hub
+    inferred is replaced by a later one (Alertmanager would fire it again until then)."""
+    _, smtp_port = smtp
+    hub = start(hub_factory, smtp_port)
+    with hub.client() as http:
+        post(http, same_alert(ends_in=240))
+        post(http, same_alert(ends_in=0))  # endsAt now: resolved
+        post(http, same_alert(ends_in=300))
+        resolved = status_of(http, "web7")
+        assert resolved["status"] == "resolved"
+        assert history_of(http, resolved["id"]) == [("firing", 1), ("resolved", 1), ("firing", 0)]
+
+
+def test_a_senders_resolve_after_hub_ended_the_alert_is_final(hub_factory, smtp):
+    """Once the sender itself says resolved, a delayed firing is stale again."""
+    _, smtp_port = smtp
+    hub = start(hub_factory, smtp_port)
+    with hub.client() as http:
+        post(http, same_alert(ends_in=1))
+        wait_for(lambda: status_of(http, "web7")["status"] == "resolved")
+        post(http, same_alert(ends_in=0))  # Prometheus' own resolve, after hub's
+        post(http, same_alert(ends_in=300))
+        assert status_of(http, "web7")["status"] == "resolved"
