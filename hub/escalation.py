@@ -11,6 +11,11 @@ A step that falls due:
                        unmuted firing alerts through the outbox, and the next step is set
   skipped_muted        every firing alert is muted (silence, maintenance, ...): the step
                        passes without notifying and the next step is set
+  skipped_nobody_on_call
+                       every target found nobody (a schedule with nobody on call, or a
+                       receiver or schedule a reload removed): the timeline names them,
+                       and the next step is set, as PagerDuty and Grafana OnCall flag an
+                       escalation level with nobody on call
   skipped_acknowledged the chain pauses; ``resume`` (unacknowledge) picks it up again
   skipped_resolved     the chain ends; a reopened incident ``restart``s it
   told_resolved        the incident resolved (``wind_up`` made the chain due at once):
@@ -23,7 +28,6 @@ Step times count from when the chain started: step ``i`` of run ``r`` is due at
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -39,6 +43,7 @@ from hub.store import Tx
 log = logging.getLogger("hub.escalation")
 
 BATCH = 100
+NOBODY_ON_CALL = "skipped_nobody_on_call"
 
 
 class Step(msgspec.Struct, frozen=True):
@@ -133,7 +138,8 @@ def fire_due(tx: Tx, now: float, rules: Rules, links: Links, silences: list[Sile
             visible = _visible(tx, incident, muted) if incident else []
             outcome = _outcome(incident, visible)
             if outcome == "notified":
-                fired.enqueued += _notify(tx, incident, row, visible, now, rules, links)  # type: ignore[arg-type]
+                outcome, enqueued = _notify(tx, incident, row, visible, now, rules, links)  # type: ignore[arg-type]
+                fired.enqueued += enqueued
         fired.outcomes[outcome] = fired.outcomes.get(outcome, 0) + 1
         _advance(tx, row, outcome)
     return fired
@@ -176,19 +182,31 @@ def _notify(
     now: float,
     rules: Rules,
     links: Links,
-) -> int:
+) -> tuple[str, int]:
+    """Page the due step's targets and record it; returns the step's outcome and the
+    outbox rows written. Targets that found nobody are named on the timeline entry
+    (``nobody_on_call``), so a gap in the rota shows where people read, not only in
+    a log; when no target found anyone the step is ``skipped_nobody_on_call``."""
     plan = _plan(row)
     run, index = divmod(row["next_step"], len(plan.steps))
     moment = datetime.fromtimestamp(now, UTC)
-    targets = list(receivers(plan.steps[index].notify, rules.config, moment))
+    reach = resolve(plan.steps[index].notify, rules.config, moment)
     enqueued = sum(
-        dispatch.enqueue(tx, incident, target, visible, now, rules, links) for target in targets
+        dispatch.enqueue(tx, incident, target, visible, now, rules, links)
+        for target in reach.receivers
     )
-    detail = {"step": index + 1, "run": run + 1, "policy": row["policy"], "notified": targets}
+    detail: dict = {
+        "step": index + 1,
+        "run": run + 1,
+        "policy": row["policy"],
+        "notified": reach.receivers,
+    }
+    if reach.nobody:
+        detail["nobody_on_call"] = reach.nobody
     tx.add_timeline(incident["id"], now, "escalated", None, detail)
-    paged = list(dict.fromkeys([*row["paged"], *targets]))
+    paged = list(dict.fromkeys([*row["paged"], *reach.receivers]))
     tx.update("escalations", row["id"], {"paged": paged})
-    return enqueued
+    return ("notified" if reach.receivers else NOBODY_ON_CALL), enqueued
 
 
 def _tell_resolved(
@@ -236,19 +254,38 @@ def _owed_notice(target: str, incident: dict, rules: Rules) -> bool:
     return target not in incident["receivers"] and rules.send_resolved.get(target, True)
 
 
-def receivers(targets: list[str], cfg: config.Config, at: datetime) -> Iterator[str]:
-    """The receiver names a step's targets mean at ``at``: ``schedule:NAME`` becomes
-    whoever is on call then (``schedule:NAME/PERSON``), other names stay as they are."""
+@dataclass
+class Reach:
+    """Whom a step's targets mean at one moment: the receiver names to send to, and
+    the targets that found nobody."""
+
+    receivers: list[str] = field(default_factory=list)
+    nobody: list[str] = field(default_factory=list)
+
+
+def resolve(targets: list[str], cfg: config.Config, at: datetime) -> Reach:
+    """What a step's targets mean at ``at`` in the running config: ``schedule:NAME``
+    becomes whoever is on call then (``schedule:NAME/PERSON``), a receiver stays as it
+    is. A target finds nobody when its schedule has nobody on call, or when a reload
+    removed it: the incident's copied policy may name what the config no longer has."""
+    reach = Reach()
     for target in targets:
-        if not target.startswith(SCHEDULE_PREFIX):
-            yield target
-            continue
-        schedule = cfg.schedule(target.removeprefix(SCHEDULE_PREFIX))
-        person = oncall.on_call(schedule, at) if schedule else None
-        if person is None:
+        name = _receiver_name(target, cfg, at)
+        if name is None or cfg.receiver(name) is None:
             log.warning("event=nobody_on_call target=%s", target)
-            continue
-        yield f"{target}/{person}"
+            reach.nobody.append(target)
+        else:
+            reach.receivers.append(name)
+    return reach
+
+
+def _receiver_name(target: str, cfg: config.Config, at: datetime) -> str | None:
+    """The receiver a target names at ``at``; None for a schedule nobody is on."""
+    if not target.startswith(SCHEDULE_PREFIX):
+        return target
+    schedule = cfg.schedule(target.removeprefix(SCHEDULE_PREFIX))
+    person = oncall.on_call(schedule, at) if schedule else None
+    return None if person is None else f"{target}/{person}"
 
 
 def problems(cfg: config.Config) -> list[str]:

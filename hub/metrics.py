@@ -50,6 +50,7 @@ SUPPRESSION_REASONS = ("silence", "inhibition", "maintenance", "flapping")
 ESCALATION_OUTCOMES = (
     "notified",
     "skipped_muted",
+    "skipped_nobody_on_call",
     "skipped_acknowledged",
     "skipped_resolved",
     "told_resolved",

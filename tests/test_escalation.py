@@ -5,21 +5,28 @@ incident resolves. Each step's lateness (sent minus due) is printed."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from datetime import datetime
 
 import pytest
 from conftest import AUTH, BASE_CONFIG, render_config, wait_for
+from console_support import sign_in
 
 from hub import config
 from hub.errors import ConfigError
 from hub.escalation import Plan, Step
 
 WRITE = {"Authorization": "Bearer write-token"}
+ADMIN = {"Authorization": "Bearer admin-token"}
 POLICY = """escalation = "page"
 
 [api]
-tokens = [{{ name = "will", token = "write-token", role = "write" }}]
+tokens = [
+  {{ name = "will", token = "write-token", role = "write" }},
+  {{ name = "ada", token = "admin-token", role = "admin" }},
+]
 
 [[receivers]]
 name = "first"
@@ -39,11 +46,19 @@ rotations = [{{ participants = ["alice"], length = "1w", handoff = "09:00", star
 [[escalations]]
 name = "page"
 steps = [
-  {{ after = "0s", notify = ["{first_step}"] }},
+  {{ after = "0s", notify = {first_notify} }},
   {{ after = "{second_after}", notify = ["schedule:primary"] }},
 ]
 repeat = {repeat}
 repeat_after = "{repeat_after}"
+"""
+# A schedule whose only rotation has not started: nobody is on call.
+NOBODY_ON_CALL = """
+[[schedules]]
+name = "future"
+time_zone = "UTC"
+people = [{{ name = "zoe", urls = ["mailto://127.0.0.1:{smtp_port}?to=zoe@example.com"] }}]
+rotations = [{{ participants = ["zoe"], length = "1w", handoff = "09:00", start = 2099-01-05 }}]
 """
 FIRING = {"status": "firing", "summary": "checkout down", "labels": {"service": "checkout"}}
 SECOND = "schedule:primary/alice"
@@ -55,10 +70,11 @@ def start_hub(
     second_after="1s",
     repeat=0,
     repeat_after="5m",
-    first_step="first",
+    first_step: str | list[str] = "first",
     first_resolved="true",
     extra="",
 ):
+    first = [first_step] if isinstance(first_step, str) else first_step
     return hub_factory(
         BASE_CONFIG + POLICY + extra,
         mail_url=f"mailto://127.0.0.1:{smtp_port}?from=hub@example.com&to=ops@example.com",
@@ -66,7 +82,7 @@ def start_hub(
         second_after=second_after,
         repeat=repeat,
         repeat_after=repeat_after,
-        first_step=first_step,
+        first_notify=json.dumps(first),
         first_resolved=first_resolved,
     )
 
@@ -108,6 +124,11 @@ def sent_times(http, receiver: str, column: str = "sent_at") -> list[float]:
     enqueued by its step), oldest first."""
     rows = http.get("/api/v1/notifications", params={"receiver": receiver}).json()
     return sorted(_epoch(row[column]) for row in rows if row["state"] == "sent")
+
+
+def escalated_entries(http, incident_id: int) -> list[dict]:
+    timeline = http.get(f"/api/v1/incidents/{incident_id}").json()["timeline"]
+    return [t["detail"] for t in timeline if t["kind"] == "escalated"]
 
 
 def escalated_steps(http, incident_id: int) -> list[tuple[int, int]]:
@@ -315,6 +336,87 @@ def test_a_reopened_incident_is_no_longer_acknowledged_and_pages_again(hub_facto
         wait_for(lambda: recipients(mailbox).count("first") == 3)  # page, notice, page
         kinds = [entry["kind"] for entry in reopened["timeline"]]
         assert "acknowledged" in kinds and kinds[-1] != "acknowledged"
+
+
+def test_a_step_with_nobody_on_call_is_counted_and_shown_and_the_chain_moves_on(hub_factory, smtp):
+    """PagerDuty and Grafana OnCall flag an escalation level that paged nobody: so does
+    hub, on the metric and the timeline, and the next step still pages."""
+    mailbox, smtp_port = smtp
+    hub = start_hub(
+        hub_factory,
+        smtp_port,
+        first_step="schedule:future",
+        extra=NOBODY_ON_CALL,
+    )
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "alice" in recipients(mailbox))
+        assert step_count(http, "skipped_nobody_on_call") == 1
+        assert step_count(http, "notified") == 1, "only step two paged"
+        nobody, paged = escalated_entries(http, incident["id"])
+        assert (nobody["step"], nobody["notified"]) == (1, [])
+        assert nobody["nobody_on_call"] == ["schedule:future"]
+        assert (paged["step"], paged["notified"]) == (2, [SECOND])
+        assert "nobody_on_call" not in paged
+        assert recipients(mailbox).count("alice") == 1 and "zoe" not in recipients(mailbox)
+    with hub.client() as browser:
+        sign_in(browser, "write-token")
+        page = browser.get(f"/incidents/{incident['id']}").text
+    assert "nobody to page at schedule:future" in page
+
+
+def test_a_step_that_reaches_someone_is_notified_and_names_the_schedule_that_found_nobody(
+    hub_factory, smtp
+):
+    mailbox, smtp_port = smtp
+    hub = start_hub(
+        hub_factory,
+        smtp_port,
+        second_after="1h",
+        first_step=["first", "schedule:future"],
+        extra=NOBODY_ON_CALL,
+    )
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox))
+        wait_for(lambda: step_count(http, "notified") == 1)
+        assert step_count(http, "skipped_nobody_on_call") == 0
+        (entry,) = escalated_entries(http, incident["id"])
+        assert (entry["notified"], entry["nobody_on_call"]) == (["first"], ["schedule:future"])
+
+
+def without_first_and_primary(text: str) -> str:
+    """The config with receiver ``first`` and schedule ``primary`` removed, and the
+    policy's steps paging ``ops`` instead."""
+    text = re.sub(r'\[\[receivers\]\]\nname = "first"\n.*?\n\n', "", text, flags=re.S)
+    text = re.sub(r'\[\[schedules\]\]\nname = "primary"\n.*?\n\n', "", text, flags=re.S)
+    return text.replace('"schedule:primary"', '"ops"').replace('["first"]', '["ops"]')
+
+
+def test_targets_a_reload_removed_find_nobody_while_an_open_incident_still_names_them(
+    hub_factory, smtp
+):
+    """The incident keeps the policy it copied; what the new config lacks pages nobody
+    and is counted so, rather than vanishing or counting as notified."""
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="2s", repeat=1, repeat_after="300ms")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox))
+        hub.config_path.write_text(without_first_and_primary(hub.config_path.read_text()))
+        assert http.post("/-/reload", headers=ADMIN).status_code == 200
+        wait_for(lambda: len(escalated_entries(http, incident["id"])) == 4, timeout=15)
+        entries = escalated_entries(http, incident["id"])
+        assert [e["notified"] for e in entries] == [["first"], [], [], []]
+        assert [e.get("nobody_on_call") for e in entries] == [
+            None,
+            ["schedule:primary"],
+            ["first"],
+            ["schedule:primary"],
+        ]
+        assert step_count(http, "skipped_nobody_on_call") == 3
+        assert step_count(http, "notified") == 1
+        assert "alice" not in recipients(mailbox)
 
 
 def test_step_times_count_from_the_start_of_each_run():
