@@ -26,6 +26,7 @@ class Outcome(StrEnum):
     UPDATED = "updated"  # same status, different severity or summary: history only
     ACKNOWLEDGED = "acknowledged"  # the sender says someone is on it (PagerDuty acknowledge)
     STALE = "stale"  # older than the alert's last change: recorded, never applied
+    IGNORED = "ignored"  # about no alert hub has (an acknowledge, PagerDuty's resolve): dropped
 
 
 def classify(
@@ -35,6 +36,7 @@ def classify(
     summary: str,
     occurred_at: float,
     ends: float | None = None,
+    opens: bool = True,
 ) -> Outcome:
     """Decide what an event does to the current alert row (None if there is none);
     ``ends`` is the event's end (``ends_at``).
@@ -42,10 +44,12 @@ def classify(
     An event older than the last state change is stale: a late "firing" never
     reopens an alert that was resolved after it, unless it outlasts an end hub
     inferred (``refires``). Equal times let the later arrival win, since senders
-    without clocks all carry the receive time.
+    without clocks all carry the receive time. Without an alert, an acknowledgement
+    (of nothing) and an event that does not ``opens`` one (PagerDuty's resolve) are
+    ignored: they must not page.
     """
     if alert is None:
-        return Outcome.NEW
+        return Outcome.NEW if opens and status != "acknowledged" else Outcome.IGNORED
     if occurred_at < alert["last_change"] and not refires(alert, status, ends):
         return Outcome.STALE
     if status == "acknowledged":

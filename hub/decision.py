@@ -115,11 +115,15 @@ def summary(decoded: Decoded, decisions: list[EventDecision]) -> dict[str, Any]:
 
 def _decide_one(
     rules: Rules, muter: Muter, alert: dict | None, event: Event, source: str, now: float
-) -> tuple[EventDecision, dict]:
+) -> tuple[EventDecision, dict | None]:
     """The decision for one event, and the alert as the event would leave it."""
     occurred = occurred_at(event, now)
     end = ends_at(event)
-    outcome = classify(alert, event.status, event.severity, event.summary, occurred, end)
+    outcome = classify(
+        alert, event.status, event.severity, event.summary, occurred, end, event.opens
+    )
+    if outcome is Outcome.IGNORED:
+        return _ignored(event), alert
     after = _project(rules, alert, event, outcome, source, occurred, now)
     labels = matchable(after)
     matched = routing.match(rules.tree, labels)
@@ -135,6 +139,19 @@ def _decide_one(
         event=event,
     )
     return decision, after
+
+
+def _ignored(event: Event) -> EventDecision:
+    """An event about no alert: it would change nothing and tell nobody."""
+    return EventDecision(
+        fingerprint=event.fingerprint,
+        outcome=Outcome.IGNORED.value,
+        notification=None,
+        routes=[],
+        receivers=[],
+        mutes=[],
+        event=event,
+    )
 
 
 def _project(

@@ -22,6 +22,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     unless the sender says so again (Prometheus' ``endsAt``; ``hub.expiry``
     resolves it then); None: it fires until a resolved event comes. On a resolved
     event only ``hub.expiry`` sets it: the end that passed (``alerts.refires``).
+
+    ``opens`` False: the event is only about an alert the sender opened before
+    (PagerDuty's acknowledge and resolve), so for an unknown fingerprint it is
+    ignored.
     """
 
     fingerprint: str
@@ -32,3 +36,4 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     annotations: dict[str, str] = {}
     occurred_at: datetime | None = None
     ends_at: datetime | None = None
+    opens: bool = True

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgspec
 
 from hub import decision
-from hub.alerts import Outcome, changed_fields, classify, ends_at, new_row, occurred_at
+from hub.alerts import (
+    Outcome,
+    changed_fields,
+    classify,
+    ends_at,
+    new_row,
+    occurred_at,
+)
 from hub.config import Mode
 from hub.correlate import correlate, insert_new
 from hub.decoders.common import Decoded
@@ -144,7 +151,7 @@ def apply_delivery(
         answer = 202, _native_answer(delivery_id, decoded, applied)
         _insert(tx, delivery_id, delivery, answer)
     for event in applied:
-        if event.outcome is not Outcome.DUPLICATE:
+        if event.outcome not in _UNRECORDED:
             _record(tx, delivery_id, event, delivery.received_at)
     outcomes = [event.outcome.value for event in applied]
     return Answer(*answer, outcomes=outcomes, rejected=len(decoded.rejected))
@@ -215,6 +222,11 @@ def _insert(
     )
 
 
+# No event row: a duplicate is counted on its alert, an ignored event has no alert
+# (events reference one); the delivery keeps the body of both.
+_UNRECORDED = frozenset({Outcome.DUPLICATE, Outcome.IGNORED})
+
+
 class _Applied(NamedTuple):
     """One event applied to its alert; the event row is written after the delivery's."""
 
@@ -239,6 +251,8 @@ def _native_answer(delivery_id: int, decoded: Decoded, applied: list[_Applied]) 
         "alerts": [event.alert for event in applied],
         "delivery_id": delivery_id,
     }
+    if ignored := _count(applied, Outcome.IGNORED):
+        body["ignored"] = ignored
     if decoded.rejected:
         body["rejected"] = decoded.rejected
     return body
@@ -253,7 +267,11 @@ def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) ->
     state = tx.alert_state(event.fingerprint)
     was_firing = state is not None and state["status"] == "firing"
     end = ends_at(event)
-    outcome = classify(state, event.status, event.severity, event.summary, occurred, end)
+    outcome = classify(
+        state, event.status, event.severity, event.summary, occurred, end, event.opens
+    )
+    if outcome is Outcome.IGNORED:
+        return _ignored(event, occurred)
     if state is None:
         alert = insert_new(tx, new_row(source, event, occurred, now), now, rules)
     elif outcome is Outcome.DUPLICATE:
@@ -272,6 +290,12 @@ def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) ->
         "incident_id": alert.get("incident_id"),
     }
     return _Applied(summary, outcome, event, occurred)
+
+
+def _ignored(event: Event, occurred: float) -> _Applied:
+    """An event about no alert: nothing is written, and the answer says there is none."""
+    summary = {"id": None, "fingerprint": event.fingerprint, "status": None, "incident_id": None}
+    return _Applied(summary, Outcome.IGNORED, event, occurred)
 
 
 def _record(tx: Tx, delivery_id: int, applied: _Applied, now: float) -> None:

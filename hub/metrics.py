@@ -42,7 +42,16 @@ WEBHOOK_OUTCOMES = (
     "unavailable",
 )
 # "rejected": a batch item its decoder refused, while the batch's valid items were applied.
-EVENT_OUTCOMES = ("new", "duplicate", "changed", "updated", "acknowledged", "stale", "rejected")
+EVENT_OUTCOMES = (
+    "new",
+    "duplicate",
+    "changed",
+    "updated",
+    "acknowledged",
+    "stale",
+    "ignored",
+    "rejected",
+)
 NOTIFICATION_OUTCOMES = ("sent", "failed", "dead")
 OUTBOX_STATES = ("pending", "sending", "dead")
 INCIDENT_STATES = ("open", "acknowledged")

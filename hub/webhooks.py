@@ -55,7 +55,7 @@ log = logging.getLogger("hub.webhooks")
 ALERTMANAGER_API_FORMAT = "prometheus"
 
 # Outcomes that leave every incident as it was: the workers need not look.
-QUIET_OUTCOMES = frozenset({Outcome.DUPLICATE.value, Outcome.STALE.value})
+QUIET_OUTCOMES = frozenset({Outcome.DUPLICATE.value, Outcome.STALE.value, Outcome.IGNORED.value})
 
 _OUTCOME_BY_ERROR: dict[type[HubError], str] = {
     AuthError: "unauthorized",

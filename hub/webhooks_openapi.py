@@ -86,7 +86,9 @@ def document(openapi: OpenAPI) -> None:
                     "Applied: every event is stored. hub's answer (formats without one of"
                     ' their own): {"accepted", "duplicates", "stale", "alerts", "delivery_id"}'
                     ' and "rejected" for invalid batch items; "stale" counts the events older'
-                    " than their alert's last change, recorded but not applied"
+                    " than their alert's last change, recorded but not applied;"
+                    ' "ignored" (when any) the acknowledgements of alerts hub does not have,'
+                    " dropped"
                 ),
                 "200": _json(
                     "A repeated delivery (same delivery id and body): the first answer again"

@@ -70,6 +70,21 @@ def test_an_older_firing_outlasting_an_inferred_end_fires_again(alert, ends, out
     assert classify(alert, "firing", "warning", "s", 50.0, ends) is outcome
 
 
+@pytest.mark.parametrize(
+    ("status", "opens", "outcome"),
+    [
+        ("acknowledged", True, Outcome.IGNORED),
+        ("resolved", False, Outcome.IGNORED),
+        ("acknowledged", False, Outcome.IGNORED),
+        ("resolved", True, Outcome.NEW),
+    ],
+)
+def test_an_event_about_no_alert_is_ignored_unless_it_may_open_one(status, opens, outcome):
+    result = classify(None, status, "warning", "s", 100.0, opens=opens)
+    assert result is outcome
+    assert notification_kind(result, status) is None
+
+
 def test_alertmanager_fingerprint_of_no_labels_is_the_fnv_offset_basis():
     assert alertmanager_fingerprint({}) == "cbf29ce484222325"
 

@@ -22,6 +22,15 @@ def test_each_event_action_becomes_a_status_of_the_same_alert(name, status):
     assert (event.fingerprint, event.status) == ("srv01/mysql", status)
 
 
+@pytest.mark.parametrize(
+    ("name", "opens"),
+    [("trigger.json", True), ("acknowledge.json", False), ("resolve.json", False)],
+)
+def test_only_a_trigger_opens_an_alert(name, opens):
+    (event,) = pagerduty.decode(fixture("pagerduty", name), SOURCE).events
+    assert event.opens == opens
+
+
 def test_it_is_registered_with_its_own_answers():
     assert DECODERS["pagerduty"] is pagerduty.decode
     assert RESPONDERS["pagerduty"] is pagerduty.RESPONDER

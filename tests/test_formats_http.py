@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import AUTH, BASE_CONFIG, mail_url
+from conftest import AUTH, BASE_CONFIG, mail_url, wait_for
 from notify_support import metric
 from source_factory import fixture, fixture_json
 from test_bad_input import stored_rows
@@ -164,3 +164,37 @@ def test_hubs_answer_lists_the_rejected_items_of_a_batch_and_metrics_count_them_
     (rejected,) = answer.json()["rejected"]
     assert rejected.startswith("$.alerts[2].status")
     assert metrics == {"accepted": 1, "new": 2, "rejected": 1}, "the retry counts as repeated"
+
+
+def pagerduty(action: str, dedup_key: str = "srv01/mysql") -> dict:
+    """An acknowledge or resolve as PagerDuty documents it: no payload."""
+    return {"routing_key": "k", "event_action": action, "dedup_key": dedup_key}
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "resolve"])
+def test_pagerduty_drops_an_acknowledge_or_resolve_for_a_key_without_an_alert(hub, smtp, action):
+    """As PagerDuty does: the sender gets its usual answer, nobody is paged, nothing is
+    stored but the delivery, and the event counts as ignored."""
+    mailbox, _ = smtp
+    with hub.client() as http:
+        answer = http.post("/webhooks/pd", json=pagerduty(action, "never-triggered"))
+        alerts = http.get("/api/v1/alerts", params={"source": "pd"}).json()
+        incidents = http.get("/api/v1/incidents").json()
+        (delivery,) = http.get("/api/v1/events", params={"source": "pd"}).json()
+        kept = http.get(f"/api/v1/events/{delivery['id']}").json()
+        text = http.get("/metrics").text
+        later = fixture("pagerduty", "trigger.json")
+        assert http.post("/webhooks/pd", content=later).status_code == 202
+    assert answer.status_code == 202
+    assert answer.json() == {
+        "status": "success",
+        "message": "Event processed",
+        "dedup_key": "never-triggered",
+    }
+    assert (alerts, incidents) == ([], [])
+    assert (kept["body"], kept["events"]) == (answer.request.content.decode(), [])
+    assert metric(text, "hub_events_total", source="pd", outcome="ignored") == 1
+    assert metric(text, "hub_events_total", source="pd", outcome="new") == 0
+    wait_for(lambda: mailbox.messages)
+    assert len(mailbox.messages) == 1, "only the later trigger pages"
+    assert "never-triggered" not in mailbox.text_of(0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
-from conftest import AUTH, mail_url, wait_for
+from conftest import AUTH, BASE_CONFIG, mail_url, wait_for
 
 FIRING = {
     "status": "firing",
@@ -187,3 +187,38 @@ def test_a_sender_clock_running_ahead_never_outranks_the_events_after_it(hub_fac
     assert datetime.fromisoformat(delivery["events"][0]["occurred_at"]) <= now
     assert [datetime.fromisoformat(h["at"]) <= now for h in alert["history"]] == [True, True]
     assert next_year in delivery["body"]
+
+
+TICKETS = (
+    BASE_CONFIG
+    + """
+[[sources]]
+name = "tickets"
+format = "generic"
+auth = {{ type = "none" }}
+
+[sources.mapping]
+summary = "title"
+status = "state"
+status_map = {{ open = "firing", taken = "acknowledged", closed = "resolved" }}
+dedup_key = "id"
+"""
+)
+
+
+def test_an_acknowledgement_of_an_alert_hub_does_not_have_is_ignored(hub_factory, smtp, tmp_path):
+    """It must not create a firing alert that pages: the answer says so, nothing is stored."""
+    hub = hub_factory(TICKETS, mail_url=mail_url(smtp[1]))
+    taken = {"id": "T-1", "title": "printer on fire", "state": "taken"}
+    with hub.client() as http:
+        answer = http.post("/webhooks/tickets", json=taken)
+        alerts = http.get("/api/v1/alerts").json()
+        incidents = http.get("/api/v1/incidents").json()
+    assert answer.status_code == 202
+    body = answer.json()
+    assert (body["accepted"], body["ignored"]) == (1, 1)
+    assert body["alerts"] == [
+        {"id": None, "fingerprint": "T-1", "status": None, "incident_id": None}
+    ]
+    assert (alerts, incidents) == ([], [])
+    assert table_count(tmp_path / "hub.db", "events") == 0

@@ -105,6 +105,25 @@ def test_a_test_delivery_never_touches_the_live_alert_it_is_about(hub):
     assert incident["status"] == "open"
 
 
+PAGERDUTY_TEST_SOURCE = """
+[[sources]]
+name = "pd-rehearsal"
+format = "pagerduty"
+mode = "test"
+auth = {{ type = "none" }}
+"""
+
+
+def test_a_test_resolve_of_no_alert_is_shown_ignored(hub_factory, smtp):
+    hub = hub_factory(BASE_CONFIG + PAGERDUTY_TEST_SOURCE, mail_url=mail_url(smtp[1]))
+    resolve = {"routing_key": "k", "event_action": "resolve", "dedup_key": "never-triggered"}
+    with hub.client() as http:
+        answer = http.post("/webhooks/pd-rehearsal", json=resolve).json()
+    (decision,) = answer["decision"]
+    assert (decision["outcome"], decision["notification"]) == ("ignored", None)
+    assert (decision["routes"], decision["receivers"]) == ([], [])
+
+
 def test_a_test_source_still_authenticates_and_decodes(hub):
     with hub.client(headers=WRITE) as http:
         not_its_token = http.post("/webhooks/rehearsal", json=CHECKOUT)

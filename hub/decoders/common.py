@@ -83,6 +83,7 @@ def make_event(
     dedup_key: str | None = None,
     occurred_at: datetime | None = None,
     ends_at: datetime | None = None,
+    opens: bool = True,
 ) -> Event:
     """An Event with the source's default labels applied and its fingerprint computed."""
     merged = {**source.labels, **(labels or {})}
@@ -95,6 +96,7 @@ def make_event(
         annotations=annotations or {},
         occurred_at=occurred_at,
         ends_at=ends_at,
+        opens=opens,
     )
 
 

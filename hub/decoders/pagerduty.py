@@ -47,7 +47,11 @@ class PagerDutyEvent(msgspec.Struct, kw_only=True):
 
 
 def decode(body: bytes, source: Source) -> Decoded:
-    """Decode one event; a trigger needs a payload, the other actions a dedup_key."""
+    """Decode one event; a trigger needs a payload, the other actions a dedup_key.
+
+    As at PagerDuty, acknowledge and resolve only act on an alert triggered before
+    (``opens`` False).
+    """
     event = parse_json(body, PagerDutyEvent)
     if event.event_action == "trigger" and event.payload is None:
         raise InvalidPayload("a trigger event needs a payload", field="$.payload")
@@ -65,6 +69,7 @@ def decode(body: bytes, source: Source) -> Decoded:
                 annotations=_annotations(event),
                 dedup_key=event.dedup_key or uuid.uuid4().hex,
                 occurred_at=_occurred_at(payload),
+                opens=event.event_action == "trigger",
             )
         ]
     )
