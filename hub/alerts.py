@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from hub import flapping
 
 if TYPE_CHECKING:
@@ -85,6 +87,16 @@ def matchable(alert: dict[str, Any]) -> dict[str, str]:
     return {"severity": alert["severity"], **alert["labels"]}
 
 
+def with_details_of(event: Event, alert: dict[str, Any]) -> Event:
+    """A status-only event as if it repeated the alert's summary and severity, so the
+    state machine sees only its status and the history shows the alert's details.
+
+    ``alert`` needs only ``summary`` and ``severity`` (``Tx.alert_state`` has them);
+    ``changed_fields`` leaves labels and annotations alone for such an event.
+    """
+    return msgspec.structs.replace(event, summary=alert["summary"], severity=alert["severity"])
+
+
 def notification_kind(outcome: Outcome, status: str) -> str | None:
     """Which notification an outcome causes: an alert starting to fire, or resolving."""
     if outcome is Outcome.NEW and status == "firing":
@@ -143,18 +155,19 @@ def changed_fields(
     alert: dict[str, Any], event: Event, occurred: float, now: float, settings: Flapping
 ) -> dict[str, Any]:
     """The alert row's fields after a changed or updated event; a status change also
-    counts towards flapping."""
+    counts towards flapping. A status-only event (``details`` False) comes through
+    ``with_details_of``, so its summary and severity are the alert's already."""
     changes: dict[str, Any] = {
         "status": event.status,
         "severity": event.severity,
         "summary": event.summary,
-        "labels": event.labels,
-        "annotations": event.annotations,
         "last_seen": now,
         "last_change": occurred,
         "resolved_at": occurred if event.status == "resolved" else None,
         **_ends(event),
     }
+    if event.details:  # a status-only event keeps the labels that silences match on
+        changes |= {"labels": event.labels, "annotations": event.annotations}
     if event.status != alert["status"]:
         changes |= _flapping(alert["changes"], now, settings)
     return changes

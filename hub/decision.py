@@ -30,6 +30,7 @@ from hub.alerts import (
     new_row,
     notification_kind,
     occurred_at,
+    with_details_of,
 )
 from hub.decoders.common import Decoded
 from hub.events import Event
@@ -118,6 +119,8 @@ def _decide_one(
 ) -> tuple[EventDecision, dict | None]:
     """The decision for one event, and the alert as the event would leave it."""
     occurred = occurred_at(event, now)
+    if alert is not None and not event.details:
+        event = with_details_of(event, alert)
     end = ends_at(event)
     outcome = classify(
         alert, event.status, event.severity, event.summary, occurred, end, event.opens

@@ -25,7 +25,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
     ``opens`` False: the event is only about an alert the sender opened before
     (PagerDuty's acknowledge and resolve), so for an unknown fingerprint it is
-    ignored.
+    ignored. ``details`` False: the sender said only the status (PagerDuty without
+    a payload), so summary, severity, labels and annotations are not the sender's
+    and the alert keeps its own.
     """
 
     fingerprint: str
@@ -37,3 +39,4 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: datetime | None = None
     ends_at: datetime | None = None
     opens: bool = True
+    details: bool = True

@@ -23,12 +23,16 @@ def test_each_event_action_becomes_a_status_of_the_same_alert(name, status):
 
 
 @pytest.mark.parametrize(
-    ("name", "opens"),
-    [("trigger.json", True), ("acknowledge.json", False), ("resolve.json", False)],
+    ("name", "opens", "details"),
+    [
+        ("trigger.json", True, True),
+        ("acknowledge.json", False, False),
+        ("resolve.json", False, False),
+    ],
 )
-def test_only_a_trigger_opens_an_alert(name, opens):
+def test_only_a_trigger_opens_an_alert_and_only_a_payload_carries_details(name, opens, details):
     (event,) = pagerduty.decode(fixture("pagerduty", name), SOURCE).events
-    assert event.opens == opens
+    assert (event.opens, event.details) == (opens, details)
 
 
 def test_it_is_registered_with_its_own_answers():

@@ -198,3 +198,38 @@ def test_pagerduty_drops_an_acknowledge_or_resolve_for_a_key_without_an_alert(hu
     wait_for(lambda: mailbox.messages)
     assert len(mailbox.messages) == 1, "only the later trigger pages"
     assert "never-triggered" not in mailbox.text_of(0)
+
+
+def test_a_pagerduty_resolve_without_payload_keeps_the_alerts_details(hub, smtp):
+    mailbox, _ = smtp
+    with hub.client() as http:
+        assert http.post("/webhooks/pd", content=fixture("pagerduty", "trigger.json")).is_success
+        (before,) = http.get("/api/v1/alerts", params={"source": "pd"}).json()
+        wait_for(lambda: mailbox.messages)
+        assert http.post("/webhooks/pd", json=pagerduty("resolve")).status_code == 202
+        (after,) = http.get("/api/v1/alerts", params={"source": "pd"}).json()
+        wait_for(lambda: len(mailbox.messages) == 2)
+    assert after["status"] == "resolved"
+    details = ("summary", "severity", "labels", "annotations")
+    assert {k: after[k] for k in details} == {k: before[k] for k in details}
+    assert before["labels"]["component"] == "mysql"
+    resolved = mailbox.text_of(1)
+    assert "RESOLVED" in resolved.upper()
+    assert "prod-datapipe03.example.com" in resolved
+    assert "component" in resolved
+
+
+def test_a_pagerduty_acknowledge_without_payload_acknowledges_and_keeps_the_details(hub):
+    with hub.client() as http:
+        assert http.post("/webhooks/pd", content=fixture("pagerduty", "trigger.json")).is_success
+        (before,) = http.get("/api/v1/alerts", params={"source": "pd"}).json()
+        assert http.post("/webhooks/pd", json=pagerduty("acknowledge")).status_code == 202
+        (after,) = http.get("/api/v1/alerts", params={"source": "pd"}).json()
+        (incident,) = http.get("/api/v1/incidents").json()
+        history = http.get(f"/api/v1/alerts/{after['id']}").json()["history"]
+    assert (after["status"], incident["status"]) == ("firing", "acknowledged")
+    details = ("summary", "severity", "labels", "annotations")
+    assert {k: after[k] for k in details} == {k: before[k] for k in details}
+    assert {(row["summary"], row["severity"]) for row in history} == {
+        (before["summary"], "critical")
+    }, "the history shows the alert's details, not made-up ones"

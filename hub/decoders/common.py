@@ -84,6 +84,7 @@ def make_event(
     occurred_at: datetime | None = None,
     ends_at: datetime | None = None,
     opens: bool = True,
+    details: bool = True,
 ) -> Event:
     """An Event with the source's default labels applied and its fingerprint computed."""
     merged = {**source.labels, **(labels or {})}
@@ -97,6 +98,7 @@ def make_event(
         occurred_at=occurred_at,
         ends_at=ends_at,
         opens=opens,
+        details=details,
     )
 
 

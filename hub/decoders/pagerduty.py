@@ -50,7 +50,7 @@ def decode(body: bytes, source: Source) -> Decoded:
     """Decode one event; a trigger needs a payload, the other actions a dedup_key.
 
     As at PagerDuty, acknowledge and resolve only act on an alert triggered before
-    (``opens`` False).
+    (``opens`` False), and without a payload they change only its status.
     """
     event = parse_json(body, PagerDutyEvent)
     if event.event_action == "trigger" and event.payload is None:
@@ -63,13 +63,14 @@ def decode(body: bytes, source: Source) -> Decoded:
             make_event(
                 source,
                 status=_STATUS[event.event_action],
-                summary=payload.summary if payload else f"{event.event_action} {event.dedup_key}",
+                summary=payload.summary if payload else "",
                 severity=payload.severity if payload else "info",
                 labels=_labels(payload),
                 annotations=_annotations(event),
                 dedup_key=event.dedup_key or uuid.uuid4().hex,
                 occurred_at=_occurred_at(payload),
                 opens=event.event_action == "trigger",
+                details=payload is not None,
             )
         ]
     )
