@@ -55,6 +55,7 @@ def test_a_trigger_carries_what_is_affected_as_labels_and_the_details_as_annotat
         "ping time": "1500ms",
         "load avg": "0.75",
         "client_url": "https://monitoring.service.com",
+        "link_1": "Link text https://example.com/",
     }
     assert event.occurred_at == datetime(2015, 7, 17, 8, 42, 58, 315000, tzinfo=UTC)
 
@@ -127,3 +128,10 @@ def test_it_answers_an_invalid_event_as_pagerduty_does(error):
 
 def test_it_leaves_other_errors_to_hubs_own_answer():
     assert pagerduty.RESPONDER.rejected(AuthError("bad_token")) is None
+
+
+def test_a_link_without_text_is_kept_as_its_address():
+    body = fixture_json("pagerduty", "trigger.json")
+    body["links"].append({"href": "https://runbooks.example/disk"})
+    (event,) = pagerduty.decode(encode(body), SOURCE).events
+    assert event.annotations["link_2"] == "https://runbooks.example/disk"

@@ -213,6 +213,7 @@ def test_a_pagerduty_resolve_without_payload_keeps_the_alerts_details(hub, smtp)
     details = ("summary", "severity", "labels", "annotations")
     assert {k: after[k] for k in details} == {k: before[k] for k in details}
     assert before["labels"]["component"] == "mysql"
+    assert "Link text https://example.com/" in mailbox.text_of(0), "links show in notifications"
     resolved = mailbox.text_of(1)
     assert "RESOLVED" in resolved.upper()
     assert "prod-datapipe03.example.com" in resolved

@@ -38,12 +38,18 @@ class Payload(msgspec.Struct, kw_only=True):
     custom_details: Any = None
 
 
+class Link(msgspec.Struct):
+    href: NonEmpty
+    text: str | None = None
+
+
 class PagerDutyEvent(msgspec.Struct, kw_only=True):
     routing_key: NonEmpty
     event_action: Literal["trigger", "acknowledge", "resolve"]
     dedup_key: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
     payload: Payload | None = None
     client_url: str | None = None
+    links: list[Link] = []
 
 
 def decode(body: bytes, source: Source) -> Decoded:
@@ -85,10 +91,13 @@ def _labels(payload: Payload | None) -> dict[str, str]:
 
 
 def _annotations(event: PagerDutyEvent) -> dict[str, str]:
-    """custom_details, flattened one level, and client_url: context for the humans."""
+    """custom_details, flattened one level, client_url and links: context for the
+    humans, shown in notifications."""
     annotations = _flatten(event.payload.custom_details if event.payload else None)
     if event.client_url:
         annotations["client_url"] = event.client_url
+    for n, link in enumerate(event.links, start=1):
+        annotations[f"link_{n}"] = f"{link.text} {link.href}" if link.text else link.href
     return annotations
 
 
