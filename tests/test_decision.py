@@ -91,6 +91,7 @@ def stored(status: str, last_change: float = NOW - 60, changes: tuple[float, ...
         "labels": {},
         "annotations": {},
         "last_change": last_change,
+        "ends_at": None,
         "changes": list(changes),
     }
 
