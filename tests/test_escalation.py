@@ -5,10 +5,13 @@ incident resolves. Each step's lateness (sent minus due) is printed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
+from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 from conftest import AUTH, BASE_CONFIG, render_config, wait_for
@@ -119,6 +122,21 @@ def open_incident(http) -> dict:
     return incident.json()
 
 
+REOPEN = '\n[incidents]\nreopen_window = "1h"\n'
+
+
+@contextlib.contextmanager
+def first_paged(hub_factory, smtp, **options) -> Iterator[tuple[Any, Any, Any, dict]]:
+    """A hub whose first alert opened an incident that step one has paged ``first`` for:
+    the mailbox, the hub, an API client and the incident."""
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, **options)
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox))
+        yield mailbox, hub, http, incident
+
+
 def sent_times(http, receiver: str, column: str = "sent_at") -> list[float]:
     """When each sent notification of the receiver was sent (or, with ``created_at``,
     enqueued by its step), oldest first."""
@@ -172,11 +190,7 @@ def test_step_one_goes_out_at_once_and_step_two_to_whoever_is_on_call_after_its_
 
 
 def test_an_ack_before_step_two_means_it_never_arrives_and_an_unack_resumes_it(hub_factory, smtp):
-    mailbox, smtp_port = smtp
-    hub = start_hub(hub_factory, smtp_port, second_after="1s")
-    with hub.client(headers=WRITE) as http:
-        incident = open_incident(http)
-        wait_for(lambda: "first" in recipients(mailbox))
+    with first_paged(hub_factory, smtp, second_after="1s") as (mailbox, _, http, incident):
         acked = http.post(f"/api/v1/incidents/{incident['id']}/ack", headers=WRITE, json={})
         assert acked.status_code == 200
         wait_for(lambda: step_count(http, "skipped_acknowledged") == 1)
@@ -233,11 +247,7 @@ def test_a_step_that_fell_due_while_the_hub_was_stopped_fires_as_soon_as_it_star
 
 
 def test_a_target_a_step_paged_is_told_once_when_the_alert_resolves(hub_factory, smtp):
-    mailbox, smtp_port = smtp
-    hub = start_hub(hub_factory, smtp_port, second_after="1h")
-    with hub.client(headers=WRITE) as http:
-        incident = open_incident(http)
-        wait_for(lambda: "first" in recipients(mailbox))
+    with first_paged(hub_factory, smtp, second_after="1h") as (mailbox, _, http, incident):
         resolve_alert(http)
         wait_for(lambda: sorted(told_resolved(mailbox)) == ["first", "ops"])
         time.sleep(0.5)
@@ -274,11 +284,7 @@ def test_a_paged_target_gets_no_extra_resolved_message(hub_factory, smtp, option
 
 
 def test_a_person_resolving_the_incident_tells_the_targets_paged(hub_factory, smtp):
-    mailbox, smtp_port = smtp
-    hub = start_hub(hub_factory, smtp_port, second_after="1h")
-    with hub.client(headers=WRITE) as http:
-        incident = open_incident(http)
-        wait_for(lambda: "first" in recipients(mailbox))
+    with first_paged(hub_factory, smtp, second_after="1h") as (mailbox, _, http, incident):
         resolved = http.post(f"/api/v1/incidents/{incident['id']}/resolve", json={})
         assert resolved.status_code == 200
         wait_for(lambda: told_resolved(mailbox) == ["first"])
@@ -299,12 +305,12 @@ def test_the_on_call_person_a_step_paged_is_told_too(hub_factory, smtp):
 
 
 def test_each_resolution_tells_whoever_was_paged_since_the_last_one(hub_factory, smtp):
-    mailbox, smtp_port = smtp
-    reopen = '\n[incidents]\nreopen_window = "1h"\n'
-    hub = start_hub(hub_factory, smtp_port, second_after="1h", extra=reopen)
-    with hub.client(headers=WRITE) as http:
-        incident = open_incident(http)
-        wait_for(lambda: "first" in recipients(mailbox))
+    with first_paged(hub_factory, smtp, second_after="1h", extra=REOPEN) as (
+        mailbox,
+        _,
+        http,
+        incident,
+    ):
         resolve_alert(http)
         wait_for(lambda: told_resolved(mailbox).count("first") == 1)
         assert open_incident(http)["id"] == incident["id"], "reopened"
@@ -320,12 +326,12 @@ def test_each_resolution_tells_whoever_was_paged_since_the_last_one(hub_factory,
 def test_a_reopened_incident_is_no_longer_acknowledged_and_pages_again(hub_factory, smtp):
     """The acknowledgement was for the last episode: a problem back within the reopen
     window must page again, not stay quietly acknowledged."""
-    mailbox, smtp_port = smtp
-    reopen = '\n[incidents]\nreopen_window = "1h"\n'
-    hub = start_hub(hub_factory, smtp_port, second_after="1h", extra=reopen)
-    with hub.client(headers=WRITE) as http:
-        incident = open_incident(http)
-        wait_for(lambda: "first" in recipients(mailbox))
+    with first_paged(hub_factory, smtp, second_after="1h", extra=REOPEN) as (
+        mailbox,
+        _,
+        http,
+        incident,
+    ):
         ack = http.post(f"/api/v1/incidents/{incident['id']}/ack", json={"comment": "on it"})
         assert ack.status_code == 200 and ack.json()["status"] == "acknowledged"
         resolve_alert(http)
@@ -398,11 +404,12 @@ def test_targets_a_reload_removed_find_nobody_while_an_open_incident_still_names
 ):
     """The incident keeps the policy it copied; what the new config lacks pages nobody
     and is counted so, rather than vanishing or counting as notified."""
-    mailbox, smtp_port = smtp
-    hub = start_hub(hub_factory, smtp_port, second_after="2s", repeat=1, repeat_after="300ms")
-    with hub.client(headers=WRITE) as http:
-        incident = open_incident(http)
-        wait_for(lambda: "first" in recipients(mailbox))
+    with first_paged(hub_factory, smtp, second_after="2s", repeat=1, repeat_after="300ms") as (
+        mailbox,
+        hub,
+        http,
+        incident,
+    ):
         hub.config_path.write_text(without_first_and_primary(hub.config_path.read_text()))
         assert http.post("/-/reload", headers=ADMIN).status_code == 200
         wait_for(lambda: len(escalated_entries(http, incident["id"])) == 4, timeout=15)
