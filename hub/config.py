@@ -583,6 +583,9 @@ def check(config: Config) -> list[str]:
         where = f"sources[{i}] ({source.name})"
         if source.name in reserved:
             problems.append(f"{where}.name: reserved for hub's own deliveries (heartbeats, ends)")
+        if "/" in source.name:
+            # one segment of /webhooks/{name}; scoped dedup keys rely on it too
+            problems.append(f"{where}.name: no '/' allowed (it is a URL path segment)")
         if source.format not in DECODERS:
             problems.append(
                 f"{where}.format: unknown format {source.format!r} "

@@ -80,6 +80,17 @@ def test_the_names_of_hubs_own_deliveries_are_not_source_names(name):
     ]
 
 
+def test_a_source_name_is_one_path_segment():
+    text = BROKEN.replace('port = "eighty"\ncolour = "blue"', "port = 8080")
+    text = text.replace('{ type = "telepathy" }', '{ type = "none" }')
+    text = text.replace('group_wait = "soon"', 'group_wait = "1m30s"')
+    text = text.replace('format = "carrier-pigeon"', 'format = "native"')
+    text = text.replace('name = "crm"', 'name = "crm/eu"')
+    assert problems_of(text, {"SHOP_TOKEN": "t"}) == [
+        "sources[1] (crm/eu).name: no '/' allowed (it is a URL path segment)"
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("30s", 30), ("5m", 300), ("4h", 14400), ("1h30m", 5400), ("250ms", 0.25), ("1d", 86400)],
