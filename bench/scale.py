@@ -18,13 +18,15 @@ import time
 from pathlib import Path
 
 from bench.common import free_port, require_wrk, start_hub, stop, warm_then_measure
+from hub.fingerprints import fingerprint
 from hub.store import Store
 
 CHUNK = 50_000
 
 
 def fill(db: Path, alerts: int) -> None:
-    """Stored alerts with dedup keys bench-0 .. bench-N-1 (what ingest.lua sends)."""
+    """Stored alerts with dedup keys bench-0 .. bench-N-1 of source ``bench`` (what
+    ingest.lua sends), under the fingerprints ingest gives them."""
     store = Store(str(db))
     store.open()
     store.close()
@@ -34,7 +36,7 @@ def fill(db: Path, alerts: int) -> None:
         for start in range(0, alerts, CHUNK):
             rows = [
                 (
-                    f"bench-{n}",
+                    fingerprint("bench", f"bench-{n}", {}),
                     "bench",
                     "firing",
                     "critical",

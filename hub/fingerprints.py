@@ -1,8 +1,16 @@
-"""Alert identity: the sender's key where it has one, else a stable hash of labels.
+"""Alert identity: the sender's key within its source where it has one, else a
+stable hash of labels.
 
-Alertmanager's own fingerprint is reproduced exactly so that an alert keeps the
-same identity whether it arrives from Prometheus, from Alertmanager's webhook,
-or from a native sender that uses the same labels.
+A sender's key names a thing in the sender's own namespace (PagerDuty scopes
+``dedup_key`` per routing key; a GitHub run id and a Shopify order id are
+unrelated), so it identifies an alert only together with the source:
+``<source>/<key>``. Source names have no ``/`` (they are one path segment of
+``/webhooks/{name}``) and the hashes are hex, so a scoped key never equals another
+source's key, a label hash, or an Alertmanager fingerprint.
+
+Alertmanager's own fingerprint is reproduced exactly and is not scoped, so that an
+alert keeps the same identity whether it arrives from Prometheus, from
+Alertmanager's webhook, or from two servers of an HA pair posting to two sources.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
 _MASK64 = (1 << 64) - 1
 _SEPARATOR = 0xFF
+_SCOPE = "/"
 
 
 def alertmanager_fingerprint(labels: Mapping[str, str]) -> str:
@@ -54,7 +63,13 @@ def fingerprint(
     labels: Mapping[str, str],
     identity_labels: Iterable[str] | None = None,
 ) -> str:
-    """The sender's dedup key when given, else the label hash of this source."""
+    """The sender's dedup key scoped by its source when given, else the label hash
+    of this source."""
     if dedup_key:
-        return dedup_key
+        return f"{source}{_SCOPE}{dedup_key}"
     return label_fingerprint(source, labels, identity_labels)
+
+
+def sender_key(scoped: str) -> str:
+    """The sender's own dedup key of a scoped fingerprint, for answers it reads."""
+    return scoped.partition(_SCOPE)[2]

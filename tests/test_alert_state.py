@@ -96,9 +96,10 @@ def test_fingerprints_do_not_depend_on_label_order(labels):
     assert label_fingerprint("s", labels) == label_fingerprint("s", reordered)
 
 
-def test_the_senders_key_wins_and_identity_labels_narrow_the_hash():
+def test_the_senders_key_wins_within_its_source_and_identity_labels_narrow_the_hash():
     labels = {"service": "api", "pod": "api-7f9c"}
-    assert fingerprint("shop", "order-17", labels) == "order-17"
+    assert fingerprint("shop", "order-17", labels) == "shop/order-17"
+    assert fingerprint("crm", "order-17", labels) == "crm/order-17"
     by_service = fingerprint("shop", None, labels, ["service"])
     assert by_service == fingerprint("shop", None, {"service": "api", "pod": "other"}, ["service"])
     assert fingerprint("shop", None, labels) != fingerprint("crm", None, labels)

@@ -87,7 +87,7 @@ def test_a_delivery_is_served_with_its_raw_body_answer_and_events(hub):
     assert "authorization" not in event["headers"]
     (alert,) = {a["id"] for a in answer["alerts"]}
     assert [(e["alert_id"], e["fingerprint"], e["outcome"]) for e in event["events"]] == [
-        (alert, "disk", "new"),
+        (alert, "shop/disk", "new"),
     ], "a repeat is counted in the answer but writes no event row (the cheap path)"
     assert answer["duplicates"] == 1
 

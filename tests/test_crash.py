@@ -110,9 +110,10 @@ class Load:
 
 
 def stored_keys(hub: HubProcess) -> set[str]:
+    """The dedup keys of the stored alerts: their fingerprints are ``shop/<key>``."""
     with hub.client() as http:
         alerts = http.get("/api/v1/alerts", params={"limit": 1000}).json()
-    return {alert["fingerprint"] for alert in alerts}
+    return {alert["fingerprint"].removeprefix("shop/") for alert in alerts}
 
 
 def mailed_keys(mailbox) -> list[str]:

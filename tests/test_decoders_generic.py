@@ -64,7 +64,7 @@ def test_it_maps_a_shop_order():
     assert (event.status, event.severity, event.fingerprint) == (
         "firing",
         "error",
-        "820982911946154508",
+        "test/820982911946154508",
     )
     assert event.labels == {"service": "shop", "country": "US", "first_sku": "IPOD2008PINK"}
     assert event.annotations == {"customer": "john@example.com", "total": "403.00"}
@@ -85,8 +85,8 @@ def test_it_maps_a_failed_payment():
 def test_a_body_that_is_a_list_carries_many_events():
     decoded = generic.decode(fixture("generic", "hubspot-deals.json"), CRM)
     assert [(e.fingerprint, e.status, e.severity) for e in decoded.events] == [
-        ("1246965", "firing", "info"),
-        ("1246978", "resolved", "info"),
+        ("test/1246965", "firing", "info"),
+        ("test/1246978", "resolved", "info"),
     ]
     assert decoded.events[0].occurred_at == datetime(2023, 7, 10, 14, 40, 0, 123000, tzinfo=UTC)
 

@@ -146,7 +146,7 @@ def test_pagerduty_events_are_answered_as_pagerduty_does(hub):
         "dedup_key": "srv01/mysql",
     }
     assert resolved.status_code == 202
-    assert [(a["fingerprint"], a["status"]) for a in alerts] == [("srv01/mysql", "resolved")]
+    assert [(a["fingerprint"], a["status"]) for a in alerts] == [("pd/srv01/mysql", "resolved")]
     assert invalid.status_code == 400
     assert invalid.json()["status"] == "invalid event"
 

@@ -35,7 +35,7 @@ def test_an_alert_travels_the_whole_flow_and_survives_a_restart(hub_factory, smt
         assert first.status_code == 202
         body = first.json()
         assert (body["accepted"], body["duplicates"], body["stale"]) == (1, 0, 0)
-        assert body["alerts"][0]["fingerprint"] == "checkout-errors"
+        assert body["alerts"][0]["fingerprint"] == "shop/checkout-errors"
         assert body["alerts"][0]["status"] == "firing"
         alert_id = body["alerts"][0]["id"]
 
@@ -109,7 +109,7 @@ def test_two_alerts_sharing_an_x_request_id_are_both_stored(hub_factory, smtp, t
         second = http.post("/webhooks/shop", json=other)
         stored = http.get("/api/v1/alerts").json()
     assert (first.status_code, second.status_code) == (202, 202)
-    assert sorted(a["fingerprint"] for a in stored) == ["checkout-errors", "db-1-disk"]
+    assert sorted(a["fingerprint"] for a in stored) == ["shop/checkout-errors", "shop/db-1-disk"]
     assert table_count(tmp_path / "hub.db", "deliveries") == 2
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import AUTH, BASE_CONFIG, mail_url
+from conftest import BASE_CONFIG, mail_url
 
 TEST_SOURCE = """
 [[sources]]
@@ -44,6 +44,7 @@ tokens = [
 CONFIG = BASE_CONFIG + TEST_SOURCE
 TEST_AUTH = {"Authorization": "Bearer rehearsal-token"}
 WRITE = {"Authorization": "Bearer write-token"}
+ADMIN = {"Authorization": "Bearer admin-token"}
 CHECKOUT = {
     "status": "firing",
     "summary": "checkout down",
@@ -91,11 +92,18 @@ def test_a_test_delivery_is_kept_with_its_decision_and_notifies_nobody(hub, smtp
     assert (alerts, incidents) == ([], [])
 
 
-def test_a_test_delivery_never_touches_the_live_alert_it_is_about(hub):
+def test_a_test_delivery_never_touches_the_live_alert_it_is_about(hub_factory, smtp):
+    """A key names an alert within its source: the live alert is the one this source
+    raised before it was switched to test mode."""
+    live_config = CONFIG.replace('mode = "test"', 'mode = "live"')
+    hub = hub_factory(live_config, mail_url=mail_url(smtp[1]), group_wait="100ms")
     live = {"status": "firing", "summary": "disk full", "dedup_key": "disk"}
     resolved = {**live, "status": "resolved"}
     with hub.client(headers=WRITE) as http:
-        http.post("/webhooks/shop", json=live, headers=AUTH).raise_for_status()
+        http.post("/webhooks/rehearsal", json=live, headers=TEST_AUTH).raise_for_status()
+        tested = hub.config_path.read_text().replace('mode = "live"', 'mode = "test"')
+        hub.config_path.write_text(tested)
+        http.post("/-/reload", headers=ADMIN).raise_for_status()
         answer = http.post("/webhooks/rehearsal", json=resolved, headers=TEST_AUTH).json()
         (alert,) = http.get("/api/v1/alerts").json()
         (incident,) = http.get("/api/v1/incidents").json()

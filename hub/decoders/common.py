@@ -81,15 +81,23 @@ def make_event(
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
     dedup_key: str | None = None,
+    shared_fingerprint: str | None = None,
     occurred_at: datetime | None = None,
     ends_at: datetime | None = None,
     opens: bool = True,
     details: bool = True,
 ) -> Event:
-    """An Event with the source's default labels applied and its fingerprint computed."""
+    """An Event with the source's default labels applied and its fingerprint computed.
+
+    ``dedup_key`` identifies the alert within this source; ``shared_fingerprint``
+    (Alertmanager's, of the alert's labels) is the identity as is, in every source.
+    """
     merged = {**source.labels, **(labels or {})}
+    identity = shared_fingerprint or fingerprint(
+        source.name, dedup_key, merged, source.identity_labels
+    )
     return Event(
-        fingerprint=fingerprint(source.name, dedup_key, merged, source.identity_labels),
+        fingerprint=identity,
         status=status,
         summary=summary,
         severity=severity,
@@ -152,7 +160,8 @@ def labelled_event(
     """An Event for an Alertmanager-style alert: identity, severity and summary from labels.
 
     The sender's fingerprint of the alert's own labels is the identity, so the source's
-    default labels never change it.
+    default labels never change it, and it is not scoped by the source: two Prometheus
+    servers of an HA pair posting to two sources send one alert.
     """
     return make_event(
         source,
@@ -161,7 +170,7 @@ def labelled_event(
         severity=normalize_severity(labels.get("severity")),
         labels=labels,
         annotations=annotations,
-        dedup_key=fingerprint,
+        shared_fingerprint=fingerprint,
         occurred_at=occurred_at,
         ends_at=ends_at,
     )

@@ -17,6 +17,7 @@ import msgspec
 from hub.decoders.common import Decoded, as_text, make_event, parse_json, parse_time
 from hub.errors import HubError, InvalidPayload, MalformedBody
 from hub.events import Severity
+from hub.fingerprints import sender_key
 
 if TYPE_CHECKING:
     from hub.config import Source
@@ -119,7 +120,7 @@ class Responder:
     """PagerDuty's answers, for senders that read them."""
 
     def accepted(self, decoded: Decoded) -> tuple[int, dict[str, Any]]:
-        key = decoded.events[0].fingerprint
+        key = sender_key(decoded.events[0].fingerprint)
         return 202, {"status": "success", "message": "Event processed", "dedup_key": key}
 
     def rejected(self, error: HubError) -> tuple[int, dict[str, Any]] | None:

@@ -1,0 +1,101 @@
+"""A sender's dedup_key names an alert within its source: the same key from two
+sources is two alerts, while Alertmanager's fingerprints stay shared by all sources.
+Alerts stored under a bare key before the upgrade keep receiving their re-sends."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import AUTH, BASE_CONFIG, mail_url
+from source_factory import fixture_json
+
+CONFIG = (
+    BASE_CONFIG
+    + """
+[[sources]]
+name = "crm"
+format = "native"
+auth = {{ type = "bearer", tokens = ["shop-secret-token"] }}
+
+[[sources]]
+name = "pd-a"
+format = "pagerduty"
+auth = {{ type = "none" }}
+
+[[sources]]
+name = "pd-b"
+format = "pagerduty"
+auth = {{ type = "none" }}
+
+[[sources]]
+name = "am-a"
+format = "alertmanager"
+auth = {{ type = "none" }}
+
+[[sources]]
+name = "am-b"
+format = "alertmanager"
+labels = {{ cluster = "eu-1" }}
+auth = {{ type = "none" }}
+"""
+)
+
+FIRING = {"status": "firing", "summary": "run 1001 failed", "dedup_key": "1001"}
+PAID = {"status": "resolved", "summary": "order 1001 paid", "dedup_key": "1001"}
+
+
+def pagerduty(action: str, summary: str) -> dict:
+    payload = {"summary": summary, "source": "srv01", "severity": "critical"}
+    return {"routing_key": "k", "event_action": action, "dedup_key": "shared-1", "payload": payload}
+
+
+@pytest.fixture
+def hub(hub_factory, smtp):
+    return hub_factory(CONFIG, mail_url=mail_url(smtp[1]))
+
+
+def alerts(http) -> list[tuple[str, str, str, str]]:
+    shown = http.get("/api/v1/alerts").json()
+    return sorted((a["source"], a["fingerprint"], a["status"], a["summary"]) for a in shown)
+
+
+def test_the_same_key_from_two_sources_is_two_alerts(hub):
+    with hub.client(headers=AUTH) as http:
+        first = http.post("/webhooks/shop", json=FIRING).json()
+        second = http.post("/webhooks/crm", json=PAID).json()
+        assert (first["accepted"], second["accepted"]) == (1, 1)
+        assert first["alerts"][0]["id"] != second["alerts"][0]["id"]
+        assert alerts(http) == [
+            ("crm", "crm/1001", "resolved", "order 1001 paid"),
+            ("shop", "shop/1001", "firing", "run 1001 failed"),
+        ]
+
+
+def test_pagerduty_sources_keep_their_own_alerts_and_hear_their_own_key(hub):
+    with hub.client() as http:
+        answer = http.post("/webhooks/pd-a", json=pagerduty("trigger", "disk full on a"))
+        http.post("/webhooks/pd-b", json=pagerduty("trigger", "disk full on b"))
+        http.post("/webhooks/pd-b", json=pagerduty("resolve", "disk fine on b"))
+        assert answer.json()["dedup_key"] == "shared-1"
+        assert [(a[1], a[2]) for a in alerts(http)] == [
+            ("pd-a/shared-1", "firing"),
+            ("pd-b/shared-1", "resolved"),
+        ]
+
+
+def test_a_source_re_sending_its_key_repeats_its_alert(hub):
+    with hub.client(headers=AUTH) as http:
+        first = http.post("/webhooks/shop", json=FIRING).json()
+        again = http.post("/webhooks/shop", json=FIRING).json()
+        assert again["duplicates"] == 1
+        assert again["alerts"][0]["id"] == first["alerts"][0]["id"]
+        assert len(alerts(http)) == 1
+
+
+def test_alertmanager_fingerprints_are_shared_by_sources(hub):
+    body = fixture_json("alertmanager", "firing.json")
+    with hub.client() as http:
+        first = http.post("/webhooks/am-a", json=body).json()
+        second = http.post("/webhooks/am-b", json=body).json()
+        assert second["duplicates"] == 1
+        assert second["alerts"][0]["id"] == first["alerts"][0]["id"]
+        assert [a[1] for a in alerts(http)] == ["6b157f79b26a43ad"]
