@@ -375,6 +375,37 @@ def m014_paged_targets(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m015_source_scoped_keys(db: sqlite_utils.Database) -> None:
+    """A sender's dedup key now identifies an alert within its source
+    (``<source>/<key>``, see ``hub.fingerprints``); alerts stored under a bare key
+    move to the scoped form, so that the sender's re-sends still find them.
+
+    A stored fingerprint is a bare key unless it is one of hub's forms: a heartbeat's
+    (``heartbeat:NAME``) or 16 lowercase hex digits, the form of both the label hash
+    and Alertmanager's fingerprint. Recomputing those from the stored labels cannot
+    tell them apart better: the label hash may cover only a source's
+    ``identity_labels``, and Alertmanager's covers the alert's labels without the
+    source's defaults, neither of which the database knows. So a key that was itself
+    16 hex digits keeps its bare form (its sender's next event opens a new alert);
+    a key equal to hub's own hash of its labels named the same alert either way.
+
+    Two passes over the table, both linear. The first stores the new fingerprints as
+    BLOBs, which never equal a TEXT fingerprint: a new ``a/b`` may still be held as a
+    bare key by another alert until that one moves too (source names have no ``/``,
+    so the final fingerprints are all distinct). The second makes them TEXT.
+    """
+    db.execute(
+        "UPDATE alerts SET fingerprint = CAST(source || '/' || fingerprint AS BLOB)"
+        " WHERE source != 'heartbeat'"
+        " AND NOT (length(fingerprint) = 16 AND fingerprint NOT GLOB '*[^0-9a-f]*')"
+    )
+    db.execute(
+        "UPDATE alerts SET fingerprint = CAST(fingerprint AS TEXT)"
+        " WHERE typeof(fingerprint) = 'blob'"
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

@@ -4,6 +4,8 @@ Alerts stored under a bare key before the upgrade keep receiving their re-sends.
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from conftest import AUTH, BASE_CONFIG, mail_url
 from source_factory import fixture_json
@@ -99,3 +101,25 @@ def test_alertmanager_fingerprints_are_shared_by_sources(hub):
         assert second["duplicates"] == 1
         assert second["alerts"][0]["id"] == first["alerts"][0]["id"]
         assert [a[1] for a in alerts(http)] == ["6b157f79b26a43ad"]
+
+
+def test_alerts_stored_under_a_bare_key_before_the_upgrade_take_their_re_sends(hub, tmp_path):
+    """A firing alert that missed its re-sends would fire for ever beside a new one.
+    Hashed and Alertmanager fingerprints stay, a source's default labels included."""
+    unkeyed = {"status": "firing", "summary": "no key", "labels": {"host": "db-1"}}
+    am_body = fixture_json("alertmanager", "firing.json")
+    sends = [("shop", FIRING, AUTH), ("shop", unkeyed, AUTH), ("am-b", am_body, {})]
+    with hub.client() as http:
+        for source, body, headers in sends:
+            assert http.post(f"/webhooks/{source}", json=body, headers=headers).is_success
+        before = alerts(http)
+    hub.stop()
+    with sqlite3.connect(tmp_path / "hub.db") as conn:
+        conn.execute("UPDATE alerts SET fingerprint = '1001' WHERE fingerprint = 'shop/1001'")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm015_source_scoped_keys'")
+    hub.start()
+    with hub.client() as http:
+        for source, body, headers in sends:
+            answer = http.post(f"/webhooks/{source}", json=body, headers=headers).json()
+            assert answer["duplicates"] == 1, source
+        assert alerts(http) == before

@@ -232,3 +232,37 @@ def paged_incidents(tx) -> None:
             tx.add_timeline(
                 incident_id, 1.0, "escalated", None, {"step": step, "notified": targets}
             )
+
+
+def test_bare_keys_move_under_their_source_at_the_upgrade_and_hub_forms_stay(tmp_path):
+    """pd's bare key ``srv01/mysql`` is srv01's scoped ``mysql`` until pd's moves: the
+    upgrade must not trip over it. Hashes (16 hex) and heartbeats keep their form."""
+    path = str(tmp_path / "s.db")
+    stored = [
+        ("srv01", "mysql"),
+        ("pd", "srv01/mysql"),
+        ("am", "6b157f79b26a43ad"),
+        ("heartbeat", "heartbeat:backup"),
+    ]
+    opened = Store(path)
+    opened.open()
+    asyncio.run(opened.write(lambda tx: [insert_alert(tx, *row) for row in stored]))
+    opened.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm015_source_scoped_keys'")
+    reopened = Store(path)
+    reopened.open()
+    reopened.close()
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT fingerprint, typeof(fingerprint) FROM alerts ORDER BY id")
+        assert rows.fetchall() == [
+            ("srv01/mysql", "text"),
+            ("pd/srv01/mysql", "text"),
+            ("6b157f79b26a43ad", "text"),
+            ("heartbeat:backup", "text"),
+        ]
+
+
+def insert_alert(tx, source: str, fingerprint: str) -> None:
+    event = Event(fingerprint=fingerprint, status="firing", summary="s", labels={"a": "b"})
+    tx.insert("alerts", new_row(source, event, 1.0, 1.0))
