@@ -218,7 +218,7 @@ def test_an_acknowledgement_of_an_alert_hub_does_not_have_is_ignored(hub_factory
     body = answer.json()
     assert (body["accepted"], body["ignored"]) == (1, 1)
     assert body["alerts"] == [
-        {"id": None, "fingerprint": "T-1", "status": None, "incident_id": None}
+        {"id": None, "fingerprint": "tickets/T-1", "status": None, "incident_id": None}
     ]
     assert (alerts, incidents) == ([], [])
     assert table_count(tmp_path / "hub.db", "events") == 0
