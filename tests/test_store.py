@@ -167,21 +167,30 @@ def test_a_re_send_moves_the_end_check_only_when_the_end_comes_nearer_or_goes(
     assert end_columns(store) == expected
 
 
+def migrated_again(path: str, write, migration: str, undo: str = "") -> Store:
+    """A store whose rows ``write`` stored, opened again after ``migration`` is marked
+    not applied (``undo`` takes back its schema change): the upgrade of an old file."""
+    opened = Store(path)
+    opened.open()
+    asyncio.run(opened.write(write))
+    opened.close()
+    with sqlite3.connect(path) as conn:
+        if undo:
+            conn.execute(undo)
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = ?", (migration,))
+    reopened = Store(path)
+    reopened.open()
+    return reopened
+
+
 def test_an_alert_changed_in_the_future_before_the_upgrade_comes_back_to_now(tmp_path):
     """Alerts a sender's fast clock poisoned before decode clamped event times would
     otherwise take every event as stale until that date."""
     path = str(tmp_path / "s.db")
     now = datetime.now(UTC).timestamp()
     event = Event(fingerprint="fp", status="firing", summary="disk full", labels={"a": "b"})
-    opened = Store(path)
-    opened.open()
-    asyncio.run(opened.write(lambda tx: tx.insert("alerts", new_row("src", event, now + 3e7, now))))
-    opened.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm013_no_future_changes'")
-    reopened = Store(path)
-    reopened.open()
-    reopened.close()
+    future = new_row("src", event, now + 3e7, now)  # changed a year ahead
+    migrated_again(path, lambda tx: tx.insert("alerts", future), "m013_no_future_changes").close()
     with sqlite3.connect(path) as conn:
         (last_change,) = conn.execute("SELECT last_change FROM alerts").fetchone()
     assert now <= last_change <= datetime.now(UTC).timestamp()
@@ -191,15 +200,8 @@ def test_incidents_open_at_the_upgrade_owe_a_resolved_message_to_everyone_paged(
     """Before hub told the paged targets of a resolution, none was ever told: an open
     incident's escalation owes it to everyone its timeline says a step paged."""
     path = str(tmp_path / "s.db")
-    opened = Store(path)
-    opened.open()
-    asyncio.run(opened.write(paged_incidents))
-    opened.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE escalations DROP COLUMN paged")
-        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm014_paged_targets'")
-    reopened = Store(path)
-    reopened.open()
+    undo = "ALTER TABLE escalations DROP COLUMN paged"
+    reopened = migrated_again(path, paged_incidents, "m014_paged_targets", undo)
     try:
         paged = {i: sorted(reopened.escalation(i)["paged"]) for i in (1, 2, 3)}  # type: ignore[index]
     finally:
@@ -244,15 +246,11 @@ def test_bare_keys_move_under_their_source_at_the_upgrade_and_hub_forms_stay(tmp
         ("am", "6b157f79b26a43ad"),
         ("heartbeat", "heartbeat:backup"),
     ]
-    opened = Store(path)
-    opened.open()
-    asyncio.run(opened.write(lambda tx: [insert_alert(tx, *row) for row in stored]))
-    opened.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm015_source_scoped_keys'")
-    reopened = Store(path)
-    reopened.open()
-    reopened.close()
+
+    def write(tx):
+        return [insert_alert(tx, *row) for row in stored]
+
+    migrated_again(path, write, "m015_source_scoped_keys").close()
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT fingerprint, typeof(fingerprint) FROM alerts ORDER BY id")
         assert rows.fetchall() == [
