@@ -87,7 +87,22 @@ def matchable(alert: dict[str, Any]) -> dict[str, str]:
     return {"severity": alert["severity"], **alert["labels"]}
 
 
-def with_details_of(event: Event, alert: dict[str, Any]) -> Event:
+def judge(
+    alert: dict[str, Any] | None, event: Event, occurred_at: float
+) -> tuple[Event, float | None, Outcome]:
+    """``classify`` for an event against the stored ``alert``, shared by ingest and
+    test-mode decisions: the event as it applies (a status-only one takes the alert's
+    summary and severity), its end, and the outcome."""
+    if alert is not None and not event.details:
+        event = _with_details_of(event, alert)
+    end = ends_at(event)
+    outcome = classify(
+        alert, event.status, event.severity, event.summary, occurred_at, end, event.opens
+    )
+    return event, end, outcome
+
+
+def _with_details_of(event: Event, alert: dict[str, Any]) -> Event:
     """A status-only event as if it repeated the alert's summary and severity, so the
     state machine sees only its status and the history shows the alert's details.
 
@@ -156,7 +171,7 @@ def changed_fields(
 ) -> dict[str, Any]:
     """The alert row's fields after a changed or updated event; a status change also
     counts towards flapping. A status-only event (``details`` False) comes through
-    ``with_details_of``, so its summary and severity are the alert's already."""
+    ``judge``, so its summary and severity are the alert's already."""
     changes: dict[str, Any] = {
         "status": event.status,
         "severity": event.severity,

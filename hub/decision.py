@@ -24,13 +24,11 @@ from hub import dispatch, routing
 from hub.alerts import (
     Outcome,
     changed_fields,
-    classify,
-    ends_at,
+    judge,
     matchable,
     new_row,
     notification_kind,
     occurred_at,
-    with_details_of,
 )
 from hub.decoders.common import Decoded
 from hub.events import Event
@@ -119,12 +117,7 @@ def _decide_one(
 ) -> tuple[EventDecision, dict | None]:
     """The decision for one event, and the alert as the event would leave it."""
     occurred = occurred_at(event, now)
-    if alert is not None and not event.details:
-        event = with_details_of(event, alert)
-    end = ends_at(event)
-    outcome = classify(
-        alert, event.status, event.severity, event.summary, occurred, end, event.opens
-    )
+    event, _, outcome = judge(alert, event, occurred)
     if outcome is Outcome.IGNORED:
         return _ignored(event), alert
     after = _project(rules, alert, event, outcome, source, occurred, now)

@@ -156,8 +156,12 @@ def _outcome(incident: dict | None, visible: list[dict]) -> str:
 def _visible(tx: Tx, incident: dict, muted: dispatch.MuteStage) -> list[dict]:
     """The incident's firing alerts that no silence, inhibition or window holds back."""
     firing = [a for a in tx.incident_alerts(incident["id"]) if a["status"] == "firing"]
-    held = muted(firing)
-    return [a for a in firing if a["fingerprint"] not in held]
+    return _unmuted(firing, muted)
+
+
+def _unmuted(alerts: list[dict], muted: dispatch.MuteStage) -> list[dict]:
+    held = muted(alerts)
+    return [a for a in alerts if a["fingerprint"] not in held]
 
 
 def _plan(row: dict) -> Plan:
@@ -234,9 +238,7 @@ def _tell_resolved(
     person has no such setting and is told. As in every message, alerts muted now
     are left out, and when none is left nobody is told.
     """
-    alerts = tx.incident_alerts(incident["id"])
-    held = muted(alerts)
-    visible = [a for a in alerts if a["fingerprint"] not in held]
+    visible = _unmuted(tx.incident_alerts(incident["id"]), muted)
     owed = [t for t in row["paged"] if _owed_notice(t, incident, rules)] if visible else []
     rows = {
         target: dispatch.enqueue(tx, incident, target, visible, now, rules, links, resolved=True)

@@ -21,11 +21,9 @@ from hub import decision
 from hub.alerts import (
     Outcome,
     changed_fields,
-    classify,
-    ends_at,
+    judge,
     new_row,
     occurred_at,
-    with_details_of,
 )
 from hub.config import Mode
 from hub.correlate import correlate, insert_new
@@ -266,13 +264,8 @@ def _count(applied: list[_Applied], outcome: Outcome) -> int:
 def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) -> _Applied:
     occurred = occurred_at(event, now)
     state = tx.alert_state(event.fingerprint)
-    if state is not None and not event.details:
-        event = with_details_of(event, state)
     was_firing = state is not None and state["status"] == "firing"
-    end = ends_at(event)
-    outcome = classify(
-        state, event.status, event.severity, event.summary, occurred, end, event.opens
-    )
+    event, end, outcome = judge(state, event, occurred)
     if outcome is Outcome.IGNORED:
         return _ignored(event, occurred)
     if state is None:

@@ -290,8 +290,8 @@ class Metrics:
             self.config_reloads.labels(outcome)
 
     def count_events(self, source: str, outcomes: Sequence[str]) -> None:
-        """Count a delivery's events by outcome, one increment per kind however many.
-        (``hub.webhooks.commit`` inlines the same loop: it is on the ingest hot path.)"""
+        """Count a delivery's events by outcome, one increment per kind however many
+        events (a batch holds a few kinds)."""
         for outcome in set(outcomes):
             self.event_series(source, outcome).inc(outcomes.count(outcome))
 

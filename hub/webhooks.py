@@ -185,10 +185,7 @@ async def commit(hub, delivery: Delivery, decoded: Decoded, responder: Responder
         )
         if not QUIET_OUTCOMES.issuperset(answer.outcomes):
             hub.changed()
-    for event_outcome in set(answer.outcomes):  # a few kinds, however big the batch
-        hub.metrics.event_series(delivery.source, event_outcome).inc(
-            answer.outcomes.count(event_outcome)
-        )
+    hub.metrics.count_events(delivery.source, answer.outcomes)
     if answer.rejected:  # the valid items were applied: the delivery counts as accepted
         hub.metrics.event_series(delivery.source, "rejected").inc(answer.rejected)
     _log_applied(delivery.source, answer)

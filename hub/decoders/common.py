@@ -119,8 +119,11 @@ def not_after(decoded: Decoded, now: datetime) -> Decoded:
     it: a firing dated next year would stay firing until next year. None, not ``now``
     (rounded to the microsecond): ingest then takes the exact receive time, so an
     untimed event later in the same delivery has the same time and, later, wins.
-    ``ends_at`` stays: a firing alert's end is ahead by design.
+    ``ends_at`` stays: a firing alert's end is ahead by design. Nearly every delivery
+    has no such event and is returned as it is.
     """
+    if all(event.occurred_at is None or event.occurred_at <= now for event in decoded.events):
+        return decoded
     events = [
         msgspec.structs.replace(event, occurred_at=None)
         if event.occurred_at is not None and event.occurred_at > now
