@@ -472,7 +472,7 @@ class Tx:
         (most of Prometheus' traffic) needs nothing more."""
         cursor = self.conn.execute(
             "SELECT id, status, severity, summary, last_change, incident_id, ends_at,"
-            " end_check_at FROM alerts WHERE fingerprint = ?",
+            " end_check_at, annotations FROM alerts WHERE fingerprint = ?",
             (fingerprint,),
         )
         return _one(cursor)
@@ -727,32 +727,42 @@ class Tx:
         )
 
     def touch_alert(
-        self, state: dict, last_seen: float, occurred_at: float, ends_at: float | None
+        self,
+        state: dict,
+        last_seen: float,
+        occurred_at: float,
+        ends_at: float | None,
+        annotations: dict[str, str] | None = None,
     ) -> None:
-        """The cheap repeat path: one counter and two timestamps in one statement, and
-        the alert's end when the sender moved it.
+        """The cheap repeat path: one counter and two timestamps in one statement, plus
+        the alert's end when the sender moved it and its annotations when they changed.
 
         A repeat still moves ``last_change`` forward: the alert was in this state at
         ``occurred_at``, so anything older arriving later is stale. An end moved later
         (every Prometheus re-send) leaves the indexed ``end_check_at`` alone; an end
         that appears, goes or comes nearer moves it too. A sender's resolve repeating
-        the expirer's clears the end that resolution kept (``alerts.refires``).
+        the expirer's clears the end that resolution kept (``alerts.refires``). The
+        latest annotations win, as in Alertmanager (a value in a description, Grafana's
+        ``values``); ``None`` (a status-only event) keeps them.
         """
-        touch = (
-            "UPDATE alerts SET duplicates = duplicates + 1, last_seen = ?,"
-            " last_change = MAX(last_change, ?)"
+        assignments = (
+            "duplicates = duplicates + 1, last_seen = ?, last_change = MAX(last_change, ?)"
         )
-        times = (last_seen, occurred_at)
+        values: list[Any] = [last_seen, occurred_at]
         check = state["end_check_at"]
-        if ends_at == state["ends_at"]:
-            self.conn.execute(f"{touch} WHERE id = ?", (*times, state["id"]))
-        elif ends_at is not None and check is not None and ends_at >= check:
-            self.conn.execute(f"{touch}, ends_at = ? WHERE id = ?", (*times, ends_at, state["id"]))
-        else:
-            self.conn.execute(
-                f"{touch}, ends_at = ?, end_check_at = ? WHERE id = ?",
-                (*times, ends_at, ends_at, state["id"]),
-            )
+        if ends_at != state["ends_at"]:
+            assignments += ", ends_at = ?"
+            values.append(ends_at)
+            if ends_at is None or check is None or ends_at < check:
+                assignments += ", end_check_at = ?"
+                values.append(ends_at)
+        if (
+            annotations is not None
+            and (encoded := _json.encode(annotations)) != state["annotations"]
+        ):
+            assignments += ", annotations = ?"
+            values.append(encoded)
+        self.conn.execute(f"UPDATE alerts SET {assignments} WHERE id = ?", (*values, state["id"]))
 
     def ended_alerts(self, now: float, limit: int) -> list[dict]:
         """Alerts whose end check is due and whose end has passed, the earliest first."""

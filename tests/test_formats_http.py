@@ -31,6 +31,12 @@ name = "am"
 format = "alertmanager"
 [sources.auth]
 type = "none"
+
+[[sources]]
+name = "grafana"
+format = "grafana"
+[sources.auth]
+type = "none"
 """
 )
 
@@ -89,6 +95,37 @@ def test_a_prometheus_alert_starting_next_year_is_resolved_by_a_later_resolve(hu
         assert http.post("/webhooks/prom/api/v2/alerts", json=[resolve]).status_code == 200
         (alert,) = http.get("/api/v1/alerts", params={"source": "prom"}).json()
     assert alert["status"] == "resolved"
+
+
+def test_a_re_sent_prometheus_alert_shows_its_latest_annotations_as_alertmanager_does(hub):
+    """Prometheus re-sends a firing alert at every evaluation, with the value of the
+    moment in its description: the alert shows the latest one, and the re-send still
+    counts as a repeat (no history row)."""
+    first = {
+        **prometheus_alert(timedelta(minutes=4), alertname="HighLatency"),
+        "annotations": {"summary": "checkout latency high", "description": "p99 is 910 ms"},
+    }
+    later = {**first, "annotations": {**first["annotations"], "description": "p99 is 1240 ms"}}
+    with hub.client() as http:
+        for alert in (first, later):
+            assert http.post("/webhooks/prom/api/v2/alerts", json=[alert]).status_code == 200
+        (shown,) = http.get("/api/v1/alerts", params={"source": "prom"}).json()
+        history = http.get(f"/api/v1/alerts/{shown['id']}").json()["history"]
+    assert shown["annotations"]["description"] == "p99 is 1240 ms"
+    assert (shown["duplicates"], len(history)) == (1, 1)
+
+
+def test_a_grafana_re_send_shows_the_latest_evaluated_values(hub):
+    notification = fixture_json("grafana", "firing.json")
+    with hub.client() as http:
+        assert http.post("/webhooks/grafana", json=notification).is_success
+        notification["alerts"][0]["valueString"] = "[ var='B' value=97.5 ]"
+        assert http.post("/webhooks/grafana", json=notification).is_success
+        alerts = http.get("/api/v1/alerts", params={"source": "grafana"}).json()
+    values = {alert["fingerprint"]: alert["annotations"]["values"] for alert in alerts}
+    assert values["c6eadffa33fcdf37"] == "[ var='B' value=97.5 ]"
+    assert "value=44.23943737541908" in values["bc97ff14869b13e3"]
+    assert [alert["duplicates"] for alert in alerts] == [1, 1]
 
 
 def test_a_prometheus_batch_keeps_its_valid_alerts_and_lists_the_invalid_as_alertmanager_does(
