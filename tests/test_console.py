@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from conftest import AUTH, BASE_CONFIG, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
@@ -136,6 +137,7 @@ def test_a_delivery_can_be_replayed_as_a_dry_run_or_ingested_again(hub_factory):
         dry = http.post("/deliveries/1/replay", data={"_csrf": csrf_in(page.text), "dry_run": "1"})
         assert dry.status_code == 200
         assert "What a replay would do now" in dry.text and "duplicate" in dry.text
+        assert "Ingest again" not in dry.text, "only an admin may ingest again"
         refused = http.post("/deliveries/1/replay", data={"_csrf": csrf_in(page.text)})
         assert refused.status_code == 403
         http.post("/logout", data={"_csrf": csrf_in(page.text)})
@@ -148,6 +150,30 @@ def test_a_delivery_can_be_replayed_as_a_dry_run_or_ingested_again(hub_factory):
         assert again.headers["location"] == "/deliveries/2?done=replayed"
         shown = http.get(again.headers["location"]).text
     assert "replay of" in shown and "#1" in shown
+
+
+def test_an_admin_sees_that_a_replay_would_reopen_and_page_before_ingesting_again(hub_factory):
+    """Ingesting an old firing body again reopens its resolved alert and pages: the
+    button to do it is offered only with the dry run that says so."""
+    hub = start(hub_factory)
+    fired = fire(hub.url, "checkout down")
+    resolved = {"status": "resolved", "summary": "checkout down", "labels": {"service": "checkout"}}
+    answer = httpx.post(f"{hub.url}/webhooks/shop", json=resolved, headers=AUTH, timeout=10)
+    assert answer.json()["alerts"][0]["status"] == "resolved"
+    with hub.client() as http:
+        sign_in(http, "admin-token")
+        page = http.get("/deliveries/1")
+        assert "Replay as a dry run" in page.text and "Ingest again" not in page.text
+        dry = http.post("/deliveries/1/replay", data={"_csrf": csrf_in(page.text), "dry_run": "1"})
+        effects = re.findall(r"<li>([^<]*)</li>", dry.text.split('class="effects"')[1])
+        assert effects == [f"{fired['fingerprint']}: reopens a resolved alert", "notifies ops"]
+        assert "Ingest again" in dry.text
+    alert = httpx.get(
+        f"{hub.url}/api/v1/alerts/{fired['id']}",
+        headers={"Authorization": "Bearer admin-token"},
+        timeout=10,
+    )
+    assert alert.json()["status"] == "resolved", "a dry run changes nothing"
 
 
 def test_a_delivery_page_counts_the_stale_events_the_sender_was_told_of(hub_factory):

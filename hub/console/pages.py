@@ -207,7 +207,37 @@ def delivery_page(
         body_base64=is_base64,
         events=store.delivery_events(delivery_id),
         decision=decision,
+        effects=replay_effects(decision) if decision else [],
     )
+
+
+# What each outcome of a dry run means to the person about to ingest a body again,
+# keyed by the outcome and the status the event carries.
+_EFFECTS = {
+    ("new", "firing"): "opens a new firing alert",
+    ("new", "resolved"): "records a new alert as resolved",
+    ("changed", "firing"): "reopens a resolved alert",
+    ("changed", "resolved"): "resolves a firing alert",
+    ("updated", "firing"): "changes a firing alert's summary or severity",
+    ("updated", "resolved"): "changes a resolved alert's summary or severity",
+    ("acknowledged", "acknowledged"): "acknowledges an alert's incident",
+}
+
+
+def replay_effects(decision: dict) -> list[str]:
+    """A dry run in words, one line per event that would change something, then who
+    would be told: what an admin reads before ingesting a body again can page people."""
+    lines = [
+        f"{event['fingerprint']}: {_EFFECTS[event['outcome'], event['event']['status']]}"
+        for event in decision["decision"]
+        if (event["outcome"], event["event"]["status"]) in _EFFECTS
+    ]
+    told = sorted({receiver for event in decision["decision"] for receiver in event["receivers"]})
+    unchanged = len(decision["decision"]) - len(lines)
+    if unchanged:
+        lines.append(f"{unchanged} event(s) change nothing (repeats, stale or ignored)")
+    lines.append(f"notifies {', '.join(told)}" if told else "notifies nobody")
+    return lines
 
 
 def _pretty(text: str) -> str:
