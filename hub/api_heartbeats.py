@@ -4,7 +4,10 @@ A heartbeat without a ``token`` takes pings from anyone who knows its name, as w
 healthchecks.io: cron jobs call them with nothing but curl. Names are no secret
 (``/metrics`` shows them), so a heartbeat reachable from untrusted networks should
 have a token: its pings then carry it as ``Authorization: Bearer`` or ``?token=``,
-or get 401 and change nothing. An unknown name gets 404. The management API is
+or get 401 and change nothing. An unknown name gets 404. A ping may be a GET, a POST
+or a HEAD, as healthchecks.io takes them (uptime tools and ``curl -I`` send HEAD): a
+HEAD counts as the same ping and gets the same answer without its body, which the
+server drops, as for ``HEAD /ack/{token}``. The management API is
 guarded like the rest of ``/api/v1``; it shows whether a heartbeat has a token,
 never the token.
 """
@@ -25,7 +28,7 @@ from hub.decoders.common import parse_json
 from hub.errors import InvalidPayload
 from hub.events import Severity
 
-_PING_METHODS = ["GET", "POST"]
+_PING_METHODS = ["GET", "HEAD", "POST"]
 _SHOWN_TIMES = ("created_at", "last_ping", "started_at", "deadline")
 
 

@@ -180,6 +180,33 @@ def test_a_heartbeat_with_a_token_takes_only_pings_that_carry_it(hub_factory, sm
         assert shown(http, "payroll")["state"] == "down"
 
 
+def test_a_head_ping_counts_as_a_get_and_answers_without_a_body(hub_factory, smtp, monkeypatch):
+    """Uptime tools and cron wrappers ping with HEAD (``curl -I``), as healthchecks.io allows."""
+    monkeypatch.setenv("PAYROLL_PING_TOKEN", PING_TOKEN)
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, more=PAYROLL)
+    with hub.client(headers=WRITE) as http:
+        got, checked = http.get("/ping/nightly-backup"), http.head("/ping/nightly-backup/start")
+        assert (got.status_code, checked.status_code, checked.content) == (200, 200, b"")
+        assert checked.headers["content-type"] == got.headers["content-type"]
+        first = shown(http, "nightly-backup")
+        assert first["started_at"] is not None
+        assert http.head("/ping/nightly-backup").status_code == 200
+        row = shown(http, "nightly-backup")
+        assert row["started_at"] is None and row["last_ping"] > first["last_ping"]
+        assert http.head("/ping/nightly-backup/fail").status_code == 200
+        wait_for(lambda: subjects(mailbox, "FIRING"))
+
+        missing = http.head("/ping/no-such-job")
+        assert (missing.status_code, missing.content) == (404, b"")
+        refused = http.head("/ping/payroll", headers={"Authorization": ""})
+        assert (refused.status_code, refused.content) == (401, b"")
+        assert refused.headers["WWW-Authenticate"] == 'Bearer realm="hub"'
+        assert shown(http, "payroll")["last_ping"] is None
+        assert http.head("/ping/payroll", params={"token": PING_TOKEN}).status_code == 200
+        assert shown(http, "payroll")["state"] == "up"
+
+
 def test_an_api_heartbeat_may_have_a_token_and_a_short_one_is_refused(hub_factory, smtp):
     hub = start_hub(hub_factory, smtp[1])
     with hub.client(headers=WRITE) as http:
