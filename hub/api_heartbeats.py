@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, delete, get, post, route
+from litestar import MediaType, Request, delete, get, post, route
 from litestar.params import FromPath
 
 from hub import heartbeats
@@ -44,12 +44,12 @@ class NewHeartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     token: str | None = None
 
 
-async def _ping(request: Request, name: str, kind: heartbeats.Ping) -> Response:
+async def _ping(request: Request, name: str, kind: heartbeats.Ping) -> str:
     hub = request.app.state.hub
     now, rules, tokens = hub.clock(), hub.current_rules(), _given_tokens(request)
     row = await hub.store.write(lambda tx: heartbeats.ping(tx, name, kind, now, rules, tokens))
     hub.show_heartbeats([row])
-    return Response("OK\n", media_type="text/plain", status_code=200)
+    return "OK\n"
 
 
 def _given_tokens(request: Request) -> list[str]:
@@ -60,18 +60,26 @@ def _given_tokens(request: Request) -> list[str]:
     return [token for token in given if token]
 
 
-@route("/ping/{name:str}", http_method=_PING_METHODS, summary="Heartbeat: the job ran")
-async def ping_success(request: Request, name: FromPath[str]) -> Response:
+def _ping_route(path: str, summary: str) -> route:
+    """GET, HEAD and POST answered ``200 OK`` in plain text, and described so: a route
+    that takes POST would otherwise be documented as 201 JSON."""
+    return route(
+        path, http_method=_PING_METHODS, status_code=200, media_type=MediaType.TEXT, summary=summary
+    )
+
+
+@_ping_route("/ping/{name:str}", "Heartbeat: the job ran")
+async def ping_success(request: Request, name: FromPath[str]) -> str:
     return await _ping(request, name, "success")
 
 
-@route("/ping/{name:str}/fail", http_method=_PING_METHODS, summary="Heartbeat: the job failed")
-async def ping_fail(request: Request, name: FromPath[str]) -> Response:
+@_ping_route("/ping/{name:str}/fail", "Heartbeat: the job failed")
+async def ping_fail(request: Request, name: FromPath[str]) -> str:
     return await _ping(request, name, "fail")
 
 
-@route("/ping/{name:str}/start", http_method=_PING_METHODS, summary="Heartbeat: a run started")
-async def ping_start(request: Request, name: FromPath[str]) -> Response:
+@_ping_route("/ping/{name:str}/start", "Heartbeat: a run started")
+async def ping_start(request: Request, name: FromPath[str]) -> str:
     return await _ping(request, name, "start")
 
 

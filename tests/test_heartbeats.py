@@ -207,6 +207,19 @@ def test_a_head_ping_counts_as_a_get_and_answers_without_a_body(hub_factory, smt
         assert shown(http, "payroll")["state"] == "up"
 
 
+def test_the_ping_operations_are_described_as_they_answer(hub_factory, smtp):
+    hub = start_hub(hub_factory, smtp[1])
+    with hub.client() as http:
+        answer = http.post("/ping/nightly-backup")
+        paths = http.get("/schema/openapi.json").json()["paths"]
+    assert (answer.status_code, answer.text) == (200, "OK\n")
+    for path in ("/ping/{name}", "/ping/{name}/fail", "/ping/{name}/start"):
+        assert set(paths[path]) == {"get", "head", "post"}, path
+        for method, operation in paths[path].items():
+            assert list(operation["responses"]["200"]["content"]) == ["text/plain"], method
+            assert "201" not in operation["responses"], method
+
+
 def test_an_api_heartbeat_may_have_a_token_and_a_short_one_is_refused(hub_factory, smtp):
     hub = start_hub(hub_factory, smtp[1])
     with hub.client(headers=WRITE) as http:
