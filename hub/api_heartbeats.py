@@ -130,15 +130,29 @@ def _definition(body: NewHeartbeat) -> Heartbeat:
 
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
-    """A heartbeat as the API shows it: times in RFC 3339, ``state`` up/down/new."""
+    """A heartbeat as the API shows it: times in RFC 3339, and its ``state``."""
     shown = {
         key: iso(value) if key in _SHOWN_TIMES else value
         for key, value in row.items()
         if key != "token_sha256"
     }
-    state = "down" if row["overdue"] else "up" if row["last_ping"] is not None else "new"
     has_token = row["token_sha256"] is not None
-    return {**shown, "overdue": bool(row["overdue"]), "state": state, "token_required": has_token}
+    return {
+        **shown,
+        "overdue": bool(row["overdue"]),
+        "state": _state(row),
+        "token_required": has_token,
+    }
+
+
+def _state(row: dict[str, Any]) -> str:
+    """``down`` while overdue (a run that overran its grace too), ``started`` while a
+    run that sent ``/start`` has not finished, else ``up`` once pinged, or ``new``."""
+    if row["overdue"]:
+        return "down"
+    if row["started_at"] is not None:
+        return "started"
+    return "up" if row["last_ping"] is not None else "new"
 
 
 HANDLERS = [

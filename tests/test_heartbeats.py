@@ -1,7 +1,7 @@
 """Heartbeats on a real server with real email: a missed deadline raises an alert, the
-next ping resolves it, /fail and an unfinished /start fire, deadlines survive a stop,
-heartbeats can be managed through the API, and a reload removes config ones cleanly
-but never takes over an API one."""
+next ping resolves it, /fail and an unfinished /start fire, a started run shows as
+started, a HEAD is a ping, deadlines survive a stop, heartbeats can be managed through
+the API, and a reload removes config ones cleanly but never takes over an API one."""
 
 from __future__ import annotations
 
@@ -53,6 +53,11 @@ def gauge(http, name: str) -> float:
 
 def heartbeat_alert(http) -> dict:
     return http.get("/api/v1/alerts", params={"source": "heartbeat"}).json()[0]
+
+
+def shown(http, name: str) -> dict:
+    (row,) = [h for h in http.get("/api/v1/heartbeats").json() if h["name"] == name]
+    return row
 
 
 def test_a_missed_deadline_emails_an_alert_and_the_next_ping_resolves_it(hub_factory, smtp):
@@ -110,6 +115,26 @@ def test_a_start_without_a_completion_fires_after_grace_and_one_with_it_does_not
         assert heartbeat_alert(http)["annotations"]["reason"] == "started run did not finish"
 
 
+def test_a_started_run_shows_as_started_until_it_finishes_or_is_overdue(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, grace="1s")
+    with hub.client(headers=WRITE) as http:
+        http.post("/api/v1/heartbeats", json={"name": "etl", "period": "1h"}).raise_for_status()
+        assert shown(http, "etl")["state"] == "new"
+        http.get("/ping/etl/start").raise_for_status()
+        started = shown(http, "etl")
+        assert (started["state"], started["last_ping"]) == ("started", None), "a first run"
+        assert started["started_at"] is not None
+        http.get("/ping/etl").raise_for_status()
+        assert shown(http, "etl")["state"] == "up"
+
+        http.get("/ping/nightly-backup/start").raise_for_status()
+        assert shown(http, "nightly-backup")["state"] == "started"
+        wait_for(lambda: subjects(mailbox, "FIRING"))
+        overdue = shown(http, "nightly-backup")
+        assert (overdue["state"], overdue["started_at"] is not None) == ("down", True)
+
+
 def test_an_unknown_heartbeat_is_a_404_problem(hub_factory, smtp):
     _, smtp_port = smtp
     hub = start_hub(hub_factory, smtp_port)
@@ -149,11 +174,6 @@ name = "payroll"
 period = "1h"
 token = "${{PAYROLL_PING_TOKEN}}"
 """
-
-
-def shown(http, name: str) -> dict:
-    (row,) = [h for h in http.get("/api/v1/heartbeats").json() if h["name"] == name]
-    return row
 
 
 def test_a_heartbeat_with_a_token_takes_only_pings_that_carry_it(hub_factory, smtp, monkeypatch):
