@@ -262,3 +262,18 @@ def test_an_incident_page_shows_each_alerts_annotations_with_links(hub_factory):
         'runbook: <a href="https://wiki.example/checkout" rel="noopener">'
         "https://wiki.example/checkout</a>",
     ]
+
+
+def test_the_heartbeats_page_shows_a_started_run_and_since_when(hub_factory):
+    hub = start(hub_factory)
+    writer = {"Authorization": "Bearer write-token"}
+    with hub.client() as http:
+        made = http.post("/api/v1/heartbeats", json={"name": "etl", "period": "1h"}, headers=writer)
+        assert made.status_code == 201, made.text
+        assert http.post("/ping/etl/start").status_code == 200
+        sign_in(http, "read-token")
+        page = http.get("/heartbeats").text
+    row = re.search(r'<tr data-heartbeat="etl">.*?</tr>', page, re.S)
+    assert row, page
+    assert '<span class="badge st-started">started</span>' in row.group(0)
+    assert re.search(r'started <time title="[^"]+ UTC">\d+s ago</time>', row.group(0))
