@@ -136,7 +136,10 @@ def _flush_one(
     timing = grouping.Timing(**incident["timing"])
     send_resolved = bool(row["send_resolved"])
     visible = [a for a in alerts if a["fingerprint"] not in muted]
-    pairs = [(a["fingerprint"], a["status"]) for a in visible]
+    # A resolved incident is over for its receivers, even one a person resolved while
+    # its alerts still fire: those wanting resolutions are told so once, none is repeated.
+    over = incident["status"] == "resolved"
+    pairs = [(a["fingerprint"], "resolved" if over else a["status"]) for a in visible]
     state = grouping.Delivery(
         first_seen=_time(row["first_seen"]),
         last_notified_at=_time(row["last_notified_at"]) if row["last_notified_at"] else None,
@@ -145,8 +148,8 @@ def _flush_one(
     due = grouping.when_due(state, pairs, timing, send_resolved)
     unchanged = grouping.content_hash(pairs, send_resolved) == row["last_notified_hash"]
     # Nothing is due, every alert is muted (an empty message would read "resolved"),
-    # or a person has taken the incident in hand.
-    if due is None or not visible or _quiet(incident, pairs, unchanged):
+    # or a person has acknowledged the incident and nothing changed since: no repeats.
+    if due is None or not visible or (incident["status"] == "acknowledged" and unchanged):
         _reschedule(tx, row, muted, now, timing)
         _count_muted(result, muted)
         return
@@ -155,7 +158,15 @@ def _flush_one(
         return
     _count_muted(result, muted)
     result.enqueued += enqueue(
-        tx, incident, row["receiver"], visible, now, rules, links, changed_at=row["changed_at"]
+        tx,
+        incident,
+        row["receiver"],
+        visible,
+        now,
+        rules,
+        links,
+        changed_at=row["changed_at"],
+        resolved=over,
     )
     sent = grouping.Delivery(
         state.first_seen, _time(now), grouping.content_hash(pairs, send_resolved)
@@ -171,14 +182,6 @@ def _flush_one(
             "changed_at": None,
         },
     )
-
-
-def _quiet(incident: dict, pairs: list[tuple[str, str]], unchanged: bool) -> bool:
-    """A person's word outranks the timers: an acknowledged incident gets no repeats,
-    and one resolved by hand gets no more firing messages while its alerts still fire."""
-    if incident["status"] == "acknowledged":
-        return unchanged
-    return incident["status"] == "resolved" and any(status == "firing" for _, status in pairs)
 
 
 def _reschedule(tx: Tx, row: dict, muted: dict, now: float, timing: grouping.Timing) -> None:

@@ -267,9 +267,11 @@ def test_an_alert_joining_an_acknowledged_incident_is_told_with_who_acknowledged
     assert "/ack/" not in html + text, "no link to acknowledge what already is"
 
 
-@pytest.mark.parametrize("action", ["ack", "resolve"])
+@pytest.mark.parametrize(
+    ("action", "told"), [("ack", []), ("resolve", ["[RESOLVED] #{} checkout down"])]
+)
 def test_an_unchanged_firing_incident_is_repeated_until_a_person_acks_or_resolves_it(
-    hub_factory, smtp, action
+    hub_factory, smtp, action, told
 ):
     mailbox, port = smtp
     hub = start_hub(hub_factory, receiver("ops", mail_url(port)), repeat_interval="600ms")
@@ -280,8 +282,39 @@ def test_an_unchanged_firing_incident_is_repeated_until_a_person_acks_or_resolve
         assert when(second["created_at"]) - when(first["created_at"]) >= 0.6
         assert http.post(f"/api/v1/incidents/{incident_id}/{action}").status_code == 200
         time.sleep(1.3)  # more than two repeat intervals
-        assert len(deliveries(http)) == 2
-    assert mailbox.subjects() == [f"[FIRING] #{incident_id} checkout down"] * 2
+        assert len(deliveries(http)) == 2 + len(told)
+    expected = [f"[FIRING] #{incident_id} checkout down"] * 2
+    assert mailbox.subjects() == expected + [s.format(incident_id) for s in told]
+
+
+def test_a_person_resolving_a_firing_incident_tells_its_receivers_that_want_resolutions(
+    hub_factory, smtp
+):
+    mailbox, port = smtp
+    receivers = receiver("ops", mail_to(port, "ops@example.com"))
+    receivers += receiver("dev", mail_to(port, "dev@example.com"), send_resolved=False)
+    routes = route("ops", continue_=True) + route("dev")
+    hub = start_hub(hub_factory, receivers, routes=routes)
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: len(mailbox.messages) == 2)
+        answer = http.post(f"/api/v1/incidents/{incident_id}/resolve", json={"comment": "fixed"})
+        assert answer.status_code == 200
+        wait_for(lambda: len(mailbox.messages) == 3)
+        fire(http, "checkout down", status="resolved")  # the sender catches up
+        time.sleep(0.6)  # three group intervals: room for a second resolution
+        log = deliveries(http, incident=incident_id)
+    told = sorted((m["To"], m["Subject"]) for m in mailbox.messages)
+    assert told == [
+        ("dev@example.com", f"[FIRING] #{incident_id} checkout down"),
+        ("ops@example.com", f"[FIRING] #{incident_id} checkout down"),
+        ("ops@example.com", f"[RESOLVED] #{incident_id} checkout down"),
+    ]
+    assert sorted((n["receiver"], n["kind"]) for n in log) == [
+        ("dev", "firing"),
+        ("ops", "firing"),
+        ("ops", "resolved"),
+    ]
 
 
 def test_continue_tells_two_receivers_and_only_the_one_wanting_resolutions_hears_of_them(
