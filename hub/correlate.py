@@ -16,10 +16,9 @@ from hub import escalation, incidents, routing
 from hub.alerts import Outcome, matchable
 from hub.errors import Conflict, NotFound
 from hub.events import SEVERITIES
+from hub.incidents import HUB_ACTOR
 from hub.rules import Rules
 from hub.store import Tx
-
-HUB_ACTOR = "hub"
 
 
 def correlate(

@@ -24,6 +24,7 @@ import msgspec
 
 from hub import acklinks, grouping, mute, routing, timeintervals
 from hub.channels import schema
+from hub.incidents import HUB_ACTOR
 from hub.inhibit import Inhibitor
 from hub.rules import Rules
 from hub.silences import Silence
@@ -250,9 +251,11 @@ def _context(
 ) -> NotificationContext:
     """The message's context. Once someone has acknowledged the incident (a new alert
     may join it after), it names who and when and carries no ack link: the message
-    must not read as a fresh page that nobody has taken."""
+    must not read as a fresh page that nobody has taken. A resolution by a person
+    names who and when, since the alerts it lists may still fire at their source."""
     firing = not resolved and any(a["status"] == "firing" for a in visible)
     acked_at = incident["acknowledged_at"]
+    by_person = resolved and incident["resolved_by"] not in (None, HUB_ACTOR)
     return NotificationContext(
         incident_id=incident["id"],
         status="firing" if firing else "resolved",
@@ -275,6 +278,8 @@ def _context(
         receiver=receiver,
         acknowledged_by=incident["acknowledged_by"] if acked_at is not None else None,
         acknowledged_at=_time(acked_at) if acked_at is not None else None,
+        resolved_by=incident["resolved_by"] if by_person else None,
+        resolved_at=_time(incident["resolved_at"]) if by_person else None,
     )
 
 

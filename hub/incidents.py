@@ -15,6 +15,9 @@ from typing import Literal
 
 from hub.events import Status
 
+HUB_ACTOR = "hub"
+"""Who hub records as the actor of what it does itself (opening, resolving by alerts)."""
+
 IncidentStatus = Literal["open", "acknowledged", "resolved"]
 Placement = Literal["join", "reopen", "new"]
 

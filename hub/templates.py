@@ -58,7 +58,9 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     ``title`` is the incident's summary; ``ack_url`` may be empty (no link is
     shown then). ``acknowledged_by`` and ``acknowledged_at`` say who acknowledged
     the incident and when (both None until someone does), so a message about an
-    incident already in hand says so rather than paging afresh; they default to
+    incident already in hand says so rather than paging afresh. ``resolved_by`` and
+    ``resolved_at`` say who resolved it and when when a person did (None when its
+    alerts resolved), as the alerts listed may still fire. All four default to
     None so outbox rows written before they existed still decode. Templates see
     each field, plus ``firing_count``, ``resolved_count`` and ``common_labels``,
     as top-level names.
@@ -74,6 +76,8 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     receiver: str
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
 
     @property
     def firing_count(self) -> int:
@@ -101,7 +105,8 @@ class Rendered(msgspec.Struct, frozen=True):
 
 
 DEFAULT_TITLE = (
-    "[{{ status | upper }}{% if firing_count > 1 %}:{{ firing_count }}{% endif %}] "
+    "[{{ status | upper }}{% if status == 'firing' and firing_count > 1 %}:{{ firing_count }}"
+    "{% endif %}] "
     "#{{ incident_id }} {{ title }}"
 )
 
@@ -122,7 +127,8 @@ CHAT_BODY = """
 
 {% if status == "firing" and acknowledged_by %}
 Acknowledged by {{ acknowledged_by }} · {% elif status == "firing" and ack_url %}
-[Acknowledge]({{ ack_url }}) · {% endif -%}
+[Acknowledge]({{ ack_url }}) · {% elif resolved_by %}
+Resolved by {{ resolved_by }} · {% endif -%}
 [Open incident #{{ incident_id }}]({{ incident_url }})
 """
 
@@ -135,6 +141,8 @@ EMAIL_BODY = """\
 <p>Acknowledged by {{ acknowledged_by }} at {{ acknowledged_at | utc }}</p>
 {% elif status == "firing" and ack_url %}
 <p><a href="{{ ack_url }}">Acknowledge: {{ ack_url }}</a></p>
+{% elif resolved_by %}
+<p>Resolved by {{ resolved_by }} at {{ resolved_at | utc }}</p>
 {% endif %}
 <p><a href="{{ incident_url }}">Open incident: {{ incident_url }}</a></p>
 <table border="1" cellpadding="4" style="border-collapse: collapse">
@@ -173,6 +181,8 @@ SAMPLE = NotificationContext(
     receiver="sample",
     acknowledged_by=None,
     acknowledged_at=None,
+    resolved_by=None,
+    resolved_at=None,
 )
 
 
@@ -265,19 +275,23 @@ def _describe(error: Exception) -> str:
 
 def sms(context: NotificationContext, limit: int = SMS_LIMIT) -> str:
     """``CRITICAL #42 x3: summary... Ack: <link>`` within ``limit`` characters; once
-    acknowledged, ``... Acknowledged by <name>`` instead of the link."""
-    state = context.severity.upper() if context.status == "firing" else "RESOLVED"
-    count = f" x{context.firing_count}" if context.firing_count > 1 else ""
+    acknowledged, ``... Acknowledged by <name>`` instead of the link; resolved by a
+    person, ``RESOLVED #42: summary... Resolved by <name>``."""
+    firing = context.status == "firing"
+    state = context.severity.upper() if firing else "RESOLVED"
+    count = f" x{context.firing_count}" if firing and context.firing_count > 1 else ""
     head = f"{state} #{context.incident_id}{count}: "
     tail = _sms_tail(context)
     return head + _shorten(" ".join(context.title.split()), limit - len(head) - len(tail)) + tail
 
 
 def _sms_tail(context: NotificationContext) -> str:
-    """What a firing SMS ends with: who has the incident, else the link to take it. A
-    name is cut to ACKER_ROOM, so the summary always keeps room."""
+    """What an SMS ends with: who has the incident, else the link to take it; who
+    resolved it, when a person did. A name is cut to ACKER_ROOM, so the summary always
+    keeps room."""
     if context.status != "firing":
-        return ""
+        who = context.resolved_by
+        return f" Resolved by {_shorten(who, ACKER_ROOM)}" if who else ""
     if context.acknowledged_by:
         return f" Acknowledged by {_shorten(context.acknowledged_by, ACKER_ROOM)}"
     return f" Ack: {context.ack_url}" if context.ack_url else ""

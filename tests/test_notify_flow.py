@@ -317,6 +317,45 @@ def test_a_person_resolving_a_firing_incident_tells_its_receivers_that_want_reso
     ]
 
 
+def test_a_resolution_by_a_person_says_who_in_email_chat_and_sms_and_counts_no_firing(
+    hub_factory, smtp
+):
+    mailbox, port = smtp
+    receivers = receiver("ops", mail_url(port)) + receiver("chat", SLACK_URL)
+    receivers += receiver("pager", TWILIO_URL)
+    routes = route("ops", continue_=True) + route("chat", continue_=True) + route("pager")
+    events = [
+        {"status": "firing", "summary": "checkout down", "labels": {**LABELS, "host": host}}
+        for host in ("web-1", "web-2")
+    ]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")
+        slack = mock.post(SLACK_HOOK, body="ok")
+        twilio = mock.post(TWILIO_API, json={})
+        hub = start_hub(hub_factory, receivers, routes=routes)
+        with hub.client(headers=WRITER) as http:
+            answer = http.post("/webhooks/shop", json=events, headers=AUTH)
+            incident_id = answer.json()["alerts"][0]["incident_id"]
+            wait_for(
+                lambda: (len(mailbox.messages), len(slack.calls), len(twilio.calls)) == (1,) * 3
+            )
+            http.post(f"/api/v1/incidents/{incident_id}/resolve", json={"comment": "rolled back"})
+            wait_for(
+                lambda: (len(mailbox.messages), len(slack.calls), len(twilio.calls)) == (2,) * 3
+            )
+
+    subject = f"[RESOLVED] #{incident_id} checkout down"
+    assert mailbox.messages[1]["Subject"] == subject
+    html, text = parts(mailbox.messages[1])
+    assert re.search(r"Resolved by will at \d{4}-\d\d-\d\d \d\d:\d\d UTC", text), text
+    (message,) = json.loads(slack.calls[1].request.body)["attachments"]
+    assert message["title"] == subject
+    assert "Resolved by will" in message["text"]
+    form = {key: values[0] for key, values in parse_qs(twilio.calls[1].request.body).items()}
+    assert form["Body"] == f"RESOLVED #{incident_id}: checkout down Resolved by will"
+    assert "/ack/" not in html + text + message["text"] + form["Body"]
+
+
 def test_continue_tells_two_receivers_and_only_the_one_wanting_resolutions_hears_of_them(
     hub_factory, smtp
 ):
