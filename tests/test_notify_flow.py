@@ -149,6 +149,25 @@ def test_link_previews_and_mail_scanners_fetching_the_ack_link_change_nothing(hu
         assert "data-auto-submit" not in page, "nothing left to submit"
 
 
+def test_an_ack_link_to_an_incident_someone_acknowledged_names_them_and_changes_nothing(
+    hub_factory, smtp
+):
+    hub, incident_id, message = emailed_incident(hub_factory, smtp, "checkout down")
+    ack_url = ack_link_in(parts(message)[1], hub.url)
+    with hub.client(headers=WRITER) as http:
+        http.post(f"/api/v1/incidents/{incident_id}/ack", json={"comment": "mine"})
+        with hub.client(follow_redirects=True) as browser:  # a second person clicks
+            shown = browser.get(ack_url).text
+            page = browser.post(ack_url)
+        incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+    assert "It is already acknowledged by will: the link changes nothing." in shown
+    assert page.url.params["next"] == f"/incidents/{incident_id}?done=already-acknowledged"
+    assert f"Incident #{incident_id} was already acknowledged." in page.text
+    assert incident["acknowledged_by"] == "will"
+    acks = [t for t in incident["timeline"] if t["kind"] == "acknowledged"]
+    assert [t["actor"] for t in acks] == ["will"]
+
+
 def test_a_forged_tampered_or_expired_ack_link_is_refused_and_changes_nothing(hub_factory, smtp):
     hub = start_hub(hub_factory, receiver("ops", mail_url(smtp[1])))
     later = datetime.now(UTC) + timedelta(hours=1)

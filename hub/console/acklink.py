@@ -39,15 +39,20 @@ async def ack_page(request: Request, token: FromPath[str]) -> Template:
 
 @post("/ack/{token:str}", status_code=303)
 async def ack_by_link(request: Request, token: FromPath[str]) -> Redirect:
-    """Acknowledge, then show the incident with a banner saying what happened."""
+    """Acknowledge, then show the incident with a banner saying what happened: a
+    second person clicking must not read that they took an incident someone else has
+    (its page names who did)."""
     incident_id = _verified(request, token)
-    try:
-        await api_incidents.perform(
-            request.app.state.hub, incident_id, "ack", ACTOR, "acknowledged by link"
-        )
-        done = "acked-by-link"
-    except Conflict:
-        done = "already-resolved"
+    hub = request.app.state.hub
+    incident = hub.store.incident(incident_id)
+    if incident is not None and incident["status"] == "acknowledged":
+        done = "already-acknowledged"
+    else:
+        try:
+            await api_incidents.perform(hub, incident_id, "ack", ACTOR, "acknowledged by link")
+            done = "acked-by-link"
+        except Conflict:
+            done = "already-resolved"
     return Redirect(f"/incidents/{incident_id}?done={done}", status_code=303)
 
 

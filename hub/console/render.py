@@ -29,6 +29,7 @@ NOTICES = {
     "unack": "Incident #{id} is open again.",
     "resolve": "Incident #{id} is resolved.",
     "acked-by-link": "Incident #{id} is acknowledged.",
+    "already-acknowledged": "Incident #{id} was already acknowledged.",
     "already-resolved": "Incident #{id} was already resolved.",
     "silenced": "The silence is in force.",
     "expired": "The silence has expired.",
