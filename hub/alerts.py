@@ -181,8 +181,10 @@ def changed_fields(
         "resolved_at": occurred if event.status == "resolved" else None,
         **_ends(event),
     }
-    if event.details:  # a status-only event keeps the labels that silences match on
-        changes |= {"labels": event.labels, "annotations": event.annotations}
+    if event.details and event.labelled:  # else the labels that silences match on stay
+        changes["labels"] = event.labels
+    if event.details and event.annotations:
+        changes["annotations"] = event.annotations
     if event.status != alert["status"]:
         changes |= _flapping(alert["changes"], now, settings)
     return changes

@@ -27,7 +27,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     (PagerDuty's acknowledge and resolve), so for an unknown fingerprint it is
     ignored. ``details`` False: the sender said only the status (PagerDuty without
     a payload), so summary, severity, labels and annotations are not the sender's
-    and the alert keeps its own.
+    and the alert keeps its own. ``labelled`` False: the sender gave no labels of its
+    own (a resolve naming its alert by ``dedup_key`` alone), so the alert keeps its
+    labels, which silences and inhibitions match on; empty ``annotations`` likewise
+    keep the alert's (its runbook stays in the resolved message).
     """
 
     fingerprint: str
@@ -40,3 +43,4 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     ends_at: datetime | None = None
     opens: bool = True
     details: bool = True
+    labelled: bool = True

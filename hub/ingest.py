@@ -271,7 +271,8 @@ def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) ->
     if state is None:
         alert = insert_new(tx, new_row(source, event, occurred, now), now, rules)
     elif outcome is Outcome.DUPLICATE:
-        tx.touch_alert(state, now, occurred, end, event.annotations if event.details else None)
+        annotations = event.annotations if event.details and event.annotations else None
+        tx.touch_alert(state, now, occurred, end, annotations)
         alert = state
     else:
         alert = tx.get_alert(event.fingerprint)

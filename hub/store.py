@@ -743,7 +743,7 @@ class Tx:
         that appears, goes or comes nearer moves it too. A sender's resolve repeating
         the expirer's clears the end that resolution kept (``alerts.refires``). The
         latest annotations win, as in Alertmanager (a value in a description, Grafana's
-        ``values``); ``None`` (a status-only event) keeps them.
+        ``values``); ``None`` (a status-only event, or one without annotations) keeps them.
         """
         assignments = (
             "duplicates = duplicates + 1, last_seen = ?, last_change = MAX(last_change, ?)"

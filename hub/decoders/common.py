@@ -107,6 +107,7 @@ def make_event(
         ends_at=ends_at,
         opens=opens,
         details=details,
+        labelled=bool(labels),
     )
 
 
