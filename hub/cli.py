@@ -193,6 +193,14 @@ def _load(path: str) -> Config | None:
         return None
 
 
+def port(text: str) -> int:
+    """A TCP port from the command line, refused as ``[server] port`` is outside 1-65535."""
+    number = int(text) if text.isdecimal() else 0
+    if number not in config_module.PORTS:
+        raise argparse.ArgumentTypeError(f"expected a port 1-65535, got {text!r}")
+    return number
+
+
 def label(text: str) -> tuple[str, str]:
     """``name=value`` (or ``name="value"``) from the command line."""
     name, equals, value = text.partition("=")
@@ -217,7 +225,7 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("serve", help="run the hub")
     run.add_argument("--config", help="config file (default: $HUB_CONFIG or ./alerts.toml)")
     run.add_argument("--host", help="address to bind (default: [server] host)")
-    run.add_argument("--port", type=int, help="port to bind (default: [server] port)")
+    run.add_argument("--port", type=port, help="port to bind (default: [server] port)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     run.set_defaults(func=serve)
     check = commands.add_parser("check-config", help="validate a config file and exit")

@@ -24,6 +24,8 @@ _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SCHEDULE_PREFIX = "schedule:"
+# TCP ports: the OS binds a larger number modulo 65536, a port nobody configured.
+PORTS = range(1, 65536)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -594,6 +596,8 @@ def check(config: Config) -> list[str]:
         problems += auth.problems(source.auth, f"{where}.auth")
         problems += limits.problems(source, where)
         problems += generic.problems(source, where)
+    if config.server.port not in PORTS:
+        problems.append(f"server.port: must be 1-65535, got {config.server.port}")
     if config.server.max_body_bytes < 1:
         problems.append("server.max_body_bytes: must be at least 1")
     problems += _positive_durations(config.server, "server", ("ack_link_ttl",))

@@ -325,3 +325,16 @@ def test_check_config_warns_about_unauthenticated_sources(tmp_path):
     result = run_hub("check-config", "open.toml", cwd=tmp_path)
     assert result.returncode == 0
     assert "warning: sources[0] (demo): auth type 'none'" in result.stdout
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, 99999])
+def test_a_port_outside_1_to_65535_is_refused_not_bound_modulo_65536(tmp_path, port):
+    """Port 99999 used to load, and the hub listened on 34463 while logging 99999."""
+    assert problems_of(valid(tables=f"[server]\nport = {port}")) == [
+        f"server.port: must be 1-65535, got {port}"
+    ]
+    (tmp_path / "alerts.toml").write_text(valid(tables="[server]\nport = 8080"))
+    result = run_hub("serve", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"argument --port: expected a port 1-65535, got '{port}'" in result.stderr
+    assert not (tmp_path / "hub.db").exists()

@@ -436,7 +436,7 @@ def test_a_route_naming_an_undefined_policy_and_a_step_naming_nobody_are_refused
         BASE_CONFIG
         + 'escalation = "pager"\n'
         + '[[escalations]]\nname = "page"\nsteps = [{{ after = "5m", notify = ["schedule:x"] }}]\n',
-        port=0,
+        port=8080,
         db="hub.db",
         mail_url="logfile://x.log",
     )

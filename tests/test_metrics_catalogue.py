@@ -91,7 +91,7 @@ def test_scrape_time_gauges_read_the_store_through_indexes(tmp_path):
     path.write_text(
         render_config(
             BASE_CONFIG,
-            port=0,
+            port=8080,
             db=(tmp_path / "hub.db").as_posix(),
             max_attempts=1,
             mail_url=mail_url(1),

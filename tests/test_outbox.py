@@ -59,7 +59,7 @@ def test_a_claim_committed_after_shutdown_began_sends_nothing_and_is_freed_on_re
     """The sender's round may be waiting for its claim to commit when the hub stops;
     sending then could outlive the store and send the row again after the restart."""
     text = render_config(
-        BASE_CONFIG, port=0, db=(tmp_path / "hub.db").as_posix(), mail_url=mail_url(free_port())
+        BASE_CONFIG, port=8080, db=(tmp_path / "hub.db").as_posix(), mail_url=mail_url(free_port())
     )
     ruleset = Rules.from_config(config.parse(text, {}))
     event = Event(fingerprint="db", status="firing", summary="db is down")

@@ -22,7 +22,7 @@ NOW = time.time()
 def rules(tmp_path) -> Rules:
     text = render_config(
         BASE_CONFIG + 'group_by = ["service"]\n',
-        port=0,
+        port=8080,
         db=(tmp_path / "hub.db").as_posix(),
         mail_url=mail_url(1),
     )
