@@ -47,7 +47,7 @@ from hub.errors import ConfigError, Conflict, HubError
 from hub.escalation import Escalator, Fired
 from hub.limits import RateLimiter
 from hub.metrics import Metrics
-from hub.outbox import Sender
+from hub.outbox import Sender, send_targets
 from hub.problems import handle_http_exception, handle_hub_error, handle_unexpected
 from hub.rules import Rules
 from hub.store import Store, Tx
@@ -316,6 +316,8 @@ class Runtime:
         """
         self.rules = Rules.from_config(new)
         self.metrics.precreate_sources([s.name for s in new.sources])
+        self.metrics.precreate_receivers([r.name for r in new.receivers])
+        self.metrics.precreate_channels(send_targets(new))
         self.changed()
 
     def _count_reload(self, outcome: str, detail: str) -> None:

@@ -265,9 +265,7 @@ class Metrics:
             for outcome in EVENT_OUTCOMES:
                 self.events.labels(source, outcome)
         self.ingest_seconds.labels(UNKNOWN_SOURCE)
-        for receiver in receivers:
-            self.delivery_seconds.labels(receiver)
-            self.event_latency.labels(receiver)
+        self.precreate_receivers(receivers)
         for reason in SUPPRESSION_REASONS:
             self.suppressed.labels(reason)
         for outcome in ESCALATION_OUTCOMES:
@@ -275,19 +273,27 @@ class Metrics:
         for heartbeat in heartbeats:
             self.heartbeat_last_ping.labels(heartbeat)
             self.heartbeat_overdue.labels(heartbeat)
+        for outcome in RELOAD_OUTCOMES:
+            self.config_reloads.labels(outcome)
+
+    def precreate_receivers(self, receivers: Iterable[str]) -> None:
+        """Create the latency series of these receivers at 0 (at start, and for reloaded
+        ones)."""
+        for receiver in receivers:
+            self.delivery_seconds.labels(receiver)
+            self.event_latency.labels(receiver)
 
     def precreate_channels(self, channels: Iterable[tuple[str, str]]) -> None:
-        """Create the notification series of each (receiver, integration) at 0.
+        """Create the notification series of each (receiver, integration) at 0, at start
+        and for the channels a reload adds: a series born at 1 hides its first dead
+        letter from ``increase()``, and so from the HubDeadLetters rule.
 
-        Called by the outbox sender, which knows how a receiver's URLs map to
-        integrations; a channel added by a reload gets its series on first use.
+        The caller knows how a receiver's URLs map to integrations (``outbox.send_targets``).
         """
         for receiver, integration in channels:
             for outcome in NOTIFICATION_OUTCOMES:
                 self.notifications.labels(receiver, integration, outcome)
             self.attempt_seconds.labels(integration)
-        for outcome in RELOAD_OUTCOMES:
-            self.config_reloads.labels(outcome)
 
     def count_events(self, source: str, outcomes: Sequence[str]) -> None:
         """Count a delivery's events by outcome, one increment per kind however many

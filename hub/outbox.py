@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import msgspec
 
 from hub import channels
-from hub.config import Config
+from hub.config import SCHEDULE_PREFIX, Config
 from hub.metrics import Metrics
 from hub.rules import Rules
 from hub.store import Store, Tx
@@ -74,8 +74,15 @@ def _describe(error: Exception) -> str:
 
 
 def send_targets(config: Config) -> set[tuple[str, str]]:
-    """Every (receiver, integration) the config can send to: the notification series."""
-    return {(r.name, channels.schema(url)) for r in config.receivers for url in r.urls}
+    """Every (receiver, integration) the config can send to, on-call people as the
+    escalation pages them (``schedule:NAME/PERSON``): the notification series."""
+    people = [
+        (f"{SCHEDULE_PREFIX}{schedule.name}/{person.name}", person.urls)
+        for schedule in config.schedules
+        for person in schedule.people
+    ]
+    receivers = [(r.name, r.urls) for r in config.receivers]
+    return {(name, channels.schema(url)) for name, urls in receivers + people for url in urls}
 
 
 def _next_state(

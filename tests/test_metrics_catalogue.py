@@ -86,6 +86,22 @@ def test_every_known_label_combination_exists_at_zero_from_start(hub_factory, sm
     assert empty == unlabelled_until_configured
 
 
+def test_an_on_call_persons_notification_series_exist_at_zero_from_start(hub_factory, smtp):
+    """Escalation pages a person as receiver ``schedule:NAME/PERSON``: a dead page must be
+    an increase of its series, so the series exists before the first page."""
+    schedule = (
+        '[[schedules]]\nname = "primary"\n'
+        'people = [{{ name = "al", urls = ["json://127.0.0.1:9/al"] }}]\n'
+        'rotations = [{{ participants = ["al"], start = 2026-01-05 }}]\n'
+    )
+    hub = hub_factory(BASE_CONFIG + schedule, mail_url=mail_url(smtp[1]))
+    with hub.client() as http:
+        metrics = http.get("/metrics").text
+    for outcome in ("sent", "failed", "dead"):
+        series = f'integration="json",outcome="{outcome}",receiver="schedule:primary/al"'
+        assert f"hub_notifications_total{{{series}}} 0.0" in metrics
+
+
 def test_scrape_time_gauges_read_the_store_through_indexes(tmp_path):
     path = tmp_path / "alerts.toml"
     path.write_text(

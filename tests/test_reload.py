@@ -56,6 +56,34 @@ def test_a_good_reload_swaps_the_config_and_a_new_source_is_accepted(hub):
     assert 'hub_config_reloads_total{outcome="success"} 1.0' in metrics
 
 
+ONCALL = """
+[[receivers]]
+name = "pager"
+urls = ["json://127.0.0.1:9/page"]
+
+[[schedules]]
+name = "primary"
+people = [{ name = "al", urls = ["json://127.0.0.1:9/al"] }]
+rotations = [{ participants = ["al"], start = 2026-01-05 }]
+"""
+
+
+def test_a_receiver_and_an_on_call_person_added_by_a_reload_have_their_series_at_zero(hub):
+    """Their first dead letter must be an increase from 0 (HubDeadLetters), not a series
+    born at 1, which increase() does not see."""
+    hub.config_path.write_text(hub.config_path.read_text() + ONCALL)
+    with hub.client(headers=ADMIN) as http:
+        assert http.post("/-/reload").status_code == 200
+        metrics = http.get("/metrics").text
+    for receiver in ("pager", "schedule:primary/al"):
+        for outcome in ("sent", "failed", "dead"):
+            series = f'integration="json",outcome="{outcome}",receiver="{receiver}"'
+            assert f"hub_notifications_total{{{series}}} 0.0" in metrics
+    assert 'hub_notification_delivery_seconds_count{receiver="pager"} 0.0' in metrics
+    assert 'hub_notification_event_latency_seconds_count{receiver="pager"} 0.0' in metrics
+    assert 'hub_notification_attempt_duration_seconds_count{integration="json"} 0.0' in metrics
+
+
 def test_a_broken_file_is_refused_with_every_problem_and_the_old_config_keeps_serving(hub):
     broken = hub.config_path.read_text().replace('format = "native"', 'format = "pigeon"')
     hub.config_path.write_text(broken + '[api.extra]\ncolour = "${NO_SUCH_VARIABLE}"\n')
