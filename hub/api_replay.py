@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
 from hub import decision
@@ -35,6 +36,8 @@ from hub.webhooks import commit
     "/api/v1/events/{delivery_id:int}/replay",
     summary="Replay a stored delivery through the current config (dry_run: decision only)",
     guards=[require("write")],
+    status_code=202,
+    responses={200: ResponseSpec(dict[str, Any], description="dry_run: the decision only")},
 )
 async def replay(
     request: Request, delivery_id: RowId, dry_run: FromQuery[bool] = False

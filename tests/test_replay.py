@@ -129,3 +129,15 @@ def test_an_unknown_delivery_is_404_and_a_removed_source_409(hub):
         gone = http.post(f"/api/v1/events/{delivery_id}/replay", params={"dry_run": "true"})
     assert (missing.status_code, gone.status_code) == (404, 409)
     assert "rehearsal" in gone.json()["detail"]
+
+
+def test_the_openapi_document_gives_a_replay_the_statuses_it_answers(hub):
+    """It said 201 Created; a replay answers as a webhook (202), a dry run 200."""
+    with hub.client(headers=ADMIN) as http:
+        delivery_id = rehearse(http)
+        dry = http.post(f"/api/v1/events/{delivery_id}/replay", params={"dry_run": "true"})
+        real = http.post(f"/api/v1/events/{delivery_id}/replay")
+        schema = http.get("/schema/openapi.json").json()
+    operation = schema["paths"]["/api/v1/events/{delivery_id}/replay"]["post"]
+    assert (dry.status_code, real.status_code) == (200, 202)
+    assert sorted(code for code in operation["responses"] if code.startswith("2")) == ["200", "202"]
