@@ -96,3 +96,13 @@ def test_provisioning_points_grafana_at_prometheus_and_the_dashboards():
     (provider,) = providers["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"]
+
+
+def test_the_readme_names_every_shipped_rule():
+    """The README's list of hub's own alerting rules is what an operator routes on."""
+    rules = yaml.safe_load((GRAFANA / "prometheus" / "hub-rules.yml").read_text())
+    names = [rule["alert"] for group in rules["groups"] for rule in group["rules"]]
+    readme = (GRAFANA.parent / "README.md").read_text()
+    section = readme.split("## Monitoring hub with Prometheus and Grafana")[1]
+    listed = section.split("**Grafana**")[0]
+    assert [name for name in names if f"`{name}`" not in listed] == []
