@@ -10,7 +10,6 @@ spells it.
 from __future__ import annotations
 
 import functools
-import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg
 
+from hub import config
 from hub.errors import HubError
 
 API_PREFIX = "/api/"
@@ -72,7 +72,7 @@ def explain_invalid(request: Request, errors: Any) -> str | None:
     for error in errors:
         key = error["key"]
         part = f"query parameter {taken.get(key, key)!r}: {error['message']}"
-        choices = _choices(fields[key].annotation) if key in fields else ()
+        choices = config.choices(fields[key].annotation) if key in fields else ()
         if choices:
             part += f" (one of: {', '.join(choices)})"
         parts.append(part)
@@ -81,15 +81,3 @@ def explain_invalid(request: Request, errors: Any) -> str | None:
 
 def _is_query_error(error: object) -> bool:
     return isinstance(error, dict) and error.get("source") is ParamType.QUERY and "key" in error
-
-
-def _choices(annotation: Any) -> tuple[str, ...]:
-    """The allowed values of a Literal or an Enum, however it is wrapped (Optional)."""
-    if typing.get_origin(annotation) is typing.Literal:
-        return tuple(str(value) for value in typing.get_args(annotation))
-    if isinstance(annotation, type) and hasattr(annotation, "__members__"):
-        return tuple(str(member.value) for member in annotation)
-    for argument in typing.get_args(annotation):
-        if choices := _choices(argument):
-            return choices
-    return ()

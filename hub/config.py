@@ -541,7 +541,22 @@ def _collect_problems(value: Any, type_: Any, path: str, problems: list[str]) ->
         msgspec.convert(value, type_, dec_hook=_dec_hook)
     except msgspec.ValidationError as e:
         message = re.sub(r" - at `\$[^`]*`$", "", str(e))
+        if allowed := choices(type_):
+            message += f" (expected one of: {', '.join(allowed)})"
         problems.append(f"{path or 'config'}: {message}")
+
+
+def choices(annotation: Any) -> tuple[str, ...]:
+    """The allowed values of a Literal or an Enum, however it is wrapped (Optional), for
+    errors that say what would have been accepted."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return tuple(str(value) for value in typing.get_args(annotation))
+    if isinstance(annotation, type) and hasattr(annotation, "__members__"):
+        return tuple(str(member.value) for member in annotation)
+    for argument in typing.get_args(annotation):
+        if found := choices(argument):
+            return found
+    return ()
 
 
 def _collect_struct(value: dict, type_: type, path: str, problems: list[str]) -> None:

@@ -213,3 +213,16 @@ def test_a_reload_hands_the_old_and_new_config_to_the_change_hook(tmp_path):
     refused = runtime.reload()
     assert len(refused) == 1 and refused[0].startswith("nonsense: unknown key")
     assert len(changes) == 1 and runtime.config is changes[0][1]
+
+
+def test_a_reload_to_a_value_outside_a_keys_choices_names_the_choices(hub):
+    """An operator reading the refusal learns what the key takes, not only that it is wrong."""
+    text = hub.config_path.read_text()
+    hub.config_path.write_text(text.replace('format = "native"', 'format = "native"\nmode = "dry"'))
+    with hub.client(headers=ADMIN) as http:
+        answer = http.post("/-/reload")
+    assert answer.status_code == 400
+    assert answer.json()["problems"] == [
+        "sources[0].mode: Invalid enum value 'dry' (expected one of: live, test)"
+    ]
+    assert post_event(hub.url, "shop", "shop-secret-token") == 202
