@@ -2,8 +2,8 @@
 
 Every stage of the flow counts and times itself through one attribute of ``Metrics``;
 docs/metrics.md describes each metric for the people who chart and alert on them.
-Label sets are bounded (configured names and the fixed tuples below) and every known
-combination is created at start, so series exist at 0 before the first event:
+Label sets are bounded (configured names and the fixed tuples below) and every
+combination that can occur is created at start, so series exist at 0 before the first event:
 dashboards and ``rate()`` work from the first scrape. Counts of stored things (active
 alerts, open incidents, outbox depth) are read from the store's indexes at scrape time
 instead of being tracked twice.
@@ -28,9 +28,9 @@ from prometheus_client.registry import Collector
 from hub.auth import REASONS as AUTH_REASONS
 from hub.events import SEVERITIES
 
-WEBHOOK_OUTCOMES = (
+# What became of a delivery to a configured source.
+SOURCE_OUTCOMES = (
     "accepted",
-    "unknown_source",
     "repeated",
     "unauthorized",
     "malformed",
@@ -65,7 +65,10 @@ ESCALATION_OUTCOMES = (
     "told_resolved",
 )
 RELOAD_OUTCOMES = ("success", "failure")
+# A delivery to a name no source has is counted as this pseudo-source with this outcome,
+# and only so: nothing else is known of it (no authentication, body, events or timing).
 UNKNOWN_SOURCE = "_unknown"
+UNKNOWN_SOURCE_OUTCOME = "unknown_source"
 # Label sets kept per hot-path metric: sources x outcomes, with room for reloads.
 SERIES_CACHE = 4096
 
@@ -88,7 +91,8 @@ class Metrics:
     """Every metric hub exposes, created once per app. Label values are the tuples above.
 
     Ingest (``hub.webhooks``):
-      ``webhooks``          hub_webhooks_received_total{source, outcome in WEBHOOK_OUTCOMES}
+      ``webhooks``          hub_webhooks_received_total{source, outcome in SOURCE_OUTCOMES},
+                            and {UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME}
       ``auth_failures``     hub_auth_failures_total{source, reason in hub.auth.REASONS}
       ``events``            hub_events_total{source, outcome in EVENT_OUTCOMES}; also
                             for ``own_sources`` (``expiry``) through ``count_events``
@@ -247,7 +251,7 @@ class Metrics:
     def precreate_sources(self, sources: list[str]) -> None:
         """Create every series of these sources at 0 (at start, and for reloaded ones)."""
         for source in sources:
-            for outcome in WEBHOOK_OUTCOMES:
+            for outcome in SOURCE_OUTCOMES:
                 self.webhooks.labels(source, outcome)
             for outcome in EVENT_OUTCOMES:
                 self.events.labels(source, outcome)
@@ -259,12 +263,10 @@ class Metrics:
         self, sources: list[str], receivers: list[str], heartbeats: list[str], own: list[str]
     ) -> None:
         self.precreate_sources(sources)
-        for outcome in WEBHOOK_OUTCOMES:
-            self.webhooks.labels(UNKNOWN_SOURCE, outcome)
-        for source in [UNKNOWN_SOURCE, *own]:  # hub's own deliveries have events, no webhooks
+        self.webhooks.labels(UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME)
+        for source in own:  # hub's own deliveries have events, no webhooks
             for outcome in EVENT_OUTCOMES:
                 self.events.labels(source, outcome)
-        self.ingest_seconds.labels(UNKNOWN_SOURCE)
         self.precreate_receivers(receivers)
         for reason in SUPPRESSION_REASONS:
             self.suppressed.labels(reason)

@@ -46,7 +46,7 @@ from hub.ingest import (
     delivery_key,
 )
 from hub.limits import body_limit, check_body_size, check_content_type, check_source_rate
-from hub.metrics import UNKNOWN_SOURCE
+from hub.metrics import UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME
 from hub.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from hub.problems import hub_error_problem, problem_body, unexpected_problem
 
@@ -127,7 +127,7 @@ async def _receive(
     started = time.perf_counter()
     source = hub.config.source(name)
     if source is None:
-        hub.metrics.webhook_series(UNKNOWN_SOURCE, "unknown_source").inc()
+        hub.metrics.webhook_series(UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME).inc()
         error = NotFound(f"unknown source {name!r}: no [[sources]] entry has this name")
         return _problem(error.status, *hub_error_problem(error))
     responder = RESPONDERS.get(source.format)

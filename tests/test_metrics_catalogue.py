@@ -56,6 +56,16 @@ def scrape_hub(hub) -> dict[str, Family]:
     return exposed_families(answer.text)
 
 
+def label_values(exposition: str, sample: str, *labels: str) -> dict[tuple[str, ...], float]:
+    """Every series of one sample name, keyed by the values of ``labels``."""
+    return {
+        tuple(found.labels[label] for label in labels): found.value
+        for family in text_string_to_metric_families(exposition)
+        for found in family.samples
+        if found.name == sample
+    }
+
+
 def documented_families() -> dict[str, Family]:
     return {
         name: Family(kind, frozenset(re.findall(r"`(\w+)`", labels)))
@@ -84,6 +94,26 @@ def test_every_known_label_combination_exists_at_zero_from_start(hub_factory, sm
     }
     empty = {name for name, family in exposed.items() if family.labels is None}
     assert empty == unlabelled_until_configured
+
+
+def test_only_series_that_can_happen_are_created(hub_factory, smtp):
+    """A delivery to an unknown source is counted as source _unknown, outcome
+    unknown_source, and nothing else is known of it; a configured source is never
+    unknown. Series that can never move would only mislead a dashboard."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    with hub.client() as http:
+        assert http.post("/webhooks/nosuch", json={}).status_code == 404
+        metrics = http.get("/metrics").text
+    webhooks = label_values(metrics, "hub_webhooks_received_total", "source", "outcome")
+    unknown = {key: n for key, n in webhooks.items() if {"_unknown", "unknown_source"} & set(key)}
+    assert unknown == {("_unknown", "unknown_source"): 1.0}
+    assert ("shop", "accepted") in webhooks
+    events = label_values(metrics, "hub_events_total", "source")
+    assert set(events) == {("shop",), ("expiry",)}
+    timed = label_values(metrics, "hub_ingest_duration_seconds_count", "source")
+    assert set(timed) == {("shop",)}
+    auth = label_values(metrics, "hub_auth_failures_total", "source")
+    assert set(auth) == {("shop",)}
 
 
 def test_an_on_call_persons_notification_series_exist_at_zero_from_start(hub_factory, smtp):
