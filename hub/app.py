@@ -229,15 +229,13 @@ class Runtime:
 
     def forget_heartbeat(self, name: str) -> None:
         """A deleted heartbeat's series go away with it."""
-        for gauge in (self.metrics.heartbeat_last_ping, self.metrics.heartbeat_overdue):
-            with contextlib.suppress(KeyError):
-                gauge.remove(name)
+        self.metrics.forget_heartbeat(name)
 
     def forget_heartbeats(self, names: list[str]) -> None:
         """Config heartbeats a sync removed: their series go, and the dispatcher sees
         the alerts their removal resolved."""
         for name in names:
-            self.forget_heartbeat(name)
+            self.metrics.forget_heartbeat(name)
         if names:
             self.changed()
 
@@ -315,10 +313,25 @@ class Runtime:
         new incidents and the next notifications see the new rules.
         """
         self.rules = Rules.from_config(new)
+        self._forget_removed(old, new)
         self.metrics.precreate_sources([s.name for s in new.sources])
         self.metrics.precreate_receivers([r.name for r in new.receivers])
         self.metrics.precreate_channels(send_targets(new))
         self.changed()
+
+    def _forget_removed(self, old: Config, new: Config) -> None:
+        """The series of the sources, receivers and on-call people a reload removed go,
+        as a removed heartbeat's do; those that stay keep their counts. Notifications to
+        a removed receiver still in the outbox are not counted (``Sender``), so they
+        cannot bring its series back."""
+        kept_sources = {s.name for s in new.sources}
+        self.metrics.forget_sources(s.name for s in old.sources if s.name not in kept_sources)
+        kept_receivers = {receiver for receiver, _ in send_targets(new)}
+        self.metrics.forget_channels(
+            (receiver, integration)
+            for receiver, integration in send_targets(old)
+            if receiver not in kept_receivers
+        )
 
     def _count_reload(self, outcome: str, detail: str) -> None:
         """One log line and one count per reload; a failure logs every problem, since a

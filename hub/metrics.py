@@ -11,6 +11,7 @@ instead of being tracked twice.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -297,6 +298,37 @@ class Metrics:
                 self.notifications.labels(receiver, integration, outcome)
             self.attempt_seconds.labels(integration)
 
+    def forget_sources(self, sources: Iterable[str]) -> None:
+        """Remove every series of these sources, which a reload removed: left in place
+        they would be exposed, frozen, until a restart."""
+        for source in sources:
+            for outcome in SOURCE_OUTCOMES:
+                _remove(self.webhooks, source, outcome)
+            for outcome in EVENT_OUTCOMES:
+                _remove(self.events, source, outcome)
+            _remove(self.ingest_seconds, source)
+            for reason in AUTH_REASONS:
+                _remove(self.auth_failures, source, reason)
+        # The caches still hold the removed children: a source added back by a later
+        # reload must count into the series its precreation puts in the registry.
+        for cached in (self.webhook_series, self.event_series, self.ingest_series):
+            cached.cache_clear()
+
+    def forget_channels(self, channels: Iterable[tuple[str, str]]) -> None:
+        """Remove the series of the receivers (and on-call people) a reload removed, given
+        as their (receiver, integration) channels. ``hub_notification_attempt_duration_seconds``
+        is by integration only and stays."""
+        for receiver, integration in channels:
+            for outcome in NOTIFICATION_OUTCOMES:
+                _remove(self.notifications, receiver, integration, outcome)
+            _remove(self.delivery_seconds, receiver)
+            _remove(self.event_latency, receiver)
+
+    def forget_heartbeat(self, name: str) -> None:
+        """A removed heartbeat's series go with it."""
+        _remove(self.heartbeat_last_ping, name)
+        _remove(self.heartbeat_overdue, name)
+
     def count_events(self, source: str, outcomes: Sequence[str]) -> None:
         """Count a delivery's events by outcome, one increment per kind however many
         events (a batch holds a few kinds)."""
@@ -357,6 +389,13 @@ class _StoreCollector(Collector):
             [(state,) for state in OUTBOX_STATES],
             {(key,): n for key, n in self.outbox().items()},
         )
+
+
+def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:
+    """Remove one series if it exists: one never created (a person's latency series
+    before their first page) or already removed is no error."""
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)
 
 
 def _gauge(

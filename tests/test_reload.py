@@ -4,6 +4,7 @@ config keeps serving; ``POST /-/reload`` and SIGHUP do the same."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,9 @@ import httpx
 import msgspec
 import pytest
 from conftest import BASE_CONFIG, free_port, mail_url, render_config, wait_for
+from notify_support import metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from hub import config
 from hub.app import Runtime
@@ -226,3 +230,59 @@ def test_a_reload_to_a_value_outside_a_keys_choices_names_the_choices(hub):
         "sources[0].mode: Invalid enum value 'dry' (expected one of: live, test)"
     ]
     assert post_event(hub.url, "shop", "shop-secret-token") == 202
+
+
+def pager(port: int) -> str:
+    """A receiver ``pager`` taking every notification beside ops, at an address that
+    takes the connection and never answers, so its sends are in flight at a reload."""
+    return f"""
+[[receivers]]
+name = "pager"
+urls = ["json://127.0.0.1:{port}/page"]
+timeout = "1s"
+
+[[route.routes]]
+receiver = "pager"
+continue = true
+
+[[route.routes]]
+receiver = "ops"
+"""
+
+
+def test_a_reload_removes_the_series_of_removed_sources_and_receivers(hub):
+    """Kept ones keep their counts; a send to the removed receiver in flight at the reload
+    (then dead-lettered) does not bring its series back; a source added back counts anew."""
+    original = hub.config_path.read_text()
+    with socket.create_server(("127.0.0.1", 0)) as silent, hub.client(headers=ADMIN) as http:
+        hub.config_path.write_text(original + CRM + pager(silent.getsockname()[1]))
+        assert http.post("/-/reload").status_code == 200
+        assert post_event(hub.url, "shop", "shop-secret-token") == 202
+        assert post_event(hub.url, "crm", "crm-token") == 202
+        wait_for(lambda: scraped(http, "hub_notifications_total", receiver="ops", outcome="sent"))
+        wait_for(lambda: scraped(http, "hub_outbox_notifications", state="sending"))
+        hub.config_path.write_text(original)
+        assert http.post("/-/reload").status_code == 200
+        wait_for(lambda: scraped(http, "hub_outbox_notifications", state="dead"))
+        wait_for(lambda: scraped(http, "hub_outbox_notifications", state="sending") == 0)
+        metrics = http.get("/metrics").text
+        hub.config_path.write_text(original + CRM)
+        assert http.post("/-/reload").status_code == 200
+        assert post_event(hub.url, "crm", "crm-token") == 202
+        again = http.get("/metrics").text
+    labels = [sample.labels for sample in samples(metrics)]
+    assert [series for series in labels if series.get("source") == "crm"] == []
+    assert [series for series in labels if series.get("receiver") == "pager"] == []
+    assert metric(metrics, "hub_webhooks_received_total", source="shop", outcome="accepted") == 1
+    assert metric(metrics, "hub_events_total", source="shop", outcome="new") == 1
+    assert metric(metrics, "hub_notifications_total", receiver="ops", outcome="sent") >= 1
+    assert metric(again, "hub_webhooks_received_total", source="crm", outcome="accepted") == 1
+    assert metric(again, "hub_events_total", source="crm", outcome="duplicate") == 1
+
+
+def scraped(http: httpx.Client, name: str, **labels: str) -> float:
+    return metric(http.get("/metrics").text, name, **labels) or 0
+
+
+def samples(exposition: str) -> list[Sample]:
+    return [s for family in text_string_to_metric_families(exposition) for s in family.samples]
