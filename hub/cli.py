@@ -1,8 +1,8 @@
 """The ``hub`` command.
 
-``serve`` runs the hub; ``check-config``, ``route-test`` and ``notify-test`` work from
-the config file alone, with no server; the rest talk to a running hub over its HTTP
-API (``hub.cli_api``).
+``serve`` runs the hub; ``check-config``, ``route-test``, ``notify-test`` and
+``backup`` work from the config file alone, with no server; the rest talk to a running
+hub over its HTTP API (``hub.cli_api``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import gc
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -176,6 +177,29 @@ def notify_test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def backup(args: argparse.Namespace) -> int:
+    """Write a consistent copy of the config's store to DEST, safe while the hub runs;
+    an existing DEST is kept unless ``--force``."""
+    import sqlite3
+
+    from hub import store
+
+    config = _load(config_path(args.config))
+    if config is None:
+        return 1
+    dest = Path(args.dest)
+    if dest.exists() and not args.force:
+        print(f"hub: error: {dest} exists; --force replaces it", file=sys.stderr)
+        return 1
+    try:
+        size = store.backup(config.storage.path, dest)
+    except sqlite3.Error as e:
+        print(f"hub: error: cannot back up {config.storage.path} to {dest}: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {dest} ({size} bytes): a consistent copy of {config.storage.path}")
+    return 0
+
+
 def marked_sample(receiver: str) -> NotificationContext:
     """The sample incident, marked as a test everywhere a template may show it."""
     from hub.templates import SAMPLE
@@ -249,6 +273,11 @@ def _offline(commands: argparse._SubParsersAction) -> None:
     notify.add_argument("receiver", help="receiver name from the config")
     notify.add_argument("--config", help=config_help)
     notify.set_defaults(func=notify_test)
+    copy = commands.add_parser("backup", help="write a consistent copy of the store to a file")
+    copy.add_argument("dest", help="file to write (refused if it exists, unless --force)")
+    copy.add_argument("--config", help=config_help)
+    copy.add_argument("--force", action="store_true", help="replace DEST if it exists")
+    copy.set_defaults(func=backup)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -1453,3 +1454,28 @@ def opened(path: str, **options: Any) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def backup(path: str, dest: Path) -> int:
+    """Copy the store at ``path`` to ``dest``, consistent while a hub runs and writes;
+    returns the copy's size in bytes.
+
+    Copying the file itself can miss the writes still in the WAL or catch a page half
+    written. SQLite's online backup reads one snapshot (a read transaction, which in
+    WAL mode never blocks the hub's writer), WAL included. The copy is made beside
+    ``dest`` and renamed over it, so ``dest`` is never a partial file.
+    """
+    partial = dest.with_name(f".{dest.name}.partial")
+    partial.unlink(missing_ok=True)
+    # mode=rw: a missing store is an error, not a new empty file backed up.
+    uri = f"{Path(path).resolve().as_uri()}?mode=rw"
+    try:
+        with (
+            contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as source,
+            contextlib.closing(sqlite3.connect(partial)) as copy,
+        ):
+            source.backup(copy)
+        partial.replace(dest)
+    finally:
+        partial.unlink(missing_ok=True)
+    return dest.stat().st_size

@@ -4,10 +4,13 @@ notify-test."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -383,3 +386,41 @@ def test_a_reader_that_stops_early_gets_no_traceback(running):
     _, errors = reader.communicate(timeout=60)
     assert reader.returncode == 0
     assert b"Traceback" not in errors and b"BrokenPipe" not in errors
+
+
+def test_backup_writes_a_consistent_copy_while_the_hub_writes_and_keeps_an_existing_file(
+    hub_factory, smtp, tmp_path
+):
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    dest = tmp_path / "copy.db"
+
+    def send(count: int, start: int = 0) -> None:
+        with hub.client(headers=AUTH) as http:
+            for n in range(start, start + count):
+                event = {**EVENT, "labels": {"service": f"svc-{n}"}}
+                assert http.post("/webhooks/shop", json=event).status_code == 202
+
+    send(10)
+    writer = threading.Thread(target=send, args=(20, 10))
+    writer.start()
+    made = run_hub("backup", str(dest), "--config", str(hub.config_path), cwd=ROOT)
+    writer.join()
+    assert made.returncode == 0, made.stderr
+    assert made.stdout == (
+        f"wrote {dest} ({dest.stat().st_size} bytes): a consistent copy of {tmp_path / 'hub.db'}\n"
+    )
+    with contextlib.closing(sqlite3.connect(dest)) as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        deliveries = copy.execute("SELECT count(*) FROM deliveries").fetchone()[0]
+        alerts = copy.execute("SELECT count(*) FROM alerts").fetchone()[0]
+    assert 10 <= deliveries <= 30 and alerts == deliveries
+
+    kept = dest.read_bytes()
+    again = run_hub("backup", str(dest), "--config", str(hub.config_path), cwd=ROOT)
+    assert again.returncode == 1
+    assert again.stderr == f"hub: error: {dest} exists; --force replaces it\n"
+    assert dest.read_bytes() == kept
+    forced = run_hub("backup", str(dest), "--force", "--config", str(hub.config_path), cwd=ROOT)
+    assert forced.returncode == 0, forced.stderr
+    with contextlib.closing(sqlite3.connect(dest)) as copy:
+        assert copy.execute("SELECT count(*) FROM alerts").fetchone()[0] == 30
