@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.spec import SecurityRequirement, SecurityScheme
 
 from hub.config import ApiToken, Role
 from hub.errors import AuthError, Forbidden
@@ -29,6 +30,20 @@ from hub.errors import AuthError, Forbidden
 ROLES: tuple[Role, ...] = ("read", "write", "admin")
 ACTOR_KEY = "hub_actor"
 CHALLENGE = 'Bearer realm="hub"'
+
+SCHEME = "bearer"
+BEARER: list[SecurityRequirement] = [{SCHEME: []}]
+"""``security=`` of every guarded operation, so clients know to send the token."""
+SECURITY_SCHEMES = {
+    SCHEME: SecurityScheme(
+        type="http",
+        scheme="bearer",
+        description=(
+            "A token from [api] tokens; its role (read < write < admin) decides what it may"
+            " do. With no tokens configured, reads need none and changes are refused."
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)

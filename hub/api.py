@@ -7,15 +7,16 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, Parameter, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import dispatch, matchers, silencing
-from hub.access import require
+from hub.access import BEARER, require
 from hub.alerts import matchable
 from hub.errors import InvalidPayload, NotFound
 from hub.events import Severity
-from hub.problems import problem
+from hub.problems import problem, refusal, refusals
 
 AlertStatus = Literal["firing", "resolved"]
 ROW_ID_MAX = 2**63 - 1
@@ -82,7 +83,13 @@ def with_mutes(hub: Any, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**alert, "mutes": msgspec.to_builtins(muter.mutes(alert))} for alert in alerts]
 
 
-@get("/api/v1/alerts", summary="List alerts", guards=[require("read")])
+@get(
+    "/api/v1/alerts",
+    summary="List alerts",
+    guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401, 422),
+)
 async def list_alerts(
     request: Request,
     status: FromQuery[AlertStatus | None] = None,
@@ -104,7 +111,11 @@ async def list_alerts(
 
 
 @get(
-    "/api/v1/alerts/{alert_id:int}", summary="One alert with its history", guards=[require("read")]
+    "/api/v1/alerts/{alert_id:int}",
+    summary="One alert with its history",
+    guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401, 404),
 )
 async def get_alert(request: Request, alert_id: RowId) -> dict[str, Any]:
     hub = request.app.state.hub
@@ -115,7 +126,18 @@ async def get_alert(request: Request, alert_id: RowId) -> dict[str, Any]:
     return {**present(with_mutes(hub, [alert])[0]), "history": history}
 
 
-@post("/-/reload", summary="Reload the config file", status_code=200, guards=[require("admin")])
+@post(
+    "/-/reload",
+    summary="Reload the config file",
+    status_code=200,
+    guards=[require("admin")],
+    security=BEARER,
+    responses={
+        400: refusal("The config file has problems, listed; the old config keeps running"),
+        **refusals(401, 403),
+        409: refusal("The hub was started without a config file"),
+    },
+)
 async def reload_config(request: Request) -> Response:
     """200 once the new config runs; 400 listing every problem, the old config still running."""
     problems = request.app.state.hub.reload()
@@ -130,12 +152,27 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", summary="Readiness: store writable, scheduler and sender running")
-async def readyz(request: Request) -> Response:
+class Readiness(msgspec.Struct):
+    """``/readyz``'s answer, ready or not: a probe reads the status code, a person the checks."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, bool]
+
+
+@get(
+    "/readyz",
+    summary="Readiness: store writable, scheduler and sender running",
+    responses={
+        503: ResponseSpec(
+            Readiness, description="Not ready: checks says which failed", generate_examples=False
+        )
+    },
+)
+async def readyz(request: Request) -> Response[Readiness]:
     checks = request.app.state.hub.ready()
     ready = all(checks.values())
     return Response(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        Readiness("ready" if ready else "not ready", checks),
         status_code=200 if ready else 503,
     )
 

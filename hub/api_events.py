@@ -16,12 +16,19 @@ import msgspec
 from litestar import Request, get
 from litestar.params import FromQuery, QueryParameter
 
-from hub.access import require
+from hub.access import BEARER, require
 from hub.api import RowId, iso
 from hub.errors import NotFound
+from hub.problems import refusals
 
 
-@get("/api/v1/events", summary="Recent webhook deliveries", guards=[require("read")])
+@get(
+    "/api/v1/events",
+    summary="Recent webhook deliveries",
+    guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401),
+)
 async def list_events(
     request: Request,
     source: FromQuery[str | None] = None,
@@ -35,6 +42,8 @@ async def list_events(
     "/api/v1/events/{delivery_id:int}",
     summary="One webhook delivery: raw body, headers, answer and the events it produced",
     guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401, 404),
 )
 async def get_event(request: Request, delivery_id: RowId) -> dict[str, Any]:
     store = request.app.state.hub.store

@@ -11,11 +11,12 @@ from litestar import Request, get, post
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from hub import access, matchers
-from hub.access import require
+from hub.access import BEARER, require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present, with_mutes
 from hub.correlate import act
 from hub.errors import Conflict, NotFound
 from hub.events import Severity
+from hub.problems import refusal, refusals
 from hub.store import Store
 
 
@@ -25,11 +26,25 @@ class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
     comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 
+ACTION_REFUSALS = {
+    **refusals(401, 403, 404, 409, 413, 503),
+    400: refusal('An unknown query parameter, or a body that is not {"comment": text}'),
+}
+"""Ack, unack and resolve: Litestar checks the body, so a wrong shape is a 400, not a 422;
+409 when the incident is resolved already (or, for unack, not acknowledged)."""
+
+
 def _present_incident(row: dict[str, Any]) -> dict[str, Any]:
     return present(row)
 
 
-@get("/api/v1/incidents", summary="List incidents", guards=[require("read")])
+@get(
+    "/api/v1/incidents",
+    summary="List incidents",
+    guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401, 422),
+)
 async def list_incidents(
     request: Request,
     status: FromQuery[Literal["open", "acknowledged", "resolved"] | None] = None,
@@ -69,6 +84,8 @@ def find(
     "/api/v1/incidents/{incident_id:int}",
     summary="One incident: alerts, timeline, deliveries",
     guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401, 404),
 )
 async def get_incident(request: Request, incident_id: RowId) -> dict[str, Any]:
     hub = request.app.state.hub
@@ -115,6 +132,8 @@ async def perform(hub: Any, incident_id: int, action: str, actor: str, comment: 
     status_code=200,
     summary="Acknowledge",
     guards=[require("write")],
+    security=BEARER,
+    responses=ACTION_REFUSALS,
 )
 async def ack_incident(
     request: Request, incident_id: RowId, data: JSONBody[ActionBody | None] = None
@@ -127,6 +146,8 @@ async def ack_incident(
     status_code=200,
     summary="Unacknowledge",
     guards=[require("write")],
+    security=BEARER,
+    responses=ACTION_REFUSALS,
 )
 async def unack_incident(
     request: Request, incident_id: RowId, data: JSONBody[ActionBody | None] = None
@@ -139,6 +160,8 @@ async def unack_incident(
     status_code=200,
     summary="Resolve",
     guards=[require("write")],
+    security=BEARER,
+    responses=ACTION_REFUSALS,
 )
 async def resolve_incident(
     request: Request, incident_id: RowId, data: JSONBody[ActionBody | None] = None
@@ -153,7 +176,13 @@ def _present_notification(store, row: dict[str, Any]) -> dict[str, Any]:
     return present(shown)
 
 
-@get("/api/v1/notifications", summary="The delivery log", guards=[require("read")])
+@get(
+    "/api/v1/notifications",
+    summary="The delivery log",
+    guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401),
+)
 async def list_notifications(
     request: Request,
     incident: Annotated[int | None, QueryParameter(ge=1, le=ROW_ID_MAX)] = None,
@@ -176,6 +205,8 @@ async def list_notifications(
     status_code=200,
     summary="Send a dead letter again",
     guards=[require("admin")],
+    security=BEARER,
+    responses=refusals(400, 401, 403, 404, 409, 503),
 )
 async def retry_notification(request: Request, notification_id: RowId) -> dict[str, Any]:
     hub = request.app.state.hub

@@ -10,13 +10,20 @@ from litestar import Request, get
 from litestar.params import FromPath, QueryParameter
 
 from hub import oncall
-from hub.access import require
+from hub.access import BEARER, require
 from hub.api import iso
 from hub.config import Schedule
 from hub.errors import InvalidPayload, NotFound
+from hub.problems import refusals
 
 
-@get("/api/v1/schedules", summary="List on-call schedules", guards=[require("read")])
+@get(
+    "/api/v1/schedules",
+    summary="List on-call schedules",
+    guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401),
+)
 async def list_schedules(request: Request) -> list[dict[str, Any]]:
     """Each schedule with its people (names only: their URLs are secrets) and who is on
     call now."""
@@ -37,6 +44,8 @@ async def list_schedules(request: Request) -> list[dict[str, Any]]:
     "/api/v1/schedules/{name:str}/oncall",
     summary="Who is on call at a time",
     guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401, 404, 422),
 )
 async def who_is_on_call(
     request: Request,

@@ -22,13 +22,14 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
 from hub import decision
-from hub.access import ensure_role, require
+from hub.access import BEARER, ensure_role, require
 from hub.api import RowId
 from hub.config import Source
 from hub.decoders import decode
 from hub.decoders.common import Decoded
 from hub.errors import Conflict, NotFound
 from hub.ingest import Delivery
+from hub.problems import refusal, refusals
 from hub.webhooks import commit
 
 
@@ -37,7 +38,14 @@ from hub.webhooks import commit
     summary="Replay a stored delivery through the current config (dry_run: decision only)",
     guards=[require("write")],
     status_code=202,
-    responses={200: ResponseSpec(dict[str, Any], description="dry_run: the decision only")},
+    security=BEARER,
+    responses={
+        200: ResponseSpec(dict[str, Any], description="dry_run: the decision only"),
+        **refusals(400, 401, 404, 503),
+        403: refusal("The token's role is too low: a dry run needs write, a replay admin"),
+        409: refusal("The delivery's source is no longer configured"),
+        422: refusal("The current config's decoder refuses the stored body"),
+    },
 )
 async def replay(
     request: Request, delivery_id: RowId, dry_run: FromQuery[bool] = False

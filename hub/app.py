@@ -22,8 +22,10 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components
 
 from hub import (
+    access,
     api,
     api_events,
     api_heartbeats,
@@ -385,9 +387,16 @@ def create_app(
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },
-        openapi_config=OpenAPIConfig(title="hub", version=hub_version()),
+        openapi_config=OpenAPIConfig(
+            title="hub",
+            version=hub_version(),
+            components=Components(
+                security_schemes=access.SECURITY_SCHEMES | api_heartbeats.SECURITY_SCHEMES
+            ),
+        ),
         logging_config=None,
     )
+    api_heartbeats.document(app.openapi_schema)
     webhooks_openapi.document(app.openapi_schema)
     return WebhookDoor(app)
 

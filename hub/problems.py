@@ -5,9 +5,12 @@ that names what was wrong. No stack trace and no secret ever reaches a client.
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 
 from hub.api_params import explain_invalid
 from hub.errors import AuthError, HubError, InvalidPayload, RateLimited, Unavailable
@@ -15,6 +18,57 @@ from hub.errors import AuthError, HubError, InvalidPayload, RateLimited, Unavail
 log = logging.getLogger("hub.http")
 
 MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(msgspec.Struct):
+    """An error's body as the OpenAPI document describes it; ``problem_body`` builds it."""
+
+    type: str
+    status: int
+    title: str
+    detail: str
+    field: (
+        Annotated[str, msgspec.Meta(description="422: where the fault is ($.path or a parameter)")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    problems: (
+        Annotated[list[str], msgspec.Meta(description="every fault in the config file")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+REFUSALS = {
+    400: (
+        "A query parameter the operation does not take, a parameter value out of range or"
+        " not one of its choices, or a body that is not JSON"
+    ),
+    401: (
+        "Authorization: Bearer with a token from [api] tokens is missing or not valid"
+        " (WWW-Authenticate: Bearer)"
+    ),
+    403: (
+        "The token's role is too low for this operation; with no [api] tokens configured,"
+        " every change is refused"
+    ),
+    404: "Nothing has this id or name",
+    409: "The request contradicts the current state; detail says how",
+    413: "The body is over [server] max_body_bytes",
+    422: "A value of the wrong shape or out of bounds; field names where",
+    503: "The store's write queue is full; retry after Retry-After seconds",
+}
+
+
+def refusal(description: str) -> ResponseSpec:
+    """A documented error answer: a problem document, described for one operation."""
+    return ResponseSpec(
+        Problem, description=description, media_type=MEDIA_TYPE, generate_examples=False
+    )
+
+
+def refusals(*statuses: int) -> dict[int, ResponseSpec]:
+    """The errors an operation can answer with, for its ``responses=``: each listed code
+    replaces Litestar's own description (its 400 says plain JSON; hub answers a problem)."""
+    return {status: refusal(REFUSALS[status]) for status in statuses}
 
 
 def problem(

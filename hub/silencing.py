@@ -20,10 +20,11 @@ from litestar import Request, delete, get, post
 from litestar.params import FromPath, QueryParameter
 
 from hub import silences
-from hub.access import actor, require
+from hub.access import BEARER, actor, require
 from hub.config import Duration, Timestamp
 from hub.decoders.common import parse_json
 from hub.errors import Conflict, InvalidPayload, NotFound
+from hub.problems import refusals
 from hub.silences import Silence, State
 from hub.store import Tx
 
@@ -45,6 +46,8 @@ class NewSilence(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     "/api/v1/silences",
     summary="List silences, the config's static ones included",
     guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401),
 )
 async def list_silences(
     request: Request,
@@ -54,7 +57,14 @@ async def list_silences(
     return listed(request.app.state.hub, wanted)
 
 
-@post("/api/v1/silences", summary="Create a silence", status_code=201, guards=[require("write")])
+@post(
+    "/api/v1/silences",
+    summary="Create a silence",
+    status_code=201,
+    guards=[require("write")],
+    security=BEARER,
+    responses=refusals(400, 401, 403, 413, 422, 503),
+)
 async def create_silence(request: Request) -> dict[str, Any]:
     """201 with the stored silence; 422 naming the field when it is not a valid one."""
     hub = request.app.state.hub
@@ -67,6 +77,8 @@ async def create_silence(request: Request) -> dict[str, Any]:
     summary="Expire a silence now",
     status_code=200,
     guards=[require("write")],
+    security=BEARER,
+    responses=refusals(400, 401, 403, 404, 409, 503),
 )
 async def expire_silence(request: Request, silence_id: FromPath[str]) -> dict[str, Any]:
     """End a silence early; 404 unknown, 409 static or already expired."""

@@ -2,7 +2,9 @@
 
 ``WebhookDoor`` answers webhooks before Litestar sees them, so Litestar cannot describe
 them; they are described here, by hand, as they behave: the 2xx answers, and every
-refusal as ``application/problem+json``.
+refusal as ``application/problem+json`` (the API's ``Problem`` schema). They declare no
+security scheme: each source has its own auth, some of which (HMAC and Standard Webhooks
+signatures over the body) OpenAPI cannot express, so the operation's description says it.
 """
 
 from __future__ import annotations
@@ -16,23 +18,21 @@ from litestar.openapi.spec import (
     Operation,
     Parameter,
     PathItem,
+    Reference,
     RequestBody,
     Schema,
 )
 
 from hub.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
+from hub.problems import Problem
 
 TAG = "webhooks"
 
-_PROBLEM = Schema(
-    type=OpenAPIType.OBJECT,
-    required=["type", "status", "title", "detail"],
-    properties={
-        "type": Schema(type=OpenAPIType.STRING),
-        "status": Schema(type=OpenAPIType.INTEGER),
-        "title": Schema(type=OpenAPIType.STRING),
-        "detail": Schema(type=OpenAPIType.STRING),
-    },
+_PROBLEM = Reference(ref=f"#/components/schemas/{Problem.__name__}")
+_AUTH = (
+    "Authenticated as the source's auth says ([[sources]] auth in alerts.toml): a bearer"
+    " token, HTTP basic, an HMAC signature header or a Standard Webhooks signature, or"
+    " none. Not the API's tokens, so no security scheme is declared."
 )
 
 _REFUSALS = {
@@ -110,6 +110,7 @@ def _operation(operation_id: str, summary: str, accepted: dict[str, OpenAPIRespo
     return Operation(
         tags=[TAG],
         summary=summary,
+        description=_AUTH,
         operation_id=operation_id,
         parameters=[_SOURCE],
         request_body=RequestBody(

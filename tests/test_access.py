@@ -95,16 +95,21 @@ def test_without_tokens_the_read_api_is_open_and_changes_are_refused(hub_factory
             assert "[api] tokens" in refused.json()["detail"]
 
 
-def test_every_api_handler_declares_the_role_it_needs():
-    """A new API endpoint without a guard fails here rather than shipping open."""
+def guard_roles() -> dict[tuple[str, str], list[str]]:
+    """The roles each API operation's guards need, by method and route path."""
     app = create_app(config.parse(MINIMAL, {})).app
-    guarded = {
+    return {
         (method, route.path): [g.role for g in handler.guards or [] if isinstance(g, Guard)]
         for route in app.routes
         if route.path.startswith(("/api/", "/-/"))
         for handler in route.route_handlers
         for method in handler.http_methods - {"OPTIONS"}  # Litestar's own CORS preflight
     }
+
+
+def test_every_api_handler_declares_the_role_it_needs():
+    """A new API endpoint without a guard fails here rather than shipping open."""
+    guarded = guard_roles()
     assert guarded[("GET", "/api/v1/alerts")] == ["read"]
     assert guarded[("DELETE", "/api/v1/silences/{silence_id:str}")] == ["write"]
     assert guarded[("POST", "/-/reload")] == ["admin"]

@@ -1,0 +1,162 @@
+"""The served OpenAPI document says how to authenticate and which errors come back, and
+the errors a client really gets match what it says."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+import schemathesis
+from conftest import BASE_CONFIG, mail_url
+from schemathesis.core.failures import Failure
+from test_access import CREDENTIALS, SILENCE, TOKENS, guard_roles
+
+HEARTBEAT = """
+[[heartbeats]]
+name = "nightly"
+period = "1d"
+token = "nightly-ping-token-0123"
+"""
+PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
+
+
+@pytest.fixture
+def hub(hub_factory, smtp):
+    return hub_factory(BASE_CONFIG + TOKENS + HEARTBEAT, mail_url=mail_url(smtp[1]))
+
+
+def served(hub) -> dict:
+    with hub.client() as http:
+        return http.get("/schema/openapi.json").json()
+
+
+def roles() -> dict[tuple[str, str], str]:
+    """The role each API operation needs, keyed as the document names operations."""
+    return {
+        (method.lower(), re.sub(r":\w+}", "}", path)): needed
+        for (method, path), (needed,) in guard_roles().items()
+    }
+
+
+def operations(document: dict) -> dict[tuple[str, str], dict]:
+    return {
+        (method, path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+
+
+def test_guarded_operations_need_the_bearer_token_and_the_others_do_not(hub):
+    document = served(hub)
+    assert document["components"]["securitySchemes"]["bearer"]["type"] == "http"
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    needs = roles()
+    found = operations(document)
+    assert set(needs) <= set(found), set(needs) - set(found)
+    for key, operation in found.items():
+        responses = set(operation["responses"])
+        if key in needs:
+            assert operation["security"] == [{"bearer": []}], key
+            assert "401" in responses, key
+            assert ("403" in responses) == (needs[key] != "read"), key
+        else:
+            required = operation.get("security", [])
+            assert not any("bearer" in requirement for requirement in required), key
+            assert not required or {} in required, f"{key} claims to need a token"
+    ping = document["paths"]["/ping/{name}"]["get"]
+    assert ping["security"] == [{}, {"heartbeatBearer": []}, {"heartbeatQuery": []}]
+    assert "security" not in document["paths"]["/webhooks/{source}"]["post"]
+    assert "no security scheme" in document["paths"]["/webhooks/{source}"]["post"]["description"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "codes"),
+    [
+        ("get", "/api/v1/alerts", {"400", "401", "422"}),
+        ("get", "/api/v1/alerts/{alert_id}", {"400", "401", "404"}),
+        ("delete", "/api/v1/silences/{silence_id}", {"400", "401", "403", "404", "409", "503"}),
+        (
+            "post",
+            "/api/v1/incidents/{incident_id}/ack",
+            {"400", "401", "403", "404", "409", "413", "503"},
+        ),
+        ("post", "/api/v1/heartbeats", {"400", "401", "403", "409", "413", "422", "503"}),
+        ("post", "/-/reload", {"400", "401", "403", "409"}),
+        ("get", "/ping/{name}", {"401", "404", "503"}),
+    ],
+)
+def test_operations_list_the_errors_they_answer_as_problem_details(hub, method, path, codes):
+    responses = served(hub)["paths"][path][method]["responses"]
+    assert {code for code in responses if int(code) >= 400} == codes
+    for code in codes:
+        assert responses[code]["content"] == {"application/problem+json": PROBLEM}, code
+
+
+def test_readiness_documents_its_503_with_the_body_it_answers(hub):
+    document = served(hub)
+    readyz = document["paths"]["/readyz"]["get"]["responses"]
+    assert set(readyz) == {"200", "503"}
+    for code in ("200", "503"):
+        schema = readyz[code]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Readiness"}, code
+    assert "security" not in document["paths"]["/healthz"]["get"]
+    api = schemathesis.openapi.from_dict(document)
+    with hub.client() as http:
+        api["/readyz"]["GET"].validate_response(http.get("/readyz"))
+
+
+def test_real_errors_match_the_documented_schema(hub):
+    """Each answer is checked by schemathesis against the schema its operation documents
+    for its status; a copy without ``detail`` must fail that check, which shows it ran."""
+    api = schemathesis.openapi.from_url(f"{hub.url}/schema/openapi.json")
+    with hub.client() as http:
+        answers = {
+            ("GET", "/api/v1/alerts"): http.get("/api/v1/alerts"),
+            ("POST", "/api/v1/silences"): http.post(
+                "/api/v1/silences", json=SILENCE, headers=CREDENTIALS["read"]
+            ),
+            ("GET", "/api/v1/alerts/{alert_id}"): http.get(
+                "/api/v1/alerts/999", headers=CREDENTIALS["read"]
+            ),
+            ("DELETE", "/api/v1/silences/{silence_id}"): http.delete(
+                "/api/v1/silences/nope", headers=CREDENTIALS["write"]
+            ),
+            ("POST", "/api/v1/heartbeats"): http.post(
+                "/api/v1/heartbeats",
+                json={"name": "x", "period": "soon"},
+                headers=CREDENTIALS["write"],
+            ),
+            ("GET", "/ping/{name}"): http.get("/ping/nightly"),
+            ("POST", "/webhooks/{source}"): http.post("/webhooks/shop", json={}),
+        }
+        hub.config_path.write_text("[server\n")
+        answers[("POST", "/-/reload")] = http.post("/-/reload", headers=CREDENTIALS["admin"])
+    statuses = {key: answer.status_code for key, answer in answers.items()}
+    assert statuses == {
+        ("GET", "/api/v1/alerts"): 401,
+        ("POST", "/api/v1/silences"): 403,
+        ("GET", "/api/v1/alerts/{alert_id}"): 404,
+        ("DELETE", "/api/v1/silences/{silence_id}"): 404,
+        ("POST", "/api/v1/heartbeats"): 422,
+        ("GET", "/ping/{name}"): 401,
+        ("POST", "/webhooks/{source}"): 401,
+        ("POST", "/-/reload"): 400,
+    }
+    assert answers[("POST", "/api/v1/heartbeats")].json()["field"] == "$.period"
+    assert answers[("POST", "/-/reload")].json()["problems"]
+    for (method, path), answer in answers.items():
+        operation = api[path][method]
+        operation.validate_response(answer)
+        with pytest.raises(Failure):  # the check ran: a body without detail fails it
+            operation.validate_response(without_detail(answer))
+
+
+def without_detail(answer: httpx.Response) -> httpx.Response:
+    body = {key: value for key, value in answer.json().items() if key != "detail"}
+    content_type = {"content-type": answer.headers["content-type"]}
+    forged = httpx.Response(
+        answer.status_code, headers=content_type, json=body, request=answer.request
+    )
+    forged.elapsed = answer.elapsed
+    return forged
