@@ -156,7 +156,9 @@ tokens = [
 
 def test_an_unknown_role_is_named():
     text = MINIMAL + '[api]\ntokens = [{ name = "eve", token = "e", role = "root" }]\n'
-    assert problems_of(text) == ["api.tokens[0].role: Invalid enum value 'root'"]
+    assert problems_of(text) == [
+        "api.tokens[0].role: Invalid enum value 'root' (expected one of: read, write, admin)"
+    ]
 
 
 def test_check_config_warns_when_no_api_token_is_configured():
