@@ -1,10 +1,15 @@
 """Signed, expiring one-click acknowledgement links carried in every notification.
 
 A token is ``<payload>.<signature>``, both base64url without padding: the payload
-packs the incident id (8 bytes) and the expiry in Unix seconds (4 bytes); the
-signature is HMAC-SHA256 over a version tag and the payload, cut to 16 bytes.
-About 40 characters, so a link still fits in an SMS. No state is kept: whoever
-holds the secret can check a token, and nobody without it can make one.
+packs the incident id (8 bytes), the expiry in Unix seconds (4 bytes) and the
+incident's episode (4 bytes: 1, then one more at each reopen), so a link sent about
+one episode never acknowledges a later one; the signature is HMAC-SHA256 over a
+version tag and the payload, cut to 16 bytes. 45 characters, so a link still fits
+in an SMS. No state is kept: whoever holds the secret can check a token, and nobody
+without it can make one.
+
+Tokens made before episodes existed have no episode in their 12-byte payload; they
+are read as for an incident's first episode, the only one hub can be sure of.
 """
 
 from __future__ import annotations
@@ -16,30 +21,45 @@ import hmac
 import re
 import struct
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from hub.errors import Forbidden
 
-_PAYLOAD = struct.Struct(">QI")
+_PAYLOAD = struct.Struct(">QII")
+_PAYLOAD_WITHOUT_EPISODE = struct.Struct(">QI")
 _DOMAIN = b"hub-ack-v1:"
 _SIGNATURE_BYTES = 16
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}")
 
 
-def sign(secret: bytes, incident_id: int, expires_at: datetime) -> str:
-    """A token acknowledging ``incident_id`` until ``expires_at`` (whole seconds)."""
-    payload = _PAYLOAD.pack(incident_id, int(expires_at.timestamp()))
+class Link(NamedTuple):
+    """What a verified token acknowledges: one episode of one incident."""
+
+    incident_id: int
+    episode: int
+
+
+def sign(secret: bytes, incident_id: int, episode: int, expires_at: datetime) -> str:
+    """A token acknowledging ``episode`` of ``incident_id`` until ``expires_at``
+    (whole seconds)."""
+    payload = _PAYLOAD.pack(incident_id, int(expires_at.timestamp()), episode)
     return f"{_encode(payload)}.{_encode(_signature(secret, payload))}"
 
 
-def verify(secret: bytes, token: str, now: datetime) -> int:
-    """The incident id a token acknowledges; Forbidden says why a token is refused."""
+def verify(secret: bytes, token: str, now: datetime) -> Link:
+    """The incident and episode a token acknowledges; Forbidden says why a token is
+    refused."""
     payload, signature = _split(token)
     if not hmac.compare_digest(signature, _signature(secret, payload)):
         raise Forbidden("acknowledgement link has a bad signature")
-    incident_id, expires = _PAYLOAD.unpack(payload)
+    if len(payload) == _PAYLOAD_WITHOUT_EPISODE.size:
+        incident_id, expires = _PAYLOAD_WITHOUT_EPISODE.unpack(payload)
+        episode = 1
+    else:
+        incident_id, expires, episode = _PAYLOAD.unpack(payload)
     if now >= datetime.fromtimestamp(expires, UTC):
         raise Forbidden("acknowledgement link expired")
-    return incident_id
+    return Link(incident_id, episode)
 
 
 def _split(token: str) -> tuple[bytes, bytes]:
@@ -49,7 +69,8 @@ def _split(token: str) -> tuple[bytes, bytes]:
         payload, signature = (_decode(part) for part in token.split("."))
     except binascii.Error as e:
         raise Forbidden("acknowledgement link is malformed") from e
-    if len(payload) != _PAYLOAD.size or len(signature) != _SIGNATURE_BYTES:
+    sizes = (_PAYLOAD.size, _PAYLOAD_WITHOUT_EPISODE.size)
+    if len(payload) not in sizes or len(signature) != _SIGNATURE_BYTES:
         raise Forbidden("acknowledgement link is malformed")
     return payload, signature
 

@@ -118,11 +118,21 @@ async def _act(request: Request, incident_id: int, action: str, data: ActionBody
     return _present_incident(await perform(hub, incident_id, action, actor, body.comment))
 
 
-async def perform(hub: Any, incident_id: int, action: str, actor: str, comment: str) -> dict:
+async def perform(
+    hub: Any,
+    incident_id: int,
+    action: str,
+    actor: str,
+    comment: str,
+    episode: int | None = None,
+) -> dict:
     """Acknowledge, unacknowledge or resolve, and wake the workers: what the API, the
-    console and the ack link all do. Returns the incident as stored after the change."""
+    console and the ack link all do (the link only in the episode it was sent about).
+    Returns the incident as stored after the change."""
     now = hub.clock()
-    incident = await hub.store.write(lambda tx: act(tx, incident_id, action, actor, comment, now))
+    incident = await hub.store.write(
+        lambda tx: act(tx, incident_id, action, actor, comment, now, episode)
+    )
     hub.changed()
     return incident
 

@@ -84,9 +84,11 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
         return last
     if placement == "reopen" and last is not None:
         # The problem is back: whoever acknowledged the last episode has not taken this
-        # one, so the incident is open and pages again (the timeline keeps the old ack).
+        # one, so the incident is open and pages again (the timeline keeps the old ack),
+        # and the last episode's ack links no longer acknowledge it.
         changes = {
             "status": "open",
+            "episode": last["episode"] + 1,
             "resolved_at": None,
             "resolved_by": None,
             "acknowledged_at": None,
@@ -189,11 +191,22 @@ def acknowledge(tx: Tx, incident: dict, now: float, actor: str, comment: str) ->
     tx.add_timeline(incident["id"], now, "acknowledged", actor, {"comment": comment})
 
 
-def act(tx: Tx, incident_id: int, action: str, actor: str, comment: str, now: float) -> dict:
-    """A person acknowledges, unacknowledges or resolves an incident (recorded with who/why)."""
+def act(
+    tx: Tx,
+    incident_id: int,
+    action: str,
+    actor: str,
+    comment: str,
+    now: float,
+    episode: int | None = None,
+) -> dict:
+    """A person acknowledges, unacknowledges or resolves an incident (recorded with who/why).
+    ``episode``, when given, is the only episode this may act on (an ack link's)."""
     incident = tx.incident(incident_id)
     if incident is None:
         raise NotFound(f"no incident with id {incident_id}")
+    if episode is not None and incident["episode"] != episode:
+        raise Conflict(f"incident {incident_id} has reopened since episode {episode}")
     if incident["status"] == "resolved":
         raise Conflict(f"incident {incident_id} is already resolved")
     if action == "ack" and incident["status"] != "acknowledged":

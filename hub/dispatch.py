@@ -274,7 +274,7 @@ def _context(
             for a in visible
         ],
         incident_url=links.incident_url(incident["id"]),
-        ack_url=_ack_url(incident["id"], now, links) if firing and acked_at is None else "",
+        ack_url=_ack_url(incident, now, links) if firing and acked_at is None else "",
         receiver=receiver,
         acknowledged_by=incident["acknowledged_by"] if acked_at is not None else None,
         acknowledged_at=_time(acked_at) if acked_at is not None else None,
@@ -283,8 +283,9 @@ def _context(
     )
 
 
-def _ack_url(incident_id: int, now: float, links: Links) -> str:
-    token = acklinks.sign(links.ack_secret, incident_id, _time(now + links.ack_ttl))
+def _ack_url(incident: dict, now: float, links: Links) -> str:
+    expires = _time(now + links.ack_ttl)
+    token = acklinks.sign(links.ack_secret, incident["id"], incident["episode"], expires)
     return f"{links.base_url}/ack/{token}"
 
 

@@ -407,6 +407,23 @@ def m015_source_scoped_keys(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m016_incident_episodes(db: sqlite_utils.Database) -> None:
+    """An incident's episode: 1 when it opens, one more each time it reopens. An ack
+    link carries the episode it was sent about, so it never acknowledges a later one.
+    Incidents at the upgrade count the reopens their timeline recorded."""
+    db.executescript(
+        """
+        ALTER TABLE incidents ADD COLUMN episode INTEGER NOT NULL DEFAULT 1;
+        UPDATE incidents SET episode = 1 + (
+            SELECT count(*) FROM timeline
+            WHERE timeline.incident_id = incidents.id AND timeline.kind = 'reopened'
+        )
+        WHERE id IN (SELECT incident_id FROM timeline WHERE kind = 'reopened');
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

@@ -12,14 +12,23 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 EXPIRES = NOW + timedelta(hours=24)
 
 
-def test_a_valid_link_names_its_incident():
-    token = acklinks.sign(SECRET, 4242, EXPIRES)
-    assert acklinks.verify(SECRET, token, NOW) == 4242
+def test_a_valid_link_names_its_incident_and_episode():
+    token = acklinks.sign(SECRET, 4242, 3, EXPIRES)
+    assert acklinks.verify(SECRET, token, NOW) == acklinks.Link(incident_id=4242, episode=3)
+
+
+def test_a_link_made_before_episodes_is_read_as_for_the_first_episode():
+    """A link in a notification sent before the upgrade keeps acknowledging an incident
+    that never reopened (made by the earlier code for incident 7 until EXPIRES)."""
+    old = "AAAAAAAAAAdrDBPA.1EUSuW6A4_9jQ11BFBh5LA"
+    assert acklinks.verify(SECRET, old, NOW) == acklinks.Link(incident_id=7, episode=1)
+    with pytest.raises(Forbidden, match="expired"):
+        acklinks.verify(SECRET, old, EXPIRES)
 
 
 def test_a_token_is_url_safe_and_short_enough_for_an_sms():
-    token = acklinks.sign(SECRET, 2**63 - 1, EXPIRES)
-    assert len(token) <= 40
+    token = acklinks.sign(SECRET, 2**63 - 1, 2**32 - 1, EXPIRES)
+    assert len(token) == 45
     assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
@@ -29,8 +38,9 @@ def flip(token: str, index: int) -> str:
     return token[:index] + swapped + token[index + 1 :]
 
 
-TOKEN = acklinks.sign(SECRET, 7, EXPIRES)
-OTHER_INCIDENT = acklinks.sign(SECRET, 8, EXPIRES)
+TOKEN = acklinks.sign(SECRET, 7, 1, EXPIRES)
+OTHER_INCIDENT = acklinks.sign(SECRET, 8, 1, EXPIRES)
+OTHER_EPISODE = acklinks.sign(SECRET, 7, 2, EXPIRES)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +49,8 @@ OTHER_INCIDENT = acklinks.sign(SECRET, 8, EXPIRES)
         (flip(TOKEN, 3), NOW, "bad signature"),
         (flip(TOKEN, -3), NOW, "bad signature"),
         (TOKEN.split(".")[0] + "." + OTHER_INCIDENT.split(".")[1], NOW, "bad signature"),
-        (acklinks.sign(b"another secret", 7, EXPIRES), NOW, "bad signature"),
+        (TOKEN.split(".")[0] + "." + OTHER_EPISODE.split(".")[1], NOW, "bad signature"),
+        (acklinks.sign(b"another secret", 7, 1, EXPIRES), NOW, "bad signature"),
         (TOKEN, EXPIRES, "expired"),
         (TOKEN, EXPIRES + timedelta(days=1), "expired"),
         ("", NOW, "malformed"),
@@ -54,6 +65,7 @@ OTHER_INCIDENT = acklinks.sign(SECRET, 8, EXPIRES)
         "tampered payload",
         "tampered signature",
         "signature of another incident",
+        "signature of another episode",
         "forged with another secret",
         "expired exactly at expiry",
         "expired a day ago",
@@ -73,7 +85,7 @@ def test_a_refused_link_says_why(token, now, reason):
 
 
 def test_a_forged_token_is_refused_for_its_signature_before_its_expiry():
-    forged = acklinks.sign(b"another secret", 7, NOW - timedelta(days=1))
+    forged = acklinks.sign(b"another secret", 7, 1, NOW - timedelta(days=1))
     with pytest.raises(Forbidden, match="bad signature"):
         acklinks.verify(SECRET, forged, NOW)
 

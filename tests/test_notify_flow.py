@@ -25,6 +25,7 @@ from notify_support import (
     receiver,
     route,
     start_hub,
+    toml_table,
     when,
 )
 
@@ -168,18 +169,57 @@ def test_an_ack_link_to_an_incident_someone_acknowledged_names_them_and_changes_
     assert [t["actor"] for t in acks] == ["will"]
 
 
+def test_an_ack_link_acknowledges_only_the_episode_of_the_incident_it_was_sent_about(
+    hub_factory, smtp
+):
+    """The incident resolves and reopens under the same id: yesterday's link must not
+    take today's page, which its clicker may never have seen; the new page's link does."""
+    mailbox, port = smtp
+    reopening = toml_table("[incidents]", reopen_window="1h")
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), tables=reopening)
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: len(mailbox.messages) == 1)
+        fire(http, "checkout down", status="resolved")
+        wait_for(lambda: len(mailbox.messages) == 2)
+        assert fire(http, "checkout down")["incident_id"] == incident_id
+        wait_for(lambda: len(mailbox.messages) == 3)
+        first, again = (ack_link_in(parts(mailbox.messages[i])[1], hub.url) for i in (0, 2))
+        with hub.client(follow_redirects=True) as browser:
+            shown = browser.get(first)
+            page = browser.post(first)
+        incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+        assert (incident["status"], incident["episode"]) == ("open", 2)
+        assert [t["kind"] for t in incident["timeline"]].count("acknowledged") == 0
+        with hub.client() as browser:
+            assert browser.post(again).headers["location"].endswith("?done=acked-by-link")
+        incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+    assert shown.status_code == 200
+    assert (
+        f"This link was sent about an earlier episode of incident #{incident_id}, which has"
+        " reopened since and is open now: the link changes nothing."
+    ) in shown.text
+    assert f'<a href="/incidents/{incident_id}">Show the incident</a>' in shown.text
+    assert "data-auto-submit" not in shown.text
+    assert page.url.params["next"] == f"/incidents/{incident_id}?done=earlier-episode"
+    assert (
+        f"The link was for an earlier episode of incident #{incident_id}: it changed nothing."
+    ) in page.text
+    assert (incident["status"], incident["acknowledged_by"]) == ("acknowledged", "ack-link")
+
+
 def test_a_forged_tampered_or_expired_ack_link_is_refused_and_changes_nothing(hub_factory, smtp):
     hub = start_hub(hub_factory, receiver("ops", mail_url(smtp[1])))
     later = datetime.now(UTC) + timedelta(hours=1)
     with hub.client(headers=WRITER) as http:
         incident_id = fire(http, "checkout down")["incident_id"]
-        other = acklinks.sign(ACK_SECRET.encode(), incident_id + 1, later)
-        valid = acklinks.sign(ACK_SECRET.encode(), incident_id, later)
+        other = acklinks.sign(ACK_SECRET.encode(), incident_id + 1, 1, later)
+        valid = acklinks.sign(ACK_SECRET.encode(), incident_id, 1, later)
         refused = {
-            "forged": acklinks.sign(b"not the hub's secret", incident_id, later),
+            "forged": acklinks.sign(b"not the hub's secret", incident_id, 1, later),
             "tampered": other.split(".")[0] + "." + valid.split(".")[1],
             "expired": acklinks.sign(
-                ACK_SECRET.encode(), incident_id, datetime.now(UTC) - timedelta(seconds=5)
+                ACK_SECRET.encode(), incident_id, 1, datetime.now(UTC) - timedelta(seconds=5)
             ),
             "malformed": "not-a-token",
         }

@@ -236,6 +236,25 @@ def paged_incidents(tx) -> None:
             )
 
 
+def test_incidents_at_the_upgrade_count_their_recorded_reopens_as_episodes(tmp_path):
+    """An ack link carries its incident's episode: an incident that reopened before the
+    upgrade is past its first one, so a link sent about that first one stays refused."""
+    path = str(tmp_path / "s.db")
+
+    def write(tx) -> None:
+        paged_incidents(tx)
+        for _ in range(2):
+            tx.add_timeline(1, 2.0, "reopened", "hub", {})
+
+    undo = "ALTER TABLE incidents DROP COLUMN episode"
+    reopened = migrated_again(path, write, "m016_incident_episodes", undo)
+    try:
+        episodes = [reopened.incident(i)["episode"] for i in (1, 2, 3)]  # type: ignore[index]
+    finally:
+        reopened.close()
+    assert episodes == [3, 1, 1]
+
+
 def test_bare_keys_move_under_their_source_at_the_upgrade_and_hub_forms_stay(tmp_path):
     """pd's bare key ``srv01/mysql`` is srv01's scoped ``mysql`` until pd's moves: the
     upgrade must not trip over it. Hashes (16 hex) and heartbeats keep their form."""

@@ -7,7 +7,9 @@ filters and proxies fetch links before anyone clicks, and each would acknowledge
 incident, pausing its escalation with nobody on it. In a browser the page submits
 its form by itself (``console.js``), so a person still clicks once; a fetcher that
 runs no script changes nothing. A forged, tampered or expired link gets a 403 page saying
-why. No session is needed: the signed token is the permission.
+why. No session is needed: the signed token is the permission. A link acknowledges
+only the episode of the incident it was sent about: once the incident has reopened,
+its page says so and a click changes nothing.
 """
 
 from __future__ import annotations
@@ -28,12 +30,17 @@ ACTOR = "ack-link"
 @route("/ack/{token:str}", http_method=["GET", "HEAD"])
 async def ack_page(request: Request, token: FromPath[str]) -> Template:
     """The incident the link acknowledges, with the form a browser submits at once."""
-    incident_id = _verified(request, token)
-    incident = request.app.state.hub.store.incident(incident_id)
+    link = _verified(request, token)
+    incident = request.app.state.hub.store.incident(link.incident_id)
     if incident is None:
-        raise NotFound(f"incident {incident_id} no longer exists")
+        raise NotFound(f"incident {link.incident_id} no longer exists")
     return render.page(
-        request, viewer.identify(request), "ack.html", incident=incident, token=token
+        request,
+        viewer.identify(request),
+        "ack.html",
+        incident=incident,
+        token=token,
+        refusal=_refusal(incident, link),
     )
 
 
@@ -41,22 +48,32 @@ async def ack_page(request: Request, token: FromPath[str]) -> Template:
 async def ack_by_link(request: Request, token: FromPath[str]) -> Redirect:
     """Acknowledge, then show the incident with a banner saying what happened: a
     second person clicking must not read that they took an incident someone else has
-    (its page names who did)."""
-    incident_id = _verified(request, token)
+    (its page names who did), nor may a link about an earlier episode take this one."""
+    link = _verified(request, token)
     hub = request.app.state.hub
-    incident = hub.store.incident(incident_id)
-    if incident is not None and incident["status"] == "acknowledged":
-        done = "already-acknowledged"
-    else:
+    done = _refusal(hub.store.incident(link.incident_id), link)
+    if not done:
         try:
-            await api_incidents.perform(hub, incident_id, "ack", ACTOR, "acknowledged by link")
+            await api_incidents.perform(
+                hub, link.incident_id, "ack", ACTOR, "acknowledged by link", link.episode
+            )
             done = "acked-by-link"
-        except Conflict:
-            done = "already-resolved"
-    return Redirect(f"/incidents/{incident_id}?done={done}", status_code=303)
+        except Conflict:  # it changed since it was read: say how
+            done = _refusal(hub.store.incident(link.incident_id), link)
+    return Redirect(f"/incidents/{link.incident_id}?done={done}", status_code=303)
 
 
-def _verified(request: Request, token: str) -> int:
+def _refusal(incident: dict | None, link: acklinks.Link) -> str:
+    """Why the link changes nothing (a banner's code), or "" when it acknowledges (a
+    missing incident is left to the action, which says so)."""
+    if incident is None:
+        return ""
+    if incident["episode"] != link.episode:
+        return "earlier-episode"
+    return "" if incident["status"] == "open" else f"already-{incident['status']}"
+
+
+def _verified(request: Request, token: str) -> acklinks.Link:
     hub = request.app.state.hub
     return acklinks.verify(hub.ack_secret, token, datetime.fromtimestamp(hub.clock(), UTC))
 

@@ -31,6 +31,7 @@ NOTICES = {
     "acked-by-link": "Incident #{id} is acknowledged.",
     "already-acknowledged": "Incident #{id} was already acknowledged.",
     "already-resolved": "Incident #{id} was already resolved.",
+    "earlier-episode": "The link was for an earlier episode of incident #{id}: it changed nothing.",
     "silenced": "The silence is in force.",
     "expired": "The silence has expired.",
     "retried": "The notification will be sent again.",
