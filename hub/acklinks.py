@@ -32,6 +32,15 @@ _SIGNATURE_BYTES = 16
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}")
 
 
+class Expired(Forbidden):
+    """A link hub signed, past its expiry: it names its incident, so the refusal can
+    point there (a forged or malformed token reveals nothing about any incident)."""
+
+    def __init__(self, incident_id: int) -> None:
+        super().__init__("acknowledgement link expired")
+        self.incident_id = incident_id
+
+
 class Link(NamedTuple):
     """What a verified token acknowledges: one episode of one incident."""
 
@@ -48,7 +57,7 @@ def sign(secret: bytes, incident_id: int, episode: int, expires_at: datetime) ->
 
 def verify(secret: bytes, token: str, now: datetime) -> Link:
     """The incident and episode a token acknowledges; Forbidden says why a token is
-    refused."""
+    refused, Expired only once the signature proved hub made it."""
     payload, signature = _split(token)
     if not hmac.compare_digest(signature, _signature(secret, payload)):
         raise Forbidden("acknowledgement link has a bad signature")
@@ -58,7 +67,7 @@ def verify(secret: bytes, token: str, now: datetime) -> Link:
     else:
         incident_id, expires, episode = _PAYLOAD.unpack(payload)
     if now >= datetime.fromtimestamp(expires, UTC):
-        raise Forbidden("acknowledgement link expired")
+        raise Expired(incident_id)
     return Link(incident_id, episode)
 
 

@@ -209,6 +209,8 @@ def test_an_ack_link_acknowledges_only_the_episode_of_the_incident_it_was_sent_a
 
 
 def test_a_forged_tampered_or_expired_ack_link_is_refused_and_changes_nothing(hub_factory, smtp):
+    """Only an expired link, whose signature proves hub made it, names its incident: a
+    forged or malformed one reveals nothing about any incident."""
     hub = start_hub(hub_factory, receiver("ops", mail_url(smtp[1])))
     later = datetime.now(UTC) + timedelta(hours=1)
     with hub.client(headers=WRITER) as http:
@@ -229,8 +231,17 @@ def test_a_forged_tampered_or_expired_ack_link_is_refused_and_changes_nothing(hu
                     assert answer.status_code == 403, name
                     assert answer.headers["content-type"].startswith("text/html")
                     assert "acknowledgement link" in answer.text, name
+                    named = f'<a href="/incidents/{incident_id}">' in answer.text
+                    assert named == (name == "expired"), name
+                    assert (f"incident #{incident_id}" in answer.text) == (name == "expired"), name
                 assert browser.head(f"/ack/{token}").status_code == 403, name
+            expired = browser.get(f"/ack/{refused['expired']}").text
         incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+    assert (
+        f"This acknowledgement link for incident #{incident_id} expired; a signed-in person"
+        " can acknowledge the incident on its page."
+    ) in expired
+    assert f'<a href="/incidents/{incident_id}">Show incident #{incident_id}</a>' in expired
     assert incident["status"] == "open"
     assert incident["acknowledged_by"] is None
     assert not [t for t in incident["timeline"] if t["kind"] == "acknowledged"]

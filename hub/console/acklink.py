@@ -6,10 +6,11 @@ A GET or HEAD must change nothing: Slack unfurls the links in a message, mail
 filters and proxies fetch links before anyone clicks, and each would acknowledge the
 incident, pausing its escalation with nobody on it. In a browser the page submits
 its form by itself (``console.js``), so a person still clicks once; a fetcher that
-runs no script changes nothing. A forged, tampered or expired link gets a 403 page saying
-why. No session is needed: the signed token is the permission. A link acknowledges
-only the episode of the incident it was sent about: once the incident has reopened,
-its page says so and a click changes nothing.
+runs no script changes nothing. A forged, tampered or expired link gets a 403 page
+saying why; an expired one, which hub did sign, also links to its incident. No
+session is needed: the signed token is the permission. A link acknowledges only the
+episode of the incident it was sent about: once the incident has reopened, its page
+says so and a click changes nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,28 @@ from hub.errors import Conflict, NotFound
 ACTOR = "ack-link"
 
 
-@route("/ack/{token:str}", http_method=["GET", "HEAD"])
+def _expired(request: Request, exc: acklinks.Expired) -> Template:
+    """A 403 saying the link expired, with the way to its incident: a signed-in person
+    can still acknowledge it there."""
+    return render.page(
+        request,
+        viewer.identify(request),
+        "error.html",
+        status=exc.status,
+        title="Link expired",
+        detail=(
+            f"This acknowledgement link for incident #{exc.incident_id} expired; a"
+            " signed-in person can acknowledge the incident on its page."
+        ),
+        incident_id=exc.incident_id,
+    )
+
+
+@route(
+    "/ack/{token:str}",
+    http_method=["GET", "HEAD"],
+    exception_handlers={acklinks.Expired: _expired},
+)
 async def ack_page(request: Request, token: FromPath[str]) -> Template:
     """The incident the link acknowledges, with the form a browser submits at once."""
     link = _verified(request, token)
@@ -44,7 +66,7 @@ async def ack_page(request: Request, token: FromPath[str]) -> Template:
     )
 
 
-@post("/ack/{token:str}", status_code=303)
+@post("/ack/{token:str}", status_code=303, exception_handlers={acklinks.Expired: _expired})
 async def ack_by_link(request: Request, token: FromPath[str]) -> Redirect:
     """Acknowledge, then show the incident with a banner saying what happened: a
     second person clicking must not read that they took an incident someone else has
