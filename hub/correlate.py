@@ -209,8 +209,11 @@ def act(
         raise Conflict(f"incident {incident_id} has reopened since episode {episode}")
     if incident["status"] == "resolved":
         raise Conflict(f"incident {incident_id} is already resolved")
-    if action == "ack" and incident["status"] != "acknowledged":
-        acknowledge(tx, incident, now, actor, comment)
+    if action == "ack":
+        if incident["status"] == "acknowledged":
+            _refuse_taking_over(incident, actor)
+        else:
+            acknowledge(tx, incident, now, actor, comment)
     elif action == "unack":
         if incident["status"] != "acknowledged":
             raise Conflict(f"incident {incident_id} is not acknowledged")
@@ -231,6 +234,16 @@ def act(
         escalation.wind_up(tx, incident_id, now)
     tx.mark_receivers_due(incident_id, now)
     return tx.incident(incident_id)  # type: ignore[return-value]
+
+
+def _refuse_taking_over(incident: dict, actor: str) -> None:
+    """Acknowledging an incident someone else holds is a conflict naming who and since
+    when, so the caller never takes the answer for having taken it (they unacknowledge
+    first to take it over); the holder acknowledging again changes nothing."""
+    holder = incident["acknowledged_by"]
+    if holder != actor:
+        since = f"{_time(incident['acknowledged_at']):%Y-%m-%dT%H:%M:%SZ}"
+        raise Conflict(f"incident {incident['id']} is already acknowledged by {holder} at {since}")
 
 
 def _about(alert: dict) -> dict:

@@ -90,6 +90,20 @@ def test_ack_records_the_token_name_and_comment_on_the_incident(running):
     assert "checkout API error rate above 5%" in shown.stdout.split("Alerts:")[1]
 
 
+def test_ack_of_an_incident_someone_else_holds_fails_naming_them(running):
+    hub, incident_id = running
+    assert hub_cli(hub, "ack", str(incident_id)).returncode == 0
+    taken = hub_cli(hub, "ack", str(incident_id), token="admin-token")
+    again = hub_cli(hub, "ack", str(incident_id))
+    assert taken.returncode == 1
+    assert taken.stdout == ""
+    prefix = f"hub: error: 409 Conflict: incident {incident_id} is already acknowledged by will at "
+    assert taken.stderr.startswith(prefix)
+    assert taken.stderr.strip().removeprefix(prefix) == ANY_TIME
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"incident {incident_id} is acknowledged by will"
+
+
 def test_unack_then_resolve_and_a_second_resolve_is_a_conflict(running):
     hub, incident_id = running
     hub_cli(hub, "ack", str(incident_id))

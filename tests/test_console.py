@@ -78,6 +78,23 @@ def test_every_form_post_needs_the_sessions_csrf_token(hub_factory):
     assert "on it" in shown
 
 
+def test_acknowledging_an_incident_someone_else_holds_shows_who_and_changes_nothing(hub_factory):
+    hub = start(hub_factory)
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    with hub.client() as http:
+        sign_in(http, "admin-token")
+        csrf = csrf_in(http.get(f"/incidents/{incident_id}").text)  # seen while still open
+        writer = {"Authorization": "Bearer write-token"}
+        http.post(f"/api/v1/incidents/{incident_id}/ack", headers=writer).raise_for_status()
+        answer = http.post(f"/incidents/{incident_id}/ack", data={"_csrf": csrf})
+        incident = http.get(f"/api/v1/incidents/{incident_id}", headers=writer).json()
+    assert answer.status_code == 409
+    assert f"incident {incident_id} is already acknowledged by will at " in answer.text
+    assert f"Incident #{incident_id} is acknowledged." not in answer.text
+    assert incident["acknowledged_by"] == "will"
+    assert [t["actor"] for t in incident["timeline"] if t["kind"] == "acknowledged"] == ["will"]
+
+
 def test_a_read_token_sees_no_actions_and_its_posts_are_refused(hub_factory):
     hub = start(hub_factory)
     incident_id = fire(hub.url, "checkout down")["incident_id"]

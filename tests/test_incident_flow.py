@@ -18,7 +18,10 @@ port = {port}
 path = "{db}"
 
 [api]
-tokens = [{{ name = "dana", token = "write-token", role = "write" }}]
+tokens = [
+  {{ name = "dana", token = "write-token", role = "write" }},
+  {{ name = "eve", token = "other-write-token", role = "write" }},
+]
 
 [[sources]]
 name = "shop"
@@ -120,6 +123,32 @@ def test_an_acknowledgement_is_recorded_with_its_actor_and_comment(start):
         assert resolved.json()["resolved_by"] == "dana"
         again = http.post(f"/api/v1/incidents/{incident_id}/ack")
         assert again.status_code == 409
+
+
+def test_acknowledging_an_incident_someone_else_holds_is_a_conflict_naming_them(start):
+    """A second person must not read 200 and think they took it; the holder acknowledging
+    again is answered as the first time, and neither records anything."""
+    hub = start()
+    other = {"Authorization": "Bearer other-write-token"}
+    with hub.client(headers=WRITER) as http:
+        incident_id = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP).json()[
+            "alerts"
+        ][0]["incident_id"]
+        first = http.post(f"/api/v1/incidents/{incident_id}/ack", json={"comment": "mine"})
+        taken = http.post(f"/api/v1/incidents/{incident_id}/ack", headers=other)
+        again = http.post(f"/api/v1/incidents/{incident_id}/ack")
+        incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+    assert taken.status_code == 409
+    assert taken.headers["content-type"] == "application/problem+json"
+    acked_at = first.json()["acknowledged_at"]
+    assert taken.json()["detail"] == (
+        f"incident {incident_id} is already acknowledged by dana at {acked_at[:19]}Z"
+    )
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert (incident["acknowledged_by"], incident["acknowledged_at"]) == ("dana", acked_at)
+    acks = [t for t in incident["timeline"] if t["kind"] == "acknowledged"]
+    assert [(t["actor"], t["detail"]) for t in acks] == [("dana", {"comment": "mine"})]
 
 
 def test_acting_needs_a_write_token(start):
