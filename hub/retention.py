@@ -1,6 +1,6 @@
-"""Retention: old deliveries and events, alert history, and long-resolved incidents are
-deleted on a schedule, in small batches, each its own write, so ingest never waits
-behind one long delete."""
+"""Retention: old deliveries and events, alert history, long-resolved incidents, and
+long-resolved alerts of no incident are deleted on a schedule, in small batches, each
+its own write, so ingest never waits behind one long delete."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ async def prune(store: Store, retention: Retention, now: float) -> dict[str, int
         ("deliveries", Tx.prune_deliveries, retention.events),
         ("history", Tx.prune_history, retention.history),
         ("incidents", Tx.prune_incidents, retention.resolved_incidents),
+        ("alerts", Tx.prune_alerts, retention.resolved_incidents),
     ]
     removed = {kind: await _drain(store, delete, now - age) for kind, delete, age in plan}
     log.info("event=retention_pruned %s", " ".join(f"{k}={n}" for k, n in removed.items()))

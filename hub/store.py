@@ -699,21 +699,47 @@ class Tx:
             return 0
         marks = _marks(ids)
         notifications = f"SELECT id FROM notifications WHERE incident_id IN ({marks})"
-        alerts = f"SELECT id FROM alerts WHERE incident_id IN ({marks}) AND status = 'resolved'"
         for sql in (
             f"DELETE FROM notification_attempts WHERE notification_id IN ({notifications})",
             f"DELETE FROM notifications WHERE incident_id IN ({marks})",
             f"DELETE FROM timeline WHERE incident_id IN ({marks})",
             f"DELETE FROM incident_receivers WHERE incident_id IN ({marks})",
             f"DELETE FROM escalations WHERE id IN ({marks})",
-            f"DELETE FROM alert_history WHERE alert_id IN ({alerts})",
-            f"DELETE FROM events WHERE alert_id IN ({alerts})",
-            f"DELETE FROM alerts WHERE incident_id IN ({marks}) AND status = 'resolved'",
+        ):
+            self.conn.execute(sql, ids)
+        self._delete_alerts(f"incident_id IN ({marks}) AND status = 'resolved'", ids)
+        for sql in (
             f"UPDATE alerts SET incident_id = NULL WHERE incident_id IN ({marks})",
             f"DELETE FROM incidents WHERE id IN ({marks})",
         ):
             self.conn.execute(sql, ids)
         return len(ids)
+
+    def prune_alerts(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` resolved alerts of no incident resolved before
+        ``before``, with their events and history. Such alerts no incident's pruning
+        reaches: one created already resolved (a resolve hub had no alert for), or one
+        whose incident was pruned while it still fired and that resolved later."""
+        ids = self._ids(
+            "SELECT id FROM alerts WHERE incident_id IS NULL AND status = 'resolved'"
+            " AND resolved_at < ? LIMIT ?",
+            before,
+            limit,
+        )
+        if ids:
+            self._delete_alerts(f"id IN ({_marks(ids)})", ids)
+        return len(ids)
+
+    def _delete_alerts(self, where: str, params: list[int]) -> None:
+        """Delete the alerts ``where`` selects, their history and events first, as
+        those rows refer to them."""
+        alerts = f"SELECT id FROM alerts WHERE {where}"
+        for sql in (
+            f"DELETE FROM alert_history WHERE alert_id IN ({alerts})",
+            f"DELETE FROM events WHERE alert_id IN ({alerts})",
+            f"DELETE FROM alerts WHERE {where}",
+        ):
+            self.conn.execute(sql, params)
 
     def _ids(self, sql: str, *params: object) -> list[int]:
         return [row[0] for row in self.conn.execute(sql, params).fetchall()]

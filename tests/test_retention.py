@@ -8,7 +8,7 @@ import time
 
 from conftest import BASE_CONFIG, mail_url, render_config
 
-from hub import config, retention
+from hub import config, correlate, retention
 from hub.decoders.common import Decoded
 from hub.events import Event
 from hub.ingest import Delivery, apply_delivery
@@ -86,7 +86,7 @@ def test_retention_deletes_only_what_is_old_enough(tmp_path):
         old_incident, removed = asyncio.run(scenario(store))
         left = counts(store, old_incident)
         alerts = {a["fingerprint"] for a in store.alerts("1", {}, 10)}
-    assert removed == {"deliveries": 3, "history": 3, "incidents": 1}
+    assert removed == {"deliveries": 3, "history": 3, "incidents": 1, "alerts": 0}
     assert alerts == {"live", "recent"}
     assert left == {
         "deliveries": 2,  # the recent alert's: 10 and 5 days old
@@ -109,7 +109,12 @@ def test_nothing_is_deleted_when_everything_is_young_enough(tmp_path):
         return await retention.prune(store, config.Retention(), NOW - 200 * DAY)
 
     with opened((tmp_path / "hub.db").as_posix()) as store:
-        assert asyncio.run(scenario(store)) == {"deliveries": 0, "history": 0, "incidents": 0}
+        assert asyncio.run(scenario(store)) == {
+            "deliveries": 0,
+            "history": 0,
+            "incidents": 0,
+            "alerts": 0,
+        }
 
 
 def test_deliveries_go_oldest_first_and_stop_at_the_first_young_one(tmp_path):
@@ -133,3 +138,48 @@ def test_deliveries_go_oldest_first_and_stop_at_the_first_young_one(tmp_path):
         assert (first, kept(store)) == (1, [40, 2, 45, 60])
         rest = asyncio.run(store.write(lambda tx: tx.prune_deliveries(before, 100)))
         assert (rest, kept(store)) == (1, [2, 45, 60])
+
+
+def test_resolved_alerts_without_an_incident_expire_with_their_events_and_history(tmp_path):
+    """A resolve hub had no alert for creates one already resolved, with no incident; an
+    alert whose incident was pruned while it fired has none when it resolves. Both go
+    once resolved longer than resolved_incidents, with the events and history naming
+    them (kept here for a year, so only the alert's own deletion removes them)."""
+    ruleset = rules(tmp_path)
+    ages = config.Retention(
+        events=config.Duration(365 * DAY),
+        history=config.Duration(365 * DAY),
+        resolved_incidents=config.Duration(90 * DAY),
+    )
+
+    def before_the_first_prune(tx: Tx) -> None:
+        deliver(tx, ruleset, 100, "ghost", "resolved")
+        deliver(tx, ruleset, 5, "young-ghost", "resolved")
+        incident = deliver(tx, ruleset, 200, "orphan", "firing")
+        correlate.act(tx, incident, "resolve", "alice", "", NOW - 190 * DAY)
+
+    async def scenario(store: Store) -> tuple[dict[str, int], dict[str, int]]:
+        await store.write(before_the_first_prune)
+        first = await retention.prune(store, ages, NOW - 96 * DAY)
+        await store.write(lambda tx: deliver(tx, ruleset, 95, "orphan", "resolved"))
+        return first, await retention.prune(store, ages, NOW)
+
+    with opened((tmp_path / "hub.db").as_posix()) as store:
+        first, second = asyncio.run(scenario(store))
+        alerts = {a["fingerprint"]: a["incident_id"] for a in store.alerts("1", {}, 10)}
+        young = store.query("SELECT id FROM alerts")[0]["id"]
+        left = {
+            table: count(store, f"SELECT COUNT(*) AS n FROM {table}")
+            for table in ("events", "alert_history", "incidents")
+        }
+        strays = {
+            table: count(store, f"SELECT COUNT(*) AS n FROM {table} WHERE alert_id != ?", young)
+            for table in ("events", "alert_history")
+        }
+        broken = store.query("PRAGMA foreign_key_check")
+    assert alerts == {"young-ghost": None}
+    assert first == {"deliveries": 0, "history": 0, "incidents": 1, "alerts": 0}
+    assert second == {"deliveries": 0, "history": 0, "incidents": 0, "alerts": 2}
+    assert left == {"events": 1, "alert_history": 1, "incidents": 0}
+    assert strays == {"events": 0, "alert_history": 0}
+    assert broken == []
