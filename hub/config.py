@@ -10,6 +10,7 @@ import re
 import tomllib
 import types
 import typing
+import urllib.parse
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -613,6 +614,12 @@ def check(config: Config) -> list[str]:
         problems += generic.problems(source, where)
     if config.server.port not in PORTS:
         problems.append(f"server.port: must be 1-65535, got {config.server.port}")
+    if config.server.public_url and not _is_root_url(config.server.public_url):
+        problems.append(
+            "server.public_url: expected the http:// or https:// address hub is reached at,"
+            " like https://hub.example.com (no path, query or fragment: hub serves its pages"
+            f" at the root), got {config.server.public_url!r}"
+        )
     if config.server.max_body_bytes < 1:
         problems.append("server.max_body_bytes: must be at least 1")
     problems += _positive_durations(config.server, "server", ("ack_link_ttl",))
@@ -633,6 +640,23 @@ def check(config: Config) -> list[str]:
     problems += _check_schedules(config, oncall.problems) + escalation.problems(config)
     problems += heartbeats.problems(config.heartbeats) + _check_retention(config.retention)
     return problems
+
+
+def _is_root_url(url: str) -> bool:
+    """Whether ``url`` can prefix every link in a notification: ack and incident links
+    append ``/ack/...`` and ``/incidents/N`` to it, and the pages they open link and
+    post to absolute paths, so anything but a root address breaks them."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is no number 0-65535
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and parts.path in ("", "/")
+        and not (parts.query or parts.fragment or re.search(r"\s", url))
+    )
 
 
 def _check_schedules(

@@ -339,3 +339,52 @@ def test_a_port_outside_1_to_65535_is_refused_not_bound_modulo_65536(tmp_path, p
     assert result.returncode == 2
     assert f"argument --port: expected a port 1-65535, got '{port}'" in result.stderr
     assert not (tmp_path / "hub.db").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "hub.example.com",
+        "ftp://hub.example.com",
+        "https://",
+        "https://hub.example.com:99999",
+        "https://ops.example/hub",
+        "https://hub.example.com/?from=mail",
+        "http://hub example.com",
+    ],
+)
+def test_a_public_url_links_cannot_be_built_on_is_refused_quoting_it(url):
+    """A public_url of "not a url" used to load, and every ack and incident link in a
+    notification read "not a url/ack/..."; a path prefix is refused too, as the ack
+    page posts to /ack/... at the root."""
+    assert problems_of(valid(tables=f'[server]\npublic_url = "{url}"')) == [public_url_problem(url)]
+
+
+def public_url_problem(url: str) -> str:
+    return (
+        "server.public_url: expected the http:// or https:// address hub is reached at, like"
+        " https://hub.example.com (no path, query or fragment: hub serves its pages at the"
+        f" root), got {url!r}"
+    )
+
+
+def test_check_config_refuses_a_public_url_that_is_no_url(tmp_path):
+    (tmp_path / "alerts.toml").write_text(valid(tables='[server]\npublic_url = "not a url"'))
+    result = run_hub("check-config", "alerts.toml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert public_url_problem("not a url") in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("https://hub.example.com", "https://hub.example.com"),
+        ("https://hub.example.com/", "https://hub.example.com"),
+        ("http://10.0.0.5:8080", "http://10.0.0.5:8080"),
+        ("", "http://127.0.0.1:8080"),
+    ],
+)
+def test_a_root_public_url_is_the_base_of_links(url, base):
+    loaded = config.parse(valid(tables=f'[server]\npublic_url = "{url}"'), {})
+    assert loaded.server.base_url == base

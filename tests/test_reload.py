@@ -286,3 +286,17 @@ def scraped(http: httpx.Client, name: str, **labels: str) -> float:
 
 def samples(exposition: str) -> list[Sample]:
     return [s for family in text_string_to_metric_families(exposition) for s in family.samples]
+
+
+def test_a_reload_to_a_public_url_that_is_no_url_is_refused_quoting_it(hub):
+    text = hub.config_path.read_text()
+    hub.config_path.write_text(text.replace("[server]", '[server]\npublic_url = "not a url"'))
+    with hub.client(headers=ADMIN) as http:
+        answer = http.post("/-/reload")
+    assert answer.status_code == 400
+    assert answer.json()["problems"] == [
+        "server.public_url: expected the http:// or https:// address hub is reached at, like"
+        " https://hub.example.com (no path, query or fragment: hub serves its pages at the"
+        " root), got 'not a url'"
+    ]
+    assert post_event(hub.url, "shop", "shop-secret-token") == 202
