@@ -5,13 +5,14 @@ table, the key and what was expected, so an operator fixes a file in one pass.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 import types
 import typing
 import urllib.parse
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -524,27 +525,64 @@ def _join(path: str, key: str) -> str:
 
 
 def _collect_problems(value: Any, type_: Any, path: str, problems: list[str]) -> None:
-    """Walk the raw value against the struct type, recording every mismatch."""
+    """Walk the raw value against the struct type, recording every mismatch.
+
+    Tables and arrays are walked here, down to each scalar, so that a problem names
+    the key path and quotes the value it found there: msgspec's own path hides a
+    table's keys, and its messages name only the type of the value.
+    """
     origin, args = typing.get_origin(type_), typing.get_args(type_)
     if origin in (typing.Union, types.UnionType) and value is not None:
         inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
-            _collect_problems(value, inner[0], path, problems)
+        # The one member the value's kind of container fits (``str | list[str]``).
+        fitting = [a for a in inner if typing.get_origin(a) is type(value)]
+        if len(inner) == 1 or len(fitting) == 1:
+            _collect_problems(value, (fitting or inner)[0], path, problems)
             return
-    if isinstance(type_, type) and issubclass(type_, msgspec.Struct) and isinstance(value, dict):
+    if _is_struct(type_) and isinstance(value, dict):
         _collect_struct(value, type_, path, problems)
         return
-    if origin is list and isinstance(value, list) and _is_struct(args[0]):
+    if origin is list and isinstance(value, list):
         for i, item in enumerate(value):
             _collect_problems(item, args[0], f"{path}[{i}]", problems)
+        return
+    if origin is dict and isinstance(value, dict):
+        for key, item in value.items():
+            bare = re.fullmatch(r"[A-Za-z0-9_-]+", key)  # else quoted, as TOML writes it
+            _collect_problems(item, args[1], _join(path, key if bare else f'"{key}"'), problems)
         return
     try:
         msgspec.convert(value, type_, dec_hook=_dec_hook)
     except msgspec.ValidationError as e:
-        message = re.sub(r" - at `\$[^`]*`$", "", str(e))
-        if allowed := choices(type_):
-            message += f" (expected one of: {', '.join(allowed)})"
-        problems.append(f"{path or 'config'}: {message}")
+        problems.append(f"{path or 'config'}: {_explained(str(e), value, type_)}")
+
+
+_TYPE_MISMATCH = re.compile(r"Expected `([^`]+)`, got `[^`]+`")
+
+
+def _explained(message: str, value: Any, type_: Any) -> str:
+    """msgspec's message, saying what was found: the value instead of only its type
+    (``Expected `int`, got 'three'``), the choices of an enum, or the value quoted
+    after a message that does not quote it already."""
+    if mismatch := _TYPE_MISMATCH.fullmatch(message):
+        return f"Expected `{mismatch[1]}`, got {_shown(value)}"
+    if allowed := choices(type_):
+        return f"{message} (expected one of: {', '.join(allowed)})"
+    if "got " in message:  # a duration's own message quotes what it got
+        return message
+    return f"{message} (got {_shown(value)})"
+
+
+def _shown(value: Any) -> str:
+    """A raw value as the file may write it (a string quoted as other problems quote
+    one, true and false, a TOML date or time bare), cut short: what a problem quotes."""
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, date | time):
+        text = value.isoformat()
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def choices(annotation: Any) -> tuple[str, ...]:

@@ -47,7 +47,7 @@ def test_every_fault_is_listed_with_its_table_and_key():
     problems = problems_of(BROKEN)
     assert "sources[0].auth.tokens[0]: environment variable SHOP_TOKEN is not set" in problems
     assert any(p.startswith("server.colour: unknown key") for p in problems)
-    assert any(p.startswith("server.port: Expected `int`, got `str`") for p in problems)
+    assert "server.port: Expected `int`, got 'eighty'" in problems
     assert (
         "sources[1].auth.type: Invalid enum value 'telepathy' (expected one of: none, bearer,"
         " basic, hmac, standard-webhooks)" in problems
@@ -266,6 +266,7 @@ def test_check_config_prints_every_problem_and_exits_non_zero(tmp_path):
     assert result.returncode == 1
     assert "5 problem(s)" in result.stderr
     assert "environment variable SHOP_TOKEN is not set" in result.stderr
+    assert "server.port: Expected `int`, got 'eighty'" in result.stderr
     assert "route.group_wait" in result.stderr
 
 
@@ -388,3 +389,37 @@ def test_check_config_refuses_a_public_url_that_is_no_url(tmp_path):
 def test_a_root_public_url_is_the_base_of_links(url, base):
     loaded = config.parse(valid(tables=f'[server]\npublic_url = "{url}"'), {})
     assert loaded.server.base_url == base
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        (
+            '[notifier]\nmax_attempts = "three"',
+            "notifier.max_attempts: Expected `int`, got 'three'",
+        ),
+        ("[flapping]\nthreshold = 2.5", "flapping.threshold: Expected `int`, got 2.5"),
+        ("[server]\nhost = true", "server.host: Expected `str`, got true"),
+        (
+            '[[receivers]]\nname = "pager"\nurls = ["json://127.0.0.1:9/", 5]',
+            "receivers[1].urls[1]: Expected `str`, got 5",
+        ),
+        (
+            '[[heartbeats]]\nname = "nightly"\nperiod = "1d"\nlabels = { "app.io/tier" = 3 }',
+            'heartbeats[0].labels."app.io/tier": Expected `str`, got 3',
+        ),
+        (
+            '[[silences]]\nmatchers = [\'a="b"\']\ncomment = { text = "x" }',
+            'silences[0].comment: Expected `str`, got {"text": "x"}',
+        ),
+        (
+            "[[silences]]\nmatchers = ['a=\"b\"']\nstarts_at = 2026-01-05T09:00:00",
+            "silences[0].starts_at: Expected `datetime` with a timezone component"
+            " (got 2026-01-05T09:00:00)",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_quoted_under_its_key_path(table, problem):
+    """The problem used to name only the type found (got `str`), and a table's key
+    was lost from the path: the operator had to hunt for the value."""
+    assert problems_of(valid(tables=table)) == [problem]
