@@ -14,7 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hub import dispatch, matchers, silencing
 from hub.access import BEARER, require
 from hub.alerts import matchable
-from hub.errors import InvalidPayload, NotFound
+from hub.api_params import invalid_value
+from hub.errors import NotFound
 from hub.events import Severity
 from hub.problems import problem, refusal, refusals
 
@@ -52,11 +53,11 @@ def iso(value: float | None) -> str | None:
 
 
 def label_matchers(texts: list[str] | None) -> list[matchers.Matcher]:
-    """The ``label`` query parameters as matchers; a bad one is a 422 naming it."""
+    """The ``label`` query parameters as matchers; a bad one is a 400 naming it."""
     try:
         return matchers.parse_all(texts or [])
     except ValueError as e:
-        raise InvalidPayload(str(e), field="label") from e
+        raise invalid_value("label", str(e)) from e
 
 
 def equalities(filters: dict[str, object]) -> tuple[str, dict[str, object]]:

@@ -12,8 +12,9 @@ from litestar.params import FromPath, QueryParameter
 from hub import oncall
 from hub.access import BEARER, require
 from hub.api import iso
+from hub.api_params import invalid_value
 from hub.config import Schedule
-from hub.errors import InvalidPayload, NotFound
+from hub.errors import NotFound
 from hub.problems import refusals
 
 
@@ -84,9 +85,9 @@ def _moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as e:
-        raise InvalidPayload(f"expected an RFC 3339 time, got {text!r}", field="at") from e
+        raise invalid_value("at", f"expected an RFC 3339 time, got {text!r}") from e
     if moment.tzinfo is None:
-        raise InvalidPayload("give the time with an offset, e.g. 2026-03-29T09:00:00Z", "at")
+        raise invalid_value("at", "give the time with an offset, e.g. 2026-03-29T09:00:00Z")
     return moment
 
 

@@ -26,9 +26,17 @@ API_PREFIX = "/api/"
 _RESERVED = frozenset({"request", "state", "scope", "headers", "cookies", "query", "data", "body"})
 
 
-class UnknownQueryParameter(HubError):
+class BadQueryParameter(HubError):
+    """A query parameter hub cannot take or a value it cannot read: the client's
+    request is wrong (400), not a body of the wrong shape (422)."""
+
     status = 400
     title = "Bad request"
+
+
+def invalid_value(name: str, reason: str) -> BadQueryParameter:
+    """A value a handler cannot read, worded as Litestar's refusals are explained."""
+    return BadQueryParameter(f"invalid query parameter {name!r}: {reason}")
 
 
 def refuse_unknown_query(request: Request) -> None:
@@ -40,7 +48,7 @@ def refuse_unknown_query(request: Request) -> None:
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
         offered = ", ".join(sorted(taken.values())) or "no query parameters"
-        raise UnknownQueryParameter(
+        raise BadQueryParameter(
             f"unknown query parameter {names}; {request.method} {request.url.path} takes {offered}"
         )
 

@@ -213,3 +213,24 @@ def test_an_api_filter_that_would_do_nothing_is_a_400_naming_it(hub_factory, smt
     assert detail in answer.json()["detail"]
     assert "ParamType" not in answer.text
     assert [alert["summary"] for alert in listed.json()] == [GOOD["summary"]]
+
+
+def test_a_label_matcher_hub_cannot_read_is_a_400_naming_the_parameter(hub_factory, smtp):
+    """As every other bad query value: a bad ``label`` was a 422 with ``field``, the
+    answer for a request body of the wrong shape."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    with hub.client() as http:
+        no_operator = http.get("/api/v1/alerts", params={"label": "service"})
+        bad_regex = http.get("/api/v1/incidents", params={"label": 'service=~"("'})
+    assert (no_operator.status_code, bad_regex.status_code) == (400, 400)
+    assert no_operator.headers["content-type"].startswith("application/problem+json")
+    assert no_operator.json() == {
+        "type": "about:blank",
+        "status": 400,
+        "title": "Bad request",
+        "detail": "invalid query parameter 'label': bad matcher 'service':"
+        " expected name, operator, value",
+    }
+    assert bad_regex.json()["detail"].startswith(
+        "invalid query parameter 'label': bad regular expression '('"
+    )

@@ -158,8 +158,15 @@ def test_the_oncall_endpoint_answers_who_until_when_and_who_is_next(hub_factory)
         }
         listed = http.get("/api/v1/schedules").json()
         assert [(s["name"], s["people"]) for s in listed] == [("primary", ["alice", "bob"])]
-        assert (
-            http.get("/api/v1/schedules/primary/oncall", params={"at": "noon"}).status_code == 422
+        noon = http.get("/api/v1/schedules/primary/oncall", params={"at": "noon"})
+        assert (noon.status_code, noon.json()["detail"]) == (
+            400,
+            "invalid query parameter 'at': expected an RFC 3339 time, got 'noon'",
+        )
+        local = http.get("/api/v1/schedules/primary/oncall", params={"at": "2026-03-28T12:00"})
+        assert (local.status_code, local.json()["detail"]) == (
+            400,
+            "invalid query parameter 'at': give the time with an offset, e.g. 2026-03-29T09:00:00Z",
         )
         assert http.get("/api/v1/schedules/nope/oncall").status_code == 404
         # curl '...?at=2026-03-28T14:00:00+02:00': the unencoded + arrives as a space
