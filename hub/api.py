@@ -89,7 +89,7 @@ def with_mutes(hub: Any, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summary="List alerts",
     guards=[require("read")],
     security=BEARER,
-    responses=refusals(400, 401, 422),
+    responses=refusals(400, 401),
 )
 async def list_alerts(
     request: Request,

@@ -43,7 +43,7 @@ def _present_incident(row: dict[str, Any]) -> dict[str, Any]:
     summary="List incidents",
     guards=[require("read")],
     security=BEARER,
-    responses=refusals(400, 401, 422),
+    responses=refusals(400, 401),
 )
 async def list_incidents(
     request: Request,

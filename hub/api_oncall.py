@@ -46,7 +46,7 @@ async def list_schedules(request: Request) -> list[dict[str, Any]]:
     summary="Who is on call at a time",
     guards=[require("read")],
     security=BEARER,
-    responses=refusals(400, 401, 404, 422),
+    responses=refusals(400, 401, 404),
 )
 async def who_is_on_call(
     request: Request,
