@@ -2,7 +2,8 @@
 
 A filter the handler does not take (``?state=dead`` where the filter is ``outcome``)
 would otherwise be ignored and the whole list returned, which reads as an answer to
-the question asked; so it is refused, naming what the endpoint takes. A bad value is
+the question asked; so it is refused, naming what the endpoint takes. So is a
+parameter given twice that takes one value. A bad value is
 explained with the parameter's name as the client wrote it, not as hub's code
 spells it.
 """
@@ -39,17 +40,32 @@ def invalid_value(name: str, reason: str) -> BadQueryParameter:
     return BadQueryParameter(f"invalid query parameter {name!r}: {reason}")
 
 
-def refuse_unknown_query(request: Request) -> None:
-    """Before an API handler runs: a query parameter it does not take is a 400."""
+def refuse_bad_query(request: Request) -> None:
+    """Before an API handler runs: a query parameter it does not take, or one given more
+    than once that it takes only once, is a 400. Only the last of repeated values would
+    reach the handler, so ``?status=firing&status=resolved`` would filter by one of the
+    two as if it were the answer to both."""
     if not request.url.path.startswith(API_PREFIX):
         return
-    taken = query_names(request.route_handler, frozenset(request.path_params))
+    handler, path_params = request.route_handler, frozenset(request.path_params)
+    taken = query_names(handler, path_params)
     unknown = sorted(set(request.query_params) - set(taken.values()))
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
         offered = ", ".join(sorted(taken.values())) or "no query parameters"
         raise BadQueryParameter(
             f"unknown query parameter {names}; {request.method} {request.url.path} takes {offered}"
+        )
+    given = [name for name, _ in request.query_params.multi_items()]
+    once = set(taken.values()) - repeatable_names(handler, path_params)
+    repeated = sorted({name for name in given if name in once and given.count(name) > 1})
+    if repeated:
+        raise BadQueryParameter(
+            "; ".join(
+                f"query parameter {name!r} given more than once"
+                f" ({', '.join(map(repr, request.query_params.getall(name)))}); give it once"
+                for name in repeated
+            )
         )
 
 
@@ -66,6 +82,14 @@ def query_names(handler: HTTPRouteHandler, path_params: frozenset[str]) -> Mappi
         elif isinstance(kwarg, ParameterKwarg) and kwarg.param_type is ParamType.QUERY:
             names[name] = kwarg.query or kwarg.name or name
     return names
+
+
+@functools.cache
+def repeatable_names(handler: HTTPRouteHandler, path_params: frozenset[str]) -> frozenset[str]:
+    """The URL names of the handler's query parameters that take a list (``label``)."""
+    fields = handler.parsed_fn_signature.parameters
+    taken = query_names(handler, path_params)
+    return frozenset(url for name, url in taken.items() if fields[name].is_non_string_sequence)
 
 
 def explain_invalid(request: Request, errors: Any) -> str | None:

@@ -41,7 +41,7 @@ from hub import (
     webhooks_openapi,
 )
 from hub import config as config_module
-from hub.api_params import refuse_unknown_query
+from hub.api_params import refuse_bad_query
 from hub.config import Config
 from hub.console import sessions
 from hub.dispatch import Dispatcher, Flushed, Links
@@ -379,7 +379,7 @@ def create_app(
         ],
         template_config=console.template_config(),
         lifespan=[lifespan],
-        before_request=refuse_unknown_query,
+        before_request=refuse_bad_query,
         state=State({"hub": runtime}),
         request_max_body_size=config.server.max_body_bytes,
         exception_handlers={

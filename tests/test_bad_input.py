@@ -234,3 +234,31 @@ def test_a_label_matcher_hub_cannot_read_is_a_400_naming_the_parameter(hub_facto
     assert bad_regex.json()["detail"].startswith(
         "invalid query parameter 'label': bad regular expression '('"
     )
+
+
+def test_a_filter_given_twice_is_a_400_naming_it_and_label_may_repeat(hub_factory, smtp):
+    """?status=firing&status=resolved used to filter by one of the two, silently; a
+    list of matchers is the one parameter meant to repeat (each narrows the list)."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    checkout = {**GOOD, "labels": {"service": "checkout", "env": "prod"}}
+    staging = {**GOOD, "labels": {"service": "checkout", "env": "staging"}}
+    with hub.client() as http:
+        for event in (checkout, staging):
+            assert http.post("/webhooks/shop", json=event, headers=AUTH).status_code == 202
+        status = http.get("/api/v1/alerts?status=firing&status=resolved")
+        limit = http.get("/api/v1/notifications?limit=1&outcome=sent&limit=2")
+        both = http.get(
+            "/api/v1/alerts", params=[("label", "service=checkout"), ("label", "env=prod")]
+        )
+    assert (status.status_code, limit.status_code, both.status_code) == (400, 400, 200)
+    assert status.json() == {
+        "type": "about:blank",
+        "status": 400,
+        "title": "Bad request",
+        "detail": "query parameter 'status' given more than once ('firing', 'resolved');"
+        " give it once",
+    }
+    assert limit.json()["detail"] == (
+        "query parameter 'limit' given more than once ('1', '2'); give it once"
+    )
+    assert [alert["labels"]["env"] for alert in both.json()] == ["prod"]
