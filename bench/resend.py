@@ -40,6 +40,7 @@ def bodies(alerts: int, alertname: str = "Storm", **labels: str) -> list[bytes]:
             "annotations": {"summary": f"host-{n} is unhappy"},
             "startsAt": "2026-11-28T12:00:00Z",
             "endsAt": ends_at,
+            "generatorURL": "http://prometheus.example/graph?g0.expr=up",
         }
         for n in range(alerts)
     ]
