@@ -22,35 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import (
-    free_port,
-    median_run,
-    require_wrk,
-    run_wrk,
-    start_alertmanager,
-    start_hub,
-    stop,
-    wait_drained,
-)
-from bench.resend import bodies, send_round
+from bench.common import median_run, require_wrk, run_wrk
+from bench.resend import PATHS, bodies, start_filled
 
-PATHS = {"hub": "/webhooks/prom/api/v2/alerts", "alertmanager": "/api/v2/alerts"}
 POOL = 10_000
-
-
-def start_filled(server: str, workdir: Path, stack: contextlib.ExitStack) -> int | None:
-    """Start ``server`` (stopped when ``stack`` closes) with the pool sent once; its port,
-    or None when Alertmanager is not installed."""
-    port = free_port()
-    process = start_hub(workdir, port) if server == "hub" else start_alertmanager(workdir, port)
-    if process is None:
-        return None
-    stack.callback(stop, process)
-    # Fill the pool first: Prometheus traffic is mostly re-sends of known alerts.
-    send_round(port, PATHS[server], bodies(POOL, "BenchAlert", severity="warning"))
-    if server == "hub":
-        wait_drained(port)
-    return port
 
 
 def measure(server: str, port: int, batch: int, seconds: int, connections: int) -> dict:
@@ -69,9 +44,12 @@ def compare(batch: int, args: argparse.Namespace) -> dict[str, list[dict]] | Non
         ports = {}
         for server in runs:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            ports[server] = start_filled(server, workdir, stack)
-        if ports["alertmanager"] is None:
-            return None
+            # Fill the pool first: Prometheus traffic is mostly re-sends of known alerts.
+            pool = bodies(POOL, "BenchAlert", severity="warning")
+            started = start_filled(server, workdir, pool, stack)
+            if started is None:
+                return None
+            ports[server] = started[1]
         for round_number in range(args.rounds):
             order = list(runs) if round_number % 2 == 0 else list(reversed(runs))
             for server in order:
