@@ -357,14 +357,18 @@ def test_an_unchanged_firing_incident_is_repeated_until_a_person_acks_or_resolve
     assert mailbox.subjects() == expected + [s.format(incident_id) for s in told]
 
 
+def ops_and_dev(hub_factory, port: int):
+    """A hub telling every incident to ops (who wants resolutions) and dev (who does not)."""
+    receivers = receiver("ops", mail_to(port, "ops@example.com"))
+    receivers += receiver("dev", mail_to(port, "dev@example.com"), send_resolved=False)
+    return start_hub(hub_factory, receivers, routes=route("ops", continue_=True) + route("dev"))
+
+
 def test_a_person_resolving_a_firing_incident_tells_its_receivers_that_want_resolutions(
     hub_factory, smtp
 ):
     mailbox, port = smtp
-    receivers = receiver("ops", mail_to(port, "ops@example.com"))
-    receivers += receiver("dev", mail_to(port, "dev@example.com"), send_resolved=False)
-    routes = route("ops", continue_=True) + route("dev")
-    hub = start_hub(hub_factory, receivers, routes=routes)
+    hub = ops_and_dev(hub_factory, port)
     with hub.client(headers=WRITER) as http:
         incident_id = fire(http, "checkout down")["incident_id"]
         wait_for(lambda: len(mailbox.messages) == 2)
@@ -430,10 +434,7 @@ def test_continue_tells_two_receivers_and_only_the_one_wanting_resolutions_hears
     hub_factory, smtp
 ):
     mailbox, port = smtp
-    receivers = receiver("ops", mail_to(port, "ops@example.com"))
-    receivers += receiver("dev", mail_to(port, "dev@example.com"), send_resolved=False)
-    routes = route("ops", continue_=True) + route("dev")
-    hub = start_hub(hub_factory, receivers, routes=routes)
+    hub = ops_and_dev(hub_factory, port)
     with hub.client(headers=WRITER) as http:
         incident_id = fire(http, "checkout down")["incident_id"]
         wait_for(lambda: len(mailbox.messages) == 2)

@@ -219,17 +219,21 @@ def test_a_reload_hands_the_old_and_new_config_to_the_change_hook(tmp_path):
     assert len(changes) == 1 and runtime.config is changes[0][1]
 
 
-def test_a_reload_to_a_value_outside_a_keys_choices_names_the_choices(hub):
-    """An operator reading the refusal learns what the key takes, not only that it is wrong."""
-    text = hub.config_path.read_text()
-    hub.config_path.write_text(text.replace('format = "native"', 'format = "native"\nmode = "dry"'))
+def refused_reload(hub, old: str, new: str) -> list[str]:
+    """Reload the config with ``old`` replaced by ``new``: it must be refused with a 400
+    and the hub keep serving as before; the problems it names."""
+    hub.config_path.write_text(hub.config_path.read_text().replace(old, new))
     with hub.client(headers=ADMIN) as http:
         answer = http.post("/-/reload")
     assert answer.status_code == 400
-    assert answer.json()["problems"] == [
-        "sources[0].mode: Invalid enum value 'dry' (expected one of: live, test)"
-    ]
     assert post_event(hub.url, "shop", "shop-secret-token") == 202
+    return answer.json()["problems"]
+
+
+def test_a_reload_to_a_value_outside_a_keys_choices_names_the_choices(hub):
+    """An operator reading the refusal learns what the key takes, not only that it is wrong."""
+    problems = refused_reload(hub, 'format = "native"', 'format = "native"\nmode = "dry"')
+    assert problems == ["sources[0].mode: Invalid enum value 'dry' (expected one of: live, test)"]
 
 
 def pager(port: int) -> str:
@@ -289,14 +293,9 @@ def samples(exposition: str) -> list[Sample]:
 
 
 def test_a_reload_to_a_public_url_that_is_no_url_is_refused_quoting_it(hub):
-    text = hub.config_path.read_text()
-    hub.config_path.write_text(text.replace("[server]", '[server]\npublic_url = "not a url"'))
-    with hub.client(headers=ADMIN) as http:
-        answer = http.post("/-/reload")
-    assert answer.status_code == 400
-    assert answer.json()["problems"] == [
+    problems = refused_reload(hub, "[server]", '[server]\npublic_url = "not a url"')
+    assert problems == [
         "server.public_url: expected the http:// or https:// address hub is reached at, like"
         " https://hub.example.com (no path, query or fragment: hub serves its pages at the"
         " root), got 'not a url'"
     ]
-    assert post_event(hub.url, "shop", "shop-secret-token") == 202
