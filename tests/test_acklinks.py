@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,6 +25,23 @@ def test_a_link_made_before_episodes_is_read_as_for_the_first_episode():
     assert acklinks.verify(SECRET, old, NOW) == acklinks.Link(incident_id=7, episode=1)
     with pytest.raises(Forbidden, match="expired"):
         acklinks.verify(SECRET, old, EXPIRES)
+
+
+def test_a_link_made_before_links_named_a_person_is_read_as_a_shared_channels():
+    """A link in a notification sent before links named a person keeps working and
+    names nobody (made by the earlier code for episode 2 of incident 7 until EXPIRES)."""
+    old = "AAAAAAAAAAdrDBPAAAAAAg.gsh0GMBg95E8dvqpcSLK-Q"
+    assert acklinks.verify(SECRET, old, NOW) == acklinks.Link(7, 2, person=None)
+
+
+@pytest.mark.parametrize(
+    ("person", "query"), [("alice", "?by=alice"), ("Zoë Ng", "?by=Zo%C3%AB%20Ng"), (None, "")]
+)
+def test_a_link_sent_to_a_person_acknowledges_as_them_with_the_same_short_token(person, query):
+    token = acklinks.sign(SECRET, 4242, 3, EXPIRES, person)
+    assert len(token) == 45
+    assert acklinks.path(token, person) == f"/ack/{token}{query}"
+    assert acklinks.verify(SECRET, token, NOW, person) == acklinks.Link(4242, 3, person)
 
 
 def test_a_token_is_url_safe_and_short_enough_for_an_sms():
@@ -82,6 +100,47 @@ def test_a_refused_link_says_why(token, now, reason):
     with pytest.raises(Forbidden, match=reason) as raised:
         acklinks.verify(SECRET, token, now)
     assert raised.value.status == 403
+
+
+NAMED = acklinks.sign(SECRET, 7, 1, EXPIRES, "alice")
+
+
+@pytest.mark.parametrize(
+    ("token", "person"),
+    [
+        (NAMED, "bob"),
+        (NAMED, "Alice"),
+        (NAMED, "alice "),
+        (NAMED, ""),
+        (NAMED, None),
+        (TOKEN, "alice"),
+        (acklinks.sign(b"another secret", 7, 1, EXPIRES, "alice"), "alice"),
+    ],
+    ids=[
+        "another person",
+        "another case",
+        "trailing space",
+        "emptied",
+        "removed",
+        "added to a shared channel's link",
+        "forged with another secret",
+    ],
+)
+def test_a_link_whose_person_was_changed_added_or_removed_is_refused(token, person):
+    with pytest.raises(Forbidden, match="bad signature") as raised:
+        acklinks.verify(SECRET, token, NOW, person)
+    assert raised.value.status == 403
+
+
+def test_a_named_links_episode_cannot_be_moved_into_its_person():
+    """The signed bytes are the payload then the name: cutting the episode off the
+    payload and putting it before the name must not make another valid link."""
+    payload, signature = NAMED.split(".")
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    short = base64.urlsafe_b64encode(raw[:12]).rstrip(b"=").decode()
+    moved = raw[12:].decode() + "alice"
+    with pytest.raises(Forbidden, match="malformed"):
+        acklinks.verify(SECRET, f"{short}.{signature}", NOW, moved)
 
 
 def test_a_forged_token_is_refused_for_its_signature_before_its_expiry():
