@@ -380,15 +380,26 @@ class Config(Struct, kw_only=True):
         """A ``[[receivers]]`` entry, or a schedule's person as ``schedule:NAME/PERSON``
         (what an escalation step to ``schedule:NAME`` sends to)."""
         found = next((r for r in self.receivers if r.name == name), None)
-        return found if found is not None else self._person(name)
+        if found is not None:
+            return found
+        person = self._scheduled_person(name)
+        return Receiver(name=name, urls=person.urls) if person else None
 
-    def _person(self, name: str) -> Receiver | None:
+    def person_reached(self, receiver_name: str) -> str | None:
+        """The one person a receiver name reaches (``schedule:NAME/PERSON``), so that
+        what is sent there may act as them; None for a ``[[receivers]]`` entry, which
+        whoever reads its channel shares."""
+        if any(r.name == receiver_name for r in self.receivers):
+            return None
+        person = self._scheduled_person(receiver_name)
+        return person.name if person else None
+
+    def _scheduled_person(self, name: str) -> Person | None:
         if not name.startswith(SCHEDULE_PREFIX):
             return None
         schedule_name, _, person_name = name.removeprefix(SCHEDULE_PREFIX).partition("/")
         schedule = self.schedule(schedule_name)
-        person = schedule.person(person_name) if schedule else None
-        return Receiver(name=name, urls=person.urls) if person else None
+        return schedule.person(person_name) if schedule else None
 
     def escalation(self, name: str | None) -> Escalation | None:
         return next((e for e in self.escalations if e.name == name), None)

@@ -231,7 +231,8 @@ def enqueue(
     if receiver is None:
         log.warning("event=receiver_missing incident=%d receiver=%s", incident["id"], receiver_name)
         return 0
-    context = _context(incident, receiver_name, visible, now, links, resolved)
+    person = rules.config.person_reached(receiver_name)
+    context = _context(incident, receiver_name, person, visible, now, links, resolved)
     payload = _encode(context)
     for index, url in enumerate(receiver.urls):
         target = (receiver_name, index, schema(url))
@@ -247,12 +248,20 @@ def enqueue(
 
 
 def _context(
-    incident: dict, receiver: str, visible: list[dict], now: float, links: Links, resolved: bool
+    incident: dict,
+    receiver: str,
+    person: str | None,
+    visible: list[dict],
+    now: float,
+    links: Links,
+    resolved: bool,
 ) -> NotificationContext:
-    """The message's context. Once someone has acknowledged the incident (a new alert
-    may join it after), it names who and when and carries no ack link: the message
-    must not read as a fresh page that nobody has taken. A resolution by a person
-    names who and when, since the alerts it lists may still fire at their source."""
+    """The message's context. Its ack link acknowledges as ``person``, the one person
+    the receiver reaches, if any. Once someone has acknowledged the incident (a new
+    alert may join it after), it names who and when and carries no ack link: the
+    message must not read as a fresh page that nobody has taken. A resolution by a
+    person names who and when, since the alerts it lists may still fire at their
+    source."""
     firing = not resolved and any(a["status"] == "firing" for a in visible)
     acked_at = incident["acknowledged_at"]
     by_person = resolved and incident["resolved_by"] not in (None, HUB_ACTOR)
@@ -274,7 +283,7 @@ def _context(
             for a in visible
         ],
         incident_url=links.incident_url(incident["id"]),
-        ack_url=_ack_url(incident, now, links) if firing and acked_at is None else "",
+        ack_url=_ack_url(incident, person, now, links) if firing and acked_at is None else "",
         receiver=receiver,
         acknowledged_by=incident["acknowledged_by"] if acked_at is not None else None,
         acknowledged_at=_time(acked_at) if acked_at is not None else None,
@@ -283,10 +292,10 @@ def _context(
     )
 
 
-def _ack_url(incident: dict, now: float, links: Links) -> str:
+def _ack_url(incident: dict, person: str | None, now: float, links: Links) -> str:
     expires = _time(now + links.ack_ttl)
-    token = acklinks.sign(links.ack_secret, incident["id"], incident["episode"], expires)
-    return f"{links.base_url}/ack/{token}"
+    token = acklinks.sign(links.ack_secret, incident["id"], incident["episode"], expires, person)
+    return links.base_url + acklinks.path(token, person)
 
 
 def _time(epoch: float) -> datetime:

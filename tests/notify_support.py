@@ -5,6 +5,7 @@ and ``/metrics``."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -101,6 +102,14 @@ def fire(http: httpx.Client, summary: str, status: str = "firing", **labels: str
     answer = http.post("/webhooks/shop", json=event, headers=AUTH)
     assert answer.status_code == 202, answer.text
     return answer.json()["alerts"][0]
+
+
+def ack_link_in(text: str, base_url: str) -> str:
+    """The ack link in a message, with the person it acknowledges as (``?by=``) if any."""
+    link = r"/ack/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\?by=[^\s\"<>|]+)?"
+    found = re.search(re.escape(base_url) + link, text)
+    assert found, f"no ack link in {text!r}"
+    return found.group(0)
 
 
 def deliveries(http: httpx.Client, **params: Any) -> list[dict]:

@@ -128,6 +128,7 @@ def test_the_ack_link_lands_on_the_incident_and_a_silence_like_it_mutes_the_next
     page.goto(ack_url)
     expect(page).to_have_url(f"{hub.url}/incidents/{incident_id}?done=acked-by-link")
     expect(page.locator(".banner.ok")).to_have_text(f"Incident #{incident_id} is acknowledged.")
+    expect(page.locator("li[data-kind='acknowledged']")).to_contain_text("by will")
 
     page.click("text=Silence alerts like this")
     expect(page.locator("#matchers")).to_have_value('service="checkout"')

@@ -11,6 +11,12 @@ saying why; an expired one, which hub did sign, also links to its incident. No
 session is needed: the signed token is the permission. A link acknowledges only the
 episode of the incident it was sent about: once the incident has reopened, its page
 says so and a click changes nothing.
+
+Who is recorded: a link sent to one person (``?by=``, signed with the token)
+acknowledges as that person. A link sent to a shared channel cannot know who clicks
+it: it records the console viewer if one is signed in, else ``ack-link``, and its
+page and banner say so. As with the API, the holder acknowledging again changes
+nothing, while anyone else is told who holds the incident.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from litestar import Request, post, route
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from hub import acklinks, api_incidents
@@ -50,54 +56,80 @@ def _expired(request: Request, exc: acklinks.Expired) -> Template:
     http_method=["GET", "HEAD"],
     exception_handlers={acklinks.Expired: _expired},
 )
-async def ack_page(request: Request, token: FromPath[str]) -> Template:
-    """The incident the link acknowledges, with the form a browser submits at once."""
-    link = _verified(request, token)
+async def ack_page(
+    request: Request, token: FromPath[str], by: FromQuery[str | None] = None
+) -> Template:
+    """The incident the link acknowledges and as whom, with the form a browser submits
+    at once."""
+    link = _verified(request, token, by)
     incident = request.app.state.hub.store.incident(link.incident_id)
     if incident is None:
         raise NotFound(f"incident {link.incident_id} no longer exists")
+    who = viewer.identify(request)
+    actor = _actor(link, who)
     return render.page(
         request,
-        viewer.identify(request),
+        who,
         "ack.html",
         incident=incident,
-        token=token,
-        refusal=_refusal(incident, link),
+        action=acklinks.path(token, link.person),
+        actor=actor,
+        anonymous=actor == ACTOR,
+        refusal=_refusal(incident, link, actor),
     )
 
 
 @post("/ack/{token:str}", status_code=303, exception_handlers={acklinks.Expired: _expired})
-async def ack_by_link(request: Request, token: FromPath[str]) -> Redirect:
+async def ack_by_link(
+    request: Request, token: FromPath[str], by: FromQuery[str | None] = None
+) -> Redirect:
     """Acknowledge, then show the incident with a banner saying what happened: a
     second person clicking must not read that they took an incident someone else has
     (its page names who did), nor may a link about an earlier episode take this one."""
-    link = _verified(request, token)
+    link = _verified(request, token, by)
     hub = request.app.state.hub
-    done = _refusal(hub.store.incident(link.incident_id), link)
+    actor = _actor(link, viewer.identify(request))
+    done = _refusal(hub.store.incident(link.incident_id), link, actor)
     if not done:
         try:
             await api_incidents.perform(
-                hub, link.incident_id, "ack", ACTOR, "acknowledged by link", link.episode
+                hub, link.incident_id, "ack", actor, "acknowledged by link", link.episode
             )
-            done = "acked-by-link"
+            done = "acked-by-shared-link" if actor == ACTOR else "acked-by-link"
         except Conflict:  # it changed since it was read: say how
-            done = _refusal(hub.store.incident(link.incident_id), link)
+            done = _refusal(hub.store.incident(link.incident_id), link, actor)
     return Redirect(f"/incidents/{link.incident_id}?done={done}", status_code=303)
 
 
-def _refusal(incident: dict | None, link: acklinks.Link) -> str:
+def _actor(link: acklinks.Link, who: viewer.Viewer) -> str:
+    """Whom the acknowledgement is recorded as: the person the link was sent to; for a
+    shared channel's link, the signed-in console viewer, else ``ack-link``."""
+    return link.person or who.name or ACTOR
+
+
+def _refusal(incident: dict | None, link: acklinks.Link, actor: str) -> str:
     """Why the link changes nothing (a banner's code), or "" when it acknowledges (a
-    missing incident is left to the action, which says so)."""
+    missing incident is left to the action, which says so). The person holding the
+    incident may acknowledge it again, which changes nothing; ``ack-link`` names
+    nobody, so it never holds an incident for whoever clicks next."""
     if incident is None:
         return ""
     if incident["episode"] != link.episode:
         return "earlier-episode"
-    return "" if incident["status"] == "open" else f"already-{incident['status']}"
+    if incident["status"] == "open" or _holds(incident, actor):
+        return ""
+    return f"already-{incident['status']}"
 
 
-def _verified(request: Request, token: str) -> acklinks.Link:
+def _holds(incident: dict, actor: str) -> bool:
+    held = incident["status"] == "acknowledged" and incident["acknowledged_by"] == actor
+    return held and actor != ACTOR
+
+
+def _verified(request: Request, token: str, person: str | None) -> acklinks.Link:
     hub = request.app.state.hub
-    return acklinks.verify(hub.ack_secret, token, datetime.fromtimestamp(hub.clock(), UTC))
+    now = datetime.fromtimestamp(hub.clock(), UTC)
+    return acklinks.verify(hub.ack_secret, token, now, person)
 
 
 HANDLERS = [ack_page, ack_by_link]

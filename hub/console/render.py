@@ -29,6 +29,10 @@ NOTICES = {
     "unack": "Incident #{id} is open again.",
     "resolve": "Incident #{id} is resolved.",
     "acked-by-link": "Incident #{id} is acknowledged.",
+    "acked-by-shared-link": (
+        "Incident #{id} is acknowledged, recorded as ack-link: a link sent to a shared"
+        " channel cannot tell who clicked it. Sign in to the console first to be named."
+    ),
     "already-acknowledged": "Incident #{id} was already acknowledged.",
     "already-resolved": "Incident #{id} was already resolved.",
     "earlier-episode": "The link was for an earlier episode of incident #{id}: it changed nothing.",
