@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -11,16 +12,17 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, Parameter, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import dispatch, matchers, silencing
+from hub import dispatch, matchers, paging, silencing
 from hub.access import BEARER, require
 from hub.alerts import matchable
 from hub.api_params import invalid_value
 from hub.errors import NotFound
 from hub.events import Severity
 from hub.problems import problem, refusal, refusals
+from hub.store import ALERT_ORDER, ROW_ID_MAX
 
 AlertStatus = Literal["firing", "resolved"]
-ROW_ID_MAX = 2**63 - 1
+ALERTS = paging.Listing("alerts", ALERT_ORDER)
 RowId = Annotated[int, Parameter(ge=1, le=ROW_ID_MAX, description="a row id")]
 """A path id: SQLite's integers end at 2**63 - 1, so a larger one is a 400, not a 500."""
 
@@ -90,6 +92,7 @@ def with_mutes(hub: Any, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     guards=[require("read")],
     security=BEARER,
     responses=refusals(400, 401),
+    response_headers=[paging.NEXT_LINK],
 )
 async def list_alerts(
     request: Request,
@@ -100,15 +103,27 @@ async def list_alerts(
         list[str] | None,
         QueryParameter(description='label matchers, e.g. service="checkout" or env!~"dev|test"'),
     ] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
-    """Newest change first; ``label`` takes Alertmanager matchers and may repeat."""
+    limit: paging.Limit = 100,
+    cursor: paging.Cursor = None,
+) -> Response[list[dict[str, Any]]]:
+    """Newest change first, a page at a time (``Link: rel="next"``); ``label`` takes
+    Alertmanager matchers and may repeat."""
     wanted = label_matchers(label)
     where, params = equalities({"status": status, "severity": severity, "source": source})
     hub = request.app.state.hub
-    rows = hub.store.alerts(where, params, limit if not wanted else 100_000)
-    chosen = [row for row in rows if matchers.matches_all(wanted, matchable(row))]
-    return [present(row) for row in with_mutes(hub, chosen[:limit])]
+    found = ALERTS.page(
+        functools.partial(hub.store.alerts, where, params),
+        cursor,
+        limit,
+        functools.partial(_labelled, wanted) if wanted else None,
+    )
+    return paging.respond(
+        request, [present(row) for row in with_mutes(hub, found.rows)], found.next
+    )
+
+
+def _labelled(wanted: list[matchers.Matcher], alert: dict[str, Any]) -> bool:
+    return matchers.matches_all(wanted, matchable(alert))
 
 
 @get(

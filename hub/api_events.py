@@ -10,16 +10,21 @@ here can leak a secret to a reader of the API.
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+import functools
+from typing import Any
 
 import msgspec
-from litestar import Request, get
-from litestar.params import FromQuery, QueryParameter
+from litestar import Request, Response, get
+from litestar.params import FromQuery
 
+from hub import paging
 from hub.access import BEARER, require
 from hub.api import RowId, iso
 from hub.errors import NotFound
 from hub.problems import refusals
+from hub.store import ID_ORDER
+
+EVENTS = paging.Listing("events", ID_ORDER)
 
 
 @get(
@@ -28,14 +33,19 @@ from hub.problems import refusals
     guards=[require("read")],
     security=BEARER,
     responses=refusals(400, 401),
+    response_headers=[paging.NEXT_LINK],
 )
 async def list_events(
     request: Request,
     source: FromQuery[str | None] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
-    """Newest first, without bodies; ``GET /api/v1/events/{id}`` has the rest."""
-    return [_present(row) for row in request.app.state.hub.store.deliveries(source, limit)]
+    limit: paging.Limit = 100,
+    cursor: paging.Cursor = None,
+) -> Response[list[dict[str, Any]]]:
+    """Newest first, a page at a time (``Link: rel="next"``), without bodies;
+    ``GET /api/v1/events/{id}`` has the rest."""
+    store = request.app.state.hub.store
+    found = EVENTS.page(functools.partial(store.deliveries, source), cursor, limit)
+    return paging.respond(request, [_present(row) for row in found.rows], found.next)
 
 
 @get(

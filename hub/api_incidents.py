@@ -3,21 +3,25 @@ one-click acknowledgement link carried in every notification."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from hub import access, matchers
+from hub import access, matchers, paging
 from hub.access import BEARER, require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present, with_mutes
 from hub.correlate import act
 from hub.errors import Conflict, NotFound
 from hub.events import Severity
 from hub.problems import refusal, refusals
-from hub.store import Store
+from hub.store import ID_ORDER, INCIDENT_ORDER, Store
+
+INCIDENTS = paging.Listing("incidents", INCIDENT_ORDER)
+NOTIFICATIONS = paging.Listing("notifications", ID_ORDER)
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -44,6 +48,7 @@ def _present_incident(row: dict[str, Any]) -> dict[str, Any]:
     guards=[require("read")],
     security=BEARER,
     responses=refusals(400, 401),
+    response_headers=[paging.NEXT_LINK],
 )
 async def list_incidents(
     request: Request,
@@ -54,12 +59,13 @@ async def list_incidents(
         QueryParameter(description='matchers on the incident\'s group labels, e.g. service="api"'),
     ] = None,
     since: Annotated[datetime | None, QueryParameter(description="updated at or after")] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
-    """Most recently changed first."""
+    limit: paging.Limit = 100,
+    cursor: paging.Cursor = None,
+) -> Response[list[dict[str, Any]]]:
+    """Most recently changed first, a page at a time (``Link: rel="next"``)."""
     wanted = label_matchers(label)
-    rows = find(request.app.state.hub.store, wanted, status, severity, since, limit)
-    return [_present_incident(row) for row in rows]
+    found = find(request.app.state.hub.store, wanted, status, severity, since, limit, cursor)
+    return paging.respond(request, [_present_incident(row) for row in found.rows], found.next)
 
 
 def find(
@@ -69,15 +75,24 @@ def find(
     severity: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Incidents by status, severity and matchers on their group labels, most recently
-    changed first: the API's list and the console's tabs."""
+    cursor: str | None = None,
+) -> paging.Page:
+    """A page of incidents by status, severity and matchers on their group labels, most
+    recently changed first: the API's list and the console's tabs."""
     where, params = equalities({"status": status, "severity": severity})
     if since is not None:
         where += " AND updated_at >= :since"
         params["since"] = since.timestamp()
-    rows = store.incidents(where, params, 100_000 if wanted else limit)
-    return [row for row in rows if matchers.matches_all(wanted, row["labels"])][:limit]
+    return INCIDENTS.page(
+        functools.partial(store.incidents, where, params),
+        cursor,
+        limit,
+        functools.partial(_grouped_by, wanted) if wanted else None,
+    )
+
+
+def _grouped_by(wanted: list[matchers.Matcher], incident: dict[str, Any]) -> bool:
+    return matchers.matches_all(wanted, incident["labels"])
 
 
 @get(
@@ -192,22 +207,28 @@ def _present_notification(store, row: dict[str, Any]) -> dict[str, Any]:
     guards=[require("read")],
     security=BEARER,
     responses=refusals(400, 401),
+    response_headers=[paging.NEXT_LINK],
 )
 async def list_notifications(
     request: Request,
     incident: Annotated[int | None, QueryParameter(ge=1, le=ROW_ID_MAX)] = None,
     receiver: FromQuery[str | None] = None,
     outcome: FromQuery[Literal["pending", "sending", "sent", "dead"] | None] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
-    """Every notification with its attempts: who was told what, when, and did it arrive."""
+    limit: paging.Limit = 100,
+    cursor: paging.Cursor = None,
+) -> Response[list[dict[str, Any]]]:
+    """Every notification with its attempts, newest first, a page at a time (``Link:
+    rel="next"``): who was told what, when, and did it arrive."""
     filters = {
         column: value
         for column, value in (("incident_id", incident), ("receiver", receiver), ("state", outcome))
         if value is not None
     }
     store = request.app.state.hub.store
-    return [_present_notification(store, row) for row in store.notifications(filters, limit)]
+    found = NOTIFICATIONS.page(functools.partial(store.notifications, filters), cursor, limit)
+    return paging.respond(
+        request, [_present_notification(store, row) for row in found.rows], found.next
+    )
 
 
 @post(

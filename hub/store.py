@@ -52,6 +52,17 @@ WAL_AUTOCHECKPOINT_PAGES = 4000
 # A write lock held by another connection is retried this often.
 LOCKED_RETRY_SECONDS = 0.01
 
+ROW_ID_MAX = 2**63 - 1
+"""SQLite's largest integer: a larger id given to a query is refused, not an overflow."""
+# The orders the API's lists are read in, newest first; the id breaks ties, so each
+# is a unique key a page can resume after (``hub.paging``). Neither time is indexed:
+# a repeat moves an alert's last_change, and an index would be written on every one.
+ALERT_ORDER = ("last_change", "id")
+INCIDENT_ORDER = ("updated_at", "id")
+ID_ORDER = ("id",)
+Position = tuple[float | int, ...]
+"""A row's values of its list's order: where a page ends and the next one starts."""
+
 
 @migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
@@ -1190,6 +1201,32 @@ class Store:
         assert self._reader is not None, "store is not open"
         return _one(self._reader.execute(sql, params))
 
+    def _stream(self, sql: str, params: tuple | dict = ()) -> Iterator[dict]:
+        """Rows one at a time, for a reader that may stop early (a page filtered by
+        labels); the statement ends when the iterator is exhausted, closed or dropped."""
+        assert self._reader is not None, "store is not open"
+        with contextlib.closing(self._reader.execute(sql, params)) as cursor:
+            for row in cursor:
+                yield dict(row)
+
+    def _page(
+        self,
+        select: str,
+        where: str,
+        params: dict,
+        order: tuple[str, ...],
+        after: Position | None,
+        limit: int,
+    ) -> Iterator[dict]:
+        """``select`` filtered by ``where``, in ``order`` descending, from just after the
+        row whose key is ``after``: a keyset page, stable under concurrent inserts."""
+        keyset, position = _keyset(order, after)
+        descending = ", ".join(f"{column} DESC" for column in order)
+        return self._stream(
+            f"{select} WHERE ({where}) AND {keyset} ORDER BY {descending} LIMIT :limit",
+            {**params, **position, "limit": limit},
+        )
+
     def writable(self) -> bool:
         """Readiness: the writer runs and the file accepts a write lock."""
         if not self.writer_alive:
@@ -1210,12 +1247,12 @@ class Store:
 
     # queries used by the API and metrics -------------------------------------
 
-    def alerts(self, where: str, params: dict, limit: int) -> list[dict]:
-        rows = self.query(
-            f"SELECT * FROM alerts WHERE {where} ORDER BY last_change DESC LIMIT :limit",
-            {**params, "limit": limit},
-        )
-        return [_decode_alert(row) for row in rows]
+    def alerts(
+        self, where: str, params: dict, limit: int, after: Position | None = None
+    ) -> Iterator[dict]:
+        """Alerts newest change first (``ALERT_ORDER``), read as they are taken."""
+        rows = self._page("SELECT * FROM alerts", where, params, ALERT_ORDER, after, limit)
+        return (_decode_alert(row) for row in rows)
 
     def alert(self, alert_id: int) -> dict | None:
         row = self.query_one("SELECT * FROM alerts WHERE id = ?", (alert_id,))
@@ -1279,25 +1316,24 @@ class Store:
         row = self.query_one("SELECT * FROM escalations WHERE id = ?", (incident_id,))
         return _decode_escalation(row) if row else None
 
-    def notifications(self, filters: dict[str, object], limit: int = 100) -> list[dict]:
+    def notifications(
+        self, filters: dict[str, object], limit: int = 100, after: Position | None = None
+    ) -> list[dict]:
         """The delivery log, newest first; ``filters`` are column -> value equalities."""
         where = " AND ".join(f"{column} = :{column}" for column in filters) or "1"
-        rows = self.query(
-            f"SELECT * FROM notifications WHERE {where} ORDER BY id DESC LIMIT :limit",
-            {**filters, "limit": limit},
-        )
+        rows = self._page("SELECT * FROM notifications", where, filters, ID_ORDER, after, limit)
         return [_decode_notification(row) for row in rows]
 
     def notification(self, notification_id: int) -> dict | None:
         row = self.query_one("SELECT * FROM notifications WHERE id = ?", (notification_id,))
         return _decode_notification(row) if row else None
 
-    def incidents(self, where: str, params: dict, limit: int) -> list[dict]:
-        rows = self.query(
-            f"SELECT * FROM incidents WHERE {where} ORDER BY updated_at DESC LIMIT :limit",
-            {**params, "limit": limit},
-        )
-        return [_decode_incident(row) for row in rows]
+    def incidents(
+        self, where: str, params: dict, limit: int, after: Position | None = None
+    ) -> Iterator[dict]:
+        """Incidents most recently changed first (``INCIDENT_ORDER``), read as taken."""
+        rows = self._page("SELECT * FROM incidents", where, params, INCIDENT_ORDER, after, limit)
+        return (_decode_incident(row) for row in rows)
 
     def incident(self, incident_id: int) -> dict | None:
         row = self.query_one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
@@ -1331,13 +1367,18 @@ class Store:
         )
         return {(row["severity"], row["status"]): row["n"] for row in rows}
 
-    def deliveries(self, source: str | None, limit: int) -> list[dict]:
+    def deliveries(
+        self, source: str | None, limit: int, after: Position | None = None
+    ) -> list[dict]:
         """Recent deliveries, newest first, without their bodies (the audit log)."""
-        where = "WHERE source = :source" if source is not None else ""
-        rows = self.query(
+        rows = self._page(
             "SELECT id, source, delivery_key, received_at, headers, status_code, response,"
-            f" mode, replay_of FROM deliveries {where} ORDER BY id DESC LIMIT :limit",
-            {"source": source, "limit": limit},
+            " mode, replay_of FROM deliveries",
+            "source = :source" if source is not None else "1",
+            {"source": source},
+            ID_ORDER,
+            after,
+            limit,
         )
         return [_decode_delivery(row) for row in rows]
 
@@ -1409,6 +1450,15 @@ def _settle(future: asyncio.Future, result: Any, error: BaseException | None) ->
 
 def _marks(values: list) -> str:
     return ", ".join("?" for _ in values)
+
+
+def _keyset(order: tuple[str, ...], after: Position | None) -> tuple[str, dict]:
+    """The rows strictly after ``after`` in ``order`` descending, as a row-value
+    comparison SQLite answers from the key alone (no OFFSET to count through)."""
+    if after is None:
+        return "1", {}
+    names = {f"after_{column}": value for column, value in zip(order, after, strict=True)}
+    return f"({', '.join(order)}) < ({', '.join(':' + name for name in names)})", names
 
 
 def _one(cursor: sqlite3.Cursor) -> dict | None:

@@ -166,7 +166,7 @@ def test_a_client_gone_before_its_body_arrived_changes_nothing(hub_factory, smtp
         (
             "/api/v1/notifications?state=dead",
             "unknown query parameter 'state'; GET /api/v1/notifications takes"
-            " incident, limit, outcome, receiver",
+            " cursor, incident, limit, outcome, receiver",
         ),
         ("/api/v1/alerts?offset=2", "unknown query parameter 'offset'"),
         ("/api/v1/alerts/1?verbose=1", "takes no query parameters"),

@@ -3,6 +3,7 @@ form. (tests/test_console_browser.py drives the same pages in a real browser.)""
 
 from __future__ import annotations
 
+import html
 import re
 
 import httpx
@@ -240,8 +241,8 @@ def test_an_incident_page_notes_which_silence_holds_each_muted_alert(hub_factory
     assert f'id="silence-{silence_id}"' in silences, "the link lands on the silence's row"
 
 
-def test_the_incident_list_says_when_it_shows_only_the_latest_hundred(hub_factory):
-    """A list cut at 100 rows must say so, or the older open incidents look gone."""
+def test_the_incident_list_shows_the_latest_hundred_and_links_to_older_ones(hub_factory):
+    """A list cut at 100 rows must say so and lead on, or the older incidents look gone."""
     hub = start(hub_factory)
     events = [
         {"status": "firing", "summary": f"service {i} down", "labels": {"service": f"s{i}"}}
@@ -251,9 +252,16 @@ def test_the_incident_list_says_when_it_shows_only_the_latest_hundred(hub_factor
         assert http.post("/webhooks/shop", json=events, headers=AUTH).status_code == 202
         sign_in(http, "read-token")
         listed = http.get("/").text
+        older_link = re.search(r'<a href="(/\?[^"]*cursor=[^"]*)" rel="next">Older</a>', listed)
+        assert older_link, listed
+        older = http.get(html.unescape(older_link.group(1))).text
         one = http.get("/", params={"label": 'service="s7"'}).text
     assert len(re.findall(r"<tr data-incident=", listed)) == 100
-    assert "Showing the 100 most recently changed of 101: filter by label" in listed
+    assert "Showing the 100 most recently changed of 101." in listed
+    assert "service 0 down" not in listed
+    assert re.findall(r"<tr data-incident=", older) == ["<tr data-incident="]
+    assert "service 0 down" in older, "the first incident opened is the oldest changed"
+    assert 'rel="next"' not in older and '<a href="/?status=open">Newest</a>' in older
     assert "data-more" not in one and "service 7 down" in one
 
 

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 import schemathesis
-from conftest import BASE_CONFIG, mail_url
+from conftest import AUTH, BASE_CONFIG, mail_url
 from schemathesis.core.failures import Failure
 from test_access import CREDENTIALS, SILENCE, TOKENS, guard_roles
 
@@ -19,6 +19,10 @@ period = "1d"
 token = "nightly-ping-token-0123"
 """
 PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
+EVENTS = [
+    {"status": "firing", "summary": "checkout down", "labels": {"service": "checkout"}},
+    {"status": "firing", "summary": "search down", "labels": {"service": "search"}},
+]
 
 
 @pytest.fixture
@@ -91,6 +95,27 @@ def test_operations_list_the_errors_they_answer_as_problem_details(hub, method, 
     assert {code for code in responses if int(code) >= 400} == codes
     for code in codes:
         assert responses[code]["content"] == {"application/problem+json": PROBLEM}, code
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/alerts", "/api/v1/incidents", "/api/v1/events", "/api/v1/notifications"]
+)
+def test_paged_lists_declare_the_cursor_and_the_next_link_they_answer(hub, path):
+    document = served(hub)
+    operation = document["paths"][path]["get"]
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    assert parameters["cursor"]["in"] == "query"
+    assert not parameters["cursor"]["required"]
+    assert parameters["limit"]["schema"]["maximum"] == 1000
+    link = operation["responses"]["200"]["headers"]["Link"]
+    assert link["schema"] == {"type": "string"}
+    assert 'rel="next"' in link["description"]
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        for event in EVENTS:
+            assert http.post("/webhooks/shop", json=event, headers=AUTH).status_code == 202
+        paged = http.get(path, params={"limit": 1})
+    assert paged.status_code == 200
+    schemathesis.openapi.from_dict(document)[path]["GET"].validate_response(paged)
 
 
 def test_readiness_documents_its_503_with_the_body_it_answers(hub):

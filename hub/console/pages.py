@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 
-from hub import api_events, api_heartbeats, api_incidents, api_oncall, matchers, silencing
+from hub import api_events, api_heartbeats, api_incidents, api_oncall, matchers, paging, silencing
 from hub.api import RowId, with_mutes
 from hub.console.render import page
 from hub.console.viewer import Viewer
@@ -30,12 +30,18 @@ async def incidents(
     viewer: NamedDependency[Viewer],
     status: FromQuery[str] = "open",
     label: FromQuery[str] = "",
+    cursor: FromQuery[str | None] = None,
 ) -> Template:
-    """Incidents by tab, newest change first; ``label`` filters on group labels."""
+    """Incidents by tab, newest change first, a page at a time as ``/api/v1/incidents``
+    pages them; ``label`` filters on group labels."""
     store = request.app.state.hub.store
     status = status if status in TABS else "open"
     wanted, error = _matchers(label)
-    rows = [] if error else api_incidents.find(store, wanted, status=status, limit=SHOWN)
+    found = (
+        paging.Page([], None)
+        if error
+        else api_incidents.find(store, wanted, status=status, limit=SHOWN, cursor=cursor)
+    )
     counts: dict[str, int] = dict.fromkeys(TABS, 0)
     for (_, state), n in store.incident_counts().items():
         counts[state] += n
@@ -50,9 +56,10 @@ async def incidents(
         counts=counts,
         label=label,
         error=error,
-        incidents=rows,
-        shown=SHOWN,
-        alert_counts=store.incident_alert_counts([row["id"] for row in rows]),
+        incidents=found.rows,
+        cursor=cursor,
+        older=found.next,
+        alert_counts=store.incident_alert_counts([row["id"] for row in found.rows]),
     )
 
 
