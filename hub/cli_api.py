@@ -97,13 +97,13 @@ Command = Callable[[argparse.Namespace, Client], Answer]
 
 def alerts(args: argparse.Namespace, client: Client) -> Answer:
     query = [("status", args.status), ("severity", args.severity), ("source", args.source)]
-    rows = client.get("/api/v1/alerts", query + _labels(args.matchers) + _limit(args))
+    rows = _list(args, client, "/api/v1/alerts", query + _labels(args.matchers))
     return Answer(rows, display.table(rows, ALERT_COLUMNS))
 
 
 def incidents(args: argparse.Namespace, client: Client) -> Answer:
     query = [("status", args.status), ("severity", args.severity)]
-    rows = client.get("/api/v1/incidents", query + _labels(args.matchers) + _limit(args))
+    rows = _list(args, client, "/api/v1/incidents", query + _labels(args.matchers))
     return Answer(rows, display.table(rows, INCIDENT_COLUMNS))
 
 
@@ -153,7 +153,7 @@ def oncall(args: argparse.Namespace, client: Client) -> Answer:
 
 def notifications(args: argparse.Namespace, client: Client) -> Answer:
     query = [("incident", args.incident), ("outcome", args.outcome), ("receiver", args.receiver)]
-    rows = client.get("/api/v1/notifications", query)
+    rows = _list(args, client, "/api/v1/notifications", query)
     return Answer(rows, display.table(rows, NOTIFICATION_COLUMNS))
 
 
@@ -166,8 +166,12 @@ def _labels(matchers: list[str]) -> list[tuple[str, object]]:
     return [("label", matcher) for matcher in matchers]
 
 
-def _limit(args: argparse.Namespace) -> list[tuple[str, object]]:
-    return [("limit", args.limit)]
+def _list(
+    args: argparse.Namespace, client: Client, path: str, query: list[tuple[str, object]]
+) -> list[Any]:
+    """The newest ``--limit`` rows of a list, or with ``--all`` every row, page by page."""
+    query = [*query, ("limit", args.limit)]
+    return client.get_all(path, query) if args.all else client.get(path, query)
 
 
 def _segment(text: str) -> str:
@@ -298,10 +302,20 @@ def _add(
 def _listing(parser: argparse.ArgumentParser, statuses: tuple[str, ...]) -> None:
     parser.add_argument("--status", choices=statuses)
     parser.add_argument("--severity", help="critical, error, warning or info")
-    parser.add_argument(
-        "--limit", type=int, default=100, help="at most this many, newest first (1-1000)"
-    )
+    _paged(parser)
     parser.add_argument("matchers", nargs="*", help='label matchers, e.g. service="checkout"')
+
+
+def _paged(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=100,
+        help="at most this many, newest first (1-1000); with --all, this many a request",
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="every row: ask for page after page until the last"
+    )
 
 
 def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.ArgumentParser]):
@@ -321,6 +335,7 @@ def _notifications(commands: argparse._SubParsersAction, add: Callable[..., Any]
     log.add_argument("--incident", type=int, help="only this incident's notifications")
     log.add_argument("--outcome", choices=("pending", "sending", "sent", "dead"))
     log.add_argument("--receiver", help="only this receiver's notifications")
+    _paged(log)
     add(commands, "retry", "send a dead-lettered notification again", retry).add_argument(
         "id", type=int
     )

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
+from email.message import Message
 from typing import Any
 
 Query = Iterable[tuple[str, object]]
+# One link of an RFC 8288 Link header whose relation types include "next".
+_NEXT_LINK = re.compile(r'<(?P<url>[^>]*)>[^,]*?;\s*rel="?(?:[^",;]*\s)?next(?=[\s";,]|$)')
 
 
 class ClientError(Exception):
@@ -53,6 +57,19 @@ class Client:
     def get(self, path: str, query: Query = ()) -> Any:
         return self.request("GET", path, query)
 
+    def get_all(self, path: str, query: Query = ()) -> list[Any]:
+        """Every row of a paged list: each page's rows in turn, asking for the next with
+        the cursor of its ``Link: rel="next"`` until a page has none. Only the cursor is
+        taken from the link, so a hub behind a proxy is asked at ``base_url`` still."""
+        asked, rows = list(query), []
+        cursor = None
+        while True:
+            page, headers = self.exchange("GET", path, [*asked, ("cursor", cursor)])
+            rows.extend(page)
+            cursor = next_cursor(headers.get("Link"))
+            if cursor is None:
+                return rows
+
     def post(self, path: str, body: object = None) -> Any:
         return self.request("POST", path, body=body)
 
@@ -61,6 +78,12 @@ class Client:
 
     def request(self, method: str, path: str, query: Query = (), body: object = None) -> Any:
         """The decoded JSON answer; ``query`` pairs whose value is None are left out."""
+        return self.exchange(method, path, query, body)[0]
+
+    def exchange(
+        self, method: str, path: str, query: Query = (), body: object = None
+    ) -> tuple[Any, Message]:
+        """The decoded JSON answer and the answer's headers."""
         url = self.base_url + path
         params = [(name, str(value)) for name, value in query if value is not None]
         if params:
@@ -71,7 +94,7 @@ class Client:
             request.data = json.dumps(body).encode()
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
-                return _json(answer.read(), url)
+                return _json(answer.read(), url), answer.headers
         except urllib.error.HTTPError as e:
             raise _api_error(e) from e
         except urllib.error.URLError as e:
@@ -91,6 +114,15 @@ class Client:
         if body is not None:
             headers["Content-Type"] = "application/json"
         return headers
+
+
+def next_cursor(link: str | None) -> str | None:
+    """The ``cursor`` of a ``Link`` header's ``rel="next"`` URL; None on the last page."""
+    found = _NEXT_LINK.search(link or "")
+    if found is None:
+        return None
+    cursors = urllib.parse.parse_qs(urllib.parse.urlsplit(found["url"]).query).get("cursor")
+    return cursors[0] if cursors else None
 
 
 def _json(raw: bytes, url: str) -> Any:

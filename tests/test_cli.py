@@ -77,6 +77,24 @@ def test_json_output_is_the_api_answer_as_is(running):
     assert json.loads(shown.stdout)[0]["id"] == incident_id
 
 
+def test_all_asks_for_page_after_page_until_the_last(running):
+    """--limit sizes each request; --all follows the API's next links to the end."""
+    hub, _ = running
+    more = [{**EVENT, "labels": {"service": f"s{n}"}} for n in range(4)]
+    with hub.client(headers=AUTH) as http:
+        assert http.post("/webhooks/shop", json=more).status_code == 202
+    with hub.client(headers={"Authorization": "Bearer read-token"}) as http:
+        every = http.get("/api/v1/alerts", params={"limit": 1000}).json()
+    walked = hub_cli(hub, "alerts", "--all", "--limit", "2", "-o", "json", token="read-token")
+    first = hub_cli(hub, "alerts", "--limit", "2", "-o", "json", token="read-token")
+    table = hub_cli(hub, "alerts", "--all", "--limit", "2", token="read-token")
+    assert walked.returncode == 0, walked.stderr
+    assert len(every) == 5
+    assert json.loads(walked.stdout) == every
+    assert json.loads(first.stdout) == every[:2]
+    assert len(table.stdout.splitlines()) == 1 + len(every)
+
+
 def test_ack_records_the_token_name_and_comment_on_the_incident(running):
     hub, incident_id = running
     acked = hub_cli(hub, "ack", str(incident_id), "--comment", "looking into it")
