@@ -42,6 +42,7 @@ _TIME_FIELDS = (
     "opened_at",
     "updated_at",
     "acknowledged_at",
+    "snoozed_until",
     "last_notified_at",
     "ends_at",
 )

@@ -1,5 +1,5 @@
-"""Incidents, their actions (ack, unack, resolve), the delivery log, and the signed
-one-click acknowledgement link carried in every notification."""
+"""Incidents, their actions (ack, snooze, unack, resolve), the delivery log, and the
+signed one-click acknowledgement link carried in every notification."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from hub import access, matchers, paging
+from hub import access, matchers, paging, snoozes
 from hub.access import BEARER, require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present, with_mutes
 from hub.correlate import act
@@ -30,12 +30,29 @@ class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
     comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 
+class SnoozeBody(msgspec.Struct, forbid_unknown_fields=True):
+    """How long the acknowledgement lasts, and why (recorded as for an ack)."""
+
+    duration: Annotated[
+        str, msgspec.Meta(description='hub\'s duration format, from "1m" to "7d": "30m", "4h"')
+    ]
+    comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
 ACTION_REFUSALS = {
     **refusals(401, 403, 404, 409, 413, 503),
     400: refusal('An unknown query parameter, or a body that is not {"comment": text}'),
 }
 """Ack, unack and resolve: Litestar checks the body, so a wrong shape is a 400, not a 422;
-409 when the incident is resolved already (or, for unack, not acknowledged)."""
+409 when the incident is resolved already, acknowledged by someone else (ack), or not
+acknowledged (unack)."""
+SNOOZE_REFUSALS = {
+    **ACTION_REFUSALS,
+    400: refusal(
+        'An unknown query parameter, or a body that is not {"duration": text, "comment": text}'
+    ),
+    422: refusal("duration is not a duration from 1m to 7d; field is $.duration"),
+}
 
 
 def _present_incident(row: dict[str, Any]) -> dict[str, Any]:
@@ -126,11 +143,18 @@ def _present_escalation(row: dict[str, Any] | None) -> dict[str, Any] | None:
     return present({key: row[key] for key in ("policy", "plan", "next_step", "due_at")})
 
 
-async def _act(request: Request, incident_id: int, action: str, data: ActionBody | None):
+async def _act(
+    request: Request,
+    incident_id: int,
+    action: str,
+    data: ActionBody | SnoozeBody | None,
+    snooze: float | None = None,
+):
     body = data or ActionBody()
     actor = access.actor(request) or "api"
     hub = request.app.state.hub
-    return _present_incident(await perform(hub, incident_id, action, actor, body.comment))
+    done = await perform(hub, incident_id, action, actor, body.comment, snooze=snooze)
+    return _present_incident(done)
 
 
 async def perform(
@@ -140,13 +164,15 @@ async def perform(
     actor: str,
     comment: str,
     episode: int | None = None,
+    snooze: float | None = None,
 ) -> dict:
-    """Acknowledge, unacknowledge or resolve, and wake the workers: what the API, the
-    console and the ack link all do (the link only in the episode it was sent about).
-    Returns the incident as stored after the change."""
+    """Acknowledge (for ``snooze`` seconds with action ``snooze``), unacknowledge or
+    resolve, and wake the workers: what the API, the console and the ack link all do
+    (the link only in the episode it was sent about). Returns the incident as stored
+    after the change."""
     now = hub.clock()
     incident = await hub.store.write(
-        lambda tx: act(tx, incident_id, action, actor, comment, now, episode)
+        lambda tx: act(tx, incident_id, action, actor, comment, now, episode, snooze)
     )
     hub.changed()
     return incident
@@ -164,6 +190,25 @@ async def ack_incident(
     request: Request, incident_id: RowId, data: JSONBody[ActionBody | None] = None
 ) -> dict[str, Any]:
     return await _act(request, incident_id, "ack", data)
+
+
+@post(
+    "/api/v1/incidents/{incident_id:int}/snooze",
+    status_code=200,
+    summary="Acknowledge for a while (snooze)",
+    guards=[require("write")],
+    security=BEARER,
+    responses=SNOOZE_REFUSALS,
+)
+async def snooze_incident(
+    request: Request, incident_id: RowId, data: JSONBody[SnoozeBody]
+) -> dict[str, Any]:
+    """Acknowledged by the caller until ``duration`` has passed (``snoozed_until``); then,
+    unless resolved or unacknowledged meanwhile, it is open again, its receivers are
+    paged and its escalation starts over. The holder may snooze again or end the snooze
+    with a plain ack; 409 as for an ack."""
+    seconds = snoozes.length(data.duration)
+    return await _act(request, incident_id, "snooze", data, seconds)
 
 
 @post(
@@ -260,6 +305,7 @@ HANDLERS = [
     list_incidents,
     get_incident,
     ack_incident,
+    snooze_incident,
     unack_incident,
     resolve_incident,
     list_notifications,

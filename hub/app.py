@@ -212,6 +212,8 @@ class Runtime:
             self.metrics.escalation_steps.labels(outcome).inc(count)
         if fired.enqueued and self.sender is not None:
             self.sender.poke()
+        if fired.woken and self.dispatcher is not None:
+            self.dispatcher.poke()  # the woken incidents' receivers are due
 
     def show_heartbeats(self, rows: list[dict]) -> None:
         """Heartbeats changed (pinged, overdue, synced): bring their gauges up to date and

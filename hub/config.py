@@ -282,12 +282,14 @@ class EscalationStep(Struct):
 class Escalation(Struct):
     """An ``[[escalations]]`` policy: steps run until the incident is acknowledged or
     resolved; ``repeat`` runs the chain that many more times, each run starting
-    ``repeat_after`` after the previous run's last step."""
+    ``repeat_after`` after the previous run's last step. With ``ack_timeout``, an
+    acknowledgement lapses after that long and the chain starts over (``hub.snoozes``)."""
 
     name: str
     steps: list[EscalationStep]
     repeat: int = 0
     repeat_after: Duration = Duration(300)
+    ack_timeout: Duration | None = None
 
 
 class Person(Struct):

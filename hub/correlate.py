@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from hub import escalation, incidents, routing
+from hub import escalation, incidents, routing, snoozes
 from hub.alerts import Outcome, matchable
 from hub.errors import Conflict, NotFound
 from hub.events import SEVERITIES
@@ -165,7 +165,7 @@ def refresh(tx: Tx, incident: dict, delta: int, now: float) -> None:
     if status != incident["status"]:
         changes["status"] = status
         if status == "resolved":
-            changes |= {"resolved_at": now, "resolved_by": HUB_ACTOR}
+            changes |= {"resolved_at": now, "resolved_by": HUB_ACTOR, **snoozes.CLEARED}
             tx.add_timeline(
                 incident["id"], now, "resolved", HUB_ACTOR, {"reason": "all alerts resolved"}
             )
@@ -177,18 +177,16 @@ def refresh(tx: Tx, incident: dict, delta: int, now: float) -> None:
     tx.mark_receivers_due(incident["id"], now)
 
 
-def acknowledge(tx: Tx, incident: dict, now: float, actor: str, comment: str) -> None:
-    tx.update(
-        "incidents",
-        incident["id"],
-        {
-            "status": "acknowledged",
-            "acknowledged_at": now,
-            "acknowledged_by": actor,
-            "updated_at": now,
-        },
-    )
-    tx.add_timeline(incident["id"], now, "acknowledged", actor, {"comment": comment})
+def acknowledge(
+    tx: Tx, incident: dict, now: float, actor: str, comment: str, snooze: float | None = None
+) -> None:
+    """Record an acknowledgement. It lasts until the incident resolves, or lapses after
+    ``snooze`` seconds, else after its policy's ``ack_timeout`` (``hub.snoozes``)."""
+    lapse = snoozes.lapse(now, snooze, escalation.ack_timeout(tx, incident["id"]))
+    taken = {"status": "acknowledged", "acknowledged_at": now, "acknowledged_by": actor}
+    tx.update("incidents", incident["id"], {**taken, **lapse, "updated_at": now})
+    kind = "acknowledged" if snooze is None else "snoozed"
+    tx.add_timeline(incident["id"], now, kind, actor, {"comment": comment, **snoozes.until(lapse)})
 
 
 def act(
@@ -199,9 +197,11 @@ def act(
     comment: str,
     now: float,
     episode: int | None = None,
+    snooze: float | None = None,
 ) -> dict:
-    """A person acknowledges, unacknowledges or resolves an incident (recorded with who/why).
-    ``episode``, when given, is the only episode this may act on (an ack link's)."""
+    """A person acknowledges (for ``snooze`` seconds, with action ``snooze``),
+    unacknowledges or resolves an incident, recorded with who and why. ``episode``,
+    when given, is the only episode this may act on (an ack link's)."""
     incident = tx.incident(incident_id)
     if incident is None:
         raise NotFound(f"no incident with id {incident_id}")
@@ -209,37 +209,41 @@ def act(
         raise Conflict(f"incident {incident_id} has reopened since episode {episode}")
     if incident["status"] == "resolved":
         raise Conflict(f"incident {incident_id} is already resolved")
-    if action == "ack":
-        if incident["status"] == "acknowledged":
-            _refuse_taking_over(incident, actor)
-        else:
-            acknowledge(tx, incident, now, actor, comment)
+    if action in ("ack", "snooze"):
+        _take(tx, incident, now, actor, comment, snooze)
     elif action == "unack":
         if incident["status"] != "acknowledged":
             raise Conflict(f"incident {incident_id} is not acknowledged")
-        tx.update(
-            "incidents",
-            incident_id,
-            {"status": "open", "acknowledged_at": None, "acknowledged_by": None, "updated_at": now},
-        )
+        opened = {"status": "open", "acknowledged_at": None, "acknowledged_by": None}
+        tx.update("incidents", incident_id, {**opened, **snoozes.CLEARED, "updated_at": now})
         tx.add_timeline(incident_id, now, "unacknowledged", actor, {"comment": comment})
         escalation.resume(tx, incident_id, now)
     elif action == "resolve":
-        tx.update(
-            "incidents",
-            incident_id,
-            {"status": "resolved", "resolved_at": now, "resolved_by": actor, "updated_at": now},
-        )
+        resolved = {"status": "resolved", "resolved_at": now, "resolved_by": actor}
+        tx.update("incidents", incident_id, {**resolved, **snoozes.CLEARED, "updated_at": now})
         tx.add_timeline(incident_id, now, "resolved", actor, {"comment": comment})
         escalation.wind_up(tx, incident_id, now)
     tx.mark_receivers_due(incident_id, now)
     return tx.incident(incident_id)  # type: ignore[return-value]
 
 
+def _take(
+    tx: Tx, incident: dict, now: float, actor: str, comment: str, snooze: float | None
+) -> None:
+    """Acknowledge, for a while when ``snooze`` is given. The holder may do it again: a
+    snooze replaces their last one and a plain ack ends it, while a plain ack of an
+    ack that never lapses changes nothing. Anyone else is refused."""
+    if incident["status"] == "acknowledged":
+        _refuse_taking_over(incident, actor)
+        if snooze is None and incident["snoozed_until"] is None:
+            return
+    acknowledge(tx, incident, now, actor, comment, snooze)
+
+
 def _refuse_taking_over(incident: dict, actor: str) -> None:
     """Acknowledging an incident someone else holds is a conflict naming who and since
     when, so the caller never takes the answer for having taken it (they unacknowledge
-    first to take it over); the holder acknowledging again changes nothing."""
+    first to take it over); the holder may acknowledge again (``_take``)."""
     holder = incident["acknowledged_by"]
     if holder != actor:
         since = f"{_time(incident['acknowledged_at']):%Y-%m-%dT%H:%M:%SZ}"

@@ -21,6 +21,11 @@ A step that falls due:
   told_resolved        the incident resolved (``wind_up`` made the chain due at once):
                        the targets steps paged are told, and the chain ends
 
+The same worker wakes incidents whose acknowledgement lapsed (``hub.snoozes``): a
+snooze that ended (``snooze_ended``) or an ack past its policy's ``ack_timeout``
+(``ack_timed_out``). Each is open again and its chain starts over (``restart``), as
+if nobody had acknowledged; its first step is then due in the same round.
+
 Step times count from when the chain started: step ``i`` of run ``r`` is due at
 ``started_at + r * (last step's after + repeat_after) + steps[i].after``.
 """
@@ -33,7 +38,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from hub import config, dispatch, oncall
+from hub import config, dispatch, oncall, snoozes
 from hub.config import SCHEDULE_PREFIX
 from hub.dispatch import Links
 from hub.rules import Rules
@@ -57,11 +62,13 @@ class Plan(msgspec.Struct, frozen=True):
     steps: list[Step]
     repeat: int = 0
     repeat_after: float = 0.0
+    ack_timeout: float | None = None
 
     @classmethod
     def from_policy(cls, policy: config.Escalation) -> Plan:
         steps = [Step(float(s.after), list(s.notify)) for s in policy.steps]
-        return cls(steps, policy.repeat, float(policy.repeat_after))
+        timeout = None if policy.ack_timeout is None else float(policy.ack_timeout)
+        return cls(steps, policy.repeat, float(policy.repeat_after), timeout)
 
     def due(self, started_at: float, index: int) -> float | None:
         """When step ``index`` (counting across repeats) is due; None past the end."""
@@ -74,10 +81,15 @@ class Plan(msgspec.Struct, frozen=True):
 
 @dataclass
 class Fired:
-    """What one round did: steps by outcome, and notifications enqueued."""
+    """What one round did: steps and lapsed acknowledgements by outcome, incidents
+    woken (their receivers are due), and notifications enqueued."""
 
     outcomes: dict[str, int] = field(default_factory=dict)
+    woken: int = 0
     enqueued: int = 0
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 
 def begin(tx: Tx, incident_id: int, policy: config.Escalation | None, now: float) -> None:
@@ -121,9 +133,21 @@ def resume(tx: Tx, incident_id: int, now: float) -> None:
     tx.update("escalations", incident_id, {"due_at": None if due is None else max(due, now)})
 
 
+def ack_timeout(tx: Tx, incident_id: int) -> float | None:
+    """How long an acknowledgement of the incident lasts under the policy it copied
+    (None: until it resolves)."""
+    row = tx.escalation(incident_id)
+    return None if row is None else _plan(row).ack_timeout
+
+
 def fire_due(tx: Tx, now: float, rules: Rules, links: Links, silences: list[Silence]) -> Fired:
-    """Run every step due at ``now`` (the write function of one worker round)."""
+    """Wake the incidents whose acknowledgement lapsed, then run every step due at
+    ``now`` (the write function of one worker round)."""
     fired = Fired()
+    for incident_id, ending in snoozes.wake_due(tx, now, BATCH):
+        restart(tx, incident_id, now)
+        fired.count(ending)
+        fired.woken += 1
     due = tx.due_escalations(now, BATCH)
     if not due:
         return fired
@@ -140,7 +164,7 @@ def fire_due(tx: Tx, now: float, rules: Rules, links: Links, silences: list[Sile
             if outcome == "notified":
                 outcome, enqueued = _notify(tx, incident, row, visible, now, rules, links)  # type: ignore[arg-type]
                 fired.enqueued += enqueued
-        fired.outcomes[outcome] = fired.outcomes.get(outcome, 0) + 1
+        fired.count(outcome)
         _advance(tx, row, outcome)
     return fired
 
@@ -303,6 +327,10 @@ def problems(cfg: config.Config) -> list[str]:
             found.append(f"{where}.steps: at least one step is needed")
         if policy.repeat < 0:
             found.append(f"{where}.repeat: must be 0 or more")
+        if policy.ack_timeout is not None and policy.ack_timeout <= 0:
+            found.append(
+                f"{where}.ack_timeout: must be longer than 0s, got {policy.ack_timeout.text()!r}"
+            )
         if policy.repeat > 0 and policy.repeat_after <= 0:
             # With steps at 0s, every run would page at the same moment.
             found.append(
@@ -334,4 +362,5 @@ class Escalator(dispatch.NotifyingWorker[Fired]):
         return sum(result.outcomes.values()) >= BATCH
 
     def next_due(self) -> float | None:
-        return self.store.next_escalation_due()
+        due = [self.store.next_escalation_due(), self.store.next_snooze_due()]
+        return min((at for at in due if at is not None), default=None)

@@ -64,6 +64,9 @@ ESCALATION_OUTCOMES = (
     "skipped_acknowledged",
     "skipped_resolved",
     "told_resolved",
+    # Not steps: acknowledgements that lapsed (``hub.snoozes``), each starting a chain over.
+    "snooze_ended",
+    "ack_timed_out",
 )
 RELOAD_OUTCOMES = ("success", "failure")
 # A delivery to a name no source has is counted as this pseudo-source with this outcome,
@@ -206,7 +209,8 @@ class Metrics:
         r = self.registry
         self.escalation_steps = Counter(
             "hub_escalation_steps",
-            "Escalation steps that fell due, by what they did.",
+            "Escalation steps that fell due, by what they did, and acknowledgements that"
+            " lapsed (snooze_ended, ack_timed_out).",
             ["outcome"],
             registry=r,
         )

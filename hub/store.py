@@ -435,6 +435,21 @@ def m016_incident_episodes(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m017_snoozes(db: sqlite_utils.Database) -> None:
+    """An acknowledgement may lapse: a person snoozed the incident, or its policy has an
+    ``ack_timeout``. ``snoozed_until`` is when it returns to open, ``snooze_reason``
+    which of the two set it (``hub.snoozes``); the escalator finds them by the index."""
+    db.executescript(
+        """
+        ALTER TABLE incidents ADD COLUMN snoozed_until REAL;
+        ALTER TABLE incidents ADD COLUMN snooze_reason TEXT;
+        CREATE INDEX incidents_snoozed ON incidents (snoozed_until)
+            WHERE snoozed_until IS NOT NULL;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -618,6 +633,26 @@ class Tx:
             f"UPDATE incident_receivers SET {assignments} WHERE incident_id = ? AND receiver = ?",
             (*changes.values(), incident_id, receiver),
         )
+
+    def repage_receivers(self, incident_id: int, now: float) -> None:
+        """Tell every receiver of the incident again, as if it had never been told: an
+        acknowledgement lapsed, and what it was told before was answered by someone
+        who no longer holds it. Forgetting what was sent makes the next look send it
+        (after ``group_interval``, as any change)."""
+        self.conn.execute(
+            "UPDATE incident_receivers SET last_notified_hash = NULL, due_at = ?"
+            " WHERE incident_id = ?",
+            (now, incident_id),
+        )
+
+    def due_snoozes(self, now: float, limit: int) -> list[dict]:
+        """Incidents whose acknowledgement lapses at or before ``now``, earliest first."""
+        cursor = self.conn.execute(
+            "SELECT * FROM incidents WHERE snoozed_until IS NOT NULL AND snoozed_until <= ?"
+            " ORDER BY snoozed_until LIMIT ?",
+            (now, limit),
+        )
+        return [_decode_incident(row) for row in _all(cursor)]
 
     # escalations -------------------------------------------------------------
 
@@ -1290,6 +1325,12 @@ class Store:
 
     def next_escalation_due(self) -> float | None:
         row = self.query_one("SELECT MIN(due_at) AS due FROM escalations WHERE due_at IS NOT NULL")
+        return row["due"] if row else None
+
+    def next_snooze_due(self) -> float | None:
+        row = self.query_one(
+            "SELECT MIN(snoozed_until) AS due FROM incidents WHERE snoozed_until IS NOT NULL"
+        )
         return row["due"] if row else None
 
     def next_heartbeat_deadline(self) -> float | None:

@@ -79,18 +79,36 @@ def mail_url(port: int) -> str:
     return f"mailto://127.0.0.1:{port}?from=hub@example.com&to=ops@example.com&mode=insecure"
 
 
+class MovedClock:
+    """hub's clock (``create_app(clock=...)``): the real time plus what a test moved it
+    forward by, so that a wait of an hour passes at once. Every part of hub reads the
+    same clock, so they all move together."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+    def advance(self, seconds: float) -> None:
+        self.ahead += seconds
+
+
 class RunningHub:
     """The real app on a real uvicorn server in a background thread."""
 
-    def __init__(self, config_path: Path, port: int) -> None:
+    def __init__(
+        self, config_path: Path, port: int, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config_path = config_path
         self.port = port
+        self.clock = clock
         self.url = f"http://127.0.0.1:{port}"
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> RunningHub:
-        app = create_app(config_module.load(self.config_path), self.config_path)
+        app = create_app(config_module.load(self.config_path), self.config_path, clock=self.clock)
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -167,15 +185,18 @@ def render_config(text: str = BASE_CONFIG, **values: object) -> str:
 
 @pytest.fixture
 def hub_factory(tmp_path: Path) -> Iterator[Callable[..., RunningHub]]:
-    """Start hubs from config text; ``{port}``, ``{db}`` are filled in."""
+    """Start hubs from config text; ``{port}``, ``{db}`` are filled in. ``clock`` is the
+    hub's (a ``MovedClock`` lets a test skip ahead)."""
     started: list[RunningHub] = []
 
-    def start(text: str = BASE_CONFIG, **values: object) -> RunningHub:
+    def start(
+        text: str = BASE_CONFIG, *, clock: Callable[[], float] = time.time, **values: object
+    ) -> RunningHub:
         port = free_port()
         path = tmp_path / f"alerts-{len(started)}.toml"
         db = tmp_path / "hub.db"
         path.write_text(render_config(text, port=port, db=db.as_posix(), **values))
-        hub = RunningHub(path, port).start()
+        hub = RunningHub(path, port, clock).start()
         started.append(hub)
         return hub
 

@@ -76,10 +76,14 @@ def start_hub(
     first_step: str | list[str] = "first",
     first_resolved="true",
     extra="",
+    clock=time.time,
 ):
+    """A hub on POLICY; ``extra`` follows the policy's table, so keys it starts with
+    (``ack_timeout = ...``) are the policy's."""
     first = [first_step] if isinstance(first_step, str) else first_step
     return hub_factory(
         BASE_CONFIG + POLICY + extra,
+        clock=clock,
         mail_url=f"mailto://127.0.0.1:{smtp_port}?from=hub@example.com&to=ops@example.com",
         smtp_port=smtp_port,
         second_after=second_after,

@@ -85,6 +85,11 @@ def test_guarded_operations_need_the_bearer_token_and_the_others_do_not(hub):
             "/api/v1/incidents/{incident_id}/ack",
             {"400", "401", "403", "404", "409", "413", "503"},
         ),
+        (
+            "post",
+            "/api/v1/incidents/{incident_id}/snooze",
+            {"400", "401", "403", "404", "409", "413", "422", "503"},
+        ),
         ("post", "/api/v1/heartbeats", {"400", "401", "403", "409", "413", "422", "503"}),
         ("post", "/-/reload", {"400", "401", "403", "409"}),
         ("get", "/ping/{name}", {"401", "404", "503"}),
@@ -152,6 +157,9 @@ def test_real_errors_match_the_documented_schema(hub):
                 json={"name": "x", "period": "soon"},
                 headers=CREDENTIALS["write"],
             ),
+            ("POST", "/api/v1/incidents/{incident_id}/snooze"): http.post(
+                "/api/v1/incidents/1/snooze", json={"duration": "8d"}, headers=CREDENTIALS["write"]
+            ),
             ("GET", "/ping/{name}"): http.get("/ping/nightly"),
             ("POST", "/webhooks/{source}"): http.post("/webhooks/shop", json={}),
         }
@@ -164,11 +172,14 @@ def test_real_errors_match_the_documented_schema(hub):
         ("GET", "/api/v1/alerts/{alert_id}"): 404,
         ("DELETE", "/api/v1/silences/{silence_id}"): 404,
         ("POST", "/api/v1/heartbeats"): 422,
+        ("POST", "/api/v1/incidents/{incident_id}/snooze"): 422,
         ("GET", "/ping/{name}"): 401,
         ("POST", "/webhooks/{source}"): 401,
         ("POST", "/-/reload"): 400,
     }
     assert answers[("POST", "/api/v1/heartbeats")].json()["field"] == "$.period"
+    snoozed = answers[("POST", "/api/v1/incidents/{incident_id}/snooze")].json()
+    assert snoozed["field"] == "$.duration"
     assert answers[("POST", "/-/reload")].json()["problems"]
     for (method, path), answer in answers.items():
         operation = api[path][method]

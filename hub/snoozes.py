@@ -1,0 +1,104 @@
+"""Snoozes: an acknowledgement that lapses.
+
+A person may acknowledge an incident for a while (``POST .../snooze``, PagerDuty's
+snooze), and a policy may give every acknowledgement a time limit (``[[escalations]]
+ack_timeout``, Alerta's ACK_TIMEOUT, Grafana OnCall's unacknowledge timeout). Either
+way the incident keeps, beside its ack, when it wakes (``snoozed_until``) and why
+(``snooze_reason``). The escalator wakes it from the store (``hub.escalation``), so a
+restart changes nothing and a wake-up missed while hub was down happens at its
+start: the incident is open again, the timeline says so (actor hub), its receivers
+are told again as if for the first time, and its escalation starts over.
+
+Resolving or unacknowledging ends a snooze; acknowledging without a duration ends
+it too (under an ``ack_timeout`` that acknowledgement lapses in its turn).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from hub.config import Duration
+from hub.errors import InvalidPayload
+from hub.incidents import HUB_ACTOR
+from hub.store import Tx
+
+log = logging.getLogger("hub.snoozes")
+
+SNOOZE = "snooze"
+ACK_TIMEOUT = "ack_timeout"
+ENDINGS = {SNOOZE: "snooze_ended", ACK_TIMEOUT: "ack_timed_out"}
+"""What each reason's lapse is called: the timeline entry's kind and the escalator's
+outcome (``hub_escalation_steps_total{outcome}``)."""
+SHORTEST = Duration.parse("1m")
+LONGEST = Duration.parse("7d")
+CLEARED = {"snoozed_until": None, "snooze_reason": None}
+
+
+def length(text: str) -> float:
+    """The seconds a snooze lasts, from the API's ``duration``: hub's duration format,
+    1m to 7d. A shorter one would wake before anyone could act; a longer one is an
+    acknowledgement forgotten."""
+    try:
+        seconds = Duration.parse(text)
+    except ValueError as e:
+        raise InvalidPayload(f"duration: {e}", field="$.duration") from e
+    if not SHORTEST <= seconds <= LONGEST:
+        raise InvalidPayload(
+            f"duration: must be from {SHORTEST.text()} to {LONGEST.text()}, got {text!r}",
+            field="$.duration",
+        )
+    return float(seconds)
+
+
+def lapse(now: float, snooze: float | None, ack_timeout: float | None) -> dict:
+    """The columns an acknowledgement at ``now`` sets: a snooze of ``snooze`` seconds
+    wins over the policy's ``ack_timeout`` (the person chose how long); with neither,
+    the acknowledgement lasts until the incident resolves."""
+    if snooze is not None:
+        return {"snoozed_until": now + snooze, "snooze_reason": SNOOZE}
+    if ack_timeout is not None:
+        return {"snoozed_until": now + ack_timeout, "snooze_reason": ACK_TIMEOUT}
+    return dict(CLEARED)
+
+
+def until(columns: dict) -> dict[str, str]:
+    """What an acknowledgement's timeline entry says of its lapse: ``until`` (RFC 3339)."""
+    wakes = columns["snoozed_until"]
+    return {} if wakes is None else {"until": _stamp(wakes)}
+
+
+def wake_due(tx: Tx, now: float, limit: int) -> list[tuple[int, str]]:
+    """Open again every incident whose acknowledgement lapsed by ``now``; returns each
+    one's id and ending, for the caller to start its escalation over. A wake time left
+    on an incident no longer acknowledged is only cleared."""
+    woken = []
+    for incident in tx.due_snoozes(now, limit):
+        if incident["status"] == "acknowledged":
+            woken.append((incident["id"], _wake(tx, incident, now)))
+        else:
+            tx.update("incidents", incident["id"], CLEARED)
+    return woken
+
+
+def _wake(tx: Tx, incident: dict, now: float) -> str:
+    """As if nobody had acknowledged it: open, its receivers told again (the ack link
+    included), on the timeline by hub with whose acknowledgement ended."""
+    ending = ENDINGS[incident["snooze_reason"]]
+    holder = incident["acknowledged_by"]
+    opened = {"status": "open", "acknowledged_at": None, "acknowledged_by": None}
+    tx.update("incidents", incident["id"], {**opened, **CLEARED, "updated_at": now})
+    why = (
+        f"the snooze {holder} set ended"
+        if ending == "snooze_ended"
+        else f"{holder}'s acknowledgement lapsed after the policy's ack_timeout"
+    )
+    detail = {"acknowledged_by": holder, "reason": f"{why}; open and paging again"}
+    tx.add_timeline(incident["id"], now, ending, HUB_ACTOR, detail)
+    tx.repage_receivers(incident["id"], now)
+    log.info("event=%s incident=%d acknowledged_by=%s", ending, incident["id"], holder)
+    return ending
+
+
+def _stamp(epoch: float) -> str:
+    return f"{datetime.fromtimestamp(epoch, UTC):%Y-%m-%dT%H:%M:%SZ}"

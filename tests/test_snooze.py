@@ -1,0 +1,257 @@
+"""Snoozes and acknowledgement timeouts on a real server with real email: an ack that
+lapses opens the incident again, pages its receivers with a fresh page (ack link
+included) and starts its escalation over; resolving, unacknowledging or a plain ack
+ends a snooze; a snooze outlives a restart; a bad duration changes nothing.
+
+A snooze lasts at least a minute, so these tests move the hub's clock forward
+(``MovedClock``) instead of waiting; an ``ack_timeout`` may be sub-second, so that
+test waits for real."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+from conftest import BASE_CONFIG, MovedClock, render_config, wait_for
+from test_escalation import WRITE, escalated_steps, first_paged, recipients, step_count
+
+from hub import config
+from hub.errors import ConfigError
+from hub.worker import IDLE_POLL_SECONDS
+
+ADMIN = {"Authorization": "Bearer admin-token"}
+
+
+def snooze(http, incident_id: int, duration: object = "1m", **body: object):
+    return http.post(f"/api/v1/incidents/{incident_id}/snooze", json={"duration": duration, **body})
+
+
+def shown(http, incident_id: int) -> dict:
+    answer = http.get(f"/api/v1/incidents/{incident_id}")
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def entries(incident: dict, kind: str) -> list[dict]:
+    return [t for t in incident["timeline"] if t["kind"] == kind]
+
+
+def pages_to(mailbox, address: str) -> list[int]:
+    """The positions of the messages sent to ``address`` in the mailbox."""
+    return [i for i, m in enumerate(mailbox.messages) if str(m["To"]).startswith(address + "@")]
+
+
+def pages(mailbox) -> list[str]:
+    """Who was sent a firing message (a page), in order; resolved messages left out."""
+    return [
+        str(m["To"]).split("@")[0]
+        for m in mailbox.messages
+        if not str(m["Subject"]).startswith("[RESOLVED")
+    ]
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def after_a_worker_round() -> None:
+    """Long enough for the escalator to have looked at the moved clock: nothing pokes it
+    when the clock moves, and it looks at least this often."""
+    time.sleep(IDLE_POLL_SECONDS + 0.3)
+
+
+def test_a_snooze_that_ends_pages_again_as_if_nobody_had_acknowledged(hub_factory, smtp):
+    clock = MovedClock()
+    with first_paged(hub_factory, smtp, second_after="1h", clock=clock) as (
+        mailbox,
+        _,
+        http,
+        incident,
+    ):
+        wait_for(lambda: sorted(recipients(mailbox)) == ["first", "ops"])
+        answer = snooze(http, incident["id"], "1m", comment="after the deploy")
+        assert answer.status_code == 200, answer.text
+        snoozed = answer.json()
+        assert (snoozed["status"], snoozed["acknowledged_by"]) == ("acknowledged", "will")
+        assert epoch(snoozed["snoozed_until"]) == pytest.approx(
+            epoch(snoozed["acknowledged_at"]) + 60, abs=0.01
+        )
+        assert snoozed["snooze_reason"] == "snooze"
+        detail = shown(http, incident["id"])
+        assert detail["snoozed_until"] == snoozed["snoozed_until"]
+        assert entries(detail, "snoozed")[0]["detail"]["comment"] == "after the deploy"
+
+        clock.advance(61)
+        wait_for(lambda: sorted(recipients(mailbox)) == ["first", "first", "ops", "ops"])
+        woken = shown(http, incident["id"])
+        assert (woken["status"], woken["acknowledged_by"], woken["snoozed_until"]) == (
+            "open",
+            None,
+            None,
+        )
+        (ended,) = entries(woken, "snooze_ended")
+        assert ended["actor"] == "hub"
+        assert ended["detail"]["acknowledged_by"] == "will"
+        assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 1)], "started over"
+        assert step_count(http, "snooze_ended") == 1
+        for index in (pages_to(mailbox, "ops")[-1], pages_to(mailbox, "first")[-1]):
+            text = mailbox.text_of(index)
+            assert "/ack/" in text and "Acknowledged by" not in text, "a fresh page"
+
+
+@pytest.mark.parametrize(
+    ("action", "status"),
+    [("resolve", "resolved"), ("unack", "open"), ("ack", "acknowledged")],
+)
+def test_resolving_unacknowledging_or_a_plain_ack_ends_a_snooze(hub_factory, smtp, action, status):
+    clock = MovedClock()
+    with first_paged(hub_factory, smtp, second_after="1h", clock=clock) as (
+        mailbox,
+        _,
+        http,
+        incident,
+    ):
+        assert snooze(http, incident["id"]).status_code == 200
+        ended = http.post(f"/api/v1/incidents/{incident['id']}/{action}", json={})
+        assert ended.status_code == 200, ended.text
+        assert (ended.json()["status"], ended.json()["snoozed_until"]) == (status, None)
+        clock.advance(61)
+        after_a_worker_round()
+        assert shown(http, incident["id"])["status"] == status
+        assert entries(shown(http, incident["id"]), "snooze_ended") == []
+        assert step_count(http, "snooze_ended") == 0
+        assert sorted(pages(mailbox)) == ["first", "ops"], "nothing paged again"
+
+
+def test_an_acknowledgement_lapses_after_the_policys_ack_timeout(hub_factory, smtp):
+    with first_paged(hub_factory, smtp, second_after="1h", extra='ack_timeout = "500ms"\n') as (
+        mailbox,
+        _,
+        http,
+        incident,
+    ):
+        acked = http.post(f"/api/v1/incidents/{incident['id']}/ack", json={"comment": "on it"})
+        assert acked.status_code == 200, acked.text
+        assert acked.json()["snooze_reason"] == "ack_timeout"
+        assert epoch(acked.json()["snoozed_until"]) == pytest.approx(
+            epoch(acked.json()["acknowledged_at"]) + 0.5, abs=0.01
+        )
+        wait_for(lambda: recipients(mailbox).count("first") == 2)
+        lapsed = shown(http, incident["id"])
+        assert (lapsed["status"], lapsed["acknowledged_by"]) == ("open", None)
+        (entry,) = entries(lapsed, "ack_timed_out")
+        assert (entry["actor"], entry["detail"]["acknowledged_by"]) == ("hub", "will")
+        assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 1)]
+        assert step_count(http, "ack_timed_out") == 1
+        assert step_count(http, "snooze_ended") == 0
+
+
+def test_a_snooze_of_the_holder_outlasts_the_ack_timeout(hub_factory, smtp):
+    """The person chose how long: their snooze, not the policy's timeout, decides."""
+    with first_paged(hub_factory, smtp, second_after="1h", extra='ack_timeout = "300ms"\n') as (
+        mailbox,
+        _,
+        http,
+        incident,
+    ):
+        answer = snooze(http, incident["id"], "1h")
+        assert answer.json()["snooze_reason"] == "snooze"
+        after_a_worker_round()
+        assert shown(http, incident["id"])["status"] == "acknowledged"
+        assert recipients(mailbox).count("first") == 1
+
+
+@pytest.mark.parametrize("while_down", [True, False], ids=["ended-while-down", "ends-after-start"])
+def test_a_snooze_outlives_a_restart(hub_factory, smtp, while_down):
+    clock = MovedClock()
+    with first_paged(hub_factory, smtp, second_after="1h", clock=clock) as (
+        mailbox,
+        hub,
+        http,
+        incident,
+    ):
+        until = snooze(http, incident["id"]).json()["snoozed_until"]
+    hub.stop()
+    if while_down:
+        clock.advance(61)
+    hub.start()
+    with hub.client(headers=WRITE) as http:
+        if not while_down:
+            after_a_worker_round()
+            kept = shown(http, incident["id"])
+            assert (kept["status"], kept["snoozed_until"]) == ("acknowledged", until)
+            clock.advance(61)
+        wait_for(lambda: recipients(mailbox).count("first") == 2)
+        assert shown(http, incident["id"])["status"] == "open"
+        assert step_count(http, "snooze_ended") == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "named"),
+    [
+        ({"duration": "soon"}, 422, "expected a duration like"),
+        ({"duration": "30s"}, 422, "must be from 1m to 7d, got '30s'"),
+        ({"duration": "8d"}, 422, "must be from 1m to 7d, got '8d'"),
+        ({"duration": ""}, 422, "expected a duration like"),
+        ({"comment": "how long?"}, 400, "duration"),
+        ({"duration": 3600}, 400, "duration"),
+    ],
+    ids=["not-a-duration", "too-short", "too-long", "empty", "missing", "a-number"],
+)
+def test_a_bad_snooze_duration_is_refused_naming_it_and_changes_nothing(
+    hub_factory, smtp, body, code, named
+):
+    with first_paged(hub_factory, smtp, second_after="1h") as (_, __, http, incident):
+        before = shown(http, incident["id"])
+        answer = http.post(f"/api/v1/incidents/{incident['id']}/snooze", json=body)
+        assert answer.status_code == code, answer.text
+        problem = answer.json()
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert named in problem["detail"]
+        if code == 422:
+            assert problem["field"] == "$.duration"
+        after = shown(http, incident["id"])
+        assert (after["status"], after["acknowledged_at"], after["snoozed_until"]) == (
+            "open",
+            None,
+            None,
+        )
+        assert after["timeline"] == before["timeline"]
+
+
+def test_snoozing_an_incident_someone_else_holds_is_a_conflict(hub_factory, smtp):
+    with first_paged(hub_factory, smtp, second_after="1h") as (_, __, http, incident):
+        assert http.post(f"/api/v1/incidents/{incident['id']}/ack", json={}).status_code == 200
+        until = snooze(http, incident["id"], "4h").json()["snoozed_until"]
+        assert until is not None, "the holder snoozes their own ack"
+        refused = http.post(
+            f"/api/v1/incidents/{incident['id']}/snooze", json={"duration": "1h"}, headers=ADMIN
+        )
+        assert refused.status_code == 409
+        assert "already acknowledged by will" in refused.json()["detail"]
+        assert shown(http, incident["id"])["snoozed_until"] == until
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ('"0s"', "escalations[0] (page).ack_timeout: must be longer than 0s, got '0s'"),
+        (
+            '"soon"',
+            "escalations[0].ack_timeout: expected a duration like '30s', '5m' or '4h', got 'soon'",
+        ),
+    ],
+)
+def test_an_ack_timeout_that_is_no_positive_duration_is_refused_naming_it(value, problem):
+    text = render_config(
+        BASE_CONFIG
+        + '[[escalations]]\nname = "page"\nsteps = [{{ notify = ["ops"] }}]\n'
+        + f"ack_timeout = {value}\n",
+        port=8080,
+        db="hub.db",
+        mail_url="logfile://x.log",
+    )
+    with pytest.raises(ConfigError) as raised:
+        config.parse(text, {})
+    assert raised.value.problems == [problem]
