@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime
 
 import httpx
 import pytest
@@ -94,6 +95,35 @@ def test_acknowledging_an_incident_someone_else_holds_shows_who_and_changes_noth
     assert f"Incident #{incident_id} is acknowledged." not in answer.text
     assert incident["acknowledged_by"] == "will"
     assert [t["actor"] for t in incident["timeline"] if t["kind"] == "acknowledged"] == ["will"]
+
+
+def test_a_snooze_button_acknowledges_for_a_while_and_the_page_says_until_when(hub_factory):
+    hub = start(hub_factory)
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    snooze = f"/incidents/{incident_id}/snooze"
+    with hub.client() as http:
+        sign_in(http, "write-token")
+        page = http.get(f"/incidents/{incident_id}").text
+        for length in ("1h", "4h", "24h"):
+            assert f'name="duration" value="{length}" formaction="{snooze}"' in page
+        csrf = csrf_in(page)
+        refused = http.post(snooze, data={"_csrf": csrf, "duration": "30s"})
+        done = http.post(snooze, data={"_csrf": csrf, "duration": "4h", "comment": "after lunch"})
+        assert done.status_code == 303
+        assert done.headers["location"] == f"/incidents/{incident_id}?done=snooze"
+        shown = http.get(done.headers["location"]).text
+        listed = http.get("/?status=acknowledged").text
+        incident = http.get(
+            f"/api/v1/incidents/{incident_id}", headers={"Authorization": "Bearer write-token"}
+        ).json()
+    assert refused.status_code == 422
+    assert "duration: must be from 1m to 7d, got &#39;30s&#39;" in refused.text
+    until = datetime.fromisoformat(incident["snoozed_until"])
+    assert incident["acknowledged_by"] == "will"
+    assert f"Incident #{incident_id} is snoozed" in shown
+    for text in (shown, listed):
+        assert re.search(rf"snoozed until <time[^>]*>{until:%H:%M} UTC</time>", text), text
+    assert "after lunch" in shown
 
 
 def test_a_read_token_sees_no_actions_and_its_posts_are_refused(hub_factory):

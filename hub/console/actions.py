@@ -1,5 +1,5 @@
-"""The console's forms: acknowledge, unacknowledge and resolve an incident, create and
-expire silences, retry a dead letter. Each post is checked (CSRF token, then role) by
+"""The console's forms: acknowledge, snooze, unacknowledge and resolve an incident,
+create and expire silences, retry a dead letter. Each post is checked (CSRF token, then role) by
 ``viewer.posted`` and then calls the same function the API does. Success redirects
 (so a reload never repeats it) with a ``done`` banner; a refused change shows the page
 again with the reason.
@@ -13,13 +13,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from hub import api_incidents, api_replay, silencing
+from hub import api_incidents, api_replay, silencing, snoozes
 from hub.api import RowId
 from hub.console import pages
 from hub.console.viewer import Viewer, posted
 from hub.errors import Conflict, Forbidden, InvalidPayload, MalformedBody, NotFound
 
-ACTIONS = ("ack", "unack", "resolve")
+ACTIONS = ("ack", "snooze", "unack", "resolve")
 
 
 @post("/incidents/{incident_id:int}/{action:str}", name="console:act")
@@ -35,9 +35,12 @@ async def act(
     comment = str(form.get("comment", ""))[:2000]
     hub = request.app.state.hub
     try:
-        await api_incidents.perform(hub, incident_id, action, viewer.name or "console", comment)
-    except Conflict as e:
-        return pages.incident_page(request, viewer, incident_id, error=e.detail, status=409)
+        snooze = snoozes.length(str(form.get("duration", ""))) if action == "snooze" else None
+        await api_incidents.perform(
+            hub, incident_id, action, viewer.name or "console", comment, snooze=snooze
+        )
+    except (Conflict, InvalidPayload) as e:
+        return pages.incident_page(request, viewer, incident_id, error=e.detail, status=e.status)
     return Redirect(f"/incidents/{incident_id}?done={action}", status_code=303)
 
 

@@ -26,6 +26,7 @@ HERE = Path(__file__).parent
 PART_HEADER = "x-console-part"
 NOTICES = {
     "ack": "Incident #{id} is acknowledged.",
+    "snooze": "Incident #{id} is snoozed: it pages again when the snooze ends.",
     "unack": "Incident #{id} is open again.",
     "resolve": "Incident #{id} is resolved.",
     "acked-by-link": "Incident #{id} is acknowledged.",
@@ -63,7 +64,7 @@ def template_config() -> TemplateConfig:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ago=ago, utc=utc, span=span, took=took, pretty_kind=pretty_kind)
+    env.filters.update(ago=ago, utc=utc, hhmm=hhmm, span=span, took=took, pretty_kind=pretty_kind)
     env.globals["query"] = query
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
 
@@ -122,6 +123,11 @@ def utc(value: float | datetime | str | None) -> str:
     if value is None:
         return "-"
     return datetime.fromtimestamp(_epoch(value), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def hhmm(value: float | datetime | str) -> str:
+    """A time of day as a wake-up time is read at a glance (the console shows UTC)."""
+    return datetime.fromtimestamp(_epoch(value), UTC).strftime("%H:%M UTC")
 
 
 def pretty_kind(kind: str) -> str:
