@@ -53,6 +53,7 @@ INCIDENT_FIELDS = (
     ("opened", "opened_at"),
     ("acknowledged", "acknowledged_at"),
     ("acknowledged by", "acknowledged_by"),
+    ("snoozed until", "snoozed_until"),
     ("resolved", "resolved_at"),
     ("resolved by", "resolved_by"),
 )
@@ -124,6 +125,14 @@ def act(action: str, args: argparse.Namespace, client: Client) -> Answer:
     who = found.get("resolved_by") or found.get("acknowledged_by")
     by = f" by {who}" if who and found["status"] != "open" else ""
     return Answer(found, f"incident {found['id']} is {found['status']}{by}")
+
+
+def snooze(args: argparse.Namespace, client: Client) -> Answer:
+    """Acknowledge for a while: the hub pages again when the snooze ends."""
+    body = {"duration": args.duration, "comment": args.comment}
+    found = client.post(f"/api/v1/incidents/{args.id}/snooze", body)
+    who, until = found["acknowledged_by"], display.cell(found["snoozed_until"])
+    return Answer(found, f"incident {found['id']} is snoozed by {who} until {until}")
 
 
 def silence_add(args: argparse.Namespace, client: Client) -> Answer:
@@ -279,6 +288,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         acting = add(commands, action, f"{summary} an incident", partial(act, action))
         acting.add_argument("id", type=int)
         acting.add_argument("--comment", default="", help="why; recorded on the timeline")
+    snoozing = add(commands, "snooze", "acknowledge an incident for a while", snooze)
+    snoozing.add_argument("id", type=int)
+    snoozing.add_argument("duration", type=duration, help='how long, 1m to 7d (e.g. "4h")')
+    snoozing.add_argument("--comment", default="", help="why; recorded on the timeline")
     _silences(commands.add_parser("silence", help="add, list or expire silences"), add)
     _notifications(commands, add)
     at = add(commands, "oncall", "who is on call for a schedule", oncall)

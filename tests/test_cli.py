@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import sqlite3
 import subprocess
@@ -135,6 +136,25 @@ def test_unack_then_resolve_and_a_second_resolve_is_a_conflict(running):
     )
 
 
+def test_snooze_acknowledges_for_a_while_and_a_duration_out_of_bounds_fails(running):
+    hub, incident_id = running
+    snoozed = hub_cli(hub, "snooze", str(incident_id), "4h", "--comment", "after the deploy")
+    assert snoozed.returncode == 0, snoozed.stderr
+    prefix = f"incident {incident_id} is snoozed by will until "
+    assert snoozed.stdout.startswith(prefix)
+    assert snoozed.stdout.strip().removeprefix(prefix) == ANY_TIME
+    shown = hub_cli(hub, "incident", str(incident_id), token="read-token")
+    assert "status:          acknowledged" in shown.stdout
+    assert re.search(r"^snoozed until:\s+\S+Z$", shown.stdout, re.MULTILINE), shown.stdout
+    timeline = shown.stdout.split("Timeline:")[1].splitlines()
+    assert timeline[-1].split(maxsplit=3)[1:3] == ["snoozed", "will"]
+    too_long = hub_cli(hub, "snooze", str(incident_id), "8d")
+    assert too_long.returncode == 1
+    assert too_long.stderr.strip() == (
+        "hub: error: 422 Invalid payload: duration: must be from 1m to 7d, got '8d'"
+    )
+
+
 def test_a_silence_is_added_listed_and_expired(running):
     hub, _ = running
     added = hub_cli(
@@ -222,6 +242,7 @@ def test_the_url_and_token_default_to_hub_url_and_hub_token(running):
         (["--url", "localhost:8080", "alerts"], "argument --url: expected a URL like"),
         (["oncall", "primary", "--at", "09:00"], "argument --at: expected an RFC 3339 time"),
         (["silence", "add", "a=b", "--comment", "c", "--duration", "soon"], "expected a duration"),
+        (["snooze", "7", "soon"], "argument duration: expected a duration"),
         (["silence", "add", "a=b"], "the following arguments are required: --comment"),
         (["route-test", "service"], "argument labels: expected label=value, got 'service'"),
     ],
