@@ -47,7 +47,7 @@ def correlate(
     if outcome is Outcome.ACKNOWLEDGED and incident["status"] == "open":
         acknowledge(tx, incident, now, f"source:{alert['source']}", "acknowledged by the sender")
         incident = tx.incident(incident["id"])
-    refresh(tx, incident, delta, now)
+    refresh(tx, incident, alert, delta, now)
     return incident["id"]
 
 
@@ -56,14 +56,16 @@ def insert_new(tx: Tx, row: dict, now: float, rules: Rules) -> dict:
 
     The incident is found (or opened) before the INSERT, so the row is written once
     with its ``incident_id``: a second write of a new alert's row was the single
-    biggest cost of a new alert (``python -m bench.ingest``).
+    biggest cost of a new alert (``python -m bench.ingest``). Its id is taken first
+    too, so that an incident it opens names it as its title's alert in the INSERT.
     """
-    incident = place(tx, row, now, rules) if row["status"] == "firing" else None
-    alert = {**row, "incident_id": incident["id"] if incident else None}
-    alert["id"] = tx.insert("alerts", alert)
+    alert = {**row, "id": tx.next_alert_id()}
+    incident = place(tx, alert, now, rules) if row["status"] == "firing" else None
+    alert["incident_id"] = incident["id"] if incident else None
+    tx.insert("alerts", alert)
     if incident is not None:
         _join(tx, incident, alert, now, rules)
-        refresh(tx, incident, 1, now)
+        refresh(tx, incident, alert, 1, now)
     return alert
 
 
@@ -85,8 +87,10 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
     if placement == "reopen" and last is not None:
         # The problem is back: whoever acknowledged the last episode has not taken this
         # one, so the incident is open and pages again (the timeline keeps the old ack),
-        # and the last episode's ack links no longer acknowledge it.
+        # and the last episode's ack links no longer acknowledge it. Its title is this
+        # alert's, the one that fires.
         changes = {
+            **_titled_by(alert),
             "status": "open",
             "episode": last["episode"] + 1,
             "resolved_at": None,
@@ -124,7 +128,7 @@ def _open(
         "route_id": owner.route_id,
         "status": "open",
         "severity": alert["severity"],
-        "title": alert["summary"],
+        **_titled_by(alert),
         "labels": {name: labels.get(name, "") for name in names},
         "receivers": list(dict.fromkeys([owner.receiver, *extra])),
         "timing": {
@@ -147,8 +151,9 @@ def _open(
     }
 
 
-def refresh(tx: Tx, incident: dict, delta: int, now: float) -> None:
-    """Move the active count by ``delta``; recompute status and severity from it;
+def refresh(tx: Tx, incident: dict, alert: dict, delta: int, now: float) -> None:
+    """Move the active count by ``delta``; recompute status, severity and, when
+    ``alert`` (the one that changed) held the title and stopped firing, the title;
     wake the receivers.
 
     ``incident`` is as read (or opened) in this transaction, before the move: the
@@ -172,9 +177,25 @@ def refresh(tx: Tx, incident: dict, delta: int, now: float) -> None:
             escalation.wind_up(tx, incident["id"], now)
     if severity != incident["severity"]:
         changes["severity"] = severity
+    if delta < 0 and status != "resolved" and alert["id"] == incident["title_alert_id"]:
+        changes |= _title_passed_on(tx, incident["id"], severity)
     if changes:
         tx.update("incidents", incident["id"], {**changes, "updated_at": now})
     tx.mark_receivers_due(incident["id"], now)
+
+
+def _titled_by(alert: dict) -> dict:
+    """An incident's title is the summary of one of its alerts, kept with its id."""
+    return {"title": alert["summary"], "title_alert_id": alert["id"]}
+
+
+def _title_passed_on(tx: Tx, incident_id: int, severity: str) -> dict:
+    """The alert whose summary was the title resolved while others still fire: the
+    headline moves to the most severe of those (``severity``, the incident's now),
+    the one hub has known longest, so no message leads with a resolved alert. When
+    all resolve, the last title stays: the resolved message names what it was about."""
+    heir = tx.first_firing_alert(incident_id, severity)
+    return _titled_by(heir) if heir else {}
 
 
 def acknowledge(

@@ -30,6 +30,7 @@ from sqlite_utils.migrations import Migrations
 
 from hub.alerts import matchable
 from hub.errors import Unavailable
+from hub.events import SEVERITIES
 from hub.silences import Silence
 
 T = TypeVar("T")
@@ -450,6 +451,35 @@ def m017_snoozes(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m018_incident_title_alerts(db: sqlite_utils.Database) -> None:
+    """An incident's title is the summary of one of its alerts, ``title_alert_id``:
+    when that one resolves while others fire, the title moves to one still firing.
+    Incidents not resolved at the upgrade keep their title if a firing alert has it
+    as summary; else (the first alert resolved before) they take the most severe
+    firing alert's, the one stored first. Resolved ones name none until they reopen."""
+    ranks = " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(SEVERITIES))
+    db.executescript(
+        f"""
+        ALTER TABLE incidents ADD COLUMN title_alert_id INTEGER;
+        UPDATE incidents SET title_alert_id = (
+            SELECT id FROM alerts
+            WHERE incident_id = incidents.id AND status = 'firing' AND summary = incidents.title
+            ORDER BY id LIMIT 1
+        )
+        WHERE status != 'resolved';
+        UPDATE incidents SET (title_alert_id, title) = (
+            SELECT id, summary FROM alerts
+            WHERE incident_id = incidents.id AND status = 'firing'
+            ORDER BY CASE severity {ranks} END, id LIMIT 1
+        )
+        WHERE status != 'resolved' AND title_alert_id IS NULL AND EXISTS (
+            SELECT 1 FROM alerts WHERE incident_id = incidents.id AND status = 'firing'
+        );
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -520,6 +550,11 @@ class Tx:
             (fingerprint,),
         )
         return _one(cursor)
+
+    def next_alert_id(self) -> int:
+        """The id SQLite would give the next alert (one past the largest), taken first
+        so that an incident the alert opens names it in the same transaction."""
+        return self.conn.execute("SELECT IFNULL(MAX(id), 0) + 1 FROM alerts").fetchone()[0]
 
     def get_alert(self, fingerprint: str) -> dict | None:
         cursor = self.conn.execute("SELECT * FROM alerts WHERE fingerprint = ?", (fingerprint,))
@@ -617,6 +652,16 @@ class Tx:
             if found:
                 return severity
         return None
+
+    def first_firing_alert(self, incident_id: int, severity: str) -> dict | None:
+        """The id and summary of the incident's first stored alert firing at ``severity``
+        (an index probe: the index holds each key's rows in id order)."""
+        cursor = self.conn.execute(
+            "SELECT id, summary FROM alerts WHERE incident_id = ? AND status = 'firing'"
+            " AND severity = ? ORDER BY id LIMIT 1",
+            (incident_id, severity),
+        )
+        return _one(cursor)
 
     def due_receivers(self, now: float, limit: int) -> list[dict]:
         return _all(

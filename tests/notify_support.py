@@ -96,9 +96,16 @@ def start_hub(factory: Callable[..., RunningHub], receivers: str, **values: Any)
     return factory(NOTIFY_CONFIG, receivers=receivers, **{**NOTIFY_DEFAULTS, **values})
 
 
-def fire(http: httpx.Client, summary: str, status: str = "firing", **labels: str) -> dict:
+def fire(
+    http: httpx.Client,
+    summary: str,
+    status: str = "firing",
+    severity: str = "warning",
+    **labels: str,
+) -> dict:
     """Post one native event; the answer's alert (id, fingerprint, incident_id)."""
-    event = {"status": status, "summary": summary, "labels": {"service": "checkout", **labels}}
+    labelled = {"service": "checkout", **labels}
+    event = {"status": status, "summary": summary, "severity": severity, "labels": labelled}
     answer = http.post("/webhooks/shop", json=event, headers=AUTH)
     assert answer.status_code == 202, answer.text
     return answer.json()["alerts"][0]

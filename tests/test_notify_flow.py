@@ -316,6 +316,54 @@ def test_changes_within_group_interval_are_batched_into_one_notification(hub_fac
     assert when(second["created_at"]) - when(first["created_at"]) >= 1.0
 
 
+def test_the_title_moves_to_the_most_severe_oldest_firing_alert_when_its_alert_resolves(
+    hub_factory, smtp
+):
+    """No message leads with an alert that has resolved while others still fire; once
+    all have resolved, the resolved message names the last one that fired."""
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
+    fired = [
+        ("checkout errors", "warning"),
+        ("checkout slow", "warning"),
+        ("checkout pods restarting", "error"),
+        ("checkout 5xx", "warning"),
+    ]
+    steps = [
+        ("checkout errors", "[FIRING:3] #{} checkout pods restarting"),
+        ("checkout pods restarting", "[FIRING:2] #{} checkout slow"),
+        ("checkout slow", "[FIRING] #{} checkout 5xx"),
+        ("checkout 5xx", "[RESOLVED] #{} checkout 5xx"),
+    ]
+    with hub.client(headers=WRITER) as http:
+        ids = {
+            fire(http, summary, severity=severity, host=summary)["incident_id"]
+            for summary, severity in fired
+        }
+        (incident_id,) = ids
+        wait_for(lambda: f"[FIRING:4] #{incident_id} checkout errors" in mailbox.subjects())
+        titles = []
+        for summary, subject in steps:
+            fire(http, summary, status="resolved", host=summary)
+            wait_for(lambda s=subject: s.format(incident_id) in mailbox.subjects())
+            titles.append(http.get(f"/api/v1/incidents/{incident_id}").json()["title"])
+    assert titles == ["checkout pods restarting", "checkout slow", "checkout 5xx", "checkout 5xx"]
+
+
+def test_an_incident_reopened_by_another_alert_takes_its_title(hub_factory, smtp):
+    mailbox, port = smtp
+    reopening = toml_table("[incidents]", reopen_window="1h")
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), tables=reopening)
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout down", host="web-1")["incident_id"]
+        wait_for(lambda: mailbox.messages)
+        fire(http, "checkout down", status="resolved", host="web-1")
+        wait_for(lambda: f"[RESOLVED] #{incident_id} checkout down" in mailbox.subjects())
+        assert fire(http, "checkout slow", host="web-2")["incident_id"] == incident_id
+        wait_for(lambda: f"[FIRING] #{incident_id} checkout slow" in mailbox.subjects())
+        assert http.get(f"/api/v1/incidents/{incident_id}").json()["title"] == "checkout slow"
+
+
 def test_an_alert_joining_an_acknowledged_incident_is_told_with_who_acknowledged_it(
     hub_factory, smtp
 ):

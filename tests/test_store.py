@@ -209,24 +209,24 @@ def test_incidents_open_at_the_upgrade_owe_a_resolved_message_to_everyone_paged(
     assert paged == {1: ["first", "schedule:primary/alice"], 2: [], 3: []}
 
 
+INCIDENT = {
+    "route_id": "root",
+    "severity": "critical",
+    "title": "checkout down",
+    "labels": {},
+    "receivers": ["ops"],
+    "timing": {},
+    "opened_at": 1.0,
+    "updated_at": 1.0,
+}
+"""An incident row as an older hub stored it, less its group key and status."""
+
+
 def paged_incidents(tx) -> None:
     """Incident 1 open with two steps run, 2 resolved after the same, 3 open unpaged."""
     for status, steps in (("open", 2), ("resolved", 2), ("open", 0)):
-        incident_id = tx.insert(
-            "incidents",
-            {
-                "group_key": f"g{status}{steps}",
-                "route_id": "root",
-                "status": status,
-                "severity": "critical",
-                "title": "checkout down",
-                "labels": {},
-                "receivers": ["ops"],
-                "timing": {},
-                "opened_at": 1.0,
-                "updated_at": 1.0,
-            },
-        )
+        row = {**INCIDENT, "group_key": f"g{status}{steps}", "status": status}
+        incident_id = tx.insert("incidents", row)
         escalation = {"id": incident_id, "policy": "page", "plan": {}, "started_at": 1.0}
         tx.insert("escalations", {**escalation, "next_step": steps, "due_at": None})
         notified = [["first"], ["first", "schedule:primary/alice"]][:steps]
@@ -283,3 +283,43 @@ def test_bare_keys_move_under_their_source_at_the_upgrade_and_hub_forms_stay(tmp
 def insert_alert(tx, source: str, fingerprint: str) -> None:
     event = Event(fingerprint=fingerprint, status="firing", summary="s", labels={"a": "b"})
     tx.insert("alerts", new_row(source, event, 1.0, 1.0))
+
+
+def test_incidents_at_the_upgrade_take_their_title_from_a_firing_alert(tmp_path):
+    """An open incident keeps a title some firing alert has; one whose first alert
+    resolved before the upgrade takes the most severe firing alert's, the first stored;
+    a resolved one keeps its title and names no alert until it reopens."""
+    path = str(tmp_path / "s.db")
+    incidents = {
+        "open": ("open", [("checkout errors", "firing", "warning"), ("slow", "firing", "error")]),
+        "moved": (
+            "open",
+            [
+                ("db down", "resolved", "critical"),
+                ("db slow", "firing", "warning"),
+                ("db replication broken", "firing", "critical"),
+                ("db disk full", "firing", "critical"),
+            ],
+        ),
+        "over": ("resolved", [("cache down", "resolved", "warning")]),
+    }
+
+    def write(tx) -> None:
+        for key, (status, alerts) in incidents.items():
+            row = {**INCIDENT, "group_key": key, "status": status, "title": alerts[0][0]}
+            incident_id = tx.insert("incidents", row)
+            for summary, state, severity in alerts:
+                event = Event(fingerprint=summary, status=state, summary=summary, severity=severity)
+                tx.insert("alerts", {**new_row("src", event, 1.0, 1.0), "incident_id": incident_id})
+
+    undo = "ALTER TABLE incidents DROP COLUMN title_alert_id"
+    reopened = migrated_again(path, write, "m018_incident_title_alerts", undo)
+    try:
+        titles = [reopened.incident(i) for i in (1, 2, 3)]
+    finally:
+        reopened.close()
+    assert [(t["title"], t["title_alert_id"]) for t in titles] == [  # type: ignore[index]
+        ("checkout errors", 1),
+        ("db replication broken", 5),
+        ("cache down", None),
+    ]
