@@ -50,7 +50,12 @@ from hub.escalation import Escalator, Fired
 from hub.limits import RateLimiter
 from hub.metrics import Metrics
 from hub.outbox import Sender, send_targets
-from hub.problems import handle_http_exception, handle_hub_error, handle_unexpected
+from hub.problems import (
+    declare_refusal_headers,
+    handle_http_exception,
+    handle_hub_error,
+    handle_unexpected,
+)
 from hub.rules import Rules
 from hub.store import Store, Tx
 from hub.webhooks import WebhookDoor
@@ -399,6 +404,7 @@ def create_app(
         logging_config=None,
     )
     api_heartbeats.document(app.openapi_schema)
+    declare_refusal_headers(app.openapi_schema)
     webhooks_openapi.document(app.openapi_schema)
     return WebhookDoor(app)
 

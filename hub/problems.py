@@ -11,7 +11,17 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIHeader,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    PathItem,
+    Schema,
+)
 
+from hub.access import CHALLENGE
 from hub.api_params import explain_invalid
 from hub.errors import AuthError, HubError, InvalidPayload, RateLimited, Unavailable
 
@@ -58,6 +68,21 @@ REFUSALS = {
 }
 
 
+RETRY_AFTER = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.INTEGER), description="Seconds to wait before a retry"
+)
+REFUSAL_HEADERS = {
+    "401": {
+        "WWW-Authenticate": OpenAPIHeader(
+            schema=Schema(type=OpenAPIType.STRING), description=f"The challenge: {CHALLENGE}"
+        )
+    },
+    "429": {"Retry-After": RETRY_AFTER},
+    "503": {"Retry-After": RETRY_AFTER},
+}
+"""The headers hub's refusals carry, by status (``hub_error_problem`` sets them)."""
+
+
 def refusal(description: str) -> ResponseSpec:
     """A documented error answer: a problem document, described for one operation."""
     return ResponseSpec(
@@ -69,6 +94,24 @@ def refusals(*statuses: int) -> dict[int, ResponseSpec]:
     """The errors an operation can answer with, for its ``responses=``: each listed code
     replaces Litestar's own description (its 400 says plain JSON; hub answers a problem)."""
     return {status: refusal(REFUSALS[status]) for status in statuses}
+
+
+def declare_refusal_headers(openapi: OpenAPI) -> None:
+    """Declare ``REFUSAL_HEADERS`` on the problem answers of the operations Litestar
+    describes, which a ``ResponseSpec`` cannot carry. Other answers of those codes
+    (``/readyz``'s 503) carry none; ``hub.webhooks_openapi`` declares its own."""
+    for item in (openapi.paths or {}).values():
+        for operation in _operations(item):
+            for status, answer in (operation.responses or {}).items():
+                if not isinstance(answer, OpenAPIResponse) or status not in REFUSAL_HEADERS:
+                    continue
+                if MEDIA_TYPE in (answer.content or {}):
+                    answer.headers = REFUSAL_HEADERS[status]
+
+
+def _operations(item: PathItem) -> list[Operation]:
+    methods = (item.get, item.put, item.post, item.delete, item.head, item.patch)
+    return [operation for operation in methods if operation is not None]
 
 
 def problem(

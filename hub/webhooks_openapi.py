@@ -24,7 +24,7 @@ from litestar.openapi.spec import (
 )
 
 from hub.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
-from hub.problems import Problem
+from hub.problems import REFUSAL_HEADERS, Problem
 
 TAG = "webhooks"
 
@@ -50,8 +50,8 @@ _REFUSALS = {
     "503": "The write queue is full; retry after Retry-After seconds",
 }
 
-_RETRY_AFTER = OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))
 _HEADERS = {
+    **REFUSAL_HEADERS,
     "401": {
         "WWW-Authenticate": OpenAPIHeader(
             schema=Schema(type=OpenAPIType.STRING),
@@ -61,8 +61,6 @@ _HEADERS = {
             ),
         )
     },
-    "429": {"Retry-After": _RETRY_AFTER},
-    "503": {"Retry-After": _RETRY_AFTER},
 }
 
 _SOURCE = Parameter(

@@ -123,6 +123,23 @@ def test_paged_lists_declare_the_cursor_and_the_next_link_they_answer(hub, path)
     schemathesis.openapi.from_dict(document)[path]["GET"].validate_response(paged)
 
 
+REFUSAL_HEADERS = {"401": {"WWW-Authenticate"}, "429": {"Retry-After"}, "503": {"Retry-After"}}
+"""What RFC 9110 has a refusal carry: a 401 its challenge, a 429 or 503 when to retry."""
+
+
+def test_refusals_declare_the_headers_they_carry_and_no_other_error_declares_one(hub):
+    for (method, path), operation in operations(served(hub)).items():
+        errors = {
+            code: answer for code, answer in operation["responses"].items() if int(code) >= 400
+        }
+        for code, answer in errors.items():
+            problem = "application/problem+json" in answer.get("content", {})
+            wanted = REFUSAL_HEADERS.get(code, set()) if problem else set()
+            assert set(answer.get("headers", {})) == wanted, (method, path, code)
+    alerts = served(hub)["paths"]["/api/v1/alerts"]["get"]["responses"]
+    assert 'Bearer realm="hub"' in alerts["401"]["headers"]["WWW-Authenticate"]["description"]
+
+
 def test_readiness_documents_its_503_with_the_body_it_answers(hub):
     document = served(hub)
     readyz = document["paths"]["/readyz"]["get"]["responses"]
@@ -181,7 +198,11 @@ def test_real_errors_match_the_documented_schema(hub):
     snoozed = answers[("POST", "/api/v1/incidents/{incident_id}/snooze")].json()
     assert snoozed["field"] == "$.duration"
     assert answers[("POST", "/-/reload")].json()["problems"]
+    document = served(hub)
     for (method, path), answer in answers.items():
+        declared = document["paths"][path][method.lower()]["responses"][str(answer.status_code)]
+        missing = [name for name in declared.get("headers", {}) if name not in answer.headers]
+        assert not missing, (method, path, missing)
         operation = api[path][method]
         operation.validate_response(answer)
         with pytest.raises(Failure):  # the check ran: a body without detail fails it
