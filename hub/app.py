@@ -329,17 +329,22 @@ class Runtime:
         self.changed()
 
     def _forget_removed(self, old: Config, new: Config) -> None:
-        """The series of the sources, receivers and on-call people a reload removed go,
-        as a removed heartbeat's do; those that stay keep their counts. Notifications to
-        a removed receiver still in the outbox are not counted (``Sender``), so they
-        cannot bring its series back."""
+        """The series of the sources, receivers, on-call people and integrations a reload
+        removed go, as a removed heartbeat's do; those that stay keep their counts.
+        Notifications to a removed receiver or integration still in the outbox are not
+        counted or timed (``Sender``), so they cannot bring its series back."""
         kept_sources = {s.name for s in new.sources}
         self.metrics.forget_sources(s.name for s in old.sources if s.name not in kept_sources)
-        kept_receivers = {receiver for receiver, _ in send_targets(new)}
+        old_targets, new_targets = send_targets(old), send_targets(new)
+        kept_receivers = {receiver for receiver, _ in new_targets}
         self.metrics.forget_channels(
             (receiver, integration)
-            for receiver, integration in send_targets(old)
+            for receiver, integration in old_targets
             if receiver not in kept_receivers
+        )
+        kept_integrations = {integration for _, integration in new_targets}
+        self.metrics.forget_integrations(
+            {integration for _, integration in old_targets} - kept_integrations
         )
 
     def _count_reload(self, outcome: str, detail: str) -> None:

@@ -321,12 +321,18 @@ class Metrics:
     def forget_channels(self, channels: Iterable[tuple[str, str]]) -> None:
         """Remove the series of the receivers (and on-call people) a reload removed, given
         as their (receiver, integration) channels. ``hub_notification_attempt_duration_seconds``
-        is by integration only and stays."""
+        is by integration only: ``forget_integrations`` removes it."""
         for receiver, integration in channels:
             for outcome in NOTIFICATION_OUTCOMES:
                 _remove(self.notifications, receiver, integration, outcome)
             _remove(self.delivery_seconds, receiver)
             _remove(self.event_latency, receiver)
+
+    def forget_integrations(self, integrations: Iterable[str]) -> None:
+        """Remove the attempt durations of the integrations no receiver or on-call
+        person uses any more after a reload."""
+        for integration in integrations:
+            _remove(self.attempt_seconds, integration)
 
     def forget_heartbeat(self, name: str) -> None:
         """A removed heartbeat's series go with it."""

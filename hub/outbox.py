@@ -188,9 +188,17 @@ class Sender(Worker):
         started = self.clock()
         failure = await self._send(rules, row)
         duration = self.clock() - started
-        self.metrics.attempt_seconds.labels(row["integration"]).observe(max(duration, 0))
+        self._time(row, duration)
         await self._settle(rules.config, row, started, duration * 1000, failure)
         self.poke()
+
+    def _time(self, row: dict, seconds: float) -> None:
+        """Time an attempt under its integration's series, unless a reload left no
+        receiver or on-call person using that integration: its series is gone
+        (``Runtime._forget_removed``), and an observation would bring it back."""
+        used = {integration for _, integration in send_targets(self.rules().config)}
+        if row["integration"] in used:
+            self.metrics.attempt_seconds.labels(row["integration"]).observe(max(seconds, 0))
 
     async def _send(self, rules: Rules, row: dict) -> Failure | None:
         receiver = rules.config.receiver(row["receiver"])

@@ -60,16 +60,18 @@ def test_a_good_reload_swaps_the_config_and_a_new_source_is_accepted(hub):
     assert 'hub_config_reloads_total{outcome="success"} 1.0' in metrics
 
 
-ONCALL = """
+PAGER = """
 [[receivers]]
 name = "pager"
 urls = ["json://127.0.0.1:9/page"]
-
+"""
+PRIMARY = """
 [[schedules]]
 name = "primary"
 people = [{ name = "al", urls = ["json://127.0.0.1:9/al"] }]
 rotations = [{ participants = ["al"], start = 2026-01-05 }]
 """
+ONCALL = PAGER + PRIMARY
 
 
 def test_a_receiver_and_an_on_call_person_added_by_a_reload_have_their_series_at_zero(hub):
@@ -236,6 +238,21 @@ def test_a_reload_to_a_value_outside_a_keys_choices_names_the_choices(hub):
     assert problems == ["sources[0].mode: Invalid enum value 'dry' (expected one of: live, test)"]
 
 
+def test_a_reload_removes_the_attempt_durations_of_an_integration_nobody_uses_any_more(hub):
+    """The json series stays while an on-call person still pages through it, and goes
+    with the last one; email, which ops still uses, keeps its series throughout."""
+    original = hub.config_path.read_text()
+    scrapes = []
+    with hub.client(headers=ADMIN) as http:
+        for text in (original + ONCALL, original + PRIMARY, original):
+            hub.config_path.write_text(text)
+            assert http.post("/-/reload").status_code == 200
+            scrapes.append(http.get("/metrics").text)
+    name = "hub_notification_attempt_duration_seconds_count"
+    assert [metric(text, name, integration="json") for text in scrapes] == [0, 0, None]
+    assert [metric(text, name, integration="mailto") for text in scrapes] == [0, 0, 0]
+
+
 def pager(port: int) -> str:
     """A receiver ``pager`` taking every notification beside ops, at an address that
     takes the connection and never answers, so its sends are in flight at a reload."""
@@ -256,7 +273,8 @@ receiver = "ops"
 
 def test_a_reload_removes_the_series_of_removed_sources_and_receivers(hub):
     """Kept ones keep their counts; a send to the removed receiver in flight at the reload
-    (then dead-lettered) does not bring its series back; a source added back counts anew."""
+    (then dead-lettered) does not bring its series back, nor those of its integration,
+    which nothing else uses; a source added back counts anew."""
     original = hub.config_path.read_text()
     with socket.create_server(("127.0.0.1", 0)) as silent, hub.client(headers=ADMIN) as http:
         hub.config_path.write_text(original + CRM + pager(silent.getsockname()[1]))
@@ -277,6 +295,7 @@ def test_a_reload_removes_the_series_of_removed_sources_and_receivers(hub):
     labels = [sample.labels for sample in samples(metrics)]
     assert [series for series in labels if series.get("source") == "crm"] == []
     assert [series for series in labels if series.get("receiver") == "pager"] == []
+    assert [series for series in labels if series.get("integration") == "json"] == []
     assert metric(metrics, "hub_webhooks_received_total", source="shop", outcome="accepted") == 1
     assert metric(metrics, "hub_events_total", source="shop", outcome="new") == 1
     assert metric(metrics, "hub_notifications_total", receiver="ops", outcome="sent") >= 1
