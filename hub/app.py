@@ -87,7 +87,7 @@ class Runtime:
         self.config_path = config_path
         self.clock = clock
         self.metrics = Metrics(
-            [s.name for s in config.sources],
+            auth_types(config),
             [r.name for r in config.receivers],
             hub_version(),
             heartbeats=[h.name for h in config.heartbeats],
@@ -323,7 +323,7 @@ class Runtime:
         """
         self.rules = Rules.from_config(new)
         self._forget_removed(old, new)
-        self.metrics.precreate_sources([s.name for s in new.sources])
+        self.metrics.precreate_sources(auth_types(new))
         self.metrics.precreate_receivers([r.name for r in new.receivers])
         self.metrics.precreate_channels(send_targets(new))
         self.changed()
@@ -355,6 +355,11 @@ class Runtime:
         log.log(
             level, "event=config_reload outcome=%s path=%s %s", outcome, self.config_path, detail
         )
+
+
+def auth_types(config: Config) -> dict[str, str]:
+    """Each source's auth type, by name: which authentication failures it can have."""
+    return {source.name: source.auth.type for source in config.sources}
 
 
 def create_app(

@@ -1,11 +1,11 @@
 """How a sender proves who it is: one scheme per ``[sources.auth] type``.
 
-``authenticate`` raises AuthError whose ``reason`` is one of REASONS (a metric label,
-so the set is small and fixed), whose detail tells the sender what to fix and whose
-``challenge`` (``WWW-Authenticate``) names the scheme, neither ever containing a
-secret. Every secret is compared in constant time, and every configured one is
-accepted, so a secret is rotated by adding the new one, moving the sender over, then
-removing the old one.
+``authenticate`` raises AuthError whose ``reason`` is one of its scheme's
+SCHEME_REASONS (a metric label, so the set is small and fixed), whose detail tells
+the sender what to fix and whose ``challenge`` (``WWW-Authenticate``) names the
+scheme, neither ever containing a secret. Every secret is compared in constant time,
+and every configured one is accepted, so a secret is rotated by adding the new one,
+moving the sender over, then removing the old one.
 """
 
 from __future__ import annotations
@@ -24,15 +24,6 @@ from hub.errors import AuthError
 
 if TYPE_CHECKING:
     from hub.config import Auth
-
-REASONS = (
-    "missing_header",
-    "malformed_header",
-    "signature_mismatch",
-    "timestamp_outside_tolerance",
-    "bad_token",
-    "bad_credentials",
-)
 
 Scheme = Callable[["Auth", Mapping[str, str], bytes, datetime], "str | None"]
 
@@ -171,6 +162,28 @@ SCHEMES: dict[str, Scheme] = {
     "hmac": _hmac,
     "standard-webhooks": _standard_webhooks,
 }
+
+# The reasons each scheme above refuses with: the hub_auth_failures_total series a
+# source of that type has. Bearer and Basic read Authorization (``_authorization``);
+# the signatures read their headers, and a signed timestamp (``_fresh_timestamp``).
+SCHEME_REASONS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "bearer": ("missing_header", "malformed_header", "bad_token"),
+    "basic": ("missing_header", "malformed_header", "bad_credentials"),
+    "hmac": (
+        "missing_header",
+        "malformed_header",
+        "timestamp_outside_tolerance",
+        "signature_mismatch",
+    ),
+    "standard-webhooks": (
+        "missing_header",
+        "malformed_header",
+        "timestamp_outside_tolerance",
+        "signature_mismatch",
+    ),
+}
+REASONS = tuple(dict.fromkeys(reason for known in SCHEME_REASONS.values() for reason in known))
 
 
 _CHALLENGES = {

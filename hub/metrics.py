@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hub.auth import REASONS as AUTH_REASONS
+from hub.auth import SCHEME_REASONS
 from hub.events import SEVERITIES
 
 # What became of a delivery to a configured source.
@@ -97,7 +98,8 @@ class Metrics:
     Ingest (``hub.webhooks``):
       ``webhooks``          hub_webhooks_received_total{source, outcome in SOURCE_OUTCOMES},
                             and {UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME}
-      ``auth_failures``     hub_auth_failures_total{source, reason in hub.auth.REASONS}
+      ``auth_failures``     hub_auth_failures_total{source, reason in the reasons of the
+                            source's auth type, hub.auth.SCHEME_REASONS}
       ``events``            hub_events_total{source, outcome in EVENT_OUTCOMES}; also
                             for ``own_sources`` (``expiry``) through ``count_events``
       ``ingest_seconds``    hub_ingest_duration_seconds{source}
@@ -119,7 +121,7 @@ class Metrics:
 
     def __init__(
         self,
-        sources: Iterable[str],
+        sources: Mapping[str, str],
         receivers: Iterable[str],
         version: str,
         *,
@@ -133,7 +135,7 @@ class Metrics:
         self._schedule_metrics()
         self._store_metrics()
         Info("hub_build", "hub version.", registry=self.registry).info({"version": version})
-        self._precreate(list(sources), list(receivers), list(heartbeats), list(own_sources))
+        self._precreate(sources, list(receivers), list(heartbeats), list(own_sources))
 
     def _ingest_metrics(self) -> None:
         r = self.registry
@@ -253,19 +255,28 @@ class Metrics:
             registry=r,
         )
 
-    def precreate_sources(self, sources: list[str]) -> None:
-        """Create every series of these sources at 0 (at start, and for reloaded ones)."""
-        for source in sources:
+    def precreate_sources(self, sources: Mapping[str, str]) -> None:
+        """Create every series of these sources (name -> auth type) at 0, at start and
+        for reloaded ones: an authentication failure only for the reasons its auth type
+        can refuse with. A reload that changed the type removes the others."""
+        for source, auth_type in sources.items():
             for outcome in SOURCE_OUTCOMES:
                 self.webhooks.labels(source, outcome)
             for outcome in EVENT_OUTCOMES:
                 self.events.labels(source, outcome)
             self.ingest_seconds.labels(source)
             for reason in AUTH_REASONS:
-                self.auth_failures.labels(source, reason)
+                if reason in SCHEME_REASONS[auth_type]:
+                    self.auth_failures.labels(source, reason)
+                else:
+                    _remove(self.auth_failures, source, reason)
 
     def _precreate(
-        self, sources: list[str], receivers: list[str], heartbeats: list[str], own: list[str]
+        self,
+        sources: Mapping[str, str],
+        receivers: list[str],
+        heartbeats: list[str],
+        own: list[str],
     ) -> None:
         self.precreate_sources(sources)
         self.webhooks.labels(UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME)

@@ -7,7 +7,7 @@ from typing import get_args, get_type_hints
 import pytest
 
 from hub import auth
-from hub.auth import REASONS, SCHEMES, authenticate
+from hub.auth import SCHEME_REASONS, SCHEMES, authenticate
 from hub.config import Auth
 from hub.errors import AuthError
 from tests.source_factory import make_auth
@@ -197,6 +197,7 @@ INVALID = [
     ("bearer missing", BEARER, {}, "missing_header"),
     ("bearer not bearer", BEARER, {"authorization": "Token t-new"}, "malformed_header"),
     ("bearer wrong", BEARER, {"authorization": "Bearer t-older"}, "bad_token"),
+    ("basic missing", BASIC, {}, "missing_header"),
     ("basic wrong password", BASIC, {"authorization": basic("am", "p3")}, "bad_credentials"),
     ("basic wrong user", BASIC, {"authorization": basic("root", "p1")}, "bad_credentials"),
     ("basic not base64", BASIC, {"authorization": "Basic %%%"}, "malformed_header"),
@@ -314,7 +315,16 @@ def test_a_request_that_fails_is_refused_with_its_reason(name, config, headers, 
     with pytest.raises(AuthError) as caught:
         authenticate(config, headers, BODY, NOW)
     assert caught.value.reason == reason
-    assert caught.value.reason in REASONS
+    assert caught.value.reason in SCHEME_REASONS[config.type]
+
+
+def test_each_scheme_lists_exactly_the_reasons_its_refusals_carry():
+    """The table the auth failure series are created from: no reason a scheme refuses
+    with is missing from it (a series born at 1), none it cannot is in it (one always 0)."""
+    refused = {(config.type, reason) for _, config, _, reason in INVALID}
+    listed = {(kind, reason) for kind, reasons in SCHEME_REASONS.items() for reason in reasons}
+    assert refused == listed
+    assert set(SCHEME_REASONS) == set(SCHEMES)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from conftest import AUTH, BASE_CONFIG, mail_url, wait_for
 from test_bad_input import stored_rows
+from test_metrics_catalogue import label_values
 
 BODY = b'{"status": "firing", "summary": "payment provider timing out"}'
 OTHER_BODY = b'{"status": "firing", "summary": "something else entirely"}'
@@ -168,6 +169,30 @@ def test_a_valid_request_of_every_scheme_is_accepted(hub, source):
     answer = post(hub, source, sign(BODY))
     assert answer.status_code == 202, answer.text
     assert answer.json()["accepted"] == 1
+
+
+def test_each_source_has_the_auth_failure_series_its_auth_type_can_count(hub):
+    with hub.client() as http:
+        metrics = http.get("/metrics").text
+    reasons: dict[str, set[str]] = {}
+    for (source, reason), value in label_values(
+        metrics, "hub_auth_failures_total", "source", "reason"
+    ).items():
+        assert value == 0
+        reasons.setdefault(source, set()).add(reason)
+    signatures = {
+        "missing_header",
+        "malformed_header",
+        "timestamp_outside_tolerance",
+        "signature_mismatch",
+    }
+    assert reasons == {
+        "shop": {"missing_header", "malformed_header", "bad_token"},
+        "bearer": {"missing_header", "malformed_header", "bad_token"},
+        "basic": {"missing_header", "malformed_header", "bad_credentials"},
+        "github": signatures,
+        "standard": signatures,
+    }, "the none sources (limited, throttled) can have no authentication failure"
 
 
 @pytest.mark.parametrize(("source", "headers", "detail"), list(refusals()))

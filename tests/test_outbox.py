@@ -80,7 +80,7 @@ def test_a_claim_committed_after_shutdown_began_sends_nothing_and_is_freed_on_re
 
     async def stop_while_claiming(store: Store) -> tuple[bool, list, list]:
         await store.write(incident_with_a_due_notification)
-        metrics = Metrics(["shop"], ["ops"], "test")
+        metrics = Metrics({"shop": "bearer"}, ["ops"], "test")
         sender = Sender(store, lambda: ruleset, metrics)
         claiming = asyncio.create_task(sender.round())
         await asyncio.sleep(0)  # the claim waits for its commit

@@ -16,6 +16,7 @@ from conftest import BASE_CONFIG, free_port, mail_url, render_config, wait_for
 from notify_support import metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from test_metrics_catalogue import label_values
 
 from hub import config
 from hub.app import Runtime
@@ -251,6 +252,29 @@ def test_a_reload_removes_the_attempt_durations_of_an_integration_nobody_uses_an
     name = "hub_notification_attempt_duration_seconds_count"
     assert [metric(text, name, integration="json") for text in scrapes] == [0, 0, None]
     assert [metric(text, name, integration="mailto") for text in scrapes] == [0, 0, 0]
+
+
+def test_a_reload_changing_a_sources_auth_type_keeps_only_the_failures_the_new_one_can_have(
+    hub,
+):
+    """A bearer source turned hmac can no longer refuse a bad token, but may now refuse a
+    signature; the reason both have keeps its count."""
+    bearer = 'auth = { type = "bearer", tokens = ["shop-secret-token"] }'
+    signed = 'auth = { type = "hmac", secrets = ["s3cret"], header = "X-Signature" }'
+    assert post_event(hub.url, "shop", "wrong-token") == 401
+    with hub.client(headers=ADMIN) as http:
+        basic = {"Authorization": "Basic c2hvcDpwdw=="}
+        assert http.post("/webhooks/shop", json=EVENT, headers=basic).status_code == 401
+        hub.config_path.write_text(hub.config_path.read_text().replace(bearer, signed))
+        assert http.post("/-/reload").status_code == 200
+        metrics = http.get("/metrics").text
+    failures = label_values(metrics, "hub_auth_failures_total", "source", "reason")
+    assert failures == {
+        ("shop", "missing_header"): 0,
+        ("shop", "malformed_header"): 1,
+        ("shop", "timestamp_outside_tolerance"): 0,
+        ("shop", "signature_mismatch"): 0,
+    }
 
 
 def pager(port: int) -> str:
