@@ -20,7 +20,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n auto --maxprocesses=4
 
 bench: $(STAMP)
 	for b in ingest alertmanager resend scale memory latency; do $(VENV)/bin/python -m bench.$$b || exit 1; done
