@@ -336,12 +336,9 @@ class Runtime:
         kept_sources = {s.name for s in new.sources}
         self.metrics.forget_sources(s.name for s in old.sources if s.name not in kept_sources)
         old_targets, new_targets = send_targets(old), send_targets(new)
+        self.metrics.forget_channels(old_targets - new_targets)
         kept_receivers = {receiver for receiver, _ in new_targets}
-        self.metrics.forget_channels(
-            (receiver, integration)
-            for receiver, integration in old_targets
-            if receiver not in kept_receivers
-        )
+        self.metrics.forget_receivers({receiver for receiver, _ in old_targets} - kept_receivers)
         kept_integrations = {integration for _, integration in new_targets}
         self.metrics.forget_integrations(
             {integration for _, integration in old_targets} - kept_integrations

@@ -330,12 +330,18 @@ class Metrics:
             cached.cache_clear()
 
     def forget_channels(self, channels: Iterable[tuple[str, str]]) -> None:
-        """Remove the series of the receivers (and on-call people) a reload removed, given
-        as their (receiver, integration) channels. ``hub_notification_attempt_duration_seconds``
-        is by integration only: ``forget_integrations`` removes it."""
+        """Remove the notification series of the (receiver, integration) channels a
+        reload removed: a removed receiver's or on-call person's, and a kept receiver's
+        integration none of its URLs uses any more."""
         for receiver, integration in channels:
             for outcome in NOTIFICATION_OUTCOMES:
                 _remove(self.notifications, receiver, integration, outcome)
+
+    def forget_receivers(self, receivers: Iterable[str]) -> None:
+        """Remove the latency series of the receivers (and on-call people) a reload
+        removed. ``hub_notification_attempt_duration_seconds`` is by integration only:
+        ``forget_integrations`` removes it."""
+        for receiver in receivers:
             _remove(self.delivery_seconds, receiver)
             _remove(self.event_latency, receiver)
 

@@ -251,12 +251,13 @@ class Sender(Worker):
         )
 
     def _count(self, row: dict, state: str, now: float) -> None:
-        """Count an attempt under its receiver's series. A receiver a reload removed has
-        lost its series (``Runtime._forget_removed``); its notifications left in the
-        outbox (a send in flight at the reload, then dead-lettered) are not counted, as
-        a count would bring the series back at 1, invisible to ``increase()`` and kept
-        until a restart. They stay in hub_outbox_notifications{state="dead"}."""
-        if self.rules().config.receiver(row["receiver"]) is None:
+        """Count an attempt under its receiver's series. A receiver a reload removed, or
+        one whose URLs no longer include this integration, has lost those series
+        (``Runtime._forget_removed``); its notifications left in the outbox (a send in
+        flight at the reload, then dead-lettered) are not counted, as a count would
+        bring the series back at 1, invisible to ``increase()`` and kept until a
+        restart. They stay in hub_outbox_notifications{state="dead"}."""
+        if (row["receiver"], row["integration"]) not in send_targets(self.rules().config):
             return
         outcome = {"sent": "sent", "dead": "dead"}.get(state, "failed")
         self.metrics.notifications.labels(row["receiver"], row["integration"], outcome).inc()

@@ -254,6 +254,27 @@ def test_a_reload_removes_the_attempt_durations_of_an_integration_nobody_uses_an
     assert [metric(text, name, integration="mailto") for text in scrapes] == [0, 0, 0]
 
 
+def test_a_kept_receiver_that_drops_an_integration_loses_only_that_channels_series(hub):
+    """ops pages through json as well as email, then through email alone: its json
+    notification series go, its email series and its latency series stay."""
+    original = hub.config_path.read_text()
+    with_json = original.replace('urls = ["mailto', 'urls = ["json://127.0.0.1:9/ops", "mailto', 1)
+    assert with_json != original
+    scrapes = []
+    with hub.client(headers=ADMIN) as http:
+        for text in (with_json, original):
+            hub.config_path.write_text(text)
+            assert http.post("/-/reload").status_code == 200
+            scrapes.append(http.get("/metrics").text)
+    name = "hub_notifications_total"
+    json_ops = {"receiver": "ops", "integration": "json", "outcome": "dead"}
+    email_ops = {"receiver": "ops", "integration": "mailto", "outcome": "dead"}
+    assert [metric(text, name, **json_ops) for text in scrapes] == [0, None]
+    assert [metric(text, name, **email_ops) for text in scrapes] == [0, 0]
+    latency = "hub_notification_delivery_seconds_count"
+    assert [metric(text, latency, receiver="ops") for text in scrapes] == [0, 0]
+
+
 def test_a_reload_changing_a_sources_auth_type_keeps_only_the_failures_the_new_one_can_have(
     hub,
 ):
