@@ -32,6 +32,7 @@ from hub import (
     api_incidents,
     api_oncall,
     api_replay,
+    auth,
     console,
     expiry,
     heartbeats,
@@ -87,7 +88,7 @@ class Runtime:
         self.config_path = config_path
         self.clock = clock
         self.metrics = Metrics(
-            auth_types(config),
+            auth_refusals(config),
             [r.name for r in config.receivers],
             hub_version(),
             heartbeats=[h.name for h in config.heartbeats],
@@ -323,7 +324,7 @@ class Runtime:
         """
         self.rules = Rules.from_config(new)
         self._forget_removed(old, new)
-        self.metrics.precreate_sources(auth_types(new))
+        self.metrics.precreate_sources(auth_refusals(new))
         self.metrics.precreate_receivers([r.name for r in new.receivers])
         self.metrics.precreate_channels(send_targets(new))
         self.changed()
@@ -354,9 +355,9 @@ class Runtime:
         )
 
 
-def auth_types(config: Config) -> dict[str, str]:
-    """Each source's auth type, by name: which authentication failures it can have."""
-    return {source.name: source.auth.type for source in config.sources}
+def auth_refusals(config: Config) -> dict[str, tuple[str, ...]]:
+    """Each source's authentication failures that can happen, by name."""
+    return {source.name: auth.refusals(source.auth) for source in config.sources}
 
 
 def create_app(

@@ -186,6 +186,15 @@ SCHEME_REASONS: dict[str, tuple[str, ...]] = {
 REASONS = tuple(dict.fromkeys(reason for known in SCHEME_REASONS.values() for reason in known))
 
 
+def refusals(auth: Auth) -> tuple[str, ...]:
+    """The reasons a source with this auth can be refused for: its scheme's, less a
+    stale timestamp when an ``hmac`` source signs none (no ``timestamp_header``)."""
+    reasons = SCHEME_REASONS[auth.type]
+    if auth.type == "hmac" and not auth.timestamp_header:
+        return tuple(r for r in reasons if r != "timestamp_outside_tolerance")
+    return reasons
+
+
 _CHALLENGES = {
     "none": "",  # never refuses
     "bearer": f'Bearer realm="{REALM}"',

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -27,7 +27,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hub.auth import REASONS as AUTH_REASONS
-from hub.auth import SCHEME_REASONS
 from hub.events import SEVERITIES
 
 # What became of a delivery to a configured source.
@@ -99,7 +98,7 @@ class Metrics:
       ``webhooks``          hub_webhooks_received_total{source, outcome in SOURCE_OUTCOMES},
                             and {UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME}
       ``auth_failures``     hub_auth_failures_total{source, reason in the reasons of the
-                            source's auth type, hub.auth.SCHEME_REASONS}
+                            source's auth, hub.auth.refusals}
       ``events``            hub_events_total{source, outcome in EVENT_OUTCOMES}; also
                             for ``own_sources`` (``expiry``) through ``count_events``
       ``ingest_seconds``    hub_ingest_duration_seconds{source}
@@ -121,7 +120,7 @@ class Metrics:
 
     def __init__(
         self,
-        sources: Mapping[str, str],
+        sources: Mapping[str, Collection[str]],
         receivers: Iterable[str],
         version: str,
         *,
@@ -255,25 +254,26 @@ class Metrics:
             registry=r,
         )
 
-    def precreate_sources(self, sources: Mapping[str, str]) -> None:
-        """Create every series of these sources (name -> auth type) at 0, at start and
-        for reloaded ones: an authentication failure only for the reasons its auth type
-        can refuse with. A reload that changed the type removes the others."""
-        for source, auth_type in sources.items():
+    def precreate_sources(self, sources: Mapping[str, Collection[str]]) -> None:
+        """Create every series of these sources (name -> the reasons its auth can refuse
+        with, ``hub.auth.refusals``) at 0, at start and for reloaded ones: an
+        authentication failure only for those reasons. A reload that changed the auth
+        removes the others."""
+        for source, refusals in sources.items():
             for outcome in SOURCE_OUTCOMES:
                 self.webhooks.labels(source, outcome)
             for outcome in EVENT_OUTCOMES:
                 self.events.labels(source, outcome)
             self.ingest_seconds.labels(source)
             for reason in AUTH_REASONS:
-                if reason in SCHEME_REASONS[auth_type]:
+                if reason in refusals:
                     self.auth_failures.labels(source, reason)
                 else:
                     _remove(self.auth_failures, source, reason)
 
     def _precreate(
         self,
-        sources: Mapping[str, str],
+        sources: Mapping[str, Collection[str]],
         receivers: list[str],
         heartbeats: list[str],
         own: list[str],

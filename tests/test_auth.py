@@ -7,7 +7,7 @@ from typing import get_args, get_type_hints
 import pytest
 
 from hub import auth
-from hub.auth import SCHEME_REASONS, SCHEMES, authenticate
+from hub.auth import SCHEME_REASONS, SCHEMES, authenticate, refusals
 from hub.config import Auth
 from hub.errors import AuthError
 from tests.source_factory import make_auth
@@ -315,7 +315,14 @@ def test_a_request_that_fails_is_refused_with_its_reason(name, config, headers, 
     with pytest.raises(AuthError) as caught:
         authenticate(config, headers, BODY, NOW)
     assert caught.value.reason == reason
-    assert caught.value.reason in SCHEME_REASONS[config.type]
+    assert caught.value.reason in refusals(config)
+
+
+def test_an_hmac_source_signing_no_timestamp_cannot_be_refused_as_stale():
+    """GitHub signs the body alone, Slack a timestamp too: only Slack's kind of source
+    has a stale-timestamp series."""
+    assert "timestamp_outside_tolerance" not in refusals(GITHUB)
+    assert refusals(SLACK) == SCHEME_REASONS["hmac"]
 
 
 def test_each_scheme_lists_exactly_the_reasons_its_refusals_carry():

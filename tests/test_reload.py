@@ -293,7 +293,6 @@ def test_a_reload_changing_a_sources_auth_type_keeps_only_the_failures_the_new_o
     assert failures == {
         ("shop", "missing_header"): 0,
         ("shop", "malformed_header"): 1,
-        ("shop", "timestamp_outside_tolerance"): 0,
         ("shop", "signature_mismatch"): 0,
     }
 
