@@ -482,6 +482,21 @@ def m018_incident_title_alerts(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m019_incident_order(db: sqlite_utils.Database) -> None:
+    """The incident lists (API, console tabs) read the most recently changed first, page
+    after page: without an index in that order every page sorted every matching
+    incident (0.4 s for the resolved tab of 200,000). One index for each list with a
+    status and one for the list without; incidents change far less often than alerts,
+    whose list has no such index as every re-send moves its order."""
+    db.executescript(
+        """
+        CREATE INDEX incidents_status_changed ON incidents (status, updated_at, id);
+        CREATE INDEX incidents_changed ON incidents (updated_at, id);
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

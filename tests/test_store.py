@@ -129,6 +129,23 @@ def test_the_alerts_that_end_are_found_through_their_index_not_a_scan(store):
         assert not [detail for detail in details if detail.startswith("SCAN")], (sql, details)
 
 
+@pytest.mark.parametrize("where", ["status = :status", "1"])
+@pytest.mark.parametrize("after", [None, (1.5, 7)])
+def test_incident_pages_are_read_in_index_order_not_sorted(store, where, after):
+    """A page of the newest incidents, by status or not, first or after a cursor, must
+    not sort every incident the store holds (the resolved tab grows without end)."""
+    statements: list[str] = []
+    store._reader.set_trace_callback(statements.append)
+    try:
+        list(store.incidents(where, {"status": "resolved"}, 101, after))
+    finally:
+        store._reader.set_trace_callback(None)
+    [sql] = [sql for sql in statements if sql.startswith("SELECT")]
+    details = [row["detail"] for row in store.query(f"EXPLAIN QUERY PLAN {sql}")]
+    assert any("incidents_" in detail and "changed" in detail for detail in details), details
+    assert not [detail for detail in details if "TEMP B-TREE" in detail], details
+
+
 def alert_with_end(tx, ends_at: float) -> dict:
     event = Event(
         fingerprint="fp",
