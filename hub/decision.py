@@ -98,14 +98,8 @@ def decide_in(
     source: str,
     now: float,
 ) -> list[EventDecision]:
-    """``decide`` with the stored alerts and firing labels read through ``tx``: an
-    alert still under its bare key from before keys were scoped too, as ingest finds it
-    (and moves it; nothing is written here)."""
-    stored = {
-        event.fingerprint: tx.get_alert(event.fingerprint)
-        or tx.unscoped_alert(source, event.fingerprint)
-        for event in events
-    }
+    """``decide`` with the stored alerts and firing labels read through ``tx``."""
+    stored = {event.fingerprint: tx.get_alert(event.fingerprint) for event in events}
     firing = dispatch.firing_labels(tx, rules)
     return decide(rules, active_silences, firing, stored, events, source, now)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 
 _FNV_OFFSET = 14695981039346656037
@@ -25,7 +24,6 @@ _FNV_PRIME = 1099511628211
 _MASK64 = (1 << 64) - 1
 _SEPARATOR = 0xFF
 _SCOPE = "/"
-_HASH_FORM = re.compile(r"[0-9a-f]{16}")
 
 
 def alertmanager_fingerprint(labels: Mapping[str, str]) -> str:
@@ -75,13 +73,3 @@ def fingerprint(
 def sender_key(scoped: str) -> str:
     """The sender's own dedup key of a scoped fingerprint, for answers it reads."""
     return scoped.partition(_SCOPE)[2]
-
-
-def unscoped_form(fingerprint: str) -> str | None:
-    """The form a scoped key may still be stored in from before keys were scoped: its
-    bare key, when that is 16 lowercase hex digits. The upgrade (m015 in ``hub.store``)
-    moved every other bare key under its source, but could not tell these from a label
-    hash or an Alertmanager fingerprint, so it left them as they were. None for any
-    other fingerprint."""
-    _, scope, key = fingerprint.partition(_SCOPE)
-    return key if scope and _HASH_FORM.fullmatch(key) else None

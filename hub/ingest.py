@@ -263,7 +263,7 @@ def _count(applied: list[_Applied], outcome: Outcome) -> int:
 
 def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) -> _Applied:
     occurred = occurred_at(event, now)
-    state = tx.alert_state(event.fingerprint) or _stored_unscoped(tx, source, event.fingerprint)
+    state = tx.alert_state(event.fingerprint)
     was_firing = state is not None and state["status"] == "firing"
     event, end, outcome = judge(state, event, occurred)
     if outcome is Outcome.IGNORED:
@@ -287,17 +287,6 @@ def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) ->
         "incident_id": alert.get("incident_id"),
     }
     return _Applied(summary, outcome, event, occurred)
-
-
-def _stored_unscoped(tx: Tx, source: str, fingerprint: str) -> dict | None:
-    """The source's alert still under the bare key it had before keys were scoped by
-    source (``Tx.unscoped_alert``), moved under its scoped fingerprint now, at the
-    sender's first event about it since the upgrade; None when there is none."""
-    stored = tx.unscoped_alert(source, fingerprint)
-    if stored is None:
-        return None
-    tx.update("alerts", stored["id"], {"fingerprint": fingerprint})
-    return tx.alert_state(fingerprint)
 
 
 def _ignored(event: Event, occurred: float) -> _Applied:

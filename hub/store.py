@@ -31,7 +31,6 @@ from sqlite_utils.migrations import Migrations
 from hub.alerts import matchable
 from hub.errors import Unavailable
 from hub.events import SEVERITIES
-from hub.fingerprints import unscoped_form
 from hub.silences import Silence
 
 T = TypeVar("T")
@@ -401,9 +400,8 @@ def m015_source_scoped_keys(db: sqlite_utils.Database) -> None:
     tell them apart better: the label hash may cover only a source's
     ``identity_labels``, and Alertmanager's covers the alert's labels without the
     source's defaults, neither of which the database knows. So a key that was itself
-    16 hex digits keeps its bare form, until its sender's next event finds it there
-    (``Tx.unscoped_alert``); a key equal to hub's own hash of its labels named the same
-    alert either way.
+    16 hex digits keeps its bare form (its sender's next event opens a new alert);
+    a key equal to hub's own hash of its labels named the same alert either way.
 
     Two passes over the table, both linear. The first stores the new fingerprints as
     BLOBs, which never equal a TEXT fingerprint: a new ``a/b`` may still be held as a
@@ -567,21 +565,6 @@ class Tx:
             (fingerprint,),
         )
         return _one(cursor)
-
-    def unscoped_alert(self, source: str, fingerprint: str) -> dict | None:
-        """``source``'s alert still stored under the bare form of the scoped
-        ``fingerprint`` (``fingerprints.unscoped_form``): a key stored before keys were
-        scoped, which the upgrade left bare. Before it, a bare key named one alert
-        whichever source sent it, stored as the first sender's; as for the keys the
-        upgrade moved, that source keeps it."""
-        bare = unscoped_form(fingerprint)
-        if bare is None:
-            return None
-        cursor = self.conn.execute(
-            "SELECT * FROM alerts WHERE fingerprint = ? AND source = ?", (bare, source)
-        )
-        row = _one(cursor)
-        return _decode_alert(row) if row else None
 
     def next_alert_id(self) -> int:
         """The id SQLite would give the next alert (one past the largest), taken first

@@ -4,16 +4,11 @@ Alerts stored under a bare key before the upgrade keep receiving their re-sends.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from pathlib import Path
 
 import pytest
-import sqlite_utils
 from conftest import AUTH, BASE_CONFIG, mail_url
 from source_factory import fixture_json
-
-from hub.store import migrations
 
 CONFIG = (
     BASE_CONFIG
@@ -98,6 +93,22 @@ def test_a_source_re_sending_its_key_repeats_its_alert(hub):
         assert len(alerts(http)) == 1
 
 
+def test_a_key_spelled_like_another_alerts_label_hash_is_its_own_alert(hub):
+    """A sender echoing the fingerprint of hub's answer back as its dedup_key names a
+    new alert, shop/<hash>, and leaves the alert of that hash as it was."""
+    unkeyed = {"status": "firing", "summary": "disk full", "labels": {"host": "db1"}}
+    with hub.client(headers=AUTH) as http:
+        stored = http.post("/webhooks/shop", json=unkeyed).json()["alerts"][0]
+        key = stored["fingerprint"]
+        assert len(key) == 16 and "/" not in key
+        echoed = {"status": "resolved", "summary": "job done", "dedup_key": key}
+        answer = http.post("/webhooks/shop", json=echoed).json()["alerts"][0]
+        assert answer["id"] != stored["id"]
+        assert alerts(http) == sorted(
+            [("shop", key, "firing", "disk full"), ("shop", f"shop/{key}", "resolved", "job done")]
+        )
+
+
 def test_alertmanager_fingerprints_are_shared_by_sources(hub):
     body = fixture_json("alertmanager", "firing.json")
     with hub.client() as http:
@@ -128,86 +139,3 @@ def test_alerts_stored_under_a_bare_key_before_the_upgrade_take_their_re_sends(h
             answer = http.post(f"/webhooks/{source}", json=body, headers=headers).json()
             assert answer["duplicates"] == 1, source
         assert alerts(http) == before
-
-
-HEX_KEY = "0123456789abcdef"
-
-
-def database_before_scoped_keys(path: Path) -> None:
-    """A file as hub left it before m015: shop's firing alert stored under its bare
-    dedup_key, in an open incident."""
-    db = sqlite_utils.Database(path)
-    migrations.apply(db, stop_before="m015_source_scoped_keys")
-    timing = {"group_wait": 0.0, "group_interval": 0.2, "repeat_interval": 3600.0}
-    db["incidents"].insert(
-        {
-            "id": 1,
-            "group_key": "{}",
-            "route_id": "root",
-            "status": "open",
-            "severity": "warning",
-            "title": "run 1001 failed",
-            "labels": "{}",
-            "receivers": '["ops"]',
-            "timing": json.dumps(timing),
-            "opened_at": 1.0,
-            "updated_at": 1.0,
-            "active_alerts": 1,
-        }
-    )
-    db["alerts"].insert(
-        {
-            "id": 1,
-            "fingerprint": HEX_KEY,
-            "source": "shop",
-            "status": "firing",
-            "severity": "warning",
-            "summary": "run 1001 failed",
-            "labels": "{}",
-            "annotations": "{}",
-            "first_seen": 1.0,
-            "last_seen": 1.0,
-            "last_change": 1.0,
-            "incident_id": 1,
-        }
-    )
-    db.close()
-
-
-def test_an_alert_keyed_with_sixteen_hex_digits_before_the_upgrade_takes_its_resolve(
-    hub_factory, smtp, tmp_path
-):
-    """m015 could not tell such a bare key from a label hash and left it as it was: the
-    sender's resolve must still find the alert, not store a second one beside it while
-    it fires for ever. Another source's same key stays another alert."""
-    database_before_scoped_keys(tmp_path / "hub.db")
-    hub = hub_factory(CONFIG, mail_url=mail_url(smtp[1]))
-    resolve = {**PAID, "dedup_key": HEX_KEY}
-    with hub.client(headers=AUTH) as http:
-        answer = http.post("/webhooks/shop", json=resolve).json()
-        other = http.post("/webhooks/crm", json=resolve).json()
-        incident = http.get("/api/v1/incidents/1").json()
-        shown = alerts(http)
-    assert answer["alerts"] == [
-        {"id": 1, "fingerprint": f"shop/{HEX_KEY}", "status": "resolved", "incident_id": 1}
-    ]
-    assert other["alerts"][0]["id"] != 1
-    assert shown == [
-        ("crm", f"crm/{HEX_KEY}", "resolved", "order 1001 paid"),
-        ("shop", f"shop/{HEX_KEY}", "resolved", "order 1001 paid"),
-    ]
-    assert incident["status"] == "resolved"
-
-
-def test_a_test_mode_decision_finds_such_an_alert_and_leaves_it_as_it_is(
-    hub_factory, smtp, tmp_path
-):
-    database_before_scoped_keys(tmp_path / "hub.db")
-    testing = CONFIG.replace("max_body_bytes = 4096", 'max_body_bytes = 4096\nmode = "test"')
-    hub = hub_factory(testing, mail_url=mail_url(smtp[1]))
-    with hub.client(headers=AUTH) as http:
-        answer = http.post("/webhooks/shop", json={**PAID, "dedup_key": HEX_KEY}).json()
-        shown = alerts(http)
-    (decided,) = answer["decision"]
-    assert (decided["outcome"], decided["notification"]) == ("changed", "resolved")
-    assert shown == [("shop", HEX_KEY, "firing", "run 1001 failed")]
