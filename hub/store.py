@@ -1123,7 +1123,7 @@ class Store:
     def open(self) -> None:
         """Migrate the schema, then start the committer; raises if the file is unusable."""
         writer = self._connect()
-        migrations.apply(sqlite_utils.Database(writer))
+        _migrate(sqlite_utils.Database(writer))
         writer.isolation_level = None
         # The loop never waits on SQLite's busy handler: a locked file is retried later.
         writer.execute("PRAGMA busy_timeout = 0")
@@ -1637,6 +1637,15 @@ def _epoch(value: datetime | None) -> float | None:
 
 def _datetime(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    """Apply the pending migrations, and say which in one log line: the operator reading
+    an upgrade's log sees the schema change, and a later start that changed nothing."""
+    pending = [migration.name for migration in migrations.pending(db)]
+    migrations.apply(db)
+    if pending:
+        log.info("event=store_migrated applied=%s", ",".join(pending))
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from datetime import UTC, datetime
 
@@ -32,6 +33,22 @@ def insert_delivery(key: str):
         return delivery_id
 
     return write
+
+
+def test_opening_logs_the_migrations_it_applied_and_a_second_opening_none(tmp_path, caplog):
+    path = str(tmp_path / "m.db")
+    with caplog.at_level(logging.INFO, logger="hub.store"):
+        with store_module.opened(path):
+            pass
+        first = [r.getMessage() for r in caplog.records if "store_migrated" in r.getMessage()]
+        caplog.clear()
+        with store_module.opened(path):
+            pass
+        again = [r.getMessage() for r in caplog.records if "store_migrated" in r.getMessage()]
+    [line] = first
+    assert line.startswith("event=store_migrated applied=m001_")
+    assert "m019_incident_order" in line
+    assert again == []
 
 
 def test_concurrent_writes_are_committed_together(store):
