@@ -252,11 +252,12 @@ def _take(
     tx: Tx, incident: dict, now: float, actor: str, comment: str, snooze: float | None
 ) -> None:
     """Acknowledge, for a while when ``snooze`` is given. The holder may do it again: a
-    snooze replaces their last one and a plain ack ends it, while a plain ack of an
-    ack that never lapses changes nothing. Anyone else is refused."""
+    snooze replaces their last one and a plain ack ends it, while a plain ack of a
+    plain ack changes nothing (under an ``ack_timeout`` it does not restart the
+    timeout: a second click is no new decision). Anyone else is refused."""
     if incident["status"] == "acknowledged":
         _refuse_taking_over(incident, actor)
-        if snooze is None and incident["snoozed_until"] is None:
+        if snooze is None and incident["snooze_reason"] != snoozes.SNOOZE:
             return
     acknowledge(tx, incident, now, actor, comment, snooze)
 

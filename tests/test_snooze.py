@@ -137,11 +137,15 @@ def test_an_acknowledgement_lapses_after_the_policys_ack_timeout(hub_factory, sm
         assert epoch(acked.json()["snoozed_until"]) == pytest.approx(
             epoch(acked.json()["acknowledged_at"]) + 0.5, abs=0.01
         )
+        again = http.post(f"/api/v1/incidents/{incident['id']}/ack", json={"comment": "twice"})
+        assert again.status_code == 200, again.text
+        assert again.json()["snoozed_until"] == acked.json()["snoozed_until"]
         wait_for(lambda: recipients(mailbox).count("first") == 2)
         lapsed = shown(http, incident["id"])
         assert (lapsed["status"], lapsed["acknowledged_by"]) == ("open", None)
         (entry,) = entries(lapsed, "ack_timed_out")
         assert (entry["actor"], entry["detail"]["acknowledged_by"]) == ("hub", "will")
+        assert [e["detail"]["comment"] for e in entries(lapsed, "acknowledged")] == ["on it"]
         assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 1)]
         assert step_count(http, "ack_timed_out") == 1
         assert step_count(http, "snooze_ended") == 0
