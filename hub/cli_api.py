@@ -53,7 +53,8 @@ INCIDENT_FIELDS = (
     ("opened", "opened_at"),
     ("acknowledged", "acknowledged_at"),
     ("acknowledged by", "acknowledged_by"),
-    ("snoozed until", "snoozed_until"),
+    ("ack lapses", "snoozed_until"),
+    ("lapses because", "snooze_reason"),
     ("resolved", "resolved_at"),
     ("resolved by", "resolved_by"),
 )

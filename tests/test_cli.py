@@ -145,7 +145,8 @@ def test_snooze_acknowledges_for_a_while_and_a_duration_out_of_bounds_fails(runn
     assert snoozed.stdout.strip().removeprefix(prefix) == ANY_TIME
     shown = hub_cli(hub, "incident", str(incident_id), token="read-token")
     assert "status:          acknowledged" in shown.stdout
-    assert re.search(r"^snoozed until:\s+\S+Z$", shown.stdout, re.MULTILINE), shown.stdout
+    assert re.search(r"^ack lapses:\s+\S+Z$", shown.stdout, re.MULTILINE), shown.stdout
+    assert re.search(r"^lapses because:\s+snooze$", shown.stdout, re.MULTILINE), shown.stdout
     timeline = shown.stdout.split("Timeline:")[1].splitlines()
     assert timeline[-1].split(maxsplit=3)[1:3] == ["snoozed", "will"]
     too_long = hub_cli(hub, "snooze", str(incident_id), "8d")
