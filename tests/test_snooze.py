@@ -9,11 +9,13 @@ test waits for real."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 
 import pytest
 from conftest import BASE_CONFIG, MovedClock, render_config, wait_for
+from console_support import sign_in
 from test_escalation import WRITE, escalated_steps, first_paged, recipients, step_count
 
 from hub import config
@@ -53,6 +55,13 @@ def pages(mailbox) -> list[str]:
 
 def epoch(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
+
+
+def escalation_fact(page: str) -> str:
+    """What an incident page's "Escalation" fact says, its whitespace collapsed."""
+    found = re.search(r"<dt>Escalation</dt><dd>(.*?)</dd>", page, re.DOTALL)
+    assert found, "the page shows no escalation"
+    return " ".join(found.group(1).split())
 
 
 def after_a_worker_round() -> None:
@@ -235,6 +244,37 @@ def test_snoozing_an_incident_someone_else_holds_is_a_conflict(hub_factory, smtp
         assert refused.status_code == 409
         assert "already acknowledged by will" in refused.json()["detail"]
         assert shown(http, incident["id"])["snoozed_until"] == until
+
+
+@pytest.mark.parametrize(
+    ("extra", "how", "resumes"),
+    [("", "ack", False), ("", "snooze", True), ('ack_timeout = "1h"\n', "ack", True)],
+    ids=["plain-ack", "snooze", "ack-timeout"],
+)
+def test_the_incident_page_shows_escalation_paused_while_acknowledged_and_when_it_resumes(
+    hub_factory, smtp, extra, how, resumes
+):
+    """Step two is still due on the escalation row while the incident is acknowledged,
+    but it will be skipped: the page must not read as if the next page were coming."""
+    with first_paged(hub_factory, smtp, second_after="1h", extra=extra) as (_, hub, http, incident):
+        with hub.client() as browser:
+            sign_in(browser, "write-token")
+            page = f"/incidents/{incident['id']}"
+            assert escalation_fact(browser.get(page).text).startswith("page: step 2 due ")
+            body = {"duration": "4h"} if how == "snooze" else {}
+            taken = http.post(f"/api/v1/incidents/{incident['id']}/{how}", json=body)
+            assert taken.status_code == 200, taken.text
+            fact = escalation_fact(browser.get(page).text)
+    assert "due" not in fact
+    if resumes:
+        until = datetime.fromisoformat(taken.json()["snoozed_until"])
+        assert re.fullmatch(
+            rf"page: paused while acknowledged; resumes <time[^>]*>{until:%H:%M} UTC</time>"
+            r" \(in [^)]+\) if still unresolved",
+            fact,
+        ), fact
+    else:
+        assert fact == "page: paused while acknowledged"
 
 
 @pytest.mark.parametrize(
