@@ -126,6 +126,26 @@ def test_a_snooze_button_acknowledges_for_a_while_and_the_page_says_until_when(h
     assert "after lunch" in shown
 
 
+def test_snooze_buttons_show_only_where_a_snooze_would_be_taken(hub_factory):
+    """Anyone may snooze an open incident; once acknowledged, only its holder: the API
+    refuses anyone else with 409, so they see no button to click into it."""
+    hub = start(hub_factory)
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    snooze = f'formaction="/incidents/{incident_id}/snooze"'
+    with hub.client() as will, hub.client() as ada:
+        sign_in(will, "write-token")
+        sign_in(ada, "admin-token")
+        page = f"/incidents/{incident_id}"
+        assert snooze in will.get(page).text and snooze in ada.get(page).text, "open"
+        acked = will.post(f"{page}/ack", data={"_csrf": csrf_in(will.get(page).text)})
+        assert acked.status_code == 303
+        holder, other = will.get(page).text, ada.get(page).text
+    assert snooze in holder
+    assert snooze not in other
+    for action in ("unack", "resolve"):
+        assert f'formaction="/incidents/{incident_id}/{action}"' in other, "taking over stays"
+
+
 def test_a_read_token_sees_no_actions_and_its_posts_are_refused(hub_factory):
     hub = start(hub_factory)
     incident_id = fire(hub.url, "checkout down")["incident_id"]
