@@ -202,9 +202,11 @@ def acknowledge(
     tx: Tx, incident: dict, now: float, actor: str, comment: str, snooze: float | None = None
 ) -> None:
     """Record an acknowledgement. It lasts until the incident resolves, or lapses after
-    ``snooze`` seconds, else after its policy's ``ack_timeout`` (``hub.snoozes``)."""
+    ``snooze`` seconds, else after its policy's ``ack_timeout`` (``hub.snoozes``). The
+    holder acknowledging again keeps when they took it: only the lapse moves."""
     lapse = snoozes.lapse(now, snooze, escalation.ack_timeout(tx, incident["id"]))
-    taken = {"status": "acknowledged", "acknowledged_at": now, "acknowledged_by": actor}
+    since = incident["acknowledged_at"] or now
+    taken = {"status": "acknowledged", "acknowledged_at": since, "acknowledged_by": actor}
     tx.update("incidents", incident["id"], {**taken, **lapse, "updated_at": now})
     kind = "acknowledged" if snooze is None else "snoozed"
     tx.add_timeline(incident["id"], now, kind, actor, {"comment": comment, **snoozes.until(lapse)})
@@ -263,13 +265,16 @@ def _take(
 
 
 def _refuse_taking_over(incident: dict, actor: str) -> None:
-    """Acknowledging an incident someone else holds is a conflict naming who and since
-    when, so the caller never takes the answer for having taken it (they unacknowledge
-    first to take it over); the holder may acknowledge again (``_take``)."""
+    """Acknowledging an incident someone else holds is a conflict naming who, since
+    when and, if it lapses, until when, so the caller never takes the answer for having
+    taken it (they unacknowledge first to take it over, or wait); the holder may
+    acknowledge again (``_take``)."""
     holder = incident["acknowledged_by"]
     if holder != actor:
-        since = f"{_time(incident['acknowledged_at']):%Y-%m-%dT%H:%M:%SZ}"
-        raise Conflict(f"incident {incident['id']} is already acknowledged by {holder} at {since}")
+        held = f"by {holder} at {snoozes.stamp(incident['acknowledged_at'])}"
+        if incident["snoozed_until"] is not None:
+            held += f" until {snoozes.stamp(incident['snoozed_until'])}"
+        raise Conflict(f"incident {incident['id']} is already acknowledged {held}")
 
 
 def _about(alert: dict) -> dict:

@@ -65,7 +65,7 @@ def lapse(now: float, snooze: float | None, ack_timeout: float | None) -> dict:
 def until(columns: dict) -> dict[str, str]:
     """What an acknowledgement's timeline entry says of its lapse: ``until`` (RFC 3339)."""
     wakes = columns["snoozed_until"]
-    return {} if wakes is None else {"until": _stamp(wakes)}
+    return {} if wakes is None else {"until": stamp(wakes)}
 
 
 def wake_due(tx: Tx, now: float, limit: int) -> list[tuple[int, str]]:
@@ -100,5 +100,6 @@ def _wake(tx: Tx, incident: dict, now: float) -> str:
     return ending
 
 
-def _stamp(epoch: float) -> str:
+def stamp(epoch: float) -> str:
+    """A time as the timeline and a refused acknowledgement name it: RFC 3339, to the second."""
     return f"{datetime.fromtimestamp(epoch, UTC):%Y-%m-%dT%H:%M:%SZ}"

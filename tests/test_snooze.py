@@ -57,6 +57,11 @@ def epoch(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+def stamp(text: str) -> str:
+    """An API time as a 409's detail names it, to the second."""
+    return f"{datetime.fromisoformat(text):%Y-%m-%dT%H:%M:%SZ}"
+
+
 def escalation_fact(page: str) -> str:
     """What an incident page's "Escalation" fact says, its whitespace collapsed."""
     found = re.search(r"<dt>Escalation</dt><dd>(.*?)</dd>", page, re.DOTALL)
@@ -233,16 +238,28 @@ def test_a_bad_snooze_duration_is_refused_naming_it_and_changes_nothing(
         assert after["timeline"] == before["timeline"]
 
 
-def test_snoozing_an_incident_someone_else_holds_is_a_conflict(hub_factory, smtp):
-    with first_paged(hub_factory, smtp, second_after="1h") as (_, __, http, incident):
-        assert http.post(f"/api/v1/incidents/{incident['id']}/ack", json={}).status_code == 200
-        until = snooze(http, incident["id"], "4h").json()["snoozed_until"]
+def test_snoozing_an_incident_someone_else_holds_is_a_conflict_naming_when_it_was_taken(
+    hub_factory, smtp
+):
+    """The holder snoozing again moves when the ack lapses, not when they took it."""
+    clock = MovedClock()
+    with first_paged(hub_factory, smtp, second_after="1h", clock=clock) as (_, __, http, incident):
+        acked = http.post(f"/api/v1/incidents/{incident['id']}/ack", json={})
+        assert acked.status_code == 200
+        taken = acked.json()["acknowledged_at"]
+        clock.advance(120)
+        snoozed = snooze(http, incident["id"], "4h").json()
+        until = snoozed["snoozed_until"]
         assert until is not None, "the holder snoozes their own ack"
+        assert snoozed["acknowledged_at"] == taken
         refused = http.post(
             f"/api/v1/incidents/{incident['id']}/snooze", json={"duration": "1h"}, headers=ADMIN
         )
         assert refused.status_code == 409
-        assert "already acknowledged by will" in refused.json()["detail"]
+        assert refused.json()["detail"] == (
+            f"incident {incident['id']} is already acknowledged by will"
+            f" at {stamp(taken)} until {stamp(until)}"
+        )
         assert shown(http, incident["id"])["snoozed_until"] == until
 
 
