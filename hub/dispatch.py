@@ -259,12 +259,14 @@ def _context(
     """The message's context. Its ack link acknowledges as ``person``, the one person
     the receiver reaches, if any. Once someone has acknowledged the incident (a new
     alert may join it after), it names who and when and carries no ack link: the
-    message must not read as a fresh page that nobody has taken. A resolution by a
-    person names who and when, since the alerts it lists may still fire at their
-    source."""
+    message must not read as a fresh page that nobody has taken. A firing message
+    about an incident open again because an acknowledgement lapsed names whose it was
+    and why. A resolution by a person names who and when, since the alerts it lists
+    may still fire at their source."""
     firing = not resolved and any(a["status"] == "firing" for a in visible)
     acked_at = incident["acknowledged_at"]
     by_person = resolved and incident["resolved_by"] not in (None, HUB_ACTOR)
+    lapsed = firing and incident["lapsed_by"] is not None
     return NotificationContext(
         incident_id=incident["id"],
         status="firing" if firing else "resolved",
@@ -289,6 +291,8 @@ def _context(
         acknowledged_at=_time(acked_at) if acked_at is not None else None,
         resolved_by=incident["resolved_by"] if by_person else None,
         resolved_at=_time(incident["resolved_at"]) if by_person else None,
+        lapsed_by=incident["lapsed_by"] if lapsed else None,
+        lapse_reason=incident["lapse_reason"] if lapsed else None,
     )
 
 

@@ -7,7 +7,8 @@ way the incident keeps, beside its ack, when it wakes (``snoozed_until``) and wh
 (``snooze_reason``). The escalator wakes it from the store (``hub.escalation``), so a
 restart changes nothing and a wake-up missed while hub was down happens at its
 start: the incident is open again, the timeline says so (actor hub), its receivers
-are told again as if for the first time, and its escalation starts over.
+are told again as if for the first time (their messages say whose acknowledgement
+lapsed and why: ``lapsed_by``, ``lapse_reason``), and its escalation starts over.
 
 Resolving or unacknowledging ends a snooze; acknowledging without a duration ends
 it too (under an ``ack_timeout`` that acknowledgement lapses in its turn).
@@ -32,7 +33,9 @@ ENDINGS = {SNOOZE: "snooze_ended", ACK_TIMEOUT: "ack_timed_out"}
 outcome (``hub_escalation_steps_total{outcome}``)."""
 SHORTEST = Duration.parse("1m")
 LONGEST = Duration.parse("7d")
-CLEARED = {"snoozed_until": None, "snooze_reason": None}
+CLEARED = {"snoozed_until": None, "snooze_reason": None, "lapsed_by": None, "lapse_reason": None}
+"""An incident's columns when its acknowledgement does not lapse and none has lapsed
+since it was last acknowledged or resolved."""
 
 
 def length(text: str) -> float:
@@ -56,9 +59,9 @@ def lapse(now: float, snooze: float | None, ack_timeout: float | None) -> dict:
     wins over the policy's ``ack_timeout`` (the person chose how long); with neither,
     the acknowledgement lasts until the incident resolves."""
     if snooze is not None:
-        return {"snoozed_until": now + snooze, "snooze_reason": SNOOZE}
+        return {**CLEARED, "snoozed_until": now + snooze, "snooze_reason": SNOOZE}
     if ack_timeout is not None:
-        return {"snoozed_until": now + ack_timeout, "snooze_reason": ACK_TIMEOUT}
+        return {**CLEARED, "snoozed_until": now + ack_timeout, "snooze_reason": ACK_TIMEOUT}
     return dict(CLEARED)
 
 
@@ -83,11 +86,13 @@ def wake_due(tx: Tx, now: float, limit: int) -> list[tuple[int, str]]:
 
 def _wake(tx: Tx, incident: dict, now: float) -> str:
     """As if nobody had acknowledged it: open, its receivers told again (the ack link
-    included), on the timeline by hub with whose acknowledgement ended."""
+    included, and whose acknowledgement lapsed and why), on the timeline by hub with
+    whose acknowledgement ended."""
     ending = ENDINGS[incident["snooze_reason"]]
     holder = incident["acknowledged_by"]
     opened = {"status": "open", "acknowledged_at": None, "acknowledged_by": None}
-    tx.update("incidents", incident["id"], {**opened, **CLEARED, "updated_at": now})
+    lapsed = {"lapsed_by": holder, "lapse_reason": incident["snooze_reason"]}
+    tx.update("incidents", incident["id"], {**opened, **CLEARED, **lapsed, "updated_at": now})
     why = (
         f"the snooze {holder} set ended"
         if ending == "snooze_ended"

@@ -495,6 +495,19 @@ def m019_incident_order(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m020_lapsed_acks(db: sqlite_utils.Database) -> None:
+    """An incident open again because an acknowledgement lapsed keeps whose it was
+    (``lapsed_by``) and why (``lapse_reason``, as ``snooze_reason`` was), so the pages
+    sent again say so; the next acknowledgement or resolution forgets them."""
+    db.executescript(
+        """
+        ALTER TABLE incidents ADD COLUMN lapsed_by TEXT;
+        ALTER TABLE incidents ADD COLUMN lapse_reason TEXT;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

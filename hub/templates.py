@@ -33,6 +33,13 @@ from hub.config import Config, Receiver
 BodyFormat = Literal["text", "markdown", "html"]
 ACKER_ROOM = 40
 """Characters of an acknowledger's name an SMS keeps."""
+LapseReason = Literal["snooze", "ack_timeout"]
+LAPSES: dict[LapseReason, tuple[str, str]] = {
+    "snooze": ("the snooze ended", "snooze ended"),
+    "ack_timeout": ("not resolved within the policy's ack_timeout", "timed out"),
+}
+"""Why an acknowledgement lapsed, as a message paging again says it: in full, and
+short for an SMS."""
 
 FORMATS: dict[Kind, BodyFormat] = {
     "sms": "text",
@@ -60,10 +67,13 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     the incident and when (both None until someone does), so a message about an
     incident already in hand says so rather than paging afresh. ``resolved_by`` and
     ``resolved_at`` say who resolved it and when when a person did (None when its
-    alerts resolved), as the alerts listed may still fire. All four default to
-    None so outbox rows written before they existed still decode. Templates see
-    each field, plus ``firing_count``, ``resolved_count`` and ``common_labels``,
-    as top-level names.
+    alerts resolved), as the alerts listed may still fire. ``lapsed_by`` and
+    ``lapse_reason`` say, on a firing message about an incident open again because an
+    acknowledgement lapsed, whose it was and why (``snooze`` or ``ack_timeout``), so
+    the person paged again knows why. All six default to None so outbox rows written
+    before they existed still decode. Templates see each field, plus
+    ``firing_count``, ``resolved_count``, ``common_labels`` and ``lapsed``, as
+    top-level names.
     """
 
     incident_id: int
@@ -78,6 +88,8 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     acknowledged_at: datetime | None = None
     resolved_by: str | None = None
     resolved_at: datetime | None = None
+    lapsed_by: str | None = None
+    lapse_reason: LapseReason | None = None
 
     @property
     def firing_count(self) -> int:
@@ -94,6 +106,15 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
             return {}
         first, *rest = (alert.labels for alert in self.alerts)
         return {k: v for k, v in first.items() if all(other.get(k) == v for other in rest)}
+
+    @property
+    def lapsed(self) -> str:
+        """Why this message pages again: whose acknowledgement lapsed and why, as a
+        sentence; empty when none did."""
+        if self.lapsed_by is None or self.lapse_reason is None:
+            return ""
+        why = LAPSES[self.lapse_reason][0]
+        return f"The acknowledgement by {self.lapsed_by} lapsed: {why}."
 
 
 class Rendered(msgspec.Struct, frozen=True):
@@ -125,6 +146,10 @@ CHAT_BODY = """
 - ... and {{ alerts | length - 20 }} more
 {% endif %}
 
+{% if lapsed %}
+{{ lapsed }}
+
+{% endif %}
 {% if status == "firing" and acknowledged_by %}
 Acknowledged by {{ acknowledged_by }} · {% elif status == "firing" and ack_url %}
 [Acknowledge]({{ ack_url }}) · {% elif resolved_by %}
@@ -137,6 +162,9 @@ EMAIL_BODY = """\
 <h2>[{{ status | upper }}] {{ title }}</h2>
 <p>Incident #{{ incident_id }} · severity <b>{{ severity }}</b> · {{ firing_count }} firing,
 {{ resolved_count }} resolved</p>
+{% if lapsed %}
+<p>{{ lapsed }}</p>
+{% endif %}
 {% if status == "firing" and acknowledged_by %}
 <p>Acknowledged by {{ acknowledged_by }} at {{ acknowledged_at | utc }}</p>
 {% elif status == "firing" and ack_url %}
@@ -274,7 +302,8 @@ def _describe(error: Exception) -> str:
 
 
 def sms(context: NotificationContext, limit: int = SMS_LIMIT) -> str:
-    """``CRITICAL #42 x3: summary... Ack: <link>`` within ``limit`` characters; once
+    """``CRITICAL #42 x3: summary... Ack: <link>`` within ``limit`` characters (paging
+    again, ``... Ack by <name> lapsed (snooze ended). Ack: <link>``); once
     acknowledged, ``... Acknowledged by <name>`` instead of the link; resolved by a
     person, ``RESOLVED #42: summary... Resolved by <name>``."""
     firing = context.status == "firing"
@@ -286,15 +315,19 @@ def sms(context: NotificationContext, limit: int = SMS_LIMIT) -> str:
 
 
 def _sms_tail(context: NotificationContext) -> str:
-    """What an SMS ends with: who has the incident, else the link to take it; who
-    resolved it, when a person did. A name is cut to ACKER_ROOM, so the summary always
-    keeps room."""
+    """What an SMS ends with: who has the incident, else the link to take it (after
+    whose acknowledgement lapsed, if one did); who resolved it, when a person did. A
+    name is cut to ACKER_ROOM, so the summary always keeps room."""
     if context.status != "firing":
         who = context.resolved_by
         return f" Resolved by {_shorten(who, ACKER_ROOM)}" if who else ""
     if context.acknowledged_by:
         return f" Acknowledged by {_shorten(context.acknowledged_by, ACKER_ROOM)}"
-    return f" Ack: {context.ack_url}" if context.ack_url else ""
+    link = f" Ack: {context.ack_url}" if context.ack_url else ""
+    if context.lapsed_by is None or context.lapse_reason is None:
+        return link
+    why = LAPSES[context.lapse_reason][1]
+    return f" Ack by {_shorten(context.lapsed_by, ACKER_ROOM)} lapsed ({why})." + link
 
 
 def _shorten(text: str, room: int) -> str:
@@ -316,6 +349,7 @@ def _variables(context: NotificationContext) -> dict[str, Any]:
         "firing_count": context.firing_count,
         "resolved_count": context.resolved_count,
         "common_labels": context.common_labels,
+        "lapsed": context.lapsed,
     }
 
 

@@ -62,6 +62,11 @@ def stamp(text: str) -> str:
     return f"{datetime.fromisoformat(text):%Y-%m-%dT%H:%M:%SZ}"
 
 
+def texts_to(mailbox, address: str) -> list[str]:
+    """The text of every message sent to ``address``, in order."""
+    return [mailbox.text_of(i) for i in pages_to(mailbox, address)]
+
+
 def escalation_fact(page: str) -> str:
     """What an incident page's "Escalation" fact says, its whitespace collapsed."""
     found = re.search(r"<dt>Escalation</dt><dd>(.*?)</dd>", page, re.DOTALL)
@@ -109,9 +114,14 @@ def test_a_snooze_that_ends_pages_again_as_if_nobody_had_acknowledged(hub_factor
         assert ended["detail"]["acknowledged_by"] == "will"
         assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 1)], "started over"
         assert step_count(http, "snooze_ended") == 1
-        for index in (pages_to(mailbox, "ops")[-1], pages_to(mailbox, "first")[-1]):
-            text = mailbox.text_of(index)
-            assert "/ack/" in text and "Acknowledged by" not in text, "a fresh page"
+        for address in ("ops", "first"):
+            before, again = texts_to(mailbox, address)
+            assert "/ack/" in again and "Acknowledged by" not in again, "a fresh page"
+            assert "The acknowledgement by will lapsed: the snooze ended." in again
+            assert "lapsed" not in before
+        assert (woken["lapsed_by"], woken["lapse_reason"]) == ("will", "snooze")
+        taken = http.post(f"/api/v1/incidents/{incident['id']}/ack", json={}).json()
+        assert (taken["lapsed_by"], taken["lapse_reason"]) == (None, None), "taken again"
 
 
 @pytest.mark.parametrize(
@@ -157,6 +167,8 @@ def test_an_acknowledgement_lapses_after_the_policys_ack_timeout(hub_factory, sm
         wait_for(lambda: recipients(mailbox).count("first") == 2)
         lapsed = shown(http, incident["id"])
         assert (lapsed["status"], lapsed["acknowledged_by"]) == ("open", None)
+        why = "The acknowledgement by will lapsed: not resolved within the policy's ack_timeout."
+        assert why in texts_to(mailbox, "first")[-1]
         (entry,) = entries(lapsed, "ack_timed_out")
         assert (entry["actor"], entry["detail"]["acknowledged_by"]) == ("hub", "will")
         assert [e["detail"]["comment"] for e in entries(lapsed, "acknowledged")] == ["on it"]

@@ -6,6 +6,7 @@ import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from markupsafe import escape
 
 from hub import channels, config, templates
 from hub.errors import ConfigError
@@ -134,6 +135,42 @@ def test_an_sms_cuts_a_long_acknowledger_name_never_the_summary_away():
     )
     assert len(body) <= 160
     assert body.startswith("CRITICAL #1: checkout API error rate above 5% Acknowledged by xxx")
+
+
+@pytest.mark.parametrize(
+    ("reason", "said", "short"),
+    [
+        ("snooze", "the snooze ended", "snooze ended"),
+        ("ack_timeout", "not resolved within the policy's ack_timeout", "timed out"),
+    ],
+)
+def test_a_page_sent_again_after_an_ack_lapsed_says_whose_and_why_on_every_channel(
+    reason, said, short
+):
+    again = context(ack_url=ACK, lapsed_by="will", lapse_reason=reason)
+    rendered = Templates(parsed())
+    sentence = f"The acknowledgement by will lapsed: {said}."
+    for kind, shown in (("chat", sentence), ("email", f"<p>{escape(sentence)}</p>")):
+        body = rendered.render(again, kind).body
+        assert shown in body
+        assert ACK in body, "with the link to take it again"
+    body = templates.sms(again)
+    assert body.endswith(f" Ack by will lapsed ({short}). Ack: {ACK}")
+    assert body.startswith("CRITICAL #1: checkout API error rate above 5%")
+
+
+@pytest.mark.parametrize("summary", ["short", LONG])
+def test_an_sms_paging_again_fits_and_keeps_the_link_and_some_summary(summary):
+    again = context(title=summary, ack_url=ACK, lapsed_by="x" * 300, lapse_reason="ack_timeout")
+    body = templates.sms(again)
+    assert len(body) <= 160
+    assert body.startswith("CRITICAL #1: " + summary[:3])
+    assert body.endswith(f" lapsed (timed out). Ack: {ACK}")
+
+
+def test_a_first_page_says_nothing_of_a_lapse():
+    for kind in ("chat", "email", "sms"):
+        assert "lapsed" not in Templates(parsed()).render(context(), kind).body
 
 
 def test_structured_endpoints_get_the_context_as_json():
