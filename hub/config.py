@@ -12,7 +12,7 @@ import tomllib
 import types
 import typing
 import urllib.parse
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -435,18 +435,58 @@ def parse(text: str, environ: typing.Mapping[str, str], folder: Path | None = No
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"TOML syntax: {e}"]) from e
-    problems: list[str] = []
-    resolved = _resolve_env(raw, "", environ, problems)
-    _collect_problems(resolved, Config, "", problems)
-    if problems:
-        raise ConfigError(problems)
+    found = _Findings()
+    repaired = _collect_problems(_resolve_env(raw, "", environ, found), Config, "", found)
     config = _anchor_paths(
-        msgspec.convert(resolved, Config, dec_hook=_dec_hook), folder or Path.cwd()
+        msgspec.convert(repaired, Config, dec_hook=_dec_hook), folder or Path.cwd()
     )
-    problems = check(config)
+    problems = found.problems + found.unsaid(check(config))
     if problems:
         raise ConfigError(problems)
     return config
+
+
+class _Findings:
+    """The problems of the file's shape, and the places where hub stood in for a value it
+    could not take (a wrong type, an unset variable, a missing required key).
+
+    The cross references are checked on the file with those stand-ins, so that one wrong
+    value does not hide every other problem. What ``check`` then says about a stand-in
+    would be about a value the file does not hold: ``unsaid`` leaves it out.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self._stood_in: list[re.Pattern[str]] = []
+
+    def add(self, path: str, reason: str) -> None:
+        self.problems.append(f"{path or 'config'}: {reason}")
+
+    def stand_in(self, path: str, reason: str) -> None:
+        """A problem at ``path``, whose value hub stood in for."""
+        self.add(path, reason)
+        self.stood_in_for(path)
+
+    def stood_in_for(self, place: str) -> None:
+        """What ``check`` says at ``place`` or inside it goes unsaid, and what it says of
+        the table or array holding it (``notify: undefined receiver ""``)."""
+        around = rf"{re.escape(place)}[.\[:]"
+        holder = _LAST_STEP.sub("", place)
+        self._stood_in.append(re.compile(rf"{around}|{re.escape(holder)}:" if holder else around))
+
+    def unsaid(self, problems: list[str]) -> list[str]:
+        """The problems ``check`` found that are not about a stand-in."""
+        return [
+            problem
+            for problem in problems
+            if not any(place.match(_NAMED.sub("]", problem)) for place in self._stood_in)
+        ]
+
+
+_NAMED = re.compile(r"\] \([^)]*\)")
+"""The name ``check`` gives an entry after its index (``sources[0] (shop)``)."""
+_LAST_STEP = re.compile(r'(\."[^"]*"|\[\d+\]|\.[^.\[]*)$')
+"""The last key or index of a path."""
 
 
 def _anchor_paths(config: Config, folder: Path) -> Config:
@@ -512,12 +552,12 @@ _STARTUP_KEYS = (
 )
 
 
-def _resolve_env(value: Any, path: str, environ: typing.Mapping[str, str], problems: list[str]):
+def _resolve_env(value: Any, path: str, environ: typing.Mapping[str, str], found: _Findings):
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; name missing ones."""
     if isinstance(value, dict):
-        return {k: _resolve_env(v, _join(path, k), environ, problems) for k, v in value.items()}
+        return {k: _resolve_env(v, _join(path, k), environ, found) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_env(v, f"{path}[{i}]", environ, problems) for i, v in enumerate(value)]
+        return [_resolve_env(v, f"{path}[{i}]", environ, found) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -527,7 +567,7 @@ def _resolve_env(value: Any, path: str, environ: typing.Mapping[str, str], probl
             return environ[name]
         if default is not None:
             return default
-        problems.append(f"{path}: environment variable {name} is not set")
+        found.stand_in(path, f"environment variable {name} is not set")
         return ""
 
     return _ENV_REF.sub(substitute, value)
@@ -537,8 +577,9 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _collect_problems(value: Any, type_: Any, path: str, problems: list[str]) -> None:
-    """Walk the raw value against the struct type, recording every mismatch.
+def _collect_problems(value: Any, type_: Any, path: str, found: _Findings) -> Any:
+    """Walk the raw value against the struct type, recording every mismatch; return the
+    value without its faults (``_BAD`` for a value that is wrong as a whole).
 
     Tables and arrays are walked here, down to each scalar, so that a problem names
     the key path and quotes the value it found there: msgspec's own path hides a
@@ -550,24 +591,40 @@ def _collect_problems(value: Any, type_: Any, path: str, problems: list[str]) ->
         # The one member the value's kind of container fits (``str | list[str]``).
         fitting = [a for a in inner if typing.get_origin(a) is type(value)]
         if len(inner) == 1 or len(fitting) == 1:
-            _collect_problems(value, (fitting or inner)[0], path, problems)
-            return
+            return _collect_problems(value, (fitting or inner)[0], path, found)
     if _is_struct(type_) and isinstance(value, dict):
-        _collect_struct(value, type_, path, problems)
-        return
+        return _collect_struct(value, type_, path, found)
     if origin is list and isinstance(value, list):
-        for i, item in enumerate(value):
-            _collect_problems(item, args[0], f"{path}[{i}]", problems)
-        return
+        return [_collect_item(item, args[0], f"{path}[{i}]", found) for i, item in enumerate(value)]
     if origin is dict and isinstance(value, dict):
-        for key, item in value.items():
-            bare = re.fullmatch(r"[A-Za-z0-9_-]+", key)  # else quoted, as TOML writes it
-            _collect_problems(item, args[1], _join(path, key if bare else f'"{key}"'), problems)
-        return
+        return {
+            key: _collect_item(item, args[1], _join(path, _key(key)), found)
+            for key, item in value.items()
+        }
     try:
         msgspec.convert(value, type_, dec_hook=_dec_hook)
     except msgspec.ValidationError as e:
-        problems.append(f"{path or 'config'}: {_explained(str(e), value, type_)}")
+        found.add(path, _explained(str(e), value, type_))
+        return _BAD
+    return value
+
+
+_BAD = object()
+"""What ``_collect_problems`` returns for a value of the wrong type."""
+
+
+def _collect_item(value: Any, type_: Any, path: str, found: _Findings) -> Any:
+    """An array item or a table value: a wrong one is stood in for where it is."""
+    collected = _collect_problems(value, type_, path, found)
+    if collected is _BAD:
+        found.stood_in_for(path)
+        return _stand_in(type_)
+    return collected
+
+
+def _key(key: str) -> str:
+    """A table key as a path shows it: bare, else quoted as TOML writes it."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
 
 
 _TYPE_MISMATCH = re.compile(r"Expected `([^`]+)`, got `[^`]+`")
@@ -611,17 +668,59 @@ def choices(annotation: Any) -> tuple[str, ...]:
     return ()
 
 
-def _collect_struct(value: dict, type_: type, path: str, problems: list[str]) -> None:
+def _collect_struct(value: dict, type_: type, path: str, found: _Findings) -> dict:
+    """The table's known keys without their faults: a wrong value of a key with a
+    default is left out (the default is checked instead); a required key that is
+    missing or wrong is stood in for, and with it the whole table (at the top level,
+    the key), as the cross references cannot tell a table with a made-up key apart."""
     fields = {f.encode_name: f for f in msgspec.structs.fields(type_)}
     for key in value:
         if key not in fields:
             known = ", ".join(sorted(fields))
-            problems.append(f"{_join(path, key)}: unknown key (expected one of: {known})")
+            found.add(_join(path, key), f"unknown key (expected one of: {known})")
+    collected = {}
     for name, field in fields.items():
-        if name in value:
-            _collect_problems(value[name], field.type, _join(path, name), problems)
+        where = _join(path, name)
+        fitted = _collect_problems(value[name], field.type, where, found) if name in value else None
+        if name not in value and field.required:
+            found.add(where, "required key is missing")
+        if name in value and fitted is not _BAD:
+            collected[name] = fitted
         elif field.required:
-            problems.append(f"{_join(path, name)}: required key is missing")
+            found.stood_in_for(path or where)
+            collected[name] = _stand_in(field.type)
+        elif name in value:
+            found.stood_in_for(where)
+    return collected
+
+
+_STAND_INS: dict[Any, Any] = {
+    str: "",
+    int: 0,
+    float: 0.0,
+    bool: False,
+    Duration: "0s",
+    date: date(1970, 1, 1),
+    datetime: datetime(1970, 1, 1, tzinfo=UTC),
+}
+
+
+def _stand_in(type_: Any) -> Any:
+    """A value of ``type_`` a file could hold (so ``check`` copes with it as with any),
+    put where the file holds none that fits."""
+    origin, args = typing.get_origin(type_), typing.get_args(type_)
+    if _is_struct(type_):
+        fields = msgspec.structs.fields(type_)
+        return {f.encode_name: _stand_in(f.type) for f in fields if f.required}
+    if origin is typing.Literal:
+        return args[0]
+    if origin is Annotated:
+        return _stand_in(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return None if type(None) in args else _stand_in(args[0])
+    if origin in (list, dict):
+        return origin()
+    return _STAND_INS[type_]
 
 
 def _is_struct(type_: Any) -> bool:

@@ -53,7 +53,11 @@ def test_every_fault_is_listed_with_its_table_and_key():
         " basic, hmac, standard-webhooks)" in problems
     )
     assert any(p.startswith("route.group_wait: expected a duration") for p in problems)
-    assert len(problems) == 5
+    assert (
+        "sources[0] (shop).format: unknown format 'carrier-pigeon' (expected one of: "
+        "alertmanager, generic, grafana, native, pagerduty, prometheus)" in problems
+    ), "a type error elsewhere does not hide it"
+    assert len(problems) == 6
 
 
 def test_cross_references_are_checked_once_the_shape_is_right():
@@ -264,10 +268,11 @@ def test_check_config_prints_every_problem_and_exits_non_zero(tmp_path):
     (tmp_path / "bad.toml").write_text(BROKEN)
     result = run_hub("check-config", "bad.toml", cwd=tmp_path)
     assert result.returncode == 1
-    assert "5 problem(s)" in result.stderr
+    assert "6 problem(s)" in result.stderr
     assert "environment variable SHOP_TOKEN is not set" in result.stderr
     assert "server.port: Expected `int`, got 'eighty'" in result.stderr
     assert "route.group_wait" in result.stderr
+    assert "sources[0] (shop).format: unknown format 'carrier-pigeon'" in result.stderr
 
 
 def test_check_config_refuses_zero_group_and_repeat_intervals(tmp_path):
@@ -423,3 +428,78 @@ def test_a_value_of_the_wrong_type_is_quoted_under_its_key_path(table, problem):
     """The problem used to name only the type found (got `str`), and a table's key
     was lost from the path: the operator had to hunt for the value."""
     assert problems_of(valid(tables=table)) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            valid(child='receiver = "pager"', tables='[notifier]\nmax_attempts = "three"'),
+            [
+                "notifier.max_attempts: Expected `int`, got 'three'",
+                'route.routes[0].receiver: undefined receiver "pager"',
+            ],
+        ),
+        (
+            valid(
+                route='group_wait = "soon"\nmute_time_intervals = ["nights"]',
+                tables="[[inhibit_rules]]\nsource_matchers = ['a=~\"(\"']\n"
+                'target_matchers = [\'b="c"\']\nequal = "b"',
+            ).replace('group_wait = "0s"\n', ""),
+            [
+                "route.group_wait: expected a duration like '30s', '5m' or '4h', got 'soon'",
+                "inhibit_rules[0].equal: Expected `array`, got 'b'",
+                'route.mute_time_intervals: undefined time interval "nights"',
+                "inhibit_rules[0].source_matchers[0]: bad regular expression '(': missing ),"
+                " unterminated subpattern at position 0",
+            ],
+        ),
+        (
+            valid(tables='[[receivers]]\nname = "pager"\nurls = ["json://127.0.0.1:9/", 5]')
+            + '[[escalations]]\nname = "page"\nsteps = [{ notify = ["nobody"] }]\n',
+            [
+                "receivers[1].urls[1]: Expected `str`, got 5",
+                'escalations[0] (page).steps[0].notify: undefined receiver or schedule "nobody"',
+            ],
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_one_problem_among_the_rest(text, expected):
+    """A type error used to be all that was reported: an undefined receiver, a bad
+    matcher or an unknown time interval elsewhere showed only once it was fixed."""
+    assert problems_of(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        (
+            '[[sources]]\nname = "crm"\nauth = { type = "telepathy", tokens = ["t"] }',
+            "sources[0].auth.type: Invalid enum value 'telepathy' (expected one of: none,"
+            " bearer, basic, hmac, standard-webhooks)",
+        ),
+        (
+            '[[sources]]\nname = "crm"\nauth = "bearer"',
+            "sources[0].auth: Expected `object`, got 'bearer'",
+        ),
+        (
+            '[[sources]]\nname = "crm"\nauth = { type = "bearer", tokens = ["${CRM_TOKEN}"] }',
+            "sources[0].auth.tokens[0]: environment variable CRM_TOKEN is not set",
+        ),
+        (
+            '[[maintenance]]\nname = "db"\nstarts_at = "soon"\n'
+            "ends_at = 2026-01-05T09:00:00Z\nmatchers = ['a=\"b\"']",
+            "maintenance[0].starts_at: Invalid RFC3339 encoded datetime (got 'soon')",
+        ),
+    ],
+)
+def test_what_hub_stood_in_for_a_wrong_value_is_not_reported_again(table, problem):
+    """The rest of the file is checked with a wrong value left out (its default) or,
+    where the key is required, stood in for: nothing is said about the stand-in (no
+    "the root route needs a receiver", no "tokens not used by auth type none")."""
+    assert problems_of(valid(tables=table)) == [problem]
+
+
+def test_a_root_receiver_of_the_wrong_type_is_not_also_missing():
+    text = valid().replace('receiver = "ops"', "receiver = 5")
+    assert problems_of(text) == ["route.receiver: Expected `str`, got 5"]
