@@ -58,7 +58,7 @@ from hub.problems import (
     handle_unexpected,
 )
 from hub.rules import Rules
-from hub.store import Store, Tx
+from hub.store import Store, Tx, opened
 from hub.webhooks import WebhookDoor
 
 log = logging.getLogger("hub.app")
@@ -310,11 +310,8 @@ class Runtime:
         """Config problems only the store can show (a config heartbeat named like an API
         one), refused at start and on reload like any other; a store not yet open has
         nothing to compare (``start`` checks once it is)."""
-        if not self.store.is_open:
-            return
-        problems = heartbeats.clashes(config.heartbeats, self.store.heartbeats())
-        if problems:
-            raise ConfigError(problems)
+        if self.store.is_open:
+            _refuse_clashes(config, self.store)
 
     def on_config_change(self, old: Config, new: Config) -> None:
         """Called after a reload swapped the config, to rebuild what derives from it.
@@ -353,6 +350,21 @@ class Runtime:
         log.log(
             level, "event=config_reload outcome=%s path=%s %s", outcome, self.config_path, detail
         )
+
+
+def _refuse_clashes(config: Config, store: Store) -> None:
+    problems = heartbeats.clashes(config.heartbeats, store.heartbeats())
+    if problems:
+        raise ConfigError(problems)
+
+
+def check_store(config: Config) -> None:
+    """Raise ConfigError if this hub cannot start on the config's store (a newer hub
+    migrated it, a config heartbeat takes an API one's name), else migrate it: what
+    ``Runtime.start`` refuses, found before serving, so that ``hub serve`` says it as
+    it says the config's problems rather than failing its startup with a traceback."""
+    with opened(config.storage.path, synchronous=config.storage.synchronous) as store:
+        _refuse_clashes(config, store)
 
 
 def auth_refusals(config: Config) -> dict[str, tuple[str, ...]]:

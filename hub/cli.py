@@ -38,11 +38,12 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hub import logs
-    from hub.app import create_app
+    from hub.app import check_store, create_app
 
     logs.configure(args.log_level.upper())
     try:
         config = config_module.load(config_path(args.config))
+        check_store(config)
     except ConfigError as e:
         _print_problems(config_path(args.config), e.problems)
         return 2

@@ -29,7 +29,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from hub.alerts import matchable
-from hub.errors import Unavailable
+from hub.errors import ConfigError, Unavailable
 from hub.events import SEVERITIES
 from hub.silences import Silence
 
@@ -1136,7 +1136,11 @@ class Store:
     def open(self) -> None:
         """Migrate the schema, then start the committer; raises if the file is unusable."""
         writer = self._connect()
-        _migrate(sqlite_utils.Database(writer))
+        try:
+            _migrate(sqlite_utils.Database(writer), self.path)
+        except Exception:
+            writer.close()
+            raise
         writer.isolation_level = None
         # The loop never waits on SQLite's busy handler: a locked file is retried later.
         writer.execute("PRAGMA busy_timeout = 0")
@@ -1652,13 +1656,31 @@ def _datetime(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def _migrate(db: sqlite_utils.Database) -> None:
+def _migrate(db: sqlite_utils.Database, path: str) -> None:
     """Apply the pending migrations, and say which in one log line: the operator reading
     an upgrade's log sees the schema change, and a later start that changed nothing."""
+    _refuse_newer(db, path)
     pending = [migration.name for migration in migrations.pending(db)]
     migrations.apply(db)
     if pending:
         log.info("event=store_migrated applied=%s", ",".join(pending))
+
+
+def _refuse_newer(db: sqlite_utils.Database, path: str) -> None:
+    """Refuse a store a newer hub migrated: what this hub wrote there would lack what the
+    newer one keeps, and no later upgrade mends such rows (upgrades only go forward)."""
+    # Nothing is applied to an empty database: every migration this hub knows is pending.
+    known = [migration.name for migration in migrations.pending(sqlite_utils.Database(memory=True))]
+    applied = [migration.name for migration in migrations.applied(db)]
+    if set(applied) <= set(known):
+        return
+    raise ConfigError(
+        [
+            f"storage.path: {path} was upgraded by a newer hub (its newest migration is"
+            f" {applied[-1]}, this hub's is {known[-1]}): run that hub or a newer one, or"
+            " restore the backup taken before the upgrade"
+        ]
+    )
 
 
 @contextlib.contextmanager

@@ -8,10 +8,13 @@ import sqlite3
 from datetime import UTC, datetime
 
 import pytest
+import sqlite_utils
+from conftest import free_port
+from test_config import run_hub
 
 from hub import store as store_module
 from hub.alerts import new_row
-from hub.errors import Unavailable
+from hub.errors import ConfigError, Unavailable
 from hub.events import Event
 from hub.store import Store
 
@@ -49,6 +52,54 @@ def test_opening_logs_the_migrations_it_applied_and_a_second_opening_none(tmp_pa
     assert line.startswith("event=store_migrated applied=m001_")
     assert "m019_incident_order" in line
     assert again == []
+
+
+def test_a_store_a_newer_hub_migrated_is_refused_naming_both_newest_migrations(tmp_path):
+    """An older hub used to run on such a store, writing rows without what the newer
+    version keeps (README: upgrades only go forward)."""
+    path = str(tmp_path / "newer.db")
+    with store_module.opened(path):
+        pass
+    mark_migrated_by_a_newer_hub(path)
+    refused = Store(path)
+    with pytest.raises(ConfigError) as raised:
+        refused.open()
+    assert raised.value.problems == [NEWER_STORE_PROBLEM.format(path=path)]
+    assert not refused.is_open
+
+
+NEWER_STORE_PROBLEM = (
+    "storage.path: {path} was upgraded by a newer hub (its newest migration is"
+    " m999_from_the_future, this hub's is m019_incident_order): run that hub or a newer"
+    " one, or restore the backup taken before the upgrade"
+)
+
+
+def mark_migrated_by_a_newer_hub(path: str) -> None:
+    """Record a migration this hub does not know, as the store records one it applies."""
+    sqlite_utils.Database(path)["_sqlite_migrations"].insert(
+        {
+            "migration_set": "hub",
+            "name": "m999_from_the_future",
+            "applied_at": str(datetime.now(UTC)),
+        }
+    )
+
+
+def test_serve_refuses_to_start_on_a_store_a_newer_hub_migrated(tmp_path):
+    db = tmp_path / "hub.db"
+    (tmp_path / "alerts.toml").write_text(
+        f'[storage]\npath = "{db.as_posix()}"\n'
+        '[[receivers]]\nname = "ops"\nurls = ["json://127.0.0.1:9/"]\n'
+        '[route]\nreceiver = "ops"\n'
+    )
+    with store_module.opened(str(db)):
+        pass
+    mark_migrated_by_a_newer_hub(str(db))
+    result = run_hub("serve", "--port", str(free_port()), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"  - {NEWER_STORE_PROBLEM.format(path=db.as_posix())}" in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
 
 
 def test_concurrent_writes_are_committed_together(store):
