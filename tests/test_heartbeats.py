@@ -10,6 +10,7 @@ import time
 
 import pytest
 from conftest import BASE_CONFIG, mail_url, wait_for
+from test_config import run_hub
 
 from hub import config
 from hub.app import Runtime
@@ -308,3 +309,7 @@ def test_a_config_heartbeat_may_not_take_an_api_heartbeats_name(hub_factory, smt
     hub.stop()
     with pytest.raises(ConfigError, match="deploy-check"):
         asyncio.run(Runtime(config.load(hub.config_path)).start())
+    served = run_hub("serve", "--config", str(hub.config_path), cwd=hub.config_path.parent)
+    assert served.returncode == 2, "refused as a config problem, not a failed startup"
+    assert "  - heartbeats[0] (deploy-check).name: taken by a heartbeat" in served.stderr
+    assert "Traceback" not in served.stderr
