@@ -43,6 +43,8 @@ INCIDENT_COLUMNS = (
     ("updated", "updated_at"),
     ("title", "title"),
 )
+ACK_COLUMNS = (("acknowledged by", "acknowledged_by"), ("ack lapses", "snoozed_until"))
+"""Who holds an acknowledgement and when it lapses (a snooze's end, an ``ack_timeout``)."""
 INCIDENT_FIELDS = (
     ("incident", "id"),
     ("status", "status"),
@@ -52,8 +54,7 @@ INCIDENT_FIELDS = (
     ("receivers", "receivers"),
     ("opened", "opened_at"),
     ("acknowledged", "acknowledged_at"),
-    ("acknowledged by", "acknowledged_by"),
-    ("ack lapses", "snoozed_until"),
+    *ACK_COLUMNS,
     ("lapses because", "snooze_reason"),
     ("resolved", "resolved_at"),
     ("resolved by", "resolved_by"),
@@ -106,7 +107,16 @@ def alerts(args: argparse.Namespace, client: Client) -> Answer:
 def incidents(args: argparse.Namespace, client: Client) -> Answer:
     query = [("status", args.status), ("severity", args.severity)]
     rows = _list(args, client, "/api/v1/incidents", query + _labels(args.matchers))
-    return Answer(rows, display.table(rows, INCIDENT_COLUMNS))
+    return Answer(rows, display.table(rows, _incident_columns(args.status)))
+
+
+def _incident_columns(status: str | None) -> display.Columns:
+    """With ``ACK_COLUMNS`` before the title, unless the list holds only incidents no one
+    holds an acknowledgement of (open or resolved ones)."""
+    if status in ("open", "resolved"):
+        return INCIDENT_COLUMNS
+    *first, title = INCIDENT_COLUMNS
+    return (*first, *ACK_COLUMNS, title)
 
 
 def incident(args: argparse.Namespace, client: Client) -> Answer:

@@ -156,6 +156,40 @@ def test_snooze_acknowledges_for_a_while_and_a_duration_out_of_bounds_fails(runn
     )
 
 
+def test_acknowledged_incidents_are_listed_with_who_holds_them_and_when_the_ack_lapses(
+    hub_factory, smtp
+):
+    """The list showed neither, as `hub incident ID` does ("acknowledged by", "ack
+    lapses"): the on-call had to open every acknowledged incident to see them."""
+    by_service = WITH_TOKENS.replace(
+        'receiver = "ops"\n', 'receiver = "ops"\ngroup_by = ["service"]\n'
+    )
+    hub = hub_factory(by_service, mail_url=mail_url(smtp[1]))
+    with hub.client(headers=AUTH) as http:
+        first = http.post("/webhooks/shop", json=EVENT)
+        other = http.post("/webhooks/shop", json={**EVENT, "labels": {"service": "search"}})
+    snoozed_id, acked_id = (a.json()["alerts"][0]["incident_id"] for a in (first, other))
+    assert hub_cli(hub, "snooze", str(snoozed_id), "4h").returncode == 0
+    assert hub_cli(hub, "ack", str(acked_id), token="admin-token").returncode == 0
+    listed = hub_cli(hub, "incidents", "--status", "acknowledged", token="read-token")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = [line.split() for line in listed.stdout.splitlines()]
+    assert header == [
+        *("ID", "STATUS", "SEVERITY", "OPENED", "UPDATED"),
+        *("ACKNOWLEDGED", "BY", "ACK", "LAPSES", "TITLE"),
+    ]
+    opened = ["acknowledged", "critical", ANY_TIME, ANY_TIME]
+    title = EVENT["summary"].split()
+    assert rows == [
+        [str(acked_id), *opened, "ada", "-", *title],
+        [str(snoozed_id), *opened, "will", ANY_TIME, *title],
+    ]
+    every = hub_cli(hub, "incidents", token="read-token").stdout.splitlines()
+    assert every[0].split() == header
+    still_open = hub_cli(hub, "incidents", "--status", "open", token="read-token")
+    assert "ACK" not in still_open.stdout, "an open incident is acknowledged by nobody"
+
+
 def test_a_silence_is_added_listed_and_expired(running):
     hub, _ = running
     added = hub_cli(
