@@ -669,29 +669,38 @@ def choices(annotation: Any) -> tuple[str, ...]:
 
 
 def _collect_struct(value: dict, type_: type, path: str, found: _Findings) -> dict:
-    """The table's known keys without their faults: a wrong value of a key with a
-    default is left out (the default is checked instead); a required key that is
-    missing or wrong is stood in for, and with it the whole table (at the top level,
-    the key), as the cross references cannot tell a table with a made-up key apart."""
+    """The table's known keys without their faults (``_collect_field``)."""
     fields = {f.encode_name: f for f in msgspec.structs.fields(type_)}
     for key in value:
         if key not in fields:
             known = ", ".join(sorted(fields))
             found.add(_join(path, key), f"unknown key (expected one of: {known})")
-    collected = {}
-    for name, field in fields.items():
-        where = _join(path, name)
-        fitted = _collect_problems(value[name], field.type, where, found) if name in value else None
-        if name not in value and field.required:
-            found.add(where, "required key is missing")
-        if name in value and fitted is not _BAD:
-            collected[name] = fitted
-        elif field.required:
-            found.stood_in_for(path or where)
-            collected[name] = _stand_in(field.type)
-        elif name in value:
+    return {
+        field.encode_name: fitted
+        for field in fields.values()
+        if (fitted := _collect_field(value, field, path, found)) is not _BAD
+    }
+
+
+def _collect_field(table: dict, field: msgspec.structs.FieldInfo, path: str, found: _Findings):
+    """One key's value without its faults, or ``_BAD`` to leave the key out: a wrong
+    value of a key with a default is left out (the default is checked instead); a
+    required key that is missing or wrong is stood in for, and with it the whole table
+    (at the top level, the key), as nothing can tell a table with a made-up key apart."""
+    where = _join(path, field.encode_name)
+    if field.encode_name in table:
+        fitted = _collect_problems(table[field.encode_name], field.type, where, found)
+        if fitted is not _BAD:
+            return fitted
+        if not field.required:
             found.stood_in_for(where)
-    return collected
+            return _BAD
+    elif not field.required:
+        return _BAD
+    else:
+        found.add(where, "required key is missing")
+    found.stood_in_for(path or where)
+    return _stand_in(field.type)
 
 
 _STAND_INS: dict[Any, Any] = {
