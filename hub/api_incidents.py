@@ -258,7 +258,9 @@ async def list_notifications(
     request: Request,
     incident: Annotated[int | None, QueryParameter(ge=1, le=ROW_ID_MAX)] = None,
     receiver: FromQuery[str | None] = None,
-    outcome: FromQuery[Literal["pending", "sending", "sent", "dead"] | None] = None,
+    wanted: Annotated[
+        Literal["pending", "sending", "sent", "dead"] | None, QueryParameter(name="state")
+    ] = None,
     limit: paging.Limit = 100,
     cursor: paging.Cursor = None,
 ) -> Response[list[dict[str, Any]]]:
@@ -266,7 +268,7 @@ async def list_notifications(
     rel="next"``): who was told what, when, and did it arrive."""
     filters = {
         column: value
-        for column, value in (("incident_id", incident), ("receiver", receiver), ("state", outcome))
+        for column, value in (("incident_id", incident), ("receiver", receiver), ("state", wanted))
         if value is not None
     }
     store = request.app.state.hub.store

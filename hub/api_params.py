@@ -1,6 +1,6 @@
 """The API's query parameters, in the client's terms.
 
-A filter the handler does not take (``?state=dead`` where the filter is ``outcome``)
+A filter the handler does not take (``?outcome=dead`` where the filter is ``state``)
 would otherwise be ignored and the whole list returned, which reads as an answer to
 the question asked; so it is refused, naming what the endpoint takes. So is a
 parameter given twice that takes one value. A bad value is

@@ -172,7 +172,7 @@ def oncall(args: argparse.Namespace, client: Client) -> Answer:
 
 
 def notifications(args: argparse.Namespace, client: Client) -> Answer:
-    query = [("incident", args.incident), ("outcome", args.outcome), ("receiver", args.receiver)]
+    query = [("incident", args.incident), ("state", args.state), ("receiver", args.receiver)]
     rows = _list(args, client, "/api/v1/notifications", query)
     return Answer(rows, display.table(rows, NOTIFICATION_COLUMNS))
 
@@ -357,7 +357,7 @@ def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.Argum
 def _notifications(commands: argparse._SubParsersAction, add: Callable[..., Any]) -> None:
     log = add(commands, "notifications", "the delivery log", notifications)
     log.add_argument("--incident", type=int, help="only this incident's notifications")
-    log.add_argument("--outcome", choices=("pending", "sending", "sent", "dead"))
+    log.add_argument("--state", choices=("pending", "sending", "sent", "dead"))
     log.add_argument("--receiver", help="only this receiver's notifications")
     _paged(log)
     add(commands, "retry", "send a dead-lettered notification again", retry).add_argument(

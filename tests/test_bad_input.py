@@ -164,9 +164,9 @@ def test_a_client_gone_before_its_body_arrived_changes_nothing(hub_factory, smtp
     ("query", "detail"),
     [
         (
-            "/api/v1/notifications?state=dead",
-            "unknown query parameter 'state'; GET /api/v1/notifications takes"
-            " cursor, incident, limit, outcome, receiver",
+            "/api/v1/notifications?outcome=dead",
+            "unknown query parameter 'outcome'; GET /api/v1/notifications takes"
+            " cursor, incident, limit, receiver, state",
         ),
         ("/api/v1/alerts?offset=2", "unknown query parameter 'offset'"),
         ("/api/v1/alerts/1?verbose=1", "takes no query parameters"),
@@ -200,7 +200,7 @@ def test_a_client_gone_before_its_body_arrived_changes_nothing(hub_factory, smtp
     ],
 )
 def test_an_api_filter_that_would_do_nothing_is_a_400_naming_it(hub_factory, smtp, query, detail):
-    """A filter hub cannot apply must not answer with the unfiltered list: ``?state=dead``
+    """A filter hub cannot apply must not answer with the unfiltered list: ``?outcome=dead``
     listing every notification reads as a list of dead letters."""
     _, smtp_port = smtp
     hub = hub_factory(mail_url=mail_url(smtp_port))
@@ -246,7 +246,7 @@ def test_a_filter_given_twice_is_a_400_naming_it_and_label_may_repeat(hub_factor
         for event in (checkout, staging):
             assert http.post("/webhooks/shop", json=event, headers=AUTH).status_code == 202
         status = http.get("/api/v1/alerts?status=firing&status=resolved")
-        limit = http.get("/api/v1/notifications?limit=1&outcome=sent&limit=2")
+        limit = http.get("/api/v1/notifications?limit=1&state=sent&limit=2")
         both = http.get(
             "/api/v1/alerts", params=[("label", "service=checkout"), ("label", "env=prod")]
         )

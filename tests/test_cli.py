@@ -234,11 +234,11 @@ def test_a_dead_letter_is_listed_and_sent_again_with_an_admin_token(hub_factory)
         http.post("/webhooks/shop", json=EVENT)
 
     def dead() -> list[dict]:
-        shown = hub_cli(hub, "notifications", "--outcome", "dead", "-o", "json")
+        shown = hub_cli(hub, "notifications", "--state", "dead", "-o", "json")
         return json.loads(shown.stdout)
 
     note = wait_for(dead)[0]
-    table = hub_cli(hub, "notifications", "--outcome", "dead", token="read-token").stdout
+    table = hub_cli(hub, "notifications", "--state", "dead", token="read-token").stdout
     assert table.splitlines()[1].split()[:6] == [str(note["id"]), "1", "ops", "mailto", "dead", "1"]
     assert table.endswith("Connection refused\n")
     retried = hub_cli(hub, "retry", str(note["id"]), token="admin-token")

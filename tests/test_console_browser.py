@@ -158,7 +158,7 @@ def test_a_dead_letter_shows_its_error_and_retry_delivers_it(hub_factory, page):
     sign_in(page, hub.url, "admin-token")
     fire(hub.url, "checkout down")
     with httpx.Client(base_url=hub.url, headers={"Authorization": "Bearer admin-token"}) as http:
-        wait_for(lambda: http.get("/api/v1/notifications", params={"outcome": "dead"}).json())
+        wait_for(lambda: http.get("/api/v1/notifications", params={"state": "dead"}).json())
     page.goto(f"{hub.url}/notifications?state=dead")
     dead = page.locator("tr[data-notification]")
     expect(dead).to_contain_text("dead")
