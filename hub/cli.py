@@ -39,10 +39,12 @@ def serve(args: argparse.Namespace) -> int:
 
     from hub import logs
     from hub.app import check_store, create_app
+    from hub.store import claim
 
     logs.configure(args.log_level.upper())
     try:
         config = config_module.load(config_path(args.config))
+        serving = claim(config.storage.path)  # noqa: F841 - held until the process exits
         check_store(config)
     except ConfigError as e:
         _print_problems(config_path(args.config), e.problems)

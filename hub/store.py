@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -22,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import msgspec
 import sqlite_utils
@@ -1681,6 +1683,33 @@ def _refuse_newer(db: sqlite_utils.Database, path: str) -> None:
             " restore the backup taken before the upgrade"
         ]
     )
+
+
+def claim(path: str) -> IO[str]:
+    """Take the store at ``path`` for this process alone, until it exits (the kernel
+    drops the lock then, SIGKILL included): a second hub serving the same store would
+    run its own escalator, dispatcher and expirer beside the first and page twice.
+    SQLite's locks last a transaction; this one lasts the process. It is on a file of
+    its own, beside the store, so that it never meets SQLite's locks on the store."""
+    lock_path = f"{path}.lock"
+    holder = open(lock_path, "a+")  # noqa: SIM115 - held open for the process's life
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder.seek(0)
+        pid = holder.read().strip() or "unknown"
+        holder.close()
+        raise ConfigError(
+            [
+                f"storage.path: {path} is served by another hub (pid {pid}, holding"
+                f" {lock_path}); one store takes one hub: stop that one, or give this one"
+                " its own storage.path"
+            ]
+        ) from None
+    holder.truncate(0)
+    holder.write(str(os.getpid()))
+    holder.flush()
+    return holder
 
 
 @contextlib.contextmanager

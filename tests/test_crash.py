@@ -190,7 +190,7 @@ def _wait_for_mail(hub: HubProcess, mailbox, stored: set[str], seed: int) -> Non
 
 def _assert_no_dead_letters(hub: HubProcess, seed: int) -> None:
     with hub.client() as http:
-        dead = http.get("/api/v1/notifications", params={"outcome": "dead"}).json()
+        dead = http.get("/api/v1/notifications", params={"state": "dead"}).json()
     assert dead == [], f"seed {seed}: dead-lettered notifications: {dead[:3]}"
 
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlite_utils
-from conftest import free_port
-from test_config import run_hub
+from conftest import free_port, wait_for
+from test_config import ROOT, run_hub
 
 from hub import store as store_module
 from hub.alerts import new_row
@@ -107,6 +113,58 @@ def test_serve_refuses_to_start_on_a_store_a_newer_hub_migrated(tmp_path):
     expected = NEWER_STORE_PROBLEM.format(path=db.as_posix(), newest=newest_migration())
     assert f"  - {expected}" in result.stderr.splitlines()
     assert "Traceback" not in result.stderr
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+def _serve(cwd: Path, port: int) -> subprocess.Popen:
+    """``hub serve`` of the config in ``cwd``, in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub", "serve", "--port", str(port)],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_a_second_hub_on_a_served_store_is_refused_until_the_first_is_gone(tmp_path):
+    """Two hubs on one store would both escalate, dispatch and expire: page twice."""
+    db = tmp_path / "hub.db"
+    (tmp_path / "alerts.toml").write_text(
+        f'[storage]\npath = "{db.as_posix()}"\n'
+        '[[receivers]]\nname = "ops"\nurls = ["json://127.0.0.1:9/"]\n'
+        '[route]\nreceiver = "ops"\n'
+    )
+    port = free_port()
+    first = _serve(tmp_path, port)
+    try:
+        wait_for(lambda: _ready(port))
+        second = run_hub("serve", "--port", str(free_port()), cwd=tmp_path)
+        assert second.returncode == 2
+        assert (
+            f"  - storage.path: {db.as_posix()} is served by another hub (pid {first.pid},"
+            f" holding {db.as_posix()}.lock); one store takes one hub: stop that one, or give"
+            " this one its own storage.path"
+        ) in second.stderr.splitlines()
+        assert "Traceback" not in second.stderr
+        assert _ready(port), "the first hub serves on"
+    finally:
+        first.send_signal(signal.SIGKILL)  # the kernel drops the lock with the process
+        first.wait(timeout=30)
+    port = free_port()
+    after = _serve(tmp_path, port)
+    try:
+        wait_for(lambda: _ready(port))
+    finally:
+        after.terminate()
+        after.wait(timeout=30)
 
 
 def test_concurrent_writes_are_committed_together(store):
