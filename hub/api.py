@@ -156,12 +156,13 @@ async def get_alert(request: Request, alert_id: RowId) -> dict[str, Any]:
     },
 )
 async def reload_config(request: Request) -> Response:
-    """200 once the new config runs; 400 listing every problem, the old config still running."""
-    problems = request.app.state.hub.reload()
+    """200 once the new config runs, naming the changed settings that wait for a restart;
+    400 listing every problem, the old config still running."""
+    problems, needs_restart = request.app.state.hub.reload()
     if problems:
         detail = f"{len(problems)} problem(s) in the config file; the running config is unchanged"
         return problem(400, "Invalid configuration", detail, problems=problems)
-    return Response({"status": "reloaded"})
+    return Response({"status": "reloaded", "needs_restart": needs_restart})
 
 
 @get("/healthz", summary="Liveness")

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NamedTuple
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from litestar import Litestar
@@ -72,6 +73,14 @@ def hub_version() -> str:
         return version("hub")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+class Reload(NamedTuple):
+    """What a reload did: the new file's problems (none: it runs), and the settings it
+    changed that only a restart applies (``[server] host``/``port``, ``[storage]``)."""
+
+    problems: list[str]
+    needs_restart: list[str]
 
 
 class Runtime:
@@ -285,10 +294,11 @@ class Runtime:
         ]
         return static + self.store.active_silences(now)
 
-    def reload(self) -> list[str]:
+    def reload(self) -> Reload:
         """Re-read the config file; on success swap it in, else keep running the old one.
 
-        Returns the new file's problems (empty: reloaded). The swap is one attribute
+        Returns the new file's problems (none: reloaded) and the changed settings only a
+        restart applies, so the caller learns what did not take. The swap is one attribute
         assignment, and everything reads ``runtime.config`` when it needs it, so a
         request sees either the old config or the new one, never a mix.
         """
@@ -299,12 +309,12 @@ class Runtime:
             self.check_against_store(loaded)
         except ConfigError as e:
             self._count_reload("failure", f"problems={'; '.join(e.problems)!r}")
-            return e.problems
+            return Reload(e.problems, [])
         new, kept = config_module.keep_startup_settings(self.config, loaded)
         old, self.config = self.config, new
         self.on_config_change(old, new)
         self._count_reload("success", f"needs_restart={','.join(kept) or '-'}")
-        return []
+        return Reload([], kept)
 
     def check_against_store(self, config: Config) -> None:
         """Config problems only the store can show (a config heartbeat named like an API

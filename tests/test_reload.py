@@ -54,11 +54,27 @@ def test_a_good_reload_swaps_the_config_and_a_new_source_is_accepted(hub):
     with hub.client(headers=ADMIN) as http:
         answer = http.post("/-/reload")
         assert answer.status_code == 200
-        assert answer.json() == {"status": "reloaded"}
+        assert answer.json() == {"status": "reloaded", "needs_restart": []}
         metrics = http.get("/metrics").text
     assert post_event(hub.url, "crm", "crm-token") == 202
     assert post_event(hub.url, "shop", "shop-secret-token") == 202
     assert 'hub_config_reloads_total{outcome="success"} 1.0' in metrics
+
+
+def test_a_reload_answer_names_the_changed_settings_that_wait_for_a_restart(hub, tmp_path):
+    """A deploy script reading the answer learns the new store path did not take."""
+    text = hub.config_path.read_text()
+    running = (tmp_path / "hub.db").as_posix()
+    assert f'path = "{running}"' in text
+    hub.config_path.write_text(text.replace(running, (tmp_path / "other.db").as_posix()))
+    with hub.client(headers=ADMIN) as http:
+        answer = http.post("/-/reload")
+        stored = http.get("/api/v1/alerts").status_code
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "reloaded", "needs_restart": ["storage.path"]}
+    assert stored == 200
+    assert post_event(hub.url, "shop", "shop-secret-token") == 202
+    assert not (tmp_path / "other.db").exists(), "the running store stays until a restart"
 
 
 PAGER = """
@@ -213,11 +229,11 @@ def test_a_reload_hands_the_old_and_new_config_to_the_change_hook(tmp_path):
     changes = []
     runtime.on_config_change = lambda old, new: changes.append((old, new))
     path.write_text(text + CRM)
-    assert runtime.reload() == []
+    assert runtime.reload().problems == []
     assert changes == [(first, runtime.config)]
     assert runtime.config.source("crm") is not None
     path.write_text(text + "[nonsense]\n")
-    refused = runtime.reload()
+    refused = runtime.reload().problems
     assert len(refused) == 1 and refused[0].startswith("nonsense: unknown key")
     assert len(changes) == 1 and runtime.config is changes[0][1]
 
