@@ -206,6 +206,8 @@ def _raise_alert(tx: Tx, row: dict, status: str, now: float, rules: Rules, reaso
     body = _encode({"heartbeat": name, "status": status, "reason": reason})
     delivery = Delivery(source=SOURCE, key=None, received_at=now, headers={}, body=body)
     apply_delivery(tx, delivery, Decoded([event]), rules)
+    change = "heartbeat_down" if status == "firing" else "heartbeat_up"
+    log.info("event=%s name=%s reason=%r", change, name, reason)
 
 
 def _existing(tx: Tx, name: str) -> dict:

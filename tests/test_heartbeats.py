@@ -6,6 +6,7 @@ the API, and a reload removes config ones cleanly but never takes over an API on
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -61,8 +62,9 @@ def shown(http, name: str) -> dict:
     return row
 
 
-def test_a_missed_deadline_emails_an_alert_and_the_next_ping_resolves_it(hub_factory, smtp):
+def test_a_missed_deadline_emails_an_alert_and_the_next_ping_resolves_it(hub_factory, smtp, caplog):
     mailbox, smtp_port = smtp
+    caplog.set_level(logging.INFO, logger="hub.heartbeats")
     hub = start_hub(hub_factory, smtp_port, period="700ms", grace="300ms")
     with hub.client(headers=WRITE) as http:
         wait_for(lambda: subjects(mailbox, "FIRING"))
@@ -77,6 +79,11 @@ def test_a_missed_deadline_emails_an_alert_and_the_next_ping_resolves_it(hub_fac
         assert heartbeat_alert(http)["status"] == "resolved"
         assert gauge(http, "hub_heartbeat_overdue") == 0
         assert gauge(http, "hub_heartbeat_last_ping_timestamp_seconds") > 0
+    changes = [r.getMessage() for r in caplog.records if r.name == "hub.heartbeats"]
+    assert changes == [
+        "event=heartbeat_down name=nightly-backup reason='deadline missed'",
+        "event=heartbeat_up name=nightly-backup reason='pinged'",
+    ]
 
 
 def test_a_deadline_that_passed_while_the_hub_was_stopped_fires_on_start(hub_factory, smtp):
