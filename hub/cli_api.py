@@ -348,7 +348,9 @@ def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.Argum
     new.add_argument("matchers", nargs="+", help='e.g. service="checkout" env=~"prod|staging"')
     new.add_argument("--duration", type=duration, default="1h", help="how long (default: 1h)")
     new.add_argument("--comment", required=True, help="why the alerts are silenced")
-    new.add_argument("--author", help="recorded as created_by (default: the token's name)")
+    new.add_argument(
+        "--author", help="must be the token's name, which is recorded as created_by anyway"
+    )
     states = add(actions, "list", "list silences, the config's static ones included", silence_list)
     states.add_argument("--state", choices=("active", "pending", "expired"))
     add(actions, "expire", "end a silence now", silence_expire).add_argument("id")

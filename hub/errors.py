@@ -6,7 +6,8 @@ HubError                 base; carries the HTTP status and a problem title
  ├── InvalidPayload      422: valid JSON of the wrong shape; ``field`` names the path
  ├── KeyReused           422: a delivery id sent again with a different body
  ├── AuthError           401: the sender could not be verified; ``reason`` is a bounded label
- ├── Forbidden           403: authenticated, but the role is too low or a token is invalid
+ ├── Forbidden           403: authenticated, but the role is too low, a token is invalid,
+ │                       or the request would record someone else as its author
  ├── NotFound            404: unknown source, alert, incident, ...
  ├── Conflict            409: the request contradicts the current state
  ├── PayloadTooLarge     413: the body is over the configured limit

@@ -23,7 +23,7 @@ from hub import silences
 from hub.access import BEARER, actor, require
 from hub.config import Duration, Timestamp
 from hub.decoders.common import parse_json
-from hub.errors import Conflict, InvalidPayload, NotFound
+from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hub.problems import refusals
 from hub.silences import Silence, State
 from hub.store import Tx
@@ -32,7 +32,10 @@ log = logging.getLogger("hub.silences")
 
 
 class NewSilence(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The body of ``POST /api/v1/silences``; give ``ends_at`` or ``duration``."""
+    """The body of ``POST /api/v1/silences``; give ``ends_at`` or ``duration``.
+
+    ``created_by`` may only repeat the token's name, which is recorded either way.
+    """
 
     matchers: list[str]
     comment: str
@@ -66,7 +69,8 @@ async def list_silences(
     responses=refusals(400, 401, 403, 413, 422, 503),
 )
 async def create_silence(request: Request) -> dict[str, Any]:
-    """201 with the stored silence; 422 naming the field when it is not a valid one."""
+    """201 with the stored silence; 422 naming the field when it is not a valid one,
+    403 when ``created_by`` names someone other than the token."""
     hub = request.app.state.hub
     body = parse_json(await request.body(), NewSilence)
     return await create(hub, body, actor(request) or "api")
@@ -122,7 +126,9 @@ async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
 
 
 def build(body: NewSilence, now: datetime, author: str) -> Silence:
-    """A new silence from a request body, or InvalidPayload naming the first bad field."""
+    """A new silence from a request body, or InvalidPayload naming the first bad field
+    (Forbidden first when the body names another author)."""
+    created_by = _author(body.created_by, author)
     starts_at = body.starts_at or now
     ends_at = _ends_at(body, starts_at)
     found = silences.problems(body.matchers, starts_at, ends_at)
@@ -137,10 +143,21 @@ def build(body: NewSilence, now: datetime, author: str) -> Silence:
         matchers=body.matchers,
         starts_at=starts_at,
         ends_at=ends_at,
-        created_by=body.created_by or author,
+        created_by=created_by,
         comment=body.comment,
         created_at=now,
     )
+
+
+def _author(given: str | None, author: str) -> str:
+    """Who made the silence: the token's name, as acks record it. A body naming someone
+    else is refused, not overridden, so a script never believes it recorded them."""
+    if given is not None and given != author:
+        raise Forbidden(
+            f'created_by "{given}" is not this token\'s name "{author}": a silence is'
+            " recorded as made by the token that creates it; leave created_by out"
+        )
+    return author
 
 
 def _ends_at(body: NewSilence, starts_at: datetime) -> datetime:

@@ -213,6 +213,18 @@ def test_a_silence_is_added_listed_and_expired(running):
     assert silence_id not in still_active.stdout
 
 
+def test_a_silence_added_as_someone_else_is_refused_naming_both(running):
+    hub, _ = running
+    as_bob = ("silence", "add", "service=checkout", "--comment", "deploy", "--author", "bob")
+    refused = hub_cli(hub, *as_bob)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        'hub: error: 403 Forbidden: created_by "bob" is not this token\'s name "will"'
+    )
+    listed = hub_cli(hub, "silence", "list", token="read-token")
+    assert "bob" not in listed.stdout
+
+
 @pytest.mark.parametrize(
     ("token", "expected"),
     [

@@ -67,19 +67,31 @@ def test_a_silence_is_created_listed_as_active_expired_and_listed_as_expired(hub
         assert "already expired" in again.json()["detail"]
 
 
-def test_a_silence_starting_later_is_pending_and_keeps_its_author(hub):
+def test_a_silence_starting_later_is_pending(hub):
     starts = datetime.now(UTC) + timedelta(hours=2)
-    body = {
-        **DEPLOY,
-        "starts_at": starts.isoformat(),
-        "duration": "30m",
-        "created_by": "ana",
-    }
+    body = {**DEPLOY, "starts_at": starts.isoformat(), "duration": "30m"}
     with hub.client(headers=WRITER) as http:
         created = http.post("/api/v1/silences", json=body).json()
         assert created["state"] == "pending"
-        assert created["created_by"] == "ana"
         assert listed(http, "pending") == [created["id"]]
+
+
+def test_a_silence_may_name_its_own_token_as_author(hub):
+    with hub.client(headers=WRITER) as http:
+        created = http.post("/api/v1/silences", json={**DEPLOY, "created_by": "will"})
+        assert created.status_code == 201
+        assert created.json()["created_by"] == "will"
+        assert http.get("/api/v1/silences").json()[0]["created_by"] == "will"
+
+
+def test_a_silence_naming_someone_else_as_author_is_refused_and_stores_nothing(hub, tmp_path):
+    with hub.client(headers=WRITER) as http:
+        refused = http.post("/api/v1/silences", json={**DEPLOY, "created_by": "ana"})
+    assert refused.status_code == 403
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    detail = refused.json()["detail"]
+    assert '"ana"' in detail and '"will"' in detail, detail
+    assert stored_silences(tmp_path / "hub.db") == 0
 
 
 def test_config_silences_are_listed_as_static_and_cannot_be_deleted(hub):
