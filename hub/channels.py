@@ -16,13 +16,16 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
 
 import apprise
 
 from hub import logfile, smtp_tls
 from hub.config import Receiver
+
+if TYPE_CHECKING:  # templates imports this module for its kinds
+    from hub.templates import Rendered
 
 Kind = Literal["email", "sms", "chat", "structured"]
 
@@ -55,12 +58,17 @@ class Channel:
     kind: Kind
     limit: int
 
-    def send(self, title: str, body: str, body_format: str) -> str | None:
+    def send(self, message: Rendered) -> str | None:
         """Send one message; None on success, else the reason Apprise logged."""
         capture = _ThreadLogCapture()
         _APPRISE_LOG.addHandler(capture)
         try:
-            ok = self.service.notify(title=title, body=body, body_format=body_format)
+            ok = self.service.notify(
+                title=message.title,
+                body=message.body,
+                body_format=message.body_format,
+                notify_type=message.notify_type,
+            )
         finally:
             _APPRISE_LOG.removeHandler(capture)
         if ok:

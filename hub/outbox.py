@@ -63,7 +63,7 @@ def render_and_send(
         reason = f"the template of receiver {context.receiver!r} failed: {_describe(e)}"
         return Failure(reason, retryable=False)
     try:
-        error = channel.send(rendered.title, rendered.body, rendered.body_format)
+        error = channel.send(rendered)
     except Exception as e:  # an Apprise plugin bug must not leave the row claimed
         return Failure(f"Apprise raised {_describe(e)}")
     return None if error is None else Failure(error)

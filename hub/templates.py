@@ -31,6 +31,15 @@ from hub.channels import SMS_LIMIT, Kind
 from hub.config import Config, Receiver
 
 BodyFormat = Literal["text", "markdown", "html"]
+NotifyType = Literal["info", "success", "warning", "failure"]
+"""Apprise's notify types: chat services colour a message by them (Slack's bar, a
+Discord or Teams card), and machine endpoints receive them as ``type``."""
+FIRING_TYPES: dict[str, NotifyType] = {
+    "critical": "failure",
+    "error": "failure",
+    "warning": "warning",
+}
+"""A firing message's notify type by its incident's severity; any other is ``info``."""
 ACKER_ROOM = 40
 """Characters of an acknowledger's name an SMS keeps."""
 LapseReason = Literal["snooze", "ack_timeout"]
@@ -118,11 +127,20 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Rendered(msgspec.Struct, frozen=True):
-    """Apprise's ``notify(title=, body=, body_format=)`` arguments."""
+    """Apprise's ``notify(title=, body=, body_format=, notify_type=)`` arguments."""
 
     title: str
     body: str
     body_format: BodyFormat
+    notify_type: NotifyType
+
+
+def notify_type(context: NotificationContext) -> NotifyType:
+    """How alarming a message looks: a resolution is good news whatever the severity,
+    a firing incident as alarming as its severity."""
+    if context.status == "resolved":
+        return "success"
+    return FIRING_TYPES.get(context.severity, "info")
 
 
 DEFAULT_TITLE = (
@@ -244,6 +262,7 @@ class Templates:
             if body is None
             else _render(body, context),
             body_format=FORMATS[kind],
+            notify_type=notify_type(context),
         )
 
     def _title(self, context: NotificationContext, kind: Kind) -> str:

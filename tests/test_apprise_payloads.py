@@ -1,5 +1,6 @@
 """Rendered messages through Apprise's own plugins: Slack and Twilio intercepted at
-``requests`` (what Apprise uses), email delivered to a real SMTP server on loopback."""
+``requests`` (what Apprise uses), email delivered to a real SMTP server on loopback,
+hub's ``logfile://`` channel written to a temporary file."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pytest
 import responses
 from aiosmtpd.controller import Controller
 
-from hub import channels, config
+from hub import channels, config, logfile
+from hub.outbox import render_and_send
 from hub.templates import SAMPLE, NotificationContext, Templates
 
 SLACK_URL = "slack://T000/B000/XXXX/#alerts"
@@ -29,11 +31,25 @@ INCIDENT = msgspec.structs.replace(SAMPLE, ack_url=ACK, title="checkout API erro
 
 
 def send(url: str, context: NotificationContext = INCIDENT) -> None:
-    """Render for ``url``'s kind and send it the way the outbox sender will."""
-    channel = channels.open_channel(url, timeout=5)
-    rendered = TEMPLATES.render(context, channel.kind, channel.limit)
-    error = channel.send(rendered.title, rendered.body, rendered.body_format)
-    assert error is None, f"Apprise could not send to {channels.redact(url)}: {error}"
+    """Render for ``url``'s kind and send it as the outbox sender does."""
+    failure = render_and_send(TEMPLATES, url, 5, context)
+    assert failure is None, f"Apprise could not send to {channels.redact(url)}: {failure}"
+
+
+def told(status: str, severity: str) -> NotificationContext:
+    """The sample incident as a message of ``status`` at ``severity``."""
+    return msgspec.structs.replace(INCIDENT, status=status, severity=severity)
+
+
+NOTIFY_TYPES = [
+    (told("firing", "critical"), "failure", "#A32037"),
+    (told("firing", "error"), "failure", "#A32037"),
+    (told("firing", "warning"), "warning", "#CACF29"),
+    (told("firing", "info"), "info", "#3AA3E3"),
+    (told("resolved", "critical"), "success", "#3AA337"),
+]
+"""A message, the Apprise notify type it is sent with, and the colour Slack shows."""
+NOTIFY_TYPE_IDS = ["firing-critical", "firing-error", "firing-warning", "firing-info", "resolved"]
 
 
 @responses.activate
@@ -46,6 +62,24 @@ def test_slack_gets_the_summary_and_the_ack_link():
     assert attachment["title"] == "[FIRING] #1 checkout API error rate high"
     assert "checkout API error rate above 5%" in attachment["text"]
     assert f"<{ACK}|Acknowledge>" in attachment["text"]
+
+
+@responses.activate
+@pytest.mark.parametrize(("context", "notify_type", "colour"), NOTIFY_TYPES, ids=NOTIFY_TYPE_IDS)
+def test_slack_colours_a_message_by_its_status_and_severity(context, notify_type, colour):
+    hook = responses.post("https://hooks.slack.com/services/T000/B000/XXXX", body="ok")
+    send(SLACK_URL, context)
+    (attachment,) = json.loads(hook.calls[0].request.body)["attachments"]
+    assert attachment["color"] == colour
+
+
+@pytest.mark.parametrize(("context", "notify_type", "colour"), NOTIFY_TYPES, ids=NOTIFY_TYPE_IDS)
+def test_the_log_file_records_each_messages_notify_type(tmp_path, context, notify_type, colour):
+    logfile.register()
+    path = tmp_path / "sent.jsonl"
+    send(f"logfile://{path.as_posix()}", context)
+    (line,) = path.read_text().splitlines()
+    assert json.loads(line)["type"] == notify_type
 
 
 @responses.activate

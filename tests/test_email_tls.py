@@ -12,9 +12,11 @@ import trustme
 from aiosmtpd.controller import Controller
 
 from hub.channels import open_channel, route_apprise_logs
+from hub.templates import Rendered
 from tests.conftest import Mailbox, free_port, mail_url
 
 MODES = {"starttls": "mailto", "ssl": "mailtos"}
+DISK_FULL = Rendered(title="Disk full", body="db-1", body_format="text", notify_type="failure")
 
 
 class TLSMailbox(Mailbox):
@@ -75,7 +77,7 @@ def contexts_built(monkeypatch) -> list[bool]:
 
 def test_email_without_verification_is_still_sent_encrypted(tls_smtp, contexts_built):
     mailbox, port, mode = tls_smtp
-    failure = open_channel(tls_url(port, mode, "no"), 10).send("Disk full", "db-1", "text")
+    failure = open_channel(tls_url(port, mode, "no"), 10).send(DISK_FULL)
     assert failure is None
     assert mailbox.subjects() == ["Disk full"]
     assert mailbox.encrypted == [True]
@@ -86,7 +88,7 @@ def test_a_certificate_nobody_trusts_is_refused_when_verifying(tls_smtp, context
     """The context built on demand verifies as Apprise's own did: the throwaway CA is
     in no trust store, so nothing is sent and the reason names the certificate."""
     mailbox, port, mode = tls_smtp
-    failure = open_channel(tls_url(port, mode, "yes"), 10).send("Disk full", "db-1", "text")
+    failure = open_channel(tls_url(port, mode, "yes"), 10).send(DISK_FULL)
     assert failure is not None
     assert "CERTIFICATE_VERIFY_FAILED" in failure, failure
     assert mailbox.subjects() == []
@@ -95,6 +97,6 @@ def test_a_certificate_nobody_trusts_is_refused_when_verifying(tls_smtp, context
 
 def test_plain_email_builds_no_tls_context(smtp, contexts_built):
     mailbox, port = smtp
-    assert open_channel(mail_url(port), 10).send("Disk full", "db-1", "text") is None
+    assert open_channel(mail_url(port), 10).send(DISK_FULL) is None
     assert mailbox.subjects() == ["Disk full"]
     assert contexts_built == []

@@ -262,6 +262,7 @@ def test_slack_and_twilio_receivers_get_the_payloads_apprise_builds_with_the_ack
     assert payload["channel"] == "#alerts"
     (message,) = payload["attachments"]
     assert message["title"].startswith(f"[FIRING] #{incident_id} checkout API error rate")
+    assert message["color"] == "#CACF29", "a firing warning is sent as Apprise's warning type"
     assert "checkout API error rate above 5%" in message["text"]
     ack_url = ack_link_in(message["text"], hub.url)
     assert f"<{ack_url}|Acknowledge>" in message["text"]
