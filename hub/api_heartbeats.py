@@ -26,7 +26,7 @@ from hub.access import BEARER, require
 from hub.api import iso
 from hub.config import Duration, Heartbeat
 from hub.decoders.common import parse_json
-from hub.errors import InvalidPayload
+from hub.errors import InvalidPayload, NotFound
 from hub.events import Severity
 from hub.problems import refusal, refusals
 
@@ -122,6 +122,20 @@ async def list_heartbeats(request: Request) -> list[dict[str, Any]]:
     return [present(row) for row in request.app.state.hub.store.heartbeats()]
 
 
+@get(
+    "/api/v1/heartbeats/{name:str}",
+    summary="One heartbeat",
+    guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401, 404),
+)
+async def get_heartbeat(request: Request, name: FromPath[str]) -> dict[str, Any]:
+    row = request.app.state.hub.store.heartbeat(name)
+    if row is None:
+        raise NotFound(f"no heartbeat named {name!r}")
+    return present(row)
+
+
 @post(
     "/api/v1/heartbeats",
     summary="Create a heartbeat",
@@ -212,6 +226,7 @@ HANDLERS = [
     ping_fail,
     ping_start,
     list_heartbeats,
+    get_heartbeat,
     create_heartbeat,
     delete_heartbeat,
 ]

@@ -60,6 +60,21 @@ async def list_silences(
     return listed(request.app.state.hub, wanted)
 
 
+@get(
+    "/api/v1/silences/{silence_id:str}",
+    summary="One silence, the config's static ones included",
+    guards=[require("read")],
+    security=BEARER,
+    responses=refusals(400, 401, 404),
+)
+async def get_silence(request: Request, silence_id: FromPath[str]) -> dict[str, Any]:
+    """404 for an id no silence has (silences are few: the list is searched)."""
+    for shown in listed(request.app.state.hub):
+        if shown["id"] == silence_id:
+            return shown
+    raise NotFound(f"no silence with id {silence_id}")
+
+
 @post(
     "/api/v1/silences",
     summary="Create a silence",
@@ -202,4 +217,4 @@ def _now(hub: Any) -> datetime:
     return datetime.fromtimestamp(hub.clock(), UTC)
 
 
-HANDLERS = [list_silences, create_silence, expire_silence]
+HANDLERS = [list_silences, get_silence, create_silence, expire_silence]

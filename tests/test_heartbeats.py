@@ -169,10 +169,15 @@ def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, 
         listed = {h["name"]: h for h in http.get("/api/v1/heartbeats").json()}
         assert listed["deploy-check"]["state"] == "up"
         assert listed["nightly-backup"]["origin"] == "config"
+        assert http.get("/api/v1/heartbeats/deploy-check").json() == listed["deploy-check"]
+        assert http.get("/api/v1/heartbeats/nightly-backup").json() == listed["nightly-backup"]
 
         assert http.delete("/api/v1/heartbeats/nightly-backup").status_code == 409
         assert http.delete("/api/v1/heartbeats/deploy-check").status_code == 200
         assert http.get("/ping/deploy-check").status_code == 404
+        gone = http.get("/api/v1/heartbeats/deploy-check")
+        assert gone.status_code == 404
+        assert gone.json()["detail"] == "no heartbeat named 'deploy-check'"
 
 
 PING_TOKEN = "payroll-ping-token-1234"

@@ -55,6 +55,7 @@ def test_a_silence_is_created_listed_as_active_expired_and_listed_as_expired(hub
         assert silence["state"] == "active" and silence["static"] is False
         assert listed(http, "active")[0] == silence["id"]
         assert silence["id"] not in listed(http, "expired")
+        assert http.get(f"/api/v1/silences/{silence['id']}").json() == silence
 
         expired = http.delete(f"/api/v1/silences/{silence['id']}")
         assert expired.status_code == 200
@@ -102,6 +103,11 @@ def test_config_silences_are_listed_as_static_and_cannot_be_deleted(hub):
         assert refused.status_code == 409
         assert "config file" in refused.json()["detail"]
         assert http.delete("/api/v1/silences/no-such-id").status_code == 404
+        one = http.get(f"/api/v1/silences/{static[0]['id']}").json()
+        assert {**one, "created_at": None} == {**static[0], "created_at": None}
+        unknown = http.get("/api/v1/silences/no-such-id")
+        assert unknown.status_code == 404
+        assert unknown.json()["detail"] == "no silence with id no-such-id"
 
 
 @pytest.mark.parametrize(
