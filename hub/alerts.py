@@ -92,9 +92,9 @@ def judge(
 ) -> tuple[Event, float | None, Outcome]:
     """``classify`` for an event against the stored ``alert``, shared by ingest and
     test-mode decisions: the event as it applies (a status-only one takes the alert's
-    summary and severity), its end, and the outcome."""
-    if alert is not None and not event.details:
-        event = _with_details_of(event, alert)
+    summary and severity, an unrated resolve its severity), its end, and the outcome."""
+    if alert is not None:
+        event = _as_applied(event, alert)
     end = ends_at(event)
     outcome = classify(
         alert, event.status, event.severity, event.summary, occurred_at, end, event.opens
@@ -102,14 +102,21 @@ def judge(
     return event, end, outcome
 
 
-def _with_details_of(event: Event, alert: dict[str, Any]) -> Event:
-    """A status-only event as if it repeated the alert's summary and severity, so the
-    state machine sees only its status and the history shows the alert's details.
+def _as_applied(event: Event, alert: dict[str, Any]) -> Event:
+    """The event as if it repeated what its sender left to the alert, so the state
+    machine and the history see only what the sender said.
 
-    ``alert`` needs only ``summary`` and ``severity`` (``Tx.alert_state`` has them);
-    ``changed_fields`` leaves labels and annotations alone for such an event.
+    A status-only event repeats the alert's summary and severity (``changed_fields``
+    leaves labels and annotations alone for it). A resolve without a severity repeats
+    the alert's: the format's default would tell the timeline and the resolved message
+    that an ``error`` alert was a ``warning``. A firing event's default stands, as
+    documented. ``alert`` needs only ``summary`` and ``severity`` (``Tx.alert_state``).
     """
-    return msgspec.structs.replace(event, summary=alert["summary"], severity=alert["severity"])
+    if not event.details:
+        return msgspec.structs.replace(event, summary=alert["summary"], severity=alert["severity"])
+    if event.status == "resolved" and not event.rated:
+        return msgspec.structs.replace(event, severity=alert["severity"])
+    return event
 
 
 def notification_kind(outcome: Outcome, status: str) -> str | None:
@@ -170,8 +177,8 @@ def changed_fields(
     alert: dict[str, Any], event: Event, occurred: float, now: float, settings: Flapping
 ) -> dict[str, Any]:
     """The alert row's fields after a changed or updated event; a status change also
-    counts towards flapping. A status-only event (``details`` False) comes through
-    ``judge``, so its summary and severity are the alert's already."""
+    counts towards flapping. A status-only event (``details`` False) and an unrated
+    resolve come through ``judge``, so what they left out is the alert's already."""
     changes: dict[str, Any] = {
         "status": event.status,
         "severity": event.severity,

@@ -30,7 +30,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     and the alert keeps its own. ``labelled`` False: the sender gave no labels of its
     own (a resolve naming its alert by ``dedup_key`` alone), so the alert keeps its
     labels, which silences and inhibitions match on; empty ``annotations`` likewise
-    keep the alert's (its runbook stays in the resolved message).
+    keep the alert's (its runbook stays in the resolved message). ``rated`` False:
+    the sender gave no severity, so ``severity`` is the format's default, which a
+    resolve does not impose on its alert (an ``error`` alert resolves as ``error``).
     """
 
     fingerprint: str
@@ -44,3 +46,4 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     opens: bool = True
     details: bool = True
     labelled: bool = True
+    rated: bool = True

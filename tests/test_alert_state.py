@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.alerts import Outcome, classify, notification_kind
+from hub.alerts import Outcome, classify, judge, notification_kind
+from hub.events import Event
 from hub.fingerprints import alertmanager_fingerprint, fingerprint, label_fingerprint
 
 FIRING_AT_100 = {
@@ -83,6 +84,21 @@ def test_an_event_about_no_alert_is_ignored_unless_it_may_open_one(status, opens
     result = classify(None, status, "warning", "s", 100.0, opens=opens)
     assert result is outcome
     assert notification_kind(result, status) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "rated", "severity"),
+    [
+        ("resolved", False, "error"),  # said nothing of severity: the alert's stays
+        ("resolved", True, "warning"),  # said warning: it is a warning now
+        ("firing", False, "warning"),  # a firing event's default stands, as documented
+    ],
+)
+def test_a_resolve_without_a_severity_keeps_the_alerts(status, rated, severity):
+    alert = {**FIRING_AT_100, "severity": "error"}
+    event = Event(fingerprint="fp", status=status, summary="s", rated=rated)
+    applied, _, _ = judge(alert, event, 101.0)
+    assert applied.severity == severity
 
 
 def test_alertmanager_fingerprint_of_no_labels_is_the_fnv_offset_basis():

@@ -163,6 +163,7 @@ def test_severity_is_mapped_else_normalized_else_defaulted(level, expected):
     )
     (event,) = generic.decode(encode({"title": "x", "level": level}), source).events
     assert event.severity == expected
+    assert event.rated is (level is not None), "only a body without a word leaves it unrated"
 
 
 def test_without_a_status_path_every_event_fires():

@@ -137,12 +137,13 @@ def test_a_reused_idempotency_key_with_another_body_is_refused_and_changes_nothi
     assert 'hub_webhooks_received_total{outcome="key_reused",source="shop"} 1.0' in metrics
 
 
-def test_a_resolve_naming_its_alert_by_key_alone_keeps_its_labels_and_annotations(
+def test_a_resolve_naming_its_alert_by_key_alone_keeps_its_labels_annotations_and_severity(
     hub_factory, smtp
 ):
     """A sender that resolves by ``dedup_key`` and a summary has said nothing about
-    labels or annotations: the alert keeps its own, so silences still match it and the
-    resolved message still carries the runbook."""
+    labels, annotations or severity: the alert keeps its own, so silences still match
+    it, the resolved message still carries the runbook, and neither it nor the
+    incident's timeline calls a critical alert a warning."""
     mailbox, smtp_port = smtp
     hub = hub_factory(mail_url=mail_url(smtp_port))
     by_key = {"status": "resolved", "summary": FIRING["summary"], "dedup_key": "checkout-errors"}
@@ -152,11 +153,16 @@ def test_a_resolve_naming_its_alert_by_key_alone_keeps_its_labels_and_annotation
         answer = http.post("/webhooks/shop", json=by_key)
         assert answer.json()["alerts"][0]["status"] == "resolved"
         alert = http.get(f"/api/v1/alerts/{alert_id}").json()
+        timeline = http.get(f"/api/v1/incidents/{alert['incident_id']}").json()["timeline"]
         wait_for(lambda: len(mailbox.messages) == 2)
     assert alert["labels"] == FIRING["labels"]
     assert alert["annotations"] == FIRING["annotations"]
+    assert alert["severity"] == "critical"
+    resolved = [entry for entry in timeline if entry["kind"] == "alert_resolved"]
+    assert [entry["detail"]["severity"] for entry in resolved] == ["critical"]
     assert "RESOLVED" in mailbox.subjects()[1]
     assert FIRING["annotations"]["runbook"] in mailbox.text_of(1)
+    assert "critical" in mailbox.text_of(1) and "warning" not in mailbox.text_of(1)
 
 
 def test_a_list_of_events_is_accepted_in_one_delivery(hub_factory, smtp):

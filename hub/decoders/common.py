@@ -78,6 +78,7 @@ def make_event(
     status: Any,
     summary: str,
     severity: Any = "warning",
+    rated: bool = True,
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
     dedup_key: str | None = None,
@@ -91,6 +92,7 @@ def make_event(
 
     ``dedup_key`` identifies the alert within this source; ``shared_fingerprint``
     (Alertmanager's, of the alert's labels) is the identity as is, in every source.
+    ``rated`` False: ``severity`` is a default, the sender gave none.
     """
     merged = {**source.labels, **(labels or {})}
     identity = shared_fingerprint or fingerprint(
@@ -108,6 +110,7 @@ def make_event(
         opens=opens,
         details=details,
         labelled=bool(labels),
+        rated=rated,
     )
 
 

@@ -52,11 +52,15 @@ def decode(body: bytes, source: Source) -> Decoded:
 
 
 def to_event(data: Any, mapping: FieldMapping, source: Source) -> Event:
+    """The event of one item; without a severity word it is not rated, so a resolve
+    keeps its alert's severity rather than taking ``defaults.severity``."""
+    word = _word(data, mapping.severity) if mapping.severity else None
     return make_event(
         source,
         status=_status(data, mapping),
         summary=_summary(data, mapping.summary),
-        severity=_severity(data, mapping),
+        severity=_severity(word, mapping),
+        rated=word is not None,
         labels=_table(data, mapping.labels),
         annotations=_table(data, mapping.annotations),
         dedup_key=_required(data, mapping.dedup_key) if mapping.dedup_key else None,
@@ -138,9 +142,8 @@ def _status(data: Any, mapping: FieldMapping) -> Status:
     )
 
 
-def _severity(data: Any, mapping: FieldMapping) -> Severity:
+def _severity(word: str | None, mapping: FieldMapping) -> Severity:
     """The mapped word, else a known severity word, else ``defaults.severity``."""
-    word = _word(data, mapping.severity) if mapping.severity else None
     if word in mapping.severity_map:
         return mapping.severity_map[word]
     return normalize_severity(word, mapping.defaults.severity)

@@ -21,7 +21,7 @@ AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
 class NativeEvent(msgspec.Struct, forbid_unknown_fields=True):
     status: Literal["firing", "resolved"]
     summary: NonEmpty
-    severity: Severity = "warning"
+    severity: Severity | msgspec.UnsetType = msgspec.UNSET  # left out: not rated
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     dedup_key: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
@@ -39,7 +39,8 @@ def decode(body: bytes, source: Source) -> Decoded:
             source,
             status=item.status,
             summary=item.summary,
-            severity=item.severity,
+            severity=item.severity or "warning",
+            rated=item.severity is not msgspec.UNSET,
             labels=item.labels,
             annotations=item.annotations,
             dedup_key=item.dedup_key,
