@@ -1,16 +1,18 @@
-"""The API's query parameters, in the client's terms.
+"""The API's query parameters, and the faults of the bodies Litestar checks, in the
+client's terms.
 
 A filter the handler does not take (``?outcome=dead`` where the filter is ``state``)
 would otherwise be ignored and the whole list returned, which reads as an answer to
 the question asked; so it is refused, naming what the endpoint takes. So is a
 parameter given twice that takes one value. A bad value is
 explained with the parameter's name as the client wrote it, not as hub's code
-spells it.
+spells it; a body field by its JSON path (``$.duraton``), as a webhook's 422 names it.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +27,9 @@ from hub.errors import HubError
 API_PREFIX = "/api/"
 # Parameters Litestar fills from the request itself, never from the query string.
 _RESERVED = frozenset({"request", "state", "scope", "headers", "cookies", "query", "data", "body"})
+# msgspec's words for a field it names rather than points at, as the client reads them.
+_NAMED_FIELD = re.compile(r"Object (contains unknown|missing required) field `(.*)`")
+_FIELD_FAULTS = {"contains unknown": "unknown field", "missing required": "missing field"}
 
 
 class BadQueryParameter(HubError):
@@ -93,23 +98,45 @@ def repeatable_names(handler: HTTPRouteHandler, path_params: frozenset[str]) -> 
 
 
 def explain_invalid(request: Request, errors: Any) -> str | None:
-    """Litestar's validation errors as one sentence per bad query parameter, with the
-    values it may take when they are a fixed set; None when they are not about the query."""
-    if not isinstance(errors, list) or not all(_is_query_error(error) for error in errors):
+    """Litestar's validation errors as one sentence each: a bad query parameter with
+    the values it may take when they are a fixed set, a bad body field by its JSON path
+    (``$.duration``); None when they are about something else."""
+    if not isinstance(errors, list) or not all(
+        _is_query_error(e) or _is_body_error(e) for e in errors
+    ):
         return None
+    return "; ".join(
+        _explain_query(request, error) if _is_query_error(error) else _explain_body(error)
+        for error in errors
+    )
+
+
+def _explain_query(request: Request, error: dict[str, Any]) -> str:
     handler = request.route_handler
     taken = query_names(handler, frozenset(request.path_params))
     fields = handler.parsed_fn_signature.parameters
-    parts = []
-    for error in errors:
-        key = error["key"]
-        part = f"query parameter {taken.get(key, key)!r}: {error['message']}"
-        choices = config.choices(fields[key].annotation) if key in fields else ()
-        if choices:
-            part += f" (one of: {', '.join(choices)})"
-        parts.append(part)
-    return "; ".join(parts)
+    key = error["key"]
+    part = f"query parameter {taken.get(key, key)!r}: {error['message']}"
+    choices = config.choices(fields[key].annotation) if key in fields else ()
+    return f"{part} (one of: {', '.join(choices)})" if choices else part
+
+
+def _explain_body(error: dict[str, Any]) -> str:
+    """One body fault by its JSON path, as a 422 of a webhook names it: Litestar keys the
+    body's root as ``data`` and a field below it by its path without ``$.``, and words an
+    unknown or missing field as a fault of the object holding it."""
+    key = error.get("key", "data")
+    path = "$" if key == "data" else f"$.{key}"
+    named = _NAMED_FIELD.fullmatch(error["message"])
+    if named:
+        return f"body: {_FIELD_FAULTS[named.group(1)]} {path}.{named.group(2)}"
+    message = error["message"]
+    return f"body: {path}: {message[:1].lower()}{message[1:]}"
 
 
 def _is_query_error(error: object) -> bool:
     return isinstance(error, dict) and error.get("source") is ParamType.QUERY and "key" in error
+
+
+def _is_body_error(error: object) -> bool:
+    return isinstance(error, dict) and error.get("source") == "body" and "message" in error

@@ -224,10 +224,11 @@ def test_a_snooze_outlives_a_restart(hub_factory, smtp, while_down):
         ({"duration": "30s"}, 422, "must be from 1m to 7d, got '30s'"),
         ({"duration": "8d"}, 422, "must be from 1m to 7d, got '8d'"),
         ({"duration": ""}, 422, "expected a duration like"),
-        ({"comment": "how long?"}, 400, "duration"),
-        ({"duration": 3600}, 400, "duration"),
+        ({"comment": "how long?"}, 400, "invalid body: missing field $.duration"),
+        ({"duration": 3600}, 400, "invalid body: $.duration: expected `str`, got `int`"),
+        ({"duraton": "4h"}, 400, "invalid body: unknown field $.duraton"),
     ],
-    ids=["not-a-duration", "too-short", "too-long", "empty", "missing", "a-number"],
+    ids=["not-a-duration", "too-short", "too-long", "empty", "missing", "a-number", "a-typo"],
 )
 def test_a_bad_snooze_duration_is_refused_naming_it_and_changes_nothing(
     hub_factory, smtp, body, code, named
@@ -239,6 +240,7 @@ def test_a_bad_snooze_duration_is_refused_naming_it_and_changes_nothing(
         problem = answer.json()
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert named in problem["detail"]
+        assert "{'" not in problem["detail"], "no Python repr reaches a client"
         if code == 422:
             assert problem["field"] == "$.duration"
         after = shown(http, incident["id"])
@@ -248,6 +250,25 @@ def test_a_bad_snooze_duration_is_refused_naming_it_and_changes_nothing(
             None,
         )
         assert after["timeline"] == before["timeline"]
+
+
+@pytest.mark.parametrize("action", ["ack", "unack", "resolve"])
+def test_a_typo_in_an_action_body_is_a_400_naming_the_field_and_changes_nothing(
+    hub_factory, smtp, action
+):
+    """``{"coment": ...}`` is refused in the words of hub's other 400s, naming the field
+    as a 422 names one, and not as a Python repr of Litestar's validation errors."""
+    with first_paged(hub_factory, smtp, second_after="1h") as (_, __, http, incident):
+        before = shown(http, incident["id"])
+        answer = http.post(f"/api/v1/incidents/{incident['id']}/{action}", json={"coment": "x"})
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json() == {
+            "type": "about:blank",
+            "status": 400,
+            "title": "Bad request",
+            "detail": "invalid body: unknown field $.coment",
+        }
+        assert shown(http, incident["id"])["timeline"] == before["timeline"]
 
 
 def test_snoozing_an_incident_someone_else_holds_is_a_conflict_naming_when_it_was_taken(
