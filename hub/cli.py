@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import sys
 from pathlib import Path
@@ -169,7 +170,10 @@ def notify_test(args: argparse.Namespace) -> int:
         )
         return 2
     channels.route_apprise_logs()
-    templates, context = Templates(config), marked_sample(receiver.name)
+    # Each URL's line carries Apprise's reason; its warnings would repeat it on stderr.
+    logging.getLogger("hub.apprise").addHandler(logging.NullHandler())
+    templates = Templates(config)
+    context = marked_sample(receiver.name, config.server.base_url)
     failed = 0
     for url in receiver.urls:
         failure = render_and_send(templates, url, receiver.timeout, context)
@@ -203,12 +207,22 @@ def backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def marked_sample(receiver: str) -> NotificationContext:
-    """The sample incident, marked as a test everywhere a template may show it."""
+def marked_sample(receiver: str, base_url: str) -> NotificationContext:
+    """The sample incident, marked as a test everywhere a template may show it, its links
+    on ``base_url`` as a real notification's are, so that a test checks them too. The
+    ack link's token is no token: following it shows the hub's refusal, never an ack."""
+    from hub import acklinks
     from hub.templates import SAMPLE
 
     alerts = [msgspec.structs.replace(alert, summary=TEST_TITLE) for alert in SAMPLE.alerts]
-    return msgspec.structs.replace(SAMPLE, title=TEST_TITLE, receiver=receiver, alerts=alerts)
+    return msgspec.structs.replace(
+        SAMPLE,
+        title=TEST_TITLE,
+        receiver=receiver,
+        alerts=alerts,
+        incident_url=f"{base_url}/incidents/{SAMPLE.incident_id}",
+        ack_url=base_url + acklinks.path("test"),
+    )
 
 
 def _load(path: str) -> Config | None:

@@ -377,9 +377,9 @@ def test_route_test_verbose_shows_each_route_with_its_group_key_and_timing(tmp_p
     ]
 
 
-def notify_config(tmp_path: Path, *urls: str) -> None:
+def notify_config(tmp_path: Path, *urls: str, server: str = "") -> None:
     listed = ", ".join(json.dumps(url) for url in urls)
-    text = f'[[receivers]]\nname = "ops"\nurls = [{listed}]\ntimeout = "2s"\n'
+    text = f'{server}[[receivers]]\nname = "ops"\nurls = [{listed}]\ntimeout = "2s"\n'
     (tmp_path / "alerts.toml").write_text(text + '\n[route]\nreceiver = "ops"\n')
 
 
@@ -404,6 +404,27 @@ def test_notify_test_reports_each_failed_url_with_its_reason_and_exits_1(tmp_pat
     assert failed.startswith(f"failed  mailto://alice:****@127.0.0.1:{closed}")
     assert failed.endswith("Connection refused")
     assert "s3cret" not in result.stdout + result.stderr
+    assert result.stderr == "", "the reason is on the URL's line, not again as a log line"
+
+
+@pytest.mark.parametrize(
+    ("server", "base"),
+    [
+        ('[server]\npublic_url = "https://hub.acme.test/"\n', "https://hub.acme.test"),
+        ('[server]\nhost = "127.0.0.1"\nport = 9400\n', "http://127.0.0.1:9400"),
+    ],
+    ids=["public-url", "bound-address"],
+)
+def test_notify_test_links_point_where_real_notifications_point(tmp_path, server, base):
+    """The test message is how a link is checked before an incident: its incident and
+    ack links are on ``public_url`` (else the bound address), as real ones are."""
+    notify_config(tmp_path, "logfile://sent.jsonl", server=server)
+    sent = run_hub("notify-test", "ops", cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    body = json.loads((tmp_path / "sent.jsonl").read_text())["body"]
+    assert f"[Open incident #1]({base}/incidents/1)" in body
+    assert f"[Acknowledge]({base}/ack/" in body
+    assert "hub.example" not in body
 
 
 def test_notify_test_names_the_known_receivers_when_one_is_unknown(tmp_path):
