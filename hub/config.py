@@ -821,12 +821,16 @@ def _is_root_url(url: str) -> bool:
 def _check_schedules(
     config: Config, schedule_problems: typing.Callable[[Schedule], list[str]]
 ) -> list[str]:
-    """Unique names for policies, schedules and heartbeats; each schedule's own rules."""
+    """Unique names for policies, schedules, heartbeats and each schedule's people (a
+    rotation, an override and an ack link name a person: only the first of a name would
+    ever be paged); each schedule's own rules."""
     problems = _duplicates("escalations", [e.name for e in config.escalations])
     problems += _duplicates("schedules", [s.name for s in config.schedules])
     problems += _duplicates("heartbeats", [h.name for h in config.heartbeats])
     for i, schedule in enumerate(config.schedules):
-        problems += _under(f"schedules[{i}] ({schedule.name})", schedule_problems(schedule))
+        where = f"schedules[{i}] ({schedule.name})"
+        problems += _duplicates(f"{where}.people", [p.name for p in schedule.people])
+        problems += _under(where, schedule_problems(schedule))
     return problems
 
 

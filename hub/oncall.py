@@ -98,6 +98,11 @@ def problems(schedule: Schedule) -> list[str]:
     except (ZoneInfoNotFoundError, ValueError):
         found.append(f"time_zone: unknown time zone {schedule.time_zone!r}")
     names = {p.name for p in schedule.people}
+    found += [
+        f"people[{i}] ({person.name}).urls: at least one URL is needed"  # paged in vain
+        for i, person in enumerate(schedule.people)
+        if not person.urls
+    ]
     if not schedule.rotations:
         found.append("rotations: at least one rotation is needed")
     for i, rotation in enumerate(schedule.rotations):

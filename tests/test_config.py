@@ -375,6 +375,26 @@ def public_url_problem(url: str) -> str:
     )
 
 
+def test_check_config_refuses_people_who_share_a_name_or_cannot_be_reached(tmp_path):
+    """Rotations, overrides and ack links name a person: two of one name would page the
+    first and log the second's acks as the first's. A person without URLs is paged in
+    vain, the escalation moving on as if someone had been told."""
+    schedule = (
+        '[[schedules]]\nname = "primary"\n'
+        'people = [{ name = "alice", urls = ["logfile://alice.log"] },'
+        ' { name = "alice", urls = ["logfile://other.log"] }, { name = "bob", urls = [] }]\n'
+        'rotations = [{ participants = ["alice", "bob"], start = 2026-03-27 }]'
+    )
+    (tmp_path / "alerts.toml").write_text(valid(tables=schedule))
+    result = run_hub("check-config", "alerts.toml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "2 problem(s)" in result.stderr
+    assert 'schedules[0] (primary).people: duplicate name "alice"' in result.stderr
+    assert (
+        "schedules[0] (primary).people[2] (bob).urls: at least one URL is needed" in result.stderr
+    )
+
+
 def test_check_config_refuses_a_public_url_that_is_no_url(tmp_path):
     (tmp_path / "alerts.toml").write_text(valid(tables='[server]\npublic_url = "not a url"'))
     result = run_hub("check-config", "alerts.toml", cwd=tmp_path)

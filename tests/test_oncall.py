@@ -21,7 +21,10 @@ def utc(text: str) -> datetime:
 def schedule(
     *rotations: Rotation, zone: str = "Europe/Berlin", overrides: list[Override] | None = None
 ) -> Schedule:
-    people = [Person(name=name, urls=[]) for name in ("alice", "bob", "carol", "dave")]
+    people = [
+        Person(name=name, urls=[f"logfile://{name}.log"])
+        for name in ("alice", "bob", "carol", "dave")
+    ]
     return Schedule(
         name="primary",
         people=people,
@@ -140,7 +143,10 @@ SCHEDULE_CONFIG = """
 [[schedules]]
 name = "primary"
 time_zone = "Europe/Berlin"
-people = [{{ name = "alice", urls = ["logfile://alice.log"] }}, {{ name = "bob", urls = [] }}]
+people = [
+  {{ name = "alice", urls = ["logfile://alice.log"] }},
+  {{ name = "bob", urls = ["logfile://bob.log"] }},
+]
 rotations = [{{ participants = ["alice", "bob"], length = "1d", start = 2026-03-27 }}]
 """
 
