@@ -204,5 +204,5 @@ def _flapping(changes: list[float], now: float, settings: Flapping) -> dict[str,
     kept = flapping.prune(times, moment, settings)
     return {
         "changes": [t.timestamp() for t in kept],
-        "flapping": int(flapping.is_flapping(kept, moment, settings)),
+        "flapping": flapping.is_flapping(kept, moment, settings),
     }

@@ -1614,10 +1614,13 @@ def _decode_escalation(row: dict) -> dict:
 
 
 def _decode_alert(row: dict) -> dict:
-    """An alert row as readers see it: JSON decoded, the expirer's bookkeeping left out."""
+    """An alert row as readers see it: JSON decoded, ``flapping`` a boolean (SQLite
+    stores it as 0 or 1), the expirer's bookkeeping left out."""
     decoded = {key: value for key, value in row.items() if key != "end_check_at"}
     decoded["labels"] = _decode_json(row["labels"])
     decoded["annotations"] = _decode_json(row["annotations"])
+    if "flapping" in row:
+        decoded["flapping"] = bool(row["flapping"])
     if "changes" in row:
         decoded["changes"] = _decode_json(row["changes"])
     return decoded

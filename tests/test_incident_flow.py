@@ -230,8 +230,13 @@ def test_a_flapping_alert_is_marked_and_its_notifications_are_held(start, smtp):
             body = {**event("cache"), "status": status, "dedup_key": "cache-flap"}
             http.post("/webhooks/shop", json=body, headers=SHOP)
             time.sleep(0.05)
-        alert = http.get("/api/v1/alerts").json()[0]
-        assert alert["flapping"] == 1
+        steady = http.post("/webhooks/shop", json=event("db"), headers=SHOP).json()
+        (alert,) = http.get("/api/v1/alerts", params={"label": 'service="cache"'}).json()
+        shown = http.get(f"/api/v1/alerts/{alert['id']}").json()
+        calm = http.get(f"/api/v1/alerts/{steady['alerts'][0]['id']}").json()
+        assert alert["flapping"] is True, "a boolean, as the README shows it, not 1"
+        assert (shown["flapping"], calm["flapping"]) == (True, False)
+        assert isinstance(calm["flapping"], bool)
         time.sleep(0.6)
         metrics = http.get("/metrics").text
     assert 'hub_notifications_suppressed_total{reason="flapping"} 0.0' not in metrics
