@@ -195,8 +195,9 @@ def backup(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     dest = Path(args.dest)
-    if dest.exists() and not args.force:
-        print(f"hub: error: {dest} exists; --force replaces it", file=sys.stderr)
+    refusal = _backup_refusal(Path(config.storage.path), dest, args.force)
+    if refusal:
+        print(f"hub: error: {refusal}", file=sys.stderr)
         return 1
     try:
         size = store.backup(config.storage.path, dest)
@@ -205,6 +206,20 @@ def backup(args: argparse.Namespace) -> int:
         return 1
     print(f"wrote {dest} ({size} bytes): a consistent copy of {config.storage.path}")
     return 0
+
+
+def _backup_refusal(store: Path, dest: Path, force: bool) -> str | None:
+    """Why a backup cannot start, naming the side at fault: SQLite says "unable to open
+    database file" for a missing store and a missing destination folder alike."""
+    if not store.is_file():
+        return (
+            f"cannot back up {store}: the store does not exist (has hub run with this config yet?)"
+        )
+    if not dest.parent.is_dir():
+        return f"cannot back up to {dest}: the folder {dest.parent} does not exist"
+    if dest.exists() and not force:
+        return f"{dest} exists; --force replaces it"
+    return None
 
 
 def marked_sample(receiver: str, base_url: str) -> NotificationContext:

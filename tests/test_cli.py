@@ -545,3 +545,24 @@ def test_backup_writes_a_consistent_copy_while_the_hub_writes_and_keeps_an_exist
     assert forced.returncode == 0, forced.stderr
     with contextlib.closing(sqlite3.connect(dest)) as copy:
         assert copy.execute("SELECT count(*) FROM alerts").fetchone()[0] == 30
+
+
+def test_backup_says_which_side_is_missing_the_store_or_the_destination_folder(tmp_path, smtp):
+    """SQLite says "unable to open database file" for both: the store a hub never
+    created and a destination folder nobody made."""
+    notify_config(tmp_path, mail_url(smtp[1]), server='[storage]\npath = "hub.db"\n')
+    store, dest = tmp_path / "hub.db", tmp_path / "backups" / "copy.db"
+    no_store = run_hub("backup", str(tmp_path / "copy.db"), cwd=tmp_path)
+    assert no_store.returncode == 1
+    assert no_store.stderr == (
+        f"hub: error: cannot back up {store}: the store does not exist"
+        " (has hub run with this config yet?)\n"
+    )
+    with contextlib.closing(sqlite3.connect(store)) as made:
+        made.execute("CREATE TABLE t (x)")
+    no_folder = run_hub("backup", str(dest), cwd=tmp_path)
+    assert no_folder.returncode == 1
+    assert no_folder.stderr == (
+        f"hub: error: cannot back up to {dest}: the folder {dest.parent} does not exist\n"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["alerts.toml", "hub.db"]
