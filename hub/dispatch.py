@@ -162,7 +162,7 @@ def _flush_one(
         tx,
         incident,
         row["receiver"],
-        visible,
+        _told(visible, send_resolved),
         now,
         rules,
         links,
@@ -183,6 +183,13 @@ def _flush_one(
             "changed_at": None,
         },
     )
+
+
+def _told(visible: list[dict], send_resolved: bool) -> list[dict]:
+    """The alerts a message lists: all of them, or for a receiver without
+    ``send_resolved`` only those still firing, so it reads no resolution in a message
+    about the shorter list (Alertmanager drops them too)."""
+    return visible if send_resolved else [a for a in visible if a["status"] == "firing"]
 
 
 def _reschedule(tx: Tx, row: dict, muted: dict, now: float, timing: grouping.Timing) -> None:

@@ -500,6 +500,33 @@ def test_continue_tells_two_receivers_and_only_the_one_wanting_resolutions_hears
     ]
 
 
+def test_a_receiver_without_send_resolved_gets_the_shorter_list_of_firing_alerts(hub_factory, smtp):
+    """One of two alerts resolves: ops (send_resolved) hears of the resolution, dev is
+    told only what still fires, with nothing about the resolved alert."""
+    mailbox, port = smtp
+    hub = ops_and_dev(hub_factory, port)
+    events = [
+        {"status": "firing", "summary": summary, "labels": {**LABELS, "host": summary}}
+        for summary in ("q1 failing", "q2 failing")
+    ]
+    with hub.client(headers=WRITER) as http:
+        answer = http.post("/webhooks/shop", json=events, headers=AUTH)
+        incident_id = answer.json()["alerts"][0]["incident_id"]
+        wait_for(lambda: len(mailbox.messages) == 2)
+        fire(http, "q1 failing", status="resolved", host="q1 failing")
+        wait_for(lambda: len(mailbox.messages) == 4)
+    by_address = {m["To"]: m for m in mailbox.messages[2:]}
+    assert by_address["ops@example.com"]["Subject"] == f"[FIRING] #{incident_id} q2 failing"
+    ops_text = parts(by_address["ops@example.com"])[1]
+    assert "1 firing, 1 resolved" in " ".join(ops_text.split())
+    dev = by_address["dev@example.com"]
+    assert dev["Subject"] == f"[FIRING] #{incident_id} q2 failing"
+    html, text = parts(dev)
+    assert "1 firing, 0 resolved" in " ".join(text.split())
+    assert "q2 failing" in text
+    assert "q1 failing" not in html + text
+
+
 def test_a_receiver_with_its_own_title_and_body_templates_gets_them(hub_factory, smtp):
     mailbox, port = smtp
     title = "{{ severity | upper }} on {{ common_labels.service }}: {{ title }}"
