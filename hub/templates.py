@@ -230,6 +230,48 @@ SAMPLE = NotificationContext(
     resolved_by=None,
     resolved_at=None,
 )
+_NOON = datetime(2026, 1, 1, 12, tzinfo=UTC)
+SAMPLES = (
+    SAMPLE,
+    msgspec.structs.replace(SAMPLE, ack_url="", acknowledged_by="alice", acknowledged_at=_NOON),
+    msgspec.structs.replace(SAMPLE, lapsed_by="alice", lapse_reason="snooze"),
+    msgspec.structs.replace(
+        SAMPLE,
+        status="resolved",
+        ack_url="",
+        alerts=[msgspec.structs.replace(SAMPLE.alerts[0], status="resolved")],
+        resolved_by="alice",
+        resolved_at=_NOON,
+    ),
+)
+"""What the config check renders each template against: a fresh page, an incident
+already acknowledged, one paging again after a lapse and one a person resolved, so
+a template's branches about each are checked too."""
+
+
+def _unless_missing_key(method: Callable[..., Any]) -> Callable[..., Any]:
+    def guarded(self: jinja2.Undefined, *args: Any) -> Any:
+        if not isinstance(self._undefined_obj, Mapping):
+            self._fail_with_undefined_error()
+        return method(self, *args)
+
+    return guarded
+
+
+class TypoUndefined(jinja2.Undefined):
+    """An unknown name as the config check sees it: a typo (``sevrity``,
+    ``alerts[0].sumary``) fails like ``StrictUndefined`` once used, since it would
+    render as nothing in every message; a key a mapping lacks (a label or annotation
+    some alerts do not carry) is empty, as when sent."""
+
+    __slots__ = ()
+    __str__ = _unless_missing_key(jinja2.Undefined.__str__)
+    __iter__ = _unless_missing_key(jinja2.Undefined.__iter__)
+    __len__ = _unless_missing_key(jinja2.Undefined.__len__)
+    __bool__ = _unless_missing_key(jinja2.Undefined.__bool__)
+    __eq__ = _unless_missing_key(jinja2.Undefined.__eq__)
+    __ne__ = _unless_missing_key(jinja2.Undefined.__ne__)
+    __hash__ = _unless_missing_key(jinja2.Undefined.__hash__)
 
 
 class Templates:
@@ -286,8 +328,10 @@ class Templates:
 
 def check(config: Config) -> list[str]:
     """Template faults at config load, naming the key: syntax errors, and whatever a
-    render of a sample incident raises (an unknown filter, a missing include)."""
-    env = _environment(config.templates, html=False)
+    render of the sample incidents raises (an unknown filter, a missing include, an
+    unknown name or field). Real sends render an unknown name as empty instead, so a
+    branch no sample takes never turns a message into a dead letter."""
+    env = _environment(config.templates, html=False, undefined=TypoUndefined)
     attempts = [(f"templates.{name}", partial(env.get_template, name)) for name in config.templates]
     attempts += [
         (f"receivers[{i}] ({receiver.name}).{field}", partial(_trial, env, source))
@@ -297,8 +341,10 @@ def check(config: Config) -> list[str]:
     return [f"{key}: {_describe(error)}" for key, attempt in attempts if (error := _fault(attempt))]
 
 
-def _trial(env: SandboxedEnvironment, source: str) -> str:
-    return _render(env.from_string(source), SAMPLE)
+def _trial(env: SandboxedEnvironment, source: str) -> None:
+    template = env.from_string(source)
+    for sample in SAMPLES:
+        _render(template, sample)
 
 
 def _own_templates(receiver: Receiver) -> list[tuple[str, str]]:
@@ -372,9 +418,12 @@ def _variables(context: NotificationContext) -> dict[str, Any]:
     }
 
 
-def _environment(shared: Mapping[str, str], html: bool) -> SandboxedEnvironment:
+def _environment(
+    shared: Mapping[str, str], html: bool, undefined: type[jinja2.Undefined] = jinja2.Undefined
+) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         loader=jinja2.DictLoader(dict(shared)),
+        undefined=undefined,
         autoescape=html,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -285,6 +285,31 @@ def test_check_config_refuses_zero_group_and_repeat_intervals(tmp_path):
     assert "route.repeat_interval: must be longer than 0s, got '0s'" in result.stderr
 
 
+TYPOS = """
+[[receivers]]
+name = "dba"
+urls = ["json://127.0.0.1:9/"]
+title = "{{ sevrity | upper }} {{ common_labels.servce }}: {{ title }}"
+body = "{{ alerts[0].sumary }}"
+
+[route]
+receiver = "dba"
+"""
+
+
+def test_check_config_names_each_misspelled_template_variable_and_field(tmp_path):
+    """Each would render as nothing in every message; a label some alerts lack
+    (common_labels.servce) is no typo hub can tell, and renders empty."""
+    (tmp_path / "typos.toml").write_text(TYPOS)
+    result = run_hub("check-config", "typos.toml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "2 problem(s)" in result.stderr
+    failed = "template fails on a sample incident: UndefinedError:"
+    assert f"receivers[0] (dba).title: {failed} 'sevrity' is undefined" in result.stderr
+    assert f"receivers[0] (dba).body: {failed} " in result.stderr
+    assert "has no attribute 'sumary'" in result.stderr
+
+
 def test_relative_paths_are_the_config_files_folders_and_absolute_ones_stay(tmp_path, monkeypatch):
     text = (
         '[storage]\npath = "data/hub.db"\n'

@@ -241,6 +241,52 @@ def test_config_check_names_the_bad_template_or_url(receivers, extra, problem):
     assert not any("secret" in p for p in raised.value.problems)
 
 
+def own(field: str, source: str) -> str:
+    """A receiver ``ops`` with its own ``field`` template."""
+    return f'[[receivers]]\nname = "ops"\nurls = ["json://x"]\n{field} = {source!r}\n'
+
+
+@pytest.mark.parametrize(
+    ("field", "source", "name"),
+    [
+        ("title", "{{ sevrity | upper }} {{ title }}", "'sevrity' is undefined"),
+        ("title", "{% if titel %}x{% endif %}", "'titel' is undefined"),
+        ("body", "{{ alerts[0].sumary }}", "has no attribute 'sumary'"),
+        ("body", "{% for a in alerts %}{{ a.sevrity }}{% endfor %}", "no attribute 'sevrity'"),
+        ("body", "{% if status == 'resolved' %}{{ resolvd_by }}{% endif %}", "'resolvd_by'"),
+        ("body", "{% if acknowledged_by %}{{ acknowledged_at.huor }}{% endif %}", "'huor'"),
+    ],
+)
+def test_config_check_names_a_misspelled_variable_or_field(field, source, name):
+    """A typo would otherwise render as nothing in every message ("No message body");
+    branches about resolved and acknowledged incidents are checked too."""
+    with pytest.raises(ConfigError) as raised:
+        parsed(own(field, source))
+    (problem,) = raised.value.problems
+    assert problem.startswith(f"receivers[0] (ops).{field}: template fails on a sample ")
+    assert "UndefinedError" in problem and name in problem
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ common_labels.team }}{{ alerts[0].labels.zone }}{{ alerts[0].annotations.owner }}",
+        "{{ titel | default('untitled') }}{% if sevrity is defined %}{{ sevrity }}{% endif %}",
+    ],
+)
+def test_a_label_or_annotation_some_alerts_lack_passes_the_check_and_renders_empty(source):
+    rendered = Templates(parsed(own("body", source))).render(context(receiver="ops"), "chat")
+    assert rendered.body in ("", "untitled")
+
+
+def test_a_typo_in_a_branch_no_sample_takes_passes_the_check_and_renders_empty_when_sent():
+    """Real sends render an unknown name as empty, as before: a message is never lost
+    to what the check let through."""
+    source = "{% if alerts | length > 5 %}{{ sumary }}{% endif %}six or more"
+    many = context(receiver="ops", alerts=[alert(fingerprint=str(i)) for i in range(6)])
+    assert Templates(parsed(own("body", source))).render(many, "chat").body == "six or more"
+
+
 @pytest.mark.parametrize(
     ("url", "kind"),
     [
