@@ -8,7 +8,8 @@
   multipart/alternative with a plain-text part converted from the HTML; that
   conversion keeps text but drops ``href``s, so every link is also written out
   as visible text and the ack link reaches both parts.
-- ``structured`` (json/form/xml endpoints): the context as JSON, for machines.
+- ``structured`` (json/form/xml endpoints): as JSON, for machines, every name a
+  template sees (the counts and common labels too, not only the stored fields).
 
 Templates are Jinja2 in a sandbox (receivers' templates come from the config
 file, not from code); HTML is autoescaped, so a label value like ``<script>``
@@ -322,7 +323,7 @@ class Templates:
         if kind == "sms":
             return sms(context, limit)
         if kind == "structured":
-            return msgspec.json.encode(context).decode()
+            return msgspec.json.encode(_variables(context)).decode()
         return _render(self._defaults[kind], context)
 
 
@@ -409,6 +410,7 @@ def _render(template: jinja2.Template, context: NotificationContext) -> str:
 
 
 def _variables(context: NotificationContext) -> dict[str, Any]:
+    """Every name a template sees; a structured endpoint is sent the same."""
     return {
         **msgspec.structs.asdict(context),
         "firing_count": context.firing_count,

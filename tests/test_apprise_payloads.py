@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
 from urllib.parse import parse_qs
+from xml.etree import ElementTree
 
 import msgspec
 import pytest
@@ -94,6 +95,37 @@ def test_twilio_gets_one_sms_of_at_most_160_characters_with_the_ack_link(summary
     assert len(form["Body"]) <= 160
     assert form["Body"].startswith("CRITICAL #1: checkout")
     assert form["Body"].endswith(f" Ack: {ACK}")
+
+
+DOCUMENTED = {
+    "incident_id", "status", "severity", "title", "alerts", "incident_url", "ack_url",
+    "receiver", "acknowledged_by", "acknowledged_at", "resolved_by", "resolved_at",
+    "lapsed_by", "lapse_reason", "lapsed", "firing_count", "resolved_count", "common_labels",
+}  # fmt: skip
+"""Every name the README says templates see."""
+MESSAGE_IN = {
+    "json": lambda body: json.loads(body)["message"],
+    "form": lambda body: parse_qs(body)["message"][0],
+    "xml": lambda body: ElementTree.fromstring(body).find(".//{*}Message").text,
+}
+"""Where Apprise's plugin puts the message body in what it posts."""
+
+
+@responses.activate
+@pytest.mark.parametrize("scheme", sorted(MESSAGE_IN))
+def test_a_structured_endpoint_gets_every_field_templates_see_as_json(scheme):
+    hook = responses.post("http://consumer.example/hook")
+    again = msgspec.structs.replace(INCIDENT, lapsed_by="will", lapse_reason="ack_timeout")
+    send(f"{scheme}://consumer.example/hook", again)
+    context = json.loads(MESSAGE_IN[scheme](hook.calls[0].request.body))
+    assert set(context) == DOCUMENTED
+    assert (context["firing_count"], context["resolved_count"]) == (1, 0)
+    assert context["common_labels"] == {"alertname": "HighErrorRate", "service": "checkout"}
+    assert context["lapsed"] == (
+        "The acknowledgement by will lapsed: not resolved within the policy's ack_timeout."
+    )
+    assert context["ack_url"] == ACK
+    assert context["alerts"][0]["starts_at"] == "2026-01-01T00:00:00Z"
 
 
 class Inbox:

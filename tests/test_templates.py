@@ -173,9 +173,12 @@ def test_a_first_page_says_nothing_of_a_lapse():
         assert "lapsed" not in Templates(parsed()).render(context(), kind).body
 
 
-def test_structured_endpoints_get_the_context_as_json():
+def test_structured_endpoints_get_the_context_as_json_with_what_templates_derive():
     rendered = Templates(parsed()).render(context(), "structured")
     assert msgspec.json.decode(rendered.body, type=templates.NotificationContext) == SAMPLE
+    derived = msgspec.json.decode(rendered.body)
+    assert (derived["firing_count"], derived["resolved_count"], derived["lapsed"]) == (1, 0, "")
+    assert derived["common_labels"] == SAMPLE.common_labels
 
 
 OWN = """
