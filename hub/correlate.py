@@ -1,8 +1,10 @@
 """Correlation: an alert that changed joins the incident of its group, and the
 incident is brought up to date. Runs inside the ingest transaction.
 
-The group is the first matching route's ``group_by`` values (``routing.group_key``):
-alerts from different sources with the same group labels share one incident.
+The group is the first matching route, named by its matchers rather than its position,
+and its ``group_by`` values (``routing.group_key``): alerts from different sources with
+the same group labels share one incident, and a reload that inserts or reorders routes
+does not move a route's alerts into another route's incident.
 Routes reached through ``continue`` add their receivers to that incident. An open
 incident keeps the receivers, timing and escalation it was created with, so a
 config reload never changes an incident half-way through.

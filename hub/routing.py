@@ -5,11 +5,17 @@ and every node carries its effective settings (unset ones are inherited from the
 parent). ``match`` walks the tree for an alert's labels. The first match owns the
 alert's incident (``group_key``); matches reached through ``continue`` only add
 receivers to it.
+
+A route is known by two names. ``route_id`` is its position, for people to find it in
+the file. ``key``, as Alertmanager's route key, is the matchers of every route from the
+root down to it (``{}/{team="db"}``): the group key starts with it, so a reload that
+inserts or reorders routes does not move an alert into another route's incident.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,13 +31,15 @@ _DEFAULT_TIMING = Timing(group_wait=30.0, group_interval=300.0, repeat_interval=
 class RouteMatch:
     """What a matched route decides: who is told, how alerts group, and when.
 
-    ``route_id`` is the node's path in the tree ("0" is the root, "0.2.1" the second
-    child of its third child): stable as long as the routes keep their order.
+    ``route_id`` is the node's position in the tree ("0" is the root, "0.2.1" the second
+    child of its third child), shown to people; it moves when routes are inserted or
+    reordered. ``key`` is the node's matcher path (module docstring), which does not.
     ``group_by`` is None when the route groups by all labels (``["..."]``).
     Time intervals are the route's own, not inherited (as in Alertmanager).
     """
 
     route_id: str
+    key: str
     receiver: str
     group_by: tuple[str, ...] | None
     timing: Timing
@@ -50,19 +58,41 @@ class RouteNode:
 
 def resolve(route: Route) -> RouteNode:
     """Build the tree from a checked config (``config.check`` reports bad matchers)."""
-    root = RouteMatch("0", route.receiver or "", (), _DEFAULT_TIMING, None)
-    return _node(route, _inherit(root, route, "0"))
+    matchers = tuple(parse_all(route.matchers))
+    root = RouteMatch("0", "", route.receiver or "", (), _DEFAULT_TIMING, None)
+    return _node(route, matchers, _inherit(root, route, "0", _written(matchers)))
 
 
-def _node(route: Route, settings: RouteMatch) -> RouteNode:
+def _node(route: Route, matchers: tuple[Matcher, ...], settings: RouteMatch) -> RouteNode:
+    parsed = [tuple(parse_all(child.matchers)) for child in route.routes]
+    keys = _child_keys(settings.key, parsed)
     children = tuple(
-        _node(child, _inherit(settings, child, f"{settings.route_id}.{i}"))
-        for i, child in enumerate(route.routes)
+        _node(child, own, _inherit(settings, child, f"{settings.route_id}.{i}", key))
+        for i, (child, own, key) in enumerate(zip(route.routes, parsed, keys, strict=True))
     )
-    return RouteNode(settings, tuple(parse_all(route.matchers)), route.continue_, children)
+    return RouteNode(settings, matchers, route.continue_, children)
 
 
-def _inherit(parent: RouteMatch, route: Route, route_id: str) -> RouteMatch:
+def _child_keys(parent: str, children: list[tuple[Matcher, ...]]) -> list[str]:
+    """The children's keys: the parent's, then each child's matchers. A child with the
+    same matchers as earlier siblings adds its count among them (``#2``), so every route
+    has a key of its own that an unrelated sibling added before it does not change."""
+    seen: Counter[str] = Counter()
+    keys = []
+    for matchers in children:
+        written = _written(matchers)
+        seen[written] += 1
+        suffix = f"#{seen[written]}" if seen[written] > 1 else ""
+        keys.append(f"{parent}/{written}{suffix}")
+    return keys
+
+
+def _written(matchers: tuple[Matcher, ...]) -> str:
+    """Matchers as Alertmanager writes a route's in its key: sorted, in braces."""
+    return "{" + ",".join(sorted(str(m) for m in matchers)) + "}"
+
+
+def _inherit(parent: RouteMatch, route: Route, route_id: str, key: str) -> RouteMatch:
     group_by = parent.group_by if route.group_by is None else _group_by(route.group_by)
     timing = Timing(
         group_wait=_pick(route.group_wait, parent.timing.group_wait),
@@ -71,6 +101,7 @@ def _inherit(parent: RouteMatch, route: Route, route_id: str) -> RouteMatch:
     )
     return RouteMatch(
         route_id=route_id,
+        key=key,
         receiver=route.receiver or parent.receiver,
         group_by=group_by,
         timing=timing,
@@ -107,14 +138,14 @@ def match(tree: RouteNode, labels: Mapping[str, str]) -> list[RouteMatch]:
 
 
 def group_key(route: RouteMatch, labels: Mapping[str, str]) -> str:
-    """The incident key: the route id plus the values of its ``group_by`` labels.
+    """The incident key: the route's key plus the values of its ``group_by`` labels.
 
     Label names are sorted and values JSON-quoted, so the key is stable and
     unambiguous whatever characters the values hold.
     """
     names = sorted(labels) if route.group_by is None else sorted(set(route.group_by))
     pairs = ",".join(f"{name}={json.dumps(labels.get(name, ''))}" for name in names)
-    return f"{route.route_id}:{{{pairs}}}"
+    return f"{route.key}:{{{pairs}}}"
 
 
 def route_test(tree: RouteNode, labels: Mapping[str, str]) -> list[str]:

@@ -126,7 +126,7 @@ def test_every_matched_route_is_shown_with_group_key_timing_and_escalation():
     (decision,) = run(event(service="checkout", env="prod"))
     first, second = decision.routes
     assert (first.route_id, first.receiver, first.escalation) == ("0.0", "pager", "night")
-    assert first.group_key == '0.0:{service="checkout"}'
+    assert first.group_key == '{}/{service="checkout"}:{service="checkout"}'
     assert first.group_by == ["service"]
     assert first.timing.group_wait == 10
     assert (second.route_id, second.group_by) == ("0.1", ["..."])

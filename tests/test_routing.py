@@ -106,12 +106,21 @@ def test_unset_settings_are_inherited_from_the_parent(
     assert found.escalation == escalation
 
 
+WEB = '{}/{service=~"web|api"}'
+
+
 @pytest.mark.parametrize(
     ("labels", "expected"),
     [
-        ({"alertname": "Down", "cluster": "eu", "x": "1"}, '0.1:{alertname="Down",cluster="eu"}'),
-        ({"alertname": "Down"}, '0.1:{alertname="Down",cluster=""}'),
-        ({"alertname": 'a",b="c', "cluster": "eu"}, '0.1:{alertname="a\\",b=\\"c",cluster="eu"}'),
+        (
+            {"alertname": "Down", "cluster": "eu", "x": "1"},
+            WEB + ':{alertname="Down",cluster="eu"}',
+        ),
+        ({"alertname": "Down"}, WEB + ':{alertname="Down",cluster=""}'),
+        (
+            {"alertname": 'a",b="c', "cluster": "eu"},
+            WEB + ':{alertname="a\\",b=\\"c",cluster="eu"}',
+        ),
     ],
 )
 def test_group_key_is_the_route_and_its_group_by_values(labels, expected):
@@ -122,7 +131,7 @@ def test_group_key_is_the_route_and_its_group_by_values(labels, expected):
 def test_group_by_all_labels_keys_on_every_label():
     pager = routing.match(tree_of(), {"service": "db", "severity": "critical"})[0]
     labels = {"service": "db", "severity": "critical", "host": "a"}
-    expected = '0.0.0:{host="a",service="db",severity="critical"}'
+    expected = '{}/{service="db"}/{severity="critical"}:{host="a",service="db",severity="critical"}'
     assert routing.group_key(pager, labels) == expected
 
 
@@ -131,6 +140,91 @@ def test_alerts_differing_outside_group_by_share_a_group_key():
     first = routing.group_key(web, {"alertname": "Down", "cluster": "eu", "host": "a"})
     second = routing.group_key(web, {"alertname": "Down", "cluster": "eu", "host": "b"})
     assert first == second
+
+
+# TREE with a route inserted first and its last two routes swapped: every route the
+# alerts below reach has another position, but the same matchers.
+REORDERED = """
+[route]
+receiver = "default"
+group_by = ["alertname"]
+
+[[route.routes]]
+matchers = ['team="new"']
+receiver = "ops"
+
+[[route.routes]]
+matchers = ['env!="dev"']
+receiver = "audit"
+escalation = "night"
+
+[[route.routes]]
+matchers = ['service="db"']
+receiver = "db"
+group_wait = "10s"
+
+  [[route.routes.routes]]
+  matchers = ['severity="critical"']
+  receiver = "pager"
+  group_by = ["..."]
+  repeat_interval = "1h"
+
+[[route.routes]]
+matchers = ['service=~"web|api"']
+receiver = "web"
+group_by = ["cluster", "alertname"]
+continue = true
+"""
+
+
+@pytest.mark.parametrize(
+    ("labels", "moved"),
+    [
+        ({"service": "db", "env": "dev", "alertname": "Slow"}, ("0.0", "0.2")),
+        ({"service": "db", "severity": "critical", "env": "dev"}, ("0.0.0", "0.2.0")),
+        ({"service": "web", "env": "dev", "cluster": "eu"}, ("0.1", "0.3")),
+        ({"service": "webshop", "env": "prod", "alertname": "Down"}, ("0.2", "0.1")),
+        ({"env": "dev", "alertname": "Down"}, ("0", "0")),
+    ],
+)
+def test_inserting_and_reordering_routes_moves_their_ids_but_keeps_their_group_keys(labels, moved):
+    """A reload that changes positions must not send an alert to another route's
+    incident: the group key names the route by its matchers, not its position."""
+    before, after = (routing.match(tree_of(text), labels)[0] for text in (TREE, REORDERED))
+    assert (before.route_id, after.route_id) == moved
+    assert after.receiver == before.receiver
+    assert routing.group_key(after, labels) == routing.group_key(before, labels)
+
+
+SAME_MATCHERS = """
+[route]
+receiver = "default"
+
+[[route.routes]]
+matchers = ['team="db"', 'env="prod"']
+receiver = "db"
+continue = true
+
+[[route.routes]]
+matchers = ['env = "prod"', 'team="db"']
+receiver = "pager"
+continue = true
+
+[[route.routes]]
+matchers = ['team="db"', 'env="prod"']
+receiver = "audit"
+"""
+
+
+def test_siblings_with_the_same_matchers_get_keys_of_their_own():
+    """Written in any order or spacing, the same matchers are the same route key; the
+    later siblings that have them are told apart by their count among them."""
+    found = routing.match(tree_of(SAME_MATCHERS), {"team": "db", "env": "prod"})
+    assert [(m.route_id, m.key) for m in found] == [
+        ("0.0", '{}/{env="prod",team="db"}'),
+        ("0.1", '{}/{env="prod",team="db"}#2'),
+        ("0.2", '{}/{env="prod",team="db"}#3'),
+    ]
 
 
 @pytest.mark.parametrize(

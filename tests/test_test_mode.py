@@ -82,7 +82,7 @@ def test_a_test_delivery_is_kept_with_its_decision_and_notifies_nobody(hub, smtp
     owner = checkout["routes"][0]
     assert (owner["route_id"], owner["group_key"], owner["escalation"]) == (
         "0.0",
-        '0.0:{service="checkout"}',
+        '{}/{service="checkout"}:{service="checkout"}',
         "night",
     )
     assert search["mutes"] == [{"reason": "silence", "by": [silence["id"]]}]
