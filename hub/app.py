@@ -35,6 +35,7 @@ from hub import (
     api_replay,
     auth,
     console,
+    correlate,
     expiry,
     heartbeats,
     logfile,
@@ -136,6 +137,9 @@ class Runtime:
     async def start(self) -> None:
         logfile.register()
         self._open_store()
+        rekeyed = await self.store.write(self._rekey_positional, background=True)
+        if rekeyed:
+            log.info("event=incidents_rekeyed count=%d", rekeyed)
         self.ack_secret = await self.store.write(self._ack_secret, background=True)
         self.session_key = await self.store.write(sessions.stored_key, background=True)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
@@ -205,6 +209,12 @@ class Runtime:
 
     async def prune(self) -> dict[str, int]:
         return await retention.prune(self.store, self.config.retention, self.clock())
+
+    def _rekey_positional(self, tx: Tx) -> int:
+        """Incidents opened before group keys named routes by their matchers go on taking
+        their group's alerts (``correlate.rekey_positional``)."""
+        since = self.clock() - self.rules.reopen_window
+        return correlate.rekey_positional(tx, self.rules.tree, since)
 
     def _ack_secret(self, tx: Tx) -> bytes:
         """The configured secret, else one generated once and kept in the store."""

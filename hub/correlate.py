@@ -12,6 +12,7 @@ config reload never changes an incident half-way through.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from hub import escalation, incidents, routing, snoozes
@@ -21,6 +22,8 @@ from hub.events import SEVERITIES
 from hub.incidents import HUB_ACTOR
 from hub.rules import Rules
 from hub.store import Tx
+
+_POSITIONAL_KEY = re.compile(r"(0(?:\.\d+)*):(\{.*\})", re.DOTALL)
 
 
 def correlate(
@@ -108,6 +111,27 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
     incident = _open(tx, alert, key, owner, [m.receiver for m in others], now)
     escalation.begin(tx, incident["id"], rules.config.escalation(owner.escalation), now)
     return incident
+
+
+def rekey_positional(tx: Tx, tree: routing.RouteNode, since: float) -> int:
+    """Give each incident an older hub keyed by its route's position (``0.3:{...}``)
+    the key of the route now at that position, so its group's alerts still join it
+    after the upgrade; returns how many were re-keyed.
+
+    Run at start, before any alert arrives: the config then is, in the normal upgrade,
+    the one those incidents were opened under. Only incidents an alert may still join or
+    reopen are re-keyed (open, acknowledged, resolved since ``since``). One whose
+    position the config no longer has keeps its key: its alerts stay in it, and its
+    group's next new alert opens a new incident.
+    """
+    rekeyed = 0
+    for incident_id, key in tx.positional_group_keys(since):
+        found = _POSITIONAL_KEY.fullmatch(key)
+        route = routing.route_at(tree, found[1]) if found else None
+        if found and route is not None:
+            tx.update("incidents", incident_id, {"group_key": f"{route.key}:{found[2]}"})
+            rekeyed += 1
+    return rekeyed
 
 
 def _join(tx: Tx, incident: dict, alert: dict, now: float, rules: Rules) -> None:

@@ -137,6 +137,16 @@ def match(tree: RouteNode, labels: Mapping[str, str]) -> list[RouteMatch]:
     return found or [tree.settings]
 
 
+def route_at(tree: RouteNode, route_id: str) -> RouteMatch | None:
+    """The route at a position (a ``route_id``), if the tree has one there."""
+    node = tree
+    for step in route_id.split(".")[1:]:
+        if int(step) >= len(node.routes):
+            return None
+        node = node.routes[int(step)]
+    return node.settings
+
+
 def group_key(route: RouteMatch, labels: Mapping[str, str]) -> str:
     """The incident key: the route's key plus the values of its ``group_by`` labels.
 

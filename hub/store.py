@@ -606,6 +606,17 @@ class Tx:
         )
         return _decode_incident(row) if row else None
 
+    def positional_group_keys(self, since: float) -> list[tuple[int, str]]:
+        """The id and group key of each incident an older hub keyed by its route's
+        position (``0.3:{...}``; a route key starts with "{") that an alert may still
+        join or reopen: not resolved, or resolved since ``since``."""
+        cursor = self.conn.execute(
+            "SELECT id, group_key FROM incidents WHERE group_key NOT LIKE '{%'"
+            " AND (status != 'resolved' OR resolved_at >= ?)",
+            (since,),
+        )
+        return cursor.fetchall()
+
     def incident_alerts(self, incident_id: int) -> list[dict]:
         cursor = self.conn.execute(
             "SELECT * FROM alerts WHERE incident_id = ? ORDER BY id", (incident_id,)

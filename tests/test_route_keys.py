@@ -1,11 +1,13 @@
 """An incident stays with the route that opened it when a reload inserts or reorders
-routes.
+routes, and across the upgrade from group keys that named routes by their position.
 
 Found by an audit: the group key began with the owning route's position, so after a
 reload put a new route first, an alert of the route now at that position joined the
 incident another route had opened there, and its own receiver was never paged."""
 
 from __future__ import annotations
+
+import sqlite3
 
 import httpx
 from conftest import AUTH, BASE_CONFIG, RunningHub, mail_url, wait_for
@@ -48,17 +50,17 @@ steps = [{{ after = "0s", notify = ["pager"] }}]
 ALERT = {"status": "firing", "summary": "F is down", "labels": {"alertname": "F"}}
 
 
-def start(hub_factory, smtp_port: int) -> RunningHub:
+def start(hub_factory, smtp_port: int, extra: str = "") -> RunningHub:
     return hub_factory(
-        BASE_CONFIG + ROUTES + TOKENS + RECEIVERS,
+        BASE_CONFIG + ROUTES + TOKENS + RECEIVERS + extra,
         smtp_port=smtp_port,
         mail_url=mail_url(smtp_port),
     )
 
 
-def fire(http: httpx.Client, team: str, host: str) -> int:
+def fire(http: httpx.Client, team: str, host: str, **more: str) -> int:
     """An alert of group alertname="F" for ``team``; returns its incident's id."""
-    labels = {**ALERT["labels"], "team": team, "host": host}
+    labels = {**ALERT["labels"], "team": team, "host": host, **more}
     answer = http.post("/webhooks/shop", json={**ALERT, "labels": labels}, headers=AUTH)
     assert answer.status_code == 202, answer.text
     return answer.json()["alerts"][0]["incident_id"]
@@ -102,3 +104,39 @@ def test_after_a_route_is_inserted_first_each_route_keeps_its_own_incident(hub_f
             None,
         )
         assert [a["labels"]["host"] for a in joined["alerts"]] == ["a", "c"]
+
+
+def test_an_upgrade_rekeys_the_incidents_alerts_may_join_so_their_group_still_does(
+    hub_factory, smtp
+):
+    """Incidents an older hub keyed ``<position>:{...}`` take the key of the route now at
+    that position when the hub starts, the open ones and those it may still reopen; one
+    whose position the config no longer has keeps its key."""
+    hub = start(hub_factory, smtp[1], '[incidents]\nreopen_window = "1h"\n')
+    with hub.client(headers=ADMIN) as http:
+        fragile, nobody = fire(http, "fragile", "a"), fire(http, "nobody", "b")
+        gone = fire(http, "fragile", "c", service="x")
+        assert http.post(f"/api/v1/incidents/{nobody}/resolve", json={}).status_code == 200
+    hub.stop()
+    older = {
+        fragile: '0.1:{alertname="F",service=""}',
+        nobody: '0.0:{alertname="F",service=""}',
+        gone: '0.9:{alertname="F",service="x"}',
+    }
+    with sqlite3.connect(hub.config_path.parent / "hub.db") as db:
+        db.executemany(
+            "UPDATE incidents SET group_key = ? WHERE id = ?",
+            [(key, incident_id) for incident_id, key in older.items()],
+        )
+    db.close()
+    hub.start()
+    with hub.client(headers=ADMIN) as http:
+        assert fire(http, "fragile", "d") == fragile
+        assert fire(http, "nobody", "e") == nobody
+        rekeyed = incident(http, fragile)
+        assert rekeyed["group_key"] == '{}/{team="fragile"}:{alertname="F",service=""}'
+        assert [a["labels"]["host"] for a in rekeyed["alerts"]] == ["a", "d"]
+        reopened = incident(http, nobody)
+        assert (reopened["status"], reopened["episode"]) == ("open", 2)
+        assert reopened["group_key"] == '{}/{team="nobody"}:{alertname="F",service=""}'
+        assert incident(http, gone)["group_key"] == older[gone]
