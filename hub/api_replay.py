@@ -8,7 +8,8 @@ replay (role ``admin``, since it can page people) is a new delivery, marked as a
 replay of the original and without a delivery key (it is no sender's retry, so it is
 never refused as a repeat), committed as a webhook would be (``webhooks.commit``).
 It is not authenticated again: the stored headers lack the credentials, and the API
-token is what vouches for the request.
+token is what vouches for the request. hub's own deliveries (a heartbeat's alert, an
+alert resolved at its end) are refused: no sender sent them, so none can be sent again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from litestar import Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
-from hub import decision
+from hub import decision, expiry, heartbeats
 from hub.access import BEARER, ensure_role, require
 from hub.api import RowId
 from hub.config import Source
@@ -43,7 +44,10 @@ from hub.webhooks import commit
         200: ResponseSpec(dict[str, Any], description="dry_run: the decision only"),
         **refusals(400, 401, 404, 503),
         403: refusal("The token's role is too low: a dry run needs write, a replay admin"),
-        409: refusal("The delivery's source is no longer configured"),
+        409: refusal(
+            "The delivery's source is no longer configured, or hub made the delivery"
+            " itself (a heartbeat's alert, an alert's end): no sender sent it"
+        ),
         422: refusal("The current config's decoder refuses the stored body"),
     },
 )
@@ -51,7 +55,8 @@ async def replay(
     request: Request, delivery_id: RowId, dry_run: FromQuery[bool] = False
 ) -> Response:
     """200 with the decision on a dry run; else the webhook's answer for a new delivery.
-    404 for an unknown delivery, 409 when its source is no longer configured."""
+    404 for an unknown delivery, 409 when its source is no longer configured or
+    hub made it."""
     if not dry_run:
         ensure_role(request, "admin")
     status_code, body = await run(request.app.state.hub, delivery_id, dry_run=dry_run)
@@ -82,7 +87,16 @@ async def run(hub: Any, delivery_id: int, *, dry_run: bool) -> tuple[int, dict[s
     return answer.status_code, answer.body
 
 
+_HUB_MADE = (heartbeats.SOURCE, expiry.SOURCE)
+"""The sources of the deliveries hub makes itself: no sender's body, no decoder."""
+
+
 def _source(hub: Any, name: str) -> Source:
+    if name in _HUB_MADE:
+        raise Conflict(
+            f"this delivery was made by hub itself ({name}); no sender sent it,"
+            " so there is nothing to replay"
+        )
     source = hub.config.source(name)
     if source is None:
         raise Conflict(f"source {name!r} is no longer configured; nothing can decode this body")

@@ -4,6 +4,7 @@ changes nothing, or for real as a new delivery marked as a replay."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,53 @@ def test_an_unknown_delivery_is_404_and_a_removed_source_409(hub):
         gone = http.post(f"/api/v1/events/{delivery_id}/replay", params={"dry_run": "true"})
     assert (missing.status_code, gone.status_code) == (404, 409)
     assert "rehearsal" in gone.json()["detail"]
+
+
+OWN_DELIVERIES = """
+[[sources]]
+name = "prom"
+format = "prometheus"
+auth = {{ type = "none" }}
+
+[[heartbeats]]
+name = "nightly-backup"
+period = "1h"
+"""
+
+
+def fail_a_heartbeat(http) -> None:
+    http.post("/ping/nightly-backup/fail").raise_for_status()
+
+
+def let_an_alert_end(http) -> None:
+    """A Prometheus alert not re-sent before its endsAt: hub resolves it then."""
+    now = datetime.now(UTC)
+    alert = {
+        "labels": {"alertname": "NodeDown", "instance": "db1"},
+        "startsAt": (now - timedelta(minutes=1)).isoformat(),
+        "endsAt": (now + timedelta(seconds=0.5)).isoformat(),
+    }
+    http.post("/webhooks/prom/api/v2/alerts", json=[alert]).raise_for_status()
+
+
+@pytest.mark.parametrize(
+    ("source", "make"), [("heartbeat", fail_a_heartbeat), ("expiry", let_an_alert_end)]
+)
+def test_a_delivery_hub_made_itself_is_refused_as_no_senders(hub_factory, smtp, source, make):
+    """It was refused as if its source had been removed from the config, which it
+    never was in: nothing sent it, so there is nothing to send again."""
+    hub = hub_factory(CONFIG + OWN_DELIVERIES, mail_url=mail_url(smtp[1]))
+    with hub.client(headers=ADMIN) as http:
+        make(http)
+        (delivery,) = wait_for(lambda: http.get("/api/v1/events", params={"source": source}).json())
+        dry = http.post(f"/api/v1/events/{delivery['id']}/replay", params={"dry_run": "true"})
+        real = http.post(f"/api/v1/events/{delivery['id']}/replay")
+    assert (dry.status_code, real.status_code) == (409, 409)
+    assert dry.json() == real.json()
+    detail = dry.json()["detail"]
+    assert f"made by hub itself ({source})" in detail
+    assert "no sender sent it" in detail
+    assert "no longer configured" not in detail
 
 
 def test_the_openapi_document_gives_a_replay_the_statuses_it_answers(hub):
