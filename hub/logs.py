@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
+
+_BARE = re.compile(r"[\w.:/@+-]+", re.ASCII)
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -18,6 +22,12 @@ class LogfmtFormatter(logging.Formatter):
         if record.exc_info:
             line += " exc=" + repr(self.formatException(record.exc_info))
         return line
+
+
+def value(text: str) -> str:
+    """A logfmt value: bare when it is one plain word, else quoted with JSON's escapes,
+    so that a space, a quote or a line break a sender chose cannot break the line."""
+    return text if _BARE.fullmatch(text) else json.dumps(text)
 
 
 def configure(level: str = "INFO") -> None:

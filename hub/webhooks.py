@@ -20,6 +20,7 @@ import msgspec
 from litestar import Litestar
 from litestar.types import Receive, Scope, Send
 
+from hub import logs
 from hub.alerts import Outcome
 from hub.auth import authenticate, delivery_id_header
 from hub.config import Source
@@ -129,6 +130,7 @@ async def _receive(
     if source is None:
         hub.metrics.webhook_series(UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME).inc()
         error = NotFound(f"unknown source {name!r}: no [[sources]] entry has this name")
+        _log_refusal(name, error.status, UNKNOWN_SOURCE_OUTCOME, error)
         return _problem(error.status, *hub_error_problem(error))
     responder = RESPONDERS.get(source.format)
     try:
@@ -139,8 +141,9 @@ async def _receive(
             )
         answer = await _ingest(hub, headers, receive, source, responder)
     except HubError as e:
-        _count_rejection(hub, source.name, e)
-        return _rejection(responder, e)
+        reply = _rejection(responder, e)
+        _note_rejection(hub, source.name, reply[0], e)
+        return reply
     outcome = "repeated" if answer.repeated else "accepted"
     hub.metrics.webhook_series(source.name, outcome).inc()
     hub.metrics.ingest_series(source.name).observe(time.perf_counter() - started)
@@ -240,12 +243,30 @@ async def _send(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _count_rejection(hub, source: str, error: HubError) -> None:
+def _note_rejection(hub, source: str, status: int, error: HubError) -> None:
+    """Count a refused delivery; log it too, unless it is pushback under load (429,
+    503): a flood of those would make the log the bottleneck, and they are counted."""
     outcome = _OUTCOME_BY_ERROR.get(type(error), "invalid")
     hub.metrics.webhook_series(source, outcome).inc()
     if isinstance(error, AuthError):
         hub.metrics.auth_failures.labels(source, error.reason).inc()
-        log.warning("event=auth_failed source=%s reason=%s", source, error.reason)
+    if not isinstance(error, RateLimited | Unavailable):
+        _log_refusal(source, status, outcome, error)
+
+
+def _log_refusal(source: str, status: int, outcome: str, error: HubError) -> None:
+    """One line per refused delivery, with the detail the sender was told: hub's errors
+    carry no secret, and the body is never logged. A failed authentication warns."""
+    reason = f" reason={error.reason}" if isinstance(error, AuthError) else ""
+    log.log(
+        logging.WARNING if isinstance(error, AuthError) else logging.INFO,
+        "event=webhook_refused source=%s status=%d outcome=%s%s detail=%s",
+        logs.value(source),
+        status,
+        outcome,
+        reason,
+        logs.value(error.detail),
+    )
 
 
 def _log_applied(source: str, answer: Answer) -> None:

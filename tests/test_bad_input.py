@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import sqlite3
 
 import pytest
-from conftest import AUTH, mail_url
+from conftest import AUTH, BASE_CONFIG, mail_url
 
 GOOD = {"status": "firing", "summary": "queue backlog growing"}
 
@@ -87,6 +89,73 @@ def test_bad_input_is_refused_with_a_named_reason_and_changes_nothing(
     assert detail_has in problem["detail"] + problem.get("field", "")
     assert "Traceback" not in answer.text and "shop-secret-token" not in answer.text
     assert stored_rows(tmp_path / "hub.db") == before
+
+
+LIMITED = (
+    BASE_CONFIG
+    + """
+[[sources]]
+name = "limited"
+format = "native"
+auth = {{ type = "none" }}
+rate_limit = 1
+burst = 1
+"""
+)
+BODY_MARKER = "only-in-the-body-5e1f"
+JSON = {"Content-Type": "application/json"}
+
+
+def refusal_lines(caplog) -> list[tuple[str, str]]:
+    return [
+        (record.levelname, record.getMessage())
+        for record in caplog.records
+        if record.getMessage().startswith("event=webhook_refused ")
+    ]
+
+
+def told(answer) -> str:
+    """What the sender was told, as the log line quotes it."""
+    return json.dumps(answer.json()["detail"])
+
+
+def test_each_refused_webhook_is_logged_once_with_what_the_sender_was_told(
+    hub_factory, smtp, caplog
+):
+    """docs/sources.md said refused requests are logged; only a 401 was. Each refusal
+    is one line (a 401 too, not two), with the detail and never a secret or the body;
+    a 429 is not logged (a flood of them would make the log the bottleneck)."""
+    hub = hub_factory(LIMITED, mail_url=mail_url(smtp[1]))
+    marked = {"status": "firing", "summary": "", "labels": {"note": BODY_MARKER}}
+    wrong_token = {"Authorization": "Bearer shop-secret-token-of-last-year"}
+    with caplog.at_level(logging.INFO, logger="hub"), hub.client(headers=AUTH) as http:
+        invalid = http.post("/webhooks/shop", json=marked)
+        malformed = http.post("/webhooks/shop", content=BODY_MARKER.encode(), headers=JSON)
+        unauthorized = http.post("/webhooks/shop", json=marked, headers=wrong_token)
+        unknown = http.post("/webhooks/nowhere", json=marked)
+        unsupported = http.post(
+            "/webhooks/shop", content=b"<p/>", headers={"Content-Type": "text/html"}
+        )
+        limited = [http.post("/webhooks/limited", json=GOOD).status_code for _ in "abc"]
+    expected = [
+        ("INFO", "shop", invalid, 422, "outcome=invalid"),
+        ("INFO", "shop", malformed, 400, "outcome=malformed"),
+        ("WARNING", "shop", unauthorized, 401, "outcome=unauthorized reason=bad_token"),
+        ("INFO", "nowhere", unknown, 404, "outcome=unknown_source"),
+        ("INFO", "shop", unsupported, 415, "outcome=unsupported_media"),
+    ]
+    assert [answer.status_code for _, _, answer, _, _ in expected] == [s for *_, s, _ in expected]
+    assert limited == [202, 429, 429]
+    assert refusal_lines(caplog) == [
+        (
+            level,
+            f"event=webhook_refused source={source} status={status} {outcome}"
+            f" detail={told(answer)}",
+        )
+        for level, source, answer, status, outcome in expected
+    ]
+    logged = [record.getMessage() for record in caplog.records]
+    assert [m for m in logged if "shop-secret-token" in m or BODY_MARKER in m] == []
 
 
 def test_metrics_count_accepted_and_rejected_webhooks(hub_factory, smtp):

@@ -145,3 +145,4 @@ def test_a_flood_gets_back_pressure_with_retry_after_bounded_memory_and_no_lost_
     assert max([after, *tally.rss_kb]) < RSS_CAP_KB
     assert tally.accepted <= stored, sorted(tally.accepted - stored)[:10]
     assert "Traceback" not in hub.log(), hub.log()[-3000:]
+    assert "event=webhook_refused" not in hub.log(), "429 and 503 are counted, not logged"
