@@ -158,6 +158,41 @@ def test_each_refused_webhook_is_logged_once_with_what_the_sender_was_told(
     assert [m for m in logged if "shop-secret-token" in m or BODY_MARKER in m] == []
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "detail"),
+    [
+        ({"status": "firing"}, "$.summary", "Object missing required field `summary`"),
+        (
+            [GOOD, {"status": "firing"}],
+            "$[1].summary",
+            "Object missing required field `summary` - at `$[1]`",
+        ),
+        (
+            [GOOD, {"status": "fring", "summary": "x"}],
+            "$[1].status",
+            "Invalid enum value 'fring' (one of: firing, resolved) - at `$[1].status`",
+        ),
+        (
+            {**GOOD, "severity": "urgent"},
+            "$.severity",
+            "Invalid enum value 'urgent' (one of: critical, error, warning, info)"
+            " - at `$.severity`",
+        ),
+    ],
+    ids=["missing-field", "missing-field-in-a-batch", "bad-status-in-a-batch", "bad-severity"],
+)
+def test_a_native_event_of_the_wrong_shape_names_the_field_and_the_choices(
+    hub_factory, smtp, body, field, detail
+):
+    """A missing field was named as "$", the object holding it, not as the README's
+    ``$.status``; a wrong enum value did not say the values it may take."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    with hub.client(headers=AUTH) as http:
+        answer = http.post("/webhooks/shop", json=body)
+    assert answer.status_code == 422
+    assert (answer.json()["field"], answer.json()["detail"]) == (field, detail)
+
+
 def test_metrics_count_accepted_and_rejected_webhooks(hub_factory, smtp):
     _, smtp_port = smtp
     hub = hub_factory(mail_url=mail_url(smtp_port))

@@ -88,5 +88,5 @@ def test_it_refuses_a_batch_without_one_valid_alert():
     del body["alerts"][0]["labels"]
     with pytest.raises(InvalidPayload) as caught:
         alertmanager.decode(encode(body), SOURCE)
-    assert caught.value.field == "$.alerts[0]"
+    assert caught.value.field == "$.alerts[0].labels"
     assert "labels" in caught.value.detail

@@ -80,7 +80,7 @@ def mutated(name, **changes):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        (mutated("trigger.json", routing_key=None), "$"),
+        (mutated("trigger.json", routing_key=None), "$.routing_key"),
         (mutated("trigger.json", routing_key=""), "$.routing_key"),
         (mutated("trigger.json", event_action="escalate"), "$.event_action"),
         (mutated("trigger.json", payload=None), "$.payload"),

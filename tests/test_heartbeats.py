@@ -180,6 +180,18 @@ def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, 
         assert gone.json()["detail"] == "no heartbeat named 'deploy-check'"
 
 
+def test_a_heartbeat_body_of_the_wrong_shape_names_the_field_and_the_choices(hub_factory, smtp):
+    hub = start_hub(hub_factory, smtp[1])
+    with hub.client(headers=WRITE) as http:
+        no_period = http.post("/api/v1/heartbeats", json={"name": "etl"})
+        urgent = http.post(
+            "/api/v1/heartbeats", json={"name": "etl", "period": "1h", "severity": "urgent"}
+        )
+    assert (no_period.status_code, no_period.json()["field"]) == (422, "$.period")
+    assert (urgent.status_code, urgent.json()["field"]) == (422, "$.severity")
+    assert "(one of: critical, error, warning, info)" in urgent.json()["detail"]
+
+
 PING_TOKEN = "payroll-ping-token-1234"
 PAYROLL = """
 [[heartbeats]]

@@ -129,6 +129,7 @@ def test_config_silences_are_listed_as_static_and_cannot_be_deleted(hub):
         ({"duration": None}, "$.ends_at", "give ends_at or duration"),
         ({"duration": "soon"}, "$.duration", "expected a duration"),
         ({"comment": " "}, "$.comment", "say why"),
+        ({"comment": None}, "$.comment", "Object missing required field `comment`"),
         ({"matchers": "service=checkout"}, "$.matchers", "Expected `array`"),
     ],
     ids=[
@@ -140,6 +141,7 @@ def test_config_silences_are_listed_as_static_and_cannot_be_deleted(hub):
         "no-end",
         "bad-duration",
         "no-comment",
+        "comment-missing",
         "matchers-not-a-list",
     ],
 )

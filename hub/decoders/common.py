@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import functools
 import re
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 
+from hub.config import choices
 from hub.errors import InvalidPayload, MalformedBody
 from hub.events import Event, Severity
 from hub.fingerprints import fingerprint
@@ -22,6 +25,8 @@ T = TypeVar("T")
 AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
+_MISSING = re.compile(r"Object missing required field `([^`]+)`")
+_STEP = re.compile(r"\.([^.\[]+)|\[[^\]]*\]")  # .name, or [3] / [...] (an item)
 _EPOCH_MS_THRESHOLD = 1e11  # epoch seconds reach this in the year 5138; larger means ms
 
 _SEVERITY_WORDS: dict[str, Severity] = {
@@ -53,16 +58,56 @@ def parse_json(body: bytes | msgspec.Raw, type_: type[T]) -> T:
     try:
         return _decoder(type_).decode(body)
     except msgspec.ValidationError as e:
-        message = str(e)
-        match = _PATH.search(message)
-        field = match.group(1) if match else "$"
-        raise InvalidPayload(message, field=field) from e
+        raise _invalid(str(e), type_) from e
     except msgspec.DecodeError as e:
         raise MalformedBody(f"body is not valid JSON: {e}") from e
     except UnicodeDecodeError as e:
         raise MalformedBody(f"body is not valid UTF-8: byte {e.start} of a string") from e
     except RecursionError as e:
         raise MalformedBody("body is not valid JSON: nested too deeply") from e
+
+
+def _invalid(message: str, type_: Any) -> InvalidPayload:
+    """msgspec's refusal, with ``field`` naming the place: a missing field itself (msgspec
+    names the object that lacks it), and a wrong enum value followed by the choices."""
+    match = _PATH.search(message)
+    field, at = (match.group(1), match.group(0)) if match else ("$", "")
+    reason = message.removesuffix(at)
+    if missing := _MISSING.fullmatch(reason):
+        field = f"{field}.{missing[1]}"
+    elif reason.startswith("Invalid enum value") and (allowed := choices(_type_at(type_, field))):
+        reason += f" (one of: {', '.join(allowed)})"
+    return InvalidPayload(reason + at, field=field)
+
+
+def _type_at(type_: Any, path: str) -> Any:
+    """The type a msgspec path (``$[1].status``) leads to in ``type_``; None where the
+    type has no such place."""
+    for match in _STEP.finditer(path.removeprefix("$")):
+        type_ = _step(type_, match.group(1))
+    return type_
+
+
+def _step(type_: Any, name: str | None) -> Any:
+    """One step down: to a struct's field ``name``, or (None) to a list's or dict's item."""
+    for arm in _arms(type_):
+        if name is None and typing.get_origin(arm) in (list, dict):
+            return typing.get_args(arm)[-1]
+        if name is not None and isinstance(arm, type) and issubclass(arm, msgspec.Struct):
+            for field in msgspec.structs.fields(arm):
+                if field.encode_name == name:
+                    return field.type
+    return None
+
+
+def _arms(type_: Any) -> list[Any]:
+    """The types a value of ``type_`` may be: the members of a union, unannotated."""
+    origin = typing.get_origin(type_)
+    if origin is Annotated:
+        return _arms(typing.get_args(type_)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [arm for member in typing.get_args(type_) for arm in _arms(member)]
+    return [type_]
 
 
 @functools.cache
