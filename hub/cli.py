@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from hub.templates import NotificationContext
 
 DEFAULT_CONFIG = "alerts.toml"
+CONFIG_HELP = "config file (default: $HUB_CONFIG or ./alerts.toml)"
 # Allocations between two collections of young objects (Python's default is 700).
 GC_YOUNG_THRESHOLD = 10_000
 
@@ -87,7 +88,7 @@ def _tune_garbage_collector() -> None:
 
 
 def check_config(args: argparse.Namespace) -> int:
-    path = config_path(args.path)
+    path = config_path(args.config or args.path)
     config = _load(path)
     if config is None:
         return 1
@@ -279,15 +280,15 @@ def parser() -> argparse.ArgumentParser:
     cli_api.add_connection_options(root, cli_api.connection_defaults(os.environ))
     commands = root.add_subparsers(dest="command", required=True)
     run = commands.add_parser("serve", help="run the hub")
-    run.add_argument("--config", help="config file (default: $HUB_CONFIG or ./alerts.toml)")
+    run.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     run.add_argument("--host", help="address to bind (default: [server] host)")
     run.add_argument("--port", type=port, help="port to bind (default: [server] port)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     run.set_defaults(func=serve)
     check = commands.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument(
-        "path", nargs="?", help="config file (default: $HUB_CONFIG or ./alerts.toml)"
-    )
+    given = check.add_mutually_exclusive_group()  # --config as every command, or alone
+    given.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
+    given.add_argument("path", nargs="?", metavar="PATH", help="the same, given alone")
     check.set_defaults(func=check_config)
     _offline(commands)
     cli_api.register(commands)
@@ -295,19 +296,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _offline(commands: argparse._SubParsersAction) -> None:
-    config_help = "config file (default: $HUB_CONFIG or ./alerts.toml)"
     routes = commands.add_parser("route-test", help="which receivers a label set reaches")
-    routes.add_argument("--config", help=config_help)
+    routes.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     routes.add_argument("-v", "--verbose", action="store_true", help="show group key and timing")
     routes.add_argument("labels", nargs="*", type=label, help="label=value ...")
     routes.set_defaults(func=route_test)
     notify = commands.add_parser("notify-test", help="send a test message to a receiver")
     notify.add_argument("receiver", help="receiver name from the config")
-    notify.add_argument("--config", help=config_help)
+    notify.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     notify.set_defaults(func=notify_test)
     copy = commands.add_parser("backup", help="write a consistent copy of the store to a file")
     copy.add_argument("dest", help="file to write (refused if it exists, unless --force)")
-    copy.add_argument("--config", help=config_help)
+    copy.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     copy.add_argument("--force", action="store_true", help="replace DEST if it exists")
     copy.set_defaults(func=backup)
 

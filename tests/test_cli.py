@@ -339,6 +339,22 @@ group_by = ["service"]
 """
 
 
+@pytest.mark.parametrize("given", [["--config", "routes.toml"], ["routes.toml"]])
+def test_check_config_takes_the_file_as_serve_does_or_alone(tmp_path, given):
+    """``hub check-config --config FILE`` was a usage error, though ``serve`` and the
+    other offline commands take ``--config``."""
+    (tmp_path / "routes.toml").write_text(ROUTES)
+    checked = run_hub("check-config", *given, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.splitlines()[-1] == "routes.toml: ok (0 sources, 4 receivers)"
+
+
+def test_check_config_refuses_two_files():
+    refused = run_hub("check-config", "--config", "a.toml", "b.toml", cwd=ROOT)
+    assert refused.returncode == 2
+    assert "argument PATH: not allowed with argument --config" in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("labels", "receivers"),
     [
