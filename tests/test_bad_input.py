@@ -168,6 +168,11 @@ def test_each_refused_webhook_is_logged_once_with_what_the_sender_was_told(
             "Object missing required field `summary` - at `$[1]`",
         ),
         (
+            [GOOD, {**GOOD, "sumary": "x"}],
+            "$[1].sumary",
+            "Object contains unknown field `sumary` - at `$[1]`",
+        ),
+        (
             [GOOD, {"status": "fring", "summary": "x"}],
             "$[1].status",
             "Invalid enum value 'fring' (one of: firing, resolved) - at `$[1].status`",
@@ -179,13 +184,19 @@ def test_each_refused_webhook_is_logged_once_with_what_the_sender_was_told(
             " - at `$.severity`",
         ),
     ],
-    ids=["missing-field", "missing-field-in-a-batch", "bad-status-in-a-batch", "bad-severity"],
+    ids=[
+        "missing-field",
+        "missing-field-in-a-batch",
+        "unknown-field-in-a-batch",
+        "bad-status-in-a-batch",
+        "bad-severity",
+    ],
 )
 def test_a_native_event_of_the_wrong_shape_names_the_field_and_the_choices(
     hub_factory, smtp, body, field, detail
 ):
-    """A missing field was named as "$", the object holding it, not as the README's
-    ``$.status``; a wrong enum value did not say the values it may take."""
+    """A missing or unknown field was named as "$", the object holding it, not as the
+    README's ``$.status``; a wrong enum value did not say the values it may take."""
     hub = hub_factory(mail_url=mail_url(smtp[1]))
     with hub.client(headers=AUTH) as http:
         answer = http.post("/webhooks/shop", json=body)

@@ -25,7 +25,7 @@ T = TypeVar("T")
 AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
-_MISSING = re.compile(r"Object missing required field `([^`]+)`")
+_NAMED_FIELD = re.compile(r"Object (?:missing required|contains unknown) field `([^`]+)`")
 _STEP = re.compile(r"\.([^.\[]+)|\[[^\]]*\]")  # .name, or [3] / [...] (an item)
 _EPOCH_MS_THRESHOLD = 1e11  # epoch seconds reach this in the year 5138; larger means ms
 
@@ -68,13 +68,14 @@ def parse_json(body: bytes | msgspec.Raw, type_: type[T]) -> T:
 
 
 def _invalid(message: str, type_: Any) -> InvalidPayload:
-    """msgspec's refusal, with ``field`` naming the place: a missing field itself (msgspec
-    names the object that lacks it), and a wrong enum value followed by the choices."""
+    """msgspec's refusal, with ``field`` naming the place: a missing or unknown field
+    itself (msgspec points at the object holding it), and a wrong enum value followed
+    by the choices."""
     match = _PATH.search(message)
     field, at = (match.group(1), match.group(0)) if match else ("$", "")
     reason = message.removesuffix(at)
-    if missing := _MISSING.fullmatch(reason):
-        field = f"{field}.{missing[1]}"
+    if named := _NAMED_FIELD.fullmatch(reason):
+        field = f"{field}.{named[1]}"
     elif reason.startswith("Invalid enum value") and (allowed := choices(_type_at(type_, field))):
         reason += f" (one of: {', '.join(allowed)})"
     return InvalidPayload(reason + at, field=field)
