@@ -186,7 +186,8 @@ def _definition(body: NewHeartbeat) -> Heartbeat:
 
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
-    """A heartbeat as the API shows it: times in RFC 3339, and its ``state``."""
+    """A heartbeat as the API shows it: times in RFC 3339, durations in seconds as
+    numbers with a fraction whether it came from the file or the API, and its ``state``."""
     shown = {
         key: iso(value) if key in _SHOWN_TIMES else value
         for key, value in row.items()
@@ -195,6 +196,8 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
     has_token = row["token_sha256"] is not None
     return {
         **shown,
+        "period": float(row["period"]),
+        "grace": float(row["grace"]),
         "overdue": bool(row["overdue"]),
         "state": _state(row),
         "token_required": has_token,

@@ -103,11 +103,12 @@ def delete(tx: Tx, name: str, now: float, rules: Rules) -> dict:
 
 def _remove(tx: Tx, row: dict, now: float, rules: Rules, reason: str) -> dict:
     """Delete a heartbeat, resolving its open alert first: once it is gone, its ping
-    URL is a 404 and nothing else could resolve the alert."""
+    URL is a 404 and nothing else could resolve the alert. Returns the row as it was,
+    so the answer to a delete says what was deleted (a heartbeat that was down)."""
     if row["overdue"]:
         _raise_alert(tx, row, "resolved", now, rules, reason)
     tx.delete_heartbeat(row["name"])
-    return {**row, "overdue": 0, "deadline": None}
+    return row
 
 
 def ping(

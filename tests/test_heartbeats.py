@@ -169,11 +169,23 @@ def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, 
         listed = {h["name"]: h for h in http.get("/api/v1/heartbeats").json()}
         assert listed["deploy-check"]["state"] == "up"
         assert listed["nightly-backup"]["origin"] == "config"
+        durations = [(h["period"], h["grace"]) for h in listed.values()]
+        assert durations == [(3600.0, 60.0), (3600.0, 0.3)], "seconds, file or API alike"
+        assert all(isinstance(value, float) for pair in durations for value in pair)
         assert http.get("/api/v1/heartbeats/deploy-check").json() == listed["deploy-check"]
         assert http.get("/api/v1/heartbeats/nightly-backup").json() == listed["nightly-backup"]
 
         assert http.delete("/api/v1/heartbeats/nightly-backup").status_code == 409
-        assert http.delete("/api/v1/heartbeats/deploy-check").status_code == 200
+        http.post("/ping/deploy-check/fail").raise_for_status()
+        deleted = http.delete("/api/v1/heartbeats/deploy-check")
+        assert deleted.status_code == 200
+        assert deleted.json()["state"] == "down", "the answer shows what was deleted"
+        (alert,) = [
+            a
+            for a in http.get("/api/v1/alerts").json()
+            if a["labels"].get("heartbeat") == "deploy-check"
+        ]
+        assert alert["status"] == "resolved"
         assert http.get("/ping/deploy-check").status_code == 404
         gone = http.get("/api/v1/heartbeats/deploy-check")
         assert gone.status_code == 404
