@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import NamedTuple
@@ -67,6 +67,9 @@ log = logging.getLogger("hub.app")
 
 CHECKPOINT_SECONDS = 30
 RETENTION_SECONDS = 3600
+# The first prune runs this long after start, not an hour after: a hub restarted more
+# often than hourly (deploys, a crash loop) would otherwise never prune.
+FIRST_PRUNE_SECONDS = 60
 
 
 def hub_version() -> str:
@@ -203,7 +206,12 @@ class Runtime:
             self.store.checkpoint, "interval", seconds=CHECKPOINT_SECONDS, id="wal-checkpoint"
         )
         self.scheduler.add_job(
-            self.prune, "interval", seconds=RETENTION_SECONDS, id="retention", coalesce=True
+            self.prune,
+            "interval",
+            seconds=RETENTION_SECONDS,
+            id="retention",
+            coalesce=True,
+            next_run_time=datetime.now(UTC) + timedelta(seconds=FIRST_PRUNE_SECONDS),
         )
         self.scheduler.start()
 

@@ -109,6 +109,7 @@ class RunningHub:
 
     def start(self) -> RunningHub:
         app = create_app(config_module.load(self.config_path), self.config_path, clock=self.clock)
+        self.runtime = app.hub
         config = uvicorn.Config(
             app,
             host="127.0.0.1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 from conftest import BASE_CONFIG, mail_url, render_config
 
@@ -183,3 +184,12 @@ def test_resolved_alerts_without_an_incident_expire_with_their_events_and_histor
     assert left == {"events": 1, "alert_history": 1, "incidents": 0}
     assert strays == {"events": 0, "alert_history": 0}
     assert broken == []
+
+
+def test_the_first_prune_runs_a_minute_after_start_not_an_hour(hub_factory):
+    """A hub restarted more often than hourly (deploys, a crash loop) still prunes."""
+    started = datetime.now(UTC)
+    hub = hub_factory(mail_url=mail_url(25))
+    job = hub.runtime.scheduler.get_job("retention")
+    assert timedelta(seconds=55) <= job.next_run_time - started <= timedelta(seconds=65)
+    assert job.trigger.interval == timedelta(hours=1)
