@@ -158,3 +158,51 @@ def test_promtool_accepts_the_shipped_files(command, path):
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# A sender posting every 2 minutes whose secret was rotated: every delivery refused.
+# A busy sender with a few refusals among many accepted ones does not fire.
+REJECTION_RULE_TEST = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'hub_webhooks_received_total{{job="hub",source="github",outcome="unauthorized"}}'
+        values: '0+0.5x40'
+      - series: 'hub_webhooks_received_total{{job="hub",source="github",outcome="accepted"}}'
+        values: '0x40'
+      - series: 'hub_webhooks_received_total{{job="hub",source="shop",outcome="invalid"}}'
+        values: '0+1x40'
+      - series: 'hub_webhooks_received_total{{job="hub",source="shop",outcome="accepted"}}'
+        values: '0+100x40'
+    alert_rule_test:
+      - eval_time: 30m
+        alertname: HubIngestRejectionsSpiking
+        exp_alerts:
+          - exp_labels: {{severity: warning, source: github}}
+            exp_annotations:
+              summary: "hub is rejecting webhooks from github"
+              description: >-
+                More than 10% of the deliveries from source github, and at least 3, were
+                rejected in each 15-minute window for 10 minutes (see
+                hub_webhooks_received_total by outcome and hub_auth_failures_total by
+                reason): a sender is misconfigured, its secret was rotated, or someone is
+                probing the endpoint.
+"""
+
+
+def test_a_low_volume_sender_refused_every_time_fires_the_rejection_rule(tmp_path):
+    """The rule once asked for 0.1 refusals a second: a sender posting every few minutes
+    with a rotated secret was refused every time and never alerted on."""
+    promtool = require("promtool", "prometheus")
+    test_file = tmp_path / "rejections.yml"
+    test_file.write_text(REJECTION_RULE_TEST.format(rules=SHIPPED_RULES))
+    tested = subprocess.run(
+        [promtool, "test", "rules", str(test_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
