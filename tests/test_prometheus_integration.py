@@ -18,7 +18,14 @@ import pytest
 import yaml
 from conftest import AUTH, BASE_CONFIG, free_port, mail_url, wait_for
 from programs import Program, require
-from test_dashboards import DASHBOARDS, GRAFANA, load, panel_exprs, with_variables
+from test_dashboards import (
+    DASHBOARDS,
+    GRAFANA,
+    load,
+    panel_exprs,
+    variable_queries,
+    with_variables,
+)
 
 PROMETHEUS_DIR = GRAFANA / "prometheus"
 SHIPPED_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
@@ -31,11 +38,11 @@ WITH_HEARTBEAT = TWO_CHANNELS + '\n[[heartbeats]]\nname = "nightly-backup"\nperi
 
 
 class RunningPrometheus(Program):
-    """A real Prometheus scraping one hub every second with the shipped scrape job and rules."""
+    """A real Prometheus scraping hubs every second with the shipped scrape job and rules."""
 
-    def __init__(self, binary: str, workdir: Path, target: str) -> None:
+    def __init__(self, binary: str, workdir: Path, targets: list[str]) -> None:
         config = workdir / "prometheus.yml"
-        config.write_text(yaml.safe_dump(scrape_config(target)))
+        config.write_text(yaml.safe_dump(scrape_config(targets)))
         args = [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}"]
         super().__init__(args, workdir)
 
@@ -53,13 +60,13 @@ class RunningPrometheus(Program):
         return [rule for group in self.api("rules")["groups"] for rule in group["rules"]]
 
 
-def scrape_config(target: str) -> dict:
-    """The shipped config, pointed at ``target``, scraping and evaluating every second."""
+def scrape_config(targets: list[str]) -> dict:
+    """The shipped config, pointed at ``targets``, scraping and evaluating every second."""
     config = yaml.safe_load(SHIPPED_CONFIG.read_text())
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(PROMETHEUS_DIR / path) for path in config["rule_files"]]
     (job,) = config["scrape_configs"]
-    job["static_configs"] = [{"targets": [target]}]
+    job["static_configs"] = [{"targets": targets}]
     return config
 
 
@@ -68,10 +75,11 @@ def prometheus_for(tmp_path: Path) -> Iterator:
     binary = require("prometheus", "prometheus")
     started: list[RunningPrometheus] = []
 
-    def start(hub) -> RunningPrometheus:
+    def start(hub, *more_targets: str) -> RunningPrometheus:
         workdir = tmp_path / "prometheus"
         workdir.mkdir()
-        prometheus = RunningPrometheus(binary, workdir, hub.url.removeprefix("http://"))
+        targets = [hub.url.removeprefix("http://"), *more_targets]
+        prometheus = RunningPrometheus(binary, workdir, targets)
         started.append(prometheus)
         wait_for(prometheus.ready, timeout=SCRAPE_WAIT_SECONDS)
         return prometheus
@@ -158,6 +166,26 @@ def test_promtool_accepts_the_shipped_files(command, path):
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_hub_up_is_red_and_lists_a_hub_that_is_down(hub_factory, smtp, prometheus_for):
+    """With two hubs scraped and one down, the Hub up stat reads 0 (red) and the
+    instance selector offers the down one: a sum read 1, green, with a hub down."""
+    _, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    down = f"127.0.0.1:{free_port()}"
+    prometheus = prometheus_for(hub, down)
+    wait_for(lambda: len(prometheus.query('up{job="hub"}')) == 2, timeout=SCRAPE_WAIT_SECONDS)
+    dashboard = load(DASHBOARDS[0])
+    (hub_up,) = [p for p in dashboard["panels"] if p["title"] == "Hub up"]
+    (stat,) = prometheus.query(with_variables(hub_up["targets"][0]["expr"], dashboard))
+    steps = hub_up["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert float(stat["value"][1]) == 0.0
+    assert [s["color"] for s in steps if s["value"] is None or s["value"] <= 0] == ["red"]
+    (selector,) = variable_queries(dashboard)
+    listed = prometheus.api("label/instance/values", **{"match[]": 'up{job="hub"}'})
+    assert selector == 'label_values(up{job="hub"}, instance)'
+    assert down in listed
 
 
 # A sender posting every 2 minutes whose secret was rotated: every delivery refused.
