@@ -102,7 +102,7 @@ class Runtime:
         self.clock = clock
         self.metrics = Metrics(
             auth_refusals(config),
-            [r.name for r in config.receivers],
+            notified(config),
             hub_version(),
             heartbeats=[h.name for h in config.heartbeats],
             own_sources=[expiry.SOURCE],
@@ -350,7 +350,7 @@ class Runtime:
         self.rules = Rules.from_config(new)
         self._forget_removed(old, new)
         self.metrics.precreate_sources(auth_refusals(new))
-        self.metrics.precreate_receivers([r.name for r in new.receivers])
+        self.metrics.precreate_receivers(notified(new))
         self.metrics.precreate_channels(send_targets(new))
         self.changed()
 
@@ -393,6 +393,12 @@ def check_store(config: Config) -> None:
     it says the config's problems rather than failing its startup with a traceback."""
     with opened(config.storage.path, synchronous=config.storage.synchronous) as store:
         _refuse_clashes(config, store)
+
+
+def notified(config: Config) -> list[str]:
+    """Everyone hub can send to, receivers and on-call people (``schedule:NAME/PERSON``)
+    alike: each gets its latency series at 0, so the first page to a person counts."""
+    return sorted({receiver for receiver, _ in send_targets(config)})
 
 
 def auth_refusals(config: Config) -> dict[str, tuple[str, ...]]:

@@ -130,6 +130,9 @@ def test_an_on_call_persons_notification_series_exist_at_zero_from_start(hub_fac
     for outcome in ("sent", "failed", "dead"):
         series = f'integration="json",outcome="{outcome}",receiver="schedule:primary/al"'
         assert f"hub_notifications_total{{{series}}} 0.0" in metrics
+    for latency in ("delivery_seconds", "event_latency_seconds"):
+        series = f'hub_notification_{latency}_count{{receiver="schedule:primary/al"}} 0.0'
+        assert series in metrics, "the first page's latency is an increase too"
 
 
 def test_scrape_time_gauges_read_the_store_through_indexes(tmp_path):

@@ -102,8 +102,10 @@ def test_a_receiver_and_an_on_call_person_added_by_a_reload_have_their_series_at
         for outcome in ("sent", "failed", "dead"):
             series = f'integration="json",outcome="{outcome}",receiver="{receiver}"'
             assert f"hub_notifications_total{{{series}}} 0.0" in metrics
-    assert 'hub_notification_delivery_seconds_count{receiver="pager"} 0.0' in metrics
-    assert 'hub_notification_event_latency_seconds_count{receiver="pager"} 0.0' in metrics
+    for receiver in ("pager", "schedule:primary/al"):
+        for latency in ("delivery_seconds", "event_latency_seconds"):
+            series = f'hub_notification_{latency}_count{{receiver="{receiver}"}} 0.0'
+            assert series in metrics
     assert 'hub_notification_attempt_duration_seconds_count{integration="json"} 0.0' in metrics
 
 
