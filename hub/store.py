@@ -609,10 +609,14 @@ class Tx:
     def positional_group_keys(self, since: float) -> list[tuple[int, str]]:
         """The id and group key of each incident an older hub keyed by its route's
         position (``0.3:{...}``; a route key starts with "{") that an alert may still
-        join or reopen: not resolved, or resolved since ``since``."""
+        join or reopen: not resolved, or resolved since ``since``. Two index-driven
+        halves, so that a start does not read every incident ever kept."""
         cursor = self.conn.execute(
-            "SELECT id, group_key FROM incidents WHERE group_key NOT LIKE '{%'"
-            " AND (status != 'resolved' OR resolved_at >= ?)",
+            "SELECT id, group_key FROM incidents WHERE status IN ('open', 'acknowledged')"
+            " AND group_key NOT LIKE '{%'"
+            " UNION ALL SELECT id, group_key FROM incidents INDEXED BY incidents_resolved"
+            " WHERE status = 'resolved'"
+            " AND resolved_at >= ? AND group_key NOT LIKE '{%'",
             (since,),
         )
         return cursor.fetchall()
