@@ -87,12 +87,12 @@ async def run(hub: Any, delivery_id: int, *, dry_run: bool) -> tuple[int, dict[s
     return answer.status_code, answer.body
 
 
-_HUB_MADE = (heartbeats.SOURCE, expiry.SOURCE)
+HUB_MADE = (heartbeats.SOURCE, expiry.SOURCE)
 """The sources of the deliveries hub makes itself: no sender's body, no decoder."""
 
 
 def _source(hub: Any, name: str) -> Source:
-    if name in _HUB_MADE:
+    if name in HUB_MADE:
         raise Conflict(
             f"this delivery was made by hub itself ({name}); no sender sent it,"
             " so there is nothing to replay"

@@ -13,8 +13,8 @@ from conftest import AUTH, BASE_CONFIG, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
 
 
-def start(hub_factory):
-    return hub_factory(CONSOLE_CONFIG, mail_url=mail_url(free_port()), max_attempts=1)
+def start(hub_factory, more: str = ""):
+    return hub_factory(CONSOLE_CONFIG + more, mail_url=mail_url(free_port()), max_attempts=1)
 
 
 def test_pages_ask_to_sign_in_and_come_back_afterwards(hub_factory):
@@ -218,6 +218,19 @@ def test_a_delivery_can_be_replayed_as_a_dry_run_or_ingested_again(hub_factory):
         assert again.headers["location"] == "/deliveries/2?done=replayed"
         shown = http.get(again.headers["location"]).text
     assert "replay of" in shown and "#1" in shown
+
+
+def test_a_delivery_hub_made_itself_offers_no_replay(hub_factory):
+    """A heartbeat's alert has no sender's body: the page says so instead of offering a
+    dry run that could only be refused."""
+    hub = start(hub_factory, more='[[heartbeats]]\nname = "nightly"\nperiod = "1d"\n')
+    with hub.client() as http:
+        assert http.post("/ping/nightly/fail").status_code == 200
+        sign_in(http, "admin-token")
+        page = http.get("/deliveries/1")
+    assert page.status_code == 200
+    assert "hub made this delivery itself (heartbeat)" in html.unescape(page.text)
+    assert "Replay as a dry run" not in page.text
 
 
 def test_an_admin_sees_that_a_replay_would_reopen_and_page_before_ingesting_again(hub_factory):

@@ -12,7 +12,16 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 
-from hub import api_events, api_heartbeats, api_incidents, api_oncall, matchers, paging, silencing
+from hub import (
+    api_events,
+    api_heartbeats,
+    api_incidents,
+    api_oncall,
+    api_replay,
+    matchers,
+    paging,
+    silencing,
+)
 from hub.api import RowId, with_mutes
 from hub.console.render import page
 from hub.console.viewer import Viewer
@@ -213,6 +222,7 @@ def delivery_page(
         body=_pretty(body) if not is_base64 else body,
         body_base64=is_base64,
         events=store.delivery_events(delivery_id),
+        replayable=row["source"] not in api_replay.HUB_MADE,
         decision=decision,
         effects=replay_effects(decision) if decision else [],
     )
