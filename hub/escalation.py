@@ -153,6 +153,7 @@ def fire_due(tx: Tx, now: float, rules: Rules, links: Links, silences: list[Sile
         return fired
     muted = dispatch.mute_stage(tx, now, rules, silences)
     for row in due:
+        last = row["next_step"]
         incident = tx.incident(row["id"])
         if incident is not None and incident["status"] == "resolved" and row["paged"]:
             told, enqueued = _tell_resolved(tx, incident, row, muted, now, rules, links)
@@ -162,11 +163,27 @@ def fire_due(tx: Tx, now: float, rules: Rules, links: Links, silences: list[Sile
             visible = _visible(tx, incident, muted) if incident else []
             outcome = _outcome(incident, visible)
             if outcome == "notified":
-                outcome, enqueued = _notify(tx, incident, row, visible, now, rules, links)  # type: ignore[arg-type]
+                steps = _late_steps(_plan(row), row, now)
+                outcome, enqueued = _notify(tx, incident, row, steps, visible, now, rules, links)  # type: ignore[arg-type]
                 fired.enqueued += enqueued
-        fired.count(outcome)
-        _advance(tx, row, outcome)
+                last = steps[-1]
+        for _ in range(last - row["next_step"] + 1):  # each step taken counts
+            fired.count(outcome)
+        _advance(tx, row, outcome, last)
     return fired
+
+
+def _late_steps(plan: Plan, row: dict, now: float) -> list[int]:
+    """The step due now, and those after it that are due too (hub was stopped, or an
+    unack came long after the ack): they page together, so nobody is paged twice in
+    one moment for steps that are all late. The chain is finite (``Plan.due``)."""
+    steps = [row["next_step"]]
+    while True:
+        due = plan.due(row["started_at"], steps[-1] + 1)
+        if due is None or due > now:
+            break
+        steps.append(steps[-1] + 1)
+    return steps
 
 
 def _outcome(incident: dict | None, visible: list[dict]) -> str:
@@ -192,12 +209,13 @@ def _plan(row: dict) -> Plan:
     return msgspec.convert(row["plan"], Plan)
 
 
-def _advance(tx: Tx, row: dict, outcome: str) -> None:
-    """After a step: set the next one, or pause (acknowledged) or end (resolved)."""
+def _advance(tx: Tx, row: dict, outcome: str, last: int) -> None:
+    """After steps up to ``last``: set the next one, or pause (acknowledged) or end
+    (resolved)."""
     if outcome in ("skipped_acknowledged", "skipped_resolved", "told_resolved"):
         tx.update("escalations", row["id"], {"due_at": None})
         return
-    following = row["next_step"] + 1
+    following = last + 1
     due = _plan(row).due(row["started_at"], following)
     tx.update("escalations", row["id"], {"next_step": following, "due_at": due})
 
@@ -206,19 +224,24 @@ def _notify(
     tx: Tx,
     incident: dict,
     row: dict,
+    steps: list[int],
     visible: list[dict],
     now: float,
     rules: Rules,
     links: Links,
 ) -> tuple[str, int]:
-    """Page the due step's targets and record it; returns the step's outcome and the
-    outbox rows written. Targets that found nobody are named on the timeline entry
-    (``nobody_on_call``), so a gap in the rota shows where people read, not only in
-    a log; when no target found anyone the step is ``skipped_nobody_on_call``."""
+    """Page the targets of the due ``steps`` (``_late_steps``), each target once, and
+    record it; returns the outcome and the outbox rows written. The timeline entry
+    names the last step, and the late ones it took along (``caught_up``). Targets that
+    found nobody are named on it (``nobody_on_call``), so a gap in the rota shows where
+    people read, not only in a log; when no target found anyone the outcome is
+    ``skipped_nobody_on_call``."""
     plan = _plan(row)
-    run, index = divmod(row["next_step"], len(plan.steps))
+    size = len(plan.steps)
+    run, index = divmod(steps[-1], size)
     moment = datetime.fromtimestamp(now, UTC)
-    reach = resolve(plan.steps[index].notify, rules.config, moment)
+    targets = [target for step in steps for target in plan.steps[step % size].notify]
+    reach = resolve(list(dict.fromkeys(targets)), rules.config, moment)
     enqueued = sum(
         dispatch.enqueue(tx, incident, target, visible, now, rules, links)
         for target in reach.receivers
@@ -231,6 +254,8 @@ def _notify(
     }
     if reach.nobody:
         detail["nobody_on_call"] = reach.nobody
+    if len(steps) > 1:
+        detail["caught_up"] = [[step // size + 1, step % size + 1] for step in steps[:-1]]
     tx.add_timeline(incident["id"], now, "escalated", None, detail)
     paged = list(dict.fromkeys([*row["paged"], *reach.receivers]))
     tx.update("escalations", row["id"], {"paged": paged})

@@ -250,6 +250,33 @@ def test_a_step_that_fell_due_while_the_hub_was_stopped_fires_as_soon_as_it_star
     wait_for(lambda: "alice" in recipients(mailbox))
 
 
+def test_steps_that_all_fell_due_while_the_hub_was_stopped_page_each_target_once(
+    hub_factory, smtp
+):
+    """Three late steps at once (run 1 step 2, run 2 steps 1 and 2) page alice and
+    first once each, in one timeline entry naming the steps it took along: one by
+    one, alice was paged twice in the same second."""
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="1s", repeat=1, repeat_after="1s")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox))
+    hub.stop()
+    time.sleep(max(0.0, _epoch(incident["opened_at"]) + 3.5 - time.time()))
+    hub.start()
+    with hub.client(headers=WRITE) as http:
+        wait_for(lambda: len(sent_times(http, "first")) == 2 and sent_times(http, SECOND))
+        time.sleep(0.5)  # room for a second page, were one coming
+        assert escalated_steps(http, incident["id"]) == [(1, 1), (2, 2)]
+        timeline = http.get(f"/api/v1/incidents/{incident['id']}").json()["timeline"]
+        steps = [t["detail"] for t in timeline if t["kind"] == "escalated"]
+        assert steps[-1]["caught_up"] == [[1, 2], [2, 1]]
+        assert sorted(steps[-1]["notified"]) == ["first", SECOND]
+        assert step_count(http, "notified") == 3, "each late step counts (since the restart)"
+    paged = [name for name in recipients(mailbox) if name in ("alice", "first")]
+    assert sorted(paged) == ["alice", "first", "first"], "the incident's own receiver aside"
+
+
 def test_a_target_a_step_paged_is_told_once_when_the_alert_resolves(hub_factory, smtp):
     with first_paged(hub_factory, smtp, second_after="1h") as (mailbox, _, http, incident):
         resolve_alert(http)
