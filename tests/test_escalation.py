@@ -250,9 +250,7 @@ def test_a_step_that_fell_due_while_the_hub_was_stopped_fires_as_soon_as_it_star
     wait_for(lambda: "alice" in recipients(mailbox))
 
 
-def test_steps_that_all_fell_due_while_the_hub_was_stopped_page_each_target_once(
-    hub_factory, smtp
-):
+def test_steps_that_all_fell_due_while_the_hub_was_stopped_page_each_target_once(hub_factory, smtp):
     """Three late steps at once (run 1 step 2, run 2 steps 1 and 2) page alice and
     first once each, in one timeline entry naming the steps it took along: one by
     one, alice was paged twice in the same second."""
