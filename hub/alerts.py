@@ -169,6 +169,7 @@ def new_row(source: str, event: Event, occurred: float, now: float) -> dict[str,
         "last_seen": now,
         "last_change": occurred,
         "resolved_at": occurred if event.status == "resolved" else None,
+        "fired_at": occurred if event.status == "firing" else None,
         **_ends(event),
     }
 
@@ -194,6 +195,8 @@ def changed_fields(
         changes["annotations"] = event.annotations
     if event.status != alert["status"]:
         changes |= _flapping(alert["changes"], now, settings)
+        if event.status == "firing":  # a firing spell starts: messages say since when
+            changes["fired_at"] = occurred
     return changes
 
 

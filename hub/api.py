@@ -31,6 +31,7 @@ _TIME_FIELDS = (
     "last_seen",
     "last_change",
     "resolved_at",
+    "fired_at",
     "at",
     "recorded_at",
     "created_at",

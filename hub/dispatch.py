@@ -285,7 +285,8 @@ def _context(
                 status=a["status"],
                 severity=a["severity"],
                 summary=a["summary"],
-                starts_at=_time(a["first_seen"]),
+                starts_at=_time(a["fired_at"] or a["first_seen"]),
+                ends_at=_time(a["resolved_at"]) if a["status"] == "resolved" else None,
                 labels=a["labels"],
                 annotations=a["annotations"],
             )

@@ -510,6 +510,33 @@ def m020_lapsed_acks(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m021_firing_starts(db: sqlite_utils.Database) -> None:
+    """When an alert's current firing began (``fired_at``, the sender's time where it
+    gave one, as Alertmanager's ``startsAt``): messages said "since" its first sighting,
+    even about an alert firing again days after it resolved.
+
+    A firing alert's start is read back from its history (the first applied firing
+    entry after the last applied resolve); where retention pruned that, and for
+    resolved alerts, its first sighting stands, as before.
+    """
+    db.executescript(
+        """
+        ALTER TABLE alerts ADD COLUMN fired_at REAL;
+        UPDATE alerts SET fired_at = COALESCE(
+            (SELECT MIN(h.at) FROM alert_history h
+             WHERE h.alert_id = alerts.id AND h.applied AND h.status = 'firing'
+             AND h.at > COALESCE(
+                 (SELECT MAX(r.at) FROM alert_history r
+                  WHERE r.alert_id = alerts.id AND r.applied AND r.status = 'resolved'),
+                 0)),
+            first_seen)
+        WHERE status = 'firing';
+        UPDATE alerts SET fired_at = first_seen WHERE status != 'firing';
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

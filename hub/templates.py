@@ -60,6 +60,11 @@ FORMATS: dict[Kind, BodyFormat] = {
 
 
 class AlertContext(msgspec.Struct, frozen=True, kw_only=True):
+    """One alert as a message shows it. ``starts_at`` is when its current firing began
+    (Alertmanager's ``startsAt``), not its first sighting: an alert firing again says
+    since when it fires now. ``ends_at`` is when it resolved, None while it fires (and
+    in outbox rows written before it existed)."""
+
     fingerprint: str
     status: Literal["firing", "resolved"]
     severity: str
@@ -67,6 +72,7 @@ class AlertContext(msgspec.Struct, frozen=True, kw_only=True):
     starts_at: datetime
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
+    ends_at: datetime | None = None
 
 
 class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,13 +199,14 @@ EMAIL_BODY = """\
 {% endif %}
 <p><a href="{{ incident_url }}">Open incident: {{ incident_url }}</a></p>
 <table border="1" cellpadding="4" style="border-collapse: collapse">
-<tr><th>Status</th><th>Severity</th><th>Summary</th><th>Labels</th><th>Since</th></tr>
+<tr><th>Status</th><th>Severity</th><th>Summary</th><th>Labels</th><th>Firing</th></tr>
 {% for alert in alerts[:100] %}
 <tr><td>{{ alert.status }}</td><td>{{ alert.severity }}</td>
 <td>{{ alert.summary }}{% for name, value in alert.annotations | dictsort %}
 <br>{{ name }}: {{ value | urlize }}{% endfor %}</td>
 <td>{{ alert.labels | pairs | join(", ") }}</td>
-<td>{{ alert.starts_at | utc }}</td></tr>
+<td>{{ alert.starts_at | utc }}
+{%- if alert.ends_at %} to {{ alert.ends_at | utc }}{% endif %}</td></tr>
 {% endfor %}
 </table>
 {% if alerts | length > 100 %}<p>... and {{ alerts | length - 100 }} more alerts</p>{% endif %}
@@ -240,7 +247,7 @@ SAMPLES = (
         SAMPLE,
         status="resolved",
         ack_url="",
-        alerts=[msgspec.structs.replace(SAMPLE.alerts[0], status="resolved")],
+        alerts=[msgspec.structs.replace(SAMPLE.alerts[0], status="resolved", ends_at=_NOON)],
         resolved_by="alice",
         resolved_at=_NOON,
     ),

@@ -585,3 +585,39 @@ def test_event_latency_counts_from_the_change_through_group_wait_and_not_for_rep
     assert 1.0 <= total < 5.0
     assert queued < 1.0, "queued-to-sent leaves group_wait out"
     assert when(resolution["changed_at"]) == pytest.approx(resolved_at, abs=0.5)
+
+
+def test_an_alert_firing_again_says_since_when_it_fires_now_and_a_resolved_one_when_it_ended(
+    hub_factory, smtp
+):
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), group_interval="1s")
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    first, ended = now - timedelta(hours=3), now - timedelta(hours=2)
+    again = now - timedelta(minutes=5)
+
+    def post(status: str, at: datetime) -> dict:
+        event = {"status": status, "summary": "disk full", "labels": LABELS, "dedup_key": "disk"}
+        answer = hub.client().post(
+            "/webhooks/shop", json={**event, "occurred_at": at.isoformat()}, headers=AUTH
+        )
+        assert answer.status_code == 202, answer.text
+        return answer.json()["alerts"][0]
+
+    def shown(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+    post("firing", first)
+    wait_for(lambda: len(mailbox.messages) == 1)
+    post("resolved", ended)
+    wait_for(lambda: len(mailbox.messages) == 2)
+    alert = post("firing", again)
+    wait_for(lambda: len(mailbox.messages) == 3)
+    fired, resolved, refired = (parts(message)[0] for message in mailbox.messages)
+    assert f"<td>{shown(first)}</td>" in fired
+    assert f"<td>{shown(first)} to {shown(ended)}</td>" in resolved
+    assert f"<td>{shown(again)}</td>" in refired, "the new firing's start, not the first"
+    with hub.client(headers=WRITER) as http:
+        stored = http.get(f"/api/v1/alerts/{alert['id']}").json()
+    assert stored["fired_at"] == again.isoformat().replace("+00:00", "Z")
+    assert stored["first_seen"] != stored["fired_at"]

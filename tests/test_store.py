@@ -473,3 +473,35 @@ def test_incidents_at_the_upgrade_take_their_title_from_a_firing_alert(tmp_path)
         ("db replication broken", 5),
         ("cache down", None),
     ]
+
+
+def test_alerts_at_the_upgrade_take_their_firing_start_from_their_history(tmp_path):
+    """A firing alert fired last after its last resolve; without history (retention
+    pruned it), and for a resolved alert, its first sighting stands, as shown before."""
+    path = str(tmp_path / "s.db")
+    spells = {
+        "again": [
+            (10.0, "firing", 1),
+            (20.0, "resolved", 1),
+            (30.0, "firing", 1),
+            (40.0, "firing", 1),
+        ],
+        "late": [(10.0, "firing", 1), (5.0, "resolved", 0)],  # a stale resolve, never applied
+        "pruned": [],
+    }
+
+    def write(tx) -> None:
+        for name, history in spells.items():
+            event = Event(fingerprint=name, status="firing", summary=name, labels={"a": "b"})
+            alert_id = tx.insert("alerts", new_row("src", event, 1.0, 2.0))
+            for at, status, applied in history:
+                row = {"at": at, "recorded_at": at, "status": status, "severity": "warning"}
+                tx.add_history(alert_id, None, {**row, "summary": name, "applied": applied})
+        gone = Event(fingerprint="gone", status="resolved", summary="gone", labels={"a": "b"})
+        tx.insert("alerts", new_row("src", gone, 1.0, 2.0))
+
+    undo = "ALTER TABLE alerts DROP COLUMN fired_at"
+    migrated_again(path, write, "m021_firing_starts", undo).close()
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT fingerprint, fired_at FROM alerts ORDER BY id").fetchall()
+    assert rows == [("again", 30.0), ("late", 10.0), ("pruned", 2.0), ("gone", 2.0)]
