@@ -191,7 +191,7 @@ def refresh(tx: Tx, incident: dict, alert: dict, delta: int, now: float) -> None
     active = incident["active_alerts"] + delta > 0
     acked = incident["acknowledged_at"] is not None
     status = incidents.next_status(incident["status"], ["firing"] if active else [], acked)
-    severity = tx.highest_active_severity(incident["id"], SEVERITIES) or incident["severity"]
+    severity = _severity_after(tx, incident, alert, delta)
     changes: dict = {}
     if status != incident["status"]:
         changes["status"] = status
@@ -208,6 +208,18 @@ def refresh(tx: Tx, incident: dict, alert: dict, delta: int, now: float) -> None
     if changes:
         tx.update("incidents", incident["id"], {**changes, "updated_at": now})
     tx.mark_receivers_due(incident["id"], now)
+
+
+def _severity_after(tx: Tx, incident: dict, alert: dict, delta: int) -> str:
+    """The incident's severity after the change: its firing alerts' highest.
+
+    An alert starting to fire beside others that fire only raises it, and the
+    incident's severity already is theirs: no query. Otherwise the index is probed,
+    one query per severity from the highest down (three for a warning incident).
+    """
+    if delta > 0 and incident["active_alerts"] > 0:
+        return min(incident["severity"], alert["severity"], key=SEVERITIES.index)
+    return tx.highest_active_severity(incident["id"], SEVERITIES) or incident["severity"]
 
 
 def _titled_by(alert: dict) -> dict:
