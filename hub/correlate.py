@@ -41,7 +41,7 @@ def correlate(
     if firing and (incident is None or incident["status"] == "resolved"):
         incident = place(tx, alert, now, rules)
         tx.update("alerts", alert["id"], {"incident_id": incident["id"]})
-        _join(tx, incident, alert, now, rules)
+        _join(tx, incident, alert, now)
         delta = 1
     elif incident is not None and outcome is Outcome.CHANGED:
         tx.add_timeline(incident["id"], now, f"alert_{alert['status']}", None, _about(alert))
@@ -69,7 +69,7 @@ def insert_new(tx: Tx, row: dict, now: float, rules: Rules) -> dict:
     alert["incident_id"] = incident["id"] if incident else None
     tx.insert("alerts", alert)
     if incident is not None:
-        _join(tx, incident, alert, now, rules)
+        _join(tx, incident, alert, now)
         refresh(tx, incident, alert, 1, now)
     return alert
 
@@ -108,7 +108,7 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
         tx.add_timeline(last["id"], now, "reopened", HUB_ACTOR, {})
         escalation.restart(tx, last["id"], now)
         return {**last, **changes}
-    incident = _open(tx, alert, key, owner, [m.receiver for m in others], now)
+    incident = _open(tx, alert, key, owner, [m.receiver for m in others], now, rules)
     escalation.begin(tx, incident["id"], rules.config.escalation(owner.escalation), now)
     return incident
 
@@ -134,19 +134,23 @@ def rekey_positional(tx: Tx, tree: routing.RouteNode, since: float) -> int:
     return rekeyed
 
 
-def _join(tx: Tx, incident: dict, alert: dict, now: float, rules: Rules) -> None:
-    """The alert (stored, with its id) joins: a timeline entry, and every receiver
-    of the incident starts grouping it."""
+def _join(tx: Tx, incident: dict, alert: dict, now: float) -> None:
+    """The alert (stored, with its id) joins: a timeline entry. Its receivers group
+    it from the incident's grouping state, which ``_open`` started."""
     tx.add_timeline(incident["id"], now, "alert_joined", None, _about(alert))
-    waits = (incident["timing"]["group_wait"], incident["timing"]["group_interval"])
-    for receiver in incident["receivers"]:
-        wants_resolved = rules.send_resolved.get(receiver, True)
-        tx.ensure_receiver(incident["id"], receiver, wants_resolved, now, waits)
 
 
 def _open(
-    tx: Tx, alert: dict, key: str, owner: routing.RouteMatch, extra: list[str], now: float
+    tx: Tx,
+    alert: dict,
+    key: str,
+    owner: routing.RouteMatch,
+    extra: list[str],
+    now: float,
+    rules: Rules,
 ) -> dict:
+    """A new incident for the alert's group, with the grouping state of each of its
+    receivers: it keeps them for life (a reopen too), so no join writes them again."""
     labels = matchable(alert)
     names = sorted(labels) if owner.group_by is None else owner.group_by
     row = {
@@ -168,6 +172,10 @@ def _open(
     }
     incident_id = tx.insert("incidents", row)
     tx.add_timeline(incident_id, now, "opened", HUB_ACTOR, {"group": row["labels"]})
+    waits = (owner.timing.group_wait, owner.timing.group_interval)
+    for receiver in row["receivers"]:
+        wants_resolved = rules.send_resolved.get(receiver, True)
+        tx.add_receiver(incident_id, receiver, wants_resolved, now, waits)
     return {
         **row,
         "id": incident_id,

@@ -670,7 +670,7 @@ class Tx:
             (incident_id, at, kind, actor, _json.encode(detail)),
         )
 
-    def ensure_receiver(
+    def add_receiver(
         self,
         incident_id: int,
         receiver: str,
@@ -678,12 +678,12 @@ class Tx:
         first_seen: float,
         waits: tuple[float, float],
     ) -> None:
-        """Start the grouping state of one receiver for one incident (once).
+        """Start the grouping state of one receiver for an incident that opens.
 
         ``waits`` is (group_wait, group_interval) of the incident's route.
         """
         self.conn.execute(
-            "INSERT OR IGNORE INTO incident_receivers (incident_id, receiver, send_resolved,"
+            "INSERT INTO incident_receivers (incident_id, receiver, send_resolved,"
             " first_seen, group_wait, group_interval) VALUES (?, ?, ?, ?, ?, ?)",
             (incident_id, receiver, int(send_resolved), first_seen, *waits),
         )
