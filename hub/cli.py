@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -195,7 +196,7 @@ def backup(args: argparse.Namespace) -> int:
     config = _load(config_path(args.config))
     if config is None:
         return 1
-    dest = Path(args.dest)
+    dest = _backup_file(Path(args.dest), Path(config.storage.path))
     refusal = _backup_refusal(Path(config.storage.path), dest, args.force)
     if refusal:
         print(f"hub: error: {refusal}", file=sys.stderr)
@@ -207,6 +208,15 @@ def backup(args: argparse.Namespace) -> int:
         return 1
     print(f"wrote {dest} ({size} bytes): a consistent copy of {config.storage.path}")
     return 0
+
+
+def _backup_file(dest: Path, store: Path) -> Path:
+    """A folder as DEST takes a copy named after the store and the time, as ``cp`` puts
+    a file into a folder: ``hub backup /var/backups/`` is a natural first try."""
+    if not dest.is_dir():
+        return dest
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return dest / f"{store.stem}-{stamp}{store.suffix}"
 
 
 def _backup_refusal(store: Path, dest: Path, force: bool) -> str | None:
@@ -306,7 +316,11 @@ def _offline(commands: argparse._SubParsersAction) -> None:
     notify.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     notify.set_defaults(func=notify_test)
     copy = commands.add_parser("backup", help="write a consistent copy of the store to a file")
-    copy.add_argument("dest", help="file to write (refused if it exists, unless --force)")
+    copy.add_argument(
+        "dest",
+        help="file to write (refused if it exists, unless --force), or a folder to write"
+        " STORE-YYYYMMDDTHHMMSSZ.db into",
+    )
     copy.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     copy.add_argument("--force", action="store_true", help="replace DEST if it exists")
     copy.set_defaults(func=backup)

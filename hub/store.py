@@ -1179,6 +1179,8 @@ class Store:
 
     def open(self) -> None:
         """Migrate the schema, then start the committer; raises if the file is unusable."""
+        if Path(self.path).parent.is_dir():  # else connecting says the folder is missing
+            create_private(self.path)
         writer = self._connect()
         try:
             _migrate(sqlite_utils.Database(writer), self.path)
@@ -1768,6 +1770,17 @@ def opened(path: str, **options: Any) -> Iterator[Store]:
         store.close()
 
 
+def create_private(path: str | Path) -> None:
+    """Create ``path`` empty, readable and writable by this user only, unless it exists.
+
+    A store holds the key that signs ack links and console sessions: whoever reads it
+    can forge an acknowledgement. SQLite gives its WAL and shared-memory files the
+    mode of the database file, so these take it too.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def backup(path: str, dest: Path) -> int:
     """Copy the store at ``path`` to ``dest``, consistent while a hub runs and writes;
     returns the copy's size in bytes.
@@ -1779,6 +1792,7 @@ def backup(path: str, dest: Path) -> int:
     """
     partial = dest.with_name(f".{dest.name}.partial")
     partial.unlink(missing_ok=True)
+    create_private(partial)
     # mode=rw: a missing store is an error, not a new empty file backed up.
     uri = f"{Path(path).resolve().as_uri()}?mode=rw"
     try:

@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -582,3 +583,22 @@ def test_backup_says_which_side_is_missing_the_store_or_the_destination_folder(t
         f"hub: error: cannot back up to {dest}: the folder {dest.parent} does not exist\n"
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["alerts.toml", "hub.db"]
+
+
+def test_backup_into_a_folder_names_the_copy_and_the_store_and_copies_are_private(
+    hub_factory, smtp, tmp_path
+):
+    """``hub backup /var/backups/`` puts a dated copy inside, as ``cp`` would; the store
+    and its copies hold the key that signs ack links, so only hub's user reads them."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    made = run_hub("backup", f"{folder}/", "--config", str(hub.config_path), cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    (copy,) = folder.iterdir()
+    assert re.fullmatch(r"hub-\d{8}T\d{6}Z\.db", copy.name), copy.name
+    assert made.stdout.startswith(f"wrote {copy} (")
+    with contextlib.closing(sqlite3.connect(copy)) as opened:
+        assert opened.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    for private in (copy, tmp_path / "hub.db", tmp_path / "hub.db-wal"):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
