@@ -183,7 +183,9 @@ class Runtime:
         ]
         self._schedule_housekeeping()
         log.info(
-            "event=hub_started store=%s sources=%d receivers=%d",
+            "event=hub_started listen=%s:%d store=%s sources=%d receivers=%d",
+            self.config.server.host,
+            self.config.server.port,
             self.config.storage.path,
             len(self.config.sources),
             len(self.config.receivers),

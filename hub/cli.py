@@ -11,6 +11,7 @@ import argparse
 import gc
 import logging
 import os
+import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,8 +48,6 @@ def serve(args: argparse.Namespace) -> int:
     logs.configure(args.log_level.upper())
     try:
         config = config_module.load(config_path(args.config))
-        serving = claim(config.storage.path)  # noqa: F841 - held until the process exits
-        check_store(config)
     except ConfigError as e:
         _print_problems(config_path(args.config), e.problems)
         return 2
@@ -58,9 +57,16 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else config.server.port,
     )
     config = msgspec.structs.replace(config, server=server)
+    try:
+        serving = claim(config.storage.path)  # noqa: F841 - held until the process exits
+        listening = _listen(server.host, server.port)
+        check_store(config)
+    except ConfigError as e:
+        _print_problems(config_path(args.config), e.problems)
+        return 2
     app = create_app(config, config_path(args.config))
     _tune_garbage_collector()
-    uvicorn.run(
+    settings = uvicorn.Config(
         app,
         host=server.host,
         port=server.port,
@@ -75,7 +81,23 @@ def serve(args: argparse.Namespace) -> int:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+    uvicorn.Server(settings).run(sockets=[listening])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything starts: a port in use is refused
+    as a config problem (exit 2), not after the store was migrated and the runtime
+    started and stopped again."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+    except OSError as e:
+        listening.close()
+        raise ConfigError([f"server: cannot listen on {host}:{port}: {e.strerror}"]) from None
+    return listening
 
 
 def _tune_garbage_collector() -> None:

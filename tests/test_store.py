@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -505,3 +506,22 @@ def test_alerts_at_the_upgrade_take_their_firing_start_from_their_history(tmp_pa
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT fingerprint, fired_at FROM alerts ORDER BY id").fetchall()
     assert rows == [("again", 30.0), ("late", 10.0), ("pruned", 2.0), ("gone", 2.0)]
+
+
+def test_serve_on_a_port_in_use_exits_2_naming_it_before_opening_the_store(tmp_path):
+    db = tmp_path / "hub.db"
+    (tmp_path / "alerts.toml").write_text(
+        f'[storage]\npath = "{db.as_posix()}"\n'
+        '[[receivers]]\nname = "ops"\nurls = ["json://127.0.0.1:9/"]\n'
+        '[route]\nreceiver = "ops"\n'
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_hub("serve", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    problem = f"  - server: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert problem in result.stderr.splitlines()
+    assert "event=hub_started" not in result.stderr
+    assert not db.exists(), "nothing was started, so nothing was migrated"
