@@ -153,12 +153,14 @@ async def _receive(
 async def _ingest(
     hub, headers: dict[str, str], receive: Receive, source: Source, responder: Responder | None
 ) -> Answer:
-    check_source_rate(hub.limiter, source)
     check_content_type(headers.get("content-type"))
     body = await _read_body(receive, headers, body_limit(source, hub.config.server))
     now = hub.clock()
     moment = datetime.fromtimestamp(now, UTC)
     authenticated_id = authenticate(source.auth, headers, body, moment)
+    # After authentication: the source's name is in its URL, and requests anyone may
+    # send must not spend the sender's allowance and get its alerts refused.
+    check_source_rate(hub.limiter, source)
     decoded = decode(body, source, moment)
     key_header, key = delivery_key(headers, authenticated_id, delivery_id_header(source.auth))
     delivery = Delivery(

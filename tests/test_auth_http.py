@@ -64,6 +64,14 @@ rate_limit = 0.01
 burst = 1
 [sources.auth]
 type = "none"
+
+[[sources]]
+name = "guarded"
+rate_limit = 0.01
+burst = 1
+[sources.auth]
+type = "bearer"
+tokens = ["new-token"]
 """
 )
 
@@ -189,6 +197,7 @@ def test_each_source_has_the_auth_failure_series_its_auth_type_can_count(hub):
     assert reasons == {
         "shop": {"missing_header", "malformed_header", "bad_token"},
         "bearer": {"missing_header", "malformed_header", "bad_token"},
+        "guarded": {"missing_header", "malformed_header", "bad_token"},
         "basic": {"missing_header", "malformed_header", "bad_credentials"},
         "github": signatures - {"timestamp_outside_tolerance"},
         "standard": signatures,
@@ -316,3 +325,12 @@ def test_a_source_over_its_rate_gets_429_with_retry_after_and_changes_nothing(hu
     assert "rate limit" in limited.json()["detail"]
     assert stored_rows(tmp_path / "hub.db") == before
     assert post(hub, "shop", AUTH).status_code == 202, "other sources keep their own bucket"
+
+
+def test_requests_without_the_sources_credentials_do_not_spend_its_rate(hub):
+    """The source's name is in its URL: anyone who can reach hub could otherwise spend
+    its allowance and get the real sender's alerts refused."""
+    stranger = [post(hub, "guarded", bearer(b"", "guessed")).status_code for _ in range(3)]
+    assert stranger == [401, 401, 401]
+    assert post(hub, "guarded", bearer(b"")).status_code == 202
+    assert post(hub, "guarded", bearer(b"")).status_code == 429, "its own requests do"
