@@ -24,7 +24,9 @@ from hub.store import ALERT_ORDER, ROW_ID_MAX
 AlertStatus = Literal["firing", "resolved"]
 ALERTS = paging.Listing("alerts", ALERT_ORDER)
 RowId = Annotated[int, Parameter(ge=1, le=ROW_ID_MAX, description="a row id")]
-"""A path id: SQLite's integers end at 2**63 - 1, so a larger one is a 400, not a 500."""
+"""A path id: SQLite's integers end at 2**63 - 1, so a larger one is a 400, not a 500.
+Routes take it as ``{name:str}`` and this type reads it, so that ``abc`` is the same
+400 naming the parameter, where Litestar's ``:int`` answers a bare 404."""
 
 _TIME_FIELDS = (
     "first_seen",
@@ -129,7 +131,7 @@ def _labelled(wanted: list[matchers.Matcher], alert: dict[str, Any]) -> bool:
 
 
 @get(
-    "/api/v1/alerts/{alert_id:int}",
+    "/api/v1/alerts/{alert_id:str}",
     summary="One alert with its history",
     guards=[require("read")],
     security=BEARER,

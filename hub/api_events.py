@@ -49,7 +49,7 @@ async def list_events(
 
 
 @get(
-    "/api/v1/events/{delivery_id:int}",
+    "/api/v1/events/{delivery_id:str}",
     summary="One webhook delivery: raw body, headers, answer and the events it produced",
     guards=[require("read")],
     security=BEARER,

@@ -113,7 +113,7 @@ def _grouped_by(wanted: list[matchers.Matcher], incident: dict[str, Any]) -> boo
 
 
 @get(
-    "/api/v1/incidents/{incident_id:int}",
+    "/api/v1/incidents/{incident_id:str}",
     summary="One incident: alerts, timeline, deliveries",
     guards=[require("read")],
     security=BEARER,
@@ -179,7 +179,7 @@ async def perform(
 
 
 @post(
-    "/api/v1/incidents/{incident_id:int}/ack",
+    "/api/v1/incidents/{incident_id:str}/ack",
     status_code=200,
     summary="Acknowledge",
     guards=[require("write")],
@@ -193,7 +193,7 @@ async def ack_incident(
 
 
 @post(
-    "/api/v1/incidents/{incident_id:int}/snooze",
+    "/api/v1/incidents/{incident_id:str}/snooze",
     status_code=200,
     summary="Acknowledge for a while (snooze)",
     guards=[require("write")],
@@ -212,7 +212,7 @@ async def snooze_incident(
 
 
 @post(
-    "/api/v1/incidents/{incident_id:int}/unack",
+    "/api/v1/incidents/{incident_id:str}/unack",
     status_code=200,
     summary="Unacknowledge",
     guards=[require("write")],
@@ -226,7 +226,7 @@ async def unack_incident(
 
 
 @post(
-    "/api/v1/incidents/{incident_id:int}/resolve",
+    "/api/v1/incidents/{incident_id:str}/resolve",
     status_code=200,
     summary="Resolve",
     guards=[require("write")],
@@ -279,7 +279,7 @@ async def list_notifications(
 
 
 @post(
-    "/api/v1/notifications/{notification_id:int}/retry",
+    "/api/v1/notifications/{notification_id:str}/retry",
     status_code=200,
     summary="Send a dead letter again",
     guards=[require("admin")],

@@ -1,12 +1,13 @@
-"""The API's query parameters, and the faults of the bodies Litestar checks, in the
-client's terms.
+"""The API's path and query parameters, and the faults of the bodies Litestar checks,
+in the client's terms.
 
 A filter the handler does not take (``?outcome=dead`` where the filter is ``state``)
 would otherwise be ignored and the whole list returned, which reads as an answer to
 the question asked; so it is refused, naming what the endpoint takes. So is a
-parameter given twice that takes one value. A bad value is
-explained with the parameter's name as the client wrote it, not as hub's code
-spells it; a body field by its JSON path (``$.duraton``), as a webhook's 422 names it.
+parameter given twice that takes one value. A bad value, in the path (``/incidents/abc``)
+or the query, is explained with the parameter's name as the client wrote it, not as
+hub's code spells it, and what it takes; a body field by its JSON path (``$.duraton``),
+as a webhook's 422 names it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg
+from litestar.typing import FieldDefinition
 
 from hub import config
 from hub.errors import HubError
@@ -30,6 +33,8 @@ _RESERVED = frozenset({"request", "state", "scope", "headers", "cookies", "query
 # msgspec's words for a field it names rather than points at, as the client reads them.
 _NAMED_FIELD = re.compile(r"Object (contains unknown|missing required) field `(.*)`")
 _FIELD_FAULTS = {"contains unknown": "unknown field", "missing required": "missing field"}
+# Litestar's message for a request without a body: the KeyError of the ``data`` argument.
+_ABSENT = "'data'"
 
 
 class BadQueryParameter(HubError):
@@ -98,33 +103,63 @@ def repeatable_names(handler: HTTPRouteHandler, path_params: frozenset[str]) -> 
 
 
 def explain_invalid(request: Request, errors: Any) -> str | None:
-    """Litestar's validation errors as one sentence each: a bad query parameter with
-    the values it may take when they are a fixed set, a bad body field by its JSON path
-    (``$.duration``); None when they are about something else."""
+    """Litestar's validation errors as one sentence each: a bad path or query parameter
+    by its name with what it takes, a bad body field by its JSON path (``$.duration``);
+    None when they are about something else."""
     if not isinstance(errors, list) or not all(
-        _is_query_error(e) or _is_body_error(e) for e in errors
+        _is_parameter_error(e) or _is_body_error(e) for e in errors
     ):
         return None
+    fields = request.route_handler.parsed_fn_signature.parameters
     return "; ".join(
-        _explain_query(request, error) if _is_query_error(error) else _explain_body(error)
+        _explain_parameter(request, error)
+        if _is_parameter_error(error)
+        else _explain_body(error, fields["data"])
         for error in errors
+        if not (_is_absent_body(error) and fields["data"].has_default)
     )
 
 
-def _explain_query(request: Request, error: dict[str, Any]) -> str:
+def _explain_parameter(request: Request, error: dict[str, Any]) -> str:
+    """A path parameter by its name in the route, a query parameter by its name in the
+    URL, with the values it takes."""
     handler = request.route_handler
-    taken = query_names(handler, frozenset(request.path_params))
-    fields = handler.parsed_fn_signature.parameters
     key = error["key"]
-    part = f"query parameter {taken.get(key, key)!r}: {error['message']}"
-    choices = config.choices(fields[key].annotation) if key in fields else ()
+    if error["source"] is ParamType.PATH:
+        where, name, given = "path", key, request.path_params.get(key)
+    else:
+        taken = query_names(handler, frozenset(request.path_params))
+        where, name = "query", taken.get(key, key)
+        given = request.query_params.get(name)
+    field = handler.parsed_fn_signature.parameters.get(key)
+    reason = (_takes(field, given) if field else None) or error["message"]
+    part = f"{where} parameter {name!r}: {reason}"
+    choices = config.choices(field.annotation) if field else ()
     return f"{part} (one of: {', '.join(choices)})" if choices else part
 
 
-def _explain_body(error: dict[str, Any]) -> str:
+def _takes(field: FieldDefinition, given: str | None) -> str | None:
+    """What a yes/no or a whole-number parameter takes and what it was given, where
+    msgspec's words (``Expected `int | null`, got `str```) name Python's types, while
+    every value in a URL is text. None for other kinds: msgspec's words say it."""
+    if field.is_subclass_of(bool):
+        return f"expected true or false, got {given!r}"
+    kwarg = field.kwarg_definition
+    bounded = isinstance(kwarg, ParameterKwarg) and None not in (kwarg.ge, kwarg.le)
+    if bounded and (field.is_subclass_of(int) or field.has_inner_subclass_of(int)):
+        return f"expected a whole number from {kwarg.ge} to {kwarg.le}, got {given!r}"
+    return None
+
+
+def _explain_body(error: dict[str, Any], body: FieldDefinition) -> str:
     """One body fault by its JSON path, as a 422 of a webhook names it: Litestar keys the
     body's root as ``data`` and a field below it by its path without ``$.``, and words an
-    unknown or missing field as a fault of the object holding it."""
+    unknown or missing field as a fault of the object holding it. No body at all is
+    worded as the fields it lacks, as for ``{}``."""
+    if _is_absent_body(error):
+        fields = msgspec.structs.fields(body.annotation)
+        needed = [f"$.{field.encode_name}" for field in fields if field.required]
+        return f"body: missing field {', '.join(needed)} (no body was sent)"
     key = error.get("key", "data")
     path = "$" if key == "data" else f"$.{key}"
     named = _NAMED_FIELD.fullmatch(error["message"])
@@ -134,9 +169,19 @@ def _explain_body(error: dict[str, Any]) -> str:
     return f"body: {path}: {message[:1].lower()}{message[1:]}"
 
 
-def _is_query_error(error: object) -> bool:
-    return isinstance(error, dict) and error.get("source") is ParamType.QUERY and "key" in error
+def _is_parameter_error(error: object) -> bool:
+    return (
+        isinstance(error, dict)
+        and error.get("source") in (ParamType.QUERY, ParamType.PATH)
+        and "key" in error
+    )
 
 
 def _is_body_error(error: object) -> bool:
     return isinstance(error, dict) and error.get("source") == "body" and "message" in error
+
+
+def _is_absent_body(error: dict[str, Any]) -> bool:
+    """No body was sent. Litestar says so of an optional body too, beside another
+    parameter's fault, where it is none."""
+    return error.get("key") == "data" and error.get("message") == _ABSENT

@@ -35,7 +35,7 @@ from hub.webhooks import commit
 
 
 @post(
-    "/api/v1/events/{delivery_id:int}/replay",
+    "/api/v1/events/{delivery_id:str}/replay",
     summary="Replay a stored delivery through the current config (dry_run: decision only)",
     guards=[require("write")],
     status_code=202,

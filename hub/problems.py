@@ -49,8 +49,8 @@ class Problem(msgspec.Struct):
 
 REFUSALS = {
     400: (
-        "A query parameter the operation does not take, a parameter value out of range or"
-        " not one of its choices, or a body that is not JSON"
+        "A query parameter the operation does not take, a path or query parameter value out"
+        " of range or not one of its choices, or a body that is not JSON"
     ),
     401: (
         "Authorization: Bearer with a token from [api] tokens is missing or not valid"

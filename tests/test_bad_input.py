@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 from conftest import AUTH, BASE_CONFIG, mail_url
+from test_access import WITH_TOKENS
 
 GOOD = {"status": "firing", "summary": "queue backlog growing"}
 
@@ -301,7 +302,10 @@ def test_a_client_gone_before_its_body_arrived_changes_nothing(hub_factory, smtp
             "query parameter 'state': Invalid enum value 'bogus'"
             " (one of: pending, active, expired)",
         ),
-        ("/api/v1/alerts?limit=0", "invalid query parameter 'limit': Expected `int` >= 1"),
+        (
+            "/api/v1/alerts?limit=0",
+            "invalid query parameter 'limit': expected a whole number from 1 to 1000, got '0'",
+        ),
     ],
     ids=[
         "unknown-filter",
@@ -377,3 +381,63 @@ def test_a_filter_given_twice_is_a_400_naming_it_and_label_may_repeat(hub_factor
         "query parameter 'limit' given more than once ('1', '2'); give it once"
     )
     assert [alert["labels"]["env"] for alert in both.json()] == ["prod"]
+
+
+ID_PATHS = [
+    ("GET", "/api/v1/alerts/{}", "alert_id", None),
+    ("GET", "/api/v1/incidents/{}", "incident_id", None),
+    ("POST", "/api/v1/incidents/{}/ack", "incident_id", None),
+    ("POST", "/api/v1/incidents/{}/snooze", "incident_id", {"duration": "1h"}),
+    ("POST", "/api/v1/incidents/{}/resolve", "incident_id", {"comment": "fixed"}),
+    ("GET", "/api/v1/events/{}", "delivery_id", None),
+    ("POST", "/api/v1/events/{}/replay", "delivery_id", None),
+    ("POST", "/api/v1/notifications/{}/retry", "notification_id", None),
+]
+NOT_ROW_IDS = ("abc", "0", "1.5", "99999999999999999999999")
+
+
+def test_an_id_in_the_path_that_is_no_row_id_is_a_400_naming_the_parameter(
+    hub_factory, smtp, tmp_path
+):
+    """Every id path answers alike: not a number, zero, a fraction and a number past
+    SQLite's integers are a 400 naming the parameter and what it takes (a bare 404
+    "Not Found" or a Python repr of Litestar's errors before); a well-formed id that
+    nothing has is a 404 naming it."""
+    hub = hub_factory(WITH_TOKENS, mail_url=mail_url(smtp[1]))
+    before = stored_rows(tmp_path / "hub.db")
+    answers = {}
+    with hub.client(headers={"Authorization": "Bearer admin-token"}) as http:
+        for method, path, _, body in ID_PATHS:
+            for given in NOT_ROW_IDS:
+                answer = http.request(method, path.format(given), json=body)
+                assert answer.headers["content-type"].startswith("application/problem+json")
+                answers[method, path.format(given)] = (answer.status_code, answer.json()["detail"])
+        missing = http.get("/api/v1/alerts/42")
+    assert answers == {
+        (method, path.format(given)): (
+            400,
+            f"invalid path parameter {name!r}: expected a whole number"
+            f" from 1 to 9223372036854775807, got {given!r}",
+        )
+        for method, path, name, _ in ID_PATHS
+        for given in NOT_ROW_IDS
+    }
+    assert (missing.status_code, missing.json()["detail"]) == (404, "no alert with id 42")
+    assert stored_rows(tmp_path / "hub.db") == before
+
+
+def test_a_query_value_of_the_wrong_kind_says_what_the_parameter_takes(hub_factory, smtp):
+    """msgspec's words name Python's types (``Expected `int | null`, got `str```), while
+    every value in a URL is text: a bad number or yes/no says what would do."""
+    hub = hub_factory(WITH_TOKENS, mail_url=mail_url(smtp[1]))
+    with hub.client(headers={"Authorization": "Bearer admin-token"}) as http:
+        incident = http.get("/api/v1/notifications", params={"incident": "abc"})
+        limit = http.get("/api/v1/alerts", params={"limit": "1001"})
+        dry_run = http.post("/api/v1/events/1/replay", params={"dry_run": "maybe"})
+    assert [a.status_code for a in (incident, limit, dry_run)] == [400, 400, 400]
+    assert [a.json()["detail"] for a in (incident, limit, dry_run)] == [
+        "invalid query parameter 'incident': expected a whole number"
+        " from 1 to 9223372036854775807, got 'abc'",
+        "invalid query parameter 'limit': expected a whole number from 1 to 1000, got '1001'",
+        "invalid query parameter 'dry_run': expected true or false, got 'maybe'",
+    ]

@@ -227,8 +227,18 @@ def test_a_snooze_outlives_a_restart(hub_factory, smtp, while_down):
         ({"comment": "how long?"}, 400, "invalid body: missing field $.duration"),
         ({"duration": 3600}, 400, "invalid body: $.duration: expected `str`, got `int`"),
         ({"duraton": "4h"}, 400, "invalid body: unknown field $.duraton"),
+        (None, 400, "invalid body: missing field $.duration (no body was sent)"),
     ],
-    ids=["not-a-duration", "too-short", "too-long", "empty", "missing", "a-number", "a-typo"],
+    ids=[
+        "not-a-duration",
+        "too-short",
+        "too-long",
+        "empty",
+        "missing",
+        "a-number",
+        "a-typo",
+        "no-body",
+    ],
 )
 def test_a_bad_snooze_duration_is_refused_naming_it_and_changes_nothing(
     hub_factory, smtp, body, code, named
