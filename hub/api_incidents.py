@@ -9,11 +9,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from hub import access, matchers, paging, snoozes
 from hub.access import BEARER, require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present, with_mutes
+from hub.api_params import moment
 from hub.correlate import act
 from hub.errors import Conflict, NotFound
 from hub.events import Severity
@@ -75,13 +77,20 @@ async def list_incidents(
         list[str] | None,
         QueryParameter(description='matchers on the incident\'s group labels, e.g. service="api"'),
     ] = None,
-    since: Annotated[datetime | None, QueryParameter(description="updated at or after")] = None,
+    since: Annotated[
+        str | None,
+        QueryParameter(
+            description="updated at or after: an RFC 3339 time with an offset",
+            format=OpenAPIFormat.DATE_TIME,
+        ),
+    ] = None,
     limit: paging.Limit = 100,
     cursor: paging.Cursor = None,
 ) -> Response[list[dict[str, Any]]]:
     """Most recently changed first, a page at a time (``Link: rel="next"``)."""
     wanted = label_matchers(label)
-    found = find(request.app.state.hub.store, wanted, status, severity, since, limit, cursor)
+    after = None if since is None else moment("since", since)
+    found = find(request.app.state.hub.store, wanted, status, severity, after, limit, cursor)
     return paging.respond(request, [_present_incident(row) for row in found.rows], found.next)
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Request, get
+from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import FromPath, QueryParameter
 
 from hub import oncall
 from hub.access import BEARER, require
 from hub.api import iso
-from hub.api_params import invalid_value
+from hub.api_params import moment
 from hub.config import Schedule
 from hub.errors import NotFound
 from hub.problems import refusals
@@ -52,7 +52,10 @@ async def who_is_on_call(
     request: Request,
     name: FromPath[str],
     at: Annotated[
-        str | None, QueryParameter(description="RFC 3339 time with an offset; default now")
+        str | None,
+        QueryParameter(
+            description="RFC 3339 time with an offset; default now", format=OpenAPIFormat.DATE_TIME
+        ),
     ] = None,
 ) -> dict[str, Any]:
     """``person`` on call at ``at``, ``until`` when that changes, ``next`` who follows."""
@@ -60,11 +63,8 @@ async def who_is_on_call(
     schedule = hub.config.schedule(name)
     if schedule is None:
         raise NotFound(f"no schedule named {name!r}")
-    moment = _moment(at) if at else datetime.fromtimestamp(hub.clock(), UTC)
-    return answer(schedule, moment)
-
-
-_PLUS_AS_SPACE = re.compile(r" ([0-9]{2}:?[0-9]{2})$")
+    when = moment("at", at) if at else datetime.fromtimestamp(hub.clock(), UTC)
+    return answer(schedule, when)
 
 
 def answer(schedule: Schedule, at: datetime) -> dict[str, Any]:
@@ -76,19 +76,6 @@ def answer(schedule: Schedule, at: datetime) -> dict[str, Any]:
         "until": iso(until.timestamp()) if until else None,
         "next": oncall.on_call(schedule, until) if until else None,
     }
-
-
-def _moment(text: str) -> datetime:
-    """The ``at`` time. A ``+`` written unencoded in a query string (``+02:00``) arrives
-    as a space, which can mean nothing else in a time: it is read as the ``+``."""
-    text = _PLUS_AS_SPACE.sub(r"+\1", text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as e:
-        raise invalid_value("at", f"expected an RFC 3339 time, got {text!r}") from e
-    if moment.tzinfo is None:
-        raise invalid_value("at", "give the time with an offset, e.g. 2026-03-29T09:00:00Z")
-    return moment
 
 
 HANDLERS = [list_schedules, who_is_on_call]

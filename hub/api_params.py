@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -35,6 +36,7 @@ _NAMED_FIELD = re.compile(r"Object (contains unknown|missing required) field `(.
 _FIELD_FAULTS = {"contains unknown": "unknown field", "missing required": "missing field"}
 # Litestar's message for a request without a body: the KeyError of the ``data`` argument.
 _ABSENT = "'data'"
+_PLUS_AS_SPACE = re.compile(r" ([0-9]{2}:?[0-9]{2})$")
 
 
 class BadQueryParameter(HubError):
@@ -48,6 +50,21 @@ class BadQueryParameter(HubError):
 def invalid_value(name: str, reason: str) -> BadQueryParameter:
     """A value a handler cannot read, worded as Litestar's refusals are explained."""
     return BadQueryParameter(f"invalid query parameter {name!r}: {reason}")
+
+
+def moment(name: str, text: str) -> datetime:
+    """A time given in the query string: RFC 3339 with an offset, as a body's times are,
+    since a time without one is a different instant in each time zone. A ``+`` written
+    unencoded in a query string (``+02:00``) arrives as a space, which can mean nothing
+    else in a time: it is read as the ``+``."""
+    text = _PLUS_AS_SPACE.sub(r"+\1", text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise invalid_value(name, f"expected an RFC 3339 time, got {text!r}") from e
+    if parsed.tzinfo is None:
+        raise invalid_value(name, "give the time with an offset, e.g. 2026-03-29T09:00:00Z")
+    return parsed
 
 
 def refuse_bad_query(request: Request) -> None:

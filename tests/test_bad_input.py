@@ -8,7 +8,7 @@ import socket
 import sqlite3
 
 import pytest
-from conftest import AUTH, BASE_CONFIG, mail_url
+from conftest import AUTH, BASE_CONFIG, mail_url, wait_for
 from test_access import WITH_TOKENS
 
 GOOD = {"status": "firing", "summary": "queue backlog growing"}
@@ -441,3 +441,27 @@ def test_a_query_value_of_the_wrong_kind_says_what_the_parameter_takes(hub_facto
         "invalid query parameter 'limit': expected a whole number from 1 to 1000, got '1001'",
         "invalid query parameter 'dry_run': expected true or false, got 'maybe'",
     ]
+
+
+def test_an_incidents_since_takes_a_time_with_an_offset_as_every_other_time(hub_factory, smtp):
+    """``?since=2026-11-30T00:49:00`` was read as UTC, while the on-call ``at``, silence
+    times and a native ``occurred_at`` refuse a time without an offset."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    with hub.client() as http:
+        assert http.post("/webhooks/shop", json=GOOD, headers=AUTH).status_code == 202
+        opened = wait_for(lambda: http.get("/api/v1/incidents").json())[0]["updated_at"]
+        local = http.get("/api/v1/incidents", params={"since": "2026-11-30T00:49:00"})
+        noon = http.get("/api/v1/incidents", params={"since": "noon"})
+        # curl '...?since=...+02:00': the unencoded + arrives as a space
+        before = http.get("/api/v1/incidents?since=2000-01-01T02:00:00+02:00")
+        after = http.get("/api/v1/incidents", params={"since": "2999-01-01T00:00:00Z"})
+    assert (local.status_code, local.json()["detail"]) == (
+        400,
+        "invalid query parameter 'since': give the time with an offset, e.g. 2026-03-29T09:00:00Z",
+    )
+    assert (noon.status_code, noon.json()["detail"]) == (
+        400,
+        "invalid query parameter 'since': expected an RFC 3339 time, got 'noon'",
+    )
+    assert [i["updated_at"] for i in before.json()] == [opened]
+    assert after.json() == []
