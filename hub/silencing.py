@@ -176,7 +176,8 @@ def _author(given: str | None, author: str) -> str:
 
 
 def _ends_at(body: NewSilence, starts_at: datetime) -> datetime:
-    """API silences always end: at ``ends_at``, or ``duration`` after they start."""
+    """API silences always end: at ``ends_at``, or ``duration`` after they start. A
+    duration of nothing is refused as such, not as an end that is not after the start."""
     if body.duration is None:
         if body.ends_at is None:
             raise InvalidPayload("give ends_at or duration", field="$.ends_at")
@@ -184,9 +185,14 @@ def _ends_at(body: NewSilence, starts_at: datetime) -> datetime:
     if body.ends_at is not None:
         raise InvalidPayload("give ends_at or duration, not both", field="$.duration")
     try:
-        return starts_at + timedelta(seconds=Duration.parse(body.duration))
+        seconds = Duration.parse(body.duration)
     except ValueError as e:
-        raise InvalidPayload(str(e), field="$.duration") from e
+        raise InvalidPayload(f"duration: {e}", field="$.duration") from e
+    if seconds <= 0:
+        raise InvalidPayload(
+            f"duration: must be positive, got {body.duration!r}", field="$.duration"
+        )
+    return starts_at + timedelta(seconds=seconds)
 
 
 def _expire(tx: Tx, silence_id: str, now: datetime) -> Silence:
