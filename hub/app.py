@@ -100,6 +100,8 @@ class Runtime:
         self.rules = Rules.from_config(config)
         self.config_path = config_path
         self.clock = clock
+        self.static_silences = silences.from_config(config, self._now())
+        """The config's silences, each created when the hub first loaded it."""
         self.metrics = Metrics(
             auth_refusals(config),
             notified(config),
@@ -309,10 +311,11 @@ class Runtime:
 
     def active_silences(self, now: datetime) -> list[silences.Silence]:
         """Every silence in force at ``now``: the config's static ones and the API's."""
-        static = [
-            s for s in silences.from_config(self.config, now) if silences.state(s, now) == "active"
-        ]
+        static = [s for s in self.static_silences if silences.state(s, now) == "active"]
         return static + self.store.active_silences(now)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def reload(self) -> Reload:
         """Re-read the config file; on success swap it in, else keep running the old one.
@@ -350,6 +353,7 @@ class Runtime:
         new incidents and the next notifications see the new rules.
         """
         self.rules = Rules.from_config(new)
+        self.static_silences = silences.from_config(new, self._now(), self.static_silences)
         self._forget_removed(old, new)
         self.metrics.precreate_sources(auth_refusals(new))
         self.metrics.precreate_receivers(notified(new))

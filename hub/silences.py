@@ -86,11 +86,15 @@ def problems(texts: list[str], starts_at: datetime | None, ends_at: datetime | N
     return found
 
 
-def from_config(config: Config, now: datetime) -> list[Silence]:
+def from_config(
+    config: Config, loaded_at: datetime, known: Iterable[Silence] = ()
+) -> list[Silence]:
     """Static ``[[silences]]`` and one-off ``[[maintenance]]`` windows, as silences.
 
     Ids come from the content (``config-<hash>``) or the window's name
-    (``maintenance:<name>``), so they survive a reload that leaves them unchanged.
+    (``maintenance:<name>``), so they survive a reload that leaves them unchanged. Each
+    is created when a config holding it was first loaded: at ``loaded_at``, or, when
+    one of the ``known`` silences of the config before has its id, when that one was.
     """
     static = [
         Silence(
@@ -100,7 +104,7 @@ def from_config(config: Config, now: datetime) -> list[Silence]:
             ends_at=s.ends_at,
             created_by=s.created_by,
             comment=s.comment,
-            created_at=now,
+            created_at=loaded_at,
         )
         for s in config.silences
     ]
@@ -112,11 +116,14 @@ def from_config(config: Config, now: datetime) -> list[Silence]:
             ends_at=m.ends_at,
             created_by="config",
             comment=m.comment or f"maintenance window {m.name}",
-            created_at=now,
+            created_at=loaded_at,
         )
         for m in config.maintenance
     ]
-    return static + windows
+    first = {s.id: s.created_at for s in known}
+    return [
+        msgspec.structs.replace(s, created_at=first.get(s.id, loaded_at)) for s in static + windows
+    ]
 
 
 def _digest(texts: list[str], starts_at: datetime | None, ends_at: datetime | None) -> str:

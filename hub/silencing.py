@@ -108,7 +108,7 @@ def listed(hub: Any, wanted: State | None = None) -> list[dict[str, Any]]:
     """Every silence as the API shows it, optionally only those in state ``wanted``."""
     now = _now(hub)
     pairs = [(s, False) for s in hub.store.silences()]
-    pairs += [(s, True) for s in silences.from_config(hub.config, now)]
+    pairs += [(s, True) for s in hub.static_silences]
     return [
         present(s, now, static)
         for s, static in pairs
@@ -133,7 +133,7 @@ async def create(hub: Any, body: NewSilence, author: str) -> dict[str, Any]:
 async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
     """End a silence now; static ones live in the config file and are refused."""
     now = _now(hub)
-    if any(s.id == silence_id for s in silences.from_config(hub.config, now)):
+    if any(s.id == silence_id for s in hub.static_silences):
         raise Conflict(f"silence {silence_id} comes from the config file; change it there")
     expired = await hub.store.write(lambda tx: _expire(tx, silence_id, now))
     log.info("event=silence_expired id=%s by=%s", silence_id, by)

@@ -168,6 +168,15 @@ def test_static_silence_ids_survive_a_reload():
     assert [s.id for s in from_config(config, T0)] == [s.id for s in from_config(config, T0 + HOUR)]
 
 
+def test_a_static_silence_keeps_when_it_was_first_loaded_across_reloads():
+    before = from_config(parse_config(CONFIG, {}), T0)
+    grown = CONFIG + "[[silences]]\nmatchers = ['env=\"dev\"']\n"
+    after = from_config(parse_config(grown, {}), T0 + HOUR, known=before)
+    assert [s.created_at for s in after] == [T0, T0, T0 + HOUR, T0]
+    assert after[2].matchers == ['env="dev"']
+    assert [s for s in after if s.created_at == T0] == before
+
+
 _times = st.datetimes(timezones=st.just(UTC))
 
 

@@ -7,7 +7,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import BASE_CONFIG, mail_url, render_config
+from conftest import BASE_CONFIG, MovedClock, mail_url, render_config
 
 from hub import config
 from hub import store as store_module
@@ -104,7 +104,7 @@ def test_config_silences_are_listed_as_static_and_cannot_be_deleted(hub):
         assert "config file" in refused.json()["detail"]
         assert http.delete("/api/v1/silences/no-such-id").status_code == 404
         one = http.get(f"/api/v1/silences/{static[0]['id']}").json()
-        assert {**one, "created_at": None} == {**static[0], "created_at": None}
+        assert one == static[0]
         unknown = http.get("/api/v1/silences/no-such-id")
         assert unknown.status_code == 404
         assert unknown.json()["detail"] == "no silence with id no-such-id"
@@ -158,6 +158,37 @@ def test_a_bad_silence_gets_422_naming_the_field_and_stores_nothing(
     assert answer.json()["field"] == field
     assert detail_has in answer.json()["detail"]
     assert stored_silences(tmp_path / "hub.db") == 0
+
+
+def static_silences(http) -> list[dict]:
+    return [s for s in http.get("/api/v1/silences").json() if s["static"]]
+
+
+def test_a_static_silence_was_created_when_the_hub_first_loaded_it(hub_factory, smtp):
+    """Its ``created_at`` was the time of each request; a reload keeps it for a silence
+    the new file still holds, and dates one it adds."""
+    clock = MovedClock()
+    admin = '  {{ name = "ada", token = "admin-token", role = "admin" }},\n]'
+    hub = hub_factory(
+        BASE_CONFIG + TOKENS.replace("\n]", "\n" + admin, 1),
+        clock=clock,
+        mail_url=mail_url(smtp[1]),
+    )
+    with hub.client(headers={"Authorization": "Bearer admin-token"}) as http:
+        [loaded] = static_silences(http)
+        clock.advance(60)
+        assert static_silences(http) == [loaded]
+        assert http.get(f"/api/v1/silences/{loaded['id']}").json() == loaded
+        added = '\n[[silences]]\nmatchers = [\'env="dev"\']\ncomment = "dev never pages"\n'
+        hub.config_path.write_text(hub.config_path.read_text() + added)
+        assert http.post("/-/reload").status_code == 200
+        kept, new = static_silences(http)
+    assert kept == loaded
+    assert new["matchers"] == ['env="dev"']
+    waited = datetime.fromisoformat(new["created_at"]) - datetime.fromisoformat(
+        loaded["created_at"]
+    )
+    assert waited >= timedelta(seconds=60)
 
 
 def test_the_store_hands_the_mute_stage_only_the_silences_in_force(tmp_path):
