@@ -187,7 +187,8 @@ def _definition(body: NewHeartbeat) -> Heartbeat:
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
     """A heartbeat as the API shows it: times in RFC 3339, durations in seconds as
-    numbers with a fraction whether it came from the file or the API, and its ``state``."""
+    numbers with a fraction whether it came from the file or the API, its ``state``,
+    and the summary its alert will carry (the default for one without its own)."""
     shown = {
         key: iso(value) if key in _SHOWN_TIMES else value
         for key, value in row.items()
@@ -198,6 +199,7 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
         **shown,
         "period": float(row["period"]),
         "grace": float(row["grace"]),
+        "summary": heartbeats.summary(row),
         "overdue": bool(row["overdue"]),
         "state": _state(row),
         "token_required": has_token,

@@ -193,13 +193,18 @@ def _deadline(row: dict) -> float | None:
     return (row["last_ping"] or row["created_at"]) + row["period"] + row["grace"]
 
 
+def summary(row: dict) -> str:
+    """The summary of the heartbeat's alert: its own, else "heartbeat NAME is down"."""
+    return row["summary"] or f"heartbeat {row['name']} is down"
+
+
 def _raise_alert(tx: Tx, row: dict, status: str, now: float, rules: Rules, reason: str) -> None:
     """Feed the heartbeat's alert through ingest like any sender's event."""
     name = row["name"]
     event = Event(
         fingerprint=fingerprint(name),
         status=status,  # type: ignore[arg-type]
-        summary=row["summary"] or f"heartbeat {name} is down",
+        summary=summary(row),
         severity=row["severity"],
         labels={**row["labels"], "heartbeat": name},
         annotations={"reason": reason},

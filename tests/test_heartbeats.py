@@ -161,6 +161,7 @@ def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, 
         created = http.post("/api/v1/heartbeats", json=body)
         assert created.status_code == 201, created.text
         assert created.json()["state"] == "new"
+        assert created.json()["summary"] == "heartbeat deploy-check is down", "its alert's"
         assert http.post("/api/v1/heartbeats", json=body).status_code == 409
         bad = http.post("/api/v1/heartbeats", json={**body, "name": "x", "period": "soon"})
         assert bad.status_code == 422 and bad.json()["field"] == "$.period"
@@ -169,6 +170,7 @@ def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, 
         listed = {h["name"]: h for h in http.get("/api/v1/heartbeats").json()}
         assert listed["deploy-check"]["state"] == "up"
         assert listed["nightly-backup"]["origin"] == "config"
+        assert listed["nightly-backup"]["summary"] == "nightly backup did not report"
         durations = [(h["period"], h["grace"]) for h in listed.values()]
         assert durations == [(3600.0, 60.0), (3600.0, 0.3)], "seconds, file or API alike"
         assert all(isinstance(value, float) for pair in durations for value in pair)
@@ -186,6 +188,7 @@ def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, 
             if a["labels"].get("heartbeat") == "deploy-check"
         ]
         assert alert["status"] == "resolved"
+        assert alert["summary"] == deleted.json()["summary"]
         assert http.get("/ping/deploy-check").status_code == 404
         gone = http.get("/api/v1/heartbeats/deploy-check")
         assert gone.status_code == 404
