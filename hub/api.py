@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get, post, route
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, Parameter, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -168,7 +168,12 @@ async def reload_config(request: Request) -> Response:
     return Response({"status": "reloaded", "needs_restart": needs_restart})
 
 
-@get("/healthz", summary="Liveness")
+PROBE_METHODS = ["GET", "HEAD"]
+"""Probes answer HEAD too, as load balancers and ``curl -I`` send it: the same status,
+without the body, which the server drops."""
+
+
+@route("/healthz", http_method=PROBE_METHODS, summary="Liveness")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -180,8 +185,9 @@ class Readiness(msgspec.Struct):
     checks: dict[str, bool]
 
 
-@get(
+@route(
     "/readyz",
+    http_method=PROBE_METHODS,
     summary="Readiness: store writable, scheduler and sender running",
     responses={
         503: ResponseSpec(

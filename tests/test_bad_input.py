@@ -232,6 +232,9 @@ def test_health_readiness_and_openapi_are_served(hub_factory, smtp):
         ready = http.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"store": True, "scheduler": True, "workers": True}
+        # load balancers and curl -I probe with HEAD: the same status, no body
+        probed = [http.head(path) for path in ("/healthz", "/readyz")]
+        assert [(answer.status_code, answer.content) for answer in probed] == [(200, b"")] * 2
         schema = http.get("/schema/openapi.json").json()
         assert "/webhooks/{source}" in schema["paths"]
         missing = http.get("/api/v1/alerts/999")
