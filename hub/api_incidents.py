@@ -12,7 +12,7 @@ from litestar import Request, Response, get, post
 from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from hub import access, matchers, paging, snoozes
+from hub import access, matchers, outbox, paging, snoozes
 from hub.access import BEARER, require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present, with_mutes
 from hub.api_params import moment
@@ -293,7 +293,10 @@ async def list_notifications(
     summary="Send a dead letter again",
     guards=[require("admin")],
     security=BEARER,
-    responses=refusals(400, 401, 403, 404, 409, 503),
+    responses={
+        **refusals(400, 401, 403, 404, 503),
+        409: refusal("Not dead-lettered, or a reload removed its receiver or channel"),
+    },
 )
 async def retry_notification(request: Request, notification_id: RowId) -> dict[str, Any]:
     hub = request.app.state.hub
@@ -303,9 +306,15 @@ async def retry_notification(request: Request, notification_id: RowId) -> dict[s
 
 async def retry(hub: Any, notification_id: int) -> None:
     """Give a dead letter a fresh attempt budget and wake the sender; 404 unknown,
-    409 not dead. Shared by the API and the console's retry button."""
-    if hub.store.notification(notification_id) is None:
+    409 not dead, or for a receiver or channel a reload removed (it would only die
+    again at once). Shared by the API and the console's retry button."""
+    row = hub.store.notification(notification_id)
+    if row is None:
         raise NotFound(f"no notification with id {notification_id}")
+    if outbox.reachable(hub.config, row) is None:
+        raise Conflict(
+            f"notification {notification_id} cannot be sent again: {outbox.unreachable(row)}"
+        )
     now = hub.clock()
     if not await hub.store.write(lambda tx: tx.retry_notification(notification_id, now)):
         raise Conflict(f"notification {notification_id} is not dead-lettered")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import msgspec
 
 from hub import channels
-from hub.config import SCHEDULE_PREFIX, Config
+from hub.config import SCHEDULE_PREFIX, Config, Receiver
 from hub.metrics import Metrics
 from hub.rules import Rules
 from hub.store import Store, Tx
@@ -83,6 +83,18 @@ def send_targets(config: Config) -> set[tuple[str, str]]:
     ]
     receivers = [(r.name, r.urls) for r in config.receivers]
     return {(name, channels.schema(url)) for name, urls in receivers + people for url in urls}
+
+
+def reachable(config: Config, row: dict) -> Receiver | None:
+    """The notification's receiver as ``config`` has it, if it still has the channel the
+    notification was for: a reload may have removed either."""
+    receiver = config.receiver(row["receiver"])
+    return receiver if receiver is not None and row["channel"] < len(receiver.urls) else None
+
+
+def unreachable(row: dict) -> str:
+    """Why ``reachable`` found nothing, as the delivery log and a refused retry say it."""
+    return f"receiver {row['receiver']!r} no longer has this channel in the config"
 
 
 def _next_state(
@@ -201,10 +213,9 @@ class Sender(Worker):
             self.metrics.attempt_seconds.labels(row["integration"]).observe(max(seconds, 0))
 
     async def _send(self, rules: Rules, row: dict) -> Failure | None:
-        receiver = rules.config.receiver(row["receiver"])
-        if receiver is None or row["channel"] >= len(receiver.urls):
-            reason = f"receiver {row['receiver']!r} no longer has this channel in the config"
-            return Failure(reason, retryable=False)
+        receiver = reachable(rules.config, row)
+        if receiver is None:
+            return Failure(unreachable(row), retryable=False)
         context = msgspec.convert(row["payload"], NotificationContext)
         call = asyncio.get_running_loop().run_in_executor(
             self._pool,

@@ -259,6 +259,28 @@ def test_a_dead_letter_is_listed_and_sent_again_with_an_admin_token(hub_factory)
     assert retried.stdout.strip() == f"notification {note['id']} is pending again"
 
 
+def test_a_dead_letter_whose_receiver_a_reload_removed_is_not_retried(hub_factory):
+    """It would be pending again, and die at once for want of its receiver: the retry is
+    refused up front naming why, the CLI exits 1 saying so, and the row stays dead."""
+    hub = hub_factory(WITH_TOKENS, mail_url=mail_url(free_port()), max_attempts=1)
+    admin = {"Authorization": "Bearer admin-token"}
+    with hub.client(headers=admin) as http:
+        http.post("/webhooks/shop", json=EVENT, headers=AUTH)
+        [note] = wait_for(lambda: http.get("/api/v1/notifications?state=dead").json())
+        renamed = hub.config_path.read_text().replace('"ops"', '"pager"')
+        hub.config_path.write_text(renamed)
+        assert http.post("/-/reload").status_code == 200
+        refused = hub_cli(hub, "retry", str(note["id"]), token="admin-token")
+        after = http.get("/api/v1/notifications?state=dead").json()
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr == (
+        f"hub: error: 409 Conflict: notification {note['id']} cannot be sent again:"
+        " receiver 'ops' no longer has this channel in the config\n"
+    )
+    assert after == [note]
+
+
 def test_an_unreachable_hub_is_named_in_the_error():
     url = f"http://127.0.0.1:{free_port()}"
     failed = run_hub("--url", url, "alerts", cwd=ROOT)
