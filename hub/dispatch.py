@@ -55,7 +55,8 @@ class Links:
 
 @dataclass
 class Flushed:
-    """What one flush did: messages enqueued, and alerts held back by reason."""
+    """What one flush did: messages enqueued, and the alerts that became muted for a
+    receiver, by reason (``hub_notifications_suppressed_total``)."""
 
     enqueued: int = 0
     suppressed: dict[str, int] = field(default_factory=dict)
@@ -148,16 +149,15 @@ def _flush_one(
     )
     due = grouping.when_due(state, pairs, timing, send_resolved)
     unchanged = grouping.content_hash(pairs, send_resolved) == row["last_notified_hash"]
+    held = _newly_muted(row, muted, result)
     # Nothing is due, every alert is muted (an empty message would read "resolved"),
     # or a person has acknowledged the incident and nothing changed since: no repeats.
     if due is None or not visible or (incident["status"] == "acknowledged" and unchanged):
-        _reschedule(tx, row, muted, now, timing)
-        _count_muted(result, muted)
+        _reschedule(tx, row, muted, now, timing, held)
         return
     if due.timestamp() > now:
-        tx.set_receiver_state(incident["id"], row["receiver"], {"due_at": due.timestamp()})
+        tx.set_receiver_state(incident["id"], row["receiver"], {"due_at": due.timestamp(), **held})
         return
-    _count_muted(result, muted)
     result.enqueued += enqueue(
         tx,
         incident,
@@ -181,6 +181,7 @@ def _flush_one(
             "last_notified_hash": sent.last_notified_hash,
             "due_at": _reschedule_time(following, muted, now, timing),
             "changed_at": None,
+            **held,
         },
     )
 
@@ -192,13 +193,15 @@ def _told(visible: list[dict], send_resolved: bool) -> list[dict]:
     return visible if send_resolved else [a for a in visible if a["status"] == "firing"]
 
 
-def _reschedule(tx: Tx, row: dict, muted: dict, now: float, timing: grouping.Timing) -> None:
+def _reschedule(
+    tx: Tx, row: dict, muted: dict, now: float, timing: grouping.Timing, held: dict
+) -> None:
     """Nothing to send now; while alerts are held back, look again after group_interval.
     The changes seen so far will never be told (muted, or nothing a message shows), so
     they are not the start of the next message's latency."""
     due_at = _reschedule_time(None, muted, now, timing)
     tx.set_receiver_state(
-        row["incident_id"], row["receiver"], {"due_at": due_at, "changed_at": None}
+        row["incident_id"], row["receiver"], {"due_at": due_at, "changed_at": None, **held}
     )
 
 
@@ -211,9 +214,21 @@ def _reschedule_time(
     return min(candidates) if candidates else None
 
 
-def _count_muted(result: Flushed, muted: dict[str, str]) -> None:
-    for reason in muted.values():
-        result.suppressed[reason] = result.suppressed.get(reason, 0) + 1
+def _newly_muted(row: dict, muted: dict[str, str], result: Flushed) -> dict:
+    """Count the alerts this look finds muted that the receiver's last look did not.
+
+    A look comes when a message may be due (a change, a repeat) and, while alerts are
+    held back, every group_interval: counting every muted alert at each look made one
+    silenced alert a count per group_interval for as long as its silence lasted. Each
+    is counted once per receiver when it becomes muted, by what mutes it then; again
+    only after a look found it unmuted (its silence ended, it resolved) and a later
+    one muted. Returns the state change that remembers them, none if they are the same.
+    """
+    before = set(msgspec.json.decode(row["muted"]))
+    for fingerprint, reason in muted.items():
+        if fingerprint not in before:
+            result.suppressed[reason] = result.suppressed.get(reason, 0) + 1
+    return {} if before == muted.keys() else {"muted": _encode(sorted(muted))}
 
 
 def enqueue(

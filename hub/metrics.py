@@ -201,7 +201,7 @@ class Metrics:
         )
         self.suppressed = Counter(
             "hub_notifications_suppressed",
-            "Notifications not sent because they were muted, by reason.",
+            "Alerts withheld from a receiver, counted once when they became muted, by reason.",
             ["reason"],
             registry=r,
         )

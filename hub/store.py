@@ -537,6 +537,14 @@ def m021_firing_starts(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m022_muted_alerts(db: sqlite_utils.Database) -> None:
+    """Which of an incident's alerts a receiver's last look found muted (a JSON list
+    of fingerprints), so an alert is counted as suppressed once when it becomes
+    muted, not again at each look while it stays so (``hub.dispatch``)."""
+    db.executescript("ALTER TABLE incident_receivers ADD COLUMN muted TEXT NOT NULL DEFAULT '[]';")
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

@@ -164,6 +164,33 @@ def test_a_silenced_alert_is_stored_and_counted_but_nobody_is_emailed(hub_factor
     assert "search down" in mailbox.subjects()[0]
 
 
+def test_a_silenced_alert_is_counted_once_not_at_every_group_interval_it_stays_silenced(
+    hub_factory, smtp
+):
+    """The dispatcher looks at a held-back incident every group_interval; those looks
+    withhold nothing new. A new silenced alert, or one firing again, is a notification
+    withheld and counts."""
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), group_interval="100ms")
+    silence = {"matchers": ['service="checkout"'], "duration": "1h", "comment": "deploy 4.2"}
+    with hub.client(headers=WRITER) as http:
+        assert http.post("/api/v1/silences", json=silence).status_code == 201
+        fire(http, "checkout down")
+        wait_for(lambda: suppressed(http) == 1)
+        time.sleep(1.0)  # ten group_intervals of looks at the held-back incident
+        assert suppressed(http) == 1
+        fire(http, "checkout slow", alertname="CheckoutSlow")
+        wait_for(lambda: suppressed(http) == 2)
+        fire(http, "checkout down", status="resolved")
+        time.sleep(0.3)
+        assert suppressed(http) == 2
+        fire(http, "checkout down")
+        wait_for(lambda: suppressed(http) == 3)
+        time.sleep(0.5)
+        assert suppressed(http) == 3
+    assert mailbox.messages == []
+
+
 def test_silencing_a_notified_incident_sends_no_empty_resolution_at_its_next_repeat(
     hub_factory, smtp
 ):
