@@ -33,7 +33,6 @@ from hub import (
     api_incidents,
     api_oncall,
     api_replay,
-    auth,
     console,
     correlate,
     expiry,
@@ -51,7 +50,7 @@ from hub.dispatch import Dispatcher, Flushed, Links
 from hub.errors import ConfigError, Conflict, HubError
 from hub.escalation import Escalator, Fired
 from hub.limits import RateLimiter
-from hub.metrics import Metrics
+from hub.metrics import Metrics, SourceSeries
 from hub.outbox import Sender, send_targets
 from hub.problems import (
     declare_refusal_headers,
@@ -61,7 +60,7 @@ from hub.problems import (
 )
 from hub.rules import Rules
 from hub.store import Store, Tx, opened
-from hub.webhooks import WebhookDoor
+from hub.webhooks import WebhookDoor, source_series
 
 log = logging.getLogger("hub.app")
 
@@ -103,11 +102,11 @@ class Runtime:
         self.static_silences = silences.from_config(config, self._now())
         """The config's silences, each created when the hub first loaded it."""
         self.metrics = Metrics(
-            auth_refusals(config),
+            sources_series(config),
             notified(config),
             hub_version(),
             heartbeats=[h.name for h in config.heartbeats],
-            own_sources=[expiry.SOURCE],
+            own_sources={expiry.SOURCE: expiry.EVENT_OUTCOMES},
         )
         self.store = Store(
             config.storage.path,
@@ -355,7 +354,7 @@ class Runtime:
         self.rules = Rules.from_config(new)
         self.static_silences = silences.from_config(new, self._now(), self.static_silences)
         self._forget_removed(old, new)
-        self.metrics.precreate_sources(auth_refusals(new))
+        self.metrics.precreate_sources(sources_series(new))
         self.metrics.precreate_receivers(notified(new))
         self.metrics.precreate_channels(send_targets(new))
         self.changed()
@@ -407,9 +406,9 @@ def notified(config: Config) -> list[str]:
     return sorted({receiver for receiver, _ in send_targets(config)})
 
 
-def auth_refusals(config: Config) -> dict[str, tuple[str, ...]]:
-    """Each source's authentication failures that can happen, by name."""
-    return {source.name: auth.refusals(source.auth) for source in config.sources}
+def sources_series(config: Config) -> dict[str, SourceSeries]:
+    """The series each source can have, by name (``hub.webhooks.source_series``)."""
+    return {source.name: source_series(source) for source in config.sources}
 
 
 def create_app(

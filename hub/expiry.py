@@ -42,6 +42,8 @@ from hub.worker import Worker
 log = logging.getLogger("hub.expiry")
 
 SOURCE = "expiry"
+# Each event resolves a firing alert, dated no earlier than its last change: a change.
+EVENT_OUTCOMES = ("changed",)
 BATCH = 100
 MOVE_BATCH = 2000
 _encode = msgspec.json.Encoder().encode

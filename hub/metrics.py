@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,7 +30,8 @@ from prometheus_client.registry import Collector
 from hub.auth import REASONS as AUTH_REASONS
 from hub.events import SEVERITIES
 
-# What became of a delivery to a configured source.
+# What became of a delivery to a configured source (each source has those it can have:
+# ``SourceSeries``).
 SOURCE_OUTCOMES = (
     "accepted",
     "repeated",
@@ -43,6 +45,7 @@ SOURCE_OUTCOMES = (
     "unavailable",
 )
 # "rejected": a batch item its decoder refused, while the batch's valid items were applied.
+# Each source has those its format can produce (``SourceSeries``).
 EVENT_OUTCOMES = (
     "new",
     "duplicate",
@@ -86,6 +89,15 @@ Counts = Mapping[str, int]
 IncidentCounts = Mapping[tuple[str, str], int]
 
 
+class SourceSeries(NamedTuple):
+    """The label values of one source's series: those a delivery to it can produce,
+    worked out from its config (``hub.webhooks.source_series``)."""
+
+    refusals: Collection[str]  # hub_auth_failures_total reasons (``hub.auth.refusals``)
+    outcomes: Collection[str]  # hub_webhooks_received_total outcomes, of SOURCE_OUTCOMES
+    events: Collection[str]  # hub_events_total outcomes, of EVENT_OUTCOMES
+
+
 def _no_incidents() -> IncidentCounts:
     """Stands in until incidents are stored: the series still exist, at 0."""
     return {}
@@ -95,11 +107,10 @@ class Metrics:
     """Every metric hub exposes, created once per app. Label values are the tuples above.
 
     Ingest (``hub.webhooks``):
-      ``webhooks``          hub_webhooks_received_total{source, outcome in SOURCE_OUTCOMES},
-                            and {UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME}
-      ``auth_failures``     hub_auth_failures_total{source, reason in the reasons of the
-                            source's auth, hub.auth.refusals}
-      ``events``            hub_events_total{source, outcome in EVENT_OUTCOMES}; also
+      ``webhooks``          hub_webhooks_received_total{source, outcome in the source's
+                            SourceSeries.outcomes}, and {UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME}
+      ``auth_failures``     hub_auth_failures_total{source, reason in SourceSeries.refusals}
+      ``events``            hub_events_total{source, outcome in SourceSeries.events}; also
                             for ``own_sources`` (``expiry``) through ``count_events``
       ``ingest_seconds``    hub_ingest_duration_seconds{source}
     Notifications (``hub.outbox`` and the dispatcher):
@@ -120,13 +131,15 @@ class Metrics:
 
     def __init__(
         self,
-        sources: Mapping[str, Collection[str]],
+        sources: Mapping[str, SourceSeries],
         receivers: Iterable[str],
         version: str,
         *,
         heartbeats: Iterable[str] = (),
-        own_sources: Iterable[str] = (),
+        own_sources: Mapping[str, Collection[str]] | None = None,
     ) -> None:
+        """``own_sources``: hub's own deliveries (``expiry``), by name, with the event
+        outcomes they can have."""
         disable_created_metrics()  # *_created series only add noise to dashboards
         self.registry = CollectorRegistry(auto_describe=True)
         self._ingest_metrics()
@@ -134,7 +147,7 @@ class Metrics:
         self._schedule_metrics()
         self._store_metrics()
         Info("hub_build", "hub version.", registry=self.registry).info({"version": version})
-        self._precreate(sources, list(receivers), list(heartbeats), list(own_sources))
+        self._precreate(sources, list(receivers), list(heartbeats), own_sources or {})
 
     def _ingest_metrics(self) -> None:
         r = self.registry
@@ -254,35 +267,29 @@ class Metrics:
             registry=r,
         )
 
-    def precreate_sources(self, sources: Mapping[str, Collection[str]]) -> None:
-        """Create every series of these sources (name -> the reasons its auth can refuse
-        with, ``hub.auth.refusals``) at 0, at start and for reloaded ones: an
-        authentication failure only for those reasons. A reload that changed the auth
-        removes the others."""
-        for source, refusals in sources.items():
-            for outcome in SOURCE_OUTCOMES:
-                self.webhooks.labels(source, outcome)
-            for outcome in EVENT_OUTCOMES:
-                self.events.labels(source, outcome)
+    def precreate_sources(self, sources: Mapping[str, SourceSeries]) -> None:
+        """Create the series these sources can have at 0, at start and for reloaded ones,
+        and remove those they cannot: a reload that changed a source's auth, format or
+        rate limit removes the series the new config cannot move; those both have keep
+        their counts."""
+        for source, series in sources.items():
+            _only(self.webhooks, source, SOURCE_OUTCOMES, series.outcomes)
+            _only(self.events, source, EVENT_OUTCOMES, series.events)
+            _only(self.auth_failures, source, AUTH_REASONS, series.refusals)
             self.ingest_seconds.labels(source)
-            for reason in AUTH_REASONS:
-                if reason in refusals:
-                    self.auth_failures.labels(source, reason)
-                else:
-                    _remove(self.auth_failures, source, reason)
+        self._clear_series_caches()
 
     def _precreate(
         self,
         sources: Mapping[str, Collection[str]],
         receivers: list[str],
         heartbeats: list[str],
-        own: list[str],
+        own: Mapping[str, Collection[str]],
     ) -> None:
         self.precreate_sources(sources)
         self.webhooks.labels(UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME)
-        for source in own:  # hub's own deliveries have events, no webhooks
-            for outcome in EVENT_OUTCOMES:
-                self.events.labels(source, outcome)
+        for source, outcomes in own.items():  # hub's own deliveries have events, no webhooks
+            _only(self.events, source, EVENT_OUTCOMES, outcomes)
         self.precreate_receivers(receivers)
         for reason in SUPPRESSION_REASONS:
             self.suppressed.labels(reason)
@@ -324,8 +331,11 @@ class Metrics:
             _remove(self.ingest_seconds, source)
             for reason in AUTH_REASONS:
                 _remove(self.auth_failures, source, reason)
-        # The caches still hold the removed children: a source added back by a later
-        # reload must count into the series its precreation puts in the registry.
+        self._clear_series_caches()
+
+    def _clear_series_caches(self) -> None:
+        """The caches may hold removed children: a series added back by a later reload
+        must count into the child its precreation puts in the registry."""
         for cached in (self.webhook_series, self.event_series, self.ingest_series):
             cached.cache_clear()
 
@@ -416,6 +426,15 @@ class _StoreCollector(Collector):
             [(state,) for state in OUTBOX_STATES],
             {(key,): n for key, n in self.outbox().items()},
         )
+
+
+def _only(metric: Counter, source: str, values: Iterable[str], kept: Collection[str]) -> None:
+    """Create the source's series of the ``kept`` values at 0 and remove the others'."""
+    for value in values:
+        if value in kept:
+            metric.labels(source, value)
+        else:
+            _remove(metric, source, value)
 
 
 def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:

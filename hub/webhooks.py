@@ -22,7 +22,7 @@ from litestar.types import Receive, Scope, Send
 
 from hub import logs
 from hub.alerts import Outcome
-from hub.auth import authenticate, delivery_id_header
+from hub.auth import authenticate, delivery_id_header, refusals
 from hub.config import Source
 from hub.decoders import RESPONDERS, Responder, decode
 from hub.decoders.common import Decoded
@@ -47,13 +47,24 @@ from hub.ingest import (
     delivery_key,
 )
 from hub.limits import body_limit, check_body_size, check_content_type, check_source_rate
-from hub.metrics import UNKNOWN_SOURCE, UNKNOWN_SOURCE_OUTCOME
+from hub.metrics import (
+    EVENT_OUTCOMES,
+    SOURCE_OUTCOMES,
+    UNKNOWN_SOURCE,
+    UNKNOWN_SOURCE_OUTCOME,
+    SourceSeries,
+)
 from hub.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from hub.problems import hub_error_problem, problem_body, unexpected_problem
 
 log = logging.getLogger("hub.webhooks")
 
 ALERTMANAGER_API_FORMAT = "prometheus"
+
+# Formats whose batches keep their valid items while refusing the others ("rejected").
+BATCH_FORMATS = frozenset({"alertmanager", "grafana", "prometheus", "generic"})
+# What any event can do to its alert, whatever its format.
+_EVERY_FORMATS_EVENTS = frozenset({"new", "duplicate", "changed", "updated", "stale"})
 
 # Outcomes that leave every incident as it was: the workers need not look.
 QUIET_OUTCOMES = frozenset({Outcome.DUPLICATE.value, Outcome.STALE.value, Outcome.IGNORED.value})
@@ -280,3 +291,41 @@ def _log_applied(source: str, answer: Answer) -> None:
             len(answer.outcomes),
             ",".join(sorted(set(changes))),
         )
+
+
+def source_series(source: Source) -> SourceSeries:
+    """The series a delivery to ``source`` can move, so only those are created: a
+    series that can never move would only mislead a dashboard. No ``unauthorized``
+    without an auth that refuses, no ``rate_limited`` without a ``rate_limit``."""
+    reasons = refusals(source.auth)
+    never = set()
+    if not reasons:
+        never.add("unauthorized")
+    if not source.rate_limit:
+        never.add("rate_limited")
+    outcomes = tuple(outcome for outcome in SOURCE_OUTCOMES if outcome not in never)
+    return SourceSeries(reasons, outcomes, _event_outcomes(source))
+
+
+def _event_outcomes(source: Source) -> tuple[str, ...]:
+    """What the events of the source's format can do: a batch's refused items are
+    ``rejected``; an acknowledgement is ``acknowledged``, or ``ignored`` without an
+    alert, as is PagerDuty's resolve of none. Native batches are all-or-nothing and
+    say firing or resolved only."""
+    can = set(_EVERY_FORMATS_EVENTS)
+    if source.format in BATCH_FORMATS:
+        can.add("rejected")
+    if _acknowledges(source):
+        can |= {"acknowledged", "ignored"}
+    return tuple(outcome for outcome in EVENT_OUTCOMES if outcome in can)
+
+
+def _acknowledges(source: Source) -> bool:
+    """PagerDuty's ``acknowledge``; a ``generic`` source's status when its mapping reads
+    one from the body (it may say ``acknowledged``) or defaults to ``acknowledged``."""
+    if source.format == "pagerduty":
+        return True
+    mapping = source.mapping if source.format == "generic" else None
+    return mapping is not None and (
+        bool(mapping.status) or mapping.defaults.status == "acknowledged"
+    )

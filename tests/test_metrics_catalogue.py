@@ -108,12 +108,77 @@ def test_only_series_that_can_happen_are_created(hub_factory, smtp):
     unknown = {key: n for key, n in webhooks.items() if {"_unknown", "unknown_source"} & set(key)}
     assert unknown == {("_unknown", "unknown_source"): 1.0}
     assert ("shop", "accepted") in webhooks
-    events = label_values(metrics, "hub_events_total", "source")
-    assert set(events) == {("shop",), ("expiry",)}
+    events = label_values(metrics, "hub_events_total", "source", "outcome")
+    assert set(events) == {("shop", outcome) for outcome in EVERY_FORMATS_EVENTS} | {
+        ("expiry", "changed")
+    }, "native batches are all-or-nothing and never acknowledge; expiry only resolves"
     timed = label_values(metrics, "hub_ingest_duration_seconds_count", "source")
     assert set(timed) == {("shop",)}
     auth = label_values(metrics, "hub_auth_failures_total", "source")
     assert set(auth) == {("shop",)}
+
+
+EVERY_FORMATS_EVENTS = ("new", "duplicate", "changed", "updated", "stale")
+EVERY_SOURCES_OUTCOMES = (
+    "accepted",
+    "repeated",
+    "malformed",
+    "invalid",
+    "key_reused",
+    "too_large",
+    "unsupported_media",
+    "unavailable",
+)
+FORMATS = """
+[[sources]]
+name = "pd"
+format = "pagerduty"
+auth = {{ type = "none" }}
+
+[[sources]]
+name = "am"
+format = "alertmanager"
+auth = {{ type = "bearer", tokens = ["am-token"] }}
+rate_limit = 10
+
+[[sources]]
+name = "forms"
+format = "generic"
+auth = {{ type = "none" }}
+[sources.mapping]
+summary = "title"
+
+[[sources]]
+name = "tickets"
+format = "generic"
+auth = {{ type = "none" }}
+[sources.mapping]
+summary = "title"
+status = "state"
+"""
+
+
+def test_each_source_has_the_series_its_format_auth_and_limits_can_move(hub_factory, smtp):
+    """A batch format can refuse items, PagerDuty and a generic mapping that reads a
+    status can acknowledge (or ignore an acknowledgement of nothing); a source without
+    auth is never unauthorized, one without a rate limit never rate limited."""
+    hub = hub_factory(BASE_CONFIG + FORMATS, mail_url=mail_url(smtp[1]))
+    with hub.client() as http:
+        metrics = http.get("/metrics").text
+    events = label_values(metrics, "hub_events_total", "source", "outcome")
+    webhooks = label_values(metrics, "hub_webhooks_received_total", "source", "outcome")
+
+    def of(series: dict, source: str) -> set[str]:
+        return {outcome for (name, outcome) in series if name == source}
+
+    acknowledging = {"acknowledged", "ignored"}
+    assert of(events, "pd") == {*EVERY_FORMATS_EVENTS, *acknowledging}
+    assert of(events, "am") == {*EVERY_FORMATS_EVENTS, "rejected"}
+    assert of(events, "forms") == {*EVERY_FORMATS_EVENTS, "rejected"}
+    assert of(events, "tickets") == {*EVERY_FORMATS_EVENTS, "rejected", *acknowledging}
+    assert of(webhooks, "pd") == set(EVERY_SOURCES_OUTCOMES)
+    assert of(webhooks, "am") == {*EVERY_SOURCES_OUTCOMES, "unauthorized", "rate_limited"}
+    assert of(webhooks, "shop") == {*EVERY_SOURCES_OUTCOMES, "unauthorized"}
 
 
 def test_an_on_call_persons_notification_series_exist_at_zero_from_start(hub_factory, smtp):

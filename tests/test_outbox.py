@@ -9,7 +9,6 @@ import time
 from conftest import AUTH, BASE_CONFIG, free_port, mail_url, render_config, wait_for
 
 from hub import config
-from hub.auth import SCHEME_REASONS
 from hub.decoders.common import Decoded
 from hub.events import Event
 from hub.ingest import Delivery, apply_delivery
@@ -81,7 +80,7 @@ def test_a_claim_committed_after_shutdown_began_sends_nothing_and_is_freed_on_re
 
     async def stop_while_claiming(store: Store) -> tuple[bool, list, list]:
         await store.write(incident_with_a_due_notification)
-        metrics = Metrics({"shop": SCHEME_REASONS["bearer"]}, ["ops"], "test")
+        metrics = Metrics({}, ["ops"], "test")
         sender = Sender(store, lambda: ruleset, metrics)
         claiming = asyncio.create_task(sender.round())
         await asyncio.sleep(0)  # the claim waits for its commit

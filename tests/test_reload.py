@@ -315,6 +315,34 @@ def test_a_reload_changing_a_sources_auth_type_keeps_only_the_failures_the_new_o
     }
 
 
+def test_a_reload_changing_a_sources_format_and_limits_keeps_only_the_series_they_can_move(
+    hub,
+):
+    """shop turned from native to a generic mapping that reads a status can now refuse
+    a batch's items and acknowledge; with a rate limit it can be rate limited. Turned
+    back, those go again. The counts both configs share are kept."""
+    limit = "max_body_bytes = 4096"
+    mapping = f'{limit}\nrate_limit = 100\n[sources.mapping]\nsummary = "summary"\nstatus = "s"'
+    assert post_event(hub.url, "shop", "shop-secret-token") == 202
+    original = hub.config_path.read_text()
+    generic = original.replace('format = "native"', 'format = "generic"').replace(limit, mapping)
+    scrapes = []
+    with hub.client(headers=ADMIN) as http:
+        for text in (generic, original):
+            hub.config_path.write_text(text)
+            assert http.post("/-/reload").status_code == 200
+            scrapes.append(http.get("/metrics").text)
+    events = [label_values(text, "hub_events_total", "source", "outcome") for text in scrapes]
+    webhooks = [
+        label_values(text, "hub_webhooks_received_total", "source", "outcome") for text in scrapes
+    ]
+    added = {"acknowledged", "ignored", "rejected"}
+    assert [{o for (source, o) in e if source == "shop"} & added for e in events] == [added, set()]
+    assert [e[("shop", "new")] for e in events] == [1, 1]
+    assert [w.get(("shop", "rate_limited")) for w in webhooks] == [0, None]
+    assert [w[("shop", "accepted")] for w in webhooks] == [1, 1]
+
+
 def pager(port: int) -> str:
     """A receiver ``pager`` taking every notification beside ops, at an address that
     takes the connection and never answers, so its sends are in flight at a reload."""
