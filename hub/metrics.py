@@ -43,6 +43,8 @@ SOURCE_OUTCOMES = (
     "unsupported_media",
     "rate_limited",
     "unavailable",
+    # 404: posted to the Alertmanager API path, which only prometheus sources have.
+    "unknown_endpoint",
 )
 # "rejected": a batch item its decoder refused, while the batch's valid items were applied.
 # Each source has those its format can produce (``SourceSeries``).

@@ -74,6 +74,7 @@ _OUTCOME_BY_ERROR: dict[type[HubError], str] = {
     MalformedBody: "malformed",
     InvalidPayload: "invalid",
     KeyReused: "key_reused",
+    NotFound: "unknown_endpoint",  # the Alertmanager API path of a source of another format
     PayloadTooLarge: "too_large",
     UnsupportedMedia: "unsupported_media",
     RateLimited: "rate_limited",
@@ -296,13 +297,16 @@ def _log_applied(source: str, answer: Answer) -> None:
 def source_series(source: Source) -> SourceSeries:
     """The series a delivery to ``source`` can move, so only those are created: a
     series that can never move would only mislead a dashboard. No ``unauthorized``
-    without an auth that refuses, no ``rate_limited`` without a ``rate_limit``."""
+    without an auth that refuses, no ``rate_limited`` without a ``rate_limit``, no
+    ``unknown_endpoint`` for a source the Alertmanager API path serves."""
     reasons = refusals(source.auth)
     never = set()
     if not reasons:
         never.add("unauthorized")
     if not source.rate_limit:
         never.add("rate_limited")
+    if source.format == ALERTMANAGER_API_FORMAT:
+        never.add("unknown_endpoint")
     outcomes = tuple(outcome for outcome in SOURCE_OUTCOMES if outcome not in never)
     return SourceSeries(reasons, outcomes, _event_outcomes(source))
 

@@ -164,10 +164,26 @@ def test_a_prometheus_post_with_nothing_usable_is_a_400_and_changes_nothing(
 
 
 def test_the_alertmanager_api_serves_only_prometheus_sources(hub):
+    """The 404 counts as the source's unknown_endpoint, not as a wrong-shaped body; a
+    prometheus source, which has that path, has no such series."""
     with hub.client() as http:
         answer = http.post("/webhooks/shop/api/v2/alerts", json=[], headers=AUTH)
+        text = http.get("/metrics").text
     assert answer.status_code == 404
     assert "format 'native'" in answer.json()["detail"]
+    counted = {
+        (source, outcome): metric(
+            text, "hub_webhooks_received_total", source=source, outcome=outcome
+        )
+        for source in ("shop", "prom")
+        for outcome in ("unknown_endpoint", "invalid")
+    }
+    assert counted == {
+        ("shop", "unknown_endpoint"): 1,
+        ("shop", "invalid"): 0,
+        ("prom", "unknown_endpoint"): None,
+        ("prom", "invalid"): 0,
+    }
 
 
 def test_pagerduty_events_are_answered_as_pagerduty_does(hub):

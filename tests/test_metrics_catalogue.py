@@ -131,6 +131,11 @@ EVERY_SOURCES_OUTCOMES = (
 )
 FORMATS = """
 [[sources]]
+name = "prom"
+format = "prometheus"
+auth = {{ type = "none" }}
+
+[[sources]]
 name = "pd"
 format = "pagerduty"
 auth = {{ type = "none" }}
@@ -161,7 +166,9 @@ status = "state"
 def test_each_source_has_the_series_its_format_auth_and_limits_can_move(hub_factory, smtp):
     """A batch format can refuse items, PagerDuty and a generic mapping that reads a
     status can acknowledge (or ignore an acknowledgement of nothing); a source without
-    auth is never unauthorized, one without a rate limit never rate limited."""
+    auth is never unauthorized, one without a rate limit never rate limited, and only
+    one that is not ``prometheus`` can be posted to the Alertmanager API path it
+    does not have."""
     hub = hub_factory(BASE_CONFIG + FORMATS, mail_url=mail_url(smtp[1]))
     with hub.client() as http:
         metrics = http.get("/metrics").text
@@ -176,9 +183,16 @@ def test_each_source_has_the_series_its_format_auth_and_limits_can_move(hub_fact
     assert of(events, "am") == {*EVERY_FORMATS_EVENTS, "rejected"}
     assert of(events, "forms") == {*EVERY_FORMATS_EVENTS, "rejected"}
     assert of(events, "tickets") == {*EVERY_FORMATS_EVENTS, "rejected", *acknowledging}
-    assert of(webhooks, "pd") == set(EVERY_SOURCES_OUTCOMES)
-    assert of(webhooks, "am") == {*EVERY_SOURCES_OUTCOMES, "unauthorized", "rate_limited"}
-    assert of(webhooks, "shop") == {*EVERY_SOURCES_OUTCOMES, "unauthorized"}
+    assert of(events, "prom") == {*EVERY_FORMATS_EVENTS, "rejected"}
+    assert of(webhooks, "prom") == set(EVERY_SOURCES_OUTCOMES)
+    assert of(webhooks, "pd") == {*EVERY_SOURCES_OUTCOMES, "unknown_endpoint"}
+    assert of(webhooks, "am") == {
+        *EVERY_SOURCES_OUTCOMES,
+        "unauthorized",
+        "rate_limited",
+        "unknown_endpoint",
+    }
+    assert of(webhooks, "shop") == {*EVERY_SOURCES_OUTCOMES, "unauthorized", "unknown_endpoint"}
 
 
 def test_an_on_call_persons_notification_series_exist_at_zero_from_start(hub_factory, smtp):
