@@ -23,6 +23,17 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def shipped_rules() -> dict[str, dict]:
+    """The shipped alerting rules about hub, by alert name."""
+    rules = yaml.safe_load((GRAFANA / "prometheus" / "hub-rules.yml").read_text())
+    return {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+
+
+def panel(dashboard: dict, title: str) -> dict:
+    (found,) = [p for p in dashboard["panels"] if p["title"] == title]
+    return found
+
+
 def panel_exprs(dashboard: dict) -> list[str]:
     """Every PromQL expression of every panel, as written in the dashboard."""
     return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
@@ -100,9 +111,20 @@ def test_provisioning_points_grafana_at_prometheus_and_the_dashboards():
 
 def test_the_readme_names_every_shipped_rule():
     """The README's list of hub's own alerting rules is what an operator routes on."""
-    rules = yaml.safe_load((GRAFANA / "prometheus" / "hub-rules.yml").read_text())
-    names = [rule["alert"] for group in rules["groups"] for rule in group["rules"]]
+    names = list(shipped_rules())
     readme = (GRAFANA.parent / "README.md").read_text()
     section = readme.split("## Monitoring hub with Prometheus and Grafana")[1]
     listed = section.split("**Grafana**")[0]
     assert [name for name in names if f"`{name}`" not in listed] == []
+
+
+def test_the_outbox_stat_shows_what_the_backlog_rule_watches_and_is_red_where_it_fires():
+    """The stat summed pending and sending and turned red at 50, while the rule watched
+    pending above 50: a stat and a rule about one backlog must agree."""
+    rule = shipped_rules()["HubOutboxBacklogHigh"]["expr"]
+    stat = panel(load(DASHBOARDS[0]), "Outbox pending")
+    selector, threshold = re.fullmatch(r"(hub_outbox_notifications\{.*\}) > (\d+)", rule).groups()
+    shown = re.search(r"hub_outbox_notifications\{.*?\}", stat["targets"][0]["expr"]).group()
+    assert shown.replace('instance=~"$instance"', 'job="hub"') == selector
+    steps = stat["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps if s["color"] == "red"] == [int(threshold) + 1]

@@ -220,12 +220,12 @@ tests:
 """
 
 
-def test_a_low_volume_sender_refused_every_time_fires_the_rejection_rule(tmp_path):
-    """The rule once asked for 0.1 refusals a second: a sender posting every few minutes
-    with a rotated secret was refused every time and never alerted on."""
+def promtool_test_rules(tmp_path: Path, tests: str) -> None:
+    """Run promtool's unit tests ``tests`` (a test file's text, ``{rules}`` standing for
+    the shipped rules) and fail with its output unless they pass."""
     promtool = require("promtool", "prometheus")
-    test_file = tmp_path / "rejections.yml"
-    test_file.write_text(REJECTION_RULE_TEST.format(rules=SHIPPED_RULES))
+    test_file = tmp_path / "rule-tests.yml"
+    test_file.write_text(tests.format(rules=SHIPPED_RULES))
     tested = subprocess.run(
         [promtool, "test", "rules", str(test_file)],
         capture_output=True,
@@ -234,3 +234,72 @@ def test_a_low_volume_sender_refused_every_time_fires_the_rejection_rule(tmp_pat
         check=False,
     )
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_a_low_volume_sender_refused_every_time_fires_the_rejection_rule(tmp_path):
+    """The rule once asked for 0.1 refusals a second: a sender posting every few minutes
+    with a rotated secret was refused every time and never alerted on."""
+    promtool_test_rules(tmp_path, REJECTION_RULE_TEST)
+
+
+# 200 notifications pending for 40 minutes, flat, fire after 15 minutes; a backlog
+# growing by 4 a minute passes 50 at minute 13 and fires 15 minutes later; a spike of
+# 200 for 10 minutes never fires.
+BACKLOG_RULE_TEST = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'hub_outbox_notifications{{job="hub",instance="flat",state="pending"}}'
+        values: '200x40'
+    alert_rule_test:
+      - eval_time: 14m
+        alertname: HubOutboxBacklogHigh
+        exp_alerts: []
+      - eval_time: 15m
+        alertname: HubOutboxBacklogHigh
+        exp_alerts:
+          - exp_labels: {{severity: warning, instance: flat, job: hub, state: pending}}
+            exp_annotations:
+              summary: "hub outbox backlog is high (200 pending)"
+              description: >-
+                More than 50 notifications have been pending in hub's outbox on flat for
+                15 minutes: a channel is slow or failing, or sends cannot keep up, and
+                notifications are delayed. See GET /api/v1/notifications for the errors.
+  - interval: 1m
+    input_series:
+      - series: 'hub_outbox_notifications{{job="hub",instance="growing",state="pending"}}'
+        values: '0+4x40'
+    alert_rule_test:
+      - eval_time: 27m
+        alertname: HubOutboxBacklogHigh
+        exp_alerts: []
+      - eval_time: 28m
+        alertname: HubOutboxBacklogHigh
+        exp_alerts:
+          - exp_labels: {{severity: warning, instance: growing, job: hub, state: pending}}
+            exp_annotations:
+              summary: "hub outbox backlog is high (112 pending)"
+              description: >-
+                More than 50 notifications have been pending in hub's outbox on growing
+                for 15 minutes: a channel is slow or failing, or sends cannot keep up, and
+                notifications are delayed. See GET /api/v1/notifications for the errors.
+  - interval: 1m
+    input_series:
+      - series: 'hub_outbox_notifications{{job="hub",instance="spike",state="pending"}}'
+        values: '200x10 0x30'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: HubOutboxBacklogHigh
+        exp_alerts: []
+      - eval_time: 30m
+        alertname: HubOutboxBacklogHigh
+        exp_alerts: []
+"""
+
+
+def test_the_backlog_rule_fires_on_a_high_backlog_flat_or_growing_and_not_on_a_spike(tmp_path):
+    """It asked for growth too: 200 pending for 40 minutes, flat, never fired, and a
+    backlog growing by 4 a minute fired only 17 minutes after passing 50."""
+    promtool_test_rules(tmp_path, BACKLOG_RULE_TEST)
