@@ -108,6 +108,7 @@ class Runtime:
             heartbeats=[h.name for h in config.heartbeats],
             own_sources={expiry.SOURCE: expiry.EVENT_OUTCOMES},
         )
+        self.metrics.config_loaded(clock())
         self.store = Store(
             config.storage.path,
             synchronous=config.storage.synchronous,
@@ -378,7 +379,7 @@ class Runtime:
     def _count_reload(self, outcome: str, detail: str) -> None:
         """One log line and one count per reload; a failure logs every problem, since a
         SIGHUP has no one to answer to."""
-        self.metrics.config_reloads.labels(outcome).inc()
+        self.metrics.count_reload(outcome, self.clock())
         level = logging.INFO if outcome == "success" else logging.ERROR
         log.log(
             level, "event=config_reload outcome=%s path=%s %s", outcome, self.config_path, detail

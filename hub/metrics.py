@@ -22,6 +22,8 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -129,6 +131,9 @@ class Metrics:
       ``alerts_ended``      hub_alerts_ended_total: resolved at their end (``hub.expiry``)
     Store: ``observe_commit`` feeds hub_store_batch_size and
     hub_store_commit_duration_seconds; ``watch_store`` adds the scrape-time gauges.
+    Config: ``config_loaded`` at start, ``count_reload`` at each reload.
+    Beside hub's own, the standard process_* and python_info, as from any Prometheus
+    client: hub's registry is its own, so they are added to it.
     """
 
     def __init__(
@@ -149,6 +154,8 @@ class Metrics:
         self._schedule_metrics()
         self._store_metrics()
         Info("hub_build", "hub version.", registry=self.registry).info({"version": version})
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self._precreate(sources, list(receivers), list(heartbeats), own_sources or {})
 
     def _ingest_metrics(self) -> None:
@@ -268,6 +275,16 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.config_reload_successful = Gauge(
+            "hub_config_last_reload_successful",
+            "1 if the last config load (the start, or the last reload) succeeded, else 0.",
+            registry=r,
+        )
+        self.config_reload_success_time = Gauge(
+            "hub_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load (the start, or a reload).",
+            registry=r,
+        )
 
     def precreate_sources(self, sources: Mapping[str, SourceSeries]) -> None:
         """Create the series these sources can have at 0, at start and for reloaded ones,
@@ -373,6 +390,20 @@ class Metrics:
         events (a batch holds a few kinds)."""
         for outcome in set(outcomes):
             self.event_series(source, outcome).inc(outcomes.count(outcome))
+
+    def config_loaded(self, now: float) -> None:
+        """The config in force was loaded at ``now``: at start, or by a reload."""
+        self.config_reload_successful.set(1)
+        self.config_reload_success_time.set(now)
+
+    def count_reload(self, outcome: str, now: float) -> None:
+        """One reload, by outcome; a refused one leaves the last success's time, as
+        Alertmanager's gauges do, so an alert can tell how long the file has been bad."""
+        self.config_reloads.labels(outcome).inc()
+        if outcome == "success":
+            self.config_loaded(now)
+        else:
+            self.config_reload_successful.set(0)
 
     def observe_commit(self, batch_size: int, seconds: float) -> None:
         self.store_batch.observe(batch_size)

@@ -85,6 +85,16 @@ def test_every_exposed_metric_is_documented_and_every_documented_one_is_exposed(
             assert family.labels == documented[name].labels, name
 
 
+def test_the_standard_process_metrics_are_exposed_beside_hubs_own(hub_factory, smtp):
+    """hub has a registry of its own: the client library's default collectors are not
+    on it unless added, and dashboards for any process expect them."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    with hub.client() as http:
+        families = {f.name for f in text_string_to_metric_families(http.get("/metrics").text)}
+    process = {"process_cpu_seconds", "process_resident_memory_bytes", "process_start_time_seconds"}
+    assert {*process, "python_info"} <= families
+
+
 def test_every_known_label_combination_exists_at_zero_from_start(hub_factory, smtp):
     _, smtp_port = smtp
     exposed = scrape_hub(hub_factory(mail_url=mail_url(smtp_port)))

@@ -303,3 +303,38 @@ def test_the_backlog_rule_fires_on_a_high_backlog_flat_or_growing_and_not_on_a_s
     """It asked for growth too: 200 pending for 40 minutes, flat, never fired, and a
     backlog growing by 4 a minute fired only 17 minutes after passing 50."""
     promtool_test_rules(tmp_path, BACKLOG_RULE_TEST)
+
+
+# A reload refused at minute 5 and never fixed fires 5 minutes later; one fixed within
+# 3 minutes does not fire.
+RELOAD_RULE_TEST = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'hub_config_last_reload_successful{{job="hub",instance="broken"}}'
+        values: '1x4 0x20'
+      - series: 'hub_config_last_reload_successful{{job="hub",instance="fixed"}}'
+        values: '1x4 0x2 1x20'
+    alert_rule_test:
+      - eval_time: 9m
+        alertname: HubConfigReloadFailed
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: HubConfigReloadFailed
+        exp_alerts:
+          - exp_labels: {{severity: critical, instance: broken, job: hub}}
+            exp_annotations:
+              summary: "hub broken refused its config file"
+              description: >-
+                The last config reload on hub broken (POST /-/reload or SIGHUP) was
+                refused at least 5 minutes ago: hub still runs the config it had, the
+                edits are not in force, and hub would not start with the file as it is.
+                The reload's answer and hub's log (event=config_reload outcome=failure)
+                list the problems; so does hub check-config on the file.
+"""
+
+
+def test_a_reload_refused_for_five_minutes_fires_and_one_fixed_sooner_does_not(tmp_path):
+    promtool_test_rules(tmp_path, RELOAD_RULE_TEST)

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -125,6 +126,38 @@ def test_a_broken_file_is_refused_with_every_problem_and_the_old_config_keeps_se
     assert 'hub_config_reloads_total{outcome="failure"} 1.0' in metrics
 
 
+def reload_gauges(text: str) -> tuple[float | None, float | None]:
+    """Whether the last config load succeeded, and when the last good one was."""
+    return (
+        metric(text, "hub_config_last_reload_successful"),
+        metric(text, "hub_config_last_reload_success_timestamp_seconds"),
+    )
+
+
+def test_the_reload_gauges_say_whether_the_last_reload_took_and_when_the_last_good_one_was(
+    hub_factory, smtp
+):
+    """As Alertmanager's: 1 and the start time from the start, 0 after a refused file
+    with the last good time kept, 1 and a new time after a good reload."""
+    before_start = time.time()
+    hub = hub_factory(BASE_CONFIG + TOKENS, mail_url=mail_url(smtp[1]))
+    original = hub.config_path.read_text()
+    scrapes = []
+    with hub.client(headers=ADMIN) as http:
+        scrapes.append(http.get("/metrics").text)
+        hub.config_path.write_text(original.replace('format = "native"', 'format = "pigeon"'))
+        assert http.post("/-/reload").status_code == 400
+        scrapes.append(http.get("/metrics").text)
+        hub.config_path.write_text(original)
+        before_reload = time.time()
+        assert http.post("/-/reload").status_code == 200
+        scrapes.append(http.get("/metrics").text)
+    (ok, started), refused, (ok_again, reloaded) = map(reload_gauges, scrapes)
+    assert ok == 1 and before_start <= started <= before_reload
+    assert refused == (0, started)
+    assert ok_again == 1 and before_reload <= reloaded <= time.time()
+
+
 def test_a_reload_refused_by_the_cross_checks_lists_them_too(hub):
     broken = hub.config_path.read_text().replace('format = "native"', 'format = "pigeon"')
     hub.config_path.write_text(broken)
@@ -200,13 +233,26 @@ def test_sighup_makes_a_running_hub_serve_reload_its_config(tmp_path, smtp):
         try:
             wait_for(lambda: _ready(url), timeout=30)
             assert post_event(url, "crm", "crm-token") == 404
-            path.write_text(path.read_text() + CRM)
+            good = path.read_text() + CRM
+            path.write_text(good)
             process.send_signal(signal.SIGHUP)
             wait_for(lambda: post_event(url, "crm", "crm-token") == 202)
+            reloaded = reload_gauges(httpx.get(f"{url}/metrics").text)
+            path.write_text(good.replace('format = "native"', 'format = "pigeon"'))
+            process.send_signal(signal.SIGHUP)
+            refused = wait_for(lambda: _refused(url))
         finally:
             process.terminate()
             process.wait(timeout=30)
     assert "event=config_reload outcome=success" in (tmp_path / "hub.log").read_text()
+    assert reloaded[0] == 1
+    assert refused == (0, reloaded[1]), "a refused reload keeps the last good time"
+
+
+def _refused(url: str) -> tuple[float | None, float | None] | None:
+    """The reload gauges once the last reload was refused, else None."""
+    gauges = reload_gauges(httpx.get(f"{url}/metrics").text)
+    return gauges if gauges[0] == 0 else None
 
 
 def _ready(url: str) -> bool:
