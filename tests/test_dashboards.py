@@ -29,8 +29,9 @@ def shipped_rules() -> dict[str, dict]:
     return {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
 
 
-def panel(dashboard: dict, title: str) -> dict:
-    (found,) = [p for p in dashboard["panels"] if p["title"] == title]
+def panel(dashboard: dict, title: str, kind: str = "stat") -> dict:
+    """The one panel of this title and type (a stat and a graph may share a title)."""
+    (found,) = [p for p in dashboard["panels"] if p["title"] == title and p["type"] == kind]
     return found
 
 

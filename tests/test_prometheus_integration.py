@@ -22,6 +22,7 @@ from test_dashboards import (
     DASHBOARDS,
     GRAFANA,
     load,
+    panel,
     panel_exprs,
     variable_queries,
     with_variables,
@@ -34,7 +35,16 @@ SCRAPE_WAIT_SECONDS = 30
 
 # One receiver with two channels: mail that is delivered and mail to a closed port.
 TWO_CHANNELS = BASE_CONFIG.replace('urls = ["{mail_url}"]', 'urls = ["{mail_url}", "{dead_url}"]')
-WITH_HEARTBEAT = TWO_CHANNELS + '\n[[heartbeats]]\nname = "nightly-backup"\nperiod = "1d"\n'
+HEARTBEATS = """
+[[heartbeats]]
+name = "nightly-backup"
+period = "1d"
+
+[[heartbeats]]
+name = "weekly-report"
+period = "7d"
+"""
+WITH_HEARTBEAT = TWO_CHANNELS + HEARTBEATS
 
 
 class RunningPrometheus(Program):
@@ -90,7 +100,8 @@ def prometheus_for(tmp_path: Path) -> Iterator:
 
 
 def record_heartbeat_ping(hub, name: str) -> None:
-    """A job's ping, so the heartbeat panels have a series to show."""
+    """A job's ping, so the heartbeat panels have a pinged one to show beside one that
+    never pinged."""
     with hub.client() as http:
         assert http.get(f"/ping/{name}").status_code == 200
 
@@ -338,3 +349,30 @@ tests:
 
 def test_a_reload_refused_for_five_minutes_fires_and_one_fixed_sooner_does_not(tmp_path):
     promtool_test_rules(tmp_path, RELOAD_RULE_TEST)
+
+
+def test_the_heartbeat_panels_show_one_never_pinged_and_no_data_for_a_hub_that_is_down(
+    hub_factory, smtp, prometheus_for
+):
+    """A heartbeat that never pinged was missing from "time since last ping"; the
+    overdue stat read a green 0 with hub stopped, while the counts beside it had no data."""
+    _, smtp_port = smtp
+    hub = hub_factory(BASE_CONFIG + HEARTBEATS, mail_url=mail_url(smtp_port))
+    record_heartbeat_ping(hub, "nightly-backup")
+    prometheus = prometheus_for(hub)
+    wait_for(lambda: scraped_at_least(prometheus, 2), timeout=SCRAPE_WAIT_SECONDS)
+    dashboard = load(DASHBOARDS[0])
+    (overdue,) = panel(dashboard, "Heartbeats overdue", "stat")["targets"]
+    since = panel(dashboard, "Heartbeats: time since last ping", "timeseries")["targets"]
+
+    def shown(target: dict) -> dict[str, float]:
+        result = prometheus.query(with_variables(target["expr"], dashboard))
+        return {s["metric"].get("heartbeat", ""): float(s["value"][1]) for s in result}
+
+    pinged, never = (shown(target) for target in since)
+    assert list(pinged) == ["nightly-backup"]
+    assert list(never) == ["weekly-report"] and never["weekly-report"] >= 0
+    assert shown(overdue) == {"": 0}
+    hub.stop()
+    wait_for(lambda: prometheus.query('up{job="hub"} == 0'), timeout=SCRAPE_WAIT_SECONDS)
+    assert shown(overdue) == {}
