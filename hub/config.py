@@ -440,7 +440,7 @@ def parse(text: str, environ: typing.Mapping[str, str], folder: Path | None = No
     config = _anchor_paths(
         msgspec.convert(repaired, Config, dec_hook=_dec_hook), folder or Path.cwd()
     )
-    problems = found.problems + found.unsaid(check(config))
+    problems = found.unquoted(found.problems + found.unsaid(check(config)))
     if problems:
         raise ConfigError(problems)
     return config
@@ -458,9 +458,40 @@ class _Findings:
     def __init__(self) -> None:
         self.problems: list[str] = []
         self._stood_in: list[re.Pattern[str]] = []
+        self._from_env: dict[str, _FromEnv] = {}
 
     def add(self, path: str, reason: str) -> None:
         self.problems.append(f"{path or 'config'}: {reason}")
+
+    def came_from_env(self, path: str, written: str, value: str, names: list[str]) -> None:
+        """The string at ``path`` holds what ``names`` were set to in the environment."""
+        self._from_env[path] = _FromEnv(written, value, names)
+
+    def described(self, path: str, value: Any, type_: Any) -> str | None:
+        """What a problem at ``path`` may say of the value there instead of quoting it:
+        its kind and the variables it came from, or only its kind where a secret may be
+        (a token, a password, an Apprise URL, or a table holding one: ``_holds_secrets``);
+        None to quote it."""
+        names = [
+            name
+            for place, found in self._from_env.items()
+            if _within(place, path)
+            for name in found.names
+        ]
+        if names:
+            return f"{_kind(value)} from {', '.join(f'${{{n}}}' for n in dict.fromkeys(names))}"
+        if _SECRET_PLACE.search(path) or _holds_secrets(type_):
+            return f"{_kind(value)} (not shown: it may hold a secret)"
+        return None
+
+    def unquoted(self, problems: list[str]) -> list[str]:
+        """``problems`` quoting the file's text where they quote a value that came from
+        the environment (``got '${PUBLIC_URL}'``): a cross check quotes what it found,
+        not knowing where it came from, and the environment is where secrets live."""
+        for found in self._from_env.values():
+            if found.value:
+                problems = [found.unquoted(problem) for problem in problems]
+        return problems
 
     def stand_in(self, path: str, reason: str) -> None:
         """A problem at ``path``, whose value hub stood in for."""
@@ -481,6 +512,62 @@ class _Findings:
             for problem in problems
             if not any(place.match(_NAMED.sub("]", problem)) for place in self._stood_in)
         ]
+
+
+class _FromEnv(typing.NamedTuple):
+    """A string with ``${VAR}`` references: as written, as resolved, and the variables."""
+
+    written: str
+    value: str
+    names: list[str]
+
+    def unquoted(self, problem: str) -> str:
+        """The problem with the resolved value, in any quotes a problem uses, replaced by
+        the written one in the same quotes."""
+        for quote in (repr, json.dumps, lambda text: f'"{text}"'):
+            problem = problem.replace(quote(self.value), quote(self.written))
+        return problem
+
+
+def _within(place: str, path: str) -> bool:
+    """Whether ``place`` is ``path`` or inside it (a key of its table, an item of its array)."""
+    return not path or place == path or place.startswith((f"{path}.", f"{path}["))
+
+
+_SECRET_KEYS = ("token", "tokens", "secrets", "ack_secret", "credentials", "password", "urls")
+"""Keys whose values may be secrets: tokens, signing secrets, passwords, Apprise URLs."""
+_SECRET_PLACE = re.compile(rf"(?:^|\.)(?:{'|'.join(_SECRET_KEYS)})(?:\[\d+\])*$")
+
+
+def _holds_secrets(type_: Any, seen: frozenset = frozenset()) -> bool:
+    """Whether a value of ``type_`` has a key from ``_SECRET_KEYS`` somewhere inside, so
+    that a wrong value given for it may be a secret (``receivers = ["slack://..."]``)."""
+    if _is_struct(type_):
+        if type_ in seen:
+            return False
+        return any(
+            field.encode_name in _SECRET_KEYS or _holds_secrets(field.type, seen | {type_})
+            for field in msgspec.structs.fields(type_)
+        )
+    return any(_holds_secrets(argument, seen) for argument in typing.get_args(type_))
+
+
+_KINDS = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "a table"),
+    (datetime, "a date-time"),
+    (date, "a date"),
+    (time, "a time"),
+)
+
+
+def _kind(value: Any) -> str:
+    """A TOML value's kind, as a problem names it without quoting the value."""
+    return next((kind for type_, kind in _KINDS if isinstance(value, type_)), "a value")
 
 
 _NAMED = re.compile(r"\] \([^)]*\)")
@@ -555,22 +642,27 @@ _STARTUP_KEYS = (
 def _resolve_env(value: Any, path: str, environ: typing.Mapping[str, str], found: _Findings):
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; name missing ones."""
     if isinstance(value, dict):
-        return {k: _resolve_env(v, _join(path, k), environ, found) for k, v in value.items()}
+        return {k: _resolve_env(v, _join(path, _key(k)), environ, found) for k, v in value.items()}
     if isinstance(value, list):
         return [_resolve_env(v, f"{path}[{i}]", environ, found) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
+    names: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in environ:
+            names.append(name)
             return environ[name]
         if default is not None:
             return default
         found.stand_in(path, f"environment variable {name} is not set")
         return ""
 
-    return _ENV_REF.sub(substitute, value)
+    resolved = _ENV_REF.sub(substitute, value)
+    if names:
+        found.came_from_env(path, value, resolved, names)
+    return resolved
 
 
 def _join(path: str, key: str) -> str:
@@ -604,7 +696,7 @@ def _collect_problems(value: Any, type_: Any, path: str, found: _Findings) -> An
     try:
         msgspec.convert(value, type_, dec_hook=_dec_hook)
     except msgspec.ValidationError as e:
-        found.add(path, _explained(str(e), value, type_))
+        found.add(path, _explained(str(e), value, type_, found.described(path, value, type_)))
         return _BAD
     return value
 
@@ -630,17 +722,32 @@ def _key(key: str) -> str:
 _TYPE_MISMATCH = re.compile(r"Expected `([^`]+)`, got `[^`]+`")
 
 
-def _explained(message: str, value: Any, type_: Any) -> str:
+def _explained(message: str, value: Any, type_: Any, described: str | None) -> str:
     """msgspec's message, saying what was found: the value instead of only its type
     (``Expected `int`, got 'three'``), the choices of an enum, or the value quoted
-    after a message that does not quote it already."""
+    after a message that does not quote it already. A value that must not be quoted
+    (``described``: from the environment, or where secrets go) is described instead,
+    and taken out of a message that quotes it (an enum's, a duration's)."""
     if mismatch := _TYPE_MISMATCH.fullmatch(message):
-        return f"Expected `{mismatch[1]}`, got {_shown(value)}"
-    if allowed := choices(type_):
-        return f"{message} (expected one of: {', '.join(allowed)})"
+        return f"Expected `{mismatch[1]}`, got {described or _shown(value)}"
+    allowed = choices(type_)
+    expected = f" (expected one of: {', '.join(allowed)})" if allowed else ""
+    if described:
+        return f"{_unquoted(message, value)}, got {described}{expected}"
+    if allowed:
+        return f"{message}{expected}"
     if "got " in message:  # a duration's own message quotes what it got
         return message
     return f"{message} (got {_shown(value)})"
+
+
+def _unquoted(message: str, value: Any) -> str:
+    """msgspec's message without the value it quotes (as ``repr`` writes it, as a
+    duration's message does too); a fixed text should any of the value remain."""
+    quoted = repr(value)
+    message = message.replace(f", got {quoted}", "").replace(f" {quoted}", "")
+    leaks = isinstance(value, str) and value and value in message
+    return "not a value this key takes" if leaks else message
 
 
 def _shown(value: Any) -> str:
@@ -774,11 +881,7 @@ def check(config: Config) -> list[str]:
     if config.server.port not in PORTS:
         problems.append(f"server.port: must be 1-65535, got {config.server.port}")
     if config.server.public_url and not _is_root_url(config.server.public_url):
-        problems.append(
-            "server.public_url: expected the http:// or https:// address hub is reached at,"
-            " like https://hub.example.com (no path, query or fragment: hub serves its pages"
-            f" at the root), got {config.server.public_url!r}"
-        )
+        problems.append(_public_url_problem(config.server.public_url))
     if config.server.max_body_bytes < 1:
         problems.append("server.max_body_bytes: must be at least 1")
     problems += _positive_durations(config.server, "server", ("ack_link_ttl",))
@@ -801,6 +904,20 @@ def check(config: Config) -> list[str]:
     return problems
 
 
+def _public_url_problem(url: str) -> str:
+    """Why ``url`` is refused, quoting it unless it carries credentials."""
+    got = "a URL with a user or password (not shown)" if _USERINFO.search(url) else repr(url)
+    return (
+        "server.public_url: expected the http:// or https:// address hub is reached at,"
+        " like https://hub.example.com (no user or password: every notification would"
+        " carry them; no path, query or fragment: hub serves its pages at the root),"
+        f" got {got}"
+    )
+
+
+_USERINFO = re.compile(r"(?<=://)[^/?#]*@")
+
+
 def _is_root_url(url: str) -> bool:
     """Whether ``url`` can prefix every link in a notification: ack and incident links
     append ``/ack/...`` and ``/incidents/N`` to it, and the pages they open link and
@@ -814,7 +931,7 @@ def _is_root_url(url: str) -> bool:
         parts.scheme in ("http", "https")
         and bool(parts.hostname)
         and parts.path in ("", "/")
-        and not (parts.query or parts.fragment or re.search(r"\s", url))
+        and not (parts.query or parts.fragment or "@" in parts.netloc or re.search(r"\s", url))
     )
 
 

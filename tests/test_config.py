@@ -395,9 +395,19 @@ def test_a_public_url_links_cannot_be_built_on_is_refused_quoting_it(url):
 def public_url_problem(url: str) -> str:
     return (
         "server.public_url: expected the http:// or https:// address hub is reached at, like"
-        " https://hub.example.com (no path, query or fragment: hub serves its pages at the"
-        f" root), got {url!r}"
+        " https://hub.example.com (no user or password: every notification would carry them;"
+        f" no path, query or fragment: hub serves its pages at the root), got {url!r}"
     )
+
+
+def test_a_public_url_with_a_password_is_refused_without_quoting_it():
+    """Every ack and incident link would hand the password to whoever reads the message."""
+    problems = problems_of(
+        valid(tables='[server]\npublic_url = "https://ops:pw-9x@hub.example.com"')
+    )
+    assert problems == [
+        public_url_problem("x").replace("'x'", "a URL with a user or password (not shown)")
+    ]
 
 
 def test_check_config_refuses_people_who_share_a_name_or_cannot_be_reached(tmp_path):
@@ -452,7 +462,8 @@ def test_a_root_public_url_is_the_base_of_links(url, base):
         ("[server]\nhost = true", "server.host: Expected `str`, got true"),
         (
             '[[receivers]]\nname = "pager"\nurls = ["json://127.0.0.1:9/", 5]',
-            "receivers[1].urls[1]: Expected `str`, got 5",
+            "receivers[1].urls[1]: Expected `str`,"
+            " got an integer (not shown: it may hold a secret)",
         ),
         (
             '[[heartbeats]]\nname = "nightly"\nperiod = "1d"\nlabels = { "app.io/tier" = 3 }',
@@ -503,7 +514,8 @@ def test_a_value_of_the_wrong_type_is_quoted_under_its_key_path(table, problem):
             valid(tables='[[receivers]]\nname = "pager"\nurls = ["json://127.0.0.1:9/", 5]')
             + '[[escalations]]\nname = "page"\nsteps = [{ notify = ["nobody"] }]\n',
             [
-                "receivers[1].urls[1]: Expected `str`, got 5",
+                "receivers[1].urls[1]: Expected `str`, got an integer"
+                " (not shown: it may hold a secret)",
                 'escalations[0] (page).steps[0].notify: undefined receiver or schedule "nobody"',
             ],
         ),
@@ -525,7 +537,7 @@ def test_a_value_of_the_wrong_type_is_one_problem_among_the_rest(text, expected)
         ),
         (
             '[[sources]]\nname = "crm"\nauth = "bearer"',
-            "sources[0].auth: Expected `object`, got 'bearer'",
+            "sources[0].auth: Expected `object`, got a string (not shown: it may hold a secret)",
         ),
         (
             '[[sources]]\nname = "crm"\nauth = { type = "bearer", tokens = ["${CRM_TOKEN}"] }',

@@ -451,6 +451,6 @@ def test_a_reload_to_a_public_url_that_is_no_url_is_refused_quoting_it(hub):
     problems = refused_reload(hub, "[server]", '[server]\npublic_url = "not a url"')
     assert problems == [
         "server.public_url: expected the http:// or https:// address hub is reached at, like"
-        " https://hub.example.com (no path, query or fragment: hub serves its pages at the"
-        " root), got 'not a url'"
+        " https://hub.example.com (no user or password: every notification would carry them;"
+        " no path, query or fragment: hub serves its pages at the root), got 'not a url'"
     ]

@@ -16,6 +16,7 @@ import time
 import httpx
 from conftest import wait_for
 from hub_process import ROOT, hub_process
+from logfmt_support import events
 
 BEARER = "bearer-s3cret-1a2b"
 BASIC_PASSWORD = "basic-s3cret-3c4d"
@@ -213,4 +214,102 @@ def _check_config_output(tmp_path, text: str) -> str:
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "server.colour" in result.stderr
+    return result.stdout + result.stderr
+
+
+PROM_TOKEN = "SECRETpromTOKEN222"
+SMTP_PASSWORD = "smtp-s3cret-op56"
+ALGORITHM = "algorithm-s3cret-qr78"
+PUBLIC_PATH = "path-s3cret-st90"
+INLINE_TOKEN = "inline-s3cret-uv12"
+CONFIG_ENV = {
+    "PROM_TOKEN": PROM_TOKEN,
+    "SMTP_PASSWORD": SMTP_PASSWORD,
+    "HUB_ALGORITHM": ALGORITHM,
+    "HUB_PUBLIC_URL": f"https://hub.example.com/{PUBLIC_PATH}",
+}
+CONFIG_SECRETS = [PROM_TOKEN, SMTP_PASSWORD, ALGORITHM, PUBLIC_PATH, INLINE_TOKEN]
+
+RELOADABLE = f"""
+[server]
+host = "127.0.0.1"
+port = {{port}}
+
+[storage]
+path = "{{db}}"
+
+[api]
+tokens = [{{ name = "deploy", token = "{API_TOKEN}", role = "admin" }}]
+
+[[receivers]]
+name = "ops"
+urls = ["logfile://notifications.log"]
+
+[route]
+receiver = "ops"
+"""
+MISTAKES = f"""
+[[sources]]
+name = "prom"
+auth = {{ type = "bearer", tokens = "${{PROM_TOKEN}}" }}
+
+[[sources]]
+name = "signed"
+auth = {{ type = "hmac", secrets = ["s"], header = "X-Sig", algorithm = "${{HUB_ALGORITHM}}" }}
+
+[[sources]]
+name = "inline"
+auth = {{ type = "bearer", tokens = "{INLINE_TOKEN}" }}
+
+[[receivers]]
+name = "mail"
+urls = "mailtos://hub:${{SMTP_PASSWORD}}@mail.example.com"
+"""
+NAMED_NOT_QUOTED = [
+    "sources[0].auth.tokens: Expected `array`, got a string from ${PROM_TOKEN}",
+    "sources[1].auth.algorithm: Invalid enum value, got a string from ${HUB_ALGORITHM}"
+    " (expected one of: sha256, sha512)",
+    "sources[2].auth.tokens: Expected `array`, got a string (not shown: it may hold a secret)",
+    "receivers[1].urls: Expected `array`, got a string from ${SMTP_PASSWORD}",
+]
+
+
+def test_config_problems_name_the_variable_a_value_came_from_never_the_value(tmp_path):
+    """A wrong value from ``${VAR}`` is described by its variable, and one where secrets
+    go is not quoted even when written inline: in the reload's answer, its log line and
+    ``hub check-config``. The problems used to quote the token and the mail password."""
+    hub = hub_process(tmp_path, RELOADABLE)
+    hub.start(env=CONFIG_ENV)
+    broken = hub.config_path.read_text().replace(
+        "[server]", '[server]\npublic_url = "${HUB_PUBLIC_URL}"'
+    )
+    hub.config_path.write_text(broken + MISTAKES)
+    try:
+        with hub.client() as http:
+            answer = http.post("/-/reload", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    finally:
+        hub.stop()
+    assert answer.status_code == 400
+    problems = answer.json()["problems"]
+    assert set(NAMED_NOT_QUOTED) <= set(problems), problems
+    assert any(p.endswith("got '${HUB_PUBLIC_URL}'") for p in problems), problems
+    [line] = [e for e in events(hub.log(), "config_reload") if e["outcome"] == "failure"]
+    assert line["problems"] == "; ".join(problems)
+    checked = _check_config(tmp_path, hub.config_path.name)
+    assert all(f"  - {problem}" in checked for problem in problems), checked
+    texts = [answer.text, hub.log(), checked]
+    assert not [s for s in CONFIG_SECRETS for text in texts if s in text]
+
+
+def _check_config(tmp_path, name: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "hub", "check-config", name],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **CONFIG_ENV},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
     return result.stdout + result.stderr
