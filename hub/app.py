@@ -38,6 +38,7 @@ from hub import (
     expiry,
     heartbeats,
     logfile,
+    logs,
     retention,
     silences,
     webhooks_openapi,
@@ -188,7 +189,7 @@ class Runtime:
             "event=hub_started listen=%s:%d store=%s sources=%d receivers=%d",
             self.config.server.host,
             self.config.server.port,
-            self.config.storage.path,
+            logs.value(self.config.storage.path),
             len(self.config.sources),
             len(self.config.receivers),
         )
@@ -201,7 +202,11 @@ class Runtime:
             self.check_against_store(self.config)
         except ConfigError as e:
             self.store.close()
-            log.error("event=config_refused path=%s problems=%r", self.config_path, e.problems)
+            log.error(
+                "event=config_refused path=%s problems=%s",
+                logs.value(str(self.config_path)),
+                logs.value("; ".join(e.problems)),
+            )
             raise
 
     def _schedule_housekeeping(self) -> None:
@@ -331,7 +336,7 @@ class Runtime:
             loaded = config_module.load(self.config_path)
             self.check_against_store(loaded)
         except ConfigError as e:
-            self._count_reload("failure", f"problems={'; '.join(e.problems)!r}")
+            self._count_reload("failure", f"problems={logs.value('; '.join(e.problems))}")
             return Reload(e.problems, [])
         new, kept = config_module.keep_startup_settings(self.config, loaded)
         old, self.config = self.config, new
@@ -381,9 +386,8 @@ class Runtime:
         SIGHUP has no one to answer to."""
         self.metrics.count_reload(outcome, self.clock())
         level = logging.INFO if outcome == "success" else logging.ERROR
-        log.log(
-            level, "event=config_reload outcome=%s path=%s %s", outcome, self.config_path, detail
-        )
+        path = logs.value(str(self.config_path))
+        log.log(level, "event=config_reload outcome=%s path=%s %s", outcome, path, detail)
 
 
 def _refuse_clashes(config: Config, store: Store) -> None:

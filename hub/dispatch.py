@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from hub import acklinks, grouping, mute, routing, timeintervals
+from hub import acklinks, grouping, logs, mute, routing, timeintervals
 from hub.channels import schema
 from hub.incidents import HUB_ACTOR
 from hub.inhibit import Inhibitor
@@ -251,7 +251,8 @@ def enqueue(
     link. Returns the rows written."""
     receiver = rules.config.receiver(receiver_name)
     if receiver is None:
-        log.warning("event=receiver_missing incident=%d receiver=%s", incident["id"], receiver_name)
+        receiver = logs.value(receiver_name)
+        log.warning("event=receiver_missing incident=%d receiver=%s", incident["id"], receiver)
         return 0
     person = rules.config.person_reached(receiver_name)
     context = _context(incident, receiver_name, person, visible, now, links, resolved)

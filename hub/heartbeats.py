@@ -29,7 +29,7 @@ from typing import Literal
 
 import msgspec
 
-from hub import auth, config
+from hub import auth, config, logs
 from hub.access import CHALLENGE
 from hub.decoders.common import Decoded
 from hub.errors import AuthError, Conflict, NotFound
@@ -66,7 +66,7 @@ def sync(tx: Tx, heartbeats: list[config.Heartbeat], now: float, rules: Rules) -
     for heartbeat in heartbeats:
         stored = tx.heartbeat(heartbeat.name)
         if stored is not None and stored["origin"] != "config":
-            log.warning("event=heartbeat_name_taken name=%s origin=api", heartbeat.name)
+            log.warning("event=heartbeat_name_taken name=%s origin=api", logs.value(heartbeat.name))
             continue
         tx.save_heartbeat(_defined(heartbeat, "config", stored, now))
     return [row["name"] for row in gone]
@@ -213,7 +213,8 @@ def _raise_alert(tx: Tx, row: dict, status: str, now: float, rules: Rules, reaso
     delivery = Delivery(source=SOURCE, key=None, received_at=now, headers={}, body=body)
     apply_delivery(tx, delivery, Decoded([event]), rules)
     change = "heartbeat_down" if status == "firing" else "heartbeat_up"
-    log.info("event=%s name=%s reason=%r", change, name, reason)
+    level = logging.WARNING if status == "firing" else logging.INFO
+    log.log(level, "event=%s name=%s reason=%s", change, logs.value(name), logs.value(reason))
 
 
 def _existing(tx: Tx, name: str) -> dict:

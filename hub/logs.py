@@ -1,4 +1,9 @@
-"""Structured logs: one line per event worth knowing, ``key=value`` pairs, UTC times."""
+"""Structured logs: one line per event worth knowing, ``key=value`` pairs, UTC times.
+
+Every value a standard logfmt parser reads back as written: bare when it is one plain
+word, else in double quotes with JSON's escapes (``value``); a list is one such value,
+its items joined by commas (``listed``). A key with nothing to say is left out.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,25 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterable
 
-_BARE = re.compile(r"[\w.:/@+-]+", re.ASCII)
+_BARE = re.compile(r"[\w.:/@+,-]+", re.ASCII)
+_EVENT = "event="
 
 
 class LogfmtFormatter(logging.Formatter):
-    """``ts=... level=... logger=... <message>``; messages are already ``event=... k=v``."""
+    """``ts=... level=... logger=... <message>``; hub's messages are already ``event=...
+    k=v``, another library's text becomes ``msg="..."``."""
 
     converter = time.gmtime
 
     def format(self, record: logging.LogRecord) -> str:
         ts = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
-        line = f"ts={ts} level={record.levelname.lower()} logger={record.name} "
-        line += record.getMessage()
+        line = f"ts={ts} level={record.levelname.lower()} logger={value(record.name)} "
+        message = record.getMessage()
+        line += message if message.startswith(_EVENT) else f"msg={value(message)}"
         if record.exc_info:
-            line += " exc=" + repr(self.formatException(record.exc_info))
+            line += " exc=" + value(self.formatException(record.exc_info))
         return line
 
 
@@ -28,6 +37,15 @@ def value(text: str) -> str:
     """A logfmt value: bare when it is one plain word, else quoted with JSON's escapes,
     so that a space, a quote or a line break a sender chose cannot break the line."""
     return text if _BARE.fullmatch(text) else json.dumps(text)
+
+
+def listed(items: Iterable[object], most: int | None = None) -> str:
+    """A list as one logfmt value, its items joined by commas; past ``most`` items, the
+    rest is counted (``1,2,3,+17``) so that one line stays one line."""
+    shown = [str(item) for item in items]
+    if most is not None and len(shown) > most:
+        shown = [*shown[:most], f"+{len(shown) - most}"]
+    return value(",".join(shown))
 
 
 def configure(level: str = "INFO") -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from hub import channels
+from hub import channels, logs
 from hub.config import SCHEDULE_PREFIX, Config, Receiver
 from hub.metrics import Metrics
 from hub.rules import Rules
@@ -251,14 +251,15 @@ class Sender(Worker):
 
         await self.store.write(settle, background=True)
         self._count(row, state, now)
-        log.info(
-            "event=notification_%s id=%d receiver=%s integration=%s attempt=%d error=%r",
+        log.log(
+            logging.WARNING if state == "dead" else logging.INFO,
+            "event=notification_%s id=%d receiver=%s integration=%s attempt=%d%s",
             state,
             row["id"],
-            row["receiver"],
-            row["integration"],
+            logs.value(row["receiver"]),
+            logs.value(row["integration"]),
             row["attempts"],
-            error,
+            "" if error is None else f" error={logs.value(error)}",
         )
 
     def _count(self, row: dict, state: str, now: float) -> None:

@@ -21,6 +21,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
+from hub import logs
 from hub.access import CHALLENGE
 from hub.api_params import explain_invalid
 from hub.errors import AuthError, HubError, InvalidPayload, RateLimited, Unavailable
@@ -170,5 +171,5 @@ def handle_unexpected(request: Request, exc: Exception) -> Response:
 
 def unexpected_problem(path: str) -> tuple[dict[str, object], dict[str, str]]:
     """Log the exception being handled; answer without its details (they are in the log)."""
-    log.exception("event=unhandled_error path=%s", path)
+    log.exception("event=unhandled_error path=%s", logs.value(path))
     return problem_body(500, "Internal error", "the hub failed to handle this request; see its log")

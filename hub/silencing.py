@@ -19,7 +19,7 @@ import msgspec
 from litestar import Request, delete, get, post
 from litestar.params import FromPath, QueryParameter
 
-from hub import silences
+from hub import logs, silences
 from hub.access import BEARER, actor, require
 from hub.config import Duration, Timestamp
 from hub.decoders.common import parse_json
@@ -122,10 +122,10 @@ async def create(hub: Any, body: NewSilence, author: str) -> dict[str, Any]:
     silence = build(body, now, author)
     await hub.store.write(lambda tx: tx.insert_silence(silence))
     log.info(
-        "event=silence_created id=%s by=%s matchers=%r",
+        "event=silence_created id=%s by=%s matchers=%s",
         silence.id,
-        silence.created_by,
-        silence.matchers,
+        logs.value(silence.created_by),
+        logs.listed(silence.matchers),
     )
     return present(silence, now, static=False)
 
@@ -136,7 +136,7 @@ async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
     if any(s.id == silence_id for s in hub.static_silences):
         raise Conflict(f"silence {silence_id} comes from the config file; change it there")
     expired = await hub.store.write(lambda tx: _expire(tx, silence_id, now))
-    log.info("event=silence_expired id=%s by=%s", silence_id, by)
+    log.info("event=silence_expired id=%s by=%s", logs.value(silence_id), logs.value(by or ""))
     return present(expired, now, static=False)
 
 

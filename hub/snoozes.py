@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from hub import logs
 from hub.config import Duration
 from hub.errors import InvalidPayload
 from hub.incidents import HUB_ACTOR
@@ -101,7 +102,7 @@ def _wake(tx: Tx, incident: dict, now: float) -> str:
     detail = {"acknowledged_by": holder, "reason": f"{why}; open and paging again"}
     tx.add_timeline(incident["id"], now, ending, HUB_ACTOR, detail)
     tx.repage_receivers(incident["id"], now)
-    log.info("event=%s incident=%d acknowledged_by=%s", ending, incident["id"], holder)
+    log.info("event=%s incident=%d acknowledged_by=%s", ending, incident["id"], logs.value(holder))
     return ending
 
 

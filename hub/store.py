@@ -30,6 +30,7 @@ import msgspec
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from hub import logs
 from hub.alerts import matchable
 from hub.errors import ConfigError, Unavailable
 from hub.events import SEVERITIES
@@ -1720,7 +1721,7 @@ def _migrate(db: sqlite_utils.Database, path: str) -> None:
     pending = [migration.name for migration in migrations.pending(db)]
     migrations.apply(db)
     if pending:
-        log.info("event=store_migrated applied=%s", ",".join(pending))
+        log.info("event=store_migrated applied=%s", logs.listed(pending))
 
 
 def _refuse_newer(db: sqlite_utils.Database, path: str) -> None:

@@ -288,9 +288,9 @@ def _log_applied(source: str, answer: Answer) -> None:
     if changes:
         log.info(
             "event=delivery_applied source=%s events=%d outcomes=%s",
-            source,
+            logs.value(source),
             len(answer.outcomes),
-            ",".join(sorted(set(changes))),
+            logs.listed(sorted(set(changes))),
         )
 
 

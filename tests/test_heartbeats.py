@@ -81,8 +81,8 @@ def test_a_missed_deadline_emails_an_alert_and_the_next_ping_resolves_it(hub_fac
         assert gauge(http, "hub_heartbeat_last_ping_timestamp_seconds") > 0
     changes = [r.getMessage() for r in caplog.records if r.name == "hub.heartbeats"]
     assert changes == [
-        "event=heartbeat_down name=nightly-backup reason='deadline missed'",
-        "event=heartbeat_up name=nightly-backup reason='pinged'",
+        'event=heartbeat_down name=nightly-backup reason="deadline missed"',
+        "event=heartbeat_up name=nightly-backup reason=pinged",
     ]
 
 

@@ -19,7 +19,7 @@ from litestar.datastructures.multi_dicts import FormMultiDict
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
-from hub import access
+from hub import access, logs
 from hub.config import ApiToken, Role
 from hub.console import render, sessions
 from hub.errors import Forbidden
@@ -109,7 +109,7 @@ async def sign_in(request: Request) -> Response:
     if token is None:
         return _login_page(request, target, error="That token is not valid here.", status=401)
     session = sessions.start(hub.session_key, token, hub.clock(), SESSION_TTL)
-    log.info("event=console_sign_in name=%s role=%s", token.name, token.role)
+    log.info("event=console_sign_in name=%s role=%s", logs.value(token.name), token.role)
     answer = Redirect(target, status_code=303)
     answer.set_cookie(_cookie(request, SESSION_COOKIE, sessions.encode(hub.session_key, session)))
     answer.delete_cookie(LOGIN_COOKIE, path="/")
@@ -121,7 +121,7 @@ async def sign_out(request: Request) -> Response:
     """Forget the session cookie (the form still needs its CSRF token)."""
     who = await viewer(request)
     await posted(request, who, "read")
-    log.info("event=console_sign_out name=%s", who.name)
+    log.info("event=console_sign_out name=%s", logs.value(who.name or ""))
     answer = Redirect("/login?done=signed-out", status_code=303)
     answer.delete_cookie(SESSION_COOKIE, path="/")
     return answer
