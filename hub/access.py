@@ -18,15 +18,18 @@ revokes a token takes effect on the next request.
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import dataclass
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import SecurityRequirement, SecurityScheme
 
+from hub import logs
 from hub.config import ApiToken, Role
 from hub.errors import AuthError, Forbidden
 
+log = logging.getLogger("hub.access")
 ROLES: tuple[Role, ...] = ("read", "write", "admin")
 ACTOR_KEY = "hub_actor"
 CHALLENGE = 'Bearer realm="hub"'
@@ -58,23 +61,51 @@ class Guard:
 
 def ensure_role(connection: ASGIConnection, role: Role) -> None:
     """Admit the request's token if its role is at least ``role``, and record its name
-    as the actor; for a handler whose needed role depends on its parameters."""
+    as the actor; for a handler whose needed role depends on its parameters. A refusal
+    is logged (``event=api_refused``), naming the token but never its value."""
     tokens = connection.app.state.hub.config.api.tokens
     if not tokens:
-        _open_mode(role)
+        _open_mode(connection, role)
         return
-    token = identify(tokens, connection.headers.get("authorization", ""))
+    try:
+        token = identify(tokens, connection.headers.get("authorization", ""))
+    except AuthError as e:
+        _log_refusal(connection, e.status, e.reason)
+        raise
     if not at_least(token.role, role):
+        _log_refusal(connection, Forbidden.status, "role_too_low", token=token, needs=role)
         raise Forbidden(f'token "{token.name}" has role {token.role}; this needs {role} or higher')
     connection.scope[ACTOR_KEY] = token.name  # type: ignore[literal-required]
 
 
-def _open_mode(role: Role) -> None:
+def _open_mode(connection: ASGIConnection, role: Role) -> None:
     if role != "read":
+        _log_refusal(connection, Forbidden.status, "no_api_tokens", needs=role)
         raise Forbidden(
             "changes through the API need a token: configure [api] tokens "
             "with a write or admin role"
         )
+
+
+def _log_refusal(
+    connection: ASGIConnection,
+    status: int,
+    reason: str,
+    token: ApiToken | None = None,
+    needs: Role | None = None,
+) -> None:
+    """One warning per refused API request: a wrong token may be someone guessing, a
+    role too low a client configured with the wrong token."""
+    named = f" token={logs.value(token.name)} role={token.role}" if token else ""
+    log.warning(
+        "event=api_refused status=%d method=%s path=%s reason=%s%s%s",
+        status,
+        connection.scope.get("method", "-"),
+        logs.value(connection.scope["path"]),
+        reason,
+        named,
+        f" needs={needs}" if needs else "",
+    )
 
 
 def require(role: Role) -> Guard:

@@ -12,7 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, Parameter, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import dispatch, matchers, paging, silencing
+from hub import access, dispatch, matchers, paging, silencing
 from hub.access import BEARER, require
 from hub.alerts import matchable
 from hub.api_params import invalid_value
@@ -161,7 +161,7 @@ async def get_alert(request: Request, alert_id: RowId) -> dict[str, Any]:
 async def reload_config(request: Request) -> Response:
     """200 once the new config runs, naming the changed settings that wait for a restart;
     400 listing every problem, the old config still running."""
-    problems, needs_restart = request.app.state.hub.reload()
+    problems, needs_restart = request.app.state.hub.reload(access.actor(request) or "")
     if problems:
         detail = f"{len(problems)} problem(s) in the config file; the running config is unchanged"
         return problem(400, "Invalid configuration", detail, problems=problems)

@@ -14,6 +14,7 @@ never the token.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
@@ -21,15 +22,16 @@ from litestar import MediaType, Request, delete, get, post, route
 from litestar.openapi.spec import OpenAPI, SecurityRequirement, SecurityScheme
 from litestar.params import FromPath
 
-from hub import heartbeats
+from hub import access, heartbeats, logs
 from hub.access import BEARER, require
 from hub.api import iso
 from hub.config import Duration, Heartbeat
 from hub.decoders.common import parse_json
-from hub.errors import InvalidPayload, NotFound
+from hub.errors import AuthError, InvalidPayload, NotFound
 from hub.events import Severity
 from hub.problems import refusal, refusals
 
+log = logging.getLogger("hub.heartbeats")
 _PING_METHODS = ["GET", "HEAD", "POST"]
 _SHOWN_TIMES = ("created_at", "last_ping", "started_at", "deadline")
 
@@ -69,7 +71,17 @@ class NewHeartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 async def _ping(request: Request, name: str, kind: heartbeats.Ping) -> str:
     hub = request.app.state.hub
     now, rules, tokens = hub.clock(), hub.current_rules(), _given_tokens(request)
-    row = await hub.store.write(lambda tx: heartbeats.ping(tx, name, kind, now, rules, tokens))
+    try:
+        row = await hub.store.write(lambda tx: heartbeats.ping(tx, name, kind, now, rules, tokens))
+    except AuthError as e:
+        # A job whose token was rotated goes quiet here, and its heartbeat fires later.
+        log.warning(
+            "event=heartbeat_ping_refused name=%s status=%d reason=%s",
+            logs.value(name),
+            e.status,
+            e.reason,
+        )
+        raise
     hub.show_heartbeats([row])
     return "OK\n"
 
@@ -150,6 +162,7 @@ async def create_heartbeat(request: Request) -> dict[str, Any]:
     now = hub.clock()
     row = await hub.store.write(lambda tx: heartbeats.create(tx, definition, now))
     hub.show_heartbeats([row])
+    _log_change("heartbeat_created", row, request)
     return present(row)
 
 
@@ -167,7 +180,19 @@ async def delete_heartbeat(request: Request, name: FromPath[str]) -> dict[str, A
     now, rules = hub.clock(), hub.current_rules()
     row = await hub.store.write(lambda tx: heartbeats.delete(tx, name, now, rules))
     hub.forget_heartbeat(name)
+    _log_change("heartbeat_deleted", row, request)
     return present(row)
+
+
+def _log_change(event: str, row: dict[str, Any], request: Request) -> None:
+    """Who made or removed a heartbeat: one nobody pings any more fires, one deleted
+    stops watching a job."""
+    log.info(
+        "event=%s name=%s by=%s",
+        event,
+        logs.value(row["name"]),
+        logs.value(access.actor(request) or ""),
+    )
 
 
 def _definition(body: NewHeartbeat) -> Heartbeat:

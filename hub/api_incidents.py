@@ -4,6 +4,7 @@ signed one-click acknowledgement link carried in every notification."""
 from __future__ import annotations
 
 import functools
+import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -12,7 +13,7 @@ from litestar import Request, Response, get, post
 from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from hub import access, matchers, outbox, paging, snoozes
+from hub import access, logs, matchers, outbox, paging, snoozes
 from hub.access import BEARER, require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present, with_mutes
 from hub.api_params import moment
@@ -22,6 +23,7 @@ from hub.events import Severity
 from hub.problems import refusal, refusals
 from hub.store import ID_ORDER, INCIDENT_ORDER, Store
 
+log = logging.getLogger("hub.incidents")
 INCIDENTS = paging.Listing("incidents", INCIDENT_ORDER)
 NOTIFICATIONS = paging.Listing("notifications", ID_ORDER)
 
@@ -162,7 +164,7 @@ async def _act(
     body = data or ActionBody()
     actor = access.actor(request) or "api"
     hub = request.app.state.hub
-    done = await perform(hub, incident_id, action, actor, body.comment, snooze=snooze)
+    done = await perform(hub, incident_id, action, actor, body.comment, snooze=snooze, via="api")
     return _present_incident(done)
 
 
@@ -174,17 +176,42 @@ async def perform(
     comment: str,
     episode: int | None = None,
     snooze: float | None = None,
+    *,
+    via: str,
 ) -> dict:
     """Acknowledge (for ``snooze`` seconds with action ``snooze``), unacknowledge or
     resolve, and wake the workers: what the API, the console and the ack link all do
-    (the link only in the episode it was sent about). Returns the incident as stored
-    after the change."""
+    (the link only in the episode it was sent about), ``via`` naming which for the log.
+    Returns the incident as stored after the change."""
     now = hub.clock()
     incident = await hub.store.write(
         lambda tx: act(tx, incident_id, action, actor, comment, now, episode, snooze)
     )
     hub.changed()
+    _log_action(action, incident, actor, via)
     return incident
+
+
+def _log_action(action: str, incident: dict, actor: str, via: str) -> None:
+    """One line per action taken: who took or let go of an incident, and how."""
+    until = incident["snoozed_until"] if action == "snooze" else None
+    log.info(
+        "event=%s incident=%d by=%s via=%s%s",
+        _LOGGED[action],
+        incident["id"],
+        logs.value(actor),
+        via,
+        "" if until is None else f" until={snoozes.stamp(until)}",
+    )
+
+
+_LOGGED = {
+    "ack": "incident_acknowledged",
+    "snooze": "incident_snoozed",
+    "unack": "incident_unacknowledged",
+    "resolve": "incident_resolved",
+}
+"""The event each action logs."""
 
 
 @post(
@@ -300,11 +327,11 @@ async def list_notifications(
 )
 async def retry_notification(request: Request, notification_id: RowId) -> dict[str, Any]:
     hub = request.app.state.hub
-    await retry(hub, notification_id)
+    await retry(hub, notification_id, access.actor(request) or "api", via="api")
     return _present_notification(hub.store, hub.store.notification(notification_id))
 
 
-async def retry(hub: Any, notification_id: int) -> None:
+async def retry(hub: Any, notification_id: int, by: str, *, via: str) -> None:
     """Give a dead letter a fresh attempt budget and wake the sender; 404 unknown,
     409 not dead, or for a receiver or channel a reload removed (it would only die
     again at once). Shared by the API and the console's retry button."""
@@ -319,6 +346,7 @@ async def retry(hub: Any, notification_id: int) -> None:
     if not await hub.store.write(lambda tx: tx.retry_notification(notification_id, now)):
         raise Conflict(f"notification {notification_id} is not dead-lettered")
     hub.sender.poke()
+    log.info("event=notification_retried id=%d by=%s via=%s", notification_id, logs.value(by), via)
 
 
 HANDLERS = [

@@ -322,8 +322,9 @@ class Runtime:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
-    def reload(self) -> Reload:
+    def reload(self, by: str) -> Reload:
         """Re-read the config file; on success swap it in, else keep running the old one.
+        ``by`` is who asked, for the log: a token's name, or ``sighup``.
 
         Returns the new file's problems (none: reloaded) and the changed settings only a
         restart applies, so the caller learns what did not take. The swap is one attribute
@@ -336,12 +337,12 @@ class Runtime:
             loaded = config_module.load(self.config_path)
             self.check_against_store(loaded)
         except ConfigError as e:
-            self._count_reload("failure", f"problems={logs.value('; '.join(e.problems))}")
+            self._count_reload("failure", by, f"problems={logs.value('; '.join(e.problems))}")
             return Reload(e.problems, [])
         new, kept = config_module.keep_startup_settings(self.config, loaded)
         old, self.config = self.config, new
         self.on_config_change(old, new)
-        self._count_reload("success", f"needs_restart={','.join(kept) or '-'}")
+        self._count_reload("success", by, f"needs_restart={','.join(kept) or '-'}")
         return Reload([], kept)
 
     def check_against_store(self, config: Config) -> None:
@@ -381,13 +382,19 @@ class Runtime:
             {integration for _, integration in old_targets} - kept_integrations
         )
 
-    def _count_reload(self, outcome: str, detail: str) -> None:
+    def _count_reload(self, outcome: str, by: str, detail: str) -> None:
         """One log line and one count per reload; a failure logs every problem, since a
         SIGHUP has no one to answer to."""
         self.metrics.count_reload(outcome, self.clock())
         level = logging.INFO if outcome == "success" else logging.ERROR
-        path = logs.value(str(self.config_path))
-        log.log(level, "event=config_reload outcome=%s path=%s %s", outcome, path, detail)
+        log.log(
+            level,
+            "event=config_reload outcome=%s by=%s path=%s %s",
+            outcome,
+            logs.value(by),
+            logs.value(str(self.config_path)),
+            detail,
+        )
 
 
 def _refuse_clashes(config: Config, store: Store) -> None:
@@ -484,7 +491,7 @@ def reload_on_sighup(runtime: Runtime) -> Iterator[None]:
         yield
         return
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP, runtime.reload)
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload, "sighup")
     try:
         yield
     finally:

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from hub import config, dispatch, oncall, snoozes
+from hub import config, dispatch, logs, oncall, snoozes
 from hub.config import SCHEDULE_PREFIX
 from hub.dispatch import Links
 from hub.rules import Rules
@@ -242,6 +242,13 @@ def _notify(
     moment = datetime.fromtimestamp(now, UTC)
     targets = [target for step in steps for target in plan.steps[step % size].notify]
     reach = resolve(list(dict.fromkeys(targets)), rules.config, moment)
+    for target in reach.nobody:
+        log.warning(
+            "event=nobody_on_call incident=%d step=%d target=%s",
+            incident["id"],
+            index + 1,
+            logs.value(target),
+        )
     enqueued = sum(
         dispatch.enqueue(tx, incident, target, visible, now, rules, links)
         for target in reach.receivers
@@ -323,7 +330,6 @@ def resolve(targets: list[str], cfg: config.Config, at: datetime) -> Reach:
     for target in targets:
         name = _receiver_name(target, cfg, at)
         if name is None or cfg.receiver(name) is None:
-            log.warning("event=nobody_on_call target=%s", target)
             reach.nobody.append(target)
         else:
             reach.receivers.append(name)

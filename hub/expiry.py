@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import msgspec
 
+from hub import logs
 from hub.decoders.common import Decoded
 from hub.events import Event
 from hub.ingest import Delivery, apply_delivery
@@ -45,15 +46,18 @@ SOURCE = "expiry"
 # Each event resolves a firing alert, dated no earlier than its last change: a change.
 EVENT_OUTCOMES = ("changed",)
 BATCH = 100
+LOGGED_IDS = 20
+"""Alert ids an ``alerts_ended`` line names; past them it counts the rest."""
 MOVE_BATCH = 2000
 _encode = msgspec.json.Encoder().encode
 
 
 class Checked(NamedTuple):
-    """One round's work: end checks moved to a later end, and what resolving the alerts
-    that ended did to each (its event's outcome)."""
+    """One round's work: end checks moved to a later end, the alerts that ended, and
+    what resolving them did to each (its event's outcome)."""
 
     moved: int
+    alerts: list[int]
     outcomes: list[str]
 
     @property
@@ -70,7 +74,8 @@ def resolve_ended(tx: Tx, now: float, rules: Rules) -> Checked:
     alerts whose end passed."""
     moved = tx.move_end_checks(now, MOVE_BATCH)
     ended = tx.ended_alerts(now, BATCH)
-    return Checked(moved, _resolve(tx, ended, now, rules) if ended else [])
+    outcomes = _resolve(tx, ended, now, rules) if ended else []
+    return Checked(moved, [alert["id"] for alert in ended], outcomes)
 
 
 def _resolve(tx: Tx, ended: list[dict], now: float, rules: Rules) -> list[str]:
@@ -121,7 +126,11 @@ class Expirer(Worker):
         now, rules = self.clock(), self.rules()
         checked = await self.store.write(lambda tx: resolve_ended(tx, now, rules), background=True)
         if checked.ended:
-            log.info("event=alerts_ended count=%d", checked.ended)
+            log.info(
+                "event=alerts_ended count=%d alerts=%s",
+                checked.ended,
+                logs.listed(checked.alerts, most=LOGGED_IDS),
+            )
             self.on_resolved(checked.outcomes)
         return checked.full()
 

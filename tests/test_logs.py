@@ -1,14 +1,21 @@
 """hub's log, read back from a real run as an operator's log pipeline reads it: every
-line strict logfmt (double quotes only), at the level it deserves, and no token
-anywhere."""
+line strict logfmt (double quotes only), the events an operator needs there (refused
+API calls, who acted on an incident, a heartbeat or a dead letter, who reloaded), at
+the level they deserve, and no token anywhere."""
 
 from __future__ import annotations
+
+import signal
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from conftest import wait_for
+from console_support import csrf_in, sign_in
 from hub_process import hub_process
 from logfmt_support import events, pairs
+
+from hub import acklinks
 
 ACK_SECRET = "log-test-ack-secret"
 READER = "read-token-0001"
@@ -107,29 +114,88 @@ def log(tmp_path_factory) -> str:
     hub.start()
     try:
         with hub.client() as http:
-            _silenced(http)
-            fire(http, "checkout")
-            assert http.get("/ping/backup/fail", headers=bearer(PING_TOKEN)).status_code == 200
-            _dead_letter(http)
+            _refused_calls(http)
+            _incident_actions(http)
+            _heartbeats(http)
+            _dead_letter_retried(http)
+            _nobody_on_call_and_an_ended_alert(http)
+            wait_for(lambda: "event=nobody_on_call" in hub.log())
+            assert http.post("/-/reload", headers=bearer(ADMIN)).status_code == 200
+            assert hub.process is not None
+            hub.process.send_signal(signal.SIGHUP)
+            wait_for(lambda: "by=sighup" in hub.log())
     finally:
         hub.stop()
     return hub.log()
 
 
-def _silenced(http: httpx.Client) -> None:
+def _refused_calls(http: httpx.Client) -> None:
+    assert http.get("/api/v1/alerts", headers=bearer(WRONG)).status_code == 401
+    assert http.get("/api/v1/incidents").status_code == 401
     silence = {"matchers": ['service="nothing"'], "duration": "1h", "comment": "quiet"}
+    assert http.post("/api/v1/silences", json=silence, headers=bearer(READER)).status_code == 403
+    assert http.post("/-/reload", headers=bearer(WRITER)).status_code == 403
     answer = http.post("/api/v1/silences", json=silence, headers=bearer(WRITER))
     assert answer.status_code == 201, answer.text
 
 
-def _dead_letter(http: httpx.Client) -> None:
+def _incident_actions(http: httpx.Client) -> None:
+    """Ack, snooze, unack and resolve through the API; an ack link; the console."""
+    incident = fire(http, "checkout")["incident_id"]
+    path = f"/api/v1/incidents/{incident}"
+    for action, body in (("ack", None), ("snooze", {"duration": "30m"}), ("unack", None)):
+        answer = http.post(f"{path}/{action}", json=body, headers=bearer(WRITER))
+        assert answer.status_code == 200, answer.text
+    later = datetime.now(UTC) + timedelta(hours=1)
+    link = acklinks.sign(ACK_SECRET.encode(), incident, 1, later)
+    assert http.post(f"/ack/{link}").status_code == 303
+    with httpx.Client(base_url=str(http.base_url), timeout=30) as browser:
+        sign_in(browser, WRITER)
+        page = browser.get(f"/incidents/{incident}")
+        done = browser.post(f"/incidents/{incident}/resolve", data={"_csrf": csrf_in(page.text)})
+        assert done.status_code == 303, done.text
+
+
+def _heartbeats(http: httpx.Client) -> None:
+    made = http.post(
+        "/api/v1/heartbeats", json={"name": "nightly", "period": "1d"}, headers=bearer(WRITER)
+    )
+    assert made.status_code == 201, made.text
+    assert http.delete("/api/v1/heartbeats/nightly", headers=bearer(WRITER)).status_code == 200
+    assert http.get("/ping/backup", params={"token": WRONG}).status_code == 401
+    assert http.get("/ping/backup/fail", headers=bearer(PING_TOKEN)).status_code == 200
+
+
+def _dead_letter_retried(http: httpx.Client) -> None:
     fire(http, "broken")
     admin = bearer(ADMIN)
 
     def dead() -> list[dict]:
         return http.get("/api/v1/notifications", params={"state": "dead"}, headers=admin).json()
 
-    wait_for(dead, timeout=30)
+    [letter] = wait_for(dead, timeout=30)
+    assert (
+        http.post(f"/api/v1/notifications/{letter['id']}/retry", headers=admin).status_code == 200
+    )
+
+
+def _nobody_on_call_and_an_ended_alert(http: httpx.Client) -> None:
+    fire(http, "paged")
+    now = datetime.now(UTC)
+    ending = {
+        "labels": {"alertname": "NodeDown", "instance": "db1"},
+        "annotations": {"summary": "db1 is down"},
+        "startsAt": (now - timedelta(minutes=1)).isoformat(),
+        "endsAt": (now + timedelta(seconds=0.5)).isoformat(),
+    }
+    assert http.post("/webhooks/prom/api/v2/alerts", json=[ending]).status_code == 200
+    reader = bearer(READER)
+
+    def ended() -> bool:
+        found = http.get("/api/v1/alerts", params={"label": 'instance="db1"'}, headers=reader)
+        return found.json()[0]["status"] == "resolved"
+
+    wait_for(ended, timeout=30)
 
 
 def test_every_line_of_a_run_reads_as_strict_logfmt(log):
@@ -148,9 +214,47 @@ def test_no_token_shows_in_the_log(log):
     assert not [token for token in TOKENS if token in log]
 
 
-def test_a_silence_is_logged_with_its_matchers_as_one_value(log):
-    [created] = events(log, "silence_created")
-    assert (created["by"], created["matchers"]) == ("will", 'service="nothing"')
+def test_refused_api_calls_are_logged_with_the_reason_and_the_token_name(log):
+    refused = [
+        (e["status"], e["path"], e["reason"], e.get("token"), e.get("needs"))
+        for e in events(log, "api_refused")
+    ]
+    assert refused == [
+        ("401", "/api/v1/alerts", "bad_token", None, None),
+        ("401", "/api/v1/incidents", "missing_header", None, None),
+        ("403", "/api/v1/silences", "role_too_low", "rita", "write"),
+        ("403", "/-/reload", "role_too_low", "will", "admin"),
+    ]
+    assert {e["level"] for e in events(log, "api_refused")} == {"warning"}
+
+
+def test_incident_actions_are_logged_with_who_and_how(log):
+    actions = [
+        (line["event"], line["by"], line["via"])
+        for line in map(pairs, log.splitlines())
+        if line.get("event", "").startswith("incident_")
+    ]
+    assert actions == [
+        ("incident_acknowledged", "will", "api"),
+        ("incident_snoozed", "will", "api"),
+        ("incident_unacknowledged", "will", "api"),
+        ("incident_acknowledged", "ack-link", "ack_link"),
+        ("incident_resolved", "will", "console"),
+    ]
+    [snoozed] = events(log, "incident_snoozed")
+    assert snoozed["until"].endswith("Z")
+
+
+def test_heartbeats_made_and_removed_through_the_api_and_refused_pings_are_logged(log):
+    assert [(e["name"], e["by"]) for e in events(log, "heartbeat_created")] == [("nightly", "will")]
+    assert [(e["name"], e["by"]) for e in events(log, "heartbeat_deleted")] == [("nightly", "will")]
+    [refused] = events(log, "heartbeat_ping_refused")
+    assert (refused["level"], refused["name"], refused["status"], refused["reason"]) == (
+        "warning",
+        "backup",
+        "401",
+        "bad_token",
+    )
 
 
 def test_a_heartbeat_down_and_a_dead_letter_warn(log):
@@ -166,3 +270,28 @@ def test_a_heartbeat_down_and_a_dead_letter_warn(log):
     assert all(e["error"] for e in dead)
     sent = events(log, "notification_sent")
     assert sent and not [e for e in sent if "error" in e]
+
+
+def test_a_retried_dead_letter_names_who_retried_it(log):
+    [retried] = events(log, "notification_retried")
+    first_dead = events(log, "notification_dead")[0]
+    assert (retried["id"], retried["by"], retried["via"]) == (first_dead["id"], "ada", "api")
+
+
+def test_reloads_name_who_asked(log):
+    reloads = [(e["outcome"], e["by"]) for e in events(log, "config_reload")]
+    assert reloads == [("success", "ada"), ("success", "sighup")]
+
+
+def test_nobody_on_call_names_the_incident_and_ended_alerts_are_named(log):
+    [nobody] = events(log, "nobody_on_call")
+    assert (nobody["target"], nobody["step"]) == ("schedule:primary", "1")
+    assert nobody["incident"].isdigit()
+    [ended] = events(log, "alerts_ended")
+    assert ended["count"] == "1"
+    assert ended["alerts"].isdigit()
+
+
+def test_a_silence_is_logged_with_its_matchers_as_one_value(log):
+    [created] = events(log, "silence_created")
+    assert (created["by"], created["matchers"]) == ("will", 'service="nothing"')

@@ -206,7 +206,7 @@ def test_a_hub_started_without_a_config_file_has_nothing_to_reload(tmp_path):
     )
     runtime = Runtime(config.parse(text, {}))
     with pytest.raises(Conflict, match="without a config file"):
-        runtime.reload()
+        runtime.reload(by="test")
 
 
 def test_sighup_makes_a_running_hub_serve_reload_its_config(tmp_path, smtp):
@@ -277,11 +277,11 @@ def test_a_reload_hands_the_old_and_new_config_to_the_change_hook(tmp_path):
     changes = []
     runtime.on_config_change = lambda old, new: changes.append((old, new))
     path.write_text(text + CRM)
-    assert runtime.reload().problems == []
+    assert runtime.reload(by="test").problems == []
     assert changes == [(first, runtime.config)]
     assert runtime.config.source("crm") is not None
     path.write_text(text + "[nonsense]\n")
-    refused = runtime.reload().problems
+    refused = runtime.reload(by="test").problems
     assert len(refused) == 1 and refused[0].startswith("nonsense: unknown key")
     assert len(changes) == 1 and runtime.config is changes[0][1]
 

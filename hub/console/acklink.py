@@ -93,7 +93,13 @@ async def ack_by_link(
     if not done:
         try:
             await api_incidents.perform(
-                hub, link.incident_id, "ack", actor, "acknowledged by link", link.episode
+                hub,
+                link.incident_id,
+                "ack",
+                actor,
+                "acknowledged by link",
+                link.episode,
+                via="ack_link",
             )
             done = "acked-by-shared-link" if actor == ACTOR else "acked-by-link"
         except Conflict:  # it changed since it was read: say how

@@ -37,7 +37,13 @@ async def act(
     try:
         snooze = snoozes.length(str(form.get("duration", ""))) if action == "snooze" else None
         await api_incidents.perform(
-            hub, incident_id, action, viewer.name or "console", comment, snooze=snooze
+            hub,
+            incident_id,
+            action,
+            viewer.name or "console",
+            comment,
+            snooze=snooze,
+            via="console",
         )
     except (Conflict, InvalidPayload) as e:
         return pages.incident_page(request, viewer, incident_id, error=e.detail, status=e.status)
@@ -83,7 +89,8 @@ async def retry(
     """Send a dead letter again (role admin, as in the API)."""
     await posted(request, viewer, "admin")
     try:
-        await api_incidents.retry(request.app.state.hub, notification_id)
+        hub = request.app.state.hub
+        await api_incidents.retry(hub, notification_id, viewer.name or "console", via="console")
     except Conflict as e:
         return pages.notifications_page(request, viewer, error=e.detail, status=409)
     return Redirect("/notifications?done=retried", status_code=303)
