@@ -179,7 +179,11 @@ def changed_fields(
 ) -> dict[str, Any]:
     """The alert row's fields after a changed or updated event; a status change also
     counts towards flapping. A status-only event (``details`` False) and an unrated
-    resolve come through ``judge``, so what they left out is the alert's already."""
+    resolve come through ``judge``, so what they left out is the alert's already.
+
+    Labels never change: the alert's incident, receivers and silences were chosen by
+    them, and an event relabelling it would leave it in an incident its labels no
+    longer fit (the README: to move an alert, resolve it and fire a new one)."""
     changes: dict[str, Any] = {
         "status": event.status,
         "severity": event.severity,
@@ -189,8 +193,6 @@ def changed_fields(
         "resolved_at": occurred if event.status == "resolved" else None,
         **_ends(event),
     }
-    if event.details and event.labelled:  # else the labels that silences match on stay
-        changes["labels"] = event.labels
     if event.details and event.annotations:
         changes["annotations"] = event.annotations
     if event.status != alert["status"]:

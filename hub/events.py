@@ -27,12 +27,12 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     (PagerDuty's acknowledge and resolve), so for an unknown fingerprint it is
     ignored. ``details`` False: the sender said only the status (PagerDuty without
     a payload), so summary, severity, labels and annotations are not the sender's
-    and the alert keeps its own. ``labelled`` False: the sender gave no labels of its
-    own (a resolve naming its alert by ``dedup_key`` alone), so the alert keeps its
-    labels, which silences and inhibitions match on; empty ``annotations`` likewise
-    keep the alert's (its runbook stays in the resolved message). ``rated`` False:
-    the sender gave no severity, so ``severity`` is the format's default, which a
-    resolve does not impose on its alert (an ``error`` alert resolves as ``error``).
+    and the alert keeps its own. ``labels`` apply only to a new alert: its incident,
+    receivers and silences were chosen by them, so a later event never changes them.
+    Empty ``annotations`` keep the alert's (its runbook stays in the resolved
+    message). ``rated`` False: the sender gave no severity, so ``severity`` is the
+    format's default, which a resolve does not impose on its alert (an ``error``
+    alert resolves as ``error``).
     """
 
     fingerprint: str
@@ -45,5 +45,4 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     ends_at: datetime | None = None
     opens: bool = True
     details: bool = True
-    labelled: bool = True
     rated: bool = True

@@ -165,6 +165,34 @@ def test_a_resolve_naming_its_alert_by_key_alone_keeps_its_labels_annotations_an
     assert "critical" in mailbox.text_of(1) and "warning" not in mailbox.text_of(1)
 
 
+def test_an_event_for_an_existing_alert_never_changes_its_labels(hub_factory, smtp):
+    """The alert's incident was chosen by its labels: a resolve under the same key with
+    other labels leaves it with the labels its incident has, and a re-fire groups it
+    by them again, so filters and silences on those labels keep finding it."""
+    _, smtp_port = smtp
+    grouped = BASE_CONFIG + 'group_by = ["service"]\n'
+    hub = hub_factory(grouped, mail_url=mail_url(smtp_port))
+    fired = {"status": "firing", "summary": "queue stuck", "dedup_key": "queue"}
+    with hub.client(headers=AUTH) as http:
+
+        def post(status: str, service: str) -> dict:
+            event = {**fired, "status": status, "labels": {"service": service}}
+            answer = http.post("/webhooks/shop", json=event)
+            assert answer.status_code == 202, answer.text
+            return answer.json()["alerts"][0]
+
+        first = post("firing", "a")
+        assert post("resolved", "b")["incident_id"] == first["incident_id"]
+        resolved_labels = http.get(f"/api/v1/alerts/{first['id']}").json()["labels"]
+        again = post("firing", "c")
+        alert = http.get(f"/api/v1/alerts/{first['id']}").json()
+        incident = http.get(f"/api/v1/incidents/{again['incident_id']}").json()
+        relabelled = http.get("/api/v1/alerts", params={"label": 'service=~"b|c"'}).json()
+    assert resolved_labels == alert["labels"] == {"service": "a"}
+    assert incident["labels"] == {"service": "a"}
+    assert relabelled == []
+
+
 def test_a_list_of_events_is_accepted_in_one_delivery(hub_factory, smtp):
     _, smtp_port = smtp
     hub = hub_factory(mail_url=mail_url(smtp_port))

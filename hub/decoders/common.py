@@ -155,7 +155,6 @@ def make_event(
         ends_at=ends_at,
         opens=opens,
         details=details,
-        labelled=bool(labels),
         rated=rated,
     )
 
