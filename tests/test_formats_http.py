@@ -219,6 +219,23 @@ def test_hubs_answer_lists_the_rejected_items_of_a_batch_and_metrics_count_them_
     assert metrics == {"accepted": 1, "new": 2, "rejected": 1}, "the retry counts as repeated"
 
 
+def test_an_alertmanager_alert_without_labels_is_rejected_as_prometheus_rejects_it(hub):
+    """Alertmanager itself refuses such an alert: stored, it would be one catch-all
+    alert titled "{}", opening an incident every unlabelled alert joins."""
+    body = fixture_json("alertmanager", "mixed-batch.json")
+    body["alerts"].append({"status": "firing", "labels": {}, "fingerprint": "0"})
+    with hub.client() as http:
+        answer = http.post("/webhooks/am", json=body)
+        alerts = http.get("/api/v1/alerts", params={"source": "am"}).json()
+    assert answer.status_code == 202
+    assert answer.json()["accepted"] == 2
+    assert answer.json()["rejected"] == ["$.alerts[2].labels: at least one label pair is required"]
+    assert sorted(alert["summary"] for alert in alerts) == [
+        "checkout is always on fire",
+        "fires for ten seconds out of twenty",
+    ]
+
+
 def pagerduty(action: str, dedup_key: str = "srv01/mysql") -> dict:
     """An acknowledge or resolve as PagerDuty documents it: no payload."""
     return {"routing_key": "k", "event_action": action, "dedup_key": dedup_key}

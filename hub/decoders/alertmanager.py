@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from hub.decoders.common import AwareTime, Decoded, decode_batch, labelled_event, parse_json
+from hub.decoders.common import (
+    AwareTime,
+    Decoded,
+    alert_labels,
+    decode_batch,
+    labelled_event,
+    parse_json,
+)
 from hub.errors import InvalidPayload
 from hub.events import Event
 from hub.fingerprints import alertmanager_fingerprint
@@ -61,12 +68,15 @@ def decode_alerts(alerts: list[msgspec.Raw], source: Source, type_: type[Alert])
 
 
 def to_event(alert: Alert, source: Source) -> Event:
-    """The alert's own fingerprint is its identity; resolved alerts date from endsAt."""
+    """The alert's own fingerprint is its identity; resolved alerts date from endsAt.
+    An alert without labels is refused, as the ``prometheus`` format and Alertmanager
+    refuse it."""
+    labels = alert_labels(alert.labels)
     return labelled_event(
         source,
         status=alert.status,
-        labels=alert.labels,
+        labels=labels,
         annotations={**alert.annotations, **alert.links()},
-        fingerprint=alert.fingerprint or alertmanager_fingerprint(alert.labels),
+        fingerprint=alert.fingerprint or alertmanager_fingerprint(labels),
         occurred_at=alert.ends_at if alert.status == "resolved" else alert.starts_at,
     )

@@ -199,6 +199,16 @@ def alert_summary(labels: Mapping[str, str], annotations: Mapping[str, str]) -> 
     return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
+def alert_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """An Alertmanager-style alert's labels without empty values, as Alertmanager keeps
+    them; refused when none is left: an alert without labels names nothing, and every
+    such alert would be one alert titled ``{}``."""
+    kept = {name: value for name, value in labels.items() if value}
+    if not kept:
+        raise InvalidPayload("at least one label pair is required", field="$.labels")
+    return kept
+
+
 def labelled_event(
     source: Source,
     *,

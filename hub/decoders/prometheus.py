@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from hub.decoders.common import AwareTime, Decoded, decode_batch, labelled_event, parse_json
+from hub.decoders.common import (
+    AwareTime,
+    Decoded,
+    alert_labels,
+    decode_batch,
+    labelled_event,
+    parse_json,
+)
 from hub.errors import HubError, InvalidPayload, MalformedBody
 from hub.events import Event
 from hub.fingerprints import alertmanager_fingerprint
@@ -50,9 +57,7 @@ def decode(body: bytes, source: Source, now: datetime | None = None) -> Decoded:
 
 
 def to_event(alert: PostableAlert, source: Source, now: datetime) -> Event:
-    labels = {name: value for name, value in alert.labels.items() if value}
-    if not labels:
-        raise InvalidPayload("at least one label pair is required", field="$.labels")
+    labels = alert_labels(alert.labels)
     if alert.starts_at and alert.ends_at and alert.ends_at < alert.starts_at:
         raise InvalidPayload("endsAt is before startsAt", field="$.endsAt")
     resolved = alert.ends_at is not None and alert.ends_at <= now
