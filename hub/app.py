@@ -35,7 +35,9 @@ from hub import (
     api_replay,
     console,
     correlate,
+    decoders,
     expiry,
+    fingerprints,
     heartbeats,
     logfile,
     logs,
@@ -146,6 +148,9 @@ class Runtime:
         rekeyed = await self.store.write(self._rekey_positional, background=True)
         if rekeyed:
             log.info("event=incidents_rekeyed count=%d", rekeyed)
+        moved = await self.store.write(self._rekey_labelled, background=True)
+        if moved:
+            log.info("event=alerts_rekeyed count=%d", moved)
         self.ack_secret = await self.store.write(self._ack_secret, background=True)
         self.session_key = await self.store.write(sessions.stored_key, background=True)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
@@ -232,6 +237,16 @@ class Runtime:
         their group's alerts (``correlate.rekey_positional``)."""
         since = self.clock() - self.rules.reopen_window
         return correlate.rekey_positional(tx, self.rules.tree, since)
+
+    def _rekey_labelled(self, tx: Tx) -> int:
+        """Alerts stored before a source's labels were part of their identity take it
+        (``fingerprints.rekey_labelled``)."""
+        labelled = [
+            source.name
+            for source in self.config.sources
+            if source.labels and source.format in decoders.SHARED_IDENTITY
+        ]
+        return fingerprints.rekey_labelled(tx, labelled)
 
     def _ack_secret(self, tx: Tx) -> bytes:
         """The configured secret, else one generated once and kept in the store."""

@@ -11,6 +11,8 @@ source's key, a label hash, or an Alertmanager fingerprint.
 Alertmanager's own fingerprint is reproduced exactly and is not scoped, so that an
 alert keeps the same identity whether it arrives from Prometheus, from
 Alertmanager's webhook, or from two servers of an HA pair posting to two sources.
+A source's ``labels`` are part of it, as Prometheus' ``external_labels`` are part
+of the labels Alertmanager fingerprints (``hub.decoders.common.labelled_event``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.store import Tx
 
 _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
 _MASK64 = (1 << 64) - 1
 _SEPARATOR = 0xFF
 _SCOPE = "/"
+_REKEYED = "labelled_sources_rekeyed"  # the setting that says the upgrade's rekey ran
 
 
 def alertmanager_fingerprint(labels: Mapping[str, str]) -> str:
@@ -73,3 +80,22 @@ def fingerprint(
 def sender_key(scoped: str) -> str:
     """The sender's own dedup key of a scoped fingerprint, for answers it reads."""
     return scoped.partition(_SCOPE)[2]
+
+
+def rekey_labelled(tx: Tx, sources: Iterable[str]) -> int:
+    """Once, at the first start of a hub that counts a source's labels in its alerts'
+    identity: the alerts ``sources`` (those with labels, of Alertmanager's formats)
+    stored before take the identity their next events have, Alertmanager's fingerprint
+    of their stored labels, which hold the source's. Else a firing alert would miss its
+    re-sends and resolve and fire for ever beside its new twin. An alert whose new
+    identity another already holds keeps its own. Returns how many moved."""
+    if tx.get_setting(_REKEYED):
+        return 0
+    moved = 0
+    for source in sources:
+        for alert_id, old, labels in tx.source_alert_labels(source):
+            new = alertmanager_fingerprint(labels)
+            if new != old and tx.rekey_alert(alert_id, new):
+                moved += 1
+    tx.put_setting(_REKEYED, "1")
+    return moved

@@ -642,6 +642,21 @@ class Tx:
         )
         return _decode_incident(row) if row else None
 
+    def source_alert_labels(self, source: str) -> list[tuple[int, str, dict[str, str]]]:
+        """The id, fingerprint and labels of every alert ``source`` created."""
+        cursor = self.conn.execute(
+            "SELECT id, fingerprint, labels FROM alerts WHERE source = ?", (source,)
+        )
+        return [(row[0], row[1], _decode_json(row[2])) for row in cursor]
+
+    def rekey_alert(self, alert_id: int, fingerprint: str) -> bool:
+        """Give the alert a new fingerprint; False (and no change) when another alert
+        has that one."""
+        cursor = self.conn.execute(
+            "UPDATE OR IGNORE alerts SET fingerprint = ? WHERE id = ?", (fingerprint, alert_id)
+        )
+        return cursor.rowcount == 1
+
     def positional_group_keys(self, since: float) -> list[tuple[int, str]]:
         """The id and group key of each incident an older hub keyed by its route's
         position (``0.3:{...}``; a route key starts with "{") that an alert may still

@@ -7,7 +7,8 @@ from hub.errors import InvalidPayload
 from hub.fingerprints import alertmanager_fingerprint
 from tests.source_factory import encode, fixture, fixture_json, make_source
 
-SOURCE = make_source("alertmanager", labels={"team": "ops"})
+SOURCE = make_source("alertmanager")
+EU = make_source("alertmanager", labels={"cluster": "eu-1"})
 CHECKOUT = ("6b157f79b26a43ad", "firing", "critical", "checkout is always on fire")
 FLAPPING = ("dacf9b9d4514851e", "resolved", "warning", "fires for ten seconds out of twenty")
 
@@ -53,10 +54,17 @@ def test_a_time_after_hubs_now_is_dropped_so_the_event_dates_from_its_receipt():
     assert firing.occurred_at == datetime(2026, 11, 28, 22, 0, 16, 255000, tzinfo=UTC)
 
 
-def test_source_labels_are_added_without_changing_the_identity():
-    (event,) = alertmanager.decode(fixture("alertmanager", "firing.json"), SOURCE).events
-    assert event.labels["team"] == "ops"
-    assert event.fingerprint == "6b157f79b26a43ad"
+def test_source_labels_join_the_identity_as_prometheus_external_labels_would():
+    """Alertmanager fingerprints an alert with its Prometheus' external labels: a
+    source's labels stand for them, so the same alert from two clusters is two alerts,
+    and is the alert an Alertmanager sends with that label itself."""
+    body = fixture_json("alertmanager", "firing.json")
+    (event,) = alertmanager.decode(encode(body), EU).events
+    labelled = {**body["alerts"][0]["labels"], "cluster": "eu-1"}
+    body["alerts"][0] |= {"labels": labelled, "fingerprint": alertmanager_fingerprint(labelled)}
+    (external,) = alertmanager.decode(encode(body), SOURCE).events
+    assert event.labels == external.labels == labelled
+    assert event.fingerprint == external.fingerprint != "6b157f79b26a43ad"
     assert event.annotations["generator_url"].startswith("http://")
 
 

@@ -6,7 +6,7 @@ from hub.decoders import DECODERS, alertmanager, prometheus
 from hub.errors import InvalidPayload
 from tests.source_factory import encode, fixture, make_source
 
-SOURCE = make_source("prometheus", labels={"cluster": "eu"})
+SOURCE = make_source("prometheus")
 NOW = datetime(2026, 11, 28, 22, 0, 45, tzinfo=UTC)
 
 
@@ -34,10 +34,28 @@ def test_it_is_registered_as_a_format():
     assert DECODERS["prometheus"] is prometheus.decode
 
 
-def test_an_alert_has_the_same_identity_from_prometheus_and_from_alertmanager():
-    direct = prometheus.decode(fixture("prometheus", "firing-batch.json"), SOURCE, now=NOW)
-    webhook = alertmanager.decode(fixture("alertmanager", "mixed-batch.json"), SOURCE)
+@pytest.mark.parametrize("labels", [{}, {"cluster": "eu"}])
+def test_an_alert_has_the_same_identity_from_prometheus_and_from_alertmanager(labels):
+    prometheus_source = make_source("prometheus", labels=labels)
+    alertmanager_source = make_source("alertmanager", labels=labels)
+    body = fixture("prometheus", "firing-batch.json")
+    direct = prometheus.decode(body, prometheus_source, now=NOW)
+    webhook = alertmanager.decode(fixture("alertmanager", "mixed-batch.json"), alertmanager_source)
     assert {e.fingerprint for e in direct.events} == {e.fingerprint for e in webhook.events}
+
+
+def test_sources_with_other_labels_keep_the_same_alert_apart_and_alike_share_it():
+    """Two clusters' Watchdogs are two alerts, as with Prometheus' external_labels;
+    the two servers of an HA pair, posting to two sources alike, send one."""
+    watchdog = encode([{"labels": {"alertname": "Watchdog"}}])
+    eu, eu_twin, us = (
+        make_source("prometheus", name=name, labels={"cluster": cluster})
+        for name, cluster in (("prom-eu", "eu-1"), ("prom-eu-b", "eu-1"), ("prom-us", "us-1"))
+    )
+    (first,), (twin,), (other,) = (
+        prometheus.decode(watchdog, source, now=NOW).events for source in (eu, eu_twin, us)
+    )
+    assert first.fingerprint == twin.fingerprint != other.fingerprint
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """A sender's dedup_key names an alert within its source: the same key from two
-sources is two alerts, while Alertmanager's fingerprints stay shared by all sources.
-Alerts stored under a bare key before the upgrade keep receiving their re-sends."""
+sources is two alerts, while Alertmanager's fingerprints stay shared by sources with
+the same labels. Alerts stored under an older identity keep receiving their re-sends."""
 
 from __future__ import annotations
 
@@ -37,6 +37,18 @@ auth = {{ type = "none" }}
 name = "am-b"
 format = "alertmanager"
 labels = {{ cluster = "eu-1" }}
+auth = {{ type = "none" }}
+
+[[sources]]
+name = "am-b2"
+format = "alertmanager"
+labels = {{ cluster = "eu-1" }}
+auth = {{ type = "none" }}
+
+[[sources]]
+name = "am-us"
+format = "alertmanager"
+labels = {{ cluster = "us-1" }}
 auth = {{ type = "none" }}
 """
 )
@@ -109,14 +121,47 @@ def test_a_key_spelled_like_another_alerts_label_hash_is_its_own_alert(hub):
         )
 
 
-def test_alertmanager_fingerprints_are_shared_by_sources(hub):
+def resolved(body: dict) -> dict:
+    alert = {**body["alerts"][0], "status": "resolved", "endsAt": "2026-11-28T22:05:00Z"}
+    return {**body, "status": "resolved", "alerts": [alert]}
+
+
+def test_alertmanager_fingerprints_are_shared_by_sources_with_the_same_labels(hub):
+    """A source's labels are part of the identity, as Prometheus' external_labels are:
+    an HA pair posting to two sources alike sends one alert, while two clusters'
+    identical alerts stay two and one's resolve leaves the other firing."""
     body = fixture_json("alertmanager", "firing.json")
     with hub.client() as http:
-        first = http.post("/webhooks/am-a", json=body).json()
-        second = http.post("/webhooks/am-b", json=body).json()
-        assert second["duplicates"] == 1
-        assert second["alerts"][0]["id"] == first["alerts"][0]["id"]
-        assert [a[1] for a in alerts(http)] == ["6b157f79b26a43ad"]
+        first = http.post("/webhooks/am-b", json=body).json()
+        twin = http.post("/webhooks/am-b2", json=body).json()
+        http.post("/webhooks/am-us", json=body)
+        http.post("/webhooks/am-us", json=resolved(body))
+        http.post("/webhooks/am-a", json=body)
+        shown = http.get("/api/v1/alerts").json()
+    assert twin["duplicates"] == 1
+    assert twin["alerts"][0]["id"] == first["alerts"][0]["id"]
+    by_cluster = {a["labels"].get("cluster"): (a["fingerprint"], a["status"]) for a in shown}
+    assert by_cluster[None] == ("6b157f79b26a43ad", "firing")
+    assert (by_cluster["eu-1"][1], by_cluster["us-1"][1]) == ("firing", "resolved")
+    assert len({fingerprint for fingerprint, _ in by_cluster.values()}) == 3
+
+
+def test_alerts_of_a_labelled_source_stored_before_the_upgrade_take_their_resolve(hub, tmp_path):
+    """An older hub identified them without the source's labels: at the first start
+    they move to the identity their next events carry, so a firing alert resolves."""
+    body = fixture_json("alertmanager", "firing.json")
+    with hub.client() as http:
+        stored = http.post("/webhooks/am-b", json=body).json()["alerts"][0]
+    hub.stop()
+    with sqlite3.connect(tmp_path / "hub.db") as conn:
+        conn.execute("UPDATE alerts SET fingerprint = '6b157f79b26a43ad'")
+        conn.execute("DELETE FROM settings WHERE name = 'labelled_sources_rekeyed'")
+    hub.start()
+    with hub.client() as http:
+        answer = http.post("/webhooks/am-b", json=resolved(body)).json()["alerts"][0]
+        assert len(alerts(http)) == 1
+    assert (answer["id"], answer["fingerprint"]) == (stored["id"], stored["fingerprint"])
+    assert answer["status"] == "resolved"
 
 
 def test_alerts_stored_under_a_bare_key_before_the_upgrade_take_their_re_sends(hub, tmp_path):

@@ -54,6 +54,9 @@ RESPONDERS: dict[str, Responder] = {
     "prometheus": prometheus.RESPONDER,
 }
 
+SHARED_IDENTITY = frozenset({"alertmanager", "prometheus", "grafana"})
+"""Formats whose identity is Alertmanager's fingerprint, shared by every source."""
+
 CLOCKED = frozenset({"prometheus"})
 """Formats whose decoder takes ``now``."""
 

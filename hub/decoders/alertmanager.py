@@ -1,7 +1,8 @@
 """Alertmanager's webhook receiver payload (version 4): many alerts per request.
 
 Each alert carries Alertmanager's fingerprint of its labels, the same identity the
-``prometheus`` decoder computes, so an alert is one alert whichever way it came.
+``prometheus`` decoder computes, so an alert is one alert whichever way it came; a
+source's own labels join the identity as Prometheus' external labels would have.
 Unknown fields are accepted: newer Alertmanagers add some (``truncatedAlerts``,
 ``notification_reason``...), and a receiver must not break on them.
 """
@@ -22,7 +23,6 @@ from hub.decoders.common import (
 )
 from hub.errors import InvalidPayload
 from hub.events import Event
-from hub.fingerprints import alertmanager_fingerprint
 
 if TYPE_CHECKING:
     from hub.config import Source
@@ -77,6 +77,6 @@ def to_event(alert: Alert, source: Source) -> Event:
         status=alert.status,
         labels=labels,
         annotations={**alert.annotations, **alert.links()},
-        fingerprint=alert.fingerprint or alertmanager_fingerprint(labels),
+        fingerprint=alert.fingerprint or None,
         occurred_at=alert.ends_at if alert.status == "resolved" else alert.starts_at,
     )

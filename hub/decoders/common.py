@@ -16,7 +16,7 @@ import msgspec
 from hub.config import choices
 from hub.errors import InvalidPayload, MalformedBody
 from hub.events import Event, Severity
-from hub.fingerprints import fingerprint
+from hub.fingerprints import alertmanager_fingerprint, fingerprint
 
 if TYPE_CHECKING:
     from hub.config import Source
@@ -137,7 +137,7 @@ def make_event(
     """An Event with the source's default labels applied and its fingerprint computed.
 
     ``dedup_key`` identifies the alert within this source; ``shared_fingerprint``
-    (Alertmanager's, of the alert's labels) is the identity as is, in every source.
+    (Alertmanager's, see ``labelled_event``) is the identity as is, in every source.
     ``rated`` False: ``severity`` is a default, the sender gave none.
     """
     merged = {**source.labels, **(labels or {})}
@@ -215,22 +215,29 @@ def labelled_event(
     status: Any,
     labels: dict[str, str],
     annotations: dict[str, str],
-    fingerprint: str,
+    fingerprint: str | None,
     occurred_at: datetime | None,
     ends_at: datetime | None = None,
 ) -> Event:
     """An Event for an Alertmanager-style alert: identity, severity and summary from labels.
 
-    The sender's fingerprint of the alert's own labels is the identity, so the source's
-    default labels never change it, and it is not scoped by the source: two Prometheus
-    servers of an HA pair posting to two sources send one alert.
+    The identity is Alertmanager's fingerprint of the alert's labels with the source's
+    added, as Prometheus' ``external_labels`` are added before Alertmanager computes
+    it: two clusters' sources (``cluster = "eu-1"``, ``"us-1"``) keep their identical
+    alerts (Watchdog) apart. It is not scoped by the source: the two Prometheus
+    servers of an HA pair, posting to two sources with the same labels (or none),
+    send one alert. The sender's ``fingerprint`` (Alertmanager's, Grafana's) stands
+    where the source adds no labels; None: none was given.
     """
+    merged = {**source.labels, **labels}
+    if fingerprint is None or source.labels:
+        fingerprint = alertmanager_fingerprint(merged)
     return make_event(
         source,
         status=status,
         summary=alert_summary(labels, annotations),
         severity=normalize_severity(labels.get("severity")),
-        labels=labels,
+        labels=merged,
         annotations=annotations,
         shared_fingerprint=fingerprint,
         occurred_at=occurred_at,

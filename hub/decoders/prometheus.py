@@ -2,7 +2,8 @@
 alerts without status or fingerprint.
 
 As in Alertmanager: empty label values are dropped, the identity is the FNV-1a
-fingerprint of the labels (so it matches the ``alertmanager`` webhook's), an alert
+fingerprint of the labels, the source's included as external labels would be (so it
+matches the ``alertmanager`` webhook's), an alert
 whose ``endsAt`` has passed is resolved, a firing alert carries its ``endsAt`` so
 that it resolves then unless re-sent (``hub.expiry``), and a batch keeps its valid
 alerts.
@@ -29,7 +30,6 @@ from hub.decoders.common import (
 )
 from hub.errors import HubError, InvalidPayload, MalformedBody
 from hub.events import Event
-from hub.fingerprints import alertmanager_fingerprint
 
 if TYPE_CHECKING:
     from hub.config import Source
@@ -69,7 +69,7 @@ def to_event(alert: PostableAlert, source: Source, now: datetime) -> Event:
         status="resolved" if resolved else "firing",
         labels=labels,
         annotations=annotations,
-        fingerprint=alertmanager_fingerprint(labels),
+        fingerprint=None,
         occurred_at=alert.ends_at if resolved else alert.starts_at,
         ends_at=None if resolved else alert.ends_at,
     )
