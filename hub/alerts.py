@@ -28,7 +28,8 @@ class Outcome(StrEnum):
     UPDATED = "updated"  # same status, different severity or summary: history only
     ACKNOWLEDGED = "acknowledged"  # the sender says someone is on it (PagerDuty acknowledge)
     STALE = "stale"  # older than the alert's last change: recorded, never applied
-    IGNORED = "ignored"  # about no alert hub has (an acknowledge, PagerDuty's resolve): dropped
+    IGNORED = "ignored"  # about no alert hub has (an acknowledge, PagerDuty's resolve), or
+    # one its sender's mapping ignores (a generic "ignore" word): dropped
 
 
 def classify(
@@ -93,6 +94,8 @@ def judge(
     """``classify`` for an event against the stored ``alert``, shared by ingest and
     test-mode decisions: the event as it applies (a status-only one takes the alert's
     summary and severity, an unrated resolve its severity), its end, and the outcome."""
+    if event.ignored:
+        return event, None, Outcome.IGNORED
     if alert is not None:
         event = _as_applied(event, alert)
     end = ends_at(event)

@@ -20,7 +20,7 @@ import msgspec
 
 from hub import logfile, matchers, silences, timeintervals
 from hub.errors import ConfigError
-from hub.events import Severity, Status
+from hub.events import Severity
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -124,8 +124,12 @@ class Auth(Struct):
         return [name.lower() for name in names if name]
 
 
+MappedStatus = Literal["firing", "resolved", "acknowledged", "ignore"]
+"""What a ``generic`` mapping may make of a status word: a status, or ``ignore``."""
+
+
 class MappingDefaults(Struct):
-    status: Status | None = None
+    status: MappedStatus | None = None
     severity: Severity = "warning"
 
 
@@ -142,7 +146,7 @@ class FieldMapping(Struct):
     events: str = ""
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
-    status_map: dict[str, Status] = {}
+    status_map: dict[str, MappedStatus] = {}
     severity_map: dict[str, Severity] = {}
     defaults: MappingDefaults = msgspec.field(default_factory=MappingDefaults)
 

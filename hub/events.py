@@ -32,7 +32,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     Empty ``annotations`` keep the alert's (its runbook stays in the resolved
     message). ``rated`` False: the sender gave no severity, so ``severity`` is the
     format's default, which a resolve does not impose on its alert (an ``error``
-    alert resolves as ``error``).
+    alert resolves as ``error``). ``ignored`` True: the sender's mapping ignores the
+    event (a ``generic`` status word mapped to ``ignore``), so it changes nothing and
+    is answered and counted as ignored; its status and summary only describe it.
     """
 
     fingerprint: str
@@ -46,3 +48,4 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     opens: bool = True
     details: bool = True
     rated: bool = True
+    ignored: bool = False

@@ -314,8 +314,9 @@ def source_series(source: Source) -> SourceSeries:
 def _event_outcomes(source: Source) -> tuple[str, ...]:
     """What the events of the source's format can do: a batch's refused items are
     ``rejected``; an acknowledgement is ``acknowledged``, or ``ignored`` without an
-    alert, as is PagerDuty's resolve of none. Native batches are all-or-nothing and
-    say firing or resolved only."""
+    alert, as is PagerDuty's resolve of none and a ``generic`` status word mapped to
+    ``ignore`` (read from the body, as an acknowledgement is). Native batches are
+    all-or-nothing and say firing or resolved only."""
     can = set(_EVERY_FORMATS_EVENTS)
     if source.format in BATCH_FORMATS:
         can.add("rejected")

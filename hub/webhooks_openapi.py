@@ -85,8 +85,8 @@ def document(openapi: OpenAPI) -> None:
                     ' their own): {"accepted", "duplicates", "stale", "alerts", "delivery_id"}'
                     ' and "rejected" for invalid batch items; "stale" counts the events older'
                     " than their alert's last change, recorded but not applied;"
-                    ' "ignored" (when any) the acknowledgements of alerts hub does not have,'
-                    " dropped"
+                    ' "ignored" (when any) the acknowledgements of alerts hub does not have'
+                    " and the events a generic mapping ignores, dropped"
                 ),
                 "200": _json(
                     "A repeated delivery (same delivery id and body): the first answer again"

@@ -217,6 +217,14 @@ def source(auth: str, extra: str = "", format: str = "native") -> str:
             source('type = "none"', '[sources.mapping]\nsumary = "x"', format="generic"),
             "sources[0].mapping.sumary: unknown key",
         ),
+        (
+            source(
+                'type = "none"',
+                '[sources.mapping]\nsummary = "x"\ndefaults = { status = "ignore" }',
+                format="generic",
+            ),
+            "sources[0] (s).mapping.defaults.status: without a status path every event is ignored",
+        ),
     ],
 )
 def test_each_bad_value_is_listed_with_its_table_and_key(sources, expected):

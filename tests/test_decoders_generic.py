@@ -166,6 +166,32 @@ def test_severity_is_mapped_else_normalized_else_defaulted(level, expected):
     assert event.rated is (level is not None), "only a body without a word leaves it unrated"
 
 
+@pytest.mark.parametrize(
+    ("body", "summary"),
+    [
+        ({"state": "refunded", "id": 7}, "ignored: state is 'refunded'"),
+        ({"state": "draft", "id": 7}, "ignored: state is 'draft'"),
+        ({"zen": "Keep it logically awesome.", "hook_id": 1}, "ignored: state is missing"),
+    ],
+    ids=["mapped", "unmapped", "missing"],
+)
+def test_a_word_mapped_or_defaulted_to_ignore_needs_no_other_field(body, summary):
+    """A refund the mapping maps to "ignore", or, with ``defaults.status = "ignore"``,
+    any word it does not map (GitHub's ping has none): no summary or key is required."""
+    source = make_source(
+        "generic",
+        mapping={
+            "summary": "Order {name}",
+            "status": "state",
+            "status_map": {"voided": "firing", "refunded": "ignore"},
+            "dedup_key": "id",
+            "defaults": {"status": "ignore"},
+        },
+    )
+    (event,) = generic.decode(encode(body), source).events
+    assert (event.ignored, event.summary) == (True, summary)
+
+
 def test_without_a_status_path_every_event_fires():
     source = make_source("generic", mapping={"summary": "title"})
     (event,) = generic.decode(encode({"title": "x"}), source).events

@@ -37,6 +37,18 @@ name = "grafana"
 format = "grafana"
 [sources.auth]
 type = "none"
+
+[[sources]]
+name = "github"
+format = "generic"
+[sources.auth]
+type = "none"
+[sources.mapping]
+summary = "Workflow {{workflow_run.name}}: {{workflow_run.conclusion}}"
+status = "workflow_run.conclusion"
+status_map = {{ failure = "firing", success = "resolved" }}
+dedup_key = "workflow_run.workflow_id"
+defaults = {{ status = "ignore" }}
 """
 )
 
@@ -234,6 +246,28 @@ def test_an_alertmanager_alert_without_labels_is_rejected_as_prometheus_rejects_
         "checkout is always on fire",
         "fires for ten seconds out of twenty",
     ]
+
+
+def test_a_generic_mapping_ignores_the_words_it_maps_to_ignore_and_answers_202(hub):
+    """GitHub pings a new webhook and sends runs that were cancelled: a mapping with
+    ``defaults.status = "ignore"`` answers them 202 ``ignored`` as hub answers an
+    acknowledgement of nothing, so the sender keeps its subscription, and nothing
+    about them is stored or changes the alert of their workflow."""
+    run = {"workflow_run": {"name": "deploy", "workflow_id": 42, "conclusion": "failure"}}
+    cancelled = {"workflow_run": {**run["workflow_run"], "conclusion": "cancelled"}}
+    with hub.client() as http:
+        ping = http.post("/webhooks/github", json={"zen": "Design for failure.", "hook_id": 9})
+        failed = http.post("/webhooks/github", json=run)
+        ignored = http.post("/webhooks/github", json=cancelled)
+        alerts = http.get("/api/v1/alerts", params={"source": "github"}).json()
+        text = http.get("/metrics").text
+    assert (ping.status_code, ping.json()["accepted"], ping.json()["ignored"]) == (202, 1, 1)
+    assert ping.json()["alerts"][0]["id"] is None
+    assert (ignored.status_code, ignored.json()["ignored"]) == (202, 1)
+    assert [(a["id"], a["status"]) for a in alerts] == [
+        (failed.json()["alerts"][0]["id"], "firing")
+    ]
+    assert metric(text, "hub_events_total", source="github", outcome="ignored") == 2
 
 
 def pagerduty(action: str, dedup_key: str = "srv01/mysql") -> dict:

@@ -133,6 +133,7 @@ def make_event(
     ends_at: datetime | None = None,
     opens: bool = True,
     details: bool = True,
+    ignored: bool = False,
 ) -> Event:
     """An Event with the source's default labels applied and its fingerprint computed.
 
@@ -156,6 +157,7 @@ def make_event(
         opens=opens,
         details=details,
         rated=rated,
+        ignored=ignored,
     )
 
 

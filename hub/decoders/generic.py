@@ -22,14 +22,15 @@ from hub.decoders.common import (
     parse_time,
 )
 from hub.errors import ConfigError, InvalidPayload
-from hub.events import Event, Severity, Status
+from hub.events import Event, Severity
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from hub.config import FieldMapping, Source
+    from hub.config import FieldMapping, MappedStatus, Source
 
 _STATUSES = ("firing", "resolved", "acknowledged")
+IGNORE = "ignore"  # a status_map value or defaults.status: the event is dropped
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _VALID_PATH = re.compile(r"[^.{}]+(?:\.[^.{}]+)*")
 
@@ -54,13 +55,17 @@ def decode(body: bytes, source: Source) -> Decoded:
 def to_event(data: Any, mapping: FieldMapping, source: Source) -> Event:
     """The event of one item; without a severity word it is not rated, so a resolve
     keeps its alert's severity rather than taking ``defaults.severity``."""
-    word = _word(data, mapping.severity) if mapping.severity else None
+    status_word = _word(data, mapping.status) if mapping.status else None
+    status = _status(status_word, mapping)
+    if status == IGNORE:
+        return _ignored(data, status_word, mapping, source)
+    severity_word = _word(data, mapping.severity) if mapping.severity else None
     return make_event(
         source,
-        status=_status(data, mapping),
+        status=status,
         summary=_summary(data, mapping.summary),
-        severity=_severity(word, mapping),
-        rated=word is not None,
+        severity=_severity(severity_word, mapping),
+        rated=severity_word is not None,
         labels=_table(data, mapping.labels),
         annotations=_table(data, mapping.annotations),
         dedup_key=_required(data, mapping.dedup_key) if mapping.dedup_key else None,
@@ -92,6 +97,8 @@ def problems(source: Source, where: str) -> list[str]:
     for table, path_key in (("status_map", "status"), ("severity_map", "severity")):
         if getattr(mapping, table) and not getattr(mapping, path_key):
             found.append(f"{where}.{table}: needs {path_key}, the path of the value to map")
+    if mapping.defaults.status == IGNORE and not mapping.status:
+        found.append(f"{where}.defaults.status: without a status path every event is ignored")
     return found
 
 
@@ -124,11 +131,26 @@ def _summary(data: Any, template: str) -> str:
     return _PLACEHOLDER.sub(lambda match: _required(data, match.group(1)), template)
 
 
-def _status(data: Any, mapping: FieldMapping) -> Status:
+def _ignored(data: Any, word: str | None, mapping: FieldMapping, source: Source) -> Event:
+    """An item whose status word the mapping ignores (a refund, GitHub's ``ping``):
+    answered and counted as ignored, so none of its other fields is required. Its
+    summary says why, for test mode; its identity is the one the item would have."""
+    said = "is missing" if word is None else f"is {word!r}"
+    key = _word(data, mapping.dedup_key) if mapping.dedup_key else None
+    return make_event(
+        source,
+        status="firing",
+        summary=f"ignored: {mapping.status} {said}",
+        labels=_table(data, mapping.labels),
+        dedup_key=key,
+        ignored=True,
+    )
+
+
+def _status(word: str | None, mapping: FieldMapping) -> MappedStatus:
     """The mapped word, else a word that already is a status, else ``defaults.status``."""
     if not mapping.status:
         return mapping.defaults.status or "firing"
-    word = _word(data, mapping.status)
     if word in mapping.status_map:
         return mapping.status_map[word]
     if word in _STATUSES:
@@ -137,7 +159,8 @@ def _status(data: Any, mapping: FieldMapping) -> Status:
         return mapping.defaults.status
     problem = "is missing" if word is None else f"has the unmapped value {word!r}"
     raise InvalidPayload(
-        f"{mapping.status} {problem} (map it in status_map or set defaults.status)",
+        f"{mapping.status} {problem} (map it in status_map or set defaults.status;"
+        ' "ignore" drops such events)',
         field=_field(mapping.status),
     )
 
