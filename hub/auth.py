@@ -32,6 +32,7 @@ REALM = "hub"
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 _WHSEC = "whsec_"
+_FAMILIES = ("webhook", "svix")  # Standard Webhooks' header prefix, and Svix's
 _NOT_BASIC = "Basic credentials must be base64 of user:password"
 
 # What each type reads; the first key lists what it needs at least one of.
@@ -57,8 +58,9 @@ def authenticate(auth: Auth, headers: Mapping[str, str], body: bytes, now: datet
     """Verify a request; return the sender's delivery id when there is one.
 
     ``headers`` have lower-case names. The id comes from the scheme (Standard
-    Webhooks' ``webhook-id``) or else from the configured ``id_header``. A refusal
-    carries the scheme's ``challenge``: RFC 9110 requires one on every 401.
+    Webhooks' ``webhook-id`` or Svix's ``svix-id``) or else from the configured
+    ``id_header``. A refusal carries the scheme's ``challenge``: RFC 9110 requires
+    one on every 401.
     """
     try:
         delivery_id = SCHEMES[auth.type](auth, headers, body, now)
@@ -95,9 +97,9 @@ def _quoted(text: str) -> str:
     return f'"{escaped}"'
 
 
-def delivery_id_header(auth: Auth) -> str:
-    """The header ``authenticate`` takes the delivery id from, for a refusal to name."""
-    return "webhook-id" if auth.type == "standard-webhooks" else auth.id_header
+def delivery_id_header(auth: Auth, headers: Mapping[str, str]) -> str:
+    """The header ``authenticate`` took the delivery id from, for a refusal to name."""
+    return _signed_family(headers) + "-id" if auth.type == "standard-webhooks" else auth.id_header
 
 
 def _none(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
@@ -144,15 +146,29 @@ def _hmac(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) ->
 
 
 def _standard_webhooks(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
-    """standardwebhooks.com: ``v1,<base64>`` signatures of ``{id}.{timestamp}.{body}``."""
-    delivery_id = _header(headers, "webhook-id")
-    timestamp = _fresh_timestamp(headers, "webhook-timestamp", now, auth.tolerance)
-    given = _v1_signatures(_header(headers, "webhook-signature"))
+    """standardwebhooks.com: ``v1,<base64>`` signatures of ``{id}.{timestamp}.{body}``,
+    in ``webhook-*`` headers or in Svix's ``svix-*`` ones, which sign the same way."""
+    family = _signed_family(headers)
+    delivery_id = _header(headers, f"{family}-id", f"{_FAMILIES[0]}-id or {_FAMILIES[1]}-id")
+    timestamp = _fresh_timestamp(headers, f"{family}-timestamp", now, auth.tolerance)
+    signature_header = f"{family}-signature"
+    given = _v1_signatures(_header(headers, signature_header), signature_header)
     content = f"{delivery_id}.{timestamp}.".encode() + body
     expected = [hmac.new(secret_key(s), content, "sha256").digest() for s in auth.secrets]
     if not any(matches_any(signature, expected) for signature in given):
-        raise AuthError("signature_mismatch", "no signature in webhook-signature matches the body")
+        raise AuthError(
+            "signature_mismatch", f"no signature in {signature_header} matches the body"
+        )
     return delivery_id
+
+
+def _signed_family(headers: Mapping[str, str]) -> str:
+    """Which Standard Webhooks headers a request carries: ``webhook-*``, else Svix's
+    ``svix-*`` when it has a ``svix-id`` (never a mix: each family is signed whole)."""
+    standard, svix = _FAMILIES
+    if headers.get(f"{standard}-id", "").strip() or not headers.get(f"{svix}-id", "").strip():
+        return standard
+    return svix
 
 
 SCHEMES: dict[str, Scheme] = {
@@ -272,10 +288,11 @@ def _whsec_problems(auth: Auth, where: str) -> list[str]:
     return found
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
+def _header(headers: Mapping[str, str], name: str, wanted: str = "") -> str:
+    """The header's value; refused as missing, naming ``wanted`` (default: ``name``)."""
     value = headers.get(name, "").strip()
     if not value:
-        raise AuthError("missing_header", f"missing header {name}")
+        raise AuthError("missing_header", f"missing header {wanted or name}")
     return value
 
 
@@ -316,8 +333,9 @@ def _decode_digest(text: str, encoding: str, name: str) -> bytes:
         raise AuthError("malformed_header", f"header {name} is not {encoding}") from e
 
 
-def _v1_signatures(value: str) -> list[bytes]:
-    """The ``v1,<base64>`` entries of a space-separated list; other versions are skipped."""
+def _v1_signatures(value: str, name: str) -> list[bytes]:
+    """The ``v1,<base64>`` entries of header ``name``'s space-separated list; other
+    versions are skipped."""
     found = []
     for entry in value.split():
         version, _, encoded = entry.partition(",")
@@ -327,7 +345,7 @@ def _v1_signatures(value: str) -> list[bytes]:
             except binascii.Error:
                 continue
     if not found:
-        raise AuthError("malformed_header", "webhook-signature has no v1,<base64> signature")
+        raise AuthError("malformed_header", f"{name} has no v1,<base64> signature")
     return found
 
 

@@ -174,7 +174,9 @@ async def _ingest(
     # send must not spend the sender's allowance and get its alerts refused.
     check_source_rate(hub.limiter, source)
     decoded = decode(body, source, moment)
-    key_header, key = delivery_key(headers, authenticated_id, delivery_id_header(source.auth))
+    key_header, key = delivery_key(
+        headers, authenticated_id, delivery_id_header(source.auth, headers)
+    )
     delivery = Delivery(
         source=source.name,
         key=key,

@@ -181,6 +181,38 @@ def test_standard_webhooks_matches_the_specifications_test_vector():
     assert authenticate(config, headers, b'{"test": 2432232314}', when) == headers["webhook-id"]
 
 
+def test_svix_headers_carry_the_same_signature_and_name_the_delivery():
+    """Svix sends its own header names (``svix-id``, ``svix-timestamp``,
+    ``svix-signature``) over the same scheme, as in its documented example."""
+    config = make_auth(type="standard-webhooks", secrets=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+    headers = {
+        "svix-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "svix-timestamp": "1614265330",
+        "svix-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    }
+    when = datetime.fromtimestamp(1614265330, UTC)
+    assert authenticate(config, headers, b'{"test": 2432232314}', when) == headers["svix-id"]
+    with pytest.raises(AuthError) as caught:
+        authenticate(config, headers, b'{"test": 1}', when)
+    assert caught.value.detail == "no signature in svix-signature matches the body"
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "missing header webhook-id or svix-id"),
+        ({"svix-id": "m", "svix-timestamp": TS}, "missing header svix-signature"),
+        ({"webhook-id": "m", "svix-timestamp": TS, "svix-signature": "v1,x"}, "webhook-timestamp"),
+    ],
+    ids=["no-id", "svix-without-signature", "mixed"],
+)
+def test_a_refusal_names_the_headers_of_the_family_the_request_uses(headers, detail):
+    with pytest.raises(AuthError) as caught:
+        authenticate(STANDARD, headers, BODY, NOW)
+    assert caught.value.reason == "missing_header"
+    assert detail in caught.value.detail
+
+
 def test_githubs_documented_signature_is_accepted():
     config = make_auth(
         type="hmac",

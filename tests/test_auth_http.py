@@ -110,6 +110,11 @@ def standard(
     }
 
 
+def svix(body: bytes, **keys: object) -> dict[str, str]:
+    """Svix's names for the same signed headers."""
+    return {name.replace("webhook-", "svix-"): v for name, v in standard(body, **keys).items()}
+
+
 # What a refused sender is told to send (RFC 9110: every 401 has a challenge).
 CHALLENGES = {
     "bearer": 'Bearer realm="hub"',
@@ -261,6 +266,12 @@ def test_a_replayed_delivery_id_is_answered_once(hub, tmp_path, source, headers)
             standard(BODY, delivery="msg_reused"),
             standard(OTHER_BODY, delivery="msg_reused"),
             "webhook-id 'msg_reused'",
+        ),
+        (
+            "standard",
+            svix(BODY, delivery="msg_reused"),
+            svix(OTHER_BODY, delivery="msg_reused"),
+            "svix-id 'msg_reused'",
         ),
     ],
 )
