@@ -184,6 +184,16 @@ def test_each_refused_webhook_is_logged_once_with_what_the_sender_was_told(
             "Invalid enum value 'urgent' (one of: critical, error, warning, info)"
             " - at `$.severity`",
         ),
+        (
+            {**GOOD, "labels": {"service": "api", "port": 8080}},
+            "$.labels.port",
+            "Expected `str`, got `int` - at `$.labels.port`",
+        ),
+        (
+            [GOOD, {**GOOD, "annotations": {"app.kubernetes.io/name": None}}],
+            '$[1].annotations["app.kubernetes.io/name"]',
+            'Expected `str`, got `null` - at `$[1].annotations["app.kubernetes.io/name"]`',
+        ),
     ],
     ids=[
         "missing-field",
@@ -191,13 +201,16 @@ def test_each_refused_webhook_is_logged_once_with_what_the_sender_was_told(
         "unknown-field-in-a-batch",
         "bad-status-in-a-batch",
         "bad-severity",
+        "bad-label-value",
+        "bad-annotation-value-in-a-batch",
     ],
 )
 def test_a_native_event_of_the_wrong_shape_names_the_field_and_the_choices(
     hub_factory, smtp, body, field, detail
 ):
     """A missing or unknown field was named as "$", the object holding it, not as the
-    README's ``$.status``; a wrong enum value did not say the values it may take."""
+    README's ``$.status``; a wrong enum value did not say the values it may take; a bad
+    label value was ``$.labels[...]``, naming no label."""
     hub = hub_factory(mail_url=mail_url(smtp[1]))
     with hub.client(headers=AUTH) as http:
         answer = http.post("/webhooks/shop", json=body)

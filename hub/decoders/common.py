@@ -27,6 +27,8 @@ AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
 _NAMED_FIELD = re.compile(r"Object (?:missing required|contains unknown) field `([^`]+)`")
 _STEP = re.compile(r"\.([^.\[]+)|\[[^\]]*\]")  # .name, or [3] / [...] (an item)
+_ANY_KEY = "[...]"  # msgspec's step to a map's value, whichever key it had
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _EPOCH_MS_THRESHOLD = 1e11  # epoch seconds reach this in the year 5138; larger means ms
 
 _SEVERITY_WORDS: dict[str, Severity] = {
@@ -58,7 +60,7 @@ def parse_json(body: bytes | msgspec.Raw, type_: type[T]) -> T:
     try:
         return _decoder(type_).decode(body)
     except msgspec.ValidationError as e:
-        raise _invalid(str(e), type_) from e
+        raise _invalid(str(e), type_, body) from e
     except msgspec.DecodeError as e:
         raise MalformedBody(f"body is not valid JSON: {e}") from e
     except UnicodeDecodeError as e:
@@ -67,18 +69,68 @@ def parse_json(body: bytes | msgspec.Raw, type_: type[T]) -> T:
         raise MalformedBody("body is not valid JSON: nested too deeply") from e
 
 
-def _invalid(message: str, type_: Any) -> InvalidPayload:
+def _invalid(message: str, type_: Any, body: bytes | msgspec.Raw) -> InvalidPayload:
     """msgspec's refusal, with ``field`` naming the place: a missing or unknown field
-    itself (msgspec points at the object holding it), and a wrong enum value followed
-    by the choices."""
+    itself (msgspec points at the object holding it), a value of a map by its key
+    (``$.labels.port``, where msgspec says ``$.labels[...]``), and a wrong enum value
+    followed by the choices."""
     match = _PATH.search(message)
     field, at = (match.group(1), match.group(0)) if match else ("$", "")
     reason = message.removesuffix(at)
+    if _ANY_KEY in field:
+        keyed = _keyed(field, type_, body)
+        field, at = keyed, at.replace(field, keyed)
     if named := _NAMED_FIELD.fullmatch(reason):
         field = f"{field}.{named[1]}"
     elif reason.startswith("Invalid enum value") and (allowed := choices(_type_at(type_, field))):
         reason += f" (one of: {', '.join(allowed)})"
     return InvalidPayload(reason + at, field=field)
+
+
+def _keyed(path: str, type_: Any, body: bytes | msgspec.Raw) -> str:
+    """``path`` with each ``[...]`` (msgspec's "a value of this map") replaced by the
+    key of the map's first invalid value, found by walking the body along the path;
+    the path as it was where the walk finds none. Only refusals pay for the walk."""
+    try:  # msgspec may have refused the body before reading it to the end
+        data = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return path
+    walked = "$"
+    for match in _STEP.finditer(path.removeprefix("$")):
+        name, step = match.group(1), match.group(0)
+        type_ = _step(type_, name)
+        if step == _ANY_KEY:
+            key = _first_invalid(data, type_)
+            if key is None:
+                return path
+            step = (
+                f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{msgspec.json.encode(key).decode()}]"
+            )
+            name = key
+        walked += step
+        data = _child(data, name, step)
+    return walked
+
+
+def _first_invalid(values: Any, type_: Any) -> str | None:
+    """The first key of the map ``values`` whose value is not a ``type_``; None when
+    there is no such map or type."""
+    if not isinstance(values, dict) or type_ is None:
+        return None
+    for key, value in values.items():
+        try:
+            msgspec.convert(value, type_)
+        except msgspec.ValidationError:
+            return key
+    return None
+
+
+def _child(data: Any, name: str | None, step: str) -> Any:
+    """One step down the decoded body: a member by name, or a list item by index."""
+    if name is not None:
+        return data.get(name) if isinstance(data, dict) else None
+    index = step.strip("[]")
+    return data[int(index)] if isinstance(data, list) and index.isdigit() else None
 
 
 def _type_at(type_: Any, path: str) -> Any:
