@@ -161,8 +161,8 @@ def test_a_prometheus_batch_keeps_its_valid_alerts_and_lists_the_invalid_as_aler
 
 @pytest.mark.parametrize(
     ("content", "named"),
-    [(b"[", "not valid JSON"), (b"[]", "at least one item"), (b'{"labels": {}}', "$")],
-    ids=["malformed", "empty", "not-a-list"],
+    [(b"[", "not valid JSON"), (b'{"labels": {}}', "$")],
+    ids=["malformed", "not-a-list"],
 )
 def test_a_prometheus_post_with_nothing_usable_is_a_400_and_changes_nothing(
     hub, tmp_path, content, named
@@ -173,6 +173,15 @@ def test_a_prometheus_post_with_nothing_usable_is_a_400_and_changes_nothing(
     assert answer.status_code == 400
     assert named in answer.json()
     assert stored_rows(tmp_path / "hub.db") == before
+
+
+def test_an_empty_prometheus_batch_is_answered_200_as_alertmanager_does(hub):
+    """Alertmanager takes ``[]`` with 200; a 400 would count as a failed send."""
+    with hub.client() as http:
+        answer = http.post("/webhooks/prom/api/v2/alerts", content=b"[]")
+        alerts = http.get("/api/v1/alerts", params={"source": "prom"}).json()
+    assert (answer.status_code, answer.content) == (200, b"")
+    assert alerts == []
 
 
 def test_the_alertmanager_api_serves_only_prometheus_sources(hub):

@@ -44,7 +44,8 @@ class PostableAlert(msgspec.Struct, kw_only=True):
 
 
 def decode(body: bytes, source: Source, now: datetime | None = None) -> Decoded:
-    """Decode a batch; ``now`` (default: the current time) decides which alerts ended."""
+    """Decode a batch; ``now`` (default: the current time) decides which alerts ended.
+    An empty batch has no event, and is answered 200 as Alertmanager answers it."""
     moment = now or datetime.now(UTC)
     try:
         alerts = parse_json(body, list[PostableAlert])
@@ -53,6 +54,8 @@ def decode(body: bytes, source: Source, now: datetime | None = None) -> Decoded:
         return decode_batch(
             raws, "$", lambda raw: to_event(parse_json(raw, PostableAlert), source, moment)
         )
+    if not alerts:
+        return Decoded([])
     return decode_batch(alerts, "$", lambda alert: to_event(alert, source, moment))
 
 
