@@ -184,6 +184,25 @@ def test_an_empty_prometheus_batch_is_answered_200_as_alertmanager_does(hub):
     assert alerts == []
 
 
+def test_a_body_of_the_other_alertmanager_format_is_refused_with_the_format_it_needs(hub):
+    """Alertmanager's webhook body posted to a prometheus source, and Prometheus'
+    alerts posted to an alertmanager source: the refusal says which format fits."""
+    with hub.client() as http:
+        webhook = http.post(
+            "/webhooks/prom/api/v2/alerts", content=fixture("alertmanager", "firing.json")
+        )
+        alerts = http.post("/webhooks/am", content=fixture("prometheus", "firing-batch.json"))
+    assert webhook.status_code == 400
+    assert webhook.json().startswith("$: Expected `array`, got `object`; ")
+    assert 'Alertmanager webhook body: a source of format "alertmanager"' in webhook.json()
+    assert alerts.status_code == 422
+    assert (alerts.json()["field"], alerts.json()["detail"]) == (
+        "$",
+        "Expected `object`, got `array`; this looks like the alerts Prometheus posts:"
+        ' a source of format "prometheus" takes it',
+    )
+
+
 def test_the_alertmanager_api_serves_only_prometheus_sources(hub):
     """The 404 counts as the source's unknown_endpoint, not as a wrong-shaped body; a
     prometheus source, which has that path, has no such series."""

@@ -9,7 +9,7 @@ Unknown fields are accepted: newer Alertmanagers add some (``truncatedAlerts``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -20,6 +20,7 @@ from hub.decoders.common import (
     decode_batch,
     labelled_event,
     parse_json,
+    parse_shape,
 )
 from hub.errors import InvalidPayload
 from hub.events import Event
@@ -53,13 +54,22 @@ class Notification(msgspec.Struct):
 
 def decode(body: bytes, source: Source) -> Decoded:
     """Decode a webhook notification; invalid alerts are listed in ``rejected``."""
-    notification = parse_json(body, Notification)
+    notification = parse_shape(body, Notification, _prometheus_alerts)
     if notification.version != WEBHOOK_VERSION:
         raise InvalidPayload(
             f"unsupported webhook version {notification.version!r} (expected '4')",
             field="$.version",
         )
     return decode_alerts(notification.alerts, source, Alert)
+
+
+def _prometheus_alerts(data: Any) -> str | None:
+    """A hint for the alerts Prometheus posts (a list of objects with ``labels``)."""
+    if isinstance(data, list) and data and isinstance(data[0], dict) and "labels" in data[0]:
+        return (
+            'this looks like the alerts Prometheus posts: a source of format "prometheus" takes it'
+        )
+    return None
 
 
 def decode_alerts(alerts: list[msgspec.Raw], source: Source, type_: type[Alert]) -> Decoded:

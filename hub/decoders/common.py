@@ -69,6 +69,27 @@ def parse_json(body: bytes | msgspec.Raw, type_: type[T]) -> T:
         raise MalformedBody("body is not valid JSON: nested too deeply") from e
 
 
+def parse_shape(body: bytes, type_: type[T], hint: Callable[[Any], str | None]) -> T:
+    """``parse_json``, with ``hint``'s word added when the body is of the wrong shape at
+    its root: given the body as any JSON, it says which other format the body looks
+    like, for a sender that posts to a source of the wrong format."""
+    try:
+        return parse_json(body, type_)
+    except InvalidPayload as e:
+        if e.field != "$" or (said := hint(_any_json(body))) is None:
+            raise
+        raise InvalidPayload(f"{e.detail}; {said}", field=e.field) from e
+
+
+def _any_json(body: bytes | msgspec.Raw) -> Any:
+    """The body as any JSON; None when it is no JSON (msgspec may refuse a body's shape
+    before it reads it to the end)."""
+    try:
+        return msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
 def _invalid(message: str, type_: Any, body: bytes | msgspec.Raw) -> InvalidPayload:
     """msgspec's refusal, with ``field`` naming the place: a missing or unknown field
     itself (msgspec points at the object holding it), a value of a map by its key
@@ -91,10 +112,7 @@ def _keyed(path: str, type_: Any, body: bytes | msgspec.Raw) -> str:
     """``path`` with each ``[...]`` (msgspec's "a value of this map") replaced by the
     key of the map's first invalid value, found by walking the body along the path;
     the path as it was where the walk finds none. Only refusals pay for the walk."""
-    try:  # msgspec may have refused the body before reading it to the end
-        data = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError):
-        return path
+    data = _any_json(body)
     walked = "$"
     for match in _STEP.finditer(path.removeprefix("$")):
         name, step = match.group(1), match.group(0)
@@ -103,13 +121,16 @@ def _keyed(path: str, type_: Any, body: bytes | msgspec.Raw) -> str:
             key = _first_invalid(data, type_)
             if key is None:
                 return path
-            step = (
-                f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{msgspec.json.encode(key).decode()}]"
-            )
-            name = key
+            name, step = key, _key_step(key)
         walked += step
         data = _child(data, name, step)
     return walked
+
+
+def _key_step(key: str) -> str:
+    """A step to a map's value: ``.port``, or the key quoted when it is no identifier
+    (``["app.kubernetes.io/name"]``)."""
+    return f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{msgspec.json.encode(key).decode()}]"
 
 
 def _first_invalid(values: Any, type_: Any) -> str | None:

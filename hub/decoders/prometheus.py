@@ -16,7 +16,7 @@ alerts were invalid (the valid ones are kept, as Alertmanager keeps them).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -27,6 +27,7 @@ from hub.decoders.common import (
     decode_batch,
     labelled_event,
     parse_json,
+    parse_shape,
 )
 from hub.errors import HubError, InvalidPayload, MalformedBody
 from hub.events import Event
@@ -50,13 +51,23 @@ def decode(body: bytes, source: Source, now: datetime | None = None) -> Decoded:
     try:
         alerts = parse_json(body, list[PostableAlert])
     except InvalidPayload:  # an alert of the wrong shape: one by one, to keep the others
-        raws = parse_json(body, list[msgspec.Raw])
+        raws = parse_shape(body, list[msgspec.Raw], _webhook_body)
         return decode_batch(
             raws, "$", lambda raw: to_event(parse_json(raw, PostableAlert), source, moment)
         )
     if not alerts:
         return Decoded([])
     return decode_batch(alerts, "$", lambda alert: to_event(alert, source, moment))
+
+
+def _webhook_body(data: Any) -> str | None:
+    """A hint for an Alertmanager webhook body (an object with ``alerts``) posted here."""
+    if isinstance(data, dict) and "alerts" in data:
+        return (
+            "this looks like an Alertmanager webhook body:"
+            ' a source of format "alertmanager" takes it'
+        )
+    return None
 
 
 def to_event(alert: PostableAlert, source: Source, now: datetime) -> Event:
