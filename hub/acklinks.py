@@ -1,6 +1,7 @@
 """Signed, expiring one-click acknowledgement links carried in every notification.
 
-A token is ``<payload>.<signature>``, both base64url without padding: the payload
+A token is ``<payload>.<signature>``, both base64url without padding (only the
+canonical spelling is read, so any changed character is refused): the payload
 packs the incident id (8 bytes), the expiry in Unix seconds (4 bytes) and the
 incident's episode (4 bytes: 1, then one more at each reopen), so a link sent about
 one episode never acknowledges a later one; the signature is HMAC-SHA256 over a
@@ -120,4 +121,10 @@ def _encode(data: bytes) -> str:
 
 
 def _decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+    """Strict: only the one spelling ``_encode`` makes is read. The last character of
+    a part holds bits no byte uses, and a lenient decoder ignores them, so a changed
+    character would otherwise still verify as the same token."""
+    data = base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+    if _encode(data) != text:
+        raise binascii.Error("not the canonical base64url spelling")
+    return data
