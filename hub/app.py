@@ -198,6 +198,8 @@ class Runtime:
             len(self.config.sources),
             len(self.config.receivers),
         )
+        for warning in config_module.warnings(self.config):
+            log.warning("event=config_warning detail=%s", logs.value(warning))
 
     def _open_store(self) -> None:
         """Open the store and refuse a config that clashes with what it holds, as a

@@ -5,6 +5,7 @@ table, the key and what was expected, so an operator fixes a file in one pass.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -67,8 +68,10 @@ class Server(Struct):
 
     @property
     def base_url(self) -> str:
-        """Where links in notifications point: ``public_url`` or the bound address."""
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        """Where links in notifications point: ``public_url`` or the bound address (an
+        IPv6 one in brackets, as a URL writes it)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
 
 
 class Storage(Struct):
@@ -613,7 +616,22 @@ def warnings(config: Config) -> list[str]:
             "api.tokens: none configured; the read API is open to anyone who can reach "
             "the hub and every change through the API (silences, acks, reload) is refused"
         )
+    if not config.server.public_url and _every_address(config.server.host):
+        found.append(
+            f"server.public_url: not set, so links in notifications point at"
+            f" {config.server.base_url}, the address hub listens on, which no one can open;"
+            " set it to the address people reach hub at"
+        )
     return found
+
+
+def _every_address(host: str) -> bool:
+    """Whether ``host`` binds every address (``0.0.0.0``, ``::``): no address of it
+    can be reached from elsewhere."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 def keep_startup_settings(running: Config, loaded: Config) -> tuple[Config, list[str]]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import BASE_CONFIG, free_port, mail_url, wait_for
 
 from hub import config
 from hub.errors import ConfigError
@@ -357,6 +359,56 @@ def test_check_config_warns_about_unauthenticated_sources(tmp_path):
     result = run_hub("check-config", "open.toml", cwd=tmp_path)
     assert result.returncode == 0
     assert "warning: sources[0] (demo): auth type 'none'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("server", "link"),
+    [
+        ('host = "0.0.0.0"\nport = 9000', "http://0.0.0.0:9000"),
+        ('host = "::"', "http://[::]:8080"),
+    ],
+)
+def test_links_on_an_address_that_binds_every_interface_are_warned_about(server, link):
+    """No one can open ``http://0.0.0.0:9000/ack/...``: without ``public_url`` such a
+    hub sends links that lead nowhere."""
+    loaded = config.parse(valid(tables=f"[server]\n{server}"), {})
+    assert loaded.server.base_url == link
+    assert [w for w in config.warnings(loaded) if w.startswith("server.")] == [
+        f"server.public_url: not set, so links in notifications point at {link}, the"
+        " address hub listens on, which no one can open; set it to the address people"
+        " reach hub at"
+    ]
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        'host = "0.0.0.0"\npublic_url = "https://hub.example.com"',
+        'host = "10.0.0.5"',
+        'host = "hub.internal"',
+        'host = "::1"',
+    ],
+)
+def test_links_on_a_public_url_or_an_address_of_the_host_are_not_warned_about(server):
+    loaded = config.parse(valid(tables=f"[server]\n{server}"), {})
+    assert not [w for w in config.warnings(loaded) if w.startswith("server.")]
+
+
+def test_check_config_and_serve_warn_about_links_on_every_address(tmp_path, hub_factory, caplog):
+    (tmp_path / "any.toml").write_text(valid(tables='[server]\nhost = "0.0.0.0"'))
+    result = run_hub("check-config", "any.toml", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "warning: server.public_url: not set, so links in notifications point at" in (
+        result.stdout
+    )
+    every_address = BASE_CONFIG.replace('host = "127.0.0.1"', 'host = "0.0.0.0"')
+    with caplog.at_level(logging.WARNING, logger="hub.app"):
+        hub = hub_factory(every_address, mail_url=mail_url(free_port()))
+        wait_for(lambda: 'detail="server.public_url' in caplog.text)
+    assert (
+        'event=config_warning detail="server.public_url: not set, so links in notifications'
+        f" point at http://0.0.0.0:{hub.port}, the address"
+    ) in caplog.text
 
 
 @pytest.mark.parametrize("port", [0, -1, 65536, 99999])
