@@ -12,6 +12,8 @@ import pytest
 from conftest import AUTH, BASE_CONFIG, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
 
+from hub.console import render
+
 
 def start(hub_factory, more: str = ""):
     return hub_factory(CONSOLE_CONFIG + more, mail_url=mail_url(free_port()), max_attempts=1)
@@ -108,7 +110,7 @@ def test_a_snooze_button_acknowledges_for_a_while_and_the_page_says_until_when(h
             assert f'name="duration" value="{length}" formaction="{snooze}"' in page
         csrf = csrf_in(page)
         refused = http.post(snooze, data={"_csrf": csrf, "duration": "30s"})
-        done = http.post(snooze, data={"_csrf": csrf, "duration": "4h", "comment": "after lunch"})
+        done = http.post(snooze, data={"_csrf": csrf, "duration": "24h", "comment": "tomorrow"})
         assert done.status_code == 303
         assert done.headers["location"] == f"/incidents/{incident_id}?done=snooze"
         shown = http.get(done.headers["location"]).text
@@ -122,8 +124,24 @@ def test_a_snooze_button_acknowledges_for_a_while_and_the_page_says_until_when(h
     assert incident["acknowledged_by"] == "will"
     assert f"Incident #{incident_id} is snoozed" in shown
     for text in (shown, listed):
-        assert re.search(rf"snoozed until <time[^>]*>{until:%H:%M} UTC</time>", text), text
-    assert "after lunch" in shown
+        # a day ahead: the date says it is not tonight
+        wakes = rf"snoozed until <time[^>]*>{until:%Y-%m-%d %H:%M} UTC</time> \(in 23h\)"
+        assert re.search(wakes, text), text
+    assert "tomorrow" in shown
+
+
+@pytest.mark.parametrize(
+    ("now", "shown"),
+    [
+        ("2026-01-01T09:00:00+00:00", "17:30 UTC"),
+        ("2026-01-01T00:00:00+00:00", "17:30 UTC"),
+        ("2025-12-31T23:59:00+00:00", "2026-01-01 17:30 UTC"),
+        ("2026-01-02T08:00:00+00:00", "2026-01-01 17:30 UTC"),
+    ],
+)
+def test_a_wake_up_time_shows_its_date_unless_it_is_today(now, shown):
+    wakes = datetime.fromisoformat("2026-01-01T17:30:00+00:00")
+    assert render.hhmm({"now": datetime.fromisoformat(now).timestamp()}, wakes) == shown
 
 
 def test_snooze_buttons_show_only_where_a_snooze_would_be_taken(hub_factory):

@@ -125,9 +125,13 @@ def utc(value: float | datetime | str | None) -> str:
     return datetime.fromtimestamp(_epoch(value), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def hhmm(value: float | datetime | str) -> str:
-    """A time of day as a wake-up time is read at a glance (the console shows UTC)."""
-    return datetime.fromtimestamp(_epoch(value), UTC).strftime("%H:%M UTC")
+@pass_context
+def hhmm(context: Any, value: float | datetime | str) -> str:
+    """A time of day as a wake-up time is read at a glance (the console shows UTC),
+    with its date unless it is today's: "00:54" a day ahead would read as tonight."""
+    moment = datetime.fromtimestamp(_epoch(value), UTC)
+    today = datetime.fromtimestamp(context["now"], UTC).date()
+    return moment.strftime("%H:%M UTC" if moment.date() == today else "%Y-%m-%d %H:%M UTC")
 
 
 def pretty_kind(kind: str) -> str:
