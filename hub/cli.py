@@ -123,13 +123,14 @@ def check_config(args: argparse.Namespace) -> int:
 
 def route_test(args: argparse.Namespace) -> int:
     """The receivers a label set reaches, comma-separated as ``amtool config routes test``
-    prints them; ``--verbose`` adds each matched route with its group key and timing."""
+    prints them, each once as hub tells it once; ``--verbose`` adds each matched route
+    with its group key and timing."""
     config = _load(config_path(args.config))
     if config is None:
         return 1
     labels = dict(args.labels)
     found = routing.match(routing.resolve(config.route), labels)
-    print(",".join(route.receiver for route in found))
+    print(",".join(dict.fromkeys(route.receiver for route in found)))
     if args.verbose:
         for route in found:
             print(_describe_route(route, labels))

@@ -80,6 +80,7 @@ NOTIFICATION_COLUMNS = (
     ("incident", "incident_id"),
     ("receiver", "receiver"),
     ("integration", "integration"),
+    ("kind", "kind"),
     ("state", "state"),
     ("attempts", "attempts"),
     ("created", "created_at"),

@@ -252,7 +252,17 @@ def test_a_dead_letter_is_listed_and_sent_again_with_an_admin_token(hub_factory)
 
     note = wait_for(dead)[0]
     table = hub_cli(hub, "notifications", "--state", "dead", token="read-token").stdout
-    assert table.splitlines()[1].split()[:6] == [str(note["id"]), "1", "ops", "mailto", "dead", "1"]
+    header, row = table.splitlines()[:2]
+    assert header.split()[:7] == [
+        "ID",
+        "INCIDENT",
+        "RECEIVER",
+        "INTEGRATION",
+        "KIND",
+        "STATE",
+        "ATTEMPTS",
+    ]
+    assert row.split()[:7] == [str(note["id"]), "1", "ops", "mailto", "firing", "dead", "1"]
     assert table.endswith("Connection refused\n")
     retried = hub_cli(hub, "retry", str(note["id"]), token="admin-token")
     assert retried.returncode == 0, retried.stderr
@@ -359,6 +369,10 @@ group_by = ["service"]
   matchers = ['env="prod"']
   receiver = "db-prod"
   repeat_interval = "1h30m"
+
+[[route.routes]]
+matchers = ['team="payments"']
+receiver = "pager"
 """
 
 
@@ -385,6 +399,7 @@ def test_check_config_refuses_two_files():
         (["service=db", "env=dev"], "db-team"),
         (["severity=critical", "service=db", "env=prod"], "pager,db-prod"),
         (["severity=critical", "service=web"], "pager"),
+        (["severity=critical", "team=payments"], "pager"),  # two routes, one receiver
     ],
 )
 def test_route_test_prints_the_receivers_a_label_set_reaches(tmp_path, labels, receivers):
