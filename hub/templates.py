@@ -161,7 +161,7 @@ CHAT_BODY = """
 {{- (", %d resolved" % resolved_count) if resolved_count }}
 
 {% for alert in alerts[:20] %}
-- {{ alert.status | upper }} **{{ alert.summary }}**
+- {{ alert.status | upper }} ({{ alert.severity }}) **{{ alert.summary }}**
   {{- " " ~ alert.labels | pairs | map("code") | join(" ") }}
 {% for name, value in alert.annotations | dictsort if value != alert.summary %}
   - {{ name }}: {{ value | truncate(500) }}
@@ -436,11 +436,18 @@ def _environment(
         autoescape=html,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_blank,
     )
     env.filters["utc"] = _utc
     env.filters["pairs"] = _pairs
     env.filters["code"] = _code
     return env
+
+
+def _blank(value: Any) -> Any:
+    """What ``{{ ... }}`` prints: nothing for None (``acknowledged_by`` before anyone
+    acknowledged), which Jinja would print as "None"."""
+    return "" if value is None else value
 
 
 def _utc(moment: datetime) -> str:

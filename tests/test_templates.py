@@ -82,7 +82,7 @@ def test_chat_lists_each_alerts_annotations_except_the_one_that_is_its_summary()
         },
     )
     body = Templates(parsed()).render(context(alerts=[annotated]), "chat").body
-    assert "- FIRING **disk full**" in body
+    assert "- FIRING (critical) **disk full**" in body
     assert "\n  - runbook_url: https://wiki.example/disk\n" in body
     assert "\n  - description: " + "d" * 497 + "...\n" in body
     assert "summary: disk full" not in body
@@ -93,9 +93,26 @@ def test_chat_is_markdown_with_each_alert_and_the_links():
     assert rendered.body_format == "markdown"
     assert rendered.title == "[FIRING] #1 checkout API error rate above 5%"
     assert (
-        "- FIRING **checkout API error rate above 5%** `alertname=HighErrorRate`" in rendered.body
+        "- FIRING (critical) **checkout API error rate above 5%** `alertname=HighErrorRate`"
+        in rendered.body
     )
     assert f"[Acknowledge]({SAMPLE.ack_url})" in rendered.body
+
+
+def test_chat_gives_each_alerts_own_severity():
+    """An incident's severity is its most severe alert's: the others say their own."""
+    mixed = [alert(summary="5xx", severity="critical"), alert(summary="slow", severity="warning")]
+    body = Templates(parsed()).render(context(alerts=mixed), "chat").body
+    assert "- FIRING (critical) **5xx**" in body
+    assert "- FIRING (warning) **slow**" in body
+
+
+@pytest.mark.parametrize("kind", ["chat", "email"])
+def test_a_name_that_is_none_prints_nothing_in_a_receivers_own_template(kind):
+    """``acknowledged_by`` outside an ``if`` printed "None" on every fresh page."""
+    body = "taken by {{ acknowledged_by }}, resolved at {{ resolved_at }}."
+    rendered = Templates(parsed(own("body", body))).render(context(receiver="ops"), kind)
+    assert rendered.body == "taken by , resolved at ."
 
 
 def test_a_resolved_message_offers_no_ack_link():
