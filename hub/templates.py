@@ -88,8 +88,8 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     acknowledgement lapsed, whose it was and why (``snooze`` or ``ack_timeout``), so
     the person paged again knows why. All six default to None so outbox rows written
     before they existed still decode. Templates see each field, plus
-    ``firing_count``, ``resolved_count``, ``common_labels`` and ``lapsed``, as
-    top-level names.
+    ``firing_count``, ``resolved_count``, ``common_labels``, ``still_firing`` and
+    ``lapsed``, as top-level names.
     """
 
     incident_id: int
@@ -122,6 +122,19 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
             return {}
         first, *rest = (alert.labels for alert in self.alerts)
         return {k: v for k, v in first.items() if all(other.get(k) == v for other in rest)}
+
+    @property
+    def still_firing(self) -> str:
+        """On a resolved message about an incident a person resolved, how many of its
+        alerts still fire at their source, as the default messages say it ("2 alerts
+        still firing at their source"): the incident is over, so they are not counted
+        as firing. Empty on firing messages and when none still fires."""
+        count = self.firing_count if self.status == "resolved" else 0
+        if count == 0:
+            return ""
+        if count == 1:
+            return "1 alert still firing at its source"
+        return f"{count} alerts still firing at their source"
 
     @property
     def lapsed(self) -> str:
@@ -157,11 +170,16 @@ DEFAULT_TITLE = (
 )
 
 CHAT_BODY = """
-**{{ severity | upper }}** · incident #{{ incident_id }} · {{ firing_count }} firing
+{% set over = status == "resolved" %}
+**{{ severity | upper }}** · incident #{{ incident_id }} ·
+{%- if not over %} {{ firing_count }} firing
 {{- (", %d resolved" % resolved_count) if resolved_count }}
+{% else %} resolved
+{% endif %}
 
 {% for alert in alerts[:20] %}
-- {{ alert.status | upper }} ({{ alert.severity }}) **{{ alert.summary }}**
+- {{ ("still firing" if over and alert.status == "firing" else alert.status) | upper }}
+  {{- " (" ~ alert.severity ~ ")" }} **{{ alert.summary }}**
   {{- " " ~ alert.labels | pairs | map("code") | join(" ") }}
 {% for name, value in alert.annotations | dictsort if value != alert.summary %}
   - {{ name }}: {{ value | truncate(500) }}
@@ -178,15 +196,16 @@ CHAT_BODY = """
 {% if status == "firing" and acknowledged_by %}
 Acknowledged by {{ acknowledged_by }} · {% elif status == "firing" and ack_url %}
 [Acknowledge]({{ ack_url }}) · {% elif resolved_by %}
-Resolved by {{ resolved_by }} · {% endif -%}
+Resolved by {{ resolved_by }}{{ "; " ~ still_firing if still_firing }} · {% endif -%}
 [Open incident #{{ incident_id }}]({{ incident_url }})
 """
 
 EMAIL_BODY = """\
+{% set over = status == "resolved" %}
 <html><body style="font-family: sans-serif">
 <h2>[{{ status | upper }}] {{ title }}</h2>
-<p>Incident #{{ incident_id }} · severity <b>{{ severity }}</b> · {{ firing_count }} firing,
-{{ resolved_count }} resolved</p>
+<p>Incident #{{ incident_id }} · severity <b>{{ severity }}</b> ·
+{{ "resolved" if over else "%d firing, %d resolved" % (firing_count, resolved_count) }}</p>
 {% if lapsed %}
 <p>{{ lapsed }}</p>
 {% endif %}
@@ -195,13 +214,15 @@ EMAIL_BODY = """\
 {% elif status == "firing" and ack_url %}
 <p><a href="{{ ack_url }}">Acknowledge: {{ ack_url }}</a></p>
 {% elif resolved_by %}
-<p>Resolved by {{ resolved_by }} at {{ resolved_at | utc }}</p>
+<p>Resolved by {{ resolved_by }} at {{ resolved_at | utc }}
+{{- "; " ~ still_firing if still_firing }}</p>
 {% endif %}
 <p><a href="{{ incident_url }}">Open incident: {{ incident_url }}</a></p>
 <table border="1" cellpadding="4" style="border-collapse: collapse">
 <tr><th>Status</th><th>Severity</th><th>Summary</th><th>Labels</th><th>Firing</th></tr>
 {% for alert in alerts[:100] %}
-<tr><td>{{ alert.status }}</td><td>{{ alert.severity }}</td>
+<tr><td>{{ "still firing" if over and alert.status == "firing" else alert.status }}</td>
+<td>{{ alert.severity }}</td>
 <td>{{ alert.summary }}{% for name, value in alert.annotations | dictsort %}
 <br>{{ name }}: {{ value | urlize }}{% endfor %}</td>
 <td>{{ alert.labels | pairs | join(", ") }}</td>
@@ -247,14 +268,18 @@ SAMPLES = (
         SAMPLE,
         status="resolved",
         ack_url="",
-        alerts=[msgspec.structs.replace(SAMPLE.alerts[0], status="resolved", ends_at=_NOON)],
+        alerts=[
+            msgspec.structs.replace(SAMPLE.alerts[0], status="resolved", ends_at=_NOON),
+            msgspec.structs.replace(SAMPLE.alerts[0], fingerprint="fedcba9876543210"),
+        ],
         resolved_by="alice",
         resolved_at=_NOON,
     ),
 )
 """What the config check renders each template against: a fresh page, an incident
-already acknowledged, one paging again after a lapse and one a person resolved, so
-a template's branches about each are checked too."""
+already acknowledged, one paging again after a lapse and one a person resolved (one
+of its alerts resolved, one still firing at its source), so a template's branches
+about each are checked too."""
 
 
 def _unless_missing_key(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -378,7 +403,8 @@ def sms(context: NotificationContext, limit: int = SMS_LIMIT) -> str:
     """``CRITICAL #42 x3: summary... Ack: <link>`` within ``limit`` characters (paging
     again, ``... Ack by <name> lapsed (snooze ended). Ack: <link>``); once
     acknowledged, ``... Acknowledged by <name>`` instead of the link; resolved by a
-    person, ``RESOLVED #42: summary... Resolved by <name>``."""
+    person, ``RESOLVED #42: summary... Resolved by <name>`` (``, 2 still firing``
+    while its alerts still fire at their source)."""
     firing = context.status == "firing"
     state = context.severity.upper() if firing else "RESOLVED"
     count = f" x{context.firing_count}" if firing and context.firing_count > 1 else ""
@@ -393,7 +419,10 @@ def _sms_tail(context: NotificationContext) -> str:
     name is cut to ACKER_ROOM, so the summary always keeps room."""
     if context.status != "firing":
         who = context.resolved_by
-        return f" Resolved by {_shorten(who, ACKER_ROOM)}" if who else ""
+        if who is None:
+            return ""
+        firing = f", {context.firing_count} still firing" if context.firing_count else ""
+        return f" Resolved by {_shorten(who, ACKER_ROOM)}{firing}"
     if context.acknowledged_by:
         return f" Acknowledged by {_shorten(context.acknowledged_by, ACKER_ROOM)}"
     link = f" Ack: {context.ack_url}" if context.ack_url else ""
@@ -423,6 +452,7 @@ def _variables(context: NotificationContext) -> dict[str, Any]:
         "firing_count": context.firing_count,
         "resolved_count": context.resolved_count,
         "common_labels": context.common_labels,
+        "still_firing": context.still_firing,
         "lapsed": context.lapsed,
     }
 

@@ -101,6 +101,7 @@ DOCUMENTED = {
     "incident_id", "status", "severity", "title", "alerts", "incident_url", "ack_url",
     "receiver", "acknowledged_by", "acknowledged_at", "resolved_by", "resolved_at",
     "lapsed_by", "lapse_reason", "lapsed", "firing_count", "resolved_count", "common_labels",
+    "still_firing",
 }  # fmt: skip
 """Every name the README says templates see."""
 MESSAGE_IN = {

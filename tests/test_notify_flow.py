@@ -466,12 +466,19 @@ def test_a_resolution_by_a_person_says_who_in_email_chat_and_sms_and_counts_no_f
     subject = f"[RESOLVED] #{incident_id} checkout down"
     assert mailbox.messages[1]["Subject"] == subject
     html, text = parts(mailbox.messages[1])
-    assert re.search(r"Resolved by will at \d{4}-\d\d-\d\d \d\d:\d\d UTC", text), text
+    still = "2 alerts still firing at their source"
+    said = r"Resolved by will at \d{4}-\d\d-\d\d \d\d:\d\d UTC; " + still
+    assert re.search(said, " ".join(text.split())), text
+    assert "2 firing" not in text, "the incident is over: its alerts are not counted as firing"
+    assert html.count("<tr><td>still firing</td>") == 2
     (message,) = json.loads(slack.calls[1].request.body)["attachments"]
     assert message["title"] == subject
-    assert "Resolved by will" in message["text"]
+    assert f"Resolved by will; {still}" in message["text"]
+    assert message["text"].count("- STILL FIRING (warning) *checkout down*") == 2
+    assert "2 firing" not in message["text"] and "- FIRING" not in message["text"]
     form = {key: values[0] for key, values in parse_qs(twilio.calls[1].request.body).items()}
-    assert form["Body"] == f"RESOLVED #{incident_id}: checkout down Resolved by will"
+    resolved_sms = f"RESOLVED #{incident_id}: checkout down Resolved by will, 2 still firing"
+    assert form["Body"] == resolved_sms
     assert "/ack/" not in html + text + message["text"] + form["Body"]
 
 

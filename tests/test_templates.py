@@ -115,6 +115,41 @@ def test_a_name_that_is_none_prints_nothing_in_a_receivers_own_template(kind):
     assert rendered.body == "taken by , resolved at ."
 
 
+@pytest.mark.parametrize(
+    ("firing", "said"),
+    [(1, "1 alert still firing at its source"), (3, "3 alerts still firing at their source")],
+)
+def test_a_resolution_by_a_person_says_how_many_alerts_still_fire_and_counts_none_firing(
+    firing, said
+):
+    resolved = context(
+        status="resolved",
+        ack_url="",
+        alerts=[alert(fingerprint=str(i)) for i in range(firing)],
+        resolved_by="bob",
+        resolved_at=datetime(2026, 1, 1, 12, tzinfo=UTC),
+    )
+    rendered = Templates(parsed())
+    chat, email = (rendered.render(resolved, kind).body for kind in ("chat", "email"))
+    assert chat.startswith("**CRITICAL** · incident #1 · resolved\n")
+    assert chat.count("- STILL FIRING (critical) **") == firing
+    assert f"Resolved by bob; {said} · [Open incident #1]" in chat
+    assert "<p>Incident #1 · severity <b>critical</b> ·\nresolved</p>" in email
+    assert f"<p>Resolved by bob at 2026-01-01 12:00 UTC; {said}</p>" in email
+    assert email.count("<tr><td>still firing</td>") == firing
+    assert "firing," not in chat + email
+    assert templates.sms(resolved).endswith(f" Resolved by bob, {firing} still firing")
+
+
+def test_a_resolution_by_its_alerts_lists_them_resolved_and_says_nothing_still_fires():
+    resolved = context(status="resolved", ack_url="", alerts=[alert(status="resolved")])
+    rendered = Templates(parsed())
+    chat, email = (rendered.render(resolved, kind).body for kind in ("chat", "email"))
+    assert "- RESOLVED (critical) **" in chat
+    assert "<tr><td>resolved</td>" in email
+    assert "still firing" not in chat + email
+
+
 def test_a_resolved_message_offers_no_ack_link():
     resolved = context(status="resolved", alerts=[alert(status="resolved")])
     for kind in ("chat", "email"):
