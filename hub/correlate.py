@@ -186,9 +186,8 @@ def _open(
 
 
 def refresh(tx: Tx, incident: dict, alert: dict, delta: int, now: float) -> None:
-    """Move the active count by ``delta``; recompute status, severity and, when
-    ``alert`` (the one that changed) held the title and stopped firing, the title;
-    wake the receivers.
+    """Move the active count by ``delta``; recompute status, severity and title (see
+    ``_title_after``); wake the receivers.
 
     ``incident`` is as read (or opened) in this transaction, before the move: the
     count is moved in SQL and the status decided from the read value plus ``delta``,
@@ -211,8 +210,8 @@ def refresh(tx: Tx, incident: dict, alert: dict, delta: int, now: float) -> None
             escalation.wind_up(tx, incident["id"], now)
     if severity != incident["severity"]:
         changes["severity"] = severity
-    if delta < 0 and status != "resolved" and alert["id"] == incident["title_alert_id"]:
-        changes |= _title_passed_on(tx, incident["id"], severity)
+    if status != "resolved":
+        changes |= _title_after(tx, incident, alert, delta, severity)
     if changes:
         tx.update("incidents", incident["id"], {**changes, "updated_at": now})
     tx.mark_receivers_due(incident["id"], now)
@@ -235,13 +234,21 @@ def _titled_by(alert: dict) -> dict:
     return {"title": alert["summary"], "title_alert_id": alert["id"]}
 
 
-def _title_passed_on(tx: Tx, incident_id: int, severity: str) -> dict:
-    """The alert whose summary was the title resolved while others still fire: the
-    headline moves to the most severe of those (``severity``, the incident's now),
-    the one hub has known longest, so no message leads with a resolved alert. When
-    all resolve, the last title stays: the resolved message names what it was about."""
-    heir = tx.first_firing_alert(incident_id, severity)
-    return _titled_by(heir) if heir else {}
+def _title_after(tx: Tx, incident: dict, alert: dict, delta: int, severity: str) -> dict:
+    """The title's change, if any, after ``alert`` changed in an incident still open:
+    messages lead with its most severe firing alert. An alert that raises the
+    incident's severity (joining, firing again or growing worse) takes the title; the
+    alert holding it hands it on when it stops firing or eases below ``severity``, to
+    the most severe firing one hub has known longest. Alerts of the same severity
+    joining leave it be, so the headline does not move with every arrival."""
+    raises = SEVERITIES.index(severity) < SEVERITIES.index(incident["severity"])
+    if raises and alert["status"] == "firing" and alert["severity"] == severity:
+        return _titled_by(alert) if alert["id"] != incident["title_alert_id"] else {}
+    holds = alert["id"] == incident["title_alert_id"]
+    if holds and (delta < 0 or alert["severity"] != severity):
+        heir = tx.first_firing_alert(incident["id"], severity)
+        return _titled_by(heir) if heir else {}
+    return {}
 
 
 def acknowledge(

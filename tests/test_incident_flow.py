@@ -103,27 +103,35 @@ def test_two_sources_firing_about_one_service_share_one_incident(start, smtp):
     assert "FIRING:2" in checkout, "both alerts of the burst arrive in one message"
 
 
-def test_an_incident_is_as_severe_as_its_most_severe_firing_alert(start):
-    """Raised by an alert joining or growing worse, lowered when it resolves or eases."""
+def test_an_incident_is_as_severe_as_its_most_severe_firing_alert_and_titled_by_it(start):
+    """Raised by an alert joining or growing worse, which then leads its messages;
+    lowered when it resolves or eases, and the title goes back to the most severe
+    firing alert hub has known longest."""
     hub = start()
     steps = [
-        ("a", "firing", "warning", "warning"),
-        ("b", "firing", "critical", "critical"),
-        ("c", "firing", "info", "critical"),  # a milder alert joining changes nothing
-        ("b", "resolved", "critical", "warning"),
-        ("c", "firing", "error", "error"),  # one alert grows worse
-        ("c", "firing", "info", "warning"),  # and eases again
-        ("b", "firing", "critical", "critical"),  # fires again beside the others
+        ("a", "firing", "warning", "warning", "a"),
+        ("b", "firing", "critical", "critical", "b"),  # more severe: it leads
+        ("c", "firing", "info", "critical", "b"),  # a milder alert joining changes nothing
+        ("d", "firing", "warning", "critical", "b"),
+        ("b", "resolved", "critical", "warning", "a"),
+        ("c", "firing", "error", "error", "c"),  # one alert grows worse
+        ("c", "firing", "info", "warning", "a"),  # and eases again
+        ("b", "firing", "critical", "critical", "b"),  # fires again beside the others
     ]
     seen = []
     with hub.client(headers=WRITER) as http:
-        for name, status, severity, _ in steps:
-            body = {**event("checkout", status, severity=severity), "dedup_key": name}
+        for name, status, severity, *_ in steps:
+            body = {
+                **event("checkout", status, severity=severity),
+                "dedup_key": name,
+                "summary": name,
+            }
             answer = http.post("/webhooks/shop", json=body, headers=SHOP)
             assert answer.status_code == 202, answer.text
             incident_id = answer.json()["alerts"][0]["incident_id"]
-            seen.append(http.get(f"/api/v1/incidents/{incident_id}").json()["severity"])
-    assert seen == [expected for *_, expected in steps]
+            shown = http.get(f"/api/v1/incidents/{incident_id}").json()
+            seen.append((shown["severity"], shown["title"]))
+    assert seen == [(severity, title) for *_, severity, title in steps]
 
 
 def test_an_acknowledgement_is_recorded_with_its_actor_and_comment(start):
