@@ -200,8 +200,9 @@ def changed_fields(
         changes["annotations"] = event.annotations
     if event.status != alert["status"]:
         changes |= _flapping(alert["changes"], now, settings)
-        if event.status == "firing":  # a firing spell starts: messages say since when
-            changes["fired_at"] = occurred
+        if event.status == "firing":  # a firing spell starts: messages say since when,
+            # and it is of its incident's current episode, whatever it was of before
+            changes |= {"fired_at": occurred, "past_episode": None}
     return changes
 
 

@@ -92,8 +92,9 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
     if placement == "reopen" and last is not None:
         # The problem is back: whoever acknowledged the last episode has not taken this
         # one, so the incident is open and pages again (the timeline keeps the old ack),
-        # and the last episode's ack links no longer acknowledge it. Its title is this
-        # alert's, the one that fires.
+        # and the last episode's ack links no longer acknowledge it; the alerts that
+        # resolved in it are left out of its messages. Its title is this alert's, the
+        # one that fires.
         changes = {
             **_titled_by(alert),
             "status": "open",
@@ -105,6 +106,7 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
             "updated_at": now,
         }
         tx.update("incidents", last["id"], changes)
+        tx.end_episode(last["id"], last["episode"])
         tx.add_timeline(last["id"], now, "reopened", HUB_ACTOR, {})
         escalation.restart(tx, last["id"], now)
         return {**last, **changes}

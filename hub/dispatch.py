@@ -73,7 +73,7 @@ def flush(
     muted_at_now = mute_stage(tx, now, rules, active_silences)
     for row in due:
         incident = tx.incident(row["incident_id"])
-        alerts = tx.incident_alerts(row["incident_id"])
+        alerts = tx.episode_alerts(row["incident_id"])
         if incident is None or not alerts:
             nothing = {"due_at": None, "changed_at": None}
             tx.set_receiver_state(row["incident_id"], row["receiver"], nothing)

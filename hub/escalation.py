@@ -196,7 +196,7 @@ def _outcome(incident: dict | None, visible: list[dict]) -> str:
 
 def _visible(tx: Tx, incident: dict, muted: dispatch.MuteStage) -> list[dict]:
     """The incident's firing alerts that no silence, inhibition or window holds back."""
-    firing = [a for a in tx.incident_alerts(incident["id"]) if a["status"] == "firing"]
+    firing = [a for a in tx.episode_alerts(incident["id"]) if a["status"] == "firing"]
     return _unmuted(firing, muted)
 
 
@@ -294,7 +294,7 @@ def _tell_resolved(
     person has no such setting and is told. As in every message, alerts muted now
     are left out, and when none is left nobody is told.
     """
-    visible = _unmuted(tx.incident_alerts(incident["id"]), muted)
+    visible = _unmuted(tx.episode_alerts(incident["id"]), muted)
     owed = [t for t in row["paged"] if _owed_notice(t, incident, rules)] if visible else []
     rows = {
         target: dispatch.enqueue(tx, incident, target, visible, now, rules, links, resolved=True)

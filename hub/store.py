@@ -546,6 +546,34 @@ def m022_muted_alerts(db: sqlite_utils.Database) -> None:
     db.executescript("ALTER TABLE incident_receivers ADD COLUMN muted TEXT NOT NULL DEFAULT '[]';")
 
 
+@migrations()
+def m023_past_episodes(db: sqlite_utils.Database) -> None:
+    """A resolved alert of an incident that reopened since belongs to an episode that is
+    over (``past_episode``): messages about the incident leave it out, where a reopened
+    incident's pages listed every alert that had resolved before, episode after episode.
+    Marked when the incident reopens, cleared when the alert fires again, so no
+    clock is compared (a sender's may lag hub's).
+
+    At the upgrade, an alert that resolved before its incident last reopened (by the
+    timeline) is marked as of the episode before.
+    """
+    db.executescript(
+        """
+        ALTER TABLE alerts ADD COLUMN past_episode INTEGER;
+        CREATE TEMP TABLE last_reopen (incident_id INTEGER PRIMARY KEY, at REAL NOT NULL);
+        INSERT INTO last_reopen
+            SELECT incident_id, MAX(at) FROM timeline WHERE kind = 'reopened' GROUP BY incident_id;
+        UPDATE alerts SET past_episode = (
+            SELECT episode - 1 FROM incidents WHERE incidents.id = alerts.incident_id
+        )
+        WHERE status = 'resolved' AND resolved_at < (
+            SELECT at FROM last_reopen WHERE last_reopen.incident_id = alerts.incident_id
+        );
+        DROP TABLE last_reopen;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -672,11 +700,23 @@ class Tx:
         )
         return cursor.fetchall()
 
-    def incident_alerts(self, incident_id: int) -> list[dict]:
+    def episode_alerts(self, incident_id: int) -> list[dict]:
+        """The alerts of the incident's current episode, what its messages list: those
+        that resolved before it last reopened belong to an episode that is over."""
         cursor = self.conn.execute(
-            "SELECT * FROM alerts WHERE incident_id = ? ORDER BY id", (incident_id,)
+            "SELECT * FROM alerts WHERE incident_id = ? AND past_episode IS NULL ORDER BY id",
+            (incident_id,),
         )
         return [_decode_alert(row) for row in _all(cursor)]
+
+    def end_episode(self, incident_id: int, episode: int) -> None:
+        """The incident reopens: its resolved alerts stay in ``episode``, now over (an
+        alert firing again joins the new one: ``past_episode`` is cleared then)."""
+        self.conn.execute(
+            "UPDATE alerts SET past_episode = ? WHERE incident_id = ? AND status = 'resolved'"
+            " AND past_episode IS NULL",
+            (episode, incident_id),
+        )
 
     def firing_alert_labels(self) -> list[dict[str, str]]:
         """What inhibition rules match sources against: every firing alert's labels."""
@@ -1681,10 +1721,13 @@ def _decode_escalation(row: dict) -> dict:
     return {**row, "plan": _decode_json(row["plan"]), "paged": _decode_json(row["paged"])}
 
 
+_BOOKKEEPING = ("end_check_at", "past_episode")
+
+
 def _decode_alert(row: dict) -> dict:
     """An alert row as readers see it: JSON decoded, ``flapping`` a boolean (SQLite
-    stores it as 0 or 1), the expirer's bookkeeping left out."""
-    decoded = {key: value for key, value in row.items() if key != "end_check_at"}
+    stores it as 0 or 1), the expirer's and the episodes' bookkeeping left out."""
+    decoded = {key: value for key, value in row.items() if key not in _BOOKKEEPING}
     decoded["labels"] = _decode_json(row["labels"])
     decoded["annotations"] = _decode_json(row["annotations"])
     if "flapping" in row:

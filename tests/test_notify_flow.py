@@ -366,6 +366,44 @@ def test_an_incident_reopened_by_another_alert_takes_its_title(hub_factory, smtp
         assert http.get(f"/api/v1/incidents/{incident_id}").json()["title"] == "checkout slow"
 
 
+def test_a_reopened_incidents_messages_leave_out_alerts_that_resolved_before_it_reopened(
+    hub_factory, smtp
+):
+    """Episode 2 paged "1 firing, 2 resolved", listing episode 1's alerts on every
+    repeat. An alert of episode 1 firing again in episode 2 is of episode 2."""
+    mailbox, port = smtp
+    reopening = toml_table("[incidents]", reopen_window="1h")
+    hub = start_hub(
+        hub_factory, receiver("ops", mail_url(port)), tables=reopening, repeat_interval="700ms"
+    )
+
+    def texts_since(count: int) -> list[str]:
+        return [" ".join(parts(m)[1].split()) for m in mailbox.messages[count:]]
+
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout down", host="web-1")["incident_id"]
+        fire(http, "checkout slow", host="web-2")
+        wait_for(lambda: f"[FIRING:2] #{incident_id} checkout down" in mailbox.subjects())
+        fire(http, "checkout down", status="resolved", host="web-1")
+        fire(http, "checkout slow", status="resolved", host="web-2")
+        wait_for(lambda: any(s.startswith("[RESOLVED]") for s in mailbox.subjects()))
+        episode_one = len(mailbox.messages)
+        assert fire(http, "checkout 5xx", host="web-3")["incident_id"] == incident_id
+        wait_for(lambda: len(mailbox.messages) >= episode_one + 2)  # a page and its repeat
+        pages = texts_since(episode_one)
+        fire(http, "checkout down", host="web-1")  # back in episode 2
+        fire(http, "checkout down", status="resolved", host="web-1")
+        fire(http, "checkout 5xx", status="resolved", host="web-3")
+        wait_for(lambda: mailbox.subjects()[-1].startswith("[RESOLVED]"))
+        resolved = texts_since(len(mailbox.messages) - 1)[0]
+    for text in pages[:2]:
+        assert "1 firing, 0 resolved" in text
+        assert "checkout 5xx" in text
+        assert "checkout down" not in text and "checkout slow" not in text
+    assert "checkout 5xx" in resolved and "checkout down" in resolved
+    assert "checkout slow" not in resolved, "it resolved in episode 1"
+
+
 def test_an_alert_joining_an_acknowledged_incident_is_told_with_who_acknowledged_it(
     hub_factory, smtp
 ):

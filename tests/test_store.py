@@ -525,3 +525,43 @@ def test_serve_on_a_port_in_use_exits_2_naming_it_before_opening_the_store(tmp_p
     assert problem in result.stderr.splitlines()
     assert "event=hub_started" not in result.stderr
     assert not db.exists(), "nothing was started, so nothing was migrated"
+
+
+def test_alerts_resolved_before_their_incident_last_reopened_are_of_a_past_episode(tmp_path):
+    """The upgrade reads the reopens off the timeline: an alert that resolved before the
+    last one is left out of the incident's messages; one resolved since, one still
+    firing, and those of an incident that never reopened stay in them."""
+    path = str(tmp_path / "s.db")
+    alerts = [
+        (1, "before", "resolved", 15.0),
+        (1, "since", "resolved", 25.0),
+        (1, "firing", "firing", None),
+        (2, "never reopened", "resolved", 15.0),
+    ]
+
+    def write(tx) -> None:
+        for key, episode in (("reopened", 3), ("once", 1)):
+            tx.insert(
+                "incidents", {**INCIDENT, "group_key": key, "status": "open", "episode": episode}
+            )
+        for at in (10.0, 20.0):
+            tx.add_timeline(1, at, "reopened", "hub", {})
+        for incident_id, name, status, resolved_at in alerts:
+            event = Event(fingerprint=name, status=status, summary=name, labels={"a": "b"})
+            row = new_row("src", event, 1.0, 1.0)
+            tx.insert("alerts", {**row, "incident_id": incident_id, "resolved_at": resolved_at})
+
+    undo = "ALTER TABLE alerts DROP COLUMN past_episode"
+    reopened = migrated_again(path, write, "m023_past_episodes", undo)
+    try:
+        listed = asyncio.run(
+            reopened.write(
+                lambda tx: [[a["fingerprint"] for a in tx.episode_alerts(i)] for i in (1, 2)]
+            )
+        )
+    finally:
+        reopened.close()
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT fingerprint, past_episode FROM alerts ORDER BY id").fetchall()
+    assert rows == [("before", 2), ("since", None), ("firing", None), ("never reopened", None)]
+    assert listed == [["since", "firing"], ["never reopened"]]
