@@ -188,8 +188,9 @@ def _open(
 
 
 def refresh(tx: Tx, incident: dict, alert: dict, delta: int, now: float) -> None:
-    """Move the active count by ``delta``; recompute status, severity and title (see
-    ``_title_after``); wake the receivers.
+    """Move the active count by ``delta``; recompute status, then severity and title
+    while the incident is not resolved (``_title_after``), or the ones it keeps once it
+    is (``_headline``); wake the receivers.
 
     ``incident`` is as read (or opened) in this transaction, before the move: the
     count is moved in SQL and the status decided from the read value plus ``delta``,
@@ -200,19 +201,20 @@ def refresh(tx: Tx, incident: dict, alert: dict, delta: int, now: float) -> None
     active = incident["active_alerts"] + delta > 0
     acked = incident["acknowledged_at"] is not None
     status = incidents.next_status(incident["status"], ["firing"] if active else [], acked)
-    severity = _severity_after(tx, incident, alert, delta)
     changes: dict = {}
     if status != incident["status"]:
         changes["status"] = status
         if status == "resolved":
-            changes |= {"resolved_at": now, "resolved_by": HUB_ACTOR, **snoozes.CLEARED}
+            over = {"resolved_at": now, "resolved_by": HUB_ACTOR, **snoozes.CLEARED}
+            changes |= over | _headline(tx, incident["id"])
             tx.add_timeline(
                 incident["id"], now, "resolved", HUB_ACTOR, {"reason": "all alerts resolved"}
             )
             escalation.wind_up(tx, incident["id"], now)
-    if severity != incident["severity"]:
-        changes["severity"] = severity
     if status != "resolved":
+        severity = _severity_after(tx, incident, alert, delta)
+        if severity != incident["severity"]:
+            changes["severity"] = severity
         changes |= _title_after(tx, incident, alert, delta, severity)
     if changes:
         tx.update("incidents", incident["id"], {**changes, "updated_at": now})
@@ -234,6 +236,16 @@ def _severity_after(tx: Tx, incident: dict, alert: dict, delta: int) -> str:
 def _titled_by(alert: dict) -> dict:
     """An incident's title is the summary of one of its alerts, kept with its id."""
     return {"title": alert["summary"], "title_alert_id": alert["id"]}
+
+
+def _headline(tx: Tx, incident_id: int) -> dict:
+    """The title and severity an incident keeps once resolved: those of the most severe
+    alert of its episode, the first among equals, as its pages led with. Whichever
+    alert resolved last would otherwise leave its own, a milder one's title: an
+    incident paged as critical would read as resolved at "error" and drop out of
+    ``?severity=critical``."""
+    top = tx.episode_headline(incident_id)
+    return {**_titled_by(top), "severity": top["severity"]} if top else {}
 
 
 def _title_after(tx: Tx, incident: dict, alert: dict, delta: int, severity: str) -> dict:
@@ -298,6 +310,7 @@ def act(
         escalation.resume(tx, incident_id, now)
     elif action == "resolve":
         resolved = {"status": "resolved", "resolved_at": now, "resolved_by": actor}
+        resolved |= _headline(tx, incident_id)
         tx.update("incidents", incident_id, {**resolved, **snoozes.CLEARED, "updated_at": now})
         tx.add_timeline(incident_id, now, "resolved", actor, {"comment": comment})
         escalation.wind_up(tx, incident_id, now)

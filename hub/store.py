@@ -709,6 +709,16 @@ class Tx:
         )
         return [_decode_alert(row) for row in _all(cursor)]
 
+    def episode_headline(self, incident_id: int) -> dict | None:
+        """The id, summary and severity of the most severe alert of the incident's
+        current episode, firing or not, the one stored first among equals."""
+        cursor = self.conn.execute(
+            f"SELECT id, summary, severity FROM alerts WHERE incident_id = ?"
+            f" AND past_episode IS NULL ORDER BY {_SEVERITY_RANK}, id LIMIT 1",
+            (incident_id,),
+        )
+        return _one(cursor)
+
     def end_episode(self, incident_id: int, episode: int) -> None:
         """The incident reopens: its resolved alerts stay in ``episode``, now over (an
         alert firing again joins the new one: ``past_episode`` is cleared then)."""
@@ -1722,6 +1732,12 @@ def _decode_escalation(row: dict) -> dict:
 
 
 _BOOKKEEPING = ("end_check_at", "past_episode")
+_SEVERITY_RANK = (
+    "CASE severity "
+    + " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(SEVERITIES))
+    + " END"
+)
+"""An alert's severity as a number to order by, the most severe first."""
 
 
 def _decode_alert(row: dict) -> dict:

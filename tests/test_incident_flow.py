@@ -134,6 +134,24 @@ def test_an_incident_is_as_severe_as_its_most_severe_firing_alert_and_titled_by_
     assert seen == [(severity, title) for *_, severity, title in steps]
 
 
+def test_a_person_resolving_keeps_the_title_and_severity_of_the_episodes_worst_alert(start):
+    """While open, the title follows the firing alerts; resolved, the incident keeps
+    what its pages led with, as when its alerts resolve."""
+    hub = start()
+    down = {**event("checkout", severity="critical"), "summary": "checkout down", "dedup_key": "d"}
+    slow = {**event("checkout"), "summary": "checkout slow", "dedup_key": "s"}
+    with hub.client(headers=WRITER) as http:
+        for body in (down, slow, {**down, "status": "resolved"}):
+            answer = http.post("/webhooks/shop", json=body, headers=SHOP)
+            assert answer.status_code == 202, answer.text
+        incident_id = answer.json()["alerts"][0]["incident_id"]
+        moved = http.get(f"/api/v1/incidents/{incident_id}").json()
+        http.post(f"/api/v1/incidents/{incident_id}/resolve").raise_for_status()
+        resolved = http.get(f"/api/v1/incidents/{incident_id}").json()
+    assert (moved["title"], moved["severity"]) == ("checkout slow", "warning")
+    assert (resolved["title"], resolved["severity"]) == ("checkout down", "critical")
+
+
 def test_an_acknowledgement_is_recorded_with_its_actor_and_comment(start):
     hub = start()
     with hub.client(headers=WRITER) as http:

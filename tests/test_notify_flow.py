@@ -320,7 +320,8 @@ def test_changes_within_group_interval_are_batched_into_one_notification(hub_fac
 def test_the_title_follows_the_most_severe_oldest_firing_alert(hub_factory, smtp):
     """Messages lead with the most severe firing alert: one raising the severity takes
     the title, and no message leads with an alert that has resolved while others still
-    fire; once all have resolved, the resolved message names the last one that fired."""
+    fire; once all have resolved, the resolved message names the most severe alert the
+    incident had, as its pages led with."""
     mailbox, port = smtp
     hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
     fired = [
@@ -333,7 +334,7 @@ def test_the_title_follows_the_most_severe_oldest_firing_alert(hub_factory, smtp
         ("checkout errors", "[FIRING:3] #{} checkout pods restarting"),
         ("checkout pods restarting", "[FIRING:2] #{} checkout slow"),
         ("checkout slow", "[FIRING] #{} checkout 5xx"),
-        ("checkout 5xx", "[RESOLVED] #{} checkout 5xx"),
+        ("checkout 5xx", "[RESOLVED] #{} checkout pods restarting"),  # the episode's worst
     ]
     with hub.client(headers=WRITER) as http:
         ids = {
@@ -346,10 +347,53 @@ def test_the_title_follows_the_most_severe_oldest_firing_alert(hub_factory, smtp
         wait_for(lambda: headline in mailbox.subjects())
         titles = []
         for summary, subject in steps:
-            fire(http, summary, status="resolved", host=summary)
+            severity = dict(fired)[summary]
+            fire(http, summary, status="resolved", severity=severity, host=summary)
             wait_for(lambda s=subject: s.format(incident_id) in mailbox.subjects())
             titles.append(http.get(f"/api/v1/incidents/{incident_id}").json()["title"])
-    assert titles == ["checkout pods restarting", "checkout slow", "checkout 5xx", "checkout 5xx"]
+    assert titles == [
+        "checkout pods restarting",
+        "checkout slow",
+        "checkout 5xx",
+        "checkout pods restarting",
+    ]
+
+
+def test_a_resolved_incident_keeps_the_title_and_severity_it_paged_with(hub_factory, smtp):
+    """The critical alert and an error one resolve in one batch: the error was the
+    title last, yet the incident paged as critical is resolved as critical."""
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
+    alerts = [
+        ("checkout latency above 2s", "warning"),
+        ("checkout API error rate above 5%", "critical"),
+        ("checkout 5xx on eu-3", "error"),
+    ]
+    with hub.client(headers=WRITER) as http:
+        for summary, severity in alerts:
+            incident_id = fire(http, summary, severity=severity, host=summary)["incident_id"]
+        paged = f"[FIRING:3] #{incident_id} checkout API error rate above 5%"
+        wait_for(lambda: paged in mailbox.subjects())
+        fire(http, "checkout latency above 2s", status="resolved", host="checkout latency above 2s")
+        wait_for(
+            lambda: (
+                f"[FIRING:2] #{incident_id} checkout API error rate above 5%"
+                in (mailbox.subjects())
+            )
+        )
+        last = [
+            {"status": "resolved", "summary": summary, "labels": {**LABELS, "host": summary}}
+            for summary, _ in alerts[1:]
+        ]
+        assert http.post("/webhooks/shop", json=last, headers=AUTH).status_code == 202
+        wait_for(lambda: mailbox.subjects()[-1].startswith("[RESOLVED]"))
+        incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+        critical = http.get("/api/v1/incidents", params={"severity": "critical"}).json()
+    assert mailbox.subjects()[-1] == f"[RESOLVED] #{incident_id} checkout API error rate above 5%"
+    assert "severity critical" in " ".join(parts(mailbox.messages[-1])[1].split())
+    assert (incident["status"], incident["severity"]) == ("resolved", "critical")
+    assert incident["title"] == "checkout API error rate above 5%"
+    assert [i["id"] for i in critical] == [incident_id]
 
 
 def test_an_incident_reopened_by_another_alert_takes_its_title(hub_factory, smtp):
