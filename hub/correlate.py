@@ -93,10 +93,9 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
         # The problem is back: whoever acknowledged the last episode has not taken this
         # one, so the incident is open and pages again (the timeline keeps the old ack),
         # and the last episode's ack links no longer acknowledge it; the alerts that
-        # resolved in it are left out of its messages. Its title is this alert's, the
-        # one that fires.
+        # resolved in it are left out of its messages.
         changes = {
-            **_titled_by(alert),
+            **_reopening_headline(tx, last["id"], alert),
             "status": "open",
             "episode": last["episode"] + 1,
             "resolved_at": None,
@@ -113,6 +112,18 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
     incident = _open(tx, alert, key, owner, [m.receiver for m in others], now, rules)
     escalation.begin(tx, incident["id"], rules.config.escalation(owner.escalation), now)
     return incident
+
+
+def _reopening_headline(tx: Tx, incident_id: int, alert: dict) -> dict:
+    """The title and severity of an incident that ``alert`` reopens: the alert's, unless
+    one still firing in it (a person resolved it while some still fired) is more
+    severe. The severity it kept when resolved was its last episode's worst, which may
+    be over."""
+    firing = tx.highest_active_severity(incident_id, SEVERITIES)
+    if firing is None or SEVERITIES.index(firing) >= SEVERITIES.index(alert["severity"]):
+        return {**_titled_by(alert), "severity": alert["severity"]}
+    leader = tx.first_firing_alert(incident_id, firing)
+    return {**_titled_by(leader or alert), "severity": firing}
 
 
 def rekey_positional(tx: Tx, tree: routing.RouteNode, since: float) -> int:

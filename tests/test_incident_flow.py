@@ -152,6 +152,33 @@ def test_a_person_resolving_keeps_the_title_and_severity_of_the_episodes_worst_a
     assert (resolved["title"], resolved["severity"]) == ("checkout down", "critical")
 
 
+@pytest.mark.parametrize(
+    ("still", "headline"),
+    [("warning", ("warning", "checkout 5xx")), ("error", ("error", "checkout slow"))],
+)
+def test_an_incident_reopened_with_alerts_still_firing_leads_with_the_worst_firing(
+    start, still, headline
+):
+    """Resolved by a person, it kept its worst alert's severity, which had resolved: the
+    episode it reopens into is as severe as what fires now, and titled by the alert
+    reopening it unless one still firing is more severe."""
+    hub = start(extra='[incidents]\nreopen_window = "1h"')
+    down = {**event("checkout", severity="critical"), "summary": "checkout down", "dedup_key": "d"}
+    slow = {**event("checkout", severity=still), "summary": "checkout slow", "dedup_key": "s"}
+    back = {**event("checkout"), "summary": "checkout 5xx", "dedup_key": "x"}
+    with hub.client(headers=WRITER) as http:
+        for body in (down, slow, {**down, "status": "resolved"}):
+            answer = http.post("/webhooks/shop", json=body, headers=SHOP)
+        incident_id = answer.json()["alerts"][0]["incident_id"]
+        http.post(f"/api/v1/incidents/{incident_id}/resolve").raise_for_status()
+        assert http.get(f"/api/v1/incidents/{incident_id}").json()["severity"] == "critical"
+        answer = http.post("/webhooks/shop", json=back, headers=SHOP)
+        assert answer.json()["alerts"][0]["incident_id"] == incident_id
+        reopened = http.get(f"/api/v1/incidents/{incident_id}").json()
+    assert (reopened["status"], reopened["episode"]) == ("open", 2)
+    assert (reopened["severity"], reopened["title"]) == headline
+
+
 def test_an_acknowledgement_is_recorded_with_its_actor_and_comment(start):
     hub = start()
     with hub.client(headers=WRITER) as http:
