@@ -74,7 +74,17 @@ def equalities(filters: dict[str, object]) -> tuple[str, dict[str, object]]:
 
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: iso(value) if key in _TIME_FIELDS else value for key, value in row.items()}
+    """A row with its times in RFC 3339, an alert's recent ``changes`` (kept as epoch
+    seconds for flapping) too."""
+    return {key: _shown(key, value) for key, value in row.items()}
+
+
+def _shown(key: str, value: Any) -> Any:
+    if key in _TIME_FIELDS:
+        return iso(value)
+    if key == "changes":
+        return [iso(moment) for moment in value]
+    return value
 
 
 def with_mutes(hub: Any, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:

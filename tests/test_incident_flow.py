@@ -313,6 +313,10 @@ def test_a_flapping_alert_is_marked_and_its_notifications_are_held(start, smtp):
         assert alert["flapping"] is True, "a boolean, as the README shows it, not 1"
         assert (shown["flapping"], calm["flapping"]) == (True, False)
         assert isinstance(calm["flapping"], bool)
+        changes = [datetime.fromisoformat(moment) for moment in shown["changes"]]
+        assert len(changes) >= 2, "the changes that make it flap"
+        assert all(abs(datetime.now(UTC) - moment) < timedelta(minutes=1) for moment in changes)
+        assert all(moment.endswith("Z") for moment in shown["changes"]), "RFC 3339 in UTC"
         time.sleep(0.6)
         metrics = http.get("/metrics").text
     assert 'hub_notifications_suppressed_total{reason="flapping"} 0.0' not in metrics
