@@ -15,7 +15,7 @@ never the token.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import MediaType, Request, delete, get, post, route
@@ -34,6 +34,7 @@ from hub.problems import refusal, refusals
 log = logging.getLogger("hub.heartbeats")
 _PING_METHODS = ["GET", "HEAD", "POST"]
 _SHOWN_TIMES = ("created_at", "last_ping", "started_at", "deadline")
+HeartbeatState = Literal["new", "up", "started", "down"]
 
 SECURITY_SCHEMES = {
     "heartbeatBearer": SecurityScheme(
@@ -231,7 +232,7 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _state(row: dict[str, Any]) -> str:
+def _state(row: dict[str, Any]) -> HeartbeatState:
     """``down`` while overdue (a run that overran its grace too), ``started`` while a
     run that sent ``/start`` has not finished, else ``up`` once pinged, or ``new``."""
     if row["overdue"]:

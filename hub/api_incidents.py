@@ -26,6 +26,8 @@ from hub.store import ID_ORDER, INCIDENT_ORDER, Store
 log = logging.getLogger("hub.incidents")
 INCIDENTS = paging.Listing("incidents", INCIDENT_ORDER)
 NOTIFICATIONS = paging.Listing("notifications", ID_ORDER)
+IncidentStatus = Literal["open", "acknowledged", "resolved"]
+NotificationState = Literal["pending", "sending", "sent", "dead"]
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -73,7 +75,7 @@ def _present_incident(row: dict[str, Any]) -> dict[str, Any]:
 )
 async def list_incidents(
     request: Request,
-    status: FromQuery[Literal["open", "acknowledged", "resolved"] | None] = None,
+    status: FromQuery[IncidentStatus | None] = None,
     severity: FromQuery[Severity | None] = None,
     label: Annotated[
         list[str] | None,
@@ -294,9 +296,7 @@ async def list_notifications(
     request: Request,
     incident: Annotated[int | None, QueryParameter(ge=1, le=ROW_ID_MAX)] = None,
     receiver: FromQuery[str | None] = None,
-    wanted: Annotated[
-        Literal["pending", "sending", "sent", "dead"] | None, QueryParameter(name="state")
-    ] = None,
+    wanted: Annotated[NotificationState | None, QueryParameter(name="state")] = None,
     limit: paging.Limit = 100,
     cursor: paging.Cursor = None,
 ) -> Response[list[dict[str, Any]]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal, get_args
 
 import msgspec
 
@@ -21,7 +22,8 @@ from hub.alerts import matchable
 from hub.config import Flapping
 from hub.inhibit import Inhibitor
 
-REASONS = ("flapping", "silence", "maintenance", "inhibition")
+Reason = Literal["flapping", "silence", "maintenance", "inhibition"]
+REASONS: tuple[Reason, ...] = get_args(Reason)
 MAINTENANCE_PREFIX = "maintenance:"
 
 Labels = Mapping[str, str]
@@ -33,7 +35,7 @@ class Mute(msgspec.Struct, frozen=True):
     """One reason an alert is held back, and what holds it: silence ids, time
     intervals, or the inhibition rule (``inhibit_rules[i]``); empty for flapping."""
 
-    reason: str
+    reason: Reason
     by: list[str] = []
 
 
