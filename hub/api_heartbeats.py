@@ -15,7 +15,7 @@ never the token.
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import MediaType, Request, delete, get, post, route
@@ -61,12 +61,16 @@ class NewHeartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The body of ``POST /api/v1/heartbeats``: the keys of ``[[heartbeats]]``."""
 
     name: str
-    period: str
-    grace: str = "60s"
-    labels: dict[str, str] = {}
+    period: Annotated[str, msgspec.Meta(description='how often it pings: "5m", "1d"')]
+    grace: Annotated[str, msgspec.Meta(description="how late a ping may be")] = "60s"
+    labels: Annotated[dict[str, str], msgspec.Meta(description="its alert's labels")] = {}
     severity: Severity = "critical"
-    summary: str = ""
-    token: str | None = None
+    summary: Annotated[
+        str, msgspec.Meta(description='its alert\'s; default "heartbeat NAME is down"')
+    ] = ""
+    token: Annotated[
+        str | None, msgspec.Meta(description="a token its pings must carry (never shown)")
+    ] = None
 
 
 async def _ping(request: Request, name: str, kind: heartbeats.Ping) -> str:

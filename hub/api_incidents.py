@@ -30,19 +30,31 @@ IncidentStatus = Literal["open", "acknowledged", "resolved"]
 NotificationState = Literal["pending", "sending", "sent", "dead"]
 
 
+Comment = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=2000,
+        description="why; recorded on the incident's timeline with the token's name",
+    ),
+]
+
+
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
     """Why; recorded on the incident's timeline with the acting token's name."""
 
-    comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    comment: Comment = ""
 
 
 class SnoozeBody(msgspec.Struct, forbid_unknown_fields=True):
     """How long the acknowledgement lasts, and why (recorded as for an ack)."""
 
     duration: Annotated[
-        str, msgspec.Meta(description='hub\'s duration format, from "1m" to "7d": "30m", "4h"')
+        str,
+        msgspec.Meta(
+            description='hub\'s duration format, from "1m" to "7d": "30m", "4h"', examples=["4h"]
+        ),
     ]
-    comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    comment: Comment = ""
 
 
 ACTION_REFUSALS = {

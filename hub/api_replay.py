@@ -41,7 +41,7 @@ from hub.webhooks import commit
     status_code=202,
     security=BEARER,
     responses={
-        200: ResponseSpec(dict[str, Any], description="dry_run: the decision only"),
+        200: ResponseSpec(None, description="dry_run: the decision only"),  # api_schema: its body
         **refusals(400, 401, 404, 503),
         403: refusal("The token's role is too low: a dry run needs write, a replay admin"),
         409: refusal(

@@ -33,6 +33,7 @@ from hub import (
     api_incidents,
     api_oncall,
     api_replay,
+    api_schema,
     console,
     correlate,
     decoders,
@@ -492,6 +493,7 @@ def create_app(
         logging_config=None,
     )
     api_heartbeats.document(app.openapi_schema)
+    api_schema.document(app.openapi_schema)
     declare_refusal_headers(app.openapi_schema)
     webhooks_openapi.document(app.openapi_schema)
     return WebhookDoor(app)

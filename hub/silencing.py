@@ -37,11 +37,19 @@ class NewSilence(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ``created_by`` may only repeat the token's name, which is recorded either way.
     """
 
-    matchers: list[str]
-    comment: str
-    starts_at: Timestamp | None = None
-    ends_at: Timestamp | None = None
-    duration: str | None = None
+    matchers: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="Alertmanager matchers, all of which must match; at least one must"
+            " not match the empty string"
+        ),
+    ]
+    comment: Annotated[str, msgspec.Meta(description="why the alerts are silenced")]
+    starts_at: Annotated[Timestamp | None, msgspec.Meta(description="default: now")] = None
+    ends_at: Annotated[Timestamp | None, msgspec.Meta(description="or give duration")] = None
+    duration: Annotated[
+        str | None, msgspec.Meta(description='from starts_at, in hub\'s format: "30m", "2h"')
+    ] = None
     created_by: str | None = None
 
 

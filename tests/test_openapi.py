@@ -217,3 +217,53 @@ def without_detail(answer: httpx.Response) -> httpx.Response:
     )
     forged.elapsed = answer.elapsed
     return forged
+
+
+def component(document: dict, schema: dict) -> dict:
+    """The component a ``$ref`` schema names."""
+    return document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+
+
+def answer_components(document: dict, schema: dict) -> list[dict]:
+    """The components an answer is: one, a list of one, or any one of several."""
+    if "anyOf" in schema:
+        return [found for arm in schema["anyOf"] for found in answer_components(document, arm)]
+    return [component(document, schema.get("items", schema))]
+
+
+def test_every_api_answer_is_a_closed_object_of_typed_fields(hub):
+    """No answer of the API is left as "any object": each names its fields and their
+    types (the other tests of the contract check real answers against them)."""
+    document = served(hub)
+    for (method, path), operation in operations(document).items():
+        if not path.startswith(("/api/", "/-/")):
+            continue
+        for status, answer in operation["responses"].items():
+            if status.startswith("2"):
+                schema = answer["content"]["application/json"]["schema"]
+                for shape in answer_components(document, schema):
+                    assert shape["additionalProperties"] is False, (method, path, status)
+                    assert set(shape["required"]) <= set(shape["properties"]), shape["title"]
+
+
+@pytest.mark.parametrize(
+    ("path", "required"),
+    [("/api/v1/silences", {"matchers", "comment"}), ("/api/v1/heartbeats", {"name", "period"})],
+)
+def test_bodies_read_by_their_handlers_are_documented_with_an_example(hub, path, required):
+    document = served(hub)
+    body = document["paths"][path]["post"]["requestBody"]
+    assert body["required"] is True
+    content = body["content"]["application/json"]
+    schema = component(document, content["schema"])
+    assert set(schema["required"]) == required
+    assert schema["additionalProperties"] is False
+    assert set(content["example"]) <= set(schema["properties"])
+    with hub.client(headers=CREDENTIALS["write"]) as http:
+        created = http.post(path, json=content["example"])
+    assert created.status_code == 201, created.text
+    schemathesis.openapi.from_dict(document)[path]["POST"].validate_response(created)
+
+
+def test_the_ack_link_is_a_page_for_people_and_not_in_the_api_document(hub):
+    assert not [path for path in served(hub)["paths"] if path.startswith("/ack/")]
