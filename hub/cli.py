@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from hub import cli_api, routing
+from hub import cli_api, escalation, routing
 from hub import config as config_module
 from hub.config import Config
 from hub.errors import ConfigError
@@ -115,7 +115,7 @@ def check_config(args: argparse.Namespace) -> int:
     config = _load(path)
     if config is None:
         return 1
-    for warning in config_module.warnings(config):
+    for warning in config_module.warnings(config) + escalation.warnings(config):
         print(f"warning: {warning}")
     print(f"{path}: ok ({len(config.sources)} sources, {len(config.receivers)} receivers)")
     return 0

@@ -8,7 +8,8 @@ simply finds the steps that fell due while the hub was down and runs them at onc
 
 A step that falls due:
   notified             the incident is open: the step's targets get the incident's
-                       unmuted firing alerts through the outbox, and the next step is set
+                       unmuted firing alerts through the outbox (its own receivers
+                       excepted: grouping tells them), and the next step is set
   skipped_muted        every firing alert is muted (silence, maintenance, ...): the step
                        passes without notifying and the next step is set
   skipped_nobody_on_call
@@ -38,7 +39,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from hub import config, dispatch, logs, oncall, snoozes
+from hub import config, dispatch, logs, oncall, routing, snoozes
 from hub.config import SCHEDULE_PREFIX
 from hub.dispatch import Links
 from hub.rules import Rules
@@ -235,13 +236,19 @@ def _notify(
     names the last step, and the late ones it took along (``caught_up``). Targets that
     found nobody are named on it (``nobody_on_call``), so a gap in the rota shows where
     people read, not only in a log; when no target found anyone the outcome is
-    ``skipped_nobody_on_call``."""
+    ``skipped_nobody_on_call``.
+
+    A target that is one of the incident's own receivers is not paged (``via_route``):
+    grouping tells it of the incident on its route's timers, as it tells it of the
+    resolution, and a page from the step too would tell it the same change twice."""
     plan = _plan(row)
     size = len(plan.steps)
     run, index = divmod(steps[-1], size)
     moment = datetime.fromtimestamp(now, UTC)
-    targets = [target for step in steps for target in plan.steps[step % size].notify]
-    reach = resolve(list(dict.fromkeys(targets)), rules.config, moment)
+    named = [target for step in steps for target in plan.steps[step % size].notify]
+    targets = list(dict.fromkeys(named))
+    via_route = [target for target in targets if target in incident["receivers"]]
+    reach = resolve([t for t in targets if t not in via_route], rules.config, moment)
     for target in reach.nobody:
         log.warning(
             "event=nobody_on_call incident=%d step=%d target=%s",
@@ -259,6 +266,8 @@ def _notify(
         "policy": row["policy"],
         "notified": reach.receivers,
     }
+    if via_route:
+        detail["via_route"] = via_route
     if reach.nobody:
         detail["nobody_on_call"] = reach.nobody
     if len(steps) > 1:
@@ -266,7 +275,7 @@ def _notify(
     tx.add_timeline(incident["id"], now, "escalated", None, detail)
     paged = list(dict.fromkeys([*row["paged"], *reach.receivers]))
     tx.update("escalations", row["id"], {"paged": paged})
-    return ("notified" if reach.receivers else NOBODY_ON_CALL), enqueued
+    return ("notified" if reach.receivers or via_route else NOBODY_ON_CALL), enqueued
 
 
 def _tell_resolved(
@@ -379,6 +388,32 @@ def problems(cfg: config.Config) -> list[str]:
             if not step.notify:
                 found.append(f"{where}.steps[{j}].notify: name at least one receiver or schedule")
     return found
+
+
+def warnings(cfg: config.Config) -> list[str]:
+    """Steps naming the receiver of a route that uses their policy: that receiver hears
+    of the route's incidents through grouping, so the step leaves it out (``_notify``),
+    which a policy written to page the team again at a later step would not expect."""
+    numbers = {policy.name: i for i, policy in enumerate(cfg.escalations)}
+    owners: dict[tuple[int, int, str], list[str]] = {}
+    for route in _routes(routing.resolve(cfg.route)):
+        if route.escalation not in numbers:
+            continue
+        i = numbers[route.escalation]
+        for j, step in enumerate(cfg.escalations[i].steps):
+            if route.receiver in step.notify:
+                owners.setdefault((i, j, route.receiver), []).append(route.route_id)
+    return [
+        f'escalations[{i}] ({cfg.escalations[i].name}).steps[{j}].notify: "{receiver}" is'
+        f" the receiver of route {', '.join(routes)}, which uses this policy: the route"
+        " tells it of each incident, so this step does not page it"
+        for (i, j, receiver), routes in owners.items()
+    ]
+
+
+def _routes(node: routing.RouteNode) -> list[routing.RouteMatch]:
+    """Every route of the tree, each with its inherited settings, in file order."""
+    return [node.settings, *(route for child in node.routes for route in _routes(child))]
 
 
 class Escalator(dispatch.NotifyingWorker[Fired]):

@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import AUTH, BASE_CONFIG, render_config, wait_for
+from conftest import AUTH, BASE_CONFIG, MovedClock, render_config, wait_for
 from console_support import sign_in
+from test_config import run_hub
 
 from hub import config
 from hub.errors import ConfigError
@@ -287,29 +288,104 @@ def test_a_target_a_step_paged_is_told_once_when_the_alert_resolves(hub_factory,
         assert ended["due_at"] is None, "the chain ended: step two never pages"
 
 
-@pytest.mark.parametrize(
-    ("options", "paged"),
-    [
-        # grouping's message and step one's page both went to ops
-        ({"first_step": "ops"}, lambda got: got.count("ops") == 2),
-        ({"first_resolved": "false"}, lambda got: "first" in got),
-    ],
-    ids=["a-route-receiver-is-told-as-usual", "without-send-resolved"],
-)
-def test_a_paged_target_gets_no_extra_resolved_message(hub_factory, smtp, options, paged):
-    """Only the incident's own receivers hear of the resolution: a paged route receiver
-    once through grouping, a target without send_resolved not at all."""
+def test_a_paged_target_without_send_resolved_gets_no_resolved_message(hub_factory, smtp):
     mailbox, smtp_port = smtp
-    hub = start_hub(hub_factory, smtp_port, second_after="1h", **options)
+    hub = start_hub(hub_factory, smtp_port, second_after="1h", first_resolved="false")
     with hub.client(headers=WRITE) as http:
         incident = open_incident(http)
-        wait_for(lambda: paged(recipients(mailbox)))
+        wait_for(lambda: "first" in recipients(mailbox))
         resolve_alert(http)
         wait_for(lambda: step_count(http, "skipped_resolved") == 1)
         wait_for(lambda: told_resolved(mailbox) == ["ops"])
         time.sleep(0.5)
         assert told_resolved(mailbox) == ["ops"]
         assert told_entries(http, incident["id"]) == []
+
+
+def test_a_step_naming_the_incidents_own_receiver_leaves_it_to_grouping(hub_factory, smtp):
+    """The README's policy paged ``ops`` at 0s on a route whose receiver is ``ops``:
+    every new incident reached ops twice, from the step and from grouping, and twice
+    again, milliseconds apart, when a snooze ended."""
+    clock = MovedClock()
+    mailbox, smtp_port = smtp
+    hub = start_hub(
+        hub_factory, smtp_port, second_after="1h", first_step=["ops", "first"], clock=clock
+    )
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: sorted(recipients(mailbox)) == ["first", "ops"])
+        (entry,) = escalated_entries(http, incident["id"])
+        assert (entry["notified"], entry["via_route"]) == (["first"], ["ops"])
+        assert (
+            http.post(
+                f"/api/v1/incidents/{incident['id']}/snooze", json={"duration": "1m"}
+            ).status_code
+            == 200
+        )
+        clock.advance(61)
+        wait_for(lambda: recipients(mailbox).count("first") == 2)
+        wait_for(lambda: recipients(mailbox).count("ops") == 2)
+        time.sleep(0.5)  # room for a second page, were one coming
+        assert sorted(recipients(mailbox)) == ["first", "first", "ops", "ops"]
+        assert [e["via_route"] for e in escalated_entries(http, incident["id"])] == [["ops"]] * 2
+        assert step_count(http, "notified") == 2
+    with hub.client() as browser:
+        sign_in(browser, "write-token")
+        page = browser.get(f"/incidents/{incident['id']}").text
+    assert "told through the route: ops" in page
+
+
+def test_a_step_made_only_of_the_incidents_receivers_counts_as_notified(hub_factory, smtp):
+    """Its receivers are notified, by grouping, and hear of the resolution once."""
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="1h", first_step="ops")
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: step_count(http, "notified") == 1)
+        (entry,) = escalated_entries(http, incident["id"])
+        assert (entry["notified"], entry["via_route"]) == ([], ["ops"])
+        assert "nobody_on_call" not in entry
+        assert step_count(http, "skipped_nobody_on_call") == 0
+        wait_for(lambda: recipients(mailbox) == ["ops"])
+        resolve_alert(http)
+        wait_for(lambda: told_resolved(mailbox) == ["ops"])
+        time.sleep(0.5)
+        assert told_resolved(mailbox) == ["ops"], "told once, through grouping"
+        assert told_entries(http, incident["id"]) == []
+
+
+OWN_RECEIVERS = """escalation = "page"
+
+[[route.routes]]
+matchers = ['team="db"']
+receiver = "dba"
+
+[[receivers]]
+name = "dba"
+urls = ["json://127.0.0.1:9/"]
+
+[[escalations]]
+name = "page"
+steps = [{{ after = "0s", notify = ["ops", "dba"] }}]
+"""
+
+
+def test_check_config_warns_about_a_step_naming_its_routes_own_receiver(tmp_path):
+    text = render_config(
+        BASE_CONFIG + OWN_RECEIVERS, port=8080, db="hub.db", mail_url="logfile://x"
+    )
+    (tmp_path / "alerts.toml").write_text(text)
+    checked = run_hub("check-config", "alerts.toml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    warned = [line for line in checked.stdout.splitlines() if "escalations" in line]
+    step = "warning: escalations[0] (page).steps[0].notify:"
+    tail = (
+        "which uses this policy: the route tells it of each incident, so this step does not page it"
+    )
+    assert warned == [
+        f'{step} "ops" is the receiver of route 0, {tail}',
+        f'{step} "dba" is the receiver of route 0.0, {tail}',
+    ]
 
 
 def test_a_person_resolving_the_incident_tells_the_targets_paged(hub_factory, smtp):
