@@ -46,6 +46,7 @@ _TIME_FIELDS = (
     "updated_at",
     "acknowledged_at",
     "snoozed_until",
+    "held_at",
     "last_notified_at",
     "ends_at",
 )

@@ -162,10 +162,12 @@ async def get_incident(request: Request, incident_id: RowId) -> dict[str, Any]:
 
 def _present_escalation(row: dict[str, Any] | None) -> dict[str, Any] | None:
     """The incident's copy of its policy: steps, the next one (counting across
-    repeats, from 0) and when it is due (null: paused by an ack, or finished)."""
+    repeats, from 0) and when it is due (null: paused by an ack, or finished), and
+    since when a mute holds it (null: not held; ``due_at`` is then the next look)."""
     if row is None:
         return None
-    return present({key: row[key] for key in ("policy", "plan", "next_step", "due_at")})
+    keys = ("policy", "plan", "next_step", "due_at", "held_at")
+    return present({key: row[key] for key in keys})
 
 
 async def _act(

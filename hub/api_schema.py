@@ -162,12 +162,14 @@ class Notification(msgspec.Struct, kw_only=True):
 class EscalationState(msgspec.Struct, kw_only=True):
     """The incident's copy of its policy, the next step (counting across repeats, from
     0) and when it is due (null: finished, or paused by an acknowledgement once that
-    step fell due)."""
+    step fell due), and since when a mute holds that step (null: not held; ``due_at``
+    is then when it is looked at again)."""
 
     policy: str
     plan: Plan
     next_step: int
     due_at: Time | None
+    held_at: Time | None
 
 
 class IncidentDetail(Incident, kw_only=True):

@@ -10,8 +10,12 @@ A step that falls due:
   notified             the incident is open: the step's targets get the incident's
                        unmuted firing alerts through the outbox (its own receivers
                        excepted: grouping tells them), and the next step is set
-  skipped_muted        every firing alert is muted (silence, maintenance, ...): the step
-                       passes without notifying and the next step is set
+  held_muted           every firing alert is muted (silence, maintenance, ...): the step
+                       waits (``_hold``), looked at again when a silence may end and at
+                       least every ``HOLD_SECONDS``, and runs once an alert is not muted,
+                       with the steps that fell due meanwhile (``_late_steps``). A mute
+                       does not use the chain up: on-call is paged for an incident that
+                       still fires once its silence ends. Counted once per hold
   skipped_nobody_on_call
                        every target found nobody (a schedule with nobody on call, or a
                        receiver or schedule a reload removed): the timeline names them,
@@ -25,7 +29,8 @@ A step that falls due:
 The same worker wakes incidents whose acknowledgement lapsed (``hub.snoozes``): a
 snooze that ended (``snooze_ended``) or an ack past its policy's ``ack_timeout``
 (``ack_timed_out``). Each is open again and its chain starts over (``restart``), as
-if nobody had acknowledged; its first step is then due in the same round.
+if nobody had acknowledged; its first step is then due in the same round. The chain
+keeps why it started over (``restarted_by``), and its timeline entries say so.
 
 Step times count from when the chain started: step ``i`` of run ``r`` is due at
 ``started_at + r * (last step's after + repeat_after) + steps[i].after``.
@@ -50,6 +55,10 @@ log = logging.getLogger("hub.escalation")
 
 BATCH = 100
 NOBODY_ON_CALL = "skipped_nobody_on_call"
+HELD = "held_muted"
+HOLD_SECONDS = 60.0
+"""The longest a held step waits before it is looked at again: a maintenance time
+interval, an inhibition or flapping may end at any moment, unlike a silence."""
 
 
 class Step(msgspec.Struct, frozen=True):
@@ -109,11 +118,18 @@ def begin(tx: Tx, incident_id: int, policy: config.Escalation | None, now: float
     tx.insert("escalations", row)
 
 
-def restart(tx: Tx, incident_id: int, now: float) -> None:
-    """A reopened incident runs its chain again from the first step."""
+def restart(tx: Tx, incident_id: int, now: float, cause: str | None = None) -> None:
+    """A reopened incident runs its chain again from the first step, and so does one
+    whose acknowledgement lapsed (``cause``: ``snooze_ended`` or ``ack_timed_out``)."""
     row = tx.escalation(incident_id)
     if row is not None:
-        changes = {"started_at": now, "next_step": 0, "due_at": _plan(row).due(now, 0)}
+        changes = {
+            "started_at": now,
+            "next_step": 0,
+            "due_at": _plan(row).due(now, 0),
+            "held_at": None,
+            "restarted_by": cause,
+        }
         tx.update("escalations", incident_id, changes)
 
 
@@ -146,7 +162,7 @@ def fire_due(tx: Tx, now: float, rules: Rules, links: Links, silences: list[Sile
     ``now`` (the write function of one worker round)."""
     fired = Fired()
     for incident_id, ending in snoozes.wake_due(tx, now, BATCH):
-        restart(tx, incident_id, now)
+        restart(tx, incident_id, now, ending)
         fired.count(ending)
         fired.woken += 1
     due = tx.due_escalations(now, BATCH)
@@ -161,8 +177,14 @@ def fire_due(tx: Tx, now: float, rules: Rules, links: Links, silences: list[Sile
             outcome = "told_resolved" if told else "skipped_resolved"
             fired.enqueued += enqueued
         else:
-            visible = _visible(tx, incident, muted) if incident else []
+            firing = _firing(tx, incident) if incident else []
+            held = muted(firing)
+            visible = [a for a in firing if a["fingerprint"] not in held]
             outcome = _outcome(incident, visible)
+            if outcome == HELD:
+                if _hold(tx, incident, row, held, now, silences):  # type: ignore[arg-type]
+                    fired.count(HELD)
+                continue
             if outcome == "notified":
                 steps = _late_steps(_plan(row), row, now)
                 outcome, enqueued = _notify(tx, incident, row, steps, visible, now, rules, links)  # type: ignore[arg-type]
@@ -192,13 +214,28 @@ def _outcome(incident: dict | None, visible: list[dict]) -> str:
         return "skipped_resolved"
     if incident["status"] == "acknowledged":
         return "skipped_acknowledged"
-    return "notified" if visible else "skipped_muted"
+    return "notified" if visible else HELD
 
 
-def _visible(tx: Tx, incident: dict, muted: dispatch.MuteStage) -> list[dict]:
-    """The incident's firing alerts that no silence, inhibition or window holds back."""
-    firing = [a for a in tx.episode_alerts(incident["id"]) if a["status"] == "firing"]
-    return _unmuted(firing, muted)
+def _firing(tx: Tx, incident: dict) -> list[dict]:
+    return [a for a in tx.episode_alerts(incident["id"]) if a["status"] == "firing"]
+
+
+def _hold(
+    tx: Tx, incident: dict, row: dict, held: dict[str, str], now: float, silences: list[Silence]
+) -> bool:
+    """Keep the pending step while every firing alert is muted: look again when the
+    first active silence (or maintenance window) ends, and at least every
+    ``HOLD_SECONDS``. The first look of a hold records it on the timeline, with the
+    reasons (``mutes``); returns whether this look was that first one."""
+    ends = [s.ends_at.timestamp() for s in silences if s.ends_at is not None]
+    due = min([now + HOLD_SECONDS, *(end for end in ends if end > now)])
+    tx.update("escalations", row["id"], {"due_at": due, "held_at": row["held_at"] or now})
+    if row["held_at"] is not None:
+        return False
+    detail = {**_entry(row, row["next_step"]), "mutes": sorted(set(held.values()))}
+    tx.add_timeline(incident["id"], now, "escalation_held", None, detail)
+    return True
 
 
 def _unmuted(alerts: list[dict], muted: dispatch.MuteStage) -> list[dict]:
@@ -214,11 +251,22 @@ def _advance(tx: Tx, row: dict, outcome: str, last: int) -> None:
     """After steps up to ``last``: set the next one, or pause (acknowledged) or end
     (resolved)."""
     if outcome in ("skipped_acknowledged", "skipped_resolved", "told_resolved"):
-        tx.update("escalations", row["id"], {"due_at": None})
+        tx.update("escalations", row["id"], {"due_at": None, "held_at": None})
         return
     following = last + 1
     due = _plan(row).due(row["started_at"], following)
-    tx.update("escalations", row["id"], {"next_step": following, "due_at": due})
+    tx.update("escalations", row["id"], {"next_step": following, "due_at": due, "held_at": None})
+
+
+def _entry(row: dict, step: int) -> dict:
+    """What a timeline entry about ``step`` (counting across runs) says first: the
+    step and run of the policy, and ``restarted_by`` in a chain that started over
+    when an acknowledgement lapsed, whose steps would read like the first run's."""
+    run, index = divmod(step, len(_plan(row).steps))
+    detail: dict = {"step": index + 1, "run": run + 1, "policy": row["policy"]}
+    if row["restarted_by"] is not None:
+        detail["restarted_by"] = row["restarted_by"]
+    return detail
 
 
 def _notify(
@@ -243,29 +291,23 @@ def _notify(
     resolution, and a page from the step too would tell it the same change twice."""
     plan = _plan(row)
     size = len(plan.steps)
-    run, index = divmod(steps[-1], size)
     moment = datetime.fromtimestamp(now, UTC)
     named = [target for step in steps for target in plan.steps[step % size].notify]
     targets = list(dict.fromkeys(named))
     via_route = [target for target in targets if target in incident["receivers"]]
     reach = resolve([t for t in targets if t not in via_route], rules.config, moment)
+    detail = {**_entry(row, steps[-1]), "notified": reach.receivers}
     for target in reach.nobody:
         log.warning(
             "event=nobody_on_call incident=%d step=%d target=%s",
             incident["id"],
-            index + 1,
+            detail["step"],
             logs.value(target),
         )
     enqueued = sum(
         dispatch.enqueue(tx, incident, target, visible, now, rules, links)
         for target in reach.receivers
     )
-    detail: dict = {
-        "step": index + 1,
-        "run": run + 1,
-        "policy": row["policy"],
-        "notified": reach.receivers,
-    }
     if via_route:
         detail["via_route"] = via_route
     if reach.nobody:

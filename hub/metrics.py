@@ -66,7 +66,7 @@ INCIDENT_STATES = ("open", "acknowledged")
 SUPPRESSION_REASONS = ("silence", "inhibition", "maintenance", "flapping")
 ESCALATION_OUTCOMES = (
     "notified",
-    "skipped_muted",
+    "held_muted",
     "skipped_nobody_on_call",
     "skipped_acknowledged",
     "skipped_resolved",

@@ -574,6 +574,20 @@ def m023_past_episodes(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m024_held_escalations(db: sqlite_utils.Database) -> None:
+    """An escalation whose pending step is held while every firing alert of its incident
+    is muted keeps since when (``held_at``): its timeline says so once, not at every
+    look. A chain that started over because an acknowledgement lapsed keeps why
+    (``restarted_by``), so its steps do not read like the first run's."""
+    db.executescript(
+        """
+        ALTER TABLE escalations ADD COLUMN held_at REAL;
+        ALTER TABLE escalations ADD COLUMN restarted_by TEXT;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

@@ -84,7 +84,7 @@ def test_a_snooze_that_ends_pages_again_as_if_nobody_had_acknowledged(hub_factor
     clock = MovedClock()
     with first_paged(hub_factory, smtp, second_after="1h", clock=clock) as (
         mailbox,
-        _,
+        hub,
         http,
         incident,
     ):
@@ -113,7 +113,16 @@ def test_a_snooze_that_ends_pages_again_as_if_nobody_had_acknowledged(hub_factor
         assert ended["actor"] == "hub"
         assert ended["detail"]["acknowledged_by"] == "will"
         assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 1)], "started over"
+        restarts = [
+            e["detail"].get("restarted_by")
+            for e in entries(shown(http, incident["id"]), "escalated")
+        ]
+        assert restarts == [None, "snooze_ended"], "the second run 1 step 1 says why"
         assert step_count(http, "snooze_ended") == 1
+        with hub.client() as browser:
+            sign_in(browser, "write-token")
+            page = browser.get(f"/incidents/{incident['id']}").text
+        assert "step 1 (run 1, chain started over: snooze ended)" in page
         for address in ("ops", "first"):
             before, again = texts_to(mailbox, address)
             assert "/ack/" in again and "Acknowledged by" not in again, "a fresh page"
@@ -173,6 +182,8 @@ def test_an_acknowledgement_lapses_after_the_policys_ack_timeout(hub_factory, sm
         assert (entry["actor"], entry["detail"]["acknowledged_by"]) == ("hub", "will")
         assert [e["detail"]["comment"] for e in entries(lapsed, "acknowledged")] == ["on it"]
         assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 1)]
+        restarts = [e["detail"].get("restarted_by") for e in entries(lapsed, "escalated")]
+        assert restarts == [None, "ack_timed_out"]
         assert step_count(http, "ack_timed_out") == 1
         assert step_count(http, "snooze_ended") == 0
 

@@ -1,0 +1,87 @@
+"""Escalation under a mute, on a real server with real email: a step due while every
+firing alert of its incident is silenced waits, says so on the timeline and the
+console, and pages once the silence ends; the chain is not used up by the silence."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from conftest import MovedClock, wait_for
+from console_support import sign_in
+from test_escalation import SECOND, escalated_steps, first_paged, recipients, sent_times, step_count
+from test_snooze import after_a_worker_round, escalation_fact
+
+DEPLOY = {"matchers": ['service="checkout"'], "comment": "deploy 4.2"}
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def shown(http, incident_id: int) -> dict:
+    answer = http.get(f"/api/v1/incidents/{incident_id}")
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def held_entries(http, incident_id: int) -> list[dict]:
+    timeline = shown(http, incident_id)["timeline"]
+    return [t["detail"] for t in timeline if t["kind"] == "escalation_held"]
+
+
+def silence(http, duration: str) -> dict:
+    answer = http.post("/api/v1/silences", json={**DEPLOY, "duration": duration})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def test_a_step_due_under_a_silence_waits_and_pages_once_the_silence_ends(hub_factory, smtp):
+    """Each step due under the silence was skipped: once it ended, the chain was past its
+    end and nobody was ever paged for an incident that still fired unacknowledged."""
+    clock = MovedClock()
+    with first_paged(hub_factory, smtp, second_after="1s", clock=clock) as (
+        mailbox,
+        hub,
+        http,
+        incident,
+    ):
+        silence(http, "5m")
+        wait_for(lambda: step_count(http, "held_muted") == 1)
+        held = shown(http, incident["id"])["escalation_state"]
+        assert held["next_step"] == 1
+        assert epoch(held["due_at"]) == pytest.approx(epoch(held["held_at"]) + 60, abs=0.01)
+        with hub.client() as browser:
+            sign_in(browser, "write-token")
+            fact = escalation_fact(browser.get(f"/incidents/{incident['id']}").text)
+        assert fact.startswith("page: step 2 held since ")
+        assert "every firing alert is muted; looked at again" in fact
+
+        for _ in range(2):  # looked at again within each minute, still silenced
+            clock.advance(61)
+            after_a_worker_round()
+        assert "alice" not in recipients(mailbox)
+        assert held_entries(http, incident["id"]) == [
+            {"step": 2, "run": 1, "policy": "page", "mutes": ["silence"]}
+        ]
+        assert step_count(http, "held_muted") == 1, "once per hold, not per look"
+
+        clock.advance(300)  # the silence is over
+        wait_for(lambda: "alice" in recipients(mailbox))
+        assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 2)]
+        ran = shown(http, incident["id"])["escalation_state"]
+        assert (ran["next_step"], ran["due_at"], ran["held_at"]) == (2, None, None)
+        assert step_count(http, "notified") == 2
+        assert step_count(http, "held_muted") == 1
+
+
+def test_a_held_step_is_looked_at_again_when_the_silence_ends(hub_factory, smtp):
+    """Not a minute later: the silence's end is known."""
+    with first_paged(hub_factory, smtp, second_after="500ms") as (mailbox, _, http, incident):
+        ends_at = epoch(silence(http, "2s")["ends_at"])
+        wait_for(lambda: step_count(http, "held_muted") == 1)
+        held = shown(http, incident["id"])["escalation_state"]
+        assert epoch(held["due_at"]) == pytest.approx(ends_at, abs=0.01)
+        wait_for(lambda: sent_times(http, SECOND))
+        assert ends_at <= sent_times(http, SECOND, "created_at")[0] < ends_at + 1.0
+        assert recipients(mailbox).count("alice") == 1
