@@ -4,25 +4,13 @@ console, and pages once the silence ends; the chain is not used up by the silenc
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 from conftest import MovedClock, wait_for
 from console_support import sign_in
 from test_escalation import SECOND, escalated_steps, first_paged, recipients, sent_times, step_count
-from test_snooze import after_a_worker_round, escalation_fact
+from test_snooze import after_a_worker_round, epoch, escalation_fact, shown
 
 DEPLOY = {"matchers": ['service="checkout"'], "comment": "deploy 4.2"}
-
-
-def epoch(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
-
-
-def shown(http, incident_id: int) -> dict:
-    answer = http.get(f"/api/v1/incidents/{incident_id}")
-    assert answer.status_code == 200, answer.text
-    return answer.json()
 
 
 def held_entries(http, incident_id: int) -> list[dict]:
