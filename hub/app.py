@@ -37,6 +37,7 @@ from hub import (
     console,
     correlate,
     decoders,
+    dispatch,
     expiry,
     fingerprints,
     heartbeats,
@@ -50,7 +51,7 @@ from hub import config as config_module
 from hub.api_params import refuse_bad_query
 from hub.config import Config
 from hub.console import sessions
-from hub.dispatch import Dispatcher, Flushed, Links
+from hub.dispatch import NO_INTEGRATION, Dispatcher, Flushed, Links
 from hub.errors import ConfigError, Conflict, HubError
 from hub.escalation import Escalator, Fired
 from hub.limits import RateLimiter
@@ -152,6 +153,7 @@ class Runtime:
         moved = await self.store.write(self._rekey_labelled, background=True)
         if moved:
             log.info("event=alerts_rekeyed count=%d", moved)
+        await self.store.write(self._notice_missing_receivers, background=True)
         self.ack_secret = await self.store.write(self._ack_secret, background=True)
         self.session_key = await self.store.write(sessions.stored_key, background=True)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
@@ -251,6 +253,12 @@ class Runtime:
         ]
         return fingerprints.rekey_labelled(tx, labelled)
 
+    def _notice_missing_receivers(self, tx: Tx) -> None:
+        """Incidents still notifying receivers this config lacks get a dead letter each
+        (``dispatch.notice_missing_receivers``): a restart, unlike a reload, may not
+        refuse such a config, and a log line alone is easy to miss."""
+        dispatch.notice_missing_receivers(tx, self.config, self.clock())
+
     def _ack_secret(self, tx: Tx) -> bytes:
         """The configured secret, else one generated once and kept in the store."""
         if self.config.server.ack_secret:
@@ -264,6 +272,8 @@ class Runtime:
     def _flushed(self, flushed: Flushed) -> None:
         for reason, count in flushed.suppressed.items():
             self.metrics.suppressed.labels(reason).inc(count)
+        for receiver in flushed.dead_letters:
+            self.metrics.notifications.labels(receiver, NO_INTEGRATION, "dead").inc()
         if flushed.enqueued and self.sender is not None:
             self.sender.poke()
 
@@ -354,6 +364,7 @@ class Runtime:
         try:
             loaded = config_module.load(self.config_path)
             self.check_against_store(loaded)
+            self._refuse_removing_notified(loaded)
         except ConfigError as e:
             self._count_reload("failure", by, f"problems={logs.value('; '.join(e.problems))}")
             return Reload(e.problems, [])
@@ -369,6 +380,22 @@ class Runtime:
         nothing to compare (``start`` checks once it is)."""
         if self.store.is_open:
             _refuse_clashes(config, self.store)
+
+    def _refuse_removing_notified(self, new: Config) -> None:
+        """A reload may not remove a receiver that open or acknowledged incidents still
+        notify: they keep their receivers for life, and would go on firing with nobody
+        told. Receivers the running config already lacked (a restart without them)
+        are not this reload's doing; their incidents get dead letters. A store not
+        yet open holds no incidents."""
+        if not self.store.is_open:
+            return
+        running = {r.name for r in self.config.receivers}
+        found: dict[str, list[int]] = {}
+        for row in self.store.reading().notifying_unknown([r.name for r in new.receivers]):
+            if row["receiver"] in running:
+                found.setdefault(row["receiver"], []).append(row["incident_id"])
+        if found:
+            raise ConfigError([_still_notified(name, ids) for name, ids in found.items()])
 
     def on_config_change(self, old: Config, new: Config) -> None:
         """Called after a reload swapped the config, to rebuild what derives from it.
@@ -413,6 +440,19 @@ class Runtime:
             logs.value(str(self.config_path)),
             detail,
         )
+
+
+def _still_notified(receiver: str, incident_ids: list[int], shown: int = 10) -> str:
+    """The reload problem naming a removed receiver and (the first ``shown`` of) the
+    incidents that still notify it."""
+    listed = ", ".join(str(i) for i in incident_ids[:shown])
+    more = f" and {len(incident_ids) - shown} more" if len(incident_ids) > shown else ""
+    which = "incidents" if len(incident_ids) > 1 else "incident"
+    notify, they = ("notify", "they are") if len(incident_ids) > 1 else ("notifies", "it is")
+    return (
+        f'receivers: "{receiver}" is removed, but open or acknowledged {which} {listed}{more}'
+        f" still {notify} it: keep it until {they} resolved"
+    )
 
 
 def _refuse_clashes(config: Config, store: Store) -> None:

@@ -24,6 +24,7 @@ import msgspec
 
 from hub import acklinks, grouping, logs, mute, routing, timeintervals
 from hub.channels import schema
+from hub.config import Config
 from hub.incidents import HUB_ACTOR
 from hub.inhibit import Inhibitor
 from hub.rules import Rules
@@ -36,6 +37,9 @@ log = logging.getLogger("hub.dispatch")
 R = TypeVar("R")
 
 FLUSH_BATCH = 100
+NO_INTEGRATION = "none"
+"""The integration of a dead letter to a receiver the config does not have: there is
+no URL, so no scheme."""
 _encode = msgspec.json.Encoder().encode
 
 
@@ -55,11 +59,13 @@ class Links:
 
 @dataclass
 class Flushed:
-    """What one flush did: messages enqueued, and the alerts that became muted for a
-    receiver, by reason (``hub_notifications_suppressed_total``)."""
+    """What one flush did: messages enqueued, the alerts that became muted for a
+    receiver, by reason (``hub_notifications_suppressed_total``), and the receivers
+    missing from the config that a message was dead-lettered to."""
 
     enqueued: int = 0
     suppressed: dict[str, int] = field(default_factory=dict)
+    dead_letters: list[str] = field(default_factory=list)
 
 
 def flush(
@@ -158,7 +164,10 @@ def _flush_one(
     if due.timestamp() > now:
         tx.set_receiver_state(incident["id"], row["receiver"], {"due_at": due.timestamp(), **held})
         return
-    result.enqueued += enqueue(
+    if not over and rules.config.receiver(row["receiver"]) is None:
+        _dead_letter(tx, incident, row["receiver"], _told(visible, send_resolved), now, links)
+        result.dead_letters.append(row["receiver"])
+    result.enqueued += enqueue(  # to a receiver the config lacks: nothing, and a log line
         tx,
         incident,
         row["receiver"],
@@ -212,6 +221,34 @@ def _reschedule_time(
     if muted:
         candidates.append(now + timing.group_interval)
     return min(candidates) if candidates else None
+
+
+def _dead_letter(
+    tx: Tx, incident: dict, receiver: str, alerts: list[dict], now: float, links: Links
+) -> None:
+    """The message due to a receiver the config no longer has (hub restarted without
+    it: a reload may not remove one that open incidents notify), written as a dead
+    letter naming it: ``hub notifications --state dead`` and HubDeadLetters show it,
+    and a retry sends it once the receiver is back. Only for an incident not resolved:
+    what a removed receiver misses of one that is over needs nobody."""
+    context = _context(incident, receiver, None, alerts, now, links, resolved=False)
+    error = (
+        f"receiver {receiver!r} is not in the config, though incident {incident['id']}"
+        " notifies it: add it back and retry, or resolve the incident"
+    )
+    target = (receiver, 0, NO_INTEGRATION)
+    tx.dead_letter(incident["id"], target, context.status, _encode(context), now, error)
+
+
+def notice_missing_receivers(tx: Tx, cfg: Config, now: float) -> None:
+    """At start: make each open or acknowledged incident due at once to the receivers
+    it notifies that the config no longer has, as if never told, so that grouping's
+    next look dead-letters its message there (``_dead_letter``), naming the receiver.
+    Once: not again at the next start while such a dead letter is the newest to it."""
+    for row in tx.notifying_unknown([r.name for r in cfg.receivers]):
+        if (row["state"], row["integration"]) != ("dead", NO_INTEGRATION):
+            changes = {"last_notified_hash": None, "due_at": now}
+            tx.set_receiver_state(row["incident_id"], row["receiver"], changes)
 
 
 def _newly_muted(row: dict, muted: dict[str, str], result: Flushed) -> dict:

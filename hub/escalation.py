@@ -342,8 +342,9 @@ def _tell_resolved(
 
     The incident's own receivers are left out (grouping tells them, as it told them
     it fired), and so are receivers with ``send_resolved = false``; a schedule's
-    person has no such setting and is told. As in every message, alerts muted now
-    are left out, and when none is left nobody is told.
+    person has no such setting and is told. A target a reload removed finds nobody,
+    as it would at a step. As in every message, alerts muted now are left out, and
+    when none is left nobody is told.
     """
     visible = _unmuted(tx.episode_alerts(incident["id"]), muted)
     owed = [t for t in row["paged"] if _owed_notice(t, incident, rules)] if visible else []
@@ -360,7 +361,11 @@ def _tell_resolved(
 
 
 def _owed_notice(target: str, incident: dict, rules: Rules) -> bool:
-    return target not in incident["receivers"] and rules.send_resolved.get(target, True)
+    return (
+        target not in incident["receivers"]
+        and rules.config.receiver(target) is not None
+        and rules.send_resolved.get(target, True)
+    )
 
 
 @dataclass

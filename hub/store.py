@@ -1144,6 +1144,41 @@ class Tx:
         )
         return cursor.lastrowid  # type: ignore[return-value]
 
+    def dead_letter(
+        self,
+        incident_id: int,
+        target: tuple[str, int, str],
+        kind: str,
+        payload: bytes,
+        at: float,
+        error: str,
+    ) -> None:
+        """Write a notification that cannot be sent straight to the dead letters (a
+        receiver the config lacks has no URL to try), where it shows and can be retried."""
+        receiver, channel, integration = target
+        self.conn.execute(
+            "INSERT INTO notifications (incident_id, receiver, channel, integration, kind,"
+            " payload, state, created_at, due_at, last_error)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'dead', ?, ?, ?)",
+            (incident_id, receiver, channel, integration, kind, payload, at, at, error),
+        )
+
+    def notifying_unknown(self, known: list[str]) -> list[dict]:
+        """The receivers outside ``known`` that open or acknowledged incidents still
+        notify: (``incident_id``, ``receiver``), with the ``state`` and
+        ``integration`` of the newest notification to it (None: none yet)."""
+        cursor = self.conn.execute(
+            "SELECT r.incident_id, r.receiver, n.state, n.integration"
+            " FROM incidents i JOIN incident_receivers r ON r.incident_id = i.id"
+            " LEFT JOIN notifications n ON n.id = (SELECT MAX(id) FROM notifications"
+            "   WHERE incident_id = r.incident_id AND receiver = r.receiver)"
+            " WHERE i.status IN ('open', 'acknowledged')"
+            " AND r.receiver NOT IN (SELECT value FROM json_each(?))"
+            " ORDER BY r.receiver, r.incident_id",
+            (_json.encode(known).decode(),),
+        )
+        return _all(cursor)
+
     def retry_notification(self, notification_id: int, now: float) -> bool:
         """Put a dead letter back in the queue with a fresh attempt budget."""
         cursor = self.conn.execute(

@@ -277,18 +277,21 @@ def test_a_dead_letter_whose_receiver_a_reload_removed_is_not_retried(hub_factor
     with hub.client(headers=admin) as http:
         http.post("/webhooks/shop", json=EVENT, headers=AUTH)
         [note] = wait_for(lambda: http.get("/api/v1/notifications?state=dead").json())
+        # a reload may not remove a receiver that an open incident notifies
+        resolved = http.post(f"/api/v1/incidents/{note['incident_id']}/resolve", json={})
+        assert resolved.status_code == 200, resolved.text
         renamed = hub.config_path.read_text().replace('"ops"', '"pager"')
         hub.config_path.write_text(renamed)
         assert http.post("/-/reload").status_code == 200
         refused = hub_cli(hub, "retry", str(note["id"]), token="admin-token")
-        after = http.get("/api/v1/notifications?state=dead").json()
+        dead = http.get("/api/v1/notifications?state=dead").json()
     assert refused.returncode == 1
     assert refused.stdout == ""
     assert refused.stderr == (
         f"hub: error: 409 Conflict: notification {note['id']} cannot be sent again:"
         " receiver 'ops' no longer has this channel in the config\n"
     )
-    assert after == [note]
+    assert [row for row in dead if row["id"] == note["id"]] == [note]
 
 
 def test_an_unreachable_hub_is_named_in_the_error():

@@ -410,7 +410,8 @@ receiver = "ops"
 def test_a_reload_removes_the_series_of_removed_sources_and_receivers(hub):
     """Kept ones keep their counts; a send to the removed receiver in flight at the reload
     (then dead-lettered) does not bring its series back, nor those of its integration,
-    which nothing else uses; a source added back counts anew."""
+    which nothing else uses; a source added back counts anew. Its incident is resolved
+    first: a reload may not remove a receiver open incidents notify."""
     original = hub.config_path.read_text()
     with socket.create_server(("127.0.0.1", 0)) as silent, hub.client(headers=ADMIN) as http:
         hub.config_path.write_text(original + CRM + pager(silent.getsockname()[1]))
@@ -419,6 +420,8 @@ def test_a_reload_removes_the_series_of_removed_sources_and_receivers(hub):
         assert post_event(hub.url, "crm", "crm-token") == 202
         wait_for(lambda: scraped(http, "hub_notifications_total", receiver="ops", outcome="sent"))
         wait_for(lambda: scraped(http, "hub_outbox_notifications", state="sending"))
+        for incident in http.get("/api/v1/incidents", params={"status": "open"}).json():
+            assert http.post(f"/api/v1/incidents/{incident['id']}/resolve").status_code == 200
         hub.config_path.write_text(original)
         assert http.post("/-/reload").status_code == 200
         wait_for(lambda: scraped(http, "hub_outbox_notifications", state="dead"))

@@ -1,0 +1,190 @@
+"""A receiver that open incidents still notify cannot silently go: a reload removing it
+is refused naming it and the incidents, and a restart with a config without it puts a
+dead letter in the outbox for each such incident, once per change, that the API, the
+CLI, the metrics and HubDeadLetters show. A real hub, real email, a real promtool."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from conftest import AUTH, BASE_CONFIG, wait_for
+from notify_support import metric
+from programs import require
+from test_access import TOKENS
+from test_cli import hub_cli
+from test_escalation import recipients, told_resolved
+from test_prometheus_integration import SHIPPED_RULES
+from test_snooze import shown
+
+ADMIN = {"Authorization": "Bearer admin-token"}
+WRITE = {"Authorization": "Bearer write-token"}
+PAGER = """
+[[route.routes]]
+matchers = ['service=~"checkout|cart"']
+receiver = "pager"
+group_by = ["service"]
+
+[[receivers]]
+name = "pager"
+urls = ["mailto://127.0.0.1:{smtp_port}?from=hub@example.com&to=pager@example.com&mode=insecure"]
+"""
+CHECKOUT = {"status": "firing", "summary": "checkout down", "labels": {"service": "checkout"}}
+CART = {**CHECKOUT, "summary": "cart down", "labels": {"service": "checkout", "part": "cart"}}
+
+
+def start(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = hub_factory(
+        BASE_CONFIG + TOKENS + PAGER,
+        mail_url=f"mailto://127.0.0.1:{smtp_port}?from=hub@example.com&to=ops@example.com",
+        smtp_port=smtp_port,
+    )
+    return mailbox, hub
+
+
+def fire(http, event: dict = CHECKOUT) -> int:
+    answer = http.post("/webhooks/shop", json=event, headers=AUTH)
+    assert answer.status_code == 202, answer.text
+    return answer.json()["alerts"][0]["incident_id"]
+
+
+def without_pager(hub) -> None:
+    text = hub.config_path.read_text()
+    hub.config_path.write_text(text[: text.index("\n[[route.routes]]")])
+
+
+def dead_letters(http) -> list[dict]:
+    answer = http.get("/api/v1/notifications", params={"state": "dead"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_reload_removing_a_receiver_open_incidents_notify_is_refused(hub_factory, smtp):
+    """It answered reloaded, and the incidents kept firing with nobody ever told."""
+    mailbox, hub = start(hub_factory, smtp)
+    with hub.client(headers=ADMIN) as http:
+        checkout, cart = fire(http), fire(http, {**CHECKOUT, "labels": {"service": "cart"}})
+        wait_for(lambda: recipients(mailbox).count("pager") == 2)
+        acked = http.post(f"/api/v1/incidents/{checkout}/ack", headers=WRITE, json={})
+        assert acked.status_code == 200, acked.text
+        without_pager(hub)
+        answer = http.post("/-/reload")
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["problems"] == [
+            f'receivers: "pager" is removed, but open or acknowledged incidents {checkout},'
+            f" {cart} still notify it: keep it until they are resolved"
+        ]
+        assert metric(http.get("/metrics").text, "hub_config_reloads_total", outcome="failure") == 1
+
+        for incident in (checkout, cart):
+            resolved = http.post(f"/api/v1/incidents/{incident}/resolve", headers=WRITE, json={})
+            assert resolved.status_code == 200, resolved.text
+        wait_for(lambda: told_resolved(mailbox).count("pager") == 2)  # the old config runs
+        assert http.post("/-/reload").status_code == 200, "nothing open notifies it now"
+
+
+def test_a_restart_without_a_receiver_dead_letters_its_open_incidents_once_per_change(
+    hub_factory, smtp
+):
+    """A log line each dispatcher round was all that said an incident notified nobody."""
+    mailbox, hub = start(hub_factory, smtp)
+    with hub.client(headers=ADMIN) as http:
+        incident = fire(http)
+        assert fire(http, CART) == incident
+        wait_for(lambda: "pager" in recipients(mailbox))
+    hub.stop()
+    without_pager(hub)
+    hub.start()
+    with hub.client(headers=ADMIN) as http:
+        (dead,) = wait_for(lambda: dead_letters(http))
+        assert (dead["incident_id"], dead["receiver"], dead["integration"], dead["kind"]) == (
+            incident,
+            "pager",
+            "none",
+            "firing",
+        )
+        assert dead["last_error"] == (
+            f"receiver 'pager' is not in the config, though incident {incident} notifies it:"
+            " add it back and retry, or resolve the incident"
+        )
+        metrics = http.get("/metrics").text
+        assert metric(metrics, "hub_outbox_notifications", state="dead") == 1
+        labels = {"receiver": "pager", "integration": "none", "outcome": "dead"}
+        assert metric(metrics, "hub_notifications_total", **labels) == 1
+        time.sleep(0.6)  # several dispatcher rounds: none adds another
+        assert len(dead_letters(http)) == 1
+    listed = hub_cli(hub, "notifications", "--state", "dead", token="read-token").stdout
+    header, row = listed.splitlines()[:2]
+    columns = dict(zip(header.split(), row.split(), strict=False))
+    assert (columns["RECEIVER"], columns["INTEGRATION"], columns["STATE"]) == (
+        "pager",
+        "none",
+        "dead",
+    )
+
+    hub.restart()
+    with hub.client(headers=ADMIN) as http:
+        time.sleep(0.6)
+        assert len(dead_letters(http)) == 1, "once, not at every start"
+        fire(http, {**CART, "status": "resolved"})
+        wait_for(lambda: len(dead_letters(http)) == 2)  # a change: the message it was not sent
+        time.sleep(0.6)
+        assert len(dead_letters(http)) == 2
+        fire(http, {**CHECKOUT, "status": "resolved"})
+        wait_for(lambda: shown(http, incident)["status"] == "resolved")
+        time.sleep(0.6)
+        assert len(dead_letters(http)) == 2, "a resolved incident needs nobody"
+
+
+HUB_DEAD_LETTERS_TEST = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      # a hub restarted without receiver pager: its first dead letter's series is born at 1
+      - series: >-
+          hub_notifications_total{{job="hub",receiver="pager",integration="none",outcome="dead"}}
+        values: '_x10 1x40'
+      - series: >-
+          hub_notifications_total{{job="hub",receiver="ops",integration="mailto",outcome="dead"}}
+        values: '0x10 3x40'
+    alert_rule_test:
+      - eval_time: 15m
+        alertname: HubDeadLetters
+        exp_alerts:
+          - exp_labels: {{severity: critical, receiver: pager, integration: none}}
+            exp_annotations:
+              summary: "hub dead-lettered notifications to pager (none)"
+              description: >-
+                Notifications to receiver pager through
+                none failed every attempt and were dead-lettered:
+                someone was not notified. See GET /api/v1/notifications.
+          - exp_labels: {{severity: critical, receiver: ops, integration: mailto}}
+            exp_annotations:
+              summary: "hub dead-lettered notifications to ops (mailto)"
+              description: >-
+                Notifications to receiver ops through
+                mailto failed every attempt and were dead-lettered:
+                someone was not notified. See GET /api/v1/notifications.
+      - eval_time: 40m
+        alertname: HubDeadLetters
+        exp_alerts: []
+"""
+
+
+def test_hub_dead_letters_fires_for_a_series_born_above_zero(tmp_path):
+    """increase() does not see a series whose first sample is 1, as the dead letters a
+    hub writes at start for a receiver missing from its config are."""
+    promtool = require("promtool", "prometheus")
+    test_file = tmp_path / "dead-letters.yml"
+    test_file.write_text(HUB_DEAD_LETTERS_TEST.format(rules=SHIPPED_RULES))
+    tested = subprocess.run(
+        [promtool, "test", "rules", str(test_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
