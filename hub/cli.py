@@ -219,7 +219,7 @@ def backup(args: argparse.Namespace) -> int:
     config = _load(config_path(args.config))
     if config is None:
         return 1
-    dest = _backup_file(Path(args.dest), Path(config.storage.path))
+    dest = _backup_file(args.dest, Path(config.storage.path))
     refusal = _backup_refusal(Path(config.storage.path), dest, args.force)
     if refusal:
         print(f"hub: error: {refusal}", file=sys.stderr)
@@ -233,10 +233,13 @@ def backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backup_file(dest: Path, store: Path) -> Path:
+def _backup_file(given: str, store: Path) -> Path:
     """A folder as DEST takes a copy named after the store and the time, as ``cp`` puts
-    a file into a folder: ``hub backup /var/backups/`` is a natural first try."""
-    if not dest.is_dir():
+    a file into a folder: ``hub backup /var/backups/`` is a natural first try. A DEST
+    written with a trailing slash is a folder even when it does not exist, so that a
+    mistyped one is refused as missing rather than written as a file of that name."""
+    dest = Path(given)
+    if not (dest.is_dir() or given.endswith(("/", os.sep))):
         return dest
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return dest / f"{store.stem}-{stamp}{store.suffix}"

@@ -642,3 +642,8 @@ def test_backup_into_a_folder_names_the_copy_and_the_store_and_copies_are_privat
         assert opened.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     for private in (copy, tmp_path / "hub.db", tmp_path / "hub.db-wal"):
         assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
+    missing = tmp_path / "nope"
+    mistyped = run_hub("backup", f"{missing}/", "--config", str(hub.config_path), cwd=ROOT)
+    assert mistyped.returncode == 1
+    assert f"the folder {missing} does not exist" in mistyped.stderr
+    assert not missing.exists(), "a folder written with a slash never becomes a file"
