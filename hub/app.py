@@ -38,6 +38,7 @@ from hub import (
     correlate,
     decoders,
     dispatch,
+    escalation,
     expiry,
     fingerprints,
     heartbeats,
@@ -201,7 +202,7 @@ class Runtime:
             len(self.config.sources),
             len(self.config.receivers),
         )
-        for warning in config_module.warnings(self.config):
+        for warning in config_module.warnings(self.config) + escalation.warnings(self.config):
             log.warning("event=config_warning detail=%s", logs.value(warning))
 
     def _open_store(self) -> None:

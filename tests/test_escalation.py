@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from conftest import AUTH, BASE_CONFIG, MovedClock, render_config, wait_for
 from console_support import sign_in
+from hub_process import hub_process
 from test_config import run_hub
 
 from hub import config
@@ -386,6 +387,20 @@ def test_check_config_warns_about_a_step_naming_its_routes_own_receiver(tmp_path
         f'{step} "ops" is the receiver of route 0, {tail}',
         f'{step} "dba" is the receiver of route 0.0, {tail}',
     ]
+
+
+def test_hub_serve_logs_the_escalation_warnings_check_config_prints(tmp_path):
+    """An operator who reads only the logs sees what ``hub check-config`` would say."""
+    text = render_config(
+        BASE_CONFIG + OWN_RECEIVERS, port="{port}", db="{db}", mail_url="logfile://x"
+    )
+    hub = hub_process(tmp_path, text).start()
+    try:
+        hub.wait_ready()
+        warned = [line for line in hub.log().splitlines() if "event=config_warning" in line]
+    finally:
+        hub.stop()
+    assert sum('escalations[0] (page).steps[0].notify: \\"ops\\"' in line for line in warned) == 1
 
 
 def test_a_person_resolving_the_incident_tells_the_targets_paged(hub_factory, smtp):
