@@ -372,7 +372,7 @@ class Runtime:
         new, kept = config_module.keep_startup_settings(self.config, loaded)
         old, self.config = self.config, new
         self.on_config_change(old, new)
-        self._count_reload("success", by, f"needs_restart={','.join(kept) or '-'}")
+        self._count_reload("success", by, f"needs_restart={logs.listed(kept)}" if kept else "")
         return Reload([], kept)
 
     def check_against_store(self, config: Config) -> None:
@@ -435,11 +435,11 @@ class Runtime:
         level = logging.INFO if outcome == "success" else logging.ERROR
         log.log(
             level,
-            "event=config_reload outcome=%s by=%s path=%s %s",
+            "event=config_reload outcome=%s by=%s path=%s%s",
             outcome,
             logs.value(by),
             logs.value(str(self.config_path)),
-            detail,
+            f" {detail}" if detail else "",
         )
 
 

@@ -281,6 +281,9 @@ def test_a_retried_dead_letter_names_who_retried_it(log):
 def test_reloads_name_who_asked(log):
     reloads = [(e["outcome"], e["by"]) for e in events(log, "config_reload")]
     assert reloads == [("success", "ada"), ("success", "sighup")]
+    assert all("needs_restart" not in e for e in events(log, "config_reload")), (
+        "a key with nothing to say is left out"
+    )
 
 
 def test_nobody_on_call_names_the_incident_and_ended_alerts_are_named(log):
