@@ -34,6 +34,7 @@ from hub.api_heartbeats import HeartbeatState, NewHeartbeat
 from hub.api_incidents import IncidentStatus, NotificationState
 from hub.config import Mode
 from hub.decision import EventDecision
+from hub.decoders.pagerduty import PagerDutyAccepted
 from hub.escalation import Plan
 from hub.events import Severity, Status
 from hub.grouping import Timing
@@ -244,6 +245,12 @@ class Rehearsed(msgspec.Struct, kw_only=True):
     delivery_id: int
 
 
+WEBHOOK_ANSWERS = (Ingested, Rehearsed, PagerDutyAccepted)
+"""A webhook's 2xx answers: hub's own for a live or a test-mode source, PagerDuty's for
+its format (a repeat, 200, gets the first answer again). The Alertmanager API answers
+200 with an empty body, as Alertmanager does."""
+
+
 class DryRun(msgspec.Struct, kw_only=True):
     """What replaying a delivery would do now; nothing is changed."""
 
@@ -338,6 +345,7 @@ ANSWERS: dict[tuple[str, str], dict[int, Any]] = {
     ("get", "/api/v1/events"): {200: list[Delivery]},
     ("get", "/api/v1/events/{delivery_id}"): {200: DeliveryDetail},
     ("post", "/api/v1/events/{delivery_id}/replay"): {200: DryRun, 202: (Ingested, Rehearsed)},
+    ("post", "/webhooks/{source}"): {202: WEBHOOK_ANSWERS, 200: WEBHOOK_ANSWERS},
     ("get", "/api/v1/silences"): {200: list[Silence]},
     ("get", "/api/v1/silences/{silence_id}"): {200: Silence},
     ("post", "/api/v1/silences"): {201: Silence},

@@ -534,9 +534,9 @@ def create_app(
         logging_config=None,
     )
     api_heartbeats.document(app.openapi_schema)
-    api_schema.document(app.openapi_schema)
     declare_refusal_headers(app.openapi_schema)
     webhooks_openapi.document(app.openapi_schema)
+    api_schema.document(app.openapi_schema)  # the answers of all of the above
     return WebhookDoor(app)
 
 

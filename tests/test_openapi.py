@@ -25,9 +25,23 @@ EVENTS = [
 ]
 
 
+WEBHOOK_SOURCES = """
+[[sources]]
+name = "pd"
+format = "pagerduty"
+auth = {{ type = "none" }}
+
+[[sources]]
+name = "rehearsal"
+mode = "test"
+auth = {{ type = "none" }}
+"""
+
+
 @pytest.fixture
 def hub(hub_factory, smtp):
-    return hub_factory(BASE_CONFIG + TOKENS + HEARTBEAT, mail_url=mail_url(smtp[1]))
+    config = BASE_CONFIG + TOKENS + HEARTBEAT + WEBHOOK_SOURCES
+    return hub_factory(config, mail_url=mail_url(smtp[1]))
 
 
 def served(hub) -> dict:
@@ -236,7 +250,7 @@ def test_every_api_answer_is_a_closed_object_of_typed_fields(hub):
     types (the other tests of the contract check real answers against them)."""
     document = served(hub)
     for (method, path), operation in operations(document).items():
-        if not path.startswith(("/api/", "/-/")):
+        if not path.startswith(("/api/", "/-/", "/webhooks/{source}")) or path.endswith("/alerts"):
             continue
         for status, answer in operation["responses"].items():
             if status.startswith("2"):
@@ -267,3 +281,31 @@ def test_bodies_read_by_their_handlers_are_documented_with_an_example(hub, path,
 
 def test_the_ack_link_is_a_page_for_people_and_not_in_the_api_document(hub):
     assert not [path for path in served(hub)["paths"] if path.startswith("/ack/")]
+
+
+def test_webhook_answers_match_the_documented_schemas(hub):
+    """hub's answer to a live and a test-mode source, a repeat's, and PagerDuty's own:
+    each is one of the documented shapes, and a copy with a field too many is not."""
+    operation = schemathesis.openapi.from_url(f"{hub.url}/schema/openapi.json")
+    webhook = operation["/webhooks/{source}"]["POST"]
+    pagerduty = {
+        "routing_key": "r" * 32,
+        "event_action": "trigger",
+        "payload": {"summary": "db down", "source": "db1", "severity": "critical"},
+    }
+    once = {**AUTH, "Idempotency-Key": "delivery-1"}
+    with hub.client() as http:
+        answers = [
+            http.post("/webhooks/shop", json=EVENTS[0], headers=once),
+            http.post("/webhooks/shop", json=EVENTS[0], headers=once),
+            http.post("/webhooks/rehearsal", json=EVENTS[1]),
+            http.post("/webhooks/pd", json=pagerduty),
+        ]
+    assert [answer.status_code for answer in answers] == [202, 200, 202, 202]
+    assert answers[2].json()["mode"] == "test" and answers[3].json()["status"] == "success"
+    for answer in answers:
+        webhook.validate_response(answer)
+    forged = httpx.Response(202, json={**answers[0].json(), "extra": 1}, request=answers[0].request)
+    forged.elapsed = answers[0].elapsed
+    with pytest.raises(Failure):
+        webhook.validate_response(forged)

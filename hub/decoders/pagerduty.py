@@ -116,12 +116,21 @@ def _occurred_at(payload: Payload | None) -> datetime | None:
     return parse_time(payload.timestamp, "$.payload.timestamp")
 
 
+class PagerDutyAccepted(msgspec.Struct, kw_only=True):
+    """PagerDuty's answer to an event it took, as Events API v2 clients read it; the
+    webhook's OpenAPI answer is this Struct's schema."""
+
+    status: Literal["success"] = "success"
+    message: str = "Event processed"
+    dedup_key: str
+
+
 class Responder:
     """PagerDuty's answers, for senders that read them."""
 
     def accepted(self, decoded: Decoded) -> tuple[int, dict[str, Any]]:
         key = sender_key(decoded.events[0].fingerprint)
-        return 202, {"status": "success", "message": "Event processed", "dedup_key": key}
+        return 202, msgspec.structs.asdict(PagerDutyAccepted(dedup_key=key))
 
     def rejected(self, error: HubError) -> tuple[int, dict[str, Any]] | None:
         """A 400 for a body PagerDuty would refuse; None leaves other errors to hub."""
