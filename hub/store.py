@@ -591,6 +591,32 @@ def m024_held_escalations(db: sqlite_utils.Database) -> None:
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
+NUMBERED = ("deliveries", "alerts", "incidents", "notifications")
+"""The tables whose ids people cite (answers, logs, tickets, ``replay_of``, API URLs, ack
+links): an id once given is never given again, even after retention deleted its row."""
+
+
+def _floor_setting(table: str) -> str:
+    """The setting keeping the largest id retention deleted from ``table`` as its newest."""
+    return f"id_floor:{table}"
+
+
+def _next_id_sql(table: str) -> str:
+    """SQL for ``table``'s next id: one past its largest id and past its floor.
+
+    SQLite's own choice (one past the largest) went back once retention deleted the
+    newest rows. Two index probes inside the statement that uses the id, so the
+    floor costs no statement of its own and no copy that a rolled-back batch or
+    another connection could leave stale.
+    """
+    return (
+        f"(MAX((SELECT IFNULL(MAX(id), 0) FROM {table}), IFNULL((SELECT CAST(value AS INTEGER)"
+        f" FROM settings WHERE name = '{_floor_setting(table)}'), 0)) + 1)"
+    )
+
+
+_NEXT_ID = {table: _next_id_sql(table) for table in NUMBERED}
+
 
 class Tx:
     """The narrow write interface handed to write functions, inside a transaction."""
@@ -608,9 +634,9 @@ class Tx:
         return (row[0], _decode_json(row[1]), row[2]) if row else None
 
     def next_delivery_id(self) -> int:
-        """The id SQLite would give the next delivery (one past the largest), taken
-        first so that an answer naming its delivery is stored in the same INSERT."""
-        return self.conn.execute("SELECT IFNULL(MAX(id), 0) + 1 FROM deliveries").fetchone()[0]
+        """The next delivery's id (``_next_id_sql``), taken first so that an answer naming
+        its delivery is stored in the same INSERT."""
+        return self._next_id("deliveries")
 
     def insert_delivery(
         self,
@@ -627,12 +653,12 @@ class Tx:
         decision: Any = None,
     ) -> int:
         """A delivery with the ``answer`` (status code, body) its sender was given;
-        ``delivery_id`` None lets SQLite choose. Returns the id."""
+        ``delivery_id`` None takes the next id in the INSERT. Returns the id."""
         status_code, response = answer
         cursor = self.conn.execute(
             "INSERT INTO deliveries (id, source, delivery_key, received_at, headers, body, mode,"
             " replay_of, decision, status_code, response)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f" VALUES (COALESCE(?, {_NEXT_ID['deliveries']}), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 delivery_id,
                 source,
@@ -660,9 +686,12 @@ class Tx:
         return _one(cursor)
 
     def next_alert_id(self) -> int:
-        """The id SQLite would give the next alert (one past the largest), taken first
-        so that an incident the alert opens names it in the same transaction."""
-        return self.conn.execute("SELECT IFNULL(MAX(id), 0) + 1 FROM alerts").fetchone()[0]
+        """The next alert's id (``_next_id_sql``), taken first so that an incident the alert
+        opens names it in the same transaction."""
+        return self._next_id("alerts")
+
+    def _next_id(self, table: str) -> int:
+        return self.conn.execute(f"SELECT {_NEXT_ID[table]}").fetchone()[0]
 
     def get_alert(self, fingerprint: str) -> dict | None:
         cursor = self.conn.execute("SELECT * FROM alerts WHERE fingerprint = ?", (fingerprint,))
@@ -927,7 +956,8 @@ class Tx:
             f"UPDATE alert_history SET event_id = NULL WHERE event_id IN ({events})", ids
         )
         self.conn.execute(f"DELETE FROM events WHERE delivery_id IN ({_marks(ids)})", ids)
-        self.conn.execute(f"DELETE FROM deliveries WHERE id IN ({_marks(ids)})", ids)
+        with self._floors_kept("deliveries"):
+            self.conn.execute(f"DELETE FROM deliveries WHERE id IN ({_marks(ids)})", ids)
         return len(ids)
 
     def prune_history(self, before: float, limit: int) -> int:
@@ -950,20 +980,21 @@ class Tx:
             return 0
         marks = _marks(ids)
         notifications = f"SELECT id FROM notifications WHERE incident_id IN ({marks})"
-        for sql in (
-            f"DELETE FROM notification_attempts WHERE notification_id IN ({notifications})",
-            f"DELETE FROM notifications WHERE incident_id IN ({marks})",
-            f"DELETE FROM timeline WHERE incident_id IN ({marks})",
-            f"DELETE FROM incident_receivers WHERE incident_id IN ({marks})",
-            f"DELETE FROM escalations WHERE id IN ({marks})",
-        ):
-            self.conn.execute(sql, ids)
-        self._delete_alerts(f"incident_id IN ({marks}) AND status = 'resolved'", ids)
-        for sql in (
-            f"UPDATE alerts SET incident_id = NULL WHERE incident_id IN ({marks})",
-            f"DELETE FROM incidents WHERE id IN ({marks})",
-        ):
-            self.conn.execute(sql, ids)
+        with self._floors_kept("incidents", "notifications"):
+            for sql in (
+                f"DELETE FROM notification_attempts WHERE notification_id IN ({notifications})",
+                f"DELETE FROM notifications WHERE incident_id IN ({marks})",
+                f"DELETE FROM timeline WHERE incident_id IN ({marks})",
+                f"DELETE FROM incident_receivers WHERE incident_id IN ({marks})",
+                f"DELETE FROM escalations WHERE id IN ({marks})",
+            ):
+                self.conn.execute(sql, ids)
+            self._delete_alerts(f"incident_id IN ({marks}) AND status = 'resolved'", ids)
+            for sql in (
+                f"UPDATE alerts SET incident_id = NULL WHERE incident_id IN ({marks})",
+                f"DELETE FROM incidents WHERE id IN ({marks})",
+            ):
+                self.conn.execute(sql, ids)
         return len(ids)
 
     def prune_alerts(self, before: float, limit: int) -> int:
@@ -985,12 +1016,24 @@ class Tx:
         """Delete the alerts ``where`` selects, their history and events first, as
         those rows refer to them."""
         alerts = f"SELECT id FROM alerts WHERE {where}"
-        for sql in (
-            f"DELETE FROM alert_history WHERE alert_id IN ({alerts})",
-            f"DELETE FROM events WHERE alert_id IN ({alerts})",
-            f"DELETE FROM alerts WHERE {where}",
-        ):
-            self.conn.execute(sql, params)
+        self.conn.execute(f"DELETE FROM alert_history WHERE alert_id IN ({alerts})", params)
+        self.conn.execute(f"DELETE FROM events WHERE alert_id IN ({alerts})", params)
+        with self._floors_kept("alerts"):
+            self.conn.execute(f"DELETE FROM alerts WHERE {where}", params)
+
+    @contextlib.contextmanager
+    def _floors_kept(self, *tables: str) -> Iterator[None]:
+        """Where the deletes in the block take a table's newest row, keep its id as the
+        table's floor (``_next_id_sql``), in their transaction: a crash keeps both or
+        neither. Only then: deleting old rows below a newer one writes nothing more."""
+        newest = {table: self._newest_id(table) for table in tables}
+        yield
+        for table, top in newest.items():
+            if self._newest_id(table) < top:
+                self.put_setting(_floor_setting(table), str(top))
+
+    def _newest_id(self, table: str) -> int:
+        return self.conn.execute(f"SELECT IFNULL(MAX(id), 0) FROM {table}").fetchone()[0]
 
     def _ids(self, sql: str, *params: object) -> list[int]:
         return [row[0] for row in self.conn.execute(sql, params).fetchall()]
@@ -1007,9 +1050,12 @@ class Tx:
         )
 
     def insert(self, table: str, row: dict) -> int:
-        """Insert a row into one of hub's tables; dict and list values are stored as JSON."""
+        """Insert a row into one of hub's tables; dict and list values are stored as JSON.
+        A ``NUMBERED`` table's row without an id takes the next one, never SQLite's."""
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
+        if table in _NEXT_ID and "id" not in row:
+            columns, marks = f"id, {columns}", f"{_NEXT_ID[table]}, {marks}"
         cursor = self.conn.execute(
             f"INSERT INTO {table} ({columns}) VALUES ({marks})", _encode_values(row)
         )
@@ -1128,8 +1174,9 @@ class Tx:
         """
         receiver, channel, integration = target
         cursor = self.conn.execute(
-            "INSERT INTO notifications (incident_id, receiver, channel, integration, kind,"
-            " payload, created_at, due_at, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO notifications (id, incident_id, receiver, channel, integration, kind,"
+            f" payload, created_at, due_at, changed_at) VALUES ({_NEXT_ID['notifications']},"
+            " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 incident_id,
                 receiver,
@@ -1157,9 +1204,9 @@ class Tx:
         receiver the config lacks has no URL to try), where it shows and can be retried."""
         receiver, channel, integration = target
         self.conn.execute(
-            "INSERT INTO notifications (incident_id, receiver, channel, integration, kind,"
+            "INSERT INTO notifications (id, incident_id, receiver, channel, integration, kind,"
             " payload, state, created_at, due_at, last_error)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'dead', ?, ?, ?)",
+            f" VALUES ({_NEXT_ID['notifications']}, ?, ?, ?, ?, ?, ?, 'dead', ?, ?, ?)",
             (incident_id, receiver, channel, integration, kind, payload, at, at, error),
         )
 

@@ -8,13 +8,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from conftest import BASE_CONFIG, mail_url, render_config
+from notify_support import ACK_SECRET, WRITER, fire, receiver, start_hub
 
-from hub import config, correlate, retention
+from hub import acklinks, config, correlate, retention
 from hub.decoders.common import Decoded
 from hub.events import Event
 from hub.ingest import Delivery, apply_delivery
 from hub.rules import Rules
-from hub.store import Store, Tx, opened
+from hub.store import NUMBERED, Store, Tx, opened
 
 DAY = 86400.0
 NOW = time.time()
@@ -30,7 +31,8 @@ def rules(tmp_path) -> Rules:
     return Rules.from_config(config.parse(text, {}))
 
 
-def deliver(tx: Tx, rules: Rules, days_ago: float, fingerprint: str, status: str) -> int:
+def answer(tx: Tx, rules: Rules, days_ago: float, fingerprint: str, status: str) -> dict:
+    """The answer's body to a native delivery of one event."""
     event = Event(
         fingerprint=fingerprint,
         status=status,  # type: ignore[arg-type]
@@ -38,8 +40,11 @@ def deliver(tx: Tx, rules: Rules, days_ago: float, fingerprint: str, status: str
         labels={"service": fingerprint},
     )
     delivery = Delivery("shop", None, NOW - days_ago * DAY, {}, b"{}")
-    answer = apply_delivery(tx, delivery, Decoded([event]), rules)
-    return answer.body["alerts"][0]["incident_id"]
+    return apply_delivery(tx, delivery, Decoded([event]), rules).body
+
+
+def deliver(tx: Tx, rules: Rules, days_ago: float, fingerprint: str, status: str) -> int:
+    return answer(tx, rules, days_ago, fingerprint, status)["alerts"][0]["incident_id"]
 
 
 def history(tx: Tx, rules: Rules) -> int:
@@ -193,3 +198,76 @@ def test_the_first_prune_runs_a_minute_after_start_not_an_hour(hub_factory):
     job = hub.runtime.scheduler.get_job("retention")
     assert timedelta(seconds=55) <= job.next_run_time - started <= timedelta(seconds=65)
     assert job.trigger.interval == timedelta(hours=1)
+
+
+def firing_and_paged(tx: Tx, rules: Rules, days_ago: float, fingerprint: str) -> dict[str, int]:
+    """A firing alert opening an incident that is notified: the id of each row it made."""
+    body = answer(tx, rules, days_ago, fingerprint, "firing")
+    alert = body["alerts"][0]
+    target = ("ops", 0, "mailto")
+    return {
+        "deliveries": body["delivery_id"],
+        "alerts": alert["id"],
+        "incidents": alert["incident_id"],
+        "notifications": tx.enqueue_notification(alert["incident_id"], target, "firing", b"{}", 0),
+    }
+
+
+def test_ids_are_never_given_again_once_retention_deleted_the_newest_rows(tmp_path):
+    """Ids are cited in answers, logs, tickets, ``replay_of``, API URLs and ack links:
+    after retention deleted every delivery, alert, incident and notification, the next
+    of each is numbered past all those before, after a restart too; a delivery whose id
+    the INSERT takes (a format's own answer) as well as one whose id is taken first."""
+    ruleset = rules(tmp_path)
+    path = (tmp_path / "hub.db").as_posix()
+    everything = config.Retention(*(config.Duration(DAY),) * 3)
+
+    def come_and_gone(tx: Tx) -> dict[str, int]:
+        firing_and_paged(tx, ruleset, 30, "first")
+        newest = firing_and_paged(tx, ruleset, 20, "second")
+        for fingerprint in ("first", "second"):
+            deliver(tx, ruleset, 10, fingerprint, "resolved")
+        return {**newest, "deliveries": newest["deliveries"] + 2}
+
+    with opened(path) as store:
+        before = asyncio.run(store.write(come_and_gone))
+        asyncio.run(retention.prune(store, everything, NOW))
+        left = {table: count(store, f"SELECT COUNT(*) AS n FROM {table}") for table in NUMBERED}
+    with opened(path) as store:
+        after = asyncio.run(store.write(lambda tx: firing_and_paged(tx, ruleset, 0, "third")))
+        taken_by_insert = asyncio.run(
+            store.write(
+                lambda tx: tx.insert_delivery(None, "shop", None, NOW, {}, b"{}", answer=(200, {}))
+            )
+        )
+    assert left == dict.fromkeys(NUMBERED, 0)
+    assert after == {table: before[table] + 1 for table in NUMBERED}
+    assert taken_by_insert == before["deliveries"] + 2
+
+
+def test_an_ack_link_to_a_pruned_incident_is_refused_not_taken_by_the_next(
+    hub_factory, smtp, tmp_path
+):
+    """Ack links may outlive their incident (``ack_link_ttl`` longer than the
+    resolved_incidents retention): the next incident, the same group's included, gets
+    an id of its own, so a link to the pruned one acknowledges nothing."""
+    _, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
+    with hub.client(headers=WRITER) as http:
+        pruned = fire(http, "checkout down")["incident_id"]
+        fire(http, "checkout down", status="resolved")
+    hub.stop()
+    with opened((tmp_path / "hub.db").as_posix()) as store:
+        asyncio.run(retention.prune(store, config.Retention(), time.time() + 91 * DAY))
+    hub.start()
+    expires = datetime.now(UTC) + timedelta(days=1)
+    link = acklinks.path(acklinks.sign(ACK_SECRET.encode(), pruned, 1, expires))
+    with hub.client(headers=WRITER) as http:
+        fresh = fire(http, "checkout down")["incident_id"]
+        with hub.client() as browser:
+            shown, clicked = browser.get(link), browser.post(link)
+        incident = http.get(f"/api/v1/incidents/{fresh}").json()
+    assert fresh == pruned + 1
+    assert (shown.status_code, clicked.status_code) == (404, 404)
+    assert f"incident {pruned} no longer exists" in shown.text
+    assert (incident["status"], incident["acknowledged_by"]) == ("open", None)
