@@ -5,6 +5,7 @@ its own write, so ingest never waits behind one long delete."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 from hub.config import Retention
@@ -14,24 +15,32 @@ log = logging.getLogger("hub.retention")
 
 BATCH = 500
 
+Delete = Callable[[Tx, float, int], dict[str, int]]
+"""A ``Tx.prune_*``: deletes one batch, returns the rows it deleted by kind."""
+
 
 async def prune(store: Store, retention: Retention, now: float) -> dict[str, int]:
-    """Delete everything older than the configured ages; returns the rows removed by kind."""
-    plan: list[tuple[str, Callable[[Tx, float, int], int], float]] = [
+    """Delete everything older than the configured ages; returns the rows removed by
+    kind, each kind counted wherever its rows went: a pruned incident's resolved
+    alerts count as alerts, and their history as history, as the log line says."""
+    plan: list[tuple[str, Delete, float]] = [
         ("deliveries", Tx.prune_deliveries, retention.events),
         ("history", Tx.prune_history, retention.history),
         ("incidents", Tx.prune_incidents, retention.resolved_incidents),
         ("alerts", Tx.prune_alerts, retention.resolved_incidents),
     ]
-    removed = {kind: await _drain(store, delete, now - age) for kind, delete, age in plan}
+    removed = Counter(dict.fromkeys([kind for kind, _, _ in plan], 0))
+    for kind, delete, age in plan:
+        removed.update(await _drain(store, kind, delete, now - age))
     log.info("event=retention_pruned %s", " ".join(f"{k}={n}" for k, n in removed.items()))
-    return removed
+    return dict(removed)
 
 
-async def _drain(store: Store, delete: Callable[[Tx, float, int], int], before: float) -> int:
-    total = 0
+async def _drain(store: Store, kind: str, delete: Delete, before: float) -> Counter[str]:
+    """Delete batch after batch until one deletes fewer than ``BATCH`` of ``kind``."""
+    total: Counter[str] = Counter()
     while True:
-        count = await store.write(lambda tx: delete(tx, before, BATCH), background=True)
-        total += count
-        if count < BATCH:
+        removed = await store.write(lambda tx: delete(tx, before, BATCH), background=True)
+        total.update(removed)
+        if removed[kind] < BATCH:
             return total

@@ -937,9 +937,10 @@ class Tx:
 
     # retention ---------------------------------------------------------------
 
-    def prune_deliveries(self, before: float, limit: int) -> int:
+    def prune_deliveries(self, before: float, limit: int) -> dict[str, int]:
         """Delete up to ``limit`` deliveries received before ``before``, with their events
-        (history rows outlive them and lose only the link to the event).
+        (history rows outlive them and lose only the link to the event); returns the
+        rows deleted by kind, as each ``prune_*`` does.
 
         Ids grow with the receive time, so the oldest ``limit`` by id are read and the
         run received before ``before`` is deleted; no index on the receive time is
@@ -950,7 +951,7 @@ class Tx:
         ).fetchall()
         ids = [row[0] for row in itertools.takewhile(lambda row: row[1] < before, oldest)]
         if not ids:
-            return 0
+            return {"deliveries": 0}
         events = f"SELECT id FROM events WHERE delivery_id IN ({_marks(ids)})"
         self.conn.execute(
             f"UPDATE alert_history SET event_id = NULL WHERE event_id IN ({events})", ids
@@ -958,16 +959,15 @@ class Tx:
         self.conn.execute(f"DELETE FROM events WHERE delivery_id IN ({_marks(ids)})", ids)
         with self._floors_kept("deliveries"):
             self.conn.execute(f"DELETE FROM deliveries WHERE id IN ({_marks(ids)})", ids)
-        return len(ids)
+        return {"deliveries": len(ids)}
 
-    def prune_history(self, before: float, limit: int) -> int:
+    def prune_history(self, before: float, limit: int) -> dict[str, int]:
         ids = self._ids("SELECT id FROM alert_history WHERE recorded_at < ? LIMIT ?", before, limit)
-        if not ids:
-            return 0
-        self.conn.execute(f"DELETE FROM alert_history WHERE id IN ({_marks(ids)})", ids)
-        return len(ids)
+        if ids:
+            self.conn.execute(f"DELETE FROM alert_history WHERE id IN ({_marks(ids)})", ids)
+        return {"history": len(ids)}
 
-    def prune_incidents(self, before: float, limit: int) -> int:
+    def prune_incidents(self, before: float, limit: int) -> dict[str, int]:
         """Delete resolved incidents resolved before ``before`` with everything hanging off
         them: timeline, grouping and escalation state, notifications and their attempts,
         and their alerts that are resolved too (with those alerts' events and history)."""
@@ -977,7 +977,7 @@ class Tx:
             limit,
         )
         if not ids:
-            return 0
+            return {"incidents": 0}
         marks = _marks(ids)
         notifications = f"SELECT id FROM notifications WHERE incident_id IN ({marks})"
         with self._floors_kept("incidents", "notifications"):
@@ -989,15 +989,15 @@ class Tx:
                 f"DELETE FROM escalations WHERE id IN ({marks})",
             ):
                 self.conn.execute(sql, ids)
-            self._delete_alerts(f"incident_id IN ({marks}) AND status = 'resolved'", ids)
+            alerts = self._delete_alerts(f"incident_id IN ({marks}) AND status = 'resolved'", ids)
             for sql in (
                 f"UPDATE alerts SET incident_id = NULL WHERE incident_id IN ({marks})",
                 f"DELETE FROM incidents WHERE id IN ({marks})",
             ):
                 self.conn.execute(sql, ids)
-        return len(ids)
+        return {"incidents": len(ids), **alerts}
 
-    def prune_alerts(self, before: float, limit: int) -> int:
+    def prune_alerts(self, before: float, limit: int) -> dict[str, int]:
         """Delete up to ``limit`` resolved alerts of no incident resolved before
         ``before``, with their events and history. Such alerts no incident's pruning
         reaches: one created already resolved (a resolve hub had no alert for), or one
@@ -1008,18 +1008,19 @@ class Tx:
             before,
             limit,
         )
-        if ids:
-            self._delete_alerts(f"id IN ({_marks(ids)})", ids)
-        return len(ids)
+        return self._delete_alerts(f"id IN ({_marks(ids)})", ids) if ids else {"alerts": 0}
 
-    def _delete_alerts(self, where: str, params: list[int]) -> None:
+    def _delete_alerts(self, where: str, params: list[int]) -> dict[str, int]:
         """Delete the alerts ``where`` selects, their history and events first, as
-        those rows refer to them."""
+        those rows refer to them; returns how many alerts and history rows went."""
         alerts = f"SELECT id FROM alerts WHERE {where}"
-        self.conn.execute(f"DELETE FROM alert_history WHERE alert_id IN ({alerts})", params)
+        history = self.conn.execute(
+            f"DELETE FROM alert_history WHERE alert_id IN ({alerts})", params
+        ).rowcount
         self.conn.execute(f"DELETE FROM events WHERE alert_id IN ({alerts})", params)
         with self._floors_kept("alerts"):
-            self.conn.execute(f"DELETE FROM alerts WHERE {where}", params)
+            deleted = self.conn.execute(f"DELETE FROM alerts WHERE {where}", params).rowcount
+        return {"alerts": deleted, "history": history}
 
     @contextlib.contextmanager
     def _floors_kept(self, *tables: str) -> Iterator[None]:
