@@ -46,6 +46,7 @@ from hub import (
     logs,
     retention,
     silences,
+    templates,
     webhooks_openapi,
 )
 from hub import config as config_module
@@ -113,6 +114,7 @@ class Runtime:
             hub_version(),
             heartbeats=[h.name for h in config.heartbeats],
             own_sources={expiry.SOURCE: expiry.EVENT_OUTCOMES},
+            templated=templates.templated(config),
         )
         self.metrics.config_loaded(clock())
         self.store = Store(
@@ -410,6 +412,7 @@ class Runtime:
         self.metrics.precreate_sources(sources_series(new))
         self.metrics.precreate_receivers(notified(new))
         self.metrics.precreate_channels(send_targets(new))
+        self.metrics.precreate_templated(templates.templated(new))
         self.changed()
 
     def _forget_removed(self, old: Config, new: Config) -> None:
@@ -423,6 +426,7 @@ class Runtime:
         self.metrics.forget_channels(old_targets - new_targets)
         kept_receivers = {receiver for receiver, _ in new_targets}
         self.metrics.forget_receivers({receiver for receiver, _ in old_targets} - kept_receivers)
+        self.metrics.forget_templated(templates.templated(old) - templates.templated(new))
         kept_integrations = {integration for _, integration in new_targets}
         self.metrics.forget_integrations(
             {integration for _, integration in old_targets} - kept_integrations

@@ -180,7 +180,7 @@ def notify_test(args: argparse.Namespace) -> int:
     Apprise and the templates are imported here, not at the top: the API commands do
     not need them and start faster without them."""
     from hub import channels
-    from hub.outbox import render_and_send
+    from hub.outbox import Failure, render_and_send
     from hub.templates import Templates
 
     path = config_path(args.config)
@@ -201,11 +201,11 @@ def notify_test(args: argparse.Namespace) -> int:
     context = marked_sample(receiver.name, config.server.base_url)
     failed = 0
     for url in receiver.urls:
-        failure = render_and_send(templates, url, receiver.timeout, context)
-        failed += failure is not None
-        outcome = "sent  " if failure is None else "failed"
-        detail = f": {failure.reason}" if failure else ""
-        print(f"{outcome}  {channels.redact(url)}{detail}")
+        result = render_and_send(templates, url, receiver.timeout, context)
+        failed += isinstance(result, Failure)
+        outcome = "failed" if isinstance(result, Failure) else "sent  "
+        detail = result.reason if isinstance(result, Failure) else result.template_error
+        print(f"{outcome}  {channels.redact(url)}{f': {detail}' if detail else ''}")
     return 1 if failed else 0
 
 

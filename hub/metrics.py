@@ -123,6 +123,7 @@ class Metrics:
       ``attempt_seconds``   hub_notification_attempt_duration_seconds{integration}
       ``delivery_seconds``  hub_notification_delivery_seconds{receiver}
       ``event_latency``     hub_notification_event_latency_seconds{receiver}
+      ``template_errors``   hub_notification_template_errors_total{receiver with templates}
       ``suppressed``        hub_notifications_suppressed_total{reason in SUPPRESSION_REASONS}
     Escalation, heartbeats and expiry:
       ``escalation_steps``  hub_escalation_steps_total{outcome in ESCALATION_OUTCOMES}
@@ -144,9 +145,10 @@ class Metrics:
         *,
         heartbeats: Iterable[str] = (),
         own_sources: Mapping[str, Collection[str]] | None = None,
+        templated: Iterable[str] = (),
     ) -> None:
         """``own_sources``: hub's own deliveries (``expiry``), by name, with the event
-        outcomes they can have."""
+        outcomes they can have; ``templated``: the receivers with templates of their own."""
         disable_created_metrics()  # *_created series only add noise to dashboards
         self.registry = CollectorRegistry(auto_describe=True)
         self._ingest_metrics()
@@ -157,6 +159,7 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self._precreate(sources, list(receivers), list(heartbeats), own_sources or {})
+        self.precreate_templated(templated)
 
     def _ingest_metrics(self) -> None:
         r = self.registry
@@ -219,6 +222,13 @@ class Metrics:
             " that reports it (grouping waits and retries included).",
             ["receiver"],
             buckets=_EVENT_BUCKETS,
+            registry=r,
+        )
+        self.template_errors = Counter(
+            "hub_notification_template_errors",
+            "Messages sent as the default because the receiver's own template failed on"
+            " the incident, by receiver.",
+            ["receiver"],
             registry=r,
         )
         self.suppressed = Counter(
@@ -326,6 +336,18 @@ class Metrics:
         for receiver in receivers:
             self.delivery_seconds.labels(receiver)
             self.event_latency.labels(receiver)
+
+    def precreate_templated(self, receivers: Iterable[str]) -> None:
+        """Create the template error series of these receivers, those with a title or
+        body of their own, at 0 (at start, and for reloaded ones)."""
+        for receiver in receivers:
+            self.template_errors.labels(receiver)
+
+    def forget_templated(self, receivers: Iterable[str]) -> None:
+        """Remove the template error series of the receivers a reload removed or left
+        without templates of their own: nothing can move them."""
+        for receiver in receivers:
+            _remove(self.template_errors, receiver)
 
     def precreate_channels(self, channels: Iterable[tuple[str, str]]) -> None:
         """Create the notification series of each (receiver, integration) at 0, at start

@@ -41,32 +41,37 @@ class Failure:
     retryable: bool = True
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A send the channel accepted; ``template_error`` when the receiver's own template
+    failed on this incident and the default message went in its place."""
+
+    template_error: str | None = None
+
+
 def render_and_send(
     templates: Templates, url: str, timeout: float, context: NotificationContext
-) -> Failure | None:
-    """The message shaped for this channel, then sent; None, or why it failed.
+) -> Sent | Failure:
+    """The message shaped for this channel, then sent; what came of it.
 
     Runs in a sender thread; ``hub notify-test`` calls it too, so a test goes out
     exactly as a real notification would.
 
-    A URL Apprise cannot load, or a receiver's template that fails on this incident
-    (it passed on the config check's sample), fails the same way every time: such a
-    row goes straight to the dead letters, where a fixed config and a retry help it.
+    A URL Apprise cannot load fails the same way every time: such a row goes straight
+    to the dead letters, where a fixed config and a retry help it. A receiver's
+    template that fails on this incident does not stop the page: the default message
+    goes instead (``Templates.render``).
     """
     try:
         channel = channels.open_channel(url, timeout)
     except ValueError as e:
         return Failure(str(e), retryable=False)
-    try:
-        rendered = templates.render(context, channel.kind, channel.limit)
-    except Exception as e:  # a template raises whatever its expressions raise
-        reason = f"the template of receiver {context.receiver!r} failed: {_describe(e)}"
-        return Failure(reason, retryable=False)
+    rendered = templates.render(context, channel.kind, channel.limit)
     try:
         error = channel.send(rendered)
     except Exception as e:  # an Apprise plugin bug must not leave the row claimed
         return Failure(f"Apprise raised {_describe(e)}")
-    return None if error is None else Failure(error)
+    return Sent(rendered.template_error) if error is None else Failure(error)
 
 
 def _describe(error: Exception) -> str:
@@ -198,10 +203,10 @@ class Sender(Worker):
     async def _deliver(self, row: dict) -> None:
         rules = self.rules()
         started = self.clock()
-        failure = await self._send(rules, row)
+        result = await self._send(rules, row)
         duration = self.clock() - started
         self._time(row, duration)
-        await self._settle(rules.config, row, started, duration * 1000, failure)
+        await self._settle(rules.config, row, started, duration * 1000, result)
         self.poke()
 
     def _time(self, row: dict, seconds: float) -> None:
@@ -212,7 +217,7 @@ class Sender(Worker):
         if row["integration"] in used:
             self.metrics.attempt_seconds.labels(row["integration"]).observe(max(seconds, 0))
 
-    async def _send(self, rules: Rules, row: dict) -> Failure | None:
+    async def _send(self, rules: Rules, row: dict) -> Sent | Failure:
         receiver = reachable(rules.config, row)
         if receiver is None:
             return Failure(unreachable(row), retryable=False)
@@ -237,22 +242,27 @@ class Sender(Worker):
         row: dict,
         started: float,
         duration_ms: float,
-        failure: Failure | None,
+        result: Sent | Failure,
     ) -> None:
+        """Record the attempt and where the row goes. A message sent in place of a
+        receiver's template that failed keeps the template's error on its attempt and
+        as its ``last_error``: it was sent, and that template needs fixing."""
         now = self.clock()
+        if isinstance(result, Failure):
+            failure, error = result, result.reason
+        else:
+            failure, error = None, result.template_error
         state, due = _next_state(config, row, failure, now)
-        error = None if failure is None else failure.reason
 
         def settle(tx: Tx) -> None:
-            tx.record_attempt(
-                row["id"], started, duration_ms, "sent" if error is None else "failed", error
-            )
+            outcome = "sent" if failure is None else "failed"
+            tx.record_attempt(row["id"], started, duration_ms, outcome, error)
             tx.finish_notification(row["id"], state, error, now, due)
 
         await self.store.write(settle, background=True)
-        self._count(row, state, now)
+        self._count(row, state, now, template_failed=failure is None and error is not None)
         log.log(
-            logging.WARNING if state == "dead" else logging.INFO,
+            logging.INFO if state != "dead" and error is None else logging.WARNING,
             "event=notification_%s id=%d receiver=%s integration=%s attempt=%d%s",
             state,
             row["id"],
@@ -262,8 +272,9 @@ class Sender(Worker):
             "" if error is None else f" error={logs.value(error)}",
         )
 
-    def _count(self, row: dict, state: str, now: float) -> None:
-        """Count an attempt under its receiver's series. A receiver a reload removed, or
+    def _count(self, row: dict, state: str, now: float, template_failed: bool) -> None:
+        """Count an attempt under its receiver's series, and a message sent in place of
+        its receiver's template that failed. A receiver a reload removed, or
         one whose URLs no longer include this integration, has lost those series
         (``Runtime._forget_removed``); its notifications left in the outbox (a send in
         flight at the reload, then dead-lettered) are not counted, as a count would
@@ -273,6 +284,8 @@ class Sender(Worker):
             return
         outcome = {"sent": "sent", "dead": "dead"}.get(state, "failed")
         self.metrics.notifications.labels(row["receiver"], row["integration"], outcome).inc()
+        if template_failed:
+            self.metrics.template_errors.labels(row["receiver"]).inc()
         if state == "sent":
             latency = now - row["created_at"]
             self.metrics.delivery_seconds.labels(row["receiver"]).observe(max(latency, 0))

@@ -50,6 +50,8 @@ LAPSES: dict[LapseReason, tuple[str, str]] = {
 }
 """Why an acknowledgement lapsed, as a message paging again says it: in full, and
 short for an SMS."""
+SMS_TEMPLATE_ERROR = "(template error) "
+"""What heads a default SMS sent because the receiver's own template failed."""
 
 FORMATS: dict[Kind, BodyFormat] = {
     "sms": "text",
@@ -147,12 +149,15 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Rendered(msgspec.Struct, frozen=True):
-    """Apprise's ``notify(title=, body=, body_format=, notify_type=)`` arguments."""
+    """Apprise's ``notify(title=, body=, body_format=, notify_type=)`` arguments, and
+    ``template_error``: why the receiver's own template gave way to the default message
+    (None when it did not)."""
 
     title: str
     body: str
     body_format: BodyFormat
     notify_type: NotifyType
+    template_error: str | None = None
 
 
 def notify_type(context: NotificationContext) -> NotifyType:
@@ -171,6 +176,10 @@ DEFAULT_TITLE = (
 
 CHAT_BODY = """
 {% set over = status == "resolved" %}
+{% if template_error %}
+({{ template_error }}; default message sent)
+
+{% endif %}
 **{{ severity | upper }}** · incident #{{ incident_id }} ·
 {%- if not over %} {{ firing_count }} firing
 {{- (", %d resolved" % resolved_count) if resolved_count }}
@@ -203,6 +212,9 @@ Resolved by {{ resolved_by }}{{ "; " ~ still_firing if still_firing }} · {% end
 EMAIL_BODY = """\
 {% set over = status == "resolved" %}
 <html><body style="font-family: sans-serif">
+{% if template_error %}
+<p><i>({{ template_error }}; default message sent)</i></p>
+{% endif %}
 <h2>[{{ status | upper }}] {{ title }}</h2>
 <p>Incident #{{ incident_id }} · severity <b>{{ severity }}</b> ·
 {{ "resolved" if over else "%d firing, %d resolved" % (firing_count, resolved_count) }}</p>
@@ -329,41 +341,66 @@ class Templates:
         """The message for one channel kind.
 
         ``limit`` caps the default SMS body; a receiver's own body is sent as written.
+        A receiver's own title or body that raises on this incident (it passed the
+        config check's samples, so the fault is in the data: an alert without the
+        label it reads, a division by zero) gives way to the default message, marked
+        with the error: people on call are paged anyway, and ``template_error`` tells
+        the delivery log why the message looks different.
         """
-        body = self._own(context.receiver, "body", html=kind == "email")
+        try:
+            title = self._own_render(context, "title", html=False)
+            body = self._own_render(context, "body", html=kind == "email")
+        except Exception as e:  # a template raises whatever its expressions raise
+            error = f"template error in receiver {context.receiver!r}: {type(e).__name__}: {e}"
+            return self._default(context, kind, limit, error)
         return Rendered(
-            title=self._title(context, kind),
-            body=self._default_body(context, kind, limit)
-            if body is None
-            else _render(body, context),
+            title=self._default_title(context, kind) if title is None else title,
+            body=self._default_body(context, kind, limit) if body is None else body,
             body_format=FORMATS[kind],
             notify_type=notify_type(context),
         )
 
-    def _title(self, context: NotificationContext, kind: Kind) -> str:
-        """Plain text everywhere (an email subject is not HTML); none for a default SMS,
-        where Apprise would spend the 160 characters on it."""
-        title = self._own(context.receiver, "title", html=False)
-        if title is None and kind == "sms":
-            return ""
-        return _render(title or self._defaults["title"], context)
+    def _own_render(self, context: NotificationContext, field: str, html: bool) -> str | None:
+        """The receiver's own ``field`` rendered; None when it has none."""
+        template = self._overrides.get((context.receiver, field, html))
+        return None if template is None else _render(template, context)
 
-    def _own(self, receiver: str, field: str, html: bool) -> jinja2.Template | None:
-        return self._overrides.get((receiver, field, html))
+    def _default(
+        self, context: NotificationContext, kind: Kind, limit: int, error: str
+    ) -> Rendered:
+        """The default message in place of the receiver's own, its body saying why."""
+        return Rendered(
+            title=self._default_title(context, kind),
+            body=self._default_body(context, kind, limit, error),
+            body_format=FORMATS[kind],
+            notify_type=notify_type(context),
+            template_error=error,
+        )
 
-    def _default_body(self, context: NotificationContext, kind: Kind, limit: int) -> str:
+    def _default_title(self, context: NotificationContext, kind: Kind) -> str:
+        """Plain text everywhere (an email subject is not HTML); none for an SMS, where
+        Apprise would spend the 160 characters on it."""
+        return "" if kind == "sms" else _render(self._defaults["title"], context)
+
+    def _default_body(
+        self, context: NotificationContext, kind: Kind, limit: int, error: str | None = None
+    ) -> str:
+        """The channel's default body; ``error``, the receiver's template error it
+        replaces, heads it (a short mark in an SMS, a field for machines)."""
         if kind == "sms":
-            return sms(context, limit)
+            mark = SMS_TEMPLATE_ERROR if error else ""
+            return mark + sms(context, limit - len(mark))
+        extra = {"template_error": error} if error else {}
         if kind == "structured":
-            return msgspec.json.encode(_variables(context)).decode()
-        return _render(self._defaults[kind], context)
+            return msgspec.json.encode(_variables(context) | extra).decode()
+        return _render(self._defaults[kind], context, extra)
 
 
 def check(config: Config) -> list[str]:
     """Template faults at config load, naming the key: syntax errors, and whatever a
     render of the sample incidents raises (an unknown filter, a missing include, an
     unknown name or field). Real sends render an unknown name as empty instead, so a
-    branch no sample takes never turns a message into a dead letter."""
+    branch no sample takes prints nothing rather than failing the message."""
     env = _environment(config.templates, html=False, undefined=TypoUndefined)
     attempts = [(f"templates.{name}", partial(env.get_template, name)) for name in config.templates]
     attempts += [
@@ -378,6 +415,11 @@ def _trial(env: SandboxedEnvironment, source: str) -> None:
     template = env.from_string(source)
     for sample in SAMPLES:
         _render(template, sample)
+
+
+def templated(config: Config) -> set[str]:
+    """The receivers with a title or body of their own: only theirs can fail to render."""
+    return {receiver.name for receiver in config.receivers if _own_templates(receiver)}
 
 
 def _own_templates(receiver: Receiver) -> list[tuple[str, str]]:
@@ -441,8 +483,10 @@ def _shorten(text: str, room: int) -> str:
     return text[: room - 3].rstrip() + "..."
 
 
-def _render(template: jinja2.Template, context: NotificationContext) -> str:
-    return template.render(_variables(context)).strip()
+def _render(
+    template: jinja2.Template, context: NotificationContext, extra: Mapping[str, str] = {}
+) -> str:
+    return template.render(_variables(context) | dict(extra)).strip()
 
 
 def _variables(context: NotificationContext) -> dict[str, Any]:

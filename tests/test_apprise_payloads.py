@@ -19,7 +19,7 @@ import responses
 from aiosmtpd.controller import Controller
 
 from hub import channels, config, logfile
-from hub.outbox import render_and_send
+from hub.outbox import Sent, render_and_send
 from hub.templates import SAMPLE, NotificationContext, Templates
 
 SLACK_URL = "slack://T000/B000/XXXX/#alerts"
@@ -33,8 +33,8 @@ INCIDENT = msgspec.structs.replace(SAMPLE, ack_url=ACK, title="checkout API erro
 
 def send(url: str, context: NotificationContext = INCIDENT) -> None:
     """Render for ``url``'s kind and send it as the outbox sender does."""
-    failure = render_and_send(TEMPLATES, url, 5, context)
-    assert failure is None, f"Apprise could not send to {channels.redact(url)}: {failure}"
+    result = render_and_send(TEMPLATES, url, 5, context)
+    assert result == Sent(), f"Apprise could not send to {channels.redact(url)}: {result}"
 
 
 def told(status: str, severity: str) -> NotificationContext:

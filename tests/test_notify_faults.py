@@ -4,6 +4,7 @@ the delivery log and in /metrics."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import sqlite3
 import time
@@ -209,19 +210,36 @@ def test_silencing_a_notified_incident_sends_no_empty_resolution_at_its_next_rep
     assert "search down" in mailbox.subjects()[1]
 
 
-def test_a_receiver_template_that_fails_on_a_real_alert_is_a_dead_letter_naming_the_error(
-    hub_factory, smtp
+def test_a_receiver_template_that_fails_on_a_real_alert_sends_the_default_message_marked(
+    hub_factory, smtp, caplog
 ):
+    """The template passed the config check's sample, which has a runbook; the real alert
+    has none. People on call are paged anyway, with the default message, which says
+    why; the delivery log, the log and /metrics name the error."""
     mailbox, port = smtp
-    body = "Runbook: {{ alerts[0].annotations.runbook.upper() }}"  # the sample has one
+    caplog.set_level(logging.INFO, logger="hub.outbox")
+    body = "Runbook: {{ alerts[0].annotations.runbook.upper() }}"
     receivers = receiver("ops", mail_url(port), body=body)
     hub = start_hub(hub_factory, receivers)
     with hub.client(headers=WRITER) as http:
-        fire(http, "checkout down")
-        (note,) = wait_for(lambda: dead_letters(http))
+        alert = fire(http, "checkout down")
+        wait_for(lambda: mailbox.messages)
+        (note,) = wait_for(lambda: [n for n in deliveries(http) if n["state"] == "sent"])
+        metrics = http.get("/metrics").text
     (attempt,) = note["attempts_log"]
-    assert "template" in attempt["error"] and "runbook" in attempt["error"], attempt
-    assert mailbox.messages == []
+    assert attempt["outcome"] == "sent"
+    assert attempt["error"].startswith("template error in receiver 'ops': UndefinedError:")
+    assert "runbook" in attempt["error"]
+    assert note["last_error"] == attempt["error"]
+    assert mailbox.subjects() == [f"[FIRING] #{alert['incident_id']} checkout down"]
+    first_line = mailbox.text_of(0).strip().splitlines()[0]
+    assert first_line == f"({attempt['error']}; default message sent)"
+    assert metric(metrics, "hub_notification_template_errors_total", receiver="ops") == 1.0
+    ops = {"receiver": "ops", "integration": "mailto"}
+    assert metric(metrics, "hub_notifications_total", **ops, outcome="sent") == 1.0
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage().startswith(f"event=notification_sent id={note['id']} ")
+    assert "runbook" in warning.getMessage()
 
 
 def _attempt_starts(notes: list[dict]) -> list[float]:

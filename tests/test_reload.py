@@ -318,6 +318,22 @@ def test_a_reload_removes_the_attempt_durations_of_an_integration_nobody_uses_an
     assert [metric(text, name, integration="mailto") for text in scrapes] == [0, 0, 0]
 
 
+def test_the_template_error_series_follows_the_receivers_with_templates_of_their_own(hub):
+    """Only a receiver's own template can fail: ops has its series at 0 while it has
+    one, and loses it with its last; pager, without, never has one."""
+    original = hub.config_path.read_text()
+    titled = original.replace('name = "ops"', 'name = "ops"\ntitle = "{{ title }}"', 1)
+    assert titled != original
+    scrapes = []
+    with hub.client(headers=ADMIN) as http:
+        for text in (titled + PAGER, original + PAGER):
+            hub.config_path.write_text(text)
+            assert http.post("/-/reload").status_code == 200
+            scrapes.append(http.get("/metrics").text)
+    name = "hub_notification_template_errors_total"
+    assert [label_values(text, name, "receiver") for text in scrapes] == [{("ops",): 0}, {}]
+
+
 def test_a_kept_receiver_that_drops_an_integration_loses_only_that_channels_series(hub):
     """ops pages through json as well as email, then through email alone: its json
     notification series go, its email series and its latency series stay."""

@@ -342,6 +342,34 @@ def test_a_typo_in_a_branch_no_sample_takes_passes_the_check_and_renders_empty_w
     assert Templates(parsed(own("body", source))).render(many, "chat").body == "six or more"
 
 
+FAILS_ON_DATA = own("title", "{{ 100 // (common_labels | length) }}% of them")
+"""A title that passes the check (the sample's alerts share labels) and fails on alerts
+sharing none."""
+
+
+@pytest.mark.parametrize("kind", ["chat", "email", "sms", "structured"])
+def test_a_receivers_template_failing_on_real_alerts_gives_way_to_the_marked_default(kind):
+    """On call is paged anyway: the default message for the channel, saying why."""
+    apart = context(receiver="ops", alerts=[alert(labels={}), alert(labels={"zone": "b"})])
+    rendered = Templates(parsed(FAILS_ON_DATA)).render(apart, kind)
+    error = "template error in receiver 'ops': ZeroDivisionError: integer division or modulo"
+    error += " by zero"
+    assert rendered.template_error == error
+    default = Templates(parsed()).render(msgspec.structs.replace(apart, receiver="x"), kind)
+    assert rendered.title == default.title
+    if kind == "sms":
+        assert rendered.body == "(template error) " + templates.sms(apart, 160 - 17)
+    elif kind == "structured":
+        assert msgspec.json.decode(rendered.body)["template_error"] == error
+    else:
+        mark = f"({error}; default message sent)"
+        if kind == "email":  # after the <html><body> line, as HTML
+            assert rendered.body.splitlines()[1] == f"<p><i>{escape(mark)}</i></p>"
+        else:
+            assert rendered.body.splitlines()[0] == mark
+        assert default.body.splitlines()[-1] == rendered.body.splitlines()[-1]
+
+
 @pytest.mark.parametrize(
     ("url", "kind"),
     [
