@@ -113,13 +113,18 @@ def _as_applied(event: Event, alert: dict[str, Any]) -> Event:
     leaves labels and annotations alone for it). A resolve without a severity repeats
     the alert's: the format's default would tell the timeline and the resolved message
     that an ``error`` alert was a ``warning``. A firing event's default stands, as
-    documented. ``alert`` needs only ``summary`` and ``severity`` (``Tx.alert_state``).
+    documented. An event without a summary repeats the alert's, so a generic
+    "resolved" never replaces what the alert is about in later messages. ``alert``
+    needs only ``summary`` and ``severity`` (``Tx.alert_state``).
     """
     if not event.details:
         return msgspec.structs.replace(event, summary=alert["summary"], severity=alert["severity"])
+    kept: dict[str, str] = {}
+    if not event.summarized:
+        kept["summary"] = alert["summary"]
     if event.status == "resolved" and not event.rated:
-        return msgspec.structs.replace(event, severity=alert["severity"])
-    return event
+        kept["severity"] = alert["severity"]
+    return msgspec.structs.replace(event, **kept) if kept else event
 
 
 def notification_kind(outcome: Outcome, status: str) -> str | None:

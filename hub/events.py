@@ -32,7 +32,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     Empty ``annotations`` keep the alert's (its runbook stays in the resolved
     message). ``rated`` False: the sender gave no severity, so ``severity`` is the
     format's default, which a resolve does not impose on its alert (an ``error``
-    alert resolves as ``error``). ``ignored`` True: the sender's mapping ignores the
+    alert resolves as ``error``). ``summarized`` False: the sender gave no summary (a
+    native resolve by ``dedup_key``), so ``summary`` is a placeholder and the alert
+    keeps its own. ``ignored`` True: the sender's mapping ignores the
     event (a ``generic`` status word mapped to ``ignore``), so it changes nothing and
     is answered and counted as ignored; its status and summary only describe it.
     """
@@ -40,6 +42,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     fingerprint: str
     status: Status
     summary: str
+    summarized: bool = True
     severity: Severity = "warning"
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}

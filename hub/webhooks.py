@@ -318,12 +318,15 @@ def _event_outcomes(source: Source) -> tuple[str, ...]:
     ``rejected``; an acknowledgement is ``acknowledged``, or ``ignored`` without an
     alert, as is PagerDuty's resolve of none and a ``generic`` status word mapped to
     ``ignore`` (read from the body, as an acknowledgement is). Native batches are
-    all-or-nothing and say firing or resolved only."""
+    all-or-nothing and say firing or resolved only; a native resolve without a summary
+    of an alert hub does not have is ``ignored``."""
     can = set(_EVERY_FORMATS_EVENTS)
     if source.format in BATCH_FORMATS:
         can.add("rejected")
     if _acknowledges(source):
         can |= {"acknowledged", "ignored"}
+    if source.format == "native":
+        can.add("ignored")
     return tuple(outcome for outcome in EVENT_OUTCOMES if outcome in can)
 
 

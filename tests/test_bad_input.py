@@ -162,11 +162,15 @@ def test_each_refused_webhook_is_logged_once_with_what_the_sender_was_told(
 @pytest.mark.parametrize(
     ("body", "field", "detail"),
     [
-        ({"status": "firing"}, "$.summary", "Object missing required field `summary`"),
         (
-            [GOOD, {"status": "firing"}],
-            "$[1].summary",
-            "Object missing required field `summary` - at `$[1]`",
+            {"status": "firing"},
+            "$.summary",
+            "Object missing required field `summary`: a firing event needs one",
+        ),
+        (
+            [GOOD, {"status": "resolved", "dedup_key": "k"}, {"status": "firing"}],
+            "$[2].summary",
+            "Object missing required field `summary`: a firing event needs one - at `$[2]`",
         ),
         (
             [GOOD, {**GOOD, "sumary": "x"}],

@@ -165,6 +165,51 @@ def test_a_resolve_naming_its_alert_by_key_alone_keeps_its_labels_annotations_an
     assert "critical" in mailbox.text_of(1) and "warning" not in mailbox.text_of(1)
 
 
+def test_a_resolve_by_key_without_a_summary_keeps_the_alerts_summary_in_every_message(
+    hub_factory, smtp
+):
+    """A sender that resolves by ``dedup_key`` knows only "resolved": the alert keeps
+    what it is about, in the resolved message, the API and the message when it fires
+    again by key with a summary of its own."""
+    mailbox, smtp_port = smtp
+    hub = hub_factory(mail_url=mail_url(smtp_port))
+    by_key = {"status": "resolved", "dedup_key": "checkout-errors"}
+    with hub.client(headers=AUTH) as http:
+        alert_id = http.post("/webhooks/shop", json=FIRING).json()["alerts"][0]["id"]
+        wait_for(lambda: len(mailbox.messages) == 1)
+        answer = http.post("/webhooks/shop", json=by_key)
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["alerts"][0]["status"] == "resolved"
+        wait_for(lambda: len(mailbox.messages) == 2)
+        alert = http.get(f"/api/v1/alerts/{alert_id}").json()
+    assert alert["summary"] == FIRING["summary"]
+    assert alert["severity"] == "critical"
+    assert mailbox.subjects()[1].startswith("[RESOLVED]")
+    assert mailbox.subjects()[1].endswith(FIRING["summary"])
+    assert FIRING["summary"] in mailbox.text_of(1)
+
+
+def test_a_resolve_without_a_summary_of_an_alert_hub_does_not_have_is_ignored(
+    hub_factory, smtp, tmp_path
+):
+    """There is nothing to call such an alert: as PagerDuty's resolve of nothing, it
+    changes nothing, and the answer says so."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    with hub.client(headers=AUTH) as http:
+        answer = http.post("/webhooks/shop", json={"status": "resolved", "dedup_key": "gone"})
+        alerts = http.get("/api/v1/alerts").json()
+        metrics = http.get("/metrics").text
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert (body["accepted"], body["ignored"]) == (1, 1)
+    assert body["alerts"] == [
+        {"id": None, "fingerprint": "shop/gone", "status": None, "incident_id": None}
+    ]
+    assert alerts == []
+    assert table_count(tmp_path / "hub.db", "events") == 0
+    assert 'hub_events_total{outcome="ignored",source="shop"} 1.0' in metrics
+
+
 def test_an_event_for_an_existing_alert_never_changes_its_labels(hub_factory, smtp):
     """The alert's incident was chosen by its labels: a resolve under the same key with
     other labels leaves it with the labels its incident has, and a re-fire groups it

@@ -120,9 +120,12 @@ def test_only_series_that_can_happen_are_created(hub_factory, smtp):
     assert unknown == {("_unknown", "unknown_source"): 1.0}
     assert ("shop", "accepted") in webhooks
     events = label_values(metrics, "hub_events_total", "source", "outcome")
-    assert set(events) == {("shop", outcome) for outcome in EVERY_FORMATS_EVENTS} | {
+    assert set(events) == {("shop", outcome) for outcome in (*EVERY_FORMATS_EVENTS, "ignored")} | {
         ("expiry", "changed")
-    }, "native batches are all-or-nothing and never acknowledge; expiry only resolves"
+    }, (
+        "native batches are all-or-nothing and never acknowledge, only a resolve without"
+        " a summary of no alert is ignored; expiry only resolves"
+    )
     timed = label_values(metrics, "hub_ingest_duration_seconds_count", "source")
     assert set(timed) == {("shop",)}
     auth = label_values(metrics, "hub_auth_failures_total", "source")

@@ -196,6 +196,7 @@ def make_event(
     *,
     status: Any,
     summary: str,
+    summarized: bool = True,
     severity: Any = "warning",
     rated: bool = True,
     labels: dict[str, str] | None = None,
@@ -212,7 +213,8 @@ def make_event(
 
     ``dedup_key`` identifies the alert within this source; ``shared_fingerprint``
     (Alertmanager's, see ``labelled_event``) is the identity as is, in every source.
-    ``rated`` False: ``severity`` is a default, the sender gave none.
+    ``rated`` False: ``severity`` is a default, the sender gave none; ``summarized``
+    False: ``summary`` is a placeholder, the sender gave none.
     """
     merged = {**source.labels, **(labels or {})}
     identity = shared_fingerprint or fingerprint(
@@ -222,6 +224,7 @@ def make_event(
         fingerprint=identity,
         status=status,
         summary=summary,
+        summarized=summarized,
         severity=severity,
         labels=merged,
         annotations=annotations or {},
