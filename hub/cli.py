@@ -260,20 +260,21 @@ def _backup_refusal(store: Path, dest: Path, force: bool) -> str | None:
 
 
 def marked_sample(receiver: str, base_url: str) -> NotificationContext:
-    """The sample incident, marked as a test everywhere a template may show it, its links
-    on ``base_url`` as a real notification's are, so that a test checks them too. The
-    ack link's token is no token: following it shows the hub's refusal, never an ack."""
-    from hub import acklinks
-    from hub.templates import SAMPLE
+    """The sample incident, marked as a test everywhere a template may show it: incident
+    #0, which no real incident is, its links on ``base_url`` as a real notification's
+    are, so that a test checks them too, to the console page saying it was a test (a
+    real incident's page once the hub has data would mislead whoever follows them)."""
+    from hub.templates import SAMPLE, TEST_PATH
 
     alerts = [msgspec.structs.replace(alert, summary=TEST_TITLE) for alert in SAMPLE.alerts]
     return msgspec.structs.replace(
         SAMPLE,
+        incident_id=0,
         title=TEST_TITLE,
         receiver=receiver,
         alerts=alerts,
-        incident_url=f"{base_url}/incidents/{SAMPLE.incident_id}",
-        ack_url=base_url + acklinks.path("test"),
+        incident_url=base_url + TEST_PATH,
+        ack_url=base_url + TEST_PATH,
     )
 
 

@@ -271,6 +271,9 @@ SAMPLE = NotificationContext(
     resolved_by=None,
     resolved_at=None,
 )
+TEST_PATH = "/notify-test"
+"""Where the links of a ``hub notify-test`` message lead: a console page saying it
+was a test, never an incident (ids start at 1; the test's incident is #0)."""
 _NOON = datetime(2026, 1, 1, 12, tzinfo=UTC)
 SAMPLES = (
     SAMPLE,

@@ -447,7 +447,7 @@ def test_notify_test_sends_a_marked_test_message_to_the_receiver(tmp_path, smtp)
     assert sent.returncode == 0, sent.stderr
     assert sent.stdout.startswith("sent    mailto://127.0.0.1:")
     wait_for(lambda: mailbox.messages)
-    assert mailbox.subjects() == ["[FIRING] #1 Test notification from hub, please ignore"]
+    assert mailbox.subjects() == ["[FIRING] #0 Test notification from hub, please ignore"]
 
 
 def test_notify_test_reports_each_failed_url_with_its_reason_and_exits_1(tmp_path, smtp):
@@ -479,9 +479,30 @@ def test_notify_test_links_point_where_real_notifications_point(tmp_path, server
     sent = run_hub("notify-test", "ops", cwd=tmp_path)
     assert sent.returncode == 0, sent.stderr
     body = json.loads((tmp_path / "sent.jsonl").read_text())["body"]
-    assert f"[Open incident #1]({base}/incidents/1)" in body
-    assert f"[Acknowledge]({base}/ack/" in body
+    assert f"[Open incident #0]({base}/notify-test)" in body
+    assert f"[Acknowledge]({base}/notify-test)" in body
     assert "hub.example" not in body
+
+
+def test_notify_test_links_lead_to_a_page_saying_it_was_a_test_not_to_a_real_incident(
+    tmp_path, hub_factory
+):
+    """Once the hub has data, incident #1 is real: a person checking the test message's
+    links must not land on it, nor need to sign in to learn the link works."""
+    hub = hub_factory(WITH_TOKENS, mail_url=mail_url(free_port()))
+    with hub.client(headers=AUTH) as http:
+        event = {"status": "firing", "summary": "disk full on db-1"}
+        assert http.post("/webhooks/shop", json=event).status_code == 202
+    notify_config(tmp_path, "logfile://sent.jsonl", server=f'[server]\npublic_url = "{hub.url}"\n')
+    assert run_hub("notify-test", "ops", cwd=tmp_path).returncode == 0
+    body = json.loads((tmp_path / "sent.jsonl").read_text())["body"]
+    links = sorted(set(re.findall(r"\]\((http[^)]+)\)", body)))
+    assert links == [f"{hub.url}/notify-test"]
+    with hub.client() as http:
+        page = http.get(links[0])
+    assert page.status_code == 200
+    assert "test message that hub notify-test sent" in page.text
+    assert "disk full" not in page.text
 
 
 def test_notify_test_names_the_known_receivers_when_one_is_unknown(tmp_path):
@@ -506,7 +527,7 @@ def test_logfile_paths_are_the_config_folders_or_absolute_whatever_the_working_d
     ]
     for log in (config_dir / "sent.jsonl", absolute):
         (line,) = log.read_text().splitlines()
-        assert json.loads(line)["title"] == "[FIRING] #1 Test notification from hub, please ignore"
+        assert json.loads(line)["title"] == "[FIRING] #0 Test notification from hub, please ignore"
     assert list(elsewhere.iterdir()) == []
 
 

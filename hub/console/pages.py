@@ -24,8 +24,9 @@ from hub import (
 )
 from hub.api import RowId, with_mutes
 from hub.console.render import page
-from hub.console.viewer import Viewer
+from hub.console.viewer import Viewer, identify
 from hub.errors import NotFound
+from hub.templates import TEST_PATH
 
 TABS = ("open", "acknowledged", "resolved")
 SHOWN = 100
@@ -294,7 +295,25 @@ def notifications_page(
     )
 
 
+@get(TEST_PATH, name="console:notify-test")
+async def test_link(request: Request) -> Template:
+    """Where the links of a ``hub notify-test`` message lead. No sign-in, as for a real
+    message's ack link: whoever checks a link from their phone is told it worked."""
+    return page(
+        request,
+        identify(request),
+        "error.html",
+        title="Test notification",
+        detail=(
+            "This link is in a test message that hub notify-test sent: no incident is"
+            " behind it, and following it acknowledges nothing. It reached the hub, so"
+            " the links in real notifications will too."
+        ),
+    )
+
+
 HANDLERS = [
+    test_link,
     incidents,
     incident,
     silences,
