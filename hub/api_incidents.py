@@ -291,8 +291,12 @@ async def resolve_incident(
     return await _act(request, incident_id, "resolve", data)
 
 
+HIDDEN_COLUMNS = ("payload", "retried_attempts")
+"""The body (its title is shown) and the count the retry budget starts from."""
+
+
 def _present_notification(store, row: dict[str, Any]) -> dict[str, Any]:
-    shown = {key: value for key, value in row.items() if key != "payload"}
+    shown = {key: value for key, value in row.items() if key not in HIDDEN_COLUMNS}
     shown["title"] = row["payload"].get("title")
     shown["attempts_log"] = [present(a) for a in store.notification_attempts(row["id"])]
     return present(shown)

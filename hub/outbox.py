@@ -105,13 +105,15 @@ def unreachable(row: dict) -> str:
 def _next_state(
     config: Config, row: dict, failure: Failure | None, now: float
 ) -> tuple[str, float]:
-    """Where a row goes after an attempt: sent, dead, or pending again after a backoff."""
+    """Where a row goes after an attempt: sent, dead, or pending again after a backoff.
+    The budget is ``max_attempts`` since the row's last retry, if any."""
     settings = config.notifier
     if failure is None:
         return "sent", row["due_at"]
-    if not failure.retryable or row["attempts"] >= settings.max_attempts:
+    tries = row["attempts"] - row["retried_attempts"]
+    if not failure.retryable or tries >= settings.max_attempts:
         return "dead", row["due_at"]
-    delay = backoff_delay(row["attempts"], settings.backoff, settings.max_backoff, random.random)
+    delay = backoff_delay(tries, settings.backoff, settings.max_backoff, random.random)
     return "pending", now + delay
 
 

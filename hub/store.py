@@ -588,6 +588,23 @@ def m024_held_escalations(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m025_retry_budgets(db: sqlite_utils.Database) -> None:
+    """A retried dead letter keeps counting its attempts (``attempts`` agrees with its
+    attempts log) and remembers how many it had at its last retry
+    (``retried_attempts``): the fresh budget a retry gives is counted from there. A
+    retry used to reset ``attempts`` to 0 while the log kept every attempt; those rows
+    get their count back from the log."""
+    logged = "(SELECT COUNT(*) FROM notification_attempts WHERE notification_id = notifications.id)"
+    db.executescript(
+        f"""
+        ALTER TABLE notifications ADD COLUMN retried_attempts INTEGER NOT NULL DEFAULT 0;
+        UPDATE notifications SET retried_attempts = {logged} - attempts, attempts = {logged}
+            WHERE {logged} > attempts;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -1228,10 +1245,11 @@ class Tx:
         return _all(cursor)
 
     def retry_notification(self, notification_id: int, now: float) -> bool:
-        """Put a dead letter back in the queue with a fresh attempt budget."""
+        """Put a dead letter back in the queue with a fresh attempt budget, counted from
+        the attempts it has: ``attempts`` keeps counting them all."""
         cursor = self.conn.execute(
-            "UPDATE notifications SET state = 'pending', attempts = 0, due_at = ?"
-            " WHERE id = ? AND state = 'dead'",
+            "UPDATE notifications SET state = 'pending', retried_attempts = attempts,"
+            " due_at = ? WHERE id = ? AND state = 'dead'",
             (now, notification_id),
         )
         return cursor.rowcount == 1

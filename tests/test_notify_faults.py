@@ -104,6 +104,23 @@ def test_a_dead_letter_retried_by_an_admin_is_delivered_once_the_mail_server_is_
             server.stop()
     assert len(mailbox.messages) == 1
     assert [a["outcome"] for a in note["attempts_log"]] == ["failed", "sent"]
+    assert note["attempts"] == 2, "the count and the log agree after a retry"
+
+
+def test_a_retried_dead_letter_gets_a_fresh_budget_and_keeps_counting_every_attempt(
+    hub_factory,
+):
+    """A retry while the mail server is still down tries max_attempts times more, and
+    ``attempts`` counts all of them, as many as the log lists."""
+    hub = start_hub(hub_factory, receiver("ops", mail_url(free_port())), max_attempts=2)
+    with hub.client(headers=WRITER) as http:
+        fire(http, "checkout down")
+        (note,) = wait_for(lambda: dead_letters(http))
+        assert (note["attempts"], len(note["attempts_log"])) == (2, 2)
+        answer = http.post(f"/api/v1/notifications/{note['id']}/retry", headers=ADMIN)
+        assert answer.status_code == 200
+        (note,) = wait_for(lambda: [n for n in dead_letters(http) if n["attempts"] == 4])
+    assert [a["outcome"] for a in note["attempts_log"]] == ["failed"] * 4
 
 
 def test_a_channel_that_never_answers_does_not_delay_email_to_another_receiver(

@@ -565,3 +565,27 @@ def test_alerts_resolved_before_their_incident_last_reopened_are_of_a_past_episo
         rows = conn.execute("SELECT fingerprint, past_episode FROM alerts ORDER BY id").fetchall()
     assert rows == [("before", 2), ("since", None), ("firing", None), ("never reopened", None)]
     assert listed == [["since", "firing"], ["never reopened"]]
+
+
+def test_notifications_retried_before_the_upgrade_count_every_attempt_their_log_holds(
+    tmp_path,
+):
+    """A retry used to reset ``attempts`` while the log kept every attempt: such a row
+    gets its count back, and its retry budget starts from the count it had before."""
+    path = str(tmp_path / "s.db")
+
+    def write(tx) -> None:
+        paged_incidents(tx)
+        for attempts, logged in ((1, 3), (2, 2)):  # a retried row, and one never retried
+            row = tx.enqueue_notification(1, ("ops", 0, "mailto"), "firing", b"{}", 1.0)
+            for _ in range(logged):
+                tx.record_attempt(row, 1.0, 5.0, "failed", "connection refused")
+            tx.conn.execute("UPDATE notifications SET attempts = ? WHERE id = ?", (attempts, row))
+
+    undo = "ALTER TABLE notifications DROP COLUMN retried_attempts"
+    reopened = migrated_again(path, write, "m025_retry_budgets", undo)
+    try:
+        rows = [reopened.notification(i) for i in (1, 2)]
+    finally:
+        reopened.close()
+    assert [(r["attempts"], r["retried_attempts"]) for r in rows] == [(3, 2), (2, 0)]  # type: ignore[index]
