@@ -155,6 +155,8 @@ def _flush_one(
     )
     due = grouping.when_due(state, pairs, timing, send_resolved)
     unchanged = grouping.content_hash(pairs, send_resolved) == row["last_notified_hash"]
+    told = _told(visible, send_resolved)
+    changed_at = _change_time(row, told, now)
     held = _newly_muted(row, muted, result)
     # Nothing is due, every alert is muted (an empty message would read "resolved"),
     # or a person has acknowledged the incident and nothing changed since: no repeats.
@@ -162,20 +164,21 @@ def _flush_one(
         _reschedule(tx, row, muted, now, timing, held)
         return
     if due.timestamp() > now:
-        tx.set_receiver_state(incident["id"], row["receiver"], {"due_at": due.timestamp(), **held})
+        waiting = {"due_at": due.timestamp(), "changed_at": changed_at, **held}
+        tx.set_receiver_state(incident["id"], row["receiver"], waiting)
         return
     if not over and rules.config.receiver(row["receiver"]) is None:
-        _dead_letter(tx, incident, row["receiver"], _told(visible, send_resolved), now, links)
+        _dead_letter(tx, incident, row["receiver"], told, now, links)
         result.dead_letters.append(row["receiver"])
     result.enqueued += enqueue(  # to a receiver the config lacks: nothing, and a log line
         tx,
         incident,
         row["receiver"],
-        _told(visible, send_resolved),
+        told,
         now,
         rules,
         links,
-        changed_at=row["changed_at"],
+        changed_at=changed_at,
         resolved=over,
     )
     sent = grouping.Delivery(
@@ -193,6 +196,19 @@ def _flush_one(
             **held,
         },
     )
+
+
+def _change_time(row: dict, told: list[dict], now: float) -> float | None:
+    """When hub saw the change the next message reports (``changed_at``, the start of
+    its event latency): the first change received since the last message, else this
+    look, when it tells of an alert that a mute held back at the last look and no
+    longer does: the time under a silence (or window, inhibition, flapping) is not
+    latency, as Alertmanager users count it, so the message counts from the look that
+    found the mute over (looks come every group_interval while alerts are held back)."""
+    if row["changed_at"] is not None:
+        return row["changed_at"]
+    held_back = set(msgspec.json.decode(row["muted"]))
+    return now if any(alert["fingerprint"] in held_back for alert in told) else None
 
 
 def _told(visible: list[dict], send_resolved: bool) -> list[dict]:

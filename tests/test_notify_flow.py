@@ -677,6 +677,28 @@ def test_event_latency_counts_from_the_change_through_group_wait_and_not_for_rep
     assert when(resolution["changed_at"]) == pytest.approx(resolved_at, abs=0.5)
 
 
+def test_the_message_after_a_silence_ends_counts_its_latency_from_then_not_from_the_firing(
+    hub_factory, smtp
+):
+    """The alert fired under a silence: people are told once it ends, late because of
+    the silence, which is no latency of hub's. The message reports a change, counted
+    in hub_notification_event_latency_seconds from the look that found the silence
+    over."""
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), group_interval="200ms")
+    silence = {"matchers": ['service="checkout"'], "duration": "1500ms", "comment": "deploy"}
+    with hub.client(headers=WRITER) as http:
+        created = http.post("/api/v1/silences", json=silence)
+        assert created.status_code == 201, created.text
+        fire(http, "checkout down")
+        (note,) = wait_for(lambda: [n for n in deliveries(http) if n["state"] == "sent"])
+        series = "hub_notification_event_latency_seconds_count"
+        wait_for(lambda: metric(http.get("/metrics").text, series, receiver="ops") == 1.0)
+    assert len(mailbox.messages) == 1
+    assert note["changed_at"] is not None
+    assert when(note["changed_at"]) >= when(created.json()["ends_at"])
+
+
 def test_an_alert_firing_again_says_since_when_it_fires_now_and_a_resolved_one_when_it_ended(
     hub_factory, smtp
 ):
