@@ -139,6 +139,7 @@ class Runtime:
         self.watchdog: heartbeats.Watchdog | None = None
         self.expirer: expiry.Expirer | None = None
         self._tasks: list[asyncio.Task] = []
+        self._chores: set[asyncio.Task] = set()  # one-off writes, held until done
 
     def current_rules(self) -> Rules:
         return self.rules
@@ -414,6 +415,17 @@ class Runtime:
         self.metrics.precreate_channels(send_targets(new))
         self.metrics.precreate_templated(templates.templated(new))
         self.changed()
+        self._unhold_escalations()
+
+    def _unhold_escalations(self) -> None:
+        """The new config may have dropped what held escalation steps (a silence, a
+        maintenance window, a time interval, an inhibit rule): they are looked at now,
+        not at their next look a minute on. A runtime not started has no escalator."""
+        if self.escalator is None:
+            return
+        chore = asyncio.get_running_loop().create_task(self.escalator.unhold())
+        self._chores.add(chore)
+        chore.add_done_callback(self._chores.discard)
 
     def _forget_removed(self, old: Config, new: Config) -> None:
         """The series of the sources, receivers, on-call people and integrations a reload

@@ -11,11 +11,12 @@ A step that falls due:
                        unmuted firing alerts through the outbox (its own receivers
                        excepted: grouping tells them), and the next step is set
   held_muted           every firing alert is muted (silence, maintenance, ...): the step
-                       waits (``_hold``), looked at again when a silence may end and at
-                       least every ``HOLD_SECONDS``, and runs once an alert is not muted,
-                       with the steps that fell due meanwhile (``_late_steps``). A mute
-                       does not use the chain up: on-call is paged for an incident that
-                       still fires once its silence ends. Counted once per hold
+                       waits (``_hold``), looked at again when a silence may end, when
+                       one ends early (``unhold``) and at least every ``HOLD_SECONDS``,
+                       and runs once an alert is not muted, with the steps that fell
+                       due meanwhile (``_late_steps``). A mute does not use the chain
+                       up: on-call is paged for an incident that still fires once its
+                       silence ends. Counted once per hold
   skipped_nobody_on_call
                        every target found nobody (a schedule with nobody on call, or a
                        receiver or schedule a reload removed): the timeline names them,
@@ -148,6 +149,14 @@ def resume(tx: Tx, incident_id: int, now: float) -> None:
         return
     due = _plan(row).due(row["started_at"], row["next_step"])
     tx.update("escalations", incident_id, {"due_at": None if due is None else max(due, now)})
+
+
+def unhold(tx: Tx, now: float) -> int:
+    """A mute may have ended before its time (a silence expired early, a reload that
+    removed a silence, window, interval or inhibit rule): every held step is due now,
+    not at its next look, up to ``HOLD_SECONDS`` later. One still muted is held
+    again, without a second timeline entry. Returns the steps made due."""
+    return tx.unhold_escalations(now)
 
 
 def ack_timeout(tx: Tx, incident_id: int) -> float | None:
@@ -473,6 +482,12 @@ class Escalator(dispatch.NotifyingWorker[Fired]):
 
     def more(self, result: Fired) -> bool:
         return sum(result.outcomes.values()) >= BATCH
+
+    async def unhold(self) -> None:
+        """Look at the held steps now (``unhold``), as after a reload."""
+        now = self.clock()
+        if await self.store.write(lambda tx: unhold(tx, now), background=True):
+            self.poke()
 
     def next_due(self) -> float | None:
         due = [self.store.next_escalation_due(), self.store.next_snooze_due()]

@@ -19,7 +19,7 @@ import msgspec
 from litestar import Request, delete, get, post
 from litestar.params import FromPath, QueryParameter
 
-from hub import logs, silences
+from hub import escalation, logs, silences
 from hub.access import BEARER, actor, require
 from hub.config import Duration, Timestamp
 from hub.decoders.common import parse_json
@@ -139,11 +139,13 @@ async def create(hub: Any, body: NewSilence, author: str) -> dict[str, Any]:
 
 
 async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
-    """End a silence now; static ones live in the config file and are refused."""
+    """End a silence now; static ones live in the config file and are refused. The
+    escalation steps it may have held are looked at at once (``escalation.unhold``)."""
     now = _now(hub)
     if any(s.id == silence_id for s in hub.static_silences):
         raise Conflict(f"silence {silence_id} comes from the config file; change it there")
     expired = await hub.store.write(lambda tx: _expire(tx, silence_id, now))
+    hub.escalator.poke()
     log.info("event=silence_expired id=%s by=%s", logs.value(silence_id), logs.value(by or ""))
     return present(expired, now, static=False)
 
@@ -211,6 +213,7 @@ def _expire(tx: Tx, silence_id: str, now: datetime) -> Silence:
         raise Conflict(f"silence {silence_id} has already expired")
     expired = silences.expire(silence, now)
     tx.expire_silence(expired, now)
+    escalation.unhold(tx, now.timestamp())
     return expired
 
 

@@ -919,6 +919,14 @@ class Tx:
         )
         return [_decode_escalation(row) for row in _all(cursor)]
 
+    def unhold_escalations(self, now: float) -> int:
+        """Make every held step (``held_at``) due at ``now``; returns how many."""
+        cursor = self.conn.execute(
+            "UPDATE escalations SET due_at = ? WHERE held_at IS NOT NULL AND due_at > ?",
+            (now, now),
+        )
+        return cursor.rowcount
+
     # heartbeats --------------------------------------------------------------
 
     def heartbeat(self, name: str) -> dict | None:

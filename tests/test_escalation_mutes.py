@@ -7,7 +7,18 @@ from __future__ import annotations
 import pytest
 from conftest import MovedClock, wait_for
 from console_support import sign_in
-from test_escalation import SECOND, escalated_steps, first_paged, recipients, sent_times, step_count
+from test_escalation import (
+    ADMIN,
+    SECOND,
+    WRITE,
+    escalated_steps,
+    first_paged,
+    open_incident,
+    recipients,
+    sent_times,
+    start_hub,
+    step_count,
+)
 from test_snooze import after_a_worker_round, epoch, escalation_fact, shown
 
 DEPLOY = {"matchers": ['service="checkout"'], "comment": "deploy 4.2"}
@@ -73,3 +84,43 @@ def test_a_held_step_is_looked_at_again_when_the_silence_ends(hub_factory, smtp)
         wait_for(lambda: sent_times(http, SECOND))
         assert ends_at <= sent_times(http, SECOND, "created_at")[0] < ends_at + 1.0
         assert recipients(mailbox).count("alice") == 1
+
+
+def test_a_held_step_pages_at_once_when_its_silence_is_ended_early(hub_factory, smtp):
+    """Expiring the silence left the step to the minute's look: paged ~47 s late, while
+    a silence that ended by itself woke it at once."""
+    with first_paged(hub_factory, smtp, second_after="500ms") as (mailbox, _, http, incident):
+        silence_id = silence(http, "1h")["id"]
+        wait_for(lambda: step_count(http, "held_muted") == 1)
+        expired = http.delete(f"/api/v1/silences/{silence_id}")
+        assert expired.status_code == 200, expired.text
+        ended = epoch(expired.json()["ends_at"])
+        wait_for(lambda: sent_times(http, SECOND))
+        assert ended <= sent_times(http, SECOND, "created_at")[0] < ended + 1.0
+        assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 2)]
+        assert recipients(mailbox).count("alice") == 1
+
+
+WINDOW = """
+[[maintenance]]
+name = "deploy"
+starts_at = 2020-01-01T00:00:00Z
+ends_at = 2099-01-01T00:00:00Z
+matchers = ['service="checkout"']
+"""
+
+
+def test_a_held_step_pages_at_once_when_a_reload_removes_its_window(hub_factory, smtp):
+    """The window a reload removed no longer muted the alert, yet the step waited for
+    the minute's look."""
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="1h", extra=WINDOW)
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: step_count(http, "held_muted") == 1)
+        assert held_entries(http, incident["id"])[0]["mutes"] == ["maintenance"]
+        hub.config_path.write_text(hub.config_path.read_text().replace(WINDOW, ""))
+        reloaded = http.post("/-/reload", headers=ADMIN)
+        assert reloaded.status_code == 200, reloaded.text
+        wait_for(lambda: "first" in recipients(mailbox), timeout=5)
+        assert escalated_steps(http, incident["id"]) == [(1, 1)]
