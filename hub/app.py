@@ -276,8 +276,9 @@ class Runtime:
     def _flushed(self, flushed: Flushed) -> None:
         for reason, count in flushed.suppressed.items():
             self.metrics.suppressed.labels(reason).inc(count)
-        for receiver in flushed.dead_letters:
-            self.metrics.notifications.labels(receiver, NO_INTEGRATION, "dead").inc()
+        for letter in flushed.dead_letters:
+            self.metrics.notifications.labels(letter.receiver, NO_INTEGRATION, "dead").inc()
+            letter.log()
         if flushed.enqueued and self.sender is not None:
             self.sender.poke()
 

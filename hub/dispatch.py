@@ -57,15 +57,39 @@ class Links:
         return f"{self.base_url}/incidents/{incident_id}"
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message written straight to the dead letters, for a receiver missing from the
+    config (``_dead_letter``)."""
+
+    id: int
+    incident_id: int
+    receiver: str
+    error: str
+
+    def log(self) -> None:
+        """The warning every dead letter gets (``notification_dead``: someone was not
+        told), once its row is committed; it was never attempted."""
+        log.warning(
+            "event=notification_dead id=%d receiver=%s integration=%s attempt=0 incident=%d"
+            " error=%s",
+            self.id,
+            logs.value(self.receiver),
+            NO_INTEGRATION,
+            self.incident_id,
+            logs.value(self.error),
+        )
+
+
 @dataclass
 class Flushed:
     """What one flush did: messages enqueued, the alerts that became muted for a
-    receiver, by reason (``hub_notifications_suppressed_total``), and the receivers
-    missing from the config that a message was dead-lettered to."""
+    receiver, by reason (``hub_notifications_suppressed_total``), and the messages
+    dead-lettered to receivers missing from the config."""
 
     enqueued: int = 0
     suppressed: dict[str, int] = field(default_factory=dict)
-    dead_letters: list[str] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
 def flush(
@@ -168,8 +192,7 @@ def _flush_one(
         tx.set_receiver_state(incident["id"], row["receiver"], waiting)
         return
     if not over and rules.config.receiver(row["receiver"]) is None:
-        _dead_letter(tx, incident, row["receiver"], told, now, links)
-        result.dead_letters.append(row["receiver"])
+        result.dead_letters.append(_dead_letter(tx, incident, row["receiver"], told, now, links))
     result.enqueued += enqueue(  # to a receiver the config lacks: nothing, and a log line
         tx,
         incident,
@@ -241,19 +264,24 @@ def _reschedule_time(
 
 def _dead_letter(
     tx: Tx, incident: dict, receiver: str, alerts: list[dict], now: float, links: Links
-) -> None:
+) -> DeadLetter:
     """The message due to a receiver the config no longer has (hub restarted without
     it: a reload may not remove one that open incidents notify), written as a dead
-    letter naming it: ``hub notifications --state dead`` and HubDeadLetters show it,
-    and a retry sends it once the receiver is back. Only for an incident not resolved:
-    what a removed receiver misses of one that is over needs nobody."""
+    letter naming it: ``hub notifications --state dead``, HubDeadLetters and the
+    incident's timeline (``notification_dead``) show it, and a retry sends it once the
+    receiver is back. Only for an incident not resolved: what a removed receiver
+    misses of one that is over needs nobody."""
     context = _context(incident, receiver, None, alerts, now, links, resolved=False)
     error = (
         f"receiver {receiver!r} is not in the config, though incident {incident['id']}"
         " notifies it: add it back and retry, or resolve the incident"
     )
     target = (receiver, 0, NO_INTEGRATION)
-    tx.dead_letter(incident["id"], target, context.status, _encode(context), now, error)
+    row_id = tx.dead_letter(incident["id"], target, context.status, _encode(context), now, error)
+    detail = {"receiver": receiver, "status": context.status, "alerts": len(alerts)}
+    detail |= {"notification": row_id, "reason": error}
+    tx.add_timeline(incident["id"], now, "notification_dead", None, detail)
+    return DeadLetter(row_id, incident["id"], receiver, error)
 
 
 def notice_missing_receivers(tx: Tx, cfg: Config, now: float) -> None:

@@ -1225,16 +1225,18 @@ class Tx:
         payload: bytes,
         at: float,
         error: str,
-    ) -> None:
+    ) -> int:
         """Write a notification that cannot be sent straight to the dead letters (a
-        receiver the config lacks has no URL to try), where it shows and can be retried."""
+        receiver the config lacks has no URL to try), where it shows and can be
+        retried; returns its id."""
         receiver, channel, integration = target
-        self.conn.execute(
+        cursor = self.conn.execute(
             "INSERT INTO notifications (id, incident_id, receiver, channel, integration, kind,"
             " payload, state, created_at, due_at, last_error)"
             f" VALUES ({_NEXT_ID['notifications']}, ?, ?, ?, ?, ?, ?, 'dead', ?, ?, ?)",
             (incident_id, receiver, channel, integration, kind, payload, at, at, error),
         )
+        return cursor.lastrowid  # type: ignore[return-value]
 
     def notifying_unknown(self, known: list[str]) -> list[dict]:
         """The receivers outside ``known`` that open or acknowledged incidents still

@@ -5,10 +5,15 @@ CLI, the metrics and HubDeadLetters show. A real hub, real email, a real promtoo
 
 from __future__ import annotations
 
+import html
+import logging
+import re
 import subprocess
 import time
 
 from conftest import AUTH, BASE_CONFIG, wait_for
+from console_support import sign_in
+from logfmt_support import pairs
 from notify_support import metric
 from programs import require
 from test_access import TOKENS
@@ -135,6 +140,55 @@ def test_a_restart_without_a_receiver_dead_letters_its_open_incidents_once_per_c
         wait_for(lambda: shown(http, incident)["status"] == "resolved")
         time.sleep(0.6)
         assert len(dead_letters(http)) == 2, "a resolved incident needs nobody"
+
+
+def test_a_dead_letter_to_a_missing_receiver_is_logged_and_on_the_incident_timeline(
+    hub_factory, smtp, caplog
+):
+    """Only event=receiver_missing said so: no notification_dead line (someone was not
+    told), and nothing on the incident's timeline."""
+    caplog.set_level(logging.INFO, logger="hub")
+    mailbox, hub = start(hub_factory, smtp)
+    with hub.client(headers=ADMIN) as http:
+        incident = fire(http)
+        wait_for(lambda: "pager" in recipients(mailbox))
+    hub.stop()
+    without_pager(hub)
+    hub.start()
+    with hub.client(headers=ADMIN) as http:
+        (dead,) = wait_for(lambda: dead_letters(http))
+        timeline = shown(http, incident)["timeline"]
+    assert [t["detail"] for t in timeline if t["kind"] == "notification_dead"] == [
+        {
+            "receiver": "pager",
+            "status": "firing",
+            "alerts": 1,
+            "notification": dead["id"],
+            "reason": dead["last_error"],
+        }
+    ]
+    with hub.client() as browser:
+        sign_in(browser, "read-token")
+        page = html.unescape(browser.get(f"/incidents/{incident}").text)
+    entry = page.split('data-kind="notification_dead">')[1].split("</li>")[0]
+    words = " ".join(re.sub(r"<[^>]+>", " ", entry).split())
+    assert words.startswith("notification dead · ")
+    assert words.endswith(f"pager: firing message, 1 alert(s) {dead['last_error']}")
+    logged = [r for r in caplog.records if "event=notification_dead " in r.getMessage()]
+    assert [(r.levelname, pairs(r.getMessage())) for r in logged] == [
+        (
+            "WARNING",
+            {
+                "event": "notification_dead",
+                "id": str(dead["id"]),
+                "receiver": "pager",
+                "integration": "none",
+                "attempt": "0",
+                "incident": str(incident),
+                "error": dead["last_error"],
+            },
+        )
+    ]
 
 
 HUB_DEAD_LETTERS_TEST = """
