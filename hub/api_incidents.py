@@ -13,7 +13,7 @@ from litestar import Request, Response, get, post
 from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from hub import access, logs, matchers, outbox, paging, snoozes
+from hub import access, dispatch, logs, matchers, outbox, paging, snoozes
 from hub.access import BEARER, require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present, with_mutes
 from hub.api_params import moment
@@ -350,18 +350,20 @@ async def retry_notification(request: Request, notification_id: RowId) -> dict[s
 
 
 async def retry(hub: Any, notification_id: int, by: str, *, via: str) -> None:
-    """Give a dead letter a fresh attempt budget and wake the sender; 404 unknown,
-    409 not dead, or for a receiver or channel a reload removed (it would only die
-    again at once). Shared by the API and the console's retry button."""
+    """Give a dead letter a fresh attempt budget and wake the sender (one for a
+    receiver the config lacked goes to each of its URLs: ``dispatch.retry``); 404
+    unknown, 409 not dead, or for a receiver or channel a reload removed (it would
+    only die again at once). Shared by the API and the console's retry button."""
     row = hub.store.notification(notification_id)
     if row is None:
         raise NotFound(f"no notification with id {notification_id}")
-    if outbox.reachable(hub.config, row) is None:
+    receiver = outbox.reachable(hub.config, row)
+    if receiver is None:
         raise Conflict(
             f"notification {notification_id} cannot be sent again: {outbox.unreachable(row)}"
         )
     now = hub.clock()
-    if not await hub.store.write(lambda tx: tx.retry_notification(notification_id, now)):
+    if not await hub.store.write(lambda tx: dispatch.retry(tx, row, receiver, now)):
         raise Conflict(f"notification {notification_id} is not dead-lettered")
     hub.sender.poke()
     log.info("event=notification_retried id=%d by=%s via=%s", notification_id, logs.value(by), via)

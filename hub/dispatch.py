@@ -24,7 +24,7 @@ import msgspec
 
 from hub import acklinks, grouping, logs, mute, routing, timeintervals
 from hub.channels import schema
-from hub.config import Config
+from hub.config import Config, Receiver
 from hub.incidents import HUB_ACTOR
 from hub.inhibit import Inhibitor
 from hub.rules import Rules
@@ -282,6 +282,24 @@ def _dead_letter(
     detail |= {"notification": row_id, "reason": error}
     tx.add_timeline(incident["id"], now, "notification_dead", None, detail)
     return DeadLetter(row_id, incident["id"], receiver, error)
+
+
+def retry(tx: Tx, row: dict, receiver: Receiver, now: float) -> bool:
+    """Queue a dead letter again; False if it is not dead. One written for a receiver
+    the config lacked (``_dead_letter``: integration none, channel 0) goes to every
+    URL the receiver has now, as grouping would have sent it: the letter becomes the
+    message to the first, with its integration, and a copy is queued for each other.
+    Each is then sent, counted and logged under its own integration."""
+    if row["integration"] != NO_INTEGRATION:
+        return tx.retry_notification(row["id"], now)
+    integrations = [schema(url) for url in receiver.urls]
+    if not tx.retry_notification(row["id"], now, integrations[0]):
+        return False
+    payload = _encode(row["payload"])
+    for channel, integration in enumerate(integrations[1:], start=1):
+        target = (row["receiver"], channel, integration)
+        tx.enqueue_notification(row["incident_id"], target, row["kind"], payload, now)
+    return True
 
 
 def notice_missing_receivers(tx: Tx, cfg: Config, now: float) -> None:

@@ -1254,13 +1254,16 @@ class Tx:
         )
         return _all(cursor)
 
-    def retry_notification(self, notification_id: int, now: float) -> bool:
+    def retry_notification(
+        self, notification_id: int, now: float, integration: str | None = None
+    ) -> bool:
         """Put a dead letter back in the queue with a fresh attempt budget, counted from
-        the attempts it has: ``attempts`` keeps counting them all."""
+        the attempts it has (``attempts`` keeps counting them all), through
+        ``integration`` if given (one written for a receiver the config lacked had none)."""
         cursor = self.conn.execute(
             "UPDATE notifications SET state = 'pending', retried_attempts = attempts,"
-            " due_at = ? WHERE id = ? AND state = 'dead'",
-            (now, notification_id),
+            " due_at = ?, integration = COALESCE(?, integration) WHERE id = ? AND state = 'dead'",
+            (now, integration, notification_id),
         )
         return cursor.rowcount == 1
 

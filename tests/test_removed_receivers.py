@@ -6,6 +6,7 @@ CLI, the metrics and HubDeadLetters show. A real hub, real email, a real promtoo
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 import subprocess
@@ -189,6 +190,59 @@ def test_a_dead_letter_to_a_missing_receiver_is_logged_and_on_the_incident_timel
             },
         )
     ]
+
+
+def test_retrying_a_dead_letter_to_a_missing_receiver_tells_every_channel_it_has_now(
+    hub_factory, smtp, caplog
+):
+    """Put back with two URLs, the receiver got the retried letter at its first only,
+    the row kept integration none, and the integration's series did not move."""
+    caplog.set_level(logging.INFO, logger="hub")
+    mailbox, hub = start(hub_factory, smtp)
+    with hub.client(headers=ADMIN) as http:
+        incident = fire(http)
+        wait_for(lambda: "pager" in recipients(mailbox))
+    with_pager = hub.config_path.read_text()
+    hub.stop()
+    without_pager(hub)
+    hub.start()
+    with hub.client(headers=ADMIN) as http:
+        (dead,) = wait_for(lambda: dead_letters(http))
+    hub.stop()
+    hub.config_path.write_text(
+        with_pager.replace('mode=insecure"]', 'mode=insecure", "logfile://pager.jsonl"]')
+    )
+    hub.start()
+    with hub.client(headers=ADMIN) as http:
+        retried = http.post(f"/api/v1/notifications/{dead['id']}/retry")
+        assert retried.status_code == 200, retried.text
+        assert (retried.json()["channel"], retried.json()["integration"]) == (0, "mailto")
+        rows = wait_for(lambda: sent_to_pager(http, incident, 3))
+        metrics = http.get("/metrics").text
+    assert [(r["id"], r["channel"], r["integration"]) for r in rows[1:]] == [
+        (dead["id"], 0, "mailto"),
+        (dead["id"] + 1, 1, "logfile"),
+    ]
+    assert recipients(mailbox).count("pager") == 2
+    (line,) = (hub.config_path.parent / "pager.jsonl").read_text().splitlines()
+    assert "checkout down" in json.loads(line)["title"]
+    for integration in ("mailto", "logfile"):
+        labels = {"receiver": "pager", "integration": integration, "outcome": "sent"}
+        assert metric(metrics, "hub_notifications_total", **labels) == 1
+    logged = [pairs(r.getMessage()) for r in caplog.records if r.name == "hub.outbox"]
+    sent = {
+        (line["id"], line["integration"])
+        for line in logged
+        if (line["event"], line.get("receiver")) == ("notification_sent", "pager")
+    }
+    assert {(str(dead["id"]), "mailto"), (str(dead["id"] + 1), "logfile")} <= sent
+
+
+def sent_to_pager(http, incident: int, count: int) -> list[dict]:
+    """The incident's notifications to pager, oldest first, once ``count`` are sent."""
+    answer = http.get("/api/v1/notifications", params={"incident": incident, "receiver": "pager"})
+    rows = sorted(answer.json(), key=lambda row: row["id"])
+    return rows if [row["state"] for row in rows].count("sent") == count else []
 
 
 HUB_DEAD_LETTERS_TEST = """
