@@ -9,18 +9,16 @@ import html
 import json
 import logging
 import re
-import subprocess
 import time
 
 from conftest import AUTH, BASE_CONFIG, wait_for
 from console_support import sign_in
 from logfmt_support import pairs
 from notify_support import metric
-from programs import require
 from test_access import TOKENS
 from test_cli import hub_cli
 from test_escalation import recipients, told_resolved
-from test_prometheus_integration import SHIPPED_RULES
+from test_prometheus_integration import promtool_test_rules
 from test_snooze import shown
 
 ADMIN = {"Authorization": "Bearer admin-token"}
@@ -285,14 +283,4 @@ tests:
 def test_hub_dead_letters_fires_for_a_series_born_above_zero(tmp_path):
     """increase() does not see a series whose first sample is 1, as the dead letters a
     hub writes at start for a receiver missing from its config are."""
-    promtool = require("promtool", "prometheus")
-    test_file = tmp_path / "dead-letters.yml"
-    test_file.write_text(HUB_DEAD_LETTERS_TEST.format(rules=SHIPPED_RULES))
-    tested = subprocess.run(
-        [promtool, "test", "rules", str(test_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    promtool_test_rules(tmp_path, HUB_DEAD_LETTERS_TEST)
