@@ -995,9 +995,16 @@ class Tx:
     def prune_incidents(self, before: float, limit: int) -> dict[str, int]:
         """Delete resolved incidents resolved before ``before`` with everything hanging off
         them: timeline, grouping and escalation state, notifications and their attempts,
-        and their alerts that are resolved too (with those alerts' events and history)."""
+        and their alerts that are resolved too (with those alerts' events and history).
+
+        One with a message still queued or being sent stays until it is sent or
+        dead-lettered: a receiver down past the age (or a hub down that long) must not
+        lose the messages it was owed, unseen."""
         ids = self._ids(
-            "SELECT id FROM incidents WHERE status = 'resolved' AND resolved_at < ? LIMIT ?",
+            "SELECT id FROM incidents WHERE status = 'resolved' AND resolved_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM notifications WHERE incident_id = incidents.id"
+            "   AND state IN ('pending', 'sending'))"
+            " LIMIT ?",
             before,
             limit,
         )

@@ -8,8 +8,8 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from conftest import BASE_CONFIG, mail_url, render_config
-from notify_support import ACK_SECRET, WRITER, fire, receiver, start_hub
+from conftest import BASE_CONFIG, free_port, mail_url, render_config, wait_for
+from notify_support import ACK_SECRET, WRITER, deliveries, fire, receiver, start_hub
 
 from hub import acklinks, config, correlate, retention
 from hub.decoders.common import Decoded
@@ -56,10 +56,16 @@ def history(tx: Tx, rules: Rules) -> int:
     deliver(tx, rules, 100, "live", "firing")
     deliver(tx, rules, 10, "recent", "firing")
     deliver(tx, rules, 5, "recent", "resolved")
-    target = ("ops", 0, "mailto")
-    notification = tx.enqueue_notification(old_incident, target, "firing", b"{}", 0)
+    notification = sent_message(tx, old_incident)
     tx.record_attempt(notification, 0, 1.0, "sent", None)
     return old_incident
+
+
+def sent_message(tx: Tx, incident_id: int) -> int:
+    """A message to ops about the incident, sent: retention keeps one still queued."""
+    notification = tx.enqueue_notification(incident_id, ("ops", 0, "mailto"), "firing", b"{}", 0)
+    tx.update("notifications", notification, {"state": "sent", "sent_at": 0})
+    return notification
 
 
 def count(store: Store, sql: str, *params: object) -> int:
@@ -211,12 +217,11 @@ def firing_and_paged(tx: Tx, rules: Rules, days_ago: float, fingerprint: str) ->
     """A firing alert opening an incident that is notified: the id of each row it made."""
     body = answer(tx, rules, days_ago, fingerprint, "firing")
     alert = body["alerts"][0]
-    target = ("ops", 0, "mailto")
     return {
         "deliveries": body["delivery_id"],
         "alerts": alert["id"],
         "incidents": alert["incident_id"],
-        "notifications": tx.enqueue_notification(alert["incident_id"], target, "firing", b"{}", 0),
+        "notifications": sent_message(tx, alert["incident_id"]),
     }
 
 
@@ -278,3 +283,40 @@ def test_an_ack_link_to_a_pruned_incident_is_refused_not_taken_by_the_next(
     assert (shown.status_code, clicked.status_code) == (404, 404)
     assert f"incident {pruned} no longer exists" in shown.text
     assert (incident["status"], incident["acknowledged_by"]) == ("open", None)
+
+
+BOTH = {"firing", "resolved"}
+
+
+def test_a_resolved_incident_whose_messages_still_wait_is_kept_until_they_are_sent(
+    hub_factory, smtp, tmp_path
+):
+    """The mail server was down when the incident fired and resolved, and hub stopped
+    with both messages queued; it starts again past the retention age. The first prune
+    must not delete what was never sent: once the mail server is back, both arrive,
+    and only then may the incident go."""
+    mailbox, port = smtp
+    down = receiver("ops", mail_url(free_port()))
+    hub = start_hub(hub_factory, down, max_attempts=50, backoff="1s", max_backoff="1s")
+    with hub.client(headers=WRITER) as http:
+        incident = fire(http, "checkout down")["incident_id"]
+        fire(http, "checkout down", status="resolved")
+        wait_for(lambda: {n["kind"] for n in deliveries(http) if n["attempts"]} == BOTH)
+    hub.stop()
+    later = time.time() + 91 * DAY
+    with opened((tmp_path / "hub.db").as_posix()) as store:
+        removed = asyncio.run(retention.prune(store, config.Retention(), later))
+    assert removed["incidents"] == 0, "the queued messages went with their incident"
+    hub.config_path.write_text(
+        hub.config_path.read_text().replace(down.split('"')[3], mail_url(port))
+    )
+    hub.start()
+    wait_for(lambda: len(mailbox.messages) == 2)
+    with hub.client(headers=WRITER) as http:
+        sent = {n["kind"] for n in deliveries(http) if n["state"] == "sent"}
+        shown = http.get(f"/api/v1/incidents/{incident}").status_code
+    hub.stop()
+    with opened((tmp_path / "hub.db").as_posix()) as store:
+        afterwards = asyncio.run(retention.prune(store, config.Retention(), later))
+    assert (sent, shown) == (BOTH, 200)
+    assert afterwards["incidents"] == 1
