@@ -22,6 +22,7 @@ import msgspec
 
 from hub import channels, logs
 from hub.config import SCHEDULE_PREFIX, Config, Receiver
+from hub.errors import Unavailable
 from hub.metrics import Metrics
 from hub.rules import Rules
 from hub.store import Store, Tx
@@ -31,6 +32,8 @@ from hub.worker import Worker
 log = logging.getLogger("hub.outbox")
 
 CLAIM_BATCH = 64
+RECORD_RETRY_SECONDS = 1.0
+"""How long a refused record of an attempt waits before it is written again."""
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,7 @@ class Sender(Worker):
             tx.record_attempt(row["id"], started, duration_ms, outcome, error)
             tx.finish_notification(row["id"], state, error, now, due)
 
-        await self.store.write(settle, background=True)
+        await self._record(settle)
         self._count(row, state, now, template_failed=failure is None and error is not None)
         log.log(
             logging.INFO if state != "dead" and error is None else logging.WARNING,
@@ -273,6 +276,19 @@ class Sender(Worker):
             row["attempts"],
             "" if error is None else f" error={logs.value(error)}",
         )
+
+    async def _record(self, settle: Callable[[Tx], None]) -> None:
+        """Commit an attempt's outcome, again and again while the store refuses it (a
+        write lock held past its wait, a failed commit): the send happened, and a row
+        left claimed would go out again once its lease ran out, with no trace of this
+        attempt. A hub stopping gives up; the next start sends the row again."""
+        while True:
+            try:
+                return await self.store.write(settle, background=True)
+            except Unavailable:
+                if self._stopping:
+                    raise
+                await asyncio.sleep(RECORD_RETRY_SECONDS)
 
     def _count(self, row: dict, state: str, now: float, template_failed: bool) -> None:
         """Count an attempt under its receiver's series, and a message sent in place of

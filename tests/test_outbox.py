@@ -4,12 +4,15 @@ with every attempt and Apprise's own error text kept."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
-from conftest import AUTH, BASE_CONFIG, free_port, mail_url, render_config, wait_for
+from aiosmtpd.controller import Controller
+from conftest import AUTH, BASE_CONFIG, Mailbox, free_port, mail_url, render_config, wait_for
 
 from hub import config
 from hub.decoders.common import Decoded
+from hub.dispatch import Links, enqueue
 from hub.events import Event
 from hub.ingest import Delivery, apply_delivery
 from hub.metrics import Metrics
@@ -95,3 +98,67 @@ def test_a_claim_committed_after_shutdown_began_sends_nothing_and_is_freed_on_re
     assert sent_something is False
     assert at_stop == [("sending", 0)]  # claimed, never tried
     assert after_restart == [("pending", 0)]
+
+
+class LockingMailbox(Mailbox):
+    """A mail server that, as it accepts a message, has another connection take the
+    store's write lock (a backup, an operator's shell): the send succeeds, and then
+    the store refuses to record it until the lock is released."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.holder = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.holder.execute("BEGIN IMMEDIATE")
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_send_the_store_could_not_record_at_once_is_recorded_once_it_can(tmp_path):
+    """The message went out; recording it waited longer than the store's lock wait and
+    was refused. The outcome is recorded once the store takes writes again: the row
+    is sent, its attempt logged, and nothing is sent twice when its claim runs out."""
+    path = (tmp_path / "hub.db").as_posix()
+    mailbox, port = LockingMailbox(path), free_port()
+    text = render_config(BASE_CONFIG, port=8080, db=path, mail_url=mail_url(port))
+    ruleset = Rules.from_config(config.parse(text, {}))
+    event = Event(fingerprint="db", status="firing", summary="db is down")
+    delivery = Delivery("shop", None, time.time(), {}, b"{}")
+    links = Links("http://hub.example", b"secret", 3600)
+
+    def incident_with_a_message(tx: Tx) -> None:
+        answer = apply_delivery(tx, delivery, Decoded([event]), ruleset)
+        incident = tx.incident(answer.body["alerts"][0]["incident_id"])
+        alerts = tx.episode_alerts(incident["id"])
+        enqueue(tx, incident, "ops", alerts, time.time(), ruleset, links)
+
+    async def send_while_locked(store: Store) -> dict:
+        await store.write(incident_with_a_message)
+        sender = Sender(store, lambda: ruleset, Metrics({}, ["ops"], "test"), lease=60)
+        sending = asyncio.create_task(sender.run())
+        while not mailbox.messages:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)  # longer than the lock wait: recording it was refused
+        mailbox.holder.rollback()
+        for _ in range(250):
+            (row,) = store.notifications({}, 10)
+            if row["state"] != "sending":
+                break
+            await asyncio.sleep(0.02)
+        await sender.shutdown()
+        sending.cancel()
+        return {
+            "state": row["state"],
+            "tried": [a["outcome"] for a in store.notification_attempts(row["id"])],
+            "messages": len(mailbox.messages),
+        }
+
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        with opened(path, lock_wait=0.2) as store:
+            found = asyncio.run(send_while_locked(store))
+    finally:
+        smtp.stop()
+        mailbox.holder.close()
+    assert found == {"state": "sent", "tried": ["sent"], "messages": 1}
