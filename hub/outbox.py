@@ -105,6 +105,20 @@ def unreachable(row: dict) -> str:
     return f"receiver {row['receiver']!r} no longer has this channel in the config"
 
 
+def send_limit(receiver: Receiver) -> float:
+    """How long one send to ``receiver`` may take before it counts as failed: its
+    connect and read timeouts, and a margin for rendering and the hand-off."""
+    return receiver.timeout * 2 + 5
+
+
+def longest_send(config: Config) -> float:
+    """The longest a send may take under ``config``: a claim's lease must outlast it, or
+    a row still in flight would be claimed again as if its sender had died, and sent
+    twice. On-call people are sent to with a receiver's default timeout."""
+    people = Receiver(name="", urls=[])
+    return max(send_limit(receiver) for receiver in [*config.receivers, people])
+
+
 def _next_state(
     config: Config, row: dict, failure: Failure | None, now: float
 ) -> tuple[str, float]:
@@ -201,8 +215,9 @@ class Sender(Worker):
         if free <= 0:
             return []
         now = self.clock()
+        lease = max(self.lease, longest_send(self.rules().config))
         return await self.store.write(
-            lambda tx: tx.claim_notifications(now, self.lease, free), background=True
+            lambda tx: tx.claim_notifications(now, lease, free), background=True
         )
 
     async def _deliver(self, row: dict) -> None:
@@ -235,7 +250,7 @@ class Sender(Worker):
             receiver.timeout,
             context,
         )
-        limit = receiver.timeout * 2 + 5
+        limit = send_limit(receiver)
         try:
             return await asyncio.wait_for(call, timeout=limit)
         except TimeoutError:

@@ -162,3 +162,57 @@ def test_a_send_the_store_could_not_record_at_once_is_recorded_once_it_can(tmp_p
         smtp.stop()
         mailbox.holder.close()
     assert found == {"state": "sent", "tried": ["sent"], "messages": 1}
+
+
+class SlowMailbox(Mailbox):
+    """A mail server that takes a while to accept each message, within the timeout."""
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        await asyncio.sleep(1.5)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_send_slower_than_the_claim_lease_is_not_claimed_and_sent_again_meanwhile(tmp_path):
+    """A claim lasts as long as a send may take (twice the receiver's timeout and a
+    margin), whatever lease the sender was given: a row whose send is still in flight
+    is not taken as abandoned by a dead claimer, so one message arrives, not two."""
+    path = (tmp_path / "hub.db").as_posix()
+    mailbox, port = SlowMailbox(), free_port()
+    text = render_config(BASE_CONFIG, port=8080, db=path, mail_url=mail_url(port))
+    ruleset = Rules.from_config(config.parse(text, {}))
+    event = Event(fingerprint="db", status="firing", summary="db is down")
+    delivery = Delivery("shop", None, time.time(), {}, b"{}")
+    links = Links("http://hub.example", b"secret", 3600)
+
+    def incident_with_a_message(tx: Tx) -> None:
+        answer = apply_delivery(tx, delivery, Decoded([event]), ruleset)
+        incident = tx.incident(answer.body["alerts"][0]["incident_id"])
+        enqueue(tx, incident, "ops", tx.episode_alerts(incident["id"]), time.time(), ruleset, links)
+
+    async def send_slowly(store: Store) -> dict:
+        await store.write(incident_with_a_message)
+        sender = Sender(store, lambda: ruleset, Metrics({}, ["ops"], "test"), lease=0.5)
+        sending = asyncio.create_task(sender.run())
+        for _ in range(250):
+            (row,) = store.notifications({}, 10)
+            if row["state"] == "sent":
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(2)  # a second send, if the row was claimed again, ends
+        await sender.shutdown()
+        sending.cancel()
+        (row,) = store.notifications({}, 10)
+        return {
+            "state": row["state"],
+            "attempts": row["attempts"],
+            "messages": len(mailbox.messages),
+        }
+
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        with opened(path) as store:
+            found = asyncio.run(send_slowly(store))
+    finally:
+        smtp.stop()
+    assert found == {"state": "sent", "attempts": 1, "messages": 1}
