@@ -1499,16 +1499,18 @@ class Store:
 
         Write functions rarely fail, and two statements per write are a real share of
         the cost; when one does fail the batch is undone and run again with a
-        savepoint around each function, so only the failing one is refused.
+        savepoint around each function, so only the failing one is refused. That
+        includes a statement SQLite refused (a unique key taken); only an error that
+        ended the transaction itself (an I/O error, a full disk) fails the batch.
         """
         conn = self._writer
         tx = Tx(conn)
         conn.execute("SAVEPOINT batch")
         try:
             outcomes = [(future, fn(tx), None) for fn, future in batch]
-        except sqlite3.Error:
-            raise
-        except Exception:
+        except Exception as e:
+            if isinstance(e, sqlite3.Error) and not conn.in_transaction:
+                raise
             conn.execute("ROLLBACK TO batch")
         else:
             conn.execute("RELEASE batch")

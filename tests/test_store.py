@@ -197,6 +197,25 @@ def test_a_failing_write_rolls_back_alone(store):
     assert sorted(keys) == ["a", "b"]
 
 
+def test_a_write_refused_by_a_constraint_fails_alone_not_its_whole_batch(store):
+    """SQLite refusing one statement (a unique key taken) leaves the transaction
+    usable: only that write fails; the others in its batch commit and are answered."""
+
+    async def mixed():
+        return await asyncio.gather(
+            store.write(insert_delivery("a")),
+            store.write(insert_delivery("a")),
+            store.write(insert_delivery("b")),
+            return_exceptions=True,
+        )
+
+    first, clash, last = asyncio.run(mixed())
+    keys = [r["delivery_key"] for r in store.query("SELECT delivery_key FROM deliveries")]
+    assert (first, last) == (1, 2)
+    assert isinstance(clash, sqlite3.IntegrityError)
+    assert sorted(keys) == ["a", "b"]
+
+
 def test_an_answered_write_is_on_disk_for_another_connection(store, tmp_path):
     asyncio.run(store.write(insert_delivery("durable")))
     with sqlite3.connect(tmp_path / "s.db") as other:
