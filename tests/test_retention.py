@@ -300,6 +300,7 @@ def test_a_resolved_incident_whose_messages_still_wait_is_kept_until_they_are_se
     hub = start_hub(hub_factory, down, max_attempts=50, backoff="1s", max_backoff="1s")
     with hub.client(headers=WRITER) as http:
         incident = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: {n["kind"] for n in deliveries(http) if n["attempts"]} == {"firing"})
         fire(http, "checkout down", status="resolved")
         wait_for(lambda: {n["kind"] for n in deliveries(http) if n["attempts"]} == BOTH)
     hub.stop()
