@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import msgspec
 
@@ -19,6 +19,10 @@ from hub import flapping
 if TYPE_CHECKING:
     from hub.config import Flapping
     from hub.events import Event
+
+AlertStatus = Literal["firing", "resolved"]
+ALERT_STATUSES: tuple[str, ...] = get_args(AlertStatus)
+"""Every status an alert row has: an event's ``acknowledged`` acts on its incident only."""
 
 
 class Outcome(StrEnum):

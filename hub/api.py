@@ -14,14 +14,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import access, dispatch, matchers, paging, silencing
 from hub.access import BEARER, require
-from hub.alerts import matchable
+from hub.alerts import AlertStatus, matchable
 from hub.api_params import invalid_value
 from hub.errors import NotFound
 from hub.events import Severity
 from hub.problems import problem, refusal, refusals
 from hub.store import ALERT_ORDER, ROW_ID_MAX
 
-AlertStatus = Literal["firing", "resolved"]
 ALERTS = paging.Listing("alerts", ALERT_ORDER)
 RowId = Annotated[int, Parameter(ge=1, le=ROW_ID_MAX, description="a row id")]
 """A path id: SQLite's integers end at 2**63 - 1, so a larger one is a 400, not a 500.

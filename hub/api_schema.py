@@ -28,8 +28,7 @@ from litestar.openapi.spec import (
 )
 
 from hub import silences
-from hub.alerts import Outcome
-from hub.api import AlertStatus
+from hub.alerts import AlertStatus, Outcome
 from hub.api_heartbeats import HeartbeatState, NewHeartbeat
 from hub.api_incidents import IncidentStatus, NotificationState
 from hub.config import Mode

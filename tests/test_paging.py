@@ -7,14 +7,18 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import sqlite3
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
 from conftest import AUTH, BASE_CONFIG, mail_url, wait_for
 
-from hub import paging
+from hub import api, api_incidents, paging
+from hub.store import Store, opened
 
 LISTS = ("/api/v1/alerts", "/api/v1/incidents", "/api/v1/events", "/api/v1/notifications")
 EACH_ALERT_ITS_INCIDENT = BASE_CONFIG + 'group_by = ["..."]\n'
@@ -108,6 +112,20 @@ def test_rows_written_between_pages_are_neither_repeated_nor_make_a_row_skipped(
     assert len(expected) == 7
     assert ids(pages) == expected
     assert len(pages) == 4
+
+
+def test_a_walk_of_all_alerts_interleaves_firing_and_resolved_in_order(hub):
+    """All alerts are read a status at a time and merged: one batch's alerts share
+    their last_change, so ids must break the tie across statuses too."""
+    with hub.client() as http:
+        post(http, *({**firing(n), "status": "resolved"} if n % 2 else firing(n) for n in range(6)))
+        post(http, firing(6), {**firing(7), "status": "resolved"})
+        pages = walk(http, "/api/v1/alerts", {"limit": 3})
+    rows = [row for page in pages for row in page.json()]
+    order = sorted(rows, key=lambda row: (datetime.fromisoformat(row["last_change"]), row["id"]))
+    assert ids(pages) == [row["id"] for row in reversed(order)]
+    assert {row["status"] for row in rows} == {"firing", "resolved"}
+    assert len(rows) == 8
 
 
 def test_an_older_row_written_while_walking_is_met_once_where_it_sorts(hub):
@@ -215,3 +233,70 @@ def test_a_filtered_page_stops_after_its_scan_limit_and_the_next_resumes_after_i
 def test_pages_of_a_rare_match_may_be_empty_but_still_lead_to_it():
     pages = walk_pager(lambda row: row["id"] == 1, limit=10)
     assert [page.rows for page in pages] == [[], [], [{"id": 1}]]
+
+
+ALERT_FILTERS = ("status", "severity", "source")
+ALERT_VALUES = {"status": "firing", "severity": "critical", "source": "shop"}
+NOTIFICATION_VALUES = {"incident_id": 1, "receiver": "ops", "state": "sent"}
+
+
+def subsets(values: dict[str, object]) -> list[dict[str, object]]:
+    names = list(values)
+    return [
+        {name: values[name] for name in chosen}
+        for size in range(len(names) + 1)
+        for chosen in itertools.combinations(names, size)
+    ]
+
+
+def listing_queries(store: Store) -> Iterable[tuple[str, Callable[[], object]]]:
+    """Every filter each list offers, on a first page and a later one, as the API asks."""
+    since = datetime.fromisoformat("2025-01-01T00:00:00+00:00")
+    for after in (None, (1.7e9, 10)):
+        for given in subsets(ALERT_VALUES):
+            where, params = api.equalities(given)
+            yield (
+                f"alerts {given} {after}",
+                lambda w=where, p=params, a=after: list(store.alerts(w, p, 101, a)),
+            )
+        for given in subsets({"status": "resolved", "severity": "warning", "since": since}):
+            cursor = (
+                None
+                if after is None
+                else api_incidents.INCIDENTS.cursor({"updated_at": after[0], "id": after[1]})
+            )
+            yield (
+                f"incidents {given} {after}",
+                lambda g=given, c=cursor: api_incidents.find(store, [], limit=100, cursor=c, **g),
+            )
+        for given in subsets(NOTIFICATION_VALUES):
+            position = None if after is None else after[1:]
+            yield (
+                f"notifications {given} {after}",
+                lambda g=given, p=position: store.notifications(g, 101, p),
+            )
+        for source in (None, "shop"):
+            position = None if after is None else after[1:]
+            yield (
+                f"deliveries {source} {after}",
+                lambda s=source, p=position: store.deliveries(s, 101, p),
+            )
+
+
+def test_every_list_reads_in_the_order_of_an_index_without_sorting(tmp_path: Path):
+    """A page must cost the same with a million rows as with a thousand: each list's
+    query, for every filter it offers, reads an index in its order and stops at the
+    page's end. A sort ("USE TEMP B-TREE FOR ORDER BY") reads every matching row."""
+    path = (tmp_path / "hub.db").as_posix()
+    issued: list[str] = []
+    with opened(path) as store, sqlite3.connect(path) as planner:
+        store._reader.set_trace_callback(issued.append)  # the SQL with its values bound
+        for name, run in listing_queries(store):
+            issued.clear()
+            run()
+            [sql] = [text for text in issued if "ORDER BY" in text]
+            plan = [row[3] for row in planner.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert not [step for step in plan if "TEMP B-TREE" in step], (name, plan)
+            reads = [step for step in plan if step.startswith(("SCAN", "SEARCH"))]
+            by_time = name.startswith(("alerts", "incidents"))
+            assert reads and all("INDEX" in step for step in reads if by_time), (name, plan)
