@@ -139,6 +139,34 @@ def test_an_older_row_written_while_walking_is_met_once_where_it_sorts(hub):
     assert ids(pages) == [*expected, late[0]["id"]]
 
 
+WITH_A_WRITER = (
+    EACH_ALERT_ITS_INCIDENT
+    + '[api]\ntokens = [{{ name = "dana", token = "write-token", role = "write" }}]\n'
+)
+
+
+def test_an_incident_changed_ahead_of_the_walk_is_missed_and_since_finds_it(hub_factory, smtp):
+    """The README's catch-up: an incident changed while a walk is under way moves ahead
+    of the pages read, so the walk never meets it; ``since`` the newest ``updated_at``
+    of the first page lists it, as it is now."""
+    hub = hub_factory(WITH_A_WRITER, mail_url=mail_url(smtp[1]))
+    with hub.client(headers={"Authorization": "Bearer write-token"}) as http:
+        for n in range(6):
+            post(http, firing(n))
+        oldest = everything(http, "/api/v1/incidents", {})[-1]
+        acks = iter([f"/api/v1/incidents/{oldest}/ack"])
+
+        def acknowledge_once() -> None:
+            for path in acks:
+                http.post(path, json={"comment": "on it"}).raise_for_status()
+
+        pages = walk(http, "/api/v1/incidents", {"limit": 2}, between=acknowledge_once)
+        newest = pages[0].json()[0]["updated_at"]
+        changed = http.get("/api/v1/incidents", params={"since": newest}).json()
+    assert len(ids(pages)) == 5 and oldest not in ids(pages)
+    assert [row["status"] for row in changed if row["id"] == oldest] == ["acknowledged"]
+
+
 def cursor_of(listing: str, *key: object) -> str:
     raw = json.dumps([listing, *key]).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
