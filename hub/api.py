@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hub import access, dispatch, matchers, paging, silencing
 from hub.access import BEARER, require
 from hub.alerts import AlertStatus, matchable
-from hub.api_params import invalid_value
+from hub.api_params import Since, invalid_value, since_timestamp
 from hub.errors import NotFound
 from hub.events import Severity
 from hub.problems import problem, refusal, refusals
@@ -117,13 +117,18 @@ async def list_alerts(
         list[str] | None,
         QueryParameter(description='label matchers, e.g. service="checkout" or env!~"dev|test"'),
     ] = None,
+    since: Since = None,
     limit: paging.Limit = 100,
     cursor: paging.Cursor = None,
 ) -> Response[list[dict[str, Any]]]:
     """Newest change first, a page at a time (``Link: rel="next"``); ``label`` takes
-    Alertmanager matchers and may repeat."""
+    Alertmanager matchers and may repeat; ``since`` keeps the alerts changed (their
+    ``last_change``) at or after a time."""
     wanted = label_matchers(label)
     where, params = equalities({"status": status, "severity": severity, "source": source})
+    if since is not None:
+        where += " AND last_change >= :since"
+        params["since"] = since_timestamp(since)
     hub = request.app.state.hub
     found = ALERTS.page(
         functools.partial(hub.store.alerts, where, params),

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from hub import access, dispatch, logs, matchers, outbox, paging, snoozes
 from hub.access import BEARER, require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present, with_mutes
-from hub.api_params import moment
+from hub.api_params import Since, since_timestamp
 from hub.correlate import act
 from hub.errors import Conflict, NotFound
 from hub.events import Severity
@@ -93,19 +91,13 @@ async def list_incidents(
         list[str] | None,
         QueryParameter(description='matchers on the incident\'s group labels, e.g. service="api"'),
     ] = None,
-    since: Annotated[
-        str | None,
-        QueryParameter(
-            description="updated at or after: an RFC 3339 time with an offset",
-            format=OpenAPIFormat.DATE_TIME,
-        ),
-    ] = None,
+    since: Since = None,
     limit: paging.Limit = 100,
     cursor: paging.Cursor = None,
 ) -> Response[list[dict[str, Any]]]:
     """Most recently changed first, a page at a time (``Link: rel="next"``)."""
     wanted = label_matchers(label)
-    after = None if since is None else moment("since", since)
+    after = None if since is None else since_timestamp(since)
     found = find(request.app.state.hub.store, wanted, status, severity, after, limit, cursor)
     return paging.respond(request, [_present_incident(row) for row in found.rows], found.next)
 
@@ -115,7 +107,7 @@ def find(
     wanted: list[matchers.Matcher],
     status: str | None = None,
     severity: str | None = None,
-    since: datetime | None = None,
+    since: float | None = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> paging.Page:
@@ -124,7 +116,7 @@ def find(
     where, params = equalities({"status": status, "severity": severity})
     if since is not None:
         where += " AND updated_at >= :since"
-        params["since"] = since.timestamp()
+        params["since"] = since
     return INCIDENTS.page(
         functools.partial(store.incidents, where, params),
         cursor,

@@ -16,13 +16,14 @@ import functools
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request
 from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import ParameterKwarg
+from litestar.openapi.spec import OpenAPIFormat
+from litestar.params import ParameterKwarg, QueryParameter
 from litestar.typing import FieldDefinition
 
 from hub import config
@@ -65,6 +66,24 @@ def moment(name: str, text: str) -> datetime:
     if parsed.tzinfo is None:
         raise invalid_value(name, "give the time with an offset, e.g. 2026-03-29T09:00:00Z")
     return parsed
+
+
+Since = Annotated[
+    str | None,
+    QueryParameter(
+        description="changed at or after: an RFC 3339 time with an offset",
+        format=OpenAPIFormat.DATE_TIME,
+    ),
+]
+"""A list's ``since`` filter, read with ``since_timestamp``: a client catching up after
+a walk (README, "Paging through long lists") asks for what changed from then on."""
+
+
+def since_timestamp(text: str) -> float:
+    """The stored time a ``since`` of ``text`` starts at. The API shows times rounded to
+    the microsecond, so a row shown at exactly ``text`` may be stored up to half a
+    microsecond earlier: it is at or after the time the client read, and is included."""
+    return moment("since", text).timestamp() - 0.5e-6
 
 
 def refuse_bad_query(request: Request) -> None:

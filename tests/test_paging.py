@@ -167,6 +167,36 @@ def test_an_incident_changed_ahead_of_the_walk_is_missed_and_since_finds_it(hub_
     assert [row["status"] for row in changed if row["id"] == oldest] == ["acknowledged"]
 
 
+def test_an_alert_changed_ahead_of_the_walk_is_missed_and_since_finds_it(hub):
+    """The same catch-up for alerts: one that resolves during a walk moves ahead of the
+    pages read; ``since`` the newest ``last_change`` of the first page lists it, resolved,
+    and only what changed from then on."""
+    with hub.client() as http:
+        for n in range(6):
+            post(http, firing(n))
+        oldest = everything(http, "/api/v1/alerts", {})[-1]
+        resolves = iter([{**firing(0), "status": "resolved"}])
+
+        def resolve_once() -> None:
+            for event in resolves:
+                post(http, event)
+
+        pages = walk(http, "/api/v1/alerts", {"limit": 2}, between=resolve_once)
+        newest = pages[0].json()[0]["last_change"]
+        changed = http.get("/api/v1/alerts", params={"since": newest})
+        bad = http.get("/api/v1/alerts", params={"since": "yesterday"})
+    assert len(ids(pages)) == 5 and oldest not in ids(pages)
+    assert changed.status_code == 200
+    assert [(row["id"], row["status"]) for row in changed.json()] == [
+        (oldest, "resolved"),
+        (ids(pages)[0], "firing"),
+    ]
+    assert bad.status_code == 400
+    assert bad.json()["detail"] == (
+        "invalid query parameter 'since': expected an RFC 3339 time, got 'yesterday'"
+    )
+
+
 def cursor_of(listing: str, *key: object) -> str:
     raw = json.dumps([listing, *key]).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
