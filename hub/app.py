@@ -416,17 +416,23 @@ class Runtime:
         self.metrics.precreate_channels(send_targets(new))
         self.metrics.precreate_templated(templates.templated(new))
         self.changed()
-        self._unhold_escalations()
+        self._unhold()
 
-    def _unhold_escalations(self) -> None:
-        """The new config may have dropped what held escalation steps (a silence, a
-        maintenance window, a time interval, an inhibit rule): they are looked at now,
-        not at their next look a minute on. A runtime not started has no escalator."""
+    def _unhold(self) -> None:
+        """The new config may have dropped what held escalation steps and notifications
+        back (a silence, a maintenance window, a time interval, an inhibit rule): they
+        are looked at now, not at their next look up to a minute or a group_interval
+        on. A runtime not started has no workers to look."""
         if self.escalator is None:
             return
-        chore = asyncio.get_running_loop().create_task(self.escalator.unhold())
+        chore = asyncio.get_running_loop().create_task(self._look_at_held())
         self._chores.add(chore)
         chore.add_done_callback(self._chores.discard)
+
+    async def _look_at_held(self) -> None:
+        now = self.clock()
+        if await self.store.write(lambda tx: escalation.unhold(tx, now), background=True):
+            self.changed()
 
     def _forget_removed(self, old: Config, new: Config) -> None:
         """The series of the sources, receivers, on-call people and integrations a reload

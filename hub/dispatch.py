@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Generic, TypeVar
 
 import msgspec
@@ -28,7 +29,7 @@ from hub.config import Config, Receiver
 from hub.incidents import HUB_ACTOR
 from hub.inhibit import Inhibitor
 from hub.rules import Rules
-from hub.silences import Silence
+from hub.silences import Silence, next_look
 from hub.store import Store, Tx
 from hub.templates import AlertContext, NotificationContext
 from hub.worker import Worker
@@ -101,6 +102,7 @@ def flush(
     if not due:
         return result
     muted_at_now = mute_stage(tx, now, rules, active_silences)
+    look_again = partial(next_look, active_silences, now)
     for row in due:
         incident = tx.incident(row["incident_id"])
         alerts = tx.episode_alerts(row["incident_id"])
@@ -109,12 +111,14 @@ def flush(
             tx.set_receiver_state(row["incident_id"], row["receiver"], nothing)
             continue
         muted = muted_at_now(alerts)
-        _flush_one(tx, row, incident, alerts, muted, now, rules, links, result)
+        _flush_one(tx, row, incident, alerts, muted, now, rules, links, result, look_again)
     return result
 
 
 MuteStage = Callable[[list[dict]], dict[str, str]]
 """Alerts -> {fingerprint: reason} for those held back at one moment."""
+LookAgain = Callable[[float], float]
+"""The longest wait -> when to look again at held back alerts (``silences.next_look``)."""
 
 
 def mute_stage(tx: Tx, now: float, rules: Rules, active_silences: Sequence[Silence]) -> MuteStage:
@@ -164,6 +168,7 @@ def _flush_one(
     rules: Rules,
     links: Links,
     result: Flushed,
+    look_again: LookAgain,
 ) -> None:
     timing = grouping.Timing(**incident["timing"])
     send_resolved = bool(row["send_resolved"])
@@ -185,7 +190,7 @@ def _flush_one(
     # Nothing is due, every alert is muted (an empty message would read "resolved"),
     # or a person has acknowledged the incident and nothing changed since: no repeats.
     if due is None or not visible or (incident["status"] == "acknowledged" and unchanged):
-        _reschedule(tx, row, muted, now, timing, held)
+        _reschedule(tx, row, muted, look_again, timing, held)
         return
     if due.timestamp() > now:
         waiting = {"due_at": due.timestamp(), "changed_at": changed_at, **held}
@@ -214,7 +219,7 @@ def _flush_one(
         {
             "last_notified_at": now,
             "last_notified_hash": sent.last_notified_hash,
-            "due_at": _reschedule_time(following, muted, now, timing),
+            "due_at": _reschedule_time(following, muted, look_again, timing),
             "changed_at": None,
             **held,
         },
@@ -227,7 +232,8 @@ def _change_time(row: dict, told: list[dict], now: float) -> float | None:
     look, when it tells of an alert that a mute held back at the last look and no
     longer does: the time under a silence (or window, inhibition, flapping) is not
     latency, as Alertmanager users count it, so the message counts from the look that
-    found the mute over (looks come every group_interval while alerts are held back)."""
+    found the mute over (while alerts are held back a look comes when a silence ends,
+    when one is expired early, and at least every group_interval)."""
     if row["changed_at"] is not None:
         return row["changed_at"]
     held_back = set(msgspec.json.decode(row["muted"]))
@@ -242,23 +248,24 @@ def _told(visible: list[dict], send_resolved: bool) -> list[dict]:
 
 
 def _reschedule(
-    tx: Tx, row: dict, muted: dict, now: float, timing: grouping.Timing, held: dict
+    tx: Tx, row: dict, muted: dict, look_again: LookAgain, timing: grouping.Timing, held: dict
 ) -> None:
-    """Nothing to send now; while alerts are held back, look again after group_interval.
-    The changes seen so far will never be told (muted, or nothing a message shows), so
-    they are not the start of the next message's latency."""
-    due_at = _reschedule_time(None, muted, now, timing)
+    """Nothing to send now; while alerts are held back, look again after group_interval,
+    or when a silence ends before that. The changes seen so far will never be told
+    (muted, or nothing a message shows), so they are not the start of the next
+    message's latency."""
+    due_at = _reschedule_time(None, muted, look_again, timing)
     tx.set_receiver_state(
         row["incident_id"], row["receiver"], {"due_at": due_at, "changed_at": None, **held}
     )
 
 
 def _reschedule_time(
-    following: datetime | None, muted: dict, now: float, timing: grouping.Timing
+    following: datetime | None, muted: dict, look_again: LookAgain, timing: grouping.Timing
 ) -> float | None:
     candidates = [following.timestamp()] if following else []
     if muted:
-        candidates.append(now + timing.group_interval)
+        candidates.append(look_again(timing.group_interval))
     return min(candidates) if candidates else None
 
 

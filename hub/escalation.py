@@ -49,7 +49,7 @@ from hub import config, dispatch, logs, oncall, routing, snoozes
 from hub.config import SCHEDULE_PREFIX
 from hub.dispatch import Links
 from hub.rules import Rules
-from hub.silences import Silence
+from hub.silences import Silence, next_look
 from hub.store import Tx
 
 log = logging.getLogger("hub.escalation")
@@ -154,9 +154,12 @@ def resume(tx: Tx, incident_id: int, now: float) -> None:
 def unhold(tx: Tx, now: float) -> int:
     """A mute may have ended before its time (a silence expired early, a reload that
     removed a silence, window, interval or inhibit rule): every held step is due now,
-    not at its next look, up to ``HOLD_SECONDS`` later. One still muted is held
-    again, without a second timeline entry. Returns the steps made due."""
-    return tx.unhold_escalations(now)
+    not at its next look, up to ``HOLD_SECONDS`` later; and so is grouping's next look
+    for every receiver that held alerts back, not up to ``group_interval`` later, so
+    alerts that fired under the silence are told now. One still muted is held again,
+    without a second timeline entry or count. Returns the steps and receivers made
+    due: the escalator and the dispatcher should look now."""
+    return tx.unhold_escalations(now) + tx.wake_muted_receivers(now)
 
 
 def ack_timeout(tx: Tx, incident_id: int) -> float | None:
@@ -237,8 +240,7 @@ def _hold(
     first active silence (or maintenance window) ends, and at least every
     ``HOLD_SECONDS``. The first look of a hold records it on the timeline, with the
     reasons (``mutes``); returns whether this look was that first one."""
-    ends = [s.ends_at.timestamp() for s in silences if s.ends_at is not None]
-    due = min([now + HOLD_SECONDS, *(end for end in ends if end > now)])
+    due = next_look(silences, now, HOLD_SECONDS)
     tx.update("escalations", row["id"], {"due_at": due, "held_at": row["held_at"] or now})
     if row["held_at"] is not None:
         return False
@@ -482,12 +484,6 @@ class Escalator(dispatch.NotifyingWorker[Fired]):
 
     def more(self, result: Fired) -> bool:
         return sum(result.outcomes.values()) >= BATCH
-
-    async def unhold(self) -> None:
-        """Look at the held steps now (``unhold``), as after a reload."""
-        now = self.clock()
-        if await self.store.write(lambda tx: unhold(tx, now), background=True):
-            self.poke()
 
     def next_due(self) -> float | None:
         due = [self.store.next_escalation_due(), self.store.next_snooze_due()]

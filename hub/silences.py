@@ -61,6 +61,14 @@ def muting_silences(
     return [s.id for s in silences if mutes(s, labels, now)]
 
 
+def next_look(active: Iterable[Silence], now: float, longest: float) -> float:
+    """When to look again at alerts held back at ``now`` (epoch seconds): ``longest``
+    seconds on, or sooner when the first of these silences ends, since an alert it
+    mutes may be notified from then on (grouping's and escalation's looks both wait so)."""
+    ends = [s.ends_at.timestamp() for s in active if s.ends_at is not None]
+    return min([now + longest, *(end for end in ends if end > now)])
+
+
 def expire(silence: Silence, now: datetime) -> Silence:
     """End a silence now; a pending one ends before it ever started, as in Alertmanager."""
     if state(silence, now) == "expired":

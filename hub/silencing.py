@@ -140,12 +140,14 @@ async def create(hub: Any, body: NewSilence, author: str) -> dict[str, Any]:
 
 async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
     """End a silence now; static ones live in the config file and are refused. The
-    escalation steps it may have held are looked at at once (``escalation.unhold``)."""
+    escalation steps and notifications it may have held are looked at at once
+    (``escalation.unhold``)."""
     now = _now(hub)
     if any(s.id == silence_id for s in hub.static_silences):
         raise Conflict(f"silence {silence_id} comes from the config file; change it there")
     expired = await hub.store.write(lambda tx: _expire(tx, silence_id, now))
     hub.escalator.poke()
+    hub.dispatcher.poke()
     log.info("event=silence_expired id=%s by=%s", logs.value(silence_id), logs.value(by or ""))
     return present(expired, now, static=False)
 

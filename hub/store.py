@@ -918,6 +918,15 @@ class Tx:
             (now, incident_id),
         )
 
+    def wake_muted_receivers(self, now: float) -> int:
+        """Make due at ``now`` every receiver whose last look held alerts back (``muted``)
+        and whose next look is later; returns how many."""
+        cursor = self.conn.execute(
+            "UPDATE incident_receivers SET due_at = ? WHERE muted != '[]' AND due_at > ?",
+            (now, now),
+        )
+        return cursor.rowcount
+
     def due_snoozes(self, now: float, limit: int) -> list[dict]:
         """Incidents whose acknowledgement lapses at or before ``now``, earliest first."""
         cursor = self.conn.execute(
