@@ -1,5 +1,6 @@
-"""Incidents, their actions (ack, snooze, unack, resolve), the delivery log, and the
-signed one-click acknowledgement link carried in every notification."""
+"""Incidents, their actions (ack, snooze, unack, resolve), the delivery log with its
+dead letters' actions (retry, dismiss), and the signed one-click acknowledgement link
+carried in every notification."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ log = logging.getLogger("hub.incidents")
 INCIDENTS = paging.Listing("incidents", INCIDENT_ORDER)
 NOTIFICATIONS = paging.Listing("notifications", ID_ORDER)
 IncidentStatus = Literal["open", "acknowledged", "resolved"]
-NotificationState = Literal["pending", "sending", "sent", "dead"]
+NotificationState = Literal["pending", "sending", "sent", "dead", "dismissed"]
 
 
 Comment = Annotated[
@@ -346,9 +347,7 @@ async def retry(hub: Any, notification_id: int, by: str, *, via: str) -> None:
     receiver the config lacked goes to each of its URLs: ``dispatch.retry``); 404
     unknown, 409 not dead, or for a receiver or channel a reload removed (it would
     only die again at once). Shared by the API and the console's retry button."""
-    row = hub.store.notification(notification_id)
-    if row is None:
-        raise NotFound(f"no notification with id {notification_id}")
+    row = _notification(hub, notification_id)
     receiver = outbox.reachable(hub.config, row)
     if receiver is None:
         raise Conflict(
@@ -361,6 +360,42 @@ async def retry(hub: Any, notification_id: int, by: str, *, via: str) -> None:
     log.info("event=notification_retried id=%d by=%s via=%s", notification_id, logs.value(by), via)
 
 
+@post(
+    "/api/v1/notifications/{notification_id:str}/dismiss",
+    status_code=200,
+    summary="Set a dead letter aside: nobody needs it sent",
+    guards=[require("admin")],
+    security=BEARER,
+    responses={**refusals(400, 401, 403, 404, 503), 409: refusal("Not dead-lettered")},
+)
+async def dismiss_notification(
+    request: Request, notification_id: RowId, data: JSONBody[ActionBody | None] = None
+) -> dict[str, Any]:
+    hub = request.app.state.hub
+    comment = (data or ActionBody()).comment
+    await dismiss(hub, notification_id, access.actor(request) or "api", comment, via="api")
+    return _present_notification(hub.store, hub.store.notification(notification_id))
+
+
+async def dismiss(hub: Any, notification_id: int, by: str, comment: str, *, via: str) -> None:
+    """Set a dead letter aside (``outbox.dismiss``), so it no longer counts as waiting
+    for someone to act; 404 unknown, 409 not dead. Shared by the API and the console."""
+    row = _notification(hub, notification_id)
+    now = hub.clock()
+    if not await hub.store.write(lambda tx: outbox.dismiss(tx, row, by, comment, now)):
+        raise Conflict(f"notification {notification_id} is not dead-lettered")
+    log.info(
+        "event=notification_dismissed id=%d by=%s via=%s", notification_id, logs.value(by), via
+    )
+
+
+def _notification(hub: Any, notification_id: int) -> dict:
+    row = hub.store.notification(notification_id)
+    if row is None:
+        raise NotFound(f"no notification with id {notification_id}")
+    return row
+
+
 HANDLERS = [
     list_incidents,
     get_incident,
@@ -370,4 +405,5 @@ HANDLERS = [
     resolve_incident,
     list_notifications,
     retry_notification,
+    dismiss_notification,
 ]

@@ -341,6 +341,7 @@ ANSWERS: dict[tuple[str, str], dict[int, Any]] = {
     ("post", "/api/v1/incidents/{incident_id}/resolve"): {200: Incident},
     ("get", "/api/v1/notifications"): {200: list[Notification]},
     ("post", "/api/v1/notifications/{notification_id}/retry"): {200: Notification},
+    ("post", "/api/v1/notifications/{notification_id}/dismiss"): {200: Notification},
     ("get", "/api/v1/events"): {200: list[Delivery]},
     ("get", "/api/v1/events/{delivery_id}"): {200: DeliveryDetail},
     ("post", "/api/v1/events/{delivery_id}/replay"): {200: DryRun, 202: (Ingested, Rehearsed)},

@@ -360,7 +360,7 @@ def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.Argum
 def _notifications(commands: argparse._SubParsersAction, add: Callable[..., Any]) -> None:
     log = add(commands, "notifications", "the delivery log", notifications)
     log.add_argument("--incident", type=int, help="only this incident's notifications")
-    log.add_argument("--state", choices=("pending", "sending", "sent", "dead"))
+    log.add_argument("--state", choices=("pending", "sending", "sent", "dead", "dismissed"))
     log.add_argument("--receiver", help="only this receiver's notifications")
     _paged(log)
     add(commands, "retry", "send a dead-lettered notification again", retry).add_argument(

@@ -313,9 +313,11 @@ def notice_missing_receivers(tx: Tx, cfg: Config, now: float) -> None:
     """At start: make each open or acknowledged incident due at once to the receivers
     it notifies that the config no longer has, as if never told, so that grouping's
     next look dead-letters its message there (``_dead_letter``), naming the receiver.
-    Once: not again at the next start while such a dead letter is the newest to it."""
+    Once: not again at the next start while such a dead letter is the newest to it,
+    nor once a person dismissed it."""
     for row in tx.notifying_unknown([r.name for r in cfg.receivers]):
-        if (row["state"], row["integration"]) != ("dead", NO_INTEGRATION):
+        lettered = row["state"] in ("dead", "dismissed")
+        if not (lettered and row["integration"] == NO_INTEGRATION):
             changes = {"last_notified_hash": None, "due_at": now}
             tx.set_receiver_state(row["incident_id"], row["receiver"], changes)
 

@@ -119,6 +119,19 @@ def longest_send(config: Config) -> float:
     return max(send_limit(receiver) for receiver in [*config.receivers, people])
 
 
+def dismiss(tx: Tx, row: dict, by: str, comment: str, now: float) -> bool:
+    """Set a dead letter aside (``dismissed``) and say so on its incident's timeline
+    with who and why; False if it is not dead. A dead letter is someone not told: it
+    counts as one (``hub_outbox_notifications{state="dead"}``) until it is sent again
+    or a person decides nobody needs it any more, so the count means "needs action"."""
+    if not tx.dismiss_notification(row["id"]):
+        return False
+    if row["incident_id"] is not None:
+        detail = {"notification": row["id"], "receiver": row["receiver"], "comment": comment}
+        tx.add_timeline(row["incident_id"], now, "dead_letter_dismissed", by, detail)
+    return True
+
+
 def _next_state(
     config: Config, row: dict, failure: Failure | None, now: float
 ) -> tuple[str, float]:

@@ -1309,6 +1309,15 @@ class Tx:
         )
         return cursor.rowcount == 1
 
+    def dismiss_notification(self, notification_id: int) -> bool:
+        """Mark a dead letter ``dismissed``: a person decided it needs no sending; False
+        if it is not dead."""
+        cursor = self.conn.execute(
+            "UPDATE notifications SET state = 'dismissed' WHERE id = ? AND state = 'dead'",
+            (notification_id,),
+        )
+        return cursor.rowcount == 1
+
     def claim_notifications(self, now: float, lease: float, limit: int) -> list[dict]:
         """Claim due rows, and rows whose claimer's lease ran out (it died mid-send)."""
         cursor = self.conn.execute(

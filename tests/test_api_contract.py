@@ -2,7 +2,7 @@
 its operation and status, in the states answers differ in: alerts firing, resolved,
 silenced, flapping, ending and born resolved; incidents open after a lapsed snooze,
 acknowledged, unacknowledged and resolved; silences static, pending, active and
-expired; notifications sent, dead and retried; heartbeats new, up, started and down;
+expired; notifications sent, dead, retried and dismissed; heartbeats new, up, started and down;
 live, test-mode, replayed and partly rejected deliveries. A field an answer gains, loses
 or retypes without its schema (or the other way round) fails here."""
 
@@ -187,8 +187,12 @@ def populate(api: Recorder, http: httpx.Client, document: dict, clock: MovedCloc
     time.sleep(IDLE_POLL_SECONDS)  # a round of every worker on the moved clock
     snooze = {"duration": "1h", "comment": "until the fix ships"}
     api.call("POST", INCIDENT + "/snooze", snooze, incident_id=incidents["flappy"])
-    dead = next(n for n in http.get("/api/v1/notifications").json() if n["state"] == "dead")
-    api.call("POST", "/api/v1/notifications/{notification_id}/retry", notification_id=dead["id"])
+    first, *_, last = [n for n in http.get("/api/v1/notifications").json() if n["state"] == "dead"]
+    api.call("POST", "/api/v1/notifications/{notification_id}/retry", notification_id=first["id"])
+    why = {"comment": "told by phone"}
+    api.call(
+        "POST", "/api/v1/notifications/{notification_id}/dismiss", why, notification_id=last["id"]
+    )
     for delivery in deliveries:
         api.call("POST", REPLAY, delivery_id=delivery, dry_run="true")
         api.call("POST", REPLAY, delivery_id=delivery)

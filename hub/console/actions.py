@@ -1,8 +1,8 @@
 """The console's forms: acknowledge, snooze, unacknowledge and resolve an incident,
-create and expire silences, retry a dead letter. Each post is checked (CSRF token, then role) by
-``viewer.posted`` and then calls the same function the API does. Success redirects
-(so a reload never repeats it) with a ``done`` banner; a refused change shows the page
-again with the reason.
+create and expire silences, retry or dismiss a dead letter. Each post is checked (CSRF
+token, then role) by ``viewer.posted`` and then calls the same function the API does.
+Success redirects (so a reload never repeats it) with a ``done`` banner; a refused
+change shows the page again with the reason.
 """
 
 from __future__ import annotations
@@ -82,18 +82,28 @@ async def expire_silence(
     return Redirect("/silences?done=expired", status_code=303)
 
 
-@post("/notifications/{notification_id:int}/retry", name="console:retry")
-async def retry(
-    request: Request, viewer: NamedDependency[Viewer], notification_id: RowId
+@post("/notifications/{notification_id:int}/{action:str}", name="console:dead-letter")
+async def dead_letter(
+    request: Request,
+    viewer: NamedDependency[Viewer],
+    notification_id: RowId,
+    action: FromPath[str],
 ) -> Redirect | Template:
-    """Send a dead letter again (role admin, as in the API)."""
-    await posted(request, viewer, "admin")
+    """Send a dead letter again, or dismiss it with an optional why (role admin, as in
+    the API)."""
+    if action not in ("retry", "dismiss"):
+        raise NotFound(f"no dead letter action {action!r}")
+    form = await posted(request, viewer, "admin")
+    hub, by = request.app.state.hub, viewer.name or "console"
     try:
-        hub = request.app.state.hub
-        await api_incidents.retry(hub, notification_id, viewer.name or "console", via="console")
+        if action == "retry":
+            await api_incidents.retry(hub, notification_id, by, via="console")
+        else:
+            comment = str(form.get("comment", ""))[:2000]
+            await api_incidents.dismiss(hub, notification_id, by, comment, via="console")
     except Conflict as e:
         return pages.notifications_page(request, viewer, error=e.detail, status=409)
-    return Redirect("/notifications?done=retried", status_code=303)
+    return Redirect(f"/notifications?done={action}", status_code=303)
 
 
 @post("/deliveries/{delivery_id:int}/replay", name="console:replay")
@@ -116,4 +126,4 @@ async def replay(
     return Redirect(f"/deliveries/{answer['delivery_id']}?done=replayed", status_code=303)
 
 
-HANDLERS = [act, create_silence, expire_silence, retry, replay]
+HANDLERS = [act, create_silence, expire_silence, dead_letter, replay]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from litestar import Request, get
 from litestar.di import NamedDependency
@@ -281,7 +281,7 @@ def notifications_page(
 ) -> Template:
     """The delivery log, newest first, with each row's outcome and last error."""
     store = request.app.state.hub.store
-    filters = {"state": state} if state in ("pending", "sending", "sent", "dead") else {}
+    filters = {"state": state} if state in get_args(api_incidents.NotificationState) else {}
     rows = store.notifications(filters, limit=SHOWN)
     return page(
         request,

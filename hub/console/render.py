@@ -39,7 +39,8 @@ NOTICES = {
     "earlier-episode": "The link was for an earlier episode of incident #{id}: it changed nothing.",
     "silenced": "The silence is in force.",
     "expired": "The silence has expired.",
-    "retried": "The notification will be sent again.",
+    "retry": "The notification will be sent again.",
+    "dismiss": "The dead letter is dismissed; the incident's timeline says by whom.",
     "replayed": "The delivery was ingested again; this is the new one.",
     "signed-out": "You are signed out.",
 }
