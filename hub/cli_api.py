@@ -183,6 +183,11 @@ def retry(args: argparse.Namespace, client: Client) -> Answer:
     return Answer(found, f"notification {found['id']} is {found['state']} again")
 
 
+def dismiss(args: argparse.Namespace, client: Client) -> Answer:
+    found = client.post(f"/api/v1/notifications/{args.id}/dismiss", {"comment": args.comment})
+    return Answer(found, f"notification {found['id']} is {found['state']}")
+
+
 def _labels(matchers: list[str]) -> list[tuple[str, object]]:
     return [("label", matcher) for matcher in matchers]
 
@@ -366,3 +371,6 @@ def _notifications(commands: argparse._SubParsersAction, add: Callable[..., Any]
     add(commands, "retry", "send a dead-lettered notification again", retry).add_argument(
         "id", type=int
     )
+    aside = add(commands, "dismiss", "set a dead letter aside: nobody needs it sent", dismiss)
+    aside.add_argument("id", type=int)
+    aside.add_argument("--comment", default="", help="why, for the incident's timeline")

@@ -269,6 +269,28 @@ def test_a_dead_letter_is_listed_and_sent_again_with_an_admin_token(hub_factory)
     assert retried.stdout.strip() == f"notification {note['id']} is pending again"
 
 
+def test_a_dead_letter_is_dismissed_with_a_reason_by_an_admin_token(hub_factory):
+    hub = hub_factory(WITH_TOKENS, mail_url=mail_url(free_port()), max_attempts=1)
+    with hub.client(headers=AUTH) as http:
+        http.post("/webhooks/shop", json=EVENT)
+    admin = {"Authorization": "Bearer admin-token"}
+    with hub.client(headers=admin) as http:
+        [note] = wait_for(lambda: http.get("/api/v1/notifications?state=dead").json())
+        args = ("dismiss", str(note["id"]), "--comment", "mail relay retired")
+        refused = hub_cli(hub, *args, token="write-token")
+        dismissed = hub_cli(hub, *args, token="admin-token")
+        again = hub_cli(hub, *args, token="admin-token")
+        timeline = http.get(f"/api/v1/incidents/{note['incident_id']}").json()["timeline"]
+    assert refused.returncode == 1 and refused.stderr.startswith("hub: error: 403")
+    assert dismissed.returncode == 0, dismissed.stderr
+    assert dismissed.stdout == f"notification {note['id']} is dismissed\n"
+    assert again.returncode == 1
+    assert again.stderr.startswith("hub: error: 409 Conflict")
+    [entry] = [row for row in timeline if row["kind"] == "dead_letter_dismissed"]
+    assert entry["detail"]["comment"] == "mail relay retired"
+    assert entry["actor"] == "ada"  # the admin token's name
+
+
 def test_a_dead_letter_whose_receiver_a_reload_removed_is_not_retried(hub_factory):
     """It would be pending again, and die at once for want of its receiver: the retry is
     refused up front naming why, the CLI exits 1 saying so, and the row stays dead."""
