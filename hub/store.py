@@ -1089,15 +1089,20 @@ class Tx:
     def _floors_kept(self, *tables: str) -> Iterator[None]:
         """Where the deletes in the block take a table's newest row, keep its id as the
         table's floor (``_next_id_sql``), in their transaction: a crash keeps both or
-        neither. Only then: deleting old rows below a newer one writes nothing more."""
+        neither. Only then: deleting old rows below a newer one writes nothing more.
+        A floor only rises: older rows going after it was kept (a long-open incident
+        pruned after a newer one) leave it where it is."""
         newest = {table: self._newest_id(table) for table in tables}
         yield
         for table, top in newest.items():
-            if self._newest_id(table) < top:
+            if self._newest_id(table) < top and top > self._floor(table):
                 self.put_setting(_floor_setting(table), str(top))
 
     def _newest_id(self, table: str) -> int:
         return self.conn.execute(f"SELECT IFNULL(MAX(id), 0) FROM {table}").fetchone()[0]
+
+    def _floor(self, table: str) -> int:
+        return int(self.get_setting(_floor_setting(table)) or 0)
 
     def _ids(self, sql: str, *params: object) -> list[int]:
         return [row[0] for row in self.conn.execute(sql, params).fetchall()]

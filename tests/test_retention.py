@@ -257,6 +257,37 @@ def test_ids_are_never_given_again_once_retention_deleted_the_newest_rows(tmp_pa
     assert taken_by_insert == before["deliveries"] + 2
 
 
+def newest_ids(store: Store) -> dict[str, int]:
+    return {t: count(store, f"SELECT IFNULL(MAX(id), 0) AS n FROM {t}") for t in NUMBERED}
+
+
+def test_ids_stay_past_the_newest_pruned_when_older_rows_are_pruned_later(tmp_path):
+    """A resolved incident newer than one still open goes first, with its alert; when
+    the older one resolves and goes too, the next ids still come after the newer
+    one's, not after the older one's, restarts included."""
+    ruleset = rules(tmp_path)
+    path = (tmp_path / "hub.db").as_posix()
+    everything = config.Retention(*(config.Duration(DAY),) * 3)
+
+    def older_open_newer_resolved(tx: Tx) -> None:
+        deliver(tx, ruleset, 100, "long", "firing")
+        deliver(tx, ruleset, 99, "brief", "firing")
+        deliver(tx, ruleset, 98, "brief", "resolved")
+
+    with opened(path) as store:
+        asyncio.run(store.write(older_open_newer_resolved))
+        first = newest_ids(store)
+        asyncio.run(retention.prune(store, everything, NOW))
+        asyncio.run(store.write(lambda tx: deliver(tx, ruleset, 50, "long", "resolved")))
+        given = {table: max(first[table], n) for table, n in newest_ids(store).items()}
+        asyncio.run(retention.prune(store, everything, NOW))
+    with opened(path) as store:
+        asyncio.run(store.write(lambda tx: firing_and_paged(tx, ruleset, 0, "next")))
+        taken = {t: count(store, f"SELECT MIN(id) AS n FROM {t}") for t in NUMBERED}
+    assert given["alerts"] == given["incidents"] == 2
+    assert taken == {table: given[table] + 1 for table in NUMBERED}
+
+
 def test_an_ack_link_to_a_pruned_incident_is_refused_not_taken_by_the_next(
     hub_factory, smtp, tmp_path
 ):
