@@ -630,9 +630,19 @@ def m027_notification_states(db: sqlite_utils.Database) -> None:
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
-NUMBERED = ("deliveries", "alerts", "incidents", "notifications")
+NUMBERED = (
+    "deliveries",
+    "alerts",
+    "incidents",
+    "notifications",
+    "events",
+    "alert_history",
+    "timeline",
+)
 """The tables whose ids people cite (answers, logs, tickets, ``replay_of``, API URLs, ack
-links): an id once given is never given again, even after retention deleted its row."""
+links, a delivery's events and the alert history naming them) or whose rows are listed
+in id order (history, timeline): an id once given is never given again, even after
+retention deleted its row. The INSERT takes it (``_next_id_sql``): no statement more."""
 
 
 def _floor_setting(table: str) -> str:
@@ -822,7 +832,8 @@ class Tx:
         self, incident_id: int, at: float, kind: str, actor: str | None, detail: dict
     ) -> None:
         self.conn.execute(
-            "INSERT INTO timeline (incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO timeline (id, incident_id, at, kind, actor, detail)"
+            f" VALUES ({_NEXT_ID['timeline']}, ?, ?, ?, ?, ?)",
             (incident_id, at, kind, actor, _json.encode(detail)),
         )
 
@@ -1012,15 +1023,16 @@ class Tx:
         self.conn.execute(
             f"UPDATE alert_history SET event_id = NULL WHERE event_id IN ({events})", ids
         )
-        self.conn.execute(f"DELETE FROM events WHERE delivery_id IN ({_marks(ids)})", ids)
-        with self._floors_kept("deliveries"):
+        with self._floors_kept("deliveries", "events"):
+            self.conn.execute(f"DELETE FROM events WHERE delivery_id IN ({_marks(ids)})", ids)
             self.conn.execute(f"DELETE FROM deliveries WHERE id IN ({_marks(ids)})", ids)
         return {"deliveries": len(ids)}
 
     def prune_history(self, before: float, limit: int) -> dict[str, int]:
         ids = self._ids("SELECT id FROM alert_history WHERE recorded_at < ? LIMIT ?", before, limit)
         if ids:
-            self.conn.execute(f"DELETE FROM alert_history WHERE id IN ({_marks(ids)})", ids)
+            with self._floors_kept("alert_history"):
+                self.conn.execute(f"DELETE FROM alert_history WHERE id IN ({_marks(ids)})", ids)
         return {"history": len(ids)}
 
     def prune_incidents(self, before: float, limit: int) -> dict[str, int]:
@@ -1043,7 +1055,7 @@ class Tx:
             return {"incidents": 0}
         marks = _marks(ids)
         notifications = f"SELECT id FROM notifications WHERE incident_id IN ({marks})"
-        with self._floors_kept("incidents", "notifications"):
+        with self._floors_kept("incidents", "notifications", "timeline"):
             for sql in (
                 f"DELETE FROM notification_attempts WHERE notification_id IN ({notifications})",
                 f"DELETE FROM notifications WHERE incident_id IN ({marks})",
@@ -1077,11 +1089,11 @@ class Tx:
         """Delete the alerts ``where`` selects, their history and events first, as
         those rows refer to them; returns how many alerts and history rows went."""
         alerts = f"SELECT id FROM alerts WHERE {where}"
-        history = self.conn.execute(
-            f"DELETE FROM alert_history WHERE alert_id IN ({alerts})", params
-        ).rowcount
-        self.conn.execute(f"DELETE FROM events WHERE alert_id IN ({alerts})", params)
-        with self._floors_kept("alerts"):
+        with self._floors_kept("alerts", "alert_history", "events"):
+            history = self.conn.execute(
+                f"DELETE FROM alert_history WHERE alert_id IN ({alerts})", params
+            ).rowcount
+            self.conn.execute(f"DELETE FROM events WHERE alert_id IN ({alerts})", params)
             deleted = self.conn.execute(f"DELETE FROM alerts WHERE {where}", params).rowcount
         return {"alerts": deleted, "history": history}
 
@@ -1207,8 +1219,8 @@ class Tx:
         outcome: str,
     ) -> int:
         cursor = self.conn.execute(
-            "INSERT INTO events (delivery_id, alert_id, status, severity, occurred_at, outcome)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (id, delivery_id, alert_id, status, severity, occurred_at,"
+            f" outcome) VALUES ({_NEXT_ID['events']}, ?, ?, ?, ?, ?, ?)",
             (delivery_id, alert_id, status, severity, occurred_at, outcome),
         )
         return cursor.lastrowid  # type: ignore[return-value]
@@ -1216,8 +1228,8 @@ class Tx:
     def add_history(self, alert_id: int, event_id: int, row: dict) -> None:
         self.conn.execute(
             "INSERT INTO alert_history"
-            " (alert_id, event_id, at, recorded_at, status, severity, summary, applied)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " (id, alert_id, event_id, at, recorded_at, status, severity, summary, applied)"
+            f" VALUES ({_NEXT_ID['alert_history']}, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 alert_id,
                 event_id,

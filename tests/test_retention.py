@@ -16,7 +16,7 @@ from hub.decoders.common import Decoded
 from hub.events import Event
 from hub.ingest import Delivery, apply_delivery
 from hub.rules import Rules
-from hub.store import NUMBERED, Store, Tx, opened
+from hub.store import Store, Tx, opened
 
 DAY = 86400.0
 NOW = time.time()
@@ -213,52 +213,66 @@ def test_the_first_prune_runs_a_minute_after_start_not_an_hour(hub_factory):
     assert job.trigger.interval == timedelta(hours=1)
 
 
-def firing_and_paged(tx: Tx, rules: Rules, days_ago: float, fingerprint: str) -> dict[str, int]:
-    """A firing alert opening an incident that is notified: the id of each row it made."""
-    body = answer(tx, rules, days_ago, fingerprint, "firing")
-    alert = body["alerts"][0]
-    return {
-        "deliveries": body["delivery_id"],
-        "alerts": alert["id"],
-        "incidents": alert["incident_id"],
-        "notifications": sent_message(tx, alert["incident_id"]),
-    }
+NUMBERED = (
+    "deliveries",
+    "events",
+    "alerts",
+    "alert_history",
+    "incidents",
+    "timeline",
+    "notifications",
+)
+"""The tables whose ids are never given twice: ids people cite, and the order of a
+delivery's events, an alert's history and an incident's timeline."""
+
+
+def firing_and_paged(tx: Tx, rules: Rules, days_ago: float, fingerprint: str) -> None:
+    """A firing alert opening an incident that is notified: a row in each ``NUMBERED``
+    table (a delivery, its event, an alert with history, an incident with its timeline,
+    a notification)."""
+    sent_message(tx, deliver(tx, rules, days_ago, fingerprint, "firing"))
+
+
+def newest_ids(store: Store) -> dict[str, int]:
+    return {t: count(store, f"SELECT IFNULL(MAX(id), 0) AS n FROM {t}") for t in NUMBERED}
+
+
+def first_ids(store: Store) -> dict[str, int]:
+    return {t: count(store, f"SELECT MIN(id) AS n FROM {t}") for t in NUMBERED}
 
 
 def test_ids_are_never_given_again_once_retention_deleted_the_newest_rows(tmp_path):
-    """Ids are cited in answers, logs, tickets, ``replay_of``, API URLs and ack links:
-    after retention deleted every delivery, alert, incident and notification, the next
-    of each is numbered past all those before, after a restart too; a delivery whose id
-    the INSERT takes (a format's own answer) as well as one whose id is taken first."""
+    """Ids are cited in answers, logs, tickets, ``replay_of``, API URLs and ack links,
+    and order a delivery's events, an alert's history and an incident's timeline:
+    after retention deleted every row of those tables, the next of each is numbered
+    past all those before, after a restart too; a delivery whose id the INSERT takes
+    (a format's own answer) as well as one whose id is taken first."""
     ruleset = rules(tmp_path)
     path = (tmp_path / "hub.db").as_posix()
     everything = config.Retention(*(config.Duration(DAY),) * 3)
 
-    def come_and_gone(tx: Tx) -> dict[str, int]:
+    def come_and_gone(tx: Tx) -> None:
         firing_and_paged(tx, ruleset, 30, "first")
-        newest = firing_and_paged(tx, ruleset, 20, "second")
+        firing_and_paged(tx, ruleset, 20, "second")
         for fingerprint in ("first", "second"):
             deliver(tx, ruleset, 10, fingerprint, "resolved")
-        return {**newest, "deliveries": newest["deliveries"] + 2}
 
     with opened(path) as store:
-        before = asyncio.run(store.write(come_and_gone))
+        asyncio.run(store.write(come_and_gone))
+        given = newest_ids(store)
         asyncio.run(retention.prune(store, everything, NOW))
         left = {table: count(store, f"SELECT COUNT(*) AS n FROM {table}") for table in NUMBERED}
     with opened(path) as store:
-        after = asyncio.run(store.write(lambda tx: firing_and_paged(tx, ruleset, 0, "third")))
+        asyncio.run(store.write(lambda tx: firing_and_paged(tx, ruleset, 0, "third")))
+        taken = first_ids(store)
         taken_by_insert = asyncio.run(
             store.write(
                 lambda tx: tx.insert_delivery(None, "shop", None, NOW, {}, b"{}", answer=(200, {}))
             )
         )
     assert left == dict.fromkeys(NUMBERED, 0)
-    assert after == {table: before[table] + 1 for table in NUMBERED}
-    assert taken_by_insert == before["deliveries"] + 2
-
-
-def newest_ids(store: Store) -> dict[str, int]:
-    return {t: count(store, f"SELECT IFNULL(MAX(id), 0) AS n FROM {t}") for t in NUMBERED}
+    assert taken == {table: given[table] + 1 for table in NUMBERED}
+    assert taken_by_insert == given["deliveries"] + 2
 
 
 def test_ids_stay_past_the_newest_pruned_when_older_rows_are_pruned_later(tmp_path):
@@ -283,7 +297,7 @@ def test_ids_stay_past_the_newest_pruned_when_older_rows_are_pruned_later(tmp_pa
         asyncio.run(retention.prune(store, everything, NOW))
     with opened(path) as store:
         asyncio.run(store.write(lambda tx: firing_and_paged(tx, ruleset, 0, "next")))
-        taken = {t: count(store, f"SELECT MIN(id) AS n FROM {t}") for t in NUMBERED}
+        taken = first_ids(store)
     assert given["alerts"] == given["incidents"] == 2
     assert taken == {table: given[table] + 1 for table in NUMBERED}
 
