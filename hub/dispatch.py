@@ -360,7 +360,8 @@ def enqueue(
     receiver = rules.config.receiver(receiver_name)
     if receiver is None:
         receiver = logs.value(receiver_name)
-        log.warning("event=receiver_missing incident=%d receiver=%s", incident["id"], receiver)
+        missing = "event=receiver_missing incident=%d receiver=%s"
+        tx.log(log, logging.WARNING, missing, incident["id"], receiver)
         return 0
     person = rules.config.person_reached(receiver_name)
     context = _context(incident, receiver_name, person, visible, now, links, resolved)

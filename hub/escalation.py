@@ -309,7 +309,9 @@ def _notify(
     reach = resolve([t for t in targets if t not in via_route], rules.config, moment)
     detail = {**_entry(row, steps[-1]), "notified": reach.receivers}
     for target in reach.nobody:
-        log.warning(
+        tx.log(
+            log,
+            logging.WARNING,
             "event=nobody_on_call incident=%d step=%d target=%s",
             incident["id"],
             detail["step"],

@@ -66,7 +66,8 @@ def sync(tx: Tx, heartbeats: list[config.Heartbeat], now: float, rules: Rules) -
     for heartbeat in heartbeats:
         stored = tx.heartbeat(heartbeat.name)
         if stored is not None and stored["origin"] != "config":
-            log.warning("event=heartbeat_name_taken name=%s origin=api", logs.value(heartbeat.name))
+            taken = logs.value(heartbeat.name)
+            tx.log(log, logging.WARNING, "event=heartbeat_name_taken name=%s origin=api", taken)
             continue
         tx.save_heartbeat(_defined(heartbeat, "config", stored, now))
     return [row["name"] for row in gone]
@@ -214,7 +215,7 @@ def _raise_alert(tx: Tx, row: dict, status: str, now: float, rules: Rules, reaso
     apply_delivery(tx, delivery, Decoded([event]), rules)
     change = "heartbeat_down" if status == "firing" else "heartbeat_up"
     level = logging.WARNING if status == "firing" else logging.INFO
-    log.log(level, "event=%s name=%s reason=%s", change, logs.value(name), logs.value(reason))
+    tx.log(log, level, "event=%s name=%s reason=%s", change, logs.value(name), logs.value(reason))
 
 
 def _existing(tx: Tx, name: str) -> dict:

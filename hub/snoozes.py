@@ -102,7 +102,8 @@ def _wake(tx: Tx, incident: dict, now: float) -> str:
     detail = {"acknowledged_by": holder, "reason": f"{why}; open and paging again"}
     tx.add_timeline(incident["id"], now, ending, HUB_ACTOR, detail)
     tx.repage_receivers(incident["id"], now)
-    log.info("event=%s incident=%d acknowledged_by=%s", ending, incident["id"], logs.value(holder))
+    message = "event=%s incident=%d acknowledged_by=%s"
+    tx.log(log, logging.INFO, message, ending, incident["id"], logs.value(holder))
     return ending
 
 

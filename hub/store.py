@@ -5,7 +5,8 @@ Writes are functions ``fn(tx) -> T``; ``await store.write(fn)`` returns only aft
 the transaction holding ``fn`` committed, which is what lets an HTTP 2xx mean "on
 disk". The functions run on the event loop (a write costs no thread hand-off); only
 the COMMIT, which waits for the fsync, runs in a thread. One failing function never
-rolls back its batch neighbours. Reads use a separate connection.
+rolls back its batch neighbours. A function logs through ``tx.log``, so that its
+lines appear once it is committed. Reads use a separate connection.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -37,6 +38,8 @@ from hub.events import SEVERITIES
 from hub.silences import Silence
 
 T = TypeVar("T")
+Logged = tuple[logging.Logger, int, str, tuple[object, ...]]
+"""A line a write function logs through ``Tx.log``: logger, level, message, arguments."""
 log = logging.getLogger("hub.store")
 
 migrations = Migrations("hub")
@@ -672,6 +675,13 @@ class Tx:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.logged: list[Logged] = []
+
+    def log(self, logger: logging.Logger, level: int, message: str, *args: object) -> None:
+        """Log ``message`` once this write is committed, not while it runs: a batch run
+        again after one of its writes failed would log it twice, and a write rolled
+        back, or whose COMMIT failed, would log what never happened."""
+        self.logged.append((logger, level, message, args))
 
     def find_delivery(self, source: str, key: str) -> tuple[int, Any, bytes] | None:
         """The status code, answer and body of the delivery with this key."""
@@ -1545,24 +1555,26 @@ class Store:
         batch = self._take_batch()
         started = time.perf_counter()
         try:
-            outcomes = self._apply_batch(batch)
+            outcomes, logged = self._apply_batch(batch)
         except sqlite3.Error as e:
             self._settle_batch(loop, self._failed(batch, e), len(batch), started)
             return
-        self._commits.put(lambda: self._commit(loop, batch, outcomes, started))
+        self._commits.put(lambda: self._commit(loop, batch, outcomes, logged, started))
 
     def _take_batch(self) -> list[tuple[Callable[[Tx], Any], asyncio.Future]]:
         count = min(len(self._pending), self.batch_max)
         return [self._pending.popleft() for _ in range(count)]
 
-    def _apply_batch(self, batch: list) -> list:
-        """Run the batch optimistically without savepoints around each write.
+    def _apply_batch(self, batch: list) -> tuple[list, list[Logged]]:
+        """Run the batch optimistically without savepoints around each write; returns
+        each write's outcome and the lines they log once committed (``Tx.log``).
 
         Write functions rarely fail, and two statements per write are a real share of
         the cost; when one does fail the batch is undone and run again with a
         savepoint around each function, so only the failing one is refused. That
         includes a statement SQLite refused (a unique key taken); only an error that
-        ended the transaction itself (an I/O error, a full disk) fails the batch.
+        ended the transaction itself (an I/O error, a full disk) fails the batch. The
+        lines of the undone run go with it.
         """
         conn = self._writer
         tx = Tx(conn)
@@ -1575,16 +1587,22 @@ class Store:
             conn.execute("ROLLBACK TO batch")
         else:
             conn.execute("RELEASE batch")
-            return outcomes
+            return outcomes, tx.logged
         conn.execute("RELEASE batch")
-        return [(future, *_run_in_savepoint(conn, tx, fn)) for fn, future in batch]
+        tx = Tx(conn)
+        return [(future, *_run_in_savepoint(conn, tx, fn)) for fn, future in batch], tx.logged
 
     def _run_commits(self) -> None:
         while (commit := self._commits.get()) is not None:
             commit()
 
     def _commit(
-        self, loop: asyncio.AbstractEventLoop, batch: list, outcomes: list, started: float
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list,
+        outcomes: list,
+        logged: list[Logged],
+        started: float,
     ) -> None:
         """In the commit thread: the fsync waits here, the loop goes on serving."""
         try:
@@ -1592,7 +1610,9 @@ class Store:
         except sqlite3.Error as e:
             loop.call_soon_threadsafe(self._commit_failed, loop, batch, e, started)
         else:
-            loop.call_soon_threadsafe(self._settle_batch, loop, outcomes, len(batch), started)
+            loop.call_soon_threadsafe(
+                self._settle_batch, loop, outcomes, len(batch), started, logged
+            )
 
     def _commit_failed(
         self, loop: asyncio.AbstractEventLoop, batch: list, error: sqlite3.Error, started: float
@@ -1600,10 +1620,18 @@ class Store:
         self._settle_batch(loop, self._failed(batch, error), len(batch), started)
 
     def _settle_batch(
-        self, loop: asyncio.AbstractEventLoop, outcomes: list, size: int, started: float
+        self,
+        loop: asyncio.AbstractEventLoop,
+        outcomes: list,
+        size: int,
+        started: float,
+        logged: Sequence[Logged] = (),
     ) -> None:
+        """Answer the batch's writes; ``logged``: the lines of a committed batch."""
         if self.on_commit is not None:
             self.on_commit(size, time.perf_counter() - started)
+        for logger, level, message, args in logged:
+            logger.log(level, message, *args)
         for future, result, error in outcomes:
             _settle(future, result, error)
         self._apply_next(loop, time.monotonic())
@@ -1878,11 +1906,13 @@ def _run_in_savepoint(
     conn: sqlite3.Connection, tx: Tx, fn: Callable[[Tx], Any]
 ) -> tuple[Any, BaseException | None]:
     conn.execute("SAVEPOINT request")
+    kept = len(tx.logged)
     try:
         result = fn(tx)
     except Exception as e:
         conn.execute("ROLLBACK TO request")
         conn.execute("RELEASE request")
+        del tx.logged[kept:]
         return None, e
     conn.execute("RELEASE request")
     return result, None

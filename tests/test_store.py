@@ -10,19 +10,22 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlite_utils
-from conftest import free_port, wait_for
+from conftest import free_port, mail_url, render_config, wait_for
 from test_config import ROOT, run_hub
 
+from hub import config, heartbeats
 from hub import store as store_module
 from hub.alerts import new_row
-from hub.errors import ConfigError, Unavailable
+from hub.errors import ConfigError, NotFound, Unavailable
 from hub.events import Event
+from hub.rules import Rules
 from hub.store import Store
 
 
@@ -214,6 +217,80 @@ def test_a_write_refused_by_a_constraint_fails_alone_not_its_whole_batch(store):
     assert (first, last) == (1, 2)
     assert isinstance(clash, sqlite3.IntegrityError)
     assert sorted(keys) == ["a", "b"]
+
+
+def fail_ping(name: str, rules: Rules, then: str = "SELECT 1"):
+    """A write reporting heartbeat ``name`` failed, which logs ``heartbeat_down``, and
+    then runs the SQL ``then``."""
+
+    def write(tx):
+        heartbeats.ping(tx, name, "fail", time.time(), rules)
+        tx.conn.execute(then)
+
+    return write
+
+
+def downs(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "heartbeat_down" in r.getMessage()]
+
+
+@pytest.fixture
+def pinged(store, tmp_path):
+    """The store with heartbeats a, b and c, and the rules to ping them with."""
+    text = render_config(port=8080, db=tmp_path / "s.db", mail_url=mail_url(1))
+    rules = Rules.from_config(config.parse(text, {}))
+    for name in "abc":
+        made = config.Heartbeat(name=name, period=config.Duration(3600))
+        asyncio.run(store.write(lambda tx, made=made: heartbeats.create(tx, made, time.time())))
+    return store, rules
+
+
+def test_a_line_a_write_logs_appears_once_and_not_for_a_write_rolled_back(pinged, caplog):
+    """One failing write runs its batch again with a savepoint per write: the others'
+    lines appear once, not once per run, and the failing one's not at all."""
+    store, rules = pinged
+
+    def b_then_unknown(tx) -> None:
+        fail_ping("b", rules)(tx)
+        fail_ping("unknown", rules)(tx)
+
+    async def batch():
+        return await asyncio.gather(
+            store.write(fail_ping("a", rules)),
+            store.write(b_then_unknown),
+            store.write(fail_ping("c", rules)),
+            return_exceptions=True,
+        )
+
+    caplog.set_level(logging.INFO, logger="hub.heartbeats")
+    results = asyncio.run(batch())
+    assert isinstance(results[1], NotFound)
+    assert store.batches[-1] == 3, "the three writes shared a batch"
+    assert downs(caplog) == [
+        'event=heartbeat_down name=a reason="failure reported"',
+        'event=heartbeat_down name=c reason="failure reported"',
+    ]
+    assert [h["name"] for h in store.heartbeats() if h["overdue"]] == ["a", "c"]
+
+
+def test_a_batch_whose_commit_fails_logs_none_of_its_lines(pinged, caplog):
+    """A COMMIT refused (here for a foreign key checked only then) undoes every write
+    of the batch: none of their lines appear; the next write's does."""
+    store, rules = pinged
+
+    async def batch():
+        return await asyncio.gather(
+            store.write(fail_ping("a", rules, then="PRAGMA defer_foreign_keys = ON")),
+            store.write(fail_ping("b", rules, then="UPDATE alerts SET incident_id = 999999")),
+            return_exceptions=True,
+        )
+
+    caplog.set_level(logging.INFO, logger="hub.heartbeats")
+    results = asyncio.run(batch())
+    asyncio.run(store.write(fail_ping("c", rules)))
+    assert [type(result) for result in results] == [Unavailable, Unavailable]
+    assert downs(caplog) == ['event=heartbeat_down name=c reason="failure reported"']
+    assert [h["name"] for h in store.heartbeats() if h["overdue"]] == ["c"]
 
 
 def test_an_answered_write_is_on_disk_for_another_connection(store, tmp_path):
