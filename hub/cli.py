@@ -111,9 +111,17 @@ def _tune_garbage_collector() -> None:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    """Validate the file, and the store's place as ``hub serve`` would find it: a
+    store path in a missing folder must fail here, not at the first start."""
+    from hub.store import path_problems
+
     path = config_path(args.config or args.path)
     config = _load(path)
     if config is None:
+        return 1
+    problems = path_problems(config.storage.path)
+    if problems:
+        _print_problems(path, problems)
         return 1
     for warning in config_module.warnings(config) + escalation.warnings(config):
         print(f"warning: {warning}")

@@ -2069,7 +2069,11 @@ def claim(path: str) -> IO[str]:
     drops the lock then, SIGKILL included): a second hub serving the same store would
     run its own escalator, dispatcher and expirer beside the first and page twice.
     SQLite's locks last a transaction; this one lasts the process. It is on a file of
-    its own, beside the store, so that it never meets SQLite's locks on the store."""
+    its own, beside the store, so that it never meets SQLite's locks on the store.
+    A path no store can be at is refused first, as ``path_problems`` names it."""
+    problems = path_problems(path)
+    if problems:
+        raise ConfigError(problems)
     lock_path = f"{path}.lock"
     holder = open(lock_path, "a+")  # noqa: SIM115 - held open for the process's life
     try:
@@ -2089,6 +2093,27 @@ def claim(path: str) -> IO[str]:
     holder.write(str(os.getpid()))
     holder.flush()
     return holder
+
+
+def path_problems(path: str) -> list[str]:
+    """Why no store can be at ``path``, in the terms of ``[storage] path``: else the
+    lock file or SQLite would fail with an error naming neither the key nor the cause
+    (SQLite says "unable to open database file" for a folder and a missing one alike).
+    hub creates the file, not its folder."""
+    store, folder = Path(path), Path(path).parent
+    if store.is_dir():
+        return [f"storage.path: {path} is a folder, not a file (name the file, as {path}/hub.db)"]
+    if not folder.is_dir():
+        missing = "is not a folder" if folder.exists() else "does not exist"
+        return [f"storage.path: {path}: the folder {folder} {missing}"]
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return [
+            f"storage.path: the folder {folder} is not writable by this user (SQLite keeps"
+            " its write-ahead log and lock files beside the store)"
+        ]
+    if store.exists() and not os.access(store, os.R_OK | os.W_OK):
+        return [f"storage.path: {path} is not readable and writable by this user"]
+    return []
 
 
 @contextlib.contextmanager

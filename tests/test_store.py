@@ -119,6 +119,57 @@ def test_serve_refuses_to_start_on_a_store_a_newer_hub_migrated(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def store_config(path: str) -> str:
+    return (
+        f'[storage]\npath = "{path}"\n'
+        '[[receivers]]\nname = "ops"\nurls = ["json://127.0.0.1:9/"]\n'
+        '[route]\nreceiver = "ops"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        (
+            "data/hub.db",
+            "storage.path: {folder}/data/hub.db: the folder {folder}/data does not exist",
+        ),
+        (".", "storage.path: {folder} is a folder, not a file (name the file, as {folder}/hub.db)"),
+        (
+            "alerts.toml/hub.db",
+            "storage.path: {folder}/alerts.toml/hub.db: the folder {folder}/alerts.toml"
+            " is not a folder",
+        ),
+    ],
+    ids=["missing-folder", "a-folder", "under-a-file"],
+)
+def test_a_store_path_no_store_can_be_at_is_named_by_check_config_and_serve(
+    tmp_path, written, problem
+):
+    """Both used to pass it on: check-config said ok, serve died with a traceback
+    about ``hub.db.lock`` or SQLite's "unable to open database file"."""
+    (tmp_path / "alerts.toml").write_text(store_config(written))
+    expected = f"  - {problem.format(folder=tmp_path.as_posix())}"
+    before = sorted(tmp_path.iterdir())
+    checked = run_hub("check-config", cwd=tmp_path)
+    served = run_hub("serve", "--port", str(free_port()), cwd=tmp_path)
+    assert (checked.returncode, served.returncode) == (1, 2)
+    for result in (checked, served):
+        assert expected in result.stderr.splitlines(), result.stderr
+        assert "Traceback" not in result.stderr
+    assert sorted(tmp_path.iterdir()) == before, "nothing is created"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_a_store_in_a_folder_this_user_cannot_write_is_named_by_check_config(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    (tmp_path / "alerts.toml").write_text(store_config("locked/hub.db"))
+    checked = run_hub("check-config", cwd=tmp_path)
+    assert checked.returncode == 1
+    assert f"storage.path: the folder {locked.as_posix()} is not writable" in checked.stderr
+
+
 def _ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
