@@ -131,7 +131,7 @@ class Runtime:
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.limiter = RateLimiter()  # one token bucket per source, kept across reloads
-        self.ack_secret = b""
+        self.stored_ack_secret = b""  # signs ack links when [server] ack_secret is unset
         self.session_key = b""  # signs console sessions; kept in the store
         self.sender: Sender | None = None
         self.dispatcher: Dispatcher | None = None
@@ -143,6 +143,13 @@ class Runtime:
 
     def current_rules(self) -> Rules:
         return self.rules
+
+    @property
+    def ack_secret(self) -> bytes:
+        """The key of ack links: ``[server] ack_secret``, read at each use so that a
+        reload rotating a leaked one applies at once (links signed with the old one
+        stop working), else the one kept in the store."""
+        return self.config.server.ack_secret.encode() or self.stored_ack_secret
 
     def links(self) -> Links:
         server = self.config.server
@@ -158,7 +165,7 @@ class Runtime:
         if moved:
             log.info("event=alerts_rekeyed count=%d", moved)
         await self.store.write(self._notice_missing_receivers, background=True)
-        self.ack_secret = await self.store.write(self._ack_secret, background=True)
+        self.stored_ack_secret = await self.store.write(_stored_ack_secret, background=True)
         self.session_key = await self.store.write(sessions.stored_key, background=True)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
         await self.sender.recover()
@@ -262,16 +269,6 @@ class Runtime:
         (``dispatch.notice_missing_receivers``): a restart, unlike a reload, may not
         refuse such a config, and a log line alone is easy to miss."""
         dispatch.notice_missing_receivers(tx, self.config, self.clock())
-
-    def _ack_secret(self, tx: Tx) -> bytes:
-        """The configured secret, else one generated once and kept in the store."""
-        if self.config.server.ack_secret:
-            return self.config.server.ack_secret.encode()
-        stored = tx.get_setting("ack_secret")
-        if stored is None:
-            stored = secrets.token_urlsafe(32)
-            tx.put_setting("ack_secret", stored)
-        return stored.encode()
 
     def _flushed(self, flushed: Flushed) -> None:
         for reason, count in flushed.suppressed.items():
@@ -477,6 +474,17 @@ def _still_notified(receiver: str, incident_ids: list[int], shown: int = 10) -> 
         f'receivers: "{receiver}" is removed, but open or acknowledged {which} {listed}{more}'
         f" still {notify} it: keep it until {they} resolved"
     )
+
+
+def _stored_ack_secret(tx: Tx) -> bytes:
+    """The ack link key generated once and kept in the store, so links survive restarts.
+    Made even while ``[server] ack_secret`` is set: a reload removing that key then
+    falls back to it at once, with no write to wait for."""
+    stored = tx.get_setting("ack_secret")
+    if stored is None:
+        stored = secrets.token_urlsafe(32)
+        tx.put_setting("ack_secret", stored)
+    return stored.encode()
 
 
 def _refuse_clashes(config: Config, store: Store) -> None:

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
 from conftest import BASE_CONFIG, free_port, mail_url, render_config, wait_for
-from notify_support import metric
+from notify_support import ACK_SECRET, ack_link_in, fire, metric, start_hub
+from notify_support import receiver as receiver_table
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from test_metrics_catalogue import label_values
 
-from hub import config
+from hub import acklinks, config
 from hub.app import Runtime
 from hub.errors import Conflict
 
@@ -474,3 +477,39 @@ def test_a_reload_to_a_public_url_that_is_no_url_is_refused_quoting_it(hub):
         " https://hub.example.com (no user or password: every notification would carry them;"
         " no path, query or fragment: hub serves its pages at the root), got 'not a url'"
     ]
+
+
+def test_a_reload_rotating_the_ack_secret_applies_at_once(hub_factory, smtp):
+    """Rotating a leaked secret is why it changes: links signed with the old one stop
+    working now, not at the next restart, and links sent since work after one. Removed,
+    the secret kept in the store signs the links again."""
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver_table("ops", mail_url(port)))
+    text = hub.config_path.read_text()
+    rotated = text.replace(f'ack_secret = "{ACK_SECRET}"', 'ack_secret = "rotated-secret"')
+    links = []
+    with hub.client(headers=ADMIN) as http:
+        for service, config_text in [
+            ("checkout", text),
+            ("search", rotated),
+            ("billing", rotated.replace('ack_secret = "rotated-secret"', "")),
+        ]:
+            hub.config_path.write_text(config_text)
+            assert http.post("/-/reload").json()["needs_restart"] == []
+            fire(http, f"{service} down", service=service)
+            wait_for(lambda: len(mailbox.messages) == len(links) + 1)
+            links.append(ack_link_in(mailbox.text_of(len(links)), hub.url))
+    with hub.client() as browser:
+        answers = [browser.get(link).status_code for link in links]
+    assert answers == [403, 403, 200]
+    stored = sqlite3.connect(hub.runtime.store.path).execute(
+        "SELECT value FROM settings WHERE name = 'ack_secret'"
+    )
+    token = links[2].rsplit("/", 1)[1]
+    now = datetime.now(UTC)
+    assert acklinks.verify(stored.fetchone()[0].encode(), token, now).incident_id
+    hub.config_path.write_text(rotated)
+    with hub.client(headers=ADMIN) as http:
+        assert http.post("/-/reload").status_code == 200
+    with hub.client() as browser:
+        assert [browser.get(link).status_code for link in links] == [403, 200, 403]
