@@ -12,11 +12,11 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from litestar import Litestar
@@ -101,8 +101,11 @@ class Runtime:
         config: Config,
         clock: Callable[[], float] = time.time,
         config_path: str | Path | None = None,
+        server_given: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
+        self.server_given = dict(server_given or {})
+        """``[server]`` keys from the command line, standing in for the file's at reloads."""
         self.rules = Rules.from_config(config)
         self.config_path = config_path
         self.clock = clock
@@ -364,7 +367,9 @@ class Runtime:
         if self.config_path is None:
             raise Conflict("the hub was started without a config file; there is nothing to reload")
         try:
-            loaded = config_module.load(self.config_path)
+            loaded = config_module.with_server(
+                config_module.load(self.config_path), self.server_given
+            )
             self.check_against_store(loaded)
             self._refuse_removing_notified(loaded)
         except ConfigError as e:
@@ -518,13 +523,16 @@ def create_app(
     config_path: str | Path | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    server_given: Mapping[str, Any] | None = None,
 ) -> WebhookDoor:
     """Build the app for one config; the lifespan starts and stops its runtime.
 
-    ``config_path`` is the file ``config`` came from: reloads re-read it. Webhooks are
-    answered by the door in front of Litestar (see ``hub.webhooks``).
+    ``config_path`` is the file ``config`` came from: reloads re-read it, with the
+    ``[server]`` keys in ``server_given`` (``hub serve --host/--port``) in place of
+    its own. Webhooks are answered by the door in front of Litestar (see
+    ``hub.webhooks``).
     """
-    runtime = Runtime(config, clock, config_path)
+    runtime = Runtime(config, clock, config_path, server_given)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

@@ -51,12 +51,9 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as e:
         _print_problems(config_path(args.config), e.problems)
         return 2
-    server = msgspec.structs.replace(
-        config.server,
-        host=args.host or config.server.host,
-        port=args.port if args.port is not None else config.server.port,
-    )
-    config = msgspec.structs.replace(config, server=server)
+    given = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
+    config = config_module.with_server(config, given)
+    server = config.server
     try:
         serving = claim(config.storage.path)  # noqa: F841 - held until the process exits
         listening = _listen(server.host, server.port)
@@ -64,7 +61,7 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as e:
         _print_problems(config_path(args.config), e.problems)
         return 2
-    app = create_app(config, config_path(args.config))
+    app = create_app(config, config_path(args.config), server_given=given)
     _tune_garbage_collector()
     settings = uvicorn.Config(
         app,

@@ -634,6 +634,15 @@ def _every_address(host: str) -> bool:
         return False
 
 
+def with_server(config: Config, given: typing.Mapping[str, Any]) -> Config:
+    """``config`` with the ``[server]`` keys ``hub serve`` was given on its command line
+    (``--host``, ``--port``) in place of the file's: what the hub runs with, at start
+    and at each reload, so that a reload compares like with like."""
+    if not given:
+        return config
+    return msgspec.structs.replace(config, server=msgspec.structs.replace(config.server, **given))
+
+
 def keep_startup_settings(running: Config, loaded: Config) -> tuple[Config, list[str]]:
     """``loaded`` with what only a restart can change taken from ``running``.
 

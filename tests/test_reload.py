@@ -16,6 +16,7 @@ import httpx
 import msgspec
 import pytest
 from conftest import BASE_CONFIG, free_port, mail_url, render_config, wait_for
+from hub_process import HubProcess
 from notify_support import ACK_SECRET, ack_link_in, fire, metric, start_hub
 from notify_support import receiver as receiver_table
 from prometheus_client.parser import text_string_to_metric_families
@@ -513,3 +514,30 @@ def test_a_reload_rotating_the_ack_secret_applies_at_once(hub_factory, smtp):
         assert http.post("/-/reload").status_code == 200
     with hub.client() as browser:
         assert [browser.get(link).status_code for link in links] == [403, 200, 403]
+
+
+def test_a_reload_compares_with_the_address_given_on_the_command_line(tmp_path, smtp):
+    """Started with --host/--port over the file's, every reload (the file untouched)
+    named server.host and server.port as waiting for a restart, which would change
+    nothing: the command line still wins. A real change is still named."""
+    db = (tmp_path / "hub.db").as_posix()
+    path = tmp_path / "alerts.toml"
+    text = render_config(
+        BASE_CONFIG + TOKENS, port=free_port(), db=db, mail_url=mail_url(smtp[1]), max_attempts=1
+    ).replace('host = "127.0.0.1"', 'host = "localhost"')
+    path.write_text(text)
+    port = free_port()
+    hub = HubProcess(path, port, tmp_path / "hub.log")
+    hub.start(args=("--host", "127.0.0.1", "--port", str(port)))
+    answers = []
+    try:
+        with hub.client(headers=ADMIN) as http:
+            for changed in (text, text.replace(db, (tmp_path / "other.db").as_posix())):
+                path.write_text(changed)
+                answers.append(http.post("/-/reload").json()["needs_restart"])
+    finally:
+        hub.stop()
+    assert answers == [[], ["storage.path"]]
+    reloads = [line for line in hub.log().splitlines() if "event=config_reload" in line]
+    assert "needs_restart" not in reloads[0]
+    assert reloads[1].endswith("needs_restart=storage.path")
