@@ -557,7 +557,7 @@ def create_app(
         lifespan=[lifespan],
         before_request=refuse_bad_query,
         state=State({"hub": runtime}),
-        request_max_body_size=config.server.max_body_bytes,
+        request_max_body_size=None,  # the door limits bodies (``WebhookDoor._limited``)
         exception_handlers={
             HubError: handle_hub_error,
             HTTPException: handle_http_exception,

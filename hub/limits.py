@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from hub.errors import PayloadTooLarge, RateLimited, UnsupportedMedia
 
 if TYPE_CHECKING:
+    from litestar.types import Message, Receive
+
     from hub.config import Server, Source
 
 _JSON_CHARSETS = ("utf-8", "utf8", "us-ascii")
@@ -96,6 +98,26 @@ def check_body_size(size: int, limit: int) -> None:
     """Call with the Content-Length, and again with the bytes read so far when streaming."""
     if size > limit:
         raise PayloadTooLarge(f"body of {size} bytes is over the limit of {limit} bytes")
+
+
+def limited(receive: Receive, declared: str, limit: int) -> Receive:
+    """``receive`` refusing a body over ``limit`` bytes with PayloadTooLarge: by its
+    declared length (``declared``, the Content-Length header) before any of it is
+    read, then by the bytes received so far. A request whose body nobody reads is
+    never refused."""
+    declared_size = int(declared) if declared.isdigit() else 0
+    received = 0
+
+    async def receive_limited() -> Message:
+        nonlocal received
+        if not received:
+            check_body_size(declared_size, limit)
+        message = await receive()
+        received += len(message.get("body", b""))
+        check_body_size(received, limit)
+        return message
+
+    return receive_limited
 
 
 def problems(source: Source, where: str) -> list[str]:

@@ -153,12 +153,12 @@ def handle_hub_error(_: Request, exc: HubError) -> Response:
 
 
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:
-    """Litestar's own errors (unknown path, wrong method, body over the app limit)."""
+    """Litestar's own errors (unknown path, wrong method, a body or parameter it refuses)."""
     detail = exc.detail
     if exc.extra:
         explained = explain_invalid(request, exc.extra)
         detail = f"invalid {explained}" if explained else f"{detail}: {exc.extra}"
-    title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(
+    title = {404: "Not found", 405: "Method not allowed"}.get(
         exc.status_code, "Bad request" if exc.status_code == 400 else "Error"
     )
     return problem(exc.status_code, title, detail)

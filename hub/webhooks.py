@@ -46,7 +46,7 @@ from hub.ingest import (
     audit_headers,
     delivery_key,
 )
-from hub.limits import body_limit, check_body_size, check_content_type, check_source_rate
+from hub.limits import body_limit, check_content_type, check_source_rate, limited
 from hub.metrics import (
     EVENT_OUTCOMES,
     SOURCE_OUTCOMES,
@@ -97,9 +97,12 @@ class WebhookDoor:
         self.hub = app.state.hub
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = WEBHOOK_PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
-        if route is None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        route = WEBHOOK_PATH.fullmatch(scope["path"])
+        if route is None:
+            await self.app(scope, self._limited(scope, receive), send)
             return
         try:
             reply = await self._answer(scope, receive, route)
@@ -108,6 +111,14 @@ class WebhookDoor:
         except Exception:
             reply = _problem(500, *unexpected_problem(scope["path"]))
         await _send(send, reply)
+
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+        """The body of an API or console request limited by the running config's
+        ``[server] max_body_bytes``, so that a reload changes it there as for webhooks
+        (Litestar's own limit is read once per handler, and would keep the first), and
+        its 413 names the limit as a webhook's does."""
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        return limited(receive, declared.decode("latin-1"), self.hub.config.server.max_body_bytes)
 
     async def _answer(self, scope: Scope, receive: Receive, route: re.Match[str]) -> Reply:
         if scope["method"] != "POST":
@@ -213,18 +224,13 @@ async def commit(hub, delivery: Delivery, decoded: Decoded, responder: Responder
 
 async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The body, refused as soon as the declared or the received size is over ``limit``."""
-    declared = headers.get("content-length", "")
-    if declared.isdigit():
-        check_body_size(int(declared), limit)
-    chunks, size = [], 0
+    receive = limited(receive, headers.get("content-length", ""), limit)
+    chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise _Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        check_body_size(size, limit)
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
 
