@@ -174,13 +174,14 @@ async def get_alert(request: Request, alert_id: RowId) -> dict[str, Any]:
     },
 )
 async def reload_config(request: Request) -> Response:
-    """200 once the new config runs, naming the changed settings that wait for a restart;
-    400 listing every problem, the old config still running."""
-    problems, needs_restart = request.app.state.hub.reload(access.actor(request) or "")
+    """200 once the new config runs, naming the changed settings that wait for a restart
+    and the new config's warnings; 400 listing every problem, the old config still
+    running."""
+    problems, needs_restart, warnings = request.app.state.hub.reload(access.actor(request) or "")
     if problems:
         detail = f"{len(problems)} problem(s) in the config file; the running config is unchanged"
         return problem(400, "Invalid configuration", detail, problems=problems)
-    return Response({"status": "reloaded", "needs_restart": needs_restart})
+    return Response({"status": "reloaded", "needs_restart": needs_restart, "warnings": warnings})
 
 
 PROBE_METHODS = ["GET", "HEAD"]

@@ -317,6 +317,13 @@ class Reloaded(msgspec.Struct, kw_only=True):
     needs_restart: Annotated[
         list[str], msgspec.Meta(description="changed settings that wait for a restart")
     ]
+    warnings: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="legal but risky settings of the config now running, as"
+            " `hub check-config` prints them (an unauthenticated source, no API tokens)"
+        ),
+    ]
 
 
 class Health(msgspec.Struct):

@@ -86,11 +86,13 @@ def hub_version() -> str:
 
 
 class Reload(NamedTuple):
-    """What a reload did: the new file's problems (none: it runs), and the settings it
-    changed that only a restart applies (``[server] host``/``port``, ``[storage]``)."""
+    """What a reload did: the new file's problems (none: it runs), the settings it
+    changed that only a restart applies (``[server] host``/``port``, ``[storage]``),
+    and the risky settings of the config now running, as ``hub check-config`` warns."""
 
     problems: list[str]
     needs_restart: list[str]
+    warnings: list[str]
 
 
 class Runtime:
@@ -215,8 +217,7 @@ class Runtime:
             len(self.config.sources),
             len(self.config.receivers),
         )
-        for warning in config_module.warnings(self.config) + escalation.warnings(self.config):
-            log.warning("event=config_warning detail=%s", logs.value(warning))
+        self._warn()
 
     def _open_store(self) -> None:
         """Open the store and refuse a config that clashes with what it holds, as a
@@ -374,12 +375,20 @@ class Runtime:
             self._refuse_removing_notified(loaded)
         except ConfigError as e:
             self._count_reload("failure", by, f"problems={logs.value('; '.join(e.problems))}")
-            return Reload(e.problems, [])
+            return Reload(e.problems, [], [])
         new, kept = config_module.keep_startup_settings(self.config, loaded)
         old, self.config = self.config, new
         self.on_config_change(old, new)
         self._count_reload("success", by, f"needs_restart={logs.listed(kept)}" if kept else "")
-        return Reload([], kept)
+        return Reload([], kept, self._warn())
+
+    def _warn(self) -> list[str]:
+        """Log the running config's warnings (those ``hub check-config`` prints), at start
+        and at each reload, as a reload may bring new ones; return them."""
+        found = config_module.warnings(self.config) + escalation.warnings(self.config)
+        for warning in found:
+            log.warning("event=config_warning detail=%s", logs.value(warning))
+        return found
 
     def check_against_store(self, config: Config) -> None:
         """Config problems only the store can show (a config heartbeat named like an API

@@ -315,7 +315,7 @@ def test_removing_a_down_config_heartbeat_resolves_its_alert(hub_factory, smtp, 
         hub.config_path.write_text(without_heartbeat_blocks(hub.config_path.read_text()))
         if apply == "reload":
             reloaded = http.post("/-/reload", headers=ADMIN).json()
-            assert reloaded == {"status": "reloaded", "needs_restart": []}
+            assert reloaded == {"status": "reloaded", "needs_restart": [], "warnings": []}
         else:
             hub.restart()
 

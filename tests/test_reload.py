@@ -3,6 +3,7 @@ config keeps serving; ``POST /-/reload`` and SIGHUP do the same."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import sqlite3
@@ -59,7 +60,7 @@ def test_a_good_reload_swaps_the_config_and_a_new_source_is_accepted(hub):
     with hub.client(headers=ADMIN) as http:
         answer = http.post("/-/reload")
         assert answer.status_code == 200
-        assert answer.json() == {"status": "reloaded", "needs_restart": []}
+        assert answer.json() == {"status": "reloaded", "needs_restart": [], "warnings": []}
         metrics = http.get("/metrics").text
     assert post_event(hub.url, "crm", "crm-token") == 202
     assert post_event(hub.url, "shop", "shop-secret-token") == 202
@@ -76,7 +77,7 @@ def test_a_reload_answer_names_the_changed_settings_that_wait_for_a_restart(hub,
         answer = http.post("/-/reload")
         stored = http.get("/api/v1/alerts").status_code
     assert answer.status_code == 200
-    assert answer.json() == {"status": "reloaded", "needs_restart": ["storage.path"]}
+    assert answer.json()["needs_restart"] == ["storage.path"]
     assert stored == 200
     assert post_event(hub.url, "shop", "shop-secret-token") == 202
     assert not (tmp_path / "other.db").exists(), "the running store stays until a restart"
@@ -564,3 +565,15 @@ def test_the_api_takes_bodies_up_to_the_reloaded_limit_and_its_413_names_it(hub)
                 answers.append((answer.status_code, answer.json().get("detail")))
     over = f"body of {len(body)} bytes is over the limit of 2000 bytes"
     assert answers == [(413, over), (413, over), (201, None), (201, None)]
+
+
+def test_a_reload_warns_about_the_new_configs_risky_settings_as_a_start_does(hub, caplog):
+    """A source added with no authentication was warned about by check-config and at
+    start, but a reload bringing it in answered 200 and logged nothing."""
+    open_source = '[[sources]]\nname = "crm"\nauth = { type = "none" }\n'
+    hub.config_path.write_text(hub.config_path.read_text() + open_source)
+    with caplog.at_level(logging.WARNING, logger="hub.app"), hub.client(headers=ADMIN) as http:
+        answer = http.post("/-/reload").json()
+    warning = "sources[1] (crm): auth type 'none' accepts anyone who can reach the hub"
+    assert answer == {"status": "reloaded", "needs_restart": [], "warnings": [warning]}
+    assert f'event=config_warning detail="{warning}"' in caplog.text
