@@ -108,19 +108,20 @@ def _tune_garbage_collector() -> None:
 
 
 def check_config(args: argparse.Namespace) -> int:
-    """Validate the file, and the store's place as ``hub serve`` would find it: a
-    store path in a missing folder must fail here, not at the first start."""
+    """Validate the file, and warn when its store could not be at its path on this
+    machine (a missing folder): ``hub serve`` refuses to start then. A warning, not a
+    problem, as a config is often checked on another machine than the one it runs on."""
     from hub.store import path_problems
 
     path = config_path(args.config or args.path)
     config = _load(path)
     if config is None:
         return 1
-    problems = path_problems(config.storage.path)
-    if problems:
-        _print_problems(path, problems)
-        return 1
-    for warning in config_module.warnings(config) + escalation.warnings(config):
+    machine = [
+        f"{problem} (hub serve refuses it on this machine)"
+        for problem in path_problems(config.storage.path)
+    ]
+    for warning in config_module.warnings(config) + escalation.warnings(config) + machine:
         print(f"warning: {warning}")
     print(f"{path}: ok ({len(config.sources)} sources, {len(config.receivers)} receivers)")
     return 0

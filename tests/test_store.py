@@ -147,27 +147,29 @@ def test_a_store_path_no_store_can_be_at_is_named_by_check_config_and_serve(
     tmp_path, written, problem
 ):
     """Both used to pass it on: check-config said ok, serve died with a traceback
-    about ``hub.db.lock`` or SQLite's "unable to open database file"."""
+    about ``hub.db.lock`` or SQLite's "unable to open database file". check-config
+    warns (the file may be checked on another machine than the one it runs on)."""
     (tmp_path / "alerts.toml").write_text(store_config(written))
-    expected = f"  - {problem.format(folder=tmp_path.as_posix())}"
+    named = problem.format(folder=tmp_path.as_posix())
     before = sorted(tmp_path.iterdir())
     checked = run_hub("check-config", cwd=tmp_path)
     served = run_hub("serve", "--port", str(free_port()), cwd=tmp_path)
-    assert (checked.returncode, served.returncode) == (1, 2)
-    for result in (checked, served):
-        assert expected in result.stderr.splitlines(), result.stderr
-        assert "Traceback" not in result.stderr
+    assert (checked.returncode, served.returncode) == (0, 2)
+    warning = f"warning: {named} (hub serve refuses it on this machine)"
+    assert warning in checked.stdout.splitlines(), checked.stdout
+    assert f"  - {named}" in served.stderr.splitlines(), served.stderr
+    assert "Traceback" not in checked.stderr + served.stderr
     assert sorted(tmp_path.iterdir()) == before, "nothing is created"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
-def test_a_store_in_a_folder_this_user_cannot_write_is_named_by_check_config(tmp_path):
+def test_a_store_in_a_folder_this_user_cannot_write_is_a_check_config_warning(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     (tmp_path / "alerts.toml").write_text(store_config("locked/hub.db"))
     checked = run_hub("check-config", cwd=tmp_path)
-    assert checked.returncode == 1
-    assert f"storage.path: the folder {locked.as_posix()} is not writable" in checked.stderr
+    assert checked.returncode == 0
+    assert f"storage.path: the folder {locked.as_posix()} is not writable" in checked.stdout
 
 
 def _ready(port: int) -> bool:
