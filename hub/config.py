@@ -465,6 +465,7 @@ class _Findings:
     def __init__(self) -> None:
         self.problems: list[str] = []
         self._stood_in: list[re.Pattern[str]] = []
+        self._made_up: list[str] = []
         self._from_env: dict[str, _FromEnv] = {}
 
     def add(self, path: str, reason: str) -> None:
@@ -503,7 +504,13 @@ class _Findings:
     def stand_in(self, path: str, reason: str) -> None:
         """A problem at ``path``, whose value hub stood in for."""
         self.add(path, reason)
+        self.made_up(path)
         self.stood_in_for(path)
+
+    def made_up(self, path: str) -> None:
+        """The value at ``path`` is hub's, not the file's: two names hub made up for
+        entries are no duplicate (``unsaid``)."""
+        self._made_up.append(path)
 
     def stood_in_for(self, place: str) -> None:
         """What ``check`` says at ``place`` or inside it goes unsaid, and what it says of
@@ -518,7 +525,17 @@ class _Findings:
             problem
             for problem in problems
             if not any(place.match(_NAMED.sub("]", problem)) for place in self._stood_in)
+            and not self._made_up_clash(_NAMED.sub("]", problem))
         ]
+
+    def _made_up_clash(self, problem: str) -> bool:
+        """Whether ``problem`` is a duplicate name (``_duplicates``) one of whose entries
+        has a name hub made up."""
+        clash = _CLASH.match(problem)
+        if clash is None:
+            return False
+        names = [f"{clash['array']}[{clash[index]}].name" for index in ("first", "second")]
+        return any(_within(name, made) for name in names for made in self._made_up)
 
 
 class _FromEnv(typing.NamedTuple):
@@ -579,6 +596,10 @@ def _kind(value: Any) -> str:
 
 _NAMED = re.compile(r"\] \([^)]*\)")
 """The name ``check`` gives an entry after its index (``sources[0] (shop)``)."""
+_CLASH = re.compile(
+    r"(?P<array>.*)\[(?P<first>\d+)\] and [^\s\[]*\[(?P<second>\d+)\]: duplicate name "
+)
+"""A ``_duplicates`` problem, with the names of its entries taken out (``_NAMED``)."""
 _LAST_STEP = re.compile(r'(\."[^"]*"|\[\d+\]|\.[^.\[]*)$')
 """The last key or index of a path."""
 
@@ -740,6 +761,7 @@ def _collect_item(value: Any, type_: Any, path: str, found: _Findings) -> Any:
     """An array item or a table value: a wrong one is stood in for where it is."""
     collected = _collect_problems(value, type_, path, found)
     if collected is _BAD:
+        found.made_up(path)
         found.stood_in_for(path)
         return _stand_in(type_)
     return collected
@@ -837,6 +859,7 @@ def _collect_field(table: dict, field: msgspec.structs.FieldInfo, path: str, fou
         return _BAD
     else:
         found.add(where, "required key is missing")
+    found.made_up(where)
     found.stood_in_for(path or where)
     return _stand_in(field.type)
 
@@ -1090,10 +1113,13 @@ def _under(path: str, problems: list[str]) -> list[str]:
 
 
 def _duplicates(table: str, names: list[str]) -> list[str]:
-    seen: set[str] = set()
+    """Each entry of ``table`` named as an earlier one, naming both entries: the second
+    of a name is never found by what refers to it (only the first is)."""
+    first: dict[str, int] = {}
     problems = []
-    for name in names:
-        if name in seen:
-            problems.append(f'{table}: duplicate name "{name}"')
-        seen.add(name)
+    for i, name in enumerate(names):
+        if name in first:
+            array = table.rpartition(".")[2]
+            problems.append(f'{table}[{first[name]}] and {array}[{i}]: duplicate name "{name}"')
+        first.setdefault(name, i)
     return problems

@@ -148,7 +148,7 @@ tokens = [
 """
     )
     assert problems_of(text) == [
-        'api.tokens: duplicate name "alice"',
+        'api.tokens[0] and tokens[1]: duplicate name "alice"',
         "api.tokens[2] (bob).token: must not be empty",
         'api.tokens[3] (carol).token: the same token as "alice"',
     ]

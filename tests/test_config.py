@@ -476,7 +476,7 @@ def test_check_config_refuses_people_who_share_a_name_or_cannot_be_reached(tmp_p
     result = run_hub("check-config", "alerts.toml", cwd=tmp_path)
     assert result.returncode == 1
     assert "2 problem(s)" in result.stderr
-    assert 'schedules[0] (primary).people: duplicate name "alice"' in result.stderr
+    assert 'schedules[0] (primary).people[0] and people[1]: duplicate name "alice"' in result.stderr
     assert (
         "schedules[0] (primary).people[2] (bob).urls: at least one URL is needed" in result.stderr
     )
@@ -612,3 +612,84 @@ def test_what_hub_stood_in_for_a_wrong_value_is_not_reported_again(table, proble
 def test_a_root_receiver_of_the_wrong_type_is_not_also_missing():
     text = valid().replace('receiver = "ops"', "receiver = 5")
     assert problems_of(text) == ["route.receiver: Expected `str`, got 5"]
+
+
+@pytest.mark.parametrize(
+    ("tables", "problems"),
+    [
+        (
+            '[[receivers]]\nname = "ops"\nurls = ["json://127.0.0.1:9/"]\n'
+            '[[receivers]]\nname = "pager"\nurl = ["json://127.0.0.1:9/"]\n',
+            [
+                "receivers[2].url: unknown key (expected one of: body, name, send_resolved,"
+                " timeout, title, urls)",
+                "receivers[2].urls: required key is missing",
+                'receivers[0] and receivers[1]: duplicate name "ops"',
+            ],
+        ),
+        (
+            '[[heartbeats]]\nname = "nightly"\nperiod = "1d"\n'
+            '[[heartbeats]]\nname = "nightly"\nperiod = "1d"\n'
+            '[[heartbeats]]\nname = "hourly"\n',
+            [
+                "heartbeats[2].period: required key is missing",
+                'heartbeats[0] and heartbeats[1]: duplicate name "nightly"',
+            ],
+        ),
+        (
+            '[api]\ntokens = [{ name = "ci", token = "a", role = "read" },'
+            ' { name = "ci", token = "b", role = "read" }, { name = "ops", token = "c" }]\n',
+            [
+                "api.tokens[2].role: required key is missing",
+                'api.tokens[0] and tokens[1]: duplicate name "ci"',
+            ],
+        ),
+        (
+            '[[maintenance]]\nname = "db"\nstarts_at = 2026-01-05T09:00:00Z\n'
+            "ends_at = 2026-01-05T10:00:00Z\nmatchers = ['a=\"b\"']\n"
+            '[[maintenance]]\nname = "db"\nstarts_at = 2026-01-06T09:00:00Z\n'
+            "ends_at = 2026-01-06T10:00:00Z\nmatchers = ['a=\"b\"']\n"
+            '[[maintenance]]\nname = "web"\nstarts_at = "soon"\n'
+            "ends_at = 2026-01-06T10:00:00Z\nmatchers = ['a=\"b\"']\n",
+            [
+                "maintenance[2].starts_at: Invalid RFC3339 encoded datetime (got 'soon')",
+                'maintenance[0] and maintenance[1]: duplicate name "db"',
+            ],
+        ),
+        (
+            '[[schedules]]\nname = "primary"\n'
+            'people = [{ name = "alice", urls = ["logfile://a.log"] },'
+            ' { name = "alice", urls = ["logfile://b.log"] }, { name = "bob", url = [] }]\n'
+            'rotations = [{ participants = ["alice"], start = 2026-03-27 }]\n',
+            [
+                "schedules[0].people[2].url: unknown key (expected one of: name, urls)",
+                "schedules[0].people[2].urls: required key is missing",
+                'schedules[0] (primary).people[0] and people[1]: duplicate name "alice"',
+            ],
+        ),
+    ],
+)
+def test_duplicate_names_are_listed_with_a_bad_entry_of_the_same_list(tables, problems):
+    """A bad entry used to hide every duplicate of its list until it was fixed: the
+    second run of check-config found a problem the first should have listed."""
+    assert problems_of(valid(tables=tables)) == problems
+
+
+def test_names_hub_made_up_for_entries_are_no_duplicates():
+    tables = '[[heartbeats]]\nperiod = "1d"\n[[heartbeats]]\nname = 5\nperiod = "1d"\n'
+    assert problems_of(valid(tables=tables)) == [
+        "heartbeats[0].name: required key is missing",
+        "heartbeats[1].name: Expected `str`, got 5",
+    ]
+
+
+def test_check_config_lists_a_duplicate_beside_a_typo_in_one_pass(tmp_path):
+    tables = (
+        '[[receivers]]\nname = "ops"\nurls = ["json://127.0.0.1:9/"]\n'
+        '[[receivers]]\nname = "pager"\nurl = ["json://127.0.0.1:9/"]\n'
+    )
+    (tmp_path / "alerts.toml").write_text(valid(tables=tables))
+    result = run_hub("check-config", "alerts.toml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "3 problem(s)" in result.stderr
+    assert 'receivers[0] and receivers[1]: duplicate name "ops"' in result.stderr

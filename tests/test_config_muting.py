@@ -228,12 +228,12 @@ threshold = 0
 """
     )
     assert [p.split(": ")[0] for p in problems(text)] == [
-        "maintenance",
+        "maintenance[0] and maintenance[1]",
         "silences[0].matchers",
         "maintenance[0] (m).ends_at",
         "inhibit_rules[0].source_matchers[0]",
         "inhibit_rules[0].target_matchers[0]",
-        "time_intervals",
+        "time_intervals[0] and time_intervals[1]",
         "time_intervals[0] (w).time_intervals[0].weekdays[0]",
         "time_intervals[0] (w).time_intervals[0].months[0]",
         "flapping.threshold",
