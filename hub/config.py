@@ -447,7 +447,7 @@ def parse(text: str, environ: typing.Mapping[str, str], folder: Path | None = No
     config = _anchor_paths(
         msgspec.convert(repaired, Config, dec_hook=_dec_hook), folder or Path.cwd()
     )
-    problems = found.unquoted(found.problems + found.unsaid(check(config)))
+    problems = found.sourced(found.unquoted(found.problems + found.unsaid(check(config))))
     if problems:
         raise ConfigError(problems)
     return config
@@ -487,7 +487,7 @@ class _Findings:
             for name in found.names
         ]
         if names:
-            return f"{_kind(value)} from {', '.join(f'${{{n}}}' for n in dict.fromkeys(names))}"
+            return f"{_kind(value)} from {_references(names)}"
         if _SECRET_PLACE.search(path) or _holds_secrets(type_):
             return f"{_kind(value)} (not shown: it may hold a secret)"
         return None
@@ -500,6 +500,18 @@ class _Findings:
             if found.value:
                 problems = [found.unquoted(problem) for problem in problems]
         return problems
+
+    def sourced(self, problems: list[str]) -> list[str]:
+        """``problems`` about a value from the environment saying which variables it
+        came from (``empty token (from ${HUB_DEMO_TOKEN})``), as the file does not show
+        it: a cross check knows the value, not where it came from."""
+        return [self._sourced(problem) for problem in problems]
+
+    def _sourced(self, problem: str) -> str:
+        found = self._from_env.get(_NAMED.sub("]", problem).partition(": ")[0])
+        if found is None or "${" in problem:
+            return problem
+        return f"{problem} (from {_references(found.names)})"
 
     def stand_in(self, path: str, reason: str) -> None:
         """A problem at ``path``, whose value hub stood in for."""
@@ -551,6 +563,11 @@ class _FromEnv(typing.NamedTuple):
         for quote in (repr, json.dumps, lambda text: f'"{text}"'):
             problem = problem.replace(quote(self.value), quote(self.written))
         return problem
+
+
+def _references(names: list[str]) -> str:
+    """Variables as the file references them, each once: ``${A}, ${B}``."""
+    return ", ".join(f"${{{name}}}" for name in dict.fromkeys(names))
 
 
 def _within(place: str, path: str) -> bool:
@@ -699,11 +716,16 @@ def _resolve_env(value: Any, path: str, environ: typing.Mapping[str, str], found
         return [_resolve_env(v, f"{path}[{i}]", environ, found) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
+    if "${" in _ENV_REF.sub("\0", value):
+        found.stand_in(path, _MALFORMED_REF)  # never quoted: the text may be a secret
+        return ""
     names: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
+        """As the shell does: ``:-`` takes the default when the variable is unset or
+        empty (a compose file's ``NAME=`` line sets it empty)."""
         name, default = match.group(1), match.group(2)
-        if name in environ:
+        if name in environ and (environ[name] or default is None):
             names.append(name)
             return environ[name]
         if default is not None:
@@ -715,6 +737,13 @@ def _resolve_env(value: Any, path: str, environ: typing.Mapping[str, str], found
     if names:
         found.came_from_env(path, value, resolved, names)
     return resolved
+
+
+_MALFORMED_REF = (
+    "'${' starts no environment reference (the value is not shown): write ${NAME} or"
+    " ${NAME:-default}, NAME of letters, digits and _ (a value that holds '${' belongs"
+    " in a variable)"
+)
 
 
 def _join(path: str, key: str) -> str:

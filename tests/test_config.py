@@ -693,3 +693,56 @@ def test_check_config_lists_a_duplicate_beside_a_typo_in_one_pass(tmp_path):
     assert result.returncode == 1
     assert "3 problem(s)" in result.stderr
     assert 'receivers[0] and receivers[1]: duplicate name "ops"' in result.stderr
+
+
+TOKEN_SOURCE = """
+[[sources]]
+name = "prom"
+auth = {{ type = "bearer", tokens = ["{token}"] }}
+"""
+
+
+def source_tokens(token: str, environ: dict[str, str]) -> list[str]:
+    return (
+        config.parse(valid(tables=TOKEN_SOURCE.format(token=token)), environ).sources[0].auth.tokens
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "token"),
+    [({}, "fallback"), ({"PROM_TOKEN": ""}, "fallback"), ({"PROM_TOKEN": "set"}, "set")],
+)
+def test_a_default_stands_for_an_unset_or_empty_variable_as_in_the_shell(environ, token):
+    """``PROM_TOKEN=`` in a compose or env file sets it empty: hub used the empty value
+    and refused the example config with "empty token" instead of taking the default."""
+    assert source_tokens("${PROM_TOKEN:-fallback}", environ) == [token]
+
+
+def test_an_empty_value_from_the_environment_names_its_variable():
+    text = valid(tables=TOKEN_SOURCE.format(token="${PROM_TOKEN}"))
+    assert problems_of(text, {"PROM_TOKEN": ""}) == [
+        "sources[0] (prom).auth.tokens[0]: empty token (from ${PROM_TOKEN})"
+    ]
+
+
+def test_the_example_config_takes_its_default_token_when_the_variable_is_empty():
+    result = run_hub("check-config", "alerts.toml", cwd=ROOT, environ={"HUB_DEMO_TOKEN": ""})
+    assert result.returncode == 0, result.stderr
+    assert "alerts.toml: ok" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "token", ["${ PROM_TOKEN }", "${PROM-TOKEN}", "${PROM_TOKEN", "s3cr${t", "${1TOKEN}"]
+)
+def test_a_malformed_reference_is_refused_without_showing_the_value(token):
+    """These were taken as the literal token: a sender had to send "${PROM-TOKEN}"."""
+    problems = problems_of(valid(tables=TOKEN_SOURCE.format(token=token)), {"PROM": "p"})
+    assert problems == [
+        "sources[0].auth.tokens[0]: '${' starts no environment reference (the value is not"
+        " shown): write ${NAME} or ${NAME:-default}, NAME of letters, digits and _ (a value"
+        " that holds '${' belongs in a variable)"
+    ]
+
+
+def test_a_dollar_without_braces_is_a_literal_value():
+    assert source_tokens("pa$$word$PROM_TOKEN", {"PROM_TOKEN": "x"}) == ["pa$$word$PROM_TOKEN"]
