@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 import apprise
 
 from hub import logfile, smtp_tls
-from hub.config import Receiver
+from hub.config import Receiver, Schedule
 
 if TYPE_CHECKING:  # templates imports this module for its kinds
     from hub.templates import Rendered
@@ -121,20 +121,34 @@ def redact(url: str) -> str:
     return service.url(privacy=True) if service is not None else f"{schema(url)}://..."
 
 
-def check(receivers: list[Receiver]) -> list[str]:
-    """Receiver URLs Apprise cannot load, named by position (never by value)."""
+def check(receivers: list[Receiver], schedules: list[Schedule]) -> list[str]:
+    """Receivers without URLs, and receiver and on-call people's URLs a send would fail
+    on, named by position (never by value: URLs hold secrets)."""
     logfile.register()
-    empty = [
+    found = [
         f"receivers[{i}] ({r.name}).urls: at least one URL is needed"
         for i, r in enumerate(receivers)
         if not r.urls
     ]
-    return empty + [
-        f"receivers[{i}] ({receiver.name}).urls[{j}]: Apprise cannot load this {schema(url)!r} URL"
-        for i, receiver in enumerate(receivers)
-        for j, url in enumerate(receiver.urls)
-        if apprise.Apprise.instantiate(url) is None
-    ]
+    for i, receiver in enumerate(receivers):
+        found += _url_problems(f"receivers[{i}] ({receiver.name}).urls", receiver.urls)
+    for i, schedule in enumerate(schedules):
+        for j, person in enumerate(schedule.people):
+            where = f"schedules[{i}] ({schedule.name}).people[{j}] ({person.name}).urls"
+            found += _url_problems(where, person.urls)
+    return found
+
+
+def _url_problems(where: str, urls: list[str]) -> list[str]:
+    return [f"{where}[{j}]: {reason}" for j, url in enumerate(urls) if (reason := _problem(url))]
+
+
+def _problem(url: str) -> str | None:
+    if schema(url) == logfile.SCHEMA:
+        return logfile.problem(url)
+    if apprise.Apprise.instantiate(url) is None:
+        return f"Apprise cannot load this {schema(url)!r} URL"
+    return None
 
 
 _APPRISE_LOG = logging.getLogger("apprise")

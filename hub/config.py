@@ -980,7 +980,7 @@ def check(config: Config) -> list[str]:
     problems += _check_silences(config) + _check_inhibit_rules(config)
     problems += _check_time_intervals(config) + _check_flapping(config.flapping)
     problems += routing.check(config.route)
-    problems += channels.check(config.receivers)
+    problems += channels.check(config.receivers, config.schedules)
     problems += templates.check(config)
     problems += _check_schedules(config, oncall.problems) + escalation.problems(config)
     problems += heartbeats.problems(config.heartbeats) + _check_retention(config.retention)

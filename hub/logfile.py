@@ -42,6 +42,17 @@ def anchor(url: str, folder: Path) -> str:
     return f"{prefix}{(folder / path).as_posix()}{mark}{query}"
 
 
+def problem(url: str) -> str | None:
+    """Why a send to an anchored ``logfile://`` URL would fail, said at config load
+    rather than as Apprise's error at the first send; None if it can append."""
+    path = Path(unquote(url[len(SCHEMA) + 3 :].partition("?")[0]))
+    if path.is_dir():
+        return f"{path} is a folder: name the file to append to (logfile://notifications.log)"
+    if not path.parent.is_dir():
+        return f"the folder {path.parent} does not exist (for the file {path.name})"
+    return None
+
+
 def _append(body: str, title: str, notify_type: str, meta: dict[str, Any], **_: Any) -> bool:
     path = Path("/" + unquote((meta.get("host") or "") + (meta.get("fullpath") or "")))
     line = json.dumps(

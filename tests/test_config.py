@@ -316,13 +316,14 @@ def test_relative_paths_are_the_config_files_folders_and_absolute_ones_stay(tmp_
     text = (
         '[storage]\npath = "data/hub.db"\n'
         '[[receivers]]\nname = "ops"\n'
-        'urls = ["logfile://out/n.jsonl?cto=3", "logfile:///srv/n.jsonl", "json://127.0.0.1:9/"]\n'
+        f'urls = ["logfile://out/n.jsonl?cto=3", "logfile://{tmp_path}/n.jsonl",'
+        ' "json://127.0.0.1:9/"]\n'
         '[[schedules]]\nname = "team"\n'
         'rotations = [{ participants = ["al"], start = 2026-01-05 }]\n'
         'people = [{ name = "al", urls = ["logfile://al.jsonl"] }]\n'
         '[route]\nreceiver = "ops"\n'
     )
-    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "out").mkdir(parents=True)
     (tmp_path / "etc" / "alerts.toml").write_text(text)
     monkeypatch.chdir(tmp_path)
     loaded = config.load("etc/alerts.toml")
@@ -330,7 +331,7 @@ def test_relative_paths_are_the_config_files_folders_and_absolute_ones_stay(tmp_
     assert loaded.storage.path == f"{folder}/data/hub.db"
     assert loaded.receivers[0].urls == [
         f"logfile://{folder}/out/n.jsonl?cto=3",
-        "logfile:///srv/n.jsonl",
+        f"logfile://{tmp_path}/n.jsonl",
         "json://127.0.0.1:9/",
     ]
     assert loaded.schedules[0].people[0].urls == [f"logfile://{folder}/al.jsonl"]
@@ -746,3 +747,37 @@ def test_a_malformed_reference_is_refused_without_showing_the_value(token):
 
 def test_a_dollar_without_braces_is_a_literal_value():
     assert source_tokens("pa$$word$PROM_TOKEN", {"PROM_TOKEN": "x"}) == ["pa$$word$PROM_TOKEN"]
+
+
+def test_check_config_names_a_log_file_whose_folder_does_not_exist(tmp_path):
+    """These passed and failed at every send with Apprise's unreadable error."""
+    (tmp_path / "alerts.toml").write_text(
+        valid(
+            tables='[[receivers]]\nname = "audit"\n'
+            'urls = ["logfile://missing/audit.log", "logfile://", "logfile://audit.log"]\n'
+            '[[schedules]]\nname = "primary"\n'
+            'people = [{ name = "alice", urls = ["logfile:///no/such/folder/alice.log"] }]\n'
+            'rotations = [{ participants = ["alice"], start = 2026-03-27 }]\n'
+        )
+    )
+    result = run_hub("check-config", "alerts.toml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[1:] == [
+        f"  - receivers[1] (audit).urls[0]: the folder {tmp_path}/missing does not exist"
+        " (for the file audit.log)",
+        f"  - receivers[1] (audit).urls[1]: {tmp_path} is a folder: name the file to append"
+        " to (logfile://notifications.log)",
+        "  - schedules[0] (primary).people[0] (alice).urls[0]: the folder /no/such/folder"
+        " does not exist (for the file alice.log)",
+    ]
+
+
+def test_a_person_url_apprise_cannot_load_is_named_without_its_value():
+    tables = (
+        '[[schedules]]\nname = "primary"\n'
+        'people = [{ name = "alice", urls = ["nosuch://secret@host"] }]\n'
+        'rotations = [{ participants = ["alice"], start = 2026-03-27 }]\n'
+    )
+    assert problems_of(valid(tables=tables)) == [
+        "schedules[0] (primary).people[0] (alice).urls[0]: Apprise cannot load this 'nosuch' URL"
+    ]

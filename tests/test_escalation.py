@@ -62,7 +62,9 @@ NOBODY_ON_CALL = """
 [[schedules]]
 name = "future"
 time_zone = "UTC"
-people = [{{ name = "zoe", urls = ["mailto://127.0.0.1:{smtp_port}?to=zoe@example.com"] }}]
+people = [{{ name = "zoe", urls = [
+  "mailto://127.0.0.1:{smtp_port}?from=hub@example.com&to=zoe@example.com&mode=insecure"
+] }}]
 rotations = [{{ participants = ["zoe"], length = "1w", handoff = "09:00", start = 2099-01-05 }}]
 """
 FIRING = {"status": "firing", "summary": "checkout down", "labels": {"service": "checkout"}}
