@@ -777,9 +777,30 @@ def _collect_problems(value: Any, type_: Any, path: str, found: _Findings) -> An
     try:
         msgspec.convert(value, type_, dec_hook=_dec_hook)
     except msgspec.ValidationError as e:
-        found.add(path, _explained(str(e), value, type_, found.described(path, value, type_)))
+        explained = _explained(str(e), value, type_, found.described(path, value, type_))
+        found.add(path, explained + _header_hint(value, type_, path))
         return _BAD
     return value
+
+
+def _header_hint(value: Any, type_: Any, path: str) -> str:
+    """How to write the header TOML wants, when a table was written as an array of
+    tables or the other way round (``[sources]`` for ``[[sources]]``): the message
+    alone says only "array" and "object"."""
+    header = re.sub(r"\[\d+\]", "", path)
+    if (
+        _is_struct(type_)
+        and isinstance(value, list)
+        and value
+        and all(isinstance(v, dict) for v in value)
+    ):
+        return f"; write [{header}] (a table), not [[{header}]]"
+    listed = typing.get_args(type_)[0] if typing.get_origin(type_) is list else None
+    if isinstance(value, dict) and _is_struct(listed):
+        one = header.rpartition(".")[2]
+        entry = one.removesuffix("s") if one.endswith("s") else "entry"
+        return f"; write [[{header}]] (an array of tables), one per {entry}"
+    return ""
 
 
 _BAD = object()

@@ -781,3 +781,31 @@ def test_a_person_url_apprise_cannot_load_is_named_without_its_value():
     assert problems_of(valid(tables=tables)) == [
         "schedules[0] (primary).people[0] (alice).urls[0]: Apprise cannot load this 'nosuch' URL"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            valid(tables='[sources]\nname = "shop"\nauth = { type = "none" }'),
+            "sources: Expected `array`, got a table (not shown: it may hold a secret);"
+            " write [[sources]] (an array of tables), one per source",
+        ),
+        (
+            valid(tables='[[notifier]]\nbackoff = "1s"'),
+            'notifier: Expected `object`, got [{"backoff": "1s"}];'
+            " write [notifier] (a table), not [[notifier]]",
+        ),
+    ],
+)
+def test_a_table_written_as_an_array_of_tables_or_back_says_how_to_write_it(text, problem):
+    """TOML's two headers differ by a bracket; the message named only "array" and "object"."""
+    assert problems_of(text) == [problem]
+
+
+def test_an_array_of_tables_for_the_root_route_says_how_to_write_it():
+    text = valid().replace("[route]", "[[route]]").split("[[route.routes]]")[0]
+    assert problems_of(text) == [
+        'route: Expected `object`, got [{"receiver": "ops", "group_wait": "0s"}];'
+        " write [route] (a table), not [[route]]"
+    ]
