@@ -50,8 +50,13 @@ class Duration(float):
         return parsed
 
     def text(self) -> str:
-        """As the file wrote it (a default as seconds): what an error message quotes."""
-        return self.written or f"{self:g}s"
+        """As the file wrote it (a default in its largest whole unit, "5m"): what an
+        error message quotes."""
+        if self.written:
+            return self.written
+        whole = [unit for unit, seconds in _UNIT_SECONDS.items() if self and self % seconds == 0]
+        unit = max(whole, key=_UNIT_SECONDS.__getitem__, default="s")
+        return f"{self / _UNIT_SECONDS[unit]:g}{unit}"
 
 
 class Struct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -1077,12 +1082,18 @@ def _check_api(api: Api) -> list[str]:
 
 def _check_notifier(notifier: Notifier) -> list[str]:
     """No zeros: a zero backoff retries a failing channel without pause, zero attempts
-    would act as one, and zero workers could not send at all."""
+    would act as one, and zero workers could not send at all. A backoff above its cap
+    says the file means something the sender will not do."""
     problems = [
         f"notifier.{key}: must be at least 1, got {getattr(notifier, key)}"
         for key in ("max_attempts", "concurrency")
         if getattr(notifier, key) < 1
     ]
+    if 0 < notifier.max_backoff < notifier.backoff:  # the cap would cut the first delay
+        problems.append(
+            f"notifier.backoff: {notifier.backoff.text()!r} is longer than max_backoff"
+            f" {notifier.max_backoff.text()!r}, which caps every retry delay"
+        )
     return problems + _positive_durations(notifier, "notifier", ("backoff", "max_backoff"))
 
 

@@ -809,3 +809,21 @@ def test_an_array_of_tables_for_the_root_route_says_how_to_write_it():
         'route: Expected `object`, got [{"receiver": "ops", "group_wait": "0s"}];'
         " write [route] (a table), not [[route]]"
     ]
+
+
+@pytest.mark.parametrize(
+    ("notifier", "problem"),
+    [
+        (
+            'backoff = "10m"',
+            "notifier.backoff: '10m' is longer than max_backoff '5m', which caps every retry delay",
+        ),
+        (
+            'backoff = "30s"\nmax_backoff = "10s"',
+            "notifier.backoff: '30s' is longer than max_backoff '10s', which caps every retry"
+            " delay",
+        ),
+    ],
+)
+def test_a_backoff_longer_than_its_cap_is_refused_naming_both(notifier, problem):
+    assert problems_of(valid(tables=f"[notifier]\n{notifier}")) == [problem]
