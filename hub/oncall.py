@@ -19,6 +19,7 @@ from datetime import UTC, datetime, time, timedelta
 from math import floor
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hub import timeintervals
 from hub.config import Rotation, Schedule
 
 DAY = 86400.0
@@ -96,7 +97,7 @@ def problems(schedule: Schedule) -> list[str]:
     try:
         ZoneInfo(schedule.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
-        found.append(f"time_zone: unknown time zone {schedule.time_zone!r}")
+        found.append(f"time_zone: {timeintervals.unknown_zone(schedule.time_zone)}")
     names = {p.name for p in schedule.people}
     found += [
         f"people[{i}] ({person.name}).urls: at least one URL is needed"  # paged in vain

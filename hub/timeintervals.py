@@ -16,7 +16,9 @@ windows are ``[[maintenance]]`` entries, handled as silences (see ``hub.silences
 from __future__ import annotations
 
 import calendar
+import difflib
 import re
+import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -145,7 +147,14 @@ def _weekday(text: str) -> int:
 
 
 def _month(text: str) -> int:
-    value = MONTHS.get(text) or _integer(text, "month")
+    """A month's full name or number, as Alertmanager takes them (not 'jan')."""
+    if text in MONTHS:
+        return MONTHS[text]
+    try:
+        value = int(text)
+    except ValueError:
+        named = next((name for name in MONTHS if text and name.startswith(text)), "january")
+        raise ValueError(f"unknown month {text!r}: write {named} or {MONTHS[named]}") from None
     if not 1 <= value <= 12:
         raise ValueError(f"month {text!r} is not between 1 and 12")
     return value
@@ -204,5 +213,13 @@ def _zone(name: str, problems: list[str]) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.append(f"location: unknown time zone {name!r} (expected e.g. 'Europe/Berlin')")
+        problems.append(f"location: {unknown_zone(name)}")
         return ZoneInfo("UTC")
+
+
+def unknown_zone(name: str) -> str:
+    """Why ``name`` is no IANA time zone, suggesting the nearest one (a typo such as
+    'Europe/Berln') or else an example: schedules and intervals say it alike."""
+    nearest = difflib.get_close_matches(name, zoneinfo.available_timezones(), n=1)
+    hint = f"did you mean {nearest[0]!r}?" if nearest else "expected e.g. 'Europe/Berlin'"
+    return f"unknown time zone {name!r} ({hint})"

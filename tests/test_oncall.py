@@ -128,12 +128,19 @@ def test_a_rotation_of_one_person_never_hands_off():
     assert next_handoff(alone, utc("2026-06-01T00:00:00")) is None
 
 
+def test_a_misspelt_zone_is_refused_suggesting_the_nearest_one_as_time_intervals_do():
+    bad = schedule(rotation(date(2026, 1, 5), participants=["alice"]), zone="Europe/Berln")
+    assert problems(bad) == [
+        "time_zone: unknown time zone 'Europe/Berln' (did you mean 'Europe/Berlin'?)"
+    ]
+
+
 def test_a_schedule_naming_strangers_or_a_bad_zone_is_refused():
     bad = schedule(
         rotation(date(2026, 1, 5), participants=["eve"], handoff="9am"), zone="Mars/Base"
     )
     assert problems(bad) == [
-        "time_zone: unknown time zone 'Mars/Base'",
+        "time_zone: unknown time zone 'Mars/Base' (expected e.g. 'Europe/Berlin')",
         'rotations[0].participants: "eve" is not in people',
         "rotations[0].handoff: expected a local time like \"09:00\", got '9am'",
     ]

@@ -128,7 +128,9 @@ def test_a_naive_datetime_is_refused():
         ({"days_of_month": ["10:5"]}, "days_of_month[0]: '10:5': the start is after the end"),
         ({"days_of_month": ["-1:-5"]}, "days_of_month[0]: '-1:-5': the start is after the end"),
         ({"months": ["13"]}, "months[0]: month '13' is not between 1 and 12"),
-        ({"months": ["jan"]}, "months[0]: month 'jan' is not a number"),
+        ({"months": ["jan"]}, "months[0]: unknown month 'jan': write january or 1"),
+        ({"months": ["Sept"]}, "months[0]: unknown month 'sept': write september or 9"),
+        ({"months": ["winter"]}, "months[0]: unknown month 'winter': write january or 1"),
         ({"months": ["march:january"]}, "months[0]: 'march:january': the start is after"),
         ({"years": ["0"]}, "years[0]: year '0' is not positive"),
         ({"years": ["2027:2026"]}, "years[0]: '2027:2026': the start is after the end"),
@@ -136,7 +138,14 @@ def test_a_naive_datetime_is_refused():
         ({"times": [{"start_time": "9:00", "end_time": "17:00"}]}, "times[0]: time '9:00' is not"),
         ({"times": [{"start_time": "00:00", "end_time": "24:01"}]}, "times[0]: time '24:01'"),
         ({"times": [{"start_time": "00:60", "end_time": "02:00"}]}, "times[0]: time '00:60'"),
-        ({"location": "Mars/Olympus"}, "location: unknown time zone 'Mars/Olympus'"),
+        (
+            {"location": "Mars/Olympus"},
+            "location: unknown time zone 'Mars/Olympus' (expected e.g. 'Europe/Berlin')",
+        ),
+        (
+            {"location": "Europe/Berln"},
+            "location: unknown time zone 'Europe/Berln' (did you mean 'Europe/Berlin'?)",
+        ),
         ({"location": "../etc/passwd"}, "location: unknown time zone"),
     ],
 )
