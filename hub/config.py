@@ -1111,7 +1111,9 @@ def _check_route(config: Config, route: Route, path: str) -> list[str]:
     # Alertmanager refuses both: at zero every change and every repeat is a message.
     # group_wait may be zero (send the first message at once).
     problems = _positive_durations(route, path, ("group_interval", "repeat_interval"))
-    if route.receiver is not None and config.receiver(route.receiver) is None:
+    # a [[receivers]] entry only: schedule:NAME/PERSON is how the delivery log names a
+    # page to an on-call person, a target escalation steps reach as schedule:NAME
+    if route.receiver is not None and route.receiver not in {r.name for r in config.receivers}:
         problems.append(f'{path}.receiver: undefined receiver "{route.receiver}"')
     intervals = {t.name for t in config.time_intervals}
     for key in ("mute_time_intervals", "active_time_intervals"):

@@ -827,3 +827,18 @@ def test_an_array_of_tables_for_the_root_route_says_how_to_write_it():
 )
 def test_a_backoff_longer_than_its_cap_is_refused_naming_both(notifier, problem):
     assert problems_of(valid(tables=f"[notifier]\n{notifier}")) == [problem]
+
+
+def test_a_route_sends_to_receivers_not_to_a_scheduled_person():
+    """As escalation steps refuse it: a person is paged through an escalation's
+    schedule:NAME step, which finds whoever is on call; a route to one person was
+    accepted by accident (it is how the delivery log names such a page)."""
+    tables = (
+        '[[schedules]]\nname = "primary"\n'
+        'people = [{ name = "alice", urls = ["json://127.0.0.1:9/"] }]\n'
+        'rotations = [{ participants = ["alice"], start = 2026-03-27 }]\n'
+    )
+    text = valid(child='receiver = "schedule:primary/alice"', tables=tables)
+    assert problems_of(text) == [
+        'route.routes[0].receiver: undefined receiver "schedule:primary/alice"'
+    ]
