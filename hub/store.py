@@ -1879,6 +1879,21 @@ class Store:
             (delivery_id,),
         )
 
+    def delivery_outcomes(self, delivery_ids: list[int]) -> dict[int, dict[str, int]]:
+        """How many of each delivery's events had each outcome: what it changed. A repeat
+        of a known alert (``duplicate``) and an ignored event record no event, so a
+        delivery with none changed no alert; a repeated delivery stores no row at all."""
+        rows = self.query(
+            "SELECT delivery_id, outcome, count(*) AS n FROM events"
+            " WHERE delivery_id IN (SELECT value FROM json_each(?))"
+            " GROUP BY delivery_id, outcome",
+            (_json.encode(delivery_ids).decode(),),
+        )
+        found: dict[int, dict[str, int]] = {}
+        for row in rows:
+            found.setdefault(row["delivery_id"], {})[row["outcome"]] = row["n"]
+        return found
+
     def notification_attempts(self, notification_id: int) -> list[dict]:
         return self.query(
             "SELECT started_at, duration_ms, outcome, error FROM notification_attempts"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -383,3 +383,40 @@ def test_the_heartbeats_page_shows_a_started_run_and_since_when(hub_factory):
     assert row, page
     assert '<span class="badge st-started">started</span>' in row.group(0)
     assert re.search(r'started <time title="[^"]+ UTC">\d+s ago</time>', row.group(0))
+
+
+PROMETHEUS_SOURCE = """
+[[sources]]
+name = "prom"
+format = "prometheus"
+auth = {{ type = "none" }}
+"""
+
+
+def test_a_first_prometheus_delivery_shows_what_it_changed_not_a_repeat(hub_factory):
+    """Alertmanager's API answers 200 with no body, first time or not: the inspector
+    said "repeated delivery" of a first one and showed its empty answer as ``null``.
+    What a delivery did comes from its events; Prometheus re-sending a firing alert
+    changes nothing, and says so."""
+    hub = start(hub_factory, more=PROMETHEUS_SOURCE)
+    now = datetime.now(UTC)
+    alert = {
+        "labels": {"alertname": "DiskFull", "instance": "db1"},
+        "startsAt": (now - timedelta(minutes=1)).isoformat(),
+        "endsAt": (now + timedelta(minutes=4)).isoformat(),
+    }
+    with hub.client() as http:
+        for _ in range(2):
+            answer = http.post("/webhooks/prom/api/v2/alerts", json=[alert])
+            assert (answer.status_code, answer.content) == (200, b"")
+        sign_in(http, "read-token")
+        sources = html.unescape(http.get("/sources").text)
+        first = html.unescape(http.get("/deliveries/1").text)
+    table = sources.split('data-source="prom"')[1].split("<tbody>")[1].split("</tbody>")[0]
+    rows = table.split("<tr>")[1:]
+    outcomes = [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows]
+    assert "no alert changed (repeats or ignored)" in outcomes[0], "the newest, a re-send"
+    assert "1 new" in outcomes[1], outcomes
+    assert "repeated delivery" not in sources + first
+    assert re.search(r"<dt>Answered</dt><dd>200 · \s*1 new", first)
+    assert "<pre>(empty body)</pre>" in first and "<pre>null</pre>" not in first

@@ -188,7 +188,17 @@ async def sources(request: Request, viewer: NamedDependency[Viewer]) -> Template
         {"source": s, "deliveries": hub.store.deliveries(s.name, DELIVERIES_PER_SOURCE)}
         for s in hub.config.sources
     ]
+    _with_outcomes(hub.store, [d for entry in listed for d in entry["deliveries"]])
     return page(request, viewer, "sources.html", live="sources_live.html", sources=listed)
+
+
+def _with_outcomes(store: Any, deliveries: list[dict]) -> None:
+    """Give each delivery the outcomes of its events (``outcomes``), which say what it
+    did: a format that answers 200 with no body (Prometheus) says nothing itself, and
+    the answer code cannot tell a first delivery from a repeat."""
+    found = store.delivery_outcomes([d["id"] for d in deliveries])
+    for delivery in deliveries:
+        delivery["outcomes"] = found.get(delivery["id"], {})
 
 
 @get("/deliveries/{delivery_id:int}", name="console:delivery")
@@ -213,6 +223,7 @@ def delivery_page(
     if row is None:
         raise NotFound(f"no delivery with id {delivery_id}")
     body, is_base64 = api_events.body_text(row.pop("body"))
+    _with_outcomes(store, [row])
     return page(
         request,
         viewer,
