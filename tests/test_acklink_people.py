@@ -5,6 +5,7 @@ refused and changes nothing; links made before links named anyone still work."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -75,7 +76,7 @@ def test_the_on_call_persons_link_acknowledges_as_them_and_later_messages_name_t
     with hub.client() as browser:  # no console session: the link alone says who
         shown = browser.get(links["alice"]).text
         clicked = browser.post(links["alice"])
-        again = browser.post(links["alice"])  # she clicks twice: fine, nothing more
+        again = browser.post(links["alice"])  # she clicks twice: told she holds it
     with hub.client(headers=WRITER) as http:
         assert acks(http, incident_id) == ("alice", ["alice"])
         fire(http, "checkout slow", alertname="Latency")  # joins the incident
@@ -85,9 +86,9 @@ def test_the_on_call_persons_link_acknowledges_as_them_and_later_messages_name_t
         page = console.get(f"/incidents/{incident_id}").text
     assert "Acknowledges as alice." in shown
     assert f'action="{urlsplit(links["alice"]).path}?by=alice"' in shown
-    for answer in (clicked, again):
-        assert answer.status_code == 303
-        assert answer.headers["location"] == f"/incidents/{incident_id}?done=acked-by-link"
+    assert [answer.status_code for answer in (clicked, again)] == [303, 303]
+    assert clicked.headers["location"] == f"/incidents/{incident_id}?done=acked-by-link"
+    assert again.headers["location"] == f"/incidents/{incident_id}?done=already-yours"
     assert re.search(r"<dt>Acknowledged</dt><dd>.*? by alice</dd>", page)
     assert "<strong>acknowledged</strong> by alice" in page
     assert str(mailbox.messages[2]["To"]) == "ops@example.com"
@@ -108,6 +109,32 @@ def test_anyone_elses_link_after_the_persons_ack_names_who_holds_it(paged):
             assert answer.headers["location"].endswith("?done=already-acknowledged")
     with hub.client(headers=WRITER) as http:
         assert acks(http, incident_id) == ("alice", ["alice"])
+
+
+def test_the_holders_own_link_leaves_their_snooze_and_the_timeline_as_they_were(paged):
+    """Will snoozed the incident for 4h, then opened his own link: it turned the snooze
+    into a plain acknowledgement and added an entry, where the link is to change
+    nothing for its holder. The page says he holds it and until when."""
+    _, hub, incident_id, _ = paged
+    later = datetime.now(UTC) + timedelta(hours=1)
+    will = acklinks.path(acklinks.sign(ACK_SECRET.encode(), incident_id, 1, later, "will"), "will")
+    with hub.client(headers=WRITER) as http:
+        snooze = {"duration": "4h", "comment": "deploy running"}
+        assert http.post(f"/api/v1/incidents/{incident_id}/snooze", json=snooze).is_success
+        snoozed = http.get(f"/api/v1/incidents/{incident_id}").json()
+        with hub.client() as browser:
+            shown = html.unescape(browser.get(will).text)
+            answer = browser.post(will)
+            sign_in(browser, "write-token")
+            banner = html.unescape(browser.get(answer.headers["location"]).text)
+        after = http.get(f"/api/v1/incidents/{incident_id}").json()
+    until = datetime.fromisoformat(snoozed["snoozed_until"]).strftime("%H:%M UTC")
+    assert re.search(rf"already acknowledged by you, snoozed until <time[^>]*>{until}", shown)
+    assert "data-auto-submit" not in shown
+    assert answer.headers["location"] == f"/incidents/{incident_id}?done=already-yours"
+    assert f"Incident #{incident_id} was already acknowledged by you" in banner
+    assert (after["snoozed_until"], after["snooze_reason"]) == (snoozed["snoozed_until"], "snooze")
+    assert after["timeline"] == snoozed["timeline"], "no new entry"
 
 
 def test_a_link_whose_person_was_altered_is_refused_and_changes_nothing(paged):

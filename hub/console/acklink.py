@@ -15,8 +15,10 @@ says so and a click changes nothing.
 Who is recorded: a link sent to one person (``?by=``, signed with the token)
 acknowledges as that person. A link sent to a shared channel cannot know who clicks
 it: it records the console viewer if one is signed in, else ``ack-link``, and its
-page and banner say so. As with the API, the holder acknowledging again changes
-nothing, while anyone else is told who holds the incident.
+page and banner say so. The person holding the incident opening their link again is
+told they hold it, and it changes nothing: not a snooze they took (an acknowledgement
+by the API or console ends a snooze; a second click of a link is no such decision),
+nor the timeline. Anyone else is told who holds the incident.
 """
 
 from __future__ import annotations
@@ -116,15 +118,15 @@ def _actor(link: acklinks.Link, who: viewer.Viewer) -> str:
 def _refusal(incident: dict | None, link: acklinks.Link, actor: str) -> str:
     """Why the link changes nothing (a banner's code), or "" when it acknowledges (a
     missing incident is left to the action, which says so). The person holding the
-    incident may acknowledge it again, which changes nothing; ``ack-link`` names
-    nobody, so it never holds an incident for whoever clicks next."""
+    incident is told so (``already-yours``); ``ack-link`` names nobody, so it never
+    holds an incident for whoever clicks next."""
     if incident is None:
         return ""
     if incident["episode"] != link.episode:
         return "earlier-episode"
-    if incident["status"] == "open" or _holds(incident, actor):
+    if incident["status"] == "open":
         return ""
-    return f"already-{incident['status']}"
+    return "already-yours" if _holds(incident, actor) else f"already-{incident['status']}"
 
 
 def _holds(incident: dict, actor: str) -> bool:

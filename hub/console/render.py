@@ -35,6 +35,7 @@ NOTICES = {
         " channel cannot tell who clicked it. Sign in to the console first to be named."
     ),
     "already-acknowledged": "Incident #{id} was already acknowledged.",
+    "already-yours": "Incident #{id} was already acknowledged by you: the link changed nothing.",
     "already-resolved": "Incident #{id} was already resolved.",
     "earlier-episode": "The link was for an earlier episode of incident #{id}: it changed nothing.",
     "silenced": "The silence is in force.",
