@@ -353,10 +353,11 @@ def enqueue(
     """Render the context once and write one outbox row per URL of the receiver.
 
     Shared by grouping and escalation steps, so both send the same message with the
-    same signed ack link. ``changed_at``: when hub received the change the message
-    reports (an escalation's page reports none). ``resolved``: the message says the
-    incident resolved even if alerts still fire (a person resolved it), with no ack
-    link. Returns the rows written."""
+    same signed ack link; the timeline records each message once it is sent or dead
+    (``outbox``), not here, where nothing is sent yet. ``changed_at``: when hub
+    received the change the message reports (an escalation's page reports none).
+    ``resolved``: the message says the incident resolved even if alerts still fire (a
+    person resolved it), with no ack link. Returns the rows written."""
     receiver = rules.config.receiver(receiver_name)
     if receiver is None:
         receiver = logs.value(receiver_name)
@@ -369,13 +370,6 @@ def enqueue(
     for index, url in enumerate(receiver.urls):
         target = (receiver_name, index, schema(url))
         tx.enqueue_notification(incident["id"], target, context.status, payload, now, changed_at)
-    tx.add_timeline(
-        incident["id"],
-        now,
-        "notified",
-        None,
-        {"receiver": receiver_name, "status": context.status, "alerts": len(visible)},
-    )
     return len(receiver.urls)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,10 @@ log = logging.getLogger("hub.outbox")
 CLAIM_BATCH = 64
 RECORD_RETRY_SECONDS = 1.0
 """How long a refused record of an attempt waits before it is written again."""
+SHORT_ERROR = 120
+"""The most characters of an error the timeline keeps; the delivery log has it all."""
+_OS_CAUSE = re.compile(r"\[Errno -?\d+\] ([^\"'()]+)")
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,34 @@ def dismiss(tx: Tx, row: dict, by: str, comment: str, now: float) -> bool:
         detail = {"notification": row["id"], "receiver": row["receiver"], "comment": comment}
         tx.add_timeline(row["incident_id"], now, "dead_letter_dismissed", by, detail)
     return True
+
+
+def short_error(error: str | None) -> str:
+    """An attempt's error as the timeline says it: the operating system's cause where
+    there is one ("connection refused"), else the first of Apprise's lines, which
+    name a host at most; any URL hidden, as a receiver's URL holds its tokens."""
+    if not error:
+        return "no reason given"
+    cause = _OS_CAUSE.search(error)
+    text = cause.group(1).strip().lower() if cause else error.split("; ")[0].strip()
+    text = _URL.sub("(URL hidden)", text).rstrip(".")
+    return text if len(text) <= SHORT_ERROR else text[: SHORT_ERROR - 1] + "…"
+
+
+def _settled_entry(tx: Tx, row: dict, state: str, error: str | None, now: float) -> None:
+    """The incident's timeline entry for a message that went out (``notified``) or
+    died (``notification_dead``, with the attempts made and a short, URL-free error):
+    written as it happens, so the timeline never says a person was told who was not."""
+    if row["incident_id"] is None or state not in ("sent", "dead"):
+        return
+    payload = row["payload"]
+    detail = {"receiver": row["receiver"], "integration": row["integration"]}
+    detail |= {"status": payload["status"], "alerts": len(payload["alerts"])}
+    detail |= {"notification": row["id"], "attempts": row["attempts"]}
+    if state == "dead":
+        detail["error"] = short_error(error)
+    kind = "notified" if state == "sent" else "notification_dead"
+    tx.add_timeline(row["incident_id"], now, kind, None, detail)
 
 
 def _next_state(
@@ -290,7 +323,8 @@ class Sender(Worker):
         def settle(tx: Tx) -> None:
             outcome = "sent" if failure is None else "failed"
             tx.record_attempt(row["id"], started, duration_ms, outcome, error)
-            tx.finish_notification(row["id"], state, error, now, due)
+            if tx.finish_notification(row["id"], state, error, now, due):
+                _settled_entry(tx, row, state, error, now)
 
         await self._record(settle)
         self._count(row, state, now, template_failed=failure is None and error is not None)

