@@ -14,6 +14,7 @@ from Apprise's log lines of that thread and kept, instead of a bare "failed".
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -73,7 +74,30 @@ class Channel:
             _APPRISE_LOG.removeHandler(capture)
         if ok:
             return None
-        return "; ".join(capture.lines) or "Apprise reported a failure without a reason"
+        reason = "; ".join(capture.lines) or "Apprise reported a failure without a reason"
+        return without_url_paths(reason)
+
+
+# What of a URL may name a secret in a failure's text: its user and password, its path
+# and query (a Slack or Discord webhook's tokens, a json:// receiver's secret path), and
+# the path urllib3 quotes ("Max retries exceeded with url: /services/T000/B000/XXXX").
+_URL = re.compile(
+    r"\b(?P<scheme>[a-z][a-z0-9+.-]*://)(?:[^@/\s'\"]*@)?(?P<host>[^/\s'\"?#]+)"
+    r"(?P<tail>[/?#][^\s'\"]*)?",
+    re.IGNORECASE,
+)
+_QUOTED_PATH = re.compile(r"(\burl: )[^\s'\"]+")
+
+
+def without_url_paths(text: str) -> str:
+    """A failure's text as it may be stored, shown and logged: each URL cut to its
+    scheme and host, since the rest of a receiver's URL holds its tokens."""
+    return _QUOTED_PATH.sub(r"\1(path hidden)", _URL.sub(_cut_url, text))
+
+
+def _cut_url(found: re.Match[str]) -> str:
+    hidden = "/(path hidden)" if found["tail"] else ""
+    return f"{found['scheme']}{found['host']}{hidden}"
 
 
 def schema(url: str) -> str:
@@ -170,6 +194,8 @@ class _ForwardWarnings(logging.Handler):
         super().__init__(logging.WARNING)
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Apprise's warning, its URLs cut (``without_url_paths``) as a failure's are."""
+        record.msg, record.args = without_url_paths(record.getMessage()), None
         logging.getLogger("hub.apprise").handle(record)
 
 

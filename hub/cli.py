@@ -41,11 +41,12 @@ def config_path(given: str | None) -> str:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hub import logs
+    from hub import channels, logs
     from hub.app import check_store, create_app
     from hub.store import claim
 
     logs.configure(args.log_level.upper())
+    channels.route_apprise_logs()  # before the config's URLs load: Apprise logs them whole
     try:
         config = config_module.load(config_path(args.config))
     except ConfigError as e:

@@ -14,7 +14,7 @@ import sys
 import time
 
 import httpx
-from conftest import wait_for
+from conftest import free_port, wait_for
 from hub_process import ROOT, hub_process
 from logfmt_support import events
 
@@ -27,6 +27,7 @@ API_TOKEN = "api-s3cret-9i0j"
 MAIL_PASSWORD = "s3cretpw"
 ACK_SECRET = "ack-s3cret-kl12"
 PING_TOKEN = "ping-s3cret-mn34-cron"
+HOOK_PATH = "hook-s3cret-wx56"  # a webhook's token in its URL's path, as Slack's are
 SECRETS = [
     BEARER,
     BASIC_PASSWORD,
@@ -38,6 +39,7 @@ SECRETS = [
     MAIL_PASSWORD,
     ACK_SECRET,
     PING_TOKEN,
+    HOOK_PATH,
 ]
 ENV = {"HUB_TEST_BEARER": BEARER, "HUB_TEST_MAIL_PASSWORD": MAIL_PASSWORD}
 
@@ -84,6 +86,7 @@ name = "ops"
 urls = [
   "mailto://127.0.0.1:{{smtp}}?from=hub@example.com&to=ops@example.com&mode=insecure",
   "mailto://user:${{HUB_TEST_MAIL_PASSWORD}}@127.0.0.1:{{smtp}}?from=hub@example.com&to=ops@example.com&mode=insecure",
+  "json://127.0.0.1:{{closed}}/services/{HOOK_PATH}",
 ]
 timeout = "2s"
 
@@ -171,7 +174,8 @@ def leaks(texts: list[str]) -> list[str]:
 
 def test_no_secret_shows_in_logs_answers_metrics_or_check_config(tmp_path, smtp):
     mailbox, smtp_port = smtp
-    hub = hub_process(tmp_path, CONFIG.replace("{smtp}", str(smtp_port)))
+    config = CONFIG.replace("{smtp}", str(smtp_port)).replace("{closed}", str(free_port()))
+    hub = hub_process(tmp_path, config)
     hub.start(env={**ENV, "HOME": str(tmp_path)}, args=("--log-level", "debug"))
     answers: list[str] = []
     try:
@@ -192,10 +196,11 @@ def test_no_secret_shows_in_logs_answers_metrics_or_check_config(tmp_path, smtp)
 
 
 def _settled(http: httpx.Client, admin: dict[str, str]) -> bool:
-    """A notification was sent and another dead-lettered: both paths have run."""
+    """A notification was sent and the webhook's dead-lettered (its failure's text
+    quoting the URL it could not reach): every path has run."""
     notes = http.get("/api/v1/notifications", headers=admin).json()
-    states = {n["state"] for n in notes}
-    return {"sent", "dead"} <= states
+    states = {(n["integration"], n["state"]) for n in notes}
+    return {("mailto", "sent"), ("json", "dead")} <= states
 
 
 def _check_config_output(tmp_path, text: str) -> str:
