@@ -15,7 +15,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from hub import access, dispatch, logs, matchers, outbox, paging, snoozes
 from hub.access import BEARER, require
 from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present, with_mutes
-from hub.api_params import Since, since_timestamp
+from hub.api_params import COMMENT_MAX, Since, check_comment, since_timestamp
 from hub.correlate import act
 from hub.errors import Conflict, NotFound
 from hub.events import Severity
@@ -32,7 +32,7 @@ NotificationState = Literal["pending", "sending", "sent", "dead", "dismissed"]
 Comment = Annotated[
     str,
     msgspec.Meta(
-        max_length=2000,
+        max_length=COMMENT_MAX,
         description="why; recorded on the incident's timeline with the token's name",
     ),
 ]
@@ -192,6 +192,7 @@ async def perform(
     resolve, and wake the workers: what the API, the console and the ack link all do
     (the link only in the episode it was sent about), ``via`` naming which for the log.
     Returns the incident as stored after the change."""
+    check_comment(comment)
     now = hub.clock()
     incident = await hub.store.write(
         lambda tx: act(tx, incident_id, action, actor, comment, now, episode, snooze)
@@ -380,6 +381,7 @@ async def dismiss_notification(
 async def dismiss(hub: Any, notification_id: int, by: str, comment: str, *, via: str) -> None:
     """Set a dead letter aside (``outbox.dismiss``), so it no longer counts as waiting
     for someone to act; 404 unknown, 409 not dead. Shared by the API and the console."""
+    check_comment(comment)
     row = _notification(hub, notification_id)
     now = hub.clock()
     if not await hub.store.write(lambda tx: outbox.dismiss(tx, row, by, comment, now)):

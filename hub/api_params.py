@@ -27,9 +27,12 @@ from litestar.params import ParameterKwarg, QueryParameter
 from litestar.typing import FieldDefinition
 
 from hub import config
-from hub.errors import HubError
+from hub.errors import HubError, InvalidPayload
 
 API_PREFIX = "/api/"
+# The longest comment (an ack's, a snooze's, a resolve's, a silence's, a dismissal's
+# why) the API and the console take: the console's text boxes stop there too.
+COMMENT_MAX = 2000
 # Parameters Litestar fills from the request itself, never from the query string.
 _RESERVED = frozenset({"request", "state", "scope", "headers", "cookies", "query", "data", "body"})
 # msgspec's words for a field it names rather than points at, as the client reads them.
@@ -46,6 +49,16 @@ class BadQueryParameter(HubError):
 
     status = 400
     title = "Bad request"
+
+
+def check_comment(text: str) -> None:
+    """Refuse a comment over ``COMMENT_MAX``, naming the field and the limit, rather
+    than storing a wall of text or cutting it short unseen."""
+    if len(text) > COMMENT_MAX:
+        raise InvalidPayload(
+            f"comment: at most {COMMENT_MAX} characters; this one has {len(text)}",
+            field="$.comment",
+        )
 
 
 def invalid_value(name: str, reason: str) -> BadQueryParameter:

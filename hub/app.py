@@ -61,7 +61,6 @@ from hub.metrics import Metrics, SourceSeries
 from hub.outbox import Sender, send_targets
 from hub.problems import (
     declare_refusal_headers,
-    handle_http_exception,
     handle_hub_error,
     handle_unexpected,
 )
@@ -569,7 +568,7 @@ def create_app(
         request_max_body_size=None,  # the door limits bodies (``WebhookDoor._limited``)
         exception_handlers={
             HubError: handle_hub_error,
-            HTTPException: handle_http_exception,
+            HTTPException: console.http_error,
             Exception: handle_unexpected,
         },
         openapi_config=OpenAPIConfig(

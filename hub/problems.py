@@ -154,6 +154,12 @@ def handle_hub_error(_: Request, exc: HubError) -> Response:
 
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     """Litestar's own errors (unknown path, wrong method, a body or parameter it refuses)."""
+    return problem(exc.status_code, *http_exception_words(request, exc))
+
+
+def http_exception_words(request: Request, exc: HTTPException) -> tuple[str, str]:
+    """The title and detail of one of Litestar's own errors, a bad parameter named as
+    the client wrote it: the same words in a problem document and on a console page."""
     detail = exc.detail
     if exc.extra:
         explained = explain_invalid(request, exc.extra)
@@ -161,7 +167,7 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     title = {404: "Not found", 405: "Method not allowed"}.get(
         exc.status_code, "Bad request" if exc.status_code == 400 else "Error"
     )
-    return problem(exc.status_code, title, detail)
+    return title, detail
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:

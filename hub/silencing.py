@@ -21,6 +21,7 @@ from litestar.params import FromPath, QueryParameter
 
 from hub import escalation, logs, silences
 from hub.access import BEARER, actor, require
+from hub.api_params import COMMENT_MAX
 from hub.config import Duration, Timestamp
 from hub.decoders.common import parse_json
 from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
@@ -163,6 +164,8 @@ def build(body: NewSilence, now: datetime, author: str) -> Silence:
         found.append("ends_at: must be in the future")
     if not body.comment.strip():
         found.append("comment: say why the alerts are silenced")
+    elif len(body.comment) > COMMENT_MAX:
+        found.append(f"comment: at most {COMMENT_MAX} characters; this one has {len(body.comment)}")
     if found:
         raise InvalidPayload("; ".join(found), field="$." + found[0].split(":", 1)[0])
     return Silence(

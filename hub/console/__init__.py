@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from litestar import Request, Response, Router
 from litestar.di import Provide
+from litestar.exceptions import HTTPException
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
+from hub import problems
 from hub.console import acklink, actions, pages, render, viewer
 from hub.errors import HubError
+
+# Paths a program calls, whose errors stay problem JSON; every other path is the
+# console's, a person's, whose errors are pages.
+PROGRAM_PATHS = ("/api/", "/webhooks/", "/ping/", "/metrics", "/healthz", "/readyz", "/schema")
 
 
 def router() -> Router:
@@ -40,8 +46,19 @@ def template_config() -> TemplateConfig:
     return render.template_config()
 
 
+def http_error(request: Request, exc: HTTPException) -> Response:
+    """Litestar's own refusals (an unknown path, a wrong method, a bad id): on a console
+    path a page in the console's layout, elsewhere the problem document."""
+    if request.url.path.startswith(PROGRAM_PATHS):
+        return problems.handle_http_exception(request, exc)
+    title, detail = problems.http_exception_words(request, exc)
+    return _page(request, exc.status_code, title, detail)
+
+
 def _error_page(request: Request, exc: HubError) -> Response:
+    return _page(request, exc.status, exc.title, exc.detail)
+
+
+def _page(request: Request, status: int, title: str, detail: str) -> Response:
     shown = viewer.identify(request)
-    return render.page(
-        request, shown, "error.html", status=exc.status, title=exc.title, detail=exc.detail
-    )
+    return render.page(request, shown, "error.html", status=status, title=title, detail=detail)

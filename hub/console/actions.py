@@ -8,14 +8,14 @@ change shows the page again with the reason.
 from __future__ import annotations
 
 import msgspec
-from litestar import Request, post
+from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from hub import api_incidents, api_replay, silencing, snoozes
 from hub.api import RowId
-from hub.console import pages
+from hub.console import pages, render
 from hub.console.viewer import Viewer, posted
 from hub.errors import Conflict, Forbidden, InvalidPayload, MalformedBody, NotFound
 
@@ -32,7 +32,7 @@ async def act(
     if action not in ACTIONS:
         raise NotFound(f"no incident action {action!r}")
     form = await posted(request, viewer, "write")
-    comment = str(form.get("comment", ""))[:2000]
+    comment = str(form.get("comment", ""))
     hub = request.app.state.hub
     try:
         snooze = snoozes.length(str(form.get("duration", ""))) if action == "snooze" else None
@@ -50,9 +50,26 @@ async def act(
     return Redirect(f"/incidents/{incident_id}?done={action}", status_code=303)
 
 
+@get(
+    [
+        "/incidents/{incident_id:int}/{action:str}",
+        "/notifications/{notification_id:int}/{action:str}",
+        "/silences/{silence_id:str}/expire",
+        "/deliveries/{delivery_id:int}/replay",
+        "/logout",
+    ],
+    name="console:action-page",
+)
+async def action_page(request: Request) -> Redirect:
+    """An action URL opened, not posted (a reload of a form's answer, a shared address):
+    its page, where the action can be seen and taken."""
+    return Redirect(render.page_of(request.url.path), status_code=303)
+
+
 @post("/silences", name="console:create-silence")
 async def create_silence(request: Request, viewer: NamedDependency[Viewer]) -> Redirect | Template:
-    """Matchers one per line, a duration and a comment; refused ones keep what was typed."""
+    """Matchers one per line, a duration and a comment; refused ones keep what was typed.
+    The banner counts the firing alerts it mutes: one muting none has a typo, likely."""
     form = await posted(request, viewer, "write")
     values = {
         key: str(form.get(key, "")) for key in ("matchers", "duration", "comment", "incident")
@@ -62,12 +79,14 @@ async def create_silence(request: Request, viewer: NamedDependency[Viewer]) -> R
         duration=values["duration"].strip() or None,
         comment=values["comment"],
     )
+    hub = request.app.state.hub
     try:
-        await silencing.create(request.app.state.hub, body, viewer.name or "console")
+        made = await silencing.create(hub, body, viewer.name or "console")
     except InvalidPayload as e:
         return pages.silence_form(request, viewer, values, error=e.detail, status=422)
     back = f"/incidents/{values['incident']}" if values["incident"].isdigit() else "/silences"
-    return Redirect(f"{back}?done=silenced", status_code=303)
+    mutes = sum(pages.caught(made["matchers"], hub.store.reading().firing_alert_labels()))
+    return Redirect(f"{back}?done=silenced&mutes={mutes}", status_code=303)
 
 
 @post("/silences/{silence_id:str}/expire", name="console:expire-silence")
@@ -99,10 +118,10 @@ async def dead_letter(
         if action == "retry":
             await api_incidents.retry(hub, notification_id, by, via="console")
         else:
-            comment = str(form.get("comment", ""))[:2000]
+            comment = str(form.get("comment", ""))
             await api_incidents.dismiss(hub, notification_id, by, comment, via="console")
-    except Conflict as e:
-        return pages.notifications_page(request, viewer, error=e.detail, status=409)
+    except (Conflict, InvalidPayload) as e:
+        return pages.notifications_page(request, viewer, error=e.detail, status=e.status)
     return Redirect(f"/notifications?done={action}", status_code=303)
 
 
@@ -126,4 +145,4 @@ async def replay(
     return Redirect(f"/deliveries/{answer['delivery_id']}?done=replayed", status_code=303)
 
 
-HANDLERS = [act, create_silence, expire_silence, dead_letter, replay]
+HANDLERS = [act, action_page, create_silence, expire_silence, dead_letter, replay]

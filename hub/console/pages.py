@@ -22,6 +22,7 @@ from hub import (
     paging,
     silencing,
 )
+from hub.alerts import matchable
 from hub.api import RowId, with_mutes
 from hub.console.render import page
 from hub.console.viewer import Viewer, identify
@@ -43,15 +44,17 @@ async def incidents(
     cursor: FromQuery[str | None] = None,
 ) -> Template:
     """Incidents by tab, newest change first, a page at a time as ``/api/v1/incidents``
-    pages them; ``label`` filters on group labels."""
+    pages them; ``label`` filters on group labels. An unknown tab or filter is a 400
+    that says so, never a list that looks like the answer."""
     store = request.app.state.hub.store
-    status = status if status in TABS else "open"
     wanted, error = _matchers(label)
     found = (
         paging.Page([], None)
         if error
-        else api_incidents.find(store, wanted, status=status, limit=SHOWN, cursor=cursor)
+        else api_incidents.find(store, wanted, status=_tab(status), limit=SHOWN, cursor=cursor)
     )
+    if status not in TABS and not error:
+        error = f"There is no tab {status!r}: the tabs are {', '.join(TABS)}. Showing open."
     counts: dict[str, int] = dict.fromkeys(TABS, 0)
     for (_, state), n in store.incident_counts().items():
         counts[state] += n
@@ -61,7 +64,7 @@ async def incidents(
         "incidents.html",
         live="incidents_table.html",
         status=400 if error else 200,
-        tab=status,
+        tab=_tab(status),
         tabs=TABS,
         counts=counts,
         label=label,
@@ -71,6 +74,10 @@ async def incidents(
         older=found.next,
         alert_counts=store.incident_alert_counts([row["id"] for row in found.rows]),
     )
+
+
+def _tab(status: str) -> str:
+    return status if status in TABS else "open"
 
 
 def _matchers(text: str) -> tuple[list[matchers.Matcher], str]:
@@ -152,10 +159,32 @@ def silence_form(
     error: str = "",
     status: int = 200,
 ) -> Template:
-    defaults = {"duration": "2h", "comment": "", "matchers": "", "incident": None}
-    return page(
-        request, viewer, "silence_form.html", status=status, error=error, form=defaults | values
+    """The silence form; from an incident, with which of its alerts the matchers catch."""
+    form = {"duration": "2h", "comment": "", "matchers": "", "incident": None} | values
+    incident = str(form["incident"] or "")
+    alerts = (
+        request.app.state.hub.store.incident_alerts(int(incident)) if incident.isdigit() else []
     )
+    texts = [line.strip() for line in form["matchers"].splitlines() if line.strip()]
+    marks = caught(texts, [matchable(a) for a in alerts])
+    return page(
+        request,
+        viewer,
+        "silence_form.html",
+        status=status,
+        error=error,
+        form=form,
+        alerts=list(zip(alerts, marks, strict=True)),
+    )
+
+
+def caught(texts: list[str], labelsets: list[dict[str, str]]) -> list[bool]:
+    """Whether matchers (as typed; none if one does not parse) catch each label set."""
+    try:
+        wanted = matchers.parse_all(texts)
+    except ValueError:
+        return [False] * len(labelsets)
+    return [bool(wanted) and matchers.matches_all(wanted, labels) for labels in labelsets]
 
 
 @get("/heartbeats", name="console:heartbeats")

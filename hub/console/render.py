@@ -1,8 +1,9 @@
 """How console pages are rendered: the Jinja environment and its filters, the page
 helper that adds what every page needs, and the banners a redirect may ask for.
 
-Banners are fixed messages chosen by a code in ``?done=``, so a link can never make
-the console show text of the linker's choosing.
+Banners are fixed messages chosen by a code in ``?done=`` (or ``?undone=`` for what
+was not done), so a link can never make the console show text of the linker's
+choosing; the only value a banner takes from a link is a number or an incident id.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from litestar import Request
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template import TemplateConfig
+
+from hub.api_params import COMMENT_MAX
 
 if TYPE_CHECKING:
     from hub.console.viewer import Viewer
@@ -39,13 +42,33 @@ NOTICES = {
     "already-resolved": "Incident #{id} was already resolved.",
     "earlier-episode": "The link was for an earlier episode of incident #{id}: it changed nothing.",
     "silenced": "The silence is in force.",
+    "silenced-0": "The silence is in force; it mutes 0 firing alerts now — check the matchers.",
+    "silenced-1": "The silence is in force; it mutes 1 firing alert now.",
+    "silenced-n": "The silence is in force; it mutes {mutes} firing alerts now.",
     "expired": "The silence has expired.",
     "retry": "The notification will be sent again.",
     "dismiss": "The dead letter is dismissed; the incident's timeline says by whom.",
     "replayed": "The delivery was ingested again; this is the new one.",
     "signed-out": "You are signed out.",
 }
+WARNINGS = {
+    "signed-out": (
+        "You were signed out before that took effect, so it was not done: it is done"
+        " only when a green banner says so. Do it again."
+    ),
+}
 _INCIDENT_PATH = re.compile(r"/incidents/(\d+)")
+# Each form's action URL and the page it is posted from: where a refused post, a
+# reload of its answer or a stray visit to the action URL should lead.
+_ACTION_PAGES = [
+    (re.compile(r"/incidents/(\d+)/[^/]+"), "/incidents/{}"),
+    (re.compile(r"/notifications/\d+/[^/]+"), "/notifications"),
+    (re.compile(r"/silences/[^/]+/expire"), "/silences"),
+    (re.compile(r"/silences"), "/silences/new"),
+    (re.compile(r"/deliveries/(\d+)/replay"), "/deliveries/{}"),
+    (re.compile(r"/logout"), "/"),
+]
+_ONCE = ("done", "undone", "mutes")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; "
@@ -67,7 +90,7 @@ def template_config() -> TemplateConfig:
         lstrip_blocks=True,
     )
     env.filters.update(ago=ago, utc=utc, hhmm=hhmm, span=span, took=took, pretty_kind=pretty_kind)
-    env.globals["query"] = query
+    env.globals.update(query=query, comment_max=COMMENT_MAX)
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
 
 
@@ -83,10 +106,23 @@ def page(
     """A console page; only its ``live`` part when the auto-refresh script asks for it."""
     hub = request.app.state.hub
     name = live if live and request.headers.get(PART_HEADER) == "live" else template
-    context.setdefault("notice", notice_for(f"{request.url.path}?{request.url.query}"))
+    target = f"{request.url.path}?{request.url.query}"
+    context.setdefault("notice", notice_for(target))
+    context.setdefault("warning", warning_for(target))
+    here = (
+        page_of(request.url.path, request.url.path)
+        if request.method == "POST"
+        else without_banners(target)
+    )
     return Template(
         template_name=name,
-        context={"viewer": who, "now": hub.clock(), "path": request.url.path, **context},
+        context={
+            "viewer": who,
+            "now": hub.clock(),
+            "path": request.url.path,
+            "here": here,
+            **context,
+        },
         status_code=status,
         headers=_SECURITY_HEADERS,
     )
@@ -96,9 +132,36 @@ def notice_for(target: str) -> str:
     """The banner a page shows for its ``?done=`` code; the sign-in form shows the one of
     the page it leads to, so an ack link's confirmation shows before signing in."""
     parts = urlsplit(target)
-    code = parse_qs(parts.query).get("done", [""])[0]
+    params = parse_qs(parts.query)
+    code = params.get("done", [""])[0]
+    mutes = params.get("mutes", [""])[0]
+    if code == "silenced" and mutes.isdigit():
+        code = f"silenced-{mutes if int(mutes) < 2 else 'n'}"
     found = _INCIDENT_PATH.fullmatch(parts.path)
-    return NOTICES.get(code, "").format(id=found.group(1) if found else "")
+    return NOTICES.get(code, "").format(id=found.group(1) if found else "", mutes=mutes)
+
+
+def warning_for(target: str) -> str:
+    """The warning a page shows for its ``?undone=`` code: what was not done, and why."""
+    return WARNINGS.get(parse_qs(urlsplit(target).query).get("undone", [""])[0], "")
+
+
+def page_of(path: str, default: str = "/") -> str:
+    """The page a form posting to ``path`` is on (``/incidents/6/ack`` is on
+    ``/incidents/6``); ``default`` for a path no console form posts to."""
+    for pattern, page_path in _ACTION_PAGES:
+        found = pattern.fullmatch(path)
+        if found:
+            return page_path.format(*found.groups())
+    return default
+
+
+def without_banners(target: str) -> str:
+    """A page's address without its banner codes: what a reload or the auto-refresh
+    asks for once the banner was shown, so neither shows it again when it is stale."""
+    parts = urlsplit(target)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _ONCE]
+    return parts.path + (f"?{urlencode(kept)}" if kept else "")
 
 
 def query(**params: Any) -> str:

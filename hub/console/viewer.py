@@ -140,6 +140,7 @@ def _login_page(request: Request, target: str, error: str = "", status: int = 20
         login_csrf=sessions.csrf_token(key, nonce),
         error=error,
         notice=render.notice_for(target),
+        warning=render.warning_for(target),
     )
     page.cookies.append(_cookie(request, LOGIN_COOKIE, nonce, LOGIN_TTL))
     return page
@@ -167,8 +168,13 @@ def local(target: str) -> str:
 
 
 def to_sign_in(request: Request, _: Any) -> Response:
-    """SignInNeeded becomes a redirect to the form, coming back here afterwards."""
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    """SignInNeeded becomes a redirect to the form, coming back here afterwards. A post
+    comes back to the page it was made on, saying it was not done: signing in must not
+    repeat a change nobody saw the page of, and the action URL is no page to land on."""
+    if request.method == "POST":
+        here = f"{render.page_of(request.url.path)}?undone=signed-out"
+    else:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return Redirect(f"/login?{render.query(next=here)}")
 
 
