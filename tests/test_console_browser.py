@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import Mailbox, free_port, mail_url, wait_for
+from conftest import AUTH, Mailbox, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, fire
 from notify_support import metric
 
@@ -126,7 +127,7 @@ def test_the_ack_link_lands_on_the_incident_and_a_silence_like_it_mutes_the_next
     ack_url = next(w for w in mailbox.text_of(0).split() if "/ack/" in w)
 
     page.goto(ack_url)
-    expect(page).to_have_url(f"{hub.url}/incidents/{incident_id}?done=acked-by-link")
+    expect(page).to_have_url(f"{hub.url}/incidents/{incident_id}")  # the banner shows once
     expect(page.locator(".banner.ok")).to_have_text(f"Incident #{incident_id} is acknowledged.")
     expect(page.locator("li[data-kind='acknowledged']")).to_contain_text("by will")
 
@@ -135,7 +136,9 @@ def test_the_ack_link_lands_on_the_incident_and_a_silence_like_it_mutes_the_next
     page.fill("#silence-comment", "checkout maintenance")
     shoot(page, "silence_form")
     page.click("button:has-text('Create silence')")
-    expect(page.locator(".banner.ok")).to_have_text("The silence is in force.")
+    expect(page.locator(".banner.ok")).to_have_text(
+        "The silence is in force; it mutes 1 firing alert now."
+    )
 
     fire(hub.url, "checkout payments failing", alertname="Payments")
     with httpx.Client(base_url=hub.url) as http:
@@ -194,3 +197,97 @@ def test_a_read_token_sees_no_action_buttons_and_a_forged_form_is_refused(hub_fa
         assert answer.status == 403, form
     with httpx.Client(base_url=hub.url, headers={"Authorization": "Bearer read-token"}) as http:
         assert http.get(f"/api/v1/incidents/{incident_id}").json()["status"] == "open"
+
+
+LIVE = 20_000  # ms: two refresh periods of the slowest live part, and some
+
+
+def test_the_whole_incident_page_follows_a_change_made_elsewhere(hub_factory, smtp, page):
+    hub = hub_factory(CONSOLE_CONFIG, mail_url=mail_url(smtp[1]))
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    sign_in(page, hub.url, "write-token")
+    expect(page.locator(".tabs a.current")).to_have_text("Open (1)")
+    page.evaluate("window.stayed = true")
+    fire(hub.url, "search down", service="search")
+    expect(page.locator(".tabs a.current")).to_have_text("Open (2)", timeout=LIVE)
+
+    page.goto(f"{hub.url}/incidents/{incident_id}")
+    page.fill("#comment", "half-typed")
+    page.locator("h1").click()  # away from the box: the refresh may swap it now
+    page.evaluate("window.stayed = true")
+    admin = {"Authorization": "Bearer admin-token"}
+    httpx.post(f"{hub.url}/api/v1/incidents/{incident_id}/ack", headers=admin, timeout=10)
+    header = page.locator("#live .card .badge.st-acknowledged")
+    expect(header).to_have_text("acknowledged", timeout=LIVE)
+    expect(page.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
+    expect(page.locator("#comment")).to_have_value("half-typed")
+    assert page.evaluate("window.stayed === true"), "the page reloaded"
+
+
+def test_a_banner_is_shown_once_and_a_refused_action_leaves_the_page_live(hub_factory, smtp, page):
+    hub = hub_factory(CONSOLE_CONFIG, mail_url=mail_url(smtp[1]))
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    sign_in(page, hub.url, "write-token")
+    page.goto(f"{hub.url}/incidents/{incident_id}")
+    page.click("button:has-text('Acknowledge')")
+    expect(page.locator(".banner.ok")).to_have_text(f"Incident #{incident_id} is acknowledged.")
+    expect(page).to_have_url(f"{hub.url}/incidents/{incident_id}")
+    page.reload()
+    expect(page.locator("#live .card .badge.st-acknowledged")).to_be_visible()
+    expect(page.locator(".banner.ok")).to_have_count(0)
+
+    admin = {"Authorization": "Bearer admin-token"}
+    httpx.post(f"{hub.url}/api/v1/incidents/{incident_id}/resolve", headers=admin, timeout=10)
+    page.click("button:has-text('Unacknowledge')")  # the page still offers it: 409
+    expect(page.locator(".banner.err")).to_contain_text("resolved")
+    expect(page).to_have_url(f"{hub.url}/incidents/{incident_id}")
+    expect(page.locator("#live")).to_have_attribute("data-refreshed", re.compile("."), timeout=LIVE)
+    page.reload()
+    expect(page.locator("h1")).to_contain_text("checkout down")
+
+
+PHONE = {"width": 390, "height": 844}
+WIDE = "https://grafana.example.com/d/" + "a1b2c3d4" * 20 + "?orgId=1&var-service=checkout"
+
+
+def test_long_words_and_links_wrap_on_a_phone(hub_factory, smtp, page):
+    hub = hub_factory(CONSOLE_CONFIG, mail_url=mail_url(smtp[1]))
+    event = {
+        "status": "firing",
+        "summary": "disk full on " + "volume" * 40,
+        "labels": {"service": "checkout", "volume": "pvc-" + "0123456789abcdef" * 8},
+        "annotations": {"dashboard": WIDE},
+    }
+    answer = httpx.post(f"{hub.url}/webhooks/shop", json=event, headers=AUTH, timeout=10)
+    incident_id = answer.json()["alerts"][0]["incident_id"]
+    sign_in(page, hub.url, "write-token")
+    page.goto(f"{hub.url}/incidents/{incident_id}")
+    page.fill("#comment", "x" * 2000)
+    page.click("button:has-text('Acknowledge')")
+    expect(page.locator(".banner.ok")).to_be_visible()
+    page.set_viewport_size(PHONE)
+    for path in ("/?status=acknowledged", f"/incidents/{incident_id}"):
+        page.goto(hub.url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{path} is {width} px wide on a phone"
+    shoot(page, "incident_phone")
+
+
+def test_the_delivery_log_fits_a_phone_and_the_dismiss_box_is_usable(hub_factory, page):
+    hub = hub_factory(CONSOLE_CONFIG, mail_url=mail_url(free_port()), max_attempts=1)
+    fire(hub.url, "checkout down")
+    with httpx.Client(base_url=hub.url, headers={"Authorization": "Bearer admin-token"}) as http:
+        wait_for(lambda: http.get("/api/v1/notifications", params={"state": "dead"}).json())
+    sign_in(page, hub.url, "admin-token")
+    page.goto(f"{hub.url}/notifications")
+    reason = page.locator("tr[data-notification] input[name=comment]")
+    assert reason.bounding_box()["width"] >= 160, "room to say why"
+
+    page.set_viewport_size(PHONE)
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    row = page.locator("tr[data-notification]")
+    for part in (row.locator(".badge"), row.get_by_role("button", name="Retry"), reason):
+        box = part.bounding_box()  # on screen without scrolling sideways
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    shoot(page, "notifications_phone")

@@ -1,7 +1,22 @@
+// Puts the page's own address (main[data-here]) in the address bar: without a
+// banner's ?done= code once the banner is shown, so a reload does not claim again
+// what may no longer be true, and the page's address rather than the action URL a
+// form posted to, so a reload or the refresh below asks for the page, not the action.
+(function () {
+  "use strict";
+  var main = document.querySelector("main[data-here]");
+  var here = main && main.getAttribute("data-here");
+  if (here && here !== window.location.pathname + window.location.search) {
+    window.history.replaceState(null, "", here + window.location.hash);
+  }
+})();
+
 // Keeps the live part of a console page (the element with data-live="SECONDS") up to
 // date without reloading: every few seconds it asks the same URL for that part only
-// (header X-Console-Part: live) and swaps it in. It waits while the tab is hidden or
-// while someone is using a control inside the part, and stops when the session ends.
+// (header X-Console-Part: live) and swaps it in. The part is all that can change (an
+// incident's state and buttons, the tab counts), so nothing shown goes stale. It waits
+// while the tab is hidden or while someone is using a control inside the part, keeps
+// what was typed in its text boxes, and stops when the session ends.
 (function () {
   "use strict";
   var live = document.querySelector("[data-live]");
@@ -13,6 +28,24 @@
   function busy() {
     var active = document.activeElement;
     return document.hidden || (active && active !== document.body && live.contains(active));
+  }
+
+  // What is typed in the part's text boxes, by id, to put back after a swap.
+  function typed() {
+    var kept = {};
+    live.querySelectorAll("textarea[id], input[type=text][id]").forEach(function (box) {
+      kept[box.id] = box.value;
+    });
+    return kept;
+  }
+
+  function retype(kept) {
+    Object.keys(kept).forEach(function (id) {
+      var box = document.getElementById(id);
+      if (box && live.contains(box) && kept[id]) {
+        box.value = kept[id];
+      }
+    });
   }
 
   function refresh() {
@@ -39,7 +72,9 @@
         if (html === null) {
           return;
         }
+        var kept = typed();
         live.innerHTML = html;
+        retype(kept);
         live.setAttribute("data-refreshed", new Date().toISOString());
         setTimeout(refresh, every);
       })
