@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable
 
 from aiosmtpd.controller import Controller
 from conftest import AUTH, BASE_CONFIG, Mailbox, free_port, mail_url, render_config, wait_for
@@ -56,6 +57,23 @@ def test_backoff_grows_exponentially_within_its_cap_and_jitter():
     delays = [backoff_delay(n, 2.0, 60.0, lambda: 1.0) for n in range(1, 8)]
     assert delays == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
     assert backoff_delay(3, 2.0, 60.0, lambda: 0.0) == 4.0
+
+
+def one_message_to_mail(path: str, port: int) -> tuple[Rules, Callable[[Tx], None]]:
+    """The rules of a hub mailing ``ops`` at ``port``, and a write that opens an incident
+    and queues its firing message there, as grouping would."""
+    text = render_config(BASE_CONFIG, port=8080, db=path, mail_url=mail_url(port))
+    ruleset = Rules.from_config(config.parse(text, {}))
+    event = Event(fingerprint="db", status="firing", summary="db is down")
+    delivery = Delivery("shop", None, time.time(), {}, b"{}")
+    links = Links("http://hub.example", b"secret", 3600)
+
+    def incident_with_a_message(tx: Tx) -> None:
+        answer = apply_delivery(tx, delivery, Decoded([event]), ruleset)
+        incident = tx.incident(answer.body["alerts"][0]["incident_id"])
+        enqueue(tx, incident, "ops", tx.episode_alerts(incident["id"]), time.time(), ruleset, links)
+
+    return ruleset, incident_with_a_message
 
 
 def test_a_claim_committed_after_shutdown_began_sends_nothing_and_is_freed_on_restart(tmp_path):
@@ -120,17 +138,7 @@ def test_a_send_the_store_could_not_record_at_once_is_recorded_once_it_can(tmp_p
     is sent, its attempt logged, and nothing is sent twice when its claim runs out."""
     path = (tmp_path / "hub.db").as_posix()
     mailbox, port = LockingMailbox(path), free_port()
-    text = render_config(BASE_CONFIG, port=8080, db=path, mail_url=mail_url(port))
-    ruleset = Rules.from_config(config.parse(text, {}))
-    event = Event(fingerprint="db", status="firing", summary="db is down")
-    delivery = Delivery("shop", None, time.time(), {}, b"{}")
-    links = Links("http://hub.example", b"secret", 3600)
-
-    def incident_with_a_message(tx: Tx) -> None:
-        answer = apply_delivery(tx, delivery, Decoded([event]), ruleset)
-        incident = tx.incident(answer.body["alerts"][0]["incident_id"])
-        alerts = tx.episode_alerts(incident["id"])
-        enqueue(tx, incident, "ops", alerts, time.time(), ruleset, links)
+    ruleset, incident_with_a_message = one_message_to_mail(path, port)
 
     async def send_while_locked(store: Store) -> dict:
         await store.write(incident_with_a_message)
@@ -178,16 +186,7 @@ def test_a_send_slower_than_the_claim_lease_is_not_claimed_and_sent_again_meanwh
     is not taken as abandoned by a dead claimer, so one message arrives, not two."""
     path = (tmp_path / "hub.db").as_posix()
     mailbox, port = SlowMailbox(), free_port()
-    text = render_config(BASE_CONFIG, port=8080, db=path, mail_url=mail_url(port))
-    ruleset = Rules.from_config(config.parse(text, {}))
-    event = Event(fingerprint="db", status="firing", summary="db is down")
-    delivery = Delivery("shop", None, time.time(), {}, b"{}")
-    links = Links("http://hub.example", b"secret", 3600)
-
-    def incident_with_a_message(tx: Tx) -> None:
-        answer = apply_delivery(tx, delivery, Decoded([event]), ruleset)
-        incident = tx.incident(answer.body["alerts"][0]["incident_id"])
-        enqueue(tx, incident, "ops", tx.episode_alerts(incident["id"]), time.time(), ruleset, links)
+    ruleset, incident_with_a_message = one_message_to_mail(path, port)
 
     async def send_slowly(store: Store) -> dict:
         await store.write(incident_with_a_message)
