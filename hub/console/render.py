@@ -8,11 +8,13 @@ choosing; the only value a banner takes from a link is a number or an incident i
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from litestar import Request
@@ -68,6 +70,7 @@ _ACTION_PAGES = [
     (re.compile(r"/deliveries/(\d+)/replay"), "/deliveries/{}"),
     (re.compile(r"/logout"), "/"),
 ]
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _ONCE = ("done", "undone", "mutes")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -191,12 +194,15 @@ def utc(value: float | datetime | str | None) -> str:
 
 
 @pass_context
-def hhmm(context: Any, value: float | datetime | str) -> str:
-    """A time of day as a wake-up time is read at a glance (the console shows UTC),
-    with its date unless it is today's: "00:54" a day ahead would read as tonight."""
-    moment = datetime.fromtimestamp(_epoch(value), UTC)
-    today = datetime.fromtimestamp(context["now"], UTC).date()
-    return moment.strftime("%H:%M UTC" if moment.date() == today else "%Y-%m-%d %H:%M UTC")
+def hhmm(context: Any, value: float | datetime | str, zone: str = "UTC") -> str:
+    """A time of day as a wake-up time is read at a glance (in UTC, or a schedule's
+    ``zone``), with its date unless it is that day's: "00:54" a day ahead would read
+    as tonight."""
+    where = ZoneInfo(zone)
+    moment = datetime.fromtimestamp(_epoch(value), where)
+    today = datetime.fromtimestamp(context["now"], where).date()
+    shown = moment.strftime("%H:%M" if moment.date() == today else "%Y-%m-%d %H:%M")
+    return f"{shown} {zone}"
 
 
 def pretty_kind(kind: str) -> str:
@@ -214,11 +220,14 @@ def took(start: float | datetime | str, end: float | datetime | str) -> str:
 
 
 def span(seconds: float) -> str:
-    """Seconds as the largest whole unit: 90 -> 1m, 7200 -> 2h."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
+    """Seconds in the two largest units, rounded at the smaller, so a fresh 4h snooze
+    reads "4h", not "3h": 90 -> 1m 30s, 7200 -> 2h, 5400 -> 1h 30m, 93600 -> 1d 2h."""
+    for (unit, size), (small_unit, small) in itertools.pairwise(_UNITS):
+        total = round(seconds / small)
+        if total * small >= size:
+            whole, rest = divmod(total, size // small)
+            return f"{whole}{unit}" + (f" {rest}{small_unit}" if rest else "")
+    return f"{round(seconds)}s"
 
 
 def _epoch(value: float | datetime | str) -> float:
