@@ -111,6 +111,7 @@ def incident_page(
     if found is None:
         raise NotFound(f"no incident with id {incident_id}")
     like_this = [str(matchers.Matcher(k, "=", v)) for k, v in sorted(found["labels"].items())]
+    timeline = store.timeline(incident_id)
     return page(
         request,
         viewer,
@@ -120,11 +121,22 @@ def incident_page(
         error=error,
         incident=found,
         alerts=with_mutes(hub, store.incident_alerts(incident_id)),
-        timeline=store.timeline(incident_id),
+        timeline=timeline,
         notifications=store.notifications({"incident_id": incident_id}, limit=SHOWN),
         escalation=store.escalation(incident_id),
+        unheard=unheard_step(timeline),
         like_this=like_this,
     )
+
+
+def unheard_step(timeline: list[dict]) -> dict | None:
+    """The last escalation step's timeline detail when it paged nobody (its schedules
+    had nobody on call): a finished escalation whose last step reached no one must say
+    so where it says it finished, not only deep in the timeline."""
+    steps = [t["detail"] for t in timeline if t["kind"] == "escalated"]
+    last = steps[-1] if steps else {}
+    reached = last.get("notified") or last.get("via_route")
+    return last if last.get("nobody_on_call") and not reached else None
 
 
 @get("/silences", name="console:silences")
