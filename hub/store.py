@@ -1840,6 +1840,15 @@ class Store:
         )
         return {row["incident_id"]: row["n"] for row in rows}
 
+    def firing_alerts_of(self, incident_ids: list[int]) -> list[dict]:
+        """The firing alerts of the given incidents, in one query."""
+        rows = self.query(
+            f"SELECT * FROM alerts WHERE incident_id IN ({_marks(incident_ids)})"
+            " AND status = 'firing' ORDER BY id",
+            tuple(incident_ids),
+        )
+        return [_decode_alert(row) for row in rows]
+
     def timeline(self, incident_id: int) -> list[dict]:
         rows = self.query(
             "SELECT at, kind, actor, detail FROM timeline WHERE incident_id = ? ORDER BY id",

@@ -38,3 +38,31 @@ def test_a_finished_escalation_whose_last_step_paged_nobody_says_so_in_its_heade
     assert " ".join(header.split()) == (
         "page: finished — step 2 paged nobody: schedule secondary has nobody on call"
     )
+
+
+def test_an_incident_whose_every_firing_alert_is_silenced_is_marked_muted(hub_factory):
+    hub = start(hub_factory)
+    live = fire(hub.url, "checkout down")["incident_id"]
+    muted = fire(hub.url, "test alert", service="test")["incident_id"]
+    body = {"matchers": ['service="test"'], "duration": "1h", "comment": "load test"}
+    with hub.client(headers={"Authorization": "Bearer write-token"}) as api:
+        assert api.post("/api/v1/silences", json=body).status_code == 201
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        listed = http.get("/").text
+    rows = dict(re.findall(r'<tr data-incident="(\d+)">(.*?)</tr>', listed, re.S))
+    assert '<span class="badge st-muted">muted</span>' in rows[str(muted)]
+    assert "muted" not in rows[str(live)]
+
+
+def test_dead_letters_are_counted_on_their_tab_and_linked_from_every_page(hub_factory):
+    hub = start(hub_factory)  # its receiver's mail server is not there: one attempt dies
+    fire(hub.url, "checkout down")
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        wait_for(lambda: "1 dead letter<" in http.get("/silences").text)
+        pages = {path: http.get(path).text for path in ("/", "/oncall", "/notifications")}
+    link = '<a class="dead-letters" href="/notifications?state=dead">1 dead letter</a>'
+    for path, text in pages.items():
+        assert link in text, path
+    assert re.search(r">Dead letters \(1\)</a>", pages["/notifications"])

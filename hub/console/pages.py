@@ -73,7 +73,18 @@ async def incidents(
         cursor=cursor,
         older=found.next,
         alert_counts=store.incident_alert_counts([row["id"] for row in found.rows]),
+        muted=muted_incidents(request.app.state.hub, [row["id"] for row in found.rows]),
     )
+
+
+def muted_incidents(hub: Any, incident_ids: list[int]) -> set[int]:
+    """Which of the incidents have firing alerts, every one of them muted (by a
+    silence, a window, a rule or flapping) as the incident page shows them: a list of
+    silenced test incidents must not hide the one live incident among them."""
+    alerts = with_mutes(hub, hub.store.firing_alerts_of(incident_ids))
+    firing = {alert["incident_id"] for alert in alerts}
+    heard = {alert["incident_id"] for alert in alerts if not alert["mutes"]}
+    return firing - heard
 
 
 def _tab(status: str) -> str:

@@ -106,9 +106,13 @@ def page(
     status: int = 200,
     **context: Any,
 ) -> Template:
-    """A console page; only its ``live`` part when the auto-refresh script asks for it."""
+    """A console page; only its ``live`` part when the auto-refresh script asks for it.
+    Every whole page counts the dead letters, which its header links to when there are
+    any: someone not told waits for a person wherever they are in the console."""
     hub = request.app.state.hub
     name = live if live and request.headers.get(PART_HEADER) == "live" else template
+    if name == template:
+        context.setdefault("dead_letters", hub.store.notification_state_counts().get("dead", 0))
     target = f"{request.url.path}?{request.url.query}"
     context.setdefault("notice", notice_for(target))
     context.setdefault("warning", warning_for(target))
