@@ -1840,6 +1840,14 @@ class Store:
         )
         return {row["incident_id"]: row["n"] for row in rows}
 
+    def alerts_by_fingerprint(self, fingerprints: list[str]) -> dict[str, dict]:
+        """The alerts with the given fingerprints, keyed by fingerprint, in one query."""
+        rows = self.query(
+            f"SELECT * FROM alerts WHERE fingerprint IN ({_marks(fingerprints)})",
+            tuple(fingerprints),
+        )
+        return {row["fingerprint"]: _decode_alert(row) for row in rows}
+
     def firing_alerts_of(self, incident_ids: list[int]) -> list[dict]:
         """The firing alerts of the given incidents, in one query."""
         rows = self.query(

@@ -66,3 +66,22 @@ def test_dead_letters_are_counted_on_their_tab_and_linked_from_every_page(hub_fa
     for path, text in pages.items():
         assert link in text, path
     assert re.search(r">Dead letters \(1\)</a>", pages["/notifications"])
+
+
+def test_a_down_heartbeat_says_why_and_links_its_incident_and_only_it_says_down(hub_factory):
+    hub = start(hub_factory)
+    writer = {"Authorization": "Bearer write-token"}
+    with hub.client() as http:
+        for name in ("backup", "etl"):
+            body = {"name": name, "period": "1h"}
+            assert http.post("/api/v1/heartbeats", json=body, headers=writer).status_code == 201
+        assert http.post("/ping/backup/fail").status_code == 200
+        incident_id = http.get("/api/v1/incidents", headers=writer).json()[0]["id"]
+        sign_in(http, "read-token")
+        page = http.get("/heartbeats").text
+    rows = dict(re.findall(r'<tr data-heartbeat="(\w+)">(.*?)</tr>', page, re.S))
+    why = re.search(r"<div class=\"sub\" data-why>(.*?)</div>", rows["backup"]).group(1)
+    link = f'<a href="/incidents/{incident_id}">incident #{incident_id}</a>'
+    assert why == f"failure reported · {link}"
+    assert "heartbeat backup is down" in rows["backup"]
+    assert "is down" not in rows["etl"] and "data-why" not in rows["etl"], "etl is new"

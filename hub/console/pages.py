@@ -22,6 +22,7 @@ from hub import (
     paging,
     silencing,
 )
+from hub import heartbeats as heartbeat_checks
 from hub.alerts import matchable
 from hub.api import RowId, with_mutes
 from hub.console.render import page
@@ -212,7 +213,14 @@ def caught(texts: list[str], labelsets: list[dict[str, str]]) -> list[bool]:
 
 @get("/heartbeats", name="console:heartbeats")
 async def heartbeats(request: Request, viewer: NamedDependency[Viewer]) -> Template:
-    rows = [api_heartbeats.present(row) for row in request.app.state.hub.store.heartbeats()]
+    """Each heartbeat; a down one with why (a failure reported, a deadline missed) and
+    its incident, read from the alert it raised."""
+    store = request.app.state.hub.store
+    rows = [api_heartbeats.present(row) for row in store.heartbeats()]
+    alerts = store.alerts_by_fingerprint([heartbeat_checks.fingerprint(r["name"]) for r in rows])
+    for row in rows:
+        alert = alerts.get(heartbeat_checks.fingerprint(row["name"]))
+        row["alert"] = alert if alert and alert["status"] == "firing" else None
     return page(request, viewer, "heartbeats.html", live="heartbeats_table.html", heartbeats=rows)
 
 
