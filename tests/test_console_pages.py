@@ -85,3 +85,26 @@ def test_a_down_heartbeat_says_why_and_links_its_incident_and_only_it_says_down(
     assert why == f"failure reported · {link}"
     assert "heartbeat backup is down" in rows["backup"]
     assert "is down" not in rows["etl"] and "data-why" not in rows["etl"], "etl is new"
+
+
+def test_the_incident_filter_says_it_matches_group_labels_in_this_hubs_own_labels(hub_factory):
+    hub = start(hub_factory)
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        listed = http.get("/").text
+    assert 'placeholder="service=&#34;...&#34;"' in listed
+    hint = re.search(r'<span class="hint" id="filter-hint">(.*?)</span>', listed).group(1)
+    assert hint == "matches an incident's group labels only (service), not the labels of its alerts"
+
+
+def test_the_sources_page_says_where_refused_requests_are_counted(hub_factory):
+    hub = start(hub_factory)
+    with hub.client() as http:
+        refused = http.post("/webhooks/shop", json={"status": "firing"})
+        sign_in(http, "read-token")
+        page = http.get("/sources").text
+    assert refused.status_code == 401
+    assert "Refused requests (401, 413, 415, 422, ...) are not stored" in page
+    assert "hub_webhooks_received_total{source, outcome}" in page
+    assert "event=webhook_refused" in page
+    assert "No deliveries yet." in page

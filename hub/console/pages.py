@@ -47,7 +47,8 @@ async def incidents(
     """Incidents by tab, newest change first, a page at a time as ``/api/v1/incidents``
     pages them; ``label`` filters on group labels. An unknown tab or filter is a 400
     that says so, never a list that looks like the answer."""
-    store = request.app.state.hub.store
+    hub = request.app.state.hub
+    store, group_by = hub.store, hub.config.route.group_by or []
     wanted, error = _matchers(label)
     found = (
         paging.Page([], None)
@@ -74,8 +75,18 @@ async def incidents(
         cursor=cursor,
         older=found.next,
         alert_counts=store.incident_alert_counts([row["id"] for row in found.rows]),
-        muted=muted_incidents(request.app.state.hub, [row["id"] for row in found.rows]),
+        muted=muted_incidents(hub, [row["id"] for row in found.rows]),
+        group_by=group_by,
+        filter_example=filter_example(group_by),
     )
+
+
+def filter_example(group_by: list[str]) -> str:
+    """The filter box's placeholder, in the labels incidents are grouped by here."""
+    shown = [label for label in group_by if label.isidentifier()][:2]
+    if not shown:
+        return 'service="checkout", env=~"prod|staging"'
+    return ", ".join(f'{label}="..."' for label in shown)
 
 
 def muted_incidents(hub: Any, incident_ids: list[int]) -> set[int]:
