@@ -1857,6 +1857,17 @@ class Store:
         )
         return [_decode_alert(row) for row in rows]
 
+    def dismissals(self, incident_ids: list[int]) -> dict[int, dict]:
+        """Who dismissed each dead letter of the given incidents, when and why (the
+        timeline entry ``outbox.dismiss`` wrote), keyed by notification id."""
+        rows = self.query(
+            "SELECT at, actor, detail FROM timeline WHERE kind = 'dead_letter_dismissed'"
+            f" AND incident_id IN ({_marks(incident_ids)})",
+            tuple(incident_ids),
+        )
+        found = [{**row, "detail": _decode_json(row["detail"])} for row in rows]
+        return {row["detail"]["notification"]: row for row in found}
+
     def timeline(self, incident_id: int) -> list[dict]:
         rows = self.query(
             "SELECT at, kind, actor, detail FROM timeline WHERE incident_id = ? ORDER BY id",

@@ -108,3 +108,27 @@ def test_the_sources_page_says_where_refused_requests_are_counted(hub_factory):
     assert "hub_webhooks_received_total{source, outcome}" in page
     assert "event=webhook_refused" in page
     assert "No deliveries yet." in page
+
+
+def test_dismissing_from_an_incident_comes_back_to_it_and_the_dismissed_tab_says_who_and_why(
+    hub_factory,
+):
+    hub = start(hub_factory)
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    with hub.client() as http:
+        sign_in(http, "admin-token")
+        page = wait_for(
+            lambda: "/dismiss" in (text := http.get(f"/incidents/{incident_id}").text) and text
+        )
+        letter = re.search(r'action="/notifications/(\d+)/dismiss"', page).group(1)
+        form = re.search(rf'action="/notifications/{letter}/dismiss">(.*?)</form>', page, re.S)
+        fields = dict(re.findall(r'name="(_csrf|back)" value="([^"]*)"', form.group(1)))
+        done = http.post(
+            f"/notifications/{letter}/dismiss", data={**fields, "comment": "mail server retired"}
+        )
+        dismissed = http.get("/notifications?state=dismissed").text
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/incidents/{incident_id}?done=dismiss"
+    row = re.search(rf'<tr id="notification-{letter}".*?</tr>', dismissed, re.S).group(0)
+    said = re.search(r"<div class=\"sub\" data-dismissed>(.*?)</div>", row).group(1)
+    assert re.fullmatch(r"by ada <time[^>]*>\d+s ago</time>: <q>mail server retired</q>", said)

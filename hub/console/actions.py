@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 from hub import api_incidents, api_replay, silencing, snoozes
 from hub.api import RowId
 from hub.console import pages, render
-from hub.console.viewer import Viewer, posted
+from hub.console.viewer import Viewer, local, posted
 from hub.errors import Conflict, Forbidden, InvalidPayload, MalformedBody, NotFound
 
 ACTIONS = ("ack", "snooze", "unack", "resolve")
@@ -109,7 +109,7 @@ async def dead_letter(
     action: FromPath[str],
 ) -> Redirect | Template:
     """Send a dead letter again, or dismiss it with an optional why (role admin, as in
-    the API)."""
+    the API); then back to the page the button was on (an incident's, a tab)."""
     if action not in ("retry", "dismiss"):
         raise NotFound(f"no dead letter action {action!r}")
     form = await posted(request, viewer, "admin")
@@ -122,7 +122,8 @@ async def dead_letter(
             await api_incidents.dismiss(hub, notification_id, by, comment, via="console")
     except (Conflict, InvalidPayload) as e:
         return pages.notifications_page(request, viewer, error=e.detail, status=e.status)
-    return Redirect(f"/notifications?done={action}", status_code=303)
+    back = local(str(form.get("back", "/notifications")))
+    return Redirect(f"{back}{'&' if '?' in back else '?'}done={action}", status_code=303)
 
 
 @post("/deliveries/{delivery_id:int}/replay", name="console:replay")

@@ -135,6 +135,7 @@ def incident_page(
         raise NotFound(f"no incident with id {incident_id}")
     like_this = [str(matchers.Matcher(k, "=", v)) for k, v in sorted(found["labels"].items())]
     timeline = store.timeline(incident_id)
+    sent = store.notifications({"incident_id": incident_id}, limit=SHOWN)
     return page(
         request,
         viewer,
@@ -145,7 +146,8 @@ def incident_page(
         incident=found,
         alerts=with_mutes(hub, store.incident_alerts(incident_id)),
         timeline=timeline,
-        notifications=store.notifications({"incident_id": incident_id}, limit=SHOWN),
+        notifications=sent,
+        dismissals=dismissals(store, sent),
         escalation=store.escalation(incident_id),
         unheard=unheard_step(timeline),
         like_this=like_this,
@@ -374,7 +376,14 @@ def notifications_page(
         error=error,
         state=filters.get("state", ""),
         notifications=rows,
+        dismissals=dismissals(store, rows),
     )
+
+
+def dismissals(store: Any, notifications: list[dict]) -> dict[int, dict]:
+    """Who dismissed each dismissed notification and why, from its incident's timeline."""
+    gone = {n["incident_id"] for n in notifications if n["state"] == "dismissed"}
+    return store.dismissals(sorted(i for i in gone if i is not None)) if gone else {}
 
 
 @get(TEST_PATH, name="console:notify-test")
