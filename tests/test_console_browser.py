@@ -174,7 +174,9 @@ def test_a_dead_letter_shows_its_error_and_retry_delivers_it(hub_factory, page):
     try:
         dead.locator("button:has-text('Retry')").click()
         expect(page.locator(".banner.ok")).to_have_text("The notification will be sent again.")
+        assert page.url.endswith("/notifications?state=dead"), "back on the tab it was on"
         wait_for(lambda: mailbox.messages)
+        page.goto(f"{hub.url}/notifications")
         expect(page.locator("tr[data-notification] .badge")).to_have_text("sent")
     finally:
         server.stop()
