@@ -137,6 +137,7 @@ class Runtime:
         self.limiter = RateLimiter()  # one token bucket per source, kept across reloads
         self.stored_ack_secret = b""  # signs ack links when [server] ack_secret is unset
         self.session_key = b""  # signs console sessions; kept in the store
+        self.sign_outs = sessions.SignOuts()  # loaded from the store at start
         self.sender: Sender | None = None
         self.dispatcher: Dispatcher | None = None
         self.escalator: Escalator | None = None
@@ -171,6 +172,7 @@ class Runtime:
         await self.store.write(self._notice_missing_receivers, background=True)
         self.stored_ack_secret = await self.store.write(_stored_ack_secret, background=True)
         self.session_key = await self.store.write(sessions.stored_key, background=True)
+        self.sign_outs = await self.store.write(sessions.SignOuts.load, background=True)
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
         await self.sender.recover()
         self.dispatcher = Dispatcher(

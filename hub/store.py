@@ -1136,6 +1136,13 @@ class Tx:
         row = self.conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
+    def settings_under(self, prefix: str) -> dict[str, str]:
+        """Every setting whose name starts with ``prefix``, keyed by the rest of the name."""
+        rows = self.conn.execute(
+            "SELECT name, value FROM settings WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)
+        ).fetchall()
+        return {name[len(prefix) :]: value for name, value in rows}
+
     def put_setting(self, name: str, value: str) -> None:
         self.conn.execute(
             "INSERT INTO settings (name, value) VALUES (?, ?)"

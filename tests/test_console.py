@@ -208,9 +208,57 @@ def test_signing_out_ends_the_session(hub_factory):
     with hub.client() as http:
         sign_in(http, "read-token")
         page = http.get("/")
+        assert "Ends every console session of your token" in page.text
         answer = http.post("/logout", data={"_csrf": csrf_in(page.text)})
         assert answer.headers["location"] == "/login?done=signed-out"
+        assert (
+            "every console session of your token has ended"
+            in http.get(answer.headers["location"]).text
+        )
         assert http.get("/").status_code == 302
+
+
+def sign_out_keeping_a_copy(hub, token: str) -> dict[str, str]:
+    """Sign in, copy the session cookie as a thief would, then sign out; the copy."""
+    with hub.client() as http:
+        sign_in(http, token)
+        copy = dict(http.cookies)
+        page = http.get("/")
+        assert http.post("/logout", data={"_csrf": csrf_in(page.text)}).status_code == 303
+    return copy
+
+
+def assert_signed_out(hub, cookies: dict[str, str]) -> None:
+    with hub.client(cookies=cookies) as http:
+        answer = http.get("/silences")
+    assert answer.status_code == 302
+    assert answer.headers["location"] == "/login?next=%2Fsilences"
+
+
+def test_a_copy_of_the_session_cookie_dies_with_the_sign_out(hub_factory):
+    """Sign-out ends every session of the token, not only the cookie of the browser
+    that signed out; other tokens' sessions go on, and signing in again works."""
+    hub = start(hub_factory)
+    with hub.client() as other_browser, hub.client() as colleague:
+        sign_in(other_browser, "read-token")
+        sign_in(colleague, "write-token")
+        copy = sign_out_keeping_a_copy(hub, "read-token")
+        assert_signed_out(hub, copy)
+        assert other_browser.get("/").status_code == 302
+        assert colleague.get("/").status_code == 200
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        assert http.get("/silences").status_code == 200
+
+
+def test_a_sign_out_survives_a_restart(hub_factory):
+    hub = start(hub_factory)
+    copy = sign_out_keeping_a_copy(hub, "read-token")
+    hub.restart()
+    assert_signed_out(hub, copy)
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        assert http.get("/silences").status_code == 200
 
 
 def test_a_delivery_can_be_replayed_as_a_dry_run_or_ingested_again(hub_factory):

@@ -64,6 +64,15 @@ def test_a_rotated_or_revoked_token_ends_its_sessions():
     assert sessions.token_of(KEY, session, []) is None
 
 
+def test_a_sign_out_ends_the_sessions_of_its_token_issued_until_then():
+    session, _ = made()
+    ended = sessions.SignOuts({"alice": NOW})
+    assert ended.ended(session), "issued at the very time of the sign-out"
+    assert not ended.ended(sessions.start(KEY, ALICE, NOW + 0.001, ttl=3600))
+    assert not sessions.SignOuts({"ada": NOW + 10}).ended(session)
+    assert not sessions.SignOuts().ended(session)
+
+
 def test_each_sign_in_gets_its_own_nonce():
     assert made()[0].nonce != made()[0].nonce
 

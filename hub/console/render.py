@@ -51,7 +51,7 @@ NOTICES = {
     "retry": "The notification will be sent again.",
     "dismiss": "The dead letter is dismissed; the incident's timeline says by whom.",
     "replayed": "The delivery was ingested again; this is the new one.",
-    "signed-out": "You are signed out.",
+    "signed-out": "You are signed out: every console session of your token has ended.",
 }
 WARNINGS = {
     "signed-out": (

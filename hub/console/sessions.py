@@ -1,11 +1,13 @@
 """Console sign-in sessions and CSRF tokens, kept in a signed cookie.
 
 A session cookie is ``<payload>.<signature>``, both base64url: the payload is the
-signed-in token's name, a digest of that token's value, a random nonce and an expiry
-(Unix seconds); the signature is HMAC-SHA256 over a version tag and the payload, with
-a key generated once and kept in the store's settings. Nothing else is stored: the
-role is looked up in the running config on every request, so a reload that revokes
-or rotates a token (its digest no longer matches) ends its sessions at once.
+signed-in token's name, a digest of that token's value, a random nonce, when it was
+issued and when it expires (Unix seconds); the signature is HMAC-SHA256 over a version
+tag and the payload, with a key generated once and kept in the store's settings. No
+session is stored: the role is looked up in the running config on every request, so a
+reload that revokes or rotates a token (its digest no longer matches) ends its
+sessions at once. Signing out records only the time, per token name: every session of
+that token issued until then is over, so a copy of the cookie dies with it.
 
 A form's CSRF token is an HMAC of the session's nonce (or, before sign-in, of the
 nonce in a short-lived login cookie): a page from another site cannot read it, so
@@ -23,20 +25,23 @@ import secrets
 import msgspec
 
 from hub.config import ApiToken
-from hub.store import Tx
+from hub.store import Store, Tx
 
 KEY_SETTING = "console_session_key"
+SIGNED_OUT_SETTING = "signed_out:"
 _SESSION = b"hub-session-v1:"
 _CSRF = b"hub-csrf-v1:"
 _TOKEN = b"hub-token-v1:"
 
 
 class Session(msgspec.Struct, frozen=True, array_like=True):
-    """Who signed in (a token's name), with what (a digest of its value), until when."""
+    """Who signed in (a token's name), with what (a digest of its value), since and
+    until when."""
 
     name: str
     token_digest: str
     nonce: str
+    issued: float
     expires: int
 
 
@@ -51,7 +56,7 @@ def stored_key(tx: Tx) -> bytes:
 
 def start(key: bytes, token: ApiToken, now: float, ttl: float) -> Session:
     """A new session for ``token`` with a fresh nonce (never reuse the pre-sign-in one)."""
-    return Session(token.name, _digest(key, token.token), new_nonce(), int(now + ttl))
+    return Session(token.name, _digest(key, token.token), new_nonce(), now, int(now + ttl))
 
 
 def new_nonce() -> str:
@@ -76,6 +81,29 @@ def decode(key: bytes, cookie: str, now: float) -> Session | None:
     except msgspec.DecodeError:
         return None
     return session if now < session.expires else None
+
+
+class SignOuts:
+    """When each token last signed out of the console, kept in the store's settings (so
+    a sign-out survives a restart) and in memory (so checking a request costs no query)."""
+
+    def __init__(self, times: dict[str, float] | None = None) -> None:
+        self._times = dict(times or {})
+
+    @classmethod
+    def load(cls, tx: Tx) -> SignOuts:
+        stored = tx.settings_under(SIGNED_OUT_SETTING)
+        return cls({name: float(at) for name, at in stored.items()})
+
+    def ended(self, session: Session) -> bool:
+        """Whether its token signed out at or after the session was issued."""
+        return session.issued <= self._times.get(session.name, float("-inf"))
+
+    async def sign_out(self, store: Store, name: str, at: float) -> None:
+        """End every session of token ``name`` issued until ``at``: stored first, so
+        a sign-out that is not kept is not reported as done."""
+        await store.write(lambda tx: tx.put_setting(SIGNED_OUT_SETTING + name, repr(at)))
+        self._times[name] = at
 
 
 def token_of(key: bytes, session: Session, tokens: list[ApiToken]) -> ApiToken | None:

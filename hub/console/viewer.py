@@ -59,6 +59,8 @@ def identify(request: Request) -> Viewer:
     hub = request.app.state.hub
     key, tokens = hub.session_key, hub.config.api.tokens
     session = sessions.decode(key, request.cookies.get(SESSION_COOKIE, ""), hub.clock())
+    if session and hub.sign_outs.ended(session):
+        session = None
     token = sessions.token_of(key, session, tokens) if session else None
     nonce = session.nonce if token and session else ""
     csrf = sessions.csrf_token(key, nonce) if nonce else ""
@@ -87,13 +89,17 @@ async def posted(request: Request, who: Viewer, role: Role) -> FormMultiDict:
 
 @get("/login", name="console:login")
 async def login_form(
-    request: Request, target: Annotated[str, QueryParameter(name="next")] = "/"
+    request: Request,
+    target: Annotated[str, QueryParameter(name="next")] = "/",
+    done: Annotated[str, QueryParameter()] = "",
 ) -> Response:
-    """The sign-in form, with a login cookie whose nonce its CSRF token signs."""
+    """The sign-in form, with a login cookie whose nonce its CSRF token signs; after a
+    sign-out it says what the sign-out ended."""
     target = local(target)
     if identify(request).token is not None:
         return Redirect(target)
-    return _login_page(request, target)
+    signed_out = render.NOTICES["signed-out"] if done == "signed-out" else ""
+    return _login_page(request, target, notice=signed_out)
 
 
 @post("/login", name="console:sign-in")
@@ -118,16 +124,22 @@ async def sign_in(request: Request) -> Response:
 
 @post("/logout", name="console:sign-out")
 async def sign_out(request: Request) -> Response:
-    """Forget the session cookie (the form still needs its CSRF token)."""
+    """End every console session of the viewer's token, not just this browser's cookie,
+    so a copy of it taken earlier dies too (the form still needs its CSRF token)."""
+    hub = request.app.state.hub
     who = await viewer(request)
     await posted(request, who, "read")
+    if who.name:
+        await hub.sign_outs.sign_out(hub.store, who.name, hub.clock())
     log.info("event=console_sign_out name=%s", logs.value(who.name or ""))
     answer = Redirect("/login?done=signed-out", status_code=303)
     answer.delete_cookie(SESSION_COOKIE, path="/")
     return answer
 
 
-def _login_page(request: Request, target: str, error: str = "", status: int = 200) -> Template:
+def _login_page(
+    request: Request, target: str, error: str = "", status: int = 200, notice: str = ""
+) -> Template:
     key = request.app.state.hub.session_key
     nonce = request.cookies.get(LOGIN_COOKIE) or sessions.new_nonce()
     signed_out = Viewer(None, "", "", open_mode=not request.app.state.hub.config.api.tokens)
@@ -139,7 +151,7 @@ def _login_page(request: Request, target: str, error: str = "", status: int = 20
         next=target,
         login_csrf=sessions.csrf_token(key, nonce),
         error=error,
-        notice=render.notice_for(target),
+        notice=notice or render.notice_for(target),
         warning=render.warning_for(target),
     )
     page.cookies.append(_cookie(request, LOGIN_COOKIE, nonce, LOGIN_TTL))
