@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import jinja2
 import msgspec
+from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from hub.channels import SMS_LIMIT, Kind
@@ -306,6 +307,25 @@ def _unless_missing_key(method: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+class UnknownField(jinja2.UndefinedError):
+    """A field or item a value lacks (``alerts[0].sumary``, ``alerts[3]``), kept with
+    the value and the name so the config check can say it in the template's terms."""
+
+    def __init__(self, owner: Any, name: Any) -> None:
+        super().__init__(f"has no field {name!r}")
+        self.owner = owner
+        self.name = name
+
+    def describe(self, expression: str | None) -> str:
+        """``alerts[0] has no field 'sumary' (fields: fingerprint, status, ...)``."""
+        what = expression or "a value"
+        if isinstance(self.name, int):
+            return f"{what} has no item {self.name} (the sample incidents have 1 or 2 alerts)"
+        fields = getattr(type(self.owner), "__struct_fields__", ())
+        listed = f" (fields: {', '.join(fields)})" if fields else ""
+        return f"{what} has no field {self.name!r}{listed}"
+
+
 class TypoUndefined(jinja2.Undefined):
     """An unknown name as the config check sees it: a typo (``sevrity``,
     ``alerts[0].sumary``) fails like ``StrictUndefined`` once used, since it would
@@ -320,6 +340,14 @@ class TypoUndefined(jinja2.Undefined):
     __eq__ = _unless_missing_key(jinja2.Undefined.__eq__)
     __ne__ = _unless_missing_key(jinja2.Undefined.__ne__)
     __hash__ = _unless_missing_key(jinja2.Undefined.__hash__)
+
+    def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """A missing field or item of a value raises UnknownField; an unknown name
+        fails as Jinja says it (``'sevrity' is undefined``)."""
+        owner = self._undefined_obj
+        if self._undefined_hint is None and owner is not jinja2.utils.missing:
+            raise UnknownField(owner, self._undefined_name)
+        super()._fail_with_undefined_error(*args, **kwargs)
 
 
 class Templates:
@@ -411,7 +439,13 @@ def check(config: Config) -> list[str]:
         for i, receiver in enumerate(config.receivers)
         for field, source in _own_templates(receiver)
     ]
-    return [f"{key}: {_describe(error)}" for key, attempt in attempts if (error := _fault(attempt))]
+    sources = [source for receiver in config.receivers for _, source in _own_templates(receiver)]
+    sources += config.templates.values()
+    return [
+        f"{key}: {_describe(error, env, sources)}"
+        for key, attempt in attempts
+        if (error := _fault(attempt))
+    ]
 
 
 def _trial(env: SandboxedEnvironment, source: str) -> None:
@@ -438,10 +472,42 @@ def _fault(attempt: Callable[[], object]) -> Exception | None:
     return None
 
 
-def _describe(error: Exception) -> str:
+def _describe(error: Exception, env: SandboxedEnvironment, sources: list[str]) -> str:
     if isinstance(error, jinja2.TemplateSyntaxError):
         return f"template syntax error at line {error.lineno}: {error.message}"
+    if isinstance(error, UnknownField):
+        expression = next(filter(None, (_owner(env, s, error.name) for s in sources)), None)
+        return f"template fails on a sample incident: {error.describe(expression)}"
+    if isinstance(error, jinja2.UndefinedError):
+        return f"template fails on a sample incident: {error}"
     return f"template fails on a sample incident: {type(error).__name__}: {error}"
+
+
+def _owner(env: SandboxedEnvironment, source: str, name: Any) -> str | None:
+    """How ``source`` writes the value whose field or item ``name`` it reads
+    (``alerts[0]`` for ``alerts[0].sumary``); None when it reads no such name."""
+    for node in env.parse(source).find_all((nodes.Getattr, nodes.Getitem)):
+        key = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)
+        if key == name:
+            return _written(node.node)
+    return None
+
+
+def _written(node: nodes.Node) -> str | None:
+    """A name, field or constant-index chain as written; None for anything else."""
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        owner = _written(node.node)
+        return owner and f"{owner}.{node.attr}"
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        owner = _written(node.node)
+        return owner and f"{owner}[{node.arg.value!r}]"
+    return None
+
+
+def _constant(node: nodes.Node) -> Any:
+    return node.value if isinstance(node, nodes.Const) else None
 
 
 def sms(context: NotificationContext, limit: int = SMS_LIMIT) -> str:

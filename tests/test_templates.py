@@ -301,25 +301,73 @@ def own(field: str, source: str) -> str:
     return f'[[receivers]]\nname = "ops"\nurls = ["json://x"]\n{field} = {source!r}\n'
 
 
+ALERT_FIELDS = "fingerprint, status, severity, summary, starts_at, labels, annotations, ends_at"
+
+
 @pytest.mark.parametrize(
-    ("field", "source", "name"),
+    ("field", "source", "said"),
     [
         ("title", "{{ sevrity | upper }} {{ title }}", "'sevrity' is undefined"),
         ("title", "{% if titel %}x{% endif %}", "'titel' is undefined"),
-        ("body", "{{ alerts[0].sumary }}", "has no attribute 'sumary'"),
-        ("body", "{% for a in alerts %}{{ a.sevrity }}{% endfor %}", "no attribute 'sevrity'"),
-        ("body", "{% if status == 'resolved' %}{{ resolvd_by }}{% endif %}", "'resolvd_by'"),
-        ("body", "{% if acknowledged_by %}{{ acknowledged_at.huor }}{% endif %}", "'huor'"),
+        (
+            "body",
+            "{{ alerts[0].sumary }}",
+            f"alerts[0] has no field 'sumary' (fields: {ALERT_FIELDS})",
+        ),
+        (
+            "body",
+            "{% for a in alerts %}{{ a.sevrity }}{% endfor %}",
+            f"a has no field 'sevrity' (fields: {ALERT_FIELDS})",
+        ),
+        (
+            "body",
+            "{{ alerts[0]['sumary'] }}",
+            f"alerts[0] has no field 'sumary' (fields: {ALERT_FIELDS})",
+        ),
+        (
+            "body",
+            "{% if status == 'resolved' %}{{ resolvd_by }}{% endif %}",
+            "'resolvd_by' is undefined",
+        ),
+        (
+            "body",
+            "{% if acknowledged_by %}{{ acknowledged_at.huor }}{% endif %}",
+            "acknowledged_at has no field 'huor'",
+        ),
+        (
+            "body",
+            "{{ alerts[2].summary }}",
+            "alerts has no item 2 (the sample incidents have 1 or 2 alerts)",
+        ),
     ],
 )
-def test_config_check_names_a_misspelled_variable_or_field(field, source, name):
+def test_config_check_names_a_misspelled_variable_or_field(field, source, said):
     """A typo would otherwise render as nothing in every message ("No message body");
-    branches about resolved and acknowledged incidents are checked too."""
+    branches about resolved and acknowledged incidents are checked too. The problem
+    says it as the template writes it, with the fields the value has."""
     with pytest.raises(ConfigError) as raised:
         parsed(own(field, source))
-    (problem,) = raised.value.problems
-    assert problem.startswith(f"receivers[0] (ops).{field}: template fails on a sample ")
-    assert "UndefinedError" in problem and name in problem
+    assert raised.value.problems == [
+        f"receivers[0] (ops).{field}: template fails on a sample incident: {said}"
+    ]
+
+
+def test_config_check_reports_every_failing_template_not_only_the_first():
+    text = (
+        '[templates]\nfooter = "{{ alerts[0].runbok }}"\n'
+        + own("title", "{{ sevrity }}")
+        + 'body = "{{ alerts[0].labls }}"\n'
+        + own("body", "{% include 'footer' %}").replace('"ops"', '"dev"')
+    )
+    with pytest.raises(ConfigError) as raised:
+        parsed(text)
+    assert raised.value.problems == [
+        "receivers[0] (ops).title: template fails on a sample incident: 'sevrity' is undefined",
+        "receivers[0] (ops).body: template fails on a sample incident: alerts[0] has no field "
+        f"'labls' (fields: {ALERT_FIELDS})",
+        "receivers[1] (dev).body: template fails on a sample incident: alerts[0] has no field "
+        f"'runbok' (fields: {ALERT_FIELDS})",
+    ]
 
 
 @pytest.mark.parametrize(
