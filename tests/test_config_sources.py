@@ -232,6 +232,36 @@ def test_each_bad_value_is_listed_with_its_table_and_key(sources, expected):
     assert any(expected in problem for problem in found), found
 
 
+HINT = (
+    "a placeholder is a dotted path into the payload in braces, such as {data.object.id};"
+    " write {{ and }} for literal braces"
+)
+
+
+@pytest.mark.parametrize(
+    ("summary", "said"),
+    [
+        (
+            "Order {name is {status}",
+            "unbalanced '{' at character 7 of 'Order {name is {status}'",
+        ),
+        ("Order {name} } now", "unbalanced '}' at character 14 of 'Order {name} } now'"),
+        ("Order {a..b}", "invalid path 'a..b' in placeholder {a..b}"),
+    ],
+)
+def test_a_summary_template_with_a_stray_brace_or_bad_placeholder_is_refused(summary, said):
+    """Otherwise ``{name is `` would go into every summary as text."""
+    mapping = f"[sources.mapping]\nsummary = {summary!r}"
+    found = problems(source('type = "none"', mapping, format="generic"))
+    assert found == [f"sources[0] (s).mapping.summary: {said}: {HINT}"]
+
+
+def test_a_summary_template_may_write_literal_braces_doubled():
+    mapping = '[sources.mapping]\nsummary = "{{x}} {a}"'
+    loaded = config.parse(source('type = "none"', mapping, "generic") + TAIL, {})
+    assert loaded.sources[0].mapping.summary == "{{x}} {a}"
+
+
 def test_every_fault_is_listed_at_once():
     bad = source('type = "bearer"', "rate_limit = -1\nmax_body_bytes = 0")
     assert len(problems(bad)) == 3

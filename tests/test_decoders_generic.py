@@ -82,6 +82,12 @@ def test_it_maps_a_failed_payment():
     assert event.occurred_at == datetime.fromtimestamp(1689000000, UTC)
 
 
+def test_doubled_braces_in_a_summary_template_are_literal_braces():
+    source = make_source("generic", mapping={"summary": "{{{kind}}} }}{name}{{"})
+    (event,) = generic.decode(encode({"kind": "order", "name": "#1"}), source).events
+    assert event.summary == "{order} }#1{"
+
+
 def test_a_body_that_is_a_list_carries_many_events():
     decoded = generic.decode(fixture("generic", "hubspot-deals.json"), CRM)
     assert [(e.fingerprint, e.status, e.severity) for e in decoded.events] == [

@@ -31,7 +31,13 @@ if TYPE_CHECKING:
 
 _STATUSES = ("firing", "resolved", "acknowledged")
 IGNORE = "ignore"  # a status_map value or defaults.status: the event is dropped
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|([{}])")
+"""In a summary template: a literal ``{{`` or ``}}``, a ``{path}`` placeholder, or a
+stray brace (refused at load, so ``{name is {status}`` never reaches a summary)."""
+PLACEHOLDER_HINT = (
+    "a placeholder is a dotted path into the payload in braces, such as {data.object.id};"
+    " write {{ and }} for literal braces"
+)
 _VALID_PATH = re.compile(r"[^.{}]+(?:\.[^.{}]+)*")
 
 
@@ -93,7 +99,11 @@ def problems(source: Source, where: str) -> list[str]:
     if mapping is None:
         return [f"{where}.mapping: the generic format needs a [sources.mapping] table"]
     where = f"{where}.mapping"
-    found = [f"{where}.{key}: {fault}" for key, path in _paths(mapping) for fault in _faults(path)]
+    found = [
+        f"{where}.{key}: {fault}"
+        for key, path in _paths(mapping)
+        for fault in (_template_faults(path) if key == "summary" else _path_faults(path))
+    ]
     for table, path_key in (("status_map", "status"), ("severity_map", "severity")):
         if getattr(mapping, table) and not getattr(mapping, path_key):
             found.append(f"{where}.{table}: needs {path_key}, the path of the value to map")
@@ -111,10 +121,23 @@ def _paths(mapping: FieldMapping) -> list[tuple[str, str]]:
     return found + [(f"annotations.{name}", path) for name, path in mapping.annotations.items()]
 
 
-def _faults(path: str) -> list[str]:
-    """What is wrong with a path or a summary template (empty when fine)."""
-    paths = _PLACEHOLDER.findall(path) if "{" in path else [path]
-    return [f"invalid path {p!r}" for p in paths if not _VALID_PATH.fullmatch(p)]
+def _path_faults(path: str) -> list[str]:
+    return [] if _VALID_PATH.fullmatch(path) else [f"invalid path {path!r}"]
+
+
+def _template_faults(template: str) -> list[str]:
+    """What is wrong with a summary: a path, or a template of ``{path}`` placeholders."""
+    if "{" not in template:
+        return _path_faults(template)
+    found = []
+    for token in _TOKEN.finditer(template):
+        path, stray = token.groups()
+        if stray:
+            where = f"at character {token.start() + 1} of {template!r}"
+            found.append(f"unbalanced {stray!r} {where}: {PLACEHOLDER_HINT}")
+        elif path is not None and not _VALID_PATH.fullmatch(path):
+            found.append(f"invalid path {path!r} in placeholder {{{path}}}: {PLACEHOLDER_HINT}")
+    return found
 
 
 def _required(data: Any, path: str) -> str:
@@ -128,7 +151,13 @@ def _summary(data: Any, template: str) -> str:
     """A path, or a template whose ``{path}`` placeholders are all required."""
     if "{" not in template:
         return _required(data, template)
-    return _PLACEHOLDER.sub(lambda match: _required(data, match.group(1)), template)
+    return _TOKEN.sub(lambda token: _filled(data, token), template)
+
+
+def _filled(data: Any, token: re.Match[str]) -> str:
+    """A placeholder's value, or the one brace a ``{{`` or ``}}`` stands for."""
+    path = token.group(1)
+    return token.group(0)[0] if path is None else _required(data, path)
 
 
 def _ignored(data: Any, word: str | None, mapping: FieldMapping, source: Source) -> Event:
