@@ -1,5 +1,7 @@
 """Label matchers in Alertmanager's syntax: ``name="v"``, ``name!="v"``, ``name=~"re"``,
-``name!~"re"``, alone or as a set ``{a="b", c=~"d|e"}``.
+``name!~"re"``, alone or as a set ``{a="b", c=~"d|e"}``. A label name with characters
+other than letters, digits, ``_`` and ``:`` (``my-label``, ``app.kubernetes.io/name``) is
+quoted, as Alertmanager 0.27 and later accept: ``"my-label"="x"``.
 
 Semantics follow Alertmanager, so rules copied from an existing setup mean the same here:
 a missing label has the value ""; regular expressions are fully anchored (``=~"api"`` does
@@ -17,7 +19,12 @@ from typing import Literal
 
 Operator = Literal["=", "!=", "=~", "!~"]
 
-_MATCHER = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|=|!=|!~)\s*(.*?)\s*$", re.DOTALL)
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_MATCHER = re.compile(
+    r'^\s*([a-zA-Z_:][a-zA-Z0-9_:]*|"(?:[^"\\]|\\.)*")\s*(=~|=|!=|!~)\s*(.*?)\s*$', re.DOTALL
+)
+_UNQUOTED = re.compile(r'^\s*([^"=!~\s][^"=!~]*?)\s*(=~|=|!=|!~)\s*(.*?)\s*$', re.DOTALL)
+"""A matcher whose bare name has characters a bare name may not: it needs quotes."""
 _ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}
 
 
@@ -45,8 +52,8 @@ class Matcher:
         return (self.pattern.fullmatch(actual) is not None) == (self.op == "=~")
 
     def __str__(self) -> str:
-        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'{self.name}{self.op}"{escaped}"'
+        name = self.name if _NAME.fullmatch(self.name) else _quoted(self.name)
+        return f"{name}{self.op}{_quoted(self.value)}"
 
 
 def parse(text: str) -> list[Matcher]:
@@ -107,9 +114,32 @@ def _split(body: str) -> list[str]:
 def _parse_one(token: str) -> Matcher:
     found = _MATCHER.match(token)
     if not found:
-        raise ValueError(f"bad matcher {token.strip()!r}: expected name, operator, value")
-    name, op, raw = found.groups()
+        raise ValueError(f"bad matcher {token.strip()!r}: {_expected(token)}")
+    raw_name, op, raw = found.groups()
+    name = _unquote(raw_name)
+    if not name:
+        raise ValueError(f"bad matcher {token.strip()!r}: the label name is empty")
     return Matcher(name, op, _unquote(raw))  # type: ignore[arg-type]
+
+
+def _expected(token: str) -> str:
+    """What a matcher that does not parse lacks; for a bare name with other characters
+    (``my-label="x"``), the quoted form that parses."""
+    loose = _UNQUOTED.match(token)
+    if loose is None:
+        return "expected name, operator, value"
+    name, op, raw = loose.groups()
+    value = raw if raw.startswith('"') else _quoted(raw)
+    return (
+        "quote a label name with characters other than letters, digits and _: "
+        f"{_quoted(name)}{op}{value}"
+    )
+
+
+def _quoted(text: str) -> str:
+    """``text`` in double quotes with the escapes ``_unquote`` undoes."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 def _unquote(raw: str) -> str:

@@ -31,6 +31,16 @@ from hub.matchers import Matcher, matches_all, parse, parse_all, problems
         (r'code=~"\d+"', [("code", "=~", r"\d+")]),
         (r"tail=x\ ", [("tail", "=", "x\\")]),
         ("a==b", [("a", "=", "=b")]),
+        ('"my-label"="x"', [("my-label", "=", "x")]),
+        (
+            '{"app.kubernetes.io/name"=~"web|api", env = prod}',
+            [
+                ("app.kubernetes.io/name", "=~", "web|api"),
+                ("env", "=", "prod"),
+            ],
+        ),
+        (r'"say \"hi\", all"!=x', [('say "hi", all', "!=", "x")]),
+        ('"env"="prod"', [("env", "=", "prod")]),
     ],
 )
 def test_it_parses_alertmanager_syntax(text, expected):
@@ -54,6 +64,8 @@ def test_it_parses_alertmanager_syntax(text, expected):
         ("a=b,,c=d", "bad matcher"),
         ("1a=b", "bad matcher"),
         ("a-b=c", "bad matcher"),
+        ('""="x"', "the label name is empty"),
+        ('"a=b', "bad matcher"),
         ("justtext", "bad matcher"),
         ('a=~"("', "bad regular expression"),
     ],
@@ -61,6 +73,31 @@ def test_it_parses_alertmanager_syntax(text, expected):
 def test_it_refuses_malformed_matchers_saying_why(text, reason):
     with pytest.raises(ValueError, match=reason):
         parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [
+        ('my-label="x"', '"my-label"="x"'),
+        ("'my-label'=x", '"\'my-label\'"="x"'),
+        ('app.kubernetes.io/name=~"web|api"', '"app.kubernetes.io/name"=~"web|api"'),
+    ],
+)
+def test_a_bare_name_with_other_characters_is_told_to_quote_it(text, quoted):
+    """Such labels come from sources and senders; the message shows the form that parses."""
+    with pytest.raises(ValueError) as raised:
+        parse(text)
+    assert str(raised.value) == (
+        f"bad matcher {text!r}: quote a label name with characters other than letters,"
+        f" digits and _: {quoted}"
+    )
+    assert parse(quoted)
+
+
+def test_a_quoted_name_matches_the_label_it_names():
+    labels = {"app.kubernetes.io/name": "web", "my-label": "x"}
+    assert matches_all(parse('{"app.kubernetes.io/name"="web", "my-label"=~"x|y"}'), labels)
+    assert not matches_all(parse('"my-label"!="x"'), labels)
 
 
 @pytest.mark.parametrize(
@@ -118,6 +155,7 @@ def test_problems_names_each_bad_entry_by_index():
 
 
 _names = st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,10}", fullmatch=True)
+_any_names = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1)
 _values = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=20)
 
 
@@ -129,7 +167,7 @@ def _valid_regex(value: str) -> bool:
     return True
 
 
-@given(_names, st.sampled_from(["=", "!=", "=~", "!~"]), _values)
+@given(_names | _any_names, st.sampled_from(["=", "!=", "=~", "!~"]), _values)
 def test_str_then_parse_round_trips(name, op, value):
     if op in ("=~", "!~") and not _valid_regex(value):
         return

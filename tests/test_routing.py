@@ -61,6 +61,17 @@ def test_route_test_lists_receivers_like_amtool(labels, receivers):
     assert routing.route_test(tree_of(), labels) == receivers
 
 
+def test_a_quoted_label_name_routes_on_a_label_a_bare_name_cannot_spell():
+    """Sources store labels such as app.kubernetes.io/name; a route can name them."""
+    text = (
+        '[route]\nreceiver = "default"\n[[route.routes]]\nreceiver = "db"\n'
+        'matchers = [\'"app.kubernetes.io/name"=~"postgres|mysql"\']\n'
+    )
+    tree = tree_of(text)
+    assert routing.route_test(tree, {"app.kubernetes.io/name": "mysql"}) == ["db"]
+    assert routing.route_test(tree, {"name": "mysql"}) == ["default"]
+
+
 def test_continue_fans_out_to_both_receivers():
     matches = routing.match(tree_of(), {"service": "web", "env": "prod"})
     assert [(m.route_id, m.receiver) for m in matches] == [("0.1", "web"), ("0.2", "audit")]
@@ -239,6 +250,13 @@ def test_siblings_with_the_same_matchers_get_keys_of_their_own():
             '[route]\nreceiver = "default"\n[[route.routes]]\nreceiver = "db"\n'
             'matchers = ["==x"]\n',
             "route.routes[0].matchers[0]: bad matcher",
+        ),
+        (
+            '[route]\nreceiver = "default"\n[[route.routes]]\nreceiver = "db"\n'
+            "matchers = ['app.kubernetes.io/name=\"db\"']\n",
+            "route.routes[0].matchers[0]: bad matcher 'app.kubernetes.io/name=\"db\"': quote a"
+            " label name with characters other than letters, digits and _:"
+            ' "app.kubernetes.io/name"="db"',
         ),
         (
             '[route]\nreceiver = "default"\ngroup_by = ["...", "host"]\n',
