@@ -134,6 +134,8 @@ def test_an_unknown_incident_tab_is_said_to_be_unknown(hub_factory):
         answer = http.get("/?status=bogus")
     assert answer.status_code == 400
     assert "no tab" in html.unescape(answer.text)
+    # the page shows the Open tab, and stands for it: its refresh asks for that, not a 400
+    assert '<main data-here="/">' in answer.text
 
 
 LONG = "x" * 2001

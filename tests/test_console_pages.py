@@ -5,6 +5,7 @@ that are down and why."""
 from __future__ import annotations
 
 import re
+import sqlite3
 
 from conftest import free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, fire, sign_in
@@ -132,3 +133,25 @@ def test_dismissing_from_an_incident_comes_back_to_it_and_the_dismissed_tab_says
     row = re.search(rf'<tr id="notification-{letter}".*?</tr>', dismissed, re.S).group(0)
     said = re.search(r"<div class=\"sub\" data-dismissed>(.*?)</div>", row).group(1)
     assert re.fullmatch(r"by ada <time[^>]*>\d+s ago</time>: <q>mail server retired</q>", said)
+
+
+def test_a_failure_on_a_console_page_answers_a_page_and_is_logged(hub_factory, caplog):
+    """A row the console cannot read (written by hand, or a disk fault) fails the page:
+    the person sees the console's error page, not a problem document, and the log has
+    the traceback."""
+    hub = start(hub_factory)
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    with sqlite3.connect(hub.runtime.config.storage.path) as db:
+        db.execute("UPDATE incidents SET labels = 'not json' WHERE id = ?", (incident_id,))
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        page = http.get(f"/incidents/{incident_id}")
+        api = http.get(
+            f"/api/v1/incidents/{incident_id}", headers={"Authorization": "Bearer read-token"}
+        )
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert "the hub failed to handle this request; see its log" in page.text
+    assert api.status_code == 500
+    assert api.headers["content-type"].startswith("application/problem+json")
+    assert f"event=unhandled_error path=/incidents/{incident_id}" in caplog.text

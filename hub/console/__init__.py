@@ -37,7 +37,11 @@ def router() -> Router:
             create_static_files_router("/static", [render.HERE / "static"]),
         ],
         dependencies={"viewer": Provide(viewer.viewer)},
-        exception_handlers={viewer.SignInNeeded: viewer.to_sign_in, HubError: _error_page},
+        exception_handlers={
+            viewer.SignInNeeded: viewer.to_sign_in,
+            HubError: _error_page,
+            Exception: _crash_page,
+        },
         include_in_schema=False,
     )
 
@@ -57,6 +61,13 @@ def http_error(request: Request, exc: HTTPException) -> Response:
 
 def _error_page(request: Request, exc: HubError) -> Response:
     return _page(request, exc.status, exc.title, exc.detail)
+
+
+def _crash_page(request: Request, exc: Exception) -> Response:
+    """A failure hub did not expect, logged with its traceback as on any path, and told
+    as a page: a person at the console reads the page, not a problem document."""
+    body, _ = problems.unexpected_problem(request.url.path)
+    return _page(request, 500, str(body["title"]), str(body["detail"]))
 
 
 def _page(request: Request, status: int, title: str, detail: str) -> Response:

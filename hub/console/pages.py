@@ -55,8 +55,10 @@ async def incidents(
         if error
         else api_incidents.find(store, wanted, status=_tab(status), limit=SHOWN, cursor=cursor)
     )
+    here = None
     if status not in TABS and not error:
         error = f"There is no tab {status!r}: the tabs are {', '.join(TABS)}. Showing open."
+        here = "/"  # what it shows, and what its refresh asks for
     counts: dict[str, int] = dict.fromkeys(TABS, 0)
     for (_, state), n in store.incident_counts().items():
         counts[state] += n
@@ -78,6 +80,7 @@ async def incidents(
         muted=muted_incidents(hub, [row["id"] for row in found.rows]),
         group_by=group_by,
         filter_example=filter_example(group_by),
+        here=here,
     )
 
 

@@ -107,8 +107,9 @@ def page(
     **context: Any,
 ) -> Template:
     """A console page; only its ``live`` part when the auto-refresh script asks for it.
-    Every whole page counts the dead letters, which its header links to when there are
-    any: someone not told waits for a person wherever they are in the console."""
+    ``here`` is the address the page stands for (what its refresh asks), when it is not
+    the one asked for. Every whole page counts the dead letters, which its header links
+    to when there are any: someone not told waits for a person wherever they are."""
     hub = request.app.state.hub
     name = live if live and request.headers.get(PART_HEADER) == "live" else template
     if name == template:
@@ -116,7 +117,7 @@ def page(
     target = f"{request.url.path}?{request.url.query}"
     context.setdefault("notice", notice_for(target))
     context.setdefault("warning", warning_for(target))
-    here = (
+    here = context.pop("here", None) or (
         page_of(request.url.path, request.url.path)
         if request.method == "POST"
         else without_banners(target)
