@@ -21,7 +21,7 @@ Operator = Literal["=", "!=", "=~", "!~"]
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _MATCHER = re.compile(
-    r'^\s*([a-zA-Z_:][a-zA-Z0-9_:]*|"(?:[^"\\]|\\.)*")\s*(=~|=|!=|!~)\s*(.*?)\s*$', re.DOTALL
+    rf'^\s*({_NAME.pattern}|"(?:[^"\\]|\\.)*")\s*(=~|=|!=|!~)\s*(.*?)\s*$', re.DOTALL
 )
 _UNQUOTED = re.compile(r'^\s*([^"=!~\s][^"=!~]*?)\s*(=~|=|!=|!~)\s*(.*?)\s*$', re.DOTALL)
 """A matcher whose bare name has characters a bare name may not: it needs quotes."""

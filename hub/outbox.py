@@ -38,7 +38,6 @@ RECORD_RETRY_SECONDS = 1.0
 SHORT_ERROR = 120
 """The most characters of an error the timeline keeps; the delivery log has it all."""
 _OS_CAUSE = re.compile(r"\[Errno -?\d+\] ([^\"'()]+)")
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,8 @@ def render_and_send(
 
 
 def _describe(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}"
+    """An exception as a failure's reason, its URLs cut as Apprise's reasons are."""
+    return channels.without_url_paths(f"{type(error).__name__}: {error}")
 
 
 def send_targets(config: Config) -> set[tuple[str, str]]:
@@ -140,12 +140,12 @@ def dismiss(tx: Tx, row: dict, by: str, comment: str, now: float) -> bool:
 def short_error(error: str | None) -> str:
     """An attempt's error as the timeline says it: the operating system's cause where
     there is one ("connection refused"), else the first of Apprise's lines, which
-    name a host at most; any URL hidden, as a receiver's URL holds its tokens."""
+    name a host at most; any URL cut to its host (``channels.without_url_paths``)."""
     if not error:
         return "no reason given"
     cause = _OS_CAUSE.search(error)
     text = cause.group(1).strip().lower() if cause else error.split("; ")[0].strip()
-    text = _URL.sub("(URL hidden)", text).rstrip(".")
+    text = channels.without_url_paths(text).rstrip(".")
     return text if len(text) <= SHORT_ERROR else text[: SHORT_ERROR - 1] + "…"
 
 
