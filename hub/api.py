@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -100,6 +102,38 @@ def with_mutes(hub: Any, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**alert, "mutes": msgspec.to_builtins(muter.mutes(alert))} for alert in alerts]
 
 
+def muted_only(
+    hub: Any, muted: bool | None, held: Callable[[list[dict[str, Any]]], Collection[int]]
+) -> tuple[str, dict[str, str]]:
+    """A list's ``muted`` filter as a WHERE condition: the rows whose ids ``held`` picks
+    from the firing alerts with their mutes (``True``), the others (``False``), or
+    every row (None). Mutes are not stored, so they are worked out for every firing
+    alert (only a firing alert is ever muted: as many as fire at once, read through
+    the status index, however many resolved ones the store holds). The filter is SQL,
+    not a look at the rows read, so a page is full while matching rows remain; the
+    ids go in as one JSON array, as there may be more than SQLite takes parameters."""
+    if muted is None:
+        return "1", {}
+    ids = sorted(held(with_mutes(hub, hub.store.firing_alerts())))
+    negation = "" if muted else "NOT "
+    return f"id {negation}IN (SELECT value FROM json_each(:held))", {"held": json.dumps(ids)}
+
+
+def muted_alerts(alerts: list[dict[str, Any]]) -> set[int]:
+    """The ids of the alerts (with their ``mutes``) that a mute holds back."""
+    return {alert["id"] for alert in alerts if alert["mutes"]}
+
+
+def muted_incidents(alerts: list[dict[str, Any]]) -> set[int]:
+    """The incidents of these firing alerts (with their ``mutes``) whose every firing
+    alert is muted: only those count as muted, so that a list of silenced test
+    incidents does not hide the one live incident among them. An alert that fired on
+    after retention pruned its incident belongs to none."""
+    firing = {alert["incident_id"] for alert in alerts if alert["incident_id"] is not None}
+    heard = {alert["incident_id"] for alert in alerts if not alert["mutes"]}
+    return firing - heard
+
+
 @get(
     "/api/v1/alerts",
     summary="List alerts",
@@ -118,18 +152,27 @@ async def list_alerts(
         QueryParameter(description='label matchers, e.g. service="checkout" or env!~"dev|test"'),
     ] = None,
     since: Since = None,
+    muted: Annotated[
+        bool | None,
+        QueryParameter(
+            description="true: only the alerts a mute holds back now; false: only the others"
+            " (resolved ones included); absent: both"
+        ),
+    ] = None,
     limit: paging.Limit = 100,
     cursor: paging.Cursor = None,
 ) -> Response[list[dict[str, Any]]]:
     """Newest change first, a page at a time (``Link: rel="next"``); ``label`` takes
     Alertmanager matchers and may repeat; ``since`` keeps the alerts changed (their
-    ``last_change``) at or after a time."""
+    ``last_change``) at or after a time; ``muted`` keeps those with mutes, or without."""
     wanted = label_matchers(label)
     where, params = equalities({"status": status, "severity": severity, "source": source})
     if since is not None:
         where += " AND last_change >= :since"
         params["since"] = since_timestamp(since)
     hub = request.app.state.hub
+    condition, more = muted_only(hub, muted, muted_alerts)
+    where, params = f"{where} AND {condition}", params | more
     found = ALERTS.page(
         functools.partial(hub.store.alerts, where, params),
         cursor,

@@ -14,7 +14,16 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from hub import access, dispatch, logs, matchers, outbox, paging, snoozes
 from hub.access import BEARER, require
-from hub.api import ROW_ID_MAX, RowId, equalities, label_matchers, present, with_mutes
+from hub.api import (
+    ROW_ID_MAX,
+    RowId,
+    equalities,
+    label_matchers,
+    muted_incidents,
+    muted_only,
+    present,
+    with_mutes,
+)
 from hub.api_params import COMMENT_MAX, Since, check_comment, since_timestamp
 from hub.correlate import act
 from hub.errors import Conflict, NotFound
@@ -93,13 +102,22 @@ async def list_incidents(
         QueryParameter(description='matchers on the incident\'s group labels, e.g. service="api"'),
     ] = None,
     since: Since = None,
+    muted: Annotated[
+        bool | None,
+        QueryParameter(
+            description="true: only the incidents whose every firing alert a mute holds back"
+            " now (the console's muted ones); false: only the others; absent: both"
+        ),
+    ] = None,
     limit: paging.Limit = 100,
     cursor: paging.Cursor = None,
 ) -> Response[list[dict[str, Any]]]:
     """Most recently changed first, a page at a time (``Link: rel="next"``)."""
     wanted = label_matchers(label)
     after = None if since is None else since_timestamp(since)
-    found = find(request.app.state.hub.store, wanted, status, severity, after, limit, cursor)
+    hub = request.app.state.hub
+    only = muted_only(hub, muted, muted_incidents)
+    found = find(hub.store, wanted, status, severity, after, limit, cursor, only)
     return paging.respond(request, [_present_incident(row) for row in found.rows], found.next)
 
 
@@ -111,13 +129,16 @@ def find(
     since: float | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    only: tuple[str, dict[str, str]] = ("1", {}),
 ) -> paging.Page:
     """A page of incidents by status, severity and matchers on their group labels, most
-    recently changed first: the API's list and the console's tabs."""
+    recently changed first, ``only`` those a further condition keeps (``hub.api.muted_only``):
+    the API's list and the console's tabs."""
     where, params = equalities({"status": status, "severity": severity})
     if since is not None:
         where += " AND updated_at >= :since"
         params["since"] = since
+    where, params = f"{where} AND {only[0]}", params | only[1]
     return INCIDENTS.page(
         functools.partial(store.incidents, where, params),
         cursor,

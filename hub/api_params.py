@@ -191,7 +191,7 @@ def _takes(field: FieldDefinition, given: str | None) -> str | None:
     """What a yes/no or a whole-number parameter takes and what it was given, where
     msgspec's words (``Expected `int | null`, got `str```) name Python's types, while
     every value in a URL is text. None for other kinds: msgspec's words say it."""
-    if field.is_subclass_of(bool):
+    if field.is_subclass_of(bool) or field.has_inner_subclass_of(bool):
         return f"expected true or false, got {given!r}"
     kwarg = field.kwarg_definition
     bounded = isinstance(kwarg, ParameterKwarg) and None not in (kwarg.ge, kwarg.le)

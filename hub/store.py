@@ -1855,6 +1855,11 @@ class Store:
         )
         return {row["fingerprint"]: _decode_alert(row) for row in rows}
 
+    def firing_alerts(self) -> list[dict]:
+        """Every firing alert, through the status index: as many as fire at once."""
+        rows = self.query("SELECT * FROM alerts WHERE status = 'firing' ORDER BY id")
+        return [_decode_alert(row) for row in rows]
+
     def firing_alerts_of(self, incident_ids: list[int]) -> list[dict]:
         """The firing alerts of the given incidents, in one query."""
         rows = self.query(
@@ -1882,11 +1887,15 @@ class Store:
         )
         return [{**row, "detail": _decode_json(row["detail"])} for row in rows]
 
-    def incident_counts(self) -> dict[tuple[str, str], int]:
-        """Unresolved incidents by (severity, status), from the status index."""
+    def incident_counts(
+        self, where: str = "1", params: dict | None = None
+    ) -> dict[tuple[str, str], int]:
+        """Unresolved incidents by (severity, status), from the status index; only those
+        ``where`` keeps (a list's filter) when given."""
         rows = self.query(
             "SELECT status, severity, COUNT(*) AS n FROM incidents"
-            " WHERE status IN ('open', 'acknowledged') GROUP BY status, severity"
+            f" WHERE status IN ('open', 'acknowledged') AND ({where}) GROUP BY status, severity",
+            params or {},
         )
         return {(row["severity"], row["status"]): row["n"] for row in rows}
 

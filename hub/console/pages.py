@@ -24,7 +24,7 @@ from hub import (
 )
 from hub import heartbeats as heartbeat_checks
 from hub.alerts import matchable
-from hub.api import RowId, with_mutes
+from hub.api import RowId, muted_incidents, with_mutes
 from hub.console.render import page
 from hub.console.viewer import Viewer, identify
 from hub.errors import NotFound
@@ -77,7 +77,9 @@ async def incidents(
         cursor=cursor,
         older=found.next,
         alert_counts=store.incident_alert_counts([row["id"] for row in found.rows]),
-        muted=muted_incidents(hub, [row["id"] for row in found.rows]),
+        muted=muted_incidents(
+            with_mutes(hub, store.firing_alerts_of([r["id"] for r in found.rows]))
+        ),
         group_by=group_by,
         filter_example=filter_example(group_by),
         here=here,
@@ -90,16 +92,6 @@ def filter_example(group_by: list[str]) -> str:
     if not shown:
         return 'service="checkout", env=~"prod|staging"'
     return ", ".join(f'{label}="..."' for label in shown)
-
-
-def muted_incidents(hub: Any, incident_ids: list[int]) -> set[int]:
-    """Which of the incidents have firing alerts, every one of them muted (by a
-    silence, a window, a rule or flapping) as the incident page shows them: a list of
-    silenced test incidents must not hide the one live incident among them."""
-    alerts = with_mutes(hub, hub.store.firing_alerts_of(incident_ids))
-    firing = {alert["incident_id"] for alert in alerts}
-    heard = {alert["incident_id"] for alert in alerts if not alert["mutes"]}
-    return firing - heard
 
 
 def _tab(status: str) -> str:
