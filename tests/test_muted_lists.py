@@ -8,10 +8,13 @@ holds its firing alerts, as for any other."""
 
 from __future__ import annotations
 
+import html
+import re
+
 import httpx
 import pytest
 from conftest import AUTH, free_port, mail_url
-from console_support import CONSOLE_CONFIG, fire
+from console_support import CONSOLE_CONFIG, fire, sign_in
 
 INHIBITION = """
 [[inhibit_rules]]
@@ -165,3 +168,79 @@ def test_pages_of_a_muted_filter_are_full_while_matching_rows_remain(hub_factory
     staging = {f"service {n} down" for n in range(0, 14, 3)}
     assert {row["title"] for page in muted for row in page} == staging
     assert {row["labels"]["env"] for page in alerts for row in page} == {"prod"}
+
+
+def rows(page: str) -> dict[int, str]:
+    """The incident list's rows by incident id."""
+    return {
+        int(i): row for i, row in re.findall(r'<tr data-incident="(\d+)">(.*?)</tr>', page, re.S)
+    }
+
+
+def test_the_console_shows_only_what_is_not_muted_and_every_link_keeps_the_choice(scene):
+    ids = scene.ids
+    with scene.client() as http:
+        sign_in(http, "read-token")
+        heard = http.get("/", params={"muted": "false"}).text
+        refreshed = http.get("/?muted=false", headers={"X-Console-Part": "live"}).text
+        muted = http.get("/", params={"status": "acknowledged", "muted": "true"}).text
+        everything = http.get("/").text
+    assert set(rows(heard)) == {ids["checkout"], ids["network"]}
+    marked = [i for i, row in rows(heard).items() if "st-muted" in row]
+    assert not marked, "checkout's staging alert is silenced, its prod one is not"
+    assert rows(refreshed).keys() == rows(heard).keys(), "the refresh asks the same URL"
+    assert 'data-here="/?muted=false"' in heard
+    assert ">Open (2)</a>" in heard and ">Acknowledged (1)</a>" in heard
+    assert '<a href="/?status=acknowledged&amp;muted=false" class="">' in heard
+    assert '<input type="hidden" name="muted" value="false">' in heard
+    assert re.search(
+        r'<a href="/\?status=open&amp;muted=false" class="current"[^>]*>Not muted', heard
+    )
+    assert set(rows(muted)) == {ids["cache"]}
+    assert '<span class="badge st-muted">muted</span>' in rows(muted)[ids["cache"]]
+    assert ">Open (2)</a>" in muted and ">Acknowledged (1)</a>" in muted
+    assert set(rows(everything)) == {ids[name] for name in ("checkout", "test", "network", "web")}
+    assert ">Open (4)</a>" in everything and ">Acknowledged (2)</a>" in everything
+
+
+def test_the_console_says_which_muted_filters_there_are(scene):
+    with scene.client() as http:
+        sign_in(http, "read-token")
+        answer = http.get("/", params={"muted": "unmuted"})
+    assert answer.status_code == 400
+    assert (
+        "There is no muted filter &#39;unmuted&#39;: give false (not muted) or true (muted only),"
+        " or none for all." in answer.text
+    )
+    assert not rows(answer.text)
+
+
+def test_the_console_pages_a_muted_filter_across_its_hundred_rows(hub_factory):
+    """More incidents not muted than a page shows, muted ones between them: the first
+    page is full, its Older link keeps the filter, and the two pages hold each once."""
+    hub = start(hub_factory)
+    events = [
+        {
+            "status": "firing",
+            "summary": f"service {n} down",
+            "labels": {"service": f"s{n}", "env": "staging" if n % 3 == 0 else "prod"},
+        }
+        for n in range(220)
+    ]
+    with hub.client() as http:
+        assert http.post("/webhooks/shop", json=events, headers=AUTH).status_code == 202
+        silence(http, 'env="staging"')
+        sign_in(http, "read-token")
+        first = http.get("/", params={"muted": "false"}).text
+        older = re.search(r'<a href="(/\?[^"]*)" rel="next">Older</a>', first)
+        assert older, first
+        second = http.get(html.unescape(older.group(1))).text
+        muted = http.get("/", params={"muted": "true"}).text
+    assert "muted=false" in older.group(1)
+    assert len(rows(first)) == 100 and len(rows(second)) == 46
+    assert "Showing the 100 most recently changed of 146." in first
+    assert not rows(first).keys() & rows(second).keys()
+    assert not any("st-muted" in row for row in [*rows(first).values(), *rows(second).values()])
+    assert '<a href="/?status=open&amp;muted=false">Newest</a>' in second
+    assert len(rows(muted)) == 74 and 'rel="next"' not in muted
+    assert all("st-muted" in row for row in rows(muted).values())

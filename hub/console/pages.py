@@ -24,13 +24,15 @@ from hub import (
 )
 from hub import heartbeats as heartbeat_checks
 from hub.alerts import matchable
-from hub.api import RowId, muted_incidents, with_mutes
+from hub.api import RowId, muted_incidents, muted_only, with_mutes
 from hub.console.render import page
 from hub.console.viewer import Viewer, identify
 from hub.errors import NotFound
 from hub.templates import TEST_PATH
 
 TABS = ("open", "acknowledged", "resolved")
+MUTED_CHOICES = {"": "all", "false": "not muted", "true": "muted only"}
+"""The ``muted`` filter's values, as the API's, and the words of their links."""
 SHOWN = 100
 DELIVERIES_PER_SOURCE = 15
 Repeated = Annotated[list[str] | None, QueryParameter(name="matcher")]
@@ -42,26 +44,34 @@ async def incidents(
     viewer: NamedDependency[Viewer],
     status: FromQuery[str] = "open",
     label: FromQuery[str] = "",
+    muted: FromQuery[str] = "",
     cursor: FromQuery[str | None] = None,
 ) -> Template:
     """Incidents by tab, newest change first, a page at a time as ``/api/v1/incidents``
-    pages them; ``label`` filters on group labels. An unknown tab or filter is a 400
-    that says so, never a list that looks like the answer."""
+    pages them; ``label`` filters on group labels, ``muted`` keeps the muted incidents
+    (``true``) or the others (``false``), the tab counts too. An unknown tab or filter
+    is a 400 that says so, never a list that looks like the answer."""
     hub = request.app.state.hub
     store, group_by = hub.store, hub.config.route.group_by or []
     wanted, error = _matchers(label)
+    shown_muted, muted_error = _muted(muted)
+    error = error or muted_error
+    only = muted_only(hub, shown_muted, muted_incidents)
     found = (
         paging.Page([], None)
         if error
-        else api_incidents.find(store, wanted, status=_tab(status), limit=SHOWN, cursor=cursor)
+        else api_incidents.find(
+            store, wanted, status=_tab(status), limit=SHOWN, cursor=cursor, only=only
+        )
     )
     here = None
     if status not in TABS and not error:
         error = f"There is no tab {status!r}: the tabs are {', '.join(TABS)}. Showing open."
         here = "/"  # what it shows, and what its refresh asks for
     counts: dict[str, int] = dict.fromkeys(TABS, 0)
-    for (_, state), n in store.incident_counts().items():
+    for (_, state), n in store.incident_counts(*only).items():
         counts[state] += n
+    ids = [row["id"] for row in found.rows]
     return page(
         request,
         viewer,
@@ -72,14 +82,14 @@ async def incidents(
         tabs=TABS,
         counts=counts,
         label=label,
+        muted="" if muted_error else muted,
+        muted_choices=MUTED_CHOICES,
         error=error,
         incidents=found.rows,
         cursor=cursor,
         older=found.next,
-        alert_counts=store.incident_alert_counts([row["id"] for row in found.rows]),
-        muted=muted_incidents(
-            with_mutes(hub, store.firing_alerts_of([r["id"] for r in found.rows]))
-        ),
+        alert_counts=store.incident_alert_counts(ids),
+        muted_ids=muted_incidents(with_mutes(hub, store.firing_alerts_of(ids))),
         group_by=group_by,
         filter_example=filter_example(group_by),
         here=here,
@@ -96,6 +106,14 @@ def filter_example(group_by: list[str]) -> str:
 
 def _tab(status: str) -> str:
     return status if status in TABS else "open"
+
+
+def _muted(text: str) -> tuple[bool | None, str]:
+    """The ``muted`` filter as the API takes it, from the values the page's links give."""
+    if text in MUTED_CHOICES:
+        return (text == "true" if text else None), ""
+    choices = " or ".join(f"{value} ({words})" for value, words in MUTED_CHOICES.items() if value)
+    return None, f"There is no muted filter {text!r}: give {choices}, or none for all."
 
 
 def _matchers(text: str) -> tuple[list[matchers.Matcher], str]:
