@@ -100,13 +100,18 @@ Command = Callable[[argparse.Namespace, Client], Answer]
 
 
 def alerts(args: argparse.Namespace, client: Client) -> Answer:
-    query = [("status", args.status), ("severity", args.severity), ("source", args.source)]
+    query = [
+        ("status", args.status),
+        ("severity", args.severity),
+        ("source", args.source),
+        ("muted", args.muted),
+    ]
     rows = _list(args, client, "/api/v1/alerts", query + _labels(args.matchers))
     return Answer(rows, display.table(rows, ALERT_COLUMNS))
 
 
 def incidents(args: argparse.Namespace, client: Client) -> Answer:
-    query = [("status", args.status), ("severity", args.severity)]
+    query = [("status", args.status), ("severity", args.severity), ("muted", args.muted)]
     rows = _list(args, client, "/api/v1/incidents", query + _labels(args.matchers))
     return Answer(rows, display.table(rows, _incident_columns(args.status)))
 
@@ -332,6 +337,12 @@ def _add(
 def _listing(parser: argparse.ArgumentParser, statuses: tuple[str, ...]) -> None:
     parser.add_argument("--status", choices=statuses)
     parser.add_argument("--severity", help="critical, error, warning or info")
+    muting = parser.add_mutually_exclusive_group()
+    for flag, value, words in (
+        ("--muted", "true", "only what a mute holds back now (the console's muted ones)"),
+        ("--not-muted", "false", "leave out what a mute holds back now"),
+    ):
+        muting.add_argument(flag, dest="muted", action="store_const", const=value, help=words)
     _paged(parser)
     parser.add_argument("matchers", nargs="*", help='label matchers, e.g. service="checkout"')
 

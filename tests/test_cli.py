@@ -690,3 +690,30 @@ def test_backup_into_a_folder_names_the_copy_and_the_store_and_copies_are_privat
     assert mistyped.returncode == 1
     assert f"the folder {missing} does not exist" in mistyped.stderr
     assert not missing.exists(), "a folder written with a slash never becomes a file"
+
+
+def test_muted_and_not_muted_list_what_a_mute_holds_back_or_the_rest(running):
+    """Both alerts are in one incident: with one of them heard, it is not muted."""
+    hub, incident_id = running
+    other = {**EVENT, "summary": "search slow", "labels": {"service": "search"}}
+    silence = {"matchers": ['service="checkout"'], "duration": "1h", "comment": "deploying"}
+    with hub.client() as http:
+        assert http.post("/webhooks/shop", json=other, headers=AUTH).status_code == 202
+        writer = {"Authorization": "Bearer write-token"}
+        assert http.post("/api/v1/silences", json=silence, headers=writer).status_code == 201
+    shown = {
+        args: json.loads(hub_cli(hub, *args, "-o", "json", token="read-token").stdout)
+        for args in (
+            ("alerts", "--muted"),
+            ("alerts", "--not-muted"),
+            ("incidents", "--muted"),
+            ("incidents", "--not-muted"),
+        )
+    }
+    both = hub_cli(hub, "alerts", "--muted", "--not-muted", token="read-token")
+    assert [row["summary"] for row in shown["alerts", "--muted"]] == [EVENT["summary"]]
+    assert [row["summary"] for row in shown["alerts", "--not-muted"]] == ["search slow"]
+    assert shown["incidents", "--muted"] == []
+    assert [row["id"] for row in shown["incidents", "--not-muted"]] == [incident_id]
+    assert both.returncode == 2
+    assert "argument --not-muted: not allowed with argument --muted" in both.stderr
