@@ -199,6 +199,12 @@ class _ForwardWarnings(logging.Handler):
         logging.getLogger("hub.apprise").handle(record)
 
 
+# A debug line in which a plugin dumps the request it is about to send ("SMSEagle
+# Payload: {...'access_token': ...}", "ntfy Headers: {...}"): it may hold the service's
+# token, and it never says why a send failed.
+_REQUEST_DUMP = re.compile(r"[^:\n]{0,60}\b(?:payload|headers|params)\b[^:\n]*:", re.IGNORECASE)
+
+
 class _ThreadLogCapture(logging.Handler):
     """Collects the failure detail Apprise logs from the current thread only."""
 
@@ -208,8 +214,17 @@ class _ThreadLogCapture(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self.thread:
-            return
-        message = record.getMessage()
-        if record.levelno >= logging.WARNING or "xception" in message or "esponse" in message:
-            self.lines.append(message.strip())
+        if record.thread == self.thread and _tells_why(record):
+            self.lines.append(record.getMessage().strip())
+
+
+def _tells_why(record: logging.LogRecord) -> bool:
+    """Whether an Apprise line may say why a send failed: a warning, or a debug line
+    about an exception or the service's response, never a dump of the request (whose
+    body may merely mention a response: "responsetype", an alert about response times)."""
+    if record.levelno >= logging.WARNING:
+        return True
+    message = record.getMessage()
+    if _REQUEST_DUMP.match(message):
+        return False
+    return "xception" in message or "esponse" in message

@@ -9,8 +9,10 @@ import logging
 import re
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 
 import pytest
@@ -39,6 +41,31 @@ def silent_port() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         yield listener.getsockname()[1]
+
+
+class _Refuse(BaseHTTPRequestHandler):
+    """Reads a request and answers 500, as a gateway that turns a message down does."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(500)
+        self.send_header("Content-Length", "6")
+        self.end_headers()
+        self.wfile.write(b"denied")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A port whose HTTP server answers every POST with 500."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
 
 
 def suppressed(http) -> float | None:
@@ -125,6 +152,27 @@ def test_a_message_that_dies_is_on_the_timeline_as_failed_never_as_notified(hub_
     assert f'href="#notification-{note["id"]}"' in entry
     assert f'id="notification-{note["id"]}"' in page
     assert 'data-kind="notified"' not in page
+
+
+def test_a_failed_send_keeps_the_reason_but_not_the_token_apprise_logged_in_its_request(
+    hub_factory, refusing_port, caplog
+):
+    """SMSEagle sends its access token in the request body, and Apprise logs that body
+    at debug level. A failure's text took every debug line mentioning a response, and
+    this body always does ("responsetype"), as does any message about response times:
+    the token reached the delivery log, the timeline and hub's log. The request is
+    left out; the reason stays."""
+    token = "eagle-s3cret-4f2a"
+    gateway = f"smseagle://{token}@127.0.0.1:{refusing_port}/+15551234567"
+    hub = start_hub(hub_factory, receiver("sms", gateway), root="sms", max_attempts=1)
+    with caplog.at_level(logging.DEBUG, logger="hub"), hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout response time above 2s")["incident_id"]
+        (note,) = wait_for(lambda: dead_letters(http))
+        recorded = http.get(f"/api/v1/incidents/{incident_id}").text
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("hub"))
+    assert "error=500" in note["last_error"], note["last_error"]
+    assert token not in note["last_error"] + str(note["attempts_log"]) + recorded + logged
+    assert "Payload" not in note["last_error"]
 
 
 def test_a_dead_letter_retried_by_an_admin_is_delivered_once_the_mail_server_is_up(
