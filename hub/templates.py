@@ -190,7 +190,10 @@ CHAT_BODY = """
 {% for alert in alerts[:20] %}
 - {{ ("still firing" if over and alert.status == "firing" else alert.status) | upper }}
   {{- " (" ~ alert.severity ~ ")" }} **{{ alert.summary }}**
-  {{- " " ~ alert.labels | pairs | map("code") | join(" ") }}
+  {{- (" " ~ alert.labels | pairs | map("code") | join(" ")) if alert.labels }}
+  {%- if alert.ends_at %} · {{ alert.starts_at | utc }} to {{ alert.ends_at | utc }}
+  {%- else %} · since {{ alert.starts_at | utc }}{% endif %}
+
 {% for name, value in alert.annotations | dictsort if value != alert.summary %}
   - {{ name }}: {{ value | truncate(500) }}
 {% endfor %}

@@ -702,8 +702,11 @@ def test_the_message_after_a_silence_ends_counts_its_latency_from_then_not_from_
 def test_an_alert_firing_again_says_since_when_it_fires_now_and_a_resolved_one_when_it_ended(
     hub_factory, smtp
 ):
+    """In email and in chat: a chat message said what fired but never since when, nor
+    when a resolved alert ended."""
     mailbox, port = smtp
-    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), group_interval="1s")
+    receivers = receiver("ops", mail_url(port)) + receiver("chat", SLACK_URL)
+    routes = route("ops", continue_=True) + route("chat")
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     first, ended = now - timedelta(hours=3), now - timedelta(hours=2)
     again = now - timedelta(minutes=5)
@@ -716,19 +719,30 @@ def test_an_alert_firing_again_says_since_when_it_fires_now_and_a_resolved_one_w
         assert answer.status_code == 202, answer.text
         return answer.json()["alerts"][0]
 
+    def told(count: int) -> bool:
+        return (len(mailbox.messages), len(slack.calls)) == (count, count)
+
     def shown(moment: datetime) -> str:
         return moment.strftime("%Y-%m-%d %H:%M UTC")
 
-    post("firing", first)
-    wait_for(lambda: len(mailbox.messages) == 1)
-    post("resolved", ended)
-    wait_for(lambda: len(mailbox.messages) == 2)
-    alert = post("firing", again)
-    wait_for(lambda: len(mailbox.messages) == 3)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")
+        slack = mock.post(SLACK_HOOK, body="ok")
+        hub = start_hub(hub_factory, receivers, routes=routes, group_interval="1s")
+        post("firing", first)
+        wait_for(lambda: told(1))
+        post("resolved", ended)
+        wait_for(lambda: told(2))
+        alert = post("firing", again)
+        wait_for(lambda: told(3))
     fired, resolved, refired = (parts(message)[0] for message in mailbox.messages)
     assert f"<td>{shown(first)}</td>" in fired
     assert f"<td>{shown(first)} to {shown(ended)}</td>" in resolved
     assert f"<td>{shown(again)}</td>" in refired, "the new firing's start, not the first"
+    chat = [json.loads(call.request.body)["attachments"][0]["text"] for call in slack.calls]
+    assert f"`service=checkout` · since {shown(first)}" in chat[0]
+    assert f"`service=checkout` · {shown(first)} to {shown(ended)}" in chat[1]
+    assert f"· since {shown(again)}" in chat[2]
     with hub.client(headers=WRITER) as http:
         stored = http.get(f"/api/v1/alerts/{alert['id']}").json()
     assert stored["fired_at"] == again.isoformat().replace("+00:00", "Z")
