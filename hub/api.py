@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, Parameter, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import access, dispatch, matchers, paging, silencing
+from hub import access, dispatch, matchers, mute, paging, silencing
 from hub.access import BEARER, require
 from hub.alerts import AlertStatus, matchable
 from hub.api_params import Since, invalid_value, since_timestamp
@@ -96,39 +96,51 @@ def with_mutes(hub: Any, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     here, reading the silences and firing alerts once for the whole list."""
     if not any(alert["status"] == "firing" for alert in alerts):
         return [{**alert, "mutes": []} for alert in alerts]
+    muter = _muter_now(hub, dispatch.firing_labels(hub.store.reading(), hub.rules))
+    return [{**alert, "mutes": msgspec.to_builtins(muter.mutes(alert))} for alert in alerts]
+
+
+def _muter_now(hub: Any, firing_labels: list[dict[str, str]]) -> mute.Muter:
+    """The dispatcher's mute stage at this moment, inhibiting by ``firing_labels``."""
     now = hub.clock()
     active = hub.active_silences(datetime.fromtimestamp(now, UTC))
-    muter = dispatch.muter_in(hub.store.reading(), now, hub.rules, active)
-    return [{**alert, "mutes": msgspec.to_builtins(muter.mutes(alert))} for alert in alerts]
+    return dispatch.muter(hub.rules, now, active, firing_labels)
 
 
 def muted_only(
     hub: Any, muted: bool | None, held: Callable[[list[dict[str, Any]]], Collection[int]]
 ) -> tuple[str, dict[str, str]]:
     """A list's ``muted`` filter as a WHERE condition: the rows whose ids ``held`` picks
-    from the firing alerts with their mutes (``True``), the others (``False``), or
-    every row (None). Mutes are not stored, so they are worked out for every firing
-    alert (only a firing alert is ever muted: as many as fire at once, read through
-    the status index, however many resolved ones the store holds). The filter is SQL,
-    not a look at the rows read, so a page is full while matching rows remain; the
-    ids go in as one JSON array, as there may be more than SQLite takes parameters."""
+    from the firing alerts, each marked with whether a mute holds it (``True``), the
+    others (``False``), or every row (None). Mutes are not stored, so they are worked
+    out for every firing alert (only a firing alert is ever muted: as many as fire at
+    once, read through the status index, however many resolved ones the store holds),
+    from one narrow read that also feeds inhibition, stopping at each alert's first
+    mute. The filter is SQL, not a look at the rows read, so a page is full while
+    matching rows remain; the ids go in as one JSON array, as there may be more than
+    SQLite takes parameters."""
     if muted is None:
         return "1", {}
-    ids = sorted(held(with_mutes(hub, hub.store.firing_alerts())))
+    firing = hub.store.firing_alerts()
+    labels = [matchable(alert) for alert in firing] if hub.rules.inhibit_rules else []
+    reasons = _muter_now(hub, labels).reasons(firing)
+    marked = [{**alert, "mutes": alert["fingerprint"] in reasons} for alert in firing]
+    ids = sorted(held(marked))
     negation = "" if muted else "NOT "
     return f"id {negation}IN (SELECT value FROM json_each(:held))", {"held": json.dumps(ids)}
 
 
 def muted_alerts(alerts: list[dict[str, Any]]) -> set[int]:
-    """The ids of the alerts (with their ``mutes``) that a mute holds back."""
+    """The ids of the alerts (with their ``mutes``, a list or a flag) that a mute holds
+    back."""
     return {alert["id"] for alert in alerts if alert["mutes"]}
 
 
 def muted_incidents(alerts: list[dict[str, Any]]) -> set[int]:
-    """The incidents of these firing alerts (with their ``mutes``) whose every firing
-    alert is muted: only those count as muted, so that a list of silenced test
-    incidents does not hide the one live incident among them. An alert that fired on
-    after retention pruned its incident belongs to none."""
+    """The incidents of these firing alerts (with their ``mutes``, a list or a flag)
+    whose every firing alert is muted: only those count as muted, so that a list of
+    silenced test incidents does not hide the one live incident among them. An alert
+    that fired on after retention pruned its incident belongs to none."""
     firing = {alert["incident_id"] for alert in alerts if alert["incident_id"] is not None}
     heard = {alert["incident_id"] for alert in alerts if not alert["mutes"]}
     return firing - heard

@@ -1856,9 +1856,16 @@ class Store:
         return {row["fingerprint"]: _decode_alert(row) for row in rows}
 
     def firing_alerts(self) -> list[dict]:
-        """Every firing alert, through the status index: as many as fire at once."""
-        rows = self.query("SELECT * FROM alerts WHERE status = 'firing' ORDER BY id")
-        return [_decode_alert(row) for row in rows]
+        """Every firing alert, through the status index (as many as fire at once), with
+        only what deciding its mutes takes: its labels, severity and recent changes."""
+        rows = self.query(
+            "SELECT id, incident_id, fingerprint, status, severity, labels, changes"
+            " FROM alerts WHERE status = 'firing' ORDER BY id"
+        )
+        return [
+            row | {"labels": _decode_json(row["labels"]), "changes": _decode_json(row["changes"])}
+            for row in rows
+        ]
 
     def firing_alerts_of(self, incident_ids: list[int]) -> list[dict]:
         """The firing alerts of the given incidents, in one query."""
