@@ -13,9 +13,11 @@ from Apprise's log lines of that thread and kept, instead of a bare "failed".
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
@@ -170,12 +172,25 @@ def _url_problems(where: str, urls: list[str]) -> list[str]:
 def _problem(url: str) -> str | None:
     if schema(url) == logfile.SCHEMA:
         return logfile.problem(url)
-    if apprise.Apprise.instantiate(url) is None:
-        return f"Apprise cannot load this {schema(url)!r} URL"
-    return None
+    with _kept_from_the_log():
+        loaded = apprise.Apprise.instantiate(url)
+    return None if loaded is not None else f"Apprise cannot load this {schema(url)!r} URL"
 
 
 _APPRISE_LOG = logging.getLogger("apprise")
+_KEPT = threading.local()
+
+
+@contextlib.contextmanager
+def _kept_from_the_log() -> Iterator[None]:
+    """Apprise's lines from this thread meanwhile stay out of hub's log: what it says
+    while loading a URL quotes the URL's tokens ("An invalid Slack (second) Token
+    (...) was specified"), where the config check names the URL by position."""
+    _KEPT.on = True
+    try:
+        yield
+    finally:
+        _KEPT.on = False
 
 
 def route_apprise_logs() -> None:
@@ -195,6 +210,8 @@ class _ForwardWarnings(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Apprise's warning, its URLs cut (``without_url_paths``) as a failure's are."""
+        if getattr(_KEPT, "on", False):
+            return
         record.msg, record.args = without_url_paths(record.getMessage()), None
         logging.getLogger("hub.apprise").handle(record)
 

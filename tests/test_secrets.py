@@ -227,13 +227,15 @@ SMTP_PASSWORD = "smtp-s3cret-op56"
 ALGORITHM = "algorithm-s3cret-qr78"
 PUBLIC_PATH = "path-s3cret-st90"
 INLINE_TOKEN = "inline-s3cret-uv12"
+SLACK_TOKEN = "slack-s3cret-wx34"  # Apprise refuses it, quoting it in its own log line
 CONFIG_ENV = {
     "PROM_TOKEN": PROM_TOKEN,
     "SMTP_PASSWORD": SMTP_PASSWORD,
     "HUB_ALGORITHM": ALGORITHM,
     "HUB_PUBLIC_URL": f"https://hub.example.com/{PUBLIC_PATH}",
+    "SLACK_TOKEN": SLACK_TOKEN,
 }
-CONFIG_SECRETS = [PROM_TOKEN, SMTP_PASSWORD, ALGORITHM, PUBLIC_PATH, INLINE_TOKEN]
+CONFIG_SECRETS = [PROM_TOKEN, SMTP_PASSWORD, ALGORITHM, PUBLIC_PATH, INLINE_TOKEN, SLACK_TOKEN]
 
 RELOADABLE = f"""
 [server]
@@ -269,6 +271,10 @@ auth = {{ type = "bearer", tokens = "{INLINE_TOKEN}" }}
 [[receivers]]
 name = "mail"
 urls = "mailtos://hub:${{SMTP_PASSWORD}}@mail.example.com"
+
+[[receivers]]
+name = "chat"
+urls = ["slack://T1/${{SLACK_TOKEN}}/T3"]
 """
 NAMED_NOT_QUOTED = [
     "sources[0].auth.tokens: Expected `array`, got a string from ${PROM_TOKEN}",
@@ -276,13 +282,15 @@ NAMED_NOT_QUOTED = [
     " (expected one of: sha256, sha512)",
     "sources[2].auth.tokens: Expected `array`, got a string (not shown: it may hold a secret)",
     "receivers[1].urls: Expected `array`, got a string from ${SMTP_PASSWORD}",
+    "receivers[2] (chat).urls[0]: Apprise cannot load this 'slack' URL (from ${SLACK_TOKEN})",
 ]
 
 
 def test_config_problems_name_the_variable_a_value_came_from_never_the_value(tmp_path):
     """A wrong value from ``${VAR}`` is described by its variable, and one where secrets
     go is not quoted even when written inline: in the reload's answer, its log line and
-    ``hub check-config``. The problems used to quote the token and the mail password."""
+    ``hub check-config``. The problems used to quote the token and the mail password,
+    and the log held Apprise's own line quoting the Slack token of a URL it refused."""
     hub = hub_process(tmp_path, RELOADABLE)
     hub.start(env=CONFIG_ENV)
     broken = hub.config_path.read_text().replace(
