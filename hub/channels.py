@@ -66,12 +66,13 @@ class Channel:
         capture = _ThreadLogCapture()
         _APPRISE_LOG.addHandler(capture)
         try:
-            ok = self.service.notify(
-                title=message.title,
-                body=message.body,
-                body_format=message.body_format,
-                notify_type=message.notify_type,
-            )
+            with _kept_from_the_log():
+                ok = self.service.notify(
+                    title=message.title,
+                    body=message.body,
+                    body_format=message.body_format,
+                    notify_type=message.notify_type,
+                )
         finally:
             _APPRISE_LOG.removeHandler(capture)
         if ok:
@@ -185,7 +186,9 @@ _KEPT = threading.local()
 def _kept_from_the_log() -> Iterator[None]:
     """Apprise's lines from this thread meanwhile stay out of hub's log: what it says
     while loading a URL quotes the URL's tokens ("An invalid Slack (second) Token
-    (...) was specified"), where the config check names the URL by position."""
+    (...) was specified"), where the config check names the URL by position, and what
+    it says during a send is that send's failure reason, logged once with the attempt
+    (``notification_pending``, ``notification_dead``), not again on a line of its own."""
     _KEPT.on = True
     try:
         yield

@@ -272,6 +272,14 @@ def test_a_heartbeat_down_and_a_dead_letter_warn(log):
     assert sent and not [e for e in sent if "error" in e]
 
 
+def test_a_failed_send_is_one_line_carrying_apprises_reason(log):
+    """Apprise's own warning about each failed attempt was logged too, beside
+    notification_dead: two warnings per attempt, one of them unstructured."""
+    dead = events(log, "notification_dead")
+    assert dead and all("Connection error" in e["error"] for e in dead)
+    assert [line for line in log.splitlines() if pairs(line)["logger"] == "apprise"] == []
+
+
 def test_a_retried_dead_letter_names_who_retried_it(log):
     [retried] = events(log, "notification_retried")
     first_dead = events(log, "notification_dead")[0]
