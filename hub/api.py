@@ -277,8 +277,11 @@ async def readyz(request: Request) -> Response[Readiness]:
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
+    """The exposition, typed exactly as the client library names it: given as the
+    media type, Litestar added a second ``charset``, which Prometheus 3 cannot parse
+    and so refuses the scrape."""
     registry = request.app.state.hub.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), headers={"content-type": CONTENT_TYPE_LATEST})
 
 
 HANDLERS = [

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from conftest import BASE_CONFIG, mail_url, render_config
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub import config as config_module
@@ -93,6 +94,20 @@ def test_the_standard_process_metrics_are_exposed_beside_hubs_own(hub_factory, s
         families = {f.name for f in text_string_to_metric_families(http.get("/metrics").text)}
     process = {"process_cpu_seconds", "process_resident_memory_bytes", "process_start_time_seconds"}
     assert {*process, "python_info"} <= families
+
+
+def test_the_content_type_is_one_a_strict_scraper_can_parse(hub_factory, smtp):
+    """Prometheus 3 refuses a scrape whose Content-Type it cannot parse, and its parser
+    (Go's) refuses a parameter given twice: /metrics said ``text/plain; version=1.0.0;
+    charset=utf-8; charset=utf-8``."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    with hub.client() as http:
+        content_type = http.get("/metrics").headers["content-type"]
+    media_type, *parameters = (part.strip() for part in content_type.split(";"))
+    names = [parameter.partition("=")[0].lower() for parameter in parameters]
+    assert media_type == "text/plain"
+    assert sorted(names) == ["charset", "version"], content_type
+    assert content_type == CONTENT_TYPE_LATEST
 
 
 def test_every_known_label_combination_exists_at_zero_from_start(hub_factory, smtp):
