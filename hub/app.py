@@ -67,6 +67,7 @@ from hub.problems import (
 from hub.rules import Rules
 from hub.store import Store, Tx, opened
 from hub.webhooks import WebhookDoor, source_series
+from hub.worker import Worker
 
 log = logging.getLogger("hub.app")
 
@@ -202,13 +203,8 @@ class Runtime:
         self.expirer = expiry.Expirer(
             self.store, self.current_rules, self._alerts_ended, clock=self.clock
         )
-        self._tasks = [
-            asyncio.create_task(self.sender.run(), name="hub-outbox"),
-            asyncio.create_task(self.dispatcher.run(), name="hub-dispatcher"),
-            asyncio.create_task(self.escalator.run(), name="hub-escalator"),
-            asyncio.create_task(self.watchdog.run(), name="hub-watchdog"),
-            asyncio.create_task(self.expirer.run(), name="hub-expirer"),
-        ]
+        workers = (self.sender, self.dispatcher, self.escalator, self.watchdog, self.expirer)
+        self._tasks = [self._start(worker) for worker in workers]
         self._schedule_housekeeping()
         log.info(
             "event=hub_started listen=%s:%d store=%s sources=%d receivers=%d",
@@ -234,6 +230,11 @@ class Runtime:
                 logs.value("; ".join(e.problems)),
             )
             raise
+
+    def _start(self, worker: Worker) -> asyncio.Task:
+        """Run ``worker`` in the background, its failed rounds counted by its name."""
+        failed = self.metrics.worker_failures.labels(worker.name).inc
+        return asyncio.create_task(worker.run(failed), name=f"hub-{worker.name}")
 
     def _schedule_housekeeping(self) -> None:
         """Periodic jobs off the hot path: the WAL checkpoint and retention."""

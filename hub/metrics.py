@@ -76,6 +76,8 @@ ESCALATION_OUTCOMES = (
     "ack_timed_out",
 )
 RELOAD_OUTCOMES = ("success", "failure")
+# The background workers (``hub.worker``), by name.
+WORKERS = ("outbox", "dispatcher", "escalator", "watchdog", "expirer")
 # A delivery to a name no source has is counted as this pseudo-source with this outcome,
 # and only so: nothing else is known of it (no authentication, body, events or timing).
 UNKNOWN_SOURCE = "_unknown"
@@ -130,6 +132,7 @@ class Metrics:
       ``heartbeat_last_ping``  hub_heartbeat_last_ping_timestamp_seconds{heartbeat}
       ``heartbeat_overdue``    hub_heartbeat_overdue{heartbeat}: 1 while overdue, else 0
       ``alerts_ended``      hub_alerts_ended_total: resolved at their end (``hub.expiry``)
+      ``worker_failures``   hub_worker_round_failures_total{worker in WORKERS}
     Store: ``observe_commit`` feeds hub_store_batch_size and
     hub_store_commit_duration_seconds; ``watch_store`` adds the scrape-time gauges.
     Config: ``config_loaded`` at start, ``count_reload`` at each reload.
@@ -264,6 +267,12 @@ class Metrics:
             "Firing alerts resolved because their end (endsAt) passed without a re-send.",
             registry=r,
         )
+        self.worker_failures = Counter(
+            "hub_worker_round_failures",
+            "Background worker rounds that raised (logged as worker_round_failed), by worker.",
+            ["worker"],
+            registry=r,
+        )
 
     def _store_metrics(self) -> None:
         r = self.registry
@@ -329,6 +338,8 @@ class Metrics:
             self.heartbeat_overdue.labels(heartbeat)
         for outcome in RELOAD_OUTCOMES:
             self.config_reloads.labels(outcome)
+        for worker in WORKERS:
+            self.worker_failures.labels(worker)
 
     def precreate_receivers(self, receivers: Iterable[str]) -> None:
         """Create the latency series of these receivers at 0 (at start, and for reloaded
