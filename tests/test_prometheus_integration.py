@@ -351,6 +351,55 @@ def test_a_reload_refused_for_five_minutes_fires_and_one_fixed_sooner_does_not(t
     promtool_test_rules(tmp_path, RELOAD_RULE_TEST)
 
 
+# A worker failing every second from minute 5 fires 5 minutes after it passes 10 failures;
+# a burst of 30 failures in one minute, over at once, does not fire.
+WORKER_RULE_TEST = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'hub_worker_round_failures_total{{job="hub",instance="a",worker="outbox"}}'
+        values: '0x4 60+60x20'
+      - series: 'hub_worker_round_failures_total{{job="hub",instance="a",worker="watchdog"}}'
+        values: '0x4 30x20'
+    alert_rule_test:
+      - eval_time: 9m
+        alertname: HubWorkerRoundsFailing
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: HubWorkerRoundsFailing
+        exp_alerts:
+          - exp_labels: {{severity: critical, instance: a, worker: outbox}}
+            exp_annotations:
+              summary: "hub's outbox worker is failing"
+              description: >-
+                The outbox worker on hub a has failed round after round for 5 minutes:
+                while the outbox worker fails nobody is notified, while the dispatcher
+                fails no message is queued, and the escalator, watchdog and expirer stop
+                escalating, watching heartbeats and ending alerts. hub's log has each
+                failure with its traceback (event=worker_round_failed).
+      - eval_time: 20m
+        alertname: HubWorkerRoundsFailing
+        exp_alerts:
+          - exp_labels: {{severity: critical, instance: a, worker: outbox}}
+            exp_annotations:
+              summary: "hub's outbox worker is failing"
+              description: >-
+                The outbox worker on hub a has failed round after round for 5 minutes:
+                while the outbox worker fails nobody is notified, while the dispatcher
+                fails no message is queued, and the escalator, watchdog and expirer stop
+                escalating, watching heartbeats and ending alerts. hub's log has each
+                failure with its traceback (event=worker_round_failed).
+"""
+
+
+def test_a_worker_failing_for_five_minutes_fires_and_a_burst_does_not(tmp_path):
+    """A worker's failed rounds were only logged: a sender failing every second, nobody
+    notified, fired nothing."""
+    promtool_test_rules(tmp_path, WORKER_RULE_TEST)
+
+
 def test_the_heartbeat_panels_show_one_never_pinged_and_no_data_for_a_hub_that_is_down(
     hub_factory, smtp, prometheus_for
 ):
