@@ -28,6 +28,7 @@ from hub.channels import schema
 from hub.config import Config, Receiver
 from hub.incidents import HUB_ACTOR
 from hub.inhibit import Inhibitor
+from hub.outbox import settled_entry
 from hub.rules import Rules
 from hub.silences import Silence, next_look
 from hub.store import Store, Tx
@@ -280,15 +281,13 @@ def _dead_letter(
     misses of one that is over needs nobody."""
     context = _context(incident, receiver, None, alerts, now, links, resolved=False)
     error = (
-        f"receiver {receiver!r} is not in the config, though incident {incident['id']}"
-        " notifies it: add it back and retry, or resolve the incident"
+        f"receiver {receiver!r} is not in the config: add it back and retry, or resolve"
+        f" incident {incident['id']}"
     )
     target = (receiver, 0, NO_INTEGRATION)
-    row_id = tx.dead_letter(incident["id"], target, context.status, _encode(context), now, error)
-    detail = {"receiver": receiver, "status": context.status, "alerts": len(alerts)}
-    detail |= {"notification": row_id, "reason": error}
-    tx.add_timeline(incident["id"], now, "notification_dead", None, detail)
-    return DeadLetter(row_id, incident["id"], receiver, error)
+    row = tx.dead_letter(incident["id"], target, context.status, _encode(context), now, error)
+    settled_entry(tx, row, "dead", error, now)
+    return DeadLetter(row["id"], incident["id"], receiver, error)
 
 
 def retry(tx: Tx, row: dict, receiver: Receiver, now: float) -> bool:

@@ -149,10 +149,13 @@ def short_error(error: str | None) -> str:
     return text if len(text) <= SHORT_ERROR else text[: SHORT_ERROR - 1] + "…"
 
 
-def _settled_entry(tx: Tx, row: dict, state: str, error: str | None, now: float) -> None:
+def settled_entry(tx: Tx, row: dict, state: str, error: str | None, now: float) -> None:
     """The incident's timeline entry for a message that went out (``notified``) or
     died (``notification_dead``, with the attempts made and a short, URL-free error):
-    written as it happens, so the timeline never says a person was told who was not."""
+    written as it happens, so the timeline never says a person was told who was not.
+    The one writer of both, for a message the sender gave up on and for one the
+    dispatcher dead-letters unsent (``dispatch._dead_letter``: attempts 0,
+    integration none), so that a reader meets one shape per kind."""
     if row["incident_id"] is None or state not in ("sent", "dead"):
         return
     payload = row["payload"]
@@ -324,7 +327,7 @@ class Sender(Worker):
             outcome = "sent" if failure is None else "failed"
             tx.record_attempt(row["id"], started, duration_ms, outcome, error)
             if tx.finish_notification(row["id"], state, error, now, due):
-                _settled_entry(tx, row, state, error, now)
+                settled_entry(tx, row, state, error, now)
 
         await self._record(settle)
         self._count(row, state, now, template_failed=failure is None and error is not None)

@@ -633,6 +633,21 @@ def m027_notification_states(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX notifications_state ON notifications (state, id)")
 
 
+@migrations()
+def m028_dead_letter_entries(db: sqlite_utils.Database) -> None:
+    """One shape for a timeline's ``notification_dead``: the dispatcher's entry for a
+    letter to a receiver the config lacked said ``reason`` and no ``integration`` or
+    ``attempts``, where the sender's says ``error``; those entries take the sender's
+    shape (integration none, attempts 0: it was never tried), so that the API, the
+    console and the CLI show one. Its text named no URL (only the receiver)."""
+    db.execute(
+        "UPDATE timeline SET detail = json_remove(json_set(detail,"
+        " '$.integration', 'none', '$.attempts', 0, '$.error', json_extract(detail, '$.reason')),"
+        " '$.reason')"
+        " WHERE kind = 'notification_dead' AND json_extract(detail, '$.reason') IS NOT NULL"
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -1304,18 +1319,19 @@ class Tx:
         payload: bytes,
         at: float,
         error: str,
-    ) -> int:
+    ) -> dict:
         """Write a notification that cannot be sent straight to the dead letters (a
         receiver the config lacks has no URL to try), where it shows and can be
-        retried; returns its id."""
+        retried; returns its row, as a claim returns one."""
         receiver, channel, integration = target
         cursor = self.conn.execute(
             "INSERT INTO notifications (id, incident_id, receiver, channel, integration, kind,"
             " payload, state, created_at, due_at, last_error)"
-            f" VALUES ({_NEXT_ID['notifications']}, ?, ?, ?, ?, ?, ?, 'dead', ?, ?, ?)",
+            f" VALUES ({_NEXT_ID['notifications']}, ?, ?, ?, ?, ?, ?, 'dead', ?, ?, ?)"
+            " RETURNING *",
             (incident_id, receiver, channel, integration, kind, payload, at, at, error),
         )
-        return cursor.lastrowid  # type: ignore[return-value]
+        return _decode_notification(dict(cursor.fetchone()))
 
     def notifying_unknown(self, known: list[str]) -> list[dict]:
         """The receivers outside ``known`` that open or acknowledged incidents still

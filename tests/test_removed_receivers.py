@@ -11,7 +11,7 @@ import logging
 import re
 import time
 
-from conftest import AUTH, BASE_CONFIG, wait_for
+from conftest import AUTH, BASE_CONFIG, free_port, mail_url, wait_for
 from console_support import sign_in
 from logfmt_support import pairs
 from notify_support import metric
@@ -109,8 +109,8 @@ def test_a_restart_without_a_receiver_dead_letters_its_open_incidents_once_per_c
             "firing",
         )
         assert dead["last_error"] == (
-            f"receiver 'pager' is not in the config, though incident {incident} notifies it:"
-            " add it back and retry, or resolve the incident"
+            f"receiver 'pager' is not in the config: add it back and retry, or resolve"
+            f" incident {incident}"
         )
         metrics = http.get("/metrics").text
         assert metric(metrics, "hub_outbox_notifications", state="dead") == 1
@@ -160,10 +160,12 @@ def test_a_dead_letter_to_a_missing_receiver_is_logged_and_on_the_incident_timel
     assert [t["detail"] for t in timeline if t["kind"] == "notification_dead"] == [
         {
             "receiver": "pager",
+            "integration": "none",
             "status": "firing",
             "alerts": 1,
             "notification": dead["id"],
-            "reason": dead["last_error"],
+            "attempts": 0,
+            "error": dead["last_error"],
         }
     ]
     with hub.client() as browser:
@@ -172,7 +174,7 @@ def test_a_dead_letter_to_a_missing_receiver_is_logged_and_on_the_incident_timel
     entry = page.split('data-kind="notification_dead">')[1].split("</li>")[0]
     words = " ".join(re.sub(r"<[^>]+>", " ", entry).split())
     assert words.startswith("notification dead · ")
-    assert words.endswith(f"pager: firing message, 1 alert(s) {dead['last_error']}")
+    assert words.endswith(f"message to pager was not sent: {dead['last_error']} — see delivery log")
     logged = [r for r in caplog.records if "event=notification_dead " in r.getMessage()]
     assert [(r.levelname, pairs(r.getMessage())) for r in logged] == [
         (
@@ -188,6 +190,78 @@ def test_a_dead_letter_to_a_missing_receiver_is_logged_and_on_the_incident_timel
             },
         )
     ]
+
+
+def test_a_message_that_failed_and_one_never_sent_are_dead_on_the_timeline_in_one_shape(
+    hub_factory, smtp
+):
+    """The sender's entry said ``error`` and ``attempts``, the dispatcher's ``reason``
+    without them: one event, two shapes for the API, the console and the README. Here
+    ops's mail server is down until ops gives up, and a restart without pager
+    dead-letters pager's message unsent: both entries have the same fields."""
+    mailbox, smtp_port = smtp
+    hub = hub_factory(
+        BASE_CONFIG + TOKENS + PAGER,
+        mail_url=mail_url(free_port()),
+        smtp_port=smtp_port,
+        max_attempts=2,
+    )
+    with hub.client(headers=ADMIN) as http:
+        failed = fire(http, {**CHECKOUT, "labels": {"service": "db"}})  # root route: ops
+        (gave_up,) = wait_for(lambda: dead_letters(http))
+        unsent = fire(http)
+        wait_for(lambda: "pager" in recipients(mailbox))
+    hub.stop()
+    without_pager(hub)
+    hub.start()
+    with hub.client(headers=ADMIN) as http:
+        (never_sent,) = wait_for(
+            lambda: [d for d in dead_letters(http) if d["id"] != gave_up["id"]]
+        )
+        entries = [dead_entry(http, incident) for incident in (failed, unsent)]
+    with hub.client() as browser:
+        sign_in(browser, "read-token")
+        pages = [said_dead(browser, incident) for incident in (failed, unsent)]
+    assert entries == [
+        {
+            "receiver": "ops",
+            "integration": "mailto",
+            "status": "firing",
+            "alerts": 1,
+            "notification": gave_up["id"],
+            "attempts": 2,
+            "error": "connection refused",
+        },
+        {
+            "receiver": "pager",
+            "integration": "none",
+            "status": "firing",
+            "alerts": 1,
+            "notification": never_sent["id"],
+            "attempts": 0,
+            "error": never_sent["last_error"],
+        },
+    ]
+    assert entries[0].keys() == entries[1].keys()
+    assert pages == [
+        "message to ops failed after 2 attempt(s): connection refused — see delivery log",
+        f"message to pager was not sent: {never_sent['last_error']} — see delivery log",
+    ]
+
+
+def dead_entry(http, incident: int) -> dict:
+    """The detail of the incident's one ``notification_dead`` entry, as the API has it."""
+    (entry,) = [t for t in shown(http, incident)["timeline"] if t["kind"] == "notification_dead"]
+    return entry["detail"]
+
+
+def said_dead(browser, incident: int) -> str:
+    """What the console's incident page says of its ``notification_dead`` entry, below
+    its kind and time."""
+    page = html.unescape(browser.get(f"/incidents/{incident}").text)
+    entry = page.split('data-kind="notification_dead">')[1].split("</li>")[0]
+    said = entry.split('<div class="sub">')[1].split("</div>")[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", said).split())
 
 
 def test_retrying_a_dead_letter_to_a_missing_receiver_tells_every_channel_it_has_now(

@@ -738,3 +738,31 @@ def test_notifications_retried_before_the_upgrade_count_every_attempt_their_log_
     finally:
         reopened.close()
     assert [(r["attempts"], r["retried_attempts"]) for r in rows] == [(3, 2), (2, 0)]  # type: ignore[index]
+
+
+def test_dead_letter_entries_of_an_older_hub_take_the_one_shape_at_the_upgrade(tmp_path):
+    """The dispatcher's ``notification_dead`` said ``reason`` and neither integration nor
+    attempts, the sender's ``error`` with both: after the upgrade the timeline holds the
+    sender's shape only. Other kinds keep their ``reason``."""
+    path = str(tmp_path / "s.db")
+    unsent = {"receiver": "pager", "status": "firing", "alerts": 1, "notification": 7}
+    failed = {**unsent, "receiver": "ops", "integration": "mailto", "notification": 8}
+    failed |= {"attempts": 3, "error": "connection refused"}
+    resolved = {"reason": "all alerts resolved"}
+
+    def write(tx) -> None:
+        paged_incidents(tx)
+        tx.add_timeline(1, 2.0, "notification_dead", None, {**unsent, "reason": "gone"})
+        tx.add_timeline(1, 3.0, "notification_dead", None, failed)
+        tx.add_timeline(1, 4.0, "resolved", "hub", resolved)
+
+    reopened = migrated_again(path, write, "m028_dead_letter_entries")
+    try:
+        entries = [t["detail"] for t in reopened.timeline(1) if t["at"] > 1.0]
+    finally:
+        reopened.close()
+    assert entries == [
+        {**unsent, "integration": "none", "attempts": 0, "error": "gone"},
+        failed,
+        resolved,
+    ]
