@@ -306,8 +306,9 @@ async def resolve_incident(
     return await _act(request, incident_id, "resolve", data)
 
 
-HIDDEN_COLUMNS = ("payload", "retried_attempts")
-"""The body (its title is shown) and the count the retry budget starts from."""
+HIDDEN_COLUMNS = ("payload", "retried_attempts", "url_keys")
+"""The body (its title is shown), the count the retry budget starts from, and the
+digests of its receiver's URLs (``channel`` says which it was queued for)."""
 
 
 def _present_notification(store, row: dict[str, Any]) -> dict[str, Any]:
@@ -355,7 +356,7 @@ async def list_notifications(
     security=BEARER,
     responses={
         **refusals(400, 401, 403, 404, 503),
-        409: refusal("Not dead-lettered, or a reload removed its receiver or channel"),
+        409: refusal("Not dead-lettered, or a reload removed its receiver or URL"),
     },
 )
 async def retry_notification(request: Request, notification_id: RowId) -> dict[str, Any]:
@@ -367,14 +368,13 @@ async def retry_notification(request: Request, notification_id: RowId) -> dict[s
 async def retry(hub: Any, notification_id: int, by: str, *, via: str) -> None:
     """Give a dead letter a fresh attempt budget and wake the sender (one for a
     receiver the config lacked goes to each of its URLs: ``dispatch.retry``); 404
-    unknown, 409 not dead, or for a receiver or channel a reload removed (it would
-    only die again at once). Shared by the API and the console's retry button."""
+    unknown, 409 not dead, or for a receiver or URL a reload removed (it would only
+    die again at once). Shared by the API and the console's retry button."""
     row = _notification(hub, notification_id)
     receiver = outbox.reachable(hub.config, row)
     if receiver is None:
-        raise Conflict(
-            f"notification {notification_id} cannot be sent again: {outbox.unreachable(row)}"
-        )
+        why = outbox.unreachable(hub.config, row)
+        raise Conflict(f"notification {notification_id} cannot be sent again: {why}")
     now = hub.clock()
     if not await hub.store.write(lambda tx: dispatch.retry(tx, row, receiver, now)):
         raise Conflict(f"notification {notification_id} is not dead-lettered")

@@ -143,7 +143,13 @@ class Notification(msgspec.Struct, kw_only=True):
     id: int
     alert_id: int | None
     receiver: str
-    channel: Annotated[int, msgspec.Meta(description="which of the receiver's urls, from 0")]
+    channel: Annotated[
+        int,
+        msgspec.Meta(
+            description="which of the receiver's urls it was queued for, from 0: its position"
+            " then; it goes to that URL wherever a reload moves it"
+        ),
+    ]
     integration: str
     kind: Literal["firing", "resolved"]
     state: NotificationState

@@ -53,12 +53,12 @@ from hub import config as config_module
 from hub.api_params import refuse_bad_query
 from hub.config import Config
 from hub.console import sessions
-from hub.dispatch import NO_INTEGRATION, Dispatcher, Flushed, Links
+from hub.dispatch import Dispatcher, Flushed, Links
 from hub.errors import ConfigError, Conflict, HubError
 from hub.escalation import Escalator, Fired
 from hub.limits import RateLimiter
 from hub.metrics import Metrics, SourceSeries
-from hub.outbox import Sender, send_targets
+from hub.outbox import NO_INTEGRATION, Sender, send_targets
 from hub.problems import (
     declare_refusal_headers,
     handle_hub_error,

@@ -14,6 +14,7 @@ from Apprise's log lines of that thread and kept, instead of a bare "failed".
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 import threading
@@ -105,6 +106,13 @@ def _cut_url(found: re.Match[str]) -> str:
 
 def schema(url: str) -> str:
     return url.partition("://")[0].lower()
+
+
+def url_key(url: str) -> str:
+    """The digest a notification names a URL by (``notifications.url_keys``), so that
+    it goes to its URL wherever a reload moves it among its receiver's; the URL
+    itself holds secrets, which the store does not keep."""
+    return hashlib.sha256(url.encode()).hexdigest()[:32]
 
 
 def kind(url: str) -> Kind:

@@ -24,14 +24,14 @@ from typing import Generic, TypeVar
 import msgspec
 
 from hub import acklinks, grouping, logs, mute, routing, timeintervals
-from hub.channels import schema
+from hub.channels import schema, url_key
 from hub.config import Config, Receiver
 from hub.incidents import HUB_ACTOR
 from hub.inhibit import Inhibitor
-from hub.outbox import settled_entry
+from hub.outbox import NO_INTEGRATION, settled_entry
 from hub.rules import Rules
 from hub.silences import Silence, next_look
-from hub.store import Store, Tx
+from hub.store import Store, Target, Tx
 from hub.templates import AlertContext, NotificationContext
 from hub.worker import Worker
 
@@ -39,9 +39,6 @@ log = logging.getLogger("hub.dispatch")
 R = TypeVar("R")
 
 FLUSH_BATCH = 100
-NO_INTEGRATION = "none"
-"""The integration of a dead letter to a receiver the config does not have: there is
-no URL, so no scheme."""
 _encode = msgspec.json.Encoder().encode
 
 
@@ -284,28 +281,36 @@ def _dead_letter(
         f"receiver {receiver!r} is not in the config: add it back and retry, or resolve"
         f" incident {incident['id']}"
     )
-    target = (receiver, 0, NO_INTEGRATION)
+    target = Target(receiver, 0, NO_INTEGRATION)
     row = tx.dead_letter(incident["id"], target, context.status, _encode(context), now, error)
     settled_entry(tx, row, "dead", error, now)
     return DeadLetter(row["id"], incident["id"], receiver, error)
 
 
 def retry(tx: Tx, row: dict, receiver: Receiver, now: float) -> bool:
-    """Queue a dead letter again; False if it is not dead. One written for a receiver
-    the config lacked (``_dead_letter``: integration none, channel 0) goes to every
-    URL the receiver has now, as grouping would have sent it: the letter becomes the
-    message to the first, with its integration, and a copy is queued for each other.
-    Each is then sent, counted and logged under its own integration."""
+    """Queue a dead letter again, to the URL it was queued for; False if it is not dead.
+    One written for a receiver the config lacked (``_dead_letter``: integration none,
+    channel 0) goes to every URL the receiver has now, as grouping would have sent
+    it: the letter becomes the message to the first, with its integration, and a copy
+    is queued for each other. Each is then sent, counted and logged under its own
+    integration."""
     if row["integration"] != NO_INTEGRATION:
         return tx.retry_notification(row["id"], now)
-    integrations = [schema(url) for url in receiver.urls]
-    if not tx.retry_notification(row["id"], now, integrations[0]):
+    first, *others = _targets(row["receiver"], receiver.urls)
+    if not tx.retry_notification(row["id"], now, first):
         return False
     payload = _encode(row["payload"])
-    for channel, integration in enumerate(integrations[1:], start=1):
-        target = (row["receiver"], channel, integration)
+    for target in others:
         tx.enqueue_notification(row["incident_id"], target, row["kind"], payload, now)
     return True
+
+
+def _targets(receiver: str, urls: list[str]) -> list[Target]:
+    """One target per URL of the receiver, each naming the receiver's URLs by digest,
+    so that a reload reordering them cannot send its message to another URL
+    (``outbox.destination``)."""
+    keys = tuple(url_key(url) for url in urls)
+    return [Target(receiver, index, schema(url), keys) for index, url in enumerate(urls)]
 
 
 def notice_missing_receivers(tx: Tx, cfg: Config, now: float) -> None:
@@ -366,8 +371,7 @@ def enqueue(
     person = rules.config.person_reached(receiver_name)
     context = _context(incident, receiver_name, person, visible, now, links, resolved)
     payload = _encode(context)
-    for index, url in enumerate(receiver.urls):
-        target = (receiver_name, index, schema(url))
+    for target in _targets(receiver_name, receiver.urls):
         tx.enqueue_notification(incident["id"], target, context.status, payload, now, changed_at)
     return len(receiver.urls)
 

@@ -35,6 +35,9 @@ log = logging.getLogger("hub.outbox")
 CLAIM_BATCH = 64
 RECORD_RETRY_SECONDS = 1.0
 """How long a refused record of an attempt waits before it is written again."""
+NO_INTEGRATION = "none"
+"""The integration of a dead letter to a receiver the config does not have: there is
+no URL, so no scheme (``dispatch._dead_letter``)."""
 SHORT_ERROR = 120
 """The most characters of an error the timeline keeps; the delivery log has it all."""
 _OS_CAUSE = re.compile(r"\[Errno -?\d+\] ([^\"'()]+)")
@@ -98,16 +101,59 @@ def send_targets(config: Config) -> set[tuple[str, str]]:
     return {(name, channels.schema(url)) for name, urls in receivers + people for url in urls}
 
 
-def reachable(config: Config, row: dict) -> Receiver | None:
-    """The notification's receiver as ``config`` has it, if it still has the channel the
-    notification was for: a reload may have removed either."""
+def destination(config: Config, row: dict) -> tuple[Receiver, str] | None:
+    """The notification's receiver as ``config`` has it, and the URL to send it to:
+    the one it was queued for, found by its digest wherever a reload moved it among
+    the receiver's URLs; else the URL now at its position if that one is new to the
+    receiver (its own was edited in place: a typo fixed, a token rotated). None if a
+    reload removed the receiver or the URL: never another URL the receiver had when
+    the message was queued, which has a copy of its own and would be told twice
+    while this one is told nothing."""
     receiver = config.receiver(row["receiver"])
-    return receiver if receiver is not None and row["channel"] < len(receiver.urls) else None
+    queued, position = row["url_keys"], row["channel"]
+    if receiver is None or not queued:
+        return None
+    keys = [channels.url_key(url) for url in receiver.urls]
+    if queued[position] in keys:
+        return receiver, receiver.urls[keys.index(queued[position])]
+    if position < len(keys) and keys[position] not in queued:
+        return receiver, receiver.urls[position]
+    return None
 
 
-def unreachable(row: dict) -> str:
-    """Why ``reachable`` found nothing, as the delivery log and a refused retry say it."""
-    return f"receiver {row['receiver']!r} no longer has this channel in the config"
+def reachable(config: Config, row: dict) -> Receiver | None:
+    """The receiver a dead letter could be sent again to: one with the URL it was queued
+    for, or for a letter to a receiver the config lacked (``NO_INTEGRATION``), the
+    receiver at all, now that the config has it."""
+    if row["integration"] == NO_INTEGRATION:
+        return config.receiver(row["receiver"])
+    found = destination(config, row)
+    return None if found is None else found[0]
+
+
+def unreachable(config: Config, row: dict) -> str:
+    """Why ``reachable`` or ``destination`` found nothing, as the delivery log and a
+    refused retry say it."""
+    name = row["receiver"]
+    if config.receiver(name) is None:
+        return f"receiver {name!r} is not in the config"
+    return f"receiver {name!r} no longer has the URL this message was queued for"
+
+
+def bind_older_rows(tx: Tx, config: Config) -> int:
+    """Name the URLs (``url_keys``) of each notification an older hub queued that may
+    still be sent: the receiver's URLs in ``config``, the one hub starts with, which
+    is the config it was queued under unless the upgrade changed both. One whose
+    receiver or position is gone names none, so it dies with ``unreachable``'s
+    reason, as it would have. Returns the rows bound."""
+    bound = 0
+    for row in tx.unbound_notifications(NO_INTEGRATION):
+        receiver = config.receiver(row["receiver"])
+        if receiver is not None and row["channel"] < len(receiver.urls):
+            keys = [channels.url_key(url) for url in receiver.urls]
+            tx.bind_notification_urls(row["id"], keys)
+            bound += 1
+    return bound
 
 
 def send_limit(receiver: Receiver) -> float:
@@ -215,10 +261,18 @@ class Sender(Worker):
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-send")
 
     async def recover(self) -> None:
-        """Before the first round: take back what a killed predecessor had claimed."""
-        released = await self.store.write(lambda tx: tx.release_claims(), background=True)
+        """Before the first round: take back what a killed predecessor had claimed, and
+        name the URL of each notification an older hub queued (``bind_older_rows``)."""
+        config = self.rules().config
+
+        def recover(tx: Tx) -> tuple[int, int]:
+            return tx.release_claims(), bind_older_rows(tx, config)
+
+        released, bound = await self.store.write(recover, background=True)
         if released:
             log.warning("event=notifications_recovered count=%d", released)
+        if bound:
+            log.info("event=notifications_bound count=%d", bound)
 
     async def round(self) -> bool:
         self._resize(self.rules().config.notifier.concurrency)
@@ -287,17 +341,13 @@ class Sender(Worker):
             self.metrics.attempt_seconds.labels(row["integration"]).observe(max(seconds, 0))
 
     async def _send(self, rules: Rules, row: dict) -> Sent | Failure:
-        receiver = reachable(rules.config, row)
-        if receiver is None:
-            return Failure(unreachable(row), retryable=False)
+        found = destination(rules.config, row)
+        if found is None:
+            return Failure(unreachable(rules.config, row), retryable=False)
+        receiver, url = found
         context = msgspec.convert(row["payload"], NotificationContext)
         call = asyncio.get_running_loop().run_in_executor(
-            self._pool,
-            render_and_send,
-            rules.templates,
-            receiver.urls[row["channel"]],
-            receiver.timeout,
-            context,
+            self._pool, render_and_send, rules.templates, url, receiver.timeout, context
         )
         limit = send_limit(receiver)
         try:

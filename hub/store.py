@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, NamedTuple, TypeVar
 
 import msgspec
 import sqlite_utils
@@ -70,6 +70,24 @@ INCIDENT_ORDER = ("updated_at", "id")
 ID_ORDER = ("id",)
 Position = tuple[float | int, ...]
 """A row's values of its list's order: where a page ends and the next one starts."""
+
+
+class Target(NamedTuple):
+    """Where a notification goes: its receiver, the position of its URL among the
+    receiver's when it was queued (``channel``), that URL's integration (its scheme)
+    and the digests of the receiver's URLs then, in order (``channels.url_key``: the
+    store keeps no URL, as URLs hold secrets). No digests for a letter to a receiver
+    the config lacks: it has no URL."""
+
+    receiver: str
+    channel: int
+    integration: str
+    url_keys: tuple[str, ...] = ()
+
+    def columns(self) -> tuple[str, int, str, str | None]:
+        """The columns receiver, channel, integration, url_keys."""
+        keys = _json.encode(self.url_keys).decode() if self.url_keys else None
+        return self.receiver, self.channel, self.integration, keys
 
 
 @migrations()
@@ -646,6 +664,15 @@ def m028_dead_letter_entries(db: sqlite_utils.Database) -> None:
         " '$.reason')"
         " WHERE kind = 'notification_dead' AND json_extract(detail, '$.reason') IS NOT NULL"
     )
+
+
+@migrations()
+def m029_notification_urls(db: sqlite_utils.Database) -> None:
+    """A notification names the URLs its receiver had when it was queued, by digest
+    (``url_keys``, its own at ``channel``), not its URL's position alone: a reload
+    that reordered them sent a queued message to another URL. Rows an older hub
+    stored get theirs at the next start, from the URLs then (``outbox.bind_older_rows``)."""
+    db.execute("ALTER TABLE notifications ADD COLUMN url_keys TEXT")
 
 
 _json = msgspec.json.Encoder()
@@ -1280,7 +1307,7 @@ class Tx:
     def enqueue_notification(
         self,
         incident_id: int,
-        target: tuple[str, int, str],
+        target: Target,
         kind: str,
         payload: bytes,
         due_at: float,
@@ -1288,33 +1315,21 @@ class Tx:
     ) -> int:
         """Write a notification intent in the caller's transaction (the outbox).
 
-        ``target`` is (receiver, index of the URL in the receiver, integration);
         ``payload`` is the encoded message context, rendered per channel at send time;
         ``changed_at`` when hub received the change it reports (None for a page).
         """
-        receiver, channel, integration = target
         cursor = self.conn.execute(
-            "INSERT INTO notifications (id, incident_id, receiver, channel, integration, kind,"
-            f" payload, created_at, due_at, changed_at) VALUES ({_NEXT_ID['notifications']},"
-            " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                incident_id,
-                receiver,
-                channel,
-                integration,
-                kind,
-                payload,
-                due_at,
-                due_at,
-                changed_at,
-            ),
+            "INSERT INTO notifications (id, incident_id, receiver, channel, integration,"
+            " url_keys, kind, payload, created_at, due_at, changed_at)"
+            f" VALUES ({_NEXT_ID['notifications']}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (incident_id, *target.columns(), kind, payload, due_at, due_at, changed_at),
         )
         return cursor.lastrowid  # type: ignore[return-value]
 
     def dead_letter(
         self,
         incident_id: int,
-        target: tuple[str, int, str],
+        target: Target,
         kind: str,
         payload: bytes,
         at: float,
@@ -1323,13 +1338,12 @@ class Tx:
         """Write a notification that cannot be sent straight to the dead letters (a
         receiver the config lacks has no URL to try), where it shows and can be
         retried; returns its row, as a claim returns one."""
-        receiver, channel, integration = target
         cursor = self.conn.execute(
-            "INSERT INTO notifications (id, incident_id, receiver, channel, integration, kind,"
-            " payload, state, created_at, due_at, last_error)"
-            f" VALUES ({_NEXT_ID['notifications']}, ?, ?, ?, ?, ?, ?, 'dead', ?, ?, ?)"
+            "INSERT INTO notifications (id, incident_id, receiver, channel, integration,"
+            " url_keys, kind, payload, state, created_at, due_at, last_error)"
+            f" VALUES ({_NEXT_ID['notifications']}, ?, ?, ?, ?, ?, ?, ?, 'dead', ?, ?, ?)"
             " RETURNING *",
-            (incident_id, receiver, channel, integration, kind, payload, at, at, error),
+            (incident_id, *target.columns(), kind, payload, at, at, error),
         )
         return _decode_notification(dict(cursor.fetchone()))
 
@@ -1350,17 +1364,37 @@ class Tx:
         return _all(cursor)
 
     def retry_notification(
-        self, notification_id: int, now: float, integration: str | None = None
+        self, notification_id: int, now: float, target: Target | None = None
     ) -> bool:
         """Put a dead letter back in the queue with a fresh attempt budget, counted from
-        the attempts it has (``attempts`` keeps counting them all), through
-        ``integration`` if given (one written for a receiver the config lacked had none)."""
+        the attempts it has (``attempts`` keeps counting them all), to the URL of
+        ``target`` if given (one written for a receiver the config lacked had none)."""
+        moved = target.columns()[1:] if target else (None,) * 3
         cursor = self.conn.execute(
             "UPDATE notifications SET state = 'pending', retried_attempts = attempts,"
-            " due_at = ?, integration = COALESCE(?, integration) WHERE id = ? AND state = 'dead'",
-            (now, integration, notification_id),
+            " due_at = ?, channel = COALESCE(?, channel), integration = COALESCE(?, integration),"
+            " url_keys = COALESCE(?, url_keys) WHERE id = ? AND state = 'dead'",
+            (now, *moved, notification_id),
         )
         return cursor.rowcount == 1
+
+    def unbound_notifications(self, unsent_integration: str) -> list[dict]:
+        """The notifications that may still be sent (pending, claimed, dead) and name no
+        URLs (``url_keys``): those an older hub queued, which named the URL by its
+        position alone; a letter through ``unsent_integration`` never had one."""
+        cursor = self.conn.execute(
+            "SELECT id, receiver, channel FROM notifications"
+            " WHERE state IN ('pending', 'sending', 'dead') AND url_keys IS NULL"
+            " AND integration != ?",
+            (unsent_integration,),
+        )
+        return _all(cursor)
+
+    def bind_notification_urls(self, notification_id: int, url_keys: list[str]) -> None:
+        self.conn.execute(
+            "UPDATE notifications SET url_keys = ? WHERE id = ?",
+            (_json.encode(url_keys).decode(), notification_id),
+        )
 
     def dismiss_notification(self, notification_id: int) -> bool:
         """Mark a dead letter ``dismissed``: a person decided it needs no sending; False
@@ -2103,7 +2137,8 @@ def _decode_delivery(row: dict) -> dict:
 
 
 def _decode_notification(row: dict) -> dict:
-    return {**row, "payload": _decode_json(row["payload"])}
+    keys = row["url_keys"]
+    return {**row, "payload": _decode_json(row["payload"]), "url_keys": _decode_json(keys or "[]")}
 
 
 def _decode_silence(row: dict) -> Silence:

@@ -311,7 +311,7 @@ def test_a_dead_letter_whose_receiver_a_reload_removed_is_not_retried(hub_factor
     assert refused.stdout == ""
     assert refused.stderr == (
         f"hub: error: 409 Conflict: notification {note['id']} cannot be sent again:"
-        " receiver 'ops' no longer has this channel in the config\n"
+        " receiver 'ops' is not in the config\n"
     )
     assert [row for row in dead if row["id"] == note["id"]] == [note]
 

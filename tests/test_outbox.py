@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from aiosmtpd.controller import Controller
 from conftest import AUTH, BASE_CONFIG, Mailbox, free_port, mail_url, render_config, wait_for
+from notify_support import mail_to
+from test_store import migrated_again, paged_incidents
 
 from hub import config
 from hub.decoders.common import Decoded
@@ -17,9 +19,9 @@ from hub.dispatch import Links, enqueue
 from hub.events import Event
 from hub.ingest import Delivery, apply_delivery
 from hub.metrics import Metrics
-from hub.outbox import Sender, backoff_delay
+from hub.outbox import NO_INTEGRATION, Sender, backoff_delay, destination
 from hub.rules import Rules
-from hub.store import Store, Tx, opened
+from hub.store import Store, Target, Tx, opened
 
 
 def test_a_channel_that_fails_is_retried_then_dead_lettered_with_its_error(hub_factory):
@@ -89,7 +91,7 @@ def test_a_claim_committed_after_shutdown_began_sends_nothing_and_is_freed_on_re
     def incident_with_a_due_notification(tx: Tx) -> None:
         answer = apply_delivery(tx, delivery, Decoded([event]), ruleset)
         incident = answer.body["alerts"][0]["incident_id"]
-        tx.enqueue_notification(incident, ("ops", 0, "mailto"), "firing", b"{}", 0)
+        tx.enqueue_notification(incident, Target("ops", 0, "mailto"), "firing", b"{}", 0)
 
     def notifications(store: Store) -> list[tuple[str, int]]:
         """Each notification's state and how many sends were tried (the attempts log)."""
@@ -215,3 +217,37 @@ def test_a_send_slower_than_the_claim_lease_is_not_claimed_and_sent_again_meanwh
     finally:
         smtp.stop()
     assert found == {"state": "sent", "attempts": 1, "messages": 1}
+
+
+def test_messages_an_older_hub_queued_keep_the_url_at_their_position_at_the_upgrade(tmp_path):
+    """An older hub named a message's URL by its position alone. The first start binds
+    each that may still be sent to the URL at its position then, so that a later
+    reload reordering the URLs sends it where it was queued for. One whose position is
+    gone, and a letter to a receiver the config lacked (no URL), name none."""
+    path = (tmp_path / "hub.db").as_posix()
+    first, second = mail_url(free_port()), mail_to(free_port(), "pager@example.com")
+    text = render_config(BASE_CONFIG, port=8080, db=path, mail_url=first)
+    both = text.replace(f'"{first}"', f'"{first}", "{second}"')
+    swapped = config.parse(text.replace(f'"{first}"', f'"{second}", "{first}"'), {})
+    stored = [
+        ("pending", Target("ops", 1, "mailto")),
+        ("dead", Target("ops", 0, "mailto")),
+        ("pending", Target("ops", 2, "mailto")),
+        ("dead", Target("pager", 0, NO_INTEGRATION)),
+    ]
+
+    def write(tx: Tx) -> None:
+        paged_incidents(tx)
+        for state, target in stored:
+            row = tx.enqueue_notification(1, target, "firing", b"{}", 1.0)
+            tx.conn.execute("UPDATE notifications SET state = ? WHERE id = ?", (state, row))
+
+    undo = "ALTER TABLE notifications DROP COLUMN url_keys"
+    store = migrated_again(path, write, "m029_notification_urls", undo)
+    try:
+        ruleset = Rules.from_config(config.parse(both, {}))
+        asyncio.run(Sender(store, lambda: ruleset, Metrics({}, ["ops"], "test")).recover())
+        found = [destination(swapped, store.notification(i)) for i in range(1, 5)]  # type: ignore[arg-type]
+    finally:
+        store.close()
+    assert [None if f is None else f[1] for f in found] == [second, first, None, None]

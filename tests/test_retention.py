@@ -16,7 +16,7 @@ from hub.decoders.common import Decoded
 from hub.events import Event
 from hub.ingest import Delivery, apply_delivery
 from hub.rules import Rules
-from hub.store import Store, Tx, opened
+from hub.store import Store, Target, Tx, opened
 
 DAY = 86400.0
 NOW = time.time()
@@ -63,7 +63,9 @@ def history(tx: Tx, rules: Rules) -> int:
 
 def sent_message(tx: Tx, incident_id: int) -> int:
     """A message to ops about the incident, sent: retention keeps one still queued."""
-    notification = tx.enqueue_notification(incident_id, ("ops", 0, "mailto"), "firing", b"{}", 0)
+    notification = tx.enqueue_notification(
+        incident_id, Target("ops", 0, "mailto"), "firing", b"{}", 0
+    )
     tx.update("notifications", notification, {"state": "sent", "sent_at": 0})
     return notification
 

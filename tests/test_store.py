@@ -26,7 +26,7 @@ from hub.alerts import new_row
 from hub.errors import ConfigError, NotFound, Unavailable
 from hub.events import Event
 from hub.rules import Rules
-from hub.store import Store
+from hub.store import Store, Target
 
 
 @pytest.fixture
@@ -726,7 +726,7 @@ def test_notifications_retried_before_the_upgrade_count_every_attempt_their_log_
     def write(tx) -> None:
         paged_incidents(tx)
         for attempts, logged in ((1, 3), (2, 2)):  # a retried row, and one never retried
-            row = tx.enqueue_notification(1, ("ops", 0, "mailto"), "firing", b"{}", 1.0)
+            row = tx.enqueue_notification(1, Target("ops", 0, "mailto"), "firing", b"{}", 1.0)
             for _ in range(logged):
                 tx.record_attempt(row, 1.0, 5.0, "failed", "connection refused")
             tx.conn.execute("UPDATE notifications SET attempts = ? WHERE id = ?", (attempts, row))
