@@ -147,12 +147,13 @@ def with_timeouts(url: str, timeout: float) -> str:
     return f"{url}{'&' if '?' in url else '?'}{extra}"
 
 
-def redact(url: str) -> str:
-    """The URL with passwords and tokens masked, as Apprise prints it; a ``logfile://``
-    URL whole, as its path is where to look and holds no secret."""
+def redact(url: str, timeout: float) -> str:
+    """The URL as a send with ``timeout`` uses it (Apprise's ``cto``/``rto``, not its
+    defaults), passwords and tokens masked as Apprise prints them; a ``logfile://`` URL
+    whole, as its path is where to look and holds no secret."""
     if schema(url) == logfile.SCHEMA:
         return url.partition("?")[0]
-    service = apprise.Apprise.instantiate(url)
+    service = apprise.Apprise.instantiate(with_timeouts(url, timeout))
     return service.url(privacy=True) if service is not None else f"{schema(url)}://..."
 
 

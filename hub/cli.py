@@ -212,7 +212,8 @@ def notify_test(args: argparse.Namespace) -> int:
         failed += isinstance(result, Failure)
         outcome = "failed" if isinstance(result, Failure) else "sent  "
         detail = result.reason if isinstance(result, Failure) else result.template_error
-        print(f"{outcome}  {channels.redact(url)}{f': {detail}' if detail else ''}")
+        shown = channels.redact(url, receiver.timeout)
+        print(f"{outcome}  {shown}{f': {detail}' if detail else ''}")
     return 1 if failed else 0
 
 

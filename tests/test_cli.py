@@ -481,6 +481,7 @@ def test_notify_test_reports_each_failed_url_with_its_reason_and_exits_1(tmp_pat
     sent, failed = result.stdout.splitlines()
     assert sent.startswith("sent    ")
     assert failed.startswith(f"failed  mailto://alice:****@127.0.0.1:{closed}")
+    assert "cto=2.0" in failed and "rto=2.0" in failed, "the receiver's timeout, as sent"
     assert failed.endswith("Connection refused")
     assert "s3cret" not in result.stdout + result.stderr
     assert result.stderr == "", "the reason is on the URL's line, not again as a log line"
