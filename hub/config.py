@@ -452,7 +452,7 @@ def parse(text: str, environ: typing.Mapping[str, str], folder: Path | None = No
     config = _anchor_paths(
         msgspec.convert(repaired, Config, dec_hook=_dec_hook), folder or Path.cwd()
     )
-    problems = found.sourced(found.unquoted(found.problems + found.unsaid(check(config))))
+    problems = found.sourced(found.problems + found.unquoted(found.unsaid(check(config))))
     if problems:
         raise ConfigError(problems)
     return config
@@ -472,6 +472,7 @@ class _Findings:
         self._stood_in: list[re.Pattern[str]] = []
         self._made_up: list[str] = []
         self._from_env: dict[str, _FromEnv] = {}
+        self._referencing: dict[str, str] = {}
 
     def add(self, path: str, reason: str) -> None:
         self.problems.append(f"{path or 'config'}: {reason}")
@@ -479,6 +480,18 @@ class _Findings:
     def came_from_env(self, path: str, written: str, value: str, names: list[str]) -> None:
         """The string at ``path`` holds what ``names`` were set to in the environment."""
         self._from_env[path] = _FromEnv(written, value, names)
+
+    def referenced(self, path: str, written: str) -> None:
+        """The string at ``path`` is written with a ``${`` (resolved or not)."""
+        self._referencing[path] = written
+
+    def reference_at(self, path: str) -> str | None:
+        """The text the file wrote at ``path`` if it references the environment."""
+        return self._referencing.get(path)
+
+    def is_made_up(self, path: str) -> bool:
+        """Whether hub stood in for the value at ``path`` (a problem said so already)."""
+        return path in self._made_up
 
     def described(self, path: str, value: Any, type_: Any) -> str | None:
         """What a problem at ``path`` may say of the value there instead of quoting it:
@@ -721,6 +734,8 @@ def _resolve_env(value: Any, path: str, environ: typing.Mapping[str, str], found
         return [_resolve_env(v, f"{path}[{i}]", environ, found) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
+    if "${" in value:
+        found.referenced(path, value)
     if "${" in _ENV_REF.sub("\0", value):
         found.stand_in(path, _MALFORMED_REF)  # never quoted: the text may be a secret
         return ""
@@ -779,6 +794,13 @@ def _collect_problems(value: Any, type_: Any, path: str, found: _Findings) -> An
             key: _collect_item(item, args[1], _join(path, _key(key)), found)
             for key, item in value.items()
         }
+    return _collect_scalar(value, type_, path, found)
+
+
+def _collect_scalar(value: Any, type_: Any, path: str, found: _Findings) -> Any:
+    """A value that is no table or array, or ``_BAD``, its problem recorded."""
+    if type_ in _SCALARS and isinstance(value, str) and (written := found.reference_at(path)):
+        return _scalar_from_env(value, type_, written, path, found)
     try:
         msgspec.convert(value, type_, dec_hook=_dec_hook)
     except msgspec.ValidationError as e:
@@ -786,6 +808,39 @@ def _collect_problems(value: Any, type_: Any, path: str, found: _Findings) -> An
         found.add(path, explained + _header_hint(value, type_, path))
         return _BAD
     return value
+
+
+def _scalar_from_env(text: str, type_: type, written: str, path: str, found: _Findings) -> Any:
+    """A number or boolean from the environment: the file may write a whole value as one
+    reference (``port = "${HUB_PORT:-8080}"``), converted as TOML would read it bare.
+
+    A bad one is quoted, as a number or a boolean holds no secret; text around a
+    reference, which could only make a number by accident, is refused."""
+    if found.is_made_up(path):
+        return _BAD  # an unset variable or a malformed reference: said already
+    kind, pattern, convert = _SCALARS[type_]
+    if not _ENV_REF.fullmatch(written):
+        names = _references([name for name, _ in _ENV_REF.findall(written)])
+        found.add(
+            path,
+            f"expected {kind}, got a string of more than a reference alone ({names}): a"
+            " number or a boolean comes from the environment only as the whole value"
+            ' ("${NAME}" or "${NAME:-default}")',
+        )
+        return _BAD
+    if not pattern.fullmatch(text):
+        found.add(path, f"expected {kind}, got {_shown(text)} from {written}")
+        return _BAD
+    return convert(text)
+
+
+_SCALARS: dict[Any, tuple[str, re.Pattern[str], typing.Callable[[str], Any]]] = {
+    bool: ("true or false", re.compile("true|false"), lambda text: text == "true"),
+    int: ("an integer", re.compile("[+-]?[0-9]+"), int),
+    float: ("a number", re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"), float),
+}
+"""How a value from the environment is read for a key of each type: what it is called
+in a problem, the text TOML would take for it bare, and the conversion."""
 
 
 def _header_hint(value: Any, type_: Any, path: str) -> str:
