@@ -26,7 +26,7 @@ from urllib.parse import parse_qs
 import apprise
 
 from hub import logfile, smtp_tls
-from hub.config import Receiver, Schedule
+from hub.config import Receiver, Schedule, entry
 
 if TYPE_CHECKING:  # templates imports this module for its kinds
     from hub.templates import Rendered
@@ -162,15 +162,16 @@ def check(receivers: list[Receiver], schedules: list[Schedule]) -> list[str]:
     on, named by position (never by value: URLs hold secrets)."""
     logfile.register()
     found = [
-        f"receivers[{i}] ({r.name}).urls: at least one URL is needed"
+        f"{entry(f'receivers[{i}]', r.name)}.urls: at least one URL is needed"
         for i, r in enumerate(receivers)
         if not r.urls
     ]
     for i, receiver in enumerate(receivers):
-        found += _url_problems(f"receivers[{i}] ({receiver.name}).urls", receiver.urls)
+        found += _url_problems(f"{entry(f'receivers[{i}]', receiver.name)}.urls", receiver.urls)
     for i, schedule in enumerate(schedules):
         for j, person in enumerate(schedule.people):
-            where = f"schedules[{i}] ({schedule.name}).people[{j}] ({person.name}).urls"
+            person_at = entry(f"people[{j}]", person.name)
+            where = f"{entry(f'schedules[{i}]', schedule.name)}.{person_at}.urls"
             found += _url_problems(where, person.urls)
     return found
 

@@ -468,14 +468,36 @@ class _Findings:
     """
 
     def __init__(self) -> None:
-        self.problems: list[str] = []
+        self._found: list[tuple[str, str]] = []
+        self._names: dict[str, str] = {}
         self._stood_in: list[re.Pattern[str]] = []
         self._made_up: list[str] = []
         self._from_env: dict[str, _FromEnv] = {}
         self._referencing: dict[str, str] = {}
 
     def add(self, path: str, reason: str) -> None:
-        self.problems.append(f"{path or 'config'}: {reason}")
+        self._found.append((path, reason))
+
+    def entry_named(self, path: str, name: Any) -> None:
+        """The array entry at ``path`` has this ``name``, which its problems show as
+        ``check`` does (``receivers[2] (pager).urls``): a user looks for an entry by
+        its name, and counting entries is easy to get wrong. A name that is no string,
+        or empty (an unset variable), leaves the index alone."""
+        if isinstance(name, str) and name:
+            self._names[path] = name
+
+    @property
+    def problems(self) -> list[str]:
+        """The problems of the file's shape, each entry on the way named."""
+        return [f"{self._named_path(path) or 'config'}: {reason}" for path, reason in self._found]
+
+    def _named_path(self, path: str) -> str:
+        """``path`` with the name of each entry on it after its index; the innermost
+        first, so that inserting one leaves the places of the others as they were."""
+        places = sorted((e for e in self._names if _within(path, e)), key=len, reverse=True)
+        for place in places:
+            path = entry(place, self._names[place]) + path[len(place) :]
+        return path
 
     def came_from_env(self, path: str, written: str, value: str, names: list[str]) -> None:
         """The string at ``path`` holds what ``names`` were set to in the environment."""
@@ -583,6 +605,12 @@ class _FromEnv(typing.NamedTuple):
         return problem
 
 
+def entry(place: str, name: str) -> str:
+    """An array entry as a problem names it: its index and, when it has one, its name
+    (``receivers[2] (pager)``), by which a user finds it in the file."""
+    return f"{place} ({name})" if name else place
+
+
 def _references(names: list[str]) -> str:
     """Variables as the file references them, each once: ``${A}, ${B}``."""
     return ", ".join(f"${{{name}}}" for name in dict.fromkeys(names))
@@ -663,7 +691,7 @@ def _anchor_paths(config: Config, folder: Path) -> Config:
 def warnings(config: Config) -> list[str]:
     """Legal but risky settings that ``hub check-config`` points out."""
     found = [
-        f"sources[{i}] ({s.name}): auth type 'none' accepts anyone who can reach the hub"
+        f"{entry(f'sources[{i}]', s.name)}: auth type 'none' accepts anyone who can reach the hub"
         for i, s in enumerate(config.sources)
         if s.auth.type == "none"
     ]
@@ -941,6 +969,8 @@ def choices(annotation: Any) -> tuple[str, ...]:
 def _collect_struct(value: dict, type_: type, path: str, found: _Findings) -> dict:
     """The table's known keys without their faults (``_collect_field``)."""
     fields = {f.encode_name: f for f in msgspec.structs.fields(type_)}
+    if "name" in fields:
+        found.entry_named(path, value.get("name"))
     for key in value:
         if key not in fields:
             known = ", ".join(sorted(fields))
@@ -1028,7 +1058,7 @@ def check(config: Config) -> list[str]:
     problems += _duplicates("receivers", [r.name for r in config.receivers])
     problems += _check_api(config.api)
     for i, source in enumerate(config.sources):
-        where = f"sources[{i}] ({source.name})"
+        where = entry(f"sources[{i}]", source.name)
         if source.name in reserved:
             problems.append(f"{where}.name: reserved for hub's own deliveries (heartbeats, ends)")
         if "/" in source.name:
@@ -1109,7 +1139,7 @@ def _check_schedules(
     problems += _duplicates("schedules", [s.name for s in config.schedules])
     problems += _duplicates("heartbeats", [h.name for h in config.heartbeats])
     for i, schedule in enumerate(config.schedules):
-        where = f"schedules[{i}] ({schedule.name})"
+        where = entry(f"schedules[{i}]", schedule.name)
         problems += _duplicates(f"{where}.people", [p.name for p in schedule.people])
         problems += _under(where, schedule_problems(schedule))
     return problems
@@ -1123,15 +1153,15 @@ def _check_api(api: Api) -> list[str]:
     """Names must tell actors apart and tokens must tell names apart (never quoting them)."""
     problems = _duplicates("api.tokens", [t.name for t in api.tokens])
     seen: dict[str, str] = {}
-    for i, entry in enumerate(api.tokens):
-        where = f"api.tokens[{i}] ({entry.name})"
-        if not entry.name:
-            problems.append(f"api.tokens[{i}].name: must not be empty")
-        if not entry.token:
+    for i, token in enumerate(api.tokens):
+        where = entry(f"api.tokens[{i}]", token.name)
+        if not token.name:
+            problems.append(f"{where}.name: must not be empty")
+        if not token.token:
             problems.append(f"{where}.token: must not be empty")
-        elif entry.token in seen:
-            problems.append(f'{where}.token: the same token as "{seen[entry.token]}"')
-        seen.setdefault(entry.token, entry.name)
+        elif token.token in seen:
+            problems.append(f'{where}.token: the same token as "{seen[token.token]}"')
+        seen.setdefault(token.token, token.name)
     return problems
 
 
@@ -1191,7 +1221,7 @@ def _check_silences(config: Config) -> list[str]:
         problems += _under(f"silences[{i}]", silences.problems(s.matchers, s.starts_at, s.ends_at))
     for i, m in enumerate(config.maintenance):
         found = silences.problems(m.matchers, m.starts_at, m.ends_at)
-        problems += _under(f"maintenance[{i}] ({m.name})", found)
+        problems += _under(entry(f"maintenance[{i}]", m.name), found)
     return problems
 
 
@@ -1211,7 +1241,7 @@ def _check_time_intervals(config: Config) -> list[str]:
             try:
                 timeintervals.compile_spec(spec)
             except ConfigError as e:
-                where = f"time_intervals[{i}] ({named.name}).time_intervals[{j}]"
+                where = f"{entry(f'time_intervals[{i}]', named.name)}.time_intervals[{j}]"
                 problems += _under(where, e.problems)
     return problems
 

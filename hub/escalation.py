@@ -422,7 +422,7 @@ def problems(cfg: config.Config) -> list[str]:
         f"{SCHEDULE_PREFIX}{s.name}" for s in cfg.schedules
     }
     for i, policy in enumerate(cfg.escalations):
-        where = f"escalations[{i}] ({policy.name})"
+        where = config.entry(f"escalations[{i}]", policy.name)
         if not policy.steps:
             found.append(f"{where}.steps: at least one step is needed")
         if policy.repeat < 0:
@@ -464,9 +464,9 @@ def warnings(cfg: config.Config) -> list[str]:
             if route.receiver in step.notify:
                 owners.setdefault((i, j, route.receiver), []).append(route.route_id)
     return [
-        f'escalations[{i}] ({cfg.escalations[i].name}).steps[{j}].notify: "{receiver}" is'
-        f" the receiver of route {', '.join(routes)}, which uses this policy: the route"
-        " tells it of each incident, so this step does not page it"
+        f"{config.entry(f'escalations[{i}]', cfg.escalations[i].name)}.steps[{j}].notify:"
+        f' "{receiver}" is the receiver of route {", ".join(routes)}, which uses this policy:'
+        " the route tells it of each incident, so this step does not page it"
         for (i, j, receiver), routes in owners.items()
     ]
 

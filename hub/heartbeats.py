@@ -78,8 +78,8 @@ def clashes(heartbeats: list[config.Heartbeat], stored: list[dict]) -> list[str]
     config may not silently take it over (nor delete it when the block goes)."""
     taken = {row["name"] for row in stored if row["origin"] == "api"}
     return [
-        f"heartbeats[{i}] ({heartbeat.name}).name: taken by a heartbeat created through"
-        " the API; rename this one or delete that one"
+        f"{config.entry(f'heartbeats[{i}]', heartbeat.name)}.name: taken by a heartbeat"
+        " created through the API; rename this one or delete that one"
         for i, heartbeat in enumerate(heartbeats)
         if heartbeat.name in taken
     ]
@@ -229,7 +229,7 @@ def problems(heartbeats: list[config.Heartbeat]) -> list[str]:
     """Names that fit in a URL path, a period to wait for, no negative grace."""
     found = []
     for i, heartbeat in enumerate(heartbeats):
-        where = f"heartbeats[{i}] ({heartbeat.name})"
+        where = config.entry(f"heartbeats[{i}]", heartbeat.name)
         found += [f"{where}.{p}" for p in definition_problems(heartbeat)]
     return found
 

@@ -20,7 +20,7 @@ from math import floor
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub import timeintervals
-from hub.config import Rotation, Schedule
+from hub.config import Rotation, Schedule, entry
 
 DAY = 86400.0
 _CHANGES_LOOKED_AT = 1000  # a schedule whose person never changes stops looking here
@@ -100,14 +100,15 @@ def problems(schedule: Schedule) -> list[str]:
         found.append(f"time_zone: {timeintervals.unknown_zone(schedule.time_zone)}")
     names = {p.name for p in schedule.people}
     found += [
-        f"people[{i}] ({person.name}).urls: at least one URL is needed"  # paged in vain
+        f"{entry(f'people[{i}]', person.name)}.urls: at least one URL is needed"  # paged in vain
         for i, person in enumerate(schedule.people)
         if not person.urls
     ]
     if not schedule.rotations:
         found.append("rotations: at least one rotation is needed")
     for i, rotation in enumerate(schedule.rotations):
-        found += [f"rotations[{i}].{p}" for p in _rotation_problems(rotation, names)]
+        where = entry(f"rotations[{i}]", rotation.name)
+        found += [f"{where}.{p}" for p in _rotation_problems(rotation, names)]
     for i, override in enumerate(schedule.overrides):
         if override.person not in names:
             found.append(f'overrides[{i}].person: "{override.person}" is not in people')

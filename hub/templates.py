@@ -30,7 +30,7 @@ from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from hub.channels import SMS_LIMIT, Kind
-from hub.config import Config, Receiver
+from hub.config import Config, Receiver, entry
 
 BodyFormat = Literal["text", "markdown", "html"]
 NotifyType = Literal["info", "success", "warning", "failure"]
@@ -438,7 +438,7 @@ def check(config: Config) -> list[str]:
     env = _environment(config.templates, html=False, undefined=TypoUndefined)
     attempts = [(f"templates.{name}", partial(env.get_template, name)) for name in config.templates]
     attempts += [
-        (f"receivers[{i}] ({receiver.name}).{field}", partial(_trial, env, source))
+        (f"{entry(f'receivers[{i}]', receiver.name)}.{field}", partial(_trial, env, source))
         for i, receiver in enumerate(config.receivers)
         for field, source in _own_templates(receiver)
     ]

@@ -157,7 +157,7 @@ tokens = [
 def test_an_unknown_role_is_named():
     text = MINIMAL + '[api]\ntokens = [{ name = "eve", token = "e", role = "root" }]\n'
     assert problems_of(text) == [
-        "api.tokens[0].role: Invalid enum value 'root' (expected one of: read, write, admin)"
+        "api.tokens[0] (eve).role: Invalid enum value 'root' (expected one of: read, write, admin)"
     ]
 
 

@@ -47,12 +47,14 @@ def problems_of(text: str, environ: dict[str, str] | None = None) -> list[str]:
 
 def test_every_fault_is_listed_with_its_table_and_key():
     problems = problems_of(BROKEN)
-    assert "sources[0].auth.tokens[0]: environment variable SHOP_TOKEN is not set" in problems
+    assert (
+        "sources[0] (shop).auth.tokens[0]: environment variable SHOP_TOKEN is not set" in problems
+    )
     assert any(p.startswith("server.colour: unknown key") for p in problems)
     assert "server.port: Expected `int`, got 'eighty'" in problems
     assert (
-        "sources[1].auth.type: Invalid enum value 'telepathy' (expected one of: none, bearer,"
-        " basic, hmac, standard-webhooks)" in problems
+        "sources[1] (crm).auth.type: Invalid enum value 'telepathy' (expected one of: none,"
+        " bearer, basic, hmac, standard-webhooks)" in problems
     )
     assert any(p.startswith("route.group_wait: expected a duration") for p in problems)
     assert (
@@ -515,12 +517,12 @@ def test_a_root_public_url_is_the_base_of_links(url, base):
         ("[server]\nhost = true", "server.host: Expected `str`, got true"),
         (
             '[[receivers]]\nname = "pager"\nurls = ["json://127.0.0.1:9/", 5]',
-            "receivers[1].urls[1]: Expected `str`,"
+            "receivers[1] (pager).urls[1]: Expected `str`,"
             " got an integer (not shown: it may hold a secret)",
         ),
         (
             '[[heartbeats]]\nname = "nightly"\nperiod = "1d"\nlabels = { "app.io/tier" = 3 }',
-            'heartbeats[0].labels."app.io/tier": Expected `str`, got 3',
+            'heartbeats[0] (nightly).labels."app.io/tier": Expected `str`, got 3',
         ),
         (
             '[[silences]]\nmatchers = [\'a="b"\']\ncomment = { text = "x" }',
@@ -567,7 +569,7 @@ def test_a_value_of_the_wrong_type_is_quoted_under_its_key_path(table, problem):
             valid(tables='[[receivers]]\nname = "pager"\nurls = ["json://127.0.0.1:9/", 5]')
             + '[[escalations]]\nname = "page"\nsteps = [{ notify = ["nobody"] }]\n',
             [
-                "receivers[1].urls[1]: Expected `str`, got an integer"
+                "receivers[1] (pager).urls[1]: Expected `str`, got an integer"
                 " (not shown: it may hold a secret)",
                 'escalations[0] (page).steps[0].notify: undefined receiver or schedule "nobody"',
             ],
@@ -585,21 +587,22 @@ def test_a_value_of_the_wrong_type_is_one_problem_among_the_rest(text, expected)
     [
         (
             '[[sources]]\nname = "crm"\nauth = { type = "telepathy", tokens = ["t"] }',
-            "sources[0].auth.type: Invalid enum value 'telepathy' (expected one of: none,"
+            "sources[0] (crm).auth.type: Invalid enum value 'telepathy' (expected one of: none,"
             " bearer, basic, hmac, standard-webhooks)",
         ),
         (
             '[[sources]]\nname = "crm"\nauth = "bearer"',
-            "sources[0].auth: Expected `object`, got a string (not shown: it may hold a secret)",
+            "sources[0] (crm).auth: Expected `object`, got a string"
+            " (not shown: it may hold a secret)",
         ),
         (
             '[[sources]]\nname = "crm"\nauth = { type = "bearer", tokens = ["${CRM_TOKEN}"] }',
-            "sources[0].auth.tokens[0]: environment variable CRM_TOKEN is not set",
+            "sources[0] (crm).auth.tokens[0]: environment variable CRM_TOKEN is not set",
         ),
         (
             '[[maintenance]]\nname = "db"\nstarts_at = "soon"\n'
             "ends_at = 2026-01-05T09:00:00Z\nmatchers = ['a=\"b\"']",
-            "maintenance[0].starts_at: Invalid RFC3339 encoded datetime (got 'soon')",
+            "maintenance[0] (db).starts_at: Invalid RFC3339 encoded datetime (got 'soon')",
         ),
     ],
 )
@@ -622,9 +625,9 @@ def test_a_root_receiver_of_the_wrong_type_is_not_also_missing():
             '[[receivers]]\nname = "ops"\nurls = ["json://127.0.0.1:9/"]\n'
             '[[receivers]]\nname = "pager"\nurl = ["json://127.0.0.1:9/"]\n',
             [
-                "receivers[2].url: unknown key (expected one of: body, name, send_resolved,"
+                "receivers[2] (pager).url: unknown key (expected one of: body, name, send_resolved,"
                 " timeout, title, urls)",
-                "receivers[2].urls: required key is missing",
+                "receivers[2] (pager).urls: required key is missing",
                 'receivers[0] and receivers[1]: duplicate name "ops"',
             ],
         ),
@@ -633,7 +636,7 @@ def test_a_root_receiver_of_the_wrong_type_is_not_also_missing():
             '[[heartbeats]]\nname = "nightly"\nperiod = "1d"\n'
             '[[heartbeats]]\nname = "hourly"\n',
             [
-                "heartbeats[2].period: required key is missing",
+                "heartbeats[2] (hourly).period: required key is missing",
                 'heartbeats[0] and heartbeats[1]: duplicate name "nightly"',
             ],
         ),
@@ -641,7 +644,7 @@ def test_a_root_receiver_of_the_wrong_type_is_not_also_missing():
             '[api]\ntokens = [{ name = "ci", token = "a", role = "read" },'
             ' { name = "ci", token = "b", role = "read" }, { name = "ops", token = "c" }]\n',
             [
-                "api.tokens[2].role: required key is missing",
+                "api.tokens[2] (ops).role: required key is missing",
                 'api.tokens[0] and tokens[1]: duplicate name "ci"',
             ],
         ),
@@ -653,7 +656,7 @@ def test_a_root_receiver_of_the_wrong_type_is_not_also_missing():
             '[[maintenance]]\nname = "web"\nstarts_at = "soon"\n'
             "ends_at = 2026-01-06T10:00:00Z\nmatchers = ['a=\"b\"']\n",
             [
-                "maintenance[2].starts_at: Invalid RFC3339 encoded datetime (got 'soon')",
+                "maintenance[2] (web).starts_at: Invalid RFC3339 encoded datetime (got 'soon')",
                 'maintenance[0] and maintenance[1]: duplicate name "db"',
             ],
         ),
@@ -663,8 +666,9 @@ def test_a_root_receiver_of_the_wrong_type_is_not_also_missing():
             ' { name = "alice", urls = ["logfile://b.log"] }, { name = "bob", url = [] }]\n'
             'rotations = [{ participants = ["alice"], start = 2026-03-27 }]\n',
             [
-                "schedules[0].people[2].url: unknown key (expected one of: name, urls)",
-                "schedules[0].people[2].urls: required key is missing",
+                "schedules[0] (primary).people[2] (bob).url: unknown key"
+                " (expected one of: name, urls)",
+                "schedules[0] (primary).people[2] (bob).urls: required key is missing",
                 'schedules[0] (primary).people[0] and people[1]: duplicate name "alice"',
             ],
         ),
@@ -694,6 +698,98 @@ def test_check_config_lists_a_duplicate_beside_a_typo_in_one_pass(tmp_path):
     assert result.returncode == 1
     assert "3 problem(s)" in result.stderr
     assert 'receivers[0] and receivers[1]: duplicate name "ops"' in result.stderr
+
+
+ENTRIES_OF_THE_WRONG_TYPE = """
+[api]
+tokens = [{ name = "ci", token = "ci-token", role = "root" }]
+
+[[sources]]
+name = "shop"
+auth = { type = "bearer", tokens = ["shop-token"] }
+rate_limit = "fast"
+
+[[sources]]
+name = "${CRM_SOURCE}"
+auth = { type = "bearer", tokens = ["crm-token"] }
+burst = "many"
+
+[[receivers]]
+name = "ops"
+urls = ["json://127.0.0.1:9/"]
+
+[[receivers]]
+name = "pager"
+urls = ["json://127.0.0.1:9/"]
+send_resolved = "no"
+
+[[receivers]]
+name = 7
+urls = ["json://127.0.0.1:9/"]
+timeout = 10
+
+[[escalations]]
+name = "page"
+steps = [{ notify = ["ops"], after = 5 }]
+
+[[schedules]]
+name = "primary"
+people = [
+  { name = "alice", urls = ["json://127.0.0.1:9/"] },
+  { name = "bob", urls = "json://127.0.0.1:9/" },
+]
+rotations = [{ name = "weekly", participants = ["alice", "eve"], start = 2026-03-27, handoff = 9 }]
+
+[[heartbeats]]
+name = "nightly"
+period = 86400
+
+[[silences]]
+matchers = 'a="b"'
+
+[route]
+receiver = "ops"
+
+[[route.routes]]
+matchers = ['a="b"']
+group_wait = 30
+"""
+
+
+@pytest.mark.parametrize(
+    ("environ", "crm"), [({}, "sources[1]"), ({"CRM_SOURCE": "crm"}, "sources[1] (crm)")]
+)
+def test_check_config_names_each_entry_as_the_file_does(tmp_path, environ, crm):
+    """A wrong type used to name its entry by index alone (``receivers[1].send_resolved``)
+    while every other problem named it (``receivers[1] (pager)``): counting entries
+    to find the one meant is easy to get wrong. An entry with no name, or a name hub
+    could not take, keeps its index alone."""
+    (tmp_path / "alerts.toml").write_text(ENTRIES_OF_THE_WRONG_TYPE)
+    result = run_hub("check-config", "alerts.toml", cwd=tmp_path, environ=environ)
+    assert result.returncode == 1
+    duration = "expected a duration like '30s', '5m' or '4h', got"
+    unset = ["sources[1].name: environment variable CRM_SOURCE is not set"] if not environ else []
+    assert problem_lines(result.stderr) == [
+        *unset,
+        "api.tokens[0] (ci).role: Invalid enum value 'root' (expected one of: read, write, admin)",
+        "sources[0] (shop).rate_limit: Expected `float`, got 'fast'",
+        f"{crm}.burst: Expected `int`, got 'many'",
+        "receivers[1] (pager).send_resolved: Expected `bool`, got 'no'",
+        "receivers[2].name: Expected `str`, got 7",
+        f"receivers[2].timeout: {duration} 10",
+        f"route.routes[0].group_wait: {duration} 30",
+        "silences[0].matchers: Expected `array`, got 'a=\"b\"'",
+        f"escalations[0] (page).steps[0].after: {duration} 5",
+        "schedules[0] (primary).people[1] (bob).urls: Expected `array`, got a string"
+        " (not shown: it may hold a secret)",
+        "schedules[0] (primary).rotations[0] (weekly).handoff: Expected `str`, got 9",
+        f"heartbeats[0] (nightly).period: {duration} 86400",
+        'schedules[0] (primary).rotations[0] (weekly).participants: "eve" is not in people',
+    ]
+
+
+def problem_lines(stderr: str) -> list[str]:
+    return [line.removeprefix("  - ") for line in stderr.splitlines() if line.startswith("  - ")]
 
 
 TOKEN_SOURCE = """
@@ -739,7 +835,7 @@ def test_a_malformed_reference_is_refused_without_showing_the_value(token):
     """These were taken as the literal token: a sender had to send "${PROM-TOKEN}"."""
     problems = problems_of(valid(tables=TOKEN_SOURCE.format(token=token)), {"PROM": "p"})
     assert problems == [
-        "sources[0].auth.tokens[0]: '${' starts no environment reference (the value is not"
+        "sources[0] (prom).auth.tokens[0]: '${' starts no environment reference (the value is not"
         " shown): write ${NAME} or ${NAME:-default}, NAME of letters, digits and _ (a value"
         " that holds '${' belongs in a variable)"
     ]

@@ -4,18 +4,15 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import free_port
 from hub_process import HubProcess, hub_process
+from test_config import ROOT, problem_lines, run_hub
 
 from hub import config
-
-ROOT = Path(__file__).resolve().parent.parent
 
 FROM_ENV = """
 [server]
@@ -41,18 +38,6 @@ send_resolved = "${OPS_SEND_RESOLVED:-true}"
 [route]
 receiver = "ops"
 """
-
-
-def run_hub(*args: str, cwd: Path, environ: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "hub", *args],
-        check=False,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **environ},
-    )
 
 
 def check_config(tmp_path: Path, environ: dict[str, str], text: str = FROM_ENV):
@@ -100,11 +85,11 @@ def test_check_config_quotes_a_bad_number_or_boolean_with_its_reference(tmp_path
     }
     result = check_config(tmp_path, environ)
     assert result.returncode == 1
-    assert problems(result.stderr) == [
+    assert problem_lines(result.stderr) == [
         "server.port: expected an integer, got 'eighty' from ${HUB_PORT:-8080}",
         "notifier.max_attempts: expected an integer, got '3.0' from ${HUB_ATTEMPTS}",
-        "sources[0].rate_limit: expected a number, got 'fast' from ${SHOP_RATE:-2.5}",
-        "receivers[0].send_resolved: expected true or false, got 'yes'"
+        "sources[0] (shop).rate_limit: expected a number, got 'fast' from ${SHOP_RATE:-2.5}",
+        "receivers[0] (ops).send_resolved: expected true or false, got 'yes'"
         " from ${OPS_SEND_RESOLVED:-true}",
     ]
 
@@ -112,7 +97,7 @@ def test_check_config_quotes_a_bad_number_or_boolean_with_its_reference(tmp_path
 def test_check_config_says_where_a_number_from_the_environment_is_out_of_range(tmp_path):
     result = check_config(tmp_path, {"HUB_PORT": "99999", "HUB_ATTEMPTS": "0"})
     assert result.returncode == 1
-    assert problems(result.stderr) == [
+    assert problem_lines(result.stderr) == [
         "server.port: must be 1-65535, got 99999 (from ${HUB_PORT})",
         "notifier.max_attempts: must be at least 1, got 0 (from ${HUB_ATTEMPTS})",
     ]
@@ -123,7 +108,7 @@ def test_check_config_refuses_text_around_a_reference_in_a_number(tmp_path, writ
     text = FROM_ENV.replace("${HUB_PORT:-{port}}", written)
     result = check_config(tmp_path, {"HUB_PORT": "80", "HUB_ATTEMPTS": "3"}, text)
     assert result.returncode == 1
-    assert problems(result.stderr) == [
+    assert problem_lines(result.stderr) == [
         "server.port: expected an integer, got a string of more than a reference alone"
         " (${HUB_PORT}): a number or a boolean comes from the environment only as the whole"
         ' value ("${NAME}" or "${NAME:-default}")'
@@ -163,7 +148,3 @@ def test_the_readmes_example_of_numbers_from_the_environment_loads():
     loaded = config.parse(example + '[route]\nreceiver = "ops"\n', environ)
     assert (loaded.server.port, loaded.receivers[0].send_resolved) == (8080, False)
     assert loaded.receivers[0].timeout == 10
-
-
-def problems(stderr: str) -> list[str]:
-    return [line.removeprefix("  - ") for line in stderr.splitlines() if line.startswith("  - ")]

@@ -119,7 +119,7 @@ def test_the_defaults_need_no_table():
         ),
         (
             '[[maintenance]]\nname = "m"\nmatchers = [\'a="b"\']\nends_at = 2026-01-01T00:00:00Z',
-            "maintenance[0].starts_at: required key is missing",
+            "maintenance[0] (m).starts_at: required key is missing",
         ),
         (
             '[[maintenance]]\nname = "m"\nmatchers = [\'a=""\']\n'
@@ -163,11 +163,11 @@ def test_the_defaults_need_no_table():
         (
             '[[time_intervals]]\nname = "w"\n'
             'time_intervals = [{ times = [{ start_time = "09:00" }] }]',
-            "time_intervals[0].time_intervals[0].times[0].end_time: required key",
+            "time_intervals[0] (w).time_intervals[0].times[0].end_time: required key",
         ),
         (
             '[[time_intervals]]\nname = "w"\ntime_intervals = [{ weekday = ["monday"] }]',
-            "time_intervals[0].time_intervals[0].weekday: unknown key",
+            "time_intervals[0] (w).time_intervals[0].weekday: unknown key",
         ),
         ("[flapping]\nthreshold = 0", "flapping.threshold: must be at least 1"),
         ('[flapping]\nthreshold = "many"', "flapping.threshold: Expected `int`"),

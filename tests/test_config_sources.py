@@ -138,11 +138,11 @@ def source(auth: str, extra: str = "", format: str = "native") -> str:
         ),
         (
             source('type = "hmac", secrets = ["s"], header = "X", algorithm = "md5"'),
-            "sources[0].auth.algorithm: Invalid enum value 'md5'",
+            "sources[0] (s).auth.algorithm: Invalid enum value 'md5'",
         ),
         (
             source('type = "hmac", secrets = ["s"], header = "X", tolerance = "soon"'),
-            "sources[0].auth.tolerance",
+            "sources[0] (s).auth.tolerance",
         ),
         (
             source('type = "standard-webhooks", secrets = ["whsec_!!"]'),
@@ -211,11 +211,11 @@ def source(auth: str, extra: str = "", format: str = "native") -> str:
                 '[sources.mapping]\nsummary = "x"\nstatus = "s"\nstatus_map = { a = "burning" }',
                 format="generic",
             ),
-            "sources[0].mapping.status_map",
+            "sources[0] (s).mapping.status_map",
         ),
         (
             source('type = "none"', '[sources.mapping]\nsumary = "x"', format="generic"),
-            "sources[0].mapping.sumary: unknown key",
+            "sources[0] (s).mapping.sumary: unknown key",
         ),
         (
             source(

@@ -305,7 +305,9 @@ def refused_reload(hub, old: str, new: str) -> list[str]:
 def test_a_reload_to_a_value_outside_a_keys_choices_names_the_choices(hub):
     """An operator reading the refusal learns what the key takes, not only that it is wrong."""
     problems = refused_reload(hub, 'format = "native"', 'format = "native"\nmode = "dry"')
-    assert problems == ["sources[0].mode: Invalid enum value 'dry' (expected one of: live, test)"]
+    assert problems == [
+        "sources[0] (shop).mode: Invalid enum value 'dry' (expected one of: live, test)"
+    ]
 
 
 def test_a_reload_removes_the_attempt_durations_of_an_integration_nobody_uses_any_more(hub):

@@ -277,11 +277,12 @@ name = "chat"
 urls = ["slack://T1/${{SLACK_TOKEN}}/T3"]
 """
 NAMED_NOT_QUOTED = [
-    "sources[0].auth.tokens: Expected `array`, got a string from ${PROM_TOKEN}",
-    "sources[1].auth.algorithm: Invalid enum value, got a string from ${HUB_ALGORITHM}"
+    "sources[0] (prom).auth.tokens: Expected `array`, got a string from ${PROM_TOKEN}",
+    "sources[1] (signed).auth.algorithm: Invalid enum value, got a string from ${HUB_ALGORITHM}"
     " (expected one of: sha256, sha512)",
-    "sources[2].auth.tokens: Expected `array`, got a string (not shown: it may hold a secret)",
-    "receivers[1].urls: Expected `array`, got a string from ${SMTP_PASSWORD}",
+    "sources[2] (inline).auth.tokens: Expected `array`, got a string"
+    " (not shown: it may hold a secret)",
+    "receivers[1] (mail).urls: Expected `array`, got a string from ${SMTP_PASSWORD}",
     "receivers[2] (chat).urls[0]: Apprise cannot load this 'slack' URL (from ${SLACK_TOKEN})",
 ]
 

@@ -360,7 +360,8 @@ def test_the_incident_page_shows_escalation_paused_while_acknowledged_and_when_i
         ('"0s"', "escalations[0] (page).ack_timeout: must be longer than 0s, got '0s'"),
         (
             '"soon"',
-            "escalations[0].ack_timeout: expected a duration like '30s', '5m' or '4h', got 'soon'",
+            "escalations[0] (page).ack_timeout: expected a duration like '30s', '5m' or '4h',"
+            " got 'soon'",
         ),
     ],
 )
