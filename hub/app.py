@@ -12,7 +12,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -173,7 +173,10 @@ class Runtime:
         await self.store.write(self._notice_missing_receivers, background=True)
         self.stored_ack_secret = await self.store.write(_stored_ack_secret, background=True)
         self.session_key = await self.store.write(sessions.stored_key, background=True)
-        self.sign_outs = await self.store.write(sessions.SignOuts.load, background=True)
+        self.sign_outs = await self.store.write(
+            lambda tx: sessions.SignOuts.load(tx, _token_names(self.config), self.clock()),
+            background=True,
+        )
         self.sender = Sender(self.store, self.current_rules, self.metrics, clock=self.clock)
         await self.sender.recover()
         self.dispatcher = Dispatcher(
@@ -430,6 +433,7 @@ class Runtime:
         self.metrics.precreate_templated(templates.templated(new))
         self.changed()
         self._unhold()
+        self._forget_sign_outs()
 
     def _unhold(self) -> None:
         """The new config may have dropped what held escalation steps and notifications
@@ -438,7 +442,19 @@ class Runtime:
         on. A runtime not started has no workers to look."""
         if self.escalator is None:
             return
-        chore = asyncio.get_running_loop().create_task(self._look_at_held())
+        self._chore(self._look_at_held())
+
+    def _forget_sign_outs(self) -> None:
+        """The sign-outs of tokens the new config lacks go once lapsed, as at start
+        (``SignOuts.forget_lapsed``). A runtime not started loads them at start."""
+        if self.escalator is None:
+            return
+        names, now = _token_names(self.config), self.clock()
+        self._chore(self.sign_outs.forget_lapsed(self.store, names, now))
+
+    def _chore(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a one-off write in the background, held until done."""
+        chore = asyncio.get_running_loop().create_task(work)
         self._chores.add(chore)
         chore.add_done_callback(self._chores.discard)
 
@@ -501,6 +517,11 @@ def _stored_ack_secret(tx: Tx) -> bytes:
         stored = secrets.token_urlsafe(32)
         tx.put_setting("ack_secret", stored)
     return stored.encode()
+
+
+def _token_names(config: Config) -> set[str]:
+    """The API tokens' names: whose console sign-outs are kept."""
+    return {token.name for token in config.api.tokens}
 
 
 def _refuse_clashes(config: Config, store: Store) -> None:

@@ -1185,6 +1185,9 @@ class Tx:
         ).fetchall()
         return {name[len(prefix) :]: value for name, value in rows}
 
+    def delete_setting(self, name: str) -> None:
+        self.conn.execute("DELETE FROM settings WHERE name = ?", (name,))
+
     def put_setting(self, name: str, value: str) -> None:
         self.conn.execute(
             "INSERT INTO settings (name, value) VALUES (?, ?)"

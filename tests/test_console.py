@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import html
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import AUTH, BASE_CONFIG, free_port, mail_url, wait_for
+from conftest import AUTH, BASE_CONFIG, MovedClock, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
 
 from hub.console import render
+from hub.console.sessions import SESSION_TTL
 
 
 def start(hub_factory, more: str = ""):
@@ -259,6 +261,61 @@ def test_a_sign_out_survives_a_restart(hub_factory):
     with hub.client() as http:
         sign_in(http, "read-token")
         assert http.get("/silences").status_code == 200
+
+
+def sign_outs_stored(hub) -> set[str]:
+    """The token names whose sign-out the store keeps."""
+    with sqlite3.connect(hub.runtime.config.storage.path) as db:
+        rows = db.execute("SELECT name FROM settings WHERE name LIKE 'signed_out:%'").fetchall()
+    return {name.removeprefix("signed_out:") for (name,) in rows}
+
+
+def reload_without(hub, line: str) -> None:
+    """Take ``line`` out of the running hub's config file and reload it."""
+    hub.config_path.write_text(hub.config_path.read_text().replace(line, ""))
+    reload(hub)
+
+
+def reload(hub) -> None:
+    answer = httpx.post(f"{hub.url}/-/reload", headers={"Authorization": "Bearer admin-token"})
+    assert answer.status_code == 200, answer.text
+
+
+RITA = '  { name = "rita", token = "read-token", role = "read" },\n'
+
+
+def test_the_sign_out_of_a_removed_token_is_deleted_at_reload_and_at_start(hub_factory):
+    """Each sign-out was kept for ever, also of tokens long gone from the config; one
+    of a token still configured stays, as its copied cookies must stay dead."""
+    clock = MovedClock()
+    hub = hub_factory(CONSOLE_CONFIG, clock=clock, mail_url=mail_url(free_port()), max_attempts=1)
+    for token in ("read-token", "write-token", "admin-token"):
+        sign_out_keeping_a_copy(hub, token)
+    assert sign_outs_stored(hub) == {"rita", "will", "ada"}
+    clock.advance(SESSION_TTL)
+    reload_without(hub, RITA)
+    wait_for(lambda: sign_outs_stored(hub) == {"will", "ada"})
+    hub.stop()
+    hub.config_path.write_text(hub.config_path.read_text().replace('"will"', '"bill"'))
+    hub.start()
+    assert sign_outs_stored(hub) == {"ada"}
+
+
+def test_a_token_put_back_the_same_day_does_not_revive_a_signed_out_cookie(hub_factory):
+    """A sign-out of a removed token is kept until every session it ended has expired:
+    forgotten at once, a token put back with the same value would let a copy of a
+    signed-out cookie in again."""
+    clock = MovedClock()
+    hub = hub_factory(CONSOLE_CONFIG, clock=clock, mail_url=mail_url(free_port()), max_attempts=1)
+    copy = sign_out_keeping_a_copy(hub, "read-token")
+    clock.advance(SESSION_TTL - 60)
+    original = hub.config_path.read_text()
+    reload_without(hub, RITA)
+    hub.restart()
+    hub.config_path.write_text(original)
+    reload(hub)
+    assert sign_outs_stored(hub) == {"rita"}
+    assert_signed_out(hub, copy)
 
 
 def test_a_delivery_can_be_replayed_as_a_dry_run_or_ingested_again(hub_factory):

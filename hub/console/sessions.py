@@ -7,7 +7,8 @@ tag and the payload, with a key generated once and kept in the store's settings.
 session is stored: the role is looked up in the running config on every request, so a
 reload that revokes or rotates a token (its digest no longer matches) ends its
 sessions at once. Signing out records only the time, per token name: every session of
-that token issued until then is over, so a copy of the cookie dies with it.
+that token issued until then is over, so a copy of the cookie dies with it. The record
+of a token no longer configured goes once every session it ended has expired.
 
 A form's CSRF token is an HMAC of the session's nonce (or, before sign-in, of the
 nonce in a short-lived login cookie): a page from another site cannot read it, so
@@ -21,6 +22,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 
 import msgspec
 
@@ -29,6 +31,7 @@ from hub.store import Store, Tx
 
 KEY_SETTING = "console_session_key"
 SIGNED_OUT_SETTING = "signed_out:"
+SESSION_TTL = 12 * 3600
 _SESSION = b"hub-session-v1:"
 _CSRF = b"hub-csrf-v1:"
 _TOKEN = b"hub-token-v1:"
@@ -91,7 +94,9 @@ class SignOuts:
         self._times = dict(times or {})
 
     @classmethod
-    def load(cls, tx: Tx) -> SignOuts:
+    def load(cls, tx: Tx, configured: Collection[str], now: float) -> SignOuts:
+        """The stored sign-outs, once the lapsed ones of removed tokens are deleted."""
+        _delete_lapsed(tx, configured, now)
         stored = tx.settings_under(SIGNED_OUT_SETTING)
         return cls({name: float(at) for name, at in stored.items()})
 
@@ -104,6 +109,28 @@ class SignOuts:
         a sign-out that is not kept is not reported as done."""
         await store.write(lambda tx: tx.put_setting(SIGNED_OUT_SETTING + name, repr(at)))
         self._times[name] = at
+
+    async def forget_lapsed(self, store: Store, configured: Collection[str], now: float) -> None:
+        """Delete the sign-outs of tokens no longer ``configured`` that have lapsed
+        (``_delete_lapsed``), as a reload removing tokens leaves them behind."""
+        lapsed = await store.write(lambda tx: _delete_lapsed(tx, configured, now), background=True)
+        for name, at in lapsed.items():
+            if self._times.get(name) == at:  # not signed out again meanwhile
+                del self._times[name]
+
+
+def _delete_lapsed(tx: Tx, configured: Collection[str], now: float) -> dict[str, float]:
+    """Delete the sign-out of each token not ``configured`` once every session it ended
+    has expired; return those deleted. Not before: a token put back with the same value
+    would bring a copy of a signed-out cookie back to life."""
+    lapsed = {
+        name: float(at)
+        for name, at in tx.settings_under(SIGNED_OUT_SETTING).items()
+        if name not in configured and float(at) + SESSION_TTL <= now
+    }
+    for name in lapsed:
+        tx.delete_setting(SIGNED_OUT_SETTING + name)
+    return lapsed
 
 
 def token_of(key: bytes, session: Session, tokens: list[ApiToken]) -> ApiToken | None:

@@ -28,7 +28,6 @@ log = logging.getLogger("hub.console")
 
 SESSION_COOKIE = "hub_session"
 LOGIN_COOKIE = "hub_login"
-SESSION_TTL = 12 * 3600
 LOGIN_TTL = 3600
 
 
@@ -114,7 +113,7 @@ async def sign_in(request: Request) -> Response:
     token = access.match(hub.config.api.tokens, str(form.get("token", "")))
     if token is None:
         return _login_page(request, target, error="That token is not valid here.", status=401)
-    session = sessions.start(hub.session_key, token, hub.clock(), SESSION_TTL)
+    session = sessions.start(hub.session_key, token, hub.clock(), sessions.SESSION_TTL)
     log.info("event=console_sign_in name=%s role=%s", logs.value(token.name), token.role)
     answer = Redirect(target, status_code=303)
     answer.set_cookie(_cookie(request, SESSION_COOKIE, sessions.encode(hub.session_key, session)))
@@ -158,7 +157,7 @@ def _login_page(
     return page
 
 
-def _cookie(request: Request, name: str, value: str, ttl: int = SESSION_TTL) -> Cookie:
+def _cookie(request: Request, name: str, value: str, ttl: int = sessions.SESSION_TTL) -> Cookie:
     """HttpOnly and SameSite=Strict always; Secure whenever the console is on HTTPS."""
     return Cookie(
         key=name,
