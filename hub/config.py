@@ -842,8 +842,9 @@ def _scalar_from_env(text: str, type_: type, written: str, path: str, found: _Fi
     """A number or boolean from the environment: the file may write a whole value as one
     reference (``port = "${HUB_PORT:-8080}"``), converted as TOML would read it bare.
 
-    A bad one is quoted, as a number or a boolean holds no secret; text around a
-    reference, which could only make a number by accident, is refused."""
+    A bad one is not quoted: a variable meant for another key (``${SMTP_PASSWORD}``)
+    may hold a secret. Text around a reference, which could only make a number by
+    accident, is refused."""
     if found.is_made_up(path):
         return _BAD  # an unset variable or a malformed reference: said already
     kind, pattern, convert = _SCALARS[type_]
@@ -857,7 +858,7 @@ def _scalar_from_env(text: str, type_: type, written: str, path: str, found: _Fi
         )
         return _BAD
     if not pattern.fullmatch(text):
-        found.add(path, f"expected {kind}, got {_shown(text)} from {written}")
+        found.add(path, f"expected {kind}, but {written} gives text that is not {kind}")
         return _BAD
     return convert(text)
 
