@@ -34,7 +34,7 @@ INCIDENT = msgspec.structs.replace(SAMPLE, ack_url=ACK, title="checkout API erro
 def send(url: str, context: NotificationContext = INCIDENT) -> None:
     """Render for ``url``'s kind and send it as the outbox sender does."""
     result = render_and_send(TEMPLATES, url, 5, context)
-    assert result == Sent(), f"Apprise could not send to {channels.redact(url)}: {result}"
+    assert result == Sent(), f"Apprise could not send to {channels.redact(url, 5)}: {result}"
 
 
 def told(status: str, severity: str) -> NotificationContext:
@@ -185,5 +185,6 @@ def test_a_channel_is_not_throttled_by_apprise():
 
 @pytest.mark.parametrize(("url", "secret"), [(TWILIO_URL, "TOKEN"), (SLACK_URL, "XXXX")])
 def test_urls_are_shown_redacted(url, secret):
-    assert secret not in channels.redact(url)
-    assert channels.redact(url).startswith(url.partition("://")[0])
+    shown = channels.redact(url, timeout=7)
+    assert secret not in shown
+    assert shown.startswith(url.partition("://")[0])

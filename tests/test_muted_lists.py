@@ -139,18 +139,23 @@ def walk(http: httpx.Client, path: str, params: dict) -> list[list[dict]]:
     return [page.json() for page in pages]
 
 
-def test_pages_of_a_muted_filter_are_full_while_matching_rows_remain(hub_factory):
-    """Muted and heard incidents interleave in the list's order, so a filter applied to
-    the rows a page read would leave pages short; the next link keeps the filter."""
-    hub = start(hub_factory)
-    events = [
+def services_down(count: int) -> list[dict]:
+    """``count`` services down, every third in staging (which the tests silence)."""
+    return [
         {
             "status": "firing",
             "summary": f"service {n} down",
             "labels": {"service": f"s{n}", "env": "staging" if n % 3 == 0 else "prod"},
         }
-        for n in range(14)
+        for n in range(count)
     ]
+
+
+def test_pages_of_a_muted_filter_are_full_while_matching_rows_remain(hub_factory):
+    """Muted and heard incidents interleave in the list's order, so a filter applied to
+    the rows a page read would leave pages short; the next link keeps the filter."""
+    hub = start(hub_factory)
+    events = services_down(14)
     with hub.client(headers=READER) as http:
         assert http.post("/webhooks/shop", json=events, headers=AUTH).status_code == 202
         silence(http, 'env="staging"')
@@ -219,14 +224,7 @@ def test_the_console_pages_a_muted_filter_across_its_hundred_rows(hub_factory):
     """More incidents not muted than a page shows, muted ones between them: the first
     page is full, its Older link keeps the filter, and the two pages hold each once."""
     hub = start(hub_factory)
-    events = [
-        {
-            "status": "firing",
-            "summary": f"service {n} down",
-            "labels": {"service": f"s{n}", "env": "staging" if n % 3 == 0 else "prod"},
-        }
-        for n in range(220)
-    ]
+    events = services_down(220)
     with hub.client() as http:
         assert http.post("/webhooks/shop", json=events, headers=AUTH).status_code == 202
         silence(http, 'env="staging"')
