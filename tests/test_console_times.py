@@ -10,7 +10,7 @@ import pytest
 from conftest import MovedClock, free_port, mail_url
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
 
-from hub.console import render
+from hub.spans import span
 
 BERLIN = """
 [[schedules]]
@@ -35,7 +35,7 @@ rotations = [
     ],
 )
 def test_a_span_is_rounded_at_its_smaller_unit(seconds, shown):
-    assert render.span(seconds) == shown
+    assert span(seconds) == shown
 
 
 def test_a_fresh_snooze_and_silence_read_their_full_length_and_their_utc_time(hub_factory):

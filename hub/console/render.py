@@ -8,7 +8,6 @@ choosing; the only value a banner takes from a link is a number or an incident i
 
 from __future__ import annotations
 
-import itertools
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from litestar.response import Template
 from litestar.template import TemplateConfig
 
 from hub.api_params import COMMENT_MAX
+from hub.spans import span
 
 if TYPE_CHECKING:
     from hub.console.viewer import Viewer
@@ -70,7 +70,6 @@ _ACTION_PAGES = [
     (re.compile(r"/deliveries/(\d+)/replay"), "/deliveries/{}"),
     (re.compile(r"/logout"), "/"),
 ]
-_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _ONCE = ("done", "undone", "mutes")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -222,17 +221,6 @@ def took(start: float | datetime | str, end: float | datetime | str) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     return f"{seconds:.1f} s" if seconds < 60 else span(seconds)
-
-
-def span(seconds: float) -> str:
-    """Seconds in the two largest units, rounded at the smaller, so a fresh 4h snooze
-    reads "4h", not "3h": 90 -> 1m 30s, 7200 -> 2h, 5400 -> 1h 30m, 93600 -> 1d 2h."""
-    for (unit, size), (small_unit, small) in itertools.pairwise(_UNITS):
-        total = round(seconds / small)
-        if total * small >= size:
-            whole, rest = divmod(total, size // small)
-            return f"{whole}{unit}" + (f" {rest}{small_unit}" if rest else "")
-    return f"{round(seconds)}s"
 
 
 def _epoch(value: float | datetime | str) -> float:
