@@ -57,6 +57,29 @@ class Links:
 
 
 @dataclass(frozen=True)
+class StepPage:
+    """The escalation step a page comes from: its policy, step and run as the timeline
+    entry ``escalated`` counts them, and when its chain started (the incident opened
+    or reopened, or an acknowledgement lapsed), from which the message says how long
+    nobody has acknowledged."""
+
+    policy: str
+    step: int
+    run: int
+    started_at: float
+
+    def fields(self, now: float) -> dict:
+        """The message context's fields naming the step, and how long nobody has
+        acknowledged the incident by ``now``."""
+        return {
+            "escalation_policy": self.policy,
+            "escalation_step": self.step,
+            "escalation_run": self.run,
+            "unacknowledged_for": max(now - self.started_at, 0.0),
+        }
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     """A message written straight to the dead letters, for a receiver missing from the
     config (``_dead_letter``)."""
@@ -353,6 +376,7 @@ def enqueue(
     links: Links,
     changed_at: float | None = None,
     resolved: bool = False,
+    step: StepPage | None = None,
 ) -> int:
     """Render the context once and write one outbox row per URL of the receiver.
 
@@ -361,7 +385,8 @@ def enqueue(
     (``outbox``), not here, where nothing is sent yet. ``changed_at``: when hub
     received the change the message reports (an escalation's page reports none).
     ``resolved``: the message says the incident resolved even if alerts still fire (a
-    person resolved it), with no ack link. Returns the rows written."""
+    person resolved it), with no ack link. ``step``: the escalation step paging, which a
+    firing message names. Returns the rows written."""
     receiver = rules.config.receiver(receiver_name)
     if receiver is None:
         receiver = logs.value(receiver_name)
@@ -369,7 +394,7 @@ def enqueue(
         tx.log(log, logging.WARNING, missing, incident["id"], receiver)
         return 0
     person = rules.config.person_reached(receiver_name)
-    context = _context(incident, receiver_name, person, visible, now, links, resolved)
+    context = _context(incident, receiver_name, person, visible, now, links, resolved, step)
     payload = _encode(context)
     for target in _targets(receiver_name, receiver.urls):
         tx.enqueue_notification(incident["id"], target, context.status, payload, now, changed_at)
@@ -384,14 +409,16 @@ def _context(
     now: float,
     links: Links,
     resolved: bool,
+    step: StepPage | None = None,
 ) -> NotificationContext:
     """The message's context. Its ack link acknowledges as ``person``, the one person
     the receiver reaches, if any. Once someone has acknowledged the incident (a new
     alert may join it after), it names who and when and carries no ack link: the
     message must not read as a fresh page that nobody has taken. A firing message
     about an incident open again because an acknowledgement lapsed names whose it was
-    and why. A resolution by a person names who and when, since the alerts it lists
-    may still fire at their source."""
+    and why, and one an escalation step sends names the step. A resolution by a
+    person names who and when, since the alerts it lists may still fire at their
+    source."""
     firing = not resolved and any(a["status"] == "firing" for a in visible)
     acked_at = incident["acknowledged_at"]
     by_person = resolved and incident["resolved_by"] not in (None, HUB_ACTOR)
@@ -423,6 +450,7 @@ def _context(
         resolved_at=_time(incident["resolved_at"]) if by_person else None,
         lapsed_by=incident["lapsed_by"] if lapsed else None,
         lapse_reason=incident["lapse_reason"] if lapsed else None,
+        **(step.fields(now) if firing and step else {}),
     )
 
 

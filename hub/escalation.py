@@ -317,8 +317,9 @@ def _notify(
             detail["step"],
             logs.value(target),
         )
+    page = dispatch.StepPage(row["policy"], detail["step"], detail["run"], row["started_at"])
     enqueued = sum(
-        dispatch.enqueue(tx, incident, target, visible, now, rules, links)
+        dispatch.enqueue(tx, incident, target, visible, now, rules, links, step=page)
         for target in reach.receivers
     )
     if via_route:

@@ -31,6 +31,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from hub.channels import SMS_LIMIT, Kind
 from hub.config import Config, Receiver, entry
+from hub.spans import span
 
 BodyFormat = Literal["text", "markdown", "html"]
 NotifyType = Literal["info", "success", "warning", "failure"]
@@ -44,6 +45,8 @@ FIRING_TYPES: dict[str, NotifyType] = {
 """A firing message's notify type by its incident's severity; any other is ``info``."""
 ACKER_ROOM = 40
 """Characters of an acknowledger's name an SMS keeps."""
+POLICY_ROOM = 20
+"""Characters of an escalation policy's name an SMS keeps."""
 LapseReason = Literal["snooze", "ack_timeout"]
 LAPSES: dict[LapseReason, tuple[str, str]] = {
     "snooze": ("the snooze ended", "snooze ended"),
@@ -89,10 +92,18 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     alerts resolved), as the alerts listed may still fire. ``lapsed_by`` and
     ``lapse_reason`` say, on a firing message about an incident open again because an
     acknowledgement lapsed, whose it was and why (``snooze`` or ``ack_timeout``), so
-    the person paged again knows why. All six default to None so outbox rows written
-    before they existed still decode. Templates see each field, plus
-    ``firing_count``, ``resolved_count``, ``common_labels``, ``still_firing`` and
-    ``lapsed``, as top-level names.
+    the person paged again knows why. ``escalation_policy``, ``escalation_step`` and
+    ``escalation_run`` say, on a firing message an escalation step sent, which step of
+    which run of the policy it was (as its timeline entry ``escalated`` counts them),
+    and ``unacknowledged_for`` how many seconds the incident had then gone
+    unacknowledged, since its chain started: as the incident opened or reopened, or
+    as an acknowledgement lapsed. The time before a lapse was someone's, and the
+    steps' ``after`` counts from the same moment, so step 2 after 15m says 15m (an
+    unacknowledgement resumes the chain, so the time held before it is counted). All
+    ten default to None so outbox rows written before they existed still decode.
+    Templates see each field, plus ``firing_count``, ``resolved_count``,
+    ``common_labels``, ``still_firing``, ``lapsed`` and ``escalated``, as top-level
+    names.
     """
 
     incident_id: int
@@ -109,6 +120,10 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     resolved_at: datetime | None = None
     lapsed_by: str | None = None
     lapse_reason: LapseReason | None = None
+    escalation_policy: str | None = None
+    escalation_step: int | None = None
+    escalation_run: int | None = None
+    unacknowledged_for: float | None = None
 
     @property
     def firing_count(self) -> int:
@@ -147,6 +162,19 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
             return ""
         why = LAPSES[self.lapse_reason][0]
         return f"The acknowledgement by {self.lapsed_by} lapsed: {why}."
+
+    @property
+    def escalated(self) -> str:
+        """That this message is an escalation, as a sentence: which step of which policy
+        paged, and how long nobody has acknowledged, so a person paged at a later step
+        (a manager, the secondary) sees at once it is no first page. Empty on the first
+        step of the first run, which is the first page, and on every other message."""
+        if not _escalation(self):
+            return ""
+        return (
+            f"Escalated: {_step_of(self)} of policy {self.escalation_policy};"
+            f" not acknowledged for {span(self.unacknowledged_for or 0)}."
+        )
 
 
 class Rendered(msgspec.Struct, frozen=True):
@@ -202,6 +230,10 @@ CHAT_BODY = """
 - ... and {{ alerts | length - 20 }} more
 {% endif %}
 
+{% if escalated %}
+{{ escalated }}
+
+{% endif %}
 {% if lapsed %}
 {{ lapsed }}
 
@@ -222,6 +254,9 @@ EMAIL_BODY = """\
 <h2>[{{ status | upper }}] {{ title }}</h2>
 <p>Incident #{{ incident_id }} · severity <b>{{ severity }}</b> ·
 {{ "resolved" if over else "%d firing, %d resolved" % (firing_count, resolved_count) }}</p>
+{% if escalated %}
+<p>{{ escalated }}</p>
+{% endif %}
 {% if lapsed %}
 <p>{{ lapsed }}</p>
 {% endif %}
@@ -285,6 +320,13 @@ SAMPLES = (
     msgspec.structs.replace(SAMPLE, lapsed_by="alice", lapse_reason="snooze"),
     msgspec.structs.replace(
         SAMPLE,
+        escalation_policy="page-oncall",
+        escalation_step=2,
+        escalation_run=1,
+        unacknowledged_for=600.0,
+    ),
+    msgspec.structs.replace(
+        SAMPLE,
         status="resolved",
         ack_url="",
         alerts=[
@@ -296,9 +338,9 @@ SAMPLES = (
     ),
 )
 """What the config check renders each template against: a fresh page, an incident
-already acknowledged, one paging again after a lapse and one a person resolved (one
-of its alerts resolved, one still firing at its source), so a template's branches
-about each are checked too."""
+already acknowledged, one paging again after a lapse, a page from an escalation's
+second step and one a person resolved (one of its alerts resolved, one still firing
+at its source), so a template's branches about each are checked too."""
 
 
 def _unless_missing_key(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -515,7 +557,8 @@ def _constant(node: nodes.Node) -> Any:
 
 def sms(context: NotificationContext, limit: int = SMS_LIMIT) -> str:
     """``CRITICAL #42 x3: summary... Ack: <link>`` within ``limit`` characters (paging
-    again, ``... Ack by <name> lapsed (snooze ended). Ack: <link>``); once
+    again, ``... Ack by <name> lapsed (snooze ended). Ack: <link>``; from a later
+    escalation step, ``... Escalated: step 2 of <policy>, unacked 15m. Ack: <link>``); once
     acknowledged, ``... Acknowledged by <name>`` instead of the link; resolved by a
     person, ``RESOLVED #42: summary... Resolved by <name>`` (``, 2 still firing``
     while its alerts still fire at their source)."""
@@ -529,8 +572,7 @@ def sms(context: NotificationContext, limit: int = SMS_LIMIT) -> str:
 
 def _sms_tail(context: NotificationContext) -> str:
     """What an SMS ends with: who has the incident, else the link to take it (after
-    whose acknowledgement lapsed, if one did); who resolved it, when a person did. A
-    name is cut to ACKER_ROOM, so the summary always keeps room."""
+    why it pages, ``_sms_why``); who resolved it, when a person did."""
     if context.status != "firing":
         who = context.resolved_by
         if who is None:
@@ -540,10 +582,36 @@ def _sms_tail(context: NotificationContext) -> str:
     if context.acknowledged_by:
         return f" Acknowledged by {_shorten(context.acknowledged_by, ACKER_ROOM)}"
     link = f" Ack: {context.ack_url}" if context.ack_url else ""
+    return _sms_why(context) + link
+
+
+def _sms_why(context: NotificationContext) -> str:
+    """Why an SMS pages, when it is no first page: the escalation step that sent it,
+    else whose acknowledgement lapsed. An SMS has room for one of them beside the
+    summary, and the step tells the person it pages why it is them (chat and email
+    say both). Names are cut to ACKER_ROOM and POLICY_ROOM, so the summary always
+    keeps room."""
+    if _escalation(context):
+        policy = _shorten(context.escalation_policy or "", POLICY_ROOM)
+        unacked = span(context.unacknowledged_for or 0)
+        return f" Escalated: {_step_of(context)} of {policy}, unacked {unacked}."
     if context.lapsed_by is None or context.lapse_reason is None:
-        return link
+        return ""
     why = LAPSES[context.lapse_reason][1]
-    return f" Ack by {_shorten(context.lapsed_by, ACKER_ROOM)} lapsed ({why})." + link
+    return f" Ack by {_shorten(context.lapsed_by, ACKER_ROOM)} lapsed ({why})."
+
+
+def _escalation(context: NotificationContext) -> bool:
+    """Whether an escalation step past the first page sent the message."""
+    step, run = context.escalation_step, context.escalation_run
+    told = (context.escalation_policy, context.unacknowledged_for)
+    return None not in (step, run, *told) and (step, run) != (1, 1)
+
+
+def _step_of(context: NotificationContext) -> str:
+    """``step 2``, and ``step 1, run 2`` when the policy runs again (``repeat``)."""
+    run = f", run {context.escalation_run}" if context.escalation_run != 1 else ""
+    return f"step {context.escalation_step}{run}"
 
 
 def _shorten(text: str, room: int) -> str:
@@ -570,6 +638,7 @@ def _variables(context: NotificationContext) -> dict[str, Any]:
         "common_labels": context.common_labels,
         "still_firing": context.still_firing,
         "lapsed": context.lapsed,
+        "escalated": context.escalated,
     }
 
 

@@ -101,7 +101,8 @@ DOCUMENTED = {
     "incident_id", "status", "severity", "title", "alerts", "incident_url", "ack_url",
     "receiver", "acknowledged_by", "acknowledged_at", "resolved_by", "resolved_at",
     "lapsed_by", "lapse_reason", "lapsed", "firing_count", "resolved_count", "common_labels",
-    "still_firing",
+    "still_firing", "escalation_policy", "escalation_step", "escalation_run",
+    "unacknowledged_for", "escalated",
 }  # fmt: skip
 """Every name the README says templates see."""
 MESSAGE_IN = {
@@ -116,7 +117,15 @@ MESSAGE_IN = {
 @pytest.mark.parametrize("scheme", sorted(MESSAGE_IN))
 def test_a_structured_endpoint_gets_every_field_templates_see_as_json(scheme):
     hook = responses.post("http://consumer.example/hook")
-    again = msgspec.structs.replace(INCIDENT, lapsed_by="will", lapse_reason="ack_timeout")
+    again = msgspec.structs.replace(
+        INCIDENT,
+        lapsed_by="will",
+        lapse_reason="ack_timeout",
+        escalation_policy="db-oncall",
+        escalation_step=2,
+        escalation_run=1,
+        unacknowledged_for=900.0,
+    )
     send(f"{scheme}://consumer.example/hook", again)
     context = json.loads(MESSAGE_IN[scheme](hook.calls[0].request.body))
     assert set(context) == DOCUMENTED
@@ -125,6 +134,10 @@ def test_a_structured_endpoint_gets_every_field_templates_see_as_json(scheme):
     assert context["lapsed"] == (
         "The acknowledgement by will lapsed: not resolved within the policy's ack_timeout."
     )
+    assert (
+        context["escalated"] == "Escalated: step 2 of policy db-oncall; not acknowledged for 15m."
+    )
+    assert (context["escalation_step"], context["unacknowledged_for"]) == (2, 900.0)
     assert context["ack_url"] == ACK
     assert context["alerts"][0]["starts_at"] == "2026-01-01T00:00:00Z"
 

@@ -42,7 +42,7 @@ def test_an_sms_fits_its_limit_and_keeps_the_whole_ack_link(summary, limit):
 
 def test_an_sms_cuts_the_summary_with_ascii_dots():
     body = templates.sms(context(title=LONG, ack_url=ACK))
-    assert body.startswith("CRITICAL #1: checkout API error rate")
+    assert body.startswith("CRITICAL #1: checkout API err")
     assert "..." in body
     assert body.isascii()
 
@@ -220,6 +220,78 @@ def test_an_sms_paging_again_fits_and_keeps_the_link_and_some_summary(summary):
     assert body.endswith(f" lapsed (timed out). Ack: {ACK}")
 
 
+def step(number: int, run: int = 1, policy: str = "db-oncall", unacked: float = 900.0) -> dict:
+    """The context fields of a page that step ``number`` of ``run`` of a policy sent."""
+    return {
+        "escalation_policy": policy,
+        "escalation_step": number,
+        "escalation_run": run,
+        "unacknowledged_for": unacked,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "sentence", "short"),
+    [
+        (
+            step(2),
+            "Escalated: step 2 of policy db-oncall; not acknowledged for 15m.",
+            "Escalated: step 2 of db-oncall, unacked 15m.",
+        ),
+        (
+            step(1, run=2, unacked=5460),
+            "Escalated: step 1, run 2 of policy db-oncall; not acknowledged for 1h 31m.",
+            "Escalated: step 1, run 2 of db-oncall, unacked 1h 31m.",
+        ),
+    ],
+)
+def test_a_page_from_a_later_escalation_step_says_so_on_every_channel(fields, sentence, short):
+    page = context(ack_url=ACK, **fields)
+    rendered = Templates(parsed())
+    for kind, shown in (("chat", sentence), ("email", f"<p>{escape(sentence)}</p>")):
+        body = rendered.render(page, kind).body
+        assert shown in body
+        assert ACK in body
+    body = templates.sms(page)
+    assert len(body) <= 160
+    assert body.startswith("CRITICAL #1: checkout API err")
+    assert body.endswith(f" {short} Ack: {ACK}")
+
+
+def test_the_first_step_of_the_first_run_is_the_first_page_not_an_escalation():
+    first = context(ack_url=ACK, **step(1, unacked=0.2))
+    assert first.escalated == ""
+    for kind in ("chat", "email", "sms"):
+        assert "Escalated" not in Templates(parsed()).render(first, kind).body
+
+
+@pytest.mark.parametrize("summary", ["short", LONG])
+def test_an_escalated_sms_fits_and_keeps_the_link_and_some_summary(summary):
+    """With a long policy name, and after a lapse too: an SMS says the step, not both."""
+    page = context(
+        title=summary,
+        ack_url=ACK,
+        lapsed_by="x" * 300,
+        lapse_reason="ack_timeout",
+        **step(12, run=3, policy="p" * 300, unacked=3 * 86400 + 5 * 3600),
+    )
+    body = templates.sms(page)
+    assert len(body) <= 160
+    assert body.startswith("CRITICAL #1: " + summary[:3])
+    assert body.endswith(
+        f" Escalated: step 12, run 3 of ppppppppppppppppp..., unacked 3d 5h. Ack: {ACK}"
+    )
+    assert "lapsed" not in body
+
+
+def test_after_a_lapse_chat_and_email_say_both_why_it_pages_again_and_that_it_escalated():
+    page = context(ack_url=ACK, lapsed_by="will", lapse_reason="snooze", **step(2))
+    for kind in ("chat", "email"):
+        body = Templates(parsed()).render(page, kind).body
+        assert "Escalated: step 2 of policy db-oncall" in body
+        assert "The acknowledgement by will lapsed: the snooze ended." in body
+
+
 def test_a_first_page_says_nothing_of_a_lapse():
     for kind in ("chat", "email", "sms"):
         assert "lapsed" not in Templates(parsed()).render(context(), kind).body
@@ -333,6 +405,11 @@ ALERT_FIELDS = "fingerprint, status, severity, summary, starts_at, labels, annot
             "body",
             "{% if acknowledged_by %}{{ acknowledged_at.huor }}{% endif %}",
             "acknowledged_at has no field 'huor'",
+        ),
+        (
+            "body",
+            "{% if escalated %}{{ escalaton_step }}{% endif %}",
+            "'escalaton_step' is undefined",
         ),
         (
             "body",
