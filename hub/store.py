@@ -58,6 +58,9 @@ sqlite3.register_adapter(type(None), lambda value: value)
 WAL_AUTOCHECKPOINT_PAGES = 4000
 # A write lock held by another connection is retried this often.
 LOCKED_RETRY_SECONDS = 0.01
+LOCK_NOTED_SECONDS = 1.0
+"""How long writes wait for a lock held elsewhere before the log says so: a webhook
+answering slowly with no line why is what an operator would otherwise see."""
 
 ROW_ID_MAX = 2**63 - 1
 """SQLite's largest integer: a larger id given to a query is refused, not an overflow."""
@@ -1515,6 +1518,7 @@ class Store:
         # Unbounded: queue_max is checked in ``write`` for the writes it may refuse.
         self._pending: deque[tuple[Callable[[Tx], Any], asyncio.Future]] = deque()
         self._writing = False  # a batch is being applied or committed
+        self._lock_noted = False  # the log said writes wait for a lock held elsewhere
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._commits: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -1612,11 +1616,16 @@ class Store:
             self._writer.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
             if _locked(e) and time.monotonic() - since < self.lock_wait:
+                self._note_lock(since)
                 loop.call_later(LOCKED_RETRY_SECONDS, self._apply_next, loop, since)
                 return
+            self._lock_noted = False
             batch = self._take_batch()
             self._settle_batch(loop, self._failed(batch, e), len(batch), time.perf_counter())
             return
+        if self._lock_noted:
+            self._lock_noted = False
+            log.info("event=store_unlocked waited=%.1f", time.monotonic() - since)
         batch = self._take_batch()
         started = time.perf_counter()
         try:
@@ -1625,6 +1634,21 @@ class Store:
             self._settle_batch(loop, self._failed(batch, e), len(batch), started)
             return
         self._commits.put(lambda: self._commit(loop, batch, outcomes, logged, started))
+
+    def _note_lock(self, since: float) -> None:
+        """Say once, after ``LOCK_NOTED_SECONDS``, that writes wait for a write lock
+        another connection holds (a backup, an operator's shell); ``store_unlocked``
+        says when they go on, ``store_commit_failed`` when ``lock_wait`` ran out."""
+        waited = time.monotonic() - since
+        if waited >= LOCK_NOTED_SECONDS and not self._lock_noted:
+            self._lock_noted = True
+            log.warning(
+                "event=store_locked waited=%.1f lock_wait=%g pending=%d"
+                ' detail="another connection holds the write lock; writes wait for it"',
+                waited,
+                self.lock_wait,
+                len(self._pending),
+            )
 
     def _take_batch(self) -> list[tuple[Callable[[Tx], Any], asyncio.Future]]:
         count = min(len(self._pending), self.batch_max)

@@ -380,6 +380,28 @@ def test_a_file_locked_elsewhere_delays_writes_without_blocking_the_loop(store, 
     other.close()
 
 
+def test_a_write_waiting_on_a_lock_held_elsewhere_is_logged_once_and_when_it_goes_on(
+    store, tmp_path, caplog
+):
+    """A webhook answering slowly must not leave the log silent about why."""
+    other = hold_write_lock(tmp_path / "s.db")
+
+    async def scenario():
+        writes = [asyncio.create_task(store.write(insert_delivery(f"w{n}"))) for n in range(2)]
+        await asyncio.sleep(1.3)
+        other.execute("ROLLBACK")
+        return await asyncio.wait_for(asyncio.gather(*writes), 5)
+
+    with caplog.at_level(logging.INFO, logger="hub.store"):
+        asyncio.run(scenario())
+    lines = [r.getMessage() for r in caplog.records if "store_" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("event=store_locked waited=1.")
+    assert "lock_wait=30 pending=" in lines[0]
+    assert lines[1].startswith("event=store_unlocked waited=1.")
+    other.close()
+
+
 def test_writes_are_refused_when_the_lock_is_held_too_long(tmp_path):
     path = tmp_path / "s.db"
     with store_module.opened(str(path), lock_wait=0.2) as store:
