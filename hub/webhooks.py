@@ -307,13 +307,17 @@ def _log_refusal(source: str, status: int, outcome: str, error: HubError) -> Non
 
 
 def _log_applied(source: str, answer: Answer) -> None:
-    changes = [o for o in answer.outcomes if o not in ("duplicate",)]
-    if changes:
+    """A line for a delivery that changed something or had items refused (``rejected``:
+    a sender sending some alerts hub cannot read is worth knowing even when the rest
+    only repeated); a delivery of repeats alone is too common to log."""
+    changes = [o for o in answer.outcomes if o != "duplicate"]
+    if changes or answer.rejected:
         log.info(
-            "event=delivery_applied source=%s events=%d outcomes=%s",
+            "event=delivery_applied source=%s events=%d outcomes=%s rejected=%d",
             logs.value(source),
             len(answer.outcomes),
-            logs.listed(sorted(set(changes))),
+            logs.listed(sorted(set(changes or answer.outcomes))),
+            answer.rejected,
         )
 
 

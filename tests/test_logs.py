@@ -119,6 +119,7 @@ def log(tmp_path_factory) -> str:
             _heartbeats(http)
             _dead_letter_retried(http)
             _nobody_on_call_and_an_ended_alert(http)
+            _partly_refused_batches(http)
             wait_for(lambda: "event=nobody_on_call" in hub.log())
             assert http.post("/-/reload", headers=bearer(ADMIN)).status_code == 200
             assert hub.process is not None
@@ -196,6 +197,15 @@ def _nobody_on_call_and_an_ended_alert(http: httpx.Client) -> None:
         return found.json()[0]["status"] == "resolved"
 
     wait_for(ended, timeout=30)
+
+
+def _partly_refused_batches(http: httpx.Client) -> None:
+    """Prometheus posts an alert hub cannot read beside a new one, then beside a repeat."""
+    unreadable = {"annotations": {"summary": "no labels"}}
+    for name in ("DiskFull", "DiskFull"):
+        alert = {"labels": {"alertname": name, "instance": "db2"}}
+        answer = http.post("/webhooks/prom/api/v2/alerts", json=[alert, unreadable])
+        assert answer.status_code == 400, answer.text
 
 
 def test_every_line_of_a_run_reads_as_strict_logfmt(log):
@@ -301,6 +311,15 @@ def test_nobody_on_call_names_the_incident_and_ended_alerts_are_named(log):
     [ended] = events(log, "alerts_ended")
     assert ended["count"] == "1"
     assert ended["alerts"].isdigit()
+
+
+def test_a_delivery_with_refused_items_says_how_many_even_when_the_rest_repeated(log):
+    applied = [line for line in events(log, "delivery_applied") if line["source"] == "prom"]
+    assert [(line["outcomes"], line["rejected"]) for line in applied[-2:]] == [
+        ("new", "1"),
+        ("duplicate", "1"),
+    ]
+    assert all(line["level"] == "info" for line in applied)
 
 
 def test_a_silence_is_logged_with_its_matchers_as_one_value(log):
