@@ -11,6 +11,7 @@ Apprise's own error text.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import re
@@ -255,6 +256,7 @@ class Sender(Worker):
         self.metrics = metrics
         self.lease = lease
         self._inflight: set[asyncio.Task] = set()
+        self._sending: set[int] = set()  # the notifications those tasks send
         channels.route_apprise_logs()
         metrics.precreate_channels(send_targets(rules().config))
         self.concurrency = rules().config.notifier.concurrency
@@ -285,8 +287,13 @@ class Sender(Worker):
         for row in claimed:
             task = asyncio.create_task(self._deliver(row))
             self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            self._sending.add(row["id"])
+            task.add_done_callback(functools.partial(self._sent, row["id"]))
         return bool(claimed)
+
+    def _sent(self, notification_id: int, task: asyncio.Task) -> None:
+        self._inflight.discard(task)
+        self._sending.discard(notification_id)
 
     def next_due(self) -> float | None:
         if len(self._inflight) >= self.concurrency:
@@ -319,8 +326,9 @@ class Sender(Worker):
             return []
         now = self.clock()
         lease = max(self.lease, longest_send(self.rules().config))
+        sending = set(self._sending)
         return await self.store.write(
-            lambda tx: tx.claim_notifications(now, lease, free), background=True
+            lambda tx: tx.claim_notifications(now, lease, free, sending), background=True
         )
 
     async def _deliver(self, row: dict) -> None:

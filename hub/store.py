@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple, TypeVar
@@ -1411,17 +1411,23 @@ class Tx:
         )
         return cursor.rowcount == 1
 
-    def claim_notifications(self, now: float, lease: float, limit: int) -> list[dict]:
-        """Claim due rows, and rows whose claimer's lease ran out (it died mid-send)."""
+    def claim_notifications(
+        self, now: float, lease: float, limit: int, sending: Collection[int] = ()
+    ) -> list[dict]:
+        """Claim due rows, and rows whose claimer's lease ran out (it died mid-send) but
+        those this process is ``sending``: only one process sends, so a lease that ran
+        out on a row still in flight here means the clock stepped forward (an NTP
+        correction, a machine resumed), and claiming it would send it twice."""
         cursor = self.conn.execute(
             "UPDATE notifications SET state = 'sending', claimed_until = ?,"
             " attempts = attempts + 1"
             " WHERE id IN (SELECT id FROM notifications"
             "   WHERE (state = 'pending' AND due_at <= ?)"
-            "      OR (state = 'sending' AND claimed_until <= ?)"
+            "      OR (state = 'sending' AND claimed_until <= ?"
+            "          AND id NOT IN (SELECT value FROM json_each(?)))"
             "   ORDER BY due_at LIMIT ?)"
             " RETURNING *",
-            (now + lease, now, now, limit),
+            (now + lease, now, now, _json.encode(sorted(sending)).decode(), limit),
         )
         return [_decode_notification(row) for row in _all(cursor)]
 

@@ -9,7 +9,16 @@ import time
 from collections.abc import Callable
 
 from aiosmtpd.controller import Controller
-from conftest import AUTH, BASE_CONFIG, Mailbox, free_port, mail_url, render_config, wait_for
+from conftest import (
+    AUTH,
+    BASE_CONFIG,
+    Mailbox,
+    MovedClock,
+    free_port,
+    mail_url,
+    render_config,
+    wait_for,
+)
 from notify_support import mail_to
 from test_store import migrated_again, paged_incidents
 
@@ -214,6 +223,57 @@ def test_a_send_slower_than_the_claim_lease_is_not_claimed_and_sent_again_meanwh
     try:
         with opened(path) as store:
             found = asyncio.run(send_slowly(store))
+    finally:
+        smtp.stop()
+    assert found == {"state": "sent", "attempts": 1, "messages": 1}
+
+
+class ClockSteppingMailbox(SlowMailbox):
+    """A slow mail server during whose acceptance the wall clock steps an hour forward
+    (an NTP correction, a virtual machine resumed): every lease in the store runs out."""
+
+    def __init__(self, clock: MovedClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.clock.advance(3600)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_send_in_flight_when_the_clock_steps_forward_is_not_claimed_and_sent_again(tmp_path):
+    """A lease that ran out on the clock while this hub is still sending the row is no
+    dead claimer's: only one process sends, so the row is not claimed again."""
+    path = (tmp_path / "hub.db").as_posix()
+    clock = MovedClock()
+    mailbox, port = ClockSteppingMailbox(clock), free_port()
+    ruleset, incident_with_a_message = one_message_to_mail(path, port)
+
+    async def send_across_the_step(store: Store) -> dict:
+        await store.write(incident_with_a_message)
+        metrics = Metrics({}, ["ops"], "test")
+        sender = Sender(store, lambda: ruleset, metrics, clock=clock, lease=60)
+        sending = asyncio.create_task(sender.run())
+        for _ in range(250):
+            (row,) = store.notifications({}, 10)
+            if row["state"] == "sent":
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(2)  # a second send, if the row was claimed again, ends
+        await sender.shutdown()
+        sending.cancel()
+        (row,) = store.notifications({}, 10)
+        return {
+            "state": row["state"],
+            "attempts": row["attempts"],
+            "messages": len(mailbox.messages),
+        }
+
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        with opened(path) as store:
+            found = asyncio.run(send_across_the_step(store))
     finally:
         smtp.stop()
     assert found == {"state": "sent", "attempts": 1, "messages": 1}
