@@ -6,8 +6,10 @@ so the 15 minutes of the policy pass at once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from urllib.parse import parse_qs
 
 import responses
@@ -47,15 +49,21 @@ def start(hub_factory, smtp_port: int, clock: MovedClock):
     return start_hub(hub_factory, receivers, routes=routes, tables=POLICY, clock=clock)
 
 
+@contextlib.contextmanager
+def slack_and_twilio() -> Iterator[tuple[responses.BaseResponse, responses.BaseResponse]]:
+    """Slack's and Twilio's APIs intercepted where Apprise calls them: nothing leaves
+    the machine, and the payloads Apprise built are there to read."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")
+        yield mock.post(SLACK_HOOK, body="ok"), mock.post(TWILIO_API, json={})
+
+
 def test_a_later_steps_page_says_it_escalated_and_the_first_page_and_the_routes_do_not(
     hub_factory, smtp
 ):
     mailbox, smtp_port = smtp
     clock = MovedClock()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_passthru("http://127.0.0.1")
-        slack = mock.post(SLACK_HOOK, body="ok")
-        twilio = mock.post(TWILIO_API, json={})
+    with slack_and_twilio() as (slack, twilio):
         hub = start(hub_factory, smtp_port, clock)
         with hub.client(headers=WRITER) as http:
             incident_id = fire(http, "orders database down")["incident_id"]
@@ -84,8 +92,7 @@ def test_after_a_lapse_the_time_unacknowledged_counts_from_the_lapse(hub_factory
     its step 2 says 15 minutes, not the half hour since the incident opened."""
     mailbox, smtp_port = smtp
     clock = MovedClock()
-    hub = start(hub_factory, smtp_port, clock)
-    with hub.client(headers=WRITER) as http:
+    with slack_and_twilio(), start(hub_factory, smtp_port, clock).client(headers=WRITER) as http:
         incident_id = fire(http, "orders database down")["incident_id"]
         wait_for(lambda: texts_to(mailbox, "lead"))
         clock.advance(900)
