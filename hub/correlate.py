@@ -110,7 +110,8 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
         escalation.restart(tx, last["id"], now)
         return {**last, **changes}
     incident = _open(tx, alert, key, owner, [m.receiver for m in others], now, rules)
-    escalation.begin(tx, incident["id"], rules.config.escalation(owner.escalation), now)
+    policy = rules.config.escalation(owner.escalation)
+    escalation.begin(tx, incident["id"], policy, now + owner.timing.group_wait)
     return incident
 
 

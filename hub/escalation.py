@@ -103,8 +103,12 @@ class Fired:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 
-def begin(tx: Tx, incident_id: int, policy: config.Escalation | None, now: float) -> None:
-    """Copy the policy onto a newly opened incident and schedule its first step."""
+def begin(tx: Tx, incident_id: int, policy: config.Escalation | None, start: float) -> None:
+    """Copy the policy onto a newly opened incident and schedule its first step, the
+    chain starting at ``start``: when the route's ``group_wait`` ends, as its
+    receivers are first told. So a burst pages on-call as one, and an alert that
+    fires and resolves within the wait pages nobody, as Alertmanager in front of
+    PagerDuty would."""
     if policy is None:
         return
     plan = Plan.from_policy(policy)
@@ -112,9 +116,9 @@ def begin(tx: Tx, incident_id: int, policy: config.Escalation | None, now: float
         "id": incident_id,
         "policy": policy.name,
         "plan": msgspec.to_builtins(plan),
-        "started_at": now,
+        "started_at": start,
         "next_step": 0,
-        "due_at": plan.due(now, 0),
+        "due_at": plan.due(start, 0),
     }
     tx.insert("escalations", row)
 

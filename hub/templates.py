@@ -96,8 +96,9 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     ``escalation_run`` say, on a firing message an escalation step sent, which step of
     which run of the policy it was (as its timeline entry ``escalated`` counts them),
     and ``unacknowledged_for`` how many seconds the incident had then gone
-    unacknowledged, since its chain started: as the incident opened or reopened, or
-    as an acknowledgement lapsed. The time before a lapse was someone's, and the
+    unacknowledged, since its chain started: as the route's ``group_wait`` ended
+    after the incident opened (its first page), as it reopened, or as an
+    acknowledgement lapsed. The time before a lapse was someone's, and the
     steps' ``after`` counts from the same moment, so step 2 after 15m says 15m (an
     unacknowledgement resumes the chain, so the time held before it is counted). All
     ten default to None so outbox rows written before they existed still decode.

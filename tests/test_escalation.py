@@ -81,6 +81,7 @@ def start_hub(
     first_resolved="true",
     extra="",
     clock=time.time,
+    group_wait="0s",
 ):
     """A hub on POLICY; ``extra`` follows the policy's table, so keys it starts with
     (``ack_timeout = ...``) are the policy's."""
@@ -95,6 +96,7 @@ def start_hub(
         repeat_after=repeat_after,
         first_notify=json.dumps(first),
         first_resolved=first_resolved,
+        group_wait=group_wait,
     )
 
 
@@ -568,3 +570,36 @@ def test_a_route_naming_an_undefined_policy_and_a_step_naming_nobody_are_refused
         'route.escalation: undefined escalation "pager"',
         'escalations[0] (page).steps[0].notify: undefined receiver or schedule "schedule:x"',
     ]
+
+
+def test_the_chain_starts_when_the_routes_group_wait_ends(hub_factory, smtp):
+    """On-call is paged with the route's first message, not before it: an alert that
+    fires and resolves within ``group_wait`` pages nobody, and one still firing when
+    the wait ends pages step one then, and step two ``after`` counts from there."""
+    mailbox, smtp_port = smtp
+    clock = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, second_after="10m", clock=clock, group_wait="30s")
+    with hub.client(headers=WRITE) as http:
+        flap = open_incident(http)
+        resolve_alert(http)
+        clock.advance(31)
+        wait_for(lambda: http.get(f"/api/v1/incidents/{flap['id']}").json()["status"] == "resolved")
+        time.sleep(1)  # a page, had the chain started, would be sent by now
+        assert recipients(mailbox) == [], "a flap within group_wait pages nobody"
+        assert escalated_entries(http, flap["id"]) == []
+
+        clock.advance(3600)  # past the reopen window: the next alert opens an incident
+        incident = open_incident(http)
+        assert _epoch(incident["escalation_state"]["due_at"]) == pytest.approx(
+            _epoch(incident["opened_at"]) + 30, abs=0.01
+        )
+        clock.advance(20)
+        time.sleep(1)
+        assert recipients(mailbox) == [], "nobody is paged before the route's first message"
+        clock.advance(11)
+        wait_for(lambda: sorted(recipients(mailbox)) == ["first", "ops"])
+        clock.advance(9 * 60)
+        time.sleep(1)
+        assert sorted(recipients(mailbox)) == ["first", "ops"], "step two is 10m after the wait"
+        clock.advance(61)
+        wait_for(lambda: sorted(recipients(mailbox)) == ["alice", "first", "ops"])
