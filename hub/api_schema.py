@@ -219,6 +219,11 @@ class DeliveryDetail(Delivery, kw_only=True):
     ]
 
 
+ReplayOf = Annotated[
+    int, msgspec.Meta(description="On a replay's answer only: the delivery it replays")
+]
+
+
 class IngestedAlert(msgspec.Struct, kw_only=True):
     """An event's alert as it is now; all null but the fingerprint for an ignored one."""
 
@@ -238,6 +243,7 @@ class Ingested(msgspec.Struct, kw_only=True):
     delivery_id: int
     ignored: int | msgspec.UnsetType = msgspec.UNSET
     rejected: list[str] | msgspec.UnsetType = msgspec.UNSET
+    replay_of: ReplayOf | msgspec.UnsetType = msgspec.UNSET
 
 
 class Rehearsed(msgspec.Struct, kw_only=True):
@@ -248,6 +254,7 @@ class Rehearsed(msgspec.Struct, kw_only=True):
     decision: list[EventDecision]
     rejected: list[str] | msgspec.UnsetType = msgspec.UNSET
     delivery_id: int
+    replay_of: ReplayOf | msgspec.UnsetType = msgspec.UNSET
 
 
 WEBHOOK_ANSWERS = (Ingested, Rehearsed, PagerDutyAccepted)

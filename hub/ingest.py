@@ -147,7 +147,7 @@ def apply_delivery(
     else:
         delivery_id = tx.next_delivery_id()
         applied = _apply_events(tx, delivery, decoded, rules)
-        answer = 202, _native_answer(delivery_id, decoded, applied)
+        answer = 202, {**_native_answer(delivery_id, decoded, applied), **_replayed(delivery)}
         _insert(tx, delivery_id, delivery, answer)
     for event in applied:
         if event.outcome not in _UNRECORDED:
@@ -176,9 +176,20 @@ def apply_test_delivery(
         tx, rules, active_silences, decoded.events, delivery.source, delivery.received_at
     )
     delivery_id = tx.next_delivery_id()
-    body = {"mode": "test", **decision.summary(decoded, decisions), "delivery_id": delivery_id}
+    body = {
+        "mode": "test",
+        **decision.summary(decoded, decisions),
+        "delivery_id": delivery_id,
+        **_replayed(delivery),
+    }
     _insert(tx, delivery_id, delivery, (202, body), decisions)
     return Answer(202, body)
+
+
+def _replayed(delivery: Delivery) -> dict[str, int]:
+    """``replay_of`` for a replay's answer, so whoever replayed it sees which delivery
+    it repeats, as its audit-log row says; nothing for a sender's delivery."""
+    return {} if delivery.replay_of is None else {"replay_of": delivery.replay_of}
 
 
 def _repeated(tx: Tx, delivery: Delivery) -> Answer | None:

@@ -376,13 +376,12 @@ def test_every_json_answer_the_document_declares_was_given_and_checked(contract)
 
 
 def test_the_replay_answers_as_each_kind_of_delivery_would(contract):
-    replays = [
-        a.response.json()
-        for a in contract.answers
-        if a.path == REPLAY and a.response.status_code == 202
-    ]
-    assert [reply.get("mode", "live") for reply in replays] == ["live", "live", "test"]
-    assert [len(reply.get("rejected", [])) for reply in replays] == [0, 1, 0]
+    replays = [a for a in contract.answers if a.path == REPLAY and a.response.status_code == 202]
+    replies = [a.response.json() for a in replays]
+    assert [reply.get("mode", "live") for reply in replies] == ["live", "live", "test"]
+    assert [len(reply.get("rejected", [])) for reply in replies] == [0, 1, 0]
+    replayed = [int(a.response.request.url.path.split("/")[-2]) for a in replays]
+    assert [reply["replay_of"] for reply in replies] == replayed
 
 
 def answered(contract: Contract, path: str) -> httpx.Response:

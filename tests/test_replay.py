@@ -68,7 +68,7 @@ def test_a_replay_after_going_live_is_a_new_delivery_that_alerts(hub, smtp):
         answer = http.post(f"/api/v1/events/{delivery_id}/replay", headers=ADMIN)
         replayed = http.get(f"/api/v1/events/{answer.json()['delivery_id']}").json()
         alerts = http.get("/api/v1/alerts").json()
-    assert answer.status_code == 202
+    assert (answer.status_code, answer.json()["replay_of"]) == (202, delivery_id)
     (alert,) = answer.json()["alerts"]
     assert replayed["id"] != delivery_id
     assert (replayed["replay_of"], replayed["mode"], replayed["delivery_key"]) == (
