@@ -153,21 +153,31 @@ def handle_hub_error(_: Request, exc: HubError) -> Response:
 
 
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:
-    """Litestar's own errors (unknown path, wrong method, a body or parameter it refuses)."""
-    return problem(exc.status_code, *http_exception_words(request, exc))
+    """Litestar's own errors (unknown path, wrong method, a body or parameter it refuses),
+    with their headers: a 405 names the methods the path takes in ``Allow`` (RFC 9110)."""
+    return problem(exc.status_code, *http_exception_words(request, exc), headers=exc.headers)
 
 
 def http_exception_words(request: Request, exc: HTTPException) -> tuple[str, str]:
     """The title and detail of one of Litestar's own errors, a bad parameter named as
     the client wrote it: the same words in a problem document and on a console page."""
     detail = exc.detail
-    if exc.extra:
+    if exc.status_code == 405:
+        detail = _not_allowed(request, exc.headers or {})
+    elif exc.extra:
         explained = explain_invalid(request, exc.extra)
         detail = f"invalid {explained}" if explained else f"{detail}: {exc.extra}"
     title = {404: "Not found", 405: "Method not allowed"}.get(
         exc.status_code, "Bad request" if exc.status_code == 400 else "Error"
     )
     return title, detail
+
+
+def _not_allowed(request: Request, headers: dict[str, str]) -> str:
+    """A 405's detail: the methods the path takes, so a client sees what to send."""
+    allow = next((value for name, value in headers.items() if name.lower() == "allow"), "")
+    methods = sorted({m.strip() for m in allow.split(",")} - {"OPTIONS", ""})
+    return f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(methods)}"
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -280,6 +280,36 @@ def test_webhook_paths_take_post_only_and_are_described_as_they_answer(hub_facto
     assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("PUT", "/api/v1/silences", "GET, POST"), ("GET", "/-/reload", "POST")],
+)
+def test_a_wrong_method_on_the_api_names_the_methods_it_takes(
+    hub_factory, smtp, method, path, allowed
+):
+    """RFC 9110: a 405 carries Allow; a script reads what to send in the detail too,
+    on /-/ paths as on /api/ ones (no console page for a program)."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    with hub.client() as http:
+        refused = http.request(method, path)
+    assert refused.status_code == 405
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert {m.strip() for m in refused.headers["allow"].split(",")} - {"OPTIONS"} == set(
+        allowed.split(", ")
+    )
+    assert refused.json()["detail"] == f"{method} is not allowed on {path}; it takes {allowed}"
+
+
+def test_an_unknown_admin_path_is_problem_json(hub_factory, smtp):
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    with hub.client() as http:
+        missing = http.post("/-/reloda")
+    assert (missing.status_code, missing.headers["content-type"]) == (
+        404,
+        "application/problem+json",
+    )
+
+
 def test_a_client_gone_before_its_body_arrived_changes_nothing(hub_factory, smtp, tmp_path):
     _, smtp_port = smtp
     hub = hub_factory(mail_url=mail_url(smtp_port))

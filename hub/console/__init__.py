@@ -22,7 +22,16 @@ from hub.errors import HubError
 
 # Paths a program calls, whose errors stay problem JSON; every other path is the
 # console's, a person's, whose errors are pages.
-PROGRAM_PATHS = ("/api/", "/webhooks/", "/ping/", "/metrics", "/healthz", "/readyz", "/schema")
+PROGRAM_PATHS = (
+    "/api/",
+    "/-/",
+    "/webhooks/",
+    "/ping/",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/schema",
+)
 
 
 def router() -> Router:
@@ -56,7 +65,9 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     if request.url.path.startswith(PROGRAM_PATHS):
         return problems.handle_http_exception(request, exc)
     title, detail = problems.http_exception_words(request, exc)
-    return _page(request, exc.status_code, title, detail)
+    page = _page(request, exc.status_code, title, detail)
+    page.headers.update(exc.headers or {})  # a 405's Allow
+    return page
 
 
 def _error_page(request: Request, exc: HubError) -> Response:
