@@ -63,7 +63,7 @@ async def who_is_on_call(
     schedule = hub.config.schedule(name)
     if schedule is None:
         raise NotFound(f"no schedule named {name!r}")
-    when = moment("at", at) if at else datetime.fromtimestamp(hub.clock(), UTC)
+    when = datetime.fromtimestamp(hub.clock(), UTC) if at is None else moment("at", at)
     return answer(schedule, when)
 
 

@@ -181,6 +181,12 @@ def test_the_oncall_endpoint_answers_who_until_when_and_who_is_next(hub_factory)
             400,
             "invalid query parameter 'at': give the time with an offset, e.g. 2026-03-29T09:00:00Z",
         )
+        # an empty value (a script's unset variable: ?at=$AT) is no time, not "now"
+        empty = http.get("/api/v1/schedules/primary/oncall", params={"at": ""})
+        assert (empty.status_code, empty.json()["detail"]) == (
+            400,
+            "invalid query parameter 'at': expected an RFC 3339 time, got ''",
+        )
         assert http.get("/api/v1/schedules/nope/oncall").status_code == 404
         # curl '...?at=2026-03-28T14:00:00+02:00': the unencoded + arrives as a space
         raw_plus = http.get("/api/v1/schedules/primary/oncall?at=2026-03-28T14:00:00+02:00")
