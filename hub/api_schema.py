@@ -24,10 +24,11 @@ from litestar.openapi.spec import (
     OpenAPI,
     OpenAPIMediaType,
     Operation,
+    Parameter,
     RequestBody,
 )
 
-from hub import silences
+from hub import problems, silences
 from hub.alerts import AlertStatus, Outcome
 from hub.api_heartbeats import HeartbeatState, NewHeartbeat
 from hub.api_incidents import IncidentStatus, NotificationState
@@ -39,6 +40,7 @@ from hub.events import Severity, Status
 from hub.grouping import Timing
 from hub.mute import Mute
 from hub.silencing import NewSilence
+from hub.store import ROW_ID_MAX
 
 Time = Annotated[datetime, msgspec.Meta(tz=True)]
 """An RFC 3339 time in UTC, as every answer gives times."""
@@ -427,6 +429,28 @@ def document(openapi: OpenAPI) -> None:
         _operation(openapi, key).request_body = RequestBody(
             content={"application/json": media}, required=True
         )
+    _integer_bounds(openapi)
+
+
+def _integer_bounds(openapi: OpenAPI) -> None:
+    """Write the parameters' bounds as the integers they are. Litestar writes them as
+    floats, and the float of a path id's 2**63 - 1 is 2**63: a client or validator
+    reading the document would take an id hub refuses with 400 for a valid one."""
+    for item in (openapi.paths or {}).values():
+        for operation in problems.operations(item):
+            for parameter in operation.parameters or ():
+                if isinstance(parameter, Parameter) and parameter.schema is not None:
+                    schema = parameter.schema
+                    schema.minimum = _integer(schema.minimum)
+                    schema.maximum = _integer(schema.maximum)
+
+
+def _integer(bound: Any) -> Any:
+    """A float bound as its integer: ``ROW_ID_MAX`` for its rounded float, which no
+    other bound of hub's is."""
+    if not isinstance(bound, float) or not bound.is_integer():
+        return bound
+    return ROW_ID_MAX if bound == float(ROW_ID_MAX) else int(bound)
 
 
 def _add_components(openapi: OpenAPI, components: dict[str, dict[str, Any]]) -> None:

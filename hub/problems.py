@@ -102,7 +102,7 @@ def declare_refusal_headers(openapi: OpenAPI) -> None:
     describes, which a ``ResponseSpec`` cannot carry. Other answers of those codes
     (``/readyz``'s 503) carry none; ``hub.webhooks_openapi`` declares its own."""
     for item in (openapi.paths or {}).values():
-        for operation in _operations(item):
+        for operation in operations(item):
             for status, answer in (operation.responses or {}).items():
                 if not isinstance(answer, OpenAPIResponse) or status not in REFUSAL_HEADERS:
                     continue
@@ -110,7 +110,7 @@ def declare_refusal_headers(openapi: OpenAPI) -> None:
                     answer.headers = REFUSAL_HEADERS[status]
 
 
-def _operations(item: PathItem) -> list[Operation]:
+def operations(item: PathItem) -> list[Operation]:
     methods = (item.get, item.put, item.post, item.delete, item.head, item.patch)
     return [operation for operation in methods if operation is not None]
 

@@ -167,6 +167,24 @@ def test_readiness_documents_its_503_with_the_body_it_answers(hub):
         api["/readyz"]["GET"].validate_response(http.get("/readyz"))
 
 
+def test_parameter_bounds_are_the_integers_hub_checks(hub):
+    """The largest id hub takes is 2**63 - 1; written as a float it would read 2**63,
+    which hub refuses with 400."""
+    document = served(hub)
+    bounds = {
+        (path, parameter["name"]): (parameter["schema"]["minimum"], parameter["schema"]["maximum"])
+        for (_, path), operation in operations(document).items()
+        for parameter in operation.get("parameters", [])
+        if "maximum" in parameter["schema"]
+    }
+    assert bounds[("/api/v1/alerts/{alert_id}", "alert_id")] == (1, 2**63 - 1)
+    assert bounds[("/api/v1/alerts", "limit")] == (1, 1000)
+    assert all(type(low) is type(high) is int for low, high in bounds.values()), bounds
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        assert http.get(f"/api/v1/alerts/{2**63 - 1}").status_code == 404
+        assert http.get(f"/api/v1/alerts/{2**63}").status_code == 400
+
+
 def test_real_errors_match_the_documented_schema(hub):
     """Each answer is checked by schemathesis against the schema its operation documents
     for its status; a copy without ``detail`` must fail that check, which shows it ran."""
