@@ -362,6 +362,7 @@ class Retention(Struct):
     events: Duration = Duration(30 * 86400)
     history: Duration = Duration(90 * 86400)
     resolved_incidents: Duration = Duration(90 * 86400)
+    expired_silences: Duration = Duration(90 * 86400)
 
 
 class Config(Struct, kw_only=True):
@@ -1147,7 +1148,8 @@ def _check_schedules(
 
 
 def _check_retention(retention: Retention) -> list[str]:
-    return _positive_durations(retention, "retention", ("events", "history", "resolved_incidents"))
+    ages = ("events", "history", "resolved_incidents", "expired_silences")
+    return _positive_durations(retention, "retention", ages)
 
 
 def _check_api(api: Api) -> list[str]:

@@ -1,6 +1,7 @@
-"""Retention: old deliveries and events, alert history, long-resolved incidents, and
-long-resolved alerts of no incident are deleted on a schedule, in small batches, each
-its own write, so ingest never waits behind one long delete."""
+"""Retention: old deliveries and events, alert history, long-resolved incidents,
+long-resolved alerts of no incident and long-expired silences are deleted on a
+schedule, in small batches, each its own write, so ingest never waits behind one long
+delete."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ async def prune(store: Store, retention: Retention, now: float) -> dict[str, int
         ("history", Tx.prune_history, retention.history),
         ("incidents", Tx.prune_incidents, retention.resolved_incidents),
         ("alerts", Tx.prune_alerts, retention.resolved_incidents),
+        ("silences", Tx.prune_silences, retention.expired_silences),
     ]
     removed = Counter(dict.fromkeys([kind for kind, _, _ in plan], 0))
     for kind, delete, age in plan:

@@ -1093,6 +1093,16 @@ class Tx:
                 self.conn.execute(f"DELETE FROM alert_history WHERE id IN ({_marks(ids)})", ids)
         return {"history": len(ids)}
 
+    def prune_silences(self, before: float, limit: int) -> dict[str, int]:
+        """Delete the API's silences that ended before ``before``: one made for every
+        deploy would otherwise stay in the unpaged silence list for ever (Alertmanager
+        drops expired ones after its retention too). Ids are random: none to keep."""
+        sql = "SELECT id FROM silences WHERE ends_at < ? LIMIT ?"
+        ids = [row[0] for row in self.conn.execute(sql, (before, limit))]
+        if ids:
+            self.conn.execute(f"DELETE FROM silences WHERE id IN ({_marks(ids)})", ids)
+        return {"silences": len(ids)}
+
     def prune_incidents(self, before: float, limit: int) -> dict[str, int]:
         """Delete resolved incidents resolved before ``before`` with everything hanging off
         them: timeline, grouping and escalation state, notifications and their attempts,

@@ -8,6 +8,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from conftest import BASE_CONFIG, free_port, mail_url, render_config, wait_for
 from notify_support import ACK_SECRET, WRITER, deliveries, fire, receiver, start_hub
 
@@ -103,9 +104,9 @@ def test_retention_deletes_only_what_is_old_enough(tmp_path, caplog):
         alerts = {a["fingerprint"] for a in store.alerts("1", {}, 10)}
     # The old incident's resolved alert went with it and counts as an alert; its
     # history was already gone by age, so counts once.
-    assert removed == {"deliveries": 3, "history": 3, "incidents": 1, "alerts": 1}
+    assert removed == {"deliveries": 3, "history": 3, "incidents": 1, "alerts": 1, "silences": 0}
     assert [r.getMessage() for r in caplog.records if r.name == "hub.retention"] == [
-        "event=retention_pruned deliveries=3 history=3 incidents=1 alerts=1"
+        "event=retention_pruned deliveries=3 history=3 incidents=1 alerts=1 silences=0"
     ]
     assert alerts == {"live", "recent"}
     assert left == {
@@ -134,6 +135,7 @@ def test_nothing_is_deleted_when_everything_is_young_enough(tmp_path):
             "history": 0,
             "incidents": 0,
             "alerts": 0,
+            "silences": 0,
         }
 
 
@@ -198,9 +200,9 @@ def test_resolved_alerts_without_an_incident_expire_with_their_events_and_histor
         }
         broken = store.query("PRAGMA foreign_key_check")
     assert alerts == {"young-ghost": None}
-    assert first == {"deliveries": 0, "history": 0, "incidents": 1, "alerts": 0}
+    assert first == {"deliveries": 0, "history": 0, "incidents": 1, "alerts": 0, "silences": 0}
     # history: the ghost's one row and the orphan's two went with their alerts.
-    assert second == {"deliveries": 0, "history": 3, "incidents": 0, "alerts": 2}
+    assert second == {"deliveries": 0, "history": 3, "incidents": 0, "alerts": 2, "silences": 0}
     assert left == {"events": 1, "alert_history": 1, "incidents": 0}
     assert strays == {"events": 0, "alert_history": 0}
     assert broken == []
@@ -330,6 +332,34 @@ def test_an_ack_link_to_a_pruned_incident_is_refused_not_taken_by_the_next(
     assert (shown.status_code, clicked.status_code) == (404, 404)
     assert f"incident {pruned} no longer exists" in shown.text
     assert (incident["status"], incident["acknowledged_by"]) == ("open", None)
+
+
+def test_silences_go_once_expired_for_longer_than_their_age(hub_factory, smtp, tmp_path):
+    """A silence made for every deploy must not stay in the unpaged list for ever: the
+    prune, 91 days on, deletes the one expired then and keeps the one that ended 84
+    days before it (``expired_silences`` is 90 days)."""
+    _, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
+    with hub.client(headers=WRITER) as http:
+        expired, kept = (silence(http, service) for service in ("old-deploy", "new-deploy"))
+        http.delete(f"/api/v1/silences/{expired}").raise_for_status()
+    hub.stop()
+    with opened((tmp_path / "hub.db").as_posix()) as store:
+        removed = asyncio.run(retention.prune(store, config.Retention(), time.time() + 91 * DAY))
+    hub.start()
+    with hub.client(headers=WRITER) as http:
+        listed = [s["id"] for s in http.get("/api/v1/silences").json()]
+        gone = http.get(f"/api/v1/silences/{expired}")
+    assert removed["silences"] == 1
+    assert listed == [kept]
+    assert gone.status_code == 404
+
+
+def silence(http: httpx.Client, service: str) -> str:
+    body = {"matchers": [f'service="{service}"'], "duration": "7d", "comment": "deploy"}
+    answer = http.post("/api/v1/silences", json=body)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["id"]
 
 
 BOTH = {"firing", "resolved"}
