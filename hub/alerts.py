@@ -32,8 +32,8 @@ class Outcome(StrEnum):
     UPDATED = "updated"  # same status, different severity or summary: history only
     ACKNOWLEDGED = "acknowledged"  # the sender says someone is on it (PagerDuty acknowledge)
     STALE = "stale"  # older than the alert's last change: recorded, never applied
-    IGNORED = "ignored"  # about no alert hub has (an acknowledge, PagerDuty's resolve), or
-    # one its sender's mapping ignores (a generic "ignore" word): dropped
+    IGNORED = "ignored"  # about no alert hub has (an acknowledge, PagerDuty's resolve), an
+    # acknowledge of a resolved alert, or one its sender's mapping ignores: dropped
 
 
 def classify(
@@ -53,14 +53,16 @@ def classify(
     inferred (``refires``). Equal times let the later arrival win, since senders
     without clocks all carry the receive time. Without an alert, an acknowledgement
     (of nothing) and an event that does not ``opens`` one (PagerDuty's resolve) are
-    ignored: they must not page.
+    ignored: they must not page. So is an acknowledgement of a resolved alert, as
+    PagerDuty drops it: it would acknowledge an incident the alert no longer keeps
+    open, for the other alerts still firing in it.
     """
     if alert is None:
         return Outcome.NEW if opens and status != "acknowledged" else Outcome.IGNORED
     if occurred_at < alert["last_change"] and not refires(alert, status, ends):
         return Outcome.STALE
     if status == "acknowledged":
-        return Outcome.ACKNOWLEDGED
+        return Outcome.ACKNOWLEDGED if alert["status"] == "firing" else Outcome.IGNORED
     if status != alert["status"]:
         return Outcome.CHANGED
     if severity != alert["severity"] or summary != alert["summary"]:

@@ -278,7 +278,7 @@ def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) ->
     was_firing = state is not None and state["status"] == "firing"
     event, end, outcome = judge(state, event, occurred)
     if outcome is Outcome.IGNORED:
-        return _ignored(event, occurred)
+        return _ignored(event, occurred, state)
     if state is None:
         alert = insert_new(tx, new_row(source, event, occurred, now), now, rules)
     elif outcome is Outcome.DUPLICATE:
@@ -300,9 +300,16 @@ def _apply_event(tx: Tx, source: str, now: float, event: Event, rules: Rules) ->
     return _Applied(summary, outcome, event, occurred)
 
 
-def _ignored(event: Event, occurred: float) -> _Applied:
-    """An event about no alert: nothing is written, and the answer says there is none."""
-    summary = {"id": None, "fingerprint": event.fingerprint, "status": None, "incident_id": None}
+def _ignored(event: Event, occurred: float, state: dict[str, Any] | None) -> _Applied:
+    """An event that changes nothing: nothing is written, and the answer says what the
+    alert is (an acknowledgement of a resolved one), or that there is none."""
+    known = state or {"id": None, "status": None, "incident_id": None}
+    summary = {
+        "id": known["id"],
+        "fingerprint": event.fingerprint,
+        "status": known["status"],
+        "incident_id": known["incident_id"],
+    }
     return _Applied(summary, Outcome.IGNORED, event, occurred)
 
 

@@ -352,6 +352,25 @@ def test_a_pagerduty_resolve_without_payload_keeps_the_alerts_details(hub, smtp)
     assert "component" in resolved
 
 
+def test_a_pagerduty_acknowledge_of_a_resolved_alert_acknowledges_nothing(hub):
+    """As PagerDuty drops an acknowledge for a resolved alert: a late acknowledge must
+    not acknowledge the incident the alert shared with others still firing, which
+    would silence their repeats and pause their escalation."""
+    other = {**fixture_json("pagerduty", "trigger.json"), "dedup_key": "srv02/disk"}
+    with hub.client() as http:
+        assert http.post("/webhooks/pd", content=fixture("pagerduty", "trigger.json")).is_success
+        assert http.post("/webhooks/pd", json=other).is_success
+        assert http.post("/webhooks/pd", json=pagerduty("resolve")).is_success
+        answer = http.post("/webhooks/pd", json=pagerduty("acknowledge"))
+        (incident,) = http.get("/api/v1/incidents").json()
+        text = http.get("/metrics").text
+    assert answer.status_code == 202
+    assert answer.json()["dedup_key"] == "srv01/mysql"
+    assert (incident["status"], incident["acknowledged_by"]) == ("open", None)
+    assert metric(text, "hub_events_total", source="pd", outcome="ignored") == 1
+    assert metric(text, "hub_events_total", source="pd", outcome="acknowledged") == 0
+
+
 def test_a_pagerduty_acknowledge_without_payload_acknowledges_and_keeps_the_details(hub):
     with hub.client() as http:
         assert http.post("/webhooks/pd", content=fixture("pagerduty", "trigger.json")).is_success

@@ -323,3 +323,22 @@ def test_an_acknowledgement_of_an_alert_hub_does_not_have_is_ignored(hub_factory
     ]
     assert (alerts, incidents) == ([], [])
     assert table_count(tmp_path / "hub.db", "events") == 0
+
+
+def test_an_acknowledgement_of_a_resolved_alert_is_ignored(hub_factory, smtp):
+    """A ticket taken after it closed acknowledges nothing: not the incident its alert
+    shared with a ticket still open. The answer shows the alert as it stays."""
+    hub = hub_factory(TICKETS, mail_url=mail_url(smtp[1]))
+    with hub.client() as http:
+        for ticket, state in (("T-1", "open"), ("T-2", "open"), ("T-1", "closed")):
+            body = {"id": ticket, "title": f"printer {ticket}", "state": state}
+            assert http.post("/webhooks/tickets", json=body).status_code == 202
+        taken = {"id": "T-1", "title": "printer T-1", "state": "taken"}
+        answer = http.post("/webhooks/tickets", json=taken)
+        (incident,) = http.get("/api/v1/incidents").json()
+    assert answer.status_code == 202
+    assert answer.json()["ignored"] == 1
+    (alert,) = answer.json()["alerts"]
+    assert (alert["fingerprint"], alert["status"]) == ("tickets/T-1", "resolved")
+    assert alert["incident_id"] == incident["id"]
+    assert (incident["status"], incident["acknowledged_by"]) == ("open", None)
