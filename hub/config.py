@@ -696,6 +696,11 @@ def warnings(config: Config) -> list[str]:
         for i, s in enumerate(config.sources)
         if s.auth.type == "none"
     ]
+    found += [
+        f"{entry(f'sources[{i}]', s.name)}.identity_labels: changes nothing, since {why}"
+        for i, s in enumerate(config.sources)
+        if s.identity_labels is not None and (why := _own_identity(s))
+    ]
     if not config.api.tokens:
         found.append(
             "api.tokens: none configured; the read API is open to anyone who can reach "
@@ -708,6 +713,24 @@ def warnings(config: Config) -> list[str]:
             " set it to the address people reach hub at"
         )
     return found
+
+
+_SHARED_FINGERPRINT = "Alertmanager's fingerprint of all an alert's labels is its identity"
+_OWN_IDENTITIES = {
+    "alertmanager": _SHARED_FINGERPRINT,
+    "prometheus": _SHARED_FINGERPRINT,
+    "grafana": _SHARED_FINGERPRINT,
+    "pagerduty": "an event's dedup_key is its identity",
+}
+
+
+def _own_identity(source: Source) -> str | None:
+    """Why a source's alerts never take a label-hashed identity, which is all that
+    ``identity_labels`` narrows; None when some may. Ignored silently, the setting
+    would seem to stop label churn (a changing pod name) from splitting an alert."""
+    if source.format == "generic" and source.mapping and source.mapping.dedup_key:
+        return "mapping.dedup_key is every event's identity"
+    return _OWN_IDENTITIES.get(source.format)
 
 
 def _every_address(host: str) -> bool:

@@ -411,6 +411,33 @@ def test_check_config_takes_the_file_as_serve_does_or_alone(tmp_path, given):
     assert checked.stdout.splitlines()[-1] == "routes.toml: ok (0 sources, 4 receivers)"
 
 
+def test_check_config_warns_of_identity_labels_a_format_never_reads(tmp_path):
+    """Alertmanager-style formats and PagerDuty carry their own identity: there
+    ``identity_labels`` does nothing, and a user counting on it to keep a changing
+    label out of the identity must be told."""
+    sources = """
+[[sources]]
+name = "prom"
+format = "prometheus"
+auth = { type = "bearer", tokens = ["t"] }
+identity_labels = ["alertname", "instance"]
+
+[[sources]]
+name = "scripts"
+format = "native"
+auth = { type = "bearer", tokens = ["t"] }
+identity_labels = ["alertname"]
+"""
+    (tmp_path / "alerts.toml").write_text(sources + ROUTES)
+    checked = run_hub("check-config", "alerts.toml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    warned = [line for line in checked.stdout.splitlines() if "identity_labels" in line]
+    assert warned == [
+        "warning: sources[0] (prom).identity_labels: changes nothing, since Alertmanager's"
+        " fingerprint of all an alert's labels is its identity"
+    ]
+
+
 def test_check_config_refuses_two_files():
     refused = run_hub("check-config", "--config", "a.toml", "b.toml", cwd=ROOT)
     assert refused.returncode == 2
