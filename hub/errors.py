@@ -11,7 +11,7 @@ HubError                 base; carries the HTTP status and a problem title
  ├── NotFound            404: unknown source, alert, incident, ...
  ├── Conflict            409: the request contradicts the current state
  ├── PayloadTooLarge     413: the body is over the configured limit
- ├── UnsupportedMedia    415: the content type is not JSON
+ ├── UnsupportedMedia    415: the content type is not JSON, or the body is compressed
  ├── RateLimited         429: too many requests; ``retry_after`` seconds
  └── Unavailable         503: the hub cannot take the request now (not ready, queue full)
 

@@ -67,6 +67,18 @@ def check_content_type(content_type: str | None) -> None:
         raise UnsupportedMedia(problem)
 
 
+def check_content_encoding(encoding: str | None) -> None:
+    """Accept a body as sent (no ``Content-Encoding``, or ``identity``): hub decodes no
+    compression, and a compressed body would be refused as JSON malformed at byte 0,
+    which names neither the encoding nor the fix. HTTP answers an unsupported content
+    coding with 415."""
+    coding = (encoding or "").strip().lower()
+    if coding not in ("", "identity"):
+        raise UnsupportedMedia(
+            f"content encoding {coding!r} is not supported: send the body uncompressed"
+        )
+
+
 @functools.lru_cache(maxsize=256)
 def _content_type_problem(content_type: str) -> str | None:
     """What is wrong with a Content-Type, if anything. Cached: a sender sends the same

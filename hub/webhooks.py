@@ -49,6 +49,7 @@ from hub.ingest import (
 from hub.limits import (
     body_limit,
     check_body_size,
+    check_content_encoding,
     check_content_type,
     check_source_rate,
     limited,
@@ -183,6 +184,7 @@ async def _ingest(
     hub, headers: dict[str, str], receive: Receive, source: Source, responder: Responder | None
 ) -> Answer:
     check_content_type(headers.get("content-type"))
+    check_content_encoding(headers.get("content-encoding"))
     body = await _read_body(receive, headers, body_limit(source, hub.config.server))
     now = hub.clock()
     moment = datetime.fromtimestamp(now, UTC)

@@ -41,7 +41,7 @@ _REFUSALS = {
     "404": "No source of this name (or of format prometheus, for the Alertmanager API)",
     "405": "Only POST is served here",
     "413": "The body is over the source's (or the server's) max_body_bytes",
-    "415": "The content type is not JSON",
+    "415": "The content type is not JSON, or the body is compressed",
     "422": (
         "JSON of the wrong shape (field names where), or a delivery id (Idempotency-Key,"
         " webhook-id, the source's id_header) sent again with a different body"

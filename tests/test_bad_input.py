@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import socket
@@ -515,3 +516,24 @@ def test_an_incidents_since_takes_a_time_with_an_offset_as_every_other_time(hub_
     )
     assert [i["updated_at"] for i in before.json()] == [opened]
     assert after.json() == []
+
+
+def test_a_compressed_body_is_refused_naming_its_encoding(hub_factory, smtp, tmp_path):
+    """hub reads bodies as sent: a gzip body was refused as "not valid JSON" at byte 0,
+    leaving the sender to guess. A 415 names the encoding, as HTTP says an unsupported
+    content coding is answered; ``identity`` is no coding and passes."""
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    event = json.dumps(GOOD).encode()
+    before = stored_rows(tmp_path / "hub.db")
+    with hub.client(headers={**AUTH, **JSON}) as http:
+        gzipped = http.post(
+            "/webhooks/shop", content=gzip.compress(event), headers={"Content-Encoding": "gzip"}
+        )
+        stored = stored_rows(tmp_path / "hub.db")
+        plain = http.post("/webhooks/shop", content=event, headers={"Content-Encoding": "identity"})
+    assert gzipped.status_code == 415
+    assert gzipped.json()["detail"] == (
+        "content encoding 'gzip' is not supported: send the body uncompressed"
+    )
+    assert stored == before
+    assert plain.status_code == 202
