@@ -85,10 +85,9 @@ def challenge(auth: Auth) -> str:
     """
     if auth.type != "hmac":
         return _CHALLENGES[auth.type]
-    names = [auth.header] if isinstance(auth.header, str) else auth.header
     scheme = f"HMAC-{auth.algorithm.upper()} realm={_quoted(REALM)}"
     stamp = f", timestamp={_quoted(auth.timestamp_header)}" if auth.timestamp_header else ""
-    return ", ".join(f"{scheme}, header={_quoted(name)}{stamp}" for name in names if name)
+    return ", ".join(f"{scheme}, header={_quoted(name)}{stamp}" for name in auth.header_names)
 
 
 def _quoted(text: str) -> str:
@@ -131,13 +130,13 @@ def _basic(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -
 
 def _hmac(auth: Auth, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
     """GitHub, Slack, Shopify, Grafana and the like: an HMAC of the (timestamped) body."""
-    name, value = _first_header(headers, auth.headers)
+    name, value = _first_header(headers, auth.header_names)
     if not value.startswith(auth.prefix):
         raise AuthError("malformed_header", f"header {name} must start with {auth.prefix!r}")
     given = _decode_digest(value.removeprefix(auth.prefix), auth.encoding, name)
     timestamp = ""
     if auth.timestamp_header:
-        timestamp = _fresh_timestamp(headers, auth.timestamp_header.lower(), now, auth.tolerance)
+        timestamp = _fresh_timestamp(headers, auth.timestamp_header, now, auth.tolerance)
     content = auth.signed_content.replace("{timestamp}", timestamp).encode()
     content = content.replace(b"{body}", body)
     digests = (hmac.new(s.encode(), content, auth.algorithm).digest() for s in auth.secrets)
@@ -289,18 +288,20 @@ def _whsec_problems(auth: Auth, where: str) -> list[str]:
 
 
 def _header(headers: Mapping[str, str], name: str, wanted: str = "") -> str:
-    """The header's value; refused as missing, naming ``wanted`` (default: ``name``)."""
-    value = headers.get(name, "").strip()
+    """The header's value (``headers`` have lower-case names; ``name`` is spelled as a
+    refusal names it); refused as missing, naming ``wanted`` (default: ``name``)."""
+    value = headers.get(name.lower(), "").strip()
     if not value:
         raise AuthError("missing_header", f"missing header {wanted or name}")
     return value
 
 
 def _first_header(headers: Mapping[str, str], names: list[str]) -> tuple[str, str]:
-    """The first of several accepted header names that the request carries."""
+    """The first of several accepted header names that the request carries, spelled as
+    configured (the sender's documentation spells it so), and its value."""
     for name in names:
-        if headers.get(name, "").strip():
-            return name, headers[name].strip()
+        if value := headers.get(name.lower(), "").strip():
+            return name, value
     raise AuthError("missing_header", f"missing header {' or '.join(names)}")
 
 

@@ -126,10 +126,15 @@ class Auth(Struct):
     id_header: str = ""
 
     @property
+    def header_names(self) -> list[str]:
+        """The accepted signature header names as configured, as refusals name them."""
+        names = [self.header] if isinstance(self.header, str) else self.header
+        return [name for name in names if name]
+
+    @property
     def headers(self) -> list[str]:
         """The accepted signature header names, lower-cased like the request's."""
-        names = [self.header] if isinstance(self.header, str) else self.header
-        return [name.lower() for name in names if name]
+        return [name.lower() for name in self.header_names]
 
 
 MappedStatus = Literal["firing", "resolved", "acknowledged", "ignore"]

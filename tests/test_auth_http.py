@@ -345,3 +345,14 @@ def test_requests_without_the_sources_credentials_do_not_spend_its_rate(hub):
     assert stranger == [401, 401, 401]
     assert post(hub, "guarded", bearer(b"")).status_code == 202
     assert post(hub, "guarded", bearer(b"")).status_code == 429, "its own requests do"
+
+
+def test_a_signature_refusal_names_the_header_as_the_sender_spells_it(hub):
+    """The detail named the configured header lower-cased (``x-hub-signature-256``),
+    unlike the sender's documentation, the config and the ``WWW-Authenticate`` beside it."""
+    digest = github(BODY)["X-Hub-Signature-256"].removeprefix("sha256=")
+    unprefixed = post(hub, "github", {"X-Hub-Signature-256": digest})
+    missing = post(hub, "github", {"X-GitHub-Delivery": "gh-2"})
+    assert (unprefixed.status_code, missing.status_code) == (401, 401)
+    assert unprefixed.json()["detail"] == "header X-Hub-Signature-256 must start with 'sha256='"
+    assert missing.json()["detail"] == "missing header X-Hub-Signature-256"
