@@ -36,6 +36,10 @@ def correlate(
     active alerts moves by the difference, so no change ever scans the incident.
     """
     incident = tx.incident(alert["incident_id"]) if alert.get("incident_id") else None
+    if outcome is Outcome.ACKNOWLEDGED and (incident is None or incident["status"] == "resolved"):
+        # A sender's acknowledgement of an alert whose incident a person resolved while
+        # it fired: it must not open an incident (and page) only to acknowledge it.
+        return incident["id"] if incident else None
     firing = alert["status"] == "firing"
     delta = 0
     if firing and (incident is None or incident["status"] == "resolved"):

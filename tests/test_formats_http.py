@@ -9,6 +9,7 @@ import pytest
 from conftest import AUTH, BASE_CONFIG, mail_url, wait_for
 from notify_support import metric
 from source_factory import fixture, fixture_json
+from test_access import TOKENS
 from test_bad_input import stored_rows
 
 FORMATS = (
@@ -369,6 +370,29 @@ def test_a_pagerduty_acknowledge_of_a_resolved_alert_acknowledges_nothing(hub):
     assert (incident["status"], incident["acknowledged_by"]) == ("open", None)
     assert metric(text, "hub_events_total", source="pd", outcome="ignored") == 1
     assert metric(text, "hub_events_total", source="pd", outcome="acknowledged") == 0
+
+
+def test_a_pagerduty_acknowledge_after_a_person_resolved_the_incident_pages_nobody(
+    hub_factory, smtp
+):
+    """A person resolved the incident while its alert still fired at the sender; the
+    sender's acknowledgement opened a new incident, paged it as firing, then
+    acknowledged it. An acknowledgement never opens an incident: it leaves it over."""
+    mailbox, smtp_port = smtp
+    hub = hub_factory(FORMATS + TOKENS, mail_url=mail_url(smtp_port))
+    with hub.client(headers={"Authorization": "Bearer write-token"}) as http:
+        assert http.post("/webhooks/pd", content=fixture("pagerduty", "trigger.json")).is_success
+        wait_for(lambda: mailbox.messages)
+        (incident,) = http.get("/api/v1/incidents").json()
+        resolve = http.post(f"/api/v1/incidents/{incident['id']}/resolve")
+        assert resolve.status_code == 200
+        wait_for(lambda: len(mailbox.messages) == 2)
+        answer = http.post("/webhooks/pd", json=pagerduty("acknowledge"))
+        incidents = http.get("/api/v1/incidents").json()
+        outbox = http.get("/api/v1/notifications").json()
+    assert answer.status_code == 202
+    assert [(i["id"], i["status"]) for i in incidents] == [(incident["id"], "resolved")]
+    assert len(outbox) == 2, "the firing page and the resolved message, nothing more"
 
 
 def test_a_pagerduty_acknowledge_without_payload_acknowledges_and_keeps_the_details(hub):
