@@ -409,3 +409,21 @@ def test_a_pagerduty_acknowledge_without_payload_acknowledges_and_keeps_the_deta
     assert {(row["summary"], row["severity"]) for row in history} == {
         (before["summary"], "critical")
     }, "the history shows the alert's details, not made-up ones"
+
+
+def test_a_pagerduty_acknowledge_with_a_payload_changes_nothing_of_the_alert(hub):
+    """The sources doc said a payload on an acknowledge updates the alert as a trigger
+    does; it never did, and an acknowledge is about who handles it, not what it is."""
+    acknowledge = {
+        **pagerduty("acknowledge"),
+        "payload": {"summary": "someone is on it", "source": "elsewhere", "severity": "info"},
+    }
+    with hub.client() as http:
+        assert http.post("/webhooks/pd", content=fixture("pagerduty", "trigger.json")).is_success
+        (before,) = http.get("/api/v1/alerts", params={"source": "pd"}).json()
+        assert http.post("/webhooks/pd", json=acknowledge).status_code == 202
+        (after,) = http.get("/api/v1/alerts", params={"source": "pd"}).json()
+        (incident,) = http.get("/api/v1/incidents").json()
+    assert incident["status"] == "acknowledged"
+    details = ("status", "summary", "severity", "labels", "annotations")
+    assert {k: after[k] for k in details} == {k: before[k] for k in details}
