@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from conftest import (
@@ -191,24 +192,25 @@ class SlowMailbox(Mailbox):
         return await super().handle_DATA(server, session, envelope)
 
 
-def test_a_send_slower_than_the_claim_lease_is_not_claimed_and_sent_again_meanwhile(tmp_path):
-    """A claim lasts as long as a send may take (twice the receiver's timeout and a
-    margin), whatever lease the sender was given: a row whose send is still in flight
-    is not taken as abandoned by a dead claimer, so one message arrives, not two."""
+def sent_once(tmp_path, mailbox: Mailbox, **sender_options: Any) -> dict:
+    """Queue one message to ``mailbox``, run a sender (with ``sender_options``) until
+    it is sent and two seconds more, in which a second send, had the row been claimed
+    again, ends; the row's state and attempts, and the messages the server took."""
     path = (tmp_path / "hub.db").as_posix()
-    mailbox, port = SlowMailbox(), free_port()
+    port = free_port()
     ruleset, incident_with_a_message = one_message_to_mail(path, port)
 
-    async def send_slowly(store: Store) -> dict:
+    async def send(store: Store) -> dict:
         await store.write(incident_with_a_message)
-        sender = Sender(store, lambda: ruleset, Metrics({}, ["ops"], "test"), lease=0.5)
+        metrics = Metrics({}, ["ops"], "test")
+        sender = Sender(store, lambda: ruleset, metrics, **sender_options)
         sending = asyncio.create_task(sender.run())
         for _ in range(250):
             (row,) = store.notifications({}, 10)
             if row["state"] == "sent":
                 break
             await asyncio.sleep(0.02)
-        await asyncio.sleep(2)  # a second send, if the row was claimed again, ends
+        await asyncio.sleep(2)
         await sender.shutdown()
         sending.cancel()
         (row,) = store.notifications({}, 10)
@@ -222,9 +224,16 @@ def test_a_send_slower_than_the_claim_lease_is_not_claimed_and_sent_again_meanwh
     smtp.start()
     try:
         with opened(path) as store:
-            found = asyncio.run(send_slowly(store))
+            return asyncio.run(send(store))
     finally:
         smtp.stop()
+
+
+def test_a_send_slower_than_the_claim_lease_is_not_claimed_and_sent_again_meanwhile(tmp_path):
+    """A claim lasts as long as a send may take (twice the receiver's timeout and a
+    margin), whatever lease the sender was given: a row whose send is still in flight
+    is not taken as abandoned by a dead claimer, so one message arrives, not two."""
+    found = sent_once(tmp_path, SlowMailbox(), lease=0.5)
     assert found == {"state": "sent", "attempts": 1, "messages": 1}
 
 
@@ -244,38 +253,8 @@ class ClockSteppingMailbox(SlowMailbox):
 def test_a_send_in_flight_when_the_clock_steps_forward_is_not_claimed_and_sent_again(tmp_path):
     """A lease that ran out on the clock while this hub is still sending the row is no
     dead claimer's: only one process sends, so the row is not claimed again."""
-    path = (tmp_path / "hub.db").as_posix()
     clock = MovedClock()
-    mailbox, port = ClockSteppingMailbox(clock), free_port()
-    ruleset, incident_with_a_message = one_message_to_mail(path, port)
-
-    async def send_across_the_step(store: Store) -> dict:
-        await store.write(incident_with_a_message)
-        metrics = Metrics({}, ["ops"], "test")
-        sender = Sender(store, lambda: ruleset, metrics, clock=clock, lease=60)
-        sending = asyncio.create_task(sender.run())
-        for _ in range(250):
-            (row,) = store.notifications({}, 10)
-            if row["state"] == "sent":
-                break
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(2)  # a second send, if the row was claimed again, ends
-        await sender.shutdown()
-        sending.cancel()
-        (row,) = store.notifications({}, 10)
-        return {
-            "state": row["state"],
-            "attempts": row["attempts"],
-            "messages": len(mailbox.messages),
-        }
-
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
-    smtp.start()
-    try:
-        with opened(path) as store:
-            found = asyncio.run(send_across_the_step(store))
-    finally:
-        smtp.stop()
+    found = sent_once(tmp_path, ClockSteppingMailbox(clock), clock=clock, lease=60)
     assert found == {"state": "sent", "attempts": 1, "messages": 1}
 
 
