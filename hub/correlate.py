@@ -36,11 +36,14 @@ def correlate(
     active alerts moves by the difference, so no change ever scans the incident.
     """
     incident = tx.incident(alert["incident_id"]) if alert.get("incident_id") else None
-    if outcome is Outcome.ACKNOWLEDGED and (incident is None or incident["status"] == "resolved"):
-        # A sender's acknowledgement of an alert whose incident a person resolved while
-        # it fired: it must not open an incident (and page) only to acknowledge it.
-        return incident["id"] if incident else None
     firing = alert["status"] == "firing"
+    over = incident is None or incident["status"] == "resolved"
+    if over and (outcome is Outcome.ACKNOWLEDGED or (was_firing and firing)):
+        # An alert that fired on through a person's resolve: the incident is over for
+        # its receivers while it fires. A sender's acknowledgement of it, or a new
+        # summary or severity (its history records it), must not open an incident and
+        # page; only the alert resolving and firing again does.
+        return incident["id"] if incident else None
     delta = 0
     if firing and (incident is None or incident["status"] == "resolved"):
         incident = place(tx, alert, now, rules)

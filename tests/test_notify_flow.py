@@ -519,6 +519,34 @@ def test_a_person_resolving_a_firing_incident_tells_its_receivers_that_want_reso
     ]
 
 
+def test_an_alert_firing_on_through_a_persons_resolve_pages_nobody_when_its_wording_changes(
+    hub_factory, smtp
+):
+    """The incident is over for its receivers while its alerts fire on: a re-send with
+    a new summary or a higher severity (a value in the text, a threshold crossed) is
+    the alert's history, not a new incident paging again."""
+    mailbox, port = smtp
+    hub = ops_and_dev(hub_factory, port)
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: len(mailbox.messages) == 2)
+        answer = http.post(f"/api/v1/incidents/{incident_id}/resolve", json={"comment": "fixed"})
+        assert answer.status_code == 200
+        wait_for(lambda: len(mailbox.messages) == 3)
+        again = fire(http, "checkout down: 93% errors", severity="critical")
+        time.sleep(0.6)  # three group intervals: room for a page
+        incidents = http.get("/api/v1/incidents").json()
+        alert = http.get(f"/api/v1/alerts/{again['id']}").json()
+    assert again["incident_id"] == incident_id
+    assert [(i["id"], i["status"]) for i in incidents] == [(incident_id, "resolved")]
+    assert (alert["status"], alert["summary"], alert["severity"]) == (
+        "firing",
+        "checkout down: 93% errors",
+        "critical",
+    )
+    assert len(mailbox.messages) == 3, [m["Subject"] for m in mailbox.messages]
+
+
 def test_a_resolution_by_a_person_says_who_in_email_chat_and_sms_and_counts_no_firing(
     hub_factory, smtp
 ):
