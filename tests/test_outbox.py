@@ -213,6 +213,7 @@ def sent_once(tmp_path, mailbox: Mailbox, **sender_options: Any) -> dict:
         await asyncio.sleep(2)
         await sender.shutdown()
         sending.cancel()
+        await store.write(lambda tx: None)  # the writes the sender left commit first
         (row,) = store.notifications({}, 10)
         return {
             "state": row["state"],
