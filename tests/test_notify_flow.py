@@ -492,17 +492,24 @@ def ops_and_dev(hub_factory, port: int):
     return start_hub(hub_factory, receivers, routes=route("ops", continue_=True) + route("dev"))
 
 
+def resolved_by_a_person(http, mailbox) -> int:
+    """An alert fires (ops and dev are paged), a person resolves its incident while it
+    still fires, and ops, which wants resolutions, is told; the incident's id."""
+    incident_id = fire(http, "checkout down")["incident_id"]
+    wait_for(lambda: len(mailbox.messages) == 2)
+    answer = http.post(f"/api/v1/incidents/{incident_id}/resolve", json={"comment": "fixed"})
+    assert answer.status_code == 200
+    wait_for(lambda: len(mailbox.messages) == 3)
+    return incident_id
+
+
 def test_a_person_resolving_a_firing_incident_tells_its_receivers_that_want_resolutions(
     hub_factory, smtp
 ):
     mailbox, port = smtp
     hub = ops_and_dev(hub_factory, port)
     with hub.client(headers=WRITER) as http:
-        incident_id = fire(http, "checkout down")["incident_id"]
-        wait_for(lambda: len(mailbox.messages) == 2)
-        answer = http.post(f"/api/v1/incidents/{incident_id}/resolve", json={"comment": "fixed"})
-        assert answer.status_code == 200
-        wait_for(lambda: len(mailbox.messages) == 3)
+        incident_id = resolved_by_a_person(http, mailbox)
         fire(http, "checkout down", status="resolved")  # the sender catches up
         time.sleep(0.6)  # three group intervals: room for a second resolution
         log = deliveries(http, incident=incident_id)
@@ -528,11 +535,7 @@ def test_an_alert_firing_on_through_a_persons_resolve_pages_nobody_when_its_word
     mailbox, port = smtp
     hub = ops_and_dev(hub_factory, port)
     with hub.client(headers=WRITER) as http:
-        incident_id = fire(http, "checkout down")["incident_id"]
-        wait_for(lambda: len(mailbox.messages) == 2)
-        answer = http.post(f"/api/v1/incidents/{incident_id}/resolve", json={"comment": "fixed"})
-        assert answer.status_code == 200
-        wait_for(lambda: len(mailbox.messages) == 3)
+        incident_id = resolved_by_a_person(http, mailbox)
         again = fire(http, "checkout down: 93% errors", severity="critical")
         time.sleep(0.6)  # three group intervals: room for a page
         incidents = http.get("/api/v1/incidents").json()
