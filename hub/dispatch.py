@@ -144,14 +144,9 @@ LookAgain = Callable[[float], float]
 
 def mute_stage(tx: Tx, now: float, rules: Rules, active_silences: Sequence[Silence]) -> MuteStage:
     """The send-time mute decision at ``now``, shared by grouping and escalation so a
-    silenced alert neither notifies nor pages."""
-    return muter_in(tx, now, rules, active_silences).reasons
-
-
-def muter_in(tx: Tx, now: float, rules: Rules, active_silences: Sequence[Silence]) -> mute.Muter:
-    """The mute stage at ``now`` with the firing alerts read through ``tx``: what the
-    dispatcher applies, and what the read API shows holding each alert back."""
-    return muter(rules, now, active_silences, firing_labels(tx, rules))
+    silenced alert neither notifies nor pages; the firing alerts are read through ``tx``
+    for inhibition."""
+    return muter(rules, now, active_silences, firing_labels(tx, rules)).reasons
 
 
 def firing_labels(tx: Tx, rules: Rules) -> list[dict[str, str]]:
