@@ -21,7 +21,7 @@ import msgspec
 
 from hub import logfile, matchers, silences, timeintervals
 from hub.errors import ConfigError
-from hub.events import Severity
+from hub.events import Severity, label_set
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -181,6 +181,10 @@ class Source(Struct):
     rate_limit: float | None = None
     burst: int | None = None
     mapping: FieldMapping | None = None
+
+    def __post_init__(self) -> None:
+        """``labels = { env = "" }`` adds no label, as Prometheus adds no empty one."""
+        self.labels = label_set(self.labels)
 
 
 class Receiver(Struct):

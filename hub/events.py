@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
@@ -52,3 +53,11 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     details: bool = True
     rated: bool = True
     ignored: bool = False
+
+
+def label_set(labels: Mapping[str, str]) -> dict[str, str]:
+    """``labels`` without those whose value is empty. In Prometheus and Alertmanager an
+    empty value is no label (``{env=""}`` and ``{}`` are one series): kept, it would
+    give a sender that sometimes sends ``env=""`` two identities for one alert, and two
+    pages. Matchers read a missing label as "", so they see no difference."""
+    return {name: value for name, value in labels.items() if value}

@@ -1,7 +1,11 @@
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from source_factory import encode, make_source
 
+from hub.decoders import decode
 from hub.decoders.common import alert_summary, normalize_severity, parse_time
 from hub.errors import InvalidPayload
 
@@ -79,3 +83,38 @@ def test_anything_else_is_not_a_time(value):
     with pytest.raises(InvalidPayload) as caught:
         parse_time(value, "$.at")
     assert caught.value.field == "$.at"
+
+
+def _sent(format: str) -> tuple[dict[str, Any], Callable[[dict[str, str]], Any]]:
+    """A source's keys, and the body of one alert on host db1 with ``extra`` labels."""
+    if format == "generic":
+        mapping = {"summary": "text", "labels": {"host": "host", "env": "env"}}
+        return {"mapping": mapping}, lambda extra: {"text": "s", "host": "db1", **extra}
+    if format == "prometheus":
+        return {}, lambda extra: [{"labels": {"host": "db1", **extra}}]
+    if format == "alertmanager":
+        return {}, lambda extra: {
+            "version": "4",
+            "alerts": [{"status": "firing", "labels": {"host": "db1", **extra}}],
+        }
+    return {}, lambda extra: {
+        "status": "firing",
+        "summary": "s",
+        "labels": {"host": "db1", **extra},
+    }
+
+
+@pytest.mark.parametrize("format", ["native", "generic", "prometheus", "alertmanager"])
+@pytest.mark.parametrize("source_labels", [{}, {"env": "prod", "zone": ""}])
+def test_an_empty_label_value_is_no_label_in_every_format(format, source_labels):
+    """As in Prometheus, ``{env=""}`` is ``{}``: the same alert with and without it has
+    one identity, and a source's ``env`` stands in for the empty one."""
+    keys, body = _sent(format)
+    source = make_source(format, labels=source_labels, **keys)
+    now = datetime.now(UTC)
+    with_empty, without = (
+        decode(encode(body(extra)), source, now).events[0] for extra in ({"env": ""}, {})
+    )
+    expected = {"host": "db1", **({"env": "prod"} if source_labels else {})}
+    assert with_empty.labels == without.labels == expected
+    assert with_empty.fingerprint == without.fingerprint

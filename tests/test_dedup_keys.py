@@ -5,9 +5,10 @@ the same labels. Alerts stored under an older identity keep receiving their re-s
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
-from conftest import AUTH, BASE_CONFIG, mail_url
+from conftest import AUTH, BASE_CONFIG, mail_url, wait_for
 from source_factory import fixture_json
 
 CONFIG = (
@@ -119,6 +120,26 @@ def test_a_key_spelled_like_another_alerts_label_hash_is_its_own_alert(hub):
         assert alerts(http) == sorted(
             [("shop", key, "firing", "disk full"), ("shop", f"shop/{key}", "resolved", "job done")]
         )
+
+
+def test_an_alert_sent_with_and_without_an_empty_label_is_one_alert(hub, smtp):
+    """As in Prometheus, ``env=""`` is no label: a sender that sometimes sends it opened
+    a second alert and paged twice, and its resolve left the other firing."""
+    mailbox, _ = smtp
+    firing = {"status": "firing", "summary": "disk full", "labels": {"host": "db1"}}
+    empty = {**firing, "labels": {"host": "db1", "env": ""}}
+    with hub.client(headers=AUTH) as http:
+        first = http.post("/webhooks/shop", json=empty).json()
+        again = http.post("/webhooks/shop", json=firing).json()
+        wait_for(lambda: mailbox.messages)
+        resolve = http.post("/webhooks/shop", json={**empty, "status": "resolved"}).json()
+        wait_for(lambda: len(mailbox.messages) == 2)
+        (shown,) = http.get("/api/v1/alerts").json()
+    assert again["duplicates"] == 1
+    assert first["alerts"][0]["id"] == again["alerts"][0]["id"] == resolve["alerts"][0]["id"]
+    assert (shown["status"], shown["labels"]) == ("resolved", {"host": "db1"})
+    time.sleep(0.5)  # room for another page, were one coming
+    assert ["RESOLVED" in subject.upper() for subject in mailbox.subjects()] == [False, True]
 
 
 def resolved(body: dict) -> dict:

@@ -15,7 +15,7 @@ import msgspec
 
 from hub.config import choices
 from hub.errors import InvalidPayload, MalformedBody
-from hub.events import Event, Severity
+from hub.events import Event, Severity, label_set
 from hub.fingerprints import alertmanager_fingerprint, fingerprint
 
 if TYPE_CHECKING:
@@ -211,12 +211,16 @@ def make_event(
 ) -> Event:
     """An Event with the source's default labels applied and its fingerprint computed.
 
+    Labels with an empty value are dropped before anything reads them (``label_set``),
+    in every format, so ``env=""`` leaves the source's ``env`` in place, as an external
+    label fills a label Prometheus dropped.
+
     ``dedup_key`` identifies the alert within this source; ``shared_fingerprint``
     (Alertmanager's, see ``labelled_event``) is the identity as is, in every source.
     ``rated`` False: ``severity`` is a default, the sender gave none; ``summarized``
     False: ``summary`` is a placeholder, the sender gave none.
     """
-    merged = {**source.labels, **(labels or {})}
+    merged = {**source.labels, **label_set(labels or {})}
     identity = shared_fingerprint or fingerprint(
         source.name, dedup_key, merged, source.identity_labels
     )
@@ -278,10 +282,10 @@ def alert_summary(labels: Mapping[str, str], annotations: Mapping[str, str]) -> 
 
 
 def alert_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    """An Alertmanager-style alert's labels without empty values, as Alertmanager keeps
-    them; refused when none is left: an alert without labels names nothing, and every
-    such alert would be one alert titled ``{}``."""
-    kept = {name: value for name, value in labels.items() if value}
+    """An Alertmanager-style alert's labels without empty values (``label_set``), as
+    Alertmanager keeps them; refused when none is left: an alert without labels names
+    nothing, and every such alert would be one alert titled ``{}``."""
+    kept = label_set(labels)
     if not kept:
         raise InvalidPayload("at least one label pair is required", field="$.labels")
     return kept
