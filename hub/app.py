@@ -168,6 +168,7 @@ class Runtime:
         if rekeyed:
             log.info("event=incidents_rekeyed count=%d", rekeyed)
         moved = await self.store.write(self._rekey_labelled, background=True)
+        moved += await self.store.write(self._rekey_empty_labelled, background=True)
         if moved:
             log.info("event=alerts_rekeyed count=%d", moved)
         await self.store.write(self._notice_missing_receivers, background=True)
@@ -272,6 +273,16 @@ class Runtime:
             if source.labels and source.format in decoders.SHARED_IDENTITY
         ]
         return fingerprints.rekey_labelled(tx, labelled)
+
+    def _rekey_empty_labelled(self, tx: Tx) -> int:
+        """Alerts whose label hash counted an empty label take the one without it
+        (``fingerprints.rekey_empty_labelled``)."""
+        hashed = {
+            source.name: source.identity_labels
+            for source in self.config.sources
+            if source.format not in decoders.SHARED_IDENTITY
+        }
+        return fingerprints.rekey_empty_labelled(tx, hashed)
 
     def _notice_missing_receivers(self, tx: Tx) -> None:
         """Incidents still notifying receivers this config lacks get a dead letter each

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
+
+from hub.events import label_set
 
 if TYPE_CHECKING:
     from hub.store import Tx
@@ -31,6 +33,7 @@ _MASK64 = (1 << 64) - 1
 _SEPARATOR = 0xFF
 _SCOPE = "/"
 _REKEYED = "labelled_sources_rekeyed"  # the setting that says the upgrade's rekey ran
+_EMPTIES_DROPPED = "empty_labels_rekeyed"  # the same for alerts hashed with an empty label
 
 
 def alertmanager_fingerprint(labels: Mapping[str, str]) -> str:
@@ -89,13 +92,39 @@ def rekey_labelled(tx: Tx, sources: Iterable[str]) -> int:
     of their stored labels, which hold the source's. Else a firing alert would miss its
     re-sends and resolve and fire for ever beside its new twin. An alert whose new
     identity another already holds keeps its own. Returns how many moved."""
-    if tx.get_setting(_REKEYED):
+    return _rekey_once(
+        tx, _REKEYED, sources, lambda _source, _old, labels: alertmanager_fingerprint(labels)
+    )
+
+
+def rekey_empty_labelled(tx: Tx, identity_labels: Mapping[str, list[str] | None]) -> int:
+    """Once, at the first start of a hub that drops labels with an empty value: the
+    alerts of these sources (name -> ``identity_labels``) whose label hash counted one
+    (``env=""``) take the hash their next events have, so a firing one still takes its
+    resolve. Alerts named by a key keep theirs. Returns how many moved."""
+
+    def dropped(source: str, old: str, labels: dict[str, str]) -> str | None:
+        names = identity_labels[source]
+        if all(labels.values()) or old != label_fingerprint(source, labels, names):
+            return None
+        return label_fingerprint(source, label_set(labels), names)
+
+    return _rekey_once(tx, _EMPTIES_DROPPED, identity_labels, dropped)
+
+
+def _rekey_once(
+    tx: Tx, setting: str, sources: Iterable[str], identity: Callable[[str, str, dict], str | None]
+) -> int:
+    """Give each alert of ``sources`` the ``identity`` (source, fingerprint, stored
+    labels) says it has now (None: as it is), unless ``setting`` says this ran; an
+    alert whose new identity another already holds keeps its own."""
+    if tx.get_setting(setting):
         return 0
     moved = 0
     for source in sources:
         for alert_id, old, labels in tx.source_alert_labels(source):
-            new = alertmanager_fingerprint(labels)
-            if new != old and tx.rekey_alert(alert_id, new):
+            new = identity(source, old, labels)
+            if new is not None and new != old and tx.rekey_alert(alert_id, new):
                 moved += 1
-    tx.put_setting(_REKEYED, "1")
+    tx.put_setting(setting, "1")
     return moved

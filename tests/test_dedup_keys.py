@@ -4,12 +4,15 @@ the same labels. Alerts stored under an older identity keep receiving their re-s
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
 import pytest
 from conftest import AUTH, BASE_CONFIG, mail_url, wait_for
 from source_factory import fixture_json
+
+from hub.fingerprints import label_fingerprint
 
 CONFIG = (
     BASE_CONFIG
@@ -140,6 +143,26 @@ def test_an_alert_sent_with_and_without_an_empty_label_is_one_alert(hub, smtp):
     assert (shown["status"], shown["labels"]) == ("resolved", {"host": "db1"})
     time.sleep(0.5)  # room for another page, were one coming
     assert ["RESOLVED" in subject.upper() for subject in mailbox.subjects()] == [False, True]
+
+
+def test_an_alert_hashed_with_an_empty_label_before_the_upgrade_takes_its_resolve(hub, tmp_path):
+    """An older hub counted ``env=""`` in the label hash: at the first start the alert
+    takes the hash its next events have, so a firing one is not left firing for ever."""
+    empty = {"status": "firing", "summary": "disk full", "labels": {"host": "db1", "env": ""}}
+    with hub.client(headers=AUTH) as http:
+        stored = http.post("/webhooks/shop", json=empty).json()["alerts"][0]
+    hub.stop()
+    older = label_fingerprint("shop", empty["labels"])
+    with sqlite3.connect(tmp_path / "hub.db") as conn:
+        conn.execute(
+            "UPDATE alerts SET fingerprint = ?, labels = ?", (older, json.dumps(empty["labels"]))
+        )
+        conn.execute("DELETE FROM settings WHERE name = 'empty_labels_rekeyed'")
+    hub.start()
+    with hub.client(headers=AUTH) as http:
+        answer = http.post("/webhooks/shop", json={**empty, "status": "resolved"}).json()
+        assert len(alerts(http)) == 1
+    assert (answer["alerts"][0]["id"], answer["alerts"][0]["status"]) == (stored["id"], "resolved")
 
 
 def resolved(body: dict) -> dict:
