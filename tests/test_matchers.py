@@ -1,8 +1,10 @@
 import re
 
 import pytest
+from conftest import AUTH, BASE_CONFIG, mail_url
 from hypothesis import given
 from hypothesis import strategies as st
+from test_access import TOKENS
 
 from hub.matchers import Matcher, matches_all, parse, parse_all, problems
 
@@ -184,3 +186,64 @@ def test_negation_is_the_complement(name, value, labels):
     assert Matcher(name, "!~", escaped).matches(labels) != Matcher(name, "=~", escaped).matches(
         labels
     )
+
+
+EMPTY_MATCHERS = (
+    BASE_CONFIG
+    + TOKENS
+    + """
+[[receivers]]
+name = "no-env"
+urls = ["{mail_url}"]
+
+[[route.routes]]
+matchers = ['env=""']
+receiver = "no-env"
+
+[[inhibit_rules]]
+source_matchers = ['kind="outage"']
+target_matchers = ['alertname="Load"', 'env=""']
+"""
+)
+
+
+def test_an_empty_value_matcher_selects_the_alerts_without_the_label_everywhere(hub_factory, smtp):
+    """As in Alertmanager, ``env=""`` selects alerts without ``env``, and hub drops
+    ``"env": ""`` as no label: routes, silences, inhibit rules and the API's ``label``
+    filter all select such an alert and leave ``env="prod"`` alone."""
+    hub = hub_factory(EMPTY_MATCHERS, mail_url=mail_url(smtp[1]))
+    sent = {
+        "disk-db1": {"alertname": "Disk", "env": ""},
+        "disk-db2": {"alertname": "Disk", "env": "prod"},
+        "outage": {"alertname": "DcDown", "kind": "outage", "env": "prod"},
+        "load-db1": {"alertname": "Load"},
+        "load-db2": {"alertname": "Load", "env": "prod"},
+    }
+    writer = {"Authorization": "Bearer write-token"}
+    silence = {"matchers": ['alertname="Disk"', 'env=""'], "duration": "1h", "comment": "c"}
+    with hub.client(headers=writer) as http:
+        for key, labels in sent.items():
+            event = {"status": "firing", "summary": key, "labels": labels, "dedup_key": key}
+            assert http.post("/webhooks/shop", json=event, headers=AUTH).is_success
+        assert http.post("/api/v1/silences", json=silence).status_code == 201
+        unlabelled = http.get("/api/v1/alerts", params={"label": 'env=""'}).json()
+        shown = http.get("/api/v1/alerts").json()
+        incidents = http.get("/api/v1/incidents").json()
+    assert sorted(alert["summary"] for alert in unlabelled) == ["disk-db1", "load-db1"]
+    mutes = {alert["summary"]: [m["reason"] for m in alert["mutes"]] for alert in shown}
+    assert mutes == {
+        "disk-db1": ["silence"],
+        "disk-db2": [],
+        "outage": [],
+        "load-db1": ["inhibition"],
+        "load-db2": [],
+    }
+    receivers = {incident["id"]: incident["receivers"] for incident in incidents}
+    routed = {alert["summary"]: receivers[alert["incident_id"]] for alert in shown}
+    assert routed == {
+        "disk-db1": ["no-env"],
+        "disk-db2": ["ops"],
+        "outage": ["ops"],
+        "load-db1": ["no-env"],
+        "load-db2": ["ops"],
+    }
