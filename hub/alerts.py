@@ -183,7 +183,7 @@ def new_row(source: str, event: Event, occurred: float, now: float) -> dict[str,
         "last_seen": now,
         "last_change": occurred,
         "resolved_at": occurred if event.status == "resolved" else None,
-        "fired_at": occurred if event.status == "firing" else None,
+        "fired_at": _fired_at(event, occurred, None) if event.status == "firing" else None,
         **_ends(event),
     }
 
@@ -213,8 +213,22 @@ def changed_fields(
         changes |= _flapping(alert["changes"], now, settings)
         if event.status == "firing":  # a firing spell starts: messages say since when,
             # and it is of its incident's current episode, whatever it was of before
-            changes |= {"fired_at": occurred, "past_episode": None}
+            changes |= {
+                "fired_at": _fired_at(event, occurred, alert["last_change"]),
+                "past_episode": None,
+            }
     return changes
+
+
+def _fired_at(event: Event, occurred: float, since: float | None) -> float:
+    """When a firing spell began: the sender's start where it gives one apart from the
+    event's time (PagerDuty's detection time), else the event's time. A start before
+    the alert's last change (``since``) is of a spell that is over: a re-trigger that
+    keeps its first detection time after a resolve fires from the event's time."""
+    started = _timestamp(event.starts_at)
+    if started is None or (since is not None and started < since):
+        return occurred
+    return started
 
 
 def _flapping(changes: list[float], now: float, settings: Flapping) -> dict[str, Any]:

@@ -18,8 +18,13 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     """One status message about one alert, as a decoder understood it.
 
     ``fingerprint`` is the alert's identity (see ``hub.fingerprints``);
-    ``occurred_at`` is the sender's time, or None when the sender gave none
-    (ingest then uses the receive time). ``ends_at`` is when a firing alert ends
+    ``occurred_at`` is the sender's time, which orders its alert's events, or None
+    when the sender gave none or its platform applies events as they arrive (ingest
+    then uses the receive time). ``starts_at`` is when the sender says the problem
+    began, where that is no ordering time (PagerDuty's ``payload.timestamp``, which
+    a re-trigger repeats after a resolve): a firing event that starts its alert
+    firing takes it as the alert's ``fired_at`` when it is not before the alert's
+    last change. ``ends_at`` is when a firing alert ends
     unless the sender says so again (Prometheus' ``endsAt``; ``hub.expiry``
     resolves it then); None: it fires until a resolved event comes. On a resolved
     event only ``hub.expiry`` sets it: the end that passed (``alerts.refires``).
@@ -48,6 +53,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     occurred_at: datetime | None = None
+    starts_at: datetime | None = None
     ends_at: datetime | None = None
     opens: bool = True
     details: bool = True

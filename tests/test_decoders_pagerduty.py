@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hub.decoders import DECODERS, RESPONDERS, pagerduty
+from hub.decoders import DECODERS, RESPONDERS, decode, pagerduty
 from hub.errors import AuthError, InvalidPayload, MalformedBody
 from tests.source_factory import encode, fixture, fixture_json, make_source
 
@@ -57,7 +57,23 @@ def test_a_trigger_carries_what_is_affected_as_labels_and_the_details_as_annotat
         "client_url": "https://monitoring.service.com",
         "link_1": "Link text https://example.com/",
     }
-    assert event.occurred_at == datetime(2015, 7, 17, 8, 42, 58, 315000, tzinfo=UTC)
+
+
+def test_a_trigger_is_ordered_by_arrival_and_dated_by_its_detection_time():
+    """PagerDuty applies events in the order they arrive; ``payload.timestamp`` is when
+    the problem was detected, which senders repeat on every re-trigger."""
+    (event,) = pagerduty.decode(fixture("pagerduty", "trigger.json"), SOURCE).events
+    assert event.occurred_at is None
+    assert event.starts_at == datetime(2015, 7, 17, 8, 42, 58, 315000, tzinfo=UTC)
+
+
+def test_a_detection_time_ahead_of_hubs_clock_dates_nothing():
+    """A sender's clock never runs ahead of hub's: the alert would fire "since" later."""
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    body = fixture_json("pagerduty", "trigger.json")
+    body["payload"]["timestamp"] = "2026-11-28T12:05:00Z"
+    (event,) = decode(encode(body), SOURCE, now).events
+    assert (event.occurred_at, event.starts_at) == (None, None)
 
 
 def test_a_trigger_without_dedup_key_gets_a_new_one_each_time():

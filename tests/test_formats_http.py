@@ -333,6 +333,39 @@ def test_pagerduty_drops_an_acknowledge_or_resolve_for_a_key_without_an_alert(hu
     assert "never-triggered" not in mailbox.text_of(0)
 
 
+def test_a_pagerduty_re_trigger_with_its_first_detection_time_fires_again_and_pages(hub, smtp):
+    """PagerDuty applies events as they arrive, and senders keep the first detection
+    time on every re-trigger: ordered by that time, the trigger after a resolve was
+    stale and a real new outage never paged. The detection time still dates the
+    alert's first firing; the second fires from its arrival, after the resolve."""
+    mailbox, _ = smtp
+    detected = datetime(2015, 7, 17, 8, 42, 58, 315000, tzinfo=UTC)
+    trigger = fixture("pagerduty", "trigger.json")
+    with hub.client() as http:
+        assert http.post("/webhooks/pd", content=trigger).status_code == 202
+        (first,) = http.get("/api/v1/alerts", params={"source": "pd"}).json()
+        wait_for(lambda: mailbox.messages)
+        assert http.post("/webhooks/pd", json=pagerduty("resolve")).status_code == 202
+        wait_for(lambda: len(mailbox.messages) == 2)
+        assert http.post("/webhooks/pd", content=trigger).status_code == 202
+        (again,) = http.get("/api/v1/alerts", params={"source": "pd"}).json()
+        history = http.get(f"/api/v1/alerts/{again['id']}").json()["history"]
+        wait_for(lambda: len(mailbox.messages) == 3)
+    assert datetime.fromisoformat(first["fired_at"]) == detected
+    assert again["status"] == "firing"
+    assert [(h["status"], h["applied"]) for h in history] == [
+        ("firing", True),
+        ("resolved", True),
+        ("firing", True),
+    ]
+    assert datetime.fromisoformat(again["fired_at"]) >= datetime.fromisoformat(history[1]["at"])
+    assert ["RESOLVED" in subject.upper() for subject in mailbox.subjects()] == [
+        False,
+        True,
+        False,
+    ]
+
+
 def test_a_pagerduty_resolve_without_payload_keeps_the_alerts_details(hub, smtp):
     mailbox, _ = smtp
     with hub.client() as http:

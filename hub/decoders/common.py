@@ -204,6 +204,7 @@ def make_event(
     dedup_key: str | None = None,
     shared_fingerprint: str | None = None,
     occurred_at: datetime | None = None,
+    starts_at: datetime | None = None,
     ends_at: datetime | None = None,
     opens: bool = True,
     details: bool = True,
@@ -233,6 +234,7 @@ def make_event(
         labels=merged,
         annotations=annotations or {},
         occurred_at=occurred_at,
+        starts_at=starts_at,
         ends_at=ends_at,
         opens=opens,
         details=details,
@@ -243,7 +245,8 @@ def make_event(
 
 def not_after(decoded: Decoded, now: datetime) -> Decoded:
     """``decoded`` without the event times later than ``now``: those events are dated
-    as if the sender gave no time, at the receive time.
+    as if the sender gave no time, at the receive time, and a start later than ``now``
+    is dropped (an alert never fires since a time to come).
 
     Ordering trusts event times (an event older than its alert's last change is
     stale), so a sender whose clock runs ahead would outrank every event sent after
@@ -253,15 +256,16 @@ def not_after(decoded: Decoded, now: datetime) -> Decoded:
     ``ends_at`` stays: a firing alert's end is ahead by design. Nearly every delivery
     has no such event and is returned as it is.
     """
-    if all(event.occurred_at is None or event.occurred_at <= now for event in decoded.events):
+    if not any(_ahead(event, now) for event in decoded.events):
         return decoded
-    events = [
-        msgspec.structs.replace(event, occurred_at=None)
-        if event.occurred_at is not None and event.occurred_at > now
-        else event
-        for event in decoded.events
-    ]
+    events = [msgspec.structs.replace(event, **_ahead(event, now)) for event in decoded.events]
     return Decoded(events, decoded.rejected)
+
+
+def _ahead(event: Event, now: datetime) -> dict[str, None]:
+    """The event's times (occurred_at, starts_at) later than ``now``, each as None."""
+    times = {"occurred_at": event.occurred_at, "starts_at": event.starts_at}
+    return {name: None for name, moment in times.items() if moment is not None and moment > now}
 
 
 def normalize_severity(word: object, default: Severity = "warning") -> Severity:

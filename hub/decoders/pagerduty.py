@@ -57,7 +57,8 @@ def decode(body: bytes, source: Source) -> Decoded:
     """Decode one event; a trigger needs a payload, the other actions a dedup_key.
 
     As at PagerDuty, acknowledge and resolve only act on an alert triggered before
-    (``opens`` False), and without a payload they change only its status.
+    (``opens`` False), and without a payload they change only its status. Events are
+    ordered by arrival, as PagerDuty orders them (``_detected_at``).
     """
     event = parse_json(body, PagerDutyEvent)
     if event.event_action == "trigger" and event.payload is None:
@@ -75,7 +76,7 @@ def decode(body: bytes, source: Source) -> Decoded:
                 labels=_labels(payload),
                 annotations=_annotations(event),
                 dedup_key=event.dedup_key or uuid.uuid4().hex,
-                occurred_at=_occurred_at(payload),
+                starts_at=_detected_at(payload),
                 opens=event.event_action == "trigger",
                 details=payload is not None,
             )
@@ -110,7 +111,11 @@ def _flatten(details: Any) -> dict[str, str]:
     return {"custom_details": as_text(details)}
 
 
-def _occurred_at(payload: Payload | None) -> datetime | None:
+def _detected_at(payload: Payload | None) -> datetime | None:
+    """When the sender detected the problem: PagerDuty applies events in the order they
+    arrive, and senders keep the first detection time on every re-trigger, so this
+    time dates the alert's firing, never the event (a re-trigger after a resolve
+    ordered by it would be stale, and a new outage would never page)."""
     if payload is None or payload.timestamp is None:
         return None
     return parse_time(payload.timestamp, "$.payload.timestamp")
