@@ -59,14 +59,15 @@ class Links:
 @dataclass(frozen=True)
 class StepPage:
     """The escalation step a page comes from: its policy, step and run as the timeline
-    entry ``escalated`` counts them, and when its chain started (the incident opened
-    or reopened, or an acknowledgement lapsed), from which the message says how long
+    entry ``escalated`` counts them, and since when nobody has held the incident (its
+    chain started as it opened or reopened, or an acknowledgement lapsed; or a person
+    unacknowledged it, whichever came last), from which the message says how long
     nobody has acknowledged."""
 
     policy: str
     step: int
     run: int
-    started_at: float
+    unacked_since: float
 
     def fields(self, now: float) -> dict:
         """The message context's fields naming the step, and how long nobody has
@@ -75,7 +76,7 @@ class StepPage:
             "escalation_policy": self.policy,
             "escalation_step": self.step,
             "escalation_run": self.run,
-            "unacknowledged_for": max(now - self.started_at, 0.0),
+            "unacknowledged_for": max(now - self.unacked_since, 0.0),
         }
 
 

@@ -147,12 +147,15 @@ def wind_up(tx: Tx, incident_id: int, now: float) -> None:
 
 
 def resume(tx: Tx, incident_id: int, now: float) -> None:
-    """Unacknowledged: the pending step is due at its time, or now if that has passed."""
+    """Unacknowledged: the pending step is due at its time, or now if that has passed.
+    The chain keeps its start, so its steps keep their times; when this happened is
+    kept apart (``unacked_at``), for its pages to count the time unacknowledged from."""
     row = tx.escalation(incident_id)
     if row is None:
         return
     due = _plan(row).due(row["started_at"], row["next_step"])
-    tx.update("escalations", incident_id, {"due_at": None if due is None else max(due, now)})
+    changes = {"due_at": None if due is None else max(due, now), "unacked_at": now}
+    tx.update("escalations", incident_id, changes)
 
 
 def unhold(tx: Tx, now: float) -> int:
@@ -321,7 +324,7 @@ def _notify(
             detail["step"],
             logs.value(target),
         )
-    page = dispatch.StepPage(row["policy"], detail["step"], detail["run"], row["started_at"])
+    page = dispatch.StepPage(row["policy"], detail["step"], detail["run"], _unacked_since(row))
     enqueued = sum(
         dispatch.enqueue(tx, incident, target, visible, now, rules, links, step=page)
         for target in reach.receivers
@@ -336,6 +339,14 @@ def _notify(
     paged = list(dict.fromkeys([*row["paged"], *reach.receivers]))
     tx.update("escalations", row["id"], {"paged": paged})
     return ("notified" if reach.receivers or via_route else NOBODY_ON_CALL), enqueued
+
+
+def _unacked_since(row: dict) -> float:
+    """Since when nobody has held the incident, as its pages say: the later of its
+    chain's start (the first page, a reopening, a lapse) and its last unacknowledgement.
+    An unack resumes the chain rather than restarting it, so counting from the start
+    alone would count the hours someone held it as unacknowledged."""
+    return max(row["started_at"], row["unacked_at"] or row["started_at"])
 
 
 def _tell_resolved(

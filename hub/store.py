@@ -678,6 +678,23 @@ def m029_notification_urls(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE notifications ADD COLUMN url_keys TEXT")
 
 
+@migrations()
+def m030_unack_times(db: sqlite_utils.Database) -> None:
+    """An escalation keeps when a person last unacknowledged its incident
+    (``unacked_at``): an unack resumes the chain without moving its start, and its
+    pages said how long nobody had acknowledged from the start, the hours someone held
+    it included. Rows an older hub stored take theirs from the timeline."""
+    db.executescript(
+        """
+        ALTER TABLE escalations ADD COLUMN unacked_at REAL;
+        UPDATE escalations SET unacked_at = (
+            SELECT MAX(at) FROM timeline
+            WHERE timeline.incident_id = escalations.id AND timeline.kind = 'unacknowledged'
+        );
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

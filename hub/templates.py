@@ -96,12 +96,12 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     ``escalation_run`` say, on a firing message an escalation step sent, which step of
     which run of the policy it was (as its timeline entry ``escalated`` counts them),
     and ``unacknowledged_for`` how many seconds the incident had then gone
-    unacknowledged, since its chain started: as the route's ``group_wait`` ended
-    after the incident opened (its first page), as it reopened, or as an
-    acknowledgement lapsed. The time before a lapse was someone's, and the
-    steps' ``after`` counts from the same moment, so step 2 after 15m says 15m (an
-    unacknowledgement resumes the chain, so the time held before it is counted). All
-    ten default to None so outbox rows written before they existed still decode.
+    unacknowledged, since it last became so: as its chain started (the route's
+    ``group_wait`` ending after the incident opened, its first page; its reopening;
+    an acknowledgement lapsing) or as a person unacknowledged it, whichever came
+    last. The time before was someone's, and the steps' ``after`` counts from the
+    chain's start, so step 2 after 15m says 15m when nobody acknowledged meanwhile.
+    All ten default to None so outbox rows written before they existed still decode.
     Templates see each field, plus ``firing_count``, ``resolved_count``,
     ``common_labels``, ``still_firing``, ``lapsed`` and ``escalated``, as top-level
     names.

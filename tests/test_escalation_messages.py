@@ -1,8 +1,9 @@
 """What an escalation step's page says, on a real server through real email and
 Apprise's own Slack and Twilio plugins (intercepted at ``requests``): a page past the
 first says it is an escalation, of which policy and step, and how long nobody has
-acknowledged; the first page and the route's own messages do not. The clock is moved,
-so the 15 minutes of the policy pass at once."""
+acknowledged (since the chain started, or since a person unacknowledged it); the first
+page and the route's own messages do not. The clock is moved, so the 15 minutes of the
+policy pass at once."""
 
 from __future__ import annotations
 
@@ -112,3 +113,27 @@ def test_after_a_lapse_the_time_unacknowledged_counts_from_the_lapse(hub_factory
     _, manager_again = (" ".join(text.split()) for text in texts_to(mailbox, "manager"))
     assert SAID.search(manager_again), manager_again
     assert "The acknowledgement by will lapsed: the snooze ended." in manager_again
+
+
+def test_after_an_unack_the_time_unacknowledged_counts_from_the_unack(hub_factory, smtp):
+    """Someone held the incident from its first minute to its fifth, then gave it back:
+    the unack resumes the chain, whose step 2 still pages at 15 minutes, and it says
+    10 minutes, the time since the unack, not the 15 since the chain started."""
+    mailbox, smtp_port = smtp
+    clock = MovedClock()
+    with slack_and_twilio(), start(hub_factory, smtp_port, clock).client(headers=WRITER) as http:
+        incident = f"/api/v1/incidents/{fire(http, 'orders database down')['incident_id']}"
+        wait_for(lambda: texts_to(mailbox, "lead"))
+        clock.advance(60)
+        acked = http.post(f"{incident}/ack", json={"comment": "looking"})
+        assert acked.status_code == 200, acked.text
+        clock.advance(240)
+        unacked = http.post(f"{incident}/unack", json={"comment": "not mine after all"})
+        assert unacked.status_code == 200, unacked.text
+        clock.advance(600)
+        wait_for(lambda: texts_to(mailbox, "manager"))
+
+    (page,) = (" ".join(text.split()) for text in texts_to(mailbox, "manager"))
+    ten_minutes = r"10m(?: \d+s)?"
+    said = rf"Escalated: step 2 of policy db-oncall; not acknowledged for {ten_minutes}\."
+    assert re.search(said, page), page

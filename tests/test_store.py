@@ -558,6 +558,28 @@ def paged_incidents(tx) -> None:
             )
 
 
+def test_escalations_at_the_upgrade_take_their_last_unack_from_the_timeline(tmp_path):
+    """A page counts the time unacknowledged from the last unack: an incident a person
+    unacknowledged before the upgrade has it from its timeline; the others have none,
+    and count from their chain's start."""
+    path = str(tmp_path / "s.db")
+
+    def write(tx) -> None:
+        paged_incidents(tx)
+        for at in (5.0, 8.0):
+            tx.add_timeline(1, at - 1, "acknowledged", "will", {"comment": ""})
+            tx.add_timeline(1, at, "unacknowledged", "will", {"comment": ""})
+        tx.add_timeline(3, 6.0, "acknowledged", "will", {"comment": ""})
+
+    undo = "ALTER TABLE escalations DROP COLUMN unacked_at"
+    reopened = migrated_again(path, write, "m030_unack_times", undo)
+    try:
+        unacked = [reopened.escalation(i)["unacked_at"] for i in (1, 2, 3)]  # type: ignore[index]
+    finally:
+        reopened.close()
+    assert unacked == [8.0, None, None]
+
+
 def test_incidents_at_the_upgrade_count_their_recorded_reopens_as_episodes(tmp_path):
     """An ack link carries its incident's episode: an incident that reopened before the
     upgrade is past its first one, so a link sent about that first one stays refused."""
