@@ -4,10 +4,12 @@
   incident id, summary and the ack link (or who acknowledged the incident). The
   summary is cut, never the link.
 - ``chat``: Markdown, which Apprise turns into each chat service's own dialect.
-- ``email``: HTML with an alerts table. Apprise's email plugin sends HTML as
-  multipart/alternative with a plain-text part converted from the HTML; that
-  conversion keeps text but drops ``href``s, so every link is also written out
-  as visible text and the ack link reaches both parts.
+- ``email``: HTML, each field a "Label: value" line and the alerts a list. Apprise's
+  email plugin sends HTML as multipart/alternative with a plain-text part converted
+  from the HTML, which puts every table cell on a line of its own (a table read as
+  all its headings, then all its values) and drops ``href``s: so no table, each
+  field on one line (``<br>``), every link also written out as visible text, the ack
+  link on a line of its own, and both parts read alike.
 - ``structured`` (json/form/xml endpoints): as JSON, for machines, every name a
   template sees (the counts and common labels too, not only the stored fields).
 
@@ -248,13 +250,19 @@ Resolved by {{ resolved_by }}{{ "; " ~ still_firing if still_firing }} · {% end
 
 EMAIL_BODY = """\
 {% set over = status == "resolved" %}
+{% macro fields(pairs) %}
+{% for label, value in pairs if value %}
+{% if not loop.first %}<br>{% endif %}<b>{{ label }}:</b> {{ value }}
+{%- endfor %}
+{% endmacro %}
 <html><body style="font-family: sans-serif">
 {% if template_error %}
 <p><i>({{ template_error }}; default message sent)</i></p>
 {% endif %}
 <h2>[{{ status | upper }}] {{ title }}</h2>
-<p>Incident #{{ incident_id }} · severity <b>{{ severity }}</b> ·
-{{ "resolved" if over else "%d firing, %d resolved" % (firing_count, resolved_count) }}</p>
+{% set counts = none if over else "%d firing, %d resolved" % (firing_count, resolved_count) %}
+<p>{{ fields([("Incident", "#%d" % incident_id), ("Status", status), ("Severity", severity),
+  ("Alerts", counts)]) }}</p>
 {% if escalated %}
 <p>{{ escalated }}</p>
 {% endif %}
@@ -264,24 +272,26 @@ EMAIL_BODY = """\
 {% if status == "firing" and acknowledged_by %}
 <p>Acknowledged by {{ acknowledged_by }} at {{ acknowledged_at | utc }}</p>
 {% elif status == "firing" and ack_url %}
-<p><a href="{{ ack_url }}">Acknowledge: {{ ack_url }}</a></p>
+<p><b>Acknowledge:</b><br><a href="{{ ack_url }}">{{ ack_url }}</a></p>
 {% elif resolved_by %}
 <p>Resolved by {{ resolved_by }} at {{ resolved_at | utc }}
 {{- "; " ~ still_firing if still_firing }}</p>
 {% endif %}
-<p><a href="{{ incident_url }}">Open incident: {{ incident_url }}</a></p>
-<table border="1" cellpadding="4" style="border-collapse: collapse">
-<tr><th>Status</th><th>Severity</th><th>Summary</th><th>Labels</th><th>Firing</th></tr>
+<p><b>Open incident:</b><br><a href="{{ incident_url }}">{{ incident_url }}</a></p>
+<h3>Alerts</h3>
+<ul>
 {% for alert in alerts[:100] %}
-<tr><td>{{ "still firing" if over and alert.status == "firing" else alert.status }}</td>
-<td>{{ alert.severity }}</td>
-<td>{{ alert.summary }}{% for name, value in alert.annotations | dictsort %}
-<br>{{ name }}: {{ value | urlize }}{% endfor %}</td>
-<td>{{ alert.labels | pairs | join(", ") }}</td>
-<td>{{ alert.starts_at | utc }}
-{%- if alert.ends_at %} to {{ alert.ends_at | utc }}{% endif %}</td></tr>
+{% set shown = "still firing" if over and alert.status == "firing" else alert.status %}
+{% set details = [("Status", shown), ("Severity", alert.severity),
+  ("Labels", alert.labels | pairs | join(", ")), ("Started", alert.starts_at | utc),
+  ("Ended", alert.ends_at | utc if alert.ends_at else none)] %}
+<li style="margin-bottom: 0.5em"><b>{{ alert.summary }}</b><br>{{ fields(details) }}
+{%- for name, value in alert.annotations | dictsort %}
+<br><b>{{ name }}:</b> {{ value | urlize }}
+{%- endfor %}
+</li>
 {% endfor %}
-</table>
+</ul>
 {% if alerts | length > 100 %}<p>... and {{ alerts | length - 100 }} more alerts</p>{% endif %}
 </body></html>
 """

@@ -166,6 +166,8 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
 
 
 def test_email_has_a_subject_an_html_part_and_a_text_part_both_with_the_ack_link(smtp):
+    """The plain-text part is Apprise's conversion of the HTML: each field on a line of
+    its own ("Label: value"), the ack link alone on one."""
     port, inbox = smtp
     evil = msgspec.structs.replace(SAMPLE.alerts[0], labels={"host": "<script>x</script>"})
     send(
@@ -178,10 +180,10 @@ def test_email_has_a_subject_an_html_part_and_a_text_part_both_with_the_ack_link
     html = message.get_body(("html",)).get_content()
     text = message.get_body(("plain",)).get_content()
     assert f'href="{ACK}"' in html
-    assert "<table" in html
     assert "&lt;script&gt;x&lt;/script&gt;" in html
-    assert f"Acknowledge: {ACK}" in text
-    assert "host=<script>x</script>" in text
+    lines = text.splitlines()
+    assert lines[lines.index("Acknowledge:") + 1] == ACK
+    assert "Labels: host=<script>x</script>" in lines
 
 
 def test_a_channel_carries_the_receiver_timeout_unless_the_url_sets_one():

@@ -101,12 +101,53 @@ def test_an_email_carries_both_links_in_both_parts_and_its_ack_link_acknowledges
     assert [t["actor"] for t in acks] == ["ack-link"]
 
 
+def test_an_emails_plain_text_part_reads_each_field_on_its_line_and_the_ack_link_alone(
+    hub_factory, smtp
+):
+    """A text-only mail client or a pager gateway reads the text/plain part Apprise
+    writes from the HTML: each field is "Label: value" on one line (a table made it all
+    the headings, then all the values), the alerts a list, the ack link alone on a line."""
+    mailbox, port = smtp
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
+    events = [
+        {"status": "firing", "summary": summary, "severity": severity, "labels": labels}
+        for summary, severity, labels in (
+            ("checkout 5xx", "critical", {**LABELS, "host": "web-1"}),
+            ("checkout slow", "warning", {**LABELS, "host": "web-2"}),
+        )
+    ]
+    with hub.client(headers=WRITER) as http:
+        answer = http.post("/webhooks/shop", json=events, headers=AUTH)
+        assert answer.status_code == 202, answer.text
+        incident_id = answer.json()["alerts"][0]["incident_id"]
+        wait_for(lambda: mailbox.messages)
+    (message,) = mailbox.messages
+    lines = parts(message)[1].splitlines()
+    head = [f"Incident: #{incident_id}", "Status: firing", "Severity: critical"]
+    assert lines[2:6] == [*head, "Alerts: 2 firing, 0 resolved"], lines
+    ack_url = ack_link_in(parts(message)[1], hub.url)
+    assert lines[lines.index("Acknowledge:") + 1] == ack_url
+    first = lines.index("- checkout 5xx")
+    assert lines[first + 1 : first + 4] == [
+        "Status: firing",
+        "Severity: critical",
+        "Labels: host=web-1, service=checkout",
+    ]
+    assert lines[first + 4].startswith("Started: ")
+    second = lines.index("- checkout slow")
+    assert lines[second + 2 : second + 4] == [
+        "Severity: warning",
+        "Labels: host=web-2, service=checkout",
+    ]
+
+
 def test_the_open_incident_link_shows_the_incidents_console_page_in_a_browser(hub_factory, smtp):
     hub, incident_id, message = emailed_incident(hub_factory, smtp, "checkout down")
     html, text = parts(message)
-    link = re.search(r'<a href="([^"]+)">Open incident', html).group(1)
+    link = re.search(r'<b>Open incident:</b><br><a href="([^"]+)">', html).group(1)
     assert link == f"{hub.url}/incidents/{incident_id}"
-    assert f"Open incident: {link}" in text
+    lines = text.splitlines()
+    assert lines[lines.index("Open incident:") + 1] == link
     with hub.client(follow_redirects=True) as browser:  # no session yet
         form = browser.get(link)
         assert form.url.path == "/login", "the console asks to sign in, as for any page"
@@ -390,7 +431,7 @@ def test_a_resolved_incident_keeps_the_title_and_severity_it_paged_with(hub_fact
         incident = http.get(f"/api/v1/incidents/{incident_id}").json()
         critical = http.get("/api/v1/incidents", params={"severity": "critical"}).json()
     assert mailbox.subjects()[-1] == f"[RESOLVED] #{incident_id} checkout API error rate above 5%"
-    assert "severity critical" in " ".join(parts(mailbox.messages[-1])[1].split())
+    assert "Severity: critical" in parts(mailbox.messages[-1])[1].splitlines()
     assert (incident["status"], incident["severity"]) == ("resolved", "critical")
     assert incident["title"] == "checkout API error rate above 5%"
     assert [i["id"] for i in critical] == [incident_id]
@@ -584,7 +625,7 @@ def test_a_resolution_by_a_person_says_who_in_email_chat_and_sms_and_counts_no_f
     said = r"Resolved by will at \d{4}-\d\d-\d\d \d\d:\d\d UTC; " + still
     assert re.search(said, " ".join(text.split())), text
     assert "2 firing" not in text, "the incident is over: its alerts are not counted as firing"
-    assert html.count("<tr><td>still firing</td>") == 2
+    assert text.splitlines().count("Status: still firing") == 2
     (message,) = json.loads(slack.calls[1].request.body)["attachments"]
     assert message["title"] == subject
     assert f"Resolved by will; {still}" in message["text"]
@@ -766,10 +807,12 @@ def test_an_alert_firing_again_says_since_when_it_fires_now_and_a_resolved_one_w
         wait_for(lambda: told(2))
         alert = post("firing", again)
         wait_for(lambda: told(3))
-    fired, resolved, refired = (parts(message)[0] for message in mailbox.messages)
-    assert f"<td>{shown(first)}</td>" in fired
-    assert f"<td>{shown(first)} to {shown(ended)}</td>" in resolved
-    assert f"<td>{shown(again)}</td>" in refired, "the new firing's start, not the first"
+    fired, resolved, refired = (parts(message)[1].splitlines() for message in mailbox.messages)
+    assert f"Started: {shown(first)}" in fired
+    assert not any(line.startswith("Ended:") for line in fired + refired)
+    assert f"Started: {shown(first)}" in resolved
+    assert f"Ended: {shown(ended)}" in resolved
+    assert f"Started: {shown(again)}" in refired, "the new firing's start, not the first"
     chat = [json.loads(call.request.body)["attachments"][0]["text"] for call in slack.calls]
     assert f"`service=checkout` · since {shown(first)}" in chat[0]
     assert f"`service=checkout` · {shown(first)} to {shown(ended)}" in chat[1]
