@@ -287,6 +287,10 @@ class Silence(msgspec.Struct, kw_only=True):
     created_by: str
     comment: str
     created_at: Time
+    updated_by: Annotated[
+        str | None, msgspec.Meta(description="who last changed it in place; null: never")
+    ]
+    updated_at: Time | None
     state: silences.State
     static: bool
 
@@ -371,6 +375,7 @@ ANSWERS: dict[tuple[str, str], dict[int, Any]] = {
     ("get", "/api/v1/silences"): {200: list[Silence]},
     ("get", "/api/v1/silences/{silence_id}"): {200: Silence},
     ("post", "/api/v1/silences"): {201: Silence},
+    ("put", "/api/v1/silences/{silence_id}"): {200: Silence},
     ("delete", "/api/v1/silences/{silence_id}"): {200: Silence},
     ("get", "/api/v1/heartbeats"): {200: list[Heartbeat]},
     ("get", "/api/v1/heartbeats/{name}"): {200: Heartbeat},
@@ -385,14 +390,16 @@ ANSWERS: dict[tuple[str, str], dict[int, Any]] = {
 """The JSON each operation answers, by status; a tuple's types are each a possible answer
 (a replay answers as the webhook would: live, or test mode)."""
 
+SILENCE_EXAMPLE = {
+    "matchers": ['service="checkout"', 'env=~"prod|staging"'],
+    "duration": "2h",
+    "comment": "checkout deploy 4.2",
+}
 BODIES: dict[tuple[str, str], Body] = {
-    ("post", "/api/v1/silences"): Body(
+    ("post", "/api/v1/silences"): Body(NewSilence, SILENCE_EXAMPLE),
+    ("put", "/api/v1/silences/{silence_id}"): Body(
         NewSilence,
-        {
-            "matchers": ['service="checkout"', 'env=~"prod|staging"'],
-            "duration": "2h",
-            "comment": "checkout deploy 4.2",
-        },
+        {**SILENCE_EXAMPLE, "duration": "4h", "comment": "checkout deploy 4.2 runs late"},
     ),
     ("post", "/api/v1/heartbeats"): Body(
         NewHeartbeat,

@@ -26,7 +26,9 @@ State = Literal["pending", "active", "expired"]
 
 
 class Silence(msgspec.Struct, frozen=True, kw_only=True, dict=True):
-    """One silence as the API shows it; ``parsed`` holds the compiled matchers."""
+    """One silence as the API shows it; ``parsed`` holds the compiled matchers.
+    ``updated_by`` and ``updated_at`` say who last changed it in place, and when (None:
+    never), as the ``created_*`` fields keep who made it."""
 
     id: str
     matchers: list[str]
@@ -35,6 +37,8 @@ class Silence(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     created_by: str
     comment: str = ""
     created_at: datetime
+    updated_by: str | None = None
+    updated_at: datetime | None = None
 
     @cached_property
     def parsed(self) -> list[matchers.Matcher]:

@@ -1,11 +1,12 @@
-"""``/api/v1/silences``: list, create and expire silences over HTTP.
+"""``/api/v1/silences``: list, create, change and expire silences over HTTP.
 
 Silences made here are rows in the store. Static ones come from the running config
 (``[[silences]]`` and ``[[maintenance]]``): they are listed with ``"static": true``
 beside the others, so one list answers "what is muted", and are changed only in
 the file. The rules for a valid silence are ``hub.silences.problems``, shared with
-the config check, plus what only makes sense for a new one (an end in the future,
-a comment saying why).
+the config check, plus what only makes sense for one made or changed now (an end in
+the future, a comment saying why). A change keeps the silence's id, which tickets and
+timelines cite, and its creator.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, QueryParameter
 
 from hub import escalation, logs, silences
@@ -33,9 +34,11 @@ log = logging.getLogger("hub.silences")
 
 
 class NewSilence(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The body of ``POST /api/v1/silences``; give ``ends_at`` or ``duration``.
+    """The body of ``POST /api/v1/silences`` and ``PUT /api/v1/silences/{id}``; give
+    ``ends_at`` or ``duration``.
 
-    ``created_by`` may only repeat the token's name, which is recorded either way.
+    ``created_by`` may only repeat the token's name (a new silence) or the creator's (a
+    changed one), which is recorded either way.
     """
 
     matchers: Annotated[
@@ -46,7 +49,10 @@ class NewSilence(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         ),
     ]
     comment: Annotated[str, msgspec.Meta(description="why the alerts are silenced")]
-    starts_at: Annotated[Timestamp | None, msgspec.Meta(description="default: now")] = None
+    starts_at: Annotated[
+        Timestamp | None,
+        msgspec.Meta(description="default: now, or for a change the silence's start"),
+    ] = None
     ends_at: Annotated[Timestamp | None, msgspec.Meta(description="or give duration")] = None
     duration: Annotated[
         str | None, msgspec.Meta(description='from starts_at, in hub\'s format: "30m", "2h"')
@@ -100,6 +106,20 @@ async def create_silence(request: Request) -> dict[str, Any]:
     return await create(hub, body, actor(request) or "api")
 
 
+@put(
+    "/api/v1/silences/{silence_id:str}",
+    summary="Change a silence in place",
+    guards=[require("write")],
+    security=BEARER,
+    responses=refusals(400, 401, 403, 404, 409, 413, 422, 503),
+)
+async def update_silence(request: Request, silence_id: FromPath[str]) -> dict[str, Any]:
+    """200 with the silence as stored, same id and creator; the body is a whole silence,
+    as for create. 404 unknown, 409 static or expired, 422 naming the bad field."""
+    body = parse_json(await request.body(), NewSilence)
+    return await update(request.app.state.hub, silence_id, body, actor(request) or "api")
+
+
 @delete(
     "/api/v1/silences/{silence_id:str}",
     summary="Expire a silence now",
@@ -139,18 +159,44 @@ async def create(hub: Any, body: NewSilence, author: str) -> dict[str, Any]:
     return present(silence, now, static=False)
 
 
-async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
-    """End a silence now; static ones live in the config file and are refused. The
-    escalation steps and notifications it may have held are looked at at once
-    (``escalation.unhold``)."""
+async def update(hub: Any, silence_id: str, body: NewSilence, by: str) -> dict[str, Any]:
+    """Change a pending or active silence in place (the API's and the console's way).
+    Like expiring, it may narrow or shorten what the silence mutes, so what it held is
+    looked at again at once; a widened one holds what it now catches from the next look."""
     now = _now(hub)
-    if any(s.id == silence_id for s in hub.static_silences):
-        raise Conflict(f"silence {silence_id} comes from the config file; change it there")
+    _refuse_static(hub, silence_id)
+    changed = await hub.store.write(lambda tx: _update(tx, silence_id, body, by, now))
+    _look_again(hub)
+    log.info(
+        "event=silence_updated id=%s by=%s matchers=%s",
+        changed.id,
+        logs.value(by),
+        logs.listed(changed.matchers),
+    )
+    return present(changed, now, static=False)
+
+
+async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
+    """End a silence now; static ones live in the config file and are refused."""
+    now = _now(hub)
+    _refuse_static(hub, silence_id)
     expired = await hub.store.write(lambda tx: _expire(tx, silence_id, now))
-    hub.escalator.poke()
-    hub.dispatcher.poke()
+    _look_again(hub)
     log.info("event=silence_expired id=%s by=%s", logs.value(silence_id), logs.value(by or ""))
     return present(expired, now, static=False)
+
+
+def _refuse_static(hub: Any, silence_id: str) -> None:
+    if any(s.id == silence_id for s in hub.static_silences):
+        raise Conflict(f"silence {silence_id} comes from the config file; change it there")
+
+
+def _look_again(hub: Any) -> None:
+    """After a silence ended or changed (its write called ``escalation.unhold``): the
+    escalation steps and notifications it may have held are looked at now, not at
+    their next look."""
+    hub.escalator.poke()
+    hub.dispatcher.poke()
 
 
 def build(body: NewSilence, now: datetime, author: str) -> Silence:
@@ -158,6 +204,43 @@ def build(body: NewSilence, now: datetime, author: str) -> Silence:
     (Forbidden first when the body names another author)."""
     created_by = _author(body.created_by, author)
     starts_at = body.starts_at or now
+    return Silence(
+        id=str(uuid.uuid4()),
+        matchers=body.matchers,
+        starts_at=starts_at,
+        ends_at=_checked_end(body, starts_at, now),
+        created_by=created_by,
+        comment=body.comment,
+        created_at=now,
+    )
+
+
+def revise(silence: Silence, body: NewSilence, now: datetime, by: str) -> Silence:
+    """``silence`` changed as a request body says, by ``by`` at ``now``, or InvalidPayload
+    naming the first bad field, as for a new one. Without ``starts_at`` it starts when
+    it did, so a pending one stays pending and a duration counts from its start (as
+    ``amtool silence update --duration`` does)."""
+    if body.created_by is not None and body.created_by != silence.created_by:
+        raise InvalidPayload(
+            f'created_by: silence {silence.id} was created by "{silence.created_by}", which'
+            " a change keeps (who changed it is recorded as updated_by); leave created_by out",
+            field="$.created_by",
+        )
+    starts_at = body.starts_at or silence.starts_at or now
+    return msgspec.structs.replace(
+        silence,
+        matchers=body.matchers,
+        starts_at=starts_at,
+        ends_at=_checked_end(body, starts_at, now),
+        comment=body.comment,
+        updated_by=by,
+        updated_at=now,
+    )
+
+
+def _checked_end(body: NewSilence, starts_at: datetime, now: datetime) -> datetime:
+    """The end of a silence made or changed at ``now`` from ``body``, once the whole body
+    is a valid silence; else InvalidPayload naming the first bad field."""
     ends_at = _ends_at(body, starts_at)
     found = silences.problems(body.matchers, starts_at, ends_at)
     if ends_at <= now:
@@ -168,15 +251,7 @@ def build(body: NewSilence, now: datetime, author: str) -> Silence:
         found.append(f"comment: at most {COMMENT_MAX} characters; this one has {len(body.comment)}")
     if found:
         raise InvalidPayload("; ".join(found), field="$." + found[0].split(":", 1)[0])
-    return Silence(
-        id=str(uuid.uuid4()),
-        matchers=body.matchers,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        created_by=created_by,
-        comment=body.comment,
-        created_at=now,
-    )
+    return ends_at
 
 
 def _author(given: str | None, author: str) -> str:
@@ -210,16 +285,30 @@ def _ends_at(body: NewSilence, starts_at: datetime) -> datetime:
     return starts_at + timedelta(seconds=seconds)
 
 
+def _update(tx: Tx, silence_id: str, body: NewSilence, by: str, now: datetime) -> Silence:
+    silence = _unexpired(tx, silence_id, now, "it cannot be changed; create a new one")
+    changed = revise(silence, body, now, by)
+    tx.update_silence(changed)
+    escalation.unhold(tx, now.timestamp())
+    return changed
+
+
 def _expire(tx: Tx, silence_id: str, now: datetime) -> Silence:
-    silence = tx.get_silence(silence_id)
-    if silence is None:
-        raise NotFound(f"no silence with id {silence_id}")
-    if silences.state(silence, now) == "expired":
-        raise Conflict(f"silence {silence_id} has already expired")
+    silence = _unexpired(tx, silence_id, now)
     expired = silences.expire(silence, now)
     tx.expire_silence(expired, now)
     escalation.unhold(tx, now.timestamp())
     return expired
+
+
+def _unexpired(tx: Tx, silence_id: str, now: datetime, then: str = "") -> Silence:
+    """The stored silence, or NotFound; Conflict (saying ``then``) once it has expired."""
+    silence = tx.get_silence(silence_id)
+    if silence is None:
+        raise NotFound(f"no silence with id {silence_id}")
+    if silences.state(silence, now) == "expired":
+        raise Conflict(f"silence {silence_id} has already expired{'; ' + then if then else ''}")
+    return silence
 
 
 def present(silence: Silence, now: datetime, static: bool) -> dict[str, Any]:
@@ -239,4 +328,4 @@ def _now(hub: Any) -> datetime:
     return datetime.fromtimestamp(hub.clock(), UTC)
 
 
-HANDLERS = [list_silences, get_silence, create_silence, expire_silence]
+HANDLERS = [list_silences, get_silence, create_silence, update_silence, expire_silence]

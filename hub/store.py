@@ -695,6 +695,18 @@ def m030_unack_times(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m031_silence_updates(db: sqlite_utils.Database) -> None:
+    """A silence changed in place (``PUT /api/v1/silences/{id}``) keeps its id and creator
+    and says who changed it last, and when; NULL for one never changed."""
+    db.executescript(
+        """
+        ALTER TABLE silences ADD COLUMN updated_by TEXT;
+        ALTER TABLE silences ADD COLUMN updated_at REAL;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -1519,6 +1531,23 @@ class Tx:
             ),
         )
 
+    def update_silence(self, changed: Silence) -> None:
+        """Store a silence changed in place (``hub.silencing.update``): its matchers, time
+        range and comment, and who changed it when; its id and creator stay."""
+        self.conn.execute(
+            "UPDATE silences SET matchers = ?, starts_at = ?, ends_at = ?, comment = ?,"
+            " updated_by = ?, updated_at = ? WHERE id = ?",
+            (
+                _json.encode(changed.matchers),
+                _epoch(changed.starts_at),
+                _epoch(changed.ends_at),
+                changed.comment,
+                changed.updated_by,
+                _epoch(changed.updated_at),
+                changed.id,
+            ),
+        )
+
     def expire_silence(self, expired: Silence, at: datetime) -> None:
         """Store a silence ended early (``hub.silences.expire``) and when that happened."""
         self.conn.execute(
@@ -2210,6 +2239,8 @@ def _decode_silence(row: dict) -> Silence:
         created_by=row["created_by"],
         comment=row["comment"],
         created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        updated_by=row["updated_by"],
+        updated_at=_datetime(row["updated_at"]),
     )
 
 

@@ -175,7 +175,7 @@ def contract(tmp_path_factory) -> Iterator[Contract]:
 def populate(api: Recorder, http: httpx.Client, document: dict, clock: MovedClock) -> None:
     """Alerts, incidents, silences, heartbeats and deliveries in each of their states;
     POST bodies are the document's own examples where it gives one."""
-    make_silences(api, example(document, "/api/v1/silences"))
+    make_silences(api, document)
     incidents = make_alerts(http)
     deliveries = make_deliveries(http)
     act_on_incidents(api, incidents)
@@ -203,13 +203,16 @@ INCIDENT = "/api/v1/incidents/{incident_id}"
 REPLAY = "/api/v1/events/{delivery_id}/replay"
 
 
-def example(document: dict, path: str) -> dict[str, Any]:
-    return document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["example"]
+def example(document: dict, path: str, method: str = "post") -> dict[str, Any]:
+    return document["paths"][path][method]["requestBody"]["content"]["application/json"]["example"]
 
 
-def make_silences(api: Recorder, documented: dict[str, Any]) -> None:
-    """Active (the documented example, and one muting cart), pending and expired ones."""
-    api.call("POST", "/api/v1/silences", documented)
+def make_silences(api: Recorder, document: dict) -> None:
+    """Active (the documented example, changed as the document's example changes one,
+    and one muting cart), pending and expired ones."""
+    made = api.call("POST", "/api/v1/silences", example(document, "/api/v1/silences"))
+    one = "/api/v1/silences/{silence_id}"
+    api.call("PUT", one, example(document, one, "put"), silence_id=made["id"])
     api.call("POST", "/api/v1/silences", for_an_hour('service="cart"'))
     soon = datetime.now(UTC) + timedelta(hours=1)
     later = {

@@ -138,6 +138,10 @@ def _refused_calls(http: httpx.Client) -> None:
     assert http.post("/-/reload", headers=bearer(WRITER)).status_code == 403
     answer = http.post("/api/v1/silences", json=silence, headers=bearer(WRITER))
     assert answer.status_code == 201, answer.text
+    narrowed = {**silence, "matchers": ['service="nothing"', 'env="prod"']}
+    path = f"/api/v1/silences/{answer.json()['id']}"
+    changed = http.put(path, json=narrowed, headers=bearer(ADMIN))
+    assert changed.status_code == 200, changed.text
 
 
 def _incident_actions(http: httpx.Client) -> None:
@@ -325,3 +329,6 @@ def test_a_delivery_with_refused_items_says_how_many_even_when_the_rest_repeated
 def test_a_silence_is_logged_with_its_matchers_as_one_value(log):
     [created] = events(log, "silence_created")
     assert (created["by"], created["matchers"]) == ("will", 'service="nothing"')
+    [updated] = events(log, "silence_updated")
+    assert updated["id"] == created["id"]
+    assert (updated["by"], updated["matchers"]) == ("ada", 'service="nothing",env="prod"')

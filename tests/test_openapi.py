@@ -95,6 +95,11 @@ def test_guarded_operations_need_the_bearer_token_and_the_others_do_not(hub):
         ("get", "/api/v1/alerts/{alert_id}", {"400", "401", "404"}),
         ("delete", "/api/v1/silences/{silence_id}", {"400", "401", "403", "404", "409", "503"}),
         (
+            "put",
+            "/api/v1/silences/{silence_id}",
+            {"400", "401", "403", "404", "409", "413", "422", "503"},
+        ),
+        (
             "post",
             "/api/v1/incidents/{incident_id}/ack",
             {"400", "401", "403", "404", "409", "413", "503"},
@@ -201,6 +206,9 @@ def test_real_errors_match_the_documented_schema(hub):
             ("DELETE", "/api/v1/silences/{silence_id}"): http.delete(
                 "/api/v1/silences/nope", headers=CREDENTIALS["write"]
             ),
+            ("PUT", "/api/v1/silences/{silence_id}"): http.put(
+                "/api/v1/silences/nope", json=SILENCE, headers=CREDENTIALS["write"]
+            ),
             ("POST", "/api/v1/heartbeats"): http.post(
                 "/api/v1/heartbeats",
                 json={"name": "x", "period": "soon"},
@@ -220,6 +228,7 @@ def test_real_errors_match_the_documented_schema(hub):
         ("POST", "/api/v1/silences"): 403,
         ("GET", "/api/v1/alerts/{alert_id}"): 404,
         ("DELETE", "/api/v1/silences/{silence_id}"): 404,
+        ("PUT", "/api/v1/silences/{silence_id}"): 404,
         ("POST", "/api/v1/heartbeats"): 422,
         ("POST", "/api/v1/incidents/{incident_id}/snooze"): 422,
         ("GET", "/ping/{name}"): 401,

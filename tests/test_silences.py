@@ -120,6 +120,8 @@ def test_the_api_struct_encodes_without_the_parsed_matchers():
         "created_by",
         "comment",
         "created_at",
+        "updated_by",
+        "updated_at",
     }
 
 
