@@ -161,6 +161,25 @@ def silence_add(args: argparse.Namespace, client: Client) -> Answer:
     return Answer(created, created["id"])
 
 
+def silence_update(args: argparse.Namespace, client: Client) -> Answer:
+    """Change what is given and keep the rest: the silence is read and sent back whole
+    (the API takes a whole silence), as ``amtool silence update`` does; ``--duration``
+    counts from the silence's start, as there. Prints the id, which stays."""
+    path = f"/api/v1/silences/{_segment(args.id)}"
+    found = client.get(path)
+    body = {
+        "matchers": args.matchers or found["matchers"],
+        "comment": args.comment or found["comment"],
+        "starts_at": found["starts_at"],
+    }
+    if args.duration:
+        body["duration"] = args.duration
+    else:
+        body["ends_at"] = args.end or found["ends_at"]
+    updated = client.put(path, body)
+    return Answer(updated, updated["id"])
+
+
 def silence_list(args: argparse.Namespace, client: Client) -> Answer:
     rows = client.get("/api/v1/silences", [("state", args.state)])
     return Answer(rows, display.table(rows, SILENCE_COLUMNS))
@@ -314,7 +333,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     snoozing.add_argument("id", type=int)
     snoozing.add_argument("duration", type=duration, help='how long, 1m to 7d (e.g. "4h")')
     snoozing.add_argument("--comment", default="", help="why; recorded on the timeline")
-    _silences(commands.add_parser("silence", help="add, list or expire silences"), add)
+    _silences(commands.add_parser("silence", help="add, update, list or expire silences"), add)
     _notifications(commands, add)
     at = add(commands, "oncall", "who is on call for a schedule", oncall)
     at.add_argument("name", help="schedule name")
@@ -368,6 +387,15 @@ def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.Argum
     new.add_argument(
         "--author", help="must be the token's name, which is recorded as created_by anyway"
     )
+    changing = add(actions, "update", "change a silence, keeping its id", silence_update)
+    changing.add_argument("id")
+    changing.add_argument(
+        "matchers", nargs="*", help="the new matchers, all of them (default: unchanged)"
+    )
+    ending = changing.add_mutually_exclusive_group()
+    ending.add_argument("--duration", type=duration, help="how long from the silence's start")
+    ending.add_argument("--end", type=moment, help="RFC 3339 time it ends at")
+    changing.add_argument("--comment", help="why the alerts are silenced (default: unchanged)")
     states = add(actions, "list", "list silences, the config's static ones included", silence_list)
     states.add_argument("--state", choices=("active", "pending", "expired"))
     add(actions, "expire", "end a silence now", silence_expire).add_argument("id")

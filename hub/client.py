@@ -73,6 +73,9 @@ class Client:
     def post(self, path: str, body: object = None) -> Any:
         return self.request("POST", path, body=body)
 
+    def put(self, path: str, body: object) -> Any:
+        return self.request("PUT", path, body=body)
+
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
 

@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -212,6 +213,55 @@ def test_a_silence_is_added_listed_and_expired(running):
     assert expired.stdout.strip() == f"silence {silence_id} is expired"
     still_active = hub_cli(hub, "silence", "list", "--state", "active", token="read-token")
     assert silence_id not in still_active.stdout
+
+
+def test_a_silence_update_changes_what_is_given_and_keeps_the_rest(running):
+    """As ``amtool silence update``: the id is printed and stays; --duration counts from
+    the silence's start."""
+    hub, _ = running
+    add = ("silence", "add", "service=checkout", "--duration", "2h", "--comment", "deploy 4.2")
+    silence_id = hub_cli(hub, *add).stdout.strip()
+    with hub.client(headers={"Authorization": "Bearer read-token"}) as http:
+        made = http.get(f"/api/v1/silences/{silence_id}").json()
+
+        def shown() -> dict:
+            return http.get(f"/api/v1/silences/{silence_id}").json()
+
+        longer = hub_cli(hub, "silence", "update", silence_id, "--duration", "3h")
+        assert (longer.returncode, longer.stdout) == (0, f"{silence_id}\n"), longer.stderr
+        extended = shown()
+        words = ("service=checkout", "env=prod", "--comment", "4.2 runs late")
+        narrowed = hub_cli(hub, "silence", "update", silence_id, *words, token="admin-token")
+        assert narrowed.stdout == f"{silence_id}\n", narrowed.stderr
+        changed = shown()
+        end = "2099-01-01T10:00:00+02:00"
+        as_json = hub_cli(hub, "silence", "update", silence_id, "--end", end, "-o", "json")
+        assert json.loads(as_json.stdout) == shown()
+    three_hours = datetime.fromisoformat(made["starts_at"]) + timedelta(hours=3)
+    assert datetime.fromisoformat(extended["ends_at"]) == three_hours
+    kept = ("matchers", "comment", "starts_at", "created_by", "created_at")
+    assert {key: extended[key] for key in kept} == {key: made[key] for key in kept}
+    assert extended["updated_by"] == "will"
+    assert changed["matchers"] == ["service=checkout", "env=prod"]
+    assert changed["comment"] == "4.2 runs late"
+    assert (changed["ends_at"], changed["updated_by"]) == (extended["ends_at"], "ada")
+    ended = json.loads(as_json.stdout)
+    assert ended["ends_at"] == "2099-01-01T08:00:00Z"
+    assert ended["matchers"] == changed["matchers"] and ended["comment"] == changed["comment"]
+
+
+def test_a_silence_update_of_an_expired_silence_fails_naming_why(running):
+    hub, _ = running
+    add = ("silence", "add", "service=checkout", "--comment", "deploy 4.2")
+    silence_id = hub_cli(hub, *add).stdout.strip()
+    assert hub_cli(hub, "silence", "expire", silence_id).returncode == 0
+    refused = hub_cli(hub, "silence", "update", silence_id, "--duration", "3h")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        f"hub: error: 409 Conflict: silence {silence_id} has already expired"
+    )
+    unknown = hub_cli(hub, "silence", "update", "no-such-id", "--duration", "3h")
+    assert unknown.stderr == "hub: error: 404 Not found: no silence with id no-such-id\n"
 
 
 def test_a_silence_added_as_someone_else_is_refused_naming_both(running):
