@@ -285,8 +285,16 @@ def _ends_at(body: NewSilence, starts_at: datetime) -> datetime:
     return starts_at + timedelta(seconds=seconds)
 
 
+def changeable(hub: Any, silence_id: str) -> Silence:
+    """The silence ``update`` would change now (what the console's edit form shows), or
+    the refusal ``update`` would answer: Conflict for a static or expired one, NotFound."""
+    _refuse_static(hub, silence_id)
+    stored = next((s for s in hub.store.silences() if s.id == silence_id), None)
+    return _unexpired(stored, silence_id, _now(hub))
+
+
 def _update(tx: Tx, silence_id: str, body: NewSilence, by: str, now: datetime) -> Silence:
-    silence = _unexpired(tx, silence_id, now, "it cannot be changed; create a new one")
+    silence = _unexpired(tx.get_silence(silence_id), silence_id, now)
     changed = revise(silence, body, now, by)
     tx.update_silence(changed)
     escalation.unhold(tx, now.timestamp())
@@ -294,21 +302,21 @@ def _update(tx: Tx, silence_id: str, body: NewSilence, by: str, now: datetime) -
 
 
 def _expire(tx: Tx, silence_id: str, now: datetime) -> Silence:
-    silence = _unexpired(tx, silence_id, now)
+    silence = _unexpired(tx.get_silence(silence_id), silence_id, now)
     expired = silences.expire(silence, now)
     tx.expire_silence(expired, now)
     escalation.unhold(tx, now.timestamp())
     return expired
 
 
-def _unexpired(tx: Tx, silence_id: str, now: datetime, then: str = "") -> Silence:
-    """The stored silence, or NotFound; Conflict (saying ``then``) once it has expired."""
-    silence = tx.get_silence(silence_id)
-    if silence is None:
+def _unexpired(stored: Silence | None, silence_id: str, now: datetime) -> Silence:
+    """The silence stored as ``silence_id`` (None: none is), or NotFound; Conflict once
+    it has expired: ended, it can be neither ended nor changed (make a new one)."""
+    if stored is None:
         raise NotFound(f"no silence with id {silence_id}")
-    if silences.state(silence, now) == "expired":
-        raise Conflict(f"silence {silence_id} has already expired{'; ' + then if then else ''}")
-    return silence
+    if silences.state(stored, now) == "expired":
+        raise Conflict(f"silence {silence_id} has already expired")
+    return stored
 
 
 def present(silence: Silence, now: datetime, static: bool) -> dict[str, Any]:

@@ -5,6 +5,7 @@ page that says what happened, and nothing is done that the engineer did not see 
 from __future__ import annotations
 
 import html
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -233,3 +234,74 @@ def test_the_silence_banner_says_how_many_firing_alerts_it_mutes(hub_factory):
     assert "it mutes 1 firing alert now" in right_page
     assert "data-caught" not in typo_form
     assert "data-caught" in right_form and "checkout down" in right_form
+
+
+STATIC_SILENCE = """
+[[silences]]
+matchers = ['env="staging"']
+comment = "staging never pages"
+"""
+
+
+def test_a_silence_is_edited_in_place_from_the_list(hub_factory):
+    """The list's Edit opens the form filled in (duration from its start); saving keeps
+    the id; a refused edit shows what was typed and changes nothing; static and expired
+    silences have no Edit, and their edit address is refused."""
+    hub = hub_factory(CONSOLE_CONFIG + STATIC_SILENCE, mail_url=mail_url(free_port()))
+    with hub.client(headers=WRITER) as api:
+        body = {"matchers": ['service="checkout"'], "duration": "2h", "comment": "deploy"}
+        made = api.post("/api/v1/silences", json=body).json()
+        gone = api.post("/api/v1/silences", json=body).json()
+        assert api.delete(f"/api/v1/silences/{gone['id']}").status_code == 200
+        [static] = [s for s in api.get("/api/v1/silences").json() if s["static"]]
+    edit = f"/silences/{made['id']}/edit"
+    with hub.client() as http:
+        sign_in(http, "write-token")
+        listed = http.get("/silences").text
+        form = html.unescape(http.get(edit).text)
+        refused = http.post(edit, data={"_csrf": csrf_in(form), **body, "duration": "soon"})
+        forged = http.post(edit, data={"_csrf": "forged", **body, "duration": "4h"})
+        unchanged = http.get(f"/api/v1/silences/{made['id']}", headers=WRITER).json()
+        sent = {"matchers": 'service="checkout"\nenv="prod"', "duration": "4h", "comment": "late"}
+        saved = http.post(edit, data={"_csrf": csrf_in(form), **sent})
+        shown = http.get(saved.headers["location"]).text
+        others = [http.get(f"/silences/{s['id']}/edit") for s in (gone, static)]
+        changed = http.get(f"/api/v1/silences/{made['id']}", headers=WRITER).json()
+    assert f'href="{edit}"' in listed
+    assert f"/silences/{gone['id']}/edit" not in listed
+    assert f"/silences/{static['id']}/edit" not in listed
+    assert f'action="{edit}"' in form and "Edit silence" in form
+    assert '>service="checkout"</textarea>' in form and 'value="2h"' in form
+    assert refused.status_code == 422
+    assert "duration: expected a duration" in html.unescape(refused.text)
+    assert 'value="soon"' in refused.text, "what was typed is shown again"
+    assert forged.status_code == 403
+    assert unchanged == made
+    assert saved.status_code == 303
+    assert saved.headers["location"] == "/silences?done=updated"
+    assert "The silence is changed; it keeps its id." in shown
+    assert [answer.status_code for answer in others] == [409, 409]
+    assert "has already expired" in others[0].text
+    assert "comes from the config file" in others[1].text
+    assert changed["id"] == made["id"] and changed["created_by"] == "will"
+    assert changed["matchers"] == ['service="checkout"', 'env="prod"']
+    assert (changed["comment"], changed["updated_by"]) == ("late", "will")
+    lasts = datetime.fromisoformat(changed["ends_at"]) - datetime.fromisoformat(made["starts_at"])
+    assert lasts == timedelta(hours=4), "from its start, as the form says"
+
+
+def test_a_reader_sees_no_edit_and_cannot_post_one(hub_factory):
+    hub = start(hub_factory)
+    body = {"matchers": ['service="checkout"'], "duration": "2h", "comment": "deploy"}
+    made = httpx.post(f"{hub.url}/api/v1/silences", json=body, headers=WRITER).json()
+    edit = f"/silences/{made['id']}/edit"
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        listed = http.get("/silences").text
+        form = http.get(edit).text
+        refused = http.post(edit, data={"_csrf": csrf_in(form), **body, "duration": "4h"})
+        after = http.get(f"/api/v1/silences/{made['id']}", headers=WRITER).json()
+    assert edit not in listed
+    assert "Your role cannot change silences." in form
+    assert refused.status_code == 403
+    assert after == made

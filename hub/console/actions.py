@@ -1,5 +1,5 @@
 """The console's forms: acknowledge, snooze, unacknowledge and resolve an incident,
-create and expire silences, retry or dismiss a dead letter. Each post is checked (CSRF
+create, change and expire silences, retry or dismiss a dead letter. Each post is checked (CSRF
 token, then role) by ``viewer.posted`` and then calls the same function the API does.
 Success redirects (so a reload never repeats it) with a ``done`` banner; a refused
 change shows the page again with the reason.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Request, get, post
+from litestar.datastructures.multi_dicts import FormMultiDict
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
@@ -70,15 +71,7 @@ async def action_page(request: Request) -> Redirect:
 async def create_silence(request: Request, viewer: NamedDependency[Viewer]) -> Redirect | Template:
     """Matchers one per line, a duration and a comment; refused ones keep what was typed.
     The banner counts the firing alerts it mutes: one muting none has a typo, likely."""
-    form = await posted(request, viewer, "write")
-    values = {
-        key: str(form.get(key, "")) for key in ("matchers", "duration", "comment", "incident")
-    }
-    body = silencing.NewSilence(
-        matchers=[line.strip() for line in values["matchers"].splitlines() if line.strip()],
-        duration=values["duration"].strip() or None,
-        comment=values["comment"],
-    )
+    values, body = _silence_sent(await posted(request, viewer, "write"))
     hub = request.app.state.hub
     try:
         made = await silencing.create(hub, body, viewer.name or "console")
@@ -87,6 +80,39 @@ async def create_silence(request: Request, viewer: NamedDependency[Viewer]) -> R
     back = f"/incidents/{values['incident']}" if values["incident"].isdigit() else "/silences"
     mutes = sum(pages.caught(made["matchers"], hub.store.reading().firing_alert_labels()))
     return Redirect(f"{back}?done=silenced&mutes={mutes}", status_code=303)
+
+
+@post("/silences/{silence_id:str}/edit", name="console:update-silence")
+async def update_silence(
+    request: Request, viewer: NamedDependency[Viewer], silence_id: FromPath[str]
+) -> Redirect | Template:
+    """The edit form sent: the silence changed in place (same id), or the form again with
+    what was typed and why it was refused; a silence that expired or left meanwhile is
+    refused on the list, as Expire is."""
+    values, body = _silence_sent(await posted(request, viewer, "write"))
+    hub = request.app.state.hub
+    try:
+        await silencing.update(hub, silence_id, body, viewer.name or "console")
+    except InvalidPayload as e:
+        editing = silencing.changeable(hub, silence_id)
+        return pages.silence_form(request, viewer, values, e.detail, 422, editing)
+    except Conflict as e:
+        return pages.silences_page(request, viewer, error=e.detail, status=409)
+    return Redirect("/silences?done=updated", status_code=303)
+
+
+def _silence_sent(form: FormMultiDict) -> tuple[dict[str, str], silencing.NewSilence]:
+    """The silence form's fields as typed (shown again if refused), and as the API's body:
+    matchers one per line, without a start (new: now; changed: as it was)."""
+    values = {
+        key: str(form.get(key, "")) for key in ("matchers", "duration", "comment", "incident")
+    }
+    body = silencing.NewSilence(
+        matchers=[line.strip() for line in values["matchers"].splitlines() if line.strip()],
+        duration=values["duration"].strip() or None,
+        comment=values["comment"],
+    )
+    return values, body
 
 
 @post("/silences/{silence_id:str}/expire", name="console:expire-silence")
@@ -146,4 +172,12 @@ async def replay(
     return Redirect(f"/deliveries/{answer['delivery_id']}?done=replayed", status_code=303)
 
 
-HANDLERS = [act, action_page, create_silence, expire_silence, dead_letter, replay]
+HANDLERS = [
+    act,
+    action_page,
+    create_silence,
+    update_silence,
+    expire_silence,
+    dead_letter,
+    replay,
+]

@@ -9,7 +9,7 @@ from typing import Annotated, Any, get_args
 
 from litestar import Request, get
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Template
 
 from hub import (
@@ -25,9 +25,11 @@ from hub import (
 from hub import heartbeats as heartbeat_checks
 from hub.alerts import matchable
 from hub.api import RowId, muted_incidents, muted_only, with_mutes
+from hub.config import Duration
 from hub.console.render import page
 from hub.console.viewer import Viewer, identify
 from hub.errors import NotFound
+from hub.silences import Silence
 from hub.templates import TEST_PATH
 
 TABS = ("open", "acknowledged", "resolved")
@@ -202,14 +204,40 @@ async def new_silence(
     )
 
 
+@get("/silences/{silence_id:str}/edit", name="console:edit-silence")
+async def edit_silence(
+    request: Request, viewer: NamedDependency[Viewer], silence_id: FromPath[str]
+) -> Template:
+    """The silence form filled with a pending or active silence, to change it in place;
+    the duration counts from its start. A static or expired one is refused (409) as the
+    API refuses to change it."""
+    editing = silencing.changeable(request.app.state.hub, silence_id)
+    values = {
+        "matchers": "\n".join(editing.matchers),
+        "duration": _length(editing),
+        "comment": editing.comment,
+    }
+    return silence_form(request, viewer, values, editing=editing)
+
+
+def _length(silence: Silence) -> str:
+    """How long a silence lasts, from its start, in the form's words ("2h", "90m"); an
+    API silence has both bounds."""
+    if silence.starts_at is None or silence.ends_at is None:
+        return ""
+    return Duration(round((silence.ends_at - silence.starts_at).total_seconds())).text()
+
+
 def silence_form(
     request: Request,
     viewer: NamedDependency[Viewer],
     values: dict[str, Any],
     error: str = "",
     status: int = 200,
+    editing: Silence | None = None,
 ) -> Template:
-    """The silence form; from an incident, with which of its alerts the matchers catch."""
+    """The silence form, for a new silence or the one ``editing``; from an incident,
+    with which of its alerts the matchers catch."""
     form = {"duration": "2h", "comment": "", "matchers": "", "incident": None} | values
     incident = str(form["incident"] or "")
     alerts = (
@@ -224,6 +252,7 @@ def silence_form(
         status=status,
         error=error,
         form=form,
+        editing=editing,
         alerts=list(zip(alerts, marks, strict=True)),
     )
 
@@ -422,6 +451,7 @@ HANDLERS = [
     incident,
     silences,
     new_silence,
+    edit_silence,
     heartbeats,
     oncall,
     sources,

@@ -47,6 +47,7 @@ NOTICES = {
     "silenced-0": "The silence is in force; it mutes 0 firing alerts now — check the matchers.",
     "silenced-1": "The silence is in force; it mutes 1 firing alert now.",
     "silenced-n": "The silence is in force; it mutes {mutes} firing alerts now.",
+    "updated": "The silence is changed; it keeps its id.",
     "expired": "The silence has expired.",
     "retry": "The notification will be sent again.",
     "dismiss": "The dead letter is dismissed; the incident's timeline says by whom.",
