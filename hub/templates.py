@@ -176,7 +176,7 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
             return ""
         return (
             f"Escalated: {_step_of(self)} of policy {self.escalation_policy};"
-            f" not acknowledged for {span(self.unacknowledged_for or 0)}."
+            f" not acknowledged for {_unacked_span(self)}."
         )
 
 
@@ -604,7 +604,7 @@ def _sms_why(context: NotificationContext) -> str:
     keeps room."""
     if _escalation(context):
         policy = _shorten(context.escalation_policy or "", POLICY_ROOM)
-        unacked = span(context.unacknowledged_for or 0)
+        unacked = _unacked_span(context, short=True)
         return f" Escalated: {_step_of(context)} of {policy}, unacked {unacked}."
     if context.lapsed_by is None or context.lapse_reason is None:
         return ""
@@ -617,6 +617,16 @@ def _escalation(context: NotificationContext) -> bool:
     step, run = context.escalation_step, context.escalation_run
     told = (context.escalation_policy, context.unacknowledged_for)
     return None not in (step, run, *told) and (step, run) != (1, 1)
+
+
+def _unacked_span(context: NotificationContext, short: bool = False) -> str:
+    """How long nobody has acknowledged: "under a minute" (SMS: "<1m") rather than
+    "0s" when a step that fell due while a person held the incident pages at their
+    unack."""
+    seconds = context.unacknowledged_for or 0
+    if seconds >= 60:
+        return span(seconds)
+    return "<1m" if short else "under a minute"
 
 
 def _step_of(context: NotificationContext) -> str:

@@ -250,6 +250,11 @@ def step(number: int, run: int = 1, policy: str = "db-oncall", unacked: float = 
             "Escalated: step 1, run 2 of policy db-oncall; not acknowledged for 1h 31m.",
             "Escalated: step 1, run 2 of db-oncall, unacked 1h 31m.",
         ),
+        (
+            step(3, unacked=0.4),
+            "Escalated: step 3 of policy db-oncall; not acknowledged for under a minute.",
+            "Escalated: step 3 of db-oncall, unacked <1m.",
+        ),
     ],
 )
 def test_a_page_from_a_later_escalation_step_says_so_on_every_channel(fields, sentence, short):
