@@ -216,9 +216,10 @@ def _definition(body: NewHeartbeat) -> Heartbeat:
 
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
-    """A heartbeat as the API shows it: times in RFC 3339, durations in seconds as
-    numbers with a fraction whether it came from the file or the API, its ``state``,
-    and the summary its alert will carry (the default for one without its own)."""
+    """A heartbeat as the API shows it: times in RFC 3339, ``period`` and ``grace`` as
+    the file and ``POST`` write them ("5m", the shortest exact text), so that a client
+    can post back what it read, its ``state``, and the summary its alert will carry
+    (the default for one without its own)."""
     shown = {
         key: iso(value) if key in _SHOWN_TIMES else value
         for key, value in row.items()
@@ -227,8 +228,8 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
     has_token = row["token_sha256"] is not None
     return {
         **shown,
-        "period": float(row["period"]),
-        "grace": float(row["grace"]),
+        "period": Duration(row["period"]).text(),
+        "grace": Duration(row["grace"]).text(),
         "summary": heartbeats.summary(row),
         "overdue": bool(row["overdue"]),
         "state": _state(row),

@@ -295,13 +295,17 @@ class Silence(msgspec.Struct, kw_only=True):
     static: bool
 
 
+_AS_POSTED = 'hub\'s duration format, the shortest exact text ("1d", "90m"), as POST takes it'
+
+
 class Heartbeat(msgspec.Struct, kw_only=True):
-    """A heartbeat; ``period`` and ``grace`` in seconds. Its token is never shown."""
+    """A heartbeat; ``period`` and ``grace`` in hub's duration format, as a ``POST``
+    takes them. Its token is never shown."""
 
     name: str
     origin: Literal["config", "api"]
-    period: float
-    grace: float
+    period: Annotated[str, msgspec.Meta(description=_AS_POSTED, examples=["1d"])]
+    grace: Annotated[str, msgspec.Meta(description=_AS_POSTED, examples=["90s"])]
     labels: dict[str, str]
     severity: Severity
     summary: str

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import BASE_CONFIG, free_port, mail_url, wait_for
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub import config
 from hub.errors import ConfigError
@@ -106,6 +108,37 @@ def test_a_source_name_is_one_path_segment():
 )
 def test_durations_read_like_alertmanager(text, seconds):
     assert config.Duration.parse(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (60, "1m"),
+        (90, "90s"),
+        (5400, "90m"),
+        (86400, "1d"),
+        (604801, "1w1s"),
+        (3600.5, "1h500ms"),
+        (0.25, "250ms"),
+        (1.5, "1.5s"),
+        (2_000_000, "2000000s"),
+        (0.0001, "0.0001s"),
+    ],
+)
+def test_a_duration_is_written_in_the_shortest_text_that_reads_back_exactly(seconds, text):
+    assert config.Duration(seconds).text() == text
+    assert config.Duration.parse(text) == seconds
+
+
+@given(st.floats(min_value=0, max_value=1e12, allow_nan=False))
+def test_any_duration_reads_back_from_its_text_to_the_same_seconds(seconds):
+    assert config.Duration.parse(config.Duration(seconds).text()) == seconds
+
+
+def test_a_duration_too_long_to_count_is_not_a_duration():
+    with pytest.raises(ValueError, match="expected a duration"):
+        config.Duration.parse("9" * 400 + "s")
 
 
 def test_environment_references_and_defaults_are_resolved():

@@ -172,8 +172,7 @@ def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, 
         assert listed["nightly-backup"]["origin"] == "config"
         assert listed["nightly-backup"]["summary"] == "nightly backup did not report"
         durations = [(h["period"], h["grace"]) for h in listed.values()]
-        assert durations == [(3600.0, 60.0), (3600.0, 0.3)], "seconds, file or API alike"
-        assert all(isinstance(value, float) for pair in durations for value in pair)
+        assert durations == [("1h", "1m"), ("1h", "0.3s")], "shortest exact text, file or API alike"
         assert http.get("/api/v1/heartbeats/deploy-check").json() == listed["deploy-check"]
         assert http.get("/api/v1/heartbeats/nightly-backup").json() == listed["nightly-backup"]
 
@@ -193,6 +192,30 @@ def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, 
         gone = http.get("/api/v1/heartbeats/deploy-check")
         assert gone.status_code == 404
         assert gone.json()["detail"] == "no heartbeat named 'deploy-check'"
+
+
+def test_a_heartbeat_read_from_the_api_can_be_posted_back_as_it_reads(hub_factory, smtp):
+    """A client copying a heartbeat (or a person comparing it with the config) reads
+    its durations in the form POST and the file take, the shortest that is exact."""
+    hub = start_hub(hub_factory, smtp[1], period="1d", grace="1h30m")
+    with hub.client(headers=WRITE) as http:
+        made = http.post("/api/v1/heartbeats", json={"name": "etl", "period": "1w1s"}).json()
+        listed = {h["name"]: h for h in http.get("/api/v1/heartbeats").json()}
+        fields = ("period", "grace", "labels", "severity", "summary")
+        copies = [
+            http.post(
+                "/api/v1/heartbeats",
+                json={field: read[field] for field in fields} | {"name": f"{name}-copy"},
+            )
+            for name, read in listed.items()
+        ]
+        deleted = http.delete("/api/v1/heartbeats/etl").json()
+    assert (made["period"], made["grace"]) == ("1w1s", "1m")
+    assert (listed["nightly-backup"]["period"], listed["nightly-backup"]["grace"]) == ("1d", "90m")
+    assert [copy.status_code for copy in copies] == [201, 201]
+    for copy, read in zip(copies, listed.values(), strict=True):
+        assert {f: copy.json()[f] for f in fields} == {f: read[f] for f in fields}
+    assert (deleted["period"], deleted["grace"]) == ("1w1s", "1m")
 
 
 def test_a_heartbeat_body_of_the_wrong_shape_names_the_field_and_the_choices(hub_factory, smtp):
