@@ -66,12 +66,17 @@ class SnoozeBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 ACTION_REFUSALS = {
-    **refusals(401, 403, 404, 409, 413, 503),
+    **refusals(401, 403, 404, 413, 503),
     400: refusal('An unknown query parameter, or a body that is not {"comment": text}'),
+    409: refusal(
+        "The incident is resolved (ack, unack), acknowledged by someone else (ack), or not"
+        " acknowledged (unack); incident_status gives its status, and a refused ack"
+        " acknowledged_by, acknowledged_at and acknowledged_until (null: until resolved)"
+    ),
 }
 """Ack, unack and resolve: Litestar checks the body, so a wrong shape is a 400, not a 422;
 409 when the incident is resolved already, acknowledged by someone else (ack), or not
-acknowledged (unack)."""
+acknowledged (unack), with the state it hit as members of the problem."""
 SNOOZE_REFUSALS = {
     **ACTION_REFUSALS,
     400: refusal(

@@ -13,6 +13,7 @@ config reload never changes an incident half-way through.
 from __future__ import annotations
 
 import re
+import typing
 from datetime import UTC, datetime
 
 from hub import escalation, incidents, routing, snoozes
@@ -315,14 +316,14 @@ def act(
     if incident is None:
         raise NotFound(f"no incident with id {incident_id}")
     if episode is not None and incident["episode"] != episode:
-        raise Conflict(f"incident {incident_id} has reopened since episode {episode}")
+        _refuse(incident, f"has reopened since episode {episode}")
     if incident["status"] == "resolved":
-        raise Conflict(f"incident {incident_id} is already resolved")
+        _refuse(incident, "is already resolved")
     if action in ("ack", "snooze"):
         _take(tx, incident, now, actor, comment, snooze)
     elif action == "unack":
         if incident["status"] != "acknowledged":
-            raise Conflict(f"incident {incident_id} is not acknowledged")
+            _refuse(incident, "is not acknowledged")
         opened = {"status": "open", "acknowledged_at": None, "acknowledged_by": None}
         tx.update("incidents", incident_id, {**opened, **snoozes.CLEARED, "updated_at": now})
         tx.add_timeline(incident_id, now, "unacknowledged", actor, {"comment": comment})
@@ -356,12 +357,28 @@ def _refuse_taking_over(incident: dict, actor: str) -> None:
     when and, if it lapses, until when, so the caller never takes the answer for having
     taken it (they unacknowledge first to take it over, or wait); the holder may
     acknowledge again (``_take``)."""
-    holder = incident["acknowledged_by"]
+    holder, since, until = (
+        incident[k] for k in ("acknowledged_by", "acknowledged_at", "snoozed_until")
+    )
     if holder != actor:
-        held = f"by {holder} at {snoozes.stamp(incident['acknowledged_at'])}"
-        if incident["snoozed_until"] is not None:
-            held += f" until {snoozes.stamp(incident['snoozed_until'])}"
-        raise Conflict(f"incident {incident['id']} is already acknowledged {held}")
+        held = f"by {holder} at {snoozes.stamp(since)}"
+        if until is not None:
+            held += f" until {snoozes.stamp(until)}"
+        _refuse(
+            incident,
+            f"is already acknowledged {held}",
+            acknowledged_by=holder,
+            acknowledged_at=_time(since),
+            acknowledged_until=None if until is None else _time(until),
+        )
+
+
+def _refuse(incident: dict, why: str, **members: object) -> typing.NoReturn:
+    """A 409 for an action on ``incident``: the words say why, and its members give a
+    script the incident's status (and who holds it) without parsing them."""
+    raise Conflict(
+        f"incident {incident['id']} {why}", incident_status=incident["status"], **members
+    )
 
 
 def _about(alert: dict) -> dict:

@@ -9,7 +9,8 @@ HubError                 base; carries the HTTP status and a problem title
  ├── Forbidden           403: authenticated, but the role is too low, a token is invalid,
  │                       or the request would record someone else as its author
  ├── NotFound            404: unknown source, alert, incident, ...
- ├── Conflict            409: the request contradicts the current state
+ ├── Conflict            409: the request contradicts the current state; ``members`` are
+ │                       the facts a script needs (an incident's ``status``, who holds it)
  ├── PayloadTooLarge     413: the body is over the configured limit
  ├── UnsupportedMedia    415: the content type is not JSON, or the body is compressed
  ├── RateLimited         429: too many requests; ``retry_after`` seconds
@@ -94,8 +95,15 @@ class NotFound(HubError):
 
 
 class Conflict(HubError):
+    """``members`` go into the problem document beside the detail (RFC 9457 extension
+    members), so that a script need not parse English to learn the state it hit."""
+
     status = 409
     title = "Conflict"
+
+    def __init__(self, detail: str, **members: object) -> None:
+        super().__init__(detail)
+        self.members = members
 
 
 class PayloadTooLarge(HubError):

@@ -5,7 +5,8 @@ that names what was wrong. No stack trace and no secret ever reaches a client.
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Request, Response
@@ -24,7 +25,7 @@ from litestar.openapi.spec import (
 from hub import logs
 from hub.access import CHALLENGE
 from hub.api_params import explain_invalid
-from hub.errors import AuthError, HubError, InvalidPayload, RateLimited, Unavailable
+from hub.errors import AuthError, Conflict, HubError, InvalidPayload, RateLimited, Unavailable
 
 log = logging.getLogger("hub.http")
 
@@ -44,6 +45,33 @@ class Problem(msgspec.Struct):
     ) = msgspec.UNSET
     problems: (
         Annotated[list[str], msgspec.Meta(description="every fault in the config file")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    incident_status: (
+        Annotated[
+            Literal["open", "acknowledged", "resolved"],
+            msgspec.Meta(description="409 of an incident action: the incident's status now"),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    acknowledged_by: (
+        Annotated[str, msgspec.Meta(description="409 of an ack or snooze: who holds it")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    acknowledged_at: (
+        Annotated[
+            datetime,
+            msgspec.Meta(tz=True, description="409 of an ack or snooze: since when they hold it"),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    acknowledged_until: (
+        Annotated[
+            datetime | None,
+            msgspec.Meta(
+                description="409 of an ack or snooze: when it lapses; null: when it resolves"
+            ),
+        ]
         | msgspec.UnsetType
     ) = msgspec.UNSET
 
@@ -135,11 +163,13 @@ def problem_body(
 
 
 def hub_error_problem(exc: HubError) -> tuple[dict[str, object], dict[str, str]]:
-    """The problem document and headers for one of hub's errors: the invalid field, how
-    long to wait before a retry, how to authenticate."""
+    """The problem document and headers for one of hub's errors: the invalid field, the
+    state a conflict hit, how long to wait before a retry, how to authenticate."""
     extra: dict[str, object] = {}
     if isinstance(exc, InvalidPayload):
         extra["field"] = exc.field
+    if isinstance(exc, Conflict):
+        extra |= exc.members
     if isinstance(exc, RateLimited | Unavailable):
         extra["retry_after"] = exc.retry_after
     if isinstance(exc, AuthError) and exc.challenge:

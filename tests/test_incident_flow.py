@@ -199,6 +199,8 @@ def test_an_acknowledgement_is_recorded_with_its_actor_and_comment(start):
         assert resolved.json()["resolved_by"] == "dana"
         again = http.post(f"/api/v1/incidents/{incident_id}/ack")
         assert again.status_code == 409
+        assert again.json()["incident_status"] == "resolved"
+        assert "acknowledged_by" not in again.json()
 
 
 def test_acknowledging_an_incident_someone_else_holds_is_a_conflict_naming_them(start):
@@ -220,6 +222,16 @@ def test_acknowledging_an_incident_someone_else_holds_is_a_conflict_naming_them(
     assert taken.json()["detail"] == (
         f"incident {incident_id} is already acknowledged by dana at {acked_at[:19]}Z"
     )
+    assert taken.json() | {"detail": "..."} == {
+        "type": "about:blank",
+        "status": 409,
+        "title": "Conflict",
+        "detail": "...",
+        "incident_status": "acknowledged",
+        "acknowledged_by": "dana",
+        "acknowledged_at": acked_at,
+        "acknowledged_until": None,
+    }, "who holds it as members, so a script need not parse the detail"
     assert again.status_code == 200
     assert again.json() == first.json()
     assert (incident["acknowledged_by"], incident["acknowledged_at"]) == ("dana", acked_at)

@@ -195,7 +195,13 @@ def test_real_errors_match_the_documented_schema(hub):
     for its status; a copy without ``detail`` must fail that check, which shows it ran."""
     api = schemathesis.openapi.from_url(f"{hub.url}/schema/openapi.json")
     with hub.client() as http:
+        fired = http.post("/webhooks/shop", json=EVENTS[0], headers=AUTH).json()["alerts"][0]
+        ack = f"/api/v1/incidents/{fired['incident_id']}/ack"
+        http.post(ack, headers=CREDENTIALS["write"]).raise_for_status()
         answers = {
+            ("POST", "/api/v1/incidents/{incident_id}/ack"): http.post(
+                ack, headers=CREDENTIALS["admin"]
+            ),
             ("GET", "/api/v1/alerts"): http.get("/api/v1/alerts"),
             ("POST", "/api/v1/silences"): http.post(
                 "/api/v1/silences", json=SILENCE, headers=CREDENTIALS["read"]
@@ -224,6 +230,7 @@ def test_real_errors_match_the_documented_schema(hub):
         answers[("POST", "/-/reload")] = http.post("/-/reload", headers=CREDENTIALS["admin"])
     statuses = {key: answer.status_code for key, answer in answers.items()}
     assert statuses == {
+        ("POST", "/api/v1/incidents/{incident_id}/ack"): 409,
         ("GET", "/api/v1/alerts"): 401,
         ("POST", "/api/v1/silences"): 403,
         ("GET", "/api/v1/alerts/{alert_id}"): 404,
@@ -239,6 +246,8 @@ def test_real_errors_match_the_documented_schema(hub):
     snoozed = answers[("POST", "/api/v1/incidents/{incident_id}/snooze")].json()
     assert snoozed["field"] == "$.duration"
     assert answers[("POST", "/-/reload")].json()["problems"]
+    held = answers[("POST", "/api/v1/incidents/{incident_id}/ack")].json()
+    assert (held["incident_status"], held["acknowledged_by"]) == ("acknowledged", "will")
     document = served(hub)
     for (method, path), answer in answers.items():
         declared = document["paths"][path][method.lower()]["responses"][str(answer.status_code)]

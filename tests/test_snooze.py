@@ -320,6 +320,8 @@ def test_snoozing_an_incident_someone_else_holds_is_a_conflict_naming_when_it_wa
             f"incident {incident['id']} is already acknowledged by will"
             f" at {stamp(taken)} until {stamp(until)}"
         )
+        held = {"acknowledged_by": "will", "acknowledged_at": taken, "acknowledged_until": until}
+        assert held.items() <= refused.json().items(), "the same facts, for a script"
         assert shown(http, incident["id"])["snoozed_until"] == until
 
 
