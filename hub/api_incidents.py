@@ -25,7 +25,7 @@ from hub.api import (
     with_mutes,
 )
 from hub.api_params import COMMENT_MAX, Since, check_comment, since_timestamp
-from hub.correlate import act
+from hub.correlate import Acted, act
 from hub.errors import Conflict, NotFound
 from hub.events import Severity
 from hub.problems import refusal, refusals
@@ -65,18 +65,22 @@ class SnoozeBody(msgspec.Struct, forbid_unknown_fields=True):
     comment: Comment = ""
 
 
-ACTION_REFUSALS = {
+RESOLVE_REFUSALS = {
     **refusals(401, 403, 404, 413, 503),
     400: refusal('An unknown query parameter, or a body that is not {"comment": text}'),
+}
+"""Litestar checks the body, so a wrong shape is a 400, not a 422. A resolve is never
+a 409: a resolved incident is answered as stored, with nothing recorded."""
+ACTION_REFUSALS = {
+    **RESOLVE_REFUSALS,
     409: refusal(
-        "The incident is resolved (ack, unack), acknowledged by someone else (ack), or not"
+        "The incident is resolved, acknowledged by someone else (ack), or not"
         " acknowledged (unack); incident_status gives its status, and a refused ack"
         " acknowledged_by, acknowledged_at and acknowledged_until (null: until resolved)"
     ),
 }
-"""Ack, unack and resolve: Litestar checks the body, so a wrong shape is a 400, not a 422;
-409 when the incident is resolved already, acknowledged by someone else (ack), or not
-acknowledged (unack), with the state it hit as members of the problem."""
+"""Ack and unack: 409 when the incident is resolved already, acknowledged by someone
+else (ack), or not acknowledged (unack), with the state it hit as members."""
 SNOOZE_REFUSALS = {
     **ACTION_REFUSALS,
     400: refusal(
@@ -200,7 +204,7 @@ async def _act(
     actor = access.actor(request) or "api"
     hub = request.app.state.hub
     done = await perform(hub, incident_id, action, actor, body.comment, snooze=snooze, via="api")
-    return _present_incident(done)
+    return _present_incident(done.incident)
 
 
 async def perform(
@@ -213,19 +217,20 @@ async def perform(
     snooze: float | None = None,
     *,
     via: str,
-) -> dict:
+) -> Acted:
     """Acknowledge (for ``snooze`` seconds with action ``snooze``), unacknowledge or
     resolve, and wake the workers: what the API, the console and the ack link all do
     (the link only in the episode it was sent about), ``via`` naming which for the log.
-    Returns the incident as stored after the change."""
+    An action that changed nothing (a repeated resolve) wakes and logs nothing."""
     check_comment(comment)
     now = hub.clock()
-    incident = await hub.store.write(
+    done = await hub.store.write(
         lambda tx: act(tx, incident_id, action, actor, comment, now, episode, snooze)
     )
-    hub.changed()
-    _log_action(action, incident, actor, via)
-    return incident
+    if done.changed:
+        hub.changed()
+        _log_action(action, done.incident, actor, via)
+    return done
 
 
 def _log_action(action: str, incident: dict, actor: str, via: str) -> None:
@@ -303,11 +308,13 @@ async def unack_incident(
     summary="Resolve",
     guards=[require("write")],
     security=BEARER,
-    responses=ACTION_REFUSALS,
+    responses=RESOLVE_REFUSALS,
 )
 async def resolve_incident(
     request: Request, incident_id: RowId, data: JSONBody[ActionBody | None] = None
 ) -> dict[str, Any]:
+    """200 with the incident; one already resolved is answered as stored, by whoever
+    resolved it, and nothing is recorded: a retried resolve is no conflict."""
     return await _act(request, incident_id, "resolve", data)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import typing
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from hub import escalation, incidents, routing, snoozes
 from hub.alerts import Outcome, matchable
@@ -299,6 +300,14 @@ def acknowledge(
     tx.add_timeline(incident["id"], now, kind, actor, {"comment": comment, **snoozes.until(lapse)})
 
 
+class Acted(NamedTuple):
+    """What an action left: the incident as stored, and whether the action changed it
+    (a resolve of a resolved incident does not)."""
+
+    incident: dict
+    changed: bool
+
+
 def act(
     tx: Tx,
     incident_id: int,
@@ -308,16 +317,20 @@ def act(
     now: float,
     episode: int | None = None,
     snooze: float | None = None,
-) -> dict:
+) -> Acted:
     """A person acknowledges (for ``snooze`` seconds, with action ``snooze``),
     unacknowledges or resolves an incident, recorded with who and why. ``episode``,
-    when given, is the only episode this may act on (an ack link's)."""
+    when given, is the only episode this may act on (an ack link's). Resolving a
+    resolved incident changes and records nothing, whoever asks: scripts and
+    runbooks retry a resolve, and no one holds a resolution as one holds an ack."""
     incident = tx.incident(incident_id)
     if incident is None:
         raise NotFound(f"no incident with id {incident_id}")
     if episode is not None and incident["episode"] != episode:
         _refuse(incident, f"has reopened since episode {episode}")
     if incident["status"] == "resolved":
+        if action == "resolve":
+            return Acted(incident, changed=False)
         _refuse(incident, "is already resolved")
     if action in ("ack", "snooze"):
         _take(tx, incident, now, actor, comment, snooze)
@@ -335,7 +348,7 @@ def act(
         tx.add_timeline(incident_id, now, "resolved", actor, {"comment": comment})
         escalation.wind_up(tx, incident_id, now)
     tx.mark_receivers_due(incident_id, now)
-    return tx.incident(incident_id)  # type: ignore[return-value]
+    return Acted(tx.incident(incident_id), changed=True)  # type: ignore[arg-type]
 
 
 def _take(

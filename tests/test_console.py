@@ -101,6 +101,27 @@ def test_acknowledging_an_incident_someone_else_holds_shows_who_and_changes_noth
     assert [t["actor"] for t in incident["timeline"] if t["kind"] == "acknowledged"] == ["will"]
 
 
+def test_resolving_from_a_page_left_open_after_the_incident_resolved_shows_it(hub_factory):
+    """A page opened while the incident was open still has its Resolve button: a click
+    after someone else resolved it shows the incident, saying so, and records nothing."""
+    hub = start(hub_factory)
+    incident_id = fire(hub.url, "checkout down")["incident_id"]
+    with hub.client() as http:
+        sign_in(http, "admin-token")
+        csrf = csrf_in(http.get(f"/incidents/{incident_id}").text)
+        writer = {"Authorization": "Bearer write-token"}
+        http.post(f"/api/v1/incidents/{incident_id}/resolve", headers=writer).raise_for_status()
+        answer = http.post(f"/incidents/{incident_id}/resolve", data={"_csrf": csrf})
+        shown = http.get(answer.headers["location"])
+        incident = http.get(f"/api/v1/incidents/{incident_id}", headers=writer).json()
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/incidents/{incident_id}?done=already-resolved"
+    assert shown.status_code == 200
+    assert f"Incident #{incident_id} was already resolved." in shown.text
+    assert incident["resolved_by"] == "will"
+    assert [t["actor"] for t in incident["timeline"] if t["kind"] == "resolved"] == ["will"]
+
+
 def test_a_snooze_button_acknowledges_for_a_while_and_the_page_says_until_when(hub_factory):
     hub = start(hub_factory)
     incident_id = fire(hub.url, "checkout down")["incident_id"]

@@ -239,6 +239,32 @@ def test_acknowledging_an_incident_someone_else_holds_is_a_conflict_naming_them(
     assert [(t["actor"], t["detail"]) for t in acks] == [("dana", {"comment": "mine"})]
 
 
+def test_a_repeated_resolve_by_anyone_answers_the_incident_as_stored_and_records_nothing(start):
+    """Scripts and runbooks retry a resolve: no one holds a resolution as they hold an
+    ack, so any token gets 200 with the incident as it was resolved, and no timeline
+    entry; an ack of it is still refused."""
+    hub = start()
+    other = {"Authorization": "Bearer other-write-token"}
+    with hub.client(headers=WRITER) as http:
+        incident_id = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP).json()[
+            "alerts"
+        ][0]["incident_id"]
+        first = http.post(f"/api/v1/incidents/{incident_id}/resolve", json={"comment": "fixed"})
+        again = [
+            http.post(f"/api/v1/incidents/{incident_id}/resolve", headers=headers)
+            for headers in (WRITER, other)
+        ]
+        acked = http.post(f"/api/v1/incidents/{incident_id}/ack", headers=other)
+        incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+    assert first.status_code == 200
+    assert [answer.status_code for answer in again] == [200, 200]
+    assert [answer.json() for answer in again] == [first.json()] * 2
+    assert (incident["resolved_by"], incident["updated_at"]) == ("dana", first.json()["updated_at"])
+    resolves = [t for t in incident["timeline"] if t["kind"] == "resolved"]
+    assert [(t["actor"], t["detail"]) for t in resolves] == [("dana", {"comment": "fixed"})]
+    assert acked.status_code == 409
+
+
 def test_acting_needs_a_write_token(start):
     hub = start()
     with hub.client() as http:

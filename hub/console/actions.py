@@ -37,7 +37,7 @@ async def act(
     hub = request.app.state.hub
     try:
         snooze = snoozes.length(str(form.get("duration", ""))) if action == "snooze" else None
-        await api_incidents.perform(
+        done = await api_incidents.perform(
             hub,
             incident_id,
             action,
@@ -48,7 +48,8 @@ async def act(
         )
     except (Conflict, InvalidPayload) as e:
         return pages.incident_page(request, viewer, incident_id, error=e.detail, status=e.status)
-    return Redirect(f"/incidents/{incident_id}?done={action}", status_code=303)
+    banner = action if done.changed else "already-resolved"  # a page left open, resolved since
+    return Redirect(f"/incidents/{incident_id}?done={banner}", status_code=303)
 
 
 @get(
