@@ -22,7 +22,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from hub import logs
+from hub import logs, methods
 from hub.access import CHALLENGE
 from hub.api_params import explain_invalid
 from hub.errors import AuthError, Conflict, HubError, InvalidPayload, RateLimited, Unavailable
@@ -185,7 +185,18 @@ def handle_hub_error(_: Request, exc: HubError) -> Response:
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     """Litestar's own errors (unknown path, wrong method, a body or parameter it refuses),
     with their headers: a 405 names the methods the path takes in ``Allow`` (RFC 9110)."""
-    return problem(exc.status_code, *http_exception_words(request, exc), headers=exc.headers)
+    words = http_exception_words(request, exc)
+    return problem(exc.status_code, *words, headers=http_exception_headers(request, exc))
+
+
+def http_exception_headers(request: Request, exc: HTTPException) -> dict[str, str]:
+    """The headers of one of Litestar's errors; a 405's ``Allow`` as ``OPTIONS`` on the
+    path says it (``hub.methods``), where Litestar's leaves out the HEAD hub takes."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers = {name: value for name, value in headers.items() if name.lower() != "allow"}
+        headers["Allow"] = ", ".join(_allowed(request))
+    return headers
 
 
 def http_exception_words(request: Request, exc: HTTPException) -> tuple[str, str]:
@@ -193,7 +204,7 @@ def http_exception_words(request: Request, exc: HTTPException) -> tuple[str, str
     the client wrote it: the same words in a problem document and on a console page."""
     detail = exc.detail
     if exc.status_code == 405:
-        detail = _not_allowed(request, exc.headers or {})
+        detail = _not_allowed(request)
     elif exc.extra:
         explained = explain_invalid(request, exc.extra)
         detail = f"invalid {explained}" if explained else f"{detail}: {exc.extra}"
@@ -203,11 +214,15 @@ def http_exception_words(request: Request, exc: HTTPException) -> tuple[str, str
     return title, detail
 
 
-def _not_allowed(request: Request, headers: dict[str, str]) -> str:
+def _not_allowed(request: Request) -> str:
     """A 405's detail: the methods the path takes, so a client sees what to send."""
-    allow = next((value for name, value in headers.items() if name.lower() == "allow"), "")
-    methods = sorted({m.strip() for m in allow.split(",")} - {"OPTIONS", ""})
+    methods = [method for method in _allowed(request) if method != "OPTIONS"]
     return f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(methods)}"
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods a path that answered 405 takes: a route has it, so never None."""
+    return methods.allowed(request.app, request.url.path) or []
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:

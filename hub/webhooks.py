@@ -54,6 +54,7 @@ from hub.limits import (
     check_source_rate,
     limited,
 )
+from hub.methods import MethodDoor, answer_options, full
 from hub.metrics import (
     EVENT_OUTCOMES,
     SOURCE_OUTCOMES,
@@ -90,8 +91,9 @@ _OUTCOME_BY_ERROR: dict[type[HubError], str] = {
 
 
 class WebhookDoor:
-    """The ASGI app uvicorn serves: webhook paths are answered here, every other
-    request goes on to Litestar (and so does the lifespan).
+    """The ASGI app uvicorn serves: webhook paths are answered here (``OPTIONS``
+    included), every other request goes on to Litestar through ``MethodDoor``, which
+    answers ``OPTIONS`` and ``HEAD`` (``hub.methods``); the lifespan goes to Litestar.
 
     Why not Litestar handlers: on one core, Litestar's per-request machinery (routing,
     middleware, kwargs, Request and Response objects) costs more CPU than everything
@@ -102,6 +104,7 @@ class WebhookDoor:
     def __init__(self, app: Litestar) -> None:
         self.app = app
         self.hub = app.state.hub
+        self.rest = MethodDoor(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,7 +112,10 @@ class WebhookDoor:
             return
         route = WEBHOOK_PATH.fullmatch(scope["path"])
         if route is None:
-            await self.app(scope, self._limited(scope, receive), send)
+            await self.rest(scope, self._limited(scope, receive), send)
+            return
+        if scope["method"] == "OPTIONS":
+            await answer_options(send, WEBHOOK_METHODS)
             return
         try:
             reply = await self._answer(scope, receive, route)
@@ -129,8 +135,8 @@ class WebhookDoor:
 
     async def _answer(self, scope: Scope, receive: Receive, route: re.Match[str]) -> Reply:
         if scope["method"] != "POST":
-            detail = f"{scope['path']} takes POST only"
-            allow = {"Allow": "POST"}
+            detail = f"{scope['method']} is not allowed on {scope['path']}; it takes POST"
+            allow = {"Allow": ", ".join(WEBHOOK_METHODS)}
             return _problem(405, *problem_body(405, "Method not allowed", detail, allow))
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
@@ -141,6 +147,7 @@ class WebhookDoor:
 
 # A path as uvicorn gives it (percent-decoded); a trailing slash is allowed, as Litestar allows it.
 WEBHOOK_PATH = re.compile(r"/webhooks/(?P<source>[^/]+)(?P<alertmanager>/api/v2/alerts)?/?")
+WEBHOOK_METHODS = full(["POST"])
 
 Reply = tuple[int, bytes, str | None, dict[str, str]]
 """Status, body, media type (None for an empty body) and extra headers of an answer."""

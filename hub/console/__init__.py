@@ -66,7 +66,7 @@ def http_error(request: Request, exc: HTTPException) -> Response:
         return problems.handle_http_exception(request, exc)
     title, detail = problems.http_exception_words(request, exc)
     page = _page(request, exc.status_code, title, detail)
-    page.headers.update(exc.headers or {})  # a 405's Allow
+    page.headers.update(problems.http_exception_headers(request, exc))  # a 405's Allow
     return page
 
 
