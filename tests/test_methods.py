@@ -16,7 +16,7 @@ period = "1d"
 ALLOWED = {
     "/api/v1/incidents/1/ack": "OPTIONS, POST",
     "/api/v1/silences": "GET, HEAD, OPTIONS, POST",
-    "/api/v1/silences/abc": "DELETE, GET, HEAD, OPTIONS",
+    "/api/v1/silences/abc": "DELETE, GET, HEAD, OPTIONS, PUT",
     "/api/v1/heartbeats/nightly": "DELETE, GET, HEAD, OPTIONS",
     "/webhooks/shop": "OPTIONS, POST",
     "/webhooks/shop/api/v2/alerts": "OPTIONS, POST",
