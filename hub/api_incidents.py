@@ -221,7 +221,8 @@ async def perform(
     """Acknowledge (for ``snooze`` seconds with action ``snooze``), unacknowledge or
     resolve, and wake the workers: what the API, the console and the ack link all do
     (the link only in the episode it was sent about), ``via`` naming which for the log.
-    An action that changed nothing (a repeated resolve) wakes and logs nothing."""
+    An action that changed nothing (a repeated resolve, the holder's repeated ack)
+    wakes and logs nothing."""
     check_comment(comment)
     now = hub.clock()
     done = await hub.store.write(

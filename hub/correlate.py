@@ -302,7 +302,7 @@ def acknowledge(
 
 class Acted(NamedTuple):
     """What an action left: the incident as stored, and whether the action changed it
-    (a resolve of a resolved incident does not)."""
+    (a resolve of a resolved incident does not, nor the holder's repeated ack)."""
 
     incident: dict
     changed: bool
@@ -333,7 +333,8 @@ def act(
             return Acted(incident, changed=False)
         _refuse(incident, "is already resolved")
     if action in ("ack", "snooze"):
-        _take(tx, incident, now, actor, comment, snooze)
+        if not _take(tx, incident, now, actor, comment, snooze):
+            return Acted(incident, changed=False)
     elif action == "unack":
         if incident["status"] != "acknowledged":
             _refuse(incident, "is not acknowledged")
@@ -353,16 +354,18 @@ def act(
 
 def _take(
     tx: Tx, incident: dict, now: float, actor: str, comment: str, snooze: float | None
-) -> None:
-    """Acknowledge, for a while when ``snooze`` is given. The holder may do it again: a
-    snooze replaces their last one and a plain ack ends it, while a plain ack of a
-    plain ack changes nothing (under an ``ack_timeout`` it does not restart the
-    timeout: a second click is no new decision). Anyone else is refused."""
+) -> bool:
+    """Acknowledge, for a while when ``snooze`` is given; whether that changed anything.
+    The holder may do it again: a snooze replaces their last one and a plain ack ends
+    it, while a plain ack of a plain ack changes nothing (under an ``ack_timeout`` it
+    does not restart the timeout: a second click is no new decision). Anyone else is
+    refused."""
     if incident["status"] == "acknowledged":
         _refuse_taking_over(incident, actor)
         if snooze is None and incident["snooze_reason"] != snoozes.SNOOZE:
-            return
+            return False
     acknowledge(tx, incident, now, actor, comment, snooze)
+    return True
 
 
 def _refuse_taking_over(incident: dict, actor: str) -> None:

@@ -48,7 +48,8 @@ async def act(
         )
     except (Conflict, InvalidPayload) as e:
         return pages.incident_page(request, viewer, incident_id, error=e.detail, status=e.status)
-    banner = action if done.changed else "already-resolved"  # a page left open, resolved since
+    unchanged_resolve = action == "resolve" and not done.changed  # a page left open
+    banner = "already-resolved" if unchanged_resolve else action
     return Redirect(f"/incidents/{incident_id}?done={banner}", status_code=303)
 
 
