@@ -51,6 +51,7 @@ from hub import (
 )
 from hub import config as config_module
 from hub.api_params import refuse_bad_query
+from hub.clocks import SteadyClock
 from hub.config import Config
 from hub.console import sessions
 from hub.dispatch import Dispatcher, Flushed, Links
@@ -565,17 +566,20 @@ def create_app(
     config: Config,
     config_path: str | Path | None = None,
     *,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] | None = None,
     server_given: Mapping[str, Any] | None = None,
 ) -> WebhookDoor:
     """Build the app for one config; the lifespan starts and stops its runtime.
+
+    ``clock`` is the time every part of hub reads: by default the wall clock that
+    never steps back (``hub.clocks``); tests give one they can move.
 
     ``config_path`` is the file ``config`` came from: reloads re-read it, with the
     ``[server]`` keys in ``server_given`` (``hub serve --host/--port``) in place of
     its own. Webhooks are answered by the door in front of Litestar (see
     ``hub.webhooks``).
     """
-    runtime = Runtime(config, clock, config_path, server_given)
+    runtime = Runtime(config, clock or SteadyClock(), config_path, server_given)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

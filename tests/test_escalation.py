@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import AUTH, BASE_CONFIG, MovedClock, render_config, wait_for
+from conftest import AUTH, BASE_CONFIG, WAIT_SECONDS, MovedClock, render_config, wait_for
 from console_support import sign_in
 from hub_process import hub_process
 from test_config import run_hub
 
 from hub import config
+from hub.clocks import SteadyClock
 from hub.errors import ConfigError
 from hub.escalation import Plan, Step
 
@@ -603,3 +604,22 @@ def test_the_chain_starts_when_the_routes_group_wait_ends(hub_factory, smtp):
         assert sorted(recipients(mailbox)) == ["first", "ops"], "step two is 10m after the wait"
         clock.advance(61)
         wait_for(lambda: sorted(recipients(mailbox)) == ["alice", "first", "ops"])
+
+
+def test_a_clock_stepped_back_an_hour_delays_no_step(hub_factory, smtp):
+    """hub's default clock (``SteadyClock``) over a wall clock that steps back an hour
+    (a machine resumed from a snapshot) just after step one: step two still pages on
+    time, and what hub records keeps the pace of real time. Read straight from the
+    stepped wall clock, the step would wait an hour."""
+    mailbox, smtp_port = smtp
+    wall = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, second_after="2s", clock=SteadyClock(wall))
+    with hub.client(headers=WRITE) as http:
+        incident = open_incident(http)
+        wait_for(lambda: "first" in recipients(mailbox))
+        wall.advance(-3600)
+        wait_for(lambda: "alice" in recipients(mailbox))
+        wait_for(lambda: sent_times(http, SECOND))
+        [paged] = sent_times(http, SECOND)
+    opened = _epoch(incident["opened_at"])
+    assert opened + 2 <= paged < opened + 2 + WAIT_SECONDS
