@@ -5,9 +5,10 @@ The group is the first matching route, named by its matchers rather than its pos
 and its ``group_by`` values (``routing.group_key``): alerts from different sources with
 the same group labels share one incident, and a reload that inserts or reorders routes
 does not move a route's alerts into another route's incident.
-Routes reached through ``continue`` add their receivers to that incident. An open
-incident keeps the receivers, timing and escalation it was created with, so a
-config reload never changes an incident half-way through.
+Routes reached through ``continue`` add their receivers to that incident, and each
+alert joining it adds those its own routes reach. An open incident keeps the timing
+and escalation it was created with, so a config reload never changes an incident
+half-way through (one following no policy takes a joining alert's route's).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
     """The incident a firing alert belongs to: its group's open one, else the
     resolved one reopened within the window, else a new one."""
     labels = matchable(alert)
-    owner, *others = routing.match(rules.tree, labels)
+    matched = routing.match(rules.tree, labels)
+    owner = matched[0]
     key = routing.group_key(owner, labels)
     last = tx.latest_incident(key)
     placement = incidents.place(
@@ -97,7 +99,7 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
         rules.reopen_window,
     )
     if placement == "join" and last is not None:
-        return last
+        return _reach(tx, last, alert, matched, now, rules)
     if placement == "reopen" and last is not None:
         # The problem is back: whoever acknowledged the last episode has not taken this
         # one, so the incident is open and pages again (the timeline keeps the old ack),
@@ -117,11 +119,57 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
         tx.end_episode(last["id"], last["episode"])
         tx.add_timeline(last["id"], now, "reopened", HUB_ACTOR, {})
         escalation.restart(tx, last["id"], now)
-        return {**last, **changes}
-    incident = _open(tx, alert, key, owner, [m.receiver for m in others], now, rules)
-    policy = rules.config.escalation(owner.escalation)
+        return _reach(tx, {**last, **changes}, alert, matched, now, rules)
+    incident = _open(tx, alert, key, matched, now, rules)
+    policy = rules.config.escalation(incident["escalation"])
     escalation.begin(tx, incident["id"], policy, now + owner.timing.group_wait)
     return incident
+
+
+def _receivers(matched: list[routing.RouteMatch]) -> list[str]:
+    """The receivers the matched routes reach, each once, in route order."""
+    return list(dict.fromkeys(found.receiver for found in matched))
+
+
+def _policy(matched: list[routing.RouteMatch]) -> str | None:
+    """The escalation policy of the first matched route naming one, the owner's first:
+    a route reached through ``continue`` (the paging route behind one that also tells
+    a team) still pages on-call when the route owning the incident names none."""
+    return next((found.escalation for found in matched if found.escalation), None)
+
+
+def _reach(
+    tx: Tx,
+    incident: dict,
+    alert: dict,
+    matched: list[routing.RouteMatch],
+    now: float,
+    rules: Rules,
+) -> dict:
+    """An alert joining (or reopening) an incident brings the receivers its own routes
+    reach, as Alertmanager's per-route groups would tell them: a critical alert joining
+    the incident a warning opened reaches the paging route behind a ``continue``. They
+    start grouping from now, with the incident's timing, and the route's escalation
+    starts (from the end of ``group_wait``) if the incident follows none yet."""
+    missing = [r for r in _receivers(matched) if r not in incident["receivers"]]
+    policy = None if incident["escalation"] else _policy(matched)
+    if not missing and policy is None:
+        return incident
+    timing = incident["timing"]
+    changes: dict = {"receivers": [*incident["receivers"], *missing]}
+    for receiver in missing:
+        waits = (timing["group_wait"], timing["group_interval"])
+        tx.add_receiver(
+            incident["id"], receiver, rules.send_resolved.get(receiver, True), now, waits
+        )
+    detail: dict = {"receivers": missing, "alert_id": alert["id"]}
+    if policy is not None:
+        changes["escalation"] = detail["escalation"] = policy
+        start = now + timing["group_wait"]
+        escalation.begin(tx, incident["id"], rules.config.escalation(policy), start)
+    tx.update("incidents", incident["id"], changes)
+    tx.add_timeline(incident["id"], now, "receivers_added", None, detail)
+    return {**incident, **changes}
 
 
 def _reopening_headline(tx: Tx, incident_id: int, alert: dict) -> dict:
@@ -167,13 +215,14 @@ def _open(
     tx: Tx,
     alert: dict,
     key: str,
-    owner: routing.RouteMatch,
-    extra: list[str],
+    matched: list[routing.RouteMatch],
     now: float,
     rules: Rules,
 ) -> dict:
-    """A new incident for the alert's group, with the grouping state of each of its
-    receivers: it keeps them for life (a reopen too), so no join writes them again."""
+    """A new incident for the alert's group, owned by the first matched route, with the
+    grouping state of each receiver the alert's routes reach: it keeps them for life (a
+    reopen too); an alert that joins later adds only those its own routes reach anew."""
+    owner = matched[0]
     labels = matchable(alert)
     names = sorted(labels) if owner.group_by is None else owner.group_by
     row = {
@@ -183,13 +232,13 @@ def _open(
         "severity": alert["severity"],
         **_titled_by(alert),
         "labels": {name: labels.get(name, "") for name in names},
-        "receivers": list(dict.fromkeys([owner.receiver, *extra])),
+        "receivers": _receivers(matched),
         "timing": {
             "group_wait": owner.timing.group_wait,
             "group_interval": owner.timing.group_interval,
             "repeat_interval": owner.timing.repeat_interval,
         },
-        "escalation": owner.escalation,
+        "escalation": _policy(matched),
         "opened_at": now,
         "updated_at": now,
     }

@@ -6,8 +6,8 @@ It is made by the functions that do the real thing: the state machine
 (``routing.match``, ``group_key``) and the dispatcher's mute stage (``dispatch.muter``).
 So it cannot drift from what ingest and the dispatcher do, with two caveats a reader
 of a decision should know: receivers and mutes are those of the current rules (an
-open incident keeps the receivers it was opened with), and mutes are the ones in
-force now (the real ones are decided when a notification is due).
+open incident keeps the receivers it has, adding those the alert's routes reach), and
+mutes are the ones in force now (the real ones are decided when a notification is due).
 
 Events of one delivery are decided in order, each against the alert as the earlier
 ones would have left it, so a batch repeating one alert reads "new, duplicate".
