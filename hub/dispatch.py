@@ -204,9 +204,13 @@ def _flush_one(
     told = _told(visible, send_resolved)
     changed_at = _change_time(row, told, now)
     held = _newly_muted(row, muted, result)
-    # Nothing is due, every alert is muted (an empty message would read "resolved"),
-    # or a person has acknowledged the incident and nothing changed since: no repeats.
-    if due is None or not visible or (incident["status"] == "acknowledged" and unchanged):
+    # Nothing is due, every alert is muted or every one left to list resolved while
+    # muted ones fire (the message would read "resolved" about an open incident: its
+    # resolutions wait for the next message), or a person has acknowledged the
+    # incident and nothing changed since: no repeats.
+    only_resolutions = not any(a["status"] == "firing" for a in visible)
+    hidden = not visible or (bool(muted) and not over and only_resolutions)
+    if due is None or hidden or (incident["status"] == "acknowledged" and unchanged):
         _reschedule(tx, row, muted, look_again, timing, held)
         return
     if due.timestamp() > now:

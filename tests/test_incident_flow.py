@@ -315,6 +315,37 @@ def test_a_firing_datacenter_alert_inhibits_host_alerts_in_that_datacenter(start
     assert 'hub_notifications_suppressed_total{reason="inhibition"} 0.0' not in metrics
 
 
+def test_a_message_never_reads_resolved_while_inhibited_alerts_of_its_incident_fire(start, smtp):
+    """The only alert of an open incident not held back resolves while the others fire
+    under an inhibition: a message listing only that resolution would read "resolved"
+    (Alertmanager sends it so) though the incident is open. It waits, and the message
+    the inhibition ending sends lists it beside the alerts that fire."""
+    mailbox, _ = smtp
+    hub = start()
+    down = event("network", alertname="DatacenterDown", dc="eu", severity="critical")
+    slow = event("checkout", alertname="Slow", dc="us")
+    with hub.client(headers=WRITER) as http:
+        answer = http.post("/webhooks/shop", json=event("checkout", dc="eu"), headers=SHOP)
+        incident_id = answer.json()["alerts"][0]["incident_id"]
+        wait_for(lambda: len(mailbox.messages) == 1)
+        http.post("/webhooks/uptime", json=down, headers=UPTIME)
+        wait_for(lambda: len(mailbox.messages) == 2)
+        http.post("/webhooks/shop", json=slow, headers=SHOP)
+        wait_for(lambda: len(mailbox.messages) == 3)
+        http.post("/webhooks/shop", json={**slow, "status": "resolved"}, headers=SHOP)
+        time.sleep(0.8)  # four group intervals: room for a message
+        assert http.get(f"/api/v1/incidents/{incident_id}").json()["status"] == "open"
+        assert len(mailbox.messages) == 3, mailbox.subjects()
+        http.post("/webhooks/uptime", json={**down, "status": "resolved"}, headers=UPTIME)
+        wait_for(lambda: len(mailbox.messages) == 5)
+    ours = [i for i, s in enumerate(mailbox.subjects()) if f"#{incident_id} " in s]
+    assert [mailbox.subjects()[i] for i in ours] == [
+        f"[FIRING] #{incident_id} checkout problem"
+    ] * 3
+    last = mailbox.text_of(ours[-1])
+    assert "checkout problem" in last and "checkout Slow" in last
+
+
 def test_a_maintenance_window_mutes_matching_alerts(start, smtp):
     mailbox, _ = smtp
     now = datetime.now(UTC)
