@@ -153,8 +153,16 @@ def snooze(args: argparse.Namespace, client: Client) -> Answer:
 
 
 def silence_add(args: argparse.Namespace, client: Client) -> Answer:
-    """Prints only the new silence's id, as ``amtool silence add`` does, for scripts."""
-    body = {"matchers": args.matchers, "duration": args.duration, "comment": args.comment}
+    """Prints only the new silence's id, as ``amtool silence add`` does, for scripts.
+    ``--start`` makes it pending until then (a maintenance ahead of time); ``--duration``
+    counts from the start, as there."""
+    body = {"matchers": args.matchers, "comment": args.comment}
+    if args.start:
+        body["starts_at"] = args.start
+    if args.end:
+        body["ends_at"] = args.end
+    else:
+        body["duration"] = args.duration or "1h"
     if args.author:
         body["created_by"] = args.author
     created = client.post("/api/v1/silences", body)
@@ -382,10 +390,15 @@ def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.Argum
     actions = parser.add_subparsers(dest="silence_command", required=True)
     new = add(actions, "add", "silence the alerts the matchers select", silence_add)
     new.add_argument("matchers", nargs="+", help='e.g. service="checkout" env=~"prod|staging"')
-    new.add_argument("--duration", type=duration, default="1h", help="how long (default: 1h)")
-    new.add_argument("--comment", required=True, help="why the alerts are silenced")
+    new.add_argument("--start", type=moment, help="RFC 3339 time it starts at (default: now)")
+    lasting = new.add_mutually_exclusive_group()
+    lasting.add_argument(
+        "-d", "--duration", type=duration, help="how long from its start (default: 1h)"
+    )
+    lasting.add_argument("--end", type=moment, help="RFC 3339 time it ends at")
+    new.add_argument("-c", "--comment", required=True, help="why the alerts are silenced")
     new.add_argument(
-        "--author", help="must be the token's name, which is recorded as created_by anyway"
+        "-a", "--author", help="must be the token's name, which is recorded as created_by anyway"
     )
     changing = add(actions, "update", "change a silence, keeping its id", silence_update)
     changing.add_argument("id")
@@ -393,9 +406,11 @@ def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.Argum
         "matchers", nargs="*", help="the new matchers, all of them (default: unchanged)"
     )
     ending = changing.add_mutually_exclusive_group()
-    ending.add_argument("--duration", type=duration, help="how long from the silence's start")
+    ending.add_argument("-d", "--duration", type=duration, help="how long from the silence's start")
     ending.add_argument("--end", type=moment, help="RFC 3339 time it ends at")
-    changing.add_argument("--comment", help="why the alerts are silenced (default: unchanged)")
+    changing.add_argument(
+        "-c", "--comment", help="why the alerts are silenced (default: unchanged)"
+    )
     states = add(actions, "list", "list silences, the config's static ones included", silence_list)
     states.add_argument("--state", choices=("active", "pending", "expired"))
     add(actions, "expire", "end a silence now", silence_expire).add_argument("id")

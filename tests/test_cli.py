@@ -222,6 +222,27 @@ def test_a_silence_is_added_listed_and_expired(running):
     assert silence_id not in still_active.stdout
 
 
+def test_a_silence_is_added_ahead_of_time_with_amtools_flags(running):
+    """As ``amtool silence add -c ... -d ... --start ... [--end ...]``: a maintenance
+    silenced in advance is pending until its start, and its duration counts from it."""
+    hub, _ = running
+    start, end = "2099-01-01T10:00:00+02:00", "2099-01-01T12:30:00Z"
+    ahead = ("silence", "add", "service=checkout", "-c", "db upgrade", "--start", start)
+    lasting = hub_cli(hub, *ahead, "-d", "2h", "-a", "will", "-o", "json")
+    ending = hub_cli(hub, *ahead, "--end", end, "-o", "json")
+    both = hub_cli(hub, *ahead, "-d", "2h", "--end", end)
+    assert (lasting.returncode, ending.returncode) == (0, 0), lasting.stderr + ending.stderr
+    first, second = json.loads(lasting.stdout), json.loads(ending.stdout)
+    assert (first["state"], first["starts_at"], first["ends_at"]) == (
+        "pending",
+        "2099-01-01T08:00:00Z",
+        "2099-01-01T10:00:00Z",
+    )
+    assert (second["comment"], second["ends_at"]) == ("db upgrade", "2099-01-01T12:30:00Z")
+    assert both.returncode == 2
+    assert "not allowed with argument" in both.stderr
+
+
 def test_a_silence_update_changes_what_is_given_and_keeps_the_rest(running):
     """As ``amtool silence update``: the id is printed and stays; --duration counts from
     the silence's start."""
@@ -405,7 +426,7 @@ def test_the_url_and_token_default_to_hub_url_and_hub_token(running):
         (["oncall", "primary", "--at", "09:00"], "argument --at: expected an RFC 3339 time"),
         (["silence", "add", "a=b", "--comment", "c", "--duration", "soon"], "expected a duration"),
         (["snooze", "7", "soon"], "argument duration: expected a duration"),
-        (["silence", "add", "a=b"], "the following arguments are required: --comment"),
+        (["silence", "add", "a=b"], "the following arguments are required: -c/--comment"),
         (["route-test", "service"], "argument labels: expected label=value, got 'service'"),
     ],
 )
