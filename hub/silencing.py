@@ -135,19 +135,23 @@ async def expire_silence(request: Request, silence_id: FromPath[str]) -> dict[st
 
 def listed(hub: Any, wanted: State | None = None) -> list[dict[str, Any]]:
     """Every silence as the API shows it, optionally only those in state ``wanted``."""
-    now = _now(hub)
-    pairs = [(s, False) for s in hub.store.silences()]
-    pairs += [(s, True) for s in hub.static_silences]
+    now = current_time(hub)
     return [
         present(s, now, static)
-        for s, static in pairs
+        for s, static in every(hub)
         if wanted is None or silences.state(s, now) == wanted
     ]
 
 
+def every(hub: Any) -> list[tuple[Silence, bool]]:
+    """Every silence with whether it is static: the API's (newest first), then the
+    config's."""
+    return [(s, False) for s in hub.store.silences()] + [(s, True) for s in hub.static_silences]
+
+
 async def create(hub: Any, body: NewSilence, author: str) -> dict[str, Any]:
     """Validate and store a new silence (the API's and the console's way to make one)."""
-    now = _now(hub)
+    now = current_time(hub)
     silence = build(body, now, author)
     await hub.store.write(lambda tx: tx.insert_silence(silence))
     log.info(
@@ -163,7 +167,7 @@ async def update(hub: Any, silence_id: str, body: NewSilence, by: str) -> dict[s
     """Change a pending or active silence in place (the API's and the console's way).
     Like expiring, it may narrow or shorten what the silence mutes, so what it held is
     looked at again at once; a widened one holds what it now catches from the next look."""
-    now = _now(hub)
+    now = current_time(hub)
     _refuse_static(hub, silence_id)
     changed = await hub.store.write(lambda tx: _update(tx, silence_id, body, by, now))
     _look_again(hub)
@@ -178,7 +182,7 @@ async def update(hub: Any, silence_id: str, body: NewSilence, by: str) -> dict[s
 
 async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
     """End a silence now; static ones live in the config file and are refused."""
-    now = _now(hub)
+    now = current_time(hub)
     _refuse_static(hub, silence_id)
     expired = await hub.store.write(lambda tx: _expire(tx, silence_id, now))
     _look_again(hub)
@@ -290,7 +294,7 @@ def changeable(hub: Any, silence_id: str) -> Silence:
     the refusal ``update`` would answer: Conflict for a static or expired one, NotFound."""
     _refuse_static(hub, silence_id)
     stored = next((s for s in hub.store.silences() if s.id == silence_id), None)
-    return _unexpired(stored, silence_id, _now(hub))
+    return _unexpired(stored, silence_id, current_time(hub))
 
 
 def _update(tx: Tx, silence_id: str, body: NewSilence, by: str, now: datetime) -> Silence:
@@ -332,7 +336,8 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _now(hub: Any) -> datetime:
+def current_time(hub: Any) -> datetime:
+    """hub's clock now, as the time silences are compared with."""
     return datetime.fromtimestamp(hub.clock(), UTC)
 
 

@@ -2006,6 +2006,20 @@ class Store:
             for row in rows
         ]
 
+    def firing_alerts_in_full(self) -> list[dict]:
+        """Every firing alert, each with the receivers of its incident as
+        ``incident_receivers`` (None once retention pruned the incident): the list the
+        Alertmanager API answers, which has no pages, as Alertmanager's has none."""
+        rows = self.query(
+            "SELECT a.*, i.receivers AS incident_receivers FROM alerts a"
+            " LEFT JOIN incidents i ON i.id = a.incident_id"
+            " WHERE a.status = 'firing' ORDER BY a.id"
+        )
+        return [
+            _decode_alert(row) | {"incident_receivers": _decoded_or_none(row["incident_receivers"])}
+            for row in rows
+        ]
+
     def firing_alerts_of(self, incident_ids: list[int]) -> list[dict]:
         """The firing alerts of the given incidents, in one query."""
         rows = self.query(
@@ -2199,6 +2213,10 @@ _SEVERITY_RANK = (
     + " END"
 )
 """An alert's severity as a number to order by, the most severe first."""
+
+
+def _decoded_or_none(text: str | None) -> Any:
+    return None if text is None else _decode_json(text)
 
 
 def _decode_alert(row: dict) -> dict:
