@@ -29,6 +29,14 @@ from litestar.openapi.spec import (
 )
 
 from hub import problems, silences
+from hub.alertmanager_shapes import (
+    AmAlert,
+    AmPostableSilence,
+    AmReceiver,
+    AmSilence,
+    AmSilenceCreated,
+    AmStatus,
+)
 from hub.alerts import AlertStatus, Outcome
 from hub.api_heartbeats import HeartbeatState, NewHeartbeat
 from hub.api_incidents import IncidentStatus, NotificationState
@@ -389,10 +397,19 @@ ANSWERS: dict[tuple[str, str], dict[int, Any]] = {
     ("get", "/api/v1/schedules/{name}/oncall"): {200: OnCall},
     ("post", "/-/reload"): {200: Reloaded},
     ("get", "/healthz"): {200: Health},
+    ("get", "/api/v2/status"): {200: AmStatus},
+    ("get", "/api/v2/receivers"): {200: list[AmReceiver]},
+    ("get", "/api/v2/alerts"): {200: list[AmAlert]},
+    ("get", "/api/v2/silences"): {200: list[AmSilence]},
+    ("get", "/api/v2/silence/{silence_id}"): {200: AmSilence},
+    ("post", "/api/v2/silences"): {200: AmSilenceCreated},
     ("head", "/healthz"): {200: Health},
 }
 """The JSON each operation answers, by status; a tuple's types are each a possible answer
 (a replay answers as the webhook would: live, or test mode)."""
+
+EMPTY_ANSWERS = {("delete", "/api/v2/silence/{silence_id}"): 200}
+"""The operations whose success has no body, by status (Alertmanager's expiry)."""
 
 SILENCE_EXAMPLE = {
     "matchers": ['service="checkout"', 'env=~"prod|staging"'],
@@ -404,6 +421,16 @@ BODIES: dict[tuple[str, str], Body] = {
     ("put", "/api/v1/silences/{silence_id}"): Body(
         NewSilence,
         {**SILENCE_EXAMPLE, "duration": "4h", "comment": "checkout deploy 4.2 runs late"},
+    ),
+    ("post", "/api/v2/silences"): Body(
+        AmPostableSilence,
+        {
+            "matchers": [{"name": "service", "value": "checkout", "isRegex": False}],
+            "startsAt": "2026-11-28T12:00:00Z",
+            "endsAt": "2026-11-28T14:00:00Z",
+            "createdBy": "alice",
+            "comment": "checkout deploy 4.2",
+        },
     ),
     ("post", "/api/v1/heartbeats"): Body(
         NewHeartbeat,
@@ -417,9 +444,9 @@ _REF = "#/components/schemas/{name}"
 
 def document(openapi: OpenAPI) -> None:
     """Put ``ANSWERS`` and ``BODIES`` into ``openapi``: their schemas as components, and
-    each operation's answers and body referring to them. A path or status missing from
-    the document, or a component name Litestar took already, is a mistake here: it
-    raises, so the app is not built."""
+    each operation's answers and body referring to them; ``EMPTY_ANSWERS`` get none. A
+    path or status missing from the document, or a component name Litestar took
+    already, is a mistake here: it raises, so the app is not built."""
     answers = [
         (key, status, kinds if isinstance(kinds, tuple) else (kinds,))
         for key, by_status in ANSWERS.items()
@@ -435,6 +462,8 @@ def document(openapi: OpenAPI) -> None:
         schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
         response = (_operation(openapi, key).responses or {})[str(status)]
         response.content = {"application/json": OpenAPIMediaType(schema=schema)}
+    for key, status in EMPTY_ANSWERS.items():
+        (_operation(openapi, key).responses or {})[str(status)].content = None
     for key, body in BODIES.items():
         media = OpenAPIMediaType(schema=schema_of[body.shape], example=body.example)
         _operation(openapi, key).request_body = RequestBody(

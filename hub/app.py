@@ -28,6 +28,7 @@ from litestar.openapi.spec import Components
 from hub import (
     access,
     api,
+    api_alertmanager,
     api_events,
     api_heartbeats,
     api_incidents,
@@ -114,10 +115,13 @@ class Runtime:
         self.clock = clock
         self.static_silences = silences.from_config(config, self._now())
         """The config's silences, each created when the hub first loaded it."""
+        self.version = hub_version()
+        self.started_at = clock()
+        """When this hub started (epoch seconds), as the Alertmanager API's uptime."""
         self.metrics = Metrics(
             sources_series(config),
             notified(config),
-            hub_version(),
+            self.version,
             heartbeats=[h.name for h in config.heartbeats],
             own_sources={expiry.SOURCE: expiry.EVENT_OUTCOMES},
             templated=templates.templated(config),
@@ -598,6 +602,7 @@ def create_app(
             *api_replay.HANDLERS,
             *api_heartbeats.HANDLERS,
             *api_oncall.HANDLERS,
+            api_alertmanager.router(),
             console.router(),
         ],
         template_config=console.template_config(),

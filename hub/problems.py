@@ -19,6 +19,7 @@ from litestar.openapi.spec import (
     OpenAPIType,
     Operation,
     PathItem,
+    Reference,
     Schema,
 )
 
@@ -127,15 +128,20 @@ def refusals(*statuses: int) -> dict[int, ResponseSpec]:
 
 def declare_refusal_headers(openapi: OpenAPI) -> None:
     """Declare ``REFUSAL_HEADERS`` on the problem answers of the operations Litestar
-    describes, which a ``ResponseSpec`` cannot carry. Other answers of those codes
-    (``/readyz``'s 503) carry none; ``hub.webhooks_openapi`` declares its own."""
+    describes, which a ``ResponseSpec`` cannot carry: problem documents, whatever their
+    media type (the Alertmanager API types them as plain JSON). Other answers of those
+    codes (``/readyz``'s 503) carry none; ``hub.webhooks_openapi`` declares its own."""
     for item in (openapi.paths or {}).values():
         for operation in operations(item):
             for status, answer in (operation.responses or {}).items():
                 if not isinstance(answer, OpenAPIResponse) or status not in REFUSAL_HEADERS:
                     continue
-                if MEDIA_TYPE in (answer.content or {}):
+                if any(_is_problem(media.schema) for media in (answer.content or {}).values()):
                     answer.headers = REFUSAL_HEADERS[status]
+
+
+def _is_problem(schema: object) -> bool:
+    return isinstance(schema, Reference) and schema.ref.endswith(f"/{Problem.__name__}")
 
 
 def operations(item: PathItem) -> list[Operation]:

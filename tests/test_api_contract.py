@@ -197,6 +197,7 @@ def populate(api: Recorder, http: httpx.Client, document: dict, clock: MovedCloc
         api.call("POST", REPLAY, delivery_id=delivery, dry_run="true")
         api.call("POST", REPLAY, delivery_id=delivery)
     read_everything(api)
+    use_the_alertmanager_api(api, http, document)
 
 
 INCIDENT = "/api/v1/incidents/{incident_id}"
@@ -275,6 +276,22 @@ def make_heartbeats(api: Recorder, http: httpx.Client, documented: dict[str, Any
     api.call("DELETE", "/api/v1/heartbeats/{name}", name="old")
     http.get("/ping/etl/start").raise_for_status()
     http.get("/ping/nightly", params={"token": "nightly-ping-token-0123"}).raise_for_status()
+
+
+def use_the_alertmanager_api(api: Recorder, http: httpx.Client, document: dict) -> None:
+    """Every read of ``/api/v2``; a silence made (the documented example, by the token,
+    from now) and changed through it, and one expired."""
+    made = example(document, "/api/v2/silences")
+    now = datetime.now(UTC)
+    made |= {"createdBy": "ada", "startsAt": stamp(now), "endsAt": stamp(now + timedelta(hours=1))}
+    silence_id = api.call("POST", "/api/v2/silences", made)["silenceID"]
+    api.call("POST", "/api/v2/silences", made | {"id": silence_id, "comment": "changed"})
+    expired = http.delete(f"/api/v2/silence/{silence_id}")
+    assert (expired.status_code, expired.content) == (200, b"")
+    for path in ("/api/v2/status", "/api/v2/receivers", "/api/v2/alerts"):
+        api.call("GET", path)
+    for silence in api.call("GET", "/api/v2/silences"):
+        api.call("GET", "/api/v2/silence/{silence_id}", silence_id=silence["id"])
 
 
 def read_everything(api: Recorder) -> None:

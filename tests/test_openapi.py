@@ -152,7 +152,7 @@ def test_refusals_declare_the_headers_they_carry_and_no_other_error_declares_one
             code: answer for code, answer in operation["responses"].items() if int(code) >= 400
         }
         for code, answer in errors.items():
-            problem = "application/problem+json" in answer.get("content", {})
+            problem = PROBLEM["schema"] in [m["schema"] for m in answer.get("content", {}).values()]
             wanted = REFUSAL_HEADERS.get(code, set()) if problem else set()
             assert set(answer.get("headers", {})) == wanted, (method, path, code)
     alerts = served(hub)["paths"]["/api/v1/alerts"]["get"]["responses"]
@@ -289,7 +289,7 @@ def test_every_api_answer_is_a_closed_object_of_typed_fields(hub):
         if not path.startswith(("/api/", "/-/", "/webhooks/{source}")) or path.endswith("/alerts"):
             continue
         for status, answer in operation["responses"].items():
-            if status.startswith("2"):
+            if status.startswith("2") and "content" in answer:  # an expiry answers no body
                 schema = answer["content"]["application/json"]["schema"]
                 for shape in answer_components(document, schema):
                     assert shape["additionalProperties"] is False, (method, path, status)

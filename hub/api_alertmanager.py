@@ -1,0 +1,334 @@
+"""``/api/v2/...``: the part of Alertmanager's API v2 that amtool, karma and Grafana's
+Alertmanager data source read, and the silence calls amtool makes, on hub's own
+alerts, mutes and silences (``hub.alertmanager_shapes`` gives the shapes).
+
+It sits at the root, as Alertmanager's does, so ``amtool --alertmanager.url`` takes
+hub's address as it is. Prometheus' ``POST /webhooks/{source}/api/v2/alerts`` is a
+door of its own (``hub.webhooks``); this API is not per source. Tokens and roles are
+the API's (``read`` to read, ``write`` for silences), and silences are made, changed
+and expired by ``hub.silencing``, with its rules. The errors Alertmanager answers
+with a text (a bad filter or silence: 400; an unknown silence: 404) come as that text,
+a JSON string, which amtool prints; so does a 409 (a static silence, or one already
+expired). Refusals of the rest of hub (401, 403, 413, 503) stay problem documents.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, delete, get, post
+from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, QueryParameter
+
+from hub import api, matchers, silencing
+from hub.access import BEARER, actor, require
+from hub.alertmanager_shapes import (
+    AlertFilter,
+    AmCluster,
+    AmConfig,
+    AmPostableSilence,
+    AmStatus,
+    AmVersion,
+    am_alert,
+    am_silence,
+    hub_matcher,
+    silence_matches,
+    silence_order,
+)
+from hub.decoders.common import parse_json
+from hub.errors import HubError, InvalidPayload, NotFound
+from hub.problems import (
+    REFUSALS,
+    Problem,
+    handle_http_exception,
+    handle_hub_error,
+    http_exception_words,
+)
+from hub.silencing import NewSilence
+
+PREFIX = "/api/v2"
+AS_TEXT = {400: 400, 404: 404, 409: 409, 422: 400}
+"""hub's refusals Alertmanager answers as a text, by status: Alertmanager's 400 covers
+a silence of the wrong shape (hub's 422)."""
+
+Filter = Annotated[
+    list[str] | None,
+    QueryParameter(
+        name="filter", description='label matchers, all of which must match: alertname="Foo"'
+    ),
+]
+Shown = Annotated[bool, QueryParameter(description="false leaves these out")]
+
+
+def _refused(*statuses: int) -> dict[int, ResponseSpec]:
+    """hub's refusals, as problem documents typed as plain JSON (``_as_json``)."""
+    return {
+        status: ResponseSpec(
+            Problem,
+            description=REFUSALS[status],
+            media_type="application/json",
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+def _texts(*statuses: int) -> dict[int, ResponseSpec]:
+    """Alertmanager's error answers: a JSON string saying what was wrong."""
+    return {
+        status: ResponseSpec(str, description=_TEXT_MEANINGS[status], generate_examples=False)
+        for status in statuses
+    }
+
+
+_TEXT_MEANINGS = {
+    400: (
+        "A bad filter, receiver or silence, or a query parameter the operation does not"
+        " take: what was wrong, as a JSON string"
+    ),
+    404: "No silence has this id (a JSON string)",
+    409: "The silence comes from the config file, or has expired (a JSON string)",
+}
+
+
+@get(
+    f"{PREFIX}/status",
+    summary="Alertmanager API: status",
+    guards=[require("read")],
+    security=BEARER,
+    responses={**_refused(401), **_texts(400)},
+)
+async def status(request: Request) -> dict[str, Any]:
+    """What amtool and Grafana's health check read: a one-member cluster that is
+    ready, hub's version and start, and as ``config.original`` a sketch of hub's
+    receivers (hub's config is TOML, not Alertmanager's YAML)."""
+    hub = request.app.state.hub
+    shown = AmStatus(
+        cluster=AmCluster(name="hub", status="ready", peers=[]),
+        version_info=AmVersion(
+            version=hub.version,
+            revision="",
+            branch="",
+            build_user="",
+            build_date="",
+            go_version=f"none (hub runs on Python {platform.python_version()})",
+        ),
+        config=AmConfig(sketch(hub.config)),
+        uptime=datetime.fromtimestamp(hub.started_at, UTC),
+    )
+    return msgspec.to_builtins(shown)
+
+
+def sketch(config: Any) -> str:
+    """Alertmanager-shaped YAML naming hub's root receiver and its receivers, for the
+    tools that show or parse ``config.original``; names are JSON strings, valid YAML."""
+    lines = [
+        "# hub is configured in TOML (alerts.toml); this sketch only names its receivers.",
+        "route:",
+        f"  receiver: {json.dumps(config.route.receiver)}",
+        "receivers:",
+        *(f"  - name: {json.dumps(receiver.name)}" for receiver in config.receivers),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@get(
+    f"{PREFIX}/receivers",
+    summary="Alertmanager API: receivers",
+    guards=[require("read")],
+    security=BEARER,
+    responses={**_refused(401), **_texts(400)},
+)
+async def receivers(request: Request) -> list[dict[str, str]]:
+    return [{"name": receiver.name} for receiver in request.app.state.hub.config.receivers]
+
+
+@get(
+    f"{PREFIX}/alerts",
+    summary="Alertmanager API: firing alerts",
+    guards=[require("read")],
+    security=BEARER,
+    responses={**_refused(401), **_texts(400)},
+)
+async def alerts(
+    request: Request,
+    active: Shown = True,
+    silenced: Shown = True,
+    inhibited: Shown = True,
+    unprocessed: Annotated[
+        bool, QueryParameter(description="taken for amtool; hub has no unprocessed alerts")
+    ] = True,
+    filters: Filter = None,
+    receiver: Annotated[
+        str | None, QueryParameter(description="a regex one of its receivers must match")
+    ] = None,
+) -> list[dict[str, Any]]:
+    """Every firing alert (there are no pages), by fingerprint, as Alertmanager lists
+    them: ``suppressed`` while a mute holds it back (``silencedBy`` the silences and
+    maintenance windows, ``inhibitedBy`` the inhibit rules)."""
+    del unprocessed  # every hub alert is processed: the flag leaves none out
+    wanted = AlertFilter(
+        active=active,
+        silenced=silenced,
+        inhibited=inhibited,
+        labels=_matchers(filters),
+        receiver=_regex(receiver),
+    )
+    hub = request.app.state.hub
+    silence_ids = {s.id for s in hub.active_silences(silencing.current_time(hub))}
+    rows = api.with_mutes(hub, hub.store.firing_alerts_in_full())
+    shown = sorted((am_alert(row, silence_ids) for row in rows), key=lambda a: a.fingerprint)
+    return [msgspec.to_builtins(alert) for alert in shown if wanted.keeps(alert)]
+
+
+def _matchers(texts: list[str] | None) -> list[matchers.Matcher]:
+    try:
+        return matchers.parse_all(texts or [])
+    except ValueError as e:
+        raise InvalidPayload(f"bad filter: {e}", field="filter") from e
+
+
+def _regex(text: str | None) -> re.Pattern[str] | None:
+    try:
+        return None if text is None else re.compile(text)
+    except re.error as e:
+        raise InvalidPayload(f"bad receiver regex {text!r}: {e}", field="receiver") from e
+
+
+@get(
+    f"{PREFIX}/silences",
+    summary="Alertmanager API: silences",
+    guards=[require("read")],
+    security=BEARER,
+    responses={**_refused(401), **_texts(400)},
+)
+async def list_silences(request: Request, filters: Filter = None) -> list[dict[str, Any]]:
+    """Every silence, the config's static ones included, in Alertmanager's order
+    (active, pending, expired); ``filter`` matches each silence's matchers as labels."""
+    hub = request.app.state.hub
+    wanted, now = _matchers(filters), silencing.current_time(hub)
+    shown = [
+        am_silence(silence, now)
+        for silence, _ in silencing.every(hub)
+        if silence_matches(silence, wanted)
+    ]
+    return [msgspec.to_builtins(s) for s in sorted(shown, key=silence_order)]
+
+
+@get(
+    f"{PREFIX}/silence/{{silence_id:str}}",
+    summary="Alertmanager API: one silence",
+    guards=[require("read")],
+    security=BEARER,
+    responses={**_refused(401), **_texts(400, 404)},
+)
+async def get_silence(request: Request, silence_id: FromPath[str]) -> dict[str, Any]:
+    hub = request.app.state.hub
+    for silence, _ in silencing.every(hub):
+        if silence.id == silence_id:
+            return msgspec.to_builtins(am_silence(silence, silencing.current_time(hub)))
+    raise NotFound(f"silence {silence_id} not found")
+
+
+@post(
+    f"{PREFIX}/silences",
+    summary="Alertmanager API: create a silence, or with an id change it",
+    status_code=200,
+    guards=[require("write")],
+    security=BEARER,
+    responses={**_refused(401, 403, 413, 503), **_texts(400, 404, 409)},
+)
+async def post_silence(request: Request) -> dict[str, str]:
+    """``{"silenceID": ...}``; with an ``id`` the silence changes in place, keeping it.
+    ``createdBy`` must be the token's name, as for hub's own silences."""
+    hub = request.app.state.hub
+    given = parse_json(await request.body(), AmPostableSilence)
+    body = _as_hub(given)
+    by = actor(request) or "api"
+    if given.id is None:
+        made = await silencing.create(hub, body, by)
+    else:
+        made = await silencing.update(hub, given.id, body, by)
+    return {"silenceID": made["id"]}
+
+
+def _as_hub(given: AmPostableSilence) -> NewSilence:
+    """The body as hub's own API takes it; a bad regex is refused naming the matcher."""
+    texts = []
+    for i, matcher in enumerate(given.matchers):
+        try:
+            texts.append(hub_matcher(matcher))
+        except ValueError as e:
+            raise InvalidPayload(f"matchers[{i}]: {e}", field=f"$.matchers[{i}]") from e
+    return NewSilence(
+        matchers=texts,
+        comment=given.comment,
+        starts_at=given.starts_at,
+        ends_at=given.ends_at,
+        created_by=given.created_by,
+    )
+
+
+@delete(
+    f"{PREFIX}/silence/{{silence_id:str}}",
+    summary="Alertmanager API: expire a silence",
+    status_code=200,
+    guards=[require("write")],
+    security=BEARER,
+    responses={**_refused(401, 403, 503), **_texts(400, 404, 409)},
+)
+async def expire_silence(request: Request, silence_id: FromPath[str]) -> Response:
+    """200 with no body, as Alertmanager answers."""
+    await silencing.expire(request.app.state.hub, silence_id, actor(request))
+    return Response(b"", status_code=200, media_type="application/json")
+
+
+def as_text(request: Request, exc: HubError) -> Response:
+    """A refusal Alertmanager answers with a text, as that text (a JSON string, which
+    amtool prints); the others as the rest of hub's API answers them."""
+    status = AS_TEXT.get(exc.status)
+    if status is None:
+        return _as_json(handle_hub_error(request, exc))
+    return _text(status, exc.detail)
+
+
+def http_as_text(request: Request, exc: HTTPException) -> Response:
+    """Litestar's own 400 (a flag that is not true or false) as a text too."""
+    if exc.status_code != 400:
+        return _as_json(handle_http_exception(request, exc))
+    return _text(400, http_exception_words(request, exc)[1])
+
+
+def _as_json(answer: Response) -> Response:
+    """hub's problem document typed as plain JSON, the only type Alertmanager's API
+    answers (amtool reads no other: it would fail on problem+json, not print the status)."""
+    answer.media_type = "application/json"
+    return answer
+
+
+def _text(status: int, detail: str) -> Response:
+    """Encoded here: Litestar sends a ``str`` as it is, which is not JSON."""
+    return Response(msgspec.json.encode(detail), status_code=status, media_type="application/json")
+
+
+def router() -> Router:
+    """The API, with its refusals in Alertmanager's words."""
+    return Router(
+        "/",
+        route_handlers=[
+            status,
+            receivers,
+            alerts,
+            list_silences,
+            get_silence,
+            post_silence,
+            expire_silence,
+        ],
+        exception_handlers={HubError: as_text, HTTPException: http_as_text},
+    )

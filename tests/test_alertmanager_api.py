@@ -1,0 +1,528 @@
+"""hub read as an Alertmanager: the real amtool against a real hub, and the shapes,
+filters, silences and refusals of ``/api/v2/...`` over HTTP, held to the required
+fields and types of Alertmanager 0.25's API (``AM_SHAPES``, written from its OpenAPI
+document).
+
+amtool comes with Debian's ``prometheus-alertmanager`` (installed by ``.ci/run``); see
+``programs.require`` for when the amtool tests skip.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+import yaml
+from conftest import BASE_CONFIG, mail_url
+from programs import require
+from schemathesis.core.failures import Failure
+from test_access import CREDENTIALS, TOKENS
+
+from hub.fingerprints import alertmanager_fingerprint
+
+SHOP = {"Authorization": "Bearer shop-secret-token"}
+PROM_TOKEN = "prom-token"
+CONFIG = (
+    BASE_CONFIG
+    + TOKENS
+    + f"""
+[[sources]]
+name = "prom"
+format = "prometheus"
+auth = {{{{ type = "bearer", tokens = ["{PROM_TOKEN}"] }}}}
+
+[[receivers]]
+name = "pager"
+urls = ["{{mail_url}}"]
+
+[[route.routes]]
+matchers = ['service="payments"']
+receiver = "pager"
+
+[[inhibit_rules]]
+source_matchers = ['alertname="DatacenterDown"']
+target_matchers = ['service="search"']
+equal = ["dc"]
+
+[[silences]]
+matchers = ['service="static"']
+comment = "from the file"
+created_by = "config"
+"""
+)
+
+
+@pytest.fixture
+def hub(hub_factory, smtp):
+    return hub_factory(CONFIG, mail_url=mail_url(smtp[1]))
+
+
+def fire(hub, service: str, status: str = "firing", **labels: str) -> None:
+    event = {
+        "status": status,
+        "summary": f"{service} down",
+        "labels": {"alertname": f"{service.title()}Down", "service": service, **labels},
+        "annotations": {"runbook": f"https://wiki.example/{service}"},
+    }
+    with hub.client(headers=SHOP) as http:
+        assert http.post("/webhooks/shop", json=event).status_code == 202
+
+
+def v2(hub, path: str, role: str = "read", **params) -> httpx.Response:
+    with hub.client(headers=CREDENTIALS[role]) as http:
+        return http.get(f"/api/v2/{path}", params=params)
+
+
+def post_silence(hub, role: str = "write", **fields) -> httpx.Response:
+    now = datetime.now(UTC)
+    body = {
+        "matchers": [{"name": "service", "value": "checkout", "isRegex": False}],
+        "startsAt": now.isoformat(),
+        "endsAt": (now + timedelta(hours=1)).isoformat(),
+        "createdBy": "will",
+        "comment": "deploy 4.2",
+        **fields,
+    }
+    with hub.client(headers=CREDENTIALS[role]) as http:
+        return http.post("/api/v2/silences", json=body)
+
+
+# -- amtool --------------------------------------------------------------------------
+
+Amtool = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def amtool(hub, tmp_path: Path) -> Amtool:
+    """amtool configured as the README shows: its config file naming hub's URL, the
+    HTTP config file with the token, and the token's name as author. Upstream amtool
+    reads ``~/.config/amtool/config.yml``, Debian's ``~/.config/prometheus/amtool.yml``:
+    both are written."""
+    binary = require("amtool", "prometheus-alertmanager")
+    home = tmp_path / "home"
+    folder = home / ".config" / "amtool"
+    folder.mkdir(parents=True)
+    (home / ".config" / "prometheus").mkdir()
+
+    def run(*args: str, token: str | None = "write-token") -> subprocess.CompletedProcess:
+        http_config = folder / "http.yml"
+        http_config.write_text(
+            yaml.safe_dump({"authorization": {"credentials": token}} if token else {})
+        )
+        settings = {
+            "alertmanager.url": f"{hub.url}/",
+            "http.config.file": str(http_config),
+            "author": "will",
+        }
+        for path in (folder / "config.yml", home / ".config" / "prometheus" / "amtool.yml"):
+            path.write_text(yaml.safe_dump(settings))
+        return subprocess.run(
+            [binary, *args],
+            env={"HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    return run
+
+
+def table(answer: subprocess.CompletedProcess) -> list[str]:
+    assert answer.returncode == 0, answer.stderr
+    return answer.stdout.splitlines()[1:]
+
+
+def test_amtool_alert_query_lists_the_firing_alerts_with_their_labels(hub, amtool):
+    fire(hub, "checkout", dc="eu")
+    fire(hub, "payments")
+    fire(hub, "cart")
+    fire(hub, "cart", status="resolved")
+    rows = table(amtool("alert", "query", "-o", "extended"))
+    assert len(rows) == 2, rows
+    checkout = next(row for row in rows if "checkout" in row)
+    for label in ('alertname="CheckoutDown"', 'service="checkout"', 'dc="eu"'):
+        assert label in checkout
+    assert 'summary="checkout down"' in checkout and checkout.rstrip().endswith("active")
+    only = table(amtool("alert", "query", 'service=~"pay.*"'))
+    assert [row.split()[0] for row in only] == ["PaymentsDown"]
+    assert table(amtool("alert", "query", "--receiver=pager"))[0].startswith("PaymentsDown")
+
+
+def test_amtool_silences_an_alert_in_hub_and_expires_the_silence(hub, amtool):
+    fire(hub, "checkout")
+    added = amtool("silence", "add", 'service="checkout"', "-c", "deploy 4.2", "-d", "1h")
+    assert added.returncode == 0, added.stderr
+    silence_id = added.stdout.strip()
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        stored = http.get(f"/api/v1/silences/{silence_id}").json()
+        alert = http.get("/api/v1/alerts").json()[0]
+    assert (stored["created_by"], stored["comment"], stored["state"]) == (
+        "will",
+        "deploy 4.2",
+        "active",
+    )
+    assert stored["matchers"] == ['service="checkout"']
+    assert alert["mutes"] == [{"reason": "silence", "by": [silence_id]}]
+    listed = table(amtool("silence", "query"))
+    assert [row.split()[0] for row in listed] == [silence_id, stored_static(hub)]
+    assert table(amtool("alert", "query")) == []  # amtool leaves silenced alerts out
+    assert "suppressed" in table(amtool("alert", "query", "--silenced"))[0]
+
+    assert amtool("silence", "expire", silence_id).returncode == 0
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        assert http.get(f"/api/v1/silences/{silence_id}").json()["state"] == "expired"
+        assert http.get("/api/v1/alerts").json()[0]["mutes"] == []
+    assert [row.split()[0] for row in table(amtool("silence", "query"))] == [stored_static(hub)]
+    assert table(amtool("silence", "query", "--expired"))[0].startswith(silence_id)
+
+
+def stored_static(hub) -> str:
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        return next(s["id"] for s in http.get("/api/v1/silences").json() if s["static"])
+
+
+def test_amtool_silence_update_changes_the_silence_in_place(hub, amtool):
+    silence_id = amtool("silence", "add", "service=cart", "-c", "deploy", "-d", "1h").stdout
+    silence_id = silence_id.strip()
+    updated = amtool("silence", "update", "--duration", "3h", silence_id)
+    assert table(updated)[0].split()[0] == silence_id
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        stored = http.get(f"/api/v1/silences/{silence_id}").json()
+    starts, ends = (datetime.fromisoformat(stored[key]) for key in ("starts_at", "ends_at"))
+    assert ends - starts == timedelta(hours=3) and stored["updated_by"] == "will"
+
+
+def test_amtool_reports_hub_refusals_by_status(hub, amtool):
+    fire(hub, "checkout")
+    assert "status 401" in amtool("alert", "query", token=None).stderr
+    refused = amtool("silence", "add", "service=cart", "-c", "x", "-d", "1h", token="read-token")
+    assert "status 403" in refused.stderr
+    past = ("--start=2020-01-01T00:00:00Z", "--end=2020-01-02T00:00:00Z")
+    ended = amtool("silence", "add", "service=cart", "-c", "x", *past)
+    assert "[400] postSilencesBadRequest  ends_at: must be in the future" in ended.stderr
+    static = amtool("silence", "expire", stored_static(hub))
+    assert static.returncode != 0 and "status 409" in static.stderr
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        assert [s["static"] for s in http.get("/api/v1/silences").json()] == [True]
+
+
+# -- the shapes, over HTTP -----------------------------------------------------------
+
+TIME = {"type": "string", "format": "date-time"}
+LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
+MATCHER = {
+    "type": "object",
+    "required": ["name", "value", "isRegex"],
+    "properties": {
+        "name": {"type": "string"},
+        "value": {"type": "string"},
+        "isRegex": {"type": "boolean"},
+        "isEqual": {"type": "boolean"},
+    },
+}
+SILENCE = {
+    "type": "object",
+    "required": [
+        "id",
+        "status",
+        "updatedAt",
+        "matchers",
+        "startsAt",
+        "endsAt",
+        "createdBy",
+        "comment",
+    ],
+    "properties": {
+        "id": {"type": "string"},
+        "status": {
+            "type": "object",
+            "required": ["state"],
+            "properties": {"state": {"enum": ["expired", "active", "pending"]}},
+        },
+        "updatedAt": TIME,
+        "matchers": {"type": "array", "items": MATCHER, "minItems": 1},
+        "startsAt": TIME,
+        "endsAt": TIME,
+        "createdBy": {"type": "string"},
+        "comment": {"type": "string"},
+    },
+}
+ALERT = {
+    "type": "object",
+    "required": [
+        "labels",
+        "annotations",
+        "receivers",
+        "fingerprint",
+        "startsAt",
+        "updatedAt",
+        "endsAt",
+        "status",
+    ],
+    "properties": {
+        "labels": LABELS,
+        "annotations": LABELS,
+        "receivers": {
+            "type": "array",
+            "items": {"type": "object", "required": ["name"]},
+        },
+        "fingerprint": {"type": "string"},
+        "startsAt": TIME,
+        "updatedAt": TIME,
+        "endsAt": TIME,
+        "generatorURL": {"type": "string"},
+        "status": {
+            "type": "object",
+            "required": ["state", "silencedBy", "inhibitedBy"],
+            "properties": {
+                "state": {"enum": ["unprocessed", "active", "suppressed"]},
+                "silencedBy": {"type": "array", "items": {"type": "string"}},
+                "inhibitedBy": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
+}
+STATUS = {
+    "type": "object",
+    "required": ["cluster", "versionInfo", "config", "uptime"],
+    "properties": {
+        "cluster": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"enum": ["ready", "settling", "disabled"]}},
+        },
+        "versionInfo": {
+            "type": "object",
+            "required": ["version", "revision", "branch", "buildUser", "buildDate", "goVersion"],
+        },
+        "config": {"type": "object", "required": ["original"]},
+        "uptime": TIME,
+    },
+}
+
+
+def answers(schema: dict) -> dict:
+    return {"200": {"description": "ok", "content": {"application/json": {"schema": schema}}}}
+
+
+AM_SHAPES = schemathesis.openapi.from_dict(
+    {
+        "openapi": "3.0.3",
+        "info": {"title": "Alertmanager API v2, the shapes of its answers", "version": "0.25"},
+        "paths": {
+            "/api/v2/status": {"get": {"responses": answers(STATUS)}},
+            "/api/v2/alerts": {"get": {"responses": answers({"type": "array", "items": ALERT})}},
+            "/api/v2/silences": {
+                "get": {"responses": answers({"type": "array", "items": SILENCE})},
+                "post": {
+                    "responses": answers(
+                        {
+                            "type": "object",
+                            "required": ["silenceID"],
+                            "properties": {"silenceID": {"type": "string"}},
+                        }
+                    )
+                },
+            },
+            "/api/v2/silence/{id}": {
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "get": {"responses": answers(SILENCE)},
+            },
+        },
+    }
+)
+
+
+def am_valid(path: str, answer: httpx.Response, method: str = "GET") -> httpx.Response:
+    """``answer`` checked against Alertmanager's shape for ``path``; the check runs (an
+    answer without its first required field fails it)."""
+    assert answer.status_code == 200, answer.text
+    operation = AM_SHAPES[path][method]
+    operation.validate_response(answer)
+    body = answer.json()
+    first = body[0] if isinstance(body, list) else body
+    if first:
+        broken = [{**first}] if isinstance(body, list) else {**first}
+        shown = broken[0] if isinstance(broken, list) else broken
+        shown.pop(next(iter(shown)))
+        forged = httpx.Response(200, json=broken, request=answer.request)
+        forged.elapsed = answer.elapsed
+        with pytest.raises(Failure):
+            operation.validate_response(forged)
+    return answer
+
+
+def test_status_is_what_amtool_and_grafana_check(hub):
+    shown = am_valid("/api/v2/status", v2(hub, "status")).json()
+    assert shown["cluster"]["status"] == "ready"
+    assert shown["versionInfo"]["version"] == hub.runtime.version
+    sketch = yaml.safe_load(shown["config"]["original"])
+    assert sketch["route"]["receiver"] == "ops"
+    assert [r["name"] for r in sketch["receivers"]] == ["ops", "pager"]
+    started = datetime.fromisoformat(shown["uptime"])
+    assert timedelta(0) <= datetime.now(UTC) - started < timedelta(minutes=1)
+    assert v2(hub, "receivers").json() == [{"name": "ops"}, {"name": "pager"}]
+
+
+def test_alerts_show_what_mutes_them_in_alertmanager_words(hub):
+    fire(hub, "checkout")
+    fire(hub, "search", dc="eu")
+    fire(hub, "datacenter", alertname="DatacenterDown", dc="eu")
+    fire(hub, "payments")
+    fire(hub, "cart", status="resolved")
+    silence_id = post_silence(hub).json()["silenceID"]
+    shown = am_valid("/api/v2/alerts", v2(hub, "alerts")).json()
+    by_service = {alert["labels"]["service"]: alert for alert in shown}
+    assert set(by_service) == {"checkout", "search", "datacenter", "payments"}
+    assert [a["fingerprint"] for a in shown] == sorted(a["fingerprint"] for a in shown)
+    checkout = by_service["checkout"]
+    assert checkout["status"] == {
+        "state": "suppressed",
+        "silencedBy": [silence_id],
+        "inhibitedBy": [],
+    }
+    assert by_service["search"]["status"]["inhibitedBy"] == ["inhibit_rules[0]"]
+    assert by_service["payments"]["status"]["state"] == "active"
+    assert by_service["payments"]["receivers"] == [{"name": "pager"}]
+    assert checkout["receivers"] == [{"name": "ops"}]
+    assert checkout["labels"]["severity"] == "warning"
+    assert checkout["annotations"] == {
+        "summary": "checkout down",
+        "runbook": "https://wiki.example/checkout",
+    }
+    assert checkout["fingerprint"] == alertmanager_fingerprint(checkout["labels"])
+    assert checkout["endsAt"] == "9999-12-31T23:59:59Z"
+
+
+@pytest.mark.parametrize(
+    ("params", "services"),
+    [
+        ({"active": "false"}, {"checkout", "search"}),
+        ({"silenced": "false"}, {"search", "datacenter", "payments"}),
+        ({"inhibited": "false"}, {"checkout", "datacenter", "payments"}),
+        ({"silenced": "false", "inhibited": "false"}, {"datacenter", "payments"}),
+        ({"filter": ['service=~"s.*|c.*"', 'alertname!="SearchDown"']}, {"checkout"}),
+        ({"receiver": "pag.*"}, {"payments"}),
+        ({"receiver": "pag"}, set()),  # anchored, as Alertmanager's
+        ({"unprocessed": "false"}, {"checkout", "search", "datacenter", "payments"}),
+    ],
+)
+def test_alert_filters_are_alertmanagers(hub, params, services):
+    fire(hub, "checkout")
+    fire(hub, "search", dc="eu")
+    fire(hub, "datacenter", alertname="DatacenterDown", dc="eu")
+    fire(hub, "payments")
+    post_silence(hub)
+    shown = v2(hub, "alerts", **params)
+    assert shown.status_code == 200, shown.text
+    assert {alert["labels"]["service"] for alert in shown.json()} == services
+
+
+def test_prometheus_alerts_keep_their_fingerprint_and_generator_url(hub):
+    labels = {"alertname": "DiskFull", "instance": "db1", "severity": "critical"}
+    alert = {"labels": labels, "generatorURL": "http://prometheus.example/graph?g0.expr=up"}
+    with hub.client(headers={"Authorization": f"Bearer {PROM_TOKEN}"}) as http:
+        assert http.post("/webhooks/prom/api/v2/alerts", json=[alert]).status_code == 200
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        stored = http.get("/api/v1/alerts").json()[0]
+    (shown,) = v2(hub, "alerts").json()
+    assert shown["fingerprint"] == stored["fingerprint"] == alertmanager_fingerprint(labels)
+    assert shown["generatorURL"] == alert["generatorURL"]
+    assert "generator_url" not in shown["annotations"]
+
+
+def test_silences_are_created_read_changed_and_expired_as_in_alertmanager(hub):
+    created = am_valid("/api/v2/silences", post_silence(hub), "POST").json()
+    silence_id = created["silenceID"]
+    one = am_valid("/api/v2/silence/{id}", v2(hub, f"silence/{silence_id}")).json()
+    assert one["matchers"] == [
+        {"name": "service", "value": "checkout", "isRegex": False, "isEqual": True}
+    ]
+    assert (one["createdBy"], one["status"]["state"]) == ("will", "active")
+    regex = {"name": "env", "value": "dev|test", "isRegex": True}
+    other = {"name": "team", "value": "ops", "isRegex": False, "isEqual": False}
+    changed = post_silence(hub, id=silence_id, matchers=[regex, other], comment="later")
+    assert changed.json() == {"silenceID": silence_id}
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        stored = http.get(f"/api/v1/silences/{silence_id}").json()
+    assert stored["matchers"] == ['env=~"dev|test"', 'team!="ops"']
+    assert stored["comment"] == "later"
+
+    listed = am_valid("/api/v2/silences", v2(hub, "silences")).json()
+    assert [s["createdBy"] for s in listed] == ["will", "config"]
+    static = listed[1]
+    assert (static["endsAt"], static["status"]["state"]) == ("9999-12-31T23:59:59Z", "active")
+    filtered = v2(hub, "silences", filter='team="ops"').json()
+    assert [s["id"] for s in filtered] == [silence_id]
+
+    with hub.client(headers=CREDENTIALS["write"]) as http:
+        expired = http.delete(f"/api/v2/silence/{silence_id}")
+        again = http.delete(f"/api/v2/silence/{silence_id}")
+        config_one = http.delete(f"/api/v2/silence/{static['id']}")
+    assert (expired.status_code, expired.content) == (200, b"")
+    assert v2(hub, f"silence/{silence_id}").json()["status"]["state"] == "expired"
+    assert again.status_code == 409 and "already expired" in again.json()
+    assert config_one.status_code == 409 and "config file" in config_one.json()
+    listed = v2(hub, "silences").json()
+    assert [s["status"]["state"] for s in listed] == ["active", "expired"]
+
+
+@pytest.mark.parametrize(
+    ("call", "status", "words"),
+    [
+        (lambda hub: v2(hub, "alerts", filter="service"), 400, "bad filter"),
+        (lambda hub: v2(hub, "alerts", receiver="("), 400, "bad receiver regex"),
+        (lambda hub: v2(hub, "alerts", active="maybe"), 400, "expected true or false"),
+        (lambda hub: v2(hub, "alerts", colour="red"), 400, "unknown query parameter"),
+        (lambda hub: v2(hub, "silence/nope"), 404, "silence nope not found"),
+        (lambda hub: post_silence(hub, comment=" "), 400, "comment"),
+        (lambda hub: post_silence(hub, matchers=[]), 400, "matchers"),
+        (
+            lambda hub: post_silence(hub, matchers=[{"name": "a", "value": "(", "isRegex": True}]),
+            400,
+            "matchers[0]",
+        ),
+        (lambda hub: post_silence(hub, id="nope"), 404, "no silence with id nope"),
+    ],
+)
+def test_refusals_alertmanager_answers_in_text_come_as_json_strings(hub, call, status, words):
+    answer = call(hub)
+    assert (answer.status_code, answer.headers["content-type"]) == (status, "application/json")
+    assert isinstance(answer.json(), str) and words in answer.json(), answer.text
+
+
+def test_tokens_and_roles_are_the_apis_with_problems_typed_as_json(hub):
+    with hub.client() as http:
+        unknown = http.get("/api/v2/alerts")
+    assert unknown.status_code == 401
+    assert unknown.headers["www-authenticate"] == 'Bearer realm="hub"'
+    assert unknown.headers["content-type"] == "application/json"
+    assert unknown.json()["title"] == "Unauthorized"
+    assert post_silence(hub, role="read").status_code == 403
+    other = post_silence(hub, createdBy="alice")
+    assert other.status_code == 403 and 'created_by "alice"' in other.json()["detail"]
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        assert http.delete("/api/v2/silence/nope").status_code == 403
+        assert all(s["static"] for s in http.get("/api/v1/silences").json())
+
+
+def test_the_ingest_door_and_the_read_api_do_not_meet(hub):
+    """Prometheus posts under its source; ``/api/v2/alerts`` at the root only reads."""
+    with hub.client(headers=CREDENTIALS["write"]) as http:
+        posted = http.post("/api/v2/alerts", json=[{"labels": {"alertname": "X"}}])
+        options = http.options("/api/v2/alerts")
+    assert posted.status_code == 405
+    assert options.headers["allow"] == "GET, HEAD, OPTIONS"
+    labels = {"alertname": "DiskFull"}
+    with hub.client(headers={"Authorization": f"Bearer {PROM_TOKEN}"}) as http:
+        assert http.post("/webhooks/prom/api/v2/alerts", json=[{"labels": labels}]).is_success
+    (shown,) = v2(hub, "alerts").json()
+    assert (shown["labels"]["alertname"], shown["status"]["state"]) == ("DiskFull", "active")
