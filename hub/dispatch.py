@@ -26,6 +26,7 @@ import msgspec
 from hub import acklinks, grouping, logs, mute, routing, timeintervals
 from hub.channels import schema, url_key
 from hub.config import Config, Receiver
+from hub.events import SEVERITIES
 from hub.incidents import HUB_ACTOR
 from hub.inhibit import Inhibitor
 from hub.outbox import NO_INTEGRATION, settled_entry
@@ -427,7 +428,7 @@ def _context(
         incident_id=incident["id"],
         status="firing" if firing else "resolved",
         severity=incident["severity"],
-        title=incident["title"],
+        title=_title(incident, visible, firing),
         alerts=[
             AlertContext(
                 fingerprint=a["fingerprint"],
@@ -452,6 +453,18 @@ def _context(
         lapse_reason=incident["lapse_reason"] if lapsed else None,
         **(step.fields(now) if firing and step else {}),
     )
+
+
+def _title(incident: dict, listed: list[dict], firing: bool) -> str:
+    """The message's title: the incident's, unless its alert is not among those the
+    message lists (a silence or an inhibition holds it back), as a subject must not
+    name an alert the body leaves out. Then it is, by the incident's own rule, the
+    summary of the most severe alert listed (of those firing, on a firing message),
+    the one hub has known longest among equals."""
+    if not listed or any(a["id"] == incident["title_alert_id"] for a in listed):
+        return incident["title"]
+    candidates = [a for a in listed if a["status"] == "firing"] if firing else listed
+    return min(candidates, key=lambda a: (SEVERITIES.index(a["severity"]), a["id"]))["summary"]
 
 
 def _ack_url(incident: dict, person: str | None, now: float, links: Links) -> str:

@@ -86,8 +86,9 @@ class AlertContext(msgspec.Struct, frozen=True, kw_only=True):
 class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     """Everything a message may show about one incident, for one receiver.
 
-    ``title`` is the incident's summary; ``ack_url`` may be empty (no link is
-    shown then). ``acknowledged_by`` and ``acknowledged_at`` say who acknowledged
+    ``title`` is the incident's summary (or, when a mute leaves its alert out of the
+    message, the most severe listed alert's: ``dispatch._title``); ``ack_url`` may be
+    empty (no link is shown then). ``acknowledged_by`` and ``acknowledged_at`` say who acknowledged
     the incident and when (both None until someone does), so a message about an
     incident already in hand says so rather than paging afresh. ``resolved_by`` and
     ``resolved_at`` say who resolved it and when when a person did (None when its

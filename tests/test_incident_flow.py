@@ -340,10 +340,36 @@ def test_a_message_never_reads_resolved_while_inhibited_alerts_of_its_incident_f
         wait_for(lambda: len(mailbox.messages) == 5)
     ours = [i for i, s in enumerate(mailbox.subjects()) if f"#{incident_id} " in s]
     assert [mailbox.subjects()[i] for i in ours] == [
-        f"[FIRING] #{incident_id} checkout problem"
-    ] * 3
+        f"[FIRING] #{incident_id} checkout problem",
+        f"[FIRING] #{incident_id} checkout Slow",  # the only alert it lists
+        f"[FIRING] #{incident_id} checkout problem",
+    ]
     last = mailbox.text_of(ours[-1])
     assert "checkout problem" in last and "checkout Slow" in last
+
+
+def test_a_message_leaving_the_silenced_title_alert_out_leads_with_its_worst(start, smtp):
+    """With the incident's critical headline silenced, the message lists a warning and
+    an info alert (the info one hub has known longer) and leads with the warning: the
+    most severe alert it shows, as the incident's own title would (chat, SMS and a
+    receiver's own template get the same ``title``)."""
+    mailbox, _ = smtp
+    hub = start(group_wait="500ms")
+    down = event("checkout", alertname="Down", severity="critical")
+    minor = event("checkout", alertname="Minor", severity="info")
+    with hub.client(headers=WRITER) as http:
+        answer = http.post("/webhooks/shop", json=down, headers=SHOP)
+        incident_id = answer.json()["alerts"][0]["incident_id"]
+        body = {"matchers": ['alertname="Down"'], "duration": "1h", "comment": "known"}
+        assert http.post("/api/v1/silences", json=body).status_code == 201
+        http.post("/webhooks/shop", json=minor, headers=SHOP)
+        http.post("/webhooks/shop", json=event("checkout", alertname="Slow"), headers=SHOP)
+        wait_for(lambda: len(mailbox.messages) == 1)
+        incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+    assert mailbox.subjects() == [f"[FIRING:2] #{incident_id} checkout Slow"]
+    text = mailbox.text_of(0)
+    assert "checkout Minor" in text and "checkout Down" not in text
+    assert incident["title"] == "checkout Down", "the incident's own title stays"
 
 
 def test_a_maintenance_window_mutes_matching_alerts(start, smtp):
