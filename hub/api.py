@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hub import access, dispatch, matchers, mute, paging, silencing
 from hub.access import BEARER, require
 from hub.alerts import AlertStatus, matchable
-from hub.api_params import Since, invalid_value, since_timestamp
+from hub.api_params import Since, query_matchers, since_timestamp
 from hub.errors import NotFound
 from hub.events import Severity
 from hub.problems import problem, refusal, refusals
@@ -58,14 +58,6 @@ def iso(value: float | None) -> str | None:
     if value is None:
         return None
     return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
-
-
-def label_matchers(texts: list[str] | None) -> list[matchers.Matcher]:
-    """The ``label`` query parameters as matchers; a bad one is a 400 naming it."""
-    try:
-        return matchers.parse_all(texts or [])
-    except ValueError as e:
-        raise invalid_value("label", str(e)) from e
 
 
 def equalities(filters: dict[str, object]) -> tuple[str, dict[str, object]]:
@@ -177,7 +169,7 @@ async def list_alerts(
     """Newest change first, a page at a time (``Link: rel="next"``); ``label`` takes
     Alertmanager matchers and may repeat; ``since`` keeps the alerts changed (their
     ``last_change``) at or after a time; ``muted`` keeps those with mutes, or without."""
-    wanted = label_matchers(label)
+    wanted = query_matchers("label", label)
     where, params = equalities({"status": status, "severity": severity, "source": source})
     if since is not None:
         where += " AND last_change >= :since"

@@ -18,13 +18,12 @@ from hub.api import (
     ROW_ID_MAX,
     RowId,
     equalities,
-    label_matchers,
     muted_incidents,
     muted_only,
     present,
     with_mutes,
 )
-from hub.api_params import COMMENT_MAX, Since, check_comment, since_timestamp
+from hub.api_params import COMMENT_MAX, Since, check_comment, query_matchers, since_timestamp
 from hub.correlate import Acted, act
 from hub.errors import Conflict, NotFound
 from hub.events import Severity
@@ -122,7 +121,7 @@ async def list_incidents(
     cursor: paging.Cursor = None,
 ) -> Response[list[dict[str, Any]]]:
     """Most recently changed first, a page at a time (``Link: rel="next"``)."""
-    wanted = label_matchers(label)
+    wanted = query_matchers("label", label)
     after = None if since is None else since_timestamp(since)
     hub = request.app.state.hub
     only = muted_only(hub, muted, muted_incidents)

@@ -26,7 +26,7 @@ from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import ParameterKwarg, QueryParameter
 from litestar.typing import FieldDefinition
 
-from hub import config
+from hub import config, matchers
 from hub.errors import HubError, InvalidPayload
 
 API_PREFIX = "/api/"
@@ -64,6 +64,15 @@ def check_comment(text: str) -> None:
 def invalid_value(name: str, reason: str) -> BadQueryParameter:
     """A value a handler cannot read, worded as Litestar's refusals are explained."""
     return BadQueryParameter(f"invalid query parameter {name!r}: {reason}")
+
+
+def query_matchers(name: str, texts: list[str] | None) -> list[matchers.Matcher]:
+    """A repeatable query parameter of Alertmanager matchers (each may be a set); a bad
+    one is a 400 naming the parameter."""
+    try:
+        return matchers.parse_all(texts or [])
+    except ValueError as e:
+        raise invalid_value(name, str(e)) from e
 
 
 def moment(name: str, text: str) -> datetime:

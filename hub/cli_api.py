@@ -22,6 +22,7 @@ from typing import Any
 from hub import display
 from hub.client import Client, ClientError
 from hub.config import Duration
+from hub.matchers import Matcher
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT = 10.0
@@ -90,10 +91,12 @@ NOTIFICATION_COLUMNS = (
 
 @dataclass(frozen=True)
 class Answer:
-    """What a command shows: ``data`` for ``--output json``, ``text`` for people."""
+    """What a command shows: ``data`` for ``--output json``, ``text`` for people, and
+    ``errors``, the parts of it that failed (one line each on stderr, exit code 1)."""
 
     data: Any
     text: str
+    errors: tuple[str, ...] = ()
 
 
 Command = Callable[[argparse.Namespace, Client], Answer]
@@ -189,13 +192,47 @@ def silence_update(args: argparse.Namespace, client: Client) -> Answer:
 
 
 def silence_list(args: argparse.Namespace, client: Client) -> Answer:
-    rows = client.get("/api/v1/silences", [("state", args.state)])
+    """As ``amtool silence query``: the silences having each matcher given among theirs
+    (the API's ``matcher`` filter), and with ``--quiet`` only their ids, one a line, for
+    ``hub silence expire $(hub silence list -q ...)``."""
+    query = [("state", args.state), *(("matcher", m) for m in _alertname_first(args.matchers))]
+    rows = client.get("/api/v1/silences", query)
+    if args.quiet:
+        return Answer(rows, "\n".join(row["id"] for row in rows))
     return Answer(rows, display.table(rows, SILENCE_COLUMNS))
 
 
+def _alertname_first(given: list[str]) -> list[str]:
+    """amtool's shortcut: a first argument with no operator in it is the alert's name
+    (``hub silence list DiskFull`` is ``alertname="DiskFull"``)."""
+    if given and not any(op in given[0] for op in "=~"):
+        return [str(Matcher("alertname", "=", given[0])), *given[1:]]
+    return given
+
+
 def silence_expire(args: argparse.Namespace, client: Client) -> Answer:
-    expired = client.delete(f"/api/v1/silences/{_segment(args.id)}")
-    return Answer(expired, f"silence {expired['id']} is {expired['state']}")
+    """End each silence given, as ``amtool silence expire ID ...`` does: one ``silence
+    ID is expired`` line each. One id answers as ever (``-o json``: the silence); with
+    several, a failure names its id and the others are still expired (``-o json``: the
+    list of those expired)."""
+    if len(args.ids) == 1:
+        expired = _expire(client, args.ids[0])
+        return Answer(expired, _expired_line(expired))
+    done, failed = [], []
+    for silence_id in args.ids:
+        try:
+            done.append(_expire(client, silence_id))
+        except ClientError as e:
+            failed.append(f"silence {silence_id}: {e}")
+    return Answer(done, "\n".join(map(_expired_line, done)), tuple(failed))
+
+
+def _expire(client: Client, silence_id: str) -> dict:
+    return client.delete(f"/api/v1/silences/{_segment(silence_id)}")
+
+
+def _expired_line(silence: dict) -> str:
+    return f"silence {silence['id']} is {silence['state']}"
 
 
 def oncall(args: argparse.Namespace, client: Client) -> Answer:
@@ -244,13 +281,17 @@ def run(command: Command, args: argparse.Namespace) -> int:
     except ClientError as e:
         print(f"hub: error: {e}", file=sys.stderr)
         return 1
+    shown = display.as_json(answer.data) if args.output == "json" else answer.text
     try:
-        print(display.as_json(answer.data) if args.output == "json" else answer.text, flush=True)
+        if shown:  # nothing to list (``-q``, every expire failed) prints no empty line
+            print(shown, flush=True)
     except BrokenPipeError:
         # The reader (``| head``, a closed pager) took what it wanted: not an error. Later
         # writes, Python's own flush at exit included, go nowhere instead of failing.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+    for error in answer.errors:
+        print(f"hub: error: {error}", file=sys.stderr)
+    return 1 if answer.errors else 0
 
 
 def base_url(text: str) -> str:
@@ -413,7 +454,15 @@ def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.Argum
     )
     states = add(actions, "list", "list silences, the config's static ones included", silence_list)
     states.add_argument("--state", choices=("active", "pending", "expired"))
-    add(actions, "expire", "end a silence now", silence_expire).add_argument("id")
+    states.add_argument("-q", "--quiet", action="store_true", help="print only the ids, one a line")
+    states.add_argument(
+        "matchers",
+        nargs="*",
+        help="only silences having each of these matchers (a first one without an operator"
+        ' is the alertname, as in amtool), e.g. alertname="DiskFull"',
+    )
+    expiring = add(actions, "expire", "end silences now", silence_expire)
+    expiring.add_argument("ids", nargs="+", metavar="ID")
 
 
 def _notifications(commands: argparse._SubParsersAction, add: Callable[..., Any]) -> None:

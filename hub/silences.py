@@ -58,6 +58,14 @@ def mutes(silence: Silence, labels: Mapping[str, str], now: datetime) -> bool:
     return state(silence, now) == "active" and matchers.matches_all(silence.parsed, labels)
 
 
+def includes(silence: Silence, wanted: Iterable[matchers.Matcher]) -> bool:
+    """Whether each wanted matcher is one of the silence's: the same label, operator and
+    value, quoted or not. amtool's rule for ``silence query``: ``alertname=DiskFull``
+    finds the silences made for DiskFull, not every one that would also mute it
+    (``severity="warning"``, ``alertname=~".+"``)."""
+    return all(matcher in silence.parsed for matcher in wanted)
+
+
 def muting_silences(
     silences: Iterable[Silence], labels: Mapping[str, str], now: datetime
 ) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -22,10 +23,11 @@ from litestar.params import FromPath, QueryParameter
 
 from hub import escalation, logs, silences
 from hub.access import BEARER, actor, require
-from hub.api_params import COMMENT_MAX
+from hub.api_params import COMMENT_MAX, query_matchers
 from hub.config import Duration, Timestamp
 from hub.decoders.common import parse_json
 from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from hub.matchers import Matcher
 from hub.problems import refusals
 from hub.silences import Silence, State
 from hub.store import Tx
@@ -70,9 +72,18 @@ class NewSilence(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 async def list_silences(
     request: Request,
     wanted: Annotated[State | None, QueryParameter(name="state")] = None,
+    matcher: Annotated[
+        list[str] | None,
+        QueryParameter(
+            description="only silences having this matcher among theirs (same label, operator"
+            ' and value, as amtool silence query finds them), e.g. alertname="DiskFull";'
+            " repeat for several"
+        ),
+    ] = None,
 ) -> list[dict[str, Any]]:
     """Silences made through the API (newest first), then the config's static ones."""
-    return listed(request.app.state.hub, wanted)
+    having = query_matchers("matcher", matcher)
+    return listed(request.app.state.hub, wanted, having)
 
 
 @get(
@@ -133,13 +144,16 @@ async def expire_silence(request: Request, silence_id: FromPath[str]) -> dict[st
     return await expire(request.app.state.hub, silence_id, actor(request))
 
 
-def listed(hub: Any, wanted: State | None = None) -> list[dict[str, Any]]:
-    """Every silence as the API shows it, optionally only those in state ``wanted``."""
+def listed(
+    hub: Any, wanted: State | None = None, having: Sequence[Matcher] = ()
+) -> list[dict[str, Any]]:
+    """Every silence as the API shows it, optionally only those in state ``wanted``
+    and those with each of ``having`` among their matchers (``silences.includes``)."""
     now = current_time(hub)
     return [
         present(s, now, static)
         for s, static in every(hub)
-        if wanted is None or silences.state(s, now) == wanted
+        if (wanted is None or silences.state(s, now) == wanted) and silences.includes(s, having)
     ]
 
 

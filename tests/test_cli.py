@@ -823,3 +823,59 @@ def test_muted_and_not_muted_list_what_a_mute_holds_back_or_the_rest(running):
     assert [row["id"] for row in shown["incidents", "--not-muted"]] == [incident_id]
     assert both.returncode == 2
     assert "argument --not-muted: not allowed with argument --muted" in both.stderr
+
+
+def test_silence_list_finds_silences_by_their_matchers_and_prints_ids_with_quiet(running):
+    """As ``amtool silence query [-q] MATCHER ...``: the silences having each matcher
+    among theirs, quoted or not; a first word with no operator is the alertname."""
+    hub, _ = running
+
+    def add(*matchers: str) -> str:
+        added = hub_cli(hub, "silence", "add", *matchers, "-c", "disk work")
+        assert added.returncode == 0, added.stderr
+        return added.stdout.strip()
+
+    disk = add("alertname=DiskFull", "host=a")
+    disk_b = add('alertname="DiskFull"', "host=b")
+    add('alertname=~"Disk.*"')
+    quiet = hub_cli(hub, "silence", "list", "-q", 'alertname="DiskFull"', token="read-token")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, f"{disk_b}\n{disk}\n", "")
+    short = hub_cli(hub, "silence", "list", "--quiet", "DiskFull", "host=a", token="read-token")
+    assert short.stdout == f"{disk}\n"
+    table = hub_cli(hub, "silence", "list", "DiskFull", token="read-token").stdout.splitlines()
+    assert table[0].split()[:3] == ["ID", "STATE", "MATCHERS"]
+    assert [row.split()[0] for row in table[1:]] == [disk_b, disk]
+    none = hub_cli(hub, "silence", "list", "-q", "alertname=Other", token="read-token")
+    assert (none.returncode, none.stdout) == (0, "")
+    bad = hub_cli(hub, "silence", "list", 'host=~"("', token="read-token")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("hub: error: 400 Bad request: invalid query parameter 'matcher'")
+
+
+def test_silence_expire_takes_several_ids_and_names_each_that_failed(running):
+    """``hub silence expire $(hub silence list -q ...)``: each silence given is expired;
+    one that cannot be is named on stderr, the others still expire, and the exit code
+    says something failed. One id keeps its answer: the silence, with ``-o json``."""
+    hub, _ = running
+    add = ("silence", "add", "alertname=DiskFull", "-c", "disk work")
+    first, second, third = (hub_cli(hub, *add).stdout.strip() for _ in range(3))
+    ids = hub_cli(hub, "silence", "list", "-q", "DiskFull", token="read-token").stdout.split()
+    assert sorted(ids) == sorted([first, second, third])
+    both = hub_cli(hub, "silence", "expire", first, "no-such-id", second)
+    assert both.returncode == 1
+    assert both.stdout == f"silence {first} is expired\nsilence {second} is expired\n"
+    assert both.stderr == (
+        "hub: error: silence no-such-id: 404 Not found: no silence with id no-such-id\n"
+    )
+    again = hub_cli(hub, "silence", "expire", first, third, "-o", "json")
+    assert again.returncode == 1
+    assert [s["id"] for s in json.loads(again.stdout)] == [third]
+    assert again.stderr == (
+        f"hub: error: silence {first}: 409 Conflict: silence {first} has already expired\n"
+    )
+    active = hub_cli(hub, "silence", "list", "-q", "--state", "active", token="read-token")
+    assert active.stdout == ""
+    fourth = hub_cli(hub, *add).stdout.strip()
+    one = hub_cli(hub, "silence", "expire", fourth, "-o", "json")
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["id"] == fourth and json.loads(one.stdout)["state"] == "expired"

@@ -110,6 +110,36 @@ def test_config_silences_are_listed_as_static_and_cannot_be_deleted(hub):
         assert unknown.json()["detail"] == "no silence with id no-such-id"
 
 
+def test_the_list_keeps_the_silences_having_each_matcher_asked_for(hub):
+    """amtool's rule for ``silence query``: a silence is listed when each matcher asked
+    for is one of its own (label, operator and value), not when it would mute such an
+    alert: ``service=~".+"`` mutes checkout alerts and is not listed for them."""
+    bodies = [
+        {**DEPLOY, "matchers": ['service="checkout"', 'env="prod"']},
+        {**DEPLOY, "matchers": ["service=checkout"]},
+        {**DEPLOY, "matchers": ['service=~".+"']},
+        {**DEPLOY, "matchers": ['service!="checkout"', 'env="dev"']},
+    ]
+    with hub.client(headers=WRITER) as http:
+        both, bare, wide, _ = [http.post("/api/v1/silences", json=b).json()["id"] for b in bodies]
+
+        def having(*wanted: str) -> list[str]:
+            answer = http.get("/api/v1/silences", params={"matcher": list(wanted)})
+            assert answer.status_code == 200
+            return [s["id"] for s in answer.json()]
+
+        assert having('service="checkout"') == [bare, both], "newest first, quoting aside"
+        assert having("service=checkout", 'env="prod"') == [both]
+        assert having('{service="checkout", env="prod"}') == [both]
+        assert having('service=~".+"') == [wide]
+        static = http.get("/api/v1/silences").json()[-1]
+        assert having('env="staging"') == [static["id"]], "the config's too"
+        assert having('team="db"') == []
+        bad = http.get("/api/v1/silences", params={"matcher": 'service=~"("'})
+    assert bad.status_code == 400
+    assert "'matcher'" in bad.json()["detail"] and "bad regular expression" in bad.json()["detail"]
+
+
 @pytest.mark.parametrize(
     ("change", "field", "detail_has"),
     [
