@@ -33,6 +33,7 @@ ALERT_COLUMNS = (
     ("severity", "severity"),
     ("since", "last_change"),
     ("incident", "incident_id"),
+    ("muted by", "muted_by"),
     ("summary", "summary"),
     ("labels", "labels"),
 )
@@ -110,7 +111,25 @@ def alerts(args: argparse.Namespace, client: Client) -> Answer:
         ("muted", args.muted),
     ]
     rows = _list(args, client, "/api/v1/alerts", query + _labels(args.matchers))
-    return Answer(rows, display.table(rows, ALERT_COLUMNS))
+    return Answer(rows, _alert_table(rows))
+
+
+def _alert_table(rows: list[dict]) -> str:
+    """Alerts as a table, each with what holds it back now (``muted_by``)."""
+    shown = [{**row, "muted_by": _muted_by(row["mutes"])} for row in rows]
+    return display.table(shown, ALERT_COLUMNS)
+
+
+def _muted_by(mutes: list[dict]) -> str:
+    """The API's ``mutes`` of an alert in a few words, as amtool shows an alert
+    silenced or inhibited: ``silence <id>`` (the id ``hub silence expire`` takes), a
+    window or rule by the name the config gives it (``maintenance:nightly``,
+    ``mute_time_intervals:nights``, ``inhibit_rules[0]``), ``flapping``."""
+    return ", ".join(
+        f"silence {by}" if mute["reason"] == "silence" else by
+        for mute in mutes
+        for by in mute["by"] or [mute["reason"]]
+    )
 
 
 def incidents(args: argparse.Namespace, client: Client) -> Answer:
@@ -132,7 +151,7 @@ def incident(args: argparse.Namespace, client: Client) -> Answer:
     found = client.get(f"/api/v1/incidents/{args.id}")
     sections = [
         display.fields(found, INCIDENT_FIELDS),
-        "Alerts:\n" + display.table(found["alerts"], ALERT_COLUMNS),
+        "Alerts:\n" + _alert_table(found["alerts"]),
         "Timeline:\n" + display.table(found["timeline"], TIMELINE_COLUMNS),
     ]
     return Answer(found, "\n\n".join(sections))

@@ -825,6 +825,71 @@ def test_muted_and_not_muted_list_what_a_mute_holds_back_or_the_rest(running):
     assert "argument --not-muted: not allowed with argument --muted" in both.stderr
 
 
+MUTING = """
+[[inhibit_rules]]
+source_matchers = ['alertname="DatacenterDown"']
+target_matchers = ['severity="warning"']
+equal = ["dc"]
+
+[[maintenance]]
+name = "db-upgrade"
+starts_at = "2020-01-01T00:00:00Z"
+ends_at = "2099-01-01T00:00:00Z"
+matchers = ['service="db"']
+"""
+
+
+def column(table: str, header: str, following: str) -> dict[str, str]:
+    """One column of a table, by each row's first cell (its id): the text between where
+    ``header`` and the next column, ``following``, start."""
+    head, *rows = table.splitlines()
+    start, end = head.index(header), head.index(following)
+    return {row.split()[0]: row[start:end].strip() for row in rows}
+
+
+def test_the_alerts_table_says_what_mutes_each_alert(hub_factory, smtp):
+    """As ``amtool alert query`` shows an alert silenced or inhibited: the silence by
+    the id ``hub silence expire`` takes, the window or rule by its config name."""
+    hub = hub_factory(WITH_TOKENS + MUTING, mail_url=mail_url(smtp[1]))
+    events = {
+        "silenced": {"service": "checkout"},
+        "inhibited": {"service": "web", "dc": "eu"},
+        "maintained": {"service": "db"},
+        "heard": {"service": "search"},
+    }
+    down = {**EVENT, "labels": {"alertname": "DatacenterDown", "dc": "eu"}}
+    silence = {"matchers": ['service="checkout"'], "duration": "1h", "comment": "deploy"}
+    with hub.client(headers=AUTH) as http:
+        posted = {
+            name: http.post(
+                "/webhooks/shop",
+                json={**EVENT, "severity": "warning", "summary": name, "labels": labels},
+            ).json()["alerts"][0]
+            for name, labels in events.items()
+        }
+        posted["source"] = http.post("/webhooks/shop", json=down).json()["alerts"][0]
+        writer = {"Authorization": "Bearer write-token"}
+        silence_id = http.post("/api/v1/silences", json=silence, headers=writer).json()["id"]
+    shown = hub_cli(hub, "alerts", token="read-token")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0].split()[5:8] == ["MUTED", "BY", "SUMMARY"]
+    muted_by = column(shown.stdout, "MUTED BY", "SUMMARY")
+    assert {name: muted_by[str(alert["id"])] for name, alert in posted.items()} == {
+        "silenced": f"silence {silence_id}",
+        "inhibited": "inhibit_rules[0]",
+        "maintained": "maintenance:db-upgrade",
+        "heard": "-",
+        "source": "-",
+    }
+    incident = hub_cli(hub, "incident", str(posted["silenced"]["incident_id"]), token="read-token")
+    alerts = incident.stdout.split("Alerts:\n")[1].split("\n\nTimeline:")[0]
+    assert column(alerts, "MUTED BY", "SUMMARY") == muted_by, "one incident: all five"
+    as_json = hub_cli(hub, "alerts", "-o", "json", token="read-token")
+    assert "muted_by" not in as_json.stdout, "the API's answer as is: mutes only"
+    with hub.client(headers={"Authorization": "Bearer read-token"}) as http:
+        assert json.loads(as_json.stdout) == http.get("/api/v1/alerts").json()
+
+
 def test_silence_list_finds_silences_by_their_matchers_and_prints_ids_with_quiet(running):
     """As ``amtool silence query [-q] MATCHER ...``: the silences having each matcher
     among theirs, quoted or not; a first word with no operator is the alertname."""
