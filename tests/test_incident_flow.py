@@ -81,6 +81,12 @@ def start(hub_factory, smtp):
     return started
 
 
+def checkout_incident(http) -> int:
+    """Fire the shop's checkout alert; the id of the incident it opened."""
+    answer = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP)
+    return answer.json()["alerts"][0]["incident_id"]
+
+
 def test_two_sources_firing_about_one_service_share_one_incident(start, smtp):
     mailbox, _ = smtp
     hub = start(group_wait="500ms")
@@ -182,9 +188,7 @@ def test_an_incident_reopened_with_alerts_still_firing_leads_with_the_worst_firi
 def test_an_acknowledgement_is_recorded_with_its_actor_and_comment(start):
     hub = start()
     with hub.client(headers=WRITER) as http:
-        incident_id = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP).json()[
-            "alerts"
-        ][0]["incident_id"]
+        incident_id = checkout_incident(http)
         acked = http.post(f"/api/v1/incidents/{incident_id}/ack", json={"comment": "on it"})
         assert acked.status_code == 200
         assert acked.json()["status"] == "acknowledged"
@@ -209,9 +213,7 @@ def test_acknowledging_an_incident_someone_else_holds_is_a_conflict_naming_them(
     hub = start()
     other = {"Authorization": "Bearer other-write-token"}
     with hub.client(headers=WRITER) as http:
-        incident_id = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP).json()[
-            "alerts"
-        ][0]["incident_id"]
+        incident_id = checkout_incident(http)
         first = http.post(f"/api/v1/incidents/{incident_id}/ack", json={"comment": "mine"})
         taken = http.post(f"/api/v1/incidents/{incident_id}/ack", headers=other)
         again = http.post(f"/api/v1/incidents/{incident_id}/ack")
@@ -246,9 +248,7 @@ def test_a_repeated_resolve_by_anyone_answers_the_incident_as_stored_and_records
     hub = start()
     other = {"Authorization": "Bearer other-write-token"}
     with hub.client(headers=WRITER) as http:
-        incident_id = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP).json()[
-            "alerts"
-        ][0]["incident_id"]
+        incident_id = checkout_incident(http)
         first = http.post(f"/api/v1/incidents/{incident_id}/resolve", json={"comment": "fixed"})
         again = [
             http.post(f"/api/v1/incidents/{incident_id}/resolve", headers=headers)
@@ -268,9 +268,7 @@ def test_a_repeated_resolve_by_anyone_answers_the_incident_as_stored_and_records
 def test_acting_needs_a_write_token(start):
     hub = start()
     with hub.client() as http:
-        incident_id = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP).json()[
-            "alerts"
-        ][0]["incident_id"]
+        incident_id = checkout_incident(http)
         assert http.post(f"/api/v1/incidents/{incident_id}/ack").status_code == 401
         bad = {"Authorization": "Bearer shop-token"}
         assert http.post(f"/api/v1/incidents/{incident_id}/ack", headers=bad).status_code == 401
