@@ -102,6 +102,15 @@ class AmAlert(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
     generator_url: str = msgspec.field(default="", name="generatorURL")
 
 
+class AmAlertGroup(msgspec.Struct):
+    """Alertmanager's ``alertGroup``: an incident's firing alerts as one receiver of
+    it is told them, under the incident's group labels."""
+
+    labels: dict[str, str]
+    receiver: AmReceiver
+    alerts: list[AmAlert]
+
+
 class AmPeer(msgspec.Struct):
     name: str
     address: str
@@ -259,3 +268,30 @@ class AlertFilter:
         return self.receiver is None or any(
             self.receiver.fullmatch(r.name) for r in shown.receivers
         )
+
+
+def am_groups(
+    rows: Iterable[Mapping[str, Any]],
+    silence_ids: set[str],
+    wanted: AlertFilter,
+    receiver: re.Pattern[str] | None,
+) -> list[AmAlertGroup]:
+    """The firing alerts ``wanted`` keeps, in groups: one per incident and receiver of
+    it that ``receiver`` fully matches, as Alertmanager has an aggregation group per
+    route's receiver and group labels (the incident's, without the names an alert
+    lacks). An alert whose incident is gone is in no group. Sorted as Alertmanager
+    sorts them: by labels, then receiver; alerts by fingerprint."""
+    kept = [(am_alert(row, silence_ids), row) for row in rows]
+    groups: dict[tuple[int, str], AmAlertGroup] = {}
+    for shown, row in sorted(kept, key=lambda pair: pair[0].fingerprint):
+        if not wanted.keeps(shown):
+            continue
+        for name in row["incident_receivers"] or []:
+            if receiver is not None and not receiver.fullmatch(name):
+                continue
+            key = (row["incident_id"], name)
+            if key not in groups:
+                labels = {k: v for k, v in (row["incident_labels"] or {}).items() if v}
+                groups[key] = AmAlertGroup(labels, AmReceiver(name), [])
+            groups[key].alerts.append(shown)
+    return sorted(groups.values(), key=lambda g: (sorted(g.labels.items()), g.receiver.name))

@@ -36,6 +36,7 @@ from hub.alertmanager_shapes import (
     AmStatus,
     AmVersion,
     am_alert,
+    am_groups,
     am_silence,
     hub_matcher,
     silence_matches,
@@ -187,6 +188,36 @@ async def alerts(
     return [msgspec.to_builtins(alert) for alert in shown if wanted.keeps(alert)]
 
 
+@get(
+    f"{PREFIX}/alerts/groups",
+    summary="Alertmanager API: firing alerts in their groups",
+    guards=[require("read")],
+    security=BEARER,
+    responses={**_refused(401), **_texts(400)},
+)
+async def alert_groups(
+    request: Request,
+    active: Shown = True,
+    silenced: Shown = True,
+    inhibited: Shown = True,
+    filters: Filter = None,
+    receiver: Annotated[
+        str | None, QueryParameter(description="a regex the group's receiver must match")
+    ] = None,
+) -> list[dict[str, Any]]:
+    """What karma and Grafana list: one group per incident and receiver it tells,
+    labelled by the incident's group labels, holding the alerts the filters keep
+    (a group left with none is not listed)."""
+    wanted = AlertFilter(
+        active=active, silenced=silenced, inhibited=inhibited, labels=_matchers(filters)
+    )
+    hub = request.app.state.hub
+    silence_ids = {s.id for s in hub.active_silences(silencing.current_time(hub))}
+    rows = api.with_mutes(hub, hub.store.firing_alerts_in_full())
+    groups = am_groups(rows, silence_ids, wanted, _regex(receiver))
+    return [msgspec.to_builtins(group) for group in groups]
+
+
 def _matchers(texts: list[str] | None) -> list[matchers.Matcher]:
     try:
         return matchers.parse_all(texts or [])
@@ -325,6 +356,7 @@ def router() -> Router:
             status,
             receivers,
             alerts,
+            alert_groups,
             list_silences,
             get_silence,
             post_silence,

@@ -31,6 +31,7 @@ from litestar.openapi.spec import (
 from hub import problems, silences
 from hub.alertmanager_shapes import (
     AmAlert,
+    AmAlertGroup,
     AmPostableSilence,
     AmReceiver,
     AmSilence,
@@ -400,6 +401,7 @@ ANSWERS: dict[tuple[str, str], dict[int, Any]] = {
     ("get", "/api/v2/status"): {200: AmStatus},
     ("get", "/api/v2/receivers"): {200: list[AmReceiver]},
     ("get", "/api/v2/alerts"): {200: list[AmAlert]},
+    ("get", "/api/v2/alerts/groups"): {200: list[AmAlertGroup]},
     ("get", "/api/v2/silences"): {200: list[AmSilence]},
     ("get", "/api/v2/silence/{silence_id}"): {200: AmSilence},
     ("post", "/api/v2/silences"): {200: AmSilenceCreated},

@@ -2007,16 +2007,21 @@ class Store:
         ]
 
     def firing_alerts_in_full(self) -> list[dict]:
-        """Every firing alert, each with the receivers of its incident as
-        ``incident_receivers`` (None once retention pruned the incident): the list the
-        Alertmanager API answers, which has no pages, as Alertmanager's has none."""
+        """Every firing alert, each with the receivers and group labels of its incident
+        as ``incident_receivers`` and ``incident_labels`` (None once retention pruned
+        the incident): the lists the Alertmanager API answers, which have no pages, as
+        Alertmanager's have none."""
         rows = self.query(
-            "SELECT a.*, i.receivers AS incident_receivers FROM alerts a"
-            " LEFT JOIN incidents i ON i.id = a.incident_id"
+            "SELECT a.*, i.receivers AS incident_receivers, i.labels AS incident_labels"
+            " FROM alerts a LEFT JOIN incidents i ON i.id = a.incident_id"
             " WHERE a.status = 'firing' ORDER BY a.id"
         )
         return [
-            _decode_alert(row) | {"incident_receivers": _decoded_or_none(row["incident_receivers"])}
+            _decode_alert(row)
+            | {
+                "incident_receivers": _decoded_or_none(row["incident_receivers"]),
+                "incident_labels": _decoded_or_none(row["incident_labels"]),
+            }
             for row in rows
         ]
 

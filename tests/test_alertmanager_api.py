@@ -43,6 +43,7 @@ urls = ["{{mail_url}}"]
 [[route.routes]]
 matchers = ['service="payments"']
 receiver = "pager"
+group_by = ["service"]
 
 [[inhibit_rules]]
 source_matchers = ['alertname="DatacenterDown"']
@@ -288,6 +289,15 @@ ALERT = {
         },
     },
 }
+GROUP = {
+    "type": "object",
+    "required": ["labels", "receiver", "alerts"],
+    "properties": {
+        "labels": LABELS,
+        "receiver": {"type": "object", "required": ["name"]},
+        "alerts": {"type": "array", "items": ALERT},
+    },
+}
 STATUS = {
     "type": "object",
     "required": ["cluster", "versionInfo", "config", "uptime"],
@@ -318,6 +328,9 @@ AM_SHAPES = schemathesis.openapi.from_dict(
         "paths": {
             "/api/v2/status": {"get": {"responses": answers(STATUS)}},
             "/api/v2/alerts": {"get": {"responses": answers({"type": "array", "items": ALERT})}},
+            "/api/v2/alerts/groups": {
+                "get": {"responses": answers({"type": "array", "items": GROUP})}
+            },
             "/api/v2/silences": {
                 "get": {"responses": answers({"type": "array", "items": SILENCE})},
                 "post": {
@@ -424,6 +437,37 @@ def test_alert_filters_are_alertmanagers(hub, params, services):
     shown = v2(hub, "alerts", **params)
     assert shown.status_code == 200, shown.text
     assert {alert["labels"]["service"] for alert in shown.json()} == services
+
+
+def test_alert_groups_are_each_incident_as_each_of_its_receivers_is_told_it(hub):
+    """karma and Grafana list groups: the payments route groups by service, so its two
+    alerts are one group for pager; the root route groups by nothing (no labels)."""
+    fire(hub, "payments", instance="a")
+    fire(hub, "payments", instance="b")
+    fire(hub, "checkout")
+    post_silence(hub)
+    shown = am_valid("/api/v2/alerts/groups", v2(hub, "alerts/groups")).json()
+    summary = [
+        (
+            group["labels"],
+            group["receiver"]["name"],
+            [a["labels"].get("instance") for a in group["alerts"]],
+        )
+        for group in shown
+    ]
+    payments = sorted(
+        (alert for alert in v2(hub, "alerts").json() if alert["labels"]["service"] == "payments"),
+        key=lambda alert: alert["fingerprint"],
+    )
+    assert summary == [
+        ({}, "ops", [None]),
+        ({"service": "payments"}, "pager", [a["labels"]["instance"] for a in payments]),
+    ]
+    assert shown[1]["alerts"] == payments, "each alert as GET /api/v2/alerts shows it"
+    only = v2(hub, "alerts/groups", silenced="false", filter='instance="a"').json()
+    assert [(g["receiver"]["name"], len(g["alerts"])) for g in only] == [("pager", 1)]
+    assert v2(hub, "alerts/groups", receiver="ops").json() == [shown[0]]
+    assert v2(hub, "alerts/groups", receiver="op").json() == [], "anchored, as Alertmanager's"
 
 
 def test_prometheus_alerts_keep_their_fingerprint_and_generator_url(hub):

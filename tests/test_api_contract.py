@@ -288,7 +288,7 @@ def use_the_alertmanager_api(api: Recorder, http: httpx.Client, document: dict) 
     api.call("POST", "/api/v2/silences", made | {"id": silence_id, "comment": "changed"})
     expired = http.delete(f"/api/v2/silence/{silence_id}")
     assert (expired.status_code, expired.content) == (200, b"")
-    for path in ("/api/v2/status", "/api/v2/receivers", "/api/v2/alerts"):
+    for path in ("/api/v2/status", "/api/v2/receivers", "/api/v2/alerts", "/api/v2/alerts/groups"):
         api.call("GET", path)
     for silence in api.call("GET", "/api/v2/silences"):
         api.call("GET", "/api/v2/silence/{silence_id}", silence_id=silence["id"])
