@@ -3,8 +3,9 @@ a ``fail`` ping, or a ``start`` ping with no completion within ``grace`` raises 
 firing alert; the next ping resolves it.
 
 The alert goes through the normal ingest path (``apply_delivery`` with source
-``heartbeat``, fingerprint ``heartbeat:NAME`` and the heartbeat's labels plus
-``heartbeat=NAME``), so it is routed, grouped, escalated and silenced like any
+``heartbeat``, fingerprint ``heartbeat:NAME``, ``alertname=HeartbeatDown`` unless its
+labels name one, its labels and ``heartbeat=NAME``), so it is routed, grouped,
+escalated and silenced like any
 other, in the same transaction that records the ping or the missed deadline.
 
 Deadlines are rows in the store: the ``Watchdog`` worker sleeps until the earliest
@@ -40,6 +41,9 @@ from hub.store import Store, Tx
 from hub.worker import Worker
 
 SOURCE = "heartbeat"
+ALERTNAME = "HeartbeatDown"
+"""The ``alertname`` of a heartbeat's alert unless its labels name one: routes and
+``group_by`` written for Alertmanager select and group alerts by it."""
 BATCH = 100
 MIN_TOKEN_LENGTH = 16
 Ping = Literal["success", "fail", "start"]
@@ -207,7 +211,7 @@ def _raise_alert(tx: Tx, row: dict, status: str, now: float, rules: Rules, reaso
         status=status,  # type: ignore[arg-type]
         summary=summary(row),
         severity=row["severity"],
-        labels={**row["labels"], "heartbeat": name},
+        labels={"alertname": ALERTNAME, **row["labels"], "heartbeat": name},
         annotations={"reason": reason},
     )
     body = _encode({"heartbeat": name, "status": status, "reason": reason})

@@ -71,7 +71,11 @@ def test_a_missed_deadline_emails_an_alert_and_the_next_ping_resolves_it(hub_fac
         assert "nightly backup did not report" in subjects(mailbox, "FIRING")[0]
         alert = heartbeat_alert(http)
         assert alert["fingerprint"] == "heartbeat:nightly-backup"
-        assert alert["labels"] == {"team": "db", "heartbeat": "nightly-backup"}
+        assert alert["labels"] == {
+            "alertname": "HeartbeatDown",
+            "team": "db",
+            "heartbeat": "nightly-backup",
+        }
         assert gauge(http, "hub_heartbeat_overdue") == 1
 
         assert http.post("/ping/nightly-backup").status_code == 200
@@ -84,6 +88,19 @@ def test_a_missed_deadline_emails_an_alert_and_the_next_ping_resolves_it(hub_fac
         'event=heartbeat_down name=nightly-backup reason="deadline missed"',
         "event=heartbeat_up name=nightly-backup reason=pinged",
     ]
+
+
+def test_a_heartbeats_own_alertname_names_its_alert(hub_factory, smtp):
+    mailbox, smtp_port = smtp
+    hub = hub_factory(
+        BASE_CONFIG + HEARTBEATS.replace('team = "db"', 'team = "db", alertname = "BackupMissing"'),
+        mail_url=mail_url(smtp_port),
+        period="700ms",
+        grace="300ms",
+    )
+    with hub.client(headers=WRITE) as http:
+        wait_for(lambda: subjects(mailbox, "FIRING"))
+        assert heartbeat_alert(http)["labels"]["alertname"] == "BackupMissing"
 
 
 def test_a_deadline_that_passed_while_the_hub_was_stopped_fires_on_start(hub_factory, smtp):
