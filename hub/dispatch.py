@@ -424,11 +424,12 @@ def _context(
     acked_at = incident["acknowledged_at"]
     by_person = resolved and incident["resolved_by"] not in (None, HUB_ACTOR)
     lapsed = firing and incident["lapsed_by"] is not None
+    title, severity = _headline(incident, visible, firing)
     return NotificationContext(
         incident_id=incident["id"],
         status="firing" if firing else "resolved",
-        severity=incident["severity"],
-        title=_title(incident, visible, firing),
+        severity=severity,
+        title=title,
         alerts=[
             AlertContext(
                 fingerprint=a["fingerprint"],
@@ -455,16 +456,18 @@ def _context(
     )
 
 
-def _title(incident: dict, listed: list[dict], firing: bool) -> str:
-    """The message's title: the incident's, unless its alert is not among those the
-    message lists (a silence or an inhibition holds it back), as a subject must not
-    name an alert the body leaves out. Then it is, by the incident's own rule, the
-    summary of the most severe alert listed (of those firing, on a firing message),
-    the one hub has known longest among equals."""
+def _headline(incident: dict, listed: list[dict], firing: bool) -> tuple[str, str]:
+    """The message's title and severity: the incident's, unless its title alert is not
+    among those the message lists (a silence or an inhibition holds it back), as a
+    subject must not name an alert the body leaves out, nor a page read critical for
+    a critical alert that is silenced. Then they are, by the incident's own rule, the
+    summary and severity of the most severe alert listed (of those firing, on a firing
+    message), the one hub has known longest among equals."""
     if not listed or any(a["id"] == incident["title_alert_id"] for a in listed):
-        return incident["title"]
+        return incident["title"], incident["severity"]
     candidates = [a for a in listed if a["status"] == "firing"] if firing else listed
-    return min(candidates, key=lambda a: (SEVERITIES.index(a["severity"]), a["id"]))["summary"]
+    lead = min(candidates, key=lambda a: (SEVERITIES.index(a["severity"]), a["id"]))
+    return lead["summary"], lead["severity"]
 
 
 def _ack_url(incident: dict, person: str | None, now: float, links: Links) -> str:

@@ -349,8 +349,9 @@ def test_a_message_never_reads_resolved_while_inhibited_alerts_of_its_incident_f
 def test_a_message_leaving_the_silenced_title_alert_out_leads_with_its_worst(start, smtp):
     """With the incident's critical headline silenced, the message lists a warning and
     an info alert (the info one hub has known longer) and leads with the warning: the
-    most severe alert it shows, as the incident's own title would (chat, SMS and a
-    receiver's own template get the same ``title``)."""
+    most severe alert it shows, as the incident's own title would, and reads as severe
+    as it (chat, SMS and a receiver's own template get the same ``title`` and
+    ``severity``)."""
     mailbox, _ = smtp
     hub = start(group_wait="500ms")
     down = event("checkout", alertname="Down", severity="critical")
@@ -367,7 +368,9 @@ def test_a_message_leaving_the_silenced_title_alert_out_leads_with_its_worst(sta
     assert mailbox.subjects() == [f"[FIRING:2] #{incident_id} checkout Slow"]
     text = mailbox.text_of(0)
     assert "checkout Minor" in text and "checkout Down" not in text
-    assert incident["title"] == "checkout Down", "the incident's own title stays"
+    header = text[: text.index("\nAlerts:")].splitlines()
+    assert "Severity: warning" in header, "the message's own severity, not the silenced one's"
+    assert (incident["title"], incident["severity"]) == ("checkout Down", "critical")
 
 
 def test_a_maintenance_window_mutes_matching_alerts(start, smtp):
