@@ -341,11 +341,17 @@ def notice_missing_receivers(tx: Tx, cfg: Config, now: float) -> None:
     """At start: make each open or acknowledged incident due at once to the receivers
     it notifies that the config no longer has, as if never told, so that grouping's
     next look dead-letters its message there (``_dead_letter``), naming the receiver.
-    Once: not again at the next start while such a dead letter is the newest to it,
-    nor once a person dismissed it."""
+    Its messages there still waiting in the outbox are set aside: that letter says all
+    they would, and each of them dead-lettered too would send it twice once all are
+    retried. Once: not again at the next start while such a dead letter is the newest
+    to it, nor once a person dismissed it."""
     for row in tx.notifying_unknown([r.name for r in cfg.receivers]):
         lettered = row["state"] in ("dead", "dismissed")
         if not (lettered and row["integration"] == NO_INTEGRATION):
+            reason = (
+                f"superseded by a dead letter: receiver {row['receiver']!r} is not in the config"
+            )
+            tx.set_aside_waiting(row["incident_id"], row["receiver"], reason)
             changes = {"last_notified_hash": None, "due_at": now}
             tx.set_receiver_state(row["incident_id"], row["receiver"], changes)
 

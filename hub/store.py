@@ -1450,6 +1450,15 @@ class Tx:
         )
         return cursor.rowcount == 1
 
+    def set_aside_waiting(self, incident_id: int, receiver: str, reason: str) -> None:
+        """Mark the incident's messages to ``receiver`` still waiting in the outbox
+        ``dismissed`` with ``reason``: they are never sent, retried or counted as dead."""
+        self.conn.execute(
+            "UPDATE notifications SET state = 'dismissed', claimed_until = NULL, last_error = ?"
+            " WHERE incident_id = ? AND receiver = ? AND state IN ('pending', 'sending')",
+            (reason, incident_id, receiver),
+        )
+
     def claim_notifications(
         self, now: float, lease: float, limit: int, sending: Collection[int] = ()
     ) -> list[dict]:

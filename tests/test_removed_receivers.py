@@ -141,6 +141,49 @@ def test_a_restart_without_a_receiver_dead_letters_its_open_incidents_once_per_c
         assert len(dead_letters(http)) == 2, "a resolved incident needs nobody"
 
 
+def test_a_message_waiting_for_a_removed_receiver_gives_way_to_its_one_dead_letter(
+    hub_factory, smtp
+):
+    """A message to pager still in the outbox at a restart without pager died there as
+    well as in the letter the start wrote: two dead letters for one message, and
+    pager told twice once both were retried. Here pager's mail server is down, so
+    its message is waiting when the hub stops; then pager is back and told once."""
+    mailbox, smtp_port = smtp
+    down = free_port()
+    hub = hub_factory(
+        BASE_CONFIG + TOKENS + PAGER, mail_url=mail_url(smtp_port), smtp_port=down, max_attempts=99
+    )
+    with hub.client(headers=ADMIN) as http:
+        fire(http)
+        (waiting,) = wait_for(lambda: [r for r in to_pager(http) if r["attempts"]])
+    with_pager = hub.config_path.read_text()
+    hub.stop()
+    without_pager(hub)
+    hub.start()
+    with hub.client(headers=ADMIN) as http:
+        (dead,) = wait_for(lambda: dead_letters(http))
+        time.sleep(0.6)  # several sender rounds: none dead-letters the waiting message
+        rows = [(r["id"], r["integration"], r["state"], r["last_error"]) for r in to_pager(http)]
+    assert rows == [
+        (dead["id"], "none", "dead", dead["last_error"]),
+        (
+            waiting["id"],
+            "mailto",
+            "dismissed",
+            "superseded by a dead letter: receiver 'pager' is not in the config",
+        ),
+    ]
+    hub.stop()
+    hub.config_path.write_text(with_pager.replace(f":{down}?", f":{smtp_port}?"))
+    hub.start()
+    with hub.client(headers=ADMIN) as http:
+        assert http.post(f"/api/v1/notifications/{waiting['id']}/retry").status_code == 409
+        assert http.post(f"/api/v1/notifications/{dead['id']}/retry").status_code == 200
+        wait_for(lambda: "pager" in recipients(mailbox))
+        time.sleep(0.6)
+    assert recipients(mailbox).count("pager") == 1
+
+
 def test_a_dead_letter_to_a_missing_receiver_is_logged_and_on_the_incident_timeline(
     hub_factory, smtp, caplog
 ):
@@ -358,3 +401,10 @@ def test_hub_dead_letters_fires_for_a_series_born_above_zero(tmp_path):
     """increase() does not see a series whose first sample is 1, as the dead letters a
     hub writes at start for a receiver missing from its config are."""
     promtool_test_rules(tmp_path, HUB_DEAD_LETTERS_TEST)
+
+
+def to_pager(http) -> list[dict]:
+    """Every notification to pager, newest first."""
+    answer = http.get("/api/v1/notifications", params={"receiver": "pager"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
