@@ -306,6 +306,14 @@ def test_ids_stay_past_the_newest_pruned_when_older_rows_are_pruned_later(tmp_pa
     assert taken == {table: given[table] + 1 for table in NUMBERED}
 
 
+BOTH = {"firing", "resolved"}
+
+
+def sent_kinds(http: httpx.Client) -> set[str]:
+    """The kinds of message the delivery log has sent."""
+    return {n["kind"] for n in deliveries(http) if n["state"] == "sent"}
+
+
 def test_an_ack_link_to_a_pruned_incident_is_refused_not_taken_by_the_next(
     hub_factory, smtp, tmp_path
 ):
@@ -316,7 +324,9 @@ def test_an_ack_link_to_a_pruned_incident_is_refused_not_taken_by_the_next(
     hub = start_hub(hub_factory, receiver("ops", mail_url(port)))
     with hub.client(headers=WRITER) as http:
         pruned = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: sent_kinds(http) == {"firing"})
         fire(http, "checkout down", status="resolved")
+        wait_for(lambda: sent_kinds(http) == BOTH)  # an incident with queued messages stays
     hub.stop()
     with opened((tmp_path / "hub.db").as_posix()) as store:
         asyncio.run(retention.prune(store, config.Retention(), time.time() + 91 * DAY))
@@ -362,9 +372,6 @@ def silence(http: httpx.Client, service: str) -> str:
     return answer.json()["id"]
 
 
-BOTH = {"firing", "resolved"}
-
-
 def test_a_resolved_incident_whose_messages_still_wait_is_kept_until_they_are_sent(
     hub_factory, smtp, tmp_path
 ):
@@ -391,7 +398,7 @@ def test_a_resolved_incident_whose_messages_still_wait_is_kept_until_they_are_se
     hub.start()
     wait_for(lambda: len(mailbox.messages) == 2)
     with hub.client(headers=WRITER) as http:
-        sent = {n["kind"] for n in deliveries(http) if n["state"] == "sent"}
+        sent = sent_kinds(http)
         shown = http.get(f"/api/v1/incidents/{incident}").status_code
     hub.stop()
     with opened((tmp_path / "hub.db").as_posix()) as store:
