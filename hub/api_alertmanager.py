@@ -181,11 +181,16 @@ async def alerts(
         labels=_matchers(filters),
         receiver=_regex(receiver),
     )
-    hub = request.app.state.hub
-    silence_ids = {s.id for s in hub.active_silences(silencing.current_time(hub))}
-    rows = api.with_mutes(hub, hub.store.firing_alerts_in_full())
+    rows, silence_ids = _firing(request.app.state.hub)
     shown = sorted((am_alert(row, silence_ids) for row in rows), key=lambda a: a.fingerprint)
     return [msgspec.to_builtins(alert) for alert in shown if wanted.keeps(alert)]
+
+
+def _firing(hub: Any) -> tuple[list[dict[str, Any]], set[str]]:
+    """Every firing alert with its ``mutes``, and the ids of the silences now active,
+    which tell the silences among its mutes from the muting time intervals."""
+    silence_ids = {s.id for s in hub.active_silences(silencing.current_time(hub))}
+    return api.with_mutes(hub, hub.store.firing_alerts_in_full()), silence_ids
 
 
 @get(
@@ -211,9 +216,7 @@ async def alert_groups(
     wanted = AlertFilter(
         active=active, silenced=silenced, inhibited=inhibited, labels=_matchers(filters)
     )
-    hub = request.app.state.hub
-    silence_ids = {s.id for s in hub.active_silences(silencing.current_time(hub))}
-    rows = api.with_mutes(hub, hub.store.firing_alerts_in_full())
+    rows, silence_ids = _firing(request.app.state.hub)
     groups = am_groups(rows, silence_ids, wanted, _regex(receiver))
     return [msgspec.to_builtins(group) for group in groups]
 
