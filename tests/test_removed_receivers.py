@@ -58,6 +58,14 @@ def without_pager(hub) -> None:
     hub.config_path.write_text(text[: text.index("\n[[route.routes]]")])
 
 
+def restart_without_pager(hub) -> None:
+    """Stop the hub, take pager out of its config and start it again: a restart, unlike
+    a reload, cannot refuse the change."""
+    hub.stop()
+    without_pager(hub)
+    hub.start()
+
+
 def dead_letters(http) -> list[dict]:
     answer = http.get("/api/v1/notifications", params={"state": "dead"})
     assert answer.status_code == 200, answer.text
@@ -97,9 +105,7 @@ def test_a_restart_without_a_receiver_dead_letters_its_open_incidents_once_per_c
         incident = fire(http)
         assert fire(http, CART) == incident
         wait_for(lambda: "pager" in recipients(mailbox))
-    hub.stop()
-    without_pager(hub)
-    hub.start()
+    restart_without_pager(hub)
     with hub.client(headers=ADMIN) as http:
         (dead,) = wait_for(lambda: dead_letters(http))
         assert (dead["incident_id"], dead["receiver"], dead["integration"], dead["kind"]) == (
@@ -157,9 +163,7 @@ def test_a_message_waiting_for_a_removed_receiver_gives_way_to_its_one_dead_lett
         fire(http)
         (waiting,) = wait_for(lambda: [r for r in to_pager(http) if r["attempts"]])
     with_pager = hub.config_path.read_text()
-    hub.stop()
-    without_pager(hub)
-    hub.start()
+    restart_without_pager(hub)
     with hub.client(headers=ADMIN) as http:
         (dead,) = wait_for(lambda: dead_letters(http))
         time.sleep(0.6)  # several sender rounds: none dead-letters the waiting message
@@ -194,9 +198,7 @@ def test_a_dead_letter_to_a_missing_receiver_is_logged_and_on_the_incident_timel
     with hub.client(headers=ADMIN) as http:
         incident = fire(http)
         wait_for(lambda: "pager" in recipients(mailbox))
-    hub.stop()
-    without_pager(hub)
-    hub.start()
+    restart_without_pager(hub)
     with hub.client(headers=ADMIN) as http:
         (dead,) = wait_for(lambda: dead_letters(http))
         timeline = shown(http, incident)["timeline"]
@@ -254,9 +256,7 @@ def test_a_message_that_failed_and_one_never_sent_are_dead_on_the_timeline_in_on
         (gave_up,) = wait_for(lambda: dead_letters(http))
         unsent = fire(http)
         wait_for(lambda: "pager" in recipients(mailbox))
-    hub.stop()
-    without_pager(hub)
-    hub.start()
+    restart_without_pager(hub)
     with hub.client(headers=ADMIN) as http:
         (never_sent,) = wait_for(
             lambda: [d for d in dead_letters(http) if d["id"] != gave_up["id"]]
@@ -318,9 +318,7 @@ def test_retrying_a_dead_letter_to_a_missing_receiver_tells_every_channel_it_has
         incident = fire(http)
         wait_for(lambda: "pager" in recipients(mailbox))
     with_pager = hub.config_path.read_text()
-    hub.stop()
-    without_pager(hub)
-    hub.start()
+    restart_without_pager(hub)
     with hub.client(headers=ADMIN) as http:
         (dead,) = wait_for(lambda: dead_letters(http))
     hub.stop()
