@@ -247,7 +247,12 @@ def _time(epoch: float) -> datetime:
 class AlertFilter:
     """The query of ``GET /api/v2/alerts``: which states to show (hub has no
     unprocessed alerts, so that flag keeps nothing out), the label matchers all of
-    which must match, and a regex one of the alert's receivers must fully match."""
+    which must match, and a regex one of the alert's receivers must fully match.
+
+    ``active`` holds every alert neither silenced nor inhibited, the ones a muting
+    time interval or flapping suppresses included: Alertmanager 0.25 marks those
+    active, so ``amtool alert query`` lists them and ``--silenced``, ``--inhibited``
+    and ``--unprocessed`` do not."""
 
     active: bool = True
     silenced: bool = True
@@ -257,7 +262,7 @@ class AlertFilter:
 
     def keeps(self, shown: AmAlert) -> bool:
         status = shown.status
-        if status.state == "active" and not self.active:
+        if not (status.silenced_by or status.inhibited_by or self.active):
             return False
         if status.silenced_by and not self.silenced:
             return False

@@ -9,6 +9,7 @@ amtool comes with Debian's ``prometheus-alertmanager`` (installed by ``.ci/run``
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -50,10 +51,20 @@ source_matchers = ['alertname="DatacenterDown"']
 target_matchers = ['service="search"']
 equal = ["dc"]
 
+[[route.routes]]
+matchers = ['service="batch"']
+receiver = "ops"
+mute_time_intervals = ["always"]
+
 [[silences]]
 matchers = ['service="static"']
 comment = "from the file"
 created_by = "config"
+
+[[time_intervals]]
+name = "always"
+[[time_intervals.time_intervals]]
+times = [{{{{ start_time = "00:00", end_time = "24:00" }}}}]
 """
 )
 
@@ -100,6 +111,10 @@ Amtool = Callable[..., subprocess.CompletedProcess]
 
 @pytest.fixture
 def amtool(hub, tmp_path: Path) -> Amtool:
+    return amtool_for(hub, tmp_path)
+
+
+def amtool_for(hub, tmp_path: Path) -> Amtool:
     """amtool configured as the README shows: its config file naming hub's URL, the
     HTTP config file with the token, and the token's name as author. Upstream amtool
     reads ``~/.config/amtool/config.yml``, Debian's ``~/.config/prometheus/amtool.yml``:
@@ -171,7 +186,7 @@ def test_amtool_silences_an_alert_in_hub_and_expires_the_silence(hub, amtool):
     assert stored["matchers"] == ['service="checkout"']
     assert alert["mutes"] == [{"reason": "silence", "by": [silence_id]}]
     listed = table(amtool("silence", "query"))
-    assert [row.split()[0] for row in listed] == [silence_id, stored_static(hub)]
+    assert [row.split()[0] for row in listed] == [silence_id, stored_static(hub)["static"]]
     assert table(amtool("alert", "query")) == []  # amtool leaves silenced alerts out
     assert "suppressed" in table(amtool("alert", "query", "--silenced"))[0]
 
@@ -179,13 +194,17 @@ def test_amtool_silences_an_alert_in_hub_and_expires_the_silence(hub, amtool):
     with hub.client(headers=CREDENTIALS["read"]) as http:
         assert http.get(f"/api/v1/silences/{silence_id}").json()["state"] == "expired"
         assert http.get("/api/v1/alerts").json()[0]["mutes"] == []
-    assert [row.split()[0] for row in table(amtool("silence", "query"))] == [stored_static(hub)]
+    assert [row.split()[0] for row in table(amtool("silence", "query"))] == [
+        stored_static(hub)["static"]
+    ]
     assert table(amtool("silence", "query", "--expired"))[0].startswith(silence_id)
 
 
-def stored_static(hub) -> str:
+def stored_static(hub) -> dict[str, str]:
+    """The config's silences' ids, by the service their one matcher names."""
     with hub.client(headers=CREDENTIALS["read"]) as http:
-        return next(s["id"] for s in http.get("/api/v1/silences").json() if s["static"])
+        listed = http.get("/api/v1/silences").json()
+    return {s["matchers"][0].split('"')[1]: s["id"] for s in listed if s["static"]}
 
 
 def test_amtool_silence_update_changes_the_silence_in_place(hub, amtool):
@@ -207,10 +226,134 @@ def test_amtool_reports_hub_refusals_by_status(hub, amtool):
     past = ("--start=2020-01-01T00:00:00Z", "--end=2020-01-02T00:00:00Z")
     ended = amtool("silence", "add", "service=cart", "-c", "x", *past)
     assert "[400] postSilencesBadRequest  ends_at: must be in the future" in ended.stderr
-    static = amtool("silence", "expire", stored_static(hub))
+    static = amtool("silence", "expire", stored_static(hub)["static"])
     assert static.returncode != 0 and "status 409" in static.stderr
     with hub.client(headers=CREDENTIALS["read"]) as http:
         assert [s["static"] for s in http.get("/api/v1/silences").json()] == [True]
+
+
+def alert_scene(hub) -> str:
+    """An alert in each state amtool tells apart: CheckoutDown silenced, SearchDown
+    inhibited (by DatacenterDown), PaymentsDown active (told to pager), BatchDown held
+    by a muting time interval, which Alertmanager 0.25 counts as active. Returns the
+    silence's id."""
+    fire(hub, "checkout")
+    fire(hub, "search", dc="eu")
+    fire(hub, "datacenter", alertname="DatacenterDown", dc="eu")
+    fire(hub, "payments")
+    fire(hub, "batch")
+    return post_silence(hub).json()["silenceID"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "alertnames"),
+    [
+        ((), ["BatchDown", "DatacenterDown", "PaymentsDown"]),
+        (("--active",), ["BatchDown", "DatacenterDown", "PaymentsDown"]),
+        (("--silenced",), ["CheckoutDown"]),
+        (("--inhibited",), ["SearchDown"]),
+        (("-s", "-i"), ["CheckoutDown", "SearchDown"]),
+        (("-a", "-s"), ["BatchDown", "CheckoutDown", "DatacenterDown", "PaymentsDown"]),
+        (("--unprocessed",), []),
+        (("--receiver=pager",), ["PaymentsDown"]),
+        (("--receiver=pag",), []),
+        (("--silenced", "--receiver=o.s"), ["CheckoutDown"]),
+        (("-a", "-s", "-i", 'service=~"(batch|search)"'), ["BatchDown", "SearchDown"]),
+        (("DatacenterDown",), ["DatacenterDown"]),
+    ],
+)
+def test_amtool_alert_query_flags_pick_alerts_as_alertmanager_does(hub, amtool, flags, alertnames):
+    """amtool asks for the states it names (no flag: active only), a receiver regex
+    (anchored) and matchers (a bare word is the alertname); each answer is what
+    Alertmanager would list for the same alerts."""
+    alert_scene(hub)
+    rows = table(amtool("alert", "query", *flags))
+    assert sorted(row.split()[0] for row in rows) == alertnames
+
+
+def test_amtool_alert_query_shows_what_suppresses_each_alert(hub, amtool):
+    silence_id = alert_scene(hub)
+    rows = table(amtool("alert", "query", "-a", "-s", "-i", "-o", "extended"))
+    states = {row.split()[0].split('"')[1]: row.split()[-1] for row in rows}
+    assert states == {
+        "BatchDown": "suppressed",
+        "CheckoutDown": "suppressed",
+        "DatacenterDown": "active",
+        "PaymentsDown": "active",
+        "SearchDown": "suppressed",
+    }
+    shown = amtool("alert", "query", "--silenced", "-o", "json")
+    (checkout,) = json.loads(shown.stdout)
+    assert checkout["status"] == {
+        "state": "suppressed",
+        "silencedBy": [silence_id],
+        "inhibitedBy": [],
+    }
+
+
+ENDED = """
+[[silences]]
+matchers = ['service="legacy"']
+starts_at = {long_ago_start}
+ends_at = {long_ago_end}
+comment = "ended three hours ago"
+created_by = "config"
+
+[[silences]]
+matchers = ['service="migration"']
+starts_at = {lately_start}
+ends_at = {lately_end}
+comment = "ended half an hour ago"
+created_by = "config"
+"""
+
+
+def test_amtool_silence_query_flags_pick_silences_as_alertmanager_does(hub_factory, smtp, tmp_path):
+    """amtool lists every silence and keeps, on its side, those not yet ended (or with
+    ``--expired`` those ended, for as long as they are kept), ending or ended
+    ``--within`` a duration, by ``--created-by``; so hub lists the ended ones and gives
+    each its true end and author."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    times = {
+        "long_ago_start": now - timedelta(hours=5),
+        "long_ago_end": now - timedelta(hours=3),
+        "lately_start": now - timedelta(hours=2),
+        "lately_end": now - timedelta(minutes=30),
+    }
+    hub = hub_factory(
+        CONFIG + ENDED,
+        mail_url=mail_url(smtp[1]),
+        **{key: when.isoformat() for key, when in times.items()},
+    )
+    amtool = amtool_for(hub, tmp_path)
+
+    def ids(*args: str) -> set[str]:
+        answer = amtool("silence", "query", "-q", *args)
+        assert answer.returncode == 0, answer.stderr
+        return set(answer.stdout.split())
+
+    def add(*args: str) -> str:
+        added = amtool("silence", "add", "-c", "deploy", *args)
+        assert added.returncode == 0, added.stderr
+        return added.stdout.strip()
+
+    soon = add("service=cart", "-d", "1h")
+    later = add("service=search", "-d", "3h")
+    pending = add("service=web", f"--start={(now + timedelta(hours=1)).isoformat()}", "-d", "4h")
+    expired = add("service=queue", "-d", "1h")
+    assert amtool("silence", "expire", expired).returncode == 0
+    static = stored_static(hub)
+
+    assert ids() == {soon, later, pending, static["static"]}
+    assert ids("--within", "2h") == {soon}
+    assert ids("--expired") == {expired, static["migration"], static["legacy"]}
+    assert ids("--expired", "--within", "2h") == {expired, static["migration"]}
+    assert ids("--created-by", "config") == {static["static"]}
+    assert ids("--created-by", "config", "--expired") == {static["migration"], static["legacy"]}
+    assert ids("--created-by", "will") == {soon, later, pending}
+    assert ids("service=cart") == {soon}
+    assert ids("--expired", "queue") == set(), "a bare word is an alertname matcher"
+    assert ids("--expired", "service=queue") == {expired}
 
 
 # -- the shapes, over HTTP -----------------------------------------------------------
