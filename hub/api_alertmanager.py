@@ -42,6 +42,7 @@ from hub.alertmanager_shapes import (
     silence_matches,
     silence_order,
 )
+from hub.api_params import TAKES_ANY_QUERY
 from hub.decoders.common import parse_json
 from hub.errors import HubError, InvalidPayload, NotFound
 from hub.problems import (
@@ -89,10 +90,7 @@ def _texts(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 _TEXT_MEANINGS = {
-    400: (
-        "A bad filter, receiver or silence, or a query parameter the operation does not"
-        " take: what was wrong, as a JSON string"
-    ),
+    400: "A bad filter, receiver or silence: what was wrong, as a JSON string",
     404: "No silence has this id (a JSON string)",
     409: "The silence comes from the config file, or has expired (a JSON string)",
 }
@@ -352,7 +350,10 @@ def _text(status: int, detail: str) -> Response:
 
 
 def router() -> Router:
-    """The API, with its refusals in Alertmanager's words."""
+    """The API, with its refusals in Alertmanager's words; a query parameter an
+    operation does not take is passed over, as Alertmanager does: Grafana asks for
+    silences with ``ruleMetadata`` and ``accesscontrol``, which only its own
+    Alertmanager reads."""
     return Router(
         "/",
         route_handlers=[
@@ -366,4 +367,5 @@ def router() -> Router:
             expire_silence,
         ],
         exception_handlers={HubError: as_text, HTTPException: http_as_text},
+        opt={TAKES_ANY_QUERY: True},
     )

@@ -108,12 +108,19 @@ def since_timestamp(text: str) -> float:
     return moment("since", text).timestamp() - 0.5e-6
 
 
+TAKES_ANY_QUERY = "takes_any_query"
+"""Set in a layer's ``opt``: its handlers pass over the query parameters they do not
+take, as the API they answer for does (Alertmanager's, whose readers send their own)."""
+
+
 def refuse_bad_query(request: Request) -> None:
     """Before an API handler runs: a query parameter it does not take, or one given more
     than once that it takes only once, is a 400. Only the last of repeated values would
     reach the handler, so ``?status=firing&status=resolved`` would filter by one of the
     two as if it were the answer to both."""
-    if not request.url.path.startswith(API_PREFIX):
+    if not request.url.path.startswith(API_PREFIX) or request.route_handler.opt.get(
+        TAKES_ANY_QUERY
+    ):
         return
     handler, path_params = request.route_handler, frozenset(request.path_params)
     taken = query_names(handler, path_params)

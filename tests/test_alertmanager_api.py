@@ -1,7 +1,8 @@
 """hub read as an Alertmanager: the real amtool against a real hub, and the shapes,
 filters, silences and refusals of ``/api/v2/...`` over HTTP, held to the required
 fields and types of Alertmanager 0.25's API (``AM_SHAPES``, written from its OpenAPI
-document).
+document), and the requests Grafana's data source and karma send, which cannot run
+here, replayed.
 
 amtool comes with Debian's ``prometheus-alertmanager`` (installed by ``.ci/run``); see
 ``programs.require`` for when the amtool tests skip.
@@ -668,7 +669,6 @@ def test_silences_are_created_read_changed_and_expired_as_in_alertmanager(hub):
         (lambda hub: v2(hub, "alerts", filter="service"), 400, "bad filter"),
         (lambda hub: v2(hub, "alerts", receiver="("), 400, "bad receiver regex"),
         (lambda hub: v2(hub, "alerts", active="maybe"), 400, "expected true or false"),
-        (lambda hub: v2(hub, "alerts", colour="red"), 400, "unknown query parameter"),
         (lambda hub: v2(hub, "silence/nope"), 404, "silence nope not found"),
         (lambda hub: post_silence(hub, comment=" "), 400, "comment"),
         (lambda hub: post_silence(hub, matchers=[]), 400, "matchers"),
@@ -713,3 +713,142 @@ def test_the_ingest_door_and_the_read_api_do_not_meet(hub):
         assert http.post("/webhooks/prom/api/v2/alerts", json=[{"labels": labels}]).is_success
     (shown,) = v2(hub, "alerts").json()
     assert (shown["labels"]["alertname"], shown["status"]["state"]) == ("DiskFull", "active")
+
+
+# -- Grafana's Alertmanager data source and karma, as they ask and read --------------
+# Neither runs here: these are the requests their sources send (Grafana's data source
+# of implementation "prometheus", through its proxy, which passes the query on; karma's
+# client of Alertmanager's API) and the fields their parsers require.
+
+
+def test_grafanas_health_check_finds_a_prometheus_alertmanager(hub):
+    """Grafana tries Mimir's path first: a 200 there fails the check, as a Mimir
+    mistaken for a Prometheus Alertmanager."""
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        assert http.get("/alertmanager/api/v2/status").status_code == 404
+        assert http.get("/api/v2/status").status_code == 200
+
+
+AWKWARD_RECEIVER = """
+[[receivers]]
+name = 'night shift: "eu" #1'
+urls = ["{mail_url}"]
+"""
+
+
+def test_config_original_is_a_config_alertmanager_loads_and_holds_no_secret(
+    hub_factory, smtp, tmp_path
+):
+    """Grafana reads ``config.original`` with Alertmanager's own config loader (the one
+    ``amtool check-config`` runs) to show the route and contact points; one it cannot
+    load fails the whole status, so a name YAML would misread is quoted. It is shown to
+    every reader, so it names receivers and nothing of how to reach them."""
+    hub = hub_factory(CONFIG + AWKWARD_RECEIVER, mail_url=mail_url(smtp[1]))
+    answer = v2(hub, "status")
+    original = tmp_path / "alertmanager.yml"
+    original.write_text(answer.json()["config"]["original"])
+    checked = subprocess.run(
+        [require("amtool", "prometheus-alertmanager"), "check-config", str(original)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert " - 3 receivers" in checked.stdout
+    loaded = yaml.safe_load(answer.json()["config"]["original"])
+    assert loaded["receivers"][2] == {"name": 'night shift: "eu" #1'}
+    secrets = [mail_url(smtp[1]), "shop-secret-token", PROM_TOKEN, "read-token", "write-token"]
+    assert not [secret for secret in secrets if secret in answer.text]
+
+
+GRAFANA_READS = [
+    # the alert groups page, filtered by a matcher and a contact point
+    (
+        "/api/v2/alerts/groups",
+        {
+            "filter": ['service="payments"'],
+            "receiver": "pager",
+            "active": "true",
+            "silenced": "false",
+            "inhibited": "false",
+        },
+    ),
+    # the silences page: its silences, and the alerts each silence mutes
+    ("/api/v2/silences", {"ruleMetadata": "true", "accesscontrol": "true"}),
+    ("/api/v2/alerts", {"silenced": "true", "active": "true", "inhibited": "true"}),
+    # the silence editor's preview of the alerts its matchers catch
+    (
+        "/api/v2/alerts",
+        {"filter": ['service=~"check.*"'], "silenced": "true", "active": "false"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "params"), GRAFANA_READS)
+def test_grafanas_reads_are_answered_in_alertmanagers_shapes(hub, path, params):
+    """Each request as Grafana builds it, query parameters Alertmanager does not read
+    included, answered as Alertmanager would (its required fields and types)."""
+    alert_scene(hub)
+    shown = am_valid(path, v2(hub, path.removeprefix("/api/v2/"), **params)).json()
+    assert shown, "the scene has something for each"
+
+
+def test_grafana_makes_and_expires_a_silence_by_its_own_payload(hub):
+    """Grafana's silence form posts the matchers with ``isEqual``, times in
+    milliseconds, and the Grafana user as ``createdBy`` (hub takes only the token's
+    name there); expiring reads no body."""
+    now = datetime.now(UTC)
+    payload = {
+        "matchers": [
+            {"name": "service", "value": "checkout", "isEqual": True, "isRegex": False},
+            {"name": "env", "value": "dev|test", "isEqual": False, "isRegex": True},
+        ],
+        "startsAt": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "endsAt": (now + timedelta(hours=2)).isoformat(timespec="milliseconds"),
+        "createdBy": "will",
+        "comment": "checkout deploy",
+    }
+    with hub.client(headers=CREDENTIALS["write"]) as http:
+        made = http.post("/api/v2/silences", json=payload)
+        silence_id = am_valid("/api/v2/silences", made, "POST").json()["silenceID"]
+        listed = http.get("/api/v2/silences", params={"ruleMetadata": "true"}).json()
+        assert (listed[0]["id"], listed[0]["matchers"]) == (silence_id, payload["matchers"])
+        expired = http.delete(f"/api/v2/silence/{silence_id}")
+    assert (expired.status_code, expired.content) == (200, b"")
+    assert v2(hub, f"silence/{silence_id}").json()["status"]["state"] == "expired"
+
+
+WINDOW = """
+[[maintenance]]
+name = "reports-upgrade"
+starts_at = 2020-01-01T00:00:00Z
+ends_at = 2100-01-01T00:00:00Z
+matchers = ['service="reports"']
+"""
+
+
+def test_karma_reads_status_silences_and_groups_as_its_client_parses_them(hub_factory, smtp):
+    """karma asks for ``/metrics`` (an ``alertmanager_build_info`` version picks its
+    mapper; none picks its newest), then status, silences and groups with no query.
+    Its client dereferences each required field, takes ``cluster.name`` as the
+    Alertmanager's id, and finds each of an alert's ``silencedBy`` among the silences
+    to show who silenced it and why: a maintenance window included."""
+    hub = hub_factory(CONFIG + WINDOW, mail_url=mail_url(smtp[1]))
+    silence_id = alert_scene(hub)
+    fire(hub, "reports")
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        metrics = http.get("/metrics").text
+    assert "alertmanager_build_info" not in metrics
+    status = am_valid("/api/v2/status", v2(hub, "status")).json()
+    assert (status["cluster"]["name"], status["cluster"]["peers"]) == ("hub", [])
+    silences = am_valid("/api/v2/silences", v2(hub, "silences")).json()
+    groups = am_valid("/api/v2/alerts/groups", v2(hub, "alerts/groups")).json()
+    silenced_by = {
+        alert["labels"]["service"]: alert["status"]["silencedBy"]
+        for group in groups
+        for alert in group["alerts"]
+        if alert["status"]["silencedBy"]
+    }
+    assert silenced_by == {"checkout": [silence_id], "reports": ["maintenance:reports-upgrade"]}
+    assert {held for ids in silenced_by.values() for held in ids} <= {s["id"] for s in silences}
