@@ -66,6 +66,16 @@ def restart_without_pager(hub) -> None:
     hub.start()
 
 
+def put_pager_back(hub, smtp_port: int, *more_urls: str) -> None:
+    """Stop the hub, give its config pager again, mailing through ``smtp_port`` and then
+    sending to each of ``more_urls``, and start it."""
+    hub.stop()
+    urls = "".join(f', "{url}"' for url in more_urls)
+    pager = PAGER.format(smtp_port=smtp_port).replace('insecure"]', f'insecure"{urls}]')
+    hub.config_path.write_text(hub.config_path.read_text() + pager)
+    hub.start()
+
+
 def dead_letters(http) -> list[dict]:
     answer = http.get("/api/v1/notifications", params={"state": "dead"})
     assert answer.status_code == 200, answer.text
@@ -162,7 +172,6 @@ def test_a_message_waiting_for_a_removed_receiver_gives_way_to_its_one_dead_lett
     with hub.client(headers=ADMIN) as http:
         fire(http)
         (waiting,) = wait_for(lambda: [r for r in to_pager(http) if r["attempts"]])
-    with_pager = hub.config_path.read_text()
     restart_without_pager(hub)
     with hub.client(headers=ADMIN) as http:
         (dead,) = wait_for(lambda: dead_letters(http))
@@ -177,9 +186,7 @@ def test_a_message_waiting_for_a_removed_receiver_gives_way_to_its_one_dead_lett
             "superseded by a dead letter: receiver 'pager' is not in the config",
         ),
     ]
-    hub.stop()
-    hub.config_path.write_text(with_pager.replace(f":{down}?", f":{smtp_port}?"))
-    hub.start()
+    put_pager_back(hub, smtp_port)
     with hub.client(headers=ADMIN) as http:
         assert http.post(f"/api/v1/notifications/{waiting['id']}/retry").status_code == 409
         assert http.post(f"/api/v1/notifications/{dead['id']}/retry").status_code == 200
@@ -317,15 +324,10 @@ def test_retrying_a_dead_letter_to_a_missing_receiver_tells_every_channel_it_has
     with hub.client(headers=ADMIN) as http:
         incident = fire(http)
         wait_for(lambda: "pager" in recipients(mailbox))
-    with_pager = hub.config_path.read_text()
     restart_without_pager(hub)
     with hub.client(headers=ADMIN) as http:
         (dead,) = wait_for(lambda: dead_letters(http))
-    hub.stop()
-    hub.config_path.write_text(
-        with_pager.replace('mode=insecure"]', 'mode=insecure", "logfile://pager.jsonl"]')
-    )
-    hub.start()
+    put_pager_back(hub, smtp[1], "logfile://pager.jsonl")
     with hub.client(headers=ADMIN) as http:
         retried = http.post(f"/api/v1/notifications/{dead['id']}/retry")
         assert retried.status_code == 200, retried.text
