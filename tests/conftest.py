@@ -75,6 +75,15 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
         controller.stop()
 
 
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose listener completes connections and never answers a byte."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
 def mail_url(port: int) -> str:
     return f"mailto://127.0.0.1:{port}?from=hub@example.com&to=ops@example.com&mode=insecure"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import logging
 import re
-import socket
 import sqlite3
 import threading
 import time
@@ -32,15 +31,6 @@ from notify_support import (
     start_hub,
     when,
 )
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port whose listener completes connections and never answers a byte."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener.getsockname()[1]
 
 
 class _Refuse(BaseHTTPRequestHandler):
