@@ -343,11 +343,13 @@ def notice_missing_receivers(tx: Tx, cfg: Config, now: float) -> None:
     next look dead-letters its message there (``_dead_letter``), naming the receiver.
     Its messages there still waiting in the outbox are set aside: that letter says all
     they would, and each of them dead-lettered too would send it twice once all are
-    retried. Once: not again at the next start while such a dead letter is the newest
-    to it, nor once a person dismissed it."""
+    retried. Not where a dead letter already holds the newest message to it (one that
+    died while the receiver was there, or again when a letter was retried; this
+    letter, at an earlier start), nor once a person dismissed it: two letters for one
+    message would tell it twice once both are retried, and count one not told as two.
+    Its messages still waiting then die in the outbox, each once, at its own URL."""
     for row in tx.notifying_unknown([r.name for r in cfg.receivers]):
-        lettered = row["state"] in ("dead", "dismissed")
-        if not (lettered and row["integration"] == NO_INTEGRATION):
+        if not row["lettered"]:
             reason = (
                 f"superseded by a dead letter: receiver {row['receiver']!r} is not in the config"
             )

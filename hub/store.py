@@ -1394,13 +1394,17 @@ class Tx:
 
     def notifying_unknown(self, known: list[str]) -> list[dict]:
         """The receivers outside ``known`` that open or acknowledged incidents still
-        notify: (``incident_id``, ``receiver``), with the ``state`` and
-        ``integration`` of the newest notification to it (None: none yet)."""
+        notify: (``incident_id``, ``receiver``), and ``lettered``, whether a dead
+        letter holds the newest message to it: a row ``dead`` or ``dismissed`` with
+        the newest row's payload, which the rows of one message share (one per URL,
+        and those a retry of a letter queued for the receiver's other URLs)."""
         cursor = self.conn.execute(
-            "SELECT r.incident_id, r.receiver, n.state, n.integration"
+            "SELECT r.incident_id, r.receiver, EXISTS (SELECT 1 FROM notifications n"
+            "   WHERE n.incident_id = r.incident_id AND n.receiver = r.receiver"
+            "   AND n.state IN ('dead', 'dismissed') AND n.payload = (SELECT payload"
+            "     FROM notifications WHERE incident_id = r.incident_id"
+            "     AND receiver = r.receiver ORDER BY id DESC LIMIT 1)) AS lettered"
             " FROM incidents i JOIN incident_receivers r ON r.incident_id = i.id"
-            " LEFT JOIN notifications n ON n.id = (SELECT MAX(id) FROM notifications"
-            "   WHERE incident_id = r.incident_id AND receiver = r.receiver)"
             " WHERE i.status IN ('open', 'acknowledged')"
             " AND r.receiver NOT IN (SELECT value FROM json_each(?))"
             " ORDER BY r.receiver, r.incident_id",

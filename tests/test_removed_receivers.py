@@ -1,7 +1,8 @@
 """A receiver that open incidents still notify cannot silently go: a reload removing it
 is refused naming it and the incidents, and a restart with a config without it puts a
-dead letter in the outbox for each such incident, once per change, that the API, the
-CLI, the metrics and HubDeadLetters show. A real hub, real email, a real promtool."""
+dead letter in the outbox for each such incident, once per change and none for a
+message already dead, that the API, the CLI, the metrics and HubDeadLetters show. A
+real hub, real email, a real promtool."""
 
 from __future__ import annotations
 
@@ -193,6 +194,150 @@ def test_a_message_waiting_for_a_removed_receiver_gives_way_to_its_one_dead_lett
         wait_for(lambda: "pager" in recipients(mailbox))
         time.sleep(0.6)
     assert recipients(mailbox).count("pager") == 1
+
+
+def test_messages_dead_before_their_receiver_went_are_not_dead_lettered_again(hub_factory, smtp):
+    """A message to pager that died while pager was in the config got a second dead
+    letter at a restart without pager: two letters for one message, pager told it
+    twice once both were retried, and the dead counts said two were not told. Here
+    pager's mail server is down, so both its messages die; hub restarts without pager,
+    a change gets a letter of its own, a second restart adds none, and with pager back
+    retrying every dead letter tells pager each message once."""
+    mailbox, smtp_port = smtp
+    hub = hub_factory(
+        BASE_CONFIG + TOKENS + PAGER,
+        mail_url=mail_url(smtp_port),
+        smtp_port=free_port(),
+        max_attempts=1,
+    )
+    with hub.client(headers=ADMIN) as http:
+        fire(http)
+        wait_for(lambda: dead_letters(http))
+        fire(http, CART)
+        wait_for(lambda: len(dead_letters(http)) == 2)
+        died = {letter["id"] for letter in dead_letters(http)}
+    restart_without_pager(hub)
+    with hub.client(headers=ADMIN) as http:
+        time.sleep(0.6)  # several dispatcher rounds: none dead-letters them again
+        assert {letter["id"] for letter in dead_letters(http)} == died
+        fire(http, {**CART, "status": "resolved"})
+        (changed,) = wait_for(lambda: [d for d in dead_letters(http) if d["id"] not in died])
+        metrics = http.get("/metrics").text
+    assert (changed["integration"], changed["kind"]) == ("none", "firing")
+    assert metric(metrics, "hub_outbox_notifications", state="dead") == 3
+    labels = {"receiver": "pager", "integration": "none", "outcome": "dead"}
+    assert metric(metrics, "hub_notifications_total", **labels) == 1, "the change's alone"
+
+    hub.restart()
+    with hub.client(headers=ADMIN) as http:
+        time.sleep(0.6)
+        assert {letter["id"] for letter in dead_letters(http)} == died | {changed["id"]}
+    put_pager_back(hub, smtp_port)
+    with hub.client(headers=ADMIN) as http:
+        for letter in dead_letters(http):
+            assert http.post(f"/api/v1/notifications/{letter['id']}/retry").status_code == 200
+        wait_for(lambda: recipients(mailbox).count("pager") == 3)
+        time.sleep(0.6)
+    told = [mailbox.text_of(i) for i, to in enumerate(recipients(mailbox)) if to == "pager"]
+    assert sorted("cart down" in text for text in told) == [False, True, True]
+
+
+def test_a_dead_letter_a_person_dismissed_is_not_offered_again_when_its_receiver_goes(
+    hub_factory,
+):
+    """A person had decided pager's dead message needs no sending; the restart without
+    pager offered it again as a letter of its own, counted as someone not told."""
+    hub = hub_factory(
+        BASE_CONFIG + TOKENS + PAGER,
+        mail_url=mail_url(free_port()),
+        smtp_port=free_port(),
+        max_attempts=1,
+    )
+    with hub.client(headers=ADMIN) as http:
+        fire(http)
+        (died,) = wait_for(lambda: dead_letters(http))
+        dismiss = f"/api/v1/notifications/{died['id']}/dismiss"
+        assert http.post(dismiss, json={"comment": "told pager by phone"}).status_code == 200
+    restart_without_pager(hub)
+    with hub.client(headers=ADMIN) as http:
+        time.sleep(0.6)
+        assert dead_letters(http) == []
+        assert [r["state"] for r in to_pager(http)] == ["dismissed"]
+
+
+def test_a_letter_retried_once_its_receiver_was_back_that_died_again_is_not_doubled(
+    hub_factory, smtp
+):
+    """Retried with pager back, the letter reached pager's log file and died at its
+    mail server; the next restart without pager wrote another letter for that message,
+    and retrying both mailed pager twice and wrote its log file twice. Here the second
+    restart adds none, and with pager's mail server up the letter mails it once."""
+    mailbox, smtp_port = smtp
+    mailed_and_logged = (smtp_port, "logfile://pager.jsonl")
+    hub = hub_factory(
+        BASE_CONFIG + TOKENS + PAGER,
+        mail_url=mail_url(smtp_port),
+        smtp_port=smtp_port,
+        max_attempts=1,
+    )
+    with hub.client(headers=ADMIN) as http:
+        fire(http)
+        wait_for(lambda: "pager" in recipients(mailbox))
+    restart_without_pager(hub)
+    with hub.client(headers=ADMIN) as http:
+        (letter,) = wait_for(lambda: dead_letters(http))
+    put_pager_back(hub, free_port(), "logfile://pager.jsonl")
+    with hub.client(headers=ADMIN) as http:
+        assert http.post(f"/api/v1/notifications/{letter['id']}/retry").status_code == 200
+        wait_for(lambda: [r["state"] for r in to_pager(http)] == ["sent", "dead", "sent"])
+    restart_without_pager(hub)
+    with hub.client(headers=ADMIN) as http:
+        time.sleep(0.6)
+        assert [d["id"] for d in dead_letters(http)] == [letter["id"]]
+    put_pager_back(hub, *mailed_and_logged)
+    with hub.client(headers=ADMIN) as http:
+        assert http.post(f"/api/v1/notifications/{letter['id']}/retry").status_code == 200
+        wait_for(lambda: recipients(mailbox).count("pager") == 2)
+        time.sleep(0.6)
+    assert recipients(mailbox).count("pager") == 2
+    assert len((hub.config_path.parent / "pager.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_message_dead_at_one_url_and_cut_short_at_another_is_lettered_once_at_each(
+    hub_factory, smtp, silent_port
+):
+    """Pager's mail server was down, and the hub stopped while pager's other channel
+    had not answered: the start without pager set the unsent message aside for a
+    letter of its own, and retrying that letter with the mail's dead letter mailed
+    pager twice. Here the start writes none; the message cut short dies in the outbox
+    at its own URL, and with pager back retrying both tells each channel once."""
+    mailbox, smtp_port = smtp
+    silent = f"json://127.0.0.1:{silent_port}"
+    hub = hub_factory(
+        BASE_CONFIG + TOKENS + PAGER.replace('insecure"]', f'insecure", "{silent}"]'),
+        mail_url=mail_url(smtp_port),
+        smtp_port=free_port(),
+        max_attempts=1,
+    )
+    with hub.client(headers=ADMIN) as http:
+        fire(http)
+        wait_for(lambda: [r["state"] for r in to_pager(http)] == ["sending", "dead"])
+    restart_without_pager(hub)  # cuts the send to the silent channel short
+    with hub.client(headers=ADMIN) as http:
+        wait_for(lambda: [r["state"] for r in to_pager(http)] == ["dead", "dead"])
+        time.sleep(0.6)  # several dispatcher rounds: no letter joins them
+        rows = [(r["integration"], r["state"], r["last_error"]) for r in to_pager(http)]
+    assert rows[0] == ("json", "dead", "receiver 'pager' is not in the config")
+    assert rows[1][:2] == ("mailto", "dead")
+    put_pager_back(hub, smtp_port, "logfile://pager.jsonl")
+    log_file = hub.config_path.parent / "pager.jsonl"
+    with hub.client(headers=ADMIN) as http:
+        for letter in dead_letters(http):
+            assert http.post(f"/api/v1/notifications/{letter['id']}/retry").status_code == 200
+        wait_for(lambda: "pager" in recipients(mailbox) and log_file.exists())
+        time.sleep(0.6)
+    assert recipients(mailbox).count("pager") == 1
+    assert len(log_file.read_text().splitlines()) == 1
 
 
 def test_a_dead_letter_to_a_missing_receiver_is_logged_and_on_the_incident_timeline(
