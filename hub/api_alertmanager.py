@@ -228,9 +228,9 @@ def _matchers(texts: list[str] | None) -> list[matchers.Matcher]:
 
 def _regex(text: str | None) -> re.Pattern[str] | None:
     try:
-        return None if text is None else re.compile(text)
-    except re.error as e:
-        raise InvalidPayload(f"bad receiver regex {text!r}: {e}", field="receiver") from e
+        return None if text is None else matchers.compile_pattern(text)
+    except ValueError as e:
+        raise InvalidPayload(f"bad receiver: {e}", field="receiver") from e
 
 
 @get(

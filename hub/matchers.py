@@ -39,11 +39,7 @@ class Matcher:
 
     def __post_init__(self) -> None:
         if self.op in ("=~", "!~"):
-            try:
-                compiled = re.compile(self.value)
-            except re.error as e:
-                raise ValueError(f"bad regular expression {self.value!r}: {e}") from e
-            object.__setattr__(self, "pattern", compiled)
+            object.__setattr__(self, "pattern", compile_pattern(self.value))
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")
@@ -54,6 +50,19 @@ class Matcher:
     def __str__(self) -> str:
         name = self.name if _NAME.fullmatch(self.name) else _quoted(self.name)
         return f"{name}{self.op}{_quoted(self.value)}"
+
+
+def compile_pattern(text: str) -> re.Pattern[str]:
+    """``text`` as a regular expression, or ValueError saying why not. Python's ``re``
+    refuses a repeat count over 2**32 with OverflowError and parentheses nested a few
+    thousand deep with RecursionError rather than ``re.error``: those are bad
+    expressions too, not a failure of the hub."""
+    try:
+        return re.compile(text)
+    except (re.error, OverflowError) as e:
+        raise ValueError(f"bad regular expression {text!r}: {e}") from e
+    except RecursionError as e:
+        raise ValueError(f"bad regular expression {text[:40]!r}...: nested too deeply") from e
 
 
 def parse(text: str) -> list[Matcher]:

@@ -667,7 +667,17 @@ def test_silences_are_created_read_changed_and_expired_as_in_alertmanager(hub):
     ("call", "status", "words"),
     [
         (lambda hub: v2(hub, "alerts", filter="service"), 400, "bad filter"),
-        (lambda hub: v2(hub, "alerts", receiver="("), 400, "bad receiver regex"),
+        (
+            lambda hub: v2(hub, "alerts", receiver="("),
+            400,
+            "bad receiver: bad regular expression '('",
+        ),
+        (
+            lambda hub: v2(hub, "alerts/groups", receiver="(" * 3000 + ")" * 3000),
+            400,
+            "nested too deeply",
+        ),
+        (lambda hub: v2(hub, "silences", filter='a=~"a{4294967296}"'), 400, "too large"),
         (lambda hub: v2(hub, "alerts", active="maybe"), 400, "expected true or false"),
         (lambda hub: v2(hub, "silence/nope"), 404, "silence nope not found"),
         (lambda hub: post_silence(hub, comment=" "), 400, "comment"),

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_access import TOKENS
 
-from hub.matchers import Matcher, matches_all, parse, parse_all, problems
+from hub.matchers import Matcher, compile_pattern, matches_all, parse, parse_all, problems
 
 
 @pytest.mark.parametrize(
@@ -70,6 +70,8 @@ def test_it_parses_alertmanager_syntax(text, expected):
         ('"a=b', "bad matcher"),
         ("justtext", "bad matcher"),
         ('a=~"("', "bad regular expression"),
+        ('a=~"a{4294967296}"', "the repetition number is too large"),
+        ('a=~"' + "(" * 3000 + ")" * 3000 + '"', "nested too deeply"),
     ],
 )
 def test_it_refuses_malformed_matchers_saying_why(text, reason):
@@ -163,8 +165,8 @@ _values = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_s
 
 def _valid_regex(value: str) -> bool:
     try:
-        re.compile(value)
-    except re.error:
+        compile_pattern(value)
+    except ValueError:
         return False
     return True
 
