@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from hub.config import Config
 
 State = Literal["pending", "active", "expired"]
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+"""The last second a silence may start or end at. hub keeps and shows times in UTC,
+where an offset can carry 9999-12-31 (or 0001-01-01) past what a datetime holds."""
 
 
 class Silence(msgspec.Struct, frozen=True, kw_only=True, dict=True):
@@ -101,9 +104,22 @@ def problems(texts: list[str], starts_at: datetime | None, ends_at: datetime | N
             "matchers: at least one matcher must not match the empty string, "
             "or the silence would mute every alert"
         )
+    found += _out_of_range("starts_at", starts_at) + _out_of_range("ends_at", ends_at)
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         found.append("ends_at: must be after starts_at")
     return found
+
+
+def _out_of_range(key: str, moment: datetime | None) -> list[str]:
+    """``key: ...`` when ``moment`` in UTC is past ``LATEST`` or before the year 1."""
+    try:
+        kept = moment is None or moment.astimezone(UTC) <= LATEST
+    except OverflowError:
+        kept = False
+    if kept:
+        return []
+    shown = moment.isoformat()  # type: ignore[union-attr]
+    return [f"{key}: {shown} is not between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"]
 
 
 def from_config(

@@ -300,7 +300,13 @@ def _ends_at(body: NewSilence, starts_at: datetime) -> datetime:
         raise InvalidPayload(
             f"duration: must be positive, got {body.duration!r}", field="$.duration"
         )
-    return starts_at + timedelta(seconds=seconds)
+    try:
+        return starts_at + timedelta(seconds=seconds)
+    except OverflowError:  # past the year 9999, or more days than a timedelta holds
+        raise InvalidPayload(
+            f"duration: {body.duration!r} from starts_at ends after the year 9999",
+            field="$.duration",
+        ) from None
 
 
 def changeable(hub: Any, silence_id: str) -> Silence:

@@ -688,6 +688,11 @@ def test_silences_are_created_read_changed_and_expired_as_in_alertmanager(hub):
             "matchers[0]",
         ),
         (lambda hub: post_silence(hub, id="nope"), 404, "no silence with id nope"),
+        (
+            lambda hub: post_silence(hub, endsAt="9999-12-31T23:59:59-05:00"),
+            400,
+            "ends_at: 9999-12-31T23:59:59-05:00 is not between 0001-01-01T00:00:00Z and",
+        ),
     ],
 )
 def test_refusals_alertmanager_answers_in_text_come_as_json_strings(hub, call, status, words):

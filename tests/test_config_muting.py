@@ -132,6 +132,11 @@ def test_the_defaults_need_no_table():
             "maintenance[0] (m).ends_at: must be after starts_at",
         ),
         (
+            '[[maintenance]]\nname = "m"\nmatchers = [\'a="b"\']\n'
+            "starts_at = 2026-01-01T00:00:00Z\nends_at = 9999-12-31T23:59:59-05:00",
+            "maintenance[0] (m).ends_at: 9999-12-31T23:59:59-05:00 is not between",
+        ),
+        (
             "[[inhibit_rules]]\nsource_matchers = ['a=\"b\"']",
             "inhibit_rules[0].target_matchers: required key is missing",
         ),
