@@ -321,7 +321,9 @@ def base_url(text: str) -> str:
 
 
 def moment(text: str) -> str:
-    """An RFC 3339 time with an offset, sent on as UTC: a time without one is ambiguous."""
+    """An RFC 3339 time with an offset, sent on as UTC: a time without one is ambiguous.
+    One whose offset carries it outside the years 1 to 9999 in UTC is refused here,
+    as a usage error, rather than failing to convert."""
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -330,7 +332,13 @@ def moment(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"expected an RFC 3339 time with an offset, like 2026-01-05T09:00:00Z, got {text!r}"
         )
-    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is outside the years 1 to 9999 in UTC"
+        ) from None
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def duration(text: str) -> str:

@@ -424,6 +424,10 @@ def test_the_url_and_token_default_to_hub_url_and_hub_token(running):
     [
         (["--url", "localhost:8080", "alerts"], "argument --url: expected a URL like"),
         (["oncall", "primary", "--at", "09:00"], "argument --at: expected an RFC 3339 time"),
+        (
+            ["silence", "add", "a=b", "-c", "c", "--start", "0001-01-01T00:00:00+01:00"],
+            "argument --start: '0001-01-01T00:00:00+01:00' is outside the years 1 to 9999 in UTC",
+        ),
         (["silence", "add", "a=b", "--comment", "c", "--duration", "soon"], "expected a duration"),
         (["snooze", "7", "soon"], "argument duration: expected a duration"),
         (["silence", "add", "a=b"], "the following arguments are required: -c/--comment"),
