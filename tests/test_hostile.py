@@ -5,6 +5,7 @@ what was sent), never a 5xx, and a refused request changes nothing."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -12,6 +13,7 @@ import socket
 import sqlite3
 import tomllib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -25,8 +27,11 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from hub import config, matchers
-from hub.errors import ConfigError
+from hub import cli_api, config, matchers, silencing
+from hub.alertmanager_shapes import AmMatcher, hub_matcher
+from hub.api_params import BadQueryParameter, query_matchers
+from hub.errors import ConfigError, Forbidden, InvalidPayload
+from hub.silencing import NewSilence
 
 ADMIN_TOKEN = "hostile-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -105,13 +110,30 @@ def error_type(path: str) -> str:
     return "application/json" if path.startswith("/api/v2/") else PROBLEM
 
 
-# -- hypothesis: the matcher parser and the config loader ----------------------------
+# -- hypothesis: the matcher parser, the silence, filter and time parsers, the config --
 
 MATCHER_ALPHABET = st.sampled_from(list('ab_:=!~",{}\\ \n.*|()[]+?^$é0'))
+REGEX_PIECES = ["(", ")", "a", "{", "}", ",", "*", "?", "|", "\\d", "(?P<", "(?<=a+)"]
+REGEXES = st.lists(
+    st.sampled_from([*REGEX_PIECES, "4294967296", "(" * 1000, ")" * 1000]), max_size=6
+).map("".join)
+"""Regular expressions Python's ``re`` refuses in every way it has: ``re.error``, and
+OverflowError (a repeat count over 2**32) and RecursionError (parentheses nested a
+few thousand deep), which once escaped as 500s."""
+MATCHER_TEXTS = (
+    st.text(MATCHER_ALPHABET, max_size=40)
+    | st.text(max_size=40)
+    | st.builds(
+        '{}{}"{}"'.format,
+        st.sampled_from(["a", "my-label"]),
+        st.sampled_from(["=~", "!~"]),
+        REGEXES,
+    )
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(MATCHER_ALPHABET, max_size=40) | st.text(max_size=40))
+@given(MATCHER_TEXTS)
 def test_the_matcher_parser_raises_only_value_error(text):
     try:
         parsed = matchers.parse(text)
@@ -119,6 +141,84 @@ def test_the_matcher_parser_raises_only_value_error(text):
         return
     for matcher in parsed:
         assert matchers.parse(str(matcher)) == [matcher]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(MATCHER_TEXTS, max_size=3), REGEXES | st.text(max_size=20))
+def test_query_filters_refuse_only_as_bad_query_parameters(texts, receiver):
+    """``?matcher=``, ``?label=`` and the Alertmanager API's ``filter=`` read matchers
+    so; its ``receiver=`` is a regular expression compiled by the same helper."""
+    with contextlib.suppress(BadQueryParameter):
+        query_matchers("matcher", texts)
+    with contextlib.suppress(ValueError):
+        matchers.compile_pattern(receiver)
+
+
+@settings(max_examples=200, deadline=None)
+@given(REGEXES | st.text(max_size=20), st.text(max_size=10), st.booleans(), st.booleans())
+def test_an_alertmanager_matcher_is_refused_only_with_value_error(value, name, regex, equal):
+    """A silence's matcher posted to ``/api/v2/silences``: hub's text for it, or a
+    ValueError the handler answers as a 400 naming the matcher."""
+    given = AmMatcher(name=name, value=value, is_regex=regex, is_equal=equal)
+    try:
+        written = hub_matcher(given)
+    except ValueError:
+        return
+    with contextlib.suppress(ValueError):  # an empty name: refused by the silence rules
+        [parsed] = matchers.parse(written)
+        assert (parsed.name, parsed.value) == (name, value)
+
+
+OFFSETS = st.timedeltas(
+    min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+)
+TIMES = st.datetimes(timezones=st.builds(timezone, OFFSETS)) | st.sampled_from(
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(hours=5))),
+        datetime(9999, 12, 31, 23, 0, tzinfo=UTC),
+    ]
+)
+DURATIONS = st.from_regex(r"([0-9]{1,12}(\.[0-9]{1,3})?(ms|s|m|h|d|w)){1,3}", fullmatch=True)
+SILENCES = st.builds(
+    NewSilence,
+    matchers=st.lists(st.sampled_from(['a="b"', 'a=~"(b"', 'a=~".*"', "nope"]), max_size=2),
+    comment=st.sampled_from(["", " ", "deploy"]),
+    starts_at=st.none() | TIMES,
+    ends_at=st.none() | TIMES,
+    duration=st.none() | DURATIONS | st.text(max_size=6),
+    created_by=st.sampled_from([None, "ada", "bob"]),
+)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@settings(max_examples=200, deadline=None)
+@given(SILENCES)
+def test_a_silence_body_is_refused_only_naming_a_field_and_any_kept_one_shows(body):
+    """What ``POST`` and ``PUT /api/v1/silences`` and ``POST /api/v2/silences`` take:
+    any times (offsets to ±23:59, the years 1 and 9999) and durations (up to twelve
+    digits) are a silence that can be shown, or a refusal (422 or 403); once a 500,
+    and a stored silence no list could show."""
+    try:
+        made = silencing.build(body, NOW, "ada")
+        changed = silencing.revise(made, body, NOW, "bob")
+    except (InvalidPayload, Forbidden):
+        return
+    for silence in (made, changed):
+        shown = silencing.present(silence, NOW, static=False)
+        assert datetime.fromisoformat(shown["ends_at"]) > NOW
+
+
+@settings(max_examples=100, deadline=None)
+@given(TIMES.map(datetime.isoformat) | st.text(max_size=30), DURATIONS | st.text(max_size=8))
+def test_the_cli_time_and_duration_arguments_refuse_only_as_usage_errors(text, duration):
+    """``hub silence add --start/--end``, ``update --end``, ``oncall --at`` and every
+    ``--duration``: argparse turns ArgumentTypeError into a usage error (exit 2);
+    anything else would be a traceback."""
+    with contextlib.suppress(argparse.ArgumentTypeError):
+        assert cli_api.moment(text).endswith("Z")
+    with contextlib.suppress(argparse.ArgumentTypeError):
+        assert cli_api.duration(duration) == duration
 
 
 TOML_ALPHABET = st.sampled_from(list("[]{}=\"'.,#\n abcdefghijklmnoprstuvwxyz_0123456789-:$"))
