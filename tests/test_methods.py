@@ -4,6 +4,8 @@ wherever GET is, as the GET without its body (RFC 9110)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import AUTH, BASE_CONFIG, mail_url
 from test_access import CREDENTIALS, TOKENS
@@ -73,3 +75,22 @@ def test_head_is_the_get_without_its_body_wherever_get_is(hub, path, credential)
         assert head.headers["content-length"] == got.headers["content-length"]
         assert unauthorized.status_code == 401, "guarded as the GET is"
         assert "www-authenticate" in unauthorized.headers
+
+
+def test_every_documented_path_takes_options_and_head_as_its_get(hub):
+    """The served document's paths, the Alertmanager API's included: OPTIONS lists the
+    methods documented for the path (HEAD wherever GET is), and HEAD answers as the
+    GET does, status and headers, without the body."""
+    with hub.client(headers=CREDENTIALS["admin"]) as http:
+        document = http.get("/schema/openapi.json").json()
+        for template, item in document["paths"].items():
+            path = re.sub(r"{\w+}", "1", template)
+            documented = {method.upper() for method in item} | {"OPTIONS"}
+            if "GET" in documented:
+                documented.add("HEAD")
+            allowed = http.options(path).headers["allow"]
+            assert allowed == ", ".join(sorted(documented)), template
+            if "GET" in documented:
+                got, head = http.get(path), http.head(path)
+                assert (head.status_code, head.content) == (got.status_code, b""), template
+                assert head.headers["content-type"] == got.headers["content-type"], template
