@@ -1,7 +1,7 @@
 """No secret from the config ever shows: not in a log line (at debug level), an API
 answer, an error body, the metrics or ``hub check-config``'s output; whichever path a
 request takes (good and bad credentials, bad payloads, notifications sent and
-failing)."""
+failing, the Alertmanager API and the silence calls of both APIs)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from conftest import free_port, wait_for
@@ -154,7 +155,66 @@ def drive(http: httpx.Client) -> list[str]:
     seen.append(http.post("/ping/cron/start", headers={"Authorization": f"Bearer {PING_TOKEN}"}))
     seen.append(http.get("/ping/cron/fail", params={"token": PING_TOKEN + "x"}))
     seen.append(http.get("/api/v1/heartbeats", headers=admin))
+    seen += silence_calls(http, admin)
     return [f"{r.status_code} {dict(r.headers)} {r.text}" for r in seen]
+
+
+V2_READS = ("status", "receivers", "alerts", "alerts/groups", "silences")
+"""Alertmanager's ``/api/v2/status`` answers its whole config (``config.original``),
+receivers' URLs and all; hub's must name its receivers and nothing more."""
+SILENCE_ANSWERS = [200, 200, 403, 400, 401, 200, 422, 401, 200, 200, 409, 409, 404]
+"""Made, changed, refused (another author, not JSON, a wrong token), changed through
+the other API, refused (a bad duration, a wrong token), shown, expired, refused as
+expired by each API, unknown."""
+
+
+def silence_calls(http: httpx.Client, admin: dict[str, str]) -> list[httpx.Response]:
+    """The Alertmanager API's reads and the silence calls of both APIs, each answered,
+    refused as invalid and refused for its token."""
+    wrong = {"Authorization": "Bearer wrong"}
+    seen = [
+        http.get(f"/api/v2/{path}", headers=headers)
+        for path in V2_READS
+        for headers in (admin, wrong)
+    ]
+    seen += [
+        http.get(
+            "/api/v2/alerts", params={"filter": 'team=~"("', "receiver": "ops"}, headers=admin
+        ),
+        http.get("/api/v2/alerts/groups", params={"receiver": "("}, headers=admin),
+        http.get("/api/v1/silences", params={"matcher": 'team="pay"'}, headers=admin),
+        http.get("/api/v1/silences", params={"matcher": "team"}, headers=admin),
+    ]
+    now = datetime.now(UTC)
+    am_silence = {
+        "matchers": [{"name": "team", "value": "pay", "isRegex": False}],
+        "startsAt": now.isoformat(),
+        "endsAt": (now + timedelta(hours=1)).isoformat(),
+        "createdBy": "admin",
+        "comment": "secrets audit",
+    }
+    made = http.post("/api/v2/silences", json=am_silence, headers=admin)
+    silence_id = made.json()["silenceID"]
+    one = f"/api/v1/silences/{silence_id}"
+    changed = {"matchers": ['team="pay"'], "duration": "2h", "comment": "longer"}
+    seen += [
+        made,
+        http.post("/api/v2/silences", json={**am_silence, "id": silence_id}, headers=admin),
+        http.post("/api/v2/silences", json={**am_silence, "createdBy": "x"}, headers=admin),
+        http.post("/api/v2/silences", content=b"{", headers=admin),
+        http.post("/api/v2/silences", json=am_silence, headers=wrong),
+        http.put(one, json=changed, headers=admin),
+        http.put(one, json={**changed, "duration": "soon"}, headers=admin),
+        http.put(one, json=changed, headers=wrong),
+        http.get(f"/api/v2/silence/{silence_id}", headers=admin),
+        http.delete(f"/api/v2/silence/{silence_id}", headers=admin),
+        http.delete(f"/api/v2/silence/{silence_id}", headers=admin),
+        http.put(one, json=changed, headers=admin),
+        http.get("/api/v2/silence/nope", headers=admin),
+    ]
+    assert [r.status_code for r in seen[-len(SILENCE_ANSWERS) :]] == SILENCE_ANSWERS
+    assert '- name: "ops"' in seen[0].json()["config"]["original"], "the sketch names it"
+    return seen
 
 
 def _credentials():
