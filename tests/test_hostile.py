@@ -1,5 +1,6 @@
-"""Hostile input: generated requests against every documented operation, generated
-matchers and config files, and hand-made nasties posted to every format's webhook.
+"""Hostile input: generated requests against every documented operation and against
+real silences, generated matchers, silences, times and config files, and hand-made
+nasties posted to every format's webhook and to the silence and Alertmanager writes.
 Whatever arrives, the answer is a clear 4xx problem (or a 2xx that stores exactly
 what was sent), never a 5xx, and a refused request changes nothing."""
 
@@ -446,7 +447,9 @@ def formats_hub(tmp_path_factory) -> Iterator[tuple[RunningHub, Path]]:
     port, db = free_port(), directory / "hub.db"
     path = directory / "alerts.toml"
     path.write_text(
-        render_config(FORMATS_CONFIG, port=port, db=db.as_posix(), mail_url=mail_url(free_port()))
+        render_config(
+            FORMATS_CONFIG + API_TOKENS, port=port, db=db.as_posix(), mail_url=mail_url(free_port())
+        )
     )
     hub = RunningHub(path, port).start()
     yield hub, db
@@ -500,6 +503,59 @@ def test_nasty_bodies_get_a_clear_answer_and_a_refusal_changes_nothing(formats_h
         assert answer.status_code == 413
 
 
+@pytest.fixture(scope="module")
+def kept_silence(formats_hub) -> str:
+    """The id of the silence the nasty changes aim at."""
+    hub, _ = formats_hub
+    with hub.client(headers=ADMIN) as http:
+        made = http.post("/api/v1/silences", json=SILENCE)
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
+WRITES = {
+    "alertmanager-silence": ("POST", "/api/v2/silences"),
+    "silence-change": ("PUT", "/api/v1/silences/{id}"),
+    "prometheus-alerts": ("POST", "/webhooks/prometheus/api/v2/alerts"),
+    "alertmanager-alerts": ("POST", "/api/v2/alerts"),
+}
+"""The writes the Alertmanager API and silence changes added, and the door Prometheus
+posts alerts to (hub takes none at the root's ``/api/v2/alerts``: 405)."""
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+@pytest.mark.parametrize("name", sorted(NASTY_BODIES))
+def test_nasty_bodies_to_the_alertmanager_and_silence_writes_change_nothing(
+    formats_hub, kept_silence, write, name
+):
+    """Each is refused with a 4xx saying what was wrong, and no row changes: no alert,
+    event or delivery, and the silence aimed at is as it was."""
+    hub, db = formats_hub
+    method, path = WRITES[write]
+    before = counts(db), silence_rows(db)
+    with hub.client(headers=ADMIN) as http:
+        answer = http.request(
+            method,
+            path.format(id=kept_silence),
+            content=NASTY_BODIES[name],
+            headers={"Content-Type": "application/json"},
+        )
+    assert 400 <= answer.status_code < 500, answer.text
+    assert "Traceback" not in answer.text
+    body = answer.json()
+    assert body if isinstance(body, str) else body["detail"], answer.text
+    assert (counts(db), silence_rows(db)) == before
+    if write == "alertmanager-alerts":
+        assert (answer.status_code, answer.headers["allow"]) == (405, "GET, HEAD, OPTIONS")
+    elif name == "over-the-limit":
+        assert answer.status_code == 413
+
+
+def silence_rows(db: Path) -> list[tuple]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT * FROM silences ORDER BY id").fetchall()
+
+
 def error_text(source: str, answer) -> str:
     """The refusal's explanation, in the form each sender's own tooling expects:
     Alertmanager's JSON string for Prometheus, PagerDuty's error list, else problem+json."""
@@ -551,7 +607,8 @@ def test_sql_looking_values_are_stored_verbatim_and_the_tables_survive(formats_h
     with hub.client() as http:
         answer = http.post(f"/webhooks/{source}", json=sql_payload(source))
         assert answer.status_code == (200 if source == "prometheus" else 202), answer.text
-        stored = http.get("/api/v1/alerts", params={"source": source, "limit": 1000}).json()
+        listed = {"source": source, "limit": 1000}
+        stored = http.get("/api/v1/alerts", params=listed, headers=ADMIN).json()
     assert any(SQL in json.dumps(alert, ensure_ascii=False) for alert in stored), stored
     assert set(counts(db)) == set(TABLES)
 
