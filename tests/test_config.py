@@ -252,6 +252,15 @@ def test_a_repeating_period_of_zero_is_refused(text, problem):
     assert problems_of(text) == [problem]
 
 
+def test_a_heartbeat_waits_at_most_ten_years():
+    """A deadline thousands of years ahead could not be shown: the list failed."""
+    text = valid(tables=HEARTBEAT + 'period = "99999999999w"\ngrace = "3651d"')
+    assert problems_of(text) == [
+        "heartbeats[0] (backup).period: at most 3650d, got 99999999999w",
+        "heartbeats[0] (backup).grace: at most 3650d, got 3651d",
+    ]
+
+
 def test_zeros_that_mean_at_once_or_never_load():
     """A first message or page at once, no slack for a heartbeat, no reopening."""
     text = valid(

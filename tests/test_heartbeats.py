@@ -182,6 +182,11 @@ def test_heartbeats_are_created_listed_and_deleted_through_the_api(hub_factory, 
         assert http.post("/api/v1/heartbeats", json=body).status_code == 409
         bad = http.post("/api/v1/heartbeats", json={**body, "name": "x", "period": "soon"})
         assert bad.status_code == 422 and bad.json()["field"] == "$.period"
+        endless = http.post("/api/v1/heartbeats", json={**body, "name": "y", "grace": "99999w"})
+        assert (endless.status_code, endless.json()["detail"]) == (
+            422,
+            "grace: at most 3650d, got 99999w",
+        )
 
         http.get("/ping/deploy-check").raise_for_status()
         listed = {h["name"]: h for h in http.get("/api/v1/heartbeats").json()}
