@@ -12,7 +12,7 @@ from litestar.params import FromPath, QueryParameter
 from hub import oncall
 from hub.access import BEARER, require
 from hub.api import iso
-from hub.api_params import moment
+from hub.api_params import invalid_value, moment
 from hub.config import Schedule
 from hub.errors import NotFound
 from hub.problems import refusals
@@ -64,7 +64,10 @@ async def who_is_on_call(
     if schedule is None:
         raise NotFound(f"no schedule named {name!r}")
     when = datetime.fromtimestamp(hub.clock(), UTC) if at is None else moment("at", at)
-    return answer(schedule, when)
+    try:
+        return answer(schedule, when)
+    except OverflowError:  # a handoff to work out falls after the year 9999
+        raise invalid_value("at", f"{at!r} is too near the year 9999 for this schedule") from None
 
 
 def answer(schedule: Schedule, at: datetime) -> dict[str, Any]:

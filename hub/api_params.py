@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -87,6 +87,10 @@ def moment(name: str, text: str) -> datetime:
         raise invalid_value(name, f"expected an RFC 3339 time, got {text!r}") from e
     if parsed.tzinfo is None:
         raise invalid_value(name, "give the time with an offset, e.g. 2026-03-29T09:00:00Z")
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:  # an offset carries it outside the years 1 to 9999
+        raise invalid_value(name, f"{text!r} is outside the years 1 to 9999 in UTC") from None
     return parsed
 
 

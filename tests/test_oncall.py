@@ -188,6 +188,15 @@ def test_the_oncall_endpoint_answers_who_until_when_and_who_is_next(hub_factory)
             "invalid query parameter 'at': expected an RFC 3339 time, got ''",
         )
         assert http.get("/api/v1/schedules/nope/oncall").status_code == 404
+        for late, why in [
+            ("9999-12-31T23:59:59Z", "is too near the year 9999 for this schedule"),
+            ("9999-12-31T23:59:59-05:00", "is outside the years 1 to 9999 in UTC"),
+        ]:
+            refused = http.get("/api/v1/schedules/primary/oncall", params={"at": late})
+            assert (refused.status_code, refused.json()["detail"]) == (
+                400,
+                f"invalid query parameter 'at': {late!r} {why}",
+            )
         # curl '...?at=2026-03-28T14:00:00+02:00': the unencoded + arrives as a space
         raw_plus = http.get("/api/v1/schedules/primary/oncall?at=2026-03-28T14:00:00+02:00")
         assert raw_plus.status_code == 200, raw_plus.text
