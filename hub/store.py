@@ -1829,7 +1829,7 @@ class Store:
         assert self._reader is not None, "store is not open"
         with contextlib.closing(self._reader.execute(sql, params)) as cursor:
             for row in cursor:
-                yield dict(row)
+                yield _as_dict(row)
 
     def _page(
         self,
@@ -2194,11 +2194,17 @@ def _keyset(order: tuple[str, ...], after: Position | None) -> tuple[str, dict]:
 
 def _one(cursor: sqlite3.Cursor) -> dict | None:
     row = cursor.fetchone()
-    return dict(row) if row else None
+    return _as_dict(row) if row else None
 
 
 def _all(cursor: sqlite3.Cursor) -> list[dict]:
-    return [dict(row) for row in cursor.fetchall()]
+    return [_as_dict(row) for row in cursor.fetchall()]
+
+
+def _as_dict(row: sqlite3.Row) -> dict:
+    """The row as a dict, its values taken by position: ``dict(row)`` looks each column
+    up by name, comparing it with every name before it (an incident's row has 23)."""
+    return dict(zip(row.keys(), row, strict=True))
 
 
 def _encode_values(row: dict) -> tuple:
