@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import itertools
 import logging
 import os
@@ -745,6 +746,36 @@ def _next_id_sql(table: str) -> str:
 
 
 _NEXT_ID = {table: _next_id_sql(table) for table in NUMBERED}
+_SELECT_NEXT_ID = {table: f"SELECT {sql}" for table, sql in _NEXT_ID.items()}
+# The ingest path's statements are built once (as ``_insert_sql`` builds the others):
+# a string built anew for every event is hashed anew too, for SQLite's statement cache.
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (id, source, delivery_key, received_at, headers, body, mode,"
+    " replay_of, decision, status_code, response)"
+    f" VALUES (COALESCE(?, {_NEXT_ID['deliveries']}), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (id, delivery_id, alert_id, status, severity, occurred_at,"
+    f" outcome) VALUES ({_NEXT_ID['events']}, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_HISTORY = (
+    "INSERT INTO alert_history"
+    " (id, alert_id, event_id, at, recorded_at, status, severity, summary, applied)"
+    f" VALUES ({_NEXT_ID['alert_history']}, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_EARLIEST_CHANGE = (
+    "CASE WHEN last_notified_at IS NULL THEN first_seen + group_wait"
+    " ELSE MAX(:now, last_notified_at + group_interval) END"
+)
+_MARK_RECEIVERS_DUE = (
+    f"UPDATE incident_receivers SET due_at = MIN(COALESCE(due_at, 9e18), {_EARLIEST_CHANGE}),"
+    " changed_at = COALESCE(changed_at, :now) WHERE incident_id = :incident"
+    f" AND (due_at IS NULL OR due_at > {_EARLIEST_CHANGE} OR changed_at IS NULL)"
+)
+_INSERT_TIMELINE = (
+    "INSERT INTO timeline (id, incident_id, at, kind, actor, detail)"
+    f" VALUES ({_NEXT_ID['timeline']}, ?, ?, ?, ?, ?)"
+)
 
 
 class Tx:
@@ -792,9 +823,7 @@ class Tx:
         ``delivery_id`` None takes the next id in the INSERT. Returns the id."""
         status_code, response = answer
         cursor = self.conn.execute(
-            "INSERT INTO deliveries (id, source, delivery_key, received_at, headers, body, mode,"
-            " replay_of, decision, status_code, response)"
-            f" VALUES (COALESCE(?, {_NEXT_ID['deliveries']}), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_DELIVERY,
             (
                 delivery_id,
                 source,
@@ -827,7 +856,7 @@ class Tx:
         return self._next_id("alerts")
 
     def _next_id(self, table: str) -> int:
-        return self.conn.execute(f"SELECT {_NEXT_ID[table]}").fetchone()[0]
+        return self.conn.execute(_SELECT_NEXT_ID[table]).fetchone()[0]
 
     def get_alert(self, fingerprint: str) -> dict | None:
         cursor = self.conn.execute("SELECT * FROM alerts WHERE fingerprint = ?", (fingerprint,))
@@ -919,8 +948,7 @@ class Tx:
         self, incident_id: int, at: float, kind: str, actor: str | None, detail: dict
     ) -> None:
         self.conn.execute(
-            "INSERT INTO timeline (id, incident_id, at, kind, actor, detail)"
-            f" VALUES ({_NEXT_ID['timeline']}, ?, ?, ?, ?, ?)",
+            _INSERT_TIMELINE,
             (incident_id, at, kind, actor, _json.encode(detail)),
         )
 
@@ -950,16 +978,7 @@ class Tx:
         last message also records when it came (``changed_at``). A receiver already
         due by then, with a change pending, is not written again: in a busy incident
         that is nearly every change."""
-        earliest = (
-            "CASE WHEN last_notified_at IS NULL THEN first_seen + group_wait"
-            " ELSE MAX(:now, last_notified_at + group_interval) END"
-        )
-        self.conn.execute(
-            f"UPDATE incident_receivers SET due_at = MIN(COALESCE(due_at, 9e18), {earliest}),"
-            " changed_at = COALESCE(changed_at, :now) WHERE incident_id = :incident"
-            f" AND (due_at IS NULL OR due_at > {earliest} OR changed_at IS NULL)",
-            {"now": now, "incident": incident_id},
-        )
+        self.conn.execute(_MARK_RECEIVERS_DUE, {"now": now, "incident": incident_id})
 
     def count_active(self, incident_id: int, delta: int) -> None:
         self.conn.execute(
@@ -1240,20 +1259,12 @@ class Tx:
     def insert(self, table: str, row: dict) -> int:
         """Insert a row into one of hub's tables; dict and list values are stored as JSON.
         A ``NUMBERED`` table's row without an id takes the next one, never SQLite's."""
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        if table in _NEXT_ID and "id" not in row:
-            columns, marks = f"id, {columns}", f"{_NEXT_ID[table]}, {marks}"
-        cursor = self.conn.execute(
-            f"INSERT INTO {table} ({columns}) VALUES ({marks})", _encode_values(row)
-        )
-        return cursor.lastrowid  # type: ignore[return-value]
+        sql = _insert_sql(table, tuple(row))
+        return self.conn.execute(sql, _encode_values(row)).lastrowid  # type: ignore[return-value]
 
     def update(self, table: str, row_id: int, changes: dict) -> None:
-        assignments = ", ".join(f"{column} = ?" for column in changes)
-        self.conn.execute(
-            f"UPDATE {table} SET {assignments} WHERE id = ?", (*_encode_values(changes), row_id)
-        )
+        sql = _update_sql(table, tuple(changes))
+        self.conn.execute(sql, (*_encode_values(changes), row_id))
 
     def touch_alert(
         self,
@@ -1326,17 +1337,14 @@ class Tx:
         outcome: str,
     ) -> int:
         cursor = self.conn.execute(
-            "INSERT INTO events (id, delivery_id, alert_id, status, severity, occurred_at,"
-            f" outcome) VALUES ({_NEXT_ID['events']}, ?, ?, ?, ?, ?, ?)",
+            _INSERT_EVENT,
             (delivery_id, alert_id, status, severity, occurred_at, outcome),
         )
         return cursor.lastrowid  # type: ignore[return-value]
 
     def add_history(self, alert_id: int, event_id: int, row: dict) -> None:
         self.conn.execute(
-            "INSERT INTO alert_history"
-            " (id, alert_id, event_id, at, recorded_at, status, severity, summary, applied)"
-            f" VALUES ({_NEXT_ID['alert_history']}, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_HISTORY,
             (
                 alert_id,
                 event_id,
@@ -2207,10 +2215,32 @@ def _as_dict(row: sqlite3.Row) -> dict:
     return dict(zip(row.keys(), row, strict=True))
 
 
+_JSON_VALUES = (dict, list)
+"""Values stored as JSON; a tuple built once (``dict | list`` in the loop below built a
+union for every value written)."""
+
+
 def _encode_values(row: dict) -> tuple:
     return tuple(
-        _json.encode(value) if isinstance(value, dict | list) else value for value in row.values()
+        _json.encode(value) if isinstance(value, _JSON_VALUES) else value for value in row.values()
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """The INSERT for these columns, built once: the same string object each time also
+    spares hashing it again for SQLite's statement cache."""
+    names, marks = ", ".join(columns), ", ".join("?" for _ in columns)
+    if table in _NEXT_ID and "id" not in columns:
+        names, marks = f"id, {names}", f"{_NEXT_ID[table]}, {marks}"
+    return f"INSERT INTO {table} ({names}) VALUES ({marks})"
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(table: str, columns: tuple[str, ...]) -> str:
+    """The UPDATE of these columns by id, built once (``_insert_sql``)."""
+    assignments = ", ".join(f"{column} = ?" for column in columns)
+    return f"UPDATE {table} SET {assignments} WHERE id = ?"
 
 
 def _decode_incident(row: dict) -> dict:
