@@ -318,9 +318,11 @@ def _log_refusal(source: str, status: int, outcome: str, error: HubError) -> Non
 def _log_applied(source: str, answer: Answer) -> None:
     """A line for a delivery that changed something or had items refused (``rejected``:
     a sender sending some alerts hub cannot read is worth knowing even when the rest
-    only repeated); a delivery of repeats alone is too common to log."""
+    only repeated); a delivery of repeats alone is too common to log. Its values are
+    formatted only when the line is written: a hub logging warnings only (as under
+    load) skips that work on every new alert."""
     changes = [o for o in answer.outcomes if o != "duplicate"]
-    if changes or answer.rejected:
+    if (changes or answer.rejected) and log.isEnabledFor(logging.INFO):
         log.info(
             "event=delivery_applied source=%s events=%d outcomes=%s rejected=%d",
             logs.value(source),
