@@ -809,21 +809,26 @@ def test_grafanas_reads_are_answered_in_alertmanagers_shapes(hub, path, params):
     assert shown, "the scene has something for each"
 
 
-def test_grafana_makes_and_expires_a_silence_by_its_own_payload(hub):
-    """Grafana's silence form posts the matchers with ``isEqual``, times in
-    milliseconds, and the Grafana user as ``createdBy`` (hub takes only the token's
-    name there); expiring reads no body."""
+def grafana_silence(created_by: str) -> dict:
+    """Grafana's silence form as it posts: the matchers with ``isEqual``, times in
+    milliseconds, and the Grafana user as ``createdBy``."""
     now = datetime.now(UTC)
-    payload = {
+    return {
         "matchers": [
             {"name": "service", "value": "checkout", "isEqual": True, "isRegex": False},
             {"name": "env", "value": "dev|test", "isEqual": False, "isRegex": True},
         ],
         "startsAt": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "endsAt": (now + timedelta(hours=2)).isoformat(timespec="milliseconds"),
-        "createdBy": "will",
+        "createdBy": created_by,
         "comment": "checkout deploy",
     }
+
+
+def test_grafana_makes_and_expires_a_silence_by_its_own_payload(hub):
+    """Grafana's own payload, its user named as the token is (hub records the token's
+    name); expiring reads no body."""
+    payload = grafana_silence("will")
     with hub.client(headers=CREDENTIALS["write"]) as http:
         made = http.post("/api/v2/silences", json=payload)
         silence_id = am_valid("/api/v2/silences", made, "POST").json()["silenceID"]
