@@ -4,7 +4,8 @@ Roles are ordered ``read < write < admin``; a handler declares the least role it
 needs with ``guards=[require("write")]``. A missing or unknown token gets 401 with a
 ``WWW-Authenticate: Bearer`` challenge, a known token with too low a role gets 403.
 The token's name becomes the request's actor (``actor(request)``), which is what
-acks and silences record as "who".
+acks and silences record as "who"; a token that speaks for others (``caller``) lets
+its tool name the person a silence is made or changed for.
 
 With no tokens configured the read API stays open (a fresh install is usable
 from the box it runs on) and every mutation is refused with 403: changes must be
@@ -75,7 +76,7 @@ def ensure_role(connection: ASGIConnection, role: Role) -> None:
     if not at_least(token.role, role):
         _log_refusal(connection, Forbidden.status, "role_too_low", token=token, needs=role)
         raise Forbidden(f'token "{token.name}" has role {token.role}; this needs {role} or higher')
-    connection.scope[ACTOR_KEY] = token.name  # type: ignore[literal-required]
+    connection.scope[ACTOR_KEY] = token  # type: ignore[literal-required]
 
 
 def _open_mode(connection: ASGIConnection, role: Role) -> None:
@@ -143,4 +144,25 @@ def at_least(role: Role, wanted: Role) -> bool:
 
 def actor(connection: ASGIConnection) -> str | None:
     """The name of the token that passed the guard; None on the open read API."""
+    token = _token(connection)
+    return token.name if token else None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks for a change: the token's name (or the console's, or ``api``), and
+    whether that token may name the person it acts for (``speaks_for_others``), as
+    Grafana's and karma's one token does for each of their users."""
+
+    name: str
+    speaks_for_others: bool = False
+
+
+def caller(connection: ASGIConnection) -> Caller:
+    """The request's caller, from the token that passed the guard."""
+    token = _token(connection)
+    return Caller(token.name, token.speaks_for_others) if token else Caller("api")
+
+
+def _token(connection: ASGIConnection) -> ApiToken | None:
     return connection.scope.get(ACTOR_KEY)  # type: ignore[return-value]

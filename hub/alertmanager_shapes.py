@@ -57,7 +57,9 @@ class AmSilence(msgspec.Struct, rename="camel", kw_only=True):
     matchers: list[AmMatcher]
     starts_at: Time
     ends_at: Time
-    created_by: str
+    created_by: Annotated[
+        str, msgspec.Meta(description="who made it: the token's name, or the person it named")
+    ]
     comment: str
 
 
@@ -68,7 +70,13 @@ class AmPostableSilence(msgspec.Struct, rename="camel", kw_only=True):
     matchers: Annotated[list[AmMatcher], msgspec.Meta(min_length=1)]
     starts_at: Time
     ends_at: Time
-    created_by: Annotated[str, msgspec.Meta(description="the token's name (see README)")]
+    created_by: Annotated[
+        str,
+        msgspec.Meta(
+            description="the token's name, or with a token that speaks for others the person"
+            " it acts for (see README)"
+        ),
+    ]
     comment: str
 
 

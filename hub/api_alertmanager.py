@@ -27,7 +27,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
 from hub import api, matchers, silencing
-from hub.access import BEARER, actor, require
+from hub.access import BEARER, actor, caller, require
 from hub.alertmanager_shapes import (
     AlertFilter,
     AmCluster,
@@ -278,15 +278,16 @@ async def get_silence(request: Request, silence_id: FromPath[str]) -> dict[str, 
 )
 async def post_silence(request: Request) -> dict[str, str]:
     """``{"silenceID": ...}``; with an ``id`` the silence changes in place, keeping it.
-    ``createdBy`` must be the token's name, as for hub's own silences."""
+    ``createdBy`` is as ``created_by`` in hub's own silences: the token's name, or the
+    person a token that speaks for others names (Grafana's and karma's users)."""
     hub = request.app.state.hub
     given = parse_json(await request.body(), AmPostableSilence)
     body = _as_hub(given)
-    by = actor(request) or "api"
+    asking = caller(request)
     if given.id is None:
-        made = await silencing.create(hub, body, by)
+        made = await silencing.create(hub, body, asking)
     else:
-        made = await silencing.update(hub, given.id, body, by)
+        made = await silencing.update(hub, given.id, body, asking)
     return {"silenceID": made["id"]}
 
 

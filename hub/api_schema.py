@@ -293,11 +293,23 @@ class Silence(msgspec.Struct, kw_only=True):
     matchers: list[str]
     starts_at: Time | None
     ends_at: Time | None
-    created_by: str
+    created_by: Annotated[
+        str, msgspec.Meta(description="who made it: the token's name, or the person it named")
+    ]
+    created_via: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="the token that spoke for created_by (speaks_for_others); null: the"
+            " token is created_by"
+        ),
+    ]
     comment: str
     created_at: Time
     updated_by: Annotated[
         str | None, msgspec.Meta(description="who last changed it in place; null: never")
+    ]
+    updated_via: Annotated[
+        str | None, msgspec.Meta(description="the token that spoke for updated_by, as created_via")
     ]
     updated_at: Time | None
     state: silences.State

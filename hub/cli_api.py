@@ -466,7 +466,10 @@ def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.Argum
     lasting.add_argument("--end", type=moment, help="RFC 3339 time it ends at")
     new.add_argument("-c", "--comment", required=True, help="why the alerts are silenced")
     new.add_argument(
-        "-a", "--author", help="must be the token's name, which is recorded as created_by anyway"
+        "-a",
+        "--author",
+        help="the token's name (recorded anyway), or with a token that speaks for others the"
+        " person it acts for",
     )
     changing = add(actions, "update", "change a silence, keeping its id", silence_update)
     changing.add_argument("id")

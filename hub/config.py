@@ -117,11 +117,14 @@ Role = Literal["read", "write", "admin"]
 
 
 class ApiToken(Struct):
-    """One ``[api] tokens`` entry; its ``name`` is recorded as the actor of what it does."""
+    """One ``[api] tokens`` entry; its ``name`` is recorded as the actor of what it does.
+    With ``speaks_for_others`` the tool holding it (Grafana, karma) names the person it
+    acts for as a silence's author, recorded with the token's name beside them."""
 
     name: str
     token: str
     role: Role
+    speaks_for_others: bool = False
 
 
 class Api(Struct):
@@ -1219,6 +1222,11 @@ def _check_api(api: Api) -> list[str]:
         elif token.token in seen:
             problems.append(f'{where}.token: the same token as "{seen[token.token]}"')
         seen.setdefault(token.token, token.name)
+        if token.speaks_for_others and token.role == "read":
+            problems.append(
+                f"{where}.speaks_for_others: a read token makes no silences, so it speaks for"
+                " nobody; give it role write (or admin), or leave the option out"
+            )
     return problems
 
 

@@ -31,16 +31,20 @@ where an offset can carry 9999-12-31 (or 0001-01-01) past what a datetime holds.
 class Silence(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     """One silence as the API shows it; ``parsed`` holds the compiled matchers.
     ``updated_by`` and ``updated_at`` say who last changed it in place, and when (None:
-    never), as the ``created_*`` fields keep who made it."""
+    never), as the ``created_*`` fields keep who made it. ``created_via`` and
+    ``updated_via`` name the token that vouched for a person it spoke for (None: the
+    token itself is the author)."""
 
     id: str
     matchers: list[str]
     starts_at: datetime | None
     ends_at: datetime | None
     created_by: str
+    created_via: str | None = None
     comment: str = ""
     created_at: datetime
     updated_by: str | None = None
+    updated_via: str | None = None
     updated_at: datetime | None = None
 
     @cached_property

@@ -6,7 +6,9 @@ beside the others, so one list answers "what is muted", and are changed only in
 the file. The rules for a valid silence are ``hub.silences.problems``, shared with
 the config check, plus what only makes sense for one made or changed now (an end in
 the future, a comment saying why). A change keeps the silence's id, which tickets and
-timelines cite, and its creator.
+timelines cite, and its creator. Each is recorded as made or changed by the token's
+name, or, when the token speaks for others (``[api] tokens``), by the person its tool
+names, with the token's name beside them (``created_via``, ``updated_via``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, QueryParameter
 
 from hub import escalation, logs, silences
-from hub.access import BEARER, actor, require
+from hub.access import BEARER, Caller, actor, caller, require
 from hub.api_params import COMMENT_MAX, query_matchers
 from hub.config import Duration, Timestamp
 from hub.decoders.common import parse_json
@@ -40,7 +42,8 @@ class NewSilence(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ``ends_at`` or ``duration``.
 
     ``created_by`` may only repeat the token's name (a new silence) or the creator's (a
-    changed one), which is recorded either way.
+    changed one), which is recorded either way; a token that speaks for others names
+    there the person who makes it, or who changes it.
     """
 
     matchers: Annotated[
@@ -59,7 +62,13 @@ class NewSilence(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     duration: Annotated[
         str | None, msgspec.Meta(description='from starts_at, in hub\'s format: "30m", "2h"')
     ] = None
-    created_by: str | None = None
+    created_by: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="the token's name (the default); with a token that speaks for others,"
+            " the person it acts for: who makes the silence, or who changes it"
+        ),
+    ] = None
 
 
 @get(
@@ -111,10 +120,10 @@ async def get_silence(request: Request, silence_id: FromPath[str]) -> dict[str, 
 )
 async def create_silence(request: Request) -> dict[str, Any]:
     """201 with the stored silence; 422 naming the field when it is not a valid one,
-    403 when ``created_by`` names someone other than the token."""
+    403 when ``created_by`` names someone other than a token that speaks for nobody."""
     hub = request.app.state.hub
     body = parse_json(await request.body(), NewSilence)
-    return await create(hub, body, actor(request) or "api")
+    return await create(hub, body, caller(request))
 
 
 @put(
@@ -128,7 +137,7 @@ async def update_silence(request: Request, silence_id: FromPath[str]) -> dict[st
     """200 with the silence as stored, same id and creator; the body is a whole silence,
     as for create. 404 unknown, 409 static or expired, 422 naming the bad field."""
     body = parse_json(await request.body(), NewSilence)
-    return await update(request.app.state.hub, silence_id, body, actor(request) or "api")
+    return await update(request.app.state.hub, silence_id, body, caller(request))
 
 
 @delete(
@@ -163,32 +172,34 @@ def every(hub: Any) -> list[tuple[Silence, bool]]:
     return [(s, False) for s in hub.store.silences()] + [(s, True) for s in hub.static_silences]
 
 
-async def create(hub: Any, body: NewSilence, author: str) -> dict[str, Any]:
+async def create(hub: Any, body: NewSilence, asking: Caller) -> dict[str, Any]:
     """Validate and store a new silence (the API's and the console's way to make one)."""
     now = current_time(hub)
-    silence = build(body, now, author)
+    silence = build(body, now, asking)
     await hub.store.write(lambda tx: tx.insert_silence(silence))
     log.info(
-        "event=silence_created id=%s by=%s matchers=%s",
+        "event=silence_created id=%s by=%s%s matchers=%s",
         silence.id,
         logs.value(silence.created_by),
+        _vouched(silence.created_via),
         logs.listed(silence.matchers),
     )
     return present(silence, now, static=False)
 
 
-async def update(hub: Any, silence_id: str, body: NewSilence, by: str) -> dict[str, Any]:
+async def update(hub: Any, silence_id: str, body: NewSilence, asking: Caller) -> dict[str, Any]:
     """Change a pending or active silence in place (the API's and the console's way).
     Like expiring, it may narrow or shorten what the silence mutes, so what it held is
     looked at again at once; a widened one holds what it now catches from the next look."""
     now = current_time(hub)
     _refuse_static(hub, silence_id)
-    changed = await hub.store.write(lambda tx: _update(tx, silence_id, body, by, now))
+    changed = await hub.store.write(lambda tx: _update(tx, silence_id, body, asking, now))
     _look_again(hub)
     log.info(
-        "event=silence_updated id=%s by=%s matchers=%s",
+        "event=silence_updated id=%s by=%s%s matchers=%s",
         changed.id,
-        logs.value(by),
+        logs.value(changed.updated_by or asking.name),
+        _vouched(changed.updated_via),
         logs.listed(changed.matchers),
     )
     return present(changed, now, static=False)
@@ -204,6 +215,11 @@ async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
     return present(expired, now, static=False)
 
 
+def _vouched(via: str | None) -> str:
+    """The log's ``token=`` of a silence made or changed for a person its token named."""
+    return f" token={logs.value(via)}" if via else ""
+
+
 def _refuse_static(hub: Any, silence_id: str) -> None:
     if any(s.id == silence_id for s in hub.static_silences):
         raise Conflict(f"silence {silence_id} comes from the config file; change it there")
@@ -217,10 +233,10 @@ def _look_again(hub: Any) -> None:
     hub.dispatcher.poke()
 
 
-def build(body: NewSilence, now: datetime, author: str) -> Silence:
+def build(body: NewSilence, now: datetime, asking: Caller) -> Silence:
     """A new silence from a request body, or InvalidPayload naming the first bad field
-    (Forbidden first when the body names another author)."""
-    created_by = _author(body.created_by, author)
+    (Forbidden first when the body names another author than the token allows)."""
+    created_by, created_via = _author(body.created_by, asking)
     starts_at = body.starts_at or now
     return Silence(
         id=str(uuid.uuid4()),
@@ -228,22 +244,18 @@ def build(body: NewSilence, now: datetime, author: str) -> Silence:
         starts_at=starts_at,
         ends_at=_checked_end(body, starts_at, now),
         created_by=created_by,
+        created_via=created_via,
         comment=body.comment,
         created_at=now,
     )
 
 
-def revise(silence: Silence, body: NewSilence, now: datetime, by: str) -> Silence:
-    """``silence`` changed as a request body says, by ``by`` at ``now``, or InvalidPayload
-    naming the first bad field, as for a new one. Without ``starts_at`` it starts when
-    it did, so a pending one stays pending and a duration counts from its start (as
-    ``amtool silence update --duration`` does)."""
-    if body.created_by is not None and body.created_by != silence.created_by:
-        raise InvalidPayload(
-            f'created_by: silence {silence.id} was created by "{silence.created_by}", which'
-            " a change keeps (who changed it is recorded as updated_by); leave created_by out",
-            field="$.created_by",
-        )
+def revise(silence: Silence, body: NewSilence, now: datetime, asking: Caller) -> Silence:
+    """``silence`` changed as a request body says, by ``asking`` at ``now``, or
+    InvalidPayload naming the first bad field, as for a new one. Without ``starts_at``
+    it starts when it did, so a pending one stays pending and a duration counts from
+    its start (as ``amtool silence update --duration`` does)."""
+    updated_by, updated_via = _changer(silence, body.created_by, asking)
     starts_at = body.starts_at or silence.starts_at or now
     return msgspec.structs.replace(
         silence,
@@ -251,9 +263,27 @@ def revise(silence: Silence, body: NewSilence, now: datetime, by: str) -> Silenc
         starts_at=starts_at,
         ends_at=_checked_end(body, starts_at, now),
         comment=body.comment,
-        updated_by=by,
+        updated_by=updated_by,
+        updated_via=updated_via,
         updated_at=now,
     )
+
+
+def _changer(silence: Silence, given: str | None, asking: Caller) -> tuple[str, str | None]:
+    """Who changes a silence, and the token that vouched for them. The creator's name is
+    the silence sent back whole (amtool and Grafana's edit form do so), not a claim about
+    who changes it: the token is recorded. Another name is, from a token that speaks for
+    others, the person changing it (Alertmanager would record them as the author)."""
+    if given is None or given == silence.created_by:
+        return asking.name, None
+    if not asking.speaks_for_others:
+        raise InvalidPayload(
+            f'created_by: silence {silence.id} was created by "{silence.created_by}", which'
+            " a change keeps (who changed it is recorded as updated_by); leave created_by out,"
+            " or let the token name who changes it: speaks_for_others in [api] tokens",
+            field="$.created_by",
+        )
+    return _author(given, asking)
 
 
 def _checked_end(body: NewSilence, starts_at: datetime, now: datetime) -> datetime:
@@ -272,15 +302,26 @@ def _checked_end(body: NewSilence, starts_at: datetime, now: datetime) -> dateti
     return ends_at
 
 
-def _author(given: str | None, author: str) -> str:
-    """Who made the silence: the token's name, as acks record it. A body naming someone
-    else is refused, not overridden, so a script never believes it recorded them."""
-    if given is not None and given != author:
+def _author(given: str | None, asking: Caller) -> tuple[str, str | None]:
+    """Who made or changes the silence, and the token that vouched for them (None: the
+    token itself, as acks record it). A body naming someone else is refused, not
+    overridden, so a script never believes it recorded them, unless the token speaks
+    for others: Grafana and karma name the person signed in to them."""
+    if given is None or given == asking.name:
+        return asking.name, None
+    if not asking.speaks_for_others:
         raise Forbidden(
-            f'created_by "{given}" is not this token\'s name "{author}": a silence is'
-            " recorded as made by the token that creates it; leave created_by out"
+            f'created_by "{given}" is not this token\'s name "{asking.name}": a silence is'
+            " recorded as made by the token that creates it; leave created_by out, or, for"
+            " a tool that names its users (Grafana, karma), set speaks_for_others = true on"
+            " its token in [api] tokens"
         )
-    return author
+    if not given.strip():
+        raise InvalidPayload(
+            "created_by: name the person the silence is for, or leave it out",
+            field="$.created_by",
+        )
+    return given, asking.name
 
 
 def _ends_at(body: NewSilence, starts_at: datetime) -> datetime:
@@ -317,9 +358,9 @@ def changeable(hub: Any, silence_id: str) -> Silence:
     return _unexpired(stored, silence_id, current_time(hub))
 
 
-def _update(tx: Tx, silence_id: str, body: NewSilence, by: str, now: datetime) -> Silence:
+def _update(tx: Tx, silence_id: str, body: NewSilence, asking: Caller, now: datetime) -> Silence:
     silence = _unexpired(tx.get_silence(silence_id), silence_id, now)
-    changed = revise(silence, body, now, by)
+    changed = revise(silence, body, now, asking)
     tx.update_silence(changed)
     escalation.unhold(tx, now.timestamp())
     return changed

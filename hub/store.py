@@ -708,6 +708,19 @@ def m031_silence_updates(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m032_silence_vouchers(db: sqlite_utils.Database) -> None:
+    """A silence made or changed for a person its token named (Grafana's or karma's
+    user, through a token that speaks for others) keeps that token's name beside them;
+    NULL where the token is the author itself."""
+    db.executescript(
+        """
+        ALTER TABLE silences ADD COLUMN created_via TEXT;
+        ALTER TABLE silences ADD COLUMN updated_via TEXT;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 
@@ -1550,14 +1563,15 @@ class Tx:
     def insert_silence(self, silence: Silence) -> None:
         self.conn.execute(
             "INSERT INTO silences"
-            " (id, matchers, starts_at, ends_at, created_by, comment, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " (id, matchers, starts_at, ends_at, created_by, created_via, comment, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 silence.id,
                 _json.encode(silence.matchers),
                 _epoch(silence.starts_at),
                 _epoch(silence.ends_at),
                 silence.created_by,
+                silence.created_via,
                 silence.comment,
                 _epoch(silence.created_at),
             ),
@@ -1565,16 +1579,18 @@ class Tx:
 
     def update_silence(self, changed: Silence) -> None:
         """Store a silence changed in place (``hub.silencing.update``): its matchers, time
-        range and comment, and who changed it when; its id and creator stay."""
+        range and comment, and who changed it (through which token) when; its id and
+        creator stay."""
         self.conn.execute(
             "UPDATE silences SET matchers = ?, starts_at = ?, ends_at = ?, comment = ?,"
-            " updated_by = ?, updated_at = ? WHERE id = ?",
+            " updated_by = ?, updated_via = ?, updated_at = ? WHERE id = ?",
             (
                 _json.encode(changed.matchers),
                 _epoch(changed.starts_at),
                 _epoch(changed.ends_at),
                 changed.comment,
                 changed.updated_by,
+                changed.updated_via,
                 _epoch(changed.updated_at),
                 changed.id,
             ),
@@ -2320,9 +2336,11 @@ def _decode_silence(row: dict) -> Silence:
         starts_at=_datetime(row["starts_at"]),
         ends_at=_datetime(row["ends_at"]),
         created_by=row["created_by"],
+        created_via=row["created_via"],
         comment=row["comment"],
         created_at=datetime.fromtimestamp(row["created_at"], UTC),
         updated_by=row["updated_by"],
+        updated_via=row["updated_via"],
         updated_at=_datetime(row["updated_at"]),
     )
 

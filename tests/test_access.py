@@ -16,6 +16,7 @@ tokens = [
   {{ name = "rita", token = "read-token", role = "read" }},
   {{ name = "will", token = "write-token", role = "write" }},
   {{ name = "ada", token = "admin-token", role = "admin" }},
+  {{ name = "grafana", token = "grafana-token", role = "write", speaks_for_others = true }},
 ]
 """
 WITH_TOKENS = BASE_CONFIG + TOKENS
@@ -25,6 +26,7 @@ CREDENTIALS = {
     "read": {"Authorization": "Bearer read-token"},
     "write": {"Authorization": "Bearer write-token"},
     "admin": {"Authorization": "Bearer admin-token"},
+    "grafana": {"Authorization": "Bearer grafana-token"},
 }
 SILENCE = {"matchers": ['service="checkout"'], "duration": "1h", "comment": "deploy"}
 ENDPOINTS = {

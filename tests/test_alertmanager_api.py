@@ -11,6 +11,7 @@ amtool comes with Debian's ``prometheus-alertmanager`` (installed by ``.ci/run``
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,9 +22,11 @@ import pytest
 import schemathesis
 import yaml
 from conftest import BASE_CONFIG, mail_url
+from logfmt_support import events
 from programs import require
 from schemathesis.core.failures import Failure
 from test_access import CREDENTIALS, TOKENS
+from test_silences_api import silence_row
 
 from hub.fingerprints import alertmanager_fingerprint
 
@@ -711,6 +714,7 @@ def test_tokens_and_roles_are_the_apis_with_problems_typed_as_json(hub):
     assert post_silence(hub, role="read").status_code == 403
     other = post_silence(hub, createdBy="alice")
     assert other.status_code == 403 and 'created_by "alice"' in other.json()["detail"]
+    assert "set speaks_for_others = true on its token" in other.json()["detail"]
     with hub.client(headers=CREDENTIALS["read"]) as http:
         assert http.delete("/api/v2/silence/nope").status_code == 403
         assert all(s["static"] for s in http.get("/api/v1/silences").json())
@@ -837,6 +841,38 @@ def test_grafana_makes_and_expires_a_silence_by_its_own_payload(hub):
         expired = http.delete(f"/api/v2/silence/{silence_id}")
     assert (expired.status_code, expired.content) == (200, b"")
     assert v2(hub, f"silence/{silence_id}").json()["status"]["state"] == "expired"
+
+
+def test_grafanas_users_silence_through_its_one_token_that_speaks_for_them(hub, caplog):
+    """Grafana reaches hub with one token (``speaks_for_others``) and names its user as
+    ``createdBy``: alice's silence is hers where Grafana reads it, and hub's API and log
+    name the token beside her. bob's change of it is his; Grafana's edit form
+    sending her name back (the creator it read) is no claim, so the token is recorded
+    as who changed it."""
+    with (
+        caplog.at_level(logging.INFO, logger="hub.silences"),
+        hub.client(headers=CREDENTIALS["grafana"]) as http,
+    ):
+        made = http.post("/api/v2/silences", json=grafana_silence("alice"))
+        silence_id = am_valid("/api/v2/silences", made, "POST").json()["silenceID"]
+        created = am_valid("/api/v2/silence/{id}", v2(hub, f"silence/{silence_id}"))
+        changed = http.post("/api/v2/silences", json={**grafana_silence("bob"), "id": silence_id})
+        by_bob = silence_row(hub, silence_id)
+        echoed = http.post("/api/v2/silences", json={**grafana_silence("alice"), "id": silence_id})
+    assert (changed.status_code, echoed.status_code) == (200, 200)
+    assert created.json()["createdBy"] == "alice"
+    assert v2(hub, f"silence/{silence_id}").json()["createdBy"] == "alice"
+    assert by_bob == ("alice", "grafana", "bob", "grafana")
+    assert silence_row(hub, silence_id) == ("alice", "grafana", "grafana", None)
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        shown = http.get(f"/api/v1/silences/{silence_id}").json()
+    assert (shown["created_by"], shown["created_via"]) == ("alice", "grafana")
+    assert (shown["updated_by"], shown["updated_via"]) == ("grafana", None)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    [created_line] = events(logged, "silence_created")
+    assert (created_line["by"], created_line["token"]) == ("alice", "grafana")
+    updates = [(line["by"], line.get("token")) for line in events(logged, "silence_updated")]
+    assert updates == [("bob", "grafana"), ("grafana", None)]
 
 
 WINDOW = """

@@ -302,6 +302,7 @@ def test_a_silence_added_as_someone_else_is_refused_naming_both(running):
     )
     listed = hub_cli(hub, "silence", "list", token="read-token")
     assert "bob" not in listed.stdout
+    assert "speaks_for_others = true" in refused.stderr, "how to allow it"
 
 
 @pytest.mark.parametrize(

@@ -742,6 +742,23 @@ def test_check_config_lists_a_duplicate_beside_a_typo_in_one_pass(tmp_path):
     assert 'receivers[0] and receivers[1]: duplicate name "ops"' in result.stderr
 
 
+def test_a_read_token_cannot_speak_for_others(tmp_path):
+    """It makes no silences: the option says something the token will never do."""
+    tables = (
+        '[api]\ntokens = [{ name = "grafana", token = "g", role = "read",'
+        ' speaks_for_others = true }, { name = "karma", token = "k", role = "write",'
+        " speaks_for_others = true }]\n"
+    )
+    problem = (
+        "api.tokens[0] (grafana).speaks_for_others: a read token makes no silences, so it"
+        " speaks for nobody; give it role write (or admin), or leave the option out"
+    )
+    assert problems_of(valid(tables=tables)) == [problem]
+    (tmp_path / "alerts.toml").write_text(valid(tables=tables))
+    result = run_hub("check-config", "alerts.toml", cwd=tmp_path)
+    assert (result.returncode, problem_lines(result.stderr)) == (1, [problem])
+
+
 ENTRIES_OF_THE_WRONG_TYPE = """
 [api]
 tokens = [{ name = "ci", token = "ci-token", role = "root" }]

@@ -118,9 +118,11 @@ def test_the_api_struct_encodes_without_the_parsed_matchers():
         "starts_at",
         "ends_at",
         "created_by",
+        "created_via",
         "comment",
         "created_at",
         "updated_by",
+        "updated_via",
         "updated_at",
     }
 

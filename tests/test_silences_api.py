@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import BASE_CONFIG, MovedClock, mail_url, render_config
+from test_access import CREDENTIALS, WITH_TOKENS
 
 from hub import config
 from hub import store as store_module
@@ -93,6 +94,33 @@ def test_a_silence_naming_someone_else_as_author_is_refused_and_stores_nothing(h
     detail = refused.json()["detail"]
     assert '"ana"' in detail and '"will"' in detail, detail
     assert stored_silences(tmp_path / "hub.db") == 0
+
+
+def test_a_token_that_speaks_for_others_records_whom_it_names_beside_itself(hub_factory, smtp):
+    """A chat bot's or a dashboard's one token names the person it acts for: the silence
+    is theirs, made via the token, and so is a change naming someone; with no name the
+    token is the author, as for any token, and a blank name stores nothing."""
+    hub = hub_factory(WITH_TOKENS, mail_url=mail_url(smtp[1]))
+    with hub.client(headers=CREDENTIALS["grafana"]) as http:
+        for_ana = http.post("/api/v1/silences", json={**DEPLOY, "created_by": "ana"}).json()
+        own = http.post("/api/v1/silences", json=DEPLOY).json()
+        blank = http.post("/api/v1/silences", json={**DEPLOY, "created_by": " "})
+        path = f"/api/v1/silences/{for_ana['id']}"
+        by_bo = http.put(path, json={**DEPLOY, "created_by": "bo", "comment": "longer"}).json()
+    assert (for_ana["created_by"], for_ana["created_via"]) == ("ana", "grafana")
+    assert (own["created_by"], own["created_via"]) == ("grafana", None)
+    assert (blank.status_code, blank.json()["field"]) == (422, "$.created_by")
+    assert (by_bo["created_by"], by_bo["created_via"]) == ("ana", "grafana")
+    assert (by_bo["updated_by"], by_bo["updated_via"]) == ("bo", "grafana")
+    assert silence_row(hub, for_ana["id"]) == ("ana", "grafana", "bo", "grafana")
+    assert silence_row(hub, own["id"]) == ("grafana", None, None, None)
+
+
+def silence_row(hub, silence_id: str) -> tuple:
+    """Who made and last changed a silence, and through which token, as stored."""
+    with sqlite3.connect(hub.config_path.parent / "hub.db") as conn:
+        query = "SELECT created_by, created_via, updated_by, updated_via FROM silences WHERE id = ?"
+        return conn.execute(query, (silence_id,)).fetchone()
 
 
 def test_config_silences_are_listed_as_static_and_cannot_be_deleted(hub):

@@ -76,7 +76,7 @@ async def create_silence(request: Request, viewer: NamedDependency[Viewer]) -> R
     values, body = _silence_sent(await posted(request, viewer, "write"))
     hub = request.app.state.hub
     try:
-        made = await silencing.create(hub, body, viewer.name or "console")
+        made = await silencing.create(hub, body, viewer.caller)
     except InvalidPayload as e:
         return pages.silence_form(request, viewer, values, error=e.detail, status=422)
     back = f"/incidents/{values['incident']}" if values["incident"].isdigit() else "/silences"
@@ -94,7 +94,7 @@ async def update_silence(
     values, body = _silence_sent(await posted(request, viewer, "write"))
     hub = request.app.state.hub
     try:
-        await silencing.update(hub, silence_id, body, viewer.name or "console")
+        await silencing.update(hub, silence_id, body, viewer.caller)
     except InvalidPayload as e:
         editing = silencing.changeable(hub, silence_id)
         return pages.silence_form(request, viewer, values, e.detail, 422, editing)

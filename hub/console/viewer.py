@@ -49,6 +49,12 @@ class Viewer:
     def name(self) -> str | None:
         return self.token.name if self.token else None
 
+    @property
+    def caller(self) -> access.Caller:
+        """The viewer as a silence records them: by their token's name, since the
+        console's forms name nobody else."""
+        return access.Caller(self.name or "console")
+
     def can(self, role: Role) -> bool:
         return self.token is not None and access.at_least(self.token.role, role)
 
