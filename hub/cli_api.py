@@ -68,6 +68,7 @@ SILENCE_COLUMNS = (
     ("matchers", "matchers"),
     ("ends", "ends_at"),
     ("created by", "created_by"),
+    ("via", "created_via"),
     ("comment", "comment"),
 )
 ONCALL_COLUMNS = (

@@ -22,6 +22,7 @@ import pytest
 import schemathesis
 import yaml
 from conftest import BASE_CONFIG, mail_url
+from console_support import sign_in
 from logfmt_support import events
 from programs import require
 from schemathesis.core.failures import Failure
@@ -845,8 +846,8 @@ def test_grafana_makes_and_expires_a_silence_by_its_own_payload(hub):
 
 def test_grafanas_users_silence_through_its_one_token_that_speaks_for_them(hub, caplog):
     """Grafana reaches hub with one token (``speaks_for_others``) and names its user as
-    ``createdBy``: alice's silence is hers where Grafana reads it, and hub's API and log
-    name the token beside her. bob's change of it is his; Grafana's edit form
+    ``createdBy``: alice's silence is hers where Grafana reads it, and hub's API, console
+    and log name the token beside her. bob's change of it is his; Grafana's edit form
     sending her name back (the creator it read) is no claim, so the token is recorded
     as who changed it."""
     with (
@@ -866,8 +867,11 @@ def test_grafanas_users_silence_through_its_one_token_that_speaks_for_them(hub, 
     assert silence_row(hub, silence_id) == ("alice", "grafana", "grafana", None)
     with hub.client(headers=CREDENTIALS["read"]) as http:
         shown = http.get(f"/api/v1/silences/{silence_id}").json()
+        sign_in(http, "read-token")
+        page = http.get("/silences").text
     assert (shown["created_by"], shown["created_via"]) == ("alice", "grafana")
     assert (shown["updated_by"], shown["updated_via"]) == ("grafana", None)
+    assert '<td>alice<div class="sub">via grafana</div></td>' in page
     logged = "\n".join(record.getMessage() for record in caplog.records)
     [created_line] = events(logged, "silence_created")
     assert (created_line["by"], created_line["token"]) == ("alice", "grafana")

@@ -213,6 +213,7 @@ def test_a_silence_is_added_listed_and_expired(running):
         "service=checkout",
         ANY_TIME,
         "will",
+        "-",
         "deploy",
         "4.2",
     ]
@@ -303,6 +304,15 @@ def test_a_silence_added_as_someone_else_is_refused_naming_both(running):
     listed = hub_cli(hub, "silence", "list", token="read-token")
     assert "bob" not in listed.stdout
     assert "speaks_for_others = true" in refused.stderr, "how to allow it"
+
+
+def test_a_token_that_speaks_for_others_adds_as_the_author_named_and_lists_itself_beside(running):
+    hub, _ = running
+    for_bob = ("silence", "add", "service=checkout", "-c", "deploy", "-a", "bob")
+    silence_id = hub_cli(hub, *for_bob, token="grafana-token").stdout.strip()
+    header, row = hub_cli(hub, "silence", "list", token="read-token").stdout.splitlines()
+    assert header.split()[4:8] == ["CREATED", "BY", "VIA", "COMMENT"]
+    assert row.split()[0] == silence_id and row.split()[4:7] == ["bob", "grafana", "deploy"]
 
 
 @pytest.mark.parametrize(
