@@ -6,11 +6,15 @@ removes it and when it reaches its end, not at grouping's next look a group_inte
 from __future__ import annotations
 
 import pytest
-from conftest import MovedClock, mail_url, wait_for
+from conftest import WAIT_SECONDS, MovedClock, mail_url, wait_for
 from notify_support import ADMIN, WRITER, deliveries, fire, metric, receiver, start_hub, when
 from test_snooze import after_a_worker_round
 
 HOUR = "1h"
+AT_ONCE = "told once the silence let it go, not at grouping's next look an hour later"
+"""Said by the checks that a message went out within the suite's wait (seconds) of a
+silence letting its alert go: the hour they tell it from stays far off, while a bound
+of a fraction of a second failed on a loaded machine, whose dispatcher wakes late."""
 DEPLOY = {"matchers": ['service="checkout"'], "comment": "deploy 4.2"}
 STATIC = """
 [[silences]]
@@ -59,7 +63,7 @@ def test_an_alert_fired_under_a_silence_is_told_as_soon_as_the_silence_is_expire
         assert expired.status_code == 200, expired.text
         (note,) = wait_for(lambda: sent(http))
     ended = when(expired.json()["ends_at"])
-    assert ended <= when(note["created_at"]) < ended + 1.0
+    assert ended <= when(note["created_at"]) < ended + WAIT_SECONDS, AT_ONCE
     assert when(note["changed_at"]) >= ended, "the time under the silence is no latency"
     assert len(mailbox.messages) == 1
     assert "checkout down" in mailbox.messages[0]["Subject"]
@@ -74,7 +78,7 @@ def test_an_alert_fired_under_a_silence_is_told_when_the_silence_reaches_its_end
         wait_for(lambda: held_back(http) == 1.0)
         clock.advance(599)  # a second before the end: the dispatcher's wait ends there
         (note,) = wait_for(lambda: sent(http))
-    assert ends_at <= when(note["created_at"]) < ends_at + 0.5
+    assert ends_at <= when(note["created_at"]) < ends_at + WAIT_SECONDS, AT_ONCE
 
 
 def test_a_reload_removing_a_static_silence_tells_what_it_held_back_at_once(hub_factory, smtp):
