@@ -5,7 +5,7 @@ console, and pages once the silence ends; the chain is not used up by the silenc
 from __future__ import annotations
 
 import pytest
-from conftest import MovedClock, wait_for
+from conftest import WAIT_SECONDS, MovedClock, wait_for
 from console_support import sign_in
 from test_escalation import (
     ADMIN,
@@ -76,27 +76,42 @@ def test_a_step_due_under_a_silence_waits_and_pages_once_the_silence_ends(hub_fa
 
 def test_a_held_step_is_looked_at_again_when_the_silence_ends(hub_factory, smtp):
     """Not a minute later: the silence's end is known."""
-    with first_paged(hub_factory, smtp, second_after="500ms") as (mailbox, _, http, incident):
-        ends_at = epoch(silence(http, "2s")["ends_at"])
+    clock = MovedClock()
+    with first_paged(hub_factory, smtp, second_after="1m", clock=clock) as (
+        mailbox,
+        _,
+        http,
+        incident,
+    ):
+        ends_at = epoch(silence(http, "90s")["ends_at"])
+        clock.advance(60)  # step two falls due under the silence, however slow the start
         wait_for(lambda: step_count(http, "held_muted") == 1)
         held = shown(http, incident["id"])["escalation_state"]
         assert epoch(held["due_at"]) == pytest.approx(ends_at, abs=0.01)
+        clock.advance(max(0.0, ends_at - clock() - 1))  # a second before the end
         wait_for(lambda: sent_times(http, SECOND))
-        assert ends_at <= sent_times(http, SECOND, "created_at")[0] < ends_at + 1.0
+        assert ends_at <= sent_times(http, SECOND, "created_at")[0] < ends_at + WAIT_SECONDS
         assert recipients(mailbox).count("alice") == 1
 
 
 def test_a_held_step_pages_at_once_when_its_silence_is_ended_early(hub_factory, smtp):
     """Expiring the silence left the step to the minute's look: paged ~47 s late, while
     a silence that ended by itself woke it at once."""
-    with first_paged(hub_factory, smtp, second_after="500ms") as (mailbox, _, http, incident):
+    clock = MovedClock()
+    with first_paged(hub_factory, smtp, second_after="1m", clock=clock) as (
+        mailbox,
+        _,
+        http,
+        incident,
+    ):
         silence_id = silence(http, "1h")["id"]
+        clock.advance(60)  # step two falls due under the silence, however slow the start
         wait_for(lambda: step_count(http, "held_muted") == 1)
         expired = http.delete(f"/api/v1/silences/{silence_id}")
         assert expired.status_code == 200, expired.text
         ended = epoch(expired.json()["ends_at"])
         wait_for(lambda: sent_times(http, SECOND))
-        assert ended <= sent_times(http, SECOND, "created_at")[0] < ended + 1.0
+        assert ended <= sent_times(http, SECOND, "created_at")[0] < ended + WAIT_SECONDS
         assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 2)]
         assert recipients(mailbox).count("alice") == 1
 
