@@ -369,10 +369,11 @@ class Runtime:
             if worker is not None:
                 worker.poke()
 
-    def active_silences(self, now: datetime) -> list[silences.Silence]:
-        """Every silence in force at ``now``: the config's static ones and the API's."""
+    def active_silences(self, now: datetime, tx: Tx | None = None) -> list[silences.Silence]:
+        """Every silence in force at ``now``: the config's static ones and the API's, read
+        in ``tx`` when given (as a worker's round does; see ``NotifyingWorker``)."""
         static = [s for s in self.static_silences if silences.state(s, now) == "active"]
-        return static + self.store.active_silences(now)
+        return static + (tx or self.store).active_silences(now)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

@@ -489,16 +489,20 @@ def _time(epoch: float) -> datetime:
 
 
 class NotifyingWorker(Worker, Generic[R]):
-    """A worker whose round is one store write that may notify: it reads the rules,
-    links and active silences as of now, runs ``step`` in a transaction and hands
-    the result to ``on_done``. The dispatcher and the escalator are two of these."""
+    """A worker whose round is one store write that may notify: it reads the rules and
+    links as of now, runs ``step`` in a transaction with the silences active in it, and
+    hands the result to ``on_done``. The dispatcher and the escalator are two of these.
+
+    The silences are read inside the write: read before it, they missed a silence that
+    a write queued ahead expired or narrowed, and the round held again the alerts and
+    steps that write had just let go, until grouping's or the escalator's next look."""
 
     def __init__(
         self,
         store: Store,
         rules: Callable[[], Rules],
         links: Callable[[], Links],
-        silences: Callable[[datetime], list[Silence]],
+        silences: Callable[[datetime, Tx], list[Silence]],
         on_done: Callable[[R], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -512,9 +516,10 @@ class NotifyingWorker(Worker, Generic[R]):
     async def round(self) -> bool:
         now = self.clock()
         rules, links = self.rules(), self.links()
-        active = self.silences(datetime.fromtimestamp(now, UTC))
+        moment = datetime.fromtimestamp(now, UTC)
         result = await self.store.write(
-            lambda tx: self.step(tx, now, rules, links, active), background=True
+            lambda tx: self.step(tx, now, rules, links, self.silences(moment, tx)),
+            background=True,
         )
         self.on_done(result)
         return self.more(result)

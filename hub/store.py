@@ -791,6 +791,12 @@ _INSERT_TIMELINE = (
 )
 
 
+ACTIVE_SILENCES = (
+    "SELECT * FROM silences WHERE (starts_at IS NULL OR starts_at <= ?)"
+    " AND (ends_at IS NULL OR ends_at > ?)"
+)
+
+
 class Tx:
     """The narrow write interface handed to write functions, inside a transaction."""
 
@@ -803,6 +809,13 @@ class Tx:
         again after one of its writes failed would log it twice, and a write rolled
         back, or whose COMMIT failed, would log what never happened."""
         self.logged.append((logger, level, message, args))
+
+    def active_silences(self, now: datetime) -> list[Silence]:
+        """The API's silences in force at ``now`` as this transaction sees them, the
+        writes queued ahead of it (an expiry, a change) included."""
+        at = now.timestamp()
+        cursor = self.conn.execute(ACTIVE_SILENCES, (at, at))
+        return [_decode_silence(row) for row in _all(cursor)]
 
     def find_delivery(self, source: str, key: str) -> tuple[int, Any, bytes] | None:
         """The status code, answer and body of the delivery with this key."""
@@ -2172,12 +2185,7 @@ class Store:
     def active_silences(self, now: datetime) -> list[Silence]:
         """The API's silences in force at ``now``: what the send-time mute stage applies."""
         at = now.timestamp()
-        rows = self.query(
-            "SELECT * FROM silences WHERE (starts_at IS NULL OR starts_at <= ?)"
-            " AND (ends_at IS NULL OR ends_at > ?)",
-            (at, at),
-        )
-        return [_decode_silence(row) for row in rows]
+        return [_decode_silence(row) for row in self.query(ACTIVE_SILENCES, (at, at))]
 
 
 def _run_in_savepoint(

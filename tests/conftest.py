@@ -6,14 +6,16 @@ stops by itself at the end of the test.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -24,6 +26,7 @@ from hub import config as config_module
 from hub.app import create_app
 
 WAIT_SECONDS = 10.0
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -146,6 +149,13 @@ class RunningHub:
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kwargs)
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the server's event loop, where hub's workers run, so that
+        a test can order its steps against theirs; its result."""
+        assert self._server is not None, "the hub is not running"
+        loop = self._server.servers[0].get_loop()
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(WAIT_SECONDS)
 
 
 BASE_CONFIG = """

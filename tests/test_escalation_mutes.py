@@ -19,6 +19,7 @@ from test_escalation import (
     start_hub,
     step_count,
 )
+from test_silence_ends import expire_during_a_round
 from test_snooze import after_a_worker_round, epoch, escalation_fact, shown
 
 DEPLOY = {"matchers": ['service="checkout"'], "comment": "deploy 4.2"}
@@ -113,6 +114,25 @@ def test_a_held_step_pages_at_once_when_its_silence_is_ended_early(hub_factory, 
         wait_for(lambda: sent_times(http, SECOND))
         assert ended <= sent_times(http, SECOND, "created_at")[0] < ended + WAIT_SECONDS
         assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 2)]
+        assert recipients(mailbox).count("alice") == 1
+
+
+def test_a_silence_expired_while_the_escalator_looks_pages_at_once(hub_factory, smtp):
+    """The escalator read the silences before its round's write, so a silence the write
+    queued ahead expired still held the step that write had just let go: paged at the
+    minute's look."""
+    clock = MovedClock()
+    with first_paged(hub_factory, smtp, second_after="1m", clock=clock) as (
+        mailbox,
+        hub,
+        http,
+        _,
+    ):
+        silence_id = silence(http, "1h")["id"]
+        clock.advance(60)  # step two falls due under the silence
+        wait_for(lambda: step_count(http, "held_muted") == 1)
+        hub.run(expire_during_a_round(hub.runtime, hub.runtime.escalator, silence_id))
+        wait_for(lambda: sent_times(http, SECOND))
         assert recipients(mailbox).count("alice") == 1
 
 

@@ -5,10 +5,16 @@ removes it and when it reaches its end, not at grouping's next look a group_inte
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from conftest import WAIT_SECONDS, MovedClock, mail_url, wait_for
 from notify_support import ADMIN, WRITER, deliveries, fire, metric, receiver, start_hub, when
 from test_snooze import after_a_worker_round
+
+from hub import silencing
+from hub.worker import Worker
 
 HOUR = "1h"
 AT_ONCE = "told once the silence let it go, not at grouping's next look an hour later"
@@ -79,6 +85,28 @@ def test_an_alert_fired_under_a_silence_is_told_when_the_silence_reaches_its_end
         clock.advance(599)  # a second before the end: the dispatcher's wait ends there
         (note,) = wait_for(lambda: sent(http))
     assert ends_at <= when(note["created_at"]) < ends_at + WAIT_SECONDS, AT_ONCE
+
+
+async def expire_during_a_round(runtime: Any, worker: Worker, silence_id: str) -> None:
+    """Expire the silence while ``worker`` is in a round: the expiry's write is queued
+    first, and the round starts before that write is applied."""
+    expiring = asyncio.ensure_future(silencing.expire(runtime, silence_id, "will"))
+    await asyncio.sleep(0)  # the expiry's write is queued, not yet applied
+    await worker.round()
+    await expiring
+
+
+def test_a_silence_expired_while_the_dispatcher_looks_is_told_at_once(hub_factory, smtp):
+    """The dispatcher read the silences before its round's write, so a silence the write
+    queued ahead expired still held the alert that write had just let go: it was told
+    at grouping's next look, an hour later."""
+    hub = silenced_hub(hub_factory, smtp)
+    with hub.client(headers=WRITER) as http:
+        silence_id = silence(http, "2h")["id"]
+        fire(http, "checkout down")
+        wait_for(lambda: held_back(http) == 1.0)
+        hub.run(expire_during_a_round(hub.runtime, hub.runtime.dispatcher, silence_id))
+        assert wait_for(lambda: sent(http))
 
 
 def test_a_reload_removing_a_static_silence_tells_what_it_held_back_at_once(hub_factory, smtp):
