@@ -10,8 +10,10 @@ import logging
 import time
 
 import pytest
-from conftest import BASE_CONFIG, mail_url, wait_for
+from conftest import BASE_CONFIG, MovedClock, mail_url, wait_for
+from notify_support import when
 from test_config import run_hub
+from test_snooze import after_a_worker_round
 
 from hub import config
 from hub.app import Runtime
@@ -36,10 +38,19 @@ summary = "nightly backup did not report"
 
 
 def start_hub(
-    hub_factory, smtp_port: int, period: str = "1h", grace: str = "300ms", more: str = ""
+    hub_factory,
+    smtp_port: int,
+    period: str = "1h",
+    grace: str = "300ms",
+    more: str = "",
+    clock=time.time,
 ):
     return hub_factory(
-        BASE_CONFIG + HEARTBEATS + more, mail_url=mail_url(smtp_port), period=period, grace=grace
+        BASE_CONFIG + HEARTBEATS + more,
+        clock=clock,
+        mail_url=mail_url(smtp_port),
+        period=period,
+        grace=grace,
     )
 
 
@@ -63,10 +74,15 @@ def shown(http, name: str) -> dict:
 
 
 def test_a_missed_deadline_emails_an_alert_and_the_next_ping_resolves_it(hub_factory, smtp, caplog):
+    """On a moved clock: with a period of 700 ms the next deadline, a second after the
+    ping, was missed too now and then on a loaded machine before the test had read what
+    the ping did."""
     mailbox, smtp_port = smtp
     caplog.set_level(logging.INFO, logger="hub.heartbeats")
-    hub = start_hub(hub_factory, smtp_port, period="700ms", grace="300ms")
+    clock = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, clock=clock)
     with hub.client(headers=WRITE) as http:
+        clock.advance(3601)  # past the first deadline, a period and grace after the start
         wait_for(lambda: subjects(mailbox, "FIRING"))
         assert "nightly backup did not report" in subjects(mailbox, "FIRING")[0]
         alert = heartbeat_alert(http)
@@ -104,12 +120,15 @@ def test_a_heartbeats_own_alertname_names_its_alert(hub_factory, smtp):
 
 
 def test_a_deadline_that_passed_while_the_hub_was_stopped_fires_on_start(hub_factory, smtp):
+    """On a moved clock: with a period of a second, a loaded machine now and then missed
+    the deadline before the hub had stopped."""
     mailbox, smtp_port = smtp
-    hub = start_hub(hub_factory, smtp_port, period="1s", grace="0s")
+    clock = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, grace="0s", clock=clock)
     with hub.client(headers=WRITE) as http:
         http.get("/ping/nightly-backup").raise_for_status()
     hub.stop()
-    time.sleep(1.2)
+    clock.advance(3601)  # the period passes while the hub is stopped
     assert mailbox.messages == []
     hub.start()
     wait_for(lambda: subjects(mailbox, "FIRING"))
@@ -126,23 +145,32 @@ def test_a_fail_ping_fires_at_once_and_a_ping_resolves_it(hub_factory, smtp):
 
 
 def test_a_start_without_a_completion_fires_after_grace_and_one_with_it_does_not(hub_factory, smtp):
+    """A grace of a minute on a moved clock: with 300 ms, a loaded machine now and then
+    took longer than that between the start and the completion it was sent right after."""
     mailbox, smtp_port = smtp
-    hub = start_hub(hub_factory, smtp_port, grace="300ms")
+    clock = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, grace="1m", clock=clock)
     with hub.client(headers=WRITE) as http:
         http.get("/ping/nightly-backup/start").raise_for_status()
         http.get("/ping/nightly-backup").raise_for_status()
-        time.sleep(0.5)
+        clock.advance(61)
+        after_a_worker_round()
         assert mailbox.messages == [], "a run that finished within grace is fine"
-        started = time.monotonic()
         http.get("/ping/nightly-backup/start").raise_for_status()
+        started = when(shown(http, "nightly-backup")["started_at"])
+        clock.advance(61)
         wait_for(lambda: subjects(mailbox, "FIRING"))
-        assert time.monotonic() - started >= 0.3
-        assert heartbeat_alert(http)["annotations"]["reason"] == "started run did not finish"
+        alert = heartbeat_alert(http)
+    assert when(alert["fired_at"]) >= started + 60, "not before the grace ran out"
+    assert alert["annotations"]["reason"] == "started run did not finish"
 
 
 def test_a_started_run_shows_as_started_until_it_finishes_or_is_overdue(hub_factory, smtp):
+    """A grace of a minute on a moved clock: with a second, a loaded machine now and then
+    read the run after its grace had run out."""
     mailbox, smtp_port = smtp
-    hub = start_hub(hub_factory, smtp_port, grace="1s")
+    clock = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, grace="1m", clock=clock)
     with hub.client(headers=WRITE) as http:
         http.post("/api/v1/heartbeats", json={"name": "etl", "period": "1h"}).raise_for_status()
         assert shown(http, "etl")["state"] == "new"
@@ -155,6 +183,7 @@ def test_a_started_run_shows_as_started_until_it_finishes_or_is_overdue(hub_fact
 
         http.get("/ping/nightly-backup/start").raise_for_status()
         assert shown(http, "nightly-backup")["state"] == "started"
+        clock.advance(61)
         wait_for(lambda: subjects(mailbox, "FIRING"))
         overdue = shown(http, "nightly-backup")
         assert (overdue["state"], overdue["started_at"] is not None) == ("down", True)
