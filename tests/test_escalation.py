@@ -201,9 +201,18 @@ def test_step_one_goes_out_at_once_and_step_two_to_whoever_is_on_call_after_its_
 
 
 def test_an_ack_before_step_two_means_it_never_arrives_and_an_unack_resumes_it(hub_factory, smtp):
-    with first_paged(hub_factory, smtp, second_after="1s") as (mailbox, _, http, incident):
+    """Step two a minute out on a moved clock: a second out, a loaded machine now and
+    then paged it before the ack sent after the first page arrived."""
+    clock = MovedClock()
+    with first_paged(hub_factory, smtp, second_after="1m", clock=clock) as (
+        mailbox,
+        _,
+        http,
+        incident,
+    ):
         acked = http.post(f"/api/v1/incidents/{incident['id']}/ack", headers=WRITE, json={})
         assert acked.status_code == 200
+        clock.advance(60)  # step two falls due while acknowledged
         wait_for(lambda: step_count(http, "skipped_acknowledged") == 1)
         time.sleep(0.3)
         assert "alice" not in recipients(mailbox)
@@ -240,13 +249,16 @@ def test_repeat_runs_the_chain_again_after_repeat_after(hub_factory, smtp):
 def test_a_step_that_fell_due_while_the_hub_was_stopped_fires_as_soon_as_it_starts(
     hub_factory, smtp
 ):
+    """Step two an hour out on a moved clock: 1.5 s out, a loaded machine now and then
+    paged it before the hub had stopped."""
     mailbox, smtp_port = smtp
-    hub = start_hub(hub_factory, smtp_port, second_after="1500ms")
+    clock = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, second_after="1h", clock=clock)
     with hub.client(headers=WRITE) as http:
         incident = open_incident(http)
         wait_for(lambda: "first" in recipients(mailbox))
     hub.stop()
-    time.sleep(max(0.0, _epoch(incident["opened_at"]) + 2.0 - time.time()))
+    clock.advance(3600)  # step two falls due while the hub is stopped
     assert "alice" not in recipients(mailbox)
     started = time.time()
     hub.start()
@@ -260,14 +272,18 @@ def test_a_step_that_fell_due_while_the_hub_was_stopped_fires_as_soon_as_it_star
 def test_steps_that_all_fell_due_while_the_hub_was_stopped_page_each_target_once(hub_factory, smtp):
     """Three late steps at once (run 1 step 2, run 2 steps 1 and 2) page alice and
     first once each, in one timeline entry naming the steps it took along: one by
-    one, alice was paged twice in the same second."""
+    one, alice was paged twice in the same second. Steps an hour apart on a moved clock:
+    a second apart, a loaded machine now and then ran one before the hub had stopped."""
     mailbox, smtp_port = smtp
-    hub = start_hub(hub_factory, smtp_port, second_after="1s", repeat=1, repeat_after="1s")
+    clock = MovedClock()
+    hub = start_hub(
+        hub_factory, smtp_port, second_after="1h", repeat=1, repeat_after="1h", clock=clock
+    )
     with hub.client(headers=WRITE) as http:
         incident = open_incident(http)
         wait_for(lambda: "first" in recipients(mailbox))
     hub.stop()
-    time.sleep(max(0.0, _epoch(incident["opened_at"]) + 3.5 - time.time()))
+    clock.advance(3.5 * 3600)  # run 1's step two and run 2's steps fall due meanwhile
     hub.start()
     with hub.client(headers=WRITE) as http:
         wait_for(lambda: len(sent_times(http, "first")) == 2 and sent_times(http, SECOND))
@@ -528,16 +544,18 @@ def test_targets_a_reload_removed_find_nobody_while_an_open_incident_still_names
     hub_factory, smtp
 ):
     """The incident keeps the policy it copied; what the new config lacks pages nobody
-    and is counted so, rather than vanishing or counting as notified."""
-    with first_paged(hub_factory, smtp, second_after="2s", repeat=1, repeat_after="300ms") as (
-        mailbox,
-        hub,
-        http,
-        incident,
-    ):
+    and is counted so, rather than vanishing or counting as notified. Steps an hour and
+    a minute apart on a moved clock: with step two 2 s out, a loaded machine now and then
+    paged it before the reload."""
+    clock = MovedClock()
+    with first_paged(
+        hub_factory, smtp, second_after="1h", repeat=1, repeat_after="1m", clock=clock
+    ) as (mailbox, hub, http, incident):
         hub.config_path.write_text(without_first_and_primary(hub.config_path.read_text()))
         assert http.post("/-/reload", headers=ADMIN).status_code == 200
-        wait_for(lambda: len(escalated_entries(http, incident["id"])) == 4, timeout=15)
+        for ran, later in enumerate((3600, 60, 3600), start=2):  # each step falls due alone
+            clock.advance(later)
+            wait_for(lambda ran=ran: len(escalated_entries(http, incident["id"])) == ran)
         entries = escalated_entries(http, incident["id"])
         assert [e["notified"] for e in entries] == [["first"], [], [], []]
         assert [e.get("nobody_on_call") for e in entries] == [
