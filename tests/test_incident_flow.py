@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import mail_url, wait_for
+from test_snooze import unsent
 
 CONFIG = """
 [server]
@@ -193,7 +194,7 @@ def test_an_acknowledgement_is_recorded_with_its_actor_and_comment(start):
         assert acked.status_code == 200
         assert acked.json()["status"] == "acknowledged"
         assert acked.json()["acknowledged_by"] == "dana"
-        timeline = http.get(f"/api/v1/incidents/{incident_id}").json()["timeline"]
+        timeline = unsent(http.get(f"/api/v1/incidents/{incident_id}").json())
         assert {"kind": "acknowledged", "actor": "dana"}.items() <= timeline[-1].items()
         assert timeline[-1]["detail"] == {"comment": "on it"}
         unacked = http.post(f"/api/v1/incidents/{incident_id}/unack")
