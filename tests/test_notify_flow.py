@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from conftest import AUTH, mail_url, wait_for
+from conftest import AUTH, MovedClock, mail_url, wait_for
 from console_support import csrf_in
 from notify_support import (
     ACK_SECRET,
@@ -29,6 +29,7 @@ from notify_support import (
     toml_table,
     when,
 )
+from test_snooze import after_a_worker_round
 
 from hub import acklinks
 
@@ -318,11 +319,14 @@ def test_slack_and_twilio_receivers_get_the_payloads_apprise_builds_with_the_ack
 def test_a_burst_of_fifty_alerts_within_group_wait_is_one_notification_listing_them_all(
     hub_factory, smtp
 ):
+    """group_wait is a minute on a moved clock: a loaded machine now and then took
+    longer than the 1.5 s it was to post the burst."""
     mailbox, port = smtp
-    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), group_wait="1500ms")
+    clock = MovedClock()
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), group_wait="1m", clock=clock)
     hosts = [f"db-{i}" for i in range(50)]
     with hub.client(headers=WRITER) as http:
-        started = time.monotonic()
+        started = clock()
         for batch in range(0, 50, 5):  # ten deliveries of five, as a monitor sends them
             events = [
                 {
@@ -333,7 +337,8 @@ def test_a_burst_of_fifty_alerts_within_group_wait_is_one_notification_listing_t
                 for host in hosts[batch : batch + 5]
             ]
             assert http.post("/webhooks/shop", json=events, headers=AUTH).status_code == 202
-        assert time.monotonic() - started < 1.5, "the burst must fit in group_wait"
+        assert clock() - started < 60, "the burst must fit in group_wait"
+        clock.advance(60)
         wait_for(lambda: mailbox.messages)
         time.sleep(0.6)  # three group intervals: room for a wrongly split second message
         assert len(deliveries(http)) == 1
@@ -512,15 +517,21 @@ def test_an_alert_joining_an_acknowledged_incident_is_told_with_who_acknowledged
 def test_an_unchanged_firing_incident_is_repeated_until_a_person_acks_or_resolves_it(
     hub_factory, smtp, action, told
 ):
+    """repeat_interval is an hour on a moved clock: with 600 ms, a loaded machine now
+    and then repeated it a second time before the test had acted."""
     mailbox, port = smtp
-    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), repeat_interval="600ms")
+    clock = MovedClock()
+    hub = start_hub(hub_factory, receiver("ops", mail_url(port)), repeat_interval="1h", clock=clock)
     with hub.client(headers=WRITER) as http:
         incident_id = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: mailbox.messages)
+        clock.advance(3600)
         wait_for(lambda: len(mailbox.messages) == 2)
         first, second = deliveries(http)
-        assert when(second["created_at"]) - when(first["created_at"]) >= 0.6
+        assert when(second["created_at"]) - when(first["created_at"]) >= 3600
         assert http.post(f"/api/v1/incidents/{incident_id}/{action}").status_code == 200
-        time.sleep(1.3)  # more than two repeat intervals
+        clock.advance(2 * 3600)  # two more repeat intervals
+        after_a_worker_round()
         assert len(deliveries(http)) == 2 + len(told)
     expected = [f"[FIRING] #{incident_id} checkout down"] * 2
     assert mailbox.subjects() == expected + [s.format(incident_id) for s in told]
