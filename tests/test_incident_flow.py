@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import mail_url, wait_for
+from conftest import MovedClock, mail_url, wait_for
 from test_snooze import unsent
 
 CONFIG = """
@@ -70,9 +70,12 @@ def event(service: str, status: str = "firing", **labels: str) -> dict:
 
 @pytest.fixture
 def start(hub_factory, smtp):
-    def started(group_wait: str = "0s", group_interval: str = "200ms", extra: str = ""):
+    def started(
+        group_wait: str = "0s", group_interval: str = "200ms", extra: str = "", clock=time.time
+    ):
         return hub_factory(
             CONFIG,
+            clock=clock,
             mail_url=mail_url(smtp[1]),
             group_wait=group_wait,
             group_interval=group_interval,
@@ -89,8 +92,11 @@ def checkout_incident(http) -> int:
 
 
 def test_two_sources_firing_about_one_service_share_one_incident(start, smtp):
+    """group_wait is a minute on a moved clock: a loaded machine now and then took
+    longer than 500 ms to post the burst."""
     mailbox, _ = smtp
-    hub = start(group_wait="500ms")
+    clock = MovedClock()
+    hub = start(group_wait="1m", clock=clock)
     with hub.client(headers=WRITER) as http:
         a = http.post("/webhooks/shop", json=event("checkout", alertname="Errors"), headers=SHOP)
         b = http.post("/webhooks/uptime", json=event("checkout", alertname="Down"), headers=UPTIME)
@@ -105,6 +111,7 @@ def test_two_sources_firing_about_one_service_share_one_incident(start, smtp):
         "alert_joined",
         "alert_joined",
     ]
+    clock.advance(60)
     wait_for(lambda: len(mailbox.messages) == 2)
     checkout = next(m for m in mailbox.subjects() if "checkout" in m)
     assert "FIRING:2" in checkout, "both alerts of the burst arrive in one message"
@@ -278,14 +285,18 @@ def test_acting_needs_a_write_token(start):
 
 
 def test_a_silence_created_after_the_alert_arrived_still_mutes_it(start, smtp):
+    """Made within group_wait, a minute on a moved clock: a loaded machine now and then
+    took longer than 1 s to make it."""
     mailbox, _ = smtp
-    hub = start(group_wait="1s")
+    clock = MovedClock()
+    hub = start(group_wait="1m", clock=clock)
     with hub.client(headers=WRITER) as http:
         answer = http.post("/webhooks/shop", json=event("checkout"), headers=SHOP)
         assert answer.status_code == 202
         silence = {"matchers": ['service="checkout"'], "duration": "1h", "comment": "deploy"}
         assert http.post("/api/v1/silences", json=silence).status_code == 201
         http.post("/webhooks/shop", json=event("search"), headers=SHOP)
+        clock.advance(60)
         wait_for(lambda: len(mailbox.messages) == 1)
         time.sleep(1.0)
         assert len(mailbox.messages) == 1
@@ -352,9 +363,11 @@ def test_a_message_leaving_the_silenced_title_alert_out_leads_with_its_worst(sta
     an info alert (the info one hub has known longer) and leads with the warning: the
     most severe alert it shows, as the incident's own title would, and reads as severe
     as it (chat, SMS and a receiver's own template get the same ``title`` and
-    ``severity``)."""
+    ``severity``). group_wait is a minute on a moved clock: a loaded machine now and
+    then took longer than 500 ms to post the alerts and the silence."""
     mailbox, _ = smtp
-    hub = start(group_wait="500ms")
+    clock = MovedClock()
+    hub = start(group_wait="1m", clock=clock)
     down = event("checkout", alertname="Down", severity="critical")
     minor = event("checkout", alertname="Minor", severity="info")
     with hub.client(headers=WRITER) as http:
@@ -364,6 +377,7 @@ def test_a_message_leaving_the_silenced_title_alert_out_leads_with_its_worst(sta
         assert http.post("/api/v1/silences", json=body).status_code == 201
         http.post("/webhooks/shop", json=minor, headers=SHOP)
         http.post("/webhooks/shop", json=event("checkout", alertname="Slow"), headers=SHOP)
+        clock.advance(60)
         wait_for(lambda: len(mailbox.messages) == 1)
         incident = http.get(f"/api/v1/incidents/{incident_id}").json()
     assert mailbox.subjects() == [f"[FIRING:2] #{incident_id} checkout Slow"]
