@@ -530,6 +530,7 @@ def test_an_unchanged_firing_incident_is_repeated_until_a_person_acks_or_resolve
         first, second = deliveries(http)
         assert when(second["created_at"]) - when(first["created_at"]) >= 3600
         assert http.post(f"/api/v1/incidents/{incident_id}/{action}").status_code == 200
+        wait_for(lambda: len(deliveries(http)) == 2 + len(told))
         clock.advance(2 * 3600)  # two more repeat intervals
         after_a_worker_round()
         assert len(deliveries(http)) == 2 + len(told)
