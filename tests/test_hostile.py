@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from hub import cli_api, config, matchers, silencing
+from hub.access import Caller
 from hub.alertmanager_shapes import AmMatcher, hub_matcher
 from hub.api_params import BadQueryParameter, query_matchers
 from hub.errors import ConfigError, Forbidden, InvalidPayload
@@ -280,8 +281,8 @@ def test_a_silence_body_is_refused_only_naming_a_field_and_any_kept_one_shows(bo
     digits) are a silence that can be shown, or a refusal (422 or 403); once a 500,
     and a stored silence no list could show."""
     try:
-        made = silencing.build(body, NOW, "ada")
-        changed = silencing.revise(made, body, NOW, "bob")
+        made = silencing.build(body, NOW, Caller("ada"))
+        changed = silencing.revise(made, body, NOW, Caller("bob", speaks_for_others=True))
     except (InvalidPayload, Forbidden):
         return
     for silence in (made, changed):
