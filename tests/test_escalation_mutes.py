@@ -4,6 +4,9 @@ console, and pages once the silence ends; the chain is not used up by the silenc
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from conftest import WAIT_SECONDS, MovedClock, wait_for
 from console_support import sign_in
@@ -34,6 +37,24 @@ def silence(http, duration: str) -> dict:
     answer = http.post("/api/v1/silences", json={**DEPLOY, "duration": duration})
     assert answer.status_code == 201, answer.text
     return answer.json()
+
+
+@contextmanager
+def second_step_held(hub_factory, smtp, silence_for: str) -> Iterator[tuple]:
+    """Step one paged, then a silence of ``silence_for`` made, and step two, due a
+    minute after the first page on a moved clock, held by it: the mailbox, the hub, an
+    API client, the incident, the silence and the clock."""
+    clock = MovedClock()
+    with first_paged(hub_factory, smtp, second_after="1m", clock=clock) as (
+        mailbox,
+        hub,
+        http,
+        incident,
+    ):
+        made = silence(http, silence_for)
+        clock.advance(60)  # step two falls due under the silence, however slow the start
+        wait_for(lambda: step_count(http, "held_muted") == 1)
+        yield mailbox, hub, http, incident, made, clock
 
 
 def test_a_step_due_under_a_silence_waits_and_pages_once_the_silence_ends(hub_factory, smtp):
@@ -77,16 +98,8 @@ def test_a_step_due_under_a_silence_waits_and_pages_once_the_silence_ends(hub_fa
 
 def test_a_held_step_is_looked_at_again_when_the_silence_ends(hub_factory, smtp):
     """Not a minute later: the silence's end is known."""
-    clock = MovedClock()
-    with first_paged(hub_factory, smtp, second_after="1m", clock=clock) as (
-        mailbox,
-        _,
-        http,
-        incident,
-    ):
-        ends_at = epoch(silence(http, "90s")["ends_at"])
-        clock.advance(60)  # step two falls due under the silence, however slow the start
-        wait_for(lambda: step_count(http, "held_muted") == 1)
+    with second_step_held(hub_factory, smtp, "90s") as (mailbox, _, http, incident, made, clock):
+        ends_at = epoch(made["ends_at"])
         held = shown(http, incident["id"])["escalation_state"]
         assert epoch(held["due_at"]) == pytest.approx(ends_at, abs=0.01)
         clock.advance(max(0.0, ends_at - clock() - 1))  # a second before the end
@@ -98,17 +111,8 @@ def test_a_held_step_is_looked_at_again_when_the_silence_ends(hub_factory, smtp)
 def test_a_held_step_pages_at_once_when_its_silence_is_ended_early(hub_factory, smtp):
     """Expiring the silence left the step to the minute's look: paged ~47 s late, while
     a silence that ended by itself woke it at once."""
-    clock = MovedClock()
-    with first_paged(hub_factory, smtp, second_after="1m", clock=clock) as (
-        mailbox,
-        _,
-        http,
-        incident,
-    ):
-        silence_id = silence(http, "1h")["id"]
-        clock.advance(60)  # step two falls due under the silence, however slow the start
-        wait_for(lambda: step_count(http, "held_muted") == 1)
-        expired = http.delete(f"/api/v1/silences/{silence_id}")
+    with second_step_held(hub_factory, smtp, "1h") as (mailbox, _, http, incident, made, _):
+        expired = http.delete(f"/api/v1/silences/{made['id']}")
         assert expired.status_code == 200, expired.text
         ended = epoch(expired.json()["ends_at"])
         wait_for(lambda: sent_times(http, SECOND))
@@ -121,17 +125,8 @@ def test_a_silence_expired_while_the_escalator_looks_pages_at_once(hub_factory, 
     """The escalator read the silences before its round's write, so a silence the write
     queued ahead expired still held the step that write had just let go: paged at the
     minute's look."""
-    clock = MovedClock()
-    with first_paged(hub_factory, smtp, second_after="1m", clock=clock) as (
-        mailbox,
-        hub,
-        http,
-        _,
-    ):
-        silence_id = silence(http, "1h")["id"]
-        clock.advance(60)  # step two falls due under the silence
-        wait_for(lambda: step_count(http, "held_muted") == 1)
-        hub.run(expire_during_a_round(hub.runtime, hub.runtime.escalator, silence_id))
+    with second_step_held(hub_factory, smtp, "1h") as (mailbox, hub, http, _, made, _):
+        hub.run(expire_during_a_round(hub.runtime, hub.runtime.escalator, made["id"]))
         wait_for(lambda: sent_times(http, SECOND))
         assert recipients(mailbox).count("alice") == 1
 
