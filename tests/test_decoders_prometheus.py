@@ -81,6 +81,15 @@ def test_a_firing_alert_carries_its_end_and_a_resolved_one_none(ends_at, expecte
     assert (event.ends_at.isoformat() if event.ends_at else None) == expected
 
 
+def test_gos_zero_time_is_a_time_left_unset_as_amtool_alert_add_sends_it():
+    """amtool sends both times as Go's zero time; read as set, the alert was resolved
+    at birth (and in the year 1) and never fired."""
+    zero = "0001-01-01T00:00:00.000Z"
+    alert = {"labels": {"alertname": "A"}, "startsAt": zero, "endsAt": zero}
+    (event,) = prometheus.decode(encode([alert]), SOURCE, now=NOW).events
+    assert (event.status, event.occurred_at, event.ends_at) == ("firing", None, None)
+
+
 def test_without_a_clock_it_compares_with_the_current_time():
     past = {"labels": {"alertname": "A"}, "endsAt": "2000-01-01T00:00:00Z"}
     future = {"labels": {"alertname": "B"}, "endsAt": "2999-01-01T00:00:00Z"}

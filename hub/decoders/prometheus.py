@@ -70,11 +70,22 @@ def _webhook_body(data: Any) -> str | None:
     return None
 
 
+GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _given(moment: datetime | None) -> datetime | None:
+    """A time the sender set: Go's zero time is one it left unset, as amtool's ``alert
+    add`` sends both times, and Alertmanager reads it so (else the alert would be
+    resolved at birth and never fire)."""
+    return None if moment == GO_ZERO_TIME else moment
+
+
 def to_event(alert: PostableAlert, source: Source, now: datetime) -> Event:
     labels = alert_labels(alert.labels)
-    if alert.starts_at and alert.ends_at and alert.ends_at < alert.starts_at:
+    starts_at, ends_at = _given(alert.starts_at), _given(alert.ends_at)
+    if starts_at and ends_at and ends_at < starts_at:
         raise InvalidPayload("endsAt is before startsAt", field="$.endsAt")
-    resolved = alert.ends_at is not None and alert.ends_at <= now
+    resolved = ends_at is not None and ends_at <= now
     annotations = dict(alert.annotations)
     if alert.generator_url:
         annotations["generator_url"] = alert.generator_url
@@ -84,8 +95,8 @@ def to_event(alert: PostableAlert, source: Source, now: datetime) -> Event:
         labels=labels,
         annotations=annotations,
         fingerprint=None,
-        occurred_at=alert.ends_at if resolved else alert.starts_at,
-        ends_at=None if resolved else alert.ends_at,
+        occurred_at=ends_at if resolved else starts_at,
+        ends_at=None if resolved else ends_at,
     )
 
 
