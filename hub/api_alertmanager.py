@@ -50,6 +50,7 @@ from hub.problems import (
     Problem,
     handle_http_exception,
     handle_hub_error,
+    http_exception_headers,
     http_exception_words,
 )
 from hub.silencing import NewSilence
@@ -331,11 +332,27 @@ def as_text(request: Request, exc: HubError) -> Response:
     return _text(status, exc.detail)
 
 
+def owns(path: str) -> bool:
+    """Whether a path is this API's: its errors take this API's forms even where no
+    route took the request (a wrong method), so amtool can read them."""
+    return path.startswith(f"{PREFIX}/")
+
+
 def http_as_text(request: Request, exc: HTTPException) -> Response:
-    """Litestar's own 400 (a flag that is not true or false) as a text too."""
-    if exc.status_code != 400:
+    """Litestar's own 400 (a flag that is not true or false) and 405 as a text too;
+    amtool fails on any other type ("no consumer") instead of saying what was wrong."""
+    if exc.status_code not in (400, 405):
         return _as_json(handle_http_exception(request, exc))
-    return _text(400, http_exception_words(request, exc)[1])
+    detail = http_exception_words(request, exc)[1]
+    if exc.status_code == 405 and request.url.path == f"{PREFIX}/alerts":
+        detail += (
+            "; alerts are posted to a source's door, /webhooks/{source}/api/v2/alerts:"
+            " amtool --alertmanager.url=http://HUB/webhooks/{source} alert add,"
+            " Prometheus path_prefix: /webhooks/{source}"
+        )
+    answer = _text(exc.status_code, detail)
+    answer.headers.update(http_exception_headers(request, exc))
+    return answer
 
 
 def _as_json(answer: Response) -> Response:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from litestar import Litestar
+from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -567,6 +567,15 @@ def sources_series(config: Config) -> dict[str, SourceSeries]:
     return {source.name: source_series(source) for source in config.sources}
 
 
+def http_error(request: Request, exc: HTTPException) -> Response:
+    """Litestar's own refusals (an unknown path, a wrong method), raised before any
+    router's handlers could answer: in the Alertmanager API's forms on its paths, else
+    as the console answers them (a page, or a problem document on the API)."""
+    if api_alertmanager.owns(request.url.path):
+        return api_alertmanager.http_as_text(request, exc)
+    return console.http_error(request, exc)
+
+
 def create_app(
     config: Config,
     config_path: str | Path | None = None,
@@ -613,7 +622,7 @@ def create_app(
         request_max_body_size=None,  # the door limits bodies (``WebhookDoor._limited``)
         exception_handlers={
             HubError: handle_hub_error,
-            HTTPException: console.http_error,
+            HTTPException: http_error,
             Exception: handle_unexpected,
         },
         openapi_config=OpenAPIConfig(

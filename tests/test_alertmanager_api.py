@@ -735,6 +735,29 @@ def test_the_ingest_door_and_the_read_api_do_not_meet(hub):
     assert (shown["labels"]["alertname"], shown["status"]["state"]) == ("DiskFull", "active")
 
 
+def test_amtool_alert_add_is_told_where_alerts_go_and_adds_them_there(hub, amtool):
+    """At the root, amtool read hub's problem document as no answer at all ("no
+    consumer"); now it reports the 405, and a client reading the body finds the door."""
+    with hub.client(headers=CREDENTIALS["write"]) as http:
+        refused = http.post("/api/v2/alerts", json=[{"labels": {"alertname": "X"}}])
+    assert refused.headers["content-type"] == "application/json"
+    assert refused.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert "/webhooks/{source}/api/v2/alerts" in refused.json()
+    at_root = amtool("alert", "add", "alertname=Smoke")
+    assert at_root.returncode != 0 and "status 405" in at_root.stderr, at_root.stderr
+    at_door = amtool(
+        "alert",
+        "add",
+        "alertname=Smoke",
+        "service=payments",
+        f"--alertmanager.url={hub.url}/webhooks/prom",
+        token=PROM_TOKEN,
+    )
+    assert at_door.returncode == 0, at_door.stderr
+    shown = [alert["labels"] for alert in v2(hub, "alerts").json()]
+    assert {"alertname": "Smoke", "service": "payments"}.items() <= shown[0].items()
+
+
 # -- Grafana's Alertmanager data source and karma, as they ask and read --------------
 # Neither runs here: these are the requests their sources send (Grafana's data source
 # of implementation "prometheus", through its proxy, which passes the query on; karma's
