@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -28,6 +28,7 @@ from litestar.typing import FieldDefinition
 
 from hub import config, matchers
 from hub.errors import HubError, InvalidPayload
+from hub.events import in_utc
 
 API_PREFIX = "/api/"
 # The longest comment (an ack's, a snooze's, a resolve's, a silence's, a dismissal's
@@ -87,10 +88,8 @@ def moment(name: str, text: str) -> datetime:
         raise invalid_value(name, f"expected an RFC 3339 time, got {text!r}") from e
     if parsed.tzinfo is None:
         raise invalid_value(name, "give the time with an offset, e.g. 2026-03-29T09:00:00Z")
-    try:
-        parsed.astimezone(UTC)
-    except OverflowError:  # an offset carries it outside the years 1 to 9999
-        raise invalid_value(name, f"{text!r} is outside the years 1 to 9999 in UTC") from None
+    if in_utc(parsed) is None:
+        raise invalid_value(name, f"{text!r} is outside the years 1 to 9999 in UTC")
     return parsed
 
 

@@ -15,13 +15,14 @@ import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from hub import display
 from hub.client import Client, ClientError
 from hub.config import Duration
+from hub.events import in_utc
 from hub.matchers import Matcher
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -333,12 +334,9 @@ def moment(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"expected an RFC 3339 time with an offset, like 2026-01-05T09:00:00Z, got {text!r}"
         )
-    try:
-        utc = parsed.astimezone(UTC)
-    except OverflowError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is outside the years 1 to 9999 in UTC"
-        ) from None
+    utc = in_utc(parsed)
+    if utc is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside the years 1 to 9999 in UTC")
     return utc.isoformat().replace("+00:00", "Z")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
@@ -67,3 +67,12 @@ def label_set(labels: Mapping[str, str]) -> dict[str, str]:
     give a sender that sometimes sends ``env=""`` two identities for one alert, and two
     pages. Matchers read a missing label as "", so they see no difference."""
     return {name: value for name, value in labels.items() if value}
+
+
+def in_utc(moment: datetime) -> datetime | None:
+    """``moment`` in UTC, or None when its offset carries it outside the years 1 to
+    9999, which a datetime cannot hold (``0001-01-01T00:00:00+01:00``)."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None

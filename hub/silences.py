@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 
 from hub import matchers
+from hub.events import in_utc
 
 if TYPE_CHECKING:
     from hub.config import Config
@@ -116,13 +117,12 @@ def problems(texts: list[str], starts_at: datetime | None, ends_at: datetime | N
 
 def _out_of_range(key: str, moment: datetime | None) -> list[str]:
     """``key: ...`` when ``moment`` in UTC is past ``LATEST`` or before the year 1."""
-    try:
-        kept = moment is None or moment.astimezone(UTC) <= LATEST
-    except OverflowError:
-        kept = False
-    if kept:
+    if moment is None:
         return []
-    shown = moment.isoformat()  # type: ignore[union-attr]
+    utc = in_utc(moment)
+    if utc is not None and utc <= LATEST:
+        return []
+    shown = moment.isoformat()
     return [f"{key}: {shown} is not between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"]
 
 
