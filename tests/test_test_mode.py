@@ -3,10 +3,19 @@ routing decision, and nothing is notified, escalated or correlated."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from conftest import BASE_CONFIG, mail_url
+
+from hub import silencing
+from hub.decoders import decode
+from hub.ingest import Answer, Delivery
+from hub.webhooks import commit
 
 TEST_SOURCE = """
 [[sources]]
@@ -111,6 +120,30 @@ def test_a_test_delivery_never_touches_the_live_alert_it_is_about(hub_factory, s
     assert (decision["outcome"], decision["notification"]) == ("changed", "resolved")
     assert alert["status"] == "firing"
     assert incident["status"] == "open"
+
+
+async def decided_as_a_silence_expires(runtime: Any, silence_id: str, event: dict) -> Answer:
+    """A test delivery of ``event`` taken as the silence is expired: the expiry's write
+    is queued first, and the delivery is decided before that write is applied."""
+    expiring = asyncio.ensure_future(silencing.expire(runtime, silence_id, "will"))
+    await asyncio.sleep(0)  # the expiry's write is queued, not yet applied
+    (source,) = [s for s in runtime.config.sources if s.name == "rehearsal"]
+    body, now = json.dumps(event).encode(), runtime.clock()
+    decoded = decode(body, source, datetime.fromtimestamp(now, UTC))
+    delivery = Delivery(source.name, None, now, {}, body, mode="test")
+    answer = await commit(runtime, delivery, decoded, None)
+    await expiring
+    return answer
+
+
+def test_a_silence_expired_as_a_test_delivery_comes_in_does_not_mute_it(hub):
+    """The silences were read before the delivery's write, so a silence whose expiry that
+    write queued behind still showed as muting the alert in the decision."""
+    with hub.client(headers=WRITE) as http:
+        silence = http.post("/api/v1/silences", json=SILENCE).json()
+    answer = hub.run(decided_as_a_silence_expires(hub.runtime, silence["id"], SEARCH))
+    (decision,) = answer.body["decision"]
+    assert (answer.status_code, decision.mutes) == (202, [])
 
 
 PAGERDUTY_TEST_SOURCE = """
