@@ -128,7 +128,13 @@ def _rotation_problems(rotation: Rotation, people: set[str]) -> list[str]:
     if rotation.length <= 0:
         found.append("length: must be longer than 0s")
     try:
-        time.fromisoformat(rotation.handoff)
+        handoff = time.fromisoformat(rotation.handoff)
     except ValueError:
         found.append(f'handoff: expected a local time like "09:00", got {rotation.handoff!r}')
+    else:
+        if handoff.tzinfo is not None:  # the schedule's time_zone says where; two would clash
+            found.append(
+                f"handoff: give the local time without an offset (time_zone says where),"
+                f" got {rotation.handoff!r}"
+            )
     return found

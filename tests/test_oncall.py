@@ -146,6 +146,17 @@ def test_a_schedule_naming_strangers_or_a_bad_zone_is_refused():
     ]
 
 
+@pytest.mark.parametrize("handoff", ["09:00Z", "09:00+02:00"])
+def test_a_handoff_with_an_offset_is_refused_as_the_time_zone_says_where(handoff):
+    """Taken, it made every lookup of the schedule fail: the on-call API answered 500
+    and each escalation round failed, so no incident paged anyone."""
+    bad = schedule(rotation(date(2026, 1, 5), handoff=handoff))
+    assert problems(bad) == [
+        "rotations[0].handoff: give the local time without an offset (time_zone says where),"
+        f" got {handoff!r}"
+    ]
+
+
 SCHEDULE_CONFIG = """
 [[schedules]]
 name = "primary"
