@@ -95,6 +95,12 @@ def test_a_handoff_inside_the_spring_forward_gap_happens_as_late_as_the_clocks_j
     assert next_handoff(nightly, utc("2026-03-28T12:00:00")) == utc("2026-03-29T01:30:00")
 
 
+def test_a_handoff_in_the_repeated_autumn_hour_happens_the_first_time():
+    nightly = schedule(rotation(date(2026, 10, 23), DAY, handoff="02:30"))
+    assert next_handoff(nightly, utc("2026-10-24T12:00:00")) == utc("2026-10-25T00:30:00")
+    assert on_call(nightly, utc("2026-10-25T01:30:00")) == "carol"  # 02:30 again, in CET
+
+
 def test_a_rotation_of_twelve_hours_counts_elapsed_time_across_the_change():
     halves = schedule(rotation(date(2026, 3, 28), Duration(12 * 3600)))
     assert on_call(halves, utc("2026-03-28T08:00:00")) == "alice"
