@@ -146,11 +146,14 @@ def ping(
 
 
 def expire_due(tx: Tx, now: float, rules: Rules) -> list[dict]:
-    """Every heartbeat whose deadline passed becomes overdue and fires its alert."""
+    """Every heartbeat whose deadline passed becomes overdue and fires its alert. One
+    already down (a run started after a failure, not finished in time) stays down: its
+    alert fires already, and a second ``heartbeat_down`` would count one outage twice."""
     expired = []
     for row in tx.due_heartbeats(now, BATCH):
         reason = "started run did not finish" if row["started_at"] else "deadline missed"
-        _raise_alert(tx, row, "firing", now, rules, reason)
+        if not row["overdue"]:
+            _raise_alert(tx, row, "firing", now, rules, reason)
         updated = {**row, "deadline": None, "overdue": 1}
         tx.save_heartbeat(updated)
         expired.append(updated)

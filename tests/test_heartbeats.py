@@ -165,6 +165,26 @@ def test_a_start_without_a_completion_fires_after_grace_and_one_with_it_does_not
     assert alert["annotations"]["reason"] == "started run did not finish"
 
 
+def test_a_run_started_after_a_failure_and_not_finished_is_one_outage(hub_factory, smtp, caplog):
+    """The heartbeat stays down as it was: its alert, its page and its log line are
+    those of the failure, not a second outage."""
+    mailbox, smtp_port = smtp
+    caplog.set_level(logging.INFO, logger="hub.heartbeats")
+    clock = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, grace="1m", clock=clock)
+    with hub.client(headers=WRITE) as http:
+        http.post("/ping/nightly-backup/fail").raise_for_status()
+        wait_for(lambda: subjects(mailbox, "FIRING"))
+        http.get("/ping/nightly-backup/start").raise_for_status()
+        clock.advance(61)
+        wait_for(lambda: shown(http, "nightly-backup")["deadline"] is None)
+        assert shown(http, "nightly-backup")["state"] == "down"
+        assert heartbeat_alert(http)["annotations"]["reason"] == "failure reported"
+    downs = [r.getMessage() for r in caplog.records if "heartbeat_down" in r.getMessage()]
+    assert downs == ['event=heartbeat_down name=nightly-backup reason="failure reported"']
+    assert len(subjects(mailbox, "FIRING")) == 1
+
+
 def test_a_started_run_shows_as_started_until_it_finishes_or_is_overdue(hub_factory, smtp):
     """A grace of a minute on a moved clock: with a second, a loaded machine now and then
     read the run after its grace had run out."""
