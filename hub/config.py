@@ -81,6 +81,13 @@ def _spellings(seconds: float) -> Iterator[str]:
     yield f"{decimal.Decimal(repr(seconds)):f}s"
 
 
+LONGEST = Duration.parse("3650d")
+"""The longest heartbeat ``period`` and ``grace`` and rotation ``length``: ten years.
+Times are worked out from them; one of thousands of years (a period of
+"99999999999w") falls past the year 9999, which no time can hold, and every list of
+heartbeats, or every look at the schedule, failed with it."""
+
+
 class Struct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Config tables refuse keys they do not know: a typo must not pass silently."""
 

@@ -46,10 +46,6 @@ ALERTNAME = "HeartbeatDown"
 ``group_by`` written for Alertmanager select and group alerts by it."""
 BATCH = 100
 MIN_TOKEN_LENGTH = 16
-LONGEST = config.Duration.parse("3650d")
-"""The longest ``period`` and ``grace``: ten years each. A deadline is kept as a time;
-one of thousands of years (a period of "99999999999w") could not be shown, and every
-list of heartbeats failed with it."""
 Ping = Literal["success", "fail", "start"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _encode = msgspec.json.Encoder().encode
@@ -255,9 +251,9 @@ def definition_problems(heartbeat: config.Heartbeat) -> list[str]:
     if heartbeat.grace < 0:
         found.append("grace: must not be negative")
     found += [
-        f"{key}: at most {LONGEST.text()}, got {getattr(heartbeat, key).text()}"
+        f"{key}: at most {config.LONGEST.text()}, got {getattr(heartbeat, key).text()}"
         for key in ("period", "grace")
-        if getattr(heartbeat, key) > LONGEST
+        if getattr(heartbeat, key) > config.LONGEST
     ]
     if heartbeat.token is not None and len(heartbeat.token) < MIN_TOKEN_LENGTH:
         found.append(f"token: use at least {MIN_TOKEN_LENGTH} characters")

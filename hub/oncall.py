@@ -20,7 +20,7 @@ from math import floor
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub import timeintervals
-from hub.config import Rotation, Schedule, entry
+from hub.config import LONGEST, Rotation, Schedule, entry
 
 DAY = 86400.0
 _CHANGES_LOOKED_AT = 1000  # a schedule whose person never changes stops looking here
@@ -127,6 +127,8 @@ def _rotation_problems(rotation: Rotation, people: set[str]) -> list[str]:
         found.append("participants: at least one participant is needed")
     if rotation.length <= 0:
         found.append("length: must be longer than 0s")
+    if rotation.length > LONGEST:
+        found.append(f"length: at most {LONGEST.text()}, got {rotation.length.text()}")
     try:
         handoff = time.fromisoformat(rotation.handoff)
     except ValueError:

@@ -163,6 +163,14 @@ def test_a_handoff_with_an_offset_is_refused_as_the_time_zone_says_where(handoff
     ]
 
 
+def test_a_rotation_longer_than_ten_years_is_refused():
+    """Its next handoff fell past the year 9999: every lookup failed, the on-call API
+    answered 500 and each escalation round failed, so no incident paged anyone."""
+    endless = schedule(rotation(date(2026, 1, 5), Duration.parse("3650001d")))
+    assert problems(endless) == ["rotations[0].length: at most 3650d, got 3650001d"]
+    assert problems(schedule(rotation(date(2026, 1, 5), Duration.parse("3650d")))) == []
+
+
 SCHEDULE_CONFIG = """
 [[schedules]]
 name = "primary"
