@@ -53,12 +53,20 @@ def next_handoff(schedule: Schedule, at: datetime) -> datetime | None:
 
 
 def _next_boundary(schedule: Schedule, at: datetime) -> datetime | None:
-    """The earliest time after ``at`` where any rotation hands off or an override
-    starts or ends: the only moments the answer can change."""
+    """The earliest time after ``at`` where an override starts or ends, or a rotation
+    that may change the answer hands off: the only moments it can change. A rotation
+    that has started always has someone, so the layers below it never show, and its
+    own handoffs change nothing when one person takes every turn: walking those, a
+    one-person rota met no change for a thousand turns and answered "never", or ran
+    past the year 9999, before it reached an override."""
     zone = ZoneInfo(schedule.time_zone)
-    candidates = [_handoff(r, zone, _turn(r, zone, at) + 1) for r in schedule.rotations]
-    for override in schedule.overrides:
-        candidates += [t for t in (override.starts_at, override.ends_at) if t > at]
+    candidates = [t for o in schedule.overrides for t in (o.starts_at, o.ends_at) if t > at]
+    for rotation in schedule.rotations:
+        turn = _turn(rotation, zone, at)
+        if turn < 0 or len(set(rotation.participants)) > 1:
+            candidates.append(_handoff(rotation, zone, turn + 1))
+        if turn >= 0:
+            break
     return min(candidates, default=None)
 
 

@@ -134,6 +134,21 @@ def test_a_rotation_of_one_person_never_hands_off():
     assert next_handoff(alone, utc("2026-06-01T00:00:00")) is None
 
 
+def test_a_one_person_rota_is_on_call_until_an_override_however_far_ahead():
+    """Its handoffs change nothing, nor those of a layer it hides: walked one by one, an
+    hourly rota answered "never" (and a rota of years failed) before reaching cover."""
+    cover = Override(
+        person="bob", starts_at=utc("2027-06-01T00:00:00"), ends_at=utc("2027-06-02T00:00:00")
+    )
+    hourly = rotation(date(2026, 1, 5), Duration(3600), participants=["alice"])
+    alone = schedule(hourly, overrides=[cover])
+    assert next_handoff(alone, utc("2026-01-07T12:00:00")) == utc("2027-06-01T00:00:00")
+    hiding = schedule(hourly, rotation(date(2026, 1, 5), Duration(3600)), overrides=[cover])
+    assert next_handoff(hiding, utc("2026-01-07T12:00:00")) == utc("2027-06-01T00:00:00")
+    decade = rotation(date(2026, 1, 5), Duration.parse("3650d"), participants=["alice"])
+    assert next_handoff(schedule(decade), utc("2026-01-07T12:00:00")) is None
+
+
 def test_a_misspelt_zone_is_refused_suggesting_the_nearest_one_as_time_intervals_do():
     bad = schedule(rotation(date(2026, 1, 5), participants=["alice"]), zone="Europe/Berln")
     assert problems(bad) == [
