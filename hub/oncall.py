@@ -27,8 +27,11 @@ _CHANGES_LOOKED_AT = 1000  # a schedule whose person never changes stops looking
 
 
 def on_call(schedule: Schedule, at: datetime) -> str | None:
-    """The person on call at ``at``, or None when no override or rotation covers it."""
-    for override in schedule.overrides:
+    """The person on call at ``at``, or None when no override or rotation covers it.
+
+    Of overlapping overrides the last listed wins: it is the one added last, and a
+    newer override wins in PagerDuty and Grafana OnCall too."""
+    for override in reversed(schedule.overrides):
         if override.starts_at <= at < override.ends_at:
             return override.person
     zone = ZoneInfo(schedule.time_zone)

@@ -121,6 +121,22 @@ def test_an_override_wins_while_it_lasts_and_the_rotation_resumes_after():
     assert next_handoff(covered, utc("2026-01-06T13:00:00")) == utc("2026-01-06T18:00:00")
 
 
+def test_of_overlapping_overrides_the_last_listed_wins():
+    """The one added last: a swap agreed on top of a holiday cover holds."""
+    holiday = Override(
+        person="dave", starts_at=utc("2026-01-06T00:00:00"), ends_at=utc("2026-01-09T00:00:00")
+    )
+    swap = Override(
+        person="carol", starts_at=utc("2026-01-07T12:00:00"), ends_at=utc("2026-01-07T18:00:00")
+    )
+    covered = schedule(rotation(date(2026, 1, 5)), overrides=[holiday, swap])
+    assert on_call(covered, utc("2026-01-07T11:00:00")) == "dave"
+    assert on_call(covered, utc("2026-01-07T12:00:00")) == "carol"
+    assert on_call(covered, utc("2026-01-07T18:00:00")) == "dave"
+    assert next_handoff(covered, utc("2026-01-07T11:00:00")) == utc("2026-01-07T12:00:00")
+    assert next_handoff(covered, utc("2026-01-07T13:00:00")) == utc("2026-01-07T18:00:00")
+
+
 def test_the_first_layer_that_has_someone_wins():
     later = rotation(date(2026, 2, 2), participants=["dave"])
     layered = schedule(later, rotation(date(2026, 1, 5)))
