@@ -15,12 +15,14 @@
 
 Templates are Jinja2 in a sandbox (receivers' templates come from the config
 file, not from code); HTML is autoescaped, so a label value like ``<script>``
-arrives as text. ``[templates]`` holds named snippets that receivers'
-``title``/``body`` may ``include`` or ``import``.
+arrives as text; Markdown is not, so the chat message passes a sender's text through
+the ``md`` filter (labels are code spans). ``[templates]`` holds named snippets that
+receivers' ``title``/``body`` may ``include`` or ``import``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -221,13 +223,13 @@ CHAT_BODY = """
 
 {% for alert in alerts[:20] %}
 - {{ ("still firing" if over and alert.status == "firing" else alert.status) | upper }}
-  {{- " (" ~ alert.severity ~ ")" }} **{{ alert.summary }}**
+  {{- " (" ~ alert.severity ~ ")" }} **{{ alert.summary | md }}**
   {{- (" " ~ alert.labels | pairs | map("code") | join(" ")) if alert.labels }}
   {%- if alert.ends_at %} · {{ alert.starts_at | utc }} to {{ alert.ends_at | utc }}
   {%- else %} · since {{ alert.starts_at | utc }}{% endif %}
 
 {% for name, value in alert.annotations | dictsort if value != alert.summary %}
-  - {{ name }}: {{ value | truncate(500) }}
+  - {{ name | md }}: {{ value | truncate(500) | md }}
 {% endfor %}
 {% endfor %}
 {% if alerts | length > 20 %}
@@ -678,6 +680,7 @@ def _environment(
     env.filters["utc"] = _utc
     env.filters["pairs"] = _pairs
     env.filters["code"] = _code
+    env.filters["md"] = _md
     return env
 
 
@@ -693,6 +696,19 @@ def _utc(moment: datetime) -> str:
 
 def _pairs(labels: Mapping[str, str]) -> list[str]:
     return [f"{name}={value}" for name, value in sorted(labels.items())]
+
+
+_MARKUP = re.compile(r"\\(?=[!-/:-@\[-`{-~])|[<>\[\]]")
+"""What ``_md`` escapes: the brackets of links, mentions and raw HTML, and a backslash
+that would escape the character after it."""
+
+
+def _md(text: str) -> str:
+    """A sender's text (a summary, an annotation) as text in Markdown: its ``<!channel>``
+    is no Slack mention and its ``[Acknowledge](url)`` no link beside hub's own.
+    Emphasis and bare URLs are left alone, so a runbook address stays whole and
+    clickable."""
+    return _MARKUP.sub(lambda found: "\\" + found.group(), text)
 
 
 def _code(text: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import json
+import re
 import socket
 from collections.abc import Iterator
 from email import policy
@@ -63,6 +64,29 @@ def test_slack_gets_the_summary_and_the_ack_link():
     assert attachment["title"] == "[FIRING] #1 checkout API error rate high"
     assert "checkout API error rate above 5%" in attachment["text"]
     assert f"<{ACK}|Acknowledge>" in attachment["text"]
+
+
+@responses.activate
+def test_slack_shows_a_senders_mentions_and_links_as_text_and_keeps_hubs_own_links():
+    """A summary or annotation is the sender's text: in Slack's markup ``<!channel>``
+    would notify the whole channel and ``[Acknowledge](...)`` would sit beside hub's
+    own link as one, leading elsewhere."""
+    hook = responses.post("https://hooks.slack.com/services/T000/B000/XXXX", body="ok")
+    hostile = msgspec.structs.replace(
+        INCIDENT.alerts[0],
+        summary=r"disk full <!channel> [Acknowledge](https://evil.example/a) \<@U1>",
+        annotations={
+            "description": "<https://evil.example/b|runbook> [x](https://evil.example/c)",
+            "runbook_url": "https://wiki.example/disk_full",
+        },
+    )
+    send(SLACK_URL, msgspec.structs.replace(INCIDENT, alerts=[hostile]))
+    text = json.loads(hook.calls[0].request.body)["attachments"][0]["text"]
+    assert "disk full &lt;!channel&gt; [Acknowledge](https://evil.example/a) " in text
+    assert "&lt;@U1&gt;*" in text
+    assert "description: &lt;https://evil.example/b|runbook&gt; [x](https://evil.example/c)" in text
+    assert "runbook_url: https://wiki.example/disk_full\n" in text
+    assert re.findall(r"<([^<>|]+)\|", text) == [ACK, INCIDENT.incident_url]
 
 
 @responses.activate
