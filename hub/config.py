@@ -1152,6 +1152,11 @@ def check(config: Config) -> list[str]:
         problems.append("route.receiver: the root route needs a receiver")
     if config.route.matchers:
         problems.append("route.matchers: the root route takes every alert; match in routes")
+    if config.route.continue_:
+        problems.append(
+            "route.continue: the root route has no siblings to go on to;"
+            " set continue on a route in routes"
+        )
     problems += _check_notifier(config.notifier)
     problems += _check_route(config, config.route, "route")
     problems += _check_silences(config) + _check_inhibit_rules(config)

@@ -266,6 +266,11 @@ def test_siblings_with_the_same_matchers_get_keys_of_their_own():
             '[route]\nreceiver = "default"\nmatchers = ["a=\\"b\\""]\n',
             "route.matchers: the root route takes every alert",
         ),
+        (
+            '[route]\nreceiver = "default"\ncontinue = true\n',
+            "route.continue: the root route has no siblings to go on to;"
+            " set continue on a route in routes",
+        ),
     ],
 )
 def test_config_check_names_the_bad_route_key(route_text, problem):
