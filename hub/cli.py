@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from hub import cli_api, escalation, routing
+from hub import cli_api, escalation, matchers, routing
 from hub import config as config_module
 from hub.config import Config
 from hub.errors import ConfigError
@@ -304,7 +304,18 @@ def port(text: str) -> int:
 
 
 def label(text: str) -> tuple[str, str]:
-    """``name=value`` (or ``name="value"``) from the command line."""
+    """``name=value`` from the command line, read as an ``=`` matcher as ``amtool config
+    routes test`` reads it (``"app.kubernetes.io/name"=x``, ``name="value"``); a name with
+    other characters may also go unquoted (``my-label=x``). Another operator is refused,
+    not read into the name (``env!=prod`` as the label ``env!``)."""
+    try:
+        parsed = matchers.parse(text)
+    except ValueError:
+        parsed = []
+    if len(parsed) == 1 and parsed[0].op == "=":
+        return parsed[0].name, parsed[0].value
+    if len(parsed) == 1:
+        raise argparse.ArgumentTypeError(f"expected label=value, got {text!r}")
     name, equals, value = text.partition("=")
     if not equals or not name.strip():
         raise argparse.ArgumentTypeError(f"expected label=value, got {text!r}")

@@ -443,6 +443,7 @@ def test_the_url_and_token_default_to_hub_url_and_hub_token(running):
         (["snooze", "7", "soon"], "argument duration: expected a duration"),
         (["silence", "add", "a=b"], "the following arguments are required: -c/--comment"),
         (["route-test", "service"], "argument labels: expected label=value, got 'service'"),
+        (["route-test", "env!=prod"], "argument labels: expected label=value, got 'env!=prod'"),
     ],
 )
 def test_bad_usage_exits_2_before_any_request(args, complaint):
@@ -545,6 +546,7 @@ def test_check_config_refuses_two_files():
         (["severity=critical", "service=db", "env=prod"], "pager,db-prod"),
         (["severity=critical", "service=web"], "pager"),
         (["severity=critical", "team=payments"], "pager"),  # two routes, one receiver
+        (['"service"="db"', "env=prod"], "db-prod"),  # a name quoted, as in matchers
     ],
 )
 def test_route_test_prints_the_receivers_a_label_set_reaches(tmp_path, labels, receivers):
