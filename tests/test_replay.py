@@ -132,6 +132,26 @@ def test_an_unknown_delivery_is_404_and_a_removed_source_409(hub):
     assert "rehearsal" in gone.json()["detail"]
 
 
+def test_a_body_the_sources_new_format_refuses_says_which_format_refused_it(hub):
+    """A source changed to another format since: the decoder's words alone ("missing
+    field `version`") read as if the stored body were broken."""
+    with hub.client(headers=ADMIN) as http:
+        delivery_id = rehearse(http)
+        path = Path(hub.config_path)
+        text = path.read_text().replace('format = "native"\nmode', 'format = "alertmanager"\nmode')
+        path.write_text(text)
+        http.post("/-/reload").raise_for_status()
+        before = rows(hub)
+        refused = http.post(f"/api/v1/events/{delivery_id}/replay", params={"dry_run": "true"})
+        real = http.post(f"/api/v1/events/{delivery_id}/replay")
+    assert (refused.status_code, real.status_code) == (422, 422)
+    assert refused.json()["detail"].startswith(
+        "source 'rehearsal' (alertmanager format) refuses this body now: Object missing"
+    )
+    assert refused.json()["field"] == "$.version"
+    assert rows(hub) == before
+
+
 OWN_DELIVERIES = """
 [[sources]]
 name = "prom"
