@@ -5,7 +5,8 @@ needs with ``guards=[require("write")]``. A missing or unknown token gets 401 wi
 ``WWW-Authenticate: Bearer`` challenge, a known token with too low a role gets 403.
 The token's name becomes the request's actor (``actor(request)``), which is what
 acks and silences record as "who"; a token that speaks for others (``caller``) lets
-its tool name the person a silence is made or changed for.
+its tool (Grafana, karma, a chat bot) name the person a silence or an incident's
+action is for, recorded with the token beside them (``Caller.naming``).
 
 With no tokens configured the read API stays open (a fresh install is usable
 from the box it runs on) and every mutation is refused with 403: changes must be
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import unicodedata
 from dataclasses import dataclass
 
 from litestar.connection import ASGIConnection
@@ -28,12 +30,15 @@ from litestar.openapi.spec import SecurityRequirement, SecurityScheme
 
 from hub import logs
 from hub.config import ApiToken, Role
-from hub.errors import AuthError, Forbidden
+from hub.errors import AuthError, Forbidden, InvalidPayload
 
 log = logging.getLogger("hub.access")
 ROLES: tuple[Role, ...] = ("read", "write", "admin")
 ACTOR_KEY = "hub_actor"
 CHALLENGE = 'Bearer realm="hub"'
+PERSON_MAX = 200
+"""The longest name a token may give for the person it acts for: a login or an e-mail
+address fits, a pasted paragraph is a mistake."""
 
 SCHEME = "bearer"
 BEARER: list[SecurityRequirement] = [{SCHEME: []}]
@@ -156,6 +161,41 @@ class Caller:
 
     name: str
     speaks_for_others: bool = False
+
+    def naming(self, given: str | None, field: str, recorded: str) -> tuple[str, str | None]:
+        """Who a change is recorded as made by, and the token that vouched for them (None:
+        the token itself). ``given`` is the body's ``field``; ``recorded`` says, for the
+        refusal, what the token alone would be recorded as doing. Naming someone else is
+        refused, not overridden, so a script never believes it recorded them, unless the
+        token speaks for others; a name that cannot be shown on one line is refused first,
+        so no refusal repeats it."""
+        if given is None:
+            return self.name, None
+        _check_person(given, field)
+        if given == self.name:
+            return self.name, None
+        if not self.speaks_for_others:
+            raise Forbidden(
+                f'{field} "{given}" is not this token\'s name "{self.name}": {recorded};'
+                f" leave {field} out, or, for a tool that names its users (Grafana, karma, a"
+                " chat bot), set speaks_for_others = true on its token in [api] tokens"
+            )
+        return given, self.name
+
+
+def _check_person(given: str, field: str) -> None:
+    """Refuse a person's name that is blank, longer than ``PERSON_MAX`` or holds control
+    or format characters (a line break, a bidi override): it is shown in the timeline,
+    the console and the log as one line, naming someone."""
+    problem = None
+    if not given.strip():
+        problem = "name the person it is for, or leave it out"
+    elif len(given) > PERSON_MAX:
+        problem = f"at most {PERSON_MAX} characters; this one has {len(given)}"
+    elif any(unicodedata.category(c) in ("Cc", "Cf") for c in given):
+        problem = "a name on one line, without control characters"
+    if problem:
+        raise InvalidPayload(f"{field}: {problem}", field=f"$.{field}")
 
 
 def caller(connection: ASGIConnection) -> Caller:

@@ -39,6 +39,12 @@ def value(text: str) -> str:
     return text if _BARE.fullmatch(text) else json.dumps(text)
 
 
+def vouched(token: str | None) -> str:
+    """The ``token=`` of a line whose ``by=`` is a person a token named for them (one
+    that speaks for others); nothing when the token acted as itself."""
+    return f" token={value(token)}" if token else ""
+
+
 def listed(items: Iterable[object], most: int | None = None) -> str:
     """A list as one logfmt value, its items joined by commas; past ``most`` items, the
     rest is counted (``1,2,3,+17``) so that one line stays one line."""

@@ -28,7 +28,7 @@ from hub.access import BEARER, Caller, actor, caller, require
 from hub.api_params import COMMENT_MAX, query_matchers
 from hub.config import Duration, Timestamp
 from hub.decoders.common import parse_json
-from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from hub.errors import Conflict, InvalidPayload, NotFound
 from hub.matchers import Matcher
 from hub.problems import refusals
 from hub.silences import Silence, State
@@ -181,7 +181,7 @@ async def create(hub: Any, body: NewSilence, asking: Caller) -> dict[str, Any]:
         "event=silence_created id=%s by=%s%s matchers=%s",
         silence.id,
         logs.value(silence.created_by),
-        _vouched(silence.created_via),
+        logs.vouched(silence.created_via),
         logs.listed(silence.matchers),
     )
     return present(silence, now, static=False)
@@ -199,7 +199,7 @@ async def update(hub: Any, silence_id: str, body: NewSilence, asking: Caller) ->
         "event=silence_updated id=%s by=%s%s matchers=%s",
         changed.id,
         logs.value(changed.updated_by or asking.name),
-        _vouched(changed.updated_via),
+        logs.vouched(changed.updated_via),
         logs.listed(changed.matchers),
     )
     return present(changed, now, static=False)
@@ -213,11 +213,6 @@ async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
     _look_again(hub)
     log.info("event=silence_expired id=%s by=%s", logs.value(silence_id), logs.value(by or ""))
     return present(expired, now, static=False)
-
-
-def _vouched(via: str | None) -> str:
-    """The log's ``token=`` of a silence made or changed for a person its token named."""
-    return f" token={logs.value(via)}" if via else ""
 
 
 def _refuse_static(hub: Any, silence_id: str) -> None:
@@ -304,24 +299,11 @@ def _checked_end(body: NewSilence, starts_at: datetime, now: datetime) -> dateti
 
 def _author(given: str | None, asking: Caller) -> tuple[str, str | None]:
     """Who made or changes the silence, and the token that vouched for them (None: the
-    token itself, as acks record it). A body naming someone else is refused, not
-    overridden, so a script never believes it recorded them, unless the token speaks
-    for others: Grafana and karma name the person signed in to them."""
-    if given is None or given == asking.name:
-        return asking.name, None
-    if not asking.speaks_for_others:
-        raise Forbidden(
-            f'created_by "{given}" is not this token\'s name "{asking.name}": a silence is'
-            " recorded as made by the token that creates it; leave created_by out, or, for"
-            " a tool that names its users (Grafana, karma), set speaks_for_others = true on"
-            " its token in [api] tokens"
-        )
-    if not given.strip():
-        raise InvalidPayload(
-            "created_by: name the person the silence is for, or leave it out",
-            field="$.created_by",
-        )
-    return given, asking.name
+    token itself, as acks record it): Grafana and karma name the person signed in to
+    them (``Caller.naming``)."""
+    return asking.naming(
+        given, "created_by", "a silence is recorded as made by the token that creates it"
+    )
 
 
 def _ends_at(body: NewSilence, starts_at: datetime) -> datetime:

@@ -99,17 +99,20 @@ def test_a_silence_naming_someone_else_as_author_is_refused_and_stores_nothing(h
 def test_a_token_that_speaks_for_others_records_whom_it_names_beside_itself(hub_factory, smtp):
     """A chat bot's or a dashboard's one token names the person it acts for: the silence
     is theirs, made via the token, and so is a change naming someone; with no name the
-    token is the author, as for any token, and a blank name stores nothing."""
+    token is the author, as for any token, and a blank name or one on two lines stores
+    nothing."""
     hub = hub_factory(WITH_TOKENS, mail_url=mail_url(smtp[1]))
     with hub.client(headers=CREDENTIALS["grafana"]) as http:
         for_ana = http.post("/api/v1/silences", json={**DEPLOY, "created_by": "ana"}).json()
         own = http.post("/api/v1/silences", json=DEPLOY).json()
         blank = http.post("/api/v1/silences", json={**DEPLOY, "created_by": " "})
+        two_lines = http.post("/api/v1/silences", json={**DEPLOY, "created_by": "ana\nroot"})
         path = f"/api/v1/silences/{for_ana['id']}"
         by_bo = http.put(path, json={**DEPLOY, "created_by": "bo", "comment": "longer"}).json()
     assert (for_ana["created_by"], for_ana["created_via"]) == ("ana", "grafana")
     assert (own["created_by"], own["created_via"]) == ("grafana", None)
     assert (blank.status_code, blank.json()["field"]) == (422, "$.created_by")
+    assert (two_lines.status_code, two_lines.json()["field"]) == (422, "$.created_by")
     assert (by_bo["created_by"], by_bo["created_via"]) == ("ana", "grafana")
     assert (by_bo["updated_by"], by_bo["updated_via"]) == ("bo", "grafana")
     assert silence_row(hub, for_ana["id"]) == ("ana", "grafana", "bo", "grafana")
