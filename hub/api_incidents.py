@@ -1,6 +1,10 @@
 """Incidents, their actions (ack, snooze, unack, resolve), the delivery log with its
 dead letters' actions (retry, dismiss), and the signed one-click acknowledgement link
-carried in every notification."""
+carried in every notification.
+
+An action is recorded as taken by the token's name, or, when the token speaks for
+others (a chat bot's, a portal's), by the person its body names as ``by``, with the
+token as the timeline entry's ``via`` (``access.Caller.naming``, as silences do)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from hub import access, dispatch, logs, matchers, outbox, paging, snoozes
-from hub.access import BEARER, require
+from hub.access import BEARER, PERSON_MAX, require
 from hub.api import (
     ROW_ID_MAX,
     RowId,
@@ -41,15 +45,26 @@ Comment = Annotated[
     str,
     msgspec.Meta(
         max_length=COMMENT_MAX,
-        description="why; recorded on the incident's timeline with the token's name",
+        description="why; recorded on the incident's timeline with who acted",
     ),
 ]
+By = Annotated[
+    str | None,
+    msgspec.Meta(
+        description="who acts: the token's name (the default), or, with a token that speaks"
+        " for others, the person it acts for, recorded with the token as via; at most"
+        f" {PERSON_MAX} characters on one line"
+    ),
+]
+ACTED = "an action is recorded as taken by the token that asks for it"
+"""What the 403 for a ``by`` naming someone else says the token alone is recorded as."""
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
-    """Why; recorded on the incident's timeline with the acting token's name."""
+    """Why, and who acts; recorded on the incident's timeline."""
 
     comment: Comment = ""
+    by: By = None
 
 
 class SnoozeBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,11 +77,23 @@ class SnoozeBody(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ]
     comment: Comment = ""
+    by: By = None
 
 
+NAMING_REFUSALS = {
+    403: refusal(
+        "The token's role is too low, or by names someone else and the token does not"
+        " speak for others"
+    ),
+    422: refusal(
+        f"by is blank, over {PERSON_MAX} characters or holds control characters; field is $.by"
+    ),
+}
+"""The refusals of an action whose body may name who acts (``by``)."""
 RESOLVE_REFUSALS = {
-    **refusals(401, 403, 404, 413, 503),
-    400: refusal('An unknown query parameter, or a body that is not {"comment": text}'),
+    **refusals(401, 404, 413, 503),
+    **NAMING_REFUSALS,
+    400: refusal('An unknown query parameter, or a body that is not {"comment": text, "by": text}'),
 }
 """Litestar checks the body, so a wrong shape is a 400, not a 422. A resolve is never
 a 409: a resolved incident is answered as stored, with nothing recorded."""
@@ -83,9 +110,13 @@ else (ack), or not acknowledged (unack), with the state it hit as members."""
 SNOOZE_REFUSALS = {
     **ACTION_REFUSALS,
     400: refusal(
-        'An unknown query parameter, or a body that is not {"duration": text, "comment": text}'
+        "An unknown query parameter, or a body that is not"
+        ' {"duration": text, "comment": text, "by": text}'
     ),
-    422: refusal("duration is not a duration from 1m to 7d; field is $.duration"),
+    422: refusal(
+        "duration is not a duration from 1m to 7d, or by is not a name (as for an ack);"
+        " field names which"
+    ),
 }
 
 
@@ -200,10 +231,19 @@ async def _act(
     snooze: float | None = None,
 ):
     body = data or ActionBody()
-    actor = access.actor(request) or "api"
+    actor, token = acting(request, body.by)
     hub = request.app.state.hub
-    done = await perform(hub, incident_id, action, actor, body.comment, snooze=snooze, via="api")
+    done = await perform(
+        hub, incident_id, action, actor, body.comment, snooze=snooze, via="api", token=token
+    )
     return _present_incident(done.incident)
+
+
+def acting(request: Request, by: str | None) -> tuple[str, str | None]:
+    """Who takes an action asked through the API, and the token that named them (None:
+    the token itself): 403 for a ``by`` naming someone else unless the token speaks for
+    others, 422 for one no person is called."""
+    return access.caller(request).naming(by, "by", ACTED)
 
 
 async def perform(
@@ -216,32 +256,35 @@ async def perform(
     snooze: float | None = None,
     *,
     via: str,
+    token: str | None = None,
 ) -> Acted:
     """Acknowledge (for ``snooze`` seconds with action ``snooze``), unacknowledge or
     resolve, and wake the workers: what the API, the console and the ack link all do
-    (the link only in the episode it was sent about), ``via`` naming which for the log.
-    An action that changed nothing (a repeated resolve, the holder's repeated ack)
-    wakes and logs nothing."""
+    (the link only in the episode it was sent about), ``via`` naming which for the log,
+    ``token`` the one that named ``actor`` (``acting``), if one did. An action that
+    changed nothing (a repeated resolve, the holder's repeated ack) wakes and logs
+    nothing."""
     check_comment(comment)
     now = hub.clock()
     done = await hub.store.write(
-        lambda tx: act(tx, incident_id, action, actor, comment, now, episode, snooze)
+        lambda tx: act(tx, incident_id, action, actor, comment, now, episode, snooze, token)
     )
     if done.changed:
         hub.changed()
-        _log_action(action, done.incident, actor, via)
+        _log_action(action, done.incident, actor, via, token)
     return done
 
 
-def _log_action(action: str, incident: dict, actor: str, via: str) -> None:
+def _log_action(action: str, incident: dict, actor: str, via: str, token: str | None) -> None:
     """One line per action taken: who took or let go of an incident, and how."""
     until = incident["snoozed_until"] if action == "snooze" else None
     log.info(
-        "event=%s incident=%d by=%s via=%s%s",
+        "event=%s incident=%d by=%s via=%s%s%s",
         _LOGGED[action],
         incident["id"],
         logs.value(actor),
         via,
+        logs.vouched(token),
         "" if until is None else f" until={snoozes.stamp(until)}",
     )
 
@@ -400,27 +443,39 @@ async def retry(hub: Any, notification_id: int, by: str, *, via: str) -> None:
     summary="Set a dead letter aside: nobody needs it sent",
     guards=[require("admin")],
     security=BEARER,
-    responses={**refusals(400, 401, 403, 404, 503), 409: refusal("Not dead-lettered")},
+    responses={
+        **refusals(400, 401, 404, 503),
+        **NAMING_REFUSALS,
+        409: refusal("Not dead-lettered"),
+    },
 )
 async def dismiss_notification(
     request: Request, notification_id: RowId, data: JSONBody[ActionBody | None] = None
 ) -> dict[str, Any]:
     hub = request.app.state.hub
-    comment = (data or ActionBody()).comment
-    await dismiss(hub, notification_id, access.actor(request) or "api", comment, via="api")
+    body = data or ActionBody()
+    by, token = acting(request, body.by)
+    await dismiss(hub, notification_id, by, body.comment, via="api", token=token)
     return _present_notification(hub.store, hub.store.notification(notification_id))
 
 
-async def dismiss(hub: Any, notification_id: int, by: str, comment: str, *, via: str) -> None:
+async def dismiss(
+    hub: Any, notification_id: int, by: str, comment: str, *, via: str, token: str | None = None
+) -> None:
     """Set a dead letter aside (``outbox.dismiss``), so it no longer counts as waiting
-    for someone to act; 404 unknown, 409 not dead. Shared by the API and the console."""
+    for someone to act; 404 unknown, 409 not dead. Shared by the API and the console;
+    ``token`` is the one that named ``by``, as for an incident's action."""
     check_comment(comment)
     row = _notification(hub, notification_id)
     now = hub.clock()
-    if not await hub.store.write(lambda tx: outbox.dismiss(tx, row, by, comment, now)):
+    if not await hub.store.write(lambda tx: outbox.dismiss(tx, row, by, comment, now, token)):
         raise Conflict(f"notification {notification_id} is not dead-lettered")
     log.info(
-        "event=notification_dismissed id=%d by=%s via=%s", notification_id, logs.value(by), via
+        "event=notification_dismissed id=%d by=%s via=%s%s",
+        notification_id,
+        logs.value(by),
+        via,
+        logs.vouched(token),
     )
 
 

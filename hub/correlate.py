@@ -347,17 +347,25 @@ def _title_after(tx: Tx, incident: dict, alert: dict, delta: int, severity: str)
 
 
 def acknowledge(
-    tx: Tx, incident: dict, now: float, actor: str, comment: str, snooze: float | None = None
+    tx: Tx,
+    incident: dict,
+    now: float,
+    actor: str,
+    comment: str,
+    snooze: float | None = None,
+    via: str | None = None,
 ) -> None:
     """Record an acknowledgement. It lasts until the incident resolves, or lapses after
     ``snooze`` seconds, else after its policy's ``ack_timeout`` (``hub.snoozes``). The
-    holder acknowledging again keeps when they took it: only the lapse moves."""
+    holder acknowledging again keeps when they took it: only the lapse moves. ``via``
+    is the token that named ``actor``, if one did (``incidents.said``)."""
     lapse = snoozes.lapse(now, snooze, escalation.ack_timeout(tx, incident["id"]))
     since = incident["acknowledged_at"] or now
     taken = {"status": "acknowledged", "acknowledged_at": since, "acknowledged_by": actor}
     tx.update("incidents", incident["id"], {**taken, **lapse, "updated_at": now})
     kind = "acknowledged" if snooze is None else "snoozed"
-    tx.add_timeline(incident["id"], now, kind, actor, {"comment": comment, **snoozes.until(lapse)})
+    detail = incidents.said(comment, via) | snoozes.until(lapse)
+    tx.add_timeline(incident["id"], now, kind, actor, detail)
 
 
 class Acted(NamedTuple):
@@ -377,9 +385,11 @@ def act(
     now: float,
     episode: int | None = None,
     snooze: float | None = None,
+    via: str | None = None,
 ) -> Acted:
     """A person acknowledges (for ``snooze`` seconds, with action ``snooze``),
-    unacknowledges or resolves an incident, recorded with who and why. ``episode``,
+    unacknowledges or resolves an incident, recorded with who and why, and ``via`` the
+    token that named them, if one did. ``episode``,
     when given, is the only episode this may act on (an ack link's). Resolving a
     resolved incident changes and records nothing, whoever asks: scripts and
     runbooks retry a resolve, and no one holds a resolution as one holds an ack."""
@@ -393,27 +403,33 @@ def act(
             return Acted(incident, changed=False)
         _refuse(incident, "is already resolved")
     if action in ("ack", "snooze"):
-        if not _take(tx, incident, now, actor, comment, snooze):
+        if not _take(tx, incident, now, actor, comment, snooze, via):
             return Acted(incident, changed=False)
     elif action == "unack":
         if incident["status"] != "acknowledged":
             _refuse(incident, "is not acknowledged")
         opened = {"status": "open", "acknowledged_at": None, "acknowledged_by": None}
         tx.update("incidents", incident_id, {**opened, **snoozes.CLEARED, "updated_at": now})
-        tx.add_timeline(incident_id, now, "unacknowledged", actor, {"comment": comment})
+        tx.add_timeline(incident_id, now, "unacknowledged", actor, incidents.said(comment, via))
         escalation.resume(tx, incident_id, now)
     elif action == "resolve":
         resolved = {"status": "resolved", "resolved_at": now, "resolved_by": actor}
         resolved |= _headline(tx, incident_id)
         tx.update("incidents", incident_id, {**resolved, **snoozes.CLEARED, "updated_at": now})
-        tx.add_timeline(incident_id, now, "resolved", actor, {"comment": comment})
+        tx.add_timeline(incident_id, now, "resolved", actor, incidents.said(comment, via))
         escalation.wind_up(tx, incident_id, now)
     tx.mark_receivers_due(incident_id, now)
     return Acted(tx.incident(incident_id), changed=True)  # type: ignore[arg-type]
 
 
 def _take(
-    tx: Tx, incident: dict, now: float, actor: str, comment: str, snooze: float | None
+    tx: Tx,
+    incident: dict,
+    now: float,
+    actor: str,
+    comment: str,
+    snooze: float | None,
+    via: str | None,
 ) -> bool:
     """Acknowledge, for a while when ``snooze`` is given; whether that changed anything.
     The holder may do it again: a snooze replaces their last one and a plain ack ends
@@ -424,7 +440,7 @@ def _take(
         _refuse_taking_over(incident, actor)
         if snooze is None and incident["snooze_reason"] != snoozes.SNOOZE:
             return False
-    acknowledge(tx, incident, now, actor, comment, snooze)
+    acknowledge(tx, incident, now, actor, comment, snooze, via)
     return True
 
 

@@ -38,6 +38,12 @@ def next_status(
     return "open"
 
 
+def said(comment: str, via: str | None) -> dict:
+    """A person's action as its timeline entry details it: why, and the token that named
+    them (``via``, a token that speaks for others) when one did."""
+    return {"comment": comment} | ({"via": via} if via else {})
+
+
 def should_reopen(resolved_at: datetime, now: datetime, window: float) -> bool:
     """True if an incident resolved less than ``window`` seconds ago may be reopened."""
     return window > 0 and now - resolved_at < timedelta(seconds=window)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from hub import channels, logs
+from hub import channels, incidents, logs
 from hub.config import SCHEDULE_PREFIX, Config, Receiver
 from hub.errors import Unavailable
 from hub.metrics import Metrics
@@ -171,15 +171,17 @@ def longest_send(config: Config) -> float:
     return max(send_limit(receiver) for receiver in [*config.receivers, people])
 
 
-def dismiss(tx: Tx, row: dict, by: str, comment: str, now: float) -> bool:
+def dismiss(tx: Tx, row: dict, by: str, comment: str, now: float, via: str | None = None) -> bool:
     """Set a dead letter aside (``dismissed``) and say so on its incident's timeline
-    with who and why; False if it is not dead. A dead letter is someone not told: it
-    counts as one (``hub_outbox_notifications{state="dead"}``) until it is sent again
-    or a person decides nobody needs it any more, so the count means "needs action"."""
+    with who and why (and ``via`` the token that named them); False if it is not dead.
+    A dead letter is someone not told: it counts as one
+    (``hub_outbox_notifications{state="dead"}``) until it is sent again or a person
+    decides nobody needs it any more, so the count means "needs action"."""
     if not tx.dismiss_notification(row["id"]):
         return False
     if row["incident_id"] is not None:
-        detail = {"notification": row["id"], "receiver": row["receiver"], "comment": comment}
+        letter = {"notification": row["id"], "receiver": row["receiver"]}
+        detail = letter | incidents.said(comment, via)
         tx.add_timeline(row["incident_id"], now, "dead_letter_dismissed", by, detail)
     return True
 

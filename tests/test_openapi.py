@@ -102,7 +102,7 @@ def test_guarded_operations_need_the_bearer_token_and_the_others_do_not(hub):
         (
             "post",
             "/api/v1/incidents/{incident_id}/ack",
-            {"400", "401", "403", "404", "409", "413", "503"},
+            {"400", "401", "403", "404", "409", "413", "422", "503"},
         ),
         (
             "post",
