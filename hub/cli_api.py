@@ -160,9 +160,9 @@ def incident(args: argparse.Namespace, client: Client) -> Answer:
 
 
 def act(action: str, args: argparse.Namespace, client: Client) -> Answer:
-    """ack, unack and resolve: the hub records the token's name as who, the comment as why."""
-    body = {"comment": args.comment} if args.comment else None
-    found = client.post(f"/api/v1/incidents/{args.id}/{action}", body)
+    """ack, unack and resolve: the hub records the token's name (or ``--by``) as who, the
+    comment as why."""
+    found = client.post(f"/api/v1/incidents/{args.id}/{action}", _said(args) or None)
     who = found.get("resolved_by") or found.get("acknowledged_by")
     by = f" by {who}" if who and found["status"] != "open" else ""
     return Answer(found, f"incident {found['id']} is {found['status']}{by}")
@@ -170,10 +170,15 @@ def act(action: str, args: argparse.Namespace, client: Client) -> Answer:
 
 def snooze(args: argparse.Namespace, client: Client) -> Answer:
     """Acknowledge for a while: the hub pages again when the snooze ends."""
-    body = {"duration": args.duration, "comment": args.comment}
+    body = {"duration": args.duration, **_said(args)}
     found = client.post(f"/api/v1/incidents/{args.id}/snooze", body)
     who, until = found["acknowledged_by"], display.cell(found["snoozed_until"])
     return Answer(found, f"incident {found['id']} is snoozed by {who} until {until}")
+
+
+def _said(args: argparse.Namespace) -> dict[str, str]:
+    """An action's body: why (``--comment``) and who (``--by``), each only if given."""
+    return {key: value for key, value in (("comment", args.comment), ("by", args.by)) if value}
 
 
 def silence_add(args: argparse.Namespace, client: Client) -> Answer:
@@ -274,7 +279,7 @@ def retry(args: argparse.Namespace, client: Client) -> Answer:
 
 
 def dismiss(args: argparse.Namespace, client: Client) -> Answer:
-    found = client.post(f"/api/v1/notifications/{args.id}/dismiss", {"comment": args.comment})
+    found = client.post(f"/api/v1/notifications/{args.id}/dismiss", _said(args) or None)
     return Answer(found, f"notification {found['id']} is {found['state']}")
 
 
@@ -403,11 +408,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     ):
         acting = add(commands, action, f"{summary} an incident", partial(act, action))
         acting.add_argument("id", type=int)
-        acting.add_argument("--comment", default="", help="why; recorded on the timeline")
+        _said_options(acting, "why; recorded on the timeline")
     snoozing = add(commands, "snooze", "acknowledge an incident for a while", snooze)
     snoozing.add_argument("id", type=int)
     snoozing.add_argument("duration", type=duration, help='how long, 1m to 7d (e.g. "4h")')
-    snoozing.add_argument("--comment", default="", help="why; recorded on the timeline")
+    _said_options(snoozing, "why; recorded on the timeline")
     _silences(commands.add_parser("silence", help="add, update, list or expire silences"), add)
     _notifications(commands, add)
     at = add(commands, "oncall", "who is on call for a schedule", oncall)
@@ -439,6 +444,16 @@ def _listing(parser: argparse.ArgumentParser, statuses: tuple[str, ...]) -> None
         muting.add_argument(flag, dest="muted", action="store_const", const=value, help=words)
     _paged(parser)
     parser.add_argument("matchers", nargs="*", help='label matchers, e.g. service="checkout"')
+
+
+def _said_options(parser: argparse.ArgumentParser, why: str) -> None:
+    """``--comment`` and ``--by`` of an action on an incident or a dead letter."""
+    parser.add_argument("--comment", default="", help=why)
+    parser.add_argument(
+        "--by",
+        help="who acts: the token's name (recorded anyway), or with a token that speaks for"
+        " others the person it acts for",
+    )
 
 
 def _paged(parser: argparse.ArgumentParser) -> None:
@@ -505,4 +520,4 @@ def _notifications(commands: argparse._SubParsersAction, add: Callable[..., Any]
     )
     aside = add(commands, "dismiss", "set a dead letter aside: nobody needs it sent", dismiss)
     aside.add_argument("id", type=int)
-    aside.add_argument("--comment", default="", help="why, for the incident's timeline")
+    _said_options(aside, "why, for the incident's timeline")

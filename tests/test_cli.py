@@ -315,6 +315,21 @@ def test_a_token_that_speaks_for_others_adds_as_the_author_named_and_lists_itsel
     assert row.split()[0] == silence_id and row.split()[4:7] == ["bob", "grafana", "deploy"]
 
 
+def test_an_action_by_someone_a_token_speaks_for_names_them_and_the_token_beside(running):
+    hub, incident_id = running
+    as_bob = ("ack", str(incident_id), "--by", "bob", "--comment", "on it")
+    acked = hub_cli(hub, *as_bob, token="grafana-token")
+    assert acked.stdout == f"incident {incident_id} is acknowledged by bob\n", acked.stderr
+    shown = hub_cli(hub, "incident", str(incident_id), token="read-token").stdout
+    [entry] = [line for line in shown.splitlines() if line.endswith("via=grafana")]
+    assert entry.split()[1:] == ["acknowledged", "bob", "comment=on", "it,via=grafana"]
+    refused = hub_cli(hub, "resolve", str(incident_id), "--by", "bob")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        'hub: error: 403 Forbidden: by "bob" is not this token\'s name "will"'
+    )
+
+
 @pytest.mark.parametrize(
     ("token", "expected"),
     [
