@@ -241,9 +241,14 @@ class Runtime:
             raise
 
     def _start(self, worker: Worker) -> asyncio.Task:
-        """Run ``worker`` in the background, its failed rounds counted by its name."""
+        """Run ``worker`` in the background, its failed rounds and the items its rounds
+        set aside counted by its name."""
         failed = self.metrics.worker_failures.labels(worker.name).inc
-        return asyncio.create_task(worker.run(failed), name=f"hub-{worker.name}")
+
+        def set_aside(count: int) -> None:  # a series only for a worker that sets aside
+            self.metrics.worker_items_failed.labels(worker.name).inc(count)
+
+        return asyncio.create_task(worker.run(failed, set_aside), name=f"hub-{worker.name}")
 
     def _schedule_housekeeping(self) -> None:
         """Periodic jobs off the hot path: the WAL checkpoint and retention."""

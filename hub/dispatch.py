@@ -34,7 +34,7 @@ from hub.rules import Rules
 from hub.silences import Silence, next_look
 from hub.store import Store, Target, Tx
 from hub.templates import AlertContext, NotificationContext
-from hub.worker import Worker
+from hub.worker import Isolation, Worker
 
 log = logging.getLogger("hub.dispatch")
 R = TypeVar("R")
@@ -115,27 +115,70 @@ class Flushed:
     suppressed: dict[str, int] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
+    def add(self, other: Flushed) -> None:
+        """Take in what one look did (``_look``)."""
+        self.enqueued += other.enqueued
+        for reason, count in other.suppressed.items():
+            self.suppressed[reason] = self.suppressed.get(reason, 0) + count
+        self.dead_letters += other.dead_letters
+
 
 def flush(
-    tx: Tx, now: float, rules: Rules, links: Links, active_silences: Sequence[Silence]
+    tx: Tx,
+    now: float,
+    rules: Rules,
+    links: Links,
+    active_silences: Sequence[Silence],
+    isolation: Isolation,
 ) -> Flushed:
-    """Run every due (incident, receiver) through group -> mute -> render -> enqueue."""
+    """Run every due (incident, receiver) through group -> mute -> render -> enqueue,
+    each on its own (``isolation``): one that fails is set aside, the others are told."""
     result = Flushed()
     due = tx.due_receivers(now, FLUSH_BATCH)
     if not due:
         return result
     muted_at_now = mute_stage(tx, now, rules, active_silences)
     look_again = partial(next_look, active_silences, now)
+    look = partial(
+        _look, muted_at_now=muted_at_now, now=now, rules=rules, links=links, look_again=look_again
+    )
     for row in due:
-        incident = tx.incident(row["incident_id"])
-        alerts = tx.episode_alerts(row["incident_id"])
-        if incident is None or not alerts:
-            nothing = {"due_at": None, "changed_at": None}
-            tx.set_receiver_state(row["incident_id"], row["receiver"], nothing)
-            continue
-        muted = muted_at_now(alerts)
-        _flush_one(tx, row, incident, alerts, muted, now, rules, links, result, look_again)
+        done = isolation.run(
+            tx,
+            f"incident={row['incident_id']} receiver={logs.value(row['receiver'])}",
+            partial(look, row=row),
+            partial(_postpone, incident_id=row["incident_id"], receiver=row["receiver"]),
+        )
+        if done is not None:
+            result.add(done)
     return result
+
+
+def _look(
+    tx: Tx,
+    row: dict,
+    muted_at_now: MuteStage,
+    now: float,
+    rules: Rules,
+    links: Links,
+    look_again: LookAgain,
+) -> Flushed:
+    """Grouping's look at one due (incident, receiver); what it did."""
+    result = Flushed()
+    incident = tx.incident(row["incident_id"])
+    alerts = tx.episode_alerts(row["incident_id"])
+    if incident is None or not alerts:
+        nothing = {"due_at": None, "changed_at": None}
+        tx.set_receiver_state(row["incident_id"], row["receiver"], nothing)
+        return result
+    muted = muted_at_now(alerts)
+    _flush_one(tx, row, incident, alerts, muted, now, rules, links, result, look_again)
+    return result
+
+
+def _postpone(tx: Tx, at: float, incident_id: int, receiver: str) -> None:
+    """The look failed: look again ``at``."""
+    tx.set_receiver_state(incident_id, receiver, {"due_at": at})
 
 
 MuteStage = Callable[[list[dict]], dict[str, str]]
@@ -517,14 +560,25 @@ class NotifyingWorker(Worker, Generic[R]):
         now = self.clock()
         rules, links = self.rules(), self.links()
         moment = datetime.fromtimestamp(now, UTC)
-        result = await self.store.write(
-            lambda tx: self.step(tx, now, rules, links, self.silences(moment, tx)),
-            background=True,
+        result = await self.write_round(
+            self.store,
+            now,
+            lambda tx, isolation: self.step(
+                tx, now, rules, links, self.silences(moment, tx), isolation
+            ),
         )
         self.on_done(result)
         return self.more(result)
 
-    def step(self, tx: Tx, now: float, rules: Rules, links: Links, active: list[Silence]) -> R:
+    def step(
+        self,
+        tx: Tx,
+        now: float,
+        rules: Rules,
+        links: Links,
+        active: list[Silence],
+        isolation: Isolation,
+    ) -> R:
         raise NotImplementedError
 
     def more(self, result: R) -> bool:
@@ -538,9 +592,15 @@ class Dispatcher(NotifyingWorker[Flushed]):
     name = "dispatcher"
 
     def step(
-        self, tx: Tx, now: float, rules: Rules, links: Links, active: list[Silence]
+        self,
+        tx: Tx,
+        now: float,
+        rules: Rules,
+        links: Links,
+        active: list[Silence],
+        isolation: Isolation,
     ) -> Flushed:
-        return flush(tx, now, rules, links, active)
+        return flush(tx, now, rules, links, active, isolation)
 
     def more(self, result: Flushed) -> bool:
         return result.enqueued >= FLUSH_BATCH

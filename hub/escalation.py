@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import msgspec
 
@@ -51,6 +52,7 @@ from hub.dispatch import Links
 from hub.rules import Rules
 from hub.silences import Silence, next_look
 from hub.store import Tx
+from hub.worker import Isolation
 
 log = logging.getLogger("hub.escalation")
 
@@ -99,8 +101,15 @@ class Fired:
     woken: int = 0
     enqueued: int = 0
 
-    def count(self, outcome: str) -> None:
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+    def count(self, outcome: str, times: int = 1) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + times
+
+    def add(self, other: Fired) -> None:
+        """Take in what one incident's step did (``_fire``)."""
+        for outcome, times in other.outcomes.items():
+            self.count(outcome, times)
+        self.woken += other.woken
+        self.enqueued += other.enqueued
 
 
 def begin(tx: Tx, incident_id: int, policy: config.Escalation | None, start: float) -> None:
@@ -176,9 +185,17 @@ def ack_timeout(tx: Tx, incident_id: int) -> float | None:
     return None if row is None else _plan(row).ack_timeout
 
 
-def fire_due(tx: Tx, now: float, rules: Rules, links: Links, silences: list[Silence]) -> Fired:
+def fire_due(
+    tx: Tx,
+    now: float,
+    rules: Rules,
+    links: Links,
+    silences: list[Silence],
+    isolation: Isolation,
+) -> Fired:
     """Wake the incidents whose acknowledgement lapsed, then run every step due at
-    ``now`` (the write function of one worker round)."""
+    ``now`` (the write function of one worker round), each incident's on its own
+    (``isolation``): one that fails is set aside and the others are paged."""
     fired = Fired()
     for incident_id, ending in snoozes.wake_due(tx, now, BATCH):
         restart(tx, incident_id, now, ending)
@@ -188,31 +205,62 @@ def fire_due(tx: Tx, now: float, rules: Rules, links: Links, silences: list[Sile
     if not due:
         return fired
     muted = dispatch.mute_stage(tx, now, rules, silences)
-    for row in due:
-        last = row["next_step"]
-        incident = tx.incident(row["id"])
-        if incident is not None and incident["status"] == "resolved" and row["paged"]:
-            told, enqueued = _tell_resolved(tx, incident, row, muted, now, rules, links)
-            outcome = "told_resolved" if told else "skipped_resolved"
-            fired.enqueued += enqueued
-        else:
-            firing = _firing(tx, incident) if incident else []
-            held = muted(firing)
-            visible = [a for a in firing if a["fingerprint"] not in held]
-            outcome = _outcome(incident, visible)
-            if outcome == HELD:
-                if _hold(tx, incident, row, held, now, silences):  # type: ignore[arg-type]
-                    fired.count(HELD)
-                continue
-            if outcome == "notified":
-                steps = _late_steps(_plan(row), row, now)
-                outcome, enqueued = _notify(tx, incident, row, steps, visible, now, rules, links)  # type: ignore[arg-type]
-                fired.enqueued += enqueued
-                last = steps[-1]
-        for _ in range(last - row["next_step"] + 1):  # each step taken counts
-            fired.count(outcome)
-        _advance(tx, row, outcome, last)
+    fire = partial(_fire, muted=muted, now=now, rules=rules, links=links, silences=silences)
+    for incident_id in due:
+        done = isolation.run(
+            tx,
+            f"incident={incident_id}",
+            partial(fire, incident_id=incident_id),
+            partial(_postpone, incident_id=incident_id),
+        )
+        if done is not None:
+            fired.add(done)
     return fired
+
+
+def _fire(
+    tx: Tx,
+    incident_id: int,
+    muted: dispatch.MuteStage,
+    now: float,
+    rules: Rules,
+    links: Links,
+    silences: list[Silence],
+) -> Fired:
+    """Run the step due on one incident's chain; what it did."""
+    fired = Fired()
+    row = tx.escalation(incident_id)
+    if row is None:
+        return fired
+    last = row["next_step"]
+    incident = tx.incident(incident_id)
+    if incident is not None and incident["status"] == "resolved" and row["paged"]:
+        told, enqueued = _tell_resolved(tx, incident, row, muted, now, rules, links)
+        outcome = "told_resolved" if told else "skipped_resolved"
+        fired.enqueued += enqueued
+    else:
+        firing = _firing(tx, incident) if incident else []
+        held = muted(firing)
+        visible = [a for a in firing if a["fingerprint"] not in held]
+        outcome = _outcome(incident, visible)
+        if outcome == HELD:
+            if _hold(tx, incident, row, held, now, silences):  # type: ignore[arg-type]
+                fired.count(HELD)
+            return fired
+        if outcome == "notified":
+            steps = _late_steps(_plan(row), row, now)
+            outcome, enqueued = _notify(tx, incident, row, steps, visible, now, rules, links)  # type: ignore[arg-type]
+            fired.enqueued += enqueued
+            last = steps[-1]
+    for _ in range(last - row["next_step"] + 1):  # each step taken counts
+        fired.count(outcome)
+    _advance(tx, row, outcome, last)
+    return fired
+
+
+def _postpone(tx: Tx, at: float, incident_id: int) -> None:
+    """The chain's step failed: try it again ``at``."""
+    tx.update("escalations", incident_id, {"due_at": at})
 
 
 def _late_steps(plan: Plan, row: dict, now: float) -> list[int]:
@@ -497,8 +545,16 @@ class Escalator(dispatch.NotifyingWorker[Fired]):
 
     name = "escalator"
 
-    def step(self, tx: Tx, now: float, rules: Rules, links: Links, active: list[Silence]) -> Fired:
-        return fire_due(tx, now, rules, links, active)
+    def step(
+        self,
+        tx: Tx,
+        now: float,
+        rules: Rules,
+        links: Links,
+        active: list[Silence],
+        isolation: Isolation,
+    ) -> Fired:
+        return fire_due(tx, now, rules, links, active, isolation)
 
     def more(self, result: Fired) -> bool:
         return sum(result.outcomes.values()) >= BATCH

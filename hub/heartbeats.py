@@ -26,6 +26,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Literal
 
 import msgspec
@@ -38,7 +39,7 @@ from hub.events import Event
 from hub.ingest import Delivery, apply_delivery
 from hub.rules import Rules
 from hub.store import Store, Tx
-from hub.worker import Worker
+from hub.worker import Isolation, Worker
 
 SOURCE = "heartbeat"
 ALERTNAME = "HeartbeatDown"
@@ -141,19 +142,38 @@ def ping(
     return updated
 
 
-def expire_due(tx: Tx, now: float, rules: Rules) -> list[dict]:
-    """Every heartbeat whose deadline passed becomes overdue and fires its alert. One
-    already down (a run started after a failure, not finished in time) stays down: its
-    alert fires already, and a second ``heartbeat_down`` would count one outage twice."""
+def expire_due(tx: Tx, now: float, rules: Rules, isolation: Isolation) -> list[dict]:
+    """Every heartbeat whose deadline passed becomes overdue and fires its alert, each
+    on its own (``isolation``): one that fails is set aside, the others go down."""
     expired = []
-    for row in tx.due_heartbeats(now, BATCH):
-        reason = "started run did not finish" if row["started_at"] else "deadline missed"
-        if not row["overdue"]:
-            _raise_alert(tx, row, "firing", now, rules, reason)
-        updated = {**row, "deadline": None, "overdue": 1}
-        tx.save_heartbeat(updated)
-        expired.append(updated)
+    for name in tx.due_heartbeats(now, BATCH):
+        updated = isolation.run(
+            tx,
+            f"heartbeat={logs.value(name)}",
+            partial(_expire, name=name, now=now, rules=rules),
+            partial(_postpone, name=name),
+        )
+        if updated is not None:
+            expired.append(updated)
     return expired
+
+
+def _expire(tx: Tx, name: str, now: float, rules: Rules) -> dict:
+    """One heartbeat's deadline passed: it is overdue. One already down (a run started
+    after a failure, not finished in time) stays down: its alert fires already, and a
+    second ``heartbeat_down`` would count one outage twice."""
+    row = _existing(tx, name)
+    reason = "started run did not finish" if row["started_at"] else "deadline missed"
+    if not row["overdue"]:
+        _raise_alert(tx, row, "firing", now, rules, reason)
+    updated = {**row, "deadline": None, "overdue": 1}
+    tx.save_heartbeat(updated)
+    return updated
+
+
+def _postpone(tx: Tx, at: float, name: str) -> None:
+    """Marking the heartbeat overdue failed: try again ``at``."""
+    tx.postpone_heartbeat(name, at)
 
 
 def _check_token(row: dict, given: Sequence[str]) -> None:
@@ -295,7 +315,9 @@ class Watchdog(Worker):
         if self.rules().config is not self._synced:
             await self.sync()
         now, rules = self.clock(), self.rules()
-        expired = await self.store.write(lambda tx: expire_due(tx, now, rules), background=True)
+        expired = await self.write_round(
+            self.store, now, lambda tx, isolation: expire_due(tx, now, rules, isolation)
+        )
         self.on_changed(expired)
         return len(expired) >= BATCH
 

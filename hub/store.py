@@ -804,6 +804,14 @@ class Tx:
         self.conn = conn
         self.logged: list[Logged] = []
 
+    def isolated(self, fn: Callable[[Tx], T]) -> tuple[T | None, Exception | None]:
+        """Run ``fn`` in a savepoint of its own, as a group commit runs each write of a
+        batch that failed: if it raises, its changes and lines are undone and the error
+        returned, and the rest of the transaction goes on (one item of a worker's round,
+        ``hub.worker.Isolation``). An error that ended the transaction (an I/O error, a
+        full disk) leaves no savepoint to roll back to, and fails the whole write."""
+        return _run_in_savepoint(self.conn, self, fn)
+
     def log(self, logger: logging.Logger, level: int, message: str, *args: object) -> None:
         """Log ``message`` once this write is committed, not while it runs: a batch run
         again after one of its writes failed would log it twice, and a write rolled
@@ -1096,13 +1104,16 @@ class Tx:
         row = _one(self.conn.execute("SELECT * FROM escalations WHERE id = ?", (incident_id,)))
         return _decode_escalation(row) if row else None
 
-    def due_escalations(self, now: float, limit: int) -> list[dict]:
+    def due_escalations(self, now: float, limit: int) -> list[int]:
+        """The incidents whose escalation step is due, earliest first: ids only, each
+        row read as its own item (``escalation``), so one whose JSON a fault left
+        malformed fails alone, not the whole round."""
         cursor = self.conn.execute(
-            "SELECT * FROM escalations WHERE due_at IS NOT NULL AND due_at <= ?"
+            "SELECT id FROM escalations WHERE due_at IS NOT NULL AND due_at <= ?"
             " ORDER BY due_at LIMIT ?",
             (now, limit),
         )
-        return [_decode_escalation(row) for row in _all(cursor)]
+        return [row[0] for row in cursor.fetchall()]
 
     def unhold_escalations(self, now: float) -> int:
         """Make every held step (``held_at``) due at ``now``; returns how many."""
@@ -1118,13 +1129,20 @@ class Tx:
         row = _one(self.conn.execute("SELECT * FROM heartbeats WHERE name = ?", (name,)))
         return _decode_heartbeat(row) if row else None
 
-    def due_heartbeats(self, now: float, limit: int) -> list[dict]:
+    def due_heartbeats(self, now: float, limit: int) -> list[str]:
+        """The heartbeats whose deadline passed, earliest first: names only, each row
+        read as its own item (``heartbeat``), as ``due_escalations``."""
         cursor = self.conn.execute(
-            "SELECT * FROM heartbeats WHERE deadline IS NOT NULL AND deadline <= ?"
+            "SELECT name FROM heartbeats WHERE deadline IS NOT NULL AND deadline <= ?"
             " ORDER BY deadline LIMIT ?",
             (now, limit),
         )
-        return [_decode_heartbeat(row) for row in _all(cursor)]
+        return [row[0] for row in cursor.fetchall()]
+
+    def postpone_heartbeat(self, name: str, deadline: float) -> None:
+        """Move a heartbeat's deadline alone, without reading its row, which may be
+        what failed."""
+        self.conn.execute("UPDATE heartbeats SET deadline = ? WHERE name = ?", (deadline, name))
 
     def save_heartbeat(self, row: dict) -> None:
         """Insert or replace one heartbeat row (definition and ping state)."""
@@ -2190,7 +2208,7 @@ class Store:
 
 def _run_in_savepoint(
     conn: sqlite3.Connection, tx: Tx, fn: Callable[[Tx], Any]
-) -> tuple[Any, BaseException | None]:
+) -> tuple[Any, Exception | None]:
     conn.execute("SAVEPOINT request")
     kept = len(tx.logged)
     try:

@@ -83,12 +83,14 @@ def start_hub(
     extra="",
     clock=time.time,
     group_wait="0s",
+    route="",
 ):
     """A hub on POLICY; ``extra`` follows the policy's table, so keys it starts with
-    (``ack_timeout = ...``) are the policy's."""
+    (``ack_timeout = ...``) are the policy's; ``route`` is more keys of the root route
+    (``group_by = [...]``)."""
     first = [first_step] if isinstance(first_step, str) else first_step
     return hub_factory(
-        BASE_CONFIG + POLICY + extra,
+        BASE_CONFIG + route + POLICY + extra,
         clock=clock,
         mail_url=f"mailto://127.0.0.1:{smtp_port}?from=hub@example.com&to=ops@example.com",
         smtp_port=smtp_port,

@@ -1,0 +1,138 @@
+"""One broken item does not stop a worker for every other one: on a real server with
+real email, a row a fault left malformed (a truncated JSON column, edited in the
+SQLite file while hub runs) is logged, counted and set aside, the other incidents
+and heartbeats are notified and paged in the same round, and once the row is
+repaired the item goes through at its next try, a minute later."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+
+from conftest import MovedClock, mail_url, wait_for
+from notify_support import deliveries, fire, metric, receiver
+from notify_support import start_hub as start_notifying_hub
+from test_escalation import WRITE, escalated_steps, open_incident, recipients
+from test_escalation import start_hub as start_escalating_hub
+from test_heartbeats import start_hub as start_heartbeat_hub
+
+from hub.worker import RETRY_SECONDS
+
+SECOND_HEARTBEAT = """
+[[heartbeats]]
+name = "hourly-sync"
+period = "1h"
+grace = "300ms"
+"""
+
+
+def edit(hub, sql: str, *params: object) -> None:
+    """Change the store's file behind hub's back, as a hand edit or a fault would."""
+    with contextlib.closing(sqlite3.connect(hub.runtime.config.storage.path)) as db, db:
+        db.execute(sql, params)
+
+
+def stored(hub, sql: str, *params: object) -> object:
+    with contextlib.closing(sqlite3.connect(hub.runtime.config.storage.path)) as db:
+        return db.execute(sql, params).fetchone()[0]
+
+
+def set_aside(http, worker: str) -> float | None:
+    return metric(http.get("/metrics").text, "hub_worker_item_failures_total", worker=worker)
+
+
+def failure_lines(caplog, worker: str) -> list[str]:
+    lines = [r.getMessage() for r in caplog.records if r.name == "hub.worker"]
+    return [line for line in lines if line.startswith(f"event=worker_item_failed worker={worker} ")]
+
+
+def heartbeat_alerts(http) -> list[dict]:
+    return http.get("/api/v1/alerts", params={"source": "heartbeat"}).json()
+
+
+def test_an_escalation_chain_left_malformed_is_set_aside_and_other_incidents_are_paged(
+    hub_factory, smtp, caplog
+):
+    caplog.set_level(logging.ERROR, logger="hub.worker")
+    mailbox, smtp_port = smtp
+    clock = MovedClock()
+    hub = start_escalating_hub(
+        hub_factory, smtp_port, second_after="1h", clock=clock, route='group_by = ["service"]\n'
+    )
+    with hub.client(headers=WRITE) as http:
+        broken = open_incident(http)["id"]
+        other = fire(http, "payments down", service="payments")["incident_id"]
+        wait_for(lambda: recipients(mailbox).count("first") == 2)  # step one of each
+        plan = stored(hub, "SELECT plan FROM escalations WHERE id = ?", broken)
+        edit(hub, "UPDATE escalations SET plan = ? WHERE id = ?", plan[:-1], broken)
+
+        clock.advance(3600)  # step two of both chains falls due
+        wait_for(lambda: "alice" in recipients(mailbox))
+        assert escalated_steps(http, other) == [(1, 1), (1, 2)]
+        wait_for(lambda: set_aside(http, "escalator") == 1)
+        (line,) = failure_lines(caplog, "escalator")
+        assert line.startswith(f"event=worker_item_failed worker=escalator incident={broken} ")
+        assert "error=" in line and "retry_in=60" in line
+        assert recipients(mailbox).count("alice") == 1
+
+        edit(hub, "UPDATE escalations SET plan = ? WHERE id = ?", plan, broken)
+        clock.advance(RETRY_SECONDS)
+        wait_for(lambda: recipients(mailbox).count("alice") == 2)
+        assert escalated_steps(http, broken) == [(1, 1), (1, 2)]
+        assert set_aside(http, "escalator") == 1
+
+
+def test_a_receiver_row_left_malformed_is_set_aside_and_other_incidents_are_told(
+    hub_factory, smtp, caplog
+):
+    caplog.set_level(logging.ERROR, logger="hub.worker")
+    mailbox, smtp_port = smtp
+    clock = MovedClock()
+    hub = start_notifying_hub(hub_factory, receiver("ops", mail_url(smtp_port)), clock=clock)
+    with hub.client(headers=WRITE) as http:
+        broken = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: len(mailbox.messages) == 1)
+        edit(hub, "UPDATE incident_receivers SET muted = '[' WHERE incident_id = ?", broken)
+        fire(http, "checkout slow", alertname="Slow")  # joins it: its receiver is due
+        other = fire(http, "payments down", service="payments")["incident_id"]
+
+        wait_for(lambda: [d["state"] for d in deliveries(http, incident=other)] == ["sent"])
+        wait_for(lambda: set_aside(http, "dispatcher") == 1)
+        (line,) = failure_lines(caplog, "dispatcher")
+        expected = f"event=worker_item_failed worker=dispatcher incident={broken} receiver=ops "
+        assert line.startswith(expected)
+        assert len(deliveries(http, incident=broken)) == 1
+
+        edit(hub, "UPDATE incident_receivers SET muted = '[]' WHERE incident_id = ?", broken)
+        clock.advance(RETRY_SECONDS)
+        wait_for(lambda: [d["state"] for d in deliveries(http, incident=broken)] == ["sent"] * 2)
+        assert "checkout slow" in mailbox.text_of(-1)
+        assert set_aside(http, "dispatcher") == 1
+
+
+def test_a_heartbeat_left_malformed_is_set_aside_and_other_heartbeats_go_down(
+    hub_factory, smtp, caplog
+):
+    caplog.set_level(logging.ERROR, logger="hub.worker")
+    mailbox, smtp_port = smtp
+    clock = MovedClock()
+    hub = start_heartbeat_hub(hub_factory, smtp_port, more=SECOND_HEARTBEAT, clock=clock)
+    with hub.client(headers=WRITE) as http:
+        labels = stored(hub, "SELECT labels FROM heartbeats WHERE name = 'nightly-backup'")
+        edit(hub, "UPDATE heartbeats SET labels = '{' WHERE name = 'nightly-backup'")
+
+        clock.advance(3601)  # past both deadlines
+        wait_for(lambda: any("hourly-sync is down" in s for s in mailbox.subjects()))
+        wait_for(lambda: set_aside(http, "watchdog") == 1)
+        (line,) = failure_lines(caplog, "watchdog")
+        assert line.startswith("event=worker_item_failed worker=watchdog heartbeat=nightly-backup ")
+        assert [a["labels"]["heartbeat"] for a in heartbeat_alerts(http)] == ["hourly-sync"]
+
+        edit(hub, "UPDATE heartbeats SET labels = ? WHERE name = 'nightly-backup'", labels)
+        clock.advance(RETRY_SECONDS)
+        wait_for(
+            lambda: len(http.get("/api/v1/alerts", params={"source": "heartbeat"}).json()) == 2
+        )
+        wait_for(lambda: "nightly backup did not report" in mailbox.text_of(-1))
+        assert set_aside(http, "watchdog") == 1
