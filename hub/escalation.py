@@ -197,10 +197,15 @@ def fire_due(
     ``now`` (the write function of one worker round), each incident's on its own
     (``isolation``): one that fails is set aside and the others are paged."""
     fired = Fired()
-    for incident_id, ending in snoozes.wake_due(tx, now, BATCH):
-        restart(tx, incident_id, now, ending)
-        fired.count(ending)
-        fired.woken += 1
+    for incident_id in tx.due_snoozes(now, BATCH):
+        woken = isolation.run(
+            tx,
+            f"incident={incident_id}",
+            partial(_wake, incident_id=incident_id, now=now),
+            partial(snoozes.postpone, incident_id=incident_id),
+        )
+        if woken is not None:
+            fired.add(woken)
     due = tx.due_escalations(now, BATCH)
     if not due:
         return fired
@@ -215,6 +220,17 @@ def fire_due(
         )
         if done is not None:
             fired.add(done)
+    return fired
+
+
+def _wake(tx: Tx, incident_id: int, now: float) -> Fired:
+    """An incident whose acknowledgement lapsed is open again and its chain starts over."""
+    fired = Fired()
+    ending = snoozes.wake(tx, incident_id, now)
+    if ending is not None:
+        restart(tx, incident_id, now, ending)
+        fired.count(ending)
+        fired.woken += 1
     return fired
 
 

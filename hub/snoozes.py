@@ -72,17 +72,20 @@ def until(columns: dict) -> dict[str, str]:
     return {} if wakes is None else {"until": stamp(wakes)}
 
 
-def wake_due(tx: Tx, now: float, limit: int) -> list[tuple[int, str]]:
-    """Open again every incident whose acknowledgement lapsed by ``now``; returns each
-    one's id and ending, for the caller to start its escalation over. A wake time left
-    on an incident no longer acknowledged is only cleared."""
-    woken = []
-    for incident in tx.due_snoozes(now, limit):
-        if incident["status"] == "acknowledged":
-            woken.append((incident["id"], _wake(tx, incident, now)))
-        else:
-            tx.update("incidents", incident["id"], CLEARED)
-    return woken
+def wake(tx: Tx, incident_id: int, now: float) -> str | None:
+    """Open again an incident whose acknowledgement lapsed by ``now``; returns its
+    ending, for the caller to start its escalation over. A wake time left on an
+    incident no longer acknowledged is only cleared (None)."""
+    incident = tx.incident(incident_id)
+    if incident is not None and incident["status"] == "acknowledged":
+        return _wake(tx, incident, now)
+    tx.update("incidents", incident_id, CLEARED)
+    return None
+
+
+def postpone(tx: Tx, at: float, incident_id: int) -> None:
+    """Waking the incident failed: try again ``at``; it stays acknowledged meanwhile."""
+    tx.update("incidents", incident_id, {"snoozed_until": at})
 
 
 def _wake(tx: Tx, incident: dict, now: float) -> str:

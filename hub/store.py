@@ -1089,14 +1089,15 @@ class Tx:
         )
         return cursor.rowcount
 
-    def due_snoozes(self, now: float, limit: int) -> list[dict]:
-        """Incidents whose acknowledgement lapses at or before ``now``, earliest first."""
+    def due_snoozes(self, now: float, limit: int) -> list[int]:
+        """Incidents whose acknowledgement lapses at or before ``now``, earliest first:
+        ids only, as ``due_escalations``."""
         cursor = self.conn.execute(
-            "SELECT * FROM incidents WHERE snoozed_until IS NOT NULL AND snoozed_until <= ?"
+            "SELECT id FROM incidents WHERE snoozed_until IS NOT NULL AND snoozed_until <= ?"
             " ORDER BY snoozed_until LIMIT ?",
             (now, limit),
         )
-        return [_decode_incident(row) for row in _all(cursor)]
+        return [row[0] for row in cursor.fetchall()]
 
     # escalations -------------------------------------------------------------
 

@@ -13,9 +13,10 @@ import sqlite3
 from conftest import MovedClock, mail_url, wait_for
 from notify_support import deliveries, fire, metric, receiver
 from notify_support import start_hub as start_notifying_hub
-from test_escalation import WRITE, escalated_steps, open_incident, recipients
+from test_escalation import WRITE, escalated_steps, open_incident, recipients, step_count
 from test_escalation import start_hub as start_escalating_hub
 from test_heartbeats import start_hub as start_heartbeat_hub
+from test_snooze import snooze
 
 from hub.worker import RETRY_SECONDS
 
@@ -81,6 +82,41 @@ def test_an_escalation_chain_left_malformed_is_set_aside_and_other_incidents_are
         wait_for(lambda: recipients(mailbox).count("alice") == 2)
         assert escalated_steps(http, broken) == [(1, 1), (1, 2)]
         assert set_aside(http, "escalator") == 1
+
+
+def test_a_lapsed_acknowledgement_of_a_malformed_chain_is_set_aside_and_others_are_paged(
+    hub_factory, smtp, caplog
+):
+    """Waking an incident whose snooze ended starts its chain over, reading the chain:
+    one left malformed failed the escalator's every round, steps of other incidents
+    included."""
+    caplog.set_level(logging.ERROR, logger="hub.worker")
+    mailbox, smtp_port = smtp
+    clock = MovedClock()
+    hub = start_escalating_hub(
+        hub_factory, smtp_port, second_after="1h", clock=clock, route='group_by = ["service"]\n'
+    )
+    with hub.client(headers=WRITE) as http:
+        broken = open_incident(http)["id"]
+        other = fire(http, "payments down", service="payments")["incident_id"]
+        wait_for(lambda: recipients(mailbox).count("first") == 2)
+        assert snooze(http, broken, "1m").status_code == 200
+        plan = stored(hub, "SELECT plan FROM escalations WHERE id = ?", broken)
+        edit(hub, "UPDATE escalations SET plan = ? WHERE id = ?", plan[:-1], broken)
+
+        clock.advance(3600)  # the snooze ended, and step two of both chains is due
+        wait_for(lambda: "alice" in recipients(mailbox))
+        assert escalated_steps(http, other) == [(1, 1), (1, 2)]
+        wait_for(lambda: set_aside(http, "escalator") == 2)  # the wake-up, then the step
+        lines = failure_lines(caplog, "escalator")
+        assert [line.split()[2] for line in lines] == [f"incident={broken}"] * 2
+        assert step_count(http, "snooze_ended") == 0
+
+        edit(hub, "UPDATE escalations SET plan = ? WHERE id = ?", plan, broken)
+        clock.advance(RETRY_SECONDS)
+        wait_for(lambda: recipients(mailbox).count("first") == 3)  # its chain started over
+        assert step_count(http, "snooze_ended") == 1
+        assert set_aside(http, "escalator") == 2
 
 
 def test_a_receiver_row_left_malformed_is_set_aside_and_other_incidents_are_told(
