@@ -78,7 +78,7 @@ ESCALATION_OUTCOMES = (
 RELOAD_OUTCOMES = ("success", "failure")
 # The background workers (``hub.worker``), by name.
 WORKERS = ("outbox", "dispatcher", "escalator", "watchdog", "expirer")
-ISOLATING_WORKERS = ("dispatcher", "escalator", "watchdog")
+ISOLATING_WORKERS = ("outbox", "dispatcher", "escalator", "watchdog")
 """The workers whose round handles each item on its own (``hub.worker.Isolation``)."""
 # A delivery to a name no source has is counted as this pseudo-source with this outcome,
 # and only so: nothing else is known of it (no authentication, body, events or timing).

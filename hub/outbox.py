@@ -29,7 +29,7 @@ from hub.metrics import Metrics
 from hub.rules import Rules
 from hub.store import Store, Tx
 from hub.templates import NotificationContext, Templates
-from hub.worker import Worker
+from hub.worker import Isolation, Worker
 
 log = logging.getLogger("hub.outbox")
 
@@ -155,6 +155,29 @@ def bind_older_rows(tx: Tx, config: Config) -> int:
             tx.bind_notification_urls(row["id"], keys)
             bound += 1
     return bound
+
+
+def claim(
+    tx: Tx, now: float, lease: float, limit: int, sending: set[int], isolation: Isolation
+) -> list[dict]:
+    """Claim the rows due (``Tx.claim_notifications``), each read on its own
+    (``isolation``): one that cannot be read is put back for later, the others go out."""
+    claimed = []
+    for notification_id in tx.claim_notifications(now, lease, limit, sending):
+        row = isolation.run(
+            tx,
+            f"notification={notification_id}",
+            functools.partial(Tx.claimed_notification, notification_id=notification_id),
+            functools.partial(_unclaim, notification_id=notification_id),
+        )
+        if row is not None:
+            claimed.append(row)
+    return claimed
+
+
+def _unclaim(tx: Tx, at: float, notification_id: int) -> None:
+    """Reading the claimed row failed: put it back, due ``at``."""
+    tx.unclaim_notification(notification_id, at)
 
 
 def send_limit(receiver: Receiver) -> float:
@@ -329,8 +352,8 @@ class Sender(Worker):
         now = self.clock()
         lease = max(self.lease, longest_send(self.rules().config))
         sending = set(self._sending)
-        return await self.store.write(
-            lambda tx: tx.claim_notifications(now, lease, free, sending), background=True
+        return await self.write_round(
+            self.store, now, lambda tx, isolation: claim(tx, now, lease, free, sending, isolation)
         )
 
     async def _deliver(self, row: dict) -> None:

@@ -1529,11 +1529,13 @@ class Tx:
 
     def claim_notifications(
         self, now: float, lease: float, limit: int, sending: Collection[int] = ()
-    ) -> list[dict]:
+    ) -> list[int]:
         """Claim due rows, and rows whose claimer's lease ran out (it died mid-send) but
         those this process is ``sending``: only one process sends, so a lease that ran
         out on a row still in flight here means the clock stepped forward (an NTP
-        correction, a machine resumed), and claiming it would send it twice."""
+        correction, a machine resumed), and claiming it would send it twice. Returns
+        their ids: each row is read as its own item (``claimed_notification``), so one
+        whose JSON a fault left malformed fails alone, not every claim."""
         cursor = self.conn.execute(
             "UPDATE notifications SET state = 'sending', claimed_until = ?,"
             " attempts = attempts + 1"
@@ -1542,10 +1544,24 @@ class Tx:
             "      OR (state = 'sending' AND claimed_until <= ?"
             "          AND id NOT IN (SELECT value FROM json_each(?)))"
             "   ORDER BY due_at LIMIT ?)"
-            " RETURNING *",
+            " RETURNING id",
             (now + lease, now, now, _json.encode(sorted(sending)).decode(), limit),
         )
-        return [_decode_notification(row) for row in _all(cursor)]
+        return sorted(row[0] for row in cursor.fetchall())
+
+    def claimed_notification(self, notification_id: int) -> dict:
+        """One row this transaction claimed, decoded."""
+        cursor = self.conn.execute("SELECT * FROM notifications WHERE id = ?", (notification_id,))
+        return _decode_notification(_all(cursor)[0])
+
+    def unclaim_notification(self, notification_id: int, due_at: float) -> None:
+        """Put a claimed row back in the queue, due at ``due_at``, its claim not counted
+        as an attempt: it was never sent."""
+        self.conn.execute(
+            "UPDATE notifications SET state = 'pending', claimed_until = NULL,"
+            " attempts = attempts - 1, due_at = ? WHERE id = ?",
+            (due_at, notification_id),
+        )
 
     def release_claims(self) -> int:
         """Put rows claimed by an earlier process back in the queue, due at once.

@@ -147,6 +147,39 @@ def test_a_receiver_row_left_malformed_is_set_aside_and_other_incidents_are_told
         assert set_aside(http, "dispatcher") == 1
 
 
+def test_a_queued_message_left_malformed_is_set_aside_and_other_messages_are_sent(
+    hub_factory, smtp, caplog
+):
+    """Edited while hub is stopped, as an older hub or a hand edit leaves a row: the
+    sender claims due rows in one write, and one it could not read failed every claim."""
+    caplog.set_level(logging.ERROR, logger="hub.worker")
+    mailbox, smtp_port = smtp
+    clock = MovedClock()
+    hub = start_notifying_hub(hub_factory, receiver("ops", mail_url(smtp_port)), clock=clock)
+    with hub.client(headers=WRITE) as http:
+        broken = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: [d["state"] for d in deliveries(http, incident=broken)] == ["sent"])
+    hub.stop()
+    queued = stored(hub, "SELECT id FROM notifications WHERE incident_id = ?", broken)
+    payload = stored(hub, "SELECT payload FROM notifications WHERE id = ?", queued)
+    queued_again = "UPDATE notifications SET state = 'pending', due_at = 0, payload = ?"
+    edit(hub, queued_again + " WHERE id = ?", payload[:-1], queued)
+    hub.start()
+    with hub.client(headers=WRITE) as http:
+        other = fire(http, "payments down", service="payments")["incident_id"]
+        wait_for(lambda: [d["state"] for d in deliveries(http, incident=other)] == ["sent"])
+        wait_for(lambda: set_aside(http, "outbox") == 1)
+        (line,) = failure_lines(caplog, "outbox")
+        assert line.split()[2] == f"notification={queued}"
+        assert len(mailbox.messages) == 2
+
+        edit(hub, "UPDATE notifications SET payload = ? WHERE id = ?", payload, queued)
+        clock.advance(RETRY_SECONDS)
+        wait_for(lambda: len(mailbox.messages) == 3)
+        assert "checkout down" in mailbox.subjects()[-1]
+        assert set_aside(http, "outbox") == 1
+
+
 def test_a_heartbeat_left_malformed_is_set_aside_and_other_heartbeats_go_down(
     hub_factory, smtp, caplog
 ):
