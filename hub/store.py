@@ -744,13 +744,18 @@ def _floor_setting(table: str) -> str:
     return f"id_floor:{table}"
 
 
+_FLOORS = "SELECT substr(name, 10) FROM settings WHERE name > 'id_floor:' AND name < 'id_floor;'"
+"""The tables that have a floor, from a range of the settings' key (";" follows ":")."""
+
+
 def _next_id_sql(table: str) -> str:
     """SQL for ``table``'s next id: one past its largest id and past its floor.
 
     SQLite's own choice (one past the largest) went back once retention deleted the
     newest rows. Two index probes inside the statement that uses the id, so the
     floor costs no statement of its own and no copy that a rolled-back batch or
-    another connection could leave stale.
+    another connection could leave stale. Only a table that has a floor needs them
+    (``Tx.floored``): for the others SQLite's choice is the same id.
     """
     return (
         f"(MAX((SELECT IFNULL(MAX(id), 0) FROM {table}), IFNULL((SELECT CAST(value AS INTEGER)"
@@ -758,23 +763,33 @@ def _next_id_sql(table: str) -> str:
     )
 
 
-_NEXT_ID = {table: _next_id_sql(table) for table in NUMBERED}
-_SELECT_NEXT_ID = {table: f"SELECT {sql}" for table, sql in _NEXT_ID.items()}
-# The ingest path's statements are built once (as ``_insert_sql`` builds the others):
-# a string built anew for every event is hashed anew too, for SQLite's statement cache.
-_INSERT_DELIVERY = (
+def _numbered(table: str, sql: str) -> tuple[str, str]:
+    """``sql`` with ``{id}`` as ``table``'s next id: SQLite's (NULL), and the floor's.
+    Indexed by ``Tx.floored``; both built once, as ``_insert_sql`` builds the others:
+    a string built anew for every event is hashed anew for SQLite's statement cache."""
+    return sql.format(id="NULL"), sql.format(id=_next_id_sql(table))
+
+
+_SELECT_NEXT_ID = {
+    table: (f"SELECT IFNULL(MAX(id), 0) + 1 FROM {table}", f"SELECT {_next_id_sql(table)}")
+    for table in NUMBERED
+}
+_INSERT_DELIVERY = _numbered(
+    "deliveries",
     "INSERT INTO deliveries (id, source, delivery_key, received_at, headers, body, mode,"
     " replay_of, decision, status_code, response)"
-    f" VALUES (COALESCE(?, {_NEXT_ID['deliveries']}), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (COALESCE(?, {id}), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 )
-_INSERT_EVENT = (
+_INSERT_EVENT = _numbered(
+    "events",
     "INSERT INTO events (id, delivery_id, alert_id, status, severity, occurred_at,"
-    f" outcome) VALUES ({_NEXT_ID['events']}, ?, ?, ?, ?, ?, ?)"
+    " outcome) VALUES ({id}, ?, ?, ?, ?, ?, ?)",
 )
-_INSERT_HISTORY = (
+_INSERT_HISTORY = _numbered(
+    "alert_history",
     "INSERT INTO alert_history"
     " (id, alert_id, event_id, at, recorded_at, status, severity, summary, applied)"
-    f" VALUES ({_NEXT_ID['alert_history']}, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES ({id}, ?, ?, ?, ?, ?, ?, ?, ?)",
 )
 _EARLIEST_CHANGE = (
     "CASE WHEN last_notified_at IS NULL THEN first_seen + group_wait"
@@ -785,9 +800,21 @@ _MARK_RECEIVERS_DUE = (
     " changed_at = COALESCE(changed_at, :now) WHERE incident_id = :incident"
     f" AND (due_at IS NULL OR due_at > {_EARLIEST_CHANGE} OR changed_at IS NULL)"
 )
-_INSERT_TIMELINE = (
-    "INSERT INTO timeline (id, incident_id, at, kind, actor, detail)"
-    f" VALUES ({_NEXT_ID['timeline']}, ?, ?, ?, ?, ?)"
+_INSERT_TIMELINE = _numbered(
+    "timeline",
+    "INSERT INTO timeline (id, incident_id, at, kind, actor, detail) VALUES ({id}, ?, ?, ?, ?, ?)",
+)
+_INSERT_NOTIFICATION = _numbered(
+    "notifications",
+    "INSERT INTO notifications (id, incident_id, receiver, channel, integration,"
+    " url_keys, kind, payload, created_at, due_at, changed_at)"
+    " VALUES ({id}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+)
+_INSERT_DEAD_LETTER = _numbered(
+    "notifications",
+    "INSERT INTO notifications (id, incident_id, receiver, channel, integration,"
+    " url_keys, kind, payload, state, created_at, due_at, last_error)"
+    " VALUES ({id}, ?, ?, ?, ?, ?, ?, ?, 'dead', ?, ?, ?) RETURNING *",
 )
 
 
@@ -803,6 +830,16 @@ class Tx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.logged: list[Logged] = []
+        self._floors: frozenset[str] | None = None
+
+    def floored(self, table: str) -> bool:
+        """Whether ``table`` has a floor (``_next_id_sql``), read once a transaction rather
+        than in every INSERT: while this one holds the write lock no other connection
+        writes, and a batch run again after a failure runs with a new Tx. Retention,
+        which alone moves floors, reads them again (``_floors_kept``)."""
+        if self._floors is None:
+            self._floors = frozenset(row[0] for row in self.conn.execute(_FLOORS))
+        return table in self._floors
 
     def isolated(self, fn: Callable[[Tx], T]) -> tuple[T | None, Exception | None]:
         """Run ``fn`` in a savepoint of its own, as a group commit runs each write of a
@@ -857,7 +894,7 @@ class Tx:
         ``delivery_id`` None takes the next id in the INSERT. Returns the id."""
         status_code, response = answer
         cursor = self.conn.execute(
-            _INSERT_DELIVERY,
+            _INSERT_DELIVERY[self.floored("deliveries")],
             (
                 delivery_id,
                 source,
@@ -890,7 +927,7 @@ class Tx:
         return self._next_id("alerts")
 
     def _next_id(self, table: str) -> int:
-        return self.conn.execute(_SELECT_NEXT_ID[table]).fetchone()[0]
+        return self.conn.execute(_SELECT_NEXT_ID[table][self.floored(table)]).fetchone()[0]
 
     def get_alert(self, fingerprint: str) -> dict | None:
         cursor = self.conn.execute("SELECT * FROM alerts WHERE fingerprint = ?", (fingerprint,))
@@ -993,7 +1030,7 @@ class Tx:
         self, incident_id: int, at: float, kind: str, actor: str | None, detail: dict
     ) -> None:
         self.conn.execute(
-            _INSERT_TIMELINE,
+            _INSERT_TIMELINE[self.floored("timeline")],
             (incident_id, at, kind, actor, _json.encode(detail)),
         )
 
@@ -1275,12 +1312,18 @@ class Tx:
         table's floor (``_next_id_sql``), in their transaction: a crash keeps both or
         neither. Only then: deleting old rows below a newer one writes nothing more.
         A floor only rises: older rows going after it was kept (a long-open incident
-        pruned after a newer one) leave it where it is."""
+        pruned after a newer one) leave it where it is. One the table's ids have passed
+        is dropped: it can no longer matter, and inserts into a table without one need
+        not probe for it (``Tx.floored``)."""
         newest = {table: self._newest_id(table) for table in tables}
         yield
         for table, top in newest.items():
-            if self._newest_id(table) < top and top > self._floor(table):
+            left, floor = self._newest_id(table), self._floor(table)
+            if left < top and top > floor:
                 self.put_setting(_floor_setting(table), str(top))
+            elif floor and left >= floor:
+                self.delete_setting(_floor_setting(table))
+        self._floors = None
 
     def _newest_id(self, table: str) -> int:
         return self.conn.execute(f"SELECT IFNULL(MAX(id), 0) FROM {table}").fetchone()[0]
@@ -1314,8 +1357,8 @@ class Tx:
 
     def insert(self, table: str, row: dict) -> int:
         """Insert a row into one of hub's tables; dict and list values are stored as JSON.
-        A ``NUMBERED`` table's row without an id takes the next one, never SQLite's."""
-        sql = _insert_sql(table, tuple(row))
+        A ``NUMBERED`` table's row without an id takes the next one (``_next_id_sql``)."""
+        sql = _insert_sql(table, tuple(row), self.floored(table))
         return self.conn.execute(sql, _encode_values(row)).lastrowid  # type: ignore[return-value]
 
     def update(self, table: str, row_id: int, changes: dict) -> None:
@@ -1393,14 +1436,14 @@ class Tx:
         outcome: str,
     ) -> int:
         cursor = self.conn.execute(
-            _INSERT_EVENT,
+            _INSERT_EVENT[self.floored("events")],
             (delivery_id, alert_id, status, severity, occurred_at, outcome),
         )
         return cursor.lastrowid  # type: ignore[return-value]
 
     def add_history(self, alert_id: int, event_id: int, row: dict) -> None:
         self.conn.execute(
-            _INSERT_HISTORY,
+            _INSERT_HISTORY[self.floored("alert_history")],
             (
                 alert_id,
                 event_id,
@@ -1428,9 +1471,7 @@ class Tx:
         ``changed_at`` when hub received the change it reports (None for a page).
         """
         cursor = self.conn.execute(
-            "INSERT INTO notifications (id, incident_id, receiver, channel, integration,"
-            " url_keys, kind, payload, created_at, due_at, changed_at)"
-            f" VALUES ({_NEXT_ID['notifications']}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_NOTIFICATION[self.floored("notifications")],
             (incident_id, *target.columns(), kind, payload, due_at, due_at, changed_at),
         )
         return cursor.lastrowid  # type: ignore[return-value]
@@ -1448,10 +1489,7 @@ class Tx:
         receiver the config lacks has no URL to try), where it shows and can be
         retried; returns its row, as a claim returns one."""
         cursor = self.conn.execute(
-            "INSERT INTO notifications (id, incident_id, receiver, channel, integration,"
-            " url_keys, kind, payload, state, created_at, due_at, last_error)"
-            f" VALUES ({_NEXT_ID['notifications']}, ?, ?, ?, ?, ?, ?, ?, 'dead', ?, ?, ?)"
-            " RETURNING *",
+            _INSERT_DEAD_LETTER[self.floored("notifications")],
             (incident_id, *target.columns(), kind, payload, at, at, error),
         )
         return _decode_notification(dict(cursor.fetchone()))
@@ -2297,12 +2335,13 @@ def _encode_values(row: dict) -> tuple:
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+def _insert_sql(table: str, columns: tuple[str, ...], floored: bool) -> str:
     """The INSERT for these columns, built once: the same string object each time also
-    spares hashing it again for SQLite's statement cache."""
+    spares hashing it again for SQLite's statement cache. A ``floored`` table's row
+    without an id takes one past its floor (``_next_id_sql``)."""
     names, marks = ", ".join(columns), ", ".join("?" for _ in columns)
-    if table in _NEXT_ID and "id" not in columns:
-        names, marks = f"id, {names}", f"{_NEXT_ID[table]}, {marks}"
+    if floored and table in NUMBERED and "id" not in columns:
+        names, marks = f"id, {names}", f"{_next_id_sql(table)}, {marks}"
     return f"INSERT INTO {table} ({names}) VALUES ({marks})"
 
 

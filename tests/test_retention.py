@@ -306,6 +306,56 @@ def test_ids_stay_past_the_newest_pruned_when_older_rows_are_pruned_later(tmp_pa
     assert taken == {table: given[table] + 1 for table in NUMBERED}
 
 
+def test_ids_stay_past_rows_another_connection_pruned_between_two_writes(tmp_path):
+    """The floors are the store's, not a copy kept by the hub writing: when another
+    connection (an operator's prune) deletes the newest rows between two of this
+    store's writes, the next ids still come after them."""
+    ruleset = rules(tmp_path)
+    path = (tmp_path / "hub.db").as_posix()
+    everything = config.Retention(*(config.Duration(DAY),) * 3)
+    with opened(path) as store:
+        asyncio.run(store.write(lambda tx: firing_and_paged(tx, ruleset, 30, "first")))
+        asyncio.run(store.write(lambda tx: deliver(tx, ruleset, 20, "first", "resolved")))
+        given = newest_ids(store)
+        with opened(path) as other:
+            asyncio.run(retention.prune(other, everything, NOW))
+        asyncio.run(store.write(lambda tx: firing_and_paged(tx, ruleset, 0, "next")))
+        taken = first_ids(store)
+    assert taken == {table: given[table] + 1 for table in NUMBERED}
+
+
+def test_ids_stay_past_every_pruned_row_once_newer_rows_passed_the_floors(tmp_path):
+    """Once newer rows are numbered past the newest pruned ones, a later prune that
+    leaves those newer rows drops the floors it kept (inserts then need not look them
+    up), and the ids go on from the newest row left, never back."""
+    ruleset = rules(tmp_path)
+    path = (tmp_path / "hub.db").as_posix()
+    everything = config.Retention(*(config.Duration(DAY),) * 3)
+
+    def old_and_young(tx: Tx) -> None:
+        firing_and_paged(tx, ruleset, 30, "old")
+        deliver(tx, ruleset, 29, "old", "resolved")
+        firing_and_paged(tx, ruleset, 0, "young")
+
+    with opened(path) as store:
+        asyncio.run(store.write(lambda tx: firing_and_paged(tx, ruleset, 40, "first")))
+        asyncio.run(store.write(lambda tx: deliver(tx, ruleset, 39, "first", "resolved")))
+        asyncio.run(retention.prune(store, everything, NOW))
+        kept = store.query("SELECT COUNT(*) AS n FROM settings WHERE name LIKE 'id_floor:%'")
+        asyncio.run(store.write(old_and_young))
+        given = newest_ids(store)
+        asyncio.run(retention.prune(store, everything, NOW))
+        left = store.query("SELECT COUNT(*) AS n FROM settings WHERE name LIKE 'id_floor:%'")
+    with opened(path) as store:
+        asyncio.run(store.write(lambda tx: firing_and_paged(tx, ruleset, 0, "next")))
+        taken = {
+            table: count(store, f"SELECT MIN(id) AS n FROM {table} WHERE id > ?", given[table])
+            for table in NUMBERED
+        }
+    assert (kept[0]["n"], left[0]["n"]) == (len(NUMBERED), 0)
+    assert taken == {table: given[table] + 1 for table in NUMBERED}
+
+
 BOTH = {"firing", "resolved"}
 
 
