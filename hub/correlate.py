@@ -93,7 +93,7 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
     matched = routing.match(rules.tree, labels)
     owner = matched[0]
     key = routing.group_key(owner, labels)
-    last = tx.latest_incident(key)
+    last = tx.latest_incident(key, now)
     placement = incidents.place(
         last["status"] if last else None,
         _time(last["resolved_at"]) if last and last["resolved_at"] else None,
@@ -180,7 +180,7 @@ def _reach(
         escalation.begin(tx, incident["id"], rules.config.escalation(policy), start)
     tx.update("incidents", incident["id"], changes)
     tx.add_timeline(incident["id"], now, "receivers_added", None, detail)
-    return {**incident, **changes}
+    return {**incident, **changes, "receivers_marked": False}
 
 
 def _reopening_headline(tx: Tx, incident_id: int, alert: dict) -> dict:
@@ -271,7 +271,8 @@ def _open(
 def refresh(tx: Tx, incident: dict, alert: dict, delta: int, now: float) -> None:
     """Move the active count by ``delta``; recompute status, then severity and title
     while the incident is not resolved (``_title_after``), or the ones it keeps once it
-    is (``_headline``); wake the receivers.
+    is (``_headline``); wake the receivers, unless the incident was read at ``now``
+    with each already woken (``Tx.latest_incident``: the statement would change nothing).
 
     ``incident`` is as read (or opened) in this transaction, before the move: the
     count is moved in SQL and the status decided from the read value plus ``delta``,
@@ -299,7 +300,8 @@ def refresh(tx: Tx, incident: dict, alert: dict, delta: int, now: float) -> None
         changes |= _title_after(tx, incident, alert, delta, severity)
     if changes:
         tx.update("incidents", incident["id"], {**changes, "updated_at": now})
-    tx.mark_receivers_due(incident["id"], now)
+    if not incident.get("receivers_marked"):
+        tx.mark_receivers_due(incident["id"], now)
 
 
 def _severity_after(tx: Tx, incident: dict, alert: dict, delta: int) -> str:

@@ -795,10 +795,17 @@ _EARLIEST_CHANGE = (
     "CASE WHEN last_notified_at IS NULL THEN first_seen + group_wait"
     " ELSE MAX(:now, last_notified_at + group_interval) END"
 )
+_UNMARKED = f"(due_at IS NULL OR due_at > {_EARLIEST_CHANGE} OR changed_at IS NULL)"
+"""A receiver's grouping state that ``Tx.mark_receivers_due`` writes at ``:now``."""
 _MARK_RECEIVERS_DUE = (
     f"UPDATE incident_receivers SET due_at = MIN(COALESCE(due_at, 9e18), {_EARLIEST_CHANGE}),"
-    " changed_at = COALESCE(changed_at, :now) WHERE incident_id = :incident"
-    f" AND (due_at IS NULL OR due_at > {_EARLIEST_CHANGE} OR changed_at IS NULL)"
+    f" changed_at = COALESCE(changed_at, :now) WHERE incident_id = :incident AND {_UNMARKED}"
+)
+_LATEST_INCIDENT = (
+    "SELECT id, status, severity, title_alert_id, active_alerts, acknowledged_at, resolved_at,"
+    " episode, receivers, timing, escalation, NOT EXISTS (SELECT 1 FROM incident_receivers"
+    f" WHERE incident_id = incidents.id AND {_UNMARKED}) AS receivers_marked"
+    " FROM incidents WHERE group_key = :group ORDER BY id DESC LIMIT 1"
 )
 _INSERT_TIMELINE = _numbered(
     "timeline",
@@ -940,18 +947,16 @@ class Tx:
         row = _one(self.conn.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)))
         return _decode_incident(row) if row else None
 
-    def latest_incident(self, group_key: str) -> dict | None:
+    def latest_incident(self, group_key: str, now: float) -> dict | None:
         """The group's newest incident, with the columns that placing a firing alert
         in it and refreshing it after read (``hub.correlate``), not the whole row: on
-        every new alert, its 23 columns cost more to read than finding it."""
-        row = _one(
-            self.conn.execute(
-                "SELECT id, status, severity, title_alert_id, active_alerts, acknowledged_at,"
-                " resolved_at, episode, receivers, timing, escalation FROM incidents"
-                " WHERE group_key = ? ORDER BY id DESC LIMIT 1",
-                (group_key,),
-            )
-        )
+        every new alert, its 23 columns cost more to read than finding it.
+
+        ``receivers_marked``: no receiver's grouping state is one that
+        ``mark_receivers_due`` would write at ``now`` (in a busy incident, the common
+        case), so the refresh after an alert joins need not run that statement.
+        """
+        row = _one(self.conn.execute(_LATEST_INCIDENT, {"group": group_key, "now": now}))
         if row is None:
             return None
         return {
