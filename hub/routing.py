@@ -14,10 +14,11 @@ inserts or reorders routes does not move an alert into another route's incident.
 
 from __future__ import annotations
 
-import json
+import functools
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 
 from hub.config import Route
 from hub.grouping import Timing
@@ -151,11 +152,18 @@ def group_key(route: RouteMatch, labels: Mapping[str, str]) -> str:
     """The incident key: the route's key plus the values of its ``group_by`` labels.
 
     Label names are sorted and values JSON-quoted, so the key is stable and
-    unambiguous whatever characters the values hold.
+    unambiguous whatever characters the values hold. Quoted as ``json.dumps`` quotes a
+    string, by the function it calls, without its way there: a key per new alert.
     """
-    names = sorted(labels) if route.group_by is None else sorted(set(route.group_by))
-    pairs = ",".join(f"{name}={json.dumps(labels.get(name, ''))}" for name in names)
+    names = sorted(labels) if route.group_by is None else _sorted_names(route.group_by)
+    pairs = ",".join(f"{name}={encode_basestring_ascii(labels.get(name, ''))}" for name in names)
     return f"{route.key}:{{{pairs}}}"
+
+
+@functools.lru_cache(maxsize=256)
+def _sorted_names(group_by: tuple[str, ...]) -> tuple[str, ...]:
+    """A route's ``group_by`` names, each once and sorted: the same for each alert."""
+    return tuple(sorted(set(group_by)))
 
 
 def route_test(tree: RouteNode, labels: Mapping[str, str]) -> list[str]:
