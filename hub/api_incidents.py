@@ -368,7 +368,8 @@ digests of its receiver's URLs (``channel`` says which it was queued for)."""
 
 def _present_notification(store, row: dict[str, Any]) -> dict[str, Any]:
     shown = {key: value for key, value in row.items() if key not in HIDDEN_COLUMNS}
-    shown["title"] = row["payload"].get("title")
+    payload = row["payload"]
+    shown["title"] = payload.get("title") if isinstance(payload, dict) else None
     shown["attempts_log"] = [present(a) for a in store.notification_attempts(row["id"])]
     return present(shown)
 
@@ -411,7 +412,9 @@ async def list_notifications(
     security=BEARER,
     responses={
         **refusals(400, 401, 403, 404, 503),
-        409: refusal("Not dead-lettered, or a reload removed its receiver or URL"),
+        409: refusal(
+            "Not dead-lettered, a reload removed its receiver or URL, or its message cannot be read"
+        ),
     },
 )
 async def retry_notification(request: Request, notification_id: RowId) -> dict[str, Any]:
@@ -423,12 +426,14 @@ async def retry_notification(request: Request, notification_id: RowId) -> dict[s
 async def retry(hub: Any, notification_id: int, by: str, *, via: str) -> None:
     """Give a dead letter a fresh attempt budget and wake the sender (one for a
     receiver the config lacked goes to each of its URLs: ``dispatch.retry``); 404
-    unknown, 409 not dead, or for a receiver or URL a reload removed (it would only
-    die again at once). Shared by the API and the console's retry button."""
+    unknown, 409 not dead, or for a receiver or URL a reload removed, or a stored
+    message that cannot be read until the row is repaired (each would only die again
+    at once). Shared by the API and the console's retry button."""
     row = _notification(hub, notification_id)
     receiver = outbox.reachable(hub.config, row)
-    if receiver is None:
-        why = outbox.unreachable(hub.config, row)
+    read = outbox.message(row)
+    if receiver is None or isinstance(read, str):
+        why = read if isinstance(read, str) else outbox.unreachable(hub.config, row)
         raise Conflict(f"notification {notification_id} cannot be sent again: {why}")
     now = hub.clock()
     if not await hub.store.write(lambda tx: dispatch.retry(tx, row, receiver, now)):

@@ -27,7 +27,7 @@ from hub.config import SCHEDULE_PREFIX, Config, Receiver
 from hub.errors import Unavailable
 from hub.metrics import Metrics
 from hub.rules import Rules
-from hub.store import Store, Tx
+from hub.store import Store, Tx, Unreadable
 from hub.templates import NotificationContext, Templates
 from hub.worker import Isolation, Worker
 
@@ -41,6 +41,7 @@ NO_INTEGRATION = "none"
 no URL, so no scheme (``dispatch._dead_letter``)."""
 SHORT_ERROR = 120
 """The most characters of an error the timeline keeps; the delivery log has it all."""
+UNREADABLE = "its stored message could not be read"
 _OS_CAUSE = re.compile(r"\[Errno -?\d+\] ([^\"'()]+)")
 
 
@@ -120,6 +121,21 @@ def destination(config: Config, row: dict) -> tuple[Receiver, str] | None:
     if position < len(keys) and keys[position] not in queued:
         return receiver, receiver.urls[position]
     return None
+
+
+def message(row: dict) -> NotificationContext | str:
+    """The row's stored message, or why it cannot be read: not JSON, or JSON of another
+    shape (a field missing or of another type), as a fault, a hand edit or an older hub
+    may leave it. Nothing in hub rewrites a queued message, so such a row fails the
+    same way at every try: it is dead-lettered at its first, where it counts and shows
+    as someone not told, and a retry is refused until the row is repaired."""
+    payload = row["payload"]
+    if isinstance(payload, Unreadable):
+        return f"{UNREADABLE}: {payload.reason}"
+    try:
+        return msgspec.convert(payload, NotificationContext)
+    except msgspec.ValidationError as e:
+        return f"{UNREADABLE}: {e}"
 
 
 def reachable(config: Config, row: dict) -> Receiver | None:
@@ -227,17 +243,24 @@ def settled_entry(tx: Tx, row: dict, state: str, error: str | None, now: float) 
     written as it happens, so the timeline never says a person was told who was not.
     The one writer of both, for a message the sender gave up on and for one the
     dispatcher dead-letters unsent (``dispatch._dead_letter``: attempts 0,
-    integration none), so that a reader meets one shape per kind."""
+    integration none), so that a reader meets one shape per kind: ``alerts`` is left
+    out only for a message that could not be read (``message``)."""
     if row["incident_id"] is None or state not in ("sent", "dead"):
         return
-    payload = row["payload"]
     detail = {"receiver": row["receiver"], "integration": row["integration"]}
-    detail |= {"status": payload["status"], "alerts": len(payload["alerts"])}
+    detail |= {"status": row["kind"], **_listed(row["payload"])}
     detail |= {"notification": row["id"], "attempts": row["attempts"]}
     if state == "dead":
         detail["error"] = short_error(error)
     kind = "notified" if state == "sent" else "notification_dead"
     tx.add_timeline(row["incident_id"], now, kind, None, detail)
+
+
+def _listed(payload: object) -> dict[str, int]:
+    """How many alerts a stored message lists (``alerts``), if it can be read that far:
+    a message that cannot be read (``message``) dies all the same."""
+    alerts = payload.get("alerts") if isinstance(payload, dict) else None
+    return {"alerts": len(alerts)} if isinstance(alerts, list) else {}
 
 
 def _next_state(
@@ -378,7 +401,9 @@ class Sender(Worker):
         if found is None:
             return Failure(unreachable(rules.config, row), retryable=False)
         receiver, url = found
-        context = msgspec.convert(row["payload"], NotificationContext)
+        context = message(row)
+        if isinstance(context, str):
+            return Failure(context, retryable=False)
         call = asyncio.get_running_loop().run_in_executor(
             self._pool, render_and_send, rules.templates, url, receiver.timeout, context
         )

@@ -76,6 +76,14 @@ Position = tuple[float | int, ...]
 """A row's values of its list's order: where a page ends and the next one starts."""
 
 
+class Unreadable(NamedTuple):
+    """A notification's stored message that is not JSON (a fault, a hand edit), in its
+    row's place: the delivery log still lists the row, and the sender dead-letters it
+    (``hub.outbox.message``) rather than fail to read it at every claim."""
+
+    reason: str
+
+
 class Target(NamedTuple):
     """Where a notification goes: its receiver, the position of its URL among the
     receiver's when it was queued (``channel``), that URL's integration (its scheme)
@@ -2412,8 +2420,15 @@ def _decode_delivery(row: dict) -> dict:
 
 
 def _decode_notification(row: dict) -> dict:
-    keys = row["url_keys"]
-    return {**row, "payload": _decode_json(row["payload"]), "url_keys": _decode_json(keys or "[]")}
+    keys = _decode_json(row["url_keys"] or "[]")
+    return {**row, "payload": _stored_message(row["payload"]), "url_keys": keys}
+
+
+def _stored_message(payload: bytes | str) -> object:
+    try:
+        return _decode_json(payload)
+    except msgspec.DecodeError as e:
+        return Unreadable(f"not JSON ({e})")
 
 
 def _decode_silence(row: dict) -> Silence:

@@ -7,13 +7,17 @@ repaired the item goes through at its next try, a minute later."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sqlite3
+from collections.abc import Callable
+from typing import Any
 
+import pytest
 from conftest import MovedClock, mail_url, wait_for
 from notify_support import deliveries, fire, metric, receiver
 from notify_support import start_hub as start_notifying_hub
-from test_escalation import WRITE, escalated_steps, open_incident, recipients, step_count
+from test_escalation import ADMIN, WRITE, escalated_steps, open_incident, recipients, step_count
 from test_escalation import start_hub as start_escalating_hub
 from test_heartbeats import start_hub as start_heartbeat_hub
 from test_snooze import snooze
@@ -147,11 +151,23 @@ def test_a_receiver_row_left_malformed_is_set_aside_and_other_incidents_are_told
         assert set_aside(http, "dispatcher") == 1
 
 
+def requeue_edited(hub, incident_id: int, column: str, change: Callable[[Any], Any]) -> tuple:
+    """Queue the incident's message, sent, again with ``column`` changed by ``change``,
+    while hub is stopped, as an older hub or a hand edit leaves a row: the sender
+    claims due rows in one write. Returns the row's id and the column as it was."""
+    hub.stop()
+    queued = stored(hub, "SELECT id FROM notifications WHERE incident_id = ?", incident_id)
+    value = stored(hub, f"SELECT {column} FROM notifications WHERE id = ?", queued)
+    queued_again = f"UPDATE notifications SET state = 'pending', due_at = 0, {column} = ?"
+    edit(hub, queued_again + " WHERE id = ?", change(value), queued)
+    hub.start()
+    return queued, value
+
+
 def test_a_queued_message_left_malformed_is_set_aside_and_other_messages_are_sent(
     hub_factory, smtp, caplog
 ):
-    """Edited while hub is stopped, as an older hub or a hand edit leaves a row: the
-    sender claims due rows in one write, and one it could not read failed every claim."""
+    """Its URLs' digests cut short: reading the claimed row failed every claim."""
     caplog.set_level(logging.ERROR, logger="hub.worker")
     mailbox, smtp_port = smtp
     clock = MovedClock()
@@ -159,12 +175,7 @@ def test_a_queued_message_left_malformed_is_set_aside_and_other_messages_are_sen
     with hub.client(headers=WRITE) as http:
         broken = fire(http, "checkout down")["incident_id"]
         wait_for(lambda: [d["state"] for d in deliveries(http, incident=broken)] == ["sent"])
-    hub.stop()
-    queued = stored(hub, "SELECT id FROM notifications WHERE incident_id = ?", broken)
-    payload = stored(hub, "SELECT payload FROM notifications WHERE id = ?", queued)
-    queued_again = "UPDATE notifications SET state = 'pending', due_at = 0, payload = ?"
-    edit(hub, queued_again + " WHERE id = ?", payload[:-1], queued)
-    hub.start()
+    queued, url_keys = requeue_edited(hub, broken, "url_keys", lambda keys: keys[:-1])
     with hub.client(headers=WRITE) as http:
         other = fire(http, "payments down", service="payments")["incident_id"]
         wait_for(lambda: [d["state"] for d in deliveries(http, incident=other)] == ["sent"])
@@ -173,11 +184,67 @@ def test_a_queued_message_left_malformed_is_set_aside_and_other_messages_are_sen
         assert line.split()[2] == f"notification={queued}"
         assert len(mailbox.messages) == 2
 
-        edit(hub, "UPDATE notifications SET payload = ? WHERE id = ?", payload, queued)
+        edit(hub, "UPDATE notifications SET url_keys = ? WHERE id = ?", url_keys, queued)
         clock.advance(RETRY_SECONDS)
         wait_for(lambda: len(mailbox.messages) == 3)
         assert "checkout down" in mailbox.subjects()[-1]
         assert set_aside(http, "outbox") == 1
+
+
+def without_alerts(payload: bytes) -> str:
+    return json.dumps({k: v for k, v in json.loads(payload).items() if k != "alerts"})
+
+
+def numbered_title(payload: bytes) -> str:
+    return json.dumps({**json.loads(payload), "title": 5})
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda payload: payload[:-1], "not JSON (Input data was truncated)"),
+        (without_alerts, "Object missing required field `alerts`"),
+        (numbered_title, "Expected `str`, got `int` - at `$.title`"),
+    ],
+    ids=["not JSON", "a field missing", "a field of another type"],
+)
+def test_a_queued_message_that_cannot_be_read_is_a_dead_letter_sent_once_repaired(
+    hub_factory, smtp, caplog, change, problem
+):
+    """Such a row fails the same way at every try: it was claimed again after every lease
+    (or, not JSON, set aside every minute), neither sent nor dead, and nobody saw why."""
+    caplog.set_level(logging.WARNING, logger="hub.outbox")
+    mailbox, smtp_port = smtp
+    hub = start_notifying_hub(hub_factory, receiver("ops", mail_url(smtp_port)))
+    with hub.client(headers=ADMIN) as http:
+        broken = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: [d["state"] for d in deliveries(http, incident=broken)] == ["sent"])
+    queued, payload = requeue_edited(hub, broken, "payload", change)
+    with hub.client(headers=ADMIN) as http:
+        other = fire(http, "payments down", service="payments")["incident_id"]
+        wait_for(lambda: [d["state"] for d in deliveries(http, incident=other)] == ["sent"])
+        wait_for(lambda: [d["id"] for d in deliveries(http, state="dead")] == [queued])
+        (letter,) = deliveries(http, state="dead")
+        assert letter["last_error"].startswith(f"its stored message could not be read: {problem}")
+        assert letter["attempts_log"][-1]["error"] == letter["last_error"]
+        metrics = http.get("/metrics").text
+        assert metric(metrics, "hub_outbox_notifications", state="dead") == 1
+        assert metric(metrics, "hub_notifications_total", receiver="ops", outcome="dead") == 1
+        assert set_aside(http, "outbox") == 0
+        lines = [r.getMessage() for r in caplog.records if r.name == "hub.outbox"]
+        assert any(line.startswith(f"event=notification_dead id={queued} ") for line in lines)
+        timeline = http.get(f"/api/v1/incidents/{broken}").json()["timeline"]
+        (died,) = [entry for entry in timeline if entry["kind"] == "notification_dead"]
+        assert died["detail"]["error"].startswith("its stored message could not be read")
+
+        refused = http.post(f"/api/v1/notifications/{queued}/retry")
+        assert refused.status_code == 409
+        assert "its stored message could not be read" in refused.json()["detail"]
+        edit(hub, "UPDATE notifications SET payload = ? WHERE id = ?", payload, queued)
+        assert http.post(f"/api/v1/notifications/{queued}/retry").status_code == 200
+        wait_for(lambda: len(mailbox.messages) == 3)
+        assert "checkout down" in mailbox.subjects()[-1]
+        assert len(mailbox.messages) == 3
 
 
 def test_a_heartbeat_left_malformed_is_set_aside_and_other_heartbeats_go_down(
