@@ -7,9 +7,10 @@ that stops (or loses the rule) leaves alerts that end by themselves. Alerts whos
 sender gave no end (every other format) fire until a resolved event comes.
 
 The resolution goes through the normal ingest path (``apply_delivery`` with source
-``expiry``, one delivery per batch, each event dated at the alert's end), so it is
-recorded, correlated, notified and counted (``hub_events_total{source="expiry"}``,
-besides ``hub_alerts_ended_total``) like a sender's resolved event. Ends are stored
+``expiry``, one delivery per batch, or one per alert when the batch raised, each event
+dated at the alert's end), so it is recorded, correlated, notified and counted
+(``hub_events_total{source="expiry"}``, besides ``hub_alerts_ended_total``) like a
+sender's resolved event. Ends are stored
 with the alerts: one that passed while the hub was stopped resolves at start.
 
 The resolved alert keeps the end that passed (and no check): a sender re-sending it
@@ -24,6 +25,7 @@ whose end moved, sets its next check to the new end.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -38,7 +40,7 @@ from hub.events import Event
 from hub.ingest import Delivery, apply_delivery
 from hub.rules import Rules
 from hub.store import Store, Tx
-from hub.worker import Worker
+from hub.worker import Isolation, Worker
 
 log = logging.getLogger("hub.expiry")
 
@@ -69,18 +71,49 @@ class Checked(NamedTuple):
         return self.moved >= MOVE_BATCH or self.ended >= BATCH
 
 
-def resolve_ended(tx: Tx, now: float, rules: Rules) -> Checked:
+def resolve_ended(tx: Tx, now: float, rules: Rules, isolation: Isolation) -> Checked:
     """Move the due checks of alerts whose end moved later, and resolve up to BATCH
-    alerts whose end passed."""
+    alerts whose end passed, as one delivery. If that raises (an alert whose row a
+    fault left malformed), each is resolved as a delivery of its own instead
+    (``_resolve_each``), so one broken alert does not keep every other one firing."""
     moved = tx.move_end_checks(now, MOVE_BATCH)
     ended = tx.ended_alerts(now, BATCH)
-    outcomes = _resolve(tx, ended, now, rules) if ended else []
-    return Checked(moved, [alert["id"] for alert in ended], outcomes)
+    if not ended:
+        return Checked(moved, [], [])
+    outcomes, error = tx.isolated(functools.partial(_resolve, ids=ended, now=now, rules=rules))
+    if error is None:
+        return Checked(moved, ended, outcomes or [])
+    return Checked(moved, *_resolve_each(tx, ended, now, rules, isolation))
 
 
-def _resolve(tx: Tx, ended: list[dict], now: float, rules: Rules) -> list[str]:
-    """One delivery resolving the ``ended`` alerts; its body names them and their ends.
+def _resolve_each(
+    tx: Tx, ended: list[int], now: float, rules: Rules, isolation: Isolation
+) -> tuple[list[int], list[str]]:
+    """Resolve each alert in a delivery and a savepoint of its own; one that raises is
+    set aside (``Isolation``), its end checked again a minute later. Returns the ids
+    resolved and their events' outcomes."""
+    resolved, outcomes = [], []
+    for alert_id in ended:
+        done = isolation.run(
+            tx,
+            f"alert={alert_id}",
+            functools.partial(_resolve, ids=[alert_id], now=now, rules=rules),
+            functools.partial(_postpone, alert_id=alert_id),
+        )
+        if done is not None:
+            resolved.append(alert_id)
+            outcomes += done
+    return resolved, outcomes
+
+
+def _postpone(tx: Tx, at: float, alert_id: int) -> None:
+    tx.postpone_end_check(alert_id, at)
+
+
+def _resolve(tx: Tx, ids: list[int], now: float, rules: Rules) -> list[str]:
+    """One delivery resolving the alerts ``ids``; its body names them and their ends.
     Returns its events' outcomes."""
+    ended = [tx.ended_alert(alert_id) for alert_id in ids]
     body = {"ended": [{"fingerprint": a["fingerprint"], "ends_at": a["ends_at"]} for a in ended]}
     delivery = Delivery(source=SOURCE, key=None, received_at=now, headers={}, body=_encode(body))
     decoded = Decoded([_resolved(alert) for alert in ended])
@@ -124,7 +157,9 @@ class Expirer(Worker):
 
     async def round(self) -> bool:
         now, rules = self.clock(), self.rules()
-        checked = await self.store.write(lambda tx: resolve_ended(tx, now, rules), background=True)
+        checked = await self.write_round(
+            self.store, now, lambda tx, isolation: resolve_ended(tx, now, rules, isolation)
+        )
         if checked.ended:
             log.info(
                 "event=alerts_ended count=%d alerts=%s",

@@ -78,7 +78,6 @@ ESCALATION_OUTCOMES = (
 RELOAD_OUTCOMES = ("success", "failure")
 # The background workers (``hub.worker``), by name.
 WORKERS = ("outbox", "dispatcher", "escalator", "watchdog", "expirer")
-ISOLATING_WORKERS = ("outbox", "dispatcher", "escalator", "watchdog")
 """The workers whose round handles each item on its own (``hub.worker.Isolation``)."""
 # A delivery to a name no source has is counted as this pseudo-source with this outcome,
 # and only so: nothing else is known of it (no authentication, body, events or timing).
@@ -135,7 +134,7 @@ class Metrics:
       ``heartbeat_overdue``    hub_heartbeat_overdue{heartbeat}: 1 while overdue, else 0
       ``alerts_ended``      hub_alerts_ended_total: resolved at their end (``hub.expiry``)
       ``worker_failures``   hub_worker_round_failures_total{worker in WORKERS}
-      ``worker_items_failed``  hub_worker_item_failures_total{worker in ISOLATING_WORKERS}
+      ``worker_items_failed``  hub_worker_item_failures_total{worker in WORKERS}
     Store: ``observe_commit`` feeds hub_store_batch_size and
     hub_store_commit_duration_seconds; ``watch_store`` adds the scrape-time gauges.
     Config: ``config_loaded`` at start, ``count_reload`` at each reload.
@@ -350,7 +349,6 @@ class Metrics:
             self.config_reloads.labels(outcome)
         for worker in WORKERS:
             self.worker_failures.labels(worker)
-        for worker in ISOLATING_WORKERS:
             self.worker_items_failed.labels(worker)
 
     def precreate_receivers(self, receivers: Iterable[str]) -> None:

@@ -1420,14 +1420,24 @@ class Tx:
             values.append(encoded)
         self.conn.execute(f"UPDATE alerts SET {assignments} WHERE id = ?", (*values, state["id"]))
 
-    def ended_alerts(self, now: float, limit: int) -> list[dict]:
-        """Alerts whose end check is due and whose end has passed, the earliest first."""
+    def ended_alerts(self, now: float, limit: int) -> list[int]:
+        """The ids of alerts whose end check is due and whose end has passed, the
+        earliest first: each is read on its own (``ended_alert``), so one whose row a
+        fault left malformed fails alone."""
         cursor = self.conn.execute(
-            "SELECT * FROM alerts WHERE end_check_at <= ? AND ends_at <= ?"
+            "SELECT id FROM alerts WHERE end_check_at <= ? AND ends_at <= ?"
             " ORDER BY end_check_at LIMIT ?",
             (now, now, limit),
         )
-        return [_decode_alert(row) for row in _all(cursor)]
+        return [row[0] for row in cursor.fetchall()]
+
+    def ended_alert(self, alert_id: int) -> dict:
+        cursor = self.conn.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,))
+        return _decode_alert(_all(cursor)[0])
+
+    def postpone_end_check(self, alert_id: int, at: float) -> None:
+        """Check the alert's end again ``at``: resolving it raised."""
+        self.conn.execute("UPDATE alerts SET end_check_at = ? WHERE id = ?", (at, alert_id))
 
     def move_end_checks(self, now: float, limit: int) -> int:
         """Alerts whose end check is due but whose sender moved the end later since:

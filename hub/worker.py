@@ -5,7 +5,7 @@ loop goes on after the idle poll: a store error for a moment must not stop a wor
 good (the sender, and nobody is notified again until a restart).
 
 A round that handles several items (incidents' receivers, escalation chains,
-heartbeats) handles each in a savepoint of its own (``Isolation``): one item that
+heartbeats, alerts that ended) handles each in a savepoint of its own (``Isolation``): one item that
 raises is set aside for a while and the others go on."""
 
 from __future__ import annotations

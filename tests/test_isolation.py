@@ -19,6 +19,8 @@ from notify_support import deliveries, fire, metric, receiver
 from notify_support import start_hub as start_notifying_hub
 from test_escalation import ADMIN, WRITE, escalated_steps, open_incident, recipients, step_count
 from test_escalation import start_hub as start_escalating_hub
+from test_expiry import alert, ended_total, post, status_of
+from test_expiry import start as start_expiring_hub
 from test_heartbeats import start_hub as start_heartbeat_hub
 from test_snooze import snooze
 
@@ -272,3 +274,31 @@ def test_a_heartbeat_left_malformed_is_set_aside_and_other_heartbeats_go_down(
         )
         wait_for(lambda: "nightly backup did not report" in mailbox.text_of(-1))
         assert set_aside(http, "watchdog") == 1
+
+
+def test_an_alert_left_malformed_is_set_aside_and_other_alerts_end(hub_factory, smtp, caplog):
+    """The expirer resolved every alert whose end passed as one delivery: one broken
+    alert failed it every second, and no alert ended anywhere."""
+    caplog.set_level(logging.ERROR, logger="hub.worker")
+    _, smtp_port = smtp
+    clock = MovedClock()
+    hub = start_expiring_hub(hub_factory, smtp_port, clock)
+    with hub.client() as http:
+        post(http, alert("db1", ends_in=9, clock=clock), alert("db2", ends_in=9, clock=clock))
+        broken, other = status_of(http, "db1")["id"], status_of(http, "db2")["id"]
+        labels = stored(hub, "SELECT labels FROM alerts WHERE id = ?", broken)
+        edit(hub, "UPDATE alerts SET labels = '{' WHERE id = ?", broken)
+
+        clock.advance(10)  # past both ends
+        wait_for(lambda: stored(hub, "SELECT status FROM alerts WHERE id = ?", other) == "resolved")
+        wait_for(lambda: set_aside(http, "expirer") == 1)
+        (line,) = failure_lines(caplog, "expirer")
+        assert line.startswith(f"event=worker_item_failed worker=expirer alert={broken} ")
+        assert stored(hub, "SELECT status FROM alerts WHERE id = ?", broken) == "firing"
+        assert ended_total(http) == 1
+
+        edit(hub, "UPDATE alerts SET labels = ? WHERE id = ?", labels, broken)
+        clock.advance(RETRY_SECONDS)
+        wait_for(lambda: status_of(http, "db1")["status"] == "resolved")
+        assert ended_total(http) == 2
+        assert set_aside(http, "expirer") == 1
