@@ -417,8 +417,8 @@ tests:
                 The escalator worker on hub a has set aside an item it could not handle,
                 minute after minute, for 10 minutes: the other incidents go on, but this
                 one (an incident's message or escalation step, a notification, a
-                heartbeat) does not. hub's log names each item (event=worker_item_failed):
-                repair or resolve it.
+                heartbeat, an alert's end) does not. hub's log names each item
+                (event=worker_item_failed): repair or resolve it.
 """
 
 
