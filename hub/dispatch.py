@@ -137,10 +137,10 @@ def flush(
     due = tx.due_receivers(now, FLUSH_BATCH)
     if not due:
         return result
-    muted_at_now = mute_stage(tx, now, rules, active_silences)
+    muter_now = muter(rules, now, active_silences, firing_labels(tx, rules))
     look_again = partial(next_look, active_silences, now)
     look = partial(
-        _look, muted_at_now=muted_at_now, now=now, rules=rules, links=links, look_again=look_again
+        _look, muter_now=muter_now, now=now, rules=rules, links=links, look_again=look_again
     )
     for row in due:
         done = isolation.run(
@@ -157,13 +157,14 @@ def flush(
 def _look(
     tx: Tx,
     row: dict,
-    muted_at_now: MuteStage,
+    muter_now: mute.Muter,
     now: float,
     rules: Rules,
     links: Links,
     look_again: LookAgain,
 ) -> Flushed:
-    """Grouping's look at one due (incident, receiver); what it did."""
+    """Grouping's look at one due (incident, receiver); what it did. Its alerts are
+    muted for this receiver: time intervals by the routes bringing it to the incident."""
     result = Flushed()
     incident = tx.incident(row["incident_id"])
     alerts = tx.episode_alerts(row["incident_id"])
@@ -171,7 +172,7 @@ def _look(
         nothing = {"due_at": None, "changed_at": None}
         tx.set_receiver_state(row["incident_id"], row["receiver"], nothing)
         return result
-    muted = muted_at_now(alerts)
+    muted = muter_now.reasons(alerts, row["receiver"])
     _flush_one(tx, row, incident, alerts, muted, now, rules, links, result, look_again)
     return result
 
@@ -188,9 +189,9 @@ LookAgain = Callable[[float], float]
 
 
 def mute_stage(tx: Tx, now: float, rules: Rules, active_silences: Sequence[Silence]) -> MuteStage:
-    """The send-time mute decision at ``now``, shared by grouping and escalation so a
-    silenced alert neither notifies nor pages; the firing alerts are read through ``tx``
-    for inhibition."""
+    """Escalation's mute decision at ``now``, the one grouping makes, so a silenced alert
+    neither notifies nor pages; time intervals are the owner route's, whose escalation
+    it is. The firing alerts are read through ``tx`` for inhibition."""
     return muter(rules, now, active_silences, firing_labels(tx, rules)).reasons
 
 
@@ -206,17 +207,43 @@ def muter(
     firing: Iterable[mute.Labels],
 ) -> mute.Muter:
     """The mute stage at ``now`` for the current rules; pure, so the routing decision
-    asks exactly what the dispatcher will."""
+    asks exactly what the dispatcher will. A receiver's routes are found again from the
+    current rules and the alert's labels, as ingest found them: no state to keep, and
+    they follow a reload."""
     moment = datetime.fromtimestamp(now, UTC)
 
-    def route_muting(labels: mute.Labels) -> list[str]:
-        owner = routing.match(rules.tree, labels)[0]
-        return timeintervals.route_muting(
-            owner.mute_time_intervals, owner.active_time_intervals, rules.intervals, moment
-        )
+    def route_muting(labels: mute.Labels, receiver: str | None) -> list[str]:
+        return _intervals_muting(_bringing(rules.tree, labels, receiver), rules, moment)
 
     inhibitor = Inhibitor(rules.inhibit_rules, firing)
     return mute.Muter(moment, active_silences, inhibitor, route_muting, rules.flapping)
+
+
+def _bringing(
+    tree: routing.RouteNode, labels: mute.Labels, receiver: str | None
+) -> list[routing.RouteMatch]:
+    """The routes that bring ``receiver`` an alert of ``labels``: those of its matched
+    routes naming it. The first matched route, which owns the incident, when none does
+    (the alert reaches the receiver only as part of the incident another alert's route
+    brought it to) or for no receiver (escalation, the API's per-alert mutes)."""
+    matched = routing.match(tree, labels)
+    named = [route for route in matched if route.receiver == receiver]
+    return named or matched[:1]
+
+
+def _intervals_muting(routes: list[routing.RouteMatch], rules: Rules, when: datetime) -> list[str]:
+    """The time intervals muting ``routes`` at ``when``: all of theirs when every route
+    is muted, none when one is not, as Alertmanager mutes each route's group by its own
+    intervals and a receiver one group still tells is told."""
+    found: list[str] = []
+    for route in routes:
+        held = timeintervals.route_muting(
+            route.mute_time_intervals, route.active_time_intervals, rules.intervals, when
+        )
+        if not held:
+            return []
+        found += held
+    return list(dict.fromkeys(found))
 
 
 def _flush_one(

@@ -5,7 +5,9 @@ maintenance window created after an alert arrived still applies. Only firing
 alerts are muted: a resolution is always worth knowing to whoever heard of the alert.
 Reasons are a fixed set (a metric label): flapping, silence, maintenance, inhibition.
 The dispatcher needs only the first reason; the routing decision (``hub.decision``)
-shows every mute and what holds the alert, so a ``Muter`` answers both.
+shows every mute and what holds the alert, so a ``Muter`` answers both. Time intervals
+belong to routes, so their part depends on the receiver asked about (``RouteMuting``);
+every other mute is the alert's, whoever is told.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ REASONS: tuple[Reason, ...] = get_args(Reason)
 MAINTENANCE_PREFIX = "maintenance:"
 
 Labels = Mapping[str, str]
-RouteMuting = Callable[[Labels], list[str]]
-"""Labels -> the time intervals muting the route they go to now (empty: none)."""
+RouteMuting = Callable[[Labels, str | None], list[str]]
+"""Labels and a receiver -> the time intervals muting now the routes that bring the
+receiver an alert of those labels (empty: none); receiver None: the alert's first
+matched route, the one owning its incident."""
 
 
 class Mute(msgspec.Struct, frozen=True):
@@ -49,21 +53,23 @@ class Muter:
     route_muting: RouteMuting
     flapping: Flapping
 
-    def reasons(self, alerts: Sequence[dict]) -> dict[str, str]:
-        """fingerprint -> reason, for every firing alert that must not be notified now.
+    def reasons(self, alerts: Sequence[dict], receiver: str | None = None) -> dict[str, str]:
+        """fingerprint -> reason, for every firing alert that must not be notified now
+        to ``receiver`` (None: by the alert's own route, as escalation and the API ask).
         Stops at each alert's first mute: this runs for every alert of a due incident."""
         found = {}
         for alert in alerts:
-            first = next(self._holding(alert), None)
+            first = next(self._holding(alert, receiver), None)
             if first is not None:
                 found[alert["fingerprint"]] = first.reason
         return found
 
     def mutes(self, alert: dict) -> list[Mute]:
-        """Every mute holding this alert back now, the reason that counts first."""
-        return list(self._holding(alert))
+        """Every mute holding this alert back now, the reason that counts first; time
+        intervals by the alert's own route."""
+        return list(self._holding(alert, None))
 
-    def _holding(self, alert: dict) -> Iterator[Mute]:
+    def _holding(self, alert: dict, receiver: str | None) -> Iterator[Mute]:
         """The mutes in order of precedence, found lazily. An operator's silence counts
         before a maintenance window when both apply."""
         if alert["status"] != "firing":
@@ -78,7 +84,7 @@ class Muter:
         yield from (
             Mute(reason, by) for reason, by in (("silence", plain), ("maintenance", windows)) if by
         )
-        intervals = self.route_muting(labels)
+        intervals = self.route_muting(labels, receiver)
         if intervals:
             yield Mute("maintenance", intervals)
         rule = self.inhibitor.inhibited_by(labels)

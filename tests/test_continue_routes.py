@@ -1,28 +1,55 @@
 """Routes reached through ``continue``, on a real server with real email, as a team
 coming from Alertmanager writes them: a route that also tells the DBAs in front of the
 route that pages on critical alerts. Every alert's routes are heard, whichever alert
-opened the incident, and the paging route's escalation pages on-call."""
+opened the incident, and the paging route's escalation pages on-call. Each route's
+time intervals mute the receiver it brings, as Alertmanager mutes each route's group:
+a receiver is held back only while every route bringing it is muted."""
 
 from __future__ import annotations
 
-from conftest import wait_for
+from conftest import MovedClock, RunningHub, wait_for
 from console_support import sign_in
-from notify_support import WRITER, fire, mail_to, receiver, route, start_hub
+from notify_support import WRITER, fire, mail_to, metric, receiver, route, start_hub
 
 PAGE = '[[escalations]]\nname = "page"\nsteps = [{ after = "0s", notify = ["oncall"] }]\n'
 DBA_THEN_PAGER = route("dba", 'service="postgres"', continue_=True) + route(
     "pager", 'severity="critical"', escalation="page"
 )
+NIGHTS = """
+[[time_intervals]]
+name = "nights"
+[[time_intervals.time_intervals]]
+times = [{ start_time = "00:00", end_time = "06:00" }]
+"""
+AT_NIGHT = ["nights"]
+DAY = 12 * 3600
+"""From the night the tests move the clock to (02:00 UTC) to the afternoon."""
 
 
-def dba_and_pager(hub_factory, port: int):
+def dba_and_pager(hub_factory, port: int, routes: str = DBA_THEN_PAGER, **values):
     """ops at the root; postgres alerts also to dba (continue); critical ones to pager,
-    whose route escalates to oncall."""
+    whose route escalates to oncall (or ``routes`` as given)."""
     receivers = "".join(
         receiver(name, mail_to(port, f"{name}@example.com"))
         for name in ("ops", "dba", "pager", "oncall")
     )
-    return start_hub(hub_factory, receivers, routes=DBA_THEN_PAGER, tables=PAGE)
+    return start_hub(hub_factory, receivers, routes=routes, tables=PAGE + NIGHTS, **values)
+
+
+def at_night(hub_factory, port: int, routes: str) -> tuple[RunningHub, MovedClock]:
+    """A hub on ``routes`` whose clock reads 02:00 UTC, inside ``nights``; a repeat is
+    not due within the day the tests move on."""
+    clock = MovedClock()
+    clock.advance((2 * 3600 - clock()) % (24 * 3600))
+    hub = dba_and_pager(hub_factory, port, routes, clock=clock, repeat_interval="48h")
+    return hub, clock
+
+
+def held_by_intervals(http) -> float | None:
+    """Alerts grouping held back from a receiver by a window or time interval (each
+    counted once per receiver, when first held)."""
+    text = http.get("/metrics").text
+    return metric(text, "hub_notifications_suppressed_total", reason="maintenance")
 
 
 def told(mailbox) -> list[str]:
@@ -67,3 +94,50 @@ def test_a_critical_alert_joining_a_warnings_incident_reaches_the_paging_route(h
     joined = [e for e in incident["timeline"] if e["kind"] == "receivers_added"]
     reached = {"receivers": ["pager"], "alert_id": second["id"], "escalation": "page"}
     assert [e["detail"] for e in joined] == [reached]
+
+
+def test_a_team_route_muted_at_night_does_not_hold_the_paging_route_after_it(hub_factory, smtp):
+    """Its intervals mute the team's receiver only: the page still goes out at night."""
+    mailbox, port = smtp
+    routes = route(
+        "dba", 'service="postgres"', continue_=True, mute_time_intervals=AT_NIGHT
+    ) + route("pager", 'severity="critical"')
+    hub, clock = at_night(hub_factory, port, routes)
+    with hub.client(headers=WRITER) as http:
+        fire(http, "postgres down", severity="critical", service="postgres")
+        wait_for(lambda: told(mailbox) == ["pager"] and held_by_intervals(http) == 1.0)
+        clock.advance(DAY)
+        wait_for(lambda: len(mailbox.messages) == 2)
+    assert told(mailbox) == ["pager", "dba"]
+    assert "postgres down" in str(mailbox.messages[1]["Subject"])
+
+
+def test_a_continue_routes_own_mute_interval_holds_back_its_receiver(hub_factory, smtp):
+    mailbox, port = smtp
+    routes = route("dba", 'service="postgres"', continue_=True) + route(
+        "pager", 'severity="critical"', mute_time_intervals=AT_NIGHT
+    )
+    hub, clock = at_night(hub_factory, port, routes)
+    with hub.client(headers=WRITER) as http:
+        fire(http, "postgres down", severity="critical", service="postgres")
+        wait_for(lambda: told(mailbox) == ["dba"] and held_by_intervals(http) == 1.0)
+        clock.advance(DAY)
+        wait_for(lambda: len(mailbox.messages) == 2)
+    assert told(mailbox) == ["dba", "pager"]
+
+
+def test_a_receiver_two_routes_bring_is_told_while_one_of_them_is_muted(hub_factory, smtp):
+    """As in Alertmanager, where each route's group notifies it on its own."""
+    mailbox, port = smtp
+    routes = route(
+        "pager", 'service="postgres"', continue_=True, mute_time_intervals=AT_NIGHT
+    ) + route("pager", 'severity="critical"')
+    hub, _ = at_night(hub_factory, port, routes)
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "postgres down", severity="critical", service="postgres")[
+            "incident_id"
+        ]
+        wait_for(lambda: told(mailbox) == ["pager"])
+        incident = http.get(f"/api/v1/incidents/{incident_id}").json()
+        assert held_by_intervals(http) in (None, 0.0)
+    assert incident["receivers"] == ["pager"]
