@@ -55,8 +55,10 @@ class EventDecision(msgspec.Struct, frozen=True):
 
     ``outcome`` is the state machine's verdict against the stored alert;
     ``notification`` is the change receivers hear about (``firing``, ``resolved``) or
-    None; ``receivers`` are those that would be told: none when nothing is to be told
-    or a mute applies, and for a resolution only those that want resolutions.
+    None; ``receivers`` are those that would be told: none when nothing is to be told,
+    none a mute holds it back from (time intervals by the routes bringing each one),
+    and for a resolution only those that want resolutions. ``mutes`` are the alert's,
+    time intervals by its own route, as the API shows them.
     """
 
     fingerprint: str
@@ -130,7 +132,7 @@ def _decide_one(
         outcome=outcome.value,
         notification=kind,
         routes=[_route(found, labels) for found in matched],
-        receivers=_told(rules, matched, kind, mutes),
+        receivers=_told(rules, muter, after, matched, kind),
         mutes=mutes,
         event=event,
     )
@@ -179,11 +181,13 @@ def _route(found: routing.RouteMatch, labels: Mapping[str, str]) -> RouteDecisio
 
 
 def _told(
-    rules: Rules, matched: list[routing.RouteMatch], kind: str | None, mutes: list[Mute]
+    rules: Rules, muter: Muter, alert: dict, matched: list[routing.RouteMatch], kind: str | None
 ) -> list[str]:
-    if kind is None or mutes:
+    """The receivers told of ``alert``, each muted as the dispatcher mutes it: time
+    intervals by the routes bringing that receiver, so one a ``continue`` route brings
+    may be told while the alert's own route (its ``mutes``) is in a mute interval."""
+    if kind is None:
         return []
     receivers = dict.fromkeys(found.receiver for found in matched)
-    if kind == "resolved":
-        return [r for r in receivers if rules.send_resolved.get(r, True)]
-    return list(receivers)
+    wanted = [r for r in receivers if kind != "resolved" or rules.send_resolved.get(r, True)]
+    return [r for r in wanted if not muter.reasons([alert], r)]

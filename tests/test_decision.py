@@ -64,6 +64,16 @@ group_by = ["..."]
 matchers = ['service="batch"']
 receiver = "ops"
 mute_time_intervals = ["weekend"]
+
+[[route.routes]]
+matchers = ['service="jobs"']
+receiver = "pager"
+mute_time_intervals = ["weekend"]
+continue = true
+
+[[route.routes]]
+matchers = ['service="jobs"']
+receiver = "ops"
 """
 
 RULES = Rules.from_config(config.parse(CONFIG, {}))
@@ -164,6 +174,16 @@ def test_every_mute_in_force_now_is_shown_with_what_holds_the_alert(labels, firi
     (decision,) = run(event(**labels), firing=firing)
     assert [(m.reason, m.by) for m in decision.mutes] == mutes
     assert decision.receivers == ([] if mutes else ["ops"])
+
+
+def test_a_time_interval_holds_back_only_the_receiver_its_route_brings():
+    """The alert's mutes are its own route's; a later route's receiver is still told."""
+    (decision,) = run(event(service="jobs"))
+    assert [(m.reason, m.by) for m in decision.mutes] == [
+        ("maintenance", ["mute_time_intervals:weekend"])
+    ]
+    assert [r.receiver for r in decision.routes] == ["pager", "ops"]
+    assert decision.receivers == ["ops"]
 
 
 def test_an_alert_that_would_start_flapping_is_muted_as_flapping():
