@@ -131,7 +131,7 @@ def check_config(args: argparse.Namespace) -> int:
 def route_test(args: argparse.Namespace) -> int:
     """The receivers a label set reaches, comma-separated as ``amtool config routes test``
     prints them, each once as hub tells it once; ``--verbose`` adds each matched route
-    with its group key and timing."""
+    with its group key, timing and the time intervals muting the receiver it brings."""
     config = _load(config_path(args.config))
     if config is None:
         return 1
@@ -156,6 +156,11 @@ def _describe_route(route: routing.RouteMatch, labels: dict[str, str]) -> str:
     ]
     if route.escalation:
         lines.append(f"  escalation:      {route.escalation}")
+    intervals = {
+        "mute_time_intervals": route.mute_time_intervals,
+        "active_time_intervals": route.active_time_intervals,
+    }
+    lines += [f"  {key}: {', '.join(names)}" for key, names in intervals.items() if names]
     return "\n".join(lines)
 
 

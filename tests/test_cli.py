@@ -484,6 +484,10 @@ urls = ["json://127.0.0.1:9/db"]
 name = "db-prod"
 urls = ["json://127.0.0.1:9/db-prod"]
 
+[[time_intervals]]
+name = "nights"
+time_intervals = [{ times = [{ start_time = "00:00", end_time = "06:00" }] }]
+
 [route]
 receiver = "ops"
 group_by = ["alertname"]
@@ -503,6 +507,7 @@ group_by = ["service"]
   matchers = ['env="prod"']
   receiver = "db-prod"
   repeat_interval = "1h30m"
+  mute_time_intervals = ["nights"]
 
 [[route.routes]]
 matchers = ['team="payments"']
@@ -571,7 +576,7 @@ def test_route_test_prints_the_receivers_a_label_set_reaches(tmp_path, labels, r
     assert shown.stdout == receivers + "\n"
 
 
-def test_route_test_verbose_shows_each_route_with_its_group_key_and_timing(tmp_path):
+def test_route_test_verbose_shows_each_route_with_its_group_key_timing_and_intervals(tmp_path):
     (tmp_path / "routes.toml").write_text(ROUTES)
     labels = ["severity=critical", "service=db", 'env="prod"', "alertname=Down"]
     shown = run_hub("route-test", "--verbose", "--config", "routes.toml", *labels, cwd=tmp_path)
@@ -590,6 +595,7 @@ def test_route_test_verbose_shows_each_route_with_its_group_key_and_timing(tmp_p
         "  group_wait:      30s",
         "  group_interval:  5m",
         "  repeat_interval: 1h30m",
+        "  mute_time_intervals: nights",
     ]
 
 
