@@ -190,4 +190,4 @@ def _told(
         return []
     receivers = dict.fromkeys(found.receiver for found in matched)
     wanted = [r for r in receivers if kind != "resolved" or rules.send_resolved.get(r, True)]
-    return [r for r in wanted if not muter.reasons([alert], r)]
+    return [r for r in wanted if not muter.reasons([alert], dispatch.telling(r))]

@@ -172,7 +172,7 @@ def _look(
         nothing = {"due_at": None, "changed_at": None}
         tx.set_receiver_state(row["incident_id"], row["receiver"], nothing)
         return result
-    muted = muter_now.reasons(alerts, row["receiver"])
+    muted = muter_now.reasons(alerts, telling(row["receiver"]))
     _flush_one(tx, row, incident, alerts, muted, now, rules, links, result, look_again)
     return result
 
@@ -182,7 +182,7 @@ def _postpone(tx: Tx, at: float, incident_id: int, receiver: str) -> None:
     tx.set_receiver_state(incident_id, receiver, {"due_at": at})
 
 
-MuteStage = Callable[[list[dict]], dict[str, str]]
+MuteStage = Callable[[list[dict], mute.Brings | None], dict[str, str]]
 """Alerts -> {fingerprint: reason} for those held back at one moment."""
 LookAgain = Callable[[float], float]
 """The longest wait -> when to look again at held back alerts (``silences.next_look``)."""
@@ -190,8 +190,9 @@ LookAgain = Callable[[float], float]
 
 def mute_stage(tx: Tx, now: float, rules: Rules, active_silences: Sequence[Silence]) -> MuteStage:
     """Escalation's mute decision at ``now``, the one grouping makes, so a silenced alert
-    neither notifies nor pages; time intervals are the owner route's, whose escalation
-    it is. The firing alerts are read through ``tx`` for inhibition."""
+    neither notifies nor pages; time intervals are those of the routes naming the
+    incident's policy (``paging``), whose escalation it is. The firing alerts are read
+    through ``tx`` for inhibition."""
     return muter(rules, now, active_silences, firing_labels(tx, rules)).reasons
 
 
@@ -212,22 +213,33 @@ def muter(
     they follow a reload."""
     moment = datetime.fromtimestamp(now, UTC)
 
-    def route_muting(labels: mute.Labels, receiver: str | None) -> list[str]:
-        return _intervals_muting(_bringing(rules.tree, labels, receiver), rules, moment)
+    def route_muting(labels: mute.Labels, brings: mute.Brings | None) -> list[str]:
+        return _intervals_muting(_bringing(rules.tree, labels, brings), rules, moment)
 
     inhibitor = Inhibitor(rules.inhibit_rules, firing)
     return mute.Muter(moment, active_silences, inhibitor, route_muting, rules.flapping)
 
 
+def telling(receiver: str) -> mute.Brings:
+    """Routes naming ``receiver``: grouping's message to it is theirs."""
+    return lambda route: route.receiver == receiver
+
+
+def paging(policy: str | None) -> mute.Brings:
+    """Routes naming escalation ``policy``: the incident's steps are theirs."""
+    return lambda route: route.escalation == policy
+
+
 def _bringing(
-    tree: routing.RouteNode, labels: mute.Labels, receiver: str | None
+    tree: routing.RouteNode, labels: mute.Labels, brings: mute.Brings | None
 ) -> list[routing.RouteMatch]:
-    """The routes that bring ``receiver`` an alert of ``labels``: those of its matched
-    routes naming it. The first matched route, which owns the incident, when none does
-    (the alert reaches the receiver only as part of the incident another alert's route
-    brought it to) or for no receiver (escalation, the API's per-alert mutes)."""
+    """The routes that bring an alert of ``labels`` to whom ``brings`` says: those of its
+    matched routes naming the receiver or policy. The first matched route, which owns
+    the incident, when none does (the alert reaches it only as part of the incident
+    another alert's route brought there) or for nobody in particular (the API's
+    per-alert mutes)."""
     matched = routing.match(tree, labels)
-    named = [route for route in matched if route.receiver == receiver]
+    named = [route for route in matched if brings(route)] if brings else []
     return named or matched[:1]
 
 

@@ -40,6 +40,7 @@ Step times count from when the chain started: step ``i`` of run ``r`` is due at
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -59,6 +60,8 @@ log = logging.getLogger("hub.escalation")
 BATCH = 100
 NOBODY_ON_CALL = "skipped_nobody_on_call"
 HELD = "held_muted"
+HeldBack = Callable[[list[dict]], dict[str, str]]
+"""Alerts -> {fingerprint: reason} for those an incident's steps hold back now."""
 HOLD_SECONDS = 60.0
 """The longest a held step waits before it is looked at again: a maintenance time
 interval, an inhibition or flapping may end at any moment, unlike a silence."""
@@ -250,13 +253,16 @@ def _fire(
         return fired
     last = row["next_step"]
     incident = tx.incident(incident_id)
+    # Time intervals by the routes naming the policy: a team route with `continue` muted
+    # at night in front of the paging route does not hold the paging route's steps.
+    held_back = partial(muted, brings=dispatch.paging(incident["escalation"] if incident else None))
     if incident is not None and incident["status"] == "resolved" and row["paged"]:
-        told, enqueued = _tell_resolved(tx, incident, row, muted, now, rules, links)
+        told, enqueued = _tell_resolved(tx, incident, row, held_back, now, rules, links)
         outcome = "told_resolved" if told else "skipped_resolved"
         fired.enqueued += enqueued
     else:
         firing = _firing(tx, incident) if incident else []
-        held = muted(firing)
+        held = held_back(firing)
         visible = [a for a in firing if a["fingerprint"] not in held]
         outcome = _outcome(incident, visible)
         if outcome == HELD:
@@ -320,8 +326,8 @@ def _hold(
     return True
 
 
-def _unmuted(alerts: list[dict], muted: dispatch.MuteStage) -> list[dict]:
-    held = muted(alerts)
+def _unmuted(alerts: list[dict], held_back: HeldBack) -> list[dict]:
+    held = held_back(alerts)
     return [a for a in alerts if a["fingerprint"] not in held]
 
 
@@ -417,7 +423,7 @@ def _tell_resolved(
     tx: Tx,
     incident: dict,
     row: dict,
-    muted: dispatch.MuteStage,
+    held_back: HeldBack,
     now: float,
     rules: Rules,
     links: Links,
@@ -439,7 +445,7 @@ def _tell_resolved(
     as it would at a step. As in every message, alerts muted now are left out, and
     when none is left nobody is told.
     """
-    visible = _unmuted(tx.episode_alerts(incident["id"]), muted)
+    visible = _unmuted(tx.episode_alerts(incident["id"]), held_back)
     owed = [t for t in row["paged"] if _owed_notice(t, incident, rules)] if visible else []
     rows = {
         target: dispatch.enqueue(tx, incident, target, visible, now, rules, links, resolved=True)

@@ -6,8 +6,9 @@ alerts are muted: a resolution is always worth knowing to whoever heard of the a
 Reasons are a fixed set (a metric label): flapping, silence, maintenance, inhibition.
 The dispatcher needs only the first reason; the routing decision (``hub.decision``)
 shows every mute and what holds the alert, so a ``Muter`` answers both. Time intervals
-belong to routes, so their part depends on the receiver asked about (``RouteMuting``);
-every other mute is the alert's, whoever is told.
+belong to routes, so their part depends on whom the alert is for (a receiver, an
+escalation policy: ``Brings``, ``RouteMuting``); every other mute is the alert's,
+whoever is told.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -29,10 +30,14 @@ REASONS: tuple[Reason, ...] = get_args(Reason)
 MAINTENANCE_PREFIX = "maintenance:"
 
 Labels = Mapping[str, str]
-RouteMuting = Callable[[Labels, str | None], list[str]]
-"""Labels and a receiver -> the time intervals muting now the routes that bring the
-receiver an alert of those labels (empty: none); receiver None: the alert's first
-matched route, the one owning its incident."""
+Brings = Callable[[Any], bool]
+"""Whether one of an alert's matched routes (a ``routing.RouteMatch``) brings the alert
+to whom a mute decision is for: it names the receiver told, or the escalation policy
+paging."""
+RouteMuting = Callable[[Labels, Brings | None], list[str]]
+"""Labels and whom they are for -> the time intervals muting now the routes that bring
+an alert of those labels there (empty: none); None: the alert's first matched route,
+the one owning its incident."""
 
 
 class Mute(msgspec.Struct, frozen=True):
@@ -53,13 +58,13 @@ class Muter:
     route_muting: RouteMuting
     flapping: Flapping
 
-    def reasons(self, alerts: Sequence[dict], receiver: str | None = None) -> dict[str, str]:
+    def reasons(self, alerts: Sequence[dict], brings: Brings | None = None) -> dict[str, str]:
         """fingerprint -> reason, for every firing alert that must not be notified now
-        to ``receiver`` (None: by the alert's own route, as escalation and the API ask).
+        to whom ``brings`` says (None: by the alert's own route, as the API asks).
         Stops at each alert's first mute: this runs for every alert of a due incident."""
         found = {}
         for alert in alerts:
-            first = next(self._holding(alert, receiver), None)
+            first = next(self._holding(alert, brings), None)
             if first is not None:
                 found[alert["fingerprint"]] = first.reason
         return found
@@ -69,7 +74,7 @@ class Muter:
         intervals by the alert's own route."""
         return list(self._holding(alert, None))
 
-    def _holding(self, alert: dict, receiver: str | None) -> Iterator[Mute]:
+    def _holding(self, alert: dict, brings: Brings | None) -> Iterator[Mute]:
         """The mutes in order of precedence, found lazily. An operator's silence counts
         before a maintenance window when both apply."""
         if alert["status"] != "firing":
@@ -84,7 +89,7 @@ class Muter:
         yield from (
             Mute(reason, by) for reason, by in (("silence", plain), ("maintenance", windows)) if by
         )
-        intervals = self.route_muting(labels, receiver)
+        intervals = self.route_muting(labels, brings)
         if intervals:
             yield Mute("maintenance", intervals)
         rule = self.inhibitor.inhibited_by(labels)

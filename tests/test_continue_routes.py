@@ -112,6 +112,26 @@ def test_a_team_route_muted_at_night_does_not_hold_the_paging_route_after_it(hub
     assert "postgres down" in str(mailbox.messages[1]["Subject"])
 
 
+def test_a_team_route_muted_at_night_does_not_hold_the_paging_routes_escalation(
+    hub_factory, smtp
+):
+    """The steps are the paging route's: they were held by the team route's intervals,
+    the first matched route's, so on-call was paged only in the morning."""
+    mailbox, port = smtp
+    routes = route(
+        "dba", 'service="postgres"', continue_=True, mute_time_intervals=AT_NIGHT
+    ) + route("pager", 'severity="critical"', escalation="page")
+    hub, _ = at_night(hub_factory, port, routes)
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "postgres down", severity="critical", service="postgres")[
+            "incident_id"
+        ]
+        wait_for(lambda: sorted(told(mailbox)) == ["oncall", "pager"])
+        timeline = http.get(f"/api/v1/incidents/{incident_id}").json()["timeline"]
+    kinds = [entry["kind"] for entry in timeline]
+    assert (kinds.count("escalated"), kinds.count("escalation_held")) == (1, 0)
+
+
 def test_a_continue_routes_own_mute_interval_holds_back_its_receiver(hub_factory, smtp):
     mailbox, port = smtp
     routes = route("dba", 'service="postgres"', continue_=True) + route(
