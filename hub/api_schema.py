@@ -123,8 +123,18 @@ class Incident(msgspec.Struct, kw_only=True):
     updated_at: Time
     acknowledged_at: Time | None
     acknowledged_by: str | None
+    acknowledged_via: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="the token that spoke for acknowledged_by (speaks_for_others); null:"
+            " the person acted themselves"
+        ),
+    ]
     resolved_at: Time | None
     resolved_by: str | None
+    resolved_via: Annotated[
+        str | None, msgspec.Meta(description="the token that spoke for resolved_by, as above")
+    ]
     active_alerts: int
     episode: Annotated[int, msgspec.Meta(description="1, then one more at each reopen")]
     snoozed_until: Time | None

@@ -112,10 +112,8 @@ def place(tx: Tx, alert: dict, now: float, rules: Rules) -> dict:
             **_reopening_headline(tx, last["id"], alert),
             "status": "open",
             "episode": last["episode"] + 1,
-            "resolved_at": None,
-            "resolved_by": None,
-            "acknowledged_at": None,
-            "acknowledged_by": None,
+            **incidents.marked("resolved"),
+            **incidents.marked("acknowledged"),
             "updated_at": now,
         }
         tx.update("incidents", last["id"], changes)
@@ -287,7 +285,7 @@ def refresh(tx: Tx, incident: dict, alert: dict, delta: int, now: float) -> None
     if status != incident["status"]:
         changes["status"] = status
         if status == "resolved":
-            over = {"resolved_at": now, "resolved_by": HUB_ACTOR, **snoozes.CLEARED}
+            over = incidents.marked("resolved", now, HUB_ACTOR) | snoozes.CLEARED
             changes |= over | _headline(tx, incident["id"])
             tx.add_timeline(
                 incident["id"], now, "resolved", HUB_ACTOR, {"reason": "all alerts resolved"}
@@ -363,7 +361,7 @@ def acknowledge(
     is the token that named ``actor``, if one did (``incidents.said``)."""
     lapse = snoozes.lapse(now, snooze, escalation.ack_timeout(tx, incident["id"]))
     since = incident["acknowledged_at"] or now
-    taken = {"status": "acknowledged", "acknowledged_at": since, "acknowledged_by": actor}
+    taken = {"status": "acknowledged", **incidents.marked("acknowledged", since, actor, via)}
     tx.update("incidents", incident["id"], {**taken, **lapse, "updated_at": now})
     kind = "acknowledged" if snooze is None else "snoozed"
     detail = incidents.said(comment, via) | snoozes.until(lapse)
@@ -410,12 +408,12 @@ def act(
     elif action == "unack":
         if incident["status"] != "acknowledged":
             _refuse(incident, "is not acknowledged")
-        opened = {"status": "open", "acknowledged_at": None, "acknowledged_by": None}
+        opened = {"status": "open", **incidents.marked("acknowledged")}
         tx.update("incidents", incident_id, {**opened, **snoozes.CLEARED, "updated_at": now})
         tx.add_timeline(incident_id, now, "unacknowledged", actor, incidents.said(comment, via))
         escalation.resume(tx, incident_id, now)
     elif action == "resolve":
-        resolved = {"status": "resolved", "resolved_at": now, "resolved_by": actor}
+        resolved = {"status": "resolved", **incidents.marked("resolved", now, actor, via)}
         resolved |= _headline(tx, incident_id)
         tx.update("incidents", incident_id, {**resolved, **snoozes.CLEARED, "updated_at": now})
         tx.add_timeline(incident_id, now, "resolved", actor, incidents.said(comment, via))

@@ -44,6 +44,19 @@ def said(comment: str, via: str | None) -> dict:
     return {"comment": comment} | ({"via": via} if via else {})
 
 
+def marked(
+    action: Literal["acknowledged", "resolved"],
+    at: float | None = None,
+    actor: str | None = None,
+    via: str | None = None,
+) -> dict[str, float | str | None]:
+    """The columns saying when and by whom an incident was acknowledged or resolved,
+    and the token that vouched for that person (``via``); called without ``at`` they
+    clear it. Every writer goes through here, so a person cleared never leaves their
+    token behind, nor a person recorded someone else's."""
+    return {f"{action}_at": at, f"{action}_by": actor, f"{action}_via": via}
+
+
 def should_reopen(resolved_at: datetime, now: datetime, window: float) -> bool:
     """True if an incident resolved less than ``window`` seconds ago may be reopened."""
     return window > 0 and now - resolved_at < timedelta(seconds=window)

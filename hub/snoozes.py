@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from hub import logs
+from hub import incidents, logs
 from hub.config import Duration
 from hub.errors import InvalidPayload
 from hub.incidents import HUB_ACTOR
@@ -94,7 +94,7 @@ def _wake(tx: Tx, incident: dict, now: float) -> str:
     whose acknowledgement ended."""
     ending = ENDINGS[incident["snooze_reason"]]
     holder = incident["acknowledged_by"]
-    opened = {"status": "open", "acknowledged_at": None, "acknowledged_by": None}
+    opened = {"status": "open", **incidents.marked("acknowledged")}
     lapsed = {"lapsed_by": holder, "lapse_reason": incident["snooze_reason"]}
     tx.update("incidents", incident["id"], {**opened, **CLEARED, **lapsed, "updated_at": now})
     why = (

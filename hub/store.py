@@ -729,6 +729,19 @@ def m032_silence_vouchers(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m033_incident_vouchers(db: sqlite_utils.Database) -> None:
+    """An incident acknowledged or resolved for a person its token named (a chat bot's
+    or a portal's user, through a token that speaks for others) keeps that token's name
+    beside them, as silences do; NULL where the person acted themselves."""
+    db.executescript(
+        """
+        ALTER TABLE incidents ADD COLUMN acknowledged_via TEXT;
+        ALTER TABLE incidents ADD COLUMN resolved_via TEXT;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

@@ -12,10 +12,11 @@ import sqlite3
 
 import httpx
 import pytest
-from conftest import BASE_CONFIG, free_port, mail_url, wait_for
+from conftest import AUTH, BASE_CONFIG, MovedClock, free_port, mail_url, wait_for
 from console_support import csrf_in, fire, sign_in
 from logfmt_support import events
 from test_dismiss import dead_letters
+from test_escalation import REOPEN
 from test_snooze import entries
 
 TOKENS = """
@@ -35,8 +36,11 @@ SECRETS = ("chatbot-token", "write-token", "admin-token")
 @pytest.fixture
 def hub(hub_factory):
     """A hub whose receiver is down (its message dead-letters at once), with one open
-    incident for the checkout service."""
-    running = hub_factory(BASE_CONFIG + TOKENS, mail_url=mail_url(free_port()), max_attempts=1)
+    incident for the checkout service; its clock moves (a snooze lapses at once) and a
+    resolved incident reopens within the hour."""
+    config = BASE_CONFIG + TOKENS + REOPEN
+    mail = mail_url(free_port())
+    running = hub_factory(config, mail_url=mail, max_attempts=1, clock=MovedClock())
     fire(running.url, "checkout down")
     return running
 
@@ -187,3 +191,61 @@ def test_the_console_shows_the_bot_beside_the_person_and_lets_no_one_name_anothe
     assert "mallory" not in page
     assert [actor for actor, _ in timeline_rows(hub, "acknowledged")] == ["alice", "chatbot"]
     assert not any(secret in page for secret in SECRETS)
+
+
+def vouched(hub, http: httpx.Client, number: int) -> tuple[str | None, ...]:
+    """Who acknowledged and resolved the incident and the token beside each, as the API
+    answers, after checking the stored row says the same."""
+    names = ("acknowledged_by", "acknowledged_via", "resolved_by", "resolved_via")
+    with sqlite3.connect(hub.config_path.parent / "hub.db") as conn:
+        query = f"SELECT {', '.join(names)} FROM incidents WHERE id = ?"
+        stored = conn.execute(query, (number,)).fetchone()
+    shown = http.get(f"/api/v1/incidents/{number}").json()
+    assert tuple(shown[name] for name in names) == stored
+    return stored
+
+
+def send(hub, status: str) -> None:
+    """The checkout alert as its source sends it again: firing, or resolved."""
+    event = {"status": status, "summary": "checkout down", "labels": {"service": "checkout"}}
+    assert httpx.post(f"{hub.url}/webhooks/shop", json=event, headers=AUTH).status_code == 202
+
+
+def test_the_incident_keeps_the_token_beside_the_person_only_while_they_hold_it(hub):
+    """The token is stored with the person and goes with them: an unack, a snooze that
+    lapses and a reopening leave no token naming someone no longer there, and a resolve
+    by the alerts is hub's own, with no token beside it."""
+    with hub.client(headers=BOT) as http:
+        number = incident_id(http)
+        path = f"/api/v1/incidents/{number}"
+        acked = http.post(f"{path}/ack", json={"by": "alice"}).json()
+        after_ack = vouched(hub, http, number)
+        http.post(f"{path}/unack", json={"by": "alice"})
+        after_unack = vouched(hub, http, number)
+        http.post(f"{path}/snooze", json={"by": "alice", "duration": "1m"})
+        hub.clock.advance(60)
+        wait_for(lambda: http.get(path).json()["status"] == "open")
+        after_lapse = vouched(hub, http, number)
+        http.post(f"{path}/ack", json={"by": "alice"})
+        resolved = http.post(f"{path}/resolve", json={"by": "bob"}).json()
+        after_resolve = vouched(hub, http, number)
+        send(hub, "resolved")
+        send(hub, "firing")
+        after_reopen = vouched(hub, http, number)
+        http.post(f"{path}/ack", json={"by": "alice"})
+        send(hub, "resolved")
+        after_alerts_resolved = vouched(hub, http, number)
+    assert (acked["acknowledged_by"], acked["acknowledged_via"]) == ("alice", "chatbot")
+    assert after_ack == ("alice", "chatbot", None, None)
+    assert after_unack == after_lapse == (None, None, None, None)
+    assert (resolved["resolved_by"], resolved["resolved_via"]) == ("bob", "chatbot")
+    assert after_resolve == ("alice", "chatbot", "bob", "chatbot")
+    assert after_reopen == (None, None, None, None)
+    assert after_alerts_resolved == ("alice", "chatbot", "hub", None)
+
+
+def test_a_token_acting_as_itself_has_no_token_beside_it(hub):
+    with hub.client(headers=BOT) as http:
+        number = incident_id(http)
+        http.post(f"/api/v1/incidents/{number}/ack", json={"by": "chatbot"})
+        assert vouched(hub, http, number) == ("chatbot", None, None, None)

@@ -498,7 +498,7 @@ def migrated_again(path: str, write, migration: str, undo: str = "") -> Store:
     opened.close()
     with sqlite3.connect(path) as conn:
         if undo:
-            conn.execute(undo)
+            conn.executescript(undo)
         conn.execute("DELETE FROM _sqlite_migrations WHERE name = ?", (migration,))
     reopened = Store(path)
     reopened.open()
@@ -578,6 +578,29 @@ def test_escalations_at_the_upgrade_take_their_last_unack_from_the_timeline(tmp_
     finally:
         reopened.close()
     assert unacked == [8.0, None, None]
+
+
+def test_incidents_at_the_upgrade_name_no_token_beside_who_acknowledged_or_resolved(tmp_path):
+    """An older hub kept no token beside the person: its incidents keep who acted, and
+    name no token that spoke for them, as if they had acted themselves."""
+    path = str(tmp_path / "s.db")
+
+    def write(tx) -> None:
+        paged_incidents(tx)
+        tx.update("incidents", 1, {"acknowledged_at": 2.0, "acknowledged_by": "alice"})
+        tx.update("incidents", 2, {"resolved_at": 3.0, "resolved_by": "bob"})
+
+    undo = """
+        ALTER TABLE incidents DROP COLUMN acknowledged_via;
+        ALTER TABLE incidents DROP COLUMN resolved_via;
+    """
+    reopened = migrated_again(path, write, "m033_incident_vouchers", undo)
+    try:
+        names = ("acknowledged_by", "acknowledged_via", "resolved_by", "resolved_via")
+        rows = [tuple(reopened.incident(i)[n] for n in names) for i in (1, 2, 3)]  # type: ignore[index]
+    finally:
+        reopened.close()
+    assert rows == [("alice", None, None, None), (None, None, "bob", None), (None,) * 4]
 
 
 def test_incidents_at_the_upgrade_count_their_recorded_reopens_as_episodes(tmp_path):
