@@ -46,8 +46,13 @@ INCIDENT_COLUMNS = (
     ("updated", "updated_at"),
     ("title", "title"),
 )
-ACK_COLUMNS = (("acknowledged by", "acknowledged_by"), ("ack lapses", "snoozed_until"))
-"""Who holds an acknowledgement and when it lapses (a snooze's end, an ``ack_timeout``)."""
+ACK_COLUMNS = (
+    ("acknowledged by", "acknowledged_by"),
+    ("via", "acknowledged_via"),
+    ("ack lapses", "snoozed_until"),
+)
+"""Who holds an acknowledgement, the token that spoke for them (``speaks_for_others``),
+and when it lapses (a snooze's end, an ``ack_timeout``)."""
 INCIDENT_FIELDS = (
     ("incident", "id"),
     ("status", "status"),
@@ -61,6 +66,7 @@ INCIDENT_FIELDS = (
     ("lapses because", "snooze_reason"),
     ("resolved", "resolved_at"),
     ("resolved by", "resolved_by"),
+    ("via", "resolved_via"),
 )
 TIMELINE_COLUMNS = (("at", "at"), ("kind", "kind"), ("actor", "actor"), ("detail", "detail"))
 SILENCE_COLUMNS = (
@@ -163,8 +169,7 @@ def act(action: str, args: argparse.Namespace, client: Client) -> Answer:
     """ack, unack and resolve: the hub records the token's name (or ``--by``) as who, the
     comment as why."""
     found = client.post(f"/api/v1/incidents/{args.id}/{action}", _said(args) or None)
-    who = found.get("resolved_by") or found.get("acknowledged_by")
-    by = f" by {who}" if who and found["status"] != "open" else ""
+    by = (_by(found, "resolved") or _by(found, "acknowledged")) if found["status"] != "open" else ""
     return Answer(found, f"incident {found['id']} is {found['status']}{by}")
 
 
@@ -172,8 +177,19 @@ def snooze(args: argparse.Namespace, client: Client) -> Answer:
     """Acknowledge for a while: the hub pages again when the snooze ends."""
     body = {"duration": args.duration, **_said(args)}
     found = client.post(f"/api/v1/incidents/{args.id}/snooze", body)
-    who, until = found["acknowledged_by"], display.cell(found["snoozed_until"])
-    return Answer(found, f"incident {found['id']} is snoozed by {who} until {until}")
+    until = display.cell(found["snoozed_until"])
+    return Answer(
+        found, f"incident {found['id']} is snoozed{_by(found, 'acknowledged')} until {until}"
+    )
+
+
+def _by(found: dict, side: str) -> str:
+    """Who acknowledged or resolved (``side``) the incident, and the token that spoke
+    for them, as the console says it (" by alice via chatbot"); empty if nobody did."""
+    who, via = found.get(f"{side}_by"), found.get(f"{side}_via")
+    if not who:
+        return ""
+    return f" by {who} via {via}" if via else f" by {who}"
 
 
 def _said(args: argparse.Namespace) -> dict[str, str]:

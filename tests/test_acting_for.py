@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 import sqlite3
 
 import httpx
@@ -174,18 +175,24 @@ def test_a_dismissal_through_the_bot_is_the_persons_and_shows_the_bot(hub, caplo
 def test_the_console_shows_the_bot_beside_the_person_and_lets_no_one_name_another(hub):
     """A console form's ``by`` is no claim: its viewer acts, even signed in with the bot's
     token, which speaks for others only through the API."""
-    with hub.client(headers=BOT) as http:
-        number = incident_id(http)
-        http.post(f"/api/v1/incidents/{number}/ack", json={"by": "alice"})
-        http.post(f"/api/v1/incidents/{number}/unack", json={"by": "alice"})
-    with hub.client() as http:
+    with hub.client(headers=BOT) as bot, hub.client() as http:
+        number = incident_id(bot)
+        bot.post(f"/api/v1/incidents/{number}/ack", json={"by": "alice"})
         sign_in(http, "chatbot-token")
+        held = html.unescape(http.get(f"/incidents/{number}").text)
+        listed = html.unescape(http.get("/?status=acknowledged").text)
+        bot.post(f"/api/v1/incidents/{number}/unack", json={"by": "alice"})
         form = http.get(f"/incidents/{number}").text
         posted = http.post(
             f"/incidents/{number}/ack", data={"_csrf": csrf_in(form), "by": "mallory"}
         )
         page = html.unescape(http.get(f"/incidents/{number}").text)
+    assert re.search(
+        r"<dt>Acknowledged</dt><dd><time [^>]*>[^<]*</time> by alice via chatbot<", held
+    )
+    assert "acknowledged by alice via chatbot" in listed
     assert posted.status_code == 303
+    assert re.search(r"<dt>Acknowledged</dt><dd><time [^>]*>[^<]*</time> by chatbot<", page)
     assert "acknowledged</strong> by alice via chatbot" in page
     assert "unacknowledged</strong> by alice via chatbot" in page
     assert "mallory" not in page

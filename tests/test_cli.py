@@ -185,13 +185,13 @@ def test_acknowledged_incidents_are_listed_with_who_holds_them_and_when_the_ack_
     header, *rows = [line.split() for line in listed.stdout.splitlines()]
     assert header == [
         *("ID", "STATUS", "SEVERITY", "OPENED", "UPDATED"),
-        *("ACKNOWLEDGED", "BY", "ACK", "LAPSES", "TITLE"),
+        *("ACKNOWLEDGED", "BY", "VIA", "ACK", "LAPSES", "TITLE"),
     ]
     opened = ["acknowledged", "critical", ANY_TIME, ANY_TIME]
     title = EVENT["summary"].split()
     assert rows == [
-        [str(acked_id), *opened, "ada", "-", *title],
-        [str(snoozed_id), *opened, "will", ANY_TIME, *title],
+        [str(acked_id), *opened, "ada", "-", "-", *title],
+        [str(snoozed_id), *opened, "will", "-", ANY_TIME, *title],
     ]
     every = hub_cli(hub, "incidents", token="read-token").stdout.splitlines()
     assert every[0].split() == header
@@ -319,10 +319,15 @@ def test_an_action_by_someone_a_token_speaks_for_names_them_and_the_token_beside
     hub, incident_id = running
     as_bob = ("ack", str(incident_id), "--by", "bob", "--comment", "on it")
     acked = hub_cli(hub, *as_bob, token="grafana-token")
-    assert acked.stdout == f"incident {incident_id} is acknowledged by bob\n", acked.stderr
+    assert acked.stdout == f"incident {incident_id} is acknowledged by bob via grafana\n"
     shown = hub_cli(hub, "incident", str(incident_id), token="read-token").stdout
+    assert "acknowledged by: bob\nvia:             grafana\n" in shown
     [entry] = [line for line in shown.splitlines() if line.endswith("via=grafana")]
     assert entry.split()[1:] == ["acknowledged", "bob", "comment=on", "it,via=grafana"]
+    [row] = hub_cli(hub, "incidents", token="read-token").stdout.splitlines()[1:]
+    assert row.split()[5:7] == ["bob", "grafana"]
+    resolved = hub_cli(hub, "resolve", str(incident_id), "--by", "bob", token="grafana-token")
+    assert resolved.stdout == f"incident {incident_id} is resolved by bob via grafana\n"
     refused = hub_cli(hub, "resolve", str(incident_id), "--by", "bob")
     assert refused.returncode == 1
     assert refused.stderr.startswith(
