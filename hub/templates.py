@@ -94,7 +94,9 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     the incident and when (both None until someone does), so a message about an
     incident already in hand says so rather than paging afresh. ``resolved_by`` and
     ``resolved_at`` say who resolved it and when when a person did (None when its
-    alerts resolved), as the alerts listed may still fire. ``lapsed_by`` and
+    alerts resolved), as the alerts listed may still fire. ``acknowledged_via`` and
+    ``resolved_via`` name the token that spoke for that person (``speaks_for_others``),
+    None when they acted themselves. ``lapsed_by`` and
     ``lapse_reason`` say, on a firing message about an incident open again because an
     acknowledgement lapsed, whose it was and why (``snooze`` or ``ack_timeout``), so
     the person paged again knows why. ``escalation_policy``, ``escalation_step`` and
@@ -106,7 +108,7 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     an acknowledgement lapsing) or as a person unacknowledged it, whichever came
     last. The time before was someone's, and the steps' ``after`` counts from the
     chain's start, so step 2 after 15m says 15m when nobody acknowledged meanwhile.
-    All ten default to None so outbox rows written before they existed still decode.
+    All twelve default to None so outbox rows written before they existed still decode.
     Templates see each field, plus ``firing_count``, ``resolved_count``,
     ``common_labels``, ``still_firing``, ``lapsed`` and ``escalated``, as top-level
     names.
@@ -121,8 +123,10 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     ack_url: str
     receiver: str
     acknowledged_by: str | None = None
+    acknowledged_via: str | None = None
     acknowledged_at: datetime | None = None
     resolved_by: str | None = None
+    resolved_via: str | None = None
     resolved_at: datetime | None = None
     lapsed_by: str | None = None
     lapse_reason: LapseReason | None = None
@@ -245,9 +249,11 @@ CHAT_BODY = """
 
 {% endif %}
 {% if status == "firing" and acknowledged_by %}
-Acknowledged by {{ acknowledged_by }} · {% elif status == "firing" and ack_url %}
+Acknowledged by {{ acknowledged_by }}
+{{- " via " ~ acknowledged_via if acknowledged_via }} · {% elif status == "firing" and ack_url %}
 [Acknowledge]({{ ack_url }}) · {% elif resolved_by %}
-Resolved by {{ resolved_by }}{{ "; " ~ still_firing if still_firing }} · {% endif -%}
+Resolved by {{ resolved_by }}{{ " via " ~ resolved_via if resolved_via }}
+{{- "; " ~ still_firing if still_firing }} · {% endif -%}
 [Open incident #{{ incident_id }}]({{ incident_url }})
 """
 
@@ -273,11 +279,13 @@ EMAIL_BODY = """\
 <p>{{ lapsed }}</p>
 {% endif %}
 {% if status == "firing" and acknowledged_by %}
-<p>Acknowledged by {{ acknowledged_by }} at {{ acknowledged_at | utc }}</p>
+<p>Acknowledged by {{ acknowledged_by }}{{ " via " ~ acknowledged_via if acknowledged_via }}
+{{- " at " ~ acknowledged_at | utc }}</p>
 {% elif status == "firing" and ack_url %}
 <p><b>Acknowledge:</b><br><a href="{{ ack_url }}">{{ ack_url }}</a></p>
 {% elif resolved_by %}
-<p>Resolved by {{ resolved_by }} at {{ resolved_at | utc }}
+<p>Resolved by {{ resolved_by }}{{ " via " ~ resolved_via if resolved_via }}
+{{- " at " ~ resolved_at | utc }}
 {{- "; " ~ still_firing if still_firing }}</p>
 {% endif %}
 <p><b>Open incident:</b><br><a href="{{ incident_url }}">{{ incident_url }}</a></p>
@@ -330,7 +338,13 @@ was a test, never an incident (ids start at 1; the test's incident is #0)."""
 _NOON = datetime(2026, 1, 1, 12, tzinfo=UTC)
 SAMPLES = (
     SAMPLE,
-    msgspec.structs.replace(SAMPLE, ack_url="", acknowledged_by="alice", acknowledged_at=_NOON),
+    msgspec.structs.replace(
+        SAMPLE,
+        ack_url="",
+        acknowledged_by="alice",
+        acknowledged_via="chatbot",
+        acknowledged_at=_NOON,
+    ),
     msgspec.structs.replace(SAMPLE, lapsed_by="alice", lapse_reason="snooze"),
     msgspec.structs.replace(
         SAMPLE,

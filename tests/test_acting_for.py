@@ -256,3 +256,16 @@ def test_a_token_acting_as_itself_has_no_token_beside_it(hub):
         number = incident_id(http)
         http.post(f"/api/v1/incidents/{number}/ack", json={"by": "chatbot"})
         assert vouched(hub, http, number) == ("chatbot", None, None, None)
+
+
+def test_a_resolution_through_the_bot_tells_the_receivers_whom_and_which_token(hub_factory, smtp):
+    """The alert still fires, so the message names who resolved it: with the token
+    beside them, as the console does."""
+    mailbox, port = smtp
+    running = hub_factory(BASE_CONFIG + TOKENS, mail_url=mail_url(port))
+    fire(running.url, "checkout down")
+    wait_for(lambda: len(mailbox.messages) == 1)
+    with running.client(headers=BOT) as http:
+        http.post(f"/api/v1/incidents/{incident_id(http)}/resolve", json={"by": "bob"})
+    wait_for(lambda: len(mailbox.messages) == 2)
+    assert "Resolved by bob via chatbot at " in mailbox.text_of(1)

@@ -123,7 +123,8 @@ def test_twilio_gets_one_sms_of_at_most_160_characters_with_the_ack_link(summary
 
 DOCUMENTED = {
     "incident_id", "status", "severity", "title", "alerts", "incident_url", "ack_url",
-    "receiver", "acknowledged_by", "acknowledged_at", "resolved_by", "resolved_at",
+    "receiver", "acknowledged_by", "acknowledged_via", "acknowledged_at", "resolved_by",
+    "resolved_via", "resolved_at",
     "lapsed_by", "lapse_reason", "lapsed", "firing_count", "resolved_count", "common_labels",
     "still_firing", "escalation_policy", "escalation_step", "escalation_run",
     "unacknowledged_for", "escalated",

@@ -166,17 +166,27 @@ def test_a_resolved_message_offers_no_ack_link():
 ACKED = {"acknowledged_by": "will", "acknowledged_at": datetime(2026, 1, 1, 0, 5, tzinfo=UTC)}
 
 
-def test_chat_about_an_acknowledged_incident_says_who_took_it_instead_of_offering_the_link():
-    body = Templates(parsed()).render(context(**ACKED), "chat").body
+VOUCHED = pytest.mark.parametrize(
+    ("via", "who"), [(None, "will"), ("chatbot", "will via chatbot")], ids=["self", "via"]
+)
+"""Acknowledged by will, or by will through a token that speaks for others."""
+
+
+@VOUCHED
+def test_chat_about_an_acknowledged_incident_says_who_took_it_instead_of_offering_the_link(
+    via, who
+):
+    body = Templates(parsed()).render(context(**ACKED, acknowledged_via=via), "chat").body
     assert body.endswith(
-        "Acknowledged by will · [Open incident #1](https://hub.example/incidents/1)"
+        f"Acknowledged by {who} · [Open incident #1](https://hub.example/incidents/1)"
     )
     assert SAMPLE.ack_url not in body
 
 
-def test_email_about_an_acknowledged_incident_says_who_took_it_and_when_without_the_link():
-    body = Templates(parsed()).render(context(**ACKED), "email").body
-    assert "<p>Acknowledged by will at 2026-01-01 00:05 UTC</p>" in body
+@VOUCHED
+def test_email_about_an_acknowledged_incident_says_who_took_it_and_when_without_the_link(via, who):
+    body = Templates(parsed()).render(context(**ACKED, acknowledged_via=via), "email").body
+    assert f"<p>Acknowledged by {who} at 2026-01-01 00:05 UTC</p>" in body
     assert SAMPLE.ack_url not in body and "Acknowledge:" not in body
 
 
