@@ -112,9 +112,7 @@ def test_a_team_route_muted_at_night_does_not_hold_the_paging_route_after_it(hub
     assert "postgres down" in str(mailbox.messages[1]["Subject"])
 
 
-def test_a_team_route_muted_at_night_does_not_hold_the_paging_routes_escalation(
-    hub_factory, smtp
-):
+def test_a_team_route_muted_at_night_does_not_hold_the_paging_routes_escalation(hub_factory, smtp):
     """The steps are the paging route's: they were held by the team route's intervals,
     the first matched route's, so on-call was paged only in the morning."""
     mailbox, port = smtp
