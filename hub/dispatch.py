@@ -581,6 +581,9 @@ class NotifyingWorker(Worker, Generic[R]):
     a write queued ahead expired or narrowed, and the round held again the alerts and
     steps that write had just let go, until grouping's or the escalator's next look."""
 
+    step: Callable[[Tx, float, Rules, Links, list[Silence], Isolation], R]
+    """The round's work in its transaction (``flush``, ``escalation.fire_due``)."""
+
     def __init__(
         self,
         store: Store,
@@ -611,17 +614,6 @@ class NotifyingWorker(Worker, Generic[R]):
         self.on_done(result)
         return self.more(result)
 
-    def step(
-        self,
-        tx: Tx,
-        now: float,
-        rules: Rules,
-        links: Links,
-        active: list[Silence],
-        isolation: Isolation,
-    ) -> R:
-        raise NotImplementedError
-
     def more(self, result: R) -> bool:
         """True when the round hit its batch limit and work is probably left."""
         raise NotImplementedError
@@ -631,17 +623,7 @@ class Dispatcher(NotifyingWorker[Flushed]):
     """The background task that flushes due (incident, receiver) pairs."""
 
     name = "dispatcher"
-
-    def step(
-        self,
-        tx: Tx,
-        now: float,
-        rules: Rules,
-        links: Links,
-        active: list[Silence],
-        isolation: Isolation,
-    ) -> Flushed:
-        return flush(tx, now, rules, links, active, isolation)
+    step = staticmethod(flush)
 
     def more(self, result: Flushed) -> bool:
         return result.enqueued >= FLUSH_BATCH

@@ -566,17 +566,7 @@ class Escalator(dispatch.NotifyingWorker[Fired]):
     """The background task that runs escalation steps when they fall due."""
 
     name = "escalator"
-
-    def step(
-        self,
-        tx: Tx,
-        now: float,
-        rules: Rules,
-        links: Links,
-        active: list[Silence],
-        isolation: Isolation,
-    ) -> Fired:
-        return fire_due(tx, now, rules, links, active, isolation)
+    step = staticmethod(fire_due)
 
     def more(self, result: Fired) -> bool:
         return sum(result.outcomes.values()) >= BATCH
