@@ -58,9 +58,11 @@ def heartbeat_alerts(http) -> list[dict]:
     return http.get("/api/v1/alerts", params={"source": "heartbeat"}).json()
 
 
-def test_an_escalation_chain_left_malformed_is_set_aside_and_other_incidents_are_paged(
-    hub_factory, smtp, caplog
-):
+@contextlib.contextmanager
+def two_chains(hub_factory, smtp, caplog):
+    """A hub on a moved clock whose chains page ``first`` and, an hour on, ``alice``: two
+    incidents with step one done, the one to break and the other, and the plan of the
+    first as stored."""
     caplog.set_level(logging.ERROR, logger="hub.worker")
     mailbox, smtp_port = smtp
     clock = MovedClock()
@@ -72,6 +74,13 @@ def test_an_escalation_chain_left_malformed_is_set_aside_and_other_incidents_are
         other = fire(http, "payments down", service="payments")["incident_id"]
         wait_for(lambda: recipients(mailbox).count("first") == 2)  # step one of each
         plan = stored(hub, "SELECT plan FROM escalations WHERE id = ?", broken)
+        yield mailbox, hub, clock, http, broken, other, plan
+
+
+def test_an_escalation_chain_left_malformed_is_set_aside_and_other_incidents_are_paged(
+    hub_factory, smtp, caplog
+):
+    with two_chains(hub_factory, smtp, caplog) as (mailbox, hub, clock, http, broken, other, plan):
         edit(hub, "UPDATE escalations SET plan = ? WHERE id = ?", plan[:-1], broken)
 
         clock.advance(3600)  # step two of both chains falls due
@@ -96,18 +105,8 @@ def test_a_lapsed_acknowledgement_of_a_malformed_chain_is_set_aside_and_others_a
     """Waking an incident whose snooze ended starts its chain over, reading the chain:
     one left malformed failed the escalator's every round, steps of other incidents
     included."""
-    caplog.set_level(logging.ERROR, logger="hub.worker")
-    mailbox, smtp_port = smtp
-    clock = MovedClock()
-    hub = start_escalating_hub(
-        hub_factory, smtp_port, second_after="1h", clock=clock, route='group_by = ["service"]\n'
-    )
-    with hub.client(headers=WRITE) as http:
-        broken = open_incident(http)["id"]
-        other = fire(http, "payments down", service="payments")["incident_id"]
-        wait_for(lambda: recipients(mailbox).count("first") == 2)
+    with two_chains(hub_factory, smtp, caplog) as (mailbox, hub, clock, http, broken, other, plan):
         assert snooze(http, broken, "1m").status_code == 200
-        plan = stored(hub, "SELECT plan FROM escalations WHERE id = ?", broken)
         edit(hub, "UPDATE escalations SET plan = ? WHERE id = ?", plan[:-1], broken)
 
         clock.advance(3600)  # the snooze ended, and step two of both chains is due
