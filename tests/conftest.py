@@ -35,6 +35,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def bound_socket(port: int = 0) -> socket.socket:
+    """A socket bound on 127.0.0.1 (to ``port``, or one the system picks) for a server to
+    listen on. A port only looked up, then bound by the server later, could be taken in
+    between by another test's client connection, which draws from the same range."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = WAIT_SECONDS) -> object:
     """Poll until ``predicate`` returns something truthy; fail the test on timeout."""
     deadline = time.monotonic() + timeout
@@ -110,10 +120,15 @@ class RunningHub:
     """The real app on a real uvicorn server in a background thread."""
 
     def __init__(
-        self, config_path: Path, port: int, clock: Callable[[], float] = time.time
+        self,
+        config_path: Path,
+        port: int,
+        clock: Callable[[], float] = time.time,
+        sock: socket.socket | None = None,
     ) -> None:
         self.config_path = config_path
         self.port = port
+        self._sock = sock  # bound to ``port`` already, for the first start
         self.clock = clock
         self.url = f"http://127.0.0.1:{port}"
         self._server: uvicorn.Server | None = None
@@ -131,7 +146,11 @@ class RunningHub:
             lifespan="on",
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        sockets = [self._sock or bound_socket(self.port)]
+        self._sock = None
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": sockets}, daemon=True
+        )
         self._thread.start()
         wait_for(lambda: self._server.started)
         return self
@@ -212,11 +231,12 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., RunningHub]]:
     def start(
         text: str = BASE_CONFIG, *, clock: Callable[[], float] = time.time, **values: object
     ) -> RunningHub:
-        port = free_port()
+        sock = bound_socket()
+        port = sock.getsockname()[1]
         path = tmp_path / f"alerts-{len(started)}.toml"
         db = tmp_path / "hub.db"
         path.write_text(render_config(text, port=port, db=db.as_posix(), **values))
-        hub = RunningHub(path, port, clock).start()
+        hub = RunningHub(path, port, clock, sock).start()
         started.append(hub)
         return hub
 
