@@ -22,6 +22,10 @@ name = "nights"
 times = [{ start_time = "00:00", end_time = "06:00" }]
 """
 AT_NIGHT = ["nights"]
+DBA_QUIET_AT_NIGHT = route(
+    "dba", 'service="postgres"', continue_=True, mute_time_intervals=AT_NIGHT
+)
+"""The team's route, in front of the paging route, muted at night."""
 DAY = 12 * 3600
 """From the night the tests move the clock to (02:00 UTC) to the afternoon."""
 
@@ -99,9 +103,7 @@ def test_a_critical_alert_joining_a_warnings_incident_reaches_the_paging_route(h
 def test_a_team_route_muted_at_night_does_not_hold_the_paging_route_after_it(hub_factory, smtp):
     """Its intervals mute the team's receiver only: the page still goes out at night."""
     mailbox, port = smtp
-    routes = route(
-        "dba", 'service="postgres"', continue_=True, mute_time_intervals=AT_NIGHT
-    ) + route("pager", 'severity="critical"')
+    routes = DBA_QUIET_AT_NIGHT + route("pager", 'severity="critical"')
     hub, clock = at_night(hub_factory, port, routes)
     with hub.client(headers=WRITER) as http:
         fire(http, "postgres down", severity="critical", service="postgres")
@@ -116,9 +118,7 @@ def test_a_team_route_muted_at_night_does_not_hold_the_paging_routes_escalation(
     """The steps are the paging route's: they were held by the team route's intervals,
     the first matched route's, so on-call was paged only in the morning."""
     mailbox, port = smtp
-    routes = route(
-        "dba", 'service="postgres"', continue_=True, mute_time_intervals=AT_NIGHT
-    ) + route("pager", 'severity="critical"', escalation="page")
+    routes = DBA_QUIET_AT_NIGHT + route("pager", 'severity="critical"', escalation="page")
     hub, _ = at_night(hub_factory, port, routes)
     with hub.client(headers=WRITER) as http:
         incident_id = fire(http, "postgres down", severity="critical", service="postgres")[

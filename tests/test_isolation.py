@@ -124,13 +124,19 @@ def test_a_lapsed_acknowledgement_of_a_malformed_chain_is_set_aside_and_others_a
         assert set_aside(http, "escalator") == 2
 
 
-def test_a_receiver_row_left_malformed_is_set_aside_and_other_incidents_are_told(
-    hub_factory, smtp, caplog
-):
+def notifying_ops(hub_factory, smtp, caplog) -> tuple[Any, Any, MovedClock]:
+    """A hub on a moved clock emailing receiver ``ops``, the worker's failures captured."""
     caplog.set_level(logging.ERROR, logger="hub.worker")
     mailbox, smtp_port = smtp
     clock = MovedClock()
     hub = start_notifying_hub(hub_factory, receiver("ops", mail_url(smtp_port)), clock=clock)
+    return mailbox, hub, clock
+
+
+def test_a_receiver_row_left_malformed_is_set_aside_and_other_incidents_are_told(
+    hub_factory, smtp, caplog
+):
+    mailbox, hub, clock = notifying_ops(hub_factory, smtp, caplog)
     with hub.client(headers=WRITE) as http:
         broken = fire(http, "checkout down")["incident_id"]
         wait_for(lambda: len(mailbox.messages) == 1)
@@ -169,10 +175,7 @@ def test_a_queued_message_left_malformed_is_set_aside_and_other_messages_are_sen
     hub_factory, smtp, caplog
 ):
     """Its URLs' digests cut short: reading the claimed row failed every claim."""
-    caplog.set_level(logging.ERROR, logger="hub.worker")
-    mailbox, smtp_port = smtp
-    clock = MovedClock()
-    hub = start_notifying_hub(hub_factory, receiver("ops", mail_url(smtp_port)), clock=clock)
+    mailbox, hub, clock = notifying_ops(hub_factory, smtp, caplog)
     with hub.client(headers=WRITE) as http:
         broken = fire(http, "checkout down")["incident_id"]
         wait_for(lambda: [d["state"] for d in deliveries(http, incident=broken)] == ["sent"])
