@@ -90,8 +90,14 @@ def test_a_refused_action_shows_its_page_which_then_stands_for_the_page_itself(h
 @pytest.mark.parametrize(
     ("path", "status", "said"),
     [
-        ("/incidents/abc", 404, "Not Found"),
-        ("/incidents/0", 400, "incident_id"),
+        (
+            "/incidents/abc",
+            400,
+            "invalid path parameter 'incident_id': expected a whole number from 1 to"
+            " 9223372036854775807, got 'abc'",
+        ),
+        ("/incidents/0", 400, "invalid path parameter 'incident_id'"),
+        ("/deliveries/abc", 400, "invalid path parameter 'delivery_id'"),
         ("/incidents/999", 404, "no incident with id 999"),
         ("/no/such/page", 404, "Not Found"),
         ("/deliveries/999", 404, "no delivery with id 999"),

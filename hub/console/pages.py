@@ -127,7 +127,7 @@ def _matchers(text: str) -> tuple[list[matchers.Matcher], str]:
         return [], f"Filter: {e}"
 
 
-@get("/incidents/{incident_id:int}", name="console:incident")
+@get("/incidents/{incident_id:str}", name="console:incident")
 async def incident(
     request: Request, viewer: NamedDependency[Viewer], incident_id: RowId
 ) -> Template:
@@ -316,7 +316,7 @@ def _with_outcomes(store: Any, deliveries: list[dict]) -> None:
         delivery["outcomes"] = found.get(delivery["id"], {})
 
 
-@get("/deliveries/{delivery_id:int}", name="console:delivery")
+@get("/deliveries/{delivery_id:str}", name="console:delivery")
 async def delivery(
     request: Request, viewer: NamedDependency[Viewer], delivery_id: RowId
 ) -> Template:
