@@ -201,7 +201,7 @@ def silence_add(args: argparse.Namespace, client: Client) -> Answer:
     """Prints only the new silence's id, as ``amtool silence add`` does, for scripts.
     ``--start`` makes it pending until then (a maintenance ahead of time); ``--duration``
     counts from the start, as there."""
-    body = {"matchers": args.matchers, "comment": args.comment}
+    body = {"matchers": _alertname_first(args.matchers), "comment": args.comment}
     if args.start:
         body["starts_at"] = args.start
     if args.end:
@@ -245,8 +245,9 @@ def silence_list(args: argparse.Namespace, client: Client) -> Answer:
 
 
 def _alertname_first(given: list[str]) -> list[str]:
-    """amtool's shortcut: a first argument with no operator in it is the alert's name
-    (``hub silence list DiskFull`` is ``alertname="DiskFull"``)."""
+    """amtool's shortcut, in every command taking matchers as amtool's ``alert query``,
+    ``silence add`` and ``silence query`` do: a first argument with no operator in it is
+    the alert's name (``hub silence add DiskFull`` is ``alertname="DiskFull"``)."""
     if given and not any(op in given[0] for op in "=~"):
         return [str(Matcher("alertname", "=", given[0])), *given[1:]]
     return given
@@ -300,7 +301,7 @@ def dismiss(args: argparse.Namespace, client: Client) -> Answer:
 
 
 def _labels(matchers: list[str]) -> list[tuple[str, object]]:
-    return [("label", matcher) for matcher in matchers]
+    return [("label", matcher) for matcher in _alertname_first(matchers)]
 
 
 def _list(
@@ -459,7 +460,12 @@ def _listing(parser: argparse.ArgumentParser, statuses: tuple[str, ...]) -> None
     ):
         muting.add_argument(flag, dest="muted", action="store_const", const=value, help=words)
     _paged(parser)
-    parser.add_argument("matchers", nargs="*", help='label matchers, e.g. service="checkout"')
+    parser.add_argument(
+        "matchers",
+        nargs="*",
+        help='label matchers, e.g. service="checkout" (a first one without an operator is the'
+        " alertname, as in amtool)",
+    )
 
 
 def _said_options(parser: argparse.ArgumentParser, why: str) -> None:
@@ -487,7 +493,12 @@ def _paged(parser: argparse.ArgumentParser) -> None:
 def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.ArgumentParser]):
     actions = parser.add_subparsers(dest="silence_command", required=True)
     new = add(actions, "add", "silence the alerts the matchers select", silence_add)
-    new.add_argument("matchers", nargs="+", help='e.g. service="checkout" env=~"prod|staging"')
+    new.add_argument(
+        "matchers",
+        nargs="+",
+        help='e.g. service="checkout" env=~"prod|staging" (a first one without an operator is'
+        " the alertname, as in amtool)",
+    )
     new.add_argument("--start", type=moment, help="RFC 3339 time it starts at (default: now)")
     lasting = new.add_mutually_exclusive_group()
     lasting.add_argument(

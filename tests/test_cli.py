@@ -987,3 +987,25 @@ def test_silence_expire_takes_several_ids_and_names_each_that_failed(running):
     one = hub_cli(hub, "silence", "expire", fourth, "-o", "json")
     assert one.returncode == 0, one.stderr
     assert json.loads(one.stdout)["id"] == fourth and json.loads(one.stdout)["state"] == "expired"
+
+
+def test_a_first_matcher_without_an_operator_is_the_alertname_everywhere_as_in_amtool(running):
+    """An Alertmanager user types ``amtool silence add DiskFull`` and ``amtool alert query
+    DiskFull``: hub's ``silence add``, ``alerts`` and ``incidents`` read that word as
+    ``alertname="DiskFull"``, as ``silence list`` does, rather than refusing it as a bad
+    matcher."""
+    hub, _ = running
+    disk = {**EVENT, "summary": "disk full", "labels": {"alertname": "DiskFull", "host": "a"}}
+    with hub.client(headers=AUTH) as http:
+        assert http.post("/webhooks/shop", json=disk).status_code == 202
+    added = hub_cli(hub, "silence", "add", "DiskFull", "host=a", "-c", "disk work", "-o", "json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["matchers"] == ['alertname="DiskFull"', "host=a"]
+    alerts = hub_cli(hub, "alerts", "DiskFull", token="read-token")
+    assert alerts.returncode == 0, alerts.stderr
+    assert [row.split("  ")[-1] for row in alerts.stdout.splitlines()[1:]] == [
+        "alertname=DiskFull,host=a"
+    ]
+    incidents = hub_cli(hub, "incidents", "-o", "json", "DiskFull", token="read-token")
+    assert incidents.returncode == 0, incidents.stderr
+    assert json.loads(incidents.stdout) == [], "the one incident's group labels name no alert"
