@@ -188,6 +188,29 @@ def test_a_shared_channels_link_records_the_signed_in_viewer_else_ack_link(
     assert answer.headers["location"] == f"/incidents/{incident_id}?done={done}"
 
 
+def test_with_no_api_tokens_a_shared_link_does_not_send_its_clicker_to_sign_in(hub_factory, smtp):
+    """The example config has no ``[api] tokens``, so nobody can sign in: the link's page
+    and the banner after the click say the acknowledgement is ``ack-link``, without
+    telling a first-time user to sign in first, which leads nowhere there."""
+    mailbox, port = smtp
+    hub = hub_factory(mail_url=mail_url(port))
+    with hub.client() as http:
+        incident_id = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: mailbox.messages)
+        link = ack_link_in(mailbox.text_of(0), hub.url)
+        with hub.client() as browser:
+            shown = html.unescape(browser.get(link).text)
+            clicked = browser.post(link, follow_redirects=True)
+        assert acks(http, incident_id) == ("ack-link", ["ack-link"])
+    assert "this hub has no [api] tokens to sign in with" in shown
+    assert "signed in" not in shown
+    assert clicked.url.params["done"] == "acked-by-shared-link-open"
+    banner = html.unescape(clicked.text)
+    assert f"Incident #{incident_id} is acknowledged, recorded as ack-link" in banner
+    assert "this hub has no [api] tokens to sign in with" in banner
+    assert "Sign in" not in banner
+
+
 def test_a_link_made_before_links_named_a_person_still_acknowledges(hub_factory, smtp):
     """Made by the earlier code with the tests' secret for episode 1 of incident 1,
     valid until 2100: it names nobody, so it records ``ack-link`` as it always did."""

@@ -90,7 +90,8 @@ async def ack_by_link(
     (its page names who did), nor may a link about an earlier episode take this one."""
     link = _verified(request, token, by)
     hub = request.app.state.hub
-    actor = _actor(link, viewer.identify(request))
+    who = viewer.identify(request)
+    actor = _actor(link, who)
     done = _refusal(hub.store.incident(link.incident_id), link, actor)
     if not done:
         try:
@@ -103,10 +104,19 @@ async def ack_by_link(
                 link.episode,
                 via="ack_link",
             )
-            done = "acked-by-shared-link" if actor == ACTOR else "acked-by-link"
+            done = _acked(actor, who)
         except Conflict:  # it changed since it was read: say how
             done = _refusal(hub.store.incident(link.incident_id), link, actor)
     return Redirect(f"/incidents/{link.incident_id}?done={done}", status_code=303)
+
+
+def _acked(actor: str, who: viewer.Viewer) -> str:
+    """The banner after a link acknowledged: a shared channel's link recorded as
+    ``ack-link`` says how to be named next time, signing in, unless the hub has no
+    tokens to sign in with (the example config), where that advice leads nowhere."""
+    if actor != ACTOR:
+        return "acked-by-link"
+    return "acked-by-shared-link-open" if who.open_mode else "acked-by-shared-link"
 
 
 def _actor(link: acklinks.Link, who: viewer.Viewer) -> str:

@@ -39,6 +39,11 @@ NOTICES = {
         "Incident #{id} is acknowledged, recorded as ack-link: a link sent to a shared"
         " channel cannot tell who clicked it. Sign in to the console first to be named."
     ),
+    "acked-by-shared-link-open": (
+        "Incident #{id} is acknowledged, recorded as ack-link: a link sent to a shared"
+        " channel cannot tell who clicked it, and this hub has no [api] tokens to sign in"
+        " with."
+    ),
     "already-acknowledged": "Incident #{id} was already acknowledged.",
     "already-yours": "Incident #{id} was already acknowledged by you: the link changed nothing.",
     "already-resolved": "Incident #{id} was already resolved.",
