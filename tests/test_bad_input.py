@@ -199,6 +199,12 @@ def test_each_refused_webhook_is_logged_once_with_what_the_sender_was_told(
             '$[1].annotations["app.kubernetes.io/name"]',
             'Expected `str`, got `null` - at `$[1].annotations["app.kubernetes.io/name"]`',
         ),
+        (
+            {**GOOD, "occurred_at": "2026-11-28T12:00:00"},
+            "$.occurred_at",
+            "Expected `datetime` with a timezone component; give the time with an offset,"
+            " e.g. 2026-11-28T12:00:00Z - at `$.occurred_at`",
+        ),
     ],
     ids=[
         "missing-field",
@@ -208,6 +214,7 @@ def test_each_refused_webhook_is_logged_once_with_what_the_sender_was_told(
         "bad-severity",
         "bad-label-value",
         "bad-annotation-value-in-a-batch",
+        "time-without-offset",
     ],
 )
 def test_a_native_event_of_the_wrong_shape_names_the_field_and_the_choices(
@@ -215,7 +222,8 @@ def test_a_native_event_of_the_wrong_shape_names_the_field_and_the_choices(
 ):
     """A missing or unknown field was named as "$", the object holding it, not as the
     README's ``$.status``; a wrong enum value did not say the values it may take; a bad
-    label value was ``$.labels[...]``, naming no label."""
+    label value was ``$.labels[...]``, naming no label; a time without an offset did
+    not say how to write one, as the API's query parameters do."""
     hub = hub_factory(mail_url=mail_url(smtp[1]))
     with hub.client(headers=AUTH) as http:
         answer = http.post("/webhooks/shop", json=body)

@@ -29,6 +29,7 @@ _NAMED_FIELD = re.compile(r"Object (?:missing required|contains unknown) field `
 _STEP = re.compile(r"\.([^.\[]+)|\[[^\]]*\]")  # .name, or [3] / [...] (an item)
 _ANY_KEY = "[...]"  # msgspec's step to a map's value, whichever key it had
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAIVE_TIME = "Expected `datetime` with a timezone component"
 _EPOCH_MS_THRESHOLD = 1e11  # epoch seconds reach this in the year 5138; larger means ms
 
 _SEVERITY_WORDS: dict[str, Severity] = {
@@ -93,8 +94,8 @@ def _any_json(body: bytes | msgspec.Raw) -> Any:
 def _invalid(message: str, type_: Any, body: bytes | msgspec.Raw) -> InvalidPayload:
     """msgspec's refusal, with ``field`` naming the place: a missing or unknown field
     itself (msgspec points at the object holding it), a value of a map by its key
-    (``$.labels.port``, where msgspec says ``$.labels[...]``), and a wrong enum value
-    followed by the choices."""
+    (``$.labels.port``, where msgspec says ``$.labels[...]``), a wrong enum value
+    followed by the choices, and a time without an offset followed by how to write one."""
     match = _PATH.search(message)
     field, at = (match.group(1), match.group(0)) if match else ("$", "")
     reason = message.removesuffix(at)
@@ -105,6 +106,8 @@ def _invalid(message: str, type_: Any, body: bytes | msgspec.Raw) -> InvalidPayl
         field = f"{field}.{named[1]}"
     elif reason.startswith("Invalid enum value") and (allowed := choices(_type_at(type_, field))):
         reason += f" (one of: {', '.join(allowed)})"
+    elif reason == _NAIVE_TIME:
+        reason += "; give the time with an offset, e.g. 2026-11-28T12:00:00Z"
     return InvalidPayload(reason + at, field=field)
 
 
