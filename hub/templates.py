@@ -16,8 +16,9 @@
 Templates are Jinja2 in a sandbox (receivers' templates come from the config
 file, not from code); HTML is autoescaped, so a label value like ``<script>``
 arrives as text; Markdown is not, so the chat message passes a sender's text through
-the ``md`` filter (labels are code spans). ``[templates]`` holds named snippets that
-receivers' ``title``/``body`` may ``include`` or ``import``.
+the ``md`` filter (labels are code spans), which also keeps it from pinging anyone
+(``@everyone``), as the chat title does with the summary it shows. ``[templates]``
+holds named snippets that receivers' ``title``/``body`` may ``include`` or ``import``.
 """
 
 from __future__ import annotations
@@ -483,8 +484,13 @@ class Templates:
 
     def _default_title(self, context: NotificationContext, kind: Kind) -> str:
         """Plain text everywhere (an email subject is not HTML); none for an SMS, where
-        Apprise would spend the 160 characters on it."""
-        return "" if kind == "sms" else _render(self._defaults["title"], context)
+        Apprise would spend the 160 characters on it. The incident's title is a
+        sender's summary: in chat it mentions nobody, as Discord puts the title in the
+        message's content, where a mention pings."""
+        if kind == "sms":
+            return ""
+        extra = {"title": _unmention(context.title)} if kind == "chat" else {}
+        return _render(self._defaults["title"], context, extra)
 
     def _default_body(
         self, context: NotificationContext, kind: Kind, limit: int, error: str | None = None
@@ -715,16 +721,35 @@ def _pairs(labels: Mapping[str, str]) -> list[str]:
 _MARKUP = re.compile(r"\\(?=[!-/:-@\[-`{-~])|[<>\[\]]")
 """What ``_md`` escapes: the brackets of links, mentions and raw HTML, and a backslash
 that would escape the character after it."""
+_MENTION = re.compile(r"(?<![\w/])@(?=[\w&!])|@(?=everyone|here|[\d&!])|<(?=at>)", re.IGNORECASE)
+"""What starts a mention: an ``@`` before a word (``@everyone``, ``@here``, ``@channel``,
+``@all``, ``@room``, ``@alice``, ``<@123>``, ``<@&42>``), or inside one before what
+Discord, and Apprise's Discord plugin looking for pings in the body, take for one
+anyway (``x@everyone``, ``x@123``); and the ``<`` of a Teams ``<at>`` tag, which
+Apprise's Teams plugin turns into a mention. An e-mail address, and a link to a
+``/@team`` page, are left whole."""
+ZERO_WIDTH_SPACE = "\u200b"
 
 
 def _md(text: str) -> str:
     """A sender's text (a summary, an annotation) as text in Markdown: its ``<!channel>``
-    is no Slack mention and its ``[Acknowledge](url)`` no link beside hub's own.
-    Emphasis and bare URLs are left alone, so a runbook address stays whole and
-    clickable."""
-    return _MARKUP.sub(lambda found: "\\" + found.group(), text)
+    is no Slack mention, its ``@everyone`` no Discord ping (``_unmention``) and its
+    ``[Acknowledge](url)`` no link beside hub's own. Emphasis and bare URLs are left
+    alone, so a runbook address stays whole and clickable."""
+    return _MARKUP.sub(lambda found: "\\" + found.group(), _unmention(text))
+
+
+def _unmention(text: str) -> str:
+    """A sender's text that pings nobody in chat and reads the same: a zero-width space
+    after what would start a mention. Discord pings on ``@everyone``, ``@here``,
+    ``<@id>`` and ``<@&role>`` anywhere in a webhook's content (Apprise sends no
+    ``allowed_mentions``, and in Markdown embed mode copies each one it finds in the
+    body into a ping); Mattermost and Rocket.Chat on ``@all``, ``@channel`` and
+    ``@here``; Matrix on ``@room``; Teams on ``<at>name</at>``, even in a code span."""
+    return _MENTION.sub(r"\g<0>" + ZERO_WIDTH_SPACE, text)
 
 
 def _code(text: str) -> str:
-    """A Markdown code span, so label values show literally in chat."""
-    return "`{}`".format(text.replace("`", "'"))
+    """A Markdown code span, so label values show literally in chat, mentioning nobody
+    (Apprise's Discord plugin finds pings inside code too)."""
+    return "`{}`".format(_unmention(text).replace("`", "'"))

@@ -1,6 +1,7 @@
-"""Rendered messages through Apprise's own plugins: Slack and Twilio intercepted at
-``requests`` (what Apprise uses), email delivered to a real SMTP server on loopback,
-hub's ``logfile://`` channel written to a temporary file."""
+"""Rendered messages through Apprise's own plugins: Slack, Discord and other chat
+services and Twilio intercepted at ``requests`` (what Apprise uses), email delivered
+to a real SMTP server on loopback, hub's ``logfile://`` channel written to a temporary
+file."""
 
 from __future__ import annotations
 
@@ -83,10 +84,85 @@ def test_slack_shows_a_senders_mentions_and_links_as_text_and_keeps_hubs_own_lin
     send(SLACK_URL, msgspec.structs.replace(INCIDENT, alerts=[hostile]))
     text = json.loads(hook.calls[0].request.body)["attachments"][0]["text"]
     assert "disk full &lt;!channel&gt; [Acknowledge](https://evil.example/a) " in text
-    assert "&lt;@U1&gt;*" in text
+    assert "&lt;@\u200bU1&gt;*" in text, "and mentions nobody"
     assert "description: &lt;https://evil.example/b|runbook&gt; [x](https://evil.example/c)" in text
     assert "runbook_url: https://wiki.example/disk_full\n" in text
     assert re.findall(r"<([^<>|]+)\|", text) == [ACK, INCIDENT.incident_url]
+
+
+DISCORD_URL = "discord://1234567890/WEBHOOKTOKEN"
+DISCORD_HOOK = "https://discord.com/api/webhooks/1234567890/WEBHOOKTOKEN"
+PINGS = "@everyone @here <@123456789> <@!123456789> <@&42> x@everyone"
+"""What pings in a Discord webhook's content: everyone, those online, a user (twice: a
+nickname mention), a role, and ``@everyone`` even inside a word."""
+LIVE_MENTION = re.compile(r"@(?:everyone|here|all|channel|room)|<@[!&]?\d+>|<at>", re.I)
+"""A mention that would ping on Discord, Mattermost, Rocket.Chat, Matrix or Teams."""
+
+
+def hostile(summary: str) -> NotificationContext:
+    """The sample incident about an alert whose sender wrote ``summary`` into its summary,
+    an annotation and a label, and so the incident's title."""
+    alert = msgspec.structs.replace(
+        INCIDENT.alerts[0],
+        summary=summary,
+        labels={"team": summary},
+        annotations={
+            "description": f"page {summary}",
+            "owner": "dba@example.com",
+            "runbook": "https://wiki.example/@dba/disk",
+        },
+    )
+    return msgspec.structs.replace(INCIDENT, title=summary, alerts=[alert])
+
+
+@responses.activate
+@pytest.mark.parametrize("options", ["", "?format=markdown"], ids=["content", "embed"])
+def test_a_senders_mentions_ping_nobody_on_discord_and_read_the_same(options):
+    """Discord pings everyone named in a webhook's content: Apprise sends no
+    ``allowed_mentions`` (its ``allow_mentions`` is no field of Discord's, and in embed
+    mode it copies each mention it finds in the body into the content), so the
+    sender's text goes with its mentions broken."""
+    hook = responses.post(DISCORD_HOOK, json={})
+    send(DISCORD_URL + options, hostile(f"disk full {PINGS}"))
+    payload = json.loads(hook.calls[0].request.body)
+    posted = json.dumps(payload, ensure_ascii=False)
+    assert not LIVE_MENTION.findall(posted), posted
+    shown = posted.replace("\u200b", "")
+    assert f"#1 disk full {PINGS}" in shown, "the title reads as the sender wrote it"
+    assert f"`team=disk full {PINGS}`" in shown
+    assert "owner: dba@example.com" in posted, "an e-mail address is left whole"
+    assert "runbook: https://wiki.example/@dba/disk" in posted, "and a link"
+    assert f"[Acknowledge]({ACK})" in posted
+
+
+@responses.activate
+def test_a_role_the_discord_url_pings_is_still_pinged():
+    """Whom to page is the config's to say (Apprise's ``ping=``), not a sender's."""
+    hook = responses.post(DISCORD_HOOK, json={})
+    send(f"{DISCORD_URL}?ping=%3C%40%2642%3E", hostile("disk full @everyone"))
+    content = json.loads(hook.calls[0].request.body)["content"]
+    assert LIVE_MENTION.findall(content) == ["<@&42>"]
+    assert content.endswith("👉 <@&42>")
+
+
+CHATS = {
+    "mattermost": ("mmosts://chat.example/abcdefghijklmnop", "https://chat.example/hooks/"),
+    "rocketchat": ("rockets://hub:pw@chat.example/#ops?mode=basic", "https://chat.example/api/"),
+    "matrix": ("matrixs://hooktoken@matrix.example/?mode=matrix", "https://matrix.example/api/"),
+    "teams": ("workflows://prod.example:443/flow/sig", "https://prod.example:443/workflows/"),
+}
+"""Chat services whose channel-wide mentions (``@all``, ``@channel``, ``@here``,
+``@room``) or ``<at>`` tags notify people: each URL and where Apprise posts for it."""
+
+
+@responses.activate
+@pytest.mark.parametrize(("url", "posts_to"), CHATS.values(), ids=CHATS)
+def test_a_senders_channel_wide_mentions_ping_nobody_on_other_chat_services(url, posts_to):
+    api = responses.post(re.compile(re.escape(posts_to) + ".*"), json={"status": "success"})
+    send(url, hostile("disk full @all @channel @here @room <at>alice@example.com</at>"))
+    message = next(body for call in api.calls if "disk full" in (body := call.request.body))
+    assert not LIVE_MENTION.findall(message), message
+    assert '"entities"' not in message, "Teams is given no mention to resolve"
 
 
 @responses.activate
