@@ -50,6 +50,8 @@ FIRING_TYPES: dict[str, NotifyType] = {
 """A firing message's notify type by its incident's severity; any other is ``info``."""
 ACKER_ROOM = 40
 """Characters of an acknowledger's name an SMS keeps."""
+VIA_ROOM = 20
+"""Characters an SMS keeps of the name of the token that spoke for them."""
 POLICY_ROOM = 20
 """Characters of an escalation policy's name an SMS keeps."""
 LapseReason = Literal["snooze", "ack_timeout"]
@@ -595,7 +597,8 @@ def sms(context: NotificationContext, limit: int = SMS_LIMIT) -> str:
     escalation step, ``... Escalated: step 2 of <policy>, unacked 15m. Ack: <link>``); once
     acknowledged, ``... Acknowledged by <name>`` instead of the link; resolved by a
     person, ``RESOLVED #42: summary... Resolved by <name>`` (``, 2 still firing``
-    while its alerts still fire at their source)."""
+    while its alerts still fire at their source). A name a token spoke for has the
+    token beside it: ``Acknowledged by <name> via <token>``."""
     firing = context.status == "firing"
     state = context.severity.upper() if firing else "RESOLVED"
     count = f" x{context.firing_count}" if firing and context.firing_count > 1 else ""
@@ -612,11 +615,18 @@ def _sms_tail(context: NotificationContext) -> str:
         if who is None:
             return ""
         firing = f", {context.firing_count} still firing" if context.firing_count else ""
-        return f" Resolved by {_shorten(who, ACKER_ROOM)}{firing}"
+        return f" Resolved by {_sms_who(who, context.resolved_via)}{firing}"
     if context.acknowledged_by:
-        return f" Acknowledged by {_shorten(context.acknowledged_by, ACKER_ROOM)}"
+        return f" Acknowledged by {_sms_who(context.acknowledged_by, context.acknowledged_via)}"
     link = f" Ack: {context.ack_url}" if context.ack_url else ""
     return _sms_why(context) + link
+
+
+def _sms_who(name: str, via: str | None) -> str:
+    """Who acted, and the token that spoke for them, as the other messages say it
+    ("alice via chatops"), each cut to its room so the summary keeps some."""
+    vouched = f" via {_shorten(via, VIA_ROOM)}" if via else ""
+    return _shorten(name, ACKER_ROOM) + vouched
 
 
 def _sms_why(context: NotificationContext) -> str:

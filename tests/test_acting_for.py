@@ -10,9 +10,11 @@ import json
 import logging
 import re
 import sqlite3
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
+import responses
 from conftest import AUTH, BASE_CONFIG, MovedClock, free_port, mail_url, wait_for
 from console_support import csrf_in, fire, sign_in
 from logfmt_support import events
@@ -269,3 +271,30 @@ def test_a_resolution_through_the_bot_tells_the_receivers_whom_and_which_token(h
         http.post(f"/api/v1/incidents/{incident_id(http)}/resolve", json={"by": "bob"})
     wait_for(lambda: len(mailbox.messages) == 2)
     assert "Resolved by bob via chatbot at " in mailbox.text_of(1)
+
+
+TWILIO_SID = "AC" + "0" * 32
+TWILIO_URL = f"twilio://{TWILIO_SID}:TOKEN@+15551234567/+15557654321"
+TWILIO_API = f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+
+
+def test_an_sms_names_the_token_beside_whoever_acknowledged_or_resolved(hub_factory):
+    """Apprise's Twilio plugin, intercepted at ``requests``, sends what chat and email
+    say: an alert joining the incident alice holds through the bot, then bob's
+    resolution through it."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")
+        twilio = mock.post(TWILIO_API, json={})
+        running = hub_factory(BASE_CONFIG + TOKENS, mail_url=TWILIO_URL)
+        fire(running.url, "checkout down")
+        wait_for(lambda: len(twilio.calls) == 1)
+        with running.client(headers=BOT) as http:
+            path = f"/api/v1/incidents/{incident_id(http)}"
+            http.post(f"{path}/ack", json={"by": "alice"})
+            fire(running.url, "checkout slow", host="web-2")
+            wait_for(lambda: len(twilio.calls) == 2)
+            http.post(f"{path}/resolve", json={"by": "bob"})
+            wait_for(lambda: len(twilio.calls) == 3)
+    texts = [parse_qs(call.request.body)["Body"][0] for call in twilio.calls]
+    assert texts[1].endswith(" Acknowledged by alice via chatbot")
+    assert texts[2].endswith(" Resolved by bob via chatbot, 2 still firing")

@@ -198,6 +198,28 @@ def test_an_sms_about_an_acknowledged_incident_names_who_took_it_instead_of_the_
     assert ACK not in body
 
 
+@VOUCHED
+def test_an_sms_names_who_acknowledged_or_resolved_with_the_token_that_spoke_for_them(via, who):
+    acked = templates.sms(context(**ACKED, acknowledged_via=via))
+    resolved = templates.sms(
+        context(status="resolved", ack_url="", resolved_by="will", resolved_via=via)
+    )
+    assert acked == f"CRITICAL #1: checkout API error rate above 5% Acknowledged by {who}"
+    assert (
+        resolved
+        == f"RESOLVED #1: checkout API error rate above 5% Resolved by {who}, 1 still firing"
+    )
+
+
+def test_an_sms_cuts_long_names_of_whoever_acted_and_their_token_never_the_summary_away():
+    long = {"acknowledged_by": "x" * 300, "acknowledged_via": "y" * 300}
+    body = templates.sms(context(title=LONG, acknowledged_at=ACKED["acknowledged_at"], **long))
+    assert len(body) <= 160
+    assert re.fullmatch(
+        r"CRITICAL #1: checkout API .+\.\.\. Acknowledged by x+\.\.\. via y+\.\.\.", body
+    )
+
+
 def test_an_sms_cuts_a_long_acknowledger_name_never_the_summary_away():
     body = templates.sms(
         context(acknowledged_by="x" * 300, acknowledged_at=ACKED["acknowledged_at"])
