@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from typing import Generic, TypeVar
 
 import msgspec
@@ -213,10 +213,15 @@ def muter(
     they follow a reload."""
     moment = datetime.fromtimestamp(now, UTC)
 
+    @cache  # a route's intervals mute it or not for the whole moment, whichever alert
+    def held(route: routing.RouteMatch) -> tuple[str, ...]:
+        mutes, actives = route.mute_time_intervals, route.active_time_intervals
+        return tuple(timeintervals.route_muting(mutes, actives, rules.intervals, moment))
+
     def route_muting(labels: mute.Labels, brings: mute.Brings | None) -> list[str]:
         if not rules.intervals:  # no route can name one: skip matching every alert
             return []
-        return _intervals_muting(_bringing(rules.tree, labels, brings), rules, moment)
+        return _intervals_muting(_bringing(rules.tree, labels, brings), held)
 
     inhibitor = Inhibitor(rules.inhibit_rules, firing)
     return mute.Muter(moment, active_silences, inhibitor, route_muting, rules.flapping)
@@ -245,18 +250,18 @@ def _bringing(
     return named or matched[:1]
 
 
-def _intervals_muting(routes: list[routing.RouteMatch], rules: Rules, when: datetime) -> list[str]:
-    """The time intervals muting ``routes`` at ``when``: all of theirs when every route
-    is muted, none when one is not, as Alertmanager mutes each route's group by its own
-    intervals and a receiver one group still tells is told."""
+def _intervals_muting(
+    routes: list[routing.RouteMatch], held: Callable[[routing.RouteMatch], tuple[str, ...]]
+) -> list[str]:
+    """The time intervals muting ``routes`` (``held``: one route's): all of theirs when
+    every route is muted, none when one is not, as Alertmanager mutes each route's group
+    by its own intervals and a receiver one group still tells is told."""
     found: list[str] = []
     for route in routes:
-        held = timeintervals.route_muting(
-            route.mute_time_intervals, route.active_time_intervals, rules.intervals, when
-        )
-        if not held:
+        muting = held(route)
+        if not muting:
             return []
-        found += held
+        found += muting
     return list(dict.fromkeys(found))
 
 
