@@ -58,7 +58,7 @@ class EventDecision(msgspec.Struct, frozen=True):
     None; ``receivers`` are those that would be told: none when nothing is to be told,
     none a mute holds it back from (time intervals by the routes bringing each one),
     and for a resolution only those that want resolutions. ``mutes`` are the alert's,
-    time intervals by its own route, as the API shows them.
+    time intervals only while they mute every matched route, as the API shows them.
     """
 
     fingerprint: str
@@ -185,7 +185,7 @@ def _told(
 ) -> list[str]:
     """The receivers told of ``alert``, each muted as the dispatcher mutes it: time
     intervals by the routes bringing that receiver, so one a ``continue`` route brings
-    may be told while the alert's own route (its ``mutes``) is in a mute interval."""
+    may be told while the alert's first route is in a mute interval."""
     if kind is None:
         return []
     receivers = dict.fromkeys(found.receiver for found in matched)

@@ -243,11 +243,12 @@ def _bringing(
     """The routes that bring an alert of ``labels`` to whom ``brings`` says: those of its
     matched routes naming the receiver or policy. The first matched route, which owns
     the incident, when none does (the alert reaches it only as part of the incident
-    another alert's route brought there) or for nobody in particular (the API's
-    per-alert mutes)."""
+    another alert's route brought there). For nobody in particular (the API's per-alert
+    mutes) every matched route: the alert is held back only while none tells anyone."""
     matched = routing.match(tree, labels)
-    named = [route for route in matched if brings(route)] if brings else []
-    return named or matched[:1]
+    if brings is None:
+        return matched
+    return [route for route in matched if brings(route)] or matched[:1]
 
 
 def _intervals_muting(

@@ -36,8 +36,8 @@ to whom a mute decision is for: it names the receiver told, or the escalation po
 paging."""
 RouteMuting = Callable[[Labels, Brings | None], list[str]]
 """Labels and whom they are for -> the time intervals muting now the routes that bring
-an alert of those labels there (empty: none); None: the alert's first matched route,
-the one owning its incident."""
+an alert of those labels there (empty: none); None: for anyone, so every route the
+alert matches, muting it only while all of them are muted."""
 
 
 class Mute(msgspec.Struct, frozen=True):
@@ -60,7 +60,7 @@ class Muter:
 
     def reasons(self, alerts: Sequence[dict], brings: Brings | None = None) -> dict[str, str]:
         """fingerprint -> reason, for every firing alert that must not be notified now
-        to whom ``brings`` says (None: by the alert's own route, as the API asks).
+        to whom ``brings`` says (None: to anyone, as the API asks: by all its routes).
         Stops at each alert's first mute: this runs for every alert of a due incident."""
         found = {}
         for alert in alerts:
@@ -71,7 +71,7 @@ class Muter:
 
     def mutes(self, alert: dict) -> list[Mute]:
         """Every mute holding this alert back now, the reason that counts first; time
-        intervals by the alert's own route."""
+        intervals only while they mute every route of the alert, so none tells anyone."""
         return list(self._holding(alert, None))
 
     def _holding(self, alert: dict, brings: Brings | None) -> Iterator[Mute]:

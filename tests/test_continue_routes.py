@@ -3,13 +3,17 @@ coming from Alertmanager writes them: a route that also tells the DBAs in front 
 route that pages on critical alerts. Every alert's routes are heard, whichever alert
 opened the incident, and the paging route's escalation pages on-call. Each route's
 time intervals mute the receiver it brings, as Alertmanager mutes each route's group:
-a receiver is held back only while every route bringing it is muted."""
+a receiver is held back only while every route bringing it is muted, and what the API,
+the console, the CLI and the Alertmanager API call muted is an alert no route tells."""
 
 from __future__ import annotations
+
+import json
 
 from conftest import MovedClock, RunningHub, wait_for
 from console_support import sign_in
 from notify_support import WRITER, fire, mail_to, metric, receiver, route, start_hub
+from test_config import ROOT, run_hub
 
 PAGE = '[[escalations]]\nname = "page"\nsteps = [{ after = "0s", notify = ["oncall"] }]\n'
 DBA_THEN_PAGER = route("dba", 'service="postgres"', continue_=True) + route(
@@ -20,6 +24,12 @@ NIGHTS = """
 name = "nights"
 [[time_intervals.time_intervals]]
 times = [{ start_time = "00:00", end_time = "06:00" }]
+"""
+OFFICE_HOURS = """
+[[time_intervals]]
+name = "office"
+[[time_intervals.time_intervals]]
+times = [{ start_time = "08:00", end_time = "18:00" }]
 """
 AT_NIGHT = ["nights"]
 DBA_QUIET_AT_NIGHT = route(
@@ -37,7 +47,8 @@ def dba_and_pager(hub_factory, port: int, routes: str = DBA_THEN_PAGER, **values
         receiver(name, mail_to(port, f"{name}@example.com"))
         for name in ("ops", "dba", "pager", "oncall")
     )
-    return start_hub(hub_factory, receivers, routes=routes, tables=PAGE + NIGHTS, **values)
+    tables = PAGE + NIGHTS + OFFICE_HOURS
+    return start_hub(hub_factory, receivers, routes=routes, tables=tables, **values)
 
 
 def at_night(hub_factory, port: int, routes: str) -> tuple[RunningHub, MovedClock]:
@@ -159,3 +170,64 @@ def test_a_receiver_two_routes_bring_is_told_while_one_of_them_is_muted(hub_fact
         incident = http.get(f"/api/v1/incidents/{incident_id}").json()
         assert held_by_intervals(http) in (None, 0.0)
     assert incident["receivers"] == ["pager"]
+
+
+def muted_ids(http, path: str, muted: bool) -> list[int]:
+    """The ids a list shows under ``muted``."""
+    return [row["id"] for row in http.get(path, params={"muted": str(muted).lower()}).json()]
+
+
+def console_marks_muted(hub: RunningHub, incident_id: int) -> bool:
+    """Whether the console marks the incident, in the list or on its page, "muted"."""
+    with hub.client() as browser:
+        sign_in(browser, "write-token")
+        pages = browser.get("/").text + browser.get(f"/incidents/{incident_id}").text
+    return '<span class="badge st-muted">muted</span>' in pages
+
+
+def test_an_alert_a_paging_route_still_pages_for_at_night_is_shown_as_not_muted(hub_factory, smtp):
+    """The team's route is muted, but pager is told: nothing calls the alert muted."""
+    mailbox, port = smtp
+    routes = DBA_QUIET_AT_NIGHT + route("pager", 'severity="critical"')
+    hub, _ = at_night(hub_factory, port, routes)
+    with hub.client(headers=WRITER) as http:
+        alert = fire(http, "postgres down", severity="critical", service="postgres")
+        wait_for(lambda: told(mailbox) == ["pager"])
+        shown = http.get(f"/api/v1/alerts/{alert['id']}").json()
+        lists = {
+            (path, muted): muted_ids(http, path, muted)
+            for path in ("/api/v1/alerts", "/api/v1/incidents")
+            for muted in (True, False)
+        }
+        (am_alert,) = http.get("/api/v2/alerts").json()
+    assert shown["mutes"] == []
+    assert lists["/api/v1/alerts", False] == [alert["id"]]
+    assert lists["/api/v1/incidents", False] == [alert["incident_id"]]
+    assert lists["/api/v1/alerts", True] == lists["/api/v1/incidents", True] == []
+    assert am_alert["status"]["state"] == "active"
+    assert not console_marks_muted(hub, alert["incident_id"])
+
+
+def test_an_alert_every_route_of_which_is_muted_is_muted_by_all_their_intervals(hub_factory, smtp):
+    """Nobody is told at night: the alert is muted, by the intervals of both routes."""
+    mailbox, port = smtp
+    routes = DBA_QUIET_AT_NIGHT + route(
+        "pager", 'severity="critical"', active_time_intervals=["office"]
+    )
+    hub, _ = at_night(hub_factory, port, routes)
+    with hub.client(headers=WRITER) as http:
+        alert = fire(http, "postgres down", severity="critical", service="postgres")
+        wait_for(lambda: held_by_intervals(http) == 2.0)
+        shown = http.get(f"/api/v1/alerts/{alert['id']}").json()
+        lists = {muted: muted_ids(http, "/api/v1/alerts", muted) for muted in (True, False)}
+        (am_alert,) = http.get("/api/v2/alerts").json()
+    listed = run_hub(
+        "--url", hub.url, "--token", "write-token", "alerts", "--muted", "-o", "json", cwd=ROOT
+    )
+    by = ["mute_time_intervals:nights", "active_time_intervals:office"]
+    assert shown["mutes"] == [{"reason": "maintenance", "by": by}]
+    assert (lists[True], lists[False]) == ([alert["id"]], [])
+    assert am_alert["status"] == {"state": "suppressed", "silencedBy": [], "inhibitedBy": []}
+    assert [row["id"] for row in json.loads(listed.stdout)] == [alert["id"]]
+    assert console_marks_muted(hub, alert["incident_id"])
+    assert mailbox.messages == []

@@ -74,6 +74,17 @@ continue = true
 [[route.routes]]
 matchers = ['service="jobs"']
 receiver = "ops"
+
+[[route.routes]]
+matchers = ['service="cron"']
+receiver = "pager"
+mute_time_intervals = ["weekend"]
+continue = true
+
+[[route.routes]]
+matchers = ['service="cron"']
+receiver = "ops"
+mute_time_intervals = ["weekend"]
 """
 
 RULES = Rules.from_config(config.parse(CONFIG, {}))
@@ -177,13 +188,19 @@ def test_every_mute_in_force_now_is_shown_with_what_holds_the_alert(labels, firi
 
 
 def test_a_time_interval_holds_back_only_the_receiver_its_route_brings():
-    """The alert's mutes are its own route's; a later route's receiver is still told."""
+    """A later route's receiver is still told, so the alert itself is not muted."""
     (decision,) = run(event(service="jobs"))
+    assert decision.mutes == []
+    assert [r.receiver for r in decision.routes] == ["pager", "ops"]
+    assert decision.receivers == ["ops"]
+
+
+def test_an_alert_all_of_whose_routes_are_muted_is_muted_by_their_intervals_once():
+    (decision,) = run(event(service="cron"))
     assert [(m.reason, m.by) for m in decision.mutes] == [
         ("maintenance", ["mute_time_intervals:weekend"])
     ]
-    assert [r.receiver for r in decision.routes] == ["pager", "ops"]
-    assert decision.receivers == ["ops"]
+    assert decision.receivers == []
 
 
 def test_an_alert_that_would_start_flapping_is_muted_as_flapping():
