@@ -9,7 +9,8 @@ or a HEAD, as healthchecks.io takes them (uptime tools and ``curl -I`` send HEAD
 HEAD counts as the same ping and gets the same answer without its body, which the
 server drops, as for ``HEAD /ack/{token}``. The management API is
 guarded like the rest of ``/api/v1``; it shows whether a heartbeat has a token,
-never the token.
+never the token. ``pause`` and ``resume`` record who asked as incident actions do
+(``by``, ``access.Caller.naming``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import MediaType, Request, delete, get, post, route
 from litestar.openapi.spec import OpenAPI, SecurityRequirement, SecurityScheme
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from hub import access, heartbeats, logs
 from hub.access import BEARER, require
 from hub.api import iso
+from hub.api_incidents import ACTED, NAMING_REFUSALS, By
+from hub.api_params import COMMENT_MAX
 from hub.config import Duration, Heartbeat
 from hub.decoders.common import parse_json
 from hub.errors import AuthError, InvalidPayload, NotFound
@@ -33,8 +36,8 @@ from hub.problems import refusal, refusals
 
 log = logging.getLogger("hub.heartbeats")
 _PING_METHODS = ["GET", "HEAD", "POST"]
-_SHOWN_TIMES = ("created_at", "last_ping", "started_at", "deadline")
-HeartbeatState = Literal["new", "up", "started", "down"]
+_SHOWN_TIMES = ("created_at", "last_ping", "started_at", "deadline", "paused_at", "resumed_at")
+HeartbeatState = Literal["new", "up", "started", "down", "paused"]
 
 SECURITY_SCHEMES = {
     "heartbeatBearer": SecurityScheme(
@@ -71,6 +74,37 @@ class NewHeartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     token: Annotated[
         str | None, msgspec.Meta(description="a token its pings must carry (never shown)")
     ] = None
+
+
+class PauseBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Why the heartbeat is paused, and who pauses it."""
+
+    reason: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=COMMENT_MAX,
+            description="why: a job decommissioned, a host in maintenance; shown as pause_reason",
+        ),
+    ] = ""
+    by: By = None
+
+
+class ResumeBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Who resumes the heartbeat (logged)."""
+
+    by: By = None
+
+
+_PAUSE_REFUSALS = {
+    **refusals(401, 404, 413, 503),
+    **NAMING_REFUSALS,
+    400: refusal('An unknown query parameter, or a body that is not {"reason": text, "by": text}'),
+}
+_RESUME_REFUSALS = {
+    **_PAUSE_REFUSALS,
+    400: refusal('An unknown query parameter, or a body that is not {"by": text}'),
+    409: refusal("The heartbeat is not paused"),
+}
 
 
 async def _ping(request: Request, name: str, kind: heartbeats.Ping) -> str:
@@ -189,6 +223,53 @@ async def delete_heartbeat(request: Request, name: FromPath[str]) -> dict[str, A
     return present(row)
 
 
+@post(
+    "/api/v1/heartbeats/{name:str}/pause",
+    summary="Pause a heartbeat",
+    status_code=200,
+    guards=[require("write")],
+    security=BEARER,
+    responses=_PAUSE_REFUSALS,
+)
+async def pause_heartbeat(
+    request: Request, name: FromPath[str], data: JSONBody[PauseBody | None] = None
+) -> dict[str, Any]:
+    """No deadline and no alert until a ping or a resume; an open alert of the heartbeat
+    resolves. One paused already is answered as it is (its first pause stands)."""
+    body = data or PauseBody()
+    hub = request.app.state.hub
+    now, rules, who = hub.clock(), hub.current_rules(), _who(request, body.by)
+    row = await hub.store.write(lambda tx: heartbeats.pause(tx, name, now, rules, who, body.reason))
+    hub.show_heartbeats([row])
+    return present(row)
+
+
+@post(
+    "/api/v1/heartbeats/{name:str}/resume",
+    summary="Resume a paused heartbeat",
+    status_code=200,
+    guards=[require("write")],
+    security=BEARER,
+    responses=_RESUME_REFUSALS,
+)
+async def resume_heartbeat(
+    request: Request, name: FromPath[str], data: JSONBody[ResumeBody | None] = None
+) -> dict[str, Any]:
+    """Its next deadline a period and grace from now (a ping resumes it too); 409 for
+    one not paused."""
+    hub = request.app.state.hub
+    now, who = hub.clock(), _who(request, (data or ResumeBody()).by)
+    row = await hub.store.write(lambda tx: heartbeats.resume(tx, name, now, who))
+    hub.show_heartbeats([row])
+    return present(row)
+
+
+def _who(request: Request, by: str | None) -> heartbeats.Who:
+    """Who pauses or resumes: the token, or the person a token that speaks for others
+    names (403 for anyone else, as for an incident's action)."""
+    return heartbeats.Who(*access.caller(request).naming(by, "by", ACTED))
+
+
 def _log_change(event: str, row: dict[str, Any], request: Request) -> None:
     """Who made or removed a heartbeat: one nobody pings any more fires, one deleted
     stops watching a job."""
@@ -238,8 +319,11 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _state(row: dict[str, Any]) -> HeartbeatState:
-    """``down`` while overdue (a run that overran its grace too), ``started`` while a
-    run that sent ``/start`` has not finished, else ``up`` once pinged, or ``new``."""
+    """``paused`` until a ping or a resume, ``down`` while overdue (a run that overran
+    its grace too), ``started`` while a run that sent ``/start`` has not finished, else
+    ``up`` once pinged, or ``new``."""
+    if row["paused_at"] is not None:
+        return "paused"
     if row["overdue"]:
         return "down"
     if row["started_at"] is not None:
@@ -265,4 +349,6 @@ HANDLERS = [
     get_heartbeat,
     create_heartbeat,
     delete_heartbeat,
+    pause_heartbeat,
+    resume_heartbeat,
 ]

@@ -347,6 +347,21 @@ class Heartbeat(msgspec.Struct, kw_only=True):
     overdue: bool
     state: HeartbeatState
     token_required: bool
+    paused_at: Annotated[Time | None, msgspec.Meta(description="null: not paused")]
+    paused_by: Annotated[
+        str | None, msgspec.Meta(description="the token's name, or the person it named")
+    ]
+    paused_via: Annotated[
+        str | None,
+        msgspec.Meta(description="the token that spoke for paused_by (speaks_for_others)"),
+    ]
+    pause_reason: str | None
+    resumed_at: Annotated[
+        Time | None,
+        msgspec.Meta(
+            description="its last resume, by a ping or the API: its deadline counts from then"
+        ),
+    ]
 
 
 class OnCall(msgspec.Struct, kw_only=True):
@@ -416,6 +431,8 @@ ANSWERS: dict[tuple[str, str], dict[int, Any]] = {
     ("get", "/api/v1/heartbeats/{name}"): {200: Heartbeat},
     ("post", "/api/v1/heartbeats"): {201: Heartbeat},
     ("delete", "/api/v1/heartbeats/{name}"): {200: Heartbeat},
+    ("post", "/api/v1/heartbeats/{name}/pause"): {200: Heartbeat},
+    ("post", "/api/v1/heartbeats/{name}/resume"): {200: Heartbeat},
     ("get", "/api/v1/schedules"): {200: list[Schedule]},
     ("get", "/api/v1/schedules/{name}/oncall"): {200: OnCall},
     ("post", "/-/reload"): {200: Reloaded},

@@ -13,6 +13,12 @@ one, so a deadline that passed while the hub was stopped fires as soon as it sta
 A heartbeat's first deadline counts from when it was created: one that never pings
 fires too.
 
+A paused heartbeat (``pause``: a job decommissioned for a while, a host in
+maintenance) has no deadline and fires nothing; pausing one that is down resolves its
+alert. A ping resumes it, as on healthchecks.io, and so does ``resume``, its deadline
+counting from then. Pausing is state, not definition: config heartbeats pause too, and
+stay paused across a reload and a restart.
+
 Config heartbeats are copied into the store at start and on reload (``sync``);
 the API adds and removes its own. A heartbeat removed either way resolves its open
 alert first: no ping could resolve it afterwards. A config heartbeat may not take a
@@ -26,6 +32,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
@@ -48,6 +55,7 @@ ALERTNAME = "HeartbeatDown"
 BATCH = 100
 MIN_TOKEN_LENGTH = 16
 Ping = Literal["success", "fail", "start"]
+_PAUSE_COLUMNS = ("paused_at", "paused_by", "paused_via", "pause_reason")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _encode = msgspec.json.Encoder().encode
 log = logging.getLogger("hub.heartbeats")
@@ -123,9 +131,11 @@ def ping(
     """Record a ping: ``success`` resets (resolving an alert), ``fail`` fires at once,
     ``start`` gives the run ``grace`` to finish. Returns the updated row. A heartbeat
     with a token refuses a ping that carries no ``tokens`` matching it (401), changing
-    nothing."""
+    nothing. Any ping resumes a paused heartbeat first, as on healthchecks.io."""
     row = _existing(tx, name)
     _check_token(row, tokens)
+    if row["paused_at"] is not None:
+        row = _resume(tx, row, now, "via=ping")
     if kind == "fail":
         changes = {"last_ping": now, "started_at": None, "deadline": None, "overdue": 1}
         if not row["overdue"]:
@@ -140,6 +150,62 @@ def ping(
     updated = {**row, **changes}
     tx.save_heartbeat(updated)
     return updated
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who pauses or resumes a heartbeat, and the token that named them (None: the
+    token itself), as ``access.Caller.naming`` gives them."""
+
+    by: str
+    token: str | None = None
+
+    def logged(self) -> str:
+        return f"by={logs.value(self.by)} via=api{logs.vouched(self.token)}"
+
+
+def pause(tx: Tx, name: str, now: float, rules: Rules, who: Who, reason: str) -> dict:
+    """Stop watching the heartbeat until a ping or ``resume``: no deadline, and an open
+    alert resolved (reason ``paused``), as nothing would resolve it while paused. One
+    paused already stays as its first pause left it (who, when, why), logging nothing."""
+    row = _existing(tx, name)
+    if row["paused_at"] is not None:
+        return row
+    if row["overdue"]:
+        _raise_alert(tx, row, "resolved", now, rules, "paused")
+    updated = {
+        **row,
+        "paused_at": now,
+        "paused_by": who.by,
+        "paused_via": who.token,
+        "pause_reason": reason or None,
+        "started_at": None,
+        "deadline": None,
+        "overdue": 0,
+    }
+    tx.save_heartbeat(updated)
+    said = who.logged() + (f" reason={logs.value(reason)}" if reason else "")
+    tx.log(log, logging.INFO, "event=heartbeat_paused name=%s %s", logs.value(name), said)
+    return updated
+
+
+def resume(tx: Tx, name: str, now: float, who: Who) -> dict:
+    """Watch a paused heartbeat again, its next deadline a period and grace from now;
+    409 for one not paused, as healthchecks.io answers."""
+    row = _existing(tx, name)
+    if row["paused_at"] is None:
+        raise Conflict(f"heartbeat {name!r} is not paused")
+    updated = _resume(tx, row, now, who.logged())
+    tx.save_heartbeat(updated)
+    return updated
+
+
+def _resume(tx: Tx, row: dict, now: float, said: str) -> dict:
+    """The row unpaused at ``now`` (the anchor of its next deadline), logged with
+    ``said``: who resumed it, or that a ping did."""
+    updated = {**row, **dict.fromkeys(_PAUSE_COLUMNS), "resumed_at": now}
+    tx.log(log, logging.INFO, "event=heartbeat_resumed name=%s %s", logs.value(row["name"]), said)
+    return {**updated, "deadline": _deadline(updated)}
 
 
 def expire_due(tx: Tx, now: float, rules: Rules, isolation: Isolation) -> list[dict]:
@@ -191,12 +257,14 @@ def _sha256(token: str) -> str:
 
 
 def _defined(heartbeat: config.Heartbeat, origin: str, stored: dict | None, now: float) -> dict:
-    """A row for the heartbeat's definition, keeping ping state from ``stored``."""
+    """A row for the heartbeat's definition, keeping ping and pause state from ``stored``."""
     state = stored or {
         "created_at": now,
         "last_ping": None,
         "started_at": None,
         "overdue": 0,
+        "resumed_at": None,
+        **dict.fromkeys(_PAUSE_COLUMNS),
     }
     row = {
         **state,
@@ -213,12 +281,16 @@ def _defined(heartbeat: config.Heartbeat, origin: str, stored: dict | None, now:
 
 
 def _deadline(row: dict) -> float | None:
-    """When the heartbeat fires unless pinged: None once it is overdue."""
-    if row["overdue"]:
+    """When the heartbeat fires unless pinged: None once it is overdue or while paused;
+    a period and grace after its last ping, its creation or its resume, the latest."""
+    if row["overdue"] or row["paused_at"] is not None:
         return None
     if row["started_at"] is not None:
         return row["started_at"] + row["grace"]
-    return (row["last_ping"] or row["created_at"]) + row["period"] + row["grace"]
+    since = max(
+        t for t in (row["created_at"], row["last_ping"], row["resumed_at"]) if t is not None
+    )
+    return since + row["period"] + row["grace"]
 
 
 def summary(row: dict) -> str:

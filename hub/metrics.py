@@ -132,6 +132,7 @@ class Metrics:
       ``escalation_steps``  hub_escalation_steps_total{outcome in ESCALATION_OUTCOMES}
       ``heartbeat_last_ping``  hub_heartbeat_last_ping_timestamp_seconds{heartbeat}
       ``heartbeat_overdue``    hub_heartbeat_overdue{heartbeat}: 1 while overdue, else 0
+                               (0 while paused)
       ``alerts_ended``      hub_alerts_ended_total: resolved at their end (``hub.expiry``)
       ``worker_failures``   hub_worker_round_failures_total{worker in WORKERS}
       ``worker_items_failed``  hub_worker_item_failures_total{worker in WORKERS}
@@ -260,7 +261,7 @@ class Metrics:
         )
         self.heartbeat_overdue = Gauge(
             "hub_heartbeat_overdue",
-            "1 while a heartbeat has missed its deadline, else 0.",
+            "1 while a heartbeat has missed its deadline, else 0 (paused ones too).",
             ["heartbeat"],
             registry=r,
         )

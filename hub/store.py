@@ -742,6 +742,24 @@ def m033_incident_vouchers(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m034_heartbeat_pauses(db: sqlite_utils.Database) -> None:
+    """A heartbeat paused through the API (a job decommissioned for a while, a host in
+    maintenance) has no deadline and fires nothing until a ping or a resume: when and by
+    whom (and the token that named them), and why; ``resumed_at`` is where the deadline
+    after a resume counts from, so that a reload does not count it from a ping long
+    before the pause. NULL for one never paused."""
+    db.executescript(
+        """
+        ALTER TABLE heartbeats ADD COLUMN paused_at REAL;
+        ALTER TABLE heartbeats ADD COLUMN paused_by TEXT;
+        ALTER TABLE heartbeats ADD COLUMN paused_via TEXT;
+        ALTER TABLE heartbeats ADD COLUMN pause_reason TEXT;
+        ALTER TABLE heartbeats ADD COLUMN resumed_at REAL;
+        """
+    )
+
+
 _json = msgspec.json.Encoder()
 _decode_json = msgspec.json.decode
 

@@ -2,7 +2,8 @@
 its operation and status, in the states answers differ in: alerts firing, resolved,
 silenced, flapping, ending and born resolved; incidents open after a lapsed snooze,
 acknowledged, unacknowledged and resolved; silences static, pending, active and
-expired; notifications sent, dead, retried and dismissed; heartbeats new, up, started and down;
+expired; notifications sent, dead, retried and dismissed; heartbeats new, up, started, down,
+paused and resumed;
 live, test-mode, replayed and partly rejected deliveries. A field an answer gains, loses
 or retypes without its schema (or the other way round) fails here."""
 
@@ -268,12 +269,18 @@ def act_on_incidents(api: Recorder, incidents: dict[str, int]) -> None:
 
 
 def make_heartbeats(api: Recorder, http: httpx.Client, documented: dict[str, Any]) -> None:
-    """New (the documented example), started, soon overdue, pinged, and deleted ones."""
+    """New (the documented example), started, soon overdue, pinged, paused, resumed and
+    deleted ones."""
     api.call("POST", "/api/v1/heartbeats", documented)
     api.call("POST", "/api/v1/heartbeats", {"name": "etl", "period": "1h", "grace": "1h"})
     api.call("POST", "/api/v1/heartbeats", {"name": "flaky", "period": "1m", "grace": "1s"})
     api.call("POST", "/api/v1/heartbeats", {"name": "old", "period": "1h"})
     api.call("DELETE", "/api/v1/heartbeats/{name}", name="old")
+    api.call("POST", "/api/v1/heartbeats", {"name": "idle", "period": "1h"})
+    api.call("POST", "/api/v1/heartbeats", {"name": "back", "period": "1h"})
+    api.call("POST", "/api/v1/heartbeats/{name}/pause", {"reason": "decommissioned"}, name="idle")
+    api.call("POST", "/api/v1/heartbeats/{name}/pause", name="back")
+    api.call("POST", "/api/v1/heartbeats/{name}/resume", name="back")
     http.get("/ping/etl/start").raise_for_status()
     http.get("/ping/nightly", params={"token": "nightly-ping-token-0123"}).raise_for_status()
 

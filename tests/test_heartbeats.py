@@ -1,7 +1,8 @@
 """Heartbeats on a real server with real email: a missed deadline raises an alert, the
 next ping resolves it, /fail and an unfinished /start fire, a started run shows as
 started, a HEAD is a ping, deadlines survive a stop, heartbeats can be managed through
-the API, and a reload removes config ones cleanly but never takes over an API one."""
+the API, paused and resumed, and a reload removes config ones cleanly but never takes
+over an API one."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from hub.app import Runtime
 from hub.errors import ConfigError
 
 WRITE = {"Authorization": "Bearer write-token"}
+READ = {"Authorization": "Bearer read-token"}
 ADMIN = {"Authorization": "Bearer admin-token"}
 HEARTBEATS = """
 [api]
 tokens = [
   {{ name = "will", token = "write-token", role = "write" }},
   {{ name = "ada", token = "admin-token", role = "admin" }},
+  {{ name = "rita", token = "read-token", role = "read" }},
 ]
 
 [[heartbeats]]
@@ -447,3 +450,142 @@ def test_a_config_heartbeat_may_not_take_an_api_heartbeats_name(hub_factory, smt
     assert served.returncode == 2, "refused as a config problem, not a failed startup"
     assert "  - heartbeats[0] (deploy-check).name: taken by a heartbeat" in served.stderr
     assert "Traceback" not in served.stderr
+
+
+def pause(http, name: str, **body: str):
+    return http.post(f"/api/v1/heartbeats/{name}/pause", json=body or None)
+
+
+def heartbeat_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "hub.heartbeats"]
+
+
+def test_pausing_a_down_heartbeat_resolves_its_alert_and_nothing_fires_while_paused(
+    hub_factory, smtp, caplog
+):
+    mailbox, smtp_port = smtp
+    caplog.set_level(logging.INFO, logger="hub.heartbeats")
+    clock = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, clock=clock)
+    with hub.client(headers=WRITE) as http:
+        clock.advance(3601)
+        wait_for(lambda: subjects(mailbox, "FIRING"))
+        paused = pause(http, "nightly-backup", reason="backup host in maintenance")
+        assert paused.status_code == 200, paused.text
+        row = paused.json()
+        assert (row["state"], row["paused_by"], row["paused_via"], row["deadline"]) == (
+            "paused",
+            "will",
+            None,
+            None,
+        )
+        assert row["pause_reason"] == "backup host in maintenance"
+        assert when(row["paused_at"]) >= when(heartbeat_alert(http)["fired_at"])
+        wait_for(lambda: subjects(mailbox, "RESOLVED"))
+        alert = heartbeat_alert(http)
+        assert (alert["status"], alert["annotations"]["reason"]) == ("resolved", "paused")
+        assert gauge(http, "hub_heartbeat_overdue") == 0
+
+        again = pause(http, "nightly-backup", reason="another reason")
+        assert again.json() == row, "the first pause stands"
+        clock.advance(7 * 86400)
+        after_a_worker_round()
+        assert shown(http, "nightly-backup")["state"] == "paused"
+        assert len(subjects(mailbox, "FIRING")) == 1, "no alert while paused"
+        assert heartbeat_alert(http)["status"] == "resolved"
+    assert heartbeat_lines(caplog) == [
+        'event=heartbeat_down name=nightly-backup reason="deadline missed"',
+        "event=heartbeat_up name=nightly-backup reason=paused",
+        "event=heartbeat_paused name=nightly-backup by=will via=api"
+        ' reason="backup host in maintenance"',
+    ]
+
+
+def test_a_ping_resumes_a_paused_heartbeat_with_a_new_deadline(hub_factory, smtp, caplog):
+    """As on healthchecks.io: a job that pings again is watched again."""
+    mailbox, smtp_port = smtp
+    caplog.set_level(logging.INFO, logger="hub.heartbeats")
+    clock = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, clock=clock)
+    with hub.client(headers=WRITE) as http:
+        pause(http, "nightly-backup").raise_for_status()
+        clock.advance(86400)
+        http.get("/ping/nightly-backup").raise_for_status()
+        row = shown(http, "nightly-backup")
+        assert (row["state"], row["paused_at"], row["paused_by"]) == ("up", None, None)
+        assert when(row["deadline"]) == pytest.approx(when(row["last_ping"]) + 3600.3)
+        assert row["resumed_at"] == row["last_ping"]
+        clock.advance(3601)
+        wait_for(lambda: subjects(mailbox, "FIRING"))
+    assert heartbeat_lines(caplog)[:2] == [
+        "event=heartbeat_paused name=nightly-backup by=will via=api",
+        "event=heartbeat_resumed name=nightly-backup via=ping",
+    ]
+
+
+def test_resume_starts_a_fresh_deadline_from_now_and_one_not_paused_is_a_409(
+    hub_factory, smtp, caplog
+):
+    """A heartbeat last pinged a day before its resume gets a whole period from the
+    resume, and keeps it across a reload, which recomputes config deadlines."""
+    mailbox, smtp_port = smtp
+    caplog.set_level(logging.INFO, logger="hub.heartbeats")
+    clock = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, clock=clock)
+    with hub.client(headers=WRITE) as http:
+        http.get("/ping/nightly-backup").raise_for_status()
+        pause(http, "nightly-backup").raise_for_status()
+        clock.advance(86400)
+        resumed = http.post("/api/v1/heartbeats/nightly-backup/resume")
+        assert resumed.status_code == 200, resumed.text
+        row = resumed.json()
+        assert (row["state"], row["paused_at"]) == ("up", None)
+        assert when(row["deadline"]) == pytest.approx(when(row["resumed_at"]) + 3600.3)
+        assert when(row["resumed_at"]) >= when(row["last_ping"]) + 86400
+        assert http.post("/-/reload", headers=ADMIN).status_code == 200
+        assert shown(http, "nightly-backup")["deadline"] == row["deadline"]
+        after_a_worker_round()
+        assert mailbox.messages == []
+
+        refused = http.post("/api/v1/heartbeats/nightly-backup/resume")
+        assert refused.status_code == 409
+        assert refused.json()["detail"] == "heartbeat 'nightly-backup' is not paused"
+        clock.advance(3601)
+        wait_for(lambda: subjects(mailbox, "FIRING"))
+    assert "event=heartbeat_resumed name=nightly-backup by=will via=api" in heartbeat_lines(caplog)
+
+
+def test_pausing_needs_a_write_token_and_a_known_heartbeat(hub_factory, smtp):
+    hub = start_hub(hub_factory, smtp[1])
+    with hub.client(headers=WRITE) as http:
+        for path in ("pause", "resume"):
+            read = http.post(f"/api/v1/heartbeats/nightly-backup/{path}", headers=READ)
+            assert read.status_code == 403, path
+            unknown = http.post(f"/api/v1/heartbeats/no-such-job/{path}")
+            assert unknown.status_code == 404, path
+            assert unknown.json()["detail"] == "no heartbeat named 'no-such-job'"
+        as_bob = pause(http, "nightly-backup", by="bob")
+        assert as_bob.status_code == 403
+        assert 'by "bob" is not this token\'s name "will"' in as_bob.json()["detail"]
+        assert shown(http, "nightly-backup")["state"] == "new", "nothing refused changed it"
+        made = http.post("/api/v1/heartbeats", json={"name": "etl", "period": "1h"})
+        assert made.json()["paused_at"] is None
+        assert pause(http, "etl").json()["state"] == "paused", "API heartbeats pause too"
+
+
+@pytest.mark.parametrize("apply", ["reload", "restart"])
+def test_a_pause_survives_a_reload_and_a_restart(hub_factory, smtp, apply):
+    mailbox, smtp_port = smtp
+    clock = MovedClock()
+    hub = start_hub(hub_factory, smtp_port, clock=clock)
+    with hub.client(headers=WRITE) as http:
+        paused = pause(http, "nightly-backup", reason="decommissioned").json()
+        if apply == "reload":
+            assert http.post("/-/reload", headers=ADMIN).status_code == 200
+        else:
+            hub.restart()
+        clock.advance(7 * 86400)
+        after_a_worker_round()
+        assert shown(http, "nightly-backup") == paused
+        assert gauge(http, "hub_heartbeat_overdue") == 0
+    assert mailbox.messages == []

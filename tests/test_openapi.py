@@ -110,6 +110,16 @@ def test_guarded_operations_need_the_bearer_token_and_the_others_do_not(hub):
             {"400", "401", "403", "404", "409", "413", "422", "503"},
         ),
         ("post", "/api/v1/heartbeats", {"400", "401", "403", "409", "413", "422", "503"}),
+        (
+            "post",
+            "/api/v1/heartbeats/{name}/pause",
+            {"400", "401", "403", "404", "413", "422", "503"},
+        ),
+        (
+            "post",
+            "/api/v1/heartbeats/{name}/resume",
+            {"400", "401", "403", "404", "409", "413", "422", "503"},
+        ),
         ("post", "/-/reload", {"400", "401", "403", "409"}),
         ("get", "/ping/{name}", {"401", "404", "503"}),
     ],

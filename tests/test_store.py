@@ -603,6 +603,28 @@ def test_incidents_at_the_upgrade_name_no_token_beside_who_acknowledged_or_resol
     assert rows == [("alice", None, None, None), (None, None, "bob", None), (None,) * 4]
 
 
+def test_heartbeats_at_the_upgrade_are_not_paused_and_keep_their_deadline(tmp_path):
+    """An older hub paused nothing: its heartbeats come through watched as they were."""
+    path = str(tmp_path / "s.db")
+    beat = config.Heartbeat(name="backup", period=config.Duration(3600))
+
+    def write(tx) -> dict:
+        return heartbeats.create(tx, beat, 100.0)
+
+    undo = "".join(
+        f"ALTER TABLE heartbeats DROP COLUMN {column};"
+        for column in ("paused_at", "paused_by", "paused_via", "pause_reason", "resumed_at")
+    )
+    reopened = migrated_again(path, write, "m034_heartbeat_pauses", undo)
+    try:
+        row = reopened.heartbeat("backup")
+    finally:
+        reopened.close()
+    assert row is not None
+    assert row["deadline"] == 100.0 + 3600 + 60
+    assert [row[c] for c in ("paused_at", "paused_by", "pause_reason", "resumed_at")] == [None] * 4
+
+
 def test_incidents_at_the_upgrade_count_their_recorded_reopens_as_episodes(tmp_path):
     """An ack link carries its incident's episode: an incident that reopened before the
     upgrade is past its first one, so a link sent about that first one stays refused."""
