@@ -511,6 +511,27 @@ def test_the_heartbeats_page_shows_a_started_run_and_since_when(hub_factory):
     assert re.search(r'started <time title="[^"]+ UTC">\d+s ago</time>', row.group(0))
 
 
+def test_the_heartbeats_page_shows_a_paused_heartbeat_with_who_paused_it_and_why(hub_factory):
+    hub = start(hub_factory)
+    writer = {"Authorization": "Bearer write-token"}
+    with hub.client() as http:
+        made = http.post("/api/v1/heartbeats", json={"name": "etl", "period": "1h"}, headers=writer)
+        assert made.status_code == 201, made.text
+        why = {"reason": "host in maintenance"}
+        paused = http.post("/api/v1/heartbeats/etl/pause", json=why, headers=writer)
+        assert paused.status_code == 200, paused.text
+        sign_in(http, "read-token")
+        page = http.get("/heartbeats").text
+    row = re.search(r'<tr data-heartbeat="etl">.*?</tr>', page, re.S)
+    assert row, page
+    assert '<span class="badge st-paused">paused</span>' in row.group(0)
+    assert re.search(
+        r'<div class="sub" data-paused><time title="[^"]+ UTC">\d+s ago</time> by will'
+        r" · host in maintenance</div>",
+        row.group(0),
+    )
+
+
 PROMETHEUS_SOURCE = """
 [[sources]]
 name = "prom"
