@@ -192,9 +192,10 @@ def _by(found: dict, side: str) -> str:
     return f" by {who} via {via}" if via else f" by {who}"
 
 
-def _said(args: argparse.Namespace) -> dict[str, str]:
-    """An action's body: why (``--comment``) and who (``--by``), each only if given."""
-    return {key: value for key, value in (("comment", args.comment), ("by", args.by)) if value}
+def _said(args: argparse.Namespace, keys: tuple[str, ...] = ("comment", "by")) -> dict[str, str]:
+    """An action's body: why (``--comment``, a pause's ``--reason``) and who (``--by``),
+    each only if given."""
+    return {key: getattr(args, key) for key in keys if getattr(args, key)}
 
 
 def silence_add(args: argparse.Namespace, client: Client) -> Answer:
@@ -298,6 +299,22 @@ def retry(args: argparse.Namespace, client: Client) -> Answer:
 def dismiss(args: argparse.Namespace, client: Client) -> Answer:
     found = client.post(f"/api/v1/notifications/{args.id}/dismiss", _said(args) or None)
     return Answer(found, f"notification {found['id']} is {found['state']}")
+
+
+def heartbeat_pause(args: argparse.Namespace, client: Client) -> Answer:
+    """Stop watching a heartbeat until a ping or a resume; the token's name (or ``--by``)
+    is recorded as who, ``--reason`` as why."""
+    body = _said(args, ("reason", "by")) or None
+    found = client.post(f"/api/v1/heartbeats/{_segment(args.name)}/pause", body)
+    return Answer(found, f"heartbeat {found['name']} is {found['state']}{_by(found, 'paused')}")
+
+
+def heartbeat_resume(args: argparse.Namespace, client: Client) -> Answer:
+    """Watch a paused heartbeat again: says its state and its next deadline."""
+    body = _said(args, ("by",)) or None
+    found = client.post(f"/api/v1/heartbeats/{_segment(args.name)}/resume", body)
+    due = display.cell(found["deadline"])
+    return Answer(found, f"heartbeat {found['name']} is {found['state']}, due by {due}")
 
 
 def _labels(matchers: list[str]) -> list[tuple[str, object]]:
@@ -435,6 +452,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     at = add(commands, "oncall", "who is on call for a schedule", oncall)
     at.add_argument("name", help="schedule name")
     at.add_argument("--at", type=moment, help="RFC 3339 time (default: now)")
+    _heartbeats(commands.add_parser("heartbeat", help="pause or resume a heartbeat"), add)
 
 
 def _add(
@@ -471,6 +489,10 @@ def _listing(parser: argparse.ArgumentParser, statuses: tuple[str, ...]) -> None
 def _said_options(parser: argparse.ArgumentParser, why: str) -> None:
     """``--comment`` and ``--by`` of an action on an incident or a dead letter."""
     parser.add_argument("--comment", default="", help=why)
+    _by_option(parser)
+
+
+def _by_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--by",
         help="who acts: the token's name (recorded anyway), or with a token that speaks for"
@@ -534,6 +556,19 @@ def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.Argum
     )
     expiring = add(actions, "expire", "end silences now", silence_expire)
     expiring.add_argument("ids", nargs="+", metavar="ID")
+
+
+def _heartbeats(parser: argparse.ArgumentParser, add: Callable[..., argparse.ArgumentParser]):
+    actions = parser.add_subparsers(dest="heartbeat_command", required=True)
+    pausing = add(
+        actions, "pause", "stop watching a heartbeat until a ping or a resume", heartbeat_pause
+    )
+    pausing.add_argument("name")
+    pausing.add_argument("--reason", help="why: a job decommissioned, a host in maintenance")
+    resuming = add(actions, "resume", "watch a paused heartbeat again, from now", heartbeat_resume)
+    resuming.add_argument("name")
+    _by_option(pausing)
+    _by_option(resuming)
 
 
 def _notifications(commands: argparse._SubParsersAction, add: Callable[..., Any]) -> None:

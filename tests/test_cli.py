@@ -1009,3 +1009,25 @@ def test_a_first_matcher_without_an_operator_is_the_alertname_everywhere_as_in_a
     incidents = hub_cli(hub, "incidents", "-o", "json", "DiskFull", token="read-token")
     assert incidents.returncode == 0, incidents.stderr
     assert json.loads(incidents.stdout) == [], "the one incident's group labels name no alert"
+
+
+def test_a_heartbeat_is_paused_and_resumed_naming_who_and_when_it_is_due(running):
+    hub, _ = running
+    with hub.client(headers={"Authorization": "Bearer write-token"}) as http:
+        made = http.post("/api/v1/heartbeats", json={"name": "backup", "period": "1d"})
+        assert made.status_code == 201, made.text
+    paused = hub_cli(hub, "heartbeat", "pause", "backup", "--reason", "host in maintenance")
+    assert (paused.returncode, paused.stdout) == (0, "heartbeat backup is paused by will\n")
+    shown = json.loads(hub_cli(hub, "heartbeat", "pause", "backup", "-o", "json").stdout)
+    assert (shown["state"], shown["pause_reason"]) == ("paused", "host in maintenance")
+    resumed = hub_cli(hub, "heartbeat", "resume", "backup", "--by", "bob", token="grafana-token")
+    assert resumed.returncode == 0, resumed.stderr
+    due = re.fullmatch(r"heartbeat backup is new, due by (\S+)\n", resumed.stdout)
+    assert due and due.group(1) == ANY_TIME
+    again = hub_cli(hub, "heartbeat", "resume", "backup")
+    assert again.returncode == 1
+    assert again.stderr == "hub: error: 409 Conflict: heartbeat 'backup' is not paused\n"
+    as_bob = hub_cli(hub, "heartbeat", "pause", "backup", "--by", "bob", token="grafana-token")
+    assert as_bob.stdout == "heartbeat backup is paused by bob via grafana\n"
+    unknown = hub_cli(hub, "heartbeat", "pause", "nope")
+    assert unknown.returncode == 1 and "404" in unknown.stderr
