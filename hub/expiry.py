@@ -82,6 +82,8 @@ def resolve_ended(tx: Tx, now: float, rules: Rules, isolation: Isolation) -> Che
         return Checked(moved, [], [])
     outcomes, error = tx.isolated(functools.partial(_resolve, ids=ended, now=now, rules=rules))
     if error is None:
+        for alert_id in ended:
+            isolation.succeeded(_item(alert_id))
         return Checked(moved, ended, outcomes or [])
     return Checked(moved, *_resolve_each(tx, ended, now, rules, isolation))
 
@@ -90,13 +92,13 @@ def _resolve_each(
     tx: Tx, ended: list[int], now: float, rules: Rules, isolation: Isolation
 ) -> tuple[list[int], list[str]]:
     """Resolve each alert in a delivery and a savepoint of its own; one that raises is
-    set aside (``Isolation``), its end checked again a minute later. Returns the ids
+    set aside (``Isolation``), its end checked again at its retry. Returns the ids
     resolved and their events' outcomes."""
     resolved, outcomes = [], []
     for alert_id in ended:
         done = isolation.run(
             tx,
-            f"alert={alert_id}",
+            _item(alert_id),
             functools.partial(_resolve, ids=[alert_id], now=now, rules=rules),
             functools.partial(_postpone, alert_id=alert_id),
         )
@@ -108,6 +110,11 @@ def _resolve_each(
 
 def _postpone(tx: Tx, at: float, alert_id: int) -> None:
     tx.postpone_end_check(alert_id, at)
+
+
+def _item(alert_id: int) -> str:
+    """The alert as ``Isolation`` names it, in the log and in its streak of failures."""
+    return f"alert={alert_id}"
 
 
 def _resolve(tx: Tx, ids: list[int], now: float, rules: Rules) -> list[str]:

@@ -29,7 +29,7 @@ from hub.metrics import Metrics
 from hub.rules import Rules
 from hub.store import Store, Tx, Unreadable
 from hub.templates import NotificationContext, Templates
-from hub.worker import Isolation, Worker
+from hub.worker import Isolation, Worker, doubled
 
 log = logging.getLogger("hub.outbox")
 
@@ -280,8 +280,7 @@ def _next_state(
 
 def backoff_delay(attempts: int, base: float, cap: float, rand: Callable[[], float]) -> float:
     """Exponential backoff with full jitter on the upper half: spreads retries out."""
-    delay = min(cap, base * 2 ** max(attempts - 1, 0))
-    return delay * (0.5 + rand() / 2)
+    return doubled(base, attempts - 1, cap) * (0.5 + rand() / 2)
 
 
 class Sender(Worker):

@@ -6,7 +6,7 @@ good (the sender, and nobody is notified again until a restart).
 
 A round that handles several items (incidents' receivers, escalation chains,
 heartbeats, alerts that ended) handles each in a savepoint of its own (``Isolation``): one item that
-raises is set aside for a while and the others go on."""
+raises is set aside for a while, longer at each failure in a row, and the others go on."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from hub import logs
 
@@ -30,9 +30,38 @@ R = TypeVar("R")
 
 IDLE_POLL_SECONDS = 1.0
 RETRY_SECONDS = 60.0
-"""How long an item whose handling raised is set aside: long enough that it does not
-take a share of every round, short enough that a cause that heals by itself (a
-repaired row, a config put right) costs at most a minute's delay."""
+"""How long an item whose handling raised is set aside the first time: long enough
+that it does not take a share of every round, short enough that a cause that heals by
+itself (a repaired row, a config put right) costs at most a minute's delay."""
+MAX_RETRY_SECONDS = 3600.0
+"""The longest an item is set aside, however often it failed in a row: a row that stays
+broken for days runs its failing code and logs its error once an hour, not every
+minute, and is still tried within the hour once someone repairs it."""
+FORGET_SECONDS = 2 * MAX_RETRY_SECONDS
+"""How long a failing item's streak is kept with no news of it. Every item set aside
+is tried again within ``MAX_RETRY_SECONDS``, so one not heard of for longer is gone
+(its incident deleted, its alert ended by a re-send); one whose due time something
+else moved later merely starts again at a minute."""
+
+
+def doubled(base: float, times: int, cap: float) -> float:
+    """``base`` doubled ``times`` times, at most ``cap``: the delay of an exponential
+    backoff (this module's set-aside items, the outbox's failed sends). The exponent
+    stops at 64, so a streak of any length cannot overflow a float."""
+    return min(cap, base * 2.0 ** min(max(times, 0), 64))
+
+
+def retry_delay(failures: int) -> float:
+    """How long an item that failed ``failures`` times in a row is set aside: a minute,
+    then 2, 4, 8 ... up to an hour, as alerting tools back off a retry loop."""
+    return doubled(RETRY_SECONDS, failures - 1, MAX_RETRY_SECONDS)
+
+
+class Streak(NamedTuple):
+    """An item's failures in a row, and the clock's time at the last of them."""
+
+    failures: int
+    at: float
 
 
 @dataclass
@@ -41,14 +70,23 @@ class Isolation:
 
     An item that raises (a bug, a row an older hub or a hand edit left malformed, a
     time past what a datetime holds) is undone alone, logged as ``worker_item_failed``
-    once the round commits, counted (``failed``) and postponed ``RETRY_SECONDS``; the
-    round's other items commit as usual. Without it such an item failed the round's
-    whole write, came first again in the next round, and nobody was notified or paged
-    for any incident. It is postponed, never dropped, so it is retried."""
+    once the round commits, counted (``failed``) and postponed (``retry_delay``: a
+    minute, doubled at each failure in a row, up to an hour); the round's other items
+    commit as usual. Without it such an item failed the round's whole write, came first
+    again in the next round, and nobody was notified or paged for any incident. It is
+    postponed, never dropped, so it is retried.
+
+    An item is known by its worker and its name in the log (``incident=7``): the
+    failures in a row before this round come from ``streaks`` (the worker's memory),
+    and ``outcomes`` holds what this round changed, for the worker to keep once the
+    round's write commits."""
 
     worker: str
     now: float
+    streaks: Mapping[str, Streak] = field(default_factory=dict)
     failed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    """Item -> its failures in a row after this round; 0 for one that went through."""
 
     def run(
         self,
@@ -61,20 +99,38 @@ class Isolation:
         ``incident=7``); None if it raised, once ``postpone`` set its next try."""
         result, error = tx.isolated(handle)
         if error is None:
+            self.succeeded(item)
             return result
-        postpone(tx, self.now + RETRY_SECONDS)
+        failures = self._failures(item) + 1
+        self.outcomes[item] = failures
+        delay = retry_delay(failures)
+        postpone(tx, self.now + delay)
         tx.log(
             log,
             logging.ERROR,
-            "event=worker_item_failed worker=%s %s error=%s at=%s retry_in=%g",
+            "event=worker_item_failed worker=%s %s error=%s at=%s failures=%d retry_in=%g",
             self.worker,
             item,
             logs.value(f"{type(error).__name__}: {error}"[:300]),
             _where(error),
-            RETRY_SECONDS,
+            failures,
+            delay,
         )
         self.failed += 1
         return None
+
+    def succeeded(self, item: str) -> None:
+        """``item`` went through, here or in a round's batch that held it: its next
+        failure is set aside a minute again. A failure of the same item earlier in the
+        round (an incident's lapsed acknowledgement, then its step) stands."""
+        if item in self.streaks:
+            self.outcomes.setdefault(item, 0)
+
+    def _failures(self, item: str) -> int:
+        """The item's failures in a row before this round: a second failure in the
+        same round (its step after its wake-up) is set aside as long as the first."""
+        streak = self.streaks.get(item)
+        return 0 if streak is None else streak.failures
 
 
 def _where(error: Exception) -> str:
@@ -96,6 +152,9 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._set_aside: Callable[[int], None] = lambda count: None
+        self._streaks: dict[str, Streak] = {}
+        """The failures in a row of each item whose last try failed (``Isolation``):
+        in memory, so a restart starts every item over at a minute."""
 
     def poke(self) -> None:
         """New work exists: look now instead of at the next poll."""
@@ -121,17 +180,31 @@ class Worker:
 
     async def write_round(self, store: Store, now: float, fn: Callable[[Tx, Isolation], R]) -> R:
         """Run ``fn`` as this round's store write, its items isolated; the items it set
-        aside are counted once the write committed (a batch run again after another
-        write failed runs ``fn`` twice)."""
+        aside are counted, and their streaks kept, once the write committed (a batch
+        run again after another write failed runs ``fn`` twice)."""
 
-        def write(tx: Tx) -> tuple[R, int]:
-            isolation = Isolation(self.name, now)
-            return fn(tx, isolation), isolation.failed
+        def write(tx: Tx) -> tuple[R, Isolation]:
+            isolation = Isolation(self.name, now, self._streaks)
+            return fn(tx, isolation), isolation
 
-        result, failed = await store.write(write, background=True)
-        if failed:
-            self._set_aside(failed)
+        result, isolation = await store.write(write, background=True)
+        self._remember(isolation.outcomes, now)
+        if isolation.failed:
+            self._set_aside(isolation.failed)
         return result
+
+    def _remember(self, outcomes: dict[str, int], now: float) -> None:
+        """Keep each item's failures in a row as the round left them: forget one that
+        went through, and one not heard of for ``FORGET_SECONDS``."""
+        for item, failures in outcomes.items():
+            if failures:
+                self._streaks[item] = Streak(failures, now)
+            else:
+                del self._streaks[item]
+        for item in [
+            item for item, streak in self._streaks.items() if streak.at < now - FORGET_SECONDS
+        ]:
+            del self._streaks[item]
 
     def stop(self) -> None:
         self._stopping = True

@@ -2,7 +2,8 @@
 real email, a row a fault left malformed (a truncated JSON column, edited in the
 SQLite file while hub runs) is logged, counted and set aside, the other incidents
 and heartbeats are notified and paged in the same round, and once the row is
-repaired the item goes through at its next try, a minute later."""
+repaired the item goes through at its next try: a minute later the first time, twice
+as long after each failure in a row."""
 
 from __future__ import annotations
 
@@ -304,3 +305,44 @@ def test_an_alert_left_malformed_is_set_aside_and_other_alerts_end(hub_factory, 
         wait_for(lambda: status_of(http, "db1")["status"] == "resolved")
         assert ended_total(http) == 2
         assert set_aside(http, "expirer") == 1
+
+
+def end_check(hub, alert_id: int) -> float:
+    return stored(hub, "SELECT end_check_at FROM alerts WHERE id = ?", alert_id)
+
+
+def test_an_item_that_stays_broken_is_tried_less_often_until_it_goes_through(
+    hub_factory, smtp, caplog
+):
+    """A row that stayed broken ran its failing code and logged an error every minute
+    for days: each failure in a row now doubles the wait (a minute, 2, 4 ...), stored
+    as the item's due time and said in the log, and once the item goes through, its
+    next failure waits a minute again."""
+    caplog.set_level(logging.ERROR, logger="hub.worker")
+    _, smtp_port = smtp
+    clock = MovedClock()
+    hub = start_expiring_hub(hub_factory, smtp_port, clock)
+    with hub.client() as http:
+        post(http, alert("db1", ends_in=9, clock=clock))
+        broken = status_of(http, "db1")["id"]
+        labels = stored(hub, "SELECT labels FROM alerts WHERE id = ?", broken)
+        edit(hub, "UPDATE alerts SET labels = '{' WHERE id = ?", broken)
+
+        clock.advance(10)  # past its end
+        for failures, delay in [(1, 60), (2, 120), (3, 240)]:
+            wait_for(lambda n=failures: set_aside(http, "expirer") == n)
+            line = failure_lines(caplog, "expirer")[-1]
+            assert line.endswith(f" failures={failures} retry_in={delay}")
+            assert end_check(hub, broken) == pytest.approx(clock() + delay, abs=5)
+            clock.advance(delay)
+
+        edit(hub, "UPDATE alerts SET labels = ? WHERE id = ?", labels, broken)
+        wait_for(lambda: status_of(http, "db1")["status"] == "resolved")
+        assert set_aside(http, "expirer") == 3
+
+        post(http, alert("db1", ends_in=9, clock=clock))  # firing again, broken again
+        assert status_of(http, "db1")["id"] == broken
+        edit(hub, "UPDATE alerts SET labels = '{' WHERE id = ?", broken)
+        clock.advance(10)
+        wait_for(lambda: set_aside(http, "expirer") == 4)
+        assert failure_lines(caplog, "expirer")[-1].endswith(" failures=1 retry_in=60")
