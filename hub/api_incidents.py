@@ -426,13 +426,13 @@ async def retry_notification(request: Request, notification_id: RowId) -> dict[s
 async def retry(hub: Any, notification_id: int, by: str, *, via: str) -> None:
     """Give a dead letter a fresh attempt budget and wake the sender (one for a
     receiver the config lacked goes to each of its URLs: ``dispatch.retry``); 404
-    unknown, 409 not dead, or for a receiver or URL a reload removed, or a stored
-    message that cannot be read until the row is repaired (each would only die again
-    at once). Shared by the API and the console's retry button."""
+    unknown, 409 not dead, or for a receiver or URL a reload removed, or a stored row
+    that cannot be read until it is repaired (``outbox.message``; each would only die
+    again at once). Shared by the API and the console's retry button."""
     row = _notification(hub, notification_id)
-    receiver = outbox.reachable(hub.config, row)
     read = outbox.message(row)
-    if receiver is None or isinstance(read, str):
+    receiver = None if isinstance(read, str) else outbox.reachable(hub.config, row)
+    if receiver is None:
         why = read if isinstance(read, str) else outbox.unreachable(hub.config, row)
         raise Conflict(f"notification {notification_id} cannot be sent again: {why}")
     now = hub.clock()

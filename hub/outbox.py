@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 
@@ -42,6 +43,8 @@ no URL, so no scheme (``dispatch._dead_letter``)."""
 SHORT_ERROR = 120
 """The most characters of an error the timeline keeps; the delivery log has it all."""
 UNREADABLE = "its stored message could not be read"
+UNREADABLE_URLS = "its stored URL digests (url_keys) could not be read"
+T = TypeVar("T")
 _OS_CAUSE = re.compile(r"\[Errno -?\d+\] ([^\"'()]+)")
 
 
@@ -124,18 +127,33 @@ def destination(config: Config, row: dict) -> tuple[Receiver, str] | None:
 
 
 def message(row: dict) -> NotificationContext | str:
-    """The row's stored message, or why it cannot be read: not JSON, or JSON of another
-    shape (a field missing or of another type), as a fault, a hand edit or an older hub
-    may leave it. Nothing in hub rewrites a queued message, so such a row fails the
-    same way at every try: it is dead-lettered at its first, where it counts and shows
-    as someone not told, and a retry is refused until the row is repaired."""
-    payload = row["payload"]
-    if isinstance(payload, Unreadable):
-        return f"{UNREADABLE}: {payload.reason}"
+    """The row's stored message, or why the row cannot be read: its message or the
+    digests naming its URLs (``url_keys``, which ``destination`` reads) not JSON, JSON
+    of another shape (a field missing or of another type), or no digest at its
+    ``channel``, as a fault, a hand edit or an older hub may leave them. Nothing in hub
+    repairs them, so such a row fails the same way at every try: it is dead-lettered
+    at its first, where it counts and shows as someone not told, and a retry is
+    refused until the row is repaired. Read before ``destination``."""
+    keys = _read(row, "url_keys", list[str], UNREADABLE_URLS)
+    if isinstance(keys, str):
+        return keys
+    channel = row["channel"]
+    if keys and not (isinstance(channel, int) and 0 <= channel < len(keys)):
+        return f"{UNREADABLE_URLS}: it has {len(keys)}, none at channel {channel!r}"
+    return _read(row, "payload", NotificationContext, UNREADABLE)
+
+
+def _read(row: dict, column: str, shape: type[T], unreadable: str) -> T | str:
+    """The row's JSON ``column`` (``Unreadable`` if the store could not decode it) as
+    ``shape``, or ``unreadable`` and the problem: msgspec's, which names a field and a
+    type, never a value."""
+    value = row[column]
+    if isinstance(value, Unreadable):
+        return f"{unreadable}: {value.reason}"
     try:
-        return msgspec.convert(payload, NotificationContext)
+        return msgspec.convert(value, shape)
     except msgspec.ValidationError as e:
-        return f"{UNREADABLE}: {e}"
+        return f"{unreadable}: {e}"
 
 
 def reachable(config: Config, row: dict) -> Receiver | None:
@@ -177,7 +195,8 @@ def claim(
     tx: Tx, now: float, lease: float, limit: int, sending: set[int], isolation: Isolation
 ) -> list[dict]:
     """Claim the rows due (``Tx.claim_notifications``), each read on its own
-    (``isolation``): one that cannot be read is put back for later, the others go out."""
+    (``isolation``): one SQLite cannot read is put back for later, the others go out
+    (one whose JSON is malformed is read, and dead-lettered: ``message``)."""
     claimed = []
     for notification_id in tx.claim_notifications(now, lease, limit, sending):
         row = isolation.run(
@@ -396,13 +415,13 @@ class Sender(Worker):
             self.metrics.attempt_seconds.labels(row["integration"]).observe(max(seconds, 0))
 
     async def _send(self, rules: Rules, row: dict) -> Sent | Failure:
+        context = message(row)
+        if isinstance(context, str):
+            return Failure(context, retryable=False)
         found = destination(rules.config, row)
         if found is None:
             return Failure(unreachable(rules.config, row), retryable=False)
         receiver, url = found
-        context = message(row)
-        if isinstance(context, str):
-            return Failure(context, retryable=False)
         call = asyncio.get_running_loop().run_in_executor(
             self._pool, render_and_send, rules.templates, url, receiver.timeout, context
         )

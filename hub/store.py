@@ -77,9 +77,10 @@ Position = tuple[float | int, ...]
 
 
 class Unreadable(NamedTuple):
-    """A notification's stored message that is not JSON (a fault, a hand edit), in its
-    row's place: the delivery log still lists the row, and the sender dead-letters it
-    (``hub.outbox.message``) rather than fail to read it at every claim."""
+    """A notification's stored message or URL digests (``payload``, ``url_keys``) that
+    are not JSON (a fault, a hand edit), in the column's place: the delivery log still
+    lists the row, and the sender dead-letters it (``hub.outbox.message``) rather than
+    fail to read it at every claim."""
 
     reason: str
 
@@ -1627,7 +1628,8 @@ class Tx:
         out on a row still in flight here means the clock stepped forward (an NTP
         correction, a machine resumed), and claiming it would send it twice. Returns
         their ids: each row is read as its own item (``claimed_notification``), so one
-        whose JSON a fault left malformed fails alone, not every claim."""
+        a fault left unreadable (a text column that is not UTF-8) fails alone, not every
+        claim; one whose JSON is malformed is read (``Unreadable``) and dead-lettered."""
         cursor = self.conn.execute(
             "UPDATE notifications SET state = 'sending', claimed_until = ?,"
             " attempts = attempts + 1"
@@ -2461,13 +2463,15 @@ def _decode_delivery(row: dict) -> dict:
 
 
 def _decode_notification(row: dict) -> dict:
-    keys = _decode_json(row["url_keys"] or "[]")
-    return {**row, "payload": _stored_message(row["payload"]), "url_keys": keys}
+    keys = _stored_json(row["url_keys"] or "[]")
+    return {**row, "payload": _stored_json(row["payload"]), "url_keys": keys}
 
 
-def _stored_message(payload: bytes | str) -> object:
+def _stored_json(value: bytes | str) -> object:
+    """A notification's JSON column, or ``Unreadable`` in its place: the row is still
+    listed, and the sender dead-letters it (``hub.outbox.message``)."""
     try:
-        return _decode_json(payload)
+        return _decode_json(value)
     except msgspec.DecodeError as e:
         return Unreadable(f"not JSON ({e})")
 

@@ -159,15 +159,18 @@ def test_a_receiver_row_left_malformed_is_set_aside_and_other_incidents_are_told
         assert set_aside(http, "dispatcher") == 1
 
 
-def requeue_edited(hub, incident_id: int, column: str, change: Callable[[Any], Any]) -> tuple:
-    """Queue the incident's message, sent, again with ``column`` changed by ``change``,
-    while hub is stopped, as an older hub or a hand edit leaves a row: the sender
-    claims due rows in one write. Returns the row's id and the column as it was."""
+def requeue_edited(
+    hub, incident_id: int, column: str, change: Callable[[Any], Any], stored_as: str = "?"
+) -> tuple:
+    """Queue the incident's message, sent, again with ``column`` changed by ``change``
+    (and stored as the SQL expression ``stored_as`` of it), while hub is stopped, as an
+    older hub, a hand edit or a fault leaves a row: the sender claims due rows in one
+    write. Returns the row's id and the column as it was."""
     hub.stop()
     queued = stored(hub, "SELECT id FROM notifications WHERE incident_id = ?", incident_id)
     value = stored(hub, f"SELECT {column} FROM notifications WHERE id = ?", queued)
-    queued_again = f"UPDATE notifications SET state = 'pending', due_at = 0, {column} = ?"
-    edit(hub, queued_again + " WHERE id = ?", change(value), queued)
+    queued_again = "UPDATE notifications SET state = 'pending', due_at = 0"
+    edit(hub, f"{queued_again}, {column} = {stored_as} WHERE id = ?", change(value), queued)
     hub.start()
     return queued, value
 
@@ -175,12 +178,13 @@ def requeue_edited(hub, incident_id: int, column: str, change: Callable[[Any], A
 def test_a_queued_message_left_malformed_is_set_aside_and_other_messages_are_sent(
     hub_factory, smtp, caplog
 ):
-    """Its URLs' digests cut short: reading the claimed row failed every claim."""
+    """Its receiver's name no longer UTF-8 text, as a fault may leave a page of the
+    file: reading the claimed row failed every claim."""
     mailbox, hub, clock = notifying_ops(hub_factory, smtp, caplog)
     with hub.client(headers=WRITE) as http:
         broken = fire(http, "checkout down")["incident_id"]
         wait_for(lambda: [d["state"] for d in deliveries(http, incident=broken)] == ["sent"])
-    queued, url_keys = requeue_edited(hub, broken, "url_keys", lambda keys: keys[:-1])
+    queued, receiver = requeue_edited(hub, broken, "receiver", lambda _: b"\xff", "CAST(? AS TEXT)")
     with hub.client(headers=WRITE) as http:
         other = fire(http, "payments down", service="payments")["incident_id"]
         wait_for(lambda: [d["state"] for d in deliveries(http, incident=other)] == ["sent"])
@@ -189,7 +193,7 @@ def test_a_queued_message_left_malformed_is_set_aside_and_other_messages_are_sen
         assert line.split()[2] == f"notification={queued}"
         assert len(mailbox.messages) == 2
 
-        edit(hub, "UPDATE notifications SET url_keys = ? WHERE id = ?", url_keys, queued)
+        edit(hub, "UPDATE notifications SET receiver = ? WHERE id = ?", receiver, queued)
         clock.advance(RETRY_SECONDS)
         wait_for(lambda: len(mailbox.messages) == 3)
         assert "checkout down" in mailbox.subjects()[-1]
@@ -204,17 +208,39 @@ def numbered_title(payload: bytes) -> str:
     return json.dumps({**json.loads(payload), "title": 5})
 
 
+def nested_keys(url_keys: str) -> str:
+    return json.dumps({"keys": json.loads(url_keys)})
+
+
+MESSAGE = "its stored message could not be read"
+URL_KEYS = "its stored URL digests (url_keys) could not be read"
+
+
 @pytest.mark.parametrize(
-    ("change", "problem"),
+    ("column", "change", "problem"),
     [
-        (lambda payload: payload[:-1], "not JSON (Input data was truncated)"),
-        (without_alerts, "Object missing required field `alerts`"),
-        (numbered_title, "Expected `str`, got `int` - at `$.title`"),
+        (
+            "payload",
+            lambda payload: payload[:-1],
+            f"{MESSAGE}: not JSON (Input data was truncated)",
+        ),
+        ("payload", without_alerts, f"{MESSAGE}: Object missing required field `alerts`"),
+        ("payload", numbered_title, f"{MESSAGE}: Expected `str`, got `int` - at `$.title`"),
+        ("url_keys", lambda keys: keys[:-1], f"{URL_KEYS}: not JSON (Input data was truncated)"),
+        ("url_keys", nested_keys, f"{URL_KEYS}: Expected `array`, got `object`"),
+        ("channel", lambda channel: 3, f"{URL_KEYS}: it has 1, none at channel 3"),
     ],
-    ids=["not JSON", "a field missing", "a field of another type"],
+    ids=[
+        "message not JSON",
+        "message missing a field",
+        "message with a field of another type",
+        "URL digests not JSON",
+        "URL digests of another shape",
+        "no URL digest at its channel",
+    ],
 )
 def test_a_queued_message_that_cannot_be_read_is_a_dead_letter_sent_once_repaired(
-    hub_factory, smtp, caplog, change, problem
+    hub_factory, smtp, caplog, column, change, problem
 ):
     """Such a row fails the same way at every try: it was claimed again after every lease
     (or, not JSON, set aside every minute), neither sent nor dead, and nobody saw why."""
@@ -224,13 +250,13 @@ def test_a_queued_message_that_cannot_be_read_is_a_dead_letter_sent_once_repaire
     with hub.client(headers=ADMIN) as http:
         broken = fire(http, "checkout down")["incident_id"]
         wait_for(lambda: [d["state"] for d in deliveries(http, incident=broken)] == ["sent"])
-    queued, payload = requeue_edited(hub, broken, "payload", change)
+    queued, value = requeue_edited(hub, broken, column, change)
     with hub.client(headers=ADMIN) as http:
         other = fire(http, "payments down", service="payments")["incident_id"]
         wait_for(lambda: [d["state"] for d in deliveries(http, incident=other)] == ["sent"])
         wait_for(lambda: [d["id"] for d in deliveries(http, state="dead")] == [queued])
         (letter,) = deliveries(http, state="dead")
-        assert letter["last_error"].startswith(f"its stored message could not be read: {problem}")
+        assert letter["last_error"] == problem
         assert letter["attempts_log"][-1]["error"] == letter["last_error"]
         metrics = http.get("/metrics").text
         assert metric(metrics, "hub_outbox_notifications", state="dead") == 1
@@ -240,12 +266,12 @@ def test_a_queued_message_that_cannot_be_read_is_a_dead_letter_sent_once_repaire
         assert any(line.startswith(f"event=notification_dead id={queued} ") for line in lines)
         timeline = http.get(f"/api/v1/incidents/{broken}").json()["timeline"]
         (died,) = [entry for entry in timeline if entry["kind"] == "notification_dead"]
-        assert died["detail"]["error"].startswith("its stored message could not be read")
+        assert died["detail"]["error"].startswith(problem.split(":")[0])
 
         refused = http.post(f"/api/v1/notifications/{queued}/retry")
         assert refused.status_code == 409
-        assert "its stored message could not be read" in refused.json()["detail"]
-        edit(hub, "UPDATE notifications SET payload = ? WHERE id = ?", payload, queued)
+        assert refused.json()["detail"].endswith(f"cannot be sent again: {problem}")
+        edit(hub, f"UPDATE notifications SET {column} = ? WHERE id = ?", value, queued)
         assert http.post(f"/api/v1/notifications/{queued}/retry").status_code == 200
         wait_for(lambda: len(mailbox.messages) == 3)
         assert "checkout down" in mailbox.subjects()[-1]
