@@ -242,11 +242,12 @@ class Runtime:
 
     def _start(self, worker: Worker) -> asyncio.Task:
         """Run ``worker`` in the background, its failed rounds and the items its rounds
-        set aside counted by its name."""
+        set aside counted by its name, and those whose last try failed gauged."""
         failed = self.metrics.worker_failures.labels(worker.name).inc
 
-        def set_aside(count: int) -> None:  # a series only for a worker that sets aside
+        def set_aside(count: int, failing: int) -> None:  # series only for a worker that isolates
             self.metrics.worker_items_failed.labels(worker.name).inc(count)
+            self.metrics.worker_items_failing.labels(worker.name).set(failing)
 
         return asyncio.create_task(worker.run(failed, set_aside), name=f"hub-{worker.name}")
 

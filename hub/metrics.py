@@ -136,6 +136,7 @@ class Metrics:
       ``alerts_ended``      hub_alerts_ended_total: resolved at their end (``hub.expiry``)
       ``worker_failures``   hub_worker_round_failures_total{worker in WORKERS}
       ``worker_items_failed``  hub_worker_item_failures_total{worker in WORKERS}
+      ``worker_items_failing`` hub_worker_items_failing{worker in WORKERS}
     Store: ``observe_commit`` feeds hub_store_batch_size and
     hub_store_commit_duration_seconds; ``watch_store`` adds the scrape-time gauges.
     Config: ``config_loaded`` at start, ``count_reload`` at each reload.
@@ -283,6 +284,13 @@ class Metrics:
             ["worker"],
             registry=r,
         )
+        self.worker_items_failing = Gauge(
+            "hub_worker_items_failing",
+            "Items a worker set aside whose last try raised, waiting for their retry, by"
+            " worker (kept in memory: 0 after a restart until each is tried again).",
+            ["worker"],
+            registry=r,
+        )
 
     def _store_metrics(self) -> None:
         r = self.registry
@@ -351,6 +359,7 @@ class Metrics:
         for worker in WORKERS:
             self.worker_failures.labels(worker)
             self.worker_items_failed.labels(worker)
+            self.worker_items_failing.labels(worker)
 
     def precreate_receivers(self, receivers: Iterable[str]) -> None:
         """Create the latency series of these receivers at 0 (at start, and for reloaded

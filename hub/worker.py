@@ -151,7 +151,7 @@ class Worker:
         self.clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
-        self._set_aside: Callable[[int], None] = lambda count: None
+        self._set_aside: Callable[[int, int], None] = lambda count, failing: None
         self._streaks: dict[str, Streak] = {}
         """The failures in a row of each item whose last try failed (``Isolation``):
         in memory, so a restart starts every item over at a minute."""
@@ -163,10 +163,11 @@ class Worker:
     async def run(
         self,
         failed: Callable[[], None] = lambda: None,
-        set_aside: Callable[[int], None] = lambda count: None,
+        set_aside: Callable[[int, int], None] = lambda count, failing: None,
     ) -> None:
         """Work until stopped; ``failed`` counts each round that raised, ``set_aside``
-        the items a round set aside (``Isolation``)."""
+        the items a round set aside (``Isolation``) and how many items' last try failed
+        after it, when a round changed either."""
         self._set_aside = set_aside
         while not self._stopping:
             self._wake.clear()  # a poke during the round is kept, so no wake-up is lost
@@ -188,9 +189,10 @@ class Worker:
             return fn(tx, isolation), isolation
 
         result, isolation = await store.write(write, background=True)
+        failing = len(self._streaks)
         self._remember(isolation.outcomes, now)
-        if isolation.failed:
-            self._set_aside(isolation.failed)
+        if isolation.failed or len(self._streaks) != failing:
+            self._set_aside(isolation.failed, len(self._streaks))
         return result
 
     def _remember(self, outcomes: dict[str, int], now: float) -> None:

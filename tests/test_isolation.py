@@ -50,6 +50,10 @@ def set_aside(http, worker: str) -> float | None:
     return metric(http.get("/metrics").text, "hub_worker_item_failures_total", worker=worker)
 
 
+def failing(http, worker: str) -> float | None:
+    return metric(http.get("/metrics").text, "hub_worker_items_failing", worker=worker)
+
+
 def failure_lines(caplog, worker: str) -> list[str]:
     lines = [r.getMessage() for r in caplog.records if r.name == "hub.worker"]
     return [line for line in lines if line.startswith(f"event=worker_item_failed worker={worker} ")]
@@ -342,8 +346,8 @@ def test_an_item_that_stays_broken_is_tried_less_often_until_it_goes_through(
 ):
     """A row that stayed broken ran its failing code and logged an error every minute
     for days: each failure in a row now doubles the wait (a minute, 2, 4 ...), stored
-    as the item's due time and said in the log, and once the item goes through, its
-    next failure waits a minute again."""
+    as the item's due time and said in the log, and gauged while its last try failed;
+    once the item goes through, its next failure waits a minute again."""
     caplog.set_level(logging.ERROR, logger="hub.worker")
     _, smtp_port = smtp
     clock = MovedClock()
@@ -360,11 +364,13 @@ def test_an_item_that_stays_broken_is_tried_less_often_until_it_goes_through(
             line = failure_lines(caplog, "expirer")[-1]
             assert line.endswith(f" failures={failures} retry_in={delay}")
             assert end_check(hub, broken) == pytest.approx(clock() + delay, abs=5)
+            assert failing(http, "expirer") == 1  # what an alert rule can tell from
             clock.advance(delay)
 
         edit(hub, "UPDATE alerts SET labels = ? WHERE id = ?", labels, broken)
         wait_for(lambda: status_of(http, "db1")["status"] == "resolved")
         assert set_aside(http, "expirer") == 3
+        assert failing(http, "expirer") == 0
 
         post(http, alert("db1", ends_in=9, clock=clock))  # firing again, broken again
         assert status_of(http, "db1")["id"] == broken

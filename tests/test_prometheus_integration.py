@@ -391,23 +391,23 @@ def test_a_worker_failing_for_five_minutes_fires_and_a_burst_does_not(tmp_path):
     promtool_test_rules(tmp_path, WORKER_RULE_TEST)
 
 
-# An item broken from minute 5, tried again each minute, passes 3 failures in 5 minutes at
-# minute 7 and fires 10 minutes later; one that failed twice and then went through does not.
+# An item broken from minute 5 keeps its last try failed, tried ever more rarely, and fires
+# 10 minutes later; one that failed twice and then went through does not.
 ITEM_RULE_TEST = """
 rule_files: [{rules}]
 evaluation_interval: 1m
 tests:
   - interval: 1m
     input_series:
-      - series: 'hub_worker_item_failures_total{{job="hub",instance="a",worker="escalator"}}'
-        values: '0x4 1+1x30'
-      - series: 'hub_worker_item_failures_total{{job="hub",instance="a",worker="outbox"}}'
-        values: '0x4 1 2x30'
+      - series: 'hub_worker_items_failing{{job="hub",instance="a",worker="escalator"}}'
+        values: '0x4 1x30'
+      - series: 'hub_worker_items_failing{{job="hub",instance="a",worker="outbox"}}'
+        values: '0x4 1 1 1 0x30'
     alert_rule_test:
-      - eval_time: 16m
+      - eval_time: 14m
         alertname: HubWorkerItemsFailing
         exp_alerts: []
-      - eval_time: 17m
+      - eval_time: 15m
         alertname: HubWorkerItemsFailing
         exp_alerts:
           - exp_labels: {{severity: critical, instance: a, worker: escalator}}
@@ -415,7 +415,7 @@ tests:
               summary: "hub's escalator worker keeps setting an item aside"
               description: >-
                 The escalator worker on hub a has set aside an item it could not handle,
-                minute after minute, for 10 minutes: the other incidents go on, but this
+                try after try, for 10 minutes: the other incidents go on, but this
                 one (an incident's message or escalation step, a notification, a
                 heartbeat, an alert's end) does not. hub's log names each item
                 (event=worker_item_failed): repair or resolve it.
