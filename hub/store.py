@@ -22,6 +22,7 @@ import queue
 import sqlite3
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
@@ -2325,6 +2326,12 @@ def _run_in_savepoint(
     try:
         result = fn(tx)
     except Exception as e:
+        # The error outlives this write (logged, set aside, answered), and its
+        # traceback is a cycle: a cursor its frames hold would keep its statement open
+        # on this connection past the COMMIT, with the snapshot it read, until a
+        # collection. Once another connection wrote (an operator's repair), every
+        # BEGIN here would be refused (SQLITE_BUSY_SNAPSHOT). The frames' lines stay.
+        traceback.clear_frames(e.__traceback__)
         conn.execute("ROLLBACK TO request")
         conn.execute("RELEASE request")
         del tx.logged[kept:]
@@ -2334,8 +2341,11 @@ def _run_in_savepoint(
 
 
 def _locked(error: sqlite3.OperationalError) -> bool:
-    """Another connection holds the write lock (a CLI, a backup): worth retrying."""
-    return getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    """Another connection holds the write lock (a CLI, a backup): worth retrying. The
+    extended codes count too (``SQLITE_BUSY_RECOVERY`` while another connection
+    rebuilds the WAL's index)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
@@ -2365,12 +2375,17 @@ def _keyset(order: tuple[str, ...], after: Position | None) -> tuple[str, dict]:
 
 
 def _one(cursor: sqlite3.Cursor) -> dict | None:
-    row = cursor.fetchone()
+    """The first row; the statement ends here, not when the cursor is collected (see
+    ``_run_in_savepoint``)."""
+    with contextlib.closing(cursor):
+        row = cursor.fetchone()
     return _as_dict(row) if row else None
 
 
 def _all(cursor: sqlite3.Cursor) -> list[dict]:
-    return [_as_dict(row) for row in cursor.fetchall()]
+    """Every row; the statement ends here, also when a value cannot be read."""
+    with contextlib.closing(cursor):
+        return [_as_dict(row) for row in cursor.fetchall()]
 
 
 def _as_dict(row: sqlite3.Row) -> dict:
