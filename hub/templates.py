@@ -487,11 +487,12 @@ class Templates:
     def _default_title(self, context: NotificationContext, kind: Kind) -> str:
         """Plain text everywhere (an email subject is not HTML); none for an SMS, where
         Apprise would spend the 160 characters on it. The incident's title is a
-        sender's summary: in chat it mentions nobody, as Discord puts the title in the
-        message's content, where a mention pings."""
+        sender's summary: in chat it mentions nobody and links nowhere, as Discord puts
+        the title in the message's Markdown content, where a mention pings and a
+        ``[text](url)`` is a link (``_unlink``; an escape would show in Slack's title)."""
         if kind == "sms":
             return ""
-        extra = {"title": _unmention(context.title)} if kind == "chat" else {}
+        extra = {"title": _unlink(_unmention(context.title))} if kind == "chat" else {}
         return _render(self._defaults["title"], context, extra)
 
     def _default_body(
@@ -757,6 +758,12 @@ def _unmention(text: str) -> str:
     body into a ping); Mattermost and Rocket.Chat on ``@all``, ``@channel`` and
     ``@here``; Matrix on ``@room``; Teams on ``<at>name</at>``, even in a code span."""
     return _MENTION.sub(r"\g<0>" + ZERO_WIDTH_SPACE, text)
+
+
+def _unlink(text: str) -> str:
+    """Text whose ``[text](url)`` is no Markdown link and reads the same: a zero-width
+    space between the brackets and the parenthesis."""
+    return text.replace("](", "]" + ZERO_WIDTH_SPACE + "(")
 
 
 def _code(text: str) -> str:

@@ -136,6 +136,20 @@ def test_a_senders_mentions_ping_nobody_on_discord_and_read_the_same(options):
 
 
 @responses.activate
+def test_a_senders_link_in_the_title_is_no_link_on_discord():
+    """Discord's content is Markdown, the title its first line: a summary's
+    ``[Acknowledge](url)`` there was a link beside hub's own, leading elsewhere. (An
+    embed's title shows no links.)"""
+    hook = responses.post(DISCORD_HOOK, json={})
+    send(DISCORD_URL, hostile("disk full [Acknowledge](https://evil.example/a)"))
+    title, _ = json.loads(hook.calls[0].request.body)["content"].split("\r\n", 1)
+    assert "](" not in title, title
+    assert (
+        title.replace("\u200b", "") == "[FIRING] #1 disk full [Acknowledge](https://evil.example/a)"
+    )
+
+
+@responses.activate
 def test_a_role_the_discord_url_pings_is_still_pinged():
     """Whom to page is the config's to say (Apprise's ``ping=``), not a sender's."""
     hook = responses.post(DISCORD_HOOK, json={})
