@@ -319,11 +319,13 @@ class Runtime:
             self.dispatcher.poke()  # the woken incidents' receivers are due
 
     def show_heartbeats(self, rows: list[dict]) -> None:
-        """Heartbeats changed (pinged, overdue, synced): bring their gauges up to date and
-        let the dispatcher and escalator see the alerts they raised or resolved."""
+        """Heartbeats changed (pinged, overdue, paused, resumed, synced): bring their
+        gauges up to date and let the dispatcher and escalator see the alerts they raised
+        or resolved."""
         for row in rows:
             self.metrics.heartbeat_last_ping.labels(row["name"]).set(row["last_ping"] or 0)
             self.metrics.heartbeat_overdue.labels(row["name"]).set(row["overdue"])
+            self.metrics.heartbeat_paused.labels(row["name"]).set(row["paused_at"] is not None)
         if rows:
             self.changed()
 

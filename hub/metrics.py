@@ -133,6 +133,7 @@ class Metrics:
       ``heartbeat_last_ping``  hub_heartbeat_last_ping_timestamp_seconds{heartbeat}
       ``heartbeat_overdue``    hub_heartbeat_overdue{heartbeat}: 1 while overdue, else 0
                                (0 while paused)
+      ``heartbeat_paused``     hub_heartbeat_paused{heartbeat}: 1 while paused, else 0
       ``alerts_ended``      hub_alerts_ended_total: resolved at their end (``hub.expiry``)
       ``worker_failures``   hub_worker_round_failures_total{worker in WORKERS}
       ``worker_items_failed``  hub_worker_item_failures_total{worker in WORKERS}
@@ -266,6 +267,12 @@ class Metrics:
             ["heartbeat"],
             registry=r,
         )
+        self.heartbeat_paused = Gauge(
+            "hub_heartbeat_paused",
+            "1 while a heartbeat is paused (not watched, so never overdue), else 0.",
+            ["heartbeat"],
+            registry=r,
+        )
         self.alerts_ended = Counter(
             "hub_alerts_ended",
             "Firing alerts resolved because their end (endsAt) passed without a re-send.",
@@ -354,6 +361,7 @@ class Metrics:
         for heartbeat in heartbeats:
             self.heartbeat_last_ping.labels(heartbeat)
             self.heartbeat_overdue.labels(heartbeat)
+            self.heartbeat_paused.labels(heartbeat)
         for outcome in RELOAD_OUTCOMES:
             self.config_reloads.labels(outcome)
         for worker in WORKERS:
@@ -437,6 +445,7 @@ class Metrics:
         """A removed heartbeat's series go with it."""
         _remove(self.heartbeat_last_ping, name)
         _remove(self.heartbeat_overdue, name)
+        _remove(self.heartbeat_paused, name)
 
     def count_events(self, source: str, outcomes: Sequence[str]) -> None:
         """Count a delivery's events by outcome, one increment per kind however many

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 
 import pytest
@@ -589,3 +590,36 @@ def test_a_pause_survives_a_reload_and_a_restart(hub_factory, smtp, apply):
         assert shown(http, "nightly-backup") == paused
         assert gauge(http, "hub_heartbeat_overdue") == 0
     assert mailbox.messages == []
+
+
+def paused_gauges(http) -> dict[str, float]:
+    """Each heartbeat's ``hub_heartbeat_paused`` as /metrics shows it."""
+    scraped = http.get("/metrics").text
+    found = re.findall(r'^hub_heartbeat_paused\{heartbeat="([^"]+)"\} (\S+)$', scraped, re.M)
+    return {name: float(value) for name, value in found}
+
+
+def test_the_paused_gauge_follows_pause_ping_resume_reload_restart_and_delete(hub_factory, smtp):
+    """A paused heartbeat read overdue 0 like a healthy one: Prometheus could not tell
+    them apart."""
+    hub = start_hub(hub_factory, smtp[1])
+    with hub.client(headers=WRITE) as http:
+        http.post("/api/v1/heartbeats", json={"name": "etl", "period": "1h"}).raise_for_status()
+        assert paused_gauges(http) == {"nightly-backup": 0, "etl": 0}
+        for name in ("nightly-backup", "etl"):
+            pause(http, name).raise_for_status()
+        assert paused_gauges(http) == {"nightly-backup": 1, "etl": 1}
+        assert gauge(http, "hub_heartbeat_overdue") == 0
+        http.get("/ping/nightly-backup").raise_for_status()
+        assert paused_gauges(http) == {"nightly-backup": 0, "etl": 1}, "a ping resumes"
+
+        pause(http, "nightly-backup").raise_for_status()
+        assert http.post("/-/reload", headers=ADMIN).status_code == 200
+        after_a_worker_round()
+        assert paused_gauges(http) == {"nightly-backup": 1, "etl": 1}
+        hub.restart()
+        assert paused_gauges(http) == {"nightly-backup": 1, "etl": 1}, "from the store"
+        http.post("/api/v1/heartbeats/nightly-backup/resume").raise_for_status()
+        assert paused_gauges(http) == {"nightly-backup": 0, "etl": 1}
+        http.delete("/api/v1/heartbeats/etl").raise_for_status()
+        assert paused_gauges(http) == {"nightly-backup": 0}

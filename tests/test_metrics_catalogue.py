@@ -116,6 +116,7 @@ def test_every_known_label_combination_exists_at_zero_from_start(hub_factory, sm
     unlabelled_until_configured = {
         "hub_heartbeat_last_ping_timestamp_seconds",
         "hub_heartbeat_overdue",
+        "hub_heartbeat_paused",
         "hub_notification_template_errors_total",  # receivers with templates of their own
     }
     empty = {name for name, family in exposed.items() if family.labels is None}
