@@ -129,3 +129,18 @@ def test_the_outbox_stat_shows_what_the_backlog_rule_watches_and_is_red_where_it
     assert shown.replace('instance=~"$instance"', 'job="hub"') == selector
     steps = stat["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["value"] for s in steps if s["color"] == "red"] == [int(threshold) + 1]
+
+
+def test_the_heartbeat_panel_tells_a_paused_heartbeat_from_a_healthy_one():
+    """Both read overdue 0; the panel draws each heartbeat's paused gauge beside it."""
+    targets = panel(load(DASHBOARDS[0]), "Heartbeats overdue and paused", "timeseries")["targets"]
+    assert [(t["expr"], t["legendFormat"]) for t in targets] == [
+        (
+            'max by (heartbeat) (hub_heartbeat_overdue{instance=~"$instance"})',
+            "{{heartbeat}} overdue",
+        ),
+        (
+            'max by (heartbeat) (hub_heartbeat_paused{instance=~"$instance"})',
+            "{{heartbeat}} paused",
+        ),
+    ]

@@ -45,6 +45,10 @@ name = "weekly-report"
 period = "7d"
 """
 WITH_HEARTBEAT = TWO_CHANNELS + HEARTBEATS
+WRITER_TOKEN = """
+[api]
+tokens = [{{ name = "will", token = "write-token", role = "write" }}]
+"""
 
 
 class RunningPrometheus(Program):
@@ -428,19 +432,25 @@ def test_an_item_set_aside_for_ten_minutes_fires_and_one_that_healed_does_not(tm
     promtool_test_rules(tmp_path, ITEM_RULE_TEST)
 
 
-def test_the_heartbeat_panels_show_one_never_pinged_and_no_data_for_a_hub_that_is_down(
+def test_the_heartbeat_panels_show_one_never_pinged_one_paused_and_no_data_for_a_hub_that_is_down(
     hub_factory, smtp, prometheus_for
 ):
     """A heartbeat that never pinged was missing from "time since last ping"; the
-    overdue stat read a green 0 with hub stopped, while the counts beside it had no data."""
+    overdue stat read a green 0 with hub stopped, while the counts beside it had no data;
+    a paused heartbeat read overdue 0 like a healthy one."""
     _, smtp_port = smtp
-    hub = hub_factory(BASE_CONFIG + HEARTBEATS, mail_url=mail_url(smtp_port))
+    hub = hub_factory(BASE_CONFIG + HEARTBEATS + WRITER_TOKEN, mail_url=mail_url(smtp_port))
     record_heartbeat_ping(hub, "nightly-backup")
+    with hub.client(headers={"Authorization": "Bearer write-token"}) as http:
+        http.post("/api/v1/heartbeats/weekly-report/pause").raise_for_status()
     prometheus = prometheus_for(hub)
     wait_for(lambda: scraped_at_least(prometheus, 2), timeout=SCRAPE_WAIT_SECONDS)
     dashboard = load(DASHBOARDS[0])
     (overdue,) = panel(dashboard, "Heartbeats overdue", "stat")["targets"]
     since = panel(dashboard, "Heartbeats: time since last ping", "timeseries")["targets"]
+    each_overdue, paused = panel(dashboard, "Heartbeats overdue and paused", "timeseries")[
+        "targets"
+    ]
 
     def shown(target: dict) -> dict[str, float]:
         result = prometheus.query(with_variables(target["expr"], dashboard))
@@ -450,6 +460,8 @@ def test_the_heartbeat_panels_show_one_never_pinged_and_no_data_for_a_hub_that_i
     assert list(pinged) == ["nightly-backup"]
     assert list(never) == ["weekly-report"] and never["weekly-report"] >= 0
     assert shown(overdue) == {"": 0}
+    assert shown(each_overdue) == {"nightly-backup": 0, "weekly-report": 0}
+    assert shown(paused) == {"nightly-backup": 0, "weekly-report": 1}
     hub.stop()
     wait_for(lambda: prometheus.query('up{job="hub"} == 0'), timeout=SCRAPE_WAIT_SECONDS)
     assert shown(overdue) == {}
