@@ -237,10 +237,7 @@ async def pause_heartbeat(
     """No deadline and no alert until a ping or a resume; an open alert of the heartbeat
     resolves. One paused already is answered as it is (its first pause stands)."""
     body = data or PauseBody()
-    hub = request.app.state.hub
-    now, rules, who = hub.clock(), hub.current_rules(), _who(request, body.by)
-    row = await hub.store.write(lambda tx: heartbeats.pause(tx, name, now, rules, who, body.reason))
-    hub.show_heartbeats([row])
+    row = await pause(request.app.state.hub, name, _who(request, body.by), body.reason)
     return present(row)
 
 
@@ -257,11 +254,25 @@ async def resume_heartbeat(
 ) -> dict[str, Any]:
     """Its next deadline a period and grace from now (a ping resumes it too); 409 for
     one not paused."""
-    hub = request.app.state.hub
-    now, who = hub.clock(), _who(request, (data or ResumeBody()).by)
+    row = await resume(request.app.state.hub, name, _who(request, (data or ResumeBody()).by))
+    return present(row)
+
+
+async def pause(hub: Any, name: str, who: heartbeats.Who, reason: str) -> dict[str, Any]:
+    """Pause the heartbeat and bring its gauges up to date: what the API and the
+    console both do, ``who`` saying which."""
+    now, rules = hub.clock(), hub.current_rules()
+    row = await hub.store.write(lambda tx: heartbeats.pause(tx, name, now, rules, who, reason))
+    hub.show_heartbeats([row])
+    return row
+
+
+async def resume(hub: Any, name: str, who: heartbeats.Who) -> dict[str, Any]:
+    """Resume the heartbeat and bring its gauges up to date (the API's and the console's)."""
+    now = hub.clock()
     row = await hub.store.write(lambda tx: heartbeats.resume(tx, name, now, who))
     hub.show_heartbeats([row])
-    return present(row)
+    return row
 
 
 def _who(request: Request, by: str | None) -> heartbeats.Who:

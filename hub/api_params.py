@@ -52,13 +52,13 @@ class BadQueryParameter(HubError):
     title = "Bad request"
 
 
-def check_comment(text: str) -> None:
-    """Refuse a comment over ``COMMENT_MAX``, naming the field and the limit, rather
-    than storing a wall of text or cutting it short unseen."""
+def check_comment(text: str, field: str = "comment") -> None:
+    """Refuse a comment (or a pause's ``reason``) over ``COMMENT_MAX``, naming the field
+    and the limit, rather than storing a wall of text or cutting it short unseen."""
     if len(text) > COMMENT_MAX:
         raise InvalidPayload(
-            f"comment: at most {COMMENT_MAX} characters; this one has {len(text)}",
-            field="$.comment",
+            f"{field}: at most {COMMENT_MAX} characters; this one has {len(text)}",
+            field=f"$.{field}",
         )
 
 

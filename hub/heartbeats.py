@@ -155,13 +155,15 @@ def ping(
 @dataclass(frozen=True)
 class Who:
     """Who pauses or resumes a heartbeat, and the token that named them (None: the
-    token itself), as ``access.Caller.naming`` gives them."""
+    token itself), as ``access.Caller.naming`` gives them; ``via`` the way they came
+    (``api``, ``console``), for the log."""
 
     by: str
     token: str | None = None
+    via: str = "api"
 
     def logged(self) -> str:
-        return f"by={logs.value(self.by)} via=api{logs.vouched(self.token)}"
+        return f"by={logs.value(self.by)} via={self.via}{logs.vouched(self.token)}"
 
 
 def pause(tx: Tx, name: str, now: float, rules: Rules, who: Who, reason: str) -> dict:

@@ -4,6 +4,7 @@ form. (tests/test_console_browser.py drives the same pages in a real browser.)""
 from __future__ import annotations
 
 import html
+import logging
 import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -530,6 +531,82 @@ def test_the_heartbeats_page_shows_a_paused_heartbeat_with_who_paused_it_and_why
         r" · host in maintenance</div>",
         row.group(0),
     )
+
+
+ETL = '[[heartbeats]]\nname = "etl"\nperiod = "1h"\n'
+
+
+def etl_row(page: str) -> str:
+    row = re.search(r'<tr data-heartbeat="etl">.*?</tr>', page, re.S)
+    assert row, page
+    return row.group(0)
+
+
+def etl_state(http) -> dict:
+    return http.get("/api/v1/heartbeats/etl", headers={"Authorization": "Bearer read-token"}).json()
+
+
+def test_a_writer_pauses_a_heartbeat_with_why_and_resumes_it_from_the_console(hub_factory, caplog):
+    """Pausing one took curl or the CLI; the console's buttons record the signed-in
+    person, as its incident actions do, and the paused gauge follows them."""
+    caplog.set_level(logging.INFO, logger="hub.heartbeats")
+    hub = start(hub_factory, more=ETL)
+    with hub.client() as http:
+        sign_in(http, "write-token")
+        listed = http.get("/heartbeats").text
+        assert 'action="/heartbeats/etl/pause"' in etl_row(listed)
+        csrf = csrf_in(listed)
+        forged = http.post("/heartbeats/etl/pause", data={"_csrf": "forged", "reason": "x"})
+        assert forged.status_code == 403
+        assert etl_state(http)["state"] == "new", "a forged post changed nothing"
+
+        why = {"_csrf": csrf, "reason": "host in maintenance"}
+        paused = http.post("/heartbeats/etl/pause", data=why)
+        assert (paused.status_code, paused.headers["location"]) == (
+            303,
+            "/heartbeats?done=paused",
+        )
+        shown = http.get(paused.headers["location"]).text
+        assert render.NOTICES["paused"] in html.unescape(shown)
+        assert 'action="/heartbeats/etl/resume"' in etl_row(shown)
+        row = etl_state(http)
+        assert (row["state"], row["paused_by"], row["paused_via"], row["pause_reason"]) == (
+            "paused",
+            "will",
+            None,
+            "host in maintenance",
+        )
+        assert 'hub_heartbeat_paused{heartbeat="etl"} 1.0' in http.get("/metrics").text
+
+        resumed = http.post("/heartbeats/etl/resume", data={"_csrf": csrf})
+        assert resumed.headers["location"] == "/heartbeats?done=resumed"
+        assert render.NOTICES["resumed"] in html.unescape(http.get("/heartbeats?done=resumed").text)
+        assert etl_state(http)["state"] == "new"
+        assert 'hub_heartbeat_paused{heartbeat="etl"} 0.0' in http.get("/metrics").text
+        again = http.post("/heartbeats/etl/resume", data={"_csrf": csrf})
+        assert again.status_code == 409
+        assert "heartbeat &#39;etl&#39; is not paused" in again.text
+        too_long = http.post("/heartbeats/etl/pause", data={"_csrf": csrf, "reason": "x" * 2001})
+        assert too_long.status_code == 422
+        assert "reason: at most 2000 characters" in too_long.text
+        assert etl_state(http)["state"] == "new"
+    logged = [r.getMessage() for r in caplog.records if r.name == "hub.heartbeats"]
+    assert logged == [
+        'event=heartbeat_paused name=etl by=will via=console reason="host in maintenance"',
+        "event=heartbeat_resumed name=etl by=will via=console",
+    ]
+
+
+def test_a_reader_sees_no_heartbeat_buttons_and_cannot_post_one(hub_factory):
+    hub = start(hub_factory, more=ETL)
+    with hub.client() as http:
+        sign_in(http, "read-token")
+        listed = http.get("/heartbeats").text
+        refused = http.post("/heartbeats/etl/pause", data={"_csrf": csrf_in(listed)})
+        assert etl_state(http)["state"] == "new"
+    assert "<form" not in etl_row(listed)
+    assert refused.status_code == 403
+    assert "this needs the write role or higher; you have read" in html.unescape(refused.text)
 
 
 PROMETHEUS_SOURCE = """

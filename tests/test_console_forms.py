@@ -58,6 +58,7 @@ def test_an_action_posted_after_the_session_ended_comes_back_to_its_page_undone(
         ("/notifications/3/retry", "/notifications"),
         ("/silences/abc/expire", "/silences"),
         ("/deliveries/4/replay", "/deliveries/4"),
+        ("/heartbeats/etl/pause", "/heartbeats"),
     ],
 )
 def test_opening_an_action_url_leads_to_the_page_it_belongs_to(hub_factory, action, page):

@@ -1,5 +1,6 @@
 """The console's forms: acknowledge, snooze, unacknowledge and resolve an incident,
-create, change and expire silences, retry or dismiss a dead letter. Each post is checked (CSRF
+create, change and expire silences, retry or dismiss a dead letter, pause and resume
+a heartbeat. Each post is checked (CSRF
 token, then role) by ``viewer.posted`` and then calls the same function the API does.
 Success redirects (so a reload never repeats it) with a ``done`` banner; a refused
 change shows the page again with the reason.
@@ -14,13 +15,16 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from hub import api_incidents, api_replay, silencing, snoozes
+from hub import api_heartbeats, api_incidents, api_replay, heartbeats, silencing, snoozes
 from hub.api import RowId
+from hub.api_params import check_comment
 from hub.console import pages, render
 from hub.console.viewer import Viewer, local, posted
 from hub.errors import Conflict, Forbidden, InvalidPayload, MalformedBody, NotFound
 
 ACTIONS = ("ack", "snooze", "unack", "resolve")
+HEARTBEAT_ACTIONS = {"pause": "paused", "resume": "resumed"}
+"""A heartbeat's actions and the banner each shows once done."""
 
 
 @post("/incidents/{incident_id:int}/{action:str}", name="console:act")
@@ -59,6 +63,7 @@ async def act(
         "/notifications/{notification_id:int}/{action:str}",
         "/silences/{silence_id:str}/expire",
         "/deliveries/{delivery_id:int}/replay",
+        "/heartbeats/{name:str}/{action:str}",
         "/logout",
     ],
     name="console:action-page",
@@ -174,6 +179,29 @@ async def replay(
     return Redirect(f"/deliveries/{answer['delivery_id']}?done=replayed", status_code=303)
 
 
+@post("/heartbeats/{name:str}/{action:str}", name="console:heartbeat")
+async def heartbeat(
+    request: Request, viewer: NamedDependency[Viewer], name: FromPath[str], action: FromPath[str]
+) -> Redirect | Template:
+    """Pause a heartbeat with an optional why, or resume it (role write, as in the API),
+    recorded as the signed-in person; a refusal (resuming one a ping already resumed, a
+    reason too long) shows the list again with why."""
+    if action not in HEARTBEAT_ACTIONS:
+        raise NotFound(f"no heartbeat action {action!r}")
+    form = await posted(request, viewer, "write")
+    hub, who = request.app.state.hub, heartbeats.Who(viewer.name or "console", via="console")
+    try:
+        if action == "pause":
+            reason = str(form.get("reason", "")).strip()
+            check_comment(reason, "reason")
+            await api_heartbeats.pause(hub, name, who, reason)
+        else:
+            await api_heartbeats.resume(hub, name, who)
+    except (Conflict, InvalidPayload) as e:
+        return pages.heartbeats_page(request, viewer, error=e.detail, status=e.status)
+    return Redirect(f"/heartbeats?done={HEARTBEAT_ACTIONS[action]}", status_code=303)
+
+
 HANDLERS = [
     act,
     action_page,
@@ -182,4 +210,5 @@ HANDLERS = [
     expire_silence,
     dead_letter,
     replay,
+    heartbeat,
 ]

@@ -268,6 +268,12 @@ def caught(texts: list[str], labelsets: list[dict[str, str]]) -> list[bool]:
 
 @get("/heartbeats", name="console:heartbeats")
 async def heartbeats(request: Request, viewer: NamedDependency[Viewer]) -> Template:
+    return heartbeats_page(request, viewer)
+
+
+def heartbeats_page(
+    request: Request, viewer: NamedDependency[Viewer], error: str = "", status: int = 200
+) -> Template:
     """Each heartbeat; a down one with why (a failure reported, a deadline missed) and
     its incident, read from the alert it raised."""
     store = request.app.state.hub.store
@@ -276,7 +282,15 @@ async def heartbeats(request: Request, viewer: NamedDependency[Viewer]) -> Templ
     for row in rows:
         alert = alerts.get(heartbeat_checks.fingerprint(row["name"]))
         row["alert"] = alert if alert and alert["status"] == "firing" else None
-    return page(request, viewer, "heartbeats.html", live="heartbeats_table.html", heartbeats=rows)
+    return page(
+        request,
+        viewer,
+        "heartbeats.html",
+        live="heartbeats_table.html",
+        status=status,
+        error=error,
+        heartbeats=rows,
+    )
 
 
 @get("/oncall", name="console:oncall")

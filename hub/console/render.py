@@ -57,6 +57,8 @@ NOTICES = {
     "retry": "The notification will be sent again.",
     "dismiss": "The dead letter is dismissed; the incident's timeline says by whom.",
     "replayed": "The delivery was ingested again; this is the new one.",
+    "paused": "The heartbeat is paused: it raises nothing until a ping or a resume.",
+    "resumed": "The heartbeat is watched again: its next deadline is a period and grace from now.",
     "signed-out": "You are signed out: every console session of your token has ended.",
 }
 WARNINGS = {
@@ -74,6 +76,7 @@ _ACTION_PAGES = [
     (re.compile(r"/silences/[^/]+/expire"), "/silences"),
     (re.compile(r"/silences"), "/silences/new"),
     (re.compile(r"/deliveries/(\d+)/replay"), "/deliveries/{}"),
+    (re.compile(r"/heartbeats/[^/]+/[^/]+"), "/heartbeats"),
     (re.compile(r"/logout"), "/"),
 ]
 _ONCE = ("done", "undone", "mutes")

@@ -2,8 +2,8 @@
 check every form post goes through (CSRF token first, then the role).
 
 Roles are the API's (``[api] tokens``): a read token sees every page, a write token
-also acknowledges, resolves and silences, an admin token also retries dead letters.
-With no tokens configured the console is open and read-only, like the API.
+also acknowledges, resolves, silences and pauses heartbeats, an admin token also
+retries dead letters. With no tokens configured the console is open and read-only, like the API.
 """
 
 from __future__ import annotations
