@@ -427,14 +427,13 @@ async def retry(hub: Any, notification_id: int, by: str, *, via: str) -> None:
     """Give a dead letter a fresh attempt budget and wake the sender (one for a
     receiver the config lacked goes to each of its URLs: ``dispatch.retry``); 404
     unknown, 409 not dead, or for a receiver or URL a reload removed, or a stored row
-    that cannot be read until it is repaired (``outbox.message``; each would only die
+    that cannot be read until it is repaired (``outbox.readable``; each would only die
     again at once). Shared by the API and the console's retry button."""
     row = _notification(hub, notification_id)
-    read = outbox.message(row)
-    receiver = None if isinstance(read, str) else outbox.reachable(hub.config, row)
-    if receiver is None:
-        why = read if isinstance(read, str) else outbox.unreachable(hub.config, row)
-        raise Conflict(f"notification {notification_id} cannot be sent again: {why}")
+    found = outbox.readable(hub.config, row, outbox.reachable)
+    if isinstance(found, str):
+        raise Conflict(f"notification {notification_id} cannot be sent again: {found}")
+    _, receiver = found
     now = hub.clock()
     if not await hub.store.write(lambda tx: dispatch.retry(tx, row, receiver, now)):
         raise Conflict(f"notification {notification_id} is not dead-lettered")

@@ -33,9 +33,12 @@ class LogfmtFormatter(logging.Formatter):
         return line
 
 
-def value(text: str) -> str:
+def value(text: object) -> str:
     """A logfmt value: bare when it is one plain word, else quoted with JSON's escapes,
-    so that a space, a quote or a line break a sender chose cannot break the line."""
+    so that a space, a quote or a line break a sender chose cannot break the line. What
+    is not text (bytes a fault left in a text column) is written as ``str`` shows it:
+    a log line must not fail on the row it reports."""
+    text = text if isinstance(text, str) else str(text)
     return text if _BARE.fullmatch(text) else json.dumps(text)
 
 

@@ -44,6 +44,9 @@ SHORT_ERROR = 120
 """The most characters of an error the timeline keeps; the delivery log has it all."""
 UNREADABLE = "its stored message could not be read"
 UNREADABLE_URLS = "its stored URL digests (url_keys) could not be read"
+UNFORESEEN = "reading it or finding its URL failed"
+LONG_ERROR = 300
+"""The most characters of an unforeseen error a notification keeps (``readable``)."""
 T = TypeVar("T")
 _OS_CAUSE = re.compile(r"\[Errno -?\d+\] ([^\"'()]+)")
 
@@ -124,6 +127,28 @@ def destination(config: Config, row: dict) -> tuple[Receiver, str] | None:
     if position < len(keys) and keys[position] not in queued:
         return receiver, receiver.urls[position]
     return None
+
+
+def readable(
+    config: Config, row: dict, find: Callable[[Config, dict], T | None]
+) -> tuple[NotificationContext, T] | str:
+    """The row's message and where ``find`` says it goes (``destination`` for a send,
+    ``reachable`` for a retry), or why it cannot go: the row cannot be read
+    (``message``), its receiver or URL is gone (``unreachable``), or anything on the
+    way raised that no check foresaw (a receiver stored as bytes, a bug). Such a row
+    fails the same way at every try, so it is a dead letter, and a retry is refused
+    until it is repaired. Without this guard the send task died, and the row stayed
+    claimed until its lease ran out and was claimed again, forever: neither sent nor
+    dead, and nobody saw why. An error's reason names its type and message, URLs cut
+    to their hosts, never a traceback's values."""
+    try:
+        context = message(row)
+        if isinstance(context, str):
+            return context
+        found = find(config, row)
+        return unreachable(config, row) if found is None else (context, found)
+    except Exception as e:
+        return _cut(f"{UNFORESEEN}: {_describe(e)}", LONG_ERROR)
 
 
 def message(row: dict) -> NotificationContext | str:
@@ -252,8 +277,12 @@ def short_error(error: str | None) -> str:
         return "no reason given"
     cause = _OS_CAUSE.search(error)
     text = cause.group(1).strip().lower() if cause else error.split("; ")[0].strip()
-    text = channels.without_url_paths(text).rstrip(".")
-    return text if len(text) <= SHORT_ERROR else text[: SHORT_ERROR - 1] + "…"
+    return _cut(channels.without_url_paths(text).rstrip("."), SHORT_ERROR)
+
+
+def _cut(text: str, most: int) -> str:
+    """``text`` in at most ``most`` characters, an ellipsis saying it was cut."""
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def settled_entry(tx: Tx, row: dict, state: str, error: str | None, now: float) -> None:
@@ -415,13 +444,10 @@ class Sender(Worker):
             self.metrics.attempt_seconds.labels(row["integration"]).observe(max(seconds, 0))
 
     async def _send(self, rules: Rules, row: dict) -> Sent | Failure:
-        context = message(row)
-        if isinstance(context, str):
-            return Failure(context, retryable=False)
-        found = destination(rules.config, row)
-        if found is None:
-            return Failure(unreachable(rules.config, row), retryable=False)
-        receiver, url = found
+        found = readable(rules.config, row, destination)
+        if isinstance(found, str):
+            return Failure(found, retryable=False)
+        context, (receiver, url) = found
         call = asyncio.get_running_loop().run_in_executor(
             self._pool, render_and_send, rules.templates, url, receiver.timeout, context
         )
@@ -447,35 +473,55 @@ class Sender(Worker):
             failure, error = result, result.reason
         else:
             failure, error = None, result.template_error
-        state, due = _next_state(config, row, failure, now)
 
-        def settle(tx: Tx) -> None:
+        def settle(tx: Tx) -> str:
+            state, due = _next_state(config, row, failure, now)
             outcome = "sent" if failure is None else "failed"
             tx.record_attempt(row["id"], started, duration_ms, outcome, error)
             if tx.finish_notification(row["id"], state, error, now, due):
                 settled_entry(tx, row, state, error, now)
+            tx.log(
+                log,
+                logging.INFO if state != "dead" and error is None else logging.WARNING,
+                "event=notification_%s id=%d receiver=%s integration=%s attempt=%d%s",
+                state,
+                row["id"],
+                logs.value(row["receiver"]),
+                logs.value(row["integration"]),
+                row["attempts"],
+                "" if error is None else f" error={logs.value(error)}",
+            )
+            return state
 
-        await self._record(settle)
-        self._count(row, state, now, template_failed=failure is None and error is not None)
-        log.log(
-            logging.INFO if state != "dead" and error is None else logging.WARNING,
-            "event=notification_%s id=%d receiver=%s integration=%s attempt=%d%s",
-            state,
-            row["id"],
-            logs.value(row["receiver"]),
-            logs.value(row["integration"]),
-            row["attempts"],
-            "" if error is None else f" error={logs.value(error)}",
-        )
+        state = await self._record(row["id"], now, settle)
+        if state is not None:
+            self._count(row, state, now, template_failed=failure is None and error is not None)
 
-    async def _record(self, settle: Callable[[Tx], None]) -> None:
+    async def _record(
+        self, notification_id: int, now: float, settle: Callable[[Tx], str]
+    ) -> str | None:
         """Commit an attempt's outcome, again and again while the store refuses it (a
         write lock held past its wait, a failed commit): the send happened, and a row
         left claimed would go out again once its lease ran out, with no trace of this
-        attempt. A hub stopping gives up; the next start sends the row again."""
+        attempt. A hub stopping gives up; the next start sends the row again.
+
+        The outcome is one item of the worker's (``Isolation``): if writing it raises
+        (a row whose values no check foresaw, as ``readable`` guards the send), it is
+        undone, logged as ``worker_item_failed``, counted, and the row put back in the
+        queue, its attempt not counted, for the item's next try (a minute, doubled at
+        each failure in a row, up to an hour). Before, the send task died, and the row,
+        left claimed, was tried again at every lease for ever, counted nowhere. This is
+        the simplest bound that needs no write that might raise in turn: a dead letter
+        whose entry cannot be written stays queued, not dead, and a sent message goes
+        out again (at least once), but each only at the item's pace, each try logged.
+        Returns the row's state, None if it was put back."""
+        item = f"notification={notification_id}"
+        unclaim = functools.partial(_unclaim, notification_id=notification_id)
         while True:
             try:
-                return await self.store.write(settle, background=True)
+                return await self.write_round(
+                    self.store, now, lambda tx, isolation: isolation.run(tx, item, settle, unclaim)
+                )
             except Unavailable:
                 if self._stopping:
                     raise
