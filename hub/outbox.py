@@ -221,7 +221,8 @@ def claim(
 ) -> list[dict]:
     """Claim the rows due (``Tx.claim_notifications``), each read on its own
     (``isolation``): one SQLite cannot read is put back for later, the others go out
-    (one whose JSON is malformed is read, and dead-lettered: ``message``)."""
+    (one whose JSON is malformed is read, and dead-lettered: ``message``). A claim is
+    no row's last step: its failures in a row end once its outcome is written."""
     claimed = []
     for notification_id in tx.claim_notifications(now, lease, limit, sending):
         row = isolation.run(
@@ -229,6 +230,7 @@ def claim(
             f"notification={notification_id}",
             functools.partial(Tx.claimed_notification, notification_id=notification_id),
             functools.partial(_unclaim, notification_id=notification_id),
+            last=False,
         )
         if row is not None:
             claimed.append(row)

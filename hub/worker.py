@@ -94,12 +94,18 @@ class Isolation:
         item: str,
         handle: Callable[[Tx], R],
         postpone: Callable[[Tx, float], None],
+        *,
+        last: bool = True,
     ) -> R | None:
         """``handle`` one item, named in the log by ``item`` (logfmt pairs such as
-        ``incident=7``); None if it raised, once ``postpone`` set its next try."""
+        ``incident=7``); None if it raised, once ``postpone`` set its next try. A step
+        that another round's step follows (``last`` False: the outbox's claim, then the
+        send's outcome) going through leaves the item's failures in a row as they were:
+        it is only through once its last step is."""
         result, error = tx.isolated(handle)
         if error is None:
-            self.succeeded(item)
+            if last:
+                self.succeeded(item)
             return result
         failures = self._failures(item) + 1
         self.outcomes[item] = failures

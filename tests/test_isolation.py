@@ -257,6 +257,28 @@ def test_a_dead_letter_whose_outcome_cannot_be_written_is_tried_again_a_minute_l
         assert "checkout down" in mailbox.subjects()[-1]
 
 
+def test_a_notification_whose_outcome_keeps_failing_is_tried_less_often(hub_factory, smtp, caplog):
+    """Its claim, which goes through, is no end of the item's failures in a row: the
+    claim reset them, so a row whose outcome can never be written (a message sent,
+    then sent again at each try) was tried every minute for ever, not 1, 2, 4 ..."""
+    _, hub, clock = notifying_ops(hub_factory, smtp, caplog)
+    with hub.client(headers=ADMIN) as http:
+        broken = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: [d["state"] for d in deliveries(http, incident=broken)] == ["sent"])
+        queued = stored(hub, "SELECT id FROM notifications WHERE incident_id = ?", broken)
+        requeued = "UPDATE notifications SET state = 'pending', due_at = 0, payload = '{'"
+        edit(hub, f"{requeued}, retried_attempts = 'none' WHERE id = ?", queued)
+
+        for failures, delay in [(1, 60), (2, 120), (3, 240)]:
+            wait_for(lambda n=failures: set_aside(http, "outbox") == n)
+            line = failure_lines(caplog, "outbox")[-1]
+            assert line.endswith(f" failures={failures} retry_in={delay}")
+            due = stored(hub, "SELECT due_at FROM notifications WHERE id = ?", queued)
+            assert due == pytest.approx(clock() + delay, abs=5)
+            assert failing(http, "outbox") == 1
+            clock.advance(delay)
+
+
 def without_alerts(payload: bytes) -> str:
     return json.dumps({k: v for k, v in json.loads(payload).items() if k != "alerts"})
 
