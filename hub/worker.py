@@ -37,11 +37,10 @@ MAX_RETRY_SECONDS = 3600.0
 """The longest an item is set aside, however often it failed in a row: a row that stays
 broken for days runs its failing code and logs its error once an hour, not every
 minute, and is still tried within the hour once someone repairs it."""
-FORGET_SECONDS = 2 * MAX_RETRY_SECONDS
-"""How long a failing item's streak is kept with no news of it. Every item set aside
-is tried again within ``MAX_RETRY_SECONDS``, so one not heard of for longer is gone
-(its incident deleted, its alert ended by a re-send); one whose due time something
-else moved later merely starts again at a minute."""
+LATE_SECONDS = 300.0
+"""How late past its retry (or as late as its retry's wait, if longer) a set-aside
+item may be tried before it is taken for gone (``Streak.forgotten``): room for a send
+in flight and a busy round."""
 
 
 def doubled(base: float, times: int, cap: float) -> float:
@@ -62,6 +61,15 @@ class Streak(NamedTuple):
 
     failures: int
     at: float
+
+    def forgotten(self, now: float) -> bool:
+        """Whether the item is gone: it was due again ``retry_delay`` after its last
+        failure, and ``LATE_SECONDS`` more passed with no news of it (its incident
+        resolved, its alert ended by a re-send). Kept two hours, it stayed gauged
+        failing, and HubWorkerItemsFailing paged for a fault long gone; one whose due
+        time something else moved later merely starts again at a minute."""
+        delay = retry_delay(self.failures)
+        return now > self.at + delay + max(delay, LATE_SECONDS)
 
 
 @dataclass
@@ -203,15 +211,13 @@ class Worker:
 
     def _remember(self, outcomes: dict[str, int], now: float) -> None:
         """Keep each item's failures in a row as the round left them: forget one that
-        went through, and one not heard of for ``FORGET_SECONDS``."""
+        went through, and one not heard of for long (``Streak.forgotten``)."""
         for item, failures in outcomes.items():
             if failures:
                 self._streaks[item] = Streak(failures, now)
             else:
                 del self._streaks[item]
-        for item in [
-            item for item, streak in self._streaks.items() if streak.at < now - FORGET_SECONDS
-        ]:
+        for item in [item for item, streak in self._streaks.items() if streak.forgotten(now)]:
             del self._streaks[item]
 
     def stop(self) -> None:

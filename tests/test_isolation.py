@@ -27,7 +27,7 @@ from test_expiry import start as start_expiring_hub
 from test_heartbeats import start_hub as start_heartbeat_hub
 from test_snooze import snooze
 
-from hub.worker import RETRY_SECONDS
+from hub.worker import LATE_SECONDS, RETRY_SECONDS
 
 SECOND_HEARTBEAT = """
 [[heartbeats]]
@@ -471,3 +471,28 @@ def test_an_item_that_stays_broken_is_tried_less_often_until_it_goes_through(
         clock.advance(10)
         wait_for(lambda: set_aside(http, "expirer") == 4)
         assert failure_lines(caplog, "expirer")[-1].endswith(" failures=1 retry_in=60")
+
+
+def test_an_item_gone_while_set_aside_is_no_longer_gauged_failing(hub_factory, smtp, caplog):
+    """An alert set aside at its end, then re-sent (its labels repaired meanwhile): the
+    expirer has nothing to try any more, so no try goes through to clear its failures.
+    They were kept two hours, and HubWorkerItemsFailing paged for a fault long gone;
+    an item not tried again within minutes of its retry is forgotten."""
+    caplog.set_level(logging.ERROR, logger="hub.worker")
+    _, smtp_port = smtp
+    clock = MovedClock()
+    hub = start_expiring_hub(hub_factory, smtp_port, clock)
+    with hub.client() as http:
+        post(http, alert("db1", ends_in=9, clock=clock))
+        broken = status_of(http, "db1")["id"]
+        labels = stored(hub, "SELECT labels FROM alerts WHERE id = ?", broken)
+        edit(hub, "UPDATE alerts SET labels = '{' WHERE id = ?", broken)
+        clock.advance(10)  # past its end
+        wait_for(lambda: failing(http, "expirer") == 1)
+
+        edit(hub, "UPDATE alerts SET labels = ? WHERE id = ?", labels, broken)
+        post(http, alert("db1", ends_in=4 * 3600, clock=clock))
+        clock.advance(RETRY_SECONDS + LATE_SECONDS + 1)
+        wait_for(lambda: failing(http, "expirer") == 0)
+        assert status_of(http, "db1")["status"] == "firing"
+        assert set_aside(http, "expirer") == 1
