@@ -732,13 +732,16 @@ def _pairs(labels: Mapping[str, str]) -> list[str]:
 _MARKUP = re.compile(r"\\(?=[!-/:-@\[-`{-~])|[<>\[\]]")
 """What ``_md`` escapes: the brackets of links, mentions and raw HTML, and a backslash
 that would escape the character after it."""
-_MENTION = re.compile(r"(?<![\w/])@(?=[\w&!])|@(?=everyone|here|[\d&!])|<(?=at>)", re.IGNORECASE)
+_MENTION = re.compile(
+    r"(?<![\w/])@(?=[\w&!])|@(?=everyone|here|[&!]|\d{17})|<(?=at>)", re.IGNORECASE
+)
 """What starts a mention: an ``@`` before a word (``@everyone``, ``@here``, ``@channel``,
 ``@all``, ``@room``, ``@alice``, ``<@123>``, ``<@&42>``), or inside one before what
 Discord, and Apprise's Discord plugin looking for pings in the body, take for one
-anyway (``x@everyone``, ``x@123``); and the ``<`` of a Teams ``<at>`` tag, which
-Apprise's Teams plugin turns into a mention. An e-mail address, and a link to a
-``/@team`` page, are left whole."""
+anyway (``x@everyone``, ``x@&42``, a user's id: 17 digits or more); and the ``<`` of a
+Teams ``<at>`` tag, which Apprise's Teams plugin turns into a mention. An e-mail
+address, a link to a ``/@team`` page, and ``deploy@10.0.0.5`` or ``lib@1.2.3``, which
+people copy into a shell or a silence, are left whole."""
 ZERO_WIDTH_SPACE = "\u200b"
 
 

@@ -318,3 +318,18 @@ def test_urls_are_shown_redacted(url, secret):
     shown = channels.redact(url, timeout=7)
     assert secret not in shown
     assert shown.startswith(url.partition("://")[0])
+
+
+@responses.activate
+def test_an_address_or_version_a_sender_wrote_is_copied_from_chat_as_written():
+    """What follows an ``@`` inside a word is no mention unless Discord could take it
+    for one (``x@everyone``, an id of 17 digits or more): a zero-width space in
+    ``deploy@10.0.0.5`` or ``lib@1.2.3`` went along with whatever was copied, so the
+    command failed and a silence made from the label matched nothing."""
+    hook = responses.post(DISCORD_HOOK, json={})
+    copied = "deploy@10.0.0.5 lib@1.2.3"
+    send(DISCORD_URL, hostile(copied))
+    content = json.loads(hook.calls[0].request.body)["content"]
+    assert "\u200b" not in content, content
+    assert f"`team={copied}`" in content
+    assert f"description: page {copied}" in content
