@@ -215,8 +215,8 @@ class Worker:
         for item, failures in outcomes.items():
             if failures:
                 self._streaks[item] = Streak(failures, now)
-            else:
-                del self._streaks[item]
+            else:  # another of this worker's writes in flight may have forgotten it
+                self._streaks.pop(item, None)
         for item in [item for item, streak in self._streaks.items() if streak.forgotten(now)]:
             del self._streaks[item]
 
