@@ -23,9 +23,11 @@ from litestar.openapi.spec import (
     Components,
     OpenAPI,
     OpenAPIMediaType,
+    OpenAPIType,
     Operation,
     Parameter,
     RequestBody,
+    Schema,
 )
 
 from hub import problems, silences
@@ -511,6 +513,28 @@ def document(openapi: OpenAPI) -> None:
             content={"application/json": media}, required=True
         )
     _integer_bounds(openapi)
+    _optional_bodies(openapi)
+
+
+def _optional_bodies(openapi: OpenAPI) -> None:
+    """Say a body its handler does without (``data: JSONBody[X | None] = None``: pause,
+    resume, an incident's ack) is optional. Litestar marks every body required, so a
+    client generated from the document would send one where hub asks for none."""
+    for item in (openapi.paths or {}).values():
+        for operation in problems.operations(item):
+            body = operation.request_body
+            if isinstance(body, RequestBody) and _admits_null(body):
+                body.required = False
+
+
+def _admits_null(body: RequestBody) -> bool:
+    """Whether the body's JSON schema lets it be ``null``, Litestar's word for ``None``."""
+    media = (body.content or {}).get("application/json")
+    schema = media.schema if media is not None else None
+    return isinstance(schema, Schema) and any(
+        isinstance(option, Schema) and option.type == OpenAPIType.NULL
+        for option in schema.one_of or ()
+    )
 
 
 def _integer_bounds(openapi: OpenAPI) -> None:

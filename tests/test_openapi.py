@@ -325,6 +325,32 @@ def test_bodies_read_by_their_handlers_are_documented_with_an_example(hub, path,
     schemathesis.openapi.from_dict(document)[path]["POST"].validate_response(created)
 
 
+def admits_null(operation: dict) -> bool:
+    """Whether the operation's JSON body may be ``null`` (its handler's ``data`` is
+    ``X | None = None``)."""
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    return {"type": "null"} in body.get("schema", {}).get("oneOf", [])
+
+
+def test_a_body_a_handler_does_without_is_documented_as_optional(hub):
+    """Pause and resume, like an incident's ack, take no body at all (the CLI and a
+    plain ``curl -X POST`` send none): a client generated from a document saying the
+    body is required would refuse to call them without one."""
+    found = {key: op for key, op in operations(served(hub)).items() if admits_null(op)}
+    assert {
+        ("post", "/api/v1/heartbeats/{name}/pause"),
+        ("post", "/api/v1/heartbeats/{name}/resume"),
+        ("post", "/api/v1/incidents/{incident_id}/ack"),
+    } <= set(found)
+    assert {key: op["requestBody"]["required"] for key, op in found.items()} == dict.fromkeys(
+        found, False
+    )
+    with hub.client(headers=CREDENTIALS["write"]) as http:
+        for action in ("pause", "resume"):
+            done = http.post(f"/api/v1/heartbeats/nightly/{action}")
+            assert done.status_code == 200, done.text
+
+
 def test_the_ack_link_is_a_page_for_people_and_not_in_the_api_document(hub):
     assert not [path for path in served(hub)["paths"] if path.startswith("/ack/")]
 
