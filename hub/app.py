@@ -326,6 +326,8 @@ class Runtime:
             self.metrics.heartbeat_last_ping.labels(row["name"]).set(row["last_ping"] or 0)
             self.metrics.heartbeat_overdue.labels(row["name"]).set(row["overdue"])
             self.metrics.heartbeat_paused.labels(row["name"]).set(row["paused_at"] is not None)
+            if row["paused_at"] is not None:
+                self._unwatched(row["name"])
         if rows:
             self.changed()
 
@@ -339,14 +341,22 @@ class Runtime:
     def forget_heartbeat(self, name: str) -> None:
         """A deleted heartbeat's series go away with it."""
         self.metrics.forget_heartbeat(name)
+        self._unwatched(name)
 
     def forget_heartbeats(self, names: list[str]) -> None:
         """Config heartbeats a sync removed: their series go, and the dispatcher sees
         the alerts their removal resolved."""
         for name in names:
-            self.metrics.forget_heartbeat(name)
+            self.forget_heartbeat(name)
         if names:
             self.changed()
+
+    def _unwatched(self, name: str) -> None:
+        """A heartbeat paused or removed is no longer the watchdog's: one it set aside
+        would never be tried again, and counted failing for hours after an operator
+        paused it to stop it (``Worker.forget``)."""
+        if self.watchdog is not None:
+            self.watchdog.forget(heartbeats.item(name))
 
     async def stop(self) -> None:
         if self.scheduler.running:

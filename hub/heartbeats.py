@@ -217,13 +217,18 @@ def expire_due(tx: Tx, now: float, rules: Rules, isolation: Isolation) -> list[d
     for name in tx.due_heartbeats(now, BATCH):
         updated = isolation.run(
             tx,
-            f"heartbeat={logs.value(name)}",
+            item(name),
             partial(_expire, name=name, now=now, rules=rules),
             partial(_postpone, name=name),
         )
         if updated is not None:
             expired.append(updated)
     return expired
+
+
+def item(name: str) -> str:
+    """The heartbeat as the watchdog names it in the log, and knows a set-aside one."""
+    return f"heartbeat={logs.value(name)}"
 
 
 def _expire(tx: Tx, name: str, now: float, rules: Rules) -> dict:

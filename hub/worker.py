@@ -220,6 +220,12 @@ class Worker:
         for item in [item for item, streak in self._streaks.items() if streak.forgotten(now)]:
             del self._streaks[item]
 
+    def forget(self, item: str) -> None:
+        """``item`` left this worker (a heartbeat paused or deleted): a set-aside one
+        will not be tried again, so it no longer counts as failing."""
+        if self._streaks.pop(item, None) is not None:
+            self._set_aside(0, len(self._streaks))
+
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()

@@ -25,7 +25,7 @@ from test_escalation import start_hub as start_escalating_hub
 from test_expiry import alert, ended_total, post, status_of
 from test_expiry import start as start_expiring_hub
 from test_heartbeats import start_hub as start_heartbeat_hub
-from test_snooze import snooze
+from test_snooze import after_a_worker_round, snooze
 
 from hub.worker import LATE_SECONDS, RETRY_SECONDS
 
@@ -400,6 +400,32 @@ def test_a_heartbeat_left_malformed_is_set_aside_and_other_heartbeats_go_down(
         )
         wait_for(lambda: "nightly backup did not report" in mailbox.text_of(-1))
         assert set_aside(http, "watchdog") == 1
+
+
+@pytest.mark.parametrize("stop", ["pause", "delete"])
+def test_a_set_aside_heartbeat_paused_or_deleted_is_no_longer_counted_failing(
+    hub_factory, smtp, stop
+):
+    """An operator pauses (or deletes) a heartbeat whose alert cannot be raised, so
+    that the watchdog stops trying: it is never tried again, so nothing told the
+    watchdog it went through, and ``hub_worker_items_failing`` (``HubWorkerItemsFailing``,
+    critical) held at 1 for two hours after the pause."""
+    _, smtp_port = smtp
+    clock = MovedClock()
+    hub = start_heartbeat_hub(hub_factory, smtp_port, clock=clock)
+    with hub.client(headers=WRITE) as http:
+        http.post("/api/v1/heartbeats", json={"name": "etl", "period": "1h"}).raise_for_status()
+        edit(hub, "UPDATE heartbeats SET labels = '[1]' WHERE name = 'etl'")  # no mapping
+        clock.advance(3661)
+        wait_for(lambda: failing(http, "watchdog") == 1)
+        if stop == "pause":
+            assert http.post("/api/v1/heartbeats/etl/pause").json()["state"] == "paused"
+        else:
+            assert http.delete("/api/v1/heartbeats/etl").status_code == 200
+        assert failing(http, "watchdog") == 0
+        clock.advance(RETRY_SECONDS)
+        after_a_worker_round()
+        assert (failing(http, "watchdog"), set_aside(http, "watchdog")) == (0, 1)
 
 
 def test_an_alert_left_malformed_is_set_aside_and_other_alerts_end(hub_factory, smtp, caplog):
