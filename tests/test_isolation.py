@@ -460,13 +460,9 @@ def end_check(hub, alert_id: int) -> float:
     return stored(hub, "SELECT end_check_at FROM alerts WHERE id = ?", alert_id)
 
 
-def test_an_item_that_stays_broken_is_tried_less_often_until_it_goes_through(
-    hub_factory, smtp, caplog
-):
-    """A row that stayed broken ran its failing code and logged an error every minute
-    for days: each failure in a row now doubles the wait (a minute, 2, 4 ...), stored
-    as the item's due time and said in the log, and gauged while its last try failed;
-    once the item goes through, its next failure waits a minute again."""
+def expiring_one_broken_alert(hub_factory, smtp, caplog) -> tuple[Any, MovedClock, int, str]:
+    """An expiring hub on a moved clock with alert ``db1`` firing, due to end in 9 s, its
+    labels left malformed; its id and its labels as they were."""
     caplog.set_level(logging.ERROR, logger="hub.worker")
     _, smtp_port = smtp
     clock = MovedClock()
@@ -474,9 +470,20 @@ def test_an_item_that_stays_broken_is_tried_less_often_until_it_goes_through(
     with hub.client() as http:
         post(http, alert("db1", ends_in=9, clock=clock))
         broken = status_of(http, "db1")["id"]
-        labels = stored(hub, "SELECT labels FROM alerts WHERE id = ?", broken)
-        edit(hub, "UPDATE alerts SET labels = '{' WHERE id = ?", broken)
+    labels = stored(hub, "SELECT labels FROM alerts WHERE id = ?", broken)
+    edit(hub, "UPDATE alerts SET labels = '{' WHERE id = ?", broken)
+    return hub, clock, broken, labels
 
+
+def test_an_item_that_stays_broken_is_tried_less_often_until_it_goes_through(
+    hub_factory, smtp, caplog
+):
+    """A row that stayed broken ran its failing code and logged an error every minute
+    for days: each failure in a row now doubles the wait (a minute, 2, 4 ...), stored
+    as the item's due time and said in the log, and gauged while its last try failed;
+    once the item goes through, its next failure waits a minute again."""
+    hub, clock, broken, labels = expiring_one_broken_alert(hub_factory, smtp, caplog)
+    with hub.client() as http:
         clock.advance(10)  # past its end
         for failures, delay in [(1, 60), (2, 120), (3, 240)]:
             wait_for(lambda n=failures: set_aside(http, "expirer") == n)
@@ -504,15 +511,8 @@ def test_an_item_gone_while_set_aside_is_no_longer_gauged_failing(hub_factory, s
     expirer has nothing to try any more, so no try goes through to clear its failures.
     They were kept two hours, and HubWorkerItemsFailing paged for a fault long gone;
     an item not tried again within minutes of its retry is forgotten."""
-    caplog.set_level(logging.ERROR, logger="hub.worker")
-    _, smtp_port = smtp
-    clock = MovedClock()
-    hub = start_expiring_hub(hub_factory, smtp_port, clock)
+    hub, clock, broken, labels = expiring_one_broken_alert(hub_factory, smtp, caplog)
     with hub.client() as http:
-        post(http, alert("db1", ends_in=9, clock=clock))
-        broken = status_of(http, "db1")["id"]
-        labels = stored(hub, "SELECT labels FROM alerts WHERE id = ?", broken)
-        edit(hub, "UPDATE alerts SET labels = '{' WHERE id = ?", broken)
         clock.advance(10)  # past its end
         wait_for(lambda: failing(http, "expirer") == 1)
 
