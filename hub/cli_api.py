@@ -78,6 +78,16 @@ SILENCE_COLUMNS = (
     ("via", "created_via"),
     ("comment", "comment"),
 )
+HEARTBEAT_COLUMNS = (
+    ("name", "name"),
+    ("state", "state"),
+    ("last ping", "last_ping"),
+    ("due by", "deadline"),
+    ("period", "period"),
+    ("grace", "grace"),
+    ("paused by", "paused_by"),
+    ("why", "pause_reason"),
+)
 ONCALL_COLUMNS = (
     ("schedule", "schedule"),
     ("at", "at"),
@@ -301,6 +311,13 @@ def dismiss(args: argparse.Namespace, client: Client) -> Answer:
     return Answer(found, f"notification {found['id']} is {found['state']}")
 
 
+def heartbeat_list(args: argparse.Namespace, client: Client) -> Answer:
+    """Every heartbeat, config and API ones, with its state and its next deadline: what
+    to look at before pausing one, and after."""
+    rows = client.get("/api/v1/heartbeats")
+    return Answer(rows, display.table(rows, HEARTBEAT_COLUMNS))
+
+
 def heartbeat_pause(args: argparse.Namespace, client: Client) -> Answer:
     """Stop watching a heartbeat until a ping or a resume; the token's name (or ``--by``)
     is recorded as who, ``--reason`` as why."""
@@ -452,7 +469,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     at = add(commands, "oncall", "who is on call for a schedule", oncall)
     at.add_argument("name", help="schedule name")
     at.add_argument("--at", type=moment, help="RFC 3339 time (default: now)")
-    _heartbeats(commands.add_parser("heartbeat", help="pause or resume a heartbeat"), add)
+    _heartbeats(commands.add_parser("heartbeat", help="list, pause or resume heartbeats"), add)
 
 
 def _add(
@@ -560,6 +577,7 @@ def _silences(parser: argparse.ArgumentParser, add: Callable[..., argparse.Argum
 
 def _heartbeats(parser: argparse.ArgumentParser, add: Callable[..., argparse.ArgumentParser]):
     actions = parser.add_subparsers(dest="heartbeat_command", required=True)
+    add(actions, "list", "every heartbeat, its state and next deadline", heartbeat_list)
     pausing = add(
         actions, "pause", "stop watching a heartbeat until a ping or a resume", heartbeat_pause
     )

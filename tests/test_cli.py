@@ -1031,3 +1031,33 @@ def test_a_heartbeat_is_paused_and_resumed_naming_who_and_when_it_is_due(running
     assert as_bob.stdout == "heartbeat backup is paused by bob via grafana\n"
     unknown = hub_cli(hub, "heartbeat", "pause", "nope")
     assert unknown.returncode == 1 and "404" in unknown.stderr
+
+
+def test_heartbeats_are_listed_with_their_state_next_deadline_and_who_paused_them(running):
+    hub, _ = running
+    with hub.client(headers={"Authorization": "Bearer write-token"}) as http:
+        for name in ("backup", "etl"):
+            made = http.post("/api/v1/heartbeats", json={"name": name, "period": "1d"})
+            assert made.status_code == 201, made.text
+    hub_cli(hub, "heartbeat", "pause", "etl", "--reason", "decommissioned")
+    listed = hub_cli(hub, "heartbeat", "list", token="read-token")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == [
+        "NAME",
+        "STATE",
+        "LAST",
+        "PING",
+        "DUE",
+        "BY",
+        "PERIOD",
+        "GRACE",
+        "PAUSED",
+        "BY",
+        "WHY",
+    ]
+    assert [row.split()[:2] for row in rows] == [["backup", "new"], ["etl", "paused"]]
+    assert re.fullmatch(r"backup\s+new\s+-\s+\S+Z\s+1d\s+1m\s+-\s+-", rows[0]), rows[0]
+    assert re.fullmatch(r"etl\s+paused\s+-\s+-\s+1d\s+1m\s+will\s+decommissioned", rows[1])
+    as_json = json.loads(hub_cli(hub, "heartbeat", "list", "-o", "json").stdout)
+    assert [(h["name"], h["state"]) for h in as_json] == [("backup", "new"), ("etl", "paused")]
