@@ -1926,6 +1926,7 @@ class Store:
         except Exception as e:
             if isinstance(e, sqlite3.Error) and not conn.in_transaction:
                 raise
+            _clear_frames(e)  # dropped here, but a cycle may keep it (``_run_in_savepoint``)
             conn.execute("ROLLBACK TO batch")
         else:
             conn.execute("RELEASE batch")
@@ -2331,13 +2332,29 @@ def _run_in_savepoint(
         # on this connection past the COMMIT, with the snapshot it read, until a
         # collection. Once another connection wrote (an operator's repair), every
         # BEGIN here would be refused (SQLITE_BUSY_SNAPSHOT). The frames' lines stay.
-        traceback.clear_frames(e.__traceback__)
+        _clear_frames(e)
         conn.execute("ROLLBACK TO request")
         conn.execute("RELEASE request")
         del tx.logged[kept:]
         return None, e
     conn.execute("RELEASE request")
     return result, None
+
+
+def _clear_frames(error: BaseException) -> None:
+    """Clear the frames of ``error``'s traceback and of every error it chains to: one
+    raised while handling another (``__context__``) or from it (``__cause__``) keeps
+    that one, and a cursor in its frames, alive as long as itself. A chain can loop
+    (an error raised again while handling itself), so each error is cleared once."""
+    seen: set[int] = set()
+    waiting = [error]
+    while waiting:
+        chained = waiting.pop()
+        if id(chained) in seen:
+            continue
+        seen.add(id(chained))
+        traceback.clear_frames(chained.__traceback__)
+        waiting += [e for e in (chained.__cause__, chained.__context__) if e is not None]
 
 
 def _locked(error: sqlite3.OperationalError) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import gc
 import socket
 import threading
 import time
@@ -86,6 +87,16 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
         yield mailbox, port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def no_cyclic_collection() -> Iterator[None]:
+    """The cyclic collector off, as hub serve leaves it for long spells (it collects
+    young objects only every 10,000 allocations): an error's traceback is a cycle, and
+    whatever its frames hold lives until the collector runs."""
+    gc.disable()
+    yield
+    gc.enable()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ as long after each failure in a row."""
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import logging
 import sqlite3
@@ -179,16 +178,6 @@ def requeue_edited(
     edit(hub, f"{queued_again}, {column} = {stored_as} WHERE id = ?", change(value), queued)
     hub.start()
     return queued, value
-
-
-@pytest.fixture
-def no_cyclic_collection():
-    """The cyclic collector off, as hub serve leaves it for long spells (it collects
-    young objects only every 10,000 allocations): an error's traceback is a cycle, and
-    whatever its frames hold lives until the collector runs."""
-    gc.disable()
-    yield
-    gc.enable()
 
 
 def test_a_queued_message_left_malformed_is_set_aside_and_other_messages_are_sent(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -413,6 +414,54 @@ def test_writes_are_refused_when_the_lock_is_held_too_long(tmp_path):
         asyncio.run(store.write(insert_delivery("later")))
         keys = [r["delivery_key"] for r in store.query("SELECT delivery_key FROM deliveries")]
     assert keys == ["later"]
+
+
+def read_then_fail(tx) -> None:
+    """A write that reads with a cursor, its statement still open in this frame, and
+    then fails."""
+    cursor = tx.conn.execute("SELECT delivery_key FROM deliveries")
+    cursor.fetchone()
+    raise ValueError("a row no check foresaw")
+
+
+def raised_while_handling(tx) -> None:
+    try:
+        read_then_fail(tx)
+    except ValueError:
+        raise RuntimeError("handling it failed too") from None
+
+
+def raised_from(tx) -> None:
+    try:
+        read_then_fail(tx)
+    except ValueError as e:
+        failed = e
+    raise RuntimeError("it failed") from failed
+
+
+@pytest.mark.parametrize("write", [raised_while_handling, raised_from])
+def test_an_error_chained_to_a_failed_read_leaves_no_statement_open(
+    tmp_path, write, no_cyclic_collection
+):
+    """The error a write raised is kept (answered, logged), and the one it chains to
+    with it: a cursor in the latter's frames kept its statement, and the snapshot it
+    read, open on hub's write connection. After another connection wrote (an
+    operator's repair), every write hub began was refused (SQLITE_BUSY_SNAPSHOT).
+    ``raised_from`` keeps its first error in a local, a cycle: the error of the batch's
+    first run, without a savepoint per write, was dropped with its frames uncleared."""
+    path = tmp_path / "s.db"
+    with store_module.opened(str(path), lock_wait=0.5) as store:
+        for key in ("a", "b"):
+            asyncio.run(store.write(insert_delivery(key)))
+        with pytest.raises(RuntimeError) as raised:
+            asyncio.run(store.write(write))
+        repair = "UPDATE deliveries SET delivery_key = 'repaired' WHERE delivery_key = 'b'"
+        with contextlib.closing(sqlite3.connect(path)) as other, other:
+            other.execute(repair)
+        asyncio.run(store.write(insert_delivery("after")))
+        keys = [r["delivery_key"] for r in store.query("SELECT delivery_key FROM deliveries")]
+    assert isinstance(raised.value.__cause__ or raised.value.__context__, ValueError)
+    assert sorted(keys) == ["a", "after", "repaired"]
 
 
 def test_the_alerts_that_end_are_found_through_their_index_not_a_scan(store):
