@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import gc
 import itertools
 import logging
 import os
@@ -63,6 +64,11 @@ LOCKED_RETRY_SECONDS = 0.01
 LOCK_NOTED_SECONDS = 1.0
 """How long writes wait for a lock held elsewhere before the log says so: a webhook
 answering slowly with no line why is what an operator would otherwise see."""
+STALE_SNAPSHOT = (
+    "a statement left open on hub's write connection reads a snapshot older than another"
+    " connection's write; writes fail until it ends (a restart ends it)"
+)
+"""Why writes fail at once (``Store._begin``)."""
 
 ROW_ID_MAX = 2**63 - 1
 """SQLite's largest integer: a larger id given to a query is refused, not an overflow."""
@@ -1866,7 +1872,7 @@ class Store:
             self._writing = False
             return
         try:
-            self._writer.execute("BEGIN IMMEDIATE")
+            self._begin()
         except sqlite3.OperationalError as e:
             if _locked(e) and time.monotonic() - since < self.lock_wait:
                 self._note_lock(since)
@@ -1887,6 +1893,32 @@ class Store:
             self._settle_batch(loop, self._failed(batch, e), len(batch), started)
             return
         self._commits.put(lambda: self._commit(loop, batch, outcomes, logged, started))
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE. Refused as SQLITE_BUSY_SNAPSHOT, the write connection still
+        reads a snapshot older than another connection's last write: a statement hub
+        left open on it, which no wait for a lock cures. A collection ends one only a
+        cycle keeps (an error's traceback), so BEGIN is tried again at once after one;
+        refused again, the batch fails now, not after ``lock_wait``, and the log says
+        why."""
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if not _stale(e):
+                raise
+        else:
+            return
+        gc.collect()
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if _stale(e):
+                log.error(
+                    "event=store_snapshot_stale pending=%d detail=%s",
+                    len(self._pending),
+                    logs.value(STALE_SNAPSHOT),
+                )
+            raise
 
     def _note_lock(self, since: float) -> None:
         """Say once, after ``LOCK_NOTED_SECONDS``, that writes wait for a write lock
@@ -2360,9 +2392,16 @@ def _clear_frames(error: BaseException) -> None:
 def _locked(error: sqlite3.OperationalError) -> bool:
     """Another connection holds the write lock (a CLI, a backup): worth retrying. The
     extended codes count too (``SQLITE_BUSY_RECOVERY`` while another connection
-    rebuilds the WAL's index)."""
+    rebuilds the WAL's index), but for a stale snapshot (``Store._begin``)."""
     code = getattr(error, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    if code is None or _stale(error):
+        return False
+    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _stale(error: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY_SNAPSHOT: this connection reads an older snapshot than the file's."""
+    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY_SNAPSHOT
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:

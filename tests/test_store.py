@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import sqlite_utils
 from conftest import free_port, mail_url, render_config, wait_for
 from test_config import ROOT, run_hub
 
-from hub import config, heartbeats
+from hub import config, heartbeats, logs
 from hub import store as store_module
 from hub.alerts import new_row
 from hub.errors import ConfigError, NotFound, Unavailable
@@ -462,6 +463,62 @@ def test_an_error_chained_to_a_failed_read_leaves_no_statement_open(
         keys = [r["delivery_key"] for r in store.query("SELECT delivery_key FROM deliveries")]
     assert isinstance(raised.value.__cause__ or raised.value.__context__, ValueError)
     assert sorted(keys) == ["a", "after", "repaired"]
+
+
+def open_cursor(tx) -> sqlite3.Cursor:
+    """A statement left open on hub's write connection, as a bug would leave it."""
+    cursor = tx.conn.execute("SELECT delivery_key FROM deliveries")
+    cursor.fetchone()
+    return cursor
+
+
+def leave_in_a_cycle(tx) -> None:
+    cycle: list = [open_cursor(tx)]
+    cycle.append(cycle)
+
+
+def stale_after_a_repair(store, tmp_path, leave_open: Callable) -> None:
+    """Two deliveries, a write that leaves a statement open, then another connection's
+    write: hub's next BEGIN IMMEDIATE is refused as SQLITE_BUSY_SNAPSHOT."""
+    for key in ("a", "b"):
+        asyncio.run(store.write(insert_delivery(key)))
+    asyncio.run(store.write(leave_open))
+    repair = "UPDATE deliveries SET delivery_key = 'repaired' WHERE delivery_key = 'b'"
+    with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as other, other:
+        other.execute(repair)
+
+
+def test_writes_on_a_stale_snapshot_fail_at_once_naming_the_cause(store, tmp_path, caplog):
+    """No lock is held elsewhere, so waiting out lock_wait (30 s) cured nothing: the
+    write fails now, and the log says why, not that another connection holds a lock."""
+    kept: list = []
+    stale_after_a_repair(store, tmp_path, lambda tx: kept.append(open_cursor(tx)))
+    with caplog.at_level(logging.INFO, logger="hub.store"):
+        with pytest.raises(Unavailable, match="database is locked"):
+            asyncio.run(store.write(insert_delivery("refused")))
+    lines = [r.getMessage() for r in caplog.records if "event=store_" in r.getMessage()]
+    assert [line.split()[0] for line in lines] == [
+        "event=store_snapshot_stale",
+        "event=store_commit_failed",
+    ]
+    assert f"detail={logs.value(store_module.STALE_SNAPSHOT)}" in lines[0]
+    kept.pop().close()
+    asyncio.run(store.write(insert_delivery("after")))
+    keys = [r["delivery_key"] for r in store.query("SELECT delivery_key FROM deliveries")]
+    assert sorted(keys) == ["a", "after", "repaired"]
+
+
+def test_a_stale_snapshot_only_a_cycle_kept_is_collected_and_the_write_goes_on(
+    store, tmp_path, caplog, no_cyclic_collection
+):
+    """A statement kept by garbage alone (a cycle, as an error's traceback is) ends at
+    the next collection: hub collects and begins again at once."""
+    stale_after_a_repair(store, tmp_path, leave_in_a_cycle)
+    with caplog.at_level(logging.INFO, logger="hub.store"):
+        asyncio.run(store.write(insert_delivery("after")))
+    keys = [r["delivery_key"] for r in store.query("SELECT delivery_key FROM deliveries")]
+    assert sorted(keys) == ["a", "after", "repaired"]
+    assert not [r for r in caplog.records if "event=store_" in r.getMessage()]
 
 
 def test_the_alerts_that_end_are_found_through_their_index_not_a_scan(store):
