@@ -56,10 +56,15 @@ def serve(args: argparse.Namespace) -> int:
     config = config_module.with_server(config, given)
     server = config.server
     try:
-        serving = claim(config.storage.path)  # noqa: F841 - held until the process exits
+        serving = claim(config.storage.path)  # held until the process exits
+    except ConfigError as e:
+        _print_problems(config_path(args.config), e.problems)
+        return 2
+    try:
         listening = _listen(server.host, server.port)
         check_store(config)
     except ConfigError as e:
+        serving.give_up()
         _print_problems(config_path(args.config), e.problems)
         return 2
     app = create_app(config, config_path(args.config), server_given=given)

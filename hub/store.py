@@ -2598,7 +2598,26 @@ def _refuse_newer(db: sqlite_utils.Database, path: str) -> None:
     )
 
 
-def claim(path: str) -> IO[str]:
+class Claim(NamedTuple):
+    """A store taken for this process (``claim``): the lock file held open, and whether
+    this process created it."""
+
+    holder: IO[str]
+    lock_path: str
+    created: bool
+
+    def give_up(self) -> None:
+        """Let the store go when the start fails after ``claim`` (a port in use): the
+        lock file goes too if this start created it, so that the folder is left as it
+        was. It is removed while still locked, and a hub that opened it meanwhile
+        takes the new one instead (``claim``)."""
+        if self.created:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lock_path)
+        self.holder.close()
+
+
+def claim(path: str) -> Claim:
     """Take the store at ``path`` for this process alone, until it exits (the kernel
     drops the lock then, SIGKILL included): a second hub serving the same store would
     run its own escalator, dispatcher and expirer beside the first and page twice.
@@ -2609,24 +2628,42 @@ def claim(path: str) -> IO[str]:
     if problems:
         raise ConfigError(problems)
     lock_path = f"{path}.lock"
-    holder = open(lock_path, "a+")  # noqa: SIM115 - held open for the process's life
-    try:
-        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder.seek(0)
-        pid = holder.read().strip() or "unknown"
-        holder.close()
-        raise ConfigError(
-            [
-                f"storage.path: {path} is served by another hub (pid {pid}, holding"
-                f" {lock_path}); one store takes one hub: stop that one, or give this one"
-                " its own storage.path"
-            ]
-        ) from None
+    while True:
+        created = not os.path.exists(lock_path)
+        holder = open(lock_path, "a+")  # noqa: SIM115 - held open for the process's life
+        try:
+            fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _served_elsewhere(path, holder) from None
+        if _still_at(holder, lock_path):
+            break
+        holder.close()  # a failed start removed it after this one opened it
     holder.truncate(0)
     holder.write(str(os.getpid()))
     holder.flush()
-    return holder
+    return Claim(holder, lock_path, created)
+
+
+def _served_elsewhere(path: str, holder: IO[str]) -> ConfigError:
+    """The refusal of a store another hub holds, naming its pid; closes ``holder``."""
+    holder.seek(0)
+    pid = holder.read().strip() or "unknown"
+    holder.close()
+    return ConfigError(
+        [
+            f"storage.path: {path} is served by another hub (pid {pid}, holding"
+            f" {holder.name}); one store takes one hub: stop that one, or give this one"
+            " its own storage.path"
+        ]
+    )
+
+
+def _still_at(opened: IO[str], path: str) -> bool:
+    """Whether the file ``opened`` is still the one at ``path``."""
+    try:
+        return os.path.samestat(os.fstat(opened.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def path_problems(path: str) -> list[str]:

@@ -852,8 +852,13 @@ def test_alerts_at_the_upgrade_take_their_firing_start_from_their_history(tmp_pa
     assert rows == [("again", 30.0), ("late", 10.0), ("pruned", 2.0), ("gone", 2.0)]
 
 
-def test_serve_on_a_port_in_use_exits_2_naming_it_before_opening_the_store(tmp_path):
+@pytest.mark.parametrize("left", [[], ["hub.db.lock"]], ids=["first start", "after a hub"])
+def test_serve_on_a_port_in_use_exits_2_naming_it_before_opening_the_store(tmp_path, left):
+    """A start that fails leaves the folder as it was: the lock file it created goes
+    (one a hub before left stays)."""
     db = tmp_path / "hub.db"
+    for name in left:
+        (tmp_path / name).write_text("4242")
     (tmp_path / "alerts.toml").write_text(
         f'[storage]\npath = "{db.as_posix()}"\n'
         '[[receivers]]\nname = "ops"\nurls = ["json://127.0.0.1:9/"]\n'
@@ -868,7 +873,7 @@ def test_serve_on_a_port_in_use_exits_2_naming_it_before_opening_the_store(tmp_p
     problem = f"  - server: cannot listen on 127.0.0.1:{port}: Address already in use"
     assert problem in result.stderr.splitlines()
     assert "event=hub_started" not in result.stderr
-    assert not db.exists(), "nothing was started, so nothing was migrated"
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["alerts.toml", *left])
 
 
 def test_alerts_resolved_before_their_incident_last_reopened_are_of_a_past_episode(tmp_path):
