@@ -368,6 +368,7 @@ digests of its receiver's URLs (``channel`` says which it was queued for)."""
 
 def _present_notification(store, row: dict[str, Any]) -> dict[str, Any]:
     shown = {key: value for key, value in row.items() if key not in HIDDEN_COLUMNS}
+    shown["receiver"] = logs.text(row["receiver"])  # a string, as the schema says
     payload = row["payload"]
     shown["title"] = payload.get("title") if isinstance(payload, dict) else None
     shown["attempts_log"] = [present(a) for a in store.notification_attempts(row["id"])]

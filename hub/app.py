@@ -305,7 +305,8 @@ class Runtime:
         for reason, count in flushed.suppressed.items():
             self.metrics.suppressed.labels(reason).inc(count)
         for letter in flushed.dead_letters:
-            self.metrics.notifications.labels(letter.receiver, NO_INTEGRATION, "dead").inc()
+            receiver = self.metrics.label(letter.receiver)
+            self.metrics.notifications.labels(receiver, NO_INTEGRATION, "dead").inc()
             letter.log()
         if flushed.enqueued and self.sender is not None:
             self.sender.poke()

@@ -33,13 +33,22 @@ class LogfmtFormatter(logging.Formatter):
         return line
 
 
-def value(text: object) -> str:
+def value(stored: object) -> str:
     """A logfmt value: bare when it is one plain word, else quoted with JSON's escapes,
     so that a space, a quote or a line break a sender chose cannot break the line. What
-    is not text (bytes a fault left in a text column) is written as ``str`` shows it:
-    a log line must not fail on the row it reports."""
-    text = text if isinstance(text, str) else str(text)
-    return text if _BARE.fullmatch(text) else json.dumps(text)
+    is not text is written as ``text`` shows it: a log line must not fail on the row it
+    reports."""
+    shown = text(stored)
+    return shown if _BARE.fullmatch(shown) else json.dumps(shown)
+
+
+def text(stored: object) -> str:
+    """A stored value as text, the same in a log line, the API and a metric's label:
+    bytes a fault or a hand edit left in a text column decoded as UTF-8, a byte that is
+    not shown as U+FFFD; any other value (a number) as ``str`` shows it."""
+    if isinstance(stored, bytes):
+        return stored.decode("utf-8", "replace")
+    return stored if isinstance(stored, str) else str(stored)
 
 
 def vouched(token: str | None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
@@ -29,6 +30,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hub import logs
 from hub.auth import REASONS as AUTH_REASONS
 from hub.events import SEVERITIES
 
@@ -83,6 +85,8 @@ WORKERS = ("outbox", "dispatcher", "escalator", "watchdog", "expirer")
 # and only so: nothing else is known of it (no authentication, body, events or timing).
 UNKNOWN_SOURCE = "_unknown"
 UNKNOWN_SOURCE_OUTCOME = "unknown_source"
+log = logging.getLogger("hub.metrics")
+
 # Label sets kept per hot-path metric: sources x outcomes, with room for reloads.
 SERIES_CACHE = 4096
 
@@ -168,6 +172,24 @@ class Metrics:
         PlatformCollector(registry=self.registry)
         self._precreate(sources, list(receivers), list(heartbeats), own_sources or {})
         self.precreate_templated(templated)
+        self._not_text: set[str] = set()  # label values ``label`` logged
+
+    def label(self, stored: object) -> str:
+        """A value read from a committed row as a label value: as ``logs.text`` shows it,
+        so that the series and the log lines name it alike. One that is not text (a
+        hand edit, a fault) is logged once: counting a committed outcome must never fail
+        on it, or turn that outcome into an error answer or a dead task."""
+        if isinstance(stored, str):
+            return stored
+        shown = logs.text(stored)
+        if shown not in self._not_text:
+            self._not_text.add(shown)
+            log.warning(
+                "event=metric_label_not_text label=%s stored_as=%s",
+                logs.value(shown),
+                type(stored).__name__,
+            )
+        return shown
 
     def _ingest_metrics(self) -> None:
         r = self.registry

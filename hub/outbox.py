@@ -536,16 +536,26 @@ class Sender(Worker):
         (``Runtime._forget_removed``); its notifications left in the outbox (a send in
         flight at the reload, then dead-lettered) are not counted, as a count would
         bring the series back at 1, invisible to ``increase()`` and kept until a
-        restart. They stay in hub_outbox_notifications{state="dead"}."""
-        if (row["receiver"], row["integration"]) not in send_targets(self.rules().config):
+        restart. They stay in hub_outbox_notifications{state="dead"}. A receiver
+        stored as other than text (a hand edit, a fault) was never a channel and is
+        dead-lettered (``readable``): its dead letter counts under its name as the
+        log line shows it (``Metrics.label``). A time stored as other than a number
+        is not observed: the attempt is committed, and counting it must not fail."""
+        receiver, integration = row["receiver"], row["integration"]
+        if isinstance(receiver, str) and (receiver, integration) not in send_targets(
+            self.rules().config
+        ):
             return
         outcome = {"sent": "sent", "dead": "dead"}.get(state, "failed")
-        self.metrics.notifications.labels(row["receiver"], row["integration"], outcome).inc()
+        label = self.metrics.label(receiver)
+        self.metrics.notifications.labels(label, self.metrics.label(integration), outcome).inc()
         if template_failed:
-            self.metrics.template_errors.labels(row["receiver"]).inc()
-        if state == "sent":
-            latency = now - row["created_at"]
-            self.metrics.delivery_seconds.labels(row["receiver"]).observe(max(latency, 0))
-            if row["changed_at"] is not None:
-                since_change = now - row["changed_at"]
-                self.metrics.event_latency.labels(row["receiver"]).observe(max(since_change, 0))
+            self.metrics.template_errors.labels(label).inc()
+        if state != "sent":
+            return
+        for histogram, since in (
+            (self.metrics.delivery_seconds, row["created_at"]),
+            (self.metrics.event_latency, row["changed_at"]),
+        ):
+            if isinstance(since, int | float):
+                histogram.labels(label).observe(max(now - since, 0))
