@@ -1,6 +1,7 @@
-"""A hub killed with SIGKILL in the middle of a load loses nothing it answered 2xx for,
-and every notification that was due is delivered after the restart (at least once;
-duplicates are counted and printed, never a silent loss).
+"""A hub killed with SIGKILL in the middle of a load loses nothing it answered 2xx for
+(events, and heartbeats paused and resumed through the API), and every notification
+that was due is delivered after the restart (at least once; duplicates are counted and
+printed, never a silent loss).
 
 The kill moment is random but seeded: the seed is printed, and ``HUB_CRASH_SEED=<n>``
 replays a run.
@@ -26,7 +27,10 @@ EVENTS_PER_CLIENT = 20
 ROUNDS = 3
 TOKEN = "crash-test-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+API = {"Authorization": "Bearer crash-api-token"}
 KEY = re.compile(r"crash-r\d-c\d+-e\d+")
+HEARTBEATS = [f"job-{n}" for n in range(EVENTS_PER_CLIENT)]
+"""Paused in even rounds and resumed in odd ones, one after another as the events go."""
 
 CONFIG = """
 [server]
@@ -56,7 +60,10 @@ group_by = ["key"]
 group_wait = "0s"
 group_interval = "200ms"
 repeat_interval = "1h"
-"""
+
+[api]
+tokens = [{ name = "operator", token = "crash-api-token", role = "write" }]
+""" + "".join(f'\n[[heartbeats]]\nname = "{name}"\nperiod = "1h"\n' for name in HEARTBEATS)
 
 
 class Load:
@@ -68,10 +75,13 @@ class Load:
         self.acknowledged: set[str] = set()
         self.unanswered: set[str] = set()
         self.unexpected: list[str] = []
+        self.paused: dict[str, bool] = {}
+        """Each heartbeat whose pause or resume was answered: whether it is paused."""
         self.lock = threading.Lock()
         self.threads = [
             threading.Thread(target=self._client, args=(c,), daemon=True) for c in range(CLIENTS)
         ]
+        self.threads.append(threading.Thread(target=self._operator, daemon=True))
 
     def start(self) -> None:
         for thread in self.threads:
@@ -104,6 +114,23 @@ class Load:
                     elif answer.status_code != 503:
                         self.unexpected.append(f"{answer.status_code} {answer.text[:200]}")
 
+    def _operator(self) -> None:
+        """Pause (even rounds) or resume (odd rounds) every heartbeat in turn. A resume
+        answered 409 says the heartbeat is not paused: its pause was never answered."""
+        action = "resume" if self.round % 2 else "pause"
+        with httpx.Client(base_url=self.url, headers=API, timeout=30) as http:
+            for name in HEARTBEATS:
+                body = {"reason": f"round {self.round}"} if action == "pause" else None
+                try:
+                    answer = http.post(f"/api/v1/heartbeats/{name}/{action}", json=body)
+                except httpx.TransportError:
+                    return
+                with self.lock:
+                    if answer.status_code == 200 or (action, answer.status_code) == ("resume", 409):
+                        self.paused[name] = action == "pause"
+                    elif answer.status_code != 503:
+                        self.unexpected.append(f"{action} {answer.status_code} {answer.text[:200]}")
+
     def count(self) -> int:
         with self.lock:
             return len(self.acknowledged)
@@ -111,17 +138,25 @@ class Load:
 
 def stored_keys(hub: HubProcess) -> set[str]:
     """The dedup keys of the stored alerts: their fingerprints are ``shop/<key>``."""
-    with hub.client() as http:
+    with hub.client(headers=API) as http:
         alerts = http.get("/api/v1/alerts", params={"limit": 1000}).json()
     return {alert["fingerprint"].removeprefix("shop/") for alert in alerts}
+
+
+def paused_heartbeats(hub: HubProcess) -> set[str]:
+    """The heartbeats the restarted hub shows paused, each by the token that paused it."""
+    with hub.client(headers=API) as http:
+        shown = http.get("/api/v1/heartbeats").json()
+    return {h["name"] for h in shown if h["state"] == "paused" and h["paused_by"] == "operator"}
 
 
 def mailed_keys(mailbox) -> list[str]:
     return [key for message in mailbox.messages for key in KEY.findall(str(message["Subject"]))]
 
 
-def crash_once(hub: HubProcess, round_: int, rng: random.Random) -> tuple[set[str], set[str]]:
-    """Load the hub, SIGKILL it after a random number of answers, restart it."""
+def crash_once(hub: HubProcess, round_: int, rng: random.Random) -> tuple[Load, set[str]]:
+    """Load the hub, SIGKILL it after a random number of answers, restart it; the load
+    and the heartbeats paused after the restart."""
     kill_after = rng.randint(1, CLIENTS * EVENTS_PER_CLIENT // 2)
     jitter = rng.uniform(0, 0.05)
     print(f"round {round_}: kill after {kill_after} answers + {jitter:.3f}s")
@@ -135,7 +170,7 @@ def crash_once(hub: HubProcess, round_: int, rng: random.Random) -> tuple[set[st
     hub.start()
     print(f"round {round_}: restarted in {time.monotonic() - started:.1f}s")
     assert not load.unexpected, load.unexpected[:5]
-    return load.acknowledged, load.unanswered
+    return load, paused_heartbeats(hub)
 
 
 def test_sigkill_during_load_loses_no_acknowledged_event_and_no_due_notification(tmp_path, smtp):
@@ -149,13 +184,18 @@ def test_sigkill_during_load_loses_no_acknowledged_event_and_no_due_notification
     acknowledged: set[str] = set()
     try:
         for round_ in range(ROUNDS):
-            acked, unanswered = crash_once(hub, round_, rng)
-            acknowledged |= acked
+            load, paused = crash_once(hub, round_, rng)
+            acknowledged |= load.acknowledged
             stored = stored_keys(hub)
             lost = acknowledged - stored
             assert not lost, f"seed {seed}: answered 2xx but not stored: {sorted(lost)[:10]}"
-            in_flight = len(stored & unanswered)
-            print(f"round {round_}: {len(acked)} answered 2xx, {in_flight} in flight stored")
+            changed = {name for name, wanted in load.paused.items() if (name in paused) != wanted}
+            assert not changed, f"seed {seed}: answered 200, undone by the kill: {sorted(changed)}"
+            in_flight = len(stored & load.unanswered)
+            print(
+                f"round {round_}: {len(load.acknowledged)} answered 2xx, {in_flight} in flight"
+                f" stored, {len(load.paused)} heartbeats paused or resumed"
+            )
             started = time.monotonic()
             _wait_for_mail(hub, mailbox, stored, seed)
             print(f"round {round_}: mailed in {time.monotonic() - started:.1f}s")
@@ -176,7 +216,7 @@ def _wait_for_mail(hub: HubProcess, mailbox, stored: set[str], seed: int) -> Non
             return
         time.sleep(0.1)
     missing = sorted(stored - set(mailed_keys(mailbox)))
-    with hub.client() as http:
+    with hub.client(headers=API) as http:
         notes = http.get("/api/v1/notifications", params={"limit": 1000}).json()
         incidents = http.get("/api/v1/incidents", params={"limit": 1000}).json()
     titles = {i["id"]: i["title"] for i in incidents}
@@ -189,7 +229,7 @@ def _wait_for_mail(hub: HubProcess, mailbox, stored: set[str], seed: int) -> Non
 
 
 def _assert_no_dead_letters(hub: HubProcess, seed: int) -> None:
-    with hub.client() as http:
+    with hub.client(headers=API) as http:
         dead = http.get("/api/v1/notifications", params={"state": "dead"}).json()
     assert dead == [], f"seed {seed}: dead-lettered notifications: {dead[:3]}"
 
