@@ -1,7 +1,9 @@
 """No secret from the config ever shows: not in a log line (at debug level), an API
-answer, an error body, the metrics or ``hub check-config``'s output; whichever path a
-request takes (good and bad credentials, bad payloads, notifications sent and
-failing, the Alertmanager API and the silence calls of both APIs)."""
+answer, an error body, the metrics, a console page or the CLI's output; whichever path
+a request takes (good and bad credentials, bad payloads, notifications sent and
+failing, an on-call person paged and failing, the Alertmanager API and the silence
+calls of both APIs, heartbeats pinged, paused and resumed, deliveries read and
+replayed, ack links, dead letters retried and dismissed)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import subprocess
 import sys
 import time
@@ -16,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from conftest import free_port, wait_for
+from console_support import csrf_in, sign_in
 from hub_process import ROOT, hub_process
 from logfmt_support import events
 
@@ -29,6 +33,8 @@ MAIL_PASSWORD = "s3cretpw"
 ACK_SECRET = "ack-s3cret-kl12"
 PING_TOKEN = "ping-s3cret-mn34-cron"
 HOOK_PATH = "hook-s3cret-wx56"  # a webhook's token in its URL's path, as Slack's are
+PERSON_PASSWORD = "person-s3cret-yz78"  # in an on-call person's own URL
+API_PING_TOKEN = "api-ping-s3cret-ab90"  # a heartbeat made through the API
 SECRETS = [
     BEARER,
     BASIC_PASSWORD,
@@ -41,6 +47,8 @@ SECRETS = [
     ACK_SECRET,
     PING_TOKEN,
     HOOK_PATH,
+    PERSON_PASSWORD,
+    API_PING_TOKEN,
 ]
 ENV = {"HUB_TEST_BEARER": BEARER, "HUB_TEST_MAIL_PASSWORD": MAIL_PASSWORD}
 
@@ -91,12 +99,22 @@ urls = [
 ]
 timeout = "2s"
 
+[[schedules]]
+name = "primary"
+people = [{{ name = "alice", urls = ["json://alice:{PERSON_PASSWORD}@127.0.0.1:{{closed}}/page"] }}]
+rotations = [{{ name = "always", participants = ["alice"], length = "1w", start = 2020-01-06 }}]
+
+[[escalations]]
+name = "page"
+steps = [{{ after = "0s", notify = ["schedule:primary"] }}]
+
 [route]
 receiver = "ops"
 group_by = ["source"]
 group_wait = "0s"
 group_interval = "200ms"
 repeat_interval = "1h"
+escalation = "page"
 """
 
 EVENT = {"status": "firing", "summary": "payment failures", "labels": {"team": "pay"}}
@@ -156,7 +174,81 @@ def drive(http: httpx.Client) -> list[str]:
     seen.append(http.get("/ping/cron/fail", params={"token": PING_TOKEN + "x"}))
     seen.append(http.get("/api/v1/heartbeats", headers=admin))
     seen += silence_calls(http, admin)
-    return [f"{r.status_code} {dict(r.headers)} {r.text}" for r in seen]
+    seen += heartbeat_calls(http, admin)
+    seen += audit_reads(http, admin)
+    return shown(seen)
+
+
+def shown(answers: list[httpx.Response]) -> list[str]:
+    """Each answer as text: its status, headers and body."""
+    return [f"{r.status_code} {dict(r.headers)} {r.text}" for r in answers]
+
+
+def heartbeat_calls(http: httpx.Client, admin: dict[str, str]) -> list[httpx.Response]:
+    """One made through the API with a token (again: 409), pinged with it, and the
+    config's paused, resumed (again: 409) and read, by good and wrong tokens."""
+    wrong = {"Authorization": "Bearer wrong"}
+    made = {"name": "api-cron", "period": "1h", "token": API_PING_TOKEN}
+    paused = {"reason": "host in maintenance\x1b[31m"}
+    seen = [
+        http.post("/api/v1/heartbeats", json=made, headers=admin),
+        http.post("/ping/api-cron", headers={"Authorization": f"Bearer {API_PING_TOKEN}"}),
+        http.get("/ping/api-cron/fail", params={"token": API_PING_TOKEN[:-1]}),
+        http.post("/api/v1/heartbeats/cron/pause", json=paused, headers=admin),
+        http.post("/api/v1/heartbeats/cron/pause", json=paused, headers=wrong),
+        http.get("/api/v1/heartbeats/cron", headers=admin),
+        http.post("/api/v1/heartbeats/cron/resume", headers=admin),
+        http.post("/api/v1/heartbeats/cron/resume", headers=admin),
+        http.get("/api/v1/heartbeats/api-cron", headers=admin),
+    ]
+    assert [r.status_code for r in seen[1:]] == HEARTBEAT_ANSWERS
+    return seen
+
+
+HEARTBEAT_ANSWERS = [200, 401, 200, 401, 200, 200, 409, 200]
+"""Pinged, refused for a wrong token, paused, refused for a wrong token, shown,
+resumed, refused as not paused, shown."""
+
+
+def audit_reads(http: httpx.Client, admin: dict[str, str]) -> list[httpx.Response]:
+    """The deliveries (their stored headers), one replayed, and the schedules (their
+    people's URLs are secrets)."""
+    listed = http.get("/api/v1/events", params={"limit": 1000}, headers=admin)
+    one = [http.get(f"/api/v1/events/{d['id']}", headers=admin) for d in listed.json()]
+    return [
+        listed,
+        *one,
+        http.post(f"/api/v1/events/{listed.json()[-1]['id']}/replay", headers=admin),
+        http.get("/api/v1/schedules", headers=admin),
+        http.get("/api/v1/schedules/primary/oncall", headers=admin),
+    ]
+
+
+ACK_LINK = re.compile(r"https?://[^\s\"<>]+(/ack/[^\s\"<>]+)")
+CONSOLE_PAGES = ("/", "/heartbeats", "/oncall", "/sources", "/notifications", "/silences")
+
+
+def after_notifications(http: httpx.Client, admin: dict[str, str], mailbox) -> list[str]:
+    """Once notifications went out and died: the ack link a message carries, clicked;
+    the dead letters retried and dismissed; the console's pages and its heartbeat
+    buttons, signed in with the admin token."""
+    texts = [mailbox.text_of(i) for i in range(len(mailbox.messages))]
+    link = next(found.group(1) for text in texts if (found := ACK_LINK.search(text)))
+    dead = http.get("/api/v1/notifications", params={"state": "dead"}, headers=admin).json()
+    seen = [http.get(link), http.post(link)]
+    seen += [http.post(f"/api/v1/notifications/{n['id']}/retry", headers=admin) for n in dead]
+    seen += [http.post(f"/api/v1/notifications/{n['id']}/dismiss", headers=admin) for n in dead]
+    with httpx.Client(base_url=http.base_url, timeout=30) as browser:
+        seen.append(sign_in(browser, API_TOKEN))
+        incidents = http.get("/api/v1/incidents", headers=admin).json()
+        pages = [*CONSOLE_PAGES, *(f"/incidents/{i['id']}" for i in incidents), "/deliveries/1"]
+        seen += [browser.get(page) for page in pages]
+        csrf = csrf_in(seen[-1].text)
+        for action in ("pause", "resume"):
+            form = {"_csrf": csrf, "reason": "console pause"}
+            seen.append(browser.post(f"/heartbeats/cron/{action}", data=form))
+    assert [r.status_code for r in seen[:2] + seen[-2:]] == [200, 303, 303, 303], shown(seen)
+    return shown(seen)
 
 
 V2_READS = ("status", "receivers", "alerts", "alerts/groups", "silences")
@@ -244,7 +336,9 @@ def test_no_secret_shows_in_logs_answers_metrics_or_check_config(tmp_path, smtp)
             admin = {"Authorization": f"Bearer {API_TOKEN}"}
             wait_for(lambda: _settled(http, admin), timeout=60)
             answers += drive(http)
+            answers += after_notifications(http, admin, mailbox)
         assert mailbox.messages, "no notification was sent"
+        answers += cli_outputs(hub.url)
     finally:
         hub.stop()
     checked = _check_config_output(tmp_path, hub.config_path.read_text())
@@ -256,11 +350,39 @@ def test_no_secret_shows_in_logs_answers_metrics_or_check_config(tmp_path, smtp)
 
 
 def _settled(http: httpx.Client, admin: dict[str, str]) -> bool:
-    """A notification was sent and the webhook's dead-lettered (its failure's text
-    quoting the URL it could not reach): every path has run."""
+    """A notification was sent, and the webhook's and the on-call person's
+    dead-lettered (their failures' text quoting the URLs they could not reach): every
+    path has run."""
     notes = http.get("/api/v1/notifications", headers=admin).json()
-    states = {(n["integration"], n["state"]) for n in notes}
-    return {("mailto", "sent"), ("json", "dead")} <= states
+    states = {(n["receiver"], n["integration"], n["state"]) for n in notes}
+    wanted = {("ops", "mailto", "sent"), ("ops", "json", "dead")}
+    return wanted | {("schedule:primary/alice", "json", "dead")} <= states
+
+
+CLI_CALLS = [
+    ("heartbeat", "list"),
+    ("heartbeat", "pause", "cron", "--reason", "deploy"),
+    ("heartbeat", "resume", "cron"),
+    ("heartbeat", "resume", "cron"),
+    ("oncall", "primary"),
+]
+
+
+def cli_outputs(url: str) -> list[str]:
+    """What the CLI prints for the heartbeat and on-call commands, answered and refused
+    (a resume of one not paused, and a wrong token)."""
+    outputs = []
+    for args, token in [*((args, API_TOKEN) for args in CLI_CALLS), (CLI_CALLS[0], "wrong")]:
+        result = subprocess.run(
+            [sys.executable, "-m", "hub", "--url", url, *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HUB_TOKEN": token},
+        )
+        outputs.append(f"{args} {result.returncode} {result.stdout} {result.stderr}")
+    return outputs
 
 
 def _check_config_output(tmp_path, text: str) -> str:
