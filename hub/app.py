@@ -64,6 +64,7 @@ from hub.outbox import NO_INTEGRATION, Sender, send_targets
 from hub.problems import (
     declare_refusal_headers,
     handle_hub_error,
+    handle_recursion,
     handle_unexpected,
 )
 from hub.rules import Rules
@@ -642,6 +643,7 @@ def create_app(
         exception_handlers={
             HubError: handle_hub_error,
             HTTPException: http_error,
+            RecursionError: handle_recursion,
             Exception: handle_unexpected,
         },
         openapi_config=OpenAPIConfig(

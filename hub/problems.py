@@ -5,12 +5,13 @@ that names what was wrong. No stack trace and no secret ever reaches a client.
 from __future__ import annotations
 
 import logging
+import traceback
 from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, SerializationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     OpenAPI,
@@ -26,7 +27,15 @@ from litestar.openapi.spec import (
 from hub import logs, methods
 from hub.access import CHALLENGE
 from hub.api_params import explain_invalid
-from hub.errors import AuthError, Conflict, HubError, InvalidPayload, RateLimited, Unavailable
+from hub.errors import (
+    AuthError,
+    Conflict,
+    HubError,
+    InvalidPayload,
+    MalformedBody,
+    RateLimited,
+    Unavailable,
+)
 
 log = logging.getLogger("hub.http")
 
@@ -207,10 +216,15 @@ def http_exception_headers(request: Request, exc: HTTPException) -> dict[str, st
 
 def http_exception_words(request: Request, exc: HTTPException) -> tuple[str, str]:
     """The title and detail of one of Litestar's own errors, a bad parameter named as
-    the client wrote it: the same words in a problem document and on a console page."""
+    the client wrote it: the same words in a problem document and on a console page.
+    A body Litestar could not decode (an action's, a pause's) says so as a webhook's
+    does (``parse_json``): msgspec's words alone ("Input data was truncated" for a
+    lone surrogate) did not say that the body was at fault."""
     detail = exc.detail
     if exc.status_code == 405:
         detail = _not_allowed(request)
+    elif isinstance(exc.__cause__, SerializationException):
+        detail = f"body is not valid JSON: {detail}"
     elif exc.extra:
         explained = explain_invalid(request, exc.extra)
         detail = f"invalid {explained}" if explained else f"{detail}: {exc.extra}"
@@ -229,6 +243,23 @@ def _not_allowed(request: Request) -> str:
 def _allowed(request: Request) -> list[str]:
     """The methods a path that answered 405 takes: a route has it, so never None."""
     return methods.allowed(request.app, request.url.path) or []
+
+
+def handle_recursion(request: Request, exc: RecursionError) -> Response:
+    """A JSON body nested thousands deep, which Litestar's decoding of an action's or a
+    pause's body let escape as a RecursionError (it turns only msgspec's DecodeError
+    into a 400): refused as ``parse_json`` refuses it for a webhook. Any other
+    RecursionError is hub's own failure."""
+    if not _decoding_a_body(exc):
+        return handle_unexpected(request, exc)
+    return handle_hub_error(request, MalformedBody("body is not valid JSON: nested too deeply"))
+
+
+def _decoding_a_body(exc: BaseException) -> bool:
+    return any(
+        frame.f_globals.get("__name__") == "litestar.serialization.msgspec_hooks"
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+    )
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:
