@@ -10,7 +10,10 @@ import pytest
 import schemathesis
 from conftest import AUTH, BASE_CONFIG, mail_url
 from schemathesis.core.failures import Failure
-from test_access import CREDENTIALS, SILENCE, TOKENS, guard_roles
+from test_access import CREDENTIALS, MINIMAL, SILENCE, TOKENS, guard_roles
+
+from hub import config
+from hub.app import create_app
 
 HEARTBEAT = """
 [[heartbeats]]
@@ -349,6 +352,27 @@ def test_a_body_a_handler_does_without_is_documented_as_optional(hub):
         for action in ("pause", "resume"):
             done = http.post(f"/api/v1/heartbeats/nightly/{action}")
             assert done.status_code == 200, done.text
+
+
+OUTSIDE_THE_DOCUMENT = ("/ack/", "/static/", "/schema", "/metrics")
+"""Ack links and the console's files (pages for people), the document and its viewers,
+and Prometheus' text format; the console's own pages are named ``console:...``."""
+
+
+def test_every_route_is_in_the_document_unless_it_is_a_page_for_people():
+    """What schemathesis reaches is what the document lists: a new endpoint left out
+    of it (a ``include_in_schema=False``, a router of its own) fails here."""
+    app = create_app(config.parse(MINIMAL, {})).app
+    documented = operations(app.openapi_schema.to_schema())
+    left_out = {
+        (method.lower(), re.sub(r":\w+}", "}", route.path))
+        for route in app.routes
+        for handler in route.route_handlers
+        for method in handler.http_methods - {"OPTIONS", "HEAD"}
+        if not (handler.name or "").startswith("console:")
+        and not route.path.startswith(OUTSIDE_THE_DOCUMENT)
+    } - set(documented)
+    assert not left_out, sorted(left_out)
 
 
 def test_the_ack_link_is_a_page_for_people_and_not_in_the_api_document(hub):
