@@ -41,7 +41,7 @@ def config_path(given: str | None) -> str:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hub import channels, logs
+    from hub import channels, connections, logs
     from hub.app import check_store, create_app
     from hub.store import claim
 
@@ -67,6 +67,7 @@ def serve(args: argparse.Namespace) -> int:
         serving.give_up()
         _print_problems(config_path(args.config), e.problems)
         return 2
+    connections.raise_open_files_limit()
     app = create_app(config, config_path(args.config), server_given=given)
     _tune_garbage_collector()
     settings = uvicorn.Config(
@@ -80,7 +81,7 @@ def serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
         server_header=False,
         loop="uvloop",
-        http="httptools",
+        http=connections.protocol(float(server.request_timeout), server.request_timeout.text()),
         lifespan="on",
         timeout_graceful_shutdown=10,
     )

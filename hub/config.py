@@ -97,6 +97,7 @@ class Server(Struct):
     port: int = 8080
     public_url: str = ""
     max_body_bytes: int = 1_048_576
+    request_timeout: Duration = Duration(30)
     ack_secret: str = ""
     ack_link_ttl: Duration = Duration(86400)
 
@@ -795,8 +796,9 @@ def with_server(config: Config, given: typing.Mapping[str, Any]) -> Config:
 def keep_startup_settings(running: Config, loaded: Config) -> tuple[Config, list[str]]:
     """``loaded`` with what only a restart can change taken from ``running``.
 
-    The listening address and the store are bound at start (and the address may come
-    from the command line), so a reload keeps them and names the keys that differ.
+    The listening address, the connections' request timeout and the store are bound at
+    start (and the address may come from the command line), so a reload keeps them and
+    names the keys that differ.
     """
     differ = [
         f"{table}.{key}"
@@ -804,7 +806,10 @@ def keep_startup_settings(running: Config, loaded: Config) -> tuple[Config, list
         if getattr(getattr(loaded, table), key) != getattr(getattr(running, table), key)
     ]
     server = msgspec.structs.replace(
-        loaded.server, host=running.server.host, port=running.server.port
+        loaded.server,
+        host=running.server.host,
+        port=running.server.port,
+        request_timeout=running.server.request_timeout,
     )
     return msgspec.structs.replace(loaded, server=server, storage=running.storage), differ
 
@@ -812,6 +817,7 @@ def keep_startup_settings(running: Config, loaded: Config) -> tuple[Config, list
 _STARTUP_KEYS = (
     ("server", "host"),
     ("server", "port"),
+    ("server", "request_timeout"),
     ("storage", "path"),
     ("storage", "synchronous"),
     ("storage", "batch_max"),
@@ -1144,7 +1150,7 @@ def check(config: Config) -> list[str]:
         problems.append(_public_url_problem(config.server.public_url))
     if config.server.max_body_bytes < 1:
         problems.append("server.max_body_bytes: must be at least 1")
-    problems += _positive_durations(config.server, "server", ("ack_link_ttl",))
+    problems += _positive_durations(config.server, "server", ("ack_link_ttl", "request_timeout"))
     for key in ("batch_max", "queue_max"):
         if getattr(config.storage, key) < 1:
             problems.append(f"storage.{key}: must be at least 1")

@@ -219,6 +219,10 @@ def valid(route: str = "", child: str = "", tables: str = "") -> str:
             "server.ack_link_ttl: must be longer than 0s, got '0s'",
         ),
         (
+            valid(tables='[server]\nrequest_timeout = "0s"'),
+            "server.request_timeout: must be longer than 0s, got '0s'",
+        ),
+        (
             valid(tables='[retention]\nhistory = "0d"'),
             "retention.history: must be longer than 0s, got '0d'",
         ),

@@ -310,6 +310,7 @@ CONFIG_KEYS = [
     "server.port",
     "server.max_body_bytes",
     "server.ack_link_ttl",
+    "server.request_timeout",
     "storage.batch_max",
     "storage.queue_max",
     "route.receiver",
