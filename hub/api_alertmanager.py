@@ -54,8 +54,12 @@ from hub.problems import (
     http_exception_words,
 )
 from hub.silencing import NewSilence
+from hub.webhooks import ALERTMANAGER_API_FORMAT
 
 PREFIX = "/api/v2"
+MISDIRECTED = re.compile(rf"(?P<base>/webhooks/[^/]+|{PREFIX}){PREFIX}/.+")
+"""This API asked for under a URL that is not hub's root: a source's door, which
+README's ``amtool alert add`` takes as amtool's URL, or ``/api/v2`` given as part of it."""
 AS_TEXT = {400: 400, 404: 404, 409: 409, 422: 400}
 """hub's refusals Alertmanager answers as a text, by status: Alertmanager's 400 covers
 a silence of the wrong shape (hub's 422)."""
@@ -334,25 +338,55 @@ def as_text(request: Request, exc: HubError) -> Response:
 
 def owns(path: str) -> bool:
     """Whether a path is this API's: its errors take this API's forms even where no
-    route took the request (a wrong method), so amtool can read them."""
-    return path.startswith(f"{PREFIX}/")
+    route took the request (a wrong method, or the API asked for under another URL),
+    so amtool can read them."""
+    return path.startswith(f"{PREFIX}/") or MISDIRECTED.fullmatch(path) is not None
 
 
 def http_as_text(request: Request, exc: HTTPException) -> Response:
     """Litestar's own 400 (a flag that is not true or false) and 405 as a text too;
-    amtool fails on any other type ("no consumer") instead of saying what was wrong."""
+    amtool fails on any other type ("no consumer") instead of saying what was wrong.
+    A wrong URL is a 400 saying which to use: the only refusal Alertmanager's API
+    gives these operations a text for, so the only one amtool prints."""
+    misdirected = MISDIRECTED.fullmatch(request.url.path)
+    if misdirected is not None:
+        return _text(400, _to_root(request, misdirected["base"]))
+    if exc.status_code == 405 and request.url.path == f"{PREFIX}/alerts":
+        return _text(400, _to_doors(request))
     if exc.status_code not in (400, 405):
         return _as_json(handle_http_exception(request, exc))
-    detail = http_exception_words(request, exc)[1]
-    if exc.status_code == 405 and request.url.path == f"{PREFIX}/alerts":
-        detail += (
-            "; alerts are posted to a source's door, /webhooks/{source}/api/v2/alerts:"
-            " amtool --alertmanager.url=http://HUB/webhooks/{source} alert add,"
-            " Prometheus path_prefix: /webhooks/{source}"
-        )
-    answer = _text(exc.status_code, detail)
+    answer = _text(exc.status_code, http_exception_words(request, exc)[1])
     answer.headers.update(http_exception_headers(request, exc))
     return answer
+
+
+def _to_root(request: Request, base: str) -> str:
+    """Where this API is, for a request under a source's door or a doubled prefix."""
+    root = str(request.base_url)
+    if base == PREFIX:
+        return f"hub's Alertmanager API is at its root: --alertmanager.url={root}, without {PREFIX}"
+    return (
+        f"{root.rstrip('/')}{base} is a source's door, which only takes alerts (amtool alert"
+        f" add, Prometheus); hub's Alertmanager API is at its root: --alertmanager.url={root}"
+    )
+
+
+def _to_doors(request: Request) -> str:
+    """Where alerts posted at the root go: the doors of the sources that take them."""
+    root = str(request.base_url).rstrip("/")
+    config = request.app.state.hub.config
+    names = [s.name for s in config.sources if s.format == ALERTMANAGER_API_FORMAT]
+    if not names:
+        return (
+            "alerts are not posted to hub's root, and no source takes them: add a"
+            f' [[sources]] entry of format "{ALERTMANAGER_API_FORMAT}" and post to'
+            " its door, /webhooks/{source}"
+        )
+    doors = " or ".join(f"{root}/webhooks/{name}" for name in names)
+    return (
+        f"alerts are not posted to hub's root but to a source's door: --alertmanager.url="
+        f"{doors} (Prometheus: path_prefix: /webhooks/{{source}})"
+    )
 
 
 def _as_json(answer: Response) -> Response:

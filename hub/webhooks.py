@@ -111,7 +111,7 @@ class WebhookDoor:
             await self.app(scope, receive, send)
             return
         route = WEBHOOK_PATH.fullmatch(scope["path"])
-        if route is None:
+        if route is None or _reads_alertmanager_api(route, scope["method"]):
             await self.rest(scope, self._limited(scope, receive), send)
             return
         if scope["method"] == "OPTIONS":
@@ -143,6 +143,12 @@ class WebhookDoor:
         }
         only_format = ALERTMANAGER_API_FORMAT if route["alertmanager"] else None
         return await _receive(self.hub, route["source"], headers, receive, only_format)
+
+
+def _reads_alertmanager_api(route: re.Match[str], method: str) -> bool:
+    """amtool given a source's door as its URL, reading alerts there: Litestar's 404
+    for this path is answered as the Alertmanager API answers it, naming hub's root."""
+    return route["alertmanager"] is not None and method in ("GET", "HEAD")
 
 
 # A path as uvicorn gives it (percent-decoded); a trailing slash is allowed, as Litestar allows it.

@@ -726,7 +726,7 @@ def test_the_ingest_door_and_the_read_api_do_not_meet(hub):
     with hub.client(headers=CREDENTIALS["write"]) as http:
         posted = http.post("/api/v2/alerts", json=[{"labels": {"alertname": "X"}}])
         options = http.options("/api/v2/alerts")
-    assert posted.status_code == 405
+    assert posted.status_code == 400
     assert options.headers["allow"] == "GET, HEAD, OPTIONS"
     labels = {"alertname": "DiskFull"}
     with hub.client(headers={"Authorization": f"Bearer {PROM_TOKEN}"}) as http:
@@ -736,15 +736,15 @@ def test_the_ingest_door_and_the_read_api_do_not_meet(hub):
 
 
 def test_amtool_alert_add_is_told_where_alerts_go_and_adds_them_there(hub, amtool):
-    """At the root, amtool read hub's problem document as no answer at all ("no
-    consumer"); now it reports the 405, and a client reading the body finds the door."""
-    with hub.client(headers=CREDENTIALS["write"]) as http:
-        refused = http.post("/api/v2/alerts", json=[{"labels": {"alertname": "X"}}])
-    assert refused.headers["content-type"] == "application/json"
-    assert refused.headers["allow"] == "GET, HEAD, OPTIONS"
-    assert "/webhooks/{source}/api/v2/alerts" in refused.json()
+    """At the root, amtool printed only "status 405": Alertmanager's API gives a post
+    of alerts a text for a 400 alone, so the door's URL comes as one, which it prints."""
     at_root = amtool("alert", "add", "alertname=Smoke")
-    assert at_root.returncode != 0 and "status 405" in at_root.stderr, at_root.stderr
+    assert at_root.returncode != 0
+    assert at_root.stderr.strip().splitlines()[-1] == (
+        "amtool: error: [POST /alerts][400] postAlertsBadRequest  alerts are not posted to"
+        f" hub's root but to a source's door: --alertmanager.url={hub.url}/webhooks/prom"
+        " (Prometheus: path_prefix: /webhooks/{source})"
+    )
     at_door = amtool(
         "alert",
         "add",
@@ -756,6 +756,51 @@ def test_amtool_alert_add_is_told_where_alerts_go_and_adds_them_there(hub, amtoo
     assert at_door.returncode == 0, at_door.stderr
     shown = [alert["labels"] for alert in v2(hub, "alerts").json()]
     assert {"alertname": "Smoke", "service": "payments"}.items() <= shown[0].items()
+
+
+@pytest.mark.parametrize(
+    ("base", "told"),
+    [
+        (
+            "/webhooks/prom",
+            "{url}/webhooks/prom is a source's door, which only takes alerts (amtool alert"
+            " add, Prometheus); hub's Alertmanager API is at its root: --alertmanager.url={url}/",
+        ),
+        (
+            "/api/v2",
+            "hub's Alertmanager API is at its root: --alertmanager.url={url}/, without /api/v2",
+        ),
+    ],
+)
+def test_amtool_given_a_url_other_than_the_root_is_told_the_root(hub, amtool, base, told):
+    """amtool kept at the door README gives ``alert add``, or given ``/api/v2``, failed
+    with "no consumer" or a bare status; where the operation has a text (a 400) it now
+    prints where the API is, and every call gets plain JSON naming it."""
+    query = amtool("alert", "query", f"--alertmanager.url={hub.url}{base}")
+    assert query.returncode != 0
+    expected = f"[GET /alerts][400] getAlertsBadRequest  {told.format(url=hub.url)}"
+    assert query.stderr.strip().splitlines()[-1] == f"amtool: error: {expected}"
+    with hub.client(headers=CREDENTIALS["read"]) as http:
+        for path in ("status", "receivers", "alerts/groups", "silences", "silence/x"):
+            answer = http.get(f"{base}/api/v2/{path}")
+            assert (answer.status_code, answer.headers["content-type"]) == (
+                400,
+                "application/json",
+            )
+            assert answer.json() == told.format(url=hub.url)
+
+
+def test_alerts_posted_at_the_root_with_no_source_to_take_them_are_told_to_add_one(
+    hub_factory, smtp
+):
+    hub = hub_factory(mail_url=mail_url(smtp[1]))
+    with hub.client() as http:
+        refused = http.post("/api/v2/alerts", json=[{"labels": {"alertname": "X"}}])
+    assert refused.status_code == 400
+    assert refused.json() == (
+        "alerts are not posted to hub's root, and no source takes them: add a [[sources]]"
+        ' entry of format "prometheus" and post to its door, /webhooks/{source}'
+    )
 
 
 # -- Grafana's Alertmanager data source and karma, as they ask and read --------------
