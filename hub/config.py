@@ -6,6 +6,7 @@ table, the key and what was expected, so an operator fixes a file in one pass.
 from __future__ import annotations
 
 import decimal
+import difflib
 import ipaddress
 import json
 import math
@@ -15,7 +16,7 @@ import tomllib
 import types
 import typing
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -998,7 +999,7 @@ def _explained(message: str, value: Any, type_: Any, described: str | None) -> s
     if described:
         return f"{_unquoted(message, value)}, got {described}{expected}"
     if allowed:
-        return f"{message}{expected}"
+        return f"{message}{expected}{did_you_mean(value, allowed)}"
     if "got " in message:  # a duration's own message quotes what it got
         return message
     return f"{message} (got {_shown(value)})"
@@ -1025,6 +1026,16 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
+def did_you_mean(given: object, valid: Iterable[str]) -> str:
+    """``; did you mean "pager"?`` naming the valid name closest to an unknown one, or
+    nothing when none is close: a typo is the likeliest reason a name is unknown, and
+    a list of every valid name leaves the reader to spot it."""
+    if not isinstance(given, str):
+        return ""
+    close = difflib.get_close_matches(given, sorted(valid), n=1, cutoff=0.7)
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
 def choices(annotation: Any) -> tuple[str, ...]:
     """The allowed values of a Literal or an Enum, however it is wrapped (Optional), for
     errors that say what would have been accepted."""
@@ -1046,7 +1057,8 @@ def _collect_struct(value: dict, type_: type, path: str, found: _Findings) -> di
     for key in value:
         if key not in fields:
             known = ", ".join(sorted(fields))
-            found.add(_join(path, key), f"unknown key (expected one of: {known})")
+            hint = did_you_mean(key, fields)
+            found.add(_join(path, key), f"unknown key (expected one of: {known}){hint}")
     return {
         field.encode_name: fitted
         for field in fields.values()
@@ -1140,6 +1152,7 @@ def check(config: Config) -> list[str]:
             problems.append(
                 f"{where}.format: unknown format {source.format!r} "
                 f"(expected one of: {', '.join(sorted(DECODERS))})"
+                f"{did_you_mean(source.format, DECODERS)}"
             )
         problems += auth.problems(source.auth, f"{where}.auth")
         problems += limits.problems(source, where)
@@ -1281,17 +1294,20 @@ def _check_route(config: Config, route: Route, path: str) -> list[str]:
     problems = _positive_durations(route, path, ("group_interval", "repeat_interval"))
     # a [[receivers]] entry only: schedule:NAME/PERSON is how the delivery log names a
     # page to an on-call person, a target escalation steps reach as schedule:NAME
-    if route.receiver is not None and route.receiver not in {r.name for r in config.receivers}:
-        problems.append(f'{path}.receiver: undefined receiver "{route.receiver}"')
+    receivers = {r.name for r in config.receivers}
+    if route.receiver is not None and route.receiver not in receivers:
+        hint = did_you_mean(route.receiver, receivers)
+        problems.append(f'{path}.receiver: undefined receiver "{route.receiver}"{hint}')
     intervals = {t.name for t in config.time_intervals}
     for key in ("mute_time_intervals", "active_time_intervals"):
         problems += [
-            f'{path}.{key}: undefined time interval "{name}"'
+            f'{path}.{key}: undefined time interval "{name}"{did_you_mean(name, intervals)}'
             for name in getattr(route, key)
             if name not in intervals
         ]
     if route.escalation is not None and config.escalation(route.escalation) is None:
-        problems.append(f'{path}.escalation: undefined escalation "{route.escalation}"')
+        hint = did_you_mean(route.escalation, (e.name for e in config.escalations))
+        problems.append(f'{path}.escalation: undefined escalation "{route.escalation}"{hint}')
     for i, child in enumerate(route.routes):
         problems += _check_route(config, child, f"{path}.routes[{i}]")
     return problems

@@ -528,6 +528,7 @@ def problems(cfg: config.Config) -> list[str]:
                 found.append(f"{where}.steps[{j}].after: must not be earlier than the step before")
             found += [
                 f'{where}.steps[{j}].notify: undefined receiver or schedule "{name}"'
+                f"{config.did_you_mean(name, targets)}"
                 for name in step.notify
                 if name not in targets
             ]

@@ -20,7 +20,7 @@ from math import floor
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub import timeintervals
-from hub.config import LONGEST, Rotation, Schedule, entry
+from hub.config import LONGEST, Rotation, Schedule, did_you_mean, entry
 
 DAY = 86400.0
 _CHANGES_LOOKED_AT = 1000  # a schedule whose person never changes stops looking here
@@ -122,7 +122,8 @@ def problems(schedule: Schedule) -> list[str]:
         found += [f"{where}.{p}" for p in _rotation_problems(rotation, names)]
     for i, override in enumerate(schedule.overrides):
         if override.person not in names:
-            found.append(f'overrides[{i}].person: "{override.person}" is not in people')
+            hint = did_you_mean(override.person, names)
+            found.append(f'overrides[{i}].person: "{override.person}" is not in people{hint}')
         if override.ends_at <= override.starts_at:
             found.append(f"overrides[{i}].ends_at: must be after starts_at")
     return found
@@ -130,7 +131,7 @@ def problems(schedule: Schedule) -> list[str]:
 
 def _rotation_problems(rotation: Rotation, people: set[str]) -> list[str]:
     found = [
-        f'participants: "{name}" is not in people'
+        f'participants: "{name}" is not in people{did_you_mean(name, people)}'
         for name in rotation.participants
         if name not in people
     ]

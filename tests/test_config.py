@@ -672,7 +672,7 @@ def test_a_root_receiver_of_the_wrong_type_is_not_also_missing():
             '[[receivers]]\nname = "pager"\nurl = ["json://127.0.0.1:9/"]\n',
             [
                 "receivers[2] (pager).url: unknown key (expected one of: body, name, send_resolved,"
-                " timeout, title, urls)",
+                ' timeout, title, urls); did you mean "urls"?',
                 "receivers[2] (pager).urls: required key is missing",
                 'receivers[0] and receivers[1]: duplicate name "ops"',
             ],
@@ -713,7 +713,7 @@ def test_a_root_receiver_of_the_wrong_type_is_not_also_missing():
             'rotations = [{ participants = ["alice"], start = 2026-03-27 }]\n',
             [
                 "schedules[0] (primary).people[2] (bob).url: unknown key"
-                " (expected one of: name, urls)",
+                ' (expected one of: name, urls); did you mean "urls"?',
                 "schedules[0] (primary).people[2] (bob).urls: required key is missing",
                 'schedules[0] (primary).people[0] and people[1]: duplicate name "alice"',
             ],
@@ -1000,4 +1000,50 @@ def test_a_route_sends_to_receivers_not_to_a_scheduled_person():
     text = valid(child='receiver = "schedule:primary/alice"', tables=tables)
     assert problems_of(text) == [
         'route.routes[0].receiver: undefined receiver "schedule:primary/alice"'
+    ]
+
+
+MISTYPED_NAMES = valid(
+    route='group_wiat = "1s"\nmute_time_intervals = ["weekend"]',
+    child='receiver = "pagr"\nescalation = "critcal"',
+    tables='[[receivers]]\nname = "pager"\nurls = ["json://127.0.0.1:9/"]\n'
+    '[[sources]]\nname = "prom"\nformat = "promethues"\nauth = { type = "berer", tokens = ["t"] }\n'
+    '[[escalations]]\nname = "critical"\nsteps = [{ notify = ["opps"] }]\n'
+    '[[time_intervals]]\nname = "weekends"\ntime_intervals = [{ weekdays = ["saturday"] }]\n'
+    '[[schedules]]\nname = "team"\npeople = [{ name = "alice", urls = ["logfile://a.log"] }]\n'
+    'rotations = [{ participants = ["alcie"], start = 2026-01-05 }]\n',
+)
+
+
+def test_check_config_suggests_the_closest_name_for_a_typo(tmp_path):
+    """An unknown key or name used to be listed with every valid one (or none): the
+    operator had to spot the typo. The closest valid name is now suggested."""
+    (tmp_path / "alerts.toml").write_text(MISTYPED_NAMES)
+    result = run_hub("check-config", "alerts.toml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert problem_lines(result.stderr) == [
+        "sources[0] (prom).auth.type: Invalid enum value 'berer' (expected one of: none,"
+        ' bearer, basic, hmac, standard-webhooks); did you mean "bearer"?',
+        "route.group_wiat: unknown key (expected one of: active_time_intervals, continue,"
+        " escalation, group_by, group_interval, group_wait, matchers, mute_time_intervals,"
+        ' receiver, repeat_interval, routes); did you mean "group_wait"?',
+        "sources[0] (prom).format: unknown format 'promethues' (expected one of: alertmanager,"
+        ' generic, grafana, native, pagerduty, prometheus); did you mean "prometheus"?',
+        'route.mute_time_intervals: undefined time interval "weekend"; did you mean "weekends"?',
+        'route.routes[0].receiver: undefined receiver "pagr"; did you mean "pager"?',
+        'route.routes[0].escalation: undefined escalation "critcal"; did you mean "critical"?',
+        'schedules[0] (team).rotations[0].participants: "alcie" is not in people;'
+        ' did you mean "alice"?',
+        'escalations[0] (critical).steps[0].notify: undefined receiver or schedule "opps";'
+        ' did you mean "ops"?',
+    ]
+
+
+def test_no_name_is_suggested_when_none_is_close():
+    text = valid(route='colour = "blue"', child='receiver = "database-team"')
+    assert problems_of(text) == [
+        "route.colour: unknown key (expected one of: active_time_intervals, continue,"
+        " escalation, group_by, group_interval, group_wait, matchers, mute_time_intervals,"
+        " receiver, repeat_interval, routes)",
+        'route.routes[0].receiver: undefined receiver "database-team"',
     ]

@@ -588,7 +588,7 @@ def test_a_route_naming_an_undefined_policy_and_a_step_naming_nobody_are_refused
     with pytest.raises(ConfigError) as raised:
         config.parse(text, {})
     assert raised.value.problems == [
-        'route.escalation: undefined escalation "pager"',
+        'route.escalation: undefined escalation "pager"; did you mean "page"?',
         'escalations[0] (page).steps[0].notify: undefined receiver or schedule "schedule:x"',
     ]
 
