@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Callable, Collection
@@ -14,7 +15,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, Parameter, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import access, dispatch, matchers, mute, paging, silencing
+from hub import access, dispatch, logs, matchers, mute, paging, silencing
 from hub.access import BEARER, require
 from hub.alerts import AlertStatus, matchable
 from hub.api_params import Since, query_matchers, since_timestamp
@@ -50,14 +51,22 @@ _TIME_FIELDS = (
     "held_at",
     "last_notified_at",
     "ends_at",
+    "received_at",
+    "occurred_at",
 )
 
 
-def iso(value: float | None) -> str | None:
-    """Epoch seconds as RFC 3339 UTC, the form every API response uses."""
+def iso(value: object) -> str | None:
+    """Epoch seconds as RFC 3339 UTC, the form every API response uses. A value that is
+    no time (text or bytes a hand edit left in a time column, a number past the year
+    9999) is shown as its text (``logs.text``): a read must not fail on the row it shows,
+    nor hide the value an operator has to repair."""
     if value is None:
         return None
-    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, int | float):
+        with contextlib.suppress(OverflowError, OSError, ValueError):
+            return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+    return logs.text(value)
 
 
 def equalities(filters: dict[str, object]) -> tuple[str, dict[str, object]]:
@@ -69,7 +78,7 @@ def equalities(filters: dict[str, object]) -> tuple[str, dict[str, object]]:
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
     """A row with its times in RFC 3339, an alert's recent ``changes`` (kept as epoch
-    seconds for flapping) too."""
+    seconds for flapping) too, and bytes as text (``shown``)."""
     return {key: _shown(key, value) for key, value in row.items()}
 
 
@@ -78,7 +87,14 @@ def _shown(key: str, value: Any) -> Any:
         return iso(value)
     if key == "changes":
         return [iso(moment) for moment in value]
-    return value
+    return shown(value)
+
+
+def shown(value: Any) -> Any:
+    """A stored value as the API shows it: bytes a hand edit or a fault left in a text
+    column as text (``logs.text``), where JSON would show them as base64 no one reads
+    as the value it is; any other value as it is."""
+    return logs.text(value) if isinstance(value, bytes) else value
 
 
 def with_mutes(hub: Any, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:

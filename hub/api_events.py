@@ -19,7 +19,7 @@ from litestar.params import FromQuery
 
 from hub import paging
 from hub.access import BEARER, require
-from hub.api import RowId, iso
+from hub.api import RowId, present
 from hub.errors import NotFound
 from hub.problems import refusals
 from hub.store import ID_ORDER
@@ -61,10 +61,7 @@ async def get_event(request: Request, delivery_id: RowId) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no delivery with id {delivery_id}")
     body, is_base64 = body_text(row.pop("body"))
-    events = [
-        {**event, "occurred_at": iso(event["occurred_at"])}
-        for event in store.delivery_events(delivery_id)
-    ]
+    events = [present(event) for event in store.delivery_events(delivery_id)]
     return {
         **_present(row),
         "body": body,
@@ -84,17 +81,20 @@ def body_text(body: bytes) -> tuple[str, bool]:
 
 
 def _present(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "source": row["source"],
-        "delivery_key": row["delivery_key"],
-        "received_at": iso(row["received_at"]),
-        "headers": row["headers"],
-        "status_code": row["status_code"],
-        "answer": row["response"],
-        "mode": row["mode"],
-        "replay_of": row["replay_of"],
-    }
+    shown = {key: row[key] for key in _SHOWN}
+    return present({**shown, "answer": row["response"]})
+
+
+_SHOWN = (
+    "id",
+    "source",
+    "delivery_key",
+    "received_at",
+    "headers",
+    "status_code",
+    "mode",
+    "replay_of",
+)
 
 
 HANDLERS = [list_events, get_event]

@@ -16,6 +16,7 @@ never the token. ``pause`` and ``resume`` record who asked as incident actions d
 from __future__ import annotations
 
 import logging
+import math
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -23,7 +24,7 @@ from litestar import MediaType, Request, delete, get, post, route
 from litestar.openapi.spec import OpenAPI, SecurityRequirement, SecurityScheme
 from litestar.params import FromPath, JSONBody
 
-from hub import access, heartbeats, logs
+from hub import access, api, heartbeats, logs
 from hub.access import BEARER, require
 from hub.api import iso
 from hub.api_incidents import ACTED, NAMING_REFUSALS, By
@@ -313,20 +314,28 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
     can post back what it read, its ``state``, and the summary its alert will carry
     (the default for one without its own)."""
     shown = {
-        key: iso(value) if key in _SHOWN_TIMES else value
+        key: iso(value) if key in _SHOWN_TIMES else api.shown(value)
         for key, value in row.items()
         if key != "token_sha256"
     }
     has_token = row["token_sha256"] is not None
     return {
         **shown,
-        "period": Duration(row["period"]).text(),
-        "grace": Duration(row["grace"]).text(),
-        "summary": heartbeats.summary(row),
+        "period": _duration(row["period"]),
+        "grace": _duration(row["grace"]),
+        "summary": api.shown(heartbeats.summary(row)),
         "overdue": bool(row["overdue"]),
         "state": _state(row),
         "token_required": has_token,
     }
+
+
+def _duration(stored: object) -> str:
+    """A period or grace as the file writes it; one that is no number of seconds (a hand
+    edit) as its text, as ``iso`` shows such a time."""
+    if isinstance(stored, int | float) and math.isfinite(stored):
+        return Duration(stored).text()
+    return logs.text(stored)
 
 
 def _state(row: dict[str, Any]) -> HeartbeatState:

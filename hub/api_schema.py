@@ -53,8 +53,17 @@ from hub.mute import Mute
 from hub.silencing import NewSilence
 from hub.store import ROW_ID_MAX
 
-Time = Annotated[datetime, msgspec.Meta(tz=True)]
-"""An RFC 3339 time in UTC, as every answer gives times."""
+Time = Annotated[
+    datetime,
+    msgspec.Meta(
+        tz=True,
+        description="RFC 3339, UTC; a time stored as something else (a row edited by hand)"
+        " is shown as its stored text",
+    ),
+]
+"""An RFC 3339 time in UTC, as every answer gives times. ``format`` is an annotation in
+OpenAPI 3.1's JSON Schema, so the stored text ``api.iso`` shows for a time a hand edit
+broke is still a string the schema allows; the description says when to expect one."""
 LapseReason = Literal["snooze", "ack_timeout"]
 
 

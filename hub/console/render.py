@@ -9,7 +9,7 @@ choosing; the only value a banner takes from a link is a number or an incident i
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
@@ -21,6 +21,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template import TemplateConfig
 
+from hub import logs
 from hub.api_params import COMMENT_MAX
 from hub.spans import span
 
@@ -195,7 +196,10 @@ def ago(context: Any, value: float | datetime | str | None) -> str:
     """How long ago (or how soon) a moment is, the way a person on call reads it."""
     if value is None:
         return "-"
-    delta = context["now"] - _epoch(value)
+    moment = _moment(value, UTC)
+    if moment is None:
+        return logs.text(value)
+    delta = context["now"] - moment.timestamp()
     text = span(abs(delta))
     return f"{text} ago" if delta >= 0 else f"in {text}"
 
@@ -203,7 +207,8 @@ def ago(context: Any, value: float | datetime | str | None) -> str:
 def utc(value: float | datetime | str | None) -> str:
     if value is None:
         return "-"
-    return datetime.fromtimestamp(_epoch(value), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    moment = _moment(value, UTC)
+    return logs.text(value) if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @pass_context
@@ -212,7 +217,9 @@ def hhmm(context: Any, value: float | datetime | str, zone: str = "UTC") -> str:
     ``zone``), with its date unless it is that day's: "00:54" a day ahead would read
     as tonight."""
     where = ZoneInfo(zone)
-    moment = datetime.fromtimestamp(_epoch(value), where)
+    moment = _moment(value, where)
+    if moment is None:
+        return logs.text(value)
     today = datetime.fromtimestamp(context["now"], where).date()
     shown = moment.strftime("%H:%M" if moment.date() == today else "%Y-%m-%d %H:%M")
     return f"{shown} {zone}"
@@ -225,14 +232,26 @@ def pretty_kind(kind: str) -> str:
 
 def took(start: float | datetime | str, end: float | datetime | str) -> str:
     """The time between two moments at the scale a notification's delay is read:
-    milliseconds under a second, then tenths up to a minute, then ``span``."""
-    seconds = max(_epoch(end) - _epoch(start), 0.0)
+    milliseconds under a second, then tenths up to a minute, then ``span``; "-" when
+    either is no time."""
+    first, last = _moment(start, UTC), _moment(end, UTC)
+    if first is None or last is None:
+        return "-"
+    seconds = max((last - first).total_seconds(), 0.0)
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     return f"{seconds:.1f} s" if seconds < 60 else span(seconds)
 
 
-def _epoch(value: float | datetime | str) -> float:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value.timestamp() if isinstance(value, datetime) else float(value)
+def _moment(value: float | datetime | str, zone: tzinfo) -> datetime | None:
+    """The moment ``value`` names (epoch seconds, an RFC 3339 text or a datetime) in
+    ``zone``, or None for a value that is none: the API shows a time column a hand edit
+    left as text as that text, and the page shows it so rather than fail."""
+    try:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if isinstance(value, datetime):
+            return value.astimezone(zone)
+        return datetime.fromtimestamp(value, zone)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None

@@ -1,0 +1,259 @@
+"""Reads never fail on a row edited by hand: an operator repairing a row with ``sqlite3``
+(or a fault) can leave text in a time or number column, a number or undecodable bytes
+in a text column, or NULL where the schema allows one. Every read of the API, the
+console and ``/metrics`` still answers, lists the other rows, and shows the odd value
+as its text rather than failing or hiding the row.
+
+One real hub per table on a real SQLite file: two of everything (alerts, incidents,
+notifications, deliveries, heartbeats, silences), one row of the table edited one
+column at a time, every read requested after each edit."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import pytest
+from conftest import mail_url, wait_for
+from console_support import CONSOLE_CONFIG, fire, sign_in
+
+READ = {"Authorization": "Bearer read-token"}
+WRITE = {"Authorization": "Bearer write-token"}
+BLOB = b"\xffodd"
+"""Bytes that are not UTF-8: shown with U+FFFD for the byte that is not."""
+ODD_TEXT = "yesterday"
+
+
+class Edit(NamedTuple):
+    column: str
+    value: object
+    flag: bool = False
+    """A 0 or 1 column, shown as a boolean: any value SQLite reads as true is."""
+
+    def shown(self) -> str | None:
+        """How the API's JSON must show the value (None: as null, or as a flag)."""
+        if self.value is None or self.flag:
+            return None
+        if isinstance(self.value, bytes):
+            return self.value.decode("utf-8", "replace")
+        return str(self.value)
+
+
+def text(column: str) -> Edit:
+    return Edit(column, ODD_TEXT)
+
+
+def number(column: str) -> Edit:
+    return Edit(column, 42)
+
+
+def blob(column: str) -> Edit:
+    return Edit(column, BLOB)
+
+
+def null(column: str) -> Edit:
+    return Edit(column, None)
+
+
+EDITS: dict[str, tuple[str, list[Edit]]] = {
+    "alerts": (
+        "id = :alert",
+        [
+            text("first_seen"),
+            text("resolved_at"),
+            text("duplicates"),
+            number("summary"),
+            blob("source"),
+            null("incident_id"),
+        ],
+    ),
+    "incidents": (
+        "id = :incident",
+        [
+            text("opened_at"),
+            text("acknowledged_at"),
+            text("active_alerts"),
+            blob("title"),
+            number("acknowledged_by"),
+            null("escalation"),
+        ],
+    ),
+    "notifications": (
+        "incident_id = :incident",
+        [
+            text("created_at"),
+            text("sent_at"),
+            text("attempts"),
+            blob("receiver"),
+            number("last_error"),
+        ],
+    ),
+    "notification_attempts": (
+        "notification_id IN (SELECT id FROM notifications WHERE incident_id = :incident)",
+        [text("started_at"), text("duration_ms"), blob("error")],
+    ),
+    "deliveries": (
+        "id = :delivery",
+        [text("received_at"), text("status_code"), blob("delivery_key")],
+    ),
+    "events": (
+        "delivery_id = :delivery",
+        [text("occurred_at"), blob("outcome")],
+    ),
+    "alert_history": (
+        "alert_id = :alert",
+        [text("at"), text("recorded_at"), blob("summary"), null("event_id")],
+    ),
+    "timeline": (
+        "incident_id = :incident",
+        [text("at"), blob("actor")],
+    ),
+    "heartbeats": (
+        "name = 'etl'",
+        [
+            text("last_ping"),
+            Edit("overdue", ODD_TEXT, flag=True),
+            text("started_at"),
+            text("period"),
+            blob("summary"),
+        ],
+    ),
+}
+
+OTHERS = ("payments down", "backup", "payments freeze")
+"""What names the rows left alone: each read that showed one before an edit must still."""
+
+
+class Populated(NamedTuple):
+    hub: object
+    ids: dict[str, object]
+    reads: list[str]
+
+
+def populated(hub_factory, smtp) -> Populated:
+    """A hub holding two of each row kind, its notifications sent; the ids of the rows
+    to edit (the checkout ones) and every read that may show them."""
+    mailbox, port = smtp
+    hub = hub_factory(CONSOLE_CONFIG, mail_url=mail_url(port), max_attempts=1)
+    checkout = fire(hub.url, "checkout down")
+    fire(hub.url, "payments down", service="payments")
+    wait_for(lambda: len(mailbox.messages) == 2)
+    with hub.client(headers=WRITE) as http:
+        for name in ("etl", "backup"):
+            body = {"name": name, "period": "1h", "summary": f"{name} did not report"}
+            http.post("/api/v1/heartbeats", json=body).raise_for_status()
+        assert http.post("/ping/etl").status_code == 200
+        freeze = {"duration": "1h"}
+        silence = http.post(
+            "/api/v1/silences",
+            json={**freeze, "matchers": ['service="checkout"'], "comment": "checkout freeze"},
+        ).json()["id"]
+        http.post(
+            "/api/v1/silences",
+            json={**freeze, "matchers": ['service="payments"'], "comment": "payments freeze"},
+        ).raise_for_status()
+        ack = f"/api/v1/incidents/{checkout['incident_id']}/ack"
+        http.post(ack).raise_for_status()
+        delivery = http.get("/api/v1/events").json()[-1]["id"]
+    ids = {
+        "alert": checkout["id"],
+        "incident": checkout["incident_id"],
+        "delivery": delivery,
+        "silence": silence,
+    }
+    return Populated(hub, ids, reads(ids))
+
+
+def reads(ids: dict[str, object]) -> list[str]:
+    """Every read that shows a row of some table: API lists and details, the
+    Alertmanager API, the console's pages and ``/metrics``."""
+    return [
+        "/api/v1/alerts",
+        f"/api/v1/alerts/{ids['alert']}",
+        "/api/v1/incidents",
+        f"/api/v1/incidents/{ids['incident']}",
+        "/api/v1/notifications",
+        "/api/v1/events",
+        f"/api/v1/events/{ids['delivery']}",
+        "/api/v1/heartbeats",
+        "/api/v1/heartbeats/etl",
+        "/api/v1/silences",
+        f"/api/v1/silences/{ids['silence']}",
+        "/api/v2/alerts",
+        "/api/v2/alerts/groups",
+        "/api/v2/silences",
+        f"/api/v2/silence/{ids['silence']}",
+        "/",
+        "/?status=resolved",
+        f"/incidents/{ids['incident']}",
+        "/notifications",
+        "/heartbeats",
+        "/silences",
+        f"/silences/{ids['silence']}/edit",
+        "/sources",
+        f"/deliveries/{ids['delivery']}",
+        "/metrics",
+    ]
+
+
+@contextlib.contextmanager
+def edited(hub, table: str, where: str, change: Edit, ids: dict[str, object]) -> Iterator[None]:
+    """One column of the chosen rows changed behind hub's back, as a hand edit does,
+    then put back as it was."""
+    path = hub.runtime.config.storage.path
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute(f"SELECT rowid, {change.column} FROM {table} WHERE {where}", ids)
+        kept = rows.fetchall()
+        assert kept, f"no {table} row matched {where}"
+        with db:
+            db.execute(
+                f"UPDATE {table} SET {change.column} = :value WHERE {where}",
+                {**ids, "value": change.value},
+            )
+        yield
+        with db:
+            db.executemany(
+                f"UPDATE {table} SET {change.column} = ? WHERE rowid = ?",
+                [(value, rowid) for rowid, value in kept],
+            )
+
+
+def answers(hub, paths: list[str], failed: list[str]) -> dict[str, str]:
+    """Each read's body, signed in to the console and with a read token for the API; a
+    5xx is added to ``failed`` with its path and answer."""
+    found = {}
+    with hub.client(headers=READ) as http:
+        sign_in(http, "admin-token")
+        for path in paths:
+            answer = http.get(path)
+            if answer.status_code >= 500:
+                failed.append(f"{path}: {answer.status_code}")
+            found[path] = answer.text
+    return found
+
+
+@pytest.mark.parametrize("table", EDITS)
+def test_every_read_shows_a_row_edited_by_hand_and_the_rows_beside_it(
+    hub_factory, smtp, table, caplog
+):
+    hub, ids, paths = populated(hub_factory, smtp)
+    failed: list[str] = []
+    before = answers(hub, paths, failed)
+    assert not failed
+    where, changes = EDITS[table]
+    for change in changes:
+        problems: list[str] = []
+        with edited(hub, table, where, change, ids):
+            after = answers(hub, paths, problems)
+        for path in paths:
+            kept = [other for other in OTHERS if other in before[path]]
+            if lost := [other for other in kept if other not in after[path]]:
+                problems.append(f"{path} lost {lost}")
+        shown = change.shown()
+        if shown is not None and not any(shown in body for body in after.values()):
+            problems.append(f"{shown!r} is shown nowhere")
+        failed += [f"{table}.{change.column}: {problem}" for problem in problems]
+
+    assert not failed, "\n".join(failed)
