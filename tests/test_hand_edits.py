@@ -18,6 +18,7 @@ from typing import NamedTuple
 import pytest
 from conftest import mail_url, wait_for
 from console_support import CONSOLE_CONFIG, fire, sign_in
+from notify_support import metric
 
 READ = {"Authorization": "Bearer read-token"}
 WRITE = {"Authorization": "Bearer write-token"}
@@ -257,3 +258,22 @@ def test_every_read_shows_a_row_edited_by_hand_and_the_rows_beside_it(
         failed += [f"{table}.{change.column}: {problem}" for problem in problems]
 
     assert not failed, "\n".join(failed)
+
+
+def test_a_hub_starts_and_gauges_a_heartbeat_whose_ping_and_flag_were_edited_to_text(
+    hub_factory, smtp
+):
+    """Starting, the watchdog gauges every heartbeat (``App.show_heartbeats``): a last
+    ping or an overdue flag stored as text raised there, and the hub did not start."""
+    hub, ids, _ = populated(hub_factory, smtp)
+    with edited(hub, "heartbeats", "name = 'etl'", text("last_ping"), ids):
+        with edited(hub, "heartbeats", "name = 'etl'", text("overdue"), ids):
+            hub.restart()
+            with hub.client(headers=READ) as http:
+                exposition = http.get("/metrics").text
+                shown = http.get("/api/v1/heartbeats/etl").json()
+    ping = "hub_heartbeat_last_ping_timestamp_seconds"
+    assert metric(exposition, ping, heartbeat="etl") == 0
+    assert metric(exposition, ping, heartbeat="backup") == 0
+    assert metric(exposition, "hub_heartbeat_overdue", heartbeat="etl") == 1
+    assert (shown["last_ping"], shown["state"]) == (ODD_TEXT, "down")
