@@ -88,8 +88,12 @@ def document(openapi: OpenAPI) -> None:
                     ' "ignored" (when any) the acknowledgements of alerts hub does not have'
                     " and the events a generic mapping ignores, dropped"
                 ),
-                "200": _json(
-                    "A repeated delivery (same delivery id and body): the first answer again"
+                "200": OpenAPIResponse(
+                    description=(
+                        "A repeated delivery (same delivery id and body): the first answer"
+                        " again, as its 202 was; or, from a source of format prometheus,"
+                        " applied and answered as Alertmanager does, with an empty body"
+                    )
                 ),
             },
         )
