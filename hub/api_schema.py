@@ -334,7 +334,13 @@ class Silence(msgspec.Struct, kw_only=True):
         str | None, msgspec.Meta(description="the token that spoke for updated_by, as created_via")
     ]
     updated_at: Time | None
-    state: silences.State
+    state: Annotated[
+        silences.Shown,
+        msgspec.Meta(
+            description="unreadable: a hand edit left a value hub cannot read (shown as"
+            " stored); it is not in force, and expiring it removes it"
+        ),
+    ]
     static: bool
 
 

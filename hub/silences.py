@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from hub.config import Config
 
 State = Literal["pending", "active", "expired"]
+Shown = Literal["pending", "active", "expired", "unreadable"]
+"""A silence's state as lists show it: ``unreadable`` for an ``UnreadableSilence``."""
 LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 """The last second a silence may start or end at. hub keeps and shows times in UTC,
 where an offset can carry 9999-12-31 (or 0001-01-01) past what a datetime holds."""
@@ -51,6 +53,18 @@ class Silence(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     @cached_property
     def parsed(self) -> list[matchers.Matcher]:
         return matchers.parse_all(self.matchers)
+
+
+class UnreadableSilence(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored silence hub cannot read: a hand edit left text in a time column, bytes in
+    its id, or matchers that are not a list of matchers. It is never in force (failing
+    open: a page that should have been muted is sent, not one that should have been
+    sent muted), lists show its ``stored`` row as text, and expiring it removes it.
+    ``id`` is the stored id as text; ``column`` the first one that cannot be read."""
+
+    id: str
+    column: str
+    stored: dict[str, Any]
 
 
 def state(silence: Silence, now: datetime) -> State:

@@ -31,7 +31,7 @@ from hub.decoders.common import parse_json
 from hub.errors import Conflict, InvalidPayload, NotFound
 from hub.matchers import Matcher
 from hub.problems import refusals
-from hub.silences import Silence, State
+from hub.silences import Shown, Silence, UnreadableSilence
 from hub.store import Tx
 
 log = logging.getLogger("hub.silences")
@@ -80,7 +80,7 @@ class NewSilence(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 )
 async def list_silences(
     request: Request,
-    wanted: Annotated[State | None, QueryParameter(name="state")] = None,
+    wanted: Annotated[Shown | None, QueryParameter(name="state")] = None,
     matcher: Annotated[
         list[str] | None,
         QueryParameter(
@@ -154,19 +154,21 @@ async def expire_silence(request: Request, silence_id: FromPath[str]) -> dict[st
 
 
 def listed(
-    hub: Any, wanted: State | None = None, having: Sequence[Matcher] = ()
+    hub: Any, wanted: Shown | None = None, having: Sequence[Matcher] = ()
 ) -> list[dict[str, Any]]:
     """Every silence as the API shows it, optionally only those in state ``wanted``
-    and those with each of ``having`` among their matchers (``silences.includes``)."""
+    and those with each of ``having`` among their matchers (``silences.includes``; an
+    unreadable one has none)."""
     now = current_time(hub)
-    return [
+    shown = [
         present(s, now, static)
         for s, static in every(hub)
-        if (wanted is None or silences.state(s, now) == wanted) and silences.includes(s, having)
+        if not having or (isinstance(s, Silence) and silences.includes(s, having))
     ]
+    return [s for s in shown if wanted is None or s["state"] == wanted]
 
 
-def every(hub: Any) -> list[tuple[Silence, bool]]:
+def every(hub: Any) -> list[tuple[Silence | UnreadableSilence, bool]]:
     """Every silence with whether it is static: the API's (newest first), then the
     config's."""
     return [(s, False) for s in hub.store.silences()] + [(s, True) for s in hub.static_silences]
@@ -211,7 +213,10 @@ async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
     _refuse_static(hub, silence_id)
     expired = await hub.store.write(lambda tx: _expire(tx, silence_id, now))
     _look_again(hub)
-    log.info("event=silence_expired id=%s by=%s", logs.value(silence_id), logs.value(by or ""))
+    removed = " removed=unreadable" if isinstance(expired, UnreadableSilence) else ""
+    log.info(
+        "event=silence_expired id=%s by=%s%s", logs.value(silence_id), logs.value(by or ""), removed
+    )
     return present(expired, now, static=False)
 
 
@@ -334,45 +339,96 @@ def _ends_at(body: NewSilence, starts_at: datetime) -> datetime:
 
 def changeable(hub: Any, silence_id: str) -> Silence:
     """The silence ``update`` would change now (what the console's edit form shows), or
-    the refusal ``update`` would answer: Conflict for a static or expired one, NotFound."""
+    the refusal ``update`` would answer: Conflict for a static, expired or unreadable
+    one, NotFound."""
     _refuse_static(hub, silence_id)
     stored = next((s for s in hub.store.silences() if s.id == silence_id), None)
-    return _unexpired(stored, silence_id, current_time(hub))
+    return _readable(_unexpired(stored, silence_id, current_time(hub)))
 
 
 def _update(tx: Tx, silence_id: str, body: NewSilence, asking: Caller, now: datetime) -> Silence:
-    silence = _unexpired(tx.get_silence(silence_id), silence_id, now)
+    silence = _readable(_unexpired(tx.get_silence(silence_id), silence_id, now))
     changed = revise(silence, body, now, asking)
     tx.update_silence(changed)
     escalation.unhold(tx, now.timestamp())
     return changed
 
 
-def _expire(tx: Tx, silence_id: str, now: datetime) -> Silence:
+def _expire(tx: Tx, silence_id: str, now: datetime) -> Silence | UnreadableSilence:
+    """End the silence now; one that cannot be read has no window to end (nor, its
+    values being suspect, a record worth keeping): it is removed."""
     silence = _unexpired(tx.get_silence(silence_id), silence_id, now)
+    if isinstance(silence, UnreadableSilence):
+        tx.remove_silence(silence)
+        return silence
     expired = silences.expire(silence, now)
     tx.expire_silence(expired, now)
     escalation.unhold(tx, now.timestamp())
     return expired
 
 
-def _unexpired(stored: Silence | None, silence_id: str, now: datetime) -> Silence:
+def _unexpired(
+    stored: Silence | UnreadableSilence | None, silence_id: str, now: datetime
+) -> Silence | UnreadableSilence:
     """The silence stored as ``silence_id`` (None: none is), or NotFound; Conflict once
     it has expired: ended, it can be neither ended nor changed (make a new one)."""
     if stored is None:
         raise NotFound(f"no silence with id {silence_id}")
-    if silences.state(stored, now) == "expired":
+    if isinstance(stored, Silence) and silences.state(stored, now) == "expired":
         raise Conflict(f"silence {silence_id} has already expired")
     return stored
 
 
-def present(silence: Silence, now: datetime, static: bool) -> dict[str, Any]:
+def _readable(stored: Silence | UnreadableSilence) -> Silence:
+    """``stored``, or Conflict when it cannot be read: there is nothing to change."""
+    if isinstance(stored, UnreadableSilence):
+        raise Conflict(
+            f"silence {stored.id} cannot be read (its {stored.column} was edited by hand)"
+            " and is not in force; expire it and make a new one"
+        )
+    return stored
+
+
+def present(silence: Silence | UnreadableSilence, now: datetime, static: bool) -> dict[str, Any]:
     """A silence as the API shows it: its fields, its state now, and where it lives."""
+    if isinstance(silence, UnreadableSilence):
+        return _present_unreadable(silence)
     fields = msgspec.structs.asdict(silence)
     shown = {
         key: _iso(value) if isinstance(value, datetime) else value for key, value in fields.items()
     }
     return {**shown, "state": silences.state(silence, now), "static": static}
+
+
+def _present_unreadable(silence: UnreadableSilence) -> dict[str, Any]:
+    """A silence that cannot be read, its stored values shown as text (``api.iso`` and
+    ``api.shown``, as every read shows a hand-edited row), its state ``unreadable``."""
+    from hub import api  # api lists this module's handlers: imported at the top, a cycle
+
+    stored = silence.stored
+    fields = {key: api.shown(stored[key]) for key in _TEXTS}
+    times = {key: api.iso(stored[key]) for key in _TIMES}
+    return {
+        **fields,
+        **times,
+        "id": silence.id,
+        "matchers": _stored_matchers(stored["matchers"]),
+        "state": "unreadable",
+        "static": False,
+    }
+
+
+_TEXTS = ("created_by", "created_via", "comment", "updated_by", "updated_via")
+_TIMES = ("starts_at", "ends_at", "created_at", "updated_at")
+
+
+def _stored_matchers(stored: object) -> list[str]:
+    """Stored matchers as a list of texts: the JSON list's items, or the whole value."""
+    try:
+        texts = msgspec.json.decode(stored, type=list[str])  # type: ignore[call-overload]
+    except (msgspec.DecodeError, TypeError):
+        return [logs.text(stored)]
+    return texts
 
 
 def _iso(value: datetime) -> str:

@@ -38,7 +38,7 @@ from hub import logs
 from hub.alerts import ALERT_STATUSES, matchable
 from hub.errors import ConfigError, Unavailable
 from hub.events import SEVERITIES
-from hub.silences import Silence
+from hub.silences import Silence, UnreadableSilence
 
 T = TypeVar("T")
 Logged = tuple[logging.Logger, int, str, tuple[object, ...]]
@@ -873,16 +873,21 @@ _INSERT_DEAD_LETTER = _numbered(
 
 
 ACTIVE_SILENCES = (
-    "SELECT * FROM silences WHERE (starts_at IS NULL OR starts_at <= ?)"
+    "SELECT * FROM silences"
+    " WHERE (starts_at IS NULL OR starts_at <= ? OR typeof(starts_at) IN ('text', 'blob'))"
     " AND (ends_at IS NULL OR ends_at > ?)"
 )
+"""The API's silences in force at a moment, and those whose start is no time (SQLite
+orders text after every number): read, each unreadable one is logged and left out."""
 
 
 class Tx:
     """The narrow write interface handed to write functions, inside a transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, unreadable: set[tuple[str, str]]) -> None:
+        """``unreadable``: the store's silences already logged as unreadable."""
         self.conn = conn
+        self.unreadable = unreadable
         self.logged: list[Logged] = []
         self._floors: frozenset[str] | None = None
 
@@ -914,7 +919,7 @@ class Tx:
         writes queued ahead of it (an expiry, a change) included."""
         at = now.timestamp()
         cursor = self.conn.execute(ACTIVE_SILENCES, (at, at))
-        return [_decode_silence(row) for row in _all(cursor)]
+        return _in_force(_all(cursor), self.unreadable)
 
     def find_delivery(self, source: str, key: str) -> tuple[int, Any, bytes] | None:
         """The status code, answer and body of the delivery with this key."""
@@ -1704,10 +1709,14 @@ class Tx:
         )
         return cursor.rowcount == 1
 
-    def get_silence(self, silence_id: str) -> Silence | None:
-        cursor = self.conn.execute("SELECT * FROM silences WHERE id = ?", (silence_id,))
-        row = _one(cursor)
-        return _decode_silence(row) if row else None
+    def get_silence(self, silence_id: str) -> Silence | UnreadableSilence | None:
+        """The silence whose id, as lists show it, is ``silence_id``: one whose id a hand
+        edit left as bytes is found by its text too, so that it can be expired."""
+        cursor = self.conn.execute(
+            "SELECT * FROM silences WHERE id = ? OR typeof(id) = 'blob'", (silence_id,)
+        )
+        found = (_decode_silence(row) for row in _all(cursor))
+        return next((s for s in found if s.id == silence_id), None)
 
     def insert_silence(self, silence: Silence) -> None:
         self.conn.execute(
@@ -1744,6 +1753,10 @@ class Tx:
                 changed.id,
             ),
         )
+
+    def remove_silence(self, unreadable: UnreadableSilence) -> None:
+        """Delete a silence that cannot be read, by its id as stored."""
+        self.conn.execute("DELETE FROM silences WHERE id = ?", (unreadable.stored["id"],))
 
     def expire_silence(self, expired: Silence, at: datetime) -> None:
         """Store a silence ended early (``hub.silences.expire``) and when that happened."""
@@ -1782,6 +1795,8 @@ class Store:
         self._reader: sqlite3.Connection | None = None
         self._commits: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._committer: threading.Thread | None = None
+        self._unreadable: set[tuple[str, str]] = set()
+        """Silences (id, column) logged as unreadable: each is logged once per process."""
 
     # lifecycle -------------------------------------------------------------
 
@@ -1951,7 +1966,7 @@ class Store:
         lines of the undone run go with it.
         """
         conn = self._writer
-        tx = Tx(conn)
+        tx = Tx(conn, self._unreadable)
         conn.execute("SAVEPOINT batch")
         try:
             outcomes = [(future, fn(tx), None) for fn, future in batch]
@@ -1964,7 +1979,7 @@ class Store:
             conn.execute("RELEASE batch")
             return outcomes, tx.logged
         conn.execute("RELEASE batch")
-        tx = Tx(conn)
+        tx = Tx(conn, self._unreadable)
         return [(future, *_run_in_savepoint(conn, tx, fn)) for fn, future in batch], tx.logged
 
     def _run_commits(self) -> None:
@@ -2024,7 +2039,7 @@ class Store:
         """The write path's reads on the read connection, for what-if questions (a
         replay dry run): SQLite refuses any write through it (``query_only``)."""
         assert self._reader is not None, "the store is not open"
-        return Tx(self._reader)
+        return Tx(self._reader, self._unreadable)
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict]:
         assert self._reader is not None, "store is not open"
@@ -2340,15 +2355,18 @@ class Store:
             (notification_id,),
         )
 
-    def silences(self) -> list[Silence]:
-        """Every silence created through the API, newest first."""
+    def silences(self) -> list[Silence | UnreadableSilence]:
+        """Every silence created through the API, newest first (one whose creation time
+        is no time last), those that cannot be read among them."""
         rows = self.query("SELECT * FROM silences ORDER BY created_at DESC, id")
-        return [_decode_silence(row) for row in rows]
+        found = [_decode_silence(row) for row in rows]
+        _report(found, self._unreadable)
+        return found
 
     def active_silences(self, now: datetime) -> list[Silence]:
         """The API's silences in force at ``now``: what the send-time mute stage applies."""
         at = now.timestamp()
-        return [_decode_silence(row) for row in self.query(ACTIVE_SILENCES, (at, at))]
+        return _in_force(self.query(ACTIVE_SILENCES, (at, at)), self._unreadable)
 
 
 def _run_in_savepoint(
@@ -2547,20 +2565,88 @@ def _stored_json(value: bytes | str) -> object:
         return Unreadable(f"not JSON ({e})")
 
 
-def _decode_silence(row: dict) -> Silence:
-    return Silence(
-        id=row["id"],
-        matchers=_decode_json(row["matchers"]),
-        starts_at=_datetime(row["starts_at"]),
-        ends_at=_datetime(row["ends_at"]),
-        created_by=row["created_by"],
-        created_via=row["created_via"],
-        comment=row["comment"],
-        created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        updated_by=row["updated_by"],
-        updated_via=row["updated_via"],
-        updated_at=_datetime(row["updated_at"]),
-    )
+_MATCHER_TEXTS = msgspec.json.Decoder(list[str])
+
+
+class _Unread(Exception):
+    """A silence's column holds what hub cannot read (``_decode_silence``)."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__(column)
+        self.column = column
+
+
+def _read(row: dict, column: str, convert: Callable[[Any], T]) -> T:
+    try:
+        return convert(row[column])
+    except (TypeError, ValueError, OverflowError, OSError, msgspec.DecodeError):
+        raise _Unread(column) from None
+
+
+def _decode_silence(row: dict) -> Silence | UnreadableSilence:
+    """A silence row as hub reads it, or ``UnreadableSilence`` naming the first column a
+    hand edit left unreadable: raising here failed every read that lists silences or
+    mutes, and every round of the dispatcher. Bytes in its author or comment are shown
+    as text (``logs.text``); they do not change what it mutes."""
+    try:
+        silence = Silence(
+            id=_read(row, "id", _text_id),
+            matchers=_read(row, "matchers", _MATCHER_TEXTS.decode),
+            starts_at=_read(row, "starts_at", _datetime),
+            ends_at=_read(row, "ends_at", _datetime),
+            created_by=logs.text(row["created_by"]),
+            created_via=_text_or_none(row["created_via"]),
+            comment=logs.text(row["comment"]),
+            created_at=_read(row, "created_at", _moment),
+            updated_by=_text_or_none(row["updated_by"]),
+            updated_via=_text_or_none(row["updated_via"]),
+            updated_at=_read(row, "updated_at", _datetime),
+        )
+        _compile(silence)
+    except _Unread as e:
+        return UnreadableSilence(id=logs.text(row["id"]), column=e.column, stored=row)
+    return silence
+
+
+def _text_id(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a silence's id is text")
+    return value
+
+
+def _compile(silence: Silence) -> None:
+    """Compile the matchers now, once (``Silence.parsed`` keeps them for the mute
+    stage); unreadable when one is no matcher or there is none (none mutes every alert)."""
+    with contextlib.suppress(ValueError):
+        if silence.parsed:
+            return
+    raise _Unread("matchers")
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else logs.text(value)
+
+
+def _report(found: list[Silence | UnreadableSilence], reported: set[tuple[str, str]]) -> None:
+    """Log each unreadable silence once per process, not at every read or round."""
+    for silence in found:
+        if (
+            isinstance(silence, UnreadableSilence)
+            and (key := (silence.id, silence.column)) not in reported
+        ):
+            reported.add(key)
+            log.warning(
+                "event=silence_unreadable id=%s column=%s in_force=false",
+                logs.value(silence.id),
+                silence.column,
+            )
+
+
+def _in_force(rows: list[dict], reported: set[tuple[str, str]]) -> list[Silence]:
+    """The silences of ``rows`` that can be read; those that cannot are not in force."""
+    found = [_decode_silence(row) for row in rows]
+    _report(found, reported)
+    return [silence for silence in found if isinstance(silence, Silence)]
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -2568,7 +2654,12 @@ def _epoch(value: datetime | None) -> float | None:
 
 
 def _datetime(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+    return None if value is None else _moment(value)
+
+
+def _moment(value: float) -> datetime:
+    """Epoch seconds as a datetime; TypeError for text or bytes (a hand edit)."""
+    return datetime.fromtimestamp(value, UTC)
 
 
 def _migrate(db: sqlite_utils.Database, path: str) -> None:

@@ -6,11 +6,13 @@ as its text rather than failing or hiding the row.
 
 One real hub per table on a real SQLite file: two of everything (alerts, incidents,
 notifications, deliveries, heartbeats, silences), one row of the table edited one
-column at a time, every read requested after each edit."""
+column at a time, every read requested after each edit. A silence whose window,
+matchers or id cannot be read is not in force: alerts it would mute notify."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -19,6 +21,7 @@ import pytest
 from conftest import mail_url, wait_for
 from console_support import CONSOLE_CONFIG, fire, sign_in
 from notify_support import metric
+from test_alertmanager_api import amtool_for
 
 READ = {"Authorization": "Bearer read-token"}
 WRITE = {"Authorization": "Bearer write-token"}
@@ -119,6 +122,22 @@ EDITS: dict[str, tuple[str, list[Edit]]] = {
             text("started_at"),
             text("period"),
             blob("summary"),
+        ],
+    ),
+    "silences": (
+        "id = :silence",
+        [
+            text("created_at"),
+            text("starts_at"),
+            text("ends_at"),
+            text("updated_at"),
+            text("matchers"),
+            number("matchers"),
+            Edit("matchers", '["yesterday"]'),
+            blob("matchers"),
+            blob("id"),
+            blob("created_by"),
+            blob("comment"),
         ],
     ),
 }
@@ -277,3 +296,44 @@ def test_a_hub_starts_and_gauges_a_heartbeat_whose_ping_and_flag_were_edited_to_
     assert metric(exposition, ping, heartbeat="backup") == 0
     assert metric(exposition, "hub_heartbeat_overdue", heartbeat="etl") == 1
     assert (shown["last_ping"], shown["state"]) == (ODD_TEXT, "down")
+
+
+def test_a_silence_whose_end_was_edited_to_text_is_not_in_force_and_can_be_expired(
+    hub_factory, smtp, tmp_path, caplog
+):
+    """Before, reading it raised in every dispatcher round (``worker_round_failed``: no
+    notification went out at all) and in the webhook's write (a 500). Failing open, the
+    alert it would mute notifies; it is logged once, listed as unreadable with its
+    stored text, left out of Alertmanager's list (amtool still reads that), and
+    expiring it removes it."""
+    mailbox, port = smtp
+    hub = hub_factory(CONSOLE_CONFIG, mail_url=mail_url(port), max_attempts=1)
+    with hub.client(headers=WRITE) as http:
+        body = {"matchers": ['service="checkout"'], "comment": "deploy", "duration": "1h"}
+        silence = http.post("/api/v1/silences", json=body).json()["id"]
+    with (
+        caplog.at_level(logging.WARNING),
+        edited(hub, "silences", "id = :silence", text("ends_at"), {"silence": silence}),
+    ):
+        fire(hub.url, "checkout down")
+        wait_for(lambda: len(mailbox.messages) == 1)
+        fire(hub.url, "checkout slow", service="checkout", host="b")
+        wait_for(lambda: len(mailbox.messages) == 2)
+        with hub.client(headers=READ) as http:
+            shown = http.get(f"/api/v1/silences/{silence}").json()
+            unreadable = http.get("/api/v1/silences?state=unreadable").json()
+        query = amtool_for(hub, tmp_path)("silence", "query")
+        with hub.client(headers=WRITE) as http:
+            expired = http.delete(f"/api/v1/silences/{silence}")
+            after = http.get("/api/v1/silences").json()
+    lines = [r.getMessage() for r in caplog.records]
+    assert not [line for line in lines if "worker_round_failed" in line]
+    assert [line for line in lines if "silence_unreadable" in line] == [
+        f"event=silence_unreadable id={silence} column=ends_at in_force=false"
+    ]
+    assert (shown["state"], shown["ends_at"]) == ("unreadable", ODD_TEXT)
+    assert [s["id"] for s in unreadable] == [silence]
+    assert query.returncode == 0, query.stderr
+    assert silence not in query.stdout
+    assert expired.status_code == 200
+    assert after == []
