@@ -359,7 +359,7 @@ def test_a_client_gone_before_its_body_arrived_changes_nothing(hub_factory, smtp
         (
             "/api/v1/silences?state=bogus",
             "query parameter 'state': Invalid enum value 'bogus'"
-            " (one of: pending, active, expired)",
+            " (one of: pending, active, expired, unreadable)",
         ),
         (
             "/api/v1/alerts?limit=0",
