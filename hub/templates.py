@@ -35,7 +35,7 @@ from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from hub.channels import SMS_LIMIT, Kind
-from hub.config import Config, Receiver, entry
+from hub.config import Config, Receiver, did_you_mean, entry
 from hub.spans import span
 
 BodyFormat = Literal["text", "markdown", "html"]
@@ -399,7 +399,16 @@ class UnknownField(jinja2.UndefinedError):
             return f"{what} has no item {self.name} (the sample incidents have 1 or 2 alerts)"
         fields = getattr(type(self.owner), "__struct_fields__", ())
         listed = f" (fields: {', '.join(fields)})" if fields else ""
-        return f"{what} has no field {self.name!r}{listed}"
+        return f"{what} has no field {self.name!r}{did_you_mean(self.name, fields)}{listed}"
+
+
+class UnknownName(jinja2.UndefinedError):
+    """A name no template sees (``sevrity``), kept so the config check can suggest the
+    closest one it does."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name!r} is undefined")
+        self.name = name
 
 
 class TypoUndefined(jinja2.Undefined):
@@ -419,10 +428,12 @@ class TypoUndefined(jinja2.Undefined):
 
     def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> NoReturn:
         """A missing field or item of a value raises UnknownField; an unknown name
-        fails as Jinja says it (``'sevrity' is undefined``)."""
+        UnknownName, worded as Jinja words it (``'sevrity' is undefined``)."""
         owner = self._undefined_obj
         if self._undefined_hint is None and owner is not jinja2.utils.missing:
             raise UnknownField(owner, self._undefined_name)
+        if self._undefined_hint is None and isinstance(self._undefined_name, str):
+            raise UnknownName(self._undefined_name)
         super()._fail_with_undefined_error(*args, **kwargs)
 
 
@@ -560,6 +571,9 @@ def _describe(error: Exception, env: SandboxedEnvironment, sources: list[str]) -
     if isinstance(error, UnknownField):
         expression = next(filter(None, (_owner(env, s, error.name) for s in sources)), None)
         return f"template fails on a sample incident: {error.describe(expression)}"
+    if isinstance(error, UnknownName):
+        names = [*_variables(SAMPLES[0]), *env.globals]
+        return f"template fails on a sample incident: {error}{did_you_mean(error.name, names)}"
     if isinstance(error, jinja2.UndefinedError):
         return f"template fails on a sample incident: {error}"
     return f"template fails on a sample incident: {type(error).__name__}: {error}"

@@ -355,8 +355,10 @@ def test_check_config_names_each_misspelled_template_variable_and_field(tmp_path
     assert result.returncode == 1
     assert "2 problem(s)" in result.stderr
     failed = "template fails on a sample incident:"
-    assert f"receivers[0] (dba).title: {failed} 'sevrity' is undefined" in result.stderr
-    said = f"receivers[0] (dba).body: {failed} alerts[0] has no field 'sumary' (fields: "
+    said = f"receivers[0] (dba).title: {failed} 'sevrity' is undefined; did you mean \"severity\"?"
+    assert said in result.stderr
+    said = f"receivers[0] (dba).body: {failed} alerts[0] has no field 'sumary'; did you mean"
+    said += ' "summary"? (fields: '
     assert said in result.stderr
 
 

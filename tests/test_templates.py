@@ -423,27 +423,35 @@ ALERT_FIELDS = "fingerprint, status, severity, summary, starts_at, labels, annot
 @pytest.mark.parametrize(
     ("field", "source", "said"),
     [
-        ("title", "{{ sevrity | upper }} {{ title }}", "'sevrity' is undefined"),
-        ("title", "{% if titel %}x{% endif %}", "'titel' is undefined"),
+        (
+            "title",
+            "{{ sevrity | upper }} {{ title }}",
+            "'sevrity' is undefined; did you mean \"severity\"?",
+        ),
+        (
+            "title",
+            "{% if titel %}x{% endif %}",
+            "'titel' is undefined; did you mean \"title\"?",
+        ),
         (
             "body",
             "{{ alerts[0].sumary }}",
-            f"alerts[0] has no field 'sumary' (fields: {ALERT_FIELDS})",
+            f"alerts[0] has no field 'sumary'; did you mean \"summary\"? (fields: {ALERT_FIELDS})",
         ),
         (
             "body",
             "{% for a in alerts %}{{ a.sevrity }}{% endfor %}",
-            f"a has no field 'sevrity' (fields: {ALERT_FIELDS})",
+            f"a has no field 'sevrity'; did you mean \"severity\"? (fields: {ALERT_FIELDS})",
         ),
         (
             "body",
             "{{ alerts[0]['sumary'] }}",
-            f"alerts[0] has no field 'sumary' (fields: {ALERT_FIELDS})",
+            f"alerts[0] has no field 'sumary'; did you mean \"summary\"? (fields: {ALERT_FIELDS})",
         ),
         (
             "body",
             "{% if status == 'resolved' %}{{ resolvd_by }}{% endif %}",
-            "'resolvd_by' is undefined",
+            "'resolvd_by' is undefined; did you mean \"resolved_by\"?",
         ),
         (
             "body",
@@ -453,7 +461,7 @@ ALERT_FIELDS = "fingerprint, status, severity, summary, starts_at, labels, annot
         (
             "body",
             "{% if escalated %}{{ escalaton_step }}{% endif %}",
-            "'escalaton_step' is undefined",
+            "'escalaton_step' is undefined; did you mean \"escalation_step\"?",
         ),
         (
             "body",
@@ -483,9 +491,10 @@ def test_config_check_reports_every_failing_template_not_only_the_first():
     with pytest.raises(ConfigError) as raised:
         parsed(text)
     assert raised.value.problems == [
-        "receivers[0] (ops).title: template fails on a sample incident: 'sevrity' is undefined",
+        "receivers[0] (ops).title: template fails on a sample incident: 'sevrity' is undefined;"
+        ' did you mean "severity"?',
         "receivers[0] (ops).body: template fails on a sample incident: alerts[0] has no field "
-        f"'labls' (fields: {ALERT_FIELDS})",
+        f"'labls'; did you mean \"labels\"? (fields: {ALERT_FIELDS})",
         "receivers[1] (dev).body: template fails on a sample incident: alerts[0] has no field "
         f"'runbok' (fields: {ALERT_FIELDS})",
     ]
