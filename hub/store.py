@@ -2179,8 +2179,13 @@ class Store:
         return _decode_heartbeat(row) if row else None
 
     def escalation(self, incident_id: int) -> dict | None:
+        """The incident's escalation as its page and the API show it: a plan or paged
+        list a hand edit left unreadable is shown as its text (the escalator, reading it
+        through ``Tx.escalation``, sets the incident aside instead)."""
         row = self.query_one("SELECT * FROM escalations WHERE id = ?", (incident_id,))
-        return _decode_escalation(row) if row else None
+        if row is None:
+            return None
+        return {**row, "plan": _json_or_text(row["plan"]), "paged": _json_or_text(row["paged"])}
 
     def notifications(
         self, filters: dict[str, object], limit: int = 100, after: Position | None = None
@@ -2521,6 +2526,15 @@ _SEVERITY_RANK = (
     + " END"
 )
 """An alert's severity as a number to order by, the most severe first."""
+
+
+def _json_or_text(value: str | bytes) -> Any:
+    """A JSON column decoded, or, where a hand edit left no JSON, its text (``logs.text``)
+    for a read to show: failing it hid the whole row from the operator repairing it."""
+    try:
+        return _decode_json(value)
+    except msgspec.DecodeError:
+        return logs.text(value)
 
 
 def _decoded_or_none(text: str | None) -> Any:
