@@ -123,6 +123,8 @@ class WebhookDoor:
             return
         except Exception:
             reply = _problem(500, *unexpected_problem(scope["path"]))
+        if route["alertmanager"] is not None:
+            reply = _as_alertmanager_api(reply)
         await _send(send, reply)
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
@@ -149,6 +151,17 @@ def _reads_alertmanager_api(route: re.Match[str], method: str) -> bool:
     """amtool given a source's door as its URL, reading alerts there: Litestar's 404
     for this path is answered as the Alertmanager API answers it, naming hub's root."""
     return route["alertmanager"] is not None and method in ("GET", "HEAD")
+
+
+def _as_alertmanager_api(reply: Reply) -> Reply:
+    """A refusal at the Alertmanager API door typed as that API answers: plain JSON,
+    the only type amtool reads (problem+json fails as "no consumer", hiding even the
+    status). The status and the problem document stay: Prometheus reads the status
+    alone, and the detail says what was wrong (its 400s are the format's own texts)."""
+    status, body, media_type, headers = reply
+    if media_type != PROBLEM_MEDIA_TYPE:
+        return reply
+    return status, body, "application/json", headers
 
 
 # A path as uvicorn gives it (percent-decoded); a trailing slash is allowed, as Litestar allows it.

@@ -2,7 +2,8 @@
 
 ``WebhookDoor`` answers webhooks before Litestar sees them, so Litestar cannot describe
 them; they are described here, by hand, as they behave: the 2xx answers, and every
-refusal as ``application/problem+json`` (the API's ``Problem`` schema). They declare no
+refusal as ``application/problem+json`` (the API's ``Problem`` schema), typed as plain
+JSON at the Alertmanager API door, whose clients read no other type. They declare no
 security scheme: each source has its own auth, some of which (HMAC and Standard Webhooks
 signatures over the body) OpenAPI cannot express, so the operation's description says it.
 """
@@ -103,12 +104,20 @@ def document(openapi: OpenAPI) -> None:
             "receiveAlertmanagerApi",
             "Alertmanager API v2 for Prometheus (path_prefix: /webhooks/{source})",
             {"200": OpenAPIResponse(description="Applied, answered as Alertmanager does")},
+            "application/json",
         )
     )
     openapi.paths = paths
 
 
-def _operation(operation_id: str, summary: str, accepted: dict[str, OpenAPIResponse]) -> Operation:
+def _operation(
+    operation_id: str,
+    summary: str,
+    accepted: dict[str, OpenAPIResponse],
+    refusal_type: str = PROBLEM_MEDIA_TYPE,
+) -> Operation:
+    """A webhook operation; ``refusal_type`` is the media type its problem documents take."""
+    refusals = {code: _refusal(code, text, refusal_type) for code, text in _REFUSALS.items()}
     return Operation(
         tags=[TAG],
         summary=summary,
@@ -120,7 +129,7 @@ def _operation(operation_id: str, summary: str, accepted: dict[str, OpenAPIRespo
             description="The sender's payload, in the source's format",
             required=True,
         ),
-        responses={**accepted, **{code: _refusal(code, text) for code, text in _REFUSALS.items()}},
+        responses={**accepted, **refusals},
     )
 
 
@@ -131,8 +140,8 @@ def _json(description: str) -> OpenAPIResponse:
     )
 
 
-def _refusal(status: str, description: str) -> OpenAPIResponse:
-    content = {PROBLEM_MEDIA_TYPE: OpenAPIMediaType(schema=_PROBLEM)}
+def _refusal(status: str, description: str, media_type: str) -> OpenAPIResponse:
+    content = {media_type: OpenAPIMediaType(schema=_PROBLEM)}
     if status == "400":  # Alertmanager's and PagerDuty's own refusals are plain JSON
         content["application/json"] = OpenAPIMediaType(schema=Schema())
     return OpenAPIResponse(
