@@ -52,12 +52,16 @@ from hub.problems import (
     handle_hub_error,
     http_exception_headers,
     http_exception_words,
+    problem,
 )
 from hub.silences import Silence
 from hub.silencing import NewSilence
 from hub.webhooks import ALERTMANAGER_API_FORMAT
 
 PREFIX = "/api/v2"
+V1_ALERTS = "/api/v1/alerts"
+"""hub's own alert list, where Alertmanager's API v1 took alerts: an old Prometheus
+(``api_version: v1``) or amtool posts there."""
 MISDIRECTED = re.compile(rf"(?P<base>/webhooks/[^/]+|{PREFIX}){PREFIX}/.+")
 """This API asked for under a URL that is not hub's root: a source's door, which
 README's ``amtool alert add`` takes as amtool's URL, or ``/api/v2`` given as part of it."""
@@ -363,6 +367,19 @@ def http_as_text(request: Request, exc: HTTPException) -> Response:
     answer = _text(exc.status_code, http_exception_words(request, exc)[1])
     answer.headers.update(http_exception_headers(request, exc))
     return answer
+
+
+def posts_v1_alerts(request: Request, exc: HTTPException) -> bool:
+    """Alerts posted as Alertmanager's API v1 took them, to hub's read-only alert list."""
+    return (exc.status_code, request.method, request.url.path) == (405, "POST", V1_ALERTS)
+
+
+def v1_alerts_refused(request: Request, exc: HTTPException) -> Response:
+    """hub's 405 for the post, in hub's own API's form, naming the doors that take
+    alerts (as the root's refusal does): a plain 405 said nothing of where they go."""
+    title, detail = http_exception_words(request, exc)
+    detail = f"{detail} (hub's alert list); {_to_doors(request)}, with api_version: v2"
+    return problem(405, title, detail, headers=http_exception_headers(request, exc))
 
 
 def _to_root(request: Request, base: str) -> str:

@@ -593,10 +593,13 @@ def sources_series(config: Config) -> dict[str, SourceSeries]:
 
 def http_error(request: Request, exc: HTTPException) -> Response:
     """Litestar's own refusals (an unknown path, a wrong method), raised before any
-    router's handlers could answer: in the Alertmanager API's forms on its paths, else
-    as the console answers them (a page, or a problem document on the API)."""
+    router's handlers could answer: in the Alertmanager API's forms on its paths, alerts
+    posted to ``/api/v1/alerts`` told where they go, else as the console answers them
+    (a page, or a problem document on the API)."""
     if api_alertmanager.owns(request.url.path):
         return api_alertmanager.http_as_text(request, exc)
+    if api_alertmanager.posts_v1_alerts(request, exc):
+        return api_alertmanager.v1_alerts_refused(request, exc)
     return console.http_error(request, exc)
 
 

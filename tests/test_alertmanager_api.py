@@ -841,16 +841,41 @@ def test_amtool_given_a_url_other_than_the_root_is_told_the_root(hub, amtool, ba
             assert answer.json() == told.format(url=hub.url)
 
 
+def test_alerts_posted_as_api_v1_are_told_the_door_and_the_list_still_reads(hub):
+    """An old Prometheus (``api_version: v1``) or amtool posts to hub's own alert list,
+    which gave a 405 saying nothing of where alerts go; other methods stay as they were."""
+    with hub.client(headers=CREDENTIALS["write"]) as http:
+        posted = http.post("/api/v1/alerts", json=[{"labels": {"alertname": "X"}}])
+        put = http.put("/api/v1/alerts", json=[])
+        listed = http.get("/api/v1/alerts")
+    assert (posted.status_code, posted.headers["allow"]) == (405, "GET, HEAD, OPTIONS")
+    assert posted.headers["content-type"] == "application/problem+json"
+    assert posted.json()["detail"] == (
+        "POST is not allowed on /api/v1/alerts; it takes GET, HEAD (hub's alert list);"
+        " alerts are not posted to hub's root but to a source's door: --alertmanager.url="
+        f"{hub.url}/webhooks/prom (Prometheus: path_prefix: /webhooks/{{source}}),"
+        " with api_version: v2"
+    )
+    assert put.json()["detail"] == "PUT is not allowed on /api/v1/alerts; it takes GET, HEAD"
+    assert (listed.status_code, listed.json()) == (200, [])
+
+
 def test_alerts_posted_at_the_root_with_no_source_to_take_them_are_told_to_add_one(
     hub_factory, smtp
 ):
     hub = hub_factory(mail_url=mail_url(smtp[1]))
-    with hub.client() as http:
-        refused = http.post("/api/v2/alerts", json=[{"labels": {"alertname": "X"}}])
-    assert refused.status_code == 400
-    assert refused.json() == (
+    told = (
         "alerts are not posted to hub's root, and no source takes them: add a [[sources]]"
         ' entry of format "prometheus" and post to its door, /webhooks/{source}'
+    )
+    with hub.client() as http:
+        refused = http.post("/api/v2/alerts", json=[{"labels": {"alertname": "X"}}])
+        as_v1 = http.post("/api/v1/alerts", json=[{"labels": {"alertname": "X"}}])
+    assert (refused.status_code, refused.json()) == (400, told)
+    assert as_v1.status_code == 405
+    assert as_v1.json()["detail"] == (
+        "POST is not allowed on /api/v1/alerts; it takes GET, HEAD (hub's alert list);"
+        f" {told}, with api_version: v2"
     )
 
 
