@@ -352,7 +352,8 @@ def test_the_incident_page_shows_escalation_paused_while_acknowledged_and_when_i
     if resumes:
         until = datetime.fromisoformat(taken.json()["snoozed_until"])
         assert re.fullmatch(
-            rf"page: paused while acknowledged; resumes <time[^>]*>{until:%H:%M} UTC</time>"
+            r"page: paused while acknowledged; resumes <time[^>]*>"
+            rf"(?:{until:%Y-%m-%d} )?{until:%H:%M} UTC</time>"  # the date, on another day
             r" \(in [^)]+\) if still unresolved",
             fact,
         ), fact
