@@ -3,9 +3,10 @@
 ``WebhookDoor`` answers webhooks before Litestar sees them, so Litestar cannot describe
 them; they are described here, by hand, as they behave: the 2xx answers, and every
 refusal as ``application/problem+json`` (the API's ``Problem`` schema), typed as plain
-JSON at the Alertmanager API door, whose clients read no other type. They declare no
-security scheme: each source has its own auth, some of which (HMAC and Standard Webhooks
-signatures over the body) OpenAPI cannot express, so the operation's description says it.
+JSON at the Alertmanager API door, whose clients read no other type; its 400 and 500
+are texts, as Alertmanager's API declares them. They declare no security scheme: each
+source has its own auth, some of which (HMAC and Standard Webhooks signatures over the
+body) OpenAPI cannot express, so the operation's description says it.
 """
 
 from __future__ import annotations
@@ -64,6 +65,20 @@ _HEADERS = {
     },
 }
 
+_TEXT = {"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))}
+_ALERTMANAGER_TEXTS = {
+    "400": OpenAPIResponse(
+        description="A body Alertmanager would refuse (or any 400): what was wrong, as a text",
+        content=_TEXT,
+    ),
+    "500": OpenAPIResponse(
+        description="hub failed to handle the post (its log says why): a text saying so",
+        content=_TEXT,
+    ),
+}
+"""The answers Alertmanager's API gives a post of alerts a text for (a JSON string,
+which amtool decodes as one): the door answers them so (``hub.webhooks``)."""
+
 _SOURCE = Parameter(
     name="source",
     param_in="path",
@@ -99,14 +114,14 @@ def document(openapi: OpenAPI) -> None:
             },
         )
     )
-    paths["/webhooks/{source}/api/v2/alerts"] = PathItem(
-        post=_operation(
-            "receiveAlertmanagerApi",
-            "Alertmanager API v2 for Prometheus (path_prefix: /webhooks/{source})",
-            {"200": OpenAPIResponse(description="Applied, answered as Alertmanager does")},
-            "application/json",
-        )
+    door = _operation(
+        "receiveAlertmanagerApi",
+        "Alertmanager API v2 for Prometheus (path_prefix: /webhooks/{source})",
+        {"200": OpenAPIResponse(description="Applied, answered as Alertmanager does")},
+        "application/json",
     )
+    door.responses = {**(door.responses or {}), **_ALERTMANAGER_TEXTS}
+    paths["/webhooks/{source}/api/v2/alerts"] = PathItem(post=door)
     openapi.paths = paths
 
 

@@ -783,32 +783,6 @@ def test_amtool_at_a_door_without_its_sources_token_is_told_the_status(hub, amto
     assert v2(hub, "alerts").json() == []
 
 
-def test_the_doors_other_refusals_are_plain_json_and_its_bad_bodies_texts(hub):
-    """Every refusal at the door Prometheus and amtool post to is a type they read."""
-    with hub.client(headers={"Authorization": f"Bearer {PROM_TOKEN}"}) as http:
-        unknown = http.post("/webhooks/nope/api/v2/alerts", json=[])
-        other_format = http.post("/webhooks/shop/api/v2/alerts", json=[], headers=SHOP)
-        bad = http.post("/webhooks/prom/api/v2/alerts", json=[{"labels": {}}])
-        wrong_type = http.post(
-            "/webhooks/prom/api/v2/alerts",
-            content="[]",
-            headers={"content-type": "application/xml"},
-        )
-        shop = http.post("/webhooks/shop", json={}, headers=SHOP)
-    for answer, status in ((unknown, 404), (other_format, 404), (wrong_type, 415)):
-        assert (answer.status_code, answer.headers["content-type"]) == (status, "application/json")
-    assert unknown.json()["detail"] == ("unknown source 'nope': no [[sources]] entry has this name")
-    assert other_format.json()["detail"].startswith("source 'shop' has format")
-    assert (bad.status_code, bad.headers["content-type"]) == (400, "application/json")
-    assert bad.json() == "no valid item: $[0].labels: at least one label pair is required"
-    assert shop.headers["content-type"] == "application/problem+json"
-    with hub.client() as http:
-        document = http.get("/schema/openapi.json").json()
-    declared = document["paths"]["/webhooks/{source}/api/v2/alerts"]["post"]["responses"]
-    for status in ("401", "404", "415", "422", "429", "503"):
-        assert set(declared[status]["content"]) == {"application/json"}, status
-
-
 @pytest.mark.parametrize(
     ("base", "told"),
     [

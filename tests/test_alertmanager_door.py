@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import mail_url, wait_for
-from test_alertmanager_api import CONFIG, PROM_TOKEN, Amtool, amtool_for
+from test_alertmanager_api import CONFIG, PROM_TOKEN, SHOP, Amtool, amtool_for
 
 PROM = {"Authorization": f"Bearer {PROM_TOKEN}"}
 DOOR = "/webhooks/{source}/api/v2/alerts"
@@ -198,3 +198,18 @@ def test_a_full_write_queue_is_a_503_with_retry_after(hub_factory, smtp, tmp_pat
     assert_problem(answer, 503, "the store's write queue is full; retry shortly")
     assert answer.headers["retry-after"] == "1"
     assert stored(hub) == (1, 1)
+
+
+def test_the_openapi_document_declares_the_doors_answers_as_they_come(hub):
+    """Texts for a 400 and a 500, as Alertmanager's API declares them; plain JSON
+    problems for the rest; the plain door's refusals stay problem+json."""
+    with hub.client() as http:
+        document = http.get("/schema/openapi.json").json()
+        plain = http.post("/webhooks/shop", json={}, headers=SHOP)
+    declared = document["paths"]["/webhooks/{source}/api/v2/alerts"]["post"]["responses"]
+    for status in ("400", "500"):
+        assert declared[status]["content"] == {"application/json": {"schema": {"type": "string"}}}
+    for status in ("401", "404", "413", "415", "422", "429", "503"):
+        problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+        assert declared[status]["content"] == {"application/json": problem}, status
+    assert plain.headers["content-type"] == "application/problem+json"
