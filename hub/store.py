@@ -2704,21 +2704,24 @@ def _refuse_newer(db: sqlite_utils.Database, path: str) -> None:
 
 
 class Claim(NamedTuple):
-    """A store taken for this process (``claim``): the lock file held open, and whether
-    this process created it."""
+    """A store taken for this process (``claim``): the lock file held open, and what it
+    held before this start (None if this start created it)."""
 
     holder: IO[str]
     lock_path: str
-    created: bool
+    earlier: str | None
 
     def give_up(self) -> None:
-        """Let the store go when the start fails after ``claim`` (a port in use): the
-        lock file goes too if this start created it, so that the folder is left as it
-        was. It is removed while still locked, and a hub that opened it meanwhile
-        takes the new one instead (``claim``)."""
-        if self.created:
+        """Let the store go when the start fails after ``claim`` (a port in use), leaving
+        the lock file as it was: removed if this start created it, else holding again
+        the pid a hub before left in it, not this start's. It is removed while still
+        locked, and a hub that opened it meanwhile takes the new one instead
+        (``claim``)."""
+        if self.earlier is None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.lock_path)
+        else:
+            _rewrite(self.holder, self.earlier)
         self.holder.close()
 
 
@@ -2743,10 +2746,18 @@ def claim(path: str) -> Claim:
         if _still_at(holder, lock_path):
             break
         holder.close()  # a failed start removed it after this one opened it
+    holder.seek(0)
+    earlier = None if created else holder.read()
+    _rewrite(holder, str(os.getpid()))
+    return Claim(holder, lock_path, earlier)
+
+
+def _rewrite(holder: IO[str], text: str) -> None:
+    """Make the locked file ``holder`` hold ``text`` alone, written through at once so
+    that a start refused meanwhile reads it."""
     holder.truncate(0)
-    holder.write(str(os.getpid()))
+    holder.write(text)
     holder.flush()
-    return Claim(holder, lock_path, created)
 
 
 def _served_elsewhere(path: str, holder: IO[str]) -> ConfigError:

@@ -854,8 +854,8 @@ def test_alerts_at_the_upgrade_take_their_firing_start_from_their_history(tmp_pa
 
 @pytest.mark.parametrize("left", [[], ["hub.db.lock"]], ids=["first start", "after a hub"])
 def test_serve_on_a_port_in_use_exits_2_naming_it_before_opening_the_store(tmp_path, left):
-    """A start that fails leaves the folder as it was: the lock file it created goes
-    (one a hub before left stays)."""
+    """A start that fails leaves the folder as it was: the lock file it created goes,
+    and one a hub before left keeps the pid it named, not the failed start's."""
     db = tmp_path / "hub.db"
     for name in left:
         (tmp_path / name).write_text("4242")
@@ -874,6 +874,7 @@ def test_serve_on_a_port_in_use_exits_2_naming_it_before_opening_the_store(tmp_p
     assert problem in result.stderr.splitlines()
     assert "event=hub_started" not in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["alerts.toml", *left])
+    assert [(tmp_path / name).read_text() for name in left] == ["4242"] * len(left)
 
 
 def test_alerts_resolved_before_their_incident_last_reopened_are_of_a_past_episode(tmp_path):
