@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -121,6 +122,13 @@ def test_serve_refuses_to_start_on_a_store_a_newer_hub_migrated(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+SHOP_TOKEN = "shop-token"
+SHOP_SOURCE = (
+    '[[sources]]\nname = "shop"\nformat = "native"\n'
+    f'auth = {{ type = "bearer", tokens = ["{SHOP_TOKEN}"] }}\n'
+)
+
+
 def store_config(path: str) -> str:
     return (
         f'[storage]\npath = "{path}"\n'
@@ -193,27 +201,42 @@ def _serve(cwd: Path, port: int) -> subprocess.Popen:
     )
 
 
-def test_a_second_hub_on_a_served_store_is_refused_until_the_first_is_gone(tmp_path):
-    """Two hubs on one store would both escalate, dispatch and expire: page twice."""
-    db = tmp_path / "hub.db"
-    (tmp_path / "alerts.toml").write_text(
-        f'[storage]\npath = "{db.as_posix()}"\n'
-        '[[receivers]]\nname = "ops"\nurls = ["json://127.0.0.1:9/"]\n'
-        '[route]\nreceiver = "ops"\n'
+def _post_event(port: int, key: str) -> int:
+    """The status a webhook carrying one firing event is answered with."""
+    body = json.dumps({"status": "firing", "summary": key, "dedup_key": key}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/webhooks/shop",
+        data=body,
+        headers={"Authorization": f"Bearer {SHOP_TOKEN}", "Content-Type": "application/json"},
     )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.status
+
+
+def test_a_second_hub_on_a_served_store_is_refused_until_the_first_is_gone(tmp_path):
+    """Two hubs on one store would both escalate, dispatch and expire: page twice. The
+    refused start leaves the lock file as it was, so it names the hub serving."""
+    db = tmp_path / "hub.db"
+    lock = tmp_path / "hub.db.lock"
+    (tmp_path / "alerts.toml").write_text(store_config(db.as_posix()) + SHOP_SOURCE)
     port = free_port()
     first = _serve(tmp_path, port)
     try:
         wait_for(lambda: _ready(port))
+        held = lock.read_bytes()
         second = run_hub("serve", "--port", str(free_port()), cwd=tmp_path)
         assert second.returncode == 2
         assert (
             f"  - storage.path: {db.as_posix()} is served by another hub (pid {first.pid},"
-            f" holding {db.as_posix()}.lock); one store takes one hub: stop that one, or give"
+            f" holding {lock.as_posix()}); one store takes one hub: stop that one, or give"
             " this one its own storage.path"
         ) in second.stderr.splitlines()
         assert "Traceback" not in second.stderr
-        assert _ready(port), "the first hub serves on"
+        assert lock.read_bytes() == held == str(first.pid).encode()
+        assert _post_event(port, "after-refusal") == 202, "the first hub serves on"
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            rows = conn.execute("SELECT fingerprint FROM alerts").fetchall()
+        assert rows == [("shop/after-refusal",)]
     finally:
         first.send_signal(signal.SIGKILL)  # the kernel drops the lock with the process
         first.wait(timeout=30)
@@ -221,6 +244,7 @@ def test_a_second_hub_on_a_served_store_is_refused_until_the_first_is_gone(tmp_p
     after = _serve(tmp_path, port)
     try:
         wait_for(lambda: _ready(port))
+        assert lock.read_text() == str(after.pid)
     finally:
         after.terminate()
         after.wait(timeout=30)
