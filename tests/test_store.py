@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -248,6 +249,48 @@ def test_a_second_hub_on_a_served_store_is_refused_until_the_first_is_gone(tmp_p
     finally:
         after.terminate()
         after.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def _leased(path: Path) -> Iterator[int]:
+    """A read lease on ``path``: another process's open of it for writing waits until
+    the lease is given up (the kernel signals SIGIO here and says the lease is breaking),
+    so a test can act between that open and what the process does next."""
+    noted = signal.signal(signal.SIGIO, lambda *_: None)  # its default action ends the process
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        yield fd
+    finally:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        os.close(fd)
+        signal.signal(signal.SIGIO, noted)
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETLEASE"), reason="file leases are Linux's")
+def test_a_start_whose_lock_file_was_removed_before_it_locked_it_takes_a_new_one(tmp_path):
+    """A start refused after claiming removes the lock file it created. A start that
+    opened the file just before would then lock a file no later start finds, and a third
+    hub would serve beside it: it must open the new one. A lease holds its open until
+    the file is removed, so the order is the same every run."""
+    db = tmp_path / "hub.db"
+    lock = tmp_path / "hub.db.lock"
+    (tmp_path / "alerts.toml").write_text(store_config(db.as_posix()))
+    lock.write_text("4242")  # the pid of the start that gives up
+    port = free_port()
+    with _leased(lock) as lease:
+        started = _serve(tmp_path, port)
+        wait_for(lambda: fcntl.fcntl(lease, fcntl.F_GETLEASE) == fcntl.F_UNLCK)
+        lock.unlink()
+    try:
+        wait_for(lambda: _ready(port))
+        assert lock.read_text() == str(started.pid)
+        third = run_hub("serve", "--port", str(free_port()), cwd=tmp_path)
+        assert third.returncode == 2
+        assert f"is served by another hub (pid {started.pid}," in third.stderr
+    finally:
+        started.terminate()
+        started.wait(timeout=30)
 
 
 def test_concurrent_writes_are_committed_together(store):
