@@ -15,7 +15,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, Parameter, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import access, dispatch, logs, matchers, mute, paging, silencing
+from hub import access, dispatch, logs, matchers, mute, paging, silencing, stored
 from hub.access import BEARER, require
 from hub.alerts import AlertStatus, matchable
 from hub.api_params import Since, query_matchers, since_timestamp
@@ -76,15 +76,40 @@ def equalities(filters: dict[str, object]) -> tuple[str, dict[str, object]]:
     return where, given
 
 
+_WHOLE_FIELDS = (
+    "duplicates",
+    "incident_id",
+    "alert_id",
+    "event_id",
+    "channel",
+    "attempts",
+    "active_alerts",
+    "episode",
+    "title_alert_id",
+    "next_step",
+    "status_code",
+    "replay_of",
+)
+"""Whole-number columns that are not keys, which a hand edit may leave holding text."""
+_NUMBER_FIELDS = ("duration_ms",)
+"""Columns of any number, fractions included."""
+
+
 def present(row: dict[str, Any]) -> dict[str, Any]:
     """A row with its times in RFC 3339, an alert's recent ``changes`` (kept as epoch
-    seconds for flapping) too, and bytes as text (``shown``)."""
-    return {key: _shown(key, value) for key, value in row.items()}
+    seconds for flapping) too, numbers read by ``stored``'s rule, and bytes
+    as text (``shown``)."""
+    return {key: _shown(row, key) for key in row}
 
 
-def _shown(key: str, value: Any) -> Any:
+def _shown(row: dict[str, Any], key: str) -> Any:
+    value = row[key]
     if key in _TIME_FIELDS:
         return iso(value)
+    if key in _WHOLE_FIELDS:
+        return stored.number(row, key)
+    if key in _NUMBER_FIELDS:
+        return stored.number(row, key, float)
     if key == "changes":
         return [iso(moment) for moment in value]
     return shown(value)

@@ -65,6 +65,16 @@ Time = Annotated[
 OpenAPI 3.1's JSON Schema, so the stored text ``api.iso`` shows for a time a hand edit
 broke is still a string the schema allows; the description says when to expect one."""
 LapseReason = Literal["snooze", "ack_timeout"]
+_AS_STORED = "a value stored as something else (a row edited by hand) is shown as its stored text"
+Whole = Annotated[int | str, msgspec.Meta(description="a whole number; " + _AS_STORED)]
+"""A whole-number column: text a hand edit left there that holds no whole number is
+shown as that text (``stored.number``), so the schema allows a string, as ``Time``
+does; a typed client reads a number, or the text to repair."""
+
+
+def whole(description: str) -> Any:
+    """``Whole``, or null as ``description`` says."""
+    return Annotated[int | str | None, msgspec.Meta(description=f"{description}; {_AS_STORED}")]
 
 
 class Alert(msgspec.Struct, kw_only=True):
@@ -82,9 +92,9 @@ class Alert(msgspec.Struct, kw_only=True):
     first_seen: Time
     last_seen: Time
     last_change: Time
-    duplicates: int
+    duplicates: Whole
     resolved_at: Time | None
-    incident_id: Annotated[int | None, msgspec.Meta(description="null: in no incident")]
+    incident_id: whole("null: in no incident")
     changes: Annotated[
         list[Time], msgspec.Meta(description="its recent status changes, counted for flapping")
     ]
@@ -109,7 +119,7 @@ class HistoryEntry(msgspec.Struct, kw_only=True):
     applied: Annotated[
         Literal[0, 1], msgspec.Meta(description="0: older than the alert's last change")
     ]
-    event_id: Annotated[int | None, msgspec.Meta(description="null once retention pruned it")]
+    event_id: whole("null once retention pruned it")
 
 
 class AlertDetail(Alert, kw_only=True):
@@ -146,11 +156,13 @@ class Incident(msgspec.Struct, kw_only=True):
     resolved_via: Annotated[
         str | None, msgspec.Meta(description="the token that spoke for resolved_by, as above")
     ]
-    active_alerts: int
-    episode: Annotated[int, msgspec.Meta(description="1, then one more at each reopen")]
+    active_alerts: Whole
+    episode: Annotated[
+        int | str, msgspec.Meta(description=f"1, then one more at each reopen; {_AS_STORED}")
+    ]
     snoozed_until: Time | None
     snooze_reason: LapseReason | None
-    title_alert_id: int | None
+    title_alert_id: whole("the alert its title is from")
     lapsed_by: str | None
     lapse_reason: LapseReason | None
 
@@ -164,7 +176,7 @@ class TimelineEntry(msgspec.Struct, kw_only=True):
 
 class Attempt(msgspec.Struct, kw_only=True):
     started_at: Time
-    duration_ms: float
+    duration_ms: Annotated[float | str, msgspec.Meta(description=_AS_STORED)]
     outcome: Literal["sent", "failed"]
     error: str | None
 
@@ -173,13 +185,13 @@ class Notification(msgspec.Struct, kw_only=True):
     """One message to one URL of a receiver, with every attempt to send it."""
 
     id: int
-    alert_id: int | None
+    alert_id: whole("the alert it is about")
     receiver: str
     channel: Annotated[
-        int,
+        int | str,
         msgspec.Meta(
             description="which of the receiver's urls it was queued for, from 0: its position"
-            " then; it goes to that URL wherever a reload moves it"
+            f" then; it goes to that URL wherever a reload moves it; {_AS_STORED}"
         ),
     ]
     integration: str
@@ -188,10 +200,10 @@ class Notification(msgspec.Struct, kw_only=True):
     created_at: Time
     due_at: Time
     claimed_until: Time | None
-    attempts: int
+    attempts: Whole
     last_error: str | None
     sent_at: Time | None
-    incident_id: int | None
+    incident_id: whole("null: in no incident")
     changed_at: Time | None
     title: str | None
     attempts_log: list[Attempt]
@@ -205,7 +217,7 @@ class EscalationState(msgspec.Struct, kw_only=True):
 
     policy: str
     plan: Plan
-    next_step: int
+    next_step: Whole
     due_at: Time | None
     held_at: Time | None
 
@@ -226,10 +238,10 @@ class Delivery(msgspec.Struct, kw_only=True):
     delivery_key: str | None
     received_at: Time
     headers: dict[str, str]
-    status_code: int
+    status_code: Whole
     answer: Any
     mode: Mode
-    replay_of: int | None
+    replay_of: whole("the delivery it replays; null: none")
 
 
 class DeliveryEvent(msgspec.Struct, kw_only=True):

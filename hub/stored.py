@@ -1,0 +1,71 @@
+"""Number columns as reads show them, whatever a hand edit left there.
+
+README asks operators to repair rows with ``sqlite3``, and SQLite keeps any value in
+any column: text in ``attempts``. One rule for every read (the
+API, the console, ``/metrics``, the command line's lists), kept here so that no read
+decides its own: a number column reads as the number it holds, text holding one
+(``"3"``) included; any other value (text, bytes, a fraction in a whole-number column)
+is shown as its stored text, which the API's schema allows there, so the operator sees
+what to repair.
+
+A value read so is logged once per process for each row, column and value
+(``event=stored_value_unreadable``), not at every read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Mapping
+
+from hub import logs
+
+log = logging.getLogger(__name__)
+
+_reported: set[tuple[str, str, str]] = set()
+"""(column, row, value) already logged as unreadable."""
+
+
+def number(row: Mapping[str, object], column: str, kind: type = int) -> int | float | str | None:
+    """``row[column]`` as the ``kind`` of number it holds (``int`` or ``float``), or
+    null; any other value as its text, logged once."""
+    stored = row[column]
+    if stored is None or type(stored) is kind:
+        return stored
+    read = _read(stored, kind)
+    if read is None:
+        _report(row, column, stored)
+        return logs.text(stored)
+    return read
+
+
+def _read(stored: object, kind: type) -> int | float | None:
+    """The number ``stored`` holds (a number, or text of one), if it is a ``kind``:
+    finite, and whole for ``int``."""
+    if stored is None:
+        return None
+    with contextlib.suppress(ValueError, OverflowError):
+        if isinstance(stored, str | bytes):
+            stored = float(logs.text(stored))
+        if isinstance(stored, int | float) and math.isfinite(stored):
+            if kind is float:
+                return float(stored)
+            if float(stored).is_integer():
+                return int(stored)
+    return None
+
+
+def _report(row: Mapping[str, object], column: str, stored: object) -> None:
+    """Log once that ``column`` of this row holds a value that is no number: the row
+    named by its id, or its name (none for a row read without either, such as an alert's
+    history entry), and the value, which finds it with ``sqlite3``."""
+    name = row.get("id", row.get("name"))
+    key = (column, logs.text(name), logs.text(stored))
+    if key in _reported:
+        return
+    _reported.add(key)
+    named = "" if name is None else f" id={logs.value(name)}"
+    log.warning(
+        "event=stored_value_unreadable column=%s%s stored=%s", column, named, logs.value(stored)
+    )
