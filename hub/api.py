@@ -91,13 +91,15 @@ _WHOLE_FIELDS = (
     "replay_of",
 )
 """Whole-number columns that are not keys, which a hand edit may leave holding text."""
+_FLAG_FIELDS = ("applied",)
+"""0/1 columns the API shows as 0 or 1 (an alert's ``flapping`` is read by the store)."""
 _NUMBER_FIELDS = ("duration_ms",)
 """Columns of any number, fractions included."""
 
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
     """A row with its times in RFC 3339, an alert's recent ``changes`` (kept as epoch
-    seconds for flapping) too, numbers read by ``stored``'s rule, and bytes
+    seconds for flapping) too, numbers and flags read by ``stored``'s rule, and bytes
     as text (``shown``)."""
     return {key: _shown(row, key) for key in row}
 
@@ -108,6 +110,8 @@ def _shown(row: dict[str, Any], key: str) -> Any:
         return iso(value)
     if key in _WHOLE_FIELDS:
         return stored.number(row, key)
+    if key in _FLAG_FIELDS:
+        return int(stored.flag(row, key))
     if key in _NUMBER_FIELDS:
         return stored.number(row, key, float)
     if key == "changes":

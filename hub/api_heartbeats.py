@@ -24,7 +24,7 @@ from litestar import MediaType, Request, delete, get, post, route
 from litestar.openapi.spec import OpenAPI, SecurityRequirement, SecurityScheme
 from litestar.params import FromPath, JSONBody
 
-from hub import access, api, heartbeats, logs
+from hub import access, api, heartbeats, logs, stored
 from hub.access import BEARER, require
 from hub.api import iso
 from hub.api_incidents import ACTED, NAMING_REFUSALS, By
@@ -324,7 +324,7 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
         "period": _duration(row["period"]),
         "grace": _duration(row["grace"]),
         "summary": api.shown(heartbeats.summary(row)),
-        "overdue": bool(row["overdue"]),
+        "overdue": stored.flag(row, "overdue"),
         "state": _state(row),
         "token_required": has_token,
     }
@@ -344,7 +344,7 @@ def _state(row: dict[str, Any]) -> HeartbeatState:
     ``up`` once pinged, or ``new``."""
     if row["paused_at"] is not None:
         return "paused"
-    if row["overdue"]:
+    if stored.flag(row, "overdue"):
         return "down"
     if row["started_at"] is not None:
         return "started"

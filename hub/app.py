@@ -47,6 +47,7 @@ from hub import (
     logs,
     retention,
     silences,
+    stored,
     templates,
     webhooks_openapi,
 )
@@ -324,13 +325,14 @@ class Runtime:
         """Heartbeats changed (pinged, overdue, paused, resumed, synced): bring their
         gauges up to date and let the dispatcher and escalator see the alerts they raised
         or resolved. A last ping that is no time (a hand edit) is gauged as none yet (0),
-        and ``overdue`` is read as SQLite reads a flag: a gauge must not fail on the row."""
+        and ``overdue`` as every read takes a flag (``stored.flag``): a gauge must not
+        fail on the row."""
         for row in rows:
             name = self.metrics.label(row["name"])
             last_ping = row["last_ping"]
             known = isinstance(last_ping, int | float)
             self.metrics.heartbeat_last_ping.labels(name).set(last_ping if known else 0)
-            self.metrics.heartbeat_overdue.labels(name).set(bool(row["overdue"]))
+            self.metrics.heartbeat_overdue.labels(name).set(stored.flag(row, "overdue"))
             self.metrics.heartbeat_paused.labels(name).set(row["paused_at"] is not None)
             if row["paused_at"] is not None:
                 self._unwatched(row["name"])

@@ -34,7 +34,7 @@ import msgspec
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from hub import logs
+from hub import logs, stored
 from hub.alerts import ALERT_STATUSES, matchable
 from hub.errors import ConfigError, Unavailable
 from hub.events import SEVERITIES
@@ -2543,12 +2543,13 @@ def _decoded_or_none(text: str | None) -> Any:
 
 def _decode_alert(row: dict) -> dict:
     """An alert row as readers see it: JSON decoded, ``flapping`` a boolean (SQLite
-    stores it as 0 or 1), the expirer's and the episodes' bookkeeping left out."""
+    stores it as 0 or 1; ``stored.flag`` reads a hand edit's text), the expirer's and
+    the episodes' bookkeeping left out."""
     decoded = {key: value for key, value in row.items() if key not in _BOOKKEEPING}
     decoded["labels"] = _decode_json(row["labels"])
     decoded["annotations"] = _decode_json(row["annotations"])
     if "flapping" in row:
-        decoded["flapping"] = bool(row["flapping"])
+        decoded["flapping"] = stored.flag(row, "flapping")
     if "changes" in row:
         decoded["changes"] = _decode_json(row["changes"])
     return decoded

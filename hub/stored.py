@@ -1,14 +1,18 @@
-"""Number columns as reads show them, whatever a hand edit left there.
+"""Number and flag columns as reads show them, whatever a hand edit left there.
 
 README asks operators to repair rows with ``sqlite3``, and SQLite keeps any value in
-any column: text in ``attempts``. One rule for every read (the
+any column: text in ``attempts``, ``"yes"`` in a 0/1 flag. One rule for every read (the
 API, the console, ``/metrics``, the command line's lists), kept here so that no read
-decides its own: a number column reads as the number it holds, text holding one
-(``"3"``) included; any other value (text, bytes, a fraction in a whole-number column)
-is shown as its stored text, which the API's schema allows there, so the operator sees
-what to repair.
+decides its own:
 
-A value read so is logged once per process for each row, column and value
+- a number column reads as the number it holds, text holding one (``"3"``) included;
+  any other value (text, bytes, a fraction in a whole-number column) is shown as its
+  stored text, which the API's schema allows there, so the operator sees what to
+  repair;
+- a flag is on when it holds a whole number other than 0 (hub writes 1); text that is
+  no number (``"yes"``, which Python takes for true), bytes or nothing is off.
+
+A value read by neither rule is logged once per process for each row, column and value
 (``event=stored_value_unreadable``), not at every read.
 """
 
@@ -40,6 +44,18 @@ def number(row: Mapping[str, object], column: str, kind: type = int) -> int | fl
     return read
 
 
+def flag(row: Mapping[str, object], column: str) -> bool:
+    """Whether the 0/1 column ``row[column]`` is on: only a whole number other than 0
+    is, not text such as ``"no"`` that Python would take for true."""
+    stored = row[column]
+    if type(stored) is int:
+        return stored != 0
+    read = _read(stored, int)
+    if read is None:
+        _report(row, column, stored)
+    return bool(read)
+
+
 def _read(stored: object, kind: type) -> int | float | None:
     """The number ``stored`` holds (a number, or text of one), if it is a ``kind``:
     finite, and whole for ``int``."""
@@ -57,7 +73,7 @@ def _read(stored: object, kind: type) -> int | float | None:
 
 
 def _report(row: Mapping[str, object], column: str, stored: object) -> None:
-    """Log once that ``column`` of this row holds a value that is no number: the row
+    """Log once that ``column`` of this row holds a value read by neither rule: the row
     named by its id, or its name (none for a row read without either, such as an alert's
     history entry), and the value, which finds it with ``sqlite3``."""
     name = row.get("id", row.get("name"))

@@ -41,8 +41,8 @@ class Edit(NamedTuple):
     column: str
     value: object
     hidden: bool = False
-    """Not shown as stored: a 0 or 1 column, shown as a boolean (any value SQLite reads
-    as true is), or a worker's bookkeeping no read shows."""
+    """Not shown as stored: a 0 or 1 column, shown as a boolean (on only for a whole
+    number other than 0), or a worker's bookkeeping no read shows."""
 
     def shown(self) -> str | None:
         """How the API's JSON must show the value (None: as null, or not at all)."""
@@ -355,7 +355,8 @@ def test_a_hub_starts_and_gauges_a_heartbeat_whose_ping_and_flag_were_edited_to_
     hub_factory, smtp
 ):
     """Starting, the watchdog gauges every heartbeat (``App.show_heartbeats``): a last
-    ping or an overdue flag stored as text raised there, and the hub did not start."""
+    ping or an overdue flag stored as text raised there, and the hub did not start. The
+    flag's text is off, as every read takes a flag (``stored.flag``)."""
     hub, ids, _ = populated(hub_factory, smtp)
     with edited(hub, "heartbeats", "name = 'etl'", text("last_ping"), ids):
         with edited(hub, "heartbeats", "name = 'etl'", text("overdue"), ids):
@@ -366,8 +367,8 @@ def test_a_hub_starts_and_gauges_a_heartbeat_whose_ping_and_flag_were_edited_to_
     ping = "hub_heartbeat_last_ping_timestamp_seconds"
     assert metric(exposition, ping, heartbeat="etl") == 0
     assert metric(exposition, ping, heartbeat="backup") == 0
-    assert metric(exposition, "hub_heartbeat_overdue", heartbeat="etl") == 1
-    assert (shown["last_ping"], shown["state"]) == (ODD_TEXT, "down")
+    assert metric(exposition, "hub_heartbeat_overdue", heartbeat="etl") == 0
+    assert (shown["last_ping"], shown["overdue"], shown["state"]) == (ODD_TEXT, False, "up")
 
 
 def test_a_silence_whose_end_was_edited_to_text_is_not_in_force_and_can_be_expired(
@@ -430,7 +431,7 @@ def test_the_page_of_an_incident_whose_due_escalation_step_was_edited_to_text_sh
 
 
 class Typed(NamedTuple):
-    """A number column a hand edit can reach, and the console pages and command
+    """A number or flag column a hand edit can reach, and the console pages and command
     line lists that show it (besides the API, which always does)."""
 
     table: str
@@ -457,6 +458,13 @@ WHOLE_NUMBERS = (
 """Every column read into a field the OpenAPI document types as a number. An event's
 ``alert_id`` is not among them: the event is read joined to its alert, so one whose
 ``alert_id`` names no alert is not listed at all."""
+FLAGS = (
+    Typed("alerts", "flapping"),
+    Typed("alert_history", "applied"),
+    Typed("heartbeats", "overdue"),
+)
+"""Every 0/1 column read into a field the document types as a boolean (or 0 or 1)."""
+
 API_READS = {
     "/api/v1/alerts": {},
     "/api/v1/alerts/{alert_id}": {"alert_id": "alert"},
@@ -522,3 +530,28 @@ def edited_to(hub, typed: Typed, value: object, ids: dict[str, object]):
     (a history entry of the alert, which that does not edit)."""
     where = EDITS.get(typed.table, ("alert_id = :alert",))[0]
     return edited(hub, typed.table, where, Edit(typed.column, value), ids)
+
+
+def test_a_flag_edited_to_text_reads_off_everywhere(hub_factory, smtp):
+    """A 0/1 column holding text (``"yes"``) read as true in Python, so a heartbeat
+    showed down and gauged overdue. A flag is on only for a whole number other than 0,
+    as SQLite reads one: the text is off in the API (which holds to its schema), the
+    console and ``/metrics``."""
+    hub, ids, _ = populated(hub_factory, smtp)
+    ids = {**ids, "heartbeat": "etl"}
+    for typed in FLAGS:
+        with edited_to(hub, typed, "yes", ids):
+            api = validated(hub, ids)
+            with hub.client(headers=READ) as http:
+                exposition = http.get("/metrics").text
+        alert = json.loads(api["/api/v1/alerts/{alert_id}"])
+        beat = json.loads(api["/api/v1/heartbeats/{name}"])
+        overdue = metric(exposition, "hub_heartbeat_overdue", heartbeat="etl")
+        assert (alert["flapping"], beat["overdue"], beat["state"], overdue) == (
+            False,
+            False,
+            "up",
+            0,
+        ), typed
+        applied = {entry["applied"] for entry in alert["history"]}
+        assert applied == {0 if typed.column == "applied" else 1}, typed
