@@ -67,8 +67,14 @@ def serve(args: argparse.Namespace) -> int:
         serving.give_up()
         _print_problems(config_path(args.config), e.problems)
         return 2
-    connections.raise_open_files_limit()
+    open_files = connections.raise_open_files_limit()
     app = create_app(config, config_path(args.config), server_given=given)
+    metrics = app.hub.metrics
+    census = connections.Census(
+        connections.max_connections(server.max_connections, open_files),
+        metrics.connections_refused.inc,
+    )
+    metrics.watch_connections(census.open.__len__)
     _tune_garbage_collector()
     settings = uvicorn.Config(
         app,
@@ -81,7 +87,9 @@ def serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
         server_header=False,
         loop="uvloop",
-        http=connections.protocol(float(server.request_timeout), server.request_timeout.text()),
+        http=connections.protocol(
+            float(server.request_timeout), server.request_timeout.text(), census
+        ),
         lifespan="on",
         timeout_graceful_shutdown=10,
     )

@@ -99,6 +99,8 @@ class Server(Struct):
     public_url: str = ""
     max_body_bytes: int = 1_048_576
     request_timeout: Duration = Duration(30)
+    max_connections: int | None = None
+    """None: the open-files limit less a reserve (``hub.connections.max_connections``)."""
     ack_secret: str = ""
     ack_link_ttl: Duration = Duration(86400)
 
@@ -797,9 +799,9 @@ def with_server(config: Config, given: typing.Mapping[str, Any]) -> Config:
 def keep_startup_settings(running: Config, loaded: Config) -> tuple[Config, list[str]]:
     """``loaded`` with what only a restart can change taken from ``running``.
 
-    The listening address, the connections' request timeout and the store are bound at
-    start (and the address may come from the command line), so a reload keeps them and
-    names the keys that differ.
+    The listening address, the connections' request timeout and cap and the store are
+    bound at start (and the address may come from the command line), so a reload keeps
+    them and names the keys that differ.
     """
     differ = [
         f"{table}.{key}"
@@ -811,6 +813,7 @@ def keep_startup_settings(running: Config, loaded: Config) -> tuple[Config, list
         host=running.server.host,
         port=running.server.port,
         request_timeout=running.server.request_timeout,
+        max_connections=running.server.max_connections,
     )
     return msgspec.structs.replace(loaded, server=server, storage=running.storage), differ
 
@@ -819,6 +822,7 @@ _STARTUP_KEYS = (
     ("server", "host"),
     ("server", "port"),
     ("server", "request_timeout"),
+    ("server", "max_connections"),
     ("storage", "path"),
     ("storage", "synchronous"),
     ("storage", "batch_max"),
@@ -1157,13 +1161,7 @@ def check(config: Config) -> list[str]:
         problems += auth.problems(source.auth, f"{where}.auth")
         problems += limits.problems(source, where)
         problems += generic.problems(source, where)
-    if config.server.port not in PORTS:
-        problems.append(f"server.port: must be 1-65535, got {config.server.port}")
-    if config.server.public_url and not _is_root_url(config.server.public_url):
-        problems.append(_public_url_problem(config.server.public_url))
-    if config.server.max_body_bytes < 1:
-        problems.append("server.max_body_bytes: must be at least 1")
-    problems += _positive_durations(config.server, "server", ("ack_link_ttl", "request_timeout"))
+    problems += _check_server(config.server)
     for key in ("batch_max", "queue_max"):
         if getattr(config.storage, key) < 1:
             problems.append(f"storage.{key}: must be at least 1")
@@ -1186,6 +1184,19 @@ def check(config: Config) -> list[str]:
     problems += _check_schedules(config, oncall.problems) + escalation.problems(config)
     problems += heartbeats.problems(config.heartbeats) + _check_retention(config.retention)
     return problems
+
+
+def _check_server(server: Server) -> list[str]:
+    problems = []
+    if server.port not in PORTS:
+        problems.append(f"server.port: must be 1-65535, got {server.port}")
+    if server.public_url and not _is_root_url(server.public_url):
+        problems.append(_public_url_problem(server.public_url))
+    if server.max_body_bytes < 1:
+        problems.append("server.max_body_bytes: must be at least 1")
+    if server.max_connections is not None and server.max_connections < 1:
+        problems.append(f"server.max_connections: must be at least 1, got {server.max_connections}")
+    return problems + _positive_durations(server, "server", ("ack_link_ttl", "request_timeout"))
 
 
 def _public_url_problem(url: str) -> str:

@@ -1,4 +1,5 @@
-"""What one client connection may hold of the server: time and header bytes.
+"""What one client connection may hold of the server: time and header bytes; and how
+many connections the server holds at once.
 
 uvicorn closes a connection idle *between* requests (``timeout_keep_alive``), but
 nothing bounds one that opens and sends nothing, sends its headers a byte every few
@@ -6,6 +7,12 @@ seconds, or declares a body it never finishes, nor the size of the headers it se
 each such connection held its descriptor forever and its header bytes in memory
 without limit. ``protocol`` is uvicorn's own HTTP protocol with both bounds, checked
 by one timer per connection rather than by work on every request.
+
+Past the open-files limit the kernel refuses new connections without a word, webhooks
+and ``/readyz`` alike, so ``Census`` caps them below it, as nginx's
+``worker_connections``: at the cap the connection idle longest between requests makes
+room, and with none idle the new one is answered 503. Connections are counted as they
+open and close, never per request.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Literal
 
@@ -29,26 +36,123 @@ MAX_HEADER_BYTES = 65_536
 """The most bytes a request's line and headers may take: nginx's default is 32 KiB,
 Node's 16 KiB; hub's own clients send well under 4 KiB."""
 
+RESERVED_DESCRIPTORS = 256
+"""Open files kept from connections by the default ``[server] max_connections``: the
+store's (its write and read connections, the readiness probe, checkpoint and backup,
+each a database, WAL and shared-memory file), the log file, the listening socket and
+the event loop's own, the outbox's sends (``[notifier] concurrency`` at a time, each
+a connection or two) and refused connections in their last second."""
+
+UNLIMITED_FILES = 1_048_576
+"""The open-files limit taken when there is none: Linux's own ceiling (``nr_open``)."""
+
+RETRY_AFTER = 1
+"""Seconds a refused client is told to wait: connections free as requests end, most
+within milliseconds, the slowest within ``[server] request_timeout``."""
+
+LINGER = 1.0
+"""Seconds a refused connection stays open reading what its client sends, so that the
+503 is read before the close: closing with the request unread resets the connection,
+and the client may lose the answer."""
+
+LOG_EVERY = 10.0
+"""Seconds between two ``connections_capped`` lines while a burst goes on."""
+
 Phase = Literal["headers", "body"]
 
 
-def protocol(request_timeout: float, timeout_text: str) -> Callable[..., asyncio.Protocol]:
+def protocol(
+    request_timeout: float, timeout_text: str, census: Census
+) -> Callable[..., asyncio.Protocol]:
     """uvicorn's httptools protocol answering a request whose headers or body do not
     arrive within ``request_timeout`` seconds with 408, and headers over
-    ``MAX_HEADER_BYTES`` with 431, closing the connection either way."""
+    ``MAX_HEADER_BYTES`` with 431, closing the connection either way; its connections
+    are counted and capped by ``census``."""
 
     class BoundedProtocol(_BoundedProtocol):
         timeout = request_timeout
         timeout_written = timeout_text
+        counted = census
 
     return BoundedProtocol
+
+
+class Census:
+    """The connections one server holds, at most ``limit``, and what the cap did.
+
+    A connection is idle between two requests: uvicorn's keep-alive timer runs then,
+    and its deadline tells the longest idle. Connections only become idle as a
+    response completes, so while uvicorn's count of those stands still since a search
+    found none idle, none is searched for again: a flood at the cap costs no scan.
+    """
+
+    def __init__(self, limit: int, on_refused: Callable[[], None]) -> None:
+        self.limit = limit
+        self.open: set[HttpToolsProtocol] = set()
+        self._on_refused = on_refused
+        self._none_idle_after = -1  # uvicorn's response count when a search found none
+        self._refused = self._closed_idle = 0  # since the last log line
+        self._log_timer: asyncio.TimerHandle | None = None
+
+    def admit(self, conn: HttpToolsProtocol) -> bool:
+        """Count ``conn`` in, closing the longest-idle connection if at the cap; False
+        (``conn`` not counted) if at the cap with none idle."""
+        if len(self.open) >= self.limit and not self._close_longest_idle(conn):
+            self._refused += 1
+            self._on_refused()
+            self._log_soon(conn.loop)
+            return False
+        self.open.add(conn)
+        return True
+
+    def _close_longest_idle(self, conn: HttpToolsProtocol) -> bool:
+        responses = conn.server_state.total_requests
+        if responses == self._none_idle_after:
+            return False
+        idle = _longest_idle(self.open)
+        if idle is None:
+            self._none_idle_after = responses
+            return False
+        self.open.discard(idle)
+        idle.timeout_keep_alive_handler()  # uvicorn's own close of an idle connection
+        self._closed_idle += 1
+        self._log_soon(conn.loop)
+        return True
+
+    def _log_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Log the first of a burst at once, then what more came every ``LOG_EVERY``."""
+        if self._log_timer is None:
+            self._log(loop)
+
+    def _log(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not (self._refused or self._closed_idle):
+            self._log_timer = None  # the burst is over
+            return
+        log.warning(
+            "event=connections_capped max_connections=%d refused=%d idle_closed=%d",
+            self.limit,
+            self._refused,
+            self._closed_idle,
+        )
+        self._refused = self._closed_idle = 0
+        self._log_timer = loop.call_later(LOG_EVERY, self._log, loop)
+
+
+def _longest_idle(conns: Iterable[HttpToolsProtocol]) -> HttpToolsProtocol | None:
+    """The idle connection whose keep-alive timer ends first: the one idle longest."""
+    ends = {c: c.timeout_keep_alive_task.when() for c in conns if c.timeout_keep_alive_task}
+    return min(ends, key=ends.__getitem__, default=None)
 
 
 class _BoundedProtocol(HttpToolsProtocol):
     timeout: float
     timeout_written: str
+    counted: Census
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if not self.counted.admit(self):
+            _refuse_at_cap(transport, self.counted.limit)
+            return
         super().connection_made(transport)
         self._phase: Phase | None = "headers"
         self._since = self.loop.time()
@@ -56,6 +160,7 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._timer = self.loop.call_later(self.timeout, self._check_deadline)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.counted.open.discard(self)
         self._timer.cancel()
         super().connection_lost(exc)
 
@@ -103,22 +208,57 @@ class _BoundedProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, title: str, detail: str) -> None:
         """Answer with a problem document and close: the rest of the request is not read.
         A handler still waiting for the body is told the client went away."""
-        body, _ = problem_body(status, title, detail)
-        encoded = msgspec.json.encode(body)
-        head = (
-            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: {MEDIA_TYPE}\r\n"
-            f"content-length: {len(encoded)}\r\nconnection: close\r\n\r\n"
-        )
-        self.transport.write(head.encode("latin-1") + encoded)
+        self.transport.write(_problem_answer(status, title, detail))
         self.transport.close()
 
 
-def raise_open_files_limit() -> None:
+def _problem_answer(status: int, title: str, detail: str, **extra: object) -> bytes:
+    """A whole HTTP answer carrying a problem document, closing the connection."""
+    body, headers = problem_body(status, title, detail, **extra)
+    encoded = msgspec.json.encode(body)
+    lines = "".join(f"{name.lower()}: {value}\r\n" for name, value in headers.items())
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: {MEDIA_TYPE}\r\n"
+        f"content-length: {len(encoded)}\r\n{lines}connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + encoded
+
+
+def _refuse_at_cap(transport: asyncio.Transport, limit: int) -> None:
+    """Answer 503 before reading anything, then linger (``_Lingering``)."""
+    detail = (
+        f"hub holds its most connections at once ({limit}, [server] max_connections),"
+        " none of them idle; retry after Retry-After seconds"
+    )
+    transport.write(_problem_answer(503, "Service unavailable", detail, retry_after=RETRY_AFTER))
+    transport.set_protocol(_Lingering(transport))
+
+
+class _Lingering(asyncio.Protocol):
+    """A refused connection's last moment: its output is shut, and what its client
+    still sends is read and dropped until it closes, ``LINGER`` seconds at most."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass  # the request is not read: it was answered before it came
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._timer.cancel()
+
+
+def raise_open_files_limit() -> int:
     """Raise the soft limit on open descriptors to the hard one, as nginx and most
-    servers do, and log both: every connection takes one, and so does each SQLite file
-    hub opens (readiness, checkpoint, backup). At the usual soft limit of 1024, a
-    thousand idle connections left none for them, and a new client's connection was
-    dropped without a word in the log."""
+    servers do, log both and return the one in effect: every connection takes one, and
+    so does each SQLite file hub opens (readiness, checkpoint, backup). At the usual
+    soft limit of 1024, a thousand idle connections left none for them, and a new
+    client's connection was dropped without a word in the log."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     raised = hard != resource.RLIM_INFINITY and soft < hard
     if raised:
@@ -129,3 +269,24 @@ def raise_open_files_limit() -> None:
         hard,
         soft if raised else "-",
     )
+    return hard if raised else soft
+
+
+def max_connections(configured: int | None, open_files: int) -> int:
+    """The cap on connections: ``configured``, or by default the open-files limit less
+    ``RESERVED_DESCRIPTORS`` (half the limit when that leaves less). One configured
+    above that is lowered to it with a warning, as nginx does, rather than refused: the
+    same file may run where ``ulimit -n`` differs, and hub should start there too."""
+    files = UNLIMITED_FILES if open_files == resource.RLIM_INFINITY else open_files
+    allowed = max(files - RESERVED_DESCRIPTORS, files // 2)
+    if configured is None or configured <= allowed:
+        cap = allowed if configured is None else configured
+        log.info("event=max_connections max_connections=%d open_files=%d", cap, files)
+        return cap
+    log.warning(
+        "event=max_connections max_connections=%d open_files=%d configured=%d",
+        allowed,
+        files,
+        configured,
+    )
+    return allowed

@@ -145,6 +145,8 @@ class Metrics:
     Store: ``observe_commit`` feeds hub_store_batch_size and
     hub_store_commit_duration_seconds; ``watch_store`` adds the scrape-time gauges.
     Config: ``config_loaded`` at start, ``count_reload`` at each reload.
+    Connections (``hub serve``): ``connections_refused`` hub_connections_refused_total,
+    ``watch_connections`` hub_connections_open.
     Beside hub's own, the standard process_* and python_info, as from any Prometheus
     client: hub's registry is its own, so they are added to it.
     """
@@ -351,6 +353,18 @@ class Metrics:
             "Unix time of the last successful config load (the start, or a reload).",
             registry=r,
         )
+        self.connections_refused = Counter(
+            "hub_connections_refused",
+            "Connections answered 503 at [server] max_connections, none being idle.",
+            registry=r,
+        )
+        self.connections_open = Gauge(
+            "hub_connections_open", "Client connections open, at scrape.", registry=r
+        )
+
+    def watch_connections(self, open_now: Callable[[], int]) -> None:
+        """Read the open connections from the server's count at scrape (0 without one)."""
+        self.connections_open.set_function(open_now)
 
     def precreate_sources(self, sources: Mapping[str, SourceSeries]) -> None:
         """Create the series these sources can have at 0, at start and for reloaded ones,

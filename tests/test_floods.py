@@ -2,7 +2,9 @@
 sends nothing, drips its headers or its body is answered 408 within
 ``[server] request_timeout`` and its connection freed; headers over the limit are
 431 before they fill memory; thousands of idle connections leave a webhook, the
-store and ``/readyz`` working; the soft limit on open files is raised at start.
+store and ``/readyz`` working; the soft limit on open files is raised at start. At
+``[server] max_connections`` the longest-idle keep-alive connection makes room for a
+new client, and with none idle the new client is answered 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import resource
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +31,8 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="read
 TIMEOUT = 1.0
 IDLE_CONNECTIONS = 2000
 RSS_GROWTH_CAP_KB = 64 * 1024
+CAP = 20
+RESERVED = 256  # hub.connections.RESERVED_DESCRIPTORS, as the log shows it
 
 CONFIG = """
 [server]
@@ -66,6 +73,17 @@ def hub(tmp_path):
     process.stop()
 
 
+@pytest.fixture
+def capped(tmp_path):
+    process = hub_process(tmp_path, with_server_keys(f"max_connections = {CAP}")).start()
+    yield process
+    process.stop()
+
+
+def with_server_keys(keys: str, timeout: str = "30s") -> str:
+    return (CONFIG % timeout).replace("[server]\n", f"[server]\n{keys}\n")
+
+
 def connect(hub: HubProcess, first: bytes = b"") -> socket.socket:
     conn = socket.create_connection(("127.0.0.1", hub.port), timeout=10)
     conn.sendall(first)
@@ -91,6 +109,17 @@ def answer(conn: socket.socket) -> tuple[str, dict[str, str], dict]:
     status, *lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.lower().split(": ", 1) for line in lines)
     return status, headers, json.loads(body)
+
+
+def keep_alive(hub: HubProcess) -> socket.socket:
+    """A connection that had one answer and waits between requests, as a client's pool
+    keeps it."""
+    conn = connect(hub, b"GET /readyz HTTP/1.1\r\nHost: hub\r\n\r\n")
+    data = b""
+    while not data.endswith(b"}"):  # /readyz answers a JSON object
+        data += conn.recv(65536)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    return conn
 
 
 def deliver(hub: HubProcess, key: str) -> httpx.Response:
@@ -189,5 +218,97 @@ def test_hub_serve_raises_its_soft_limit_on_open_files_to_the_hard_one(tmp_path)
         assert hub.process is not None
         assert resource.prlimit(hub.process.pid, resource.RLIMIT_NOFILE) == (hard, hard)
         assert f"event=open_files_limit soft={hard} hard={hard} raised_from=512" in hub.log()
+        default = f"event=max_connections max_connections={hard - RESERVED} open_files={hard}"
+        assert default in hub.log(), "the cap is taken from the raised limit"
+    finally:
+        hub.stop()
+
+
+def test_at_max_connections_the_longest_idle_keep_alive_connection_makes_room(capped):
+    idle = [keep_alive(capped) for _ in range(CAP)]
+    assert deliver(capped, "newcomer").status_code == 202
+    assert idle[0].recv(1) == b"", "the connection idle longest was closed for it"
+    idle[-1].sendall(b"GET /readyz HTTP/1.1\r\nHost: hub\r\n\r\n")
+    assert idle[-1].recv(65536).startswith(b"HTTP/1.1 200 OK\r\n"), "the others stay"
+    assert "event=connections_capped max_connections=20 refused=0 idle_closed=1" in capped.log()
+    for conn in idle:
+        conn.close()
+
+
+def test_at_max_connections_with_none_idle_a_new_client_is_answered_503_with_retry_after(
+    capped,
+):
+    baseline = open_fds(capped)
+    # headers not finished; the hub takes connections in the order they came, so these
+    # are all counted when the next one arrives
+    busy = [connect(capped, WEBHOOK_HEAD) for _ in range(CAP)]
+    refused = deliver(capped, "refused")
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.headers["content-type"] == "application/problem+json"
+    detail = (
+        "hub holds its most connections at once (20, [server] max_connections),"
+        " none of them idle; retry after Retry-After seconds"
+    )
+    assert refused.json() == {
+        "type": "about:blank",
+        "status": 503,
+        "title": "Service unavailable",
+        "detail": detail,
+    }
+    status, headers, problem = answer(connect(capped))  # answered before it says anything
+    assert (status, headers["retry-after"], problem["detail"]) == (
+        "HTTP/1.1 503 Service Unavailable",
+        "1",
+        detail,
+    )
+
+    for conn in busy:
+        conn.close()
+    wait_for(lambda: open_fds(capped) <= baseline)
+    assert deliver(capped, "after").status_code == 202
+    alerts = httpx.get(
+        f"{capped.url}/api/v1/alerts", headers={"Authorization": "Bearer ops-token"}
+    ).json()
+    assert [alert["summary"] for alert in alerts] == ["disk full after"]
+    metrics = httpx.get(f"{capped.url}/metrics").text
+    assert "\nhub_connections_refused_total 2.0\n" in metrics
+    open_now = re.search(r"\nhub_connections_open (\d+)\.0\n", metrics)
+    assert open_now is not None and 1 <= int(open_now[1]) <= 2  # the scrape's, the last post's
+    log = capped.log()
+    assert log.count("event=connections_capped") == 1, "one line for the burst"
+    assert "event=connections_capped max_connections=20 refused=1 idle_closed=0" in log
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0", "server.max_connections: must be at least 1, got 0"),
+        ('"many"', "server.max_connections: Expected `int`, got 'many'"),
+    ],
+)
+def test_hub_serve_refuses_a_bad_max_connections_naming_the_key(tmp_path, value, problem):
+    hub = hub_process(tmp_path, with_server_keys(f"max_connections = {value}"))
+    checked = subprocess.run(
+        [sys.executable, "-m", "hub", "serve", "--config", str(hub.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 2
+    assert problem in checked.stdout + checked.stderr
+
+
+def test_a_max_connections_over_the_open_files_limit_is_lowered_to_it(tmp_path):
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hub = hub_process(tmp_path, with_server_keys("max_connections = 100000000")).start()
+    try:
+        allowed = f"max_connections={max(soft - RESERVED, soft // 2)} open_files={soft}"
+        assert f"level=warning logger=hub.connections event=max_connections {allowed}" in (
+            hub.log()
+        )
+        assert "configured=100000000" in hub.log()
+        assert deliver(hub, "served").status_code == 202
     finally:
         hub.stop()
