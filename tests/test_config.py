@@ -219,6 +219,10 @@ def valid(route: str = "", child: str = "", tables: str = "") -> str:
             "server.ack_link_ttl: must be longer than 0s, got '0s'",
         ),
         (
+            valid(tables="[server]\nmax_connections = 0"),
+            "server.max_connections: must be at least 1, got 0",
+        ),
+        (
             valid(tables='[server]\nrequest_timeout = "0s"'),
             "server.request_timeout: must be longer than 0s, got '0s'",
         ),

@@ -581,6 +581,7 @@ CONFIG_KEYS = [
     "server.max_body_bytes",
     "server.ack_link_ttl",
     "server.request_timeout",
+    "server.max_connections",
     "storage.batch_max",
     "storage.queue_max",
     "route.receiver",
