@@ -262,6 +262,20 @@ def _decoding_a_body(exc: BaseException) -> bool:
     )
 
 
+ALERTMANAGER_TEXT_STATUSES = frozenset({400, 500})
+"""The statuses Alertmanager's API answers with a text (a JSON string) wherever it
+declares them: amtool decodes such a body as a string, and fails on an object."""
+
+
+def alertmanager_body(status: int, document: dict[str, object]) -> bytes:
+    """A problem document as Alertmanager's API answers it, to send typed as plain JSON
+    (the only type amtool reads: problem+json fails as "no consumer", hiding even the
+    status): a 400 or 500 as its detail, a text amtool prints; any other status as the
+    document, of which amtool prints the status alone, as Prometheus reads it."""
+    shown = document["detail"] if status in ALERTMANAGER_TEXT_STATUSES else document
+    return msgspec.json.encode(shown)
+
+
 def handle_unexpected(request: Request, exc: Exception) -> Response:
     body, _ = unexpected_problem(request.url.path)
     return Response(body, status_code=500, media_type=MEDIA_TYPE)

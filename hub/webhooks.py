@@ -63,7 +63,7 @@ from hub.metrics import (
     SourceSeries,
 )
 from hub.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
-from hub.problems import hub_error_problem, problem_body, unexpected_problem
+from hub.problems import alertmanager_body, hub_error_problem, problem_body, unexpected_problem
 
 log = logging.getLogger("hub.webhooks")
 
@@ -153,24 +153,14 @@ def _reads_alertmanager_api(route: re.Match[str], method: str) -> bool:
     return route["alertmanager"] is not None and method in ("GET", "HEAD")
 
 
-# The statuses Alertmanager's API gives a post of alerts a text for (a JSON string):
-# amtool decodes such a body as a string, and fails on an object ("cannot unmarshal").
-ALERTMANAGER_TEXT_STATUSES = frozenset({400, 500})
-
-
 def _as_alertmanager_api(reply: Reply) -> Reply:
-    """A refusal at the Alertmanager API door as that API answers: plain JSON, the only
-    type amtool reads (problem+json fails as "no consumer", hiding even the status).
-    A 400 or 500 is the problem's detail as a text, which amtool prints (its 400s are
-    the format's own texts already); any other status keeps the problem document, as
-    amtool prints only the status of those and Prometheus reads the status alone. The
-    status and headers (Retry-After, WWW-Authenticate) stay."""
+    """A refusal or failure at the Alertmanager API door as that API answers it
+    (``alertmanager_body``): its 400s are the format's own texts already. The status
+    and headers (Retry-After, WWW-Authenticate) stay."""
     status, body, media_type, headers = reply
     if media_type != PROBLEM_MEDIA_TYPE:
         return reply
-    if status in ALERTMANAGER_TEXT_STATUSES:
-        body = msgspec.json.encode(msgspec.json.decode(body)["detail"])
-    return status, body, "application/json", headers
+    return status, alertmanager_body(status, msgspec.json.decode(body)), "application/json", headers
 
 
 # A path as uvicorn gives it (percent-decoded); a trailing slash is allowed, as Litestar allows it.
