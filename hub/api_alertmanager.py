@@ -7,9 +7,10 @@ hub's address as it is. Prometheus' ``POST /webhooks/{source}/api/v2/alerts`` is
 door of its own (``hub.webhooks``); this API is not per source. Tokens and roles are
 the API's (``read`` to read, ``write`` for silences), and silences are made, changed
 and expired by ``hub.silencing``, with its rules. The errors Alertmanager answers
-with a text (a bad filter or silence: 400; an unknown silence: 404) come as that text,
-a JSON string, which amtool prints; so does a 409 (a static silence, or one already
-expired). Refusals of the rest of hub (401, 403, 413, 503) stay problem documents.
+with a text (a bad filter or silence: 400; an unknown silence: 404; a failure of
+hub's own: 500) come as that text, a JSON string, which amtool prints; so does a 409
+(a static silence, or one already expired). Refusals of the rest of hub (401, 403,
+413, 503) stay problem documents.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from litestar import Request, Response, Router, delete, get, post
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
+from litestar.types import ExceptionHandler
 
 from hub import api, matchers, silencing
 from hub.access import BEARER, actor, caller, require
@@ -48,8 +50,11 @@ from hub.errors import HubError, InvalidPayload, NotFound
 from hub.problems import (
     REFUSALS,
     Problem,
+    alertmanager_body,
     handle_http_exception,
     handle_hub_error,
+    handle_recursion,
+    handle_unexpected,
     http_exception_headers,
     http_exception_words,
     problem,
@@ -79,7 +84,7 @@ Shown = Annotated[bool, QueryParameter(description="false leaves these out")]
 
 
 def _refused(*statuses: int) -> dict[int, ResponseSpec]:
-    """hub's refusals, as problem documents typed as plain JSON (``_as_json``)."""
+    """hub's refusals, as problem documents typed as plain JSON (``_in_its_form``)."""
     return {
         status: ResponseSpec(
             Problem,
@@ -103,6 +108,7 @@ _TEXT_MEANINGS = {
     400: "A bad filter, receiver or silence: what was wrong, as a JSON string",
     404: "No silence has this id (a JSON string)",
     409: "The silence comes from the config file, or has expired (a JSON string)",
+    500: "hub failed to handle the request (its log says why): a JSON string saying so",
 }
 
 
@@ -111,7 +117,7 @@ _TEXT_MEANINGS = {
     summary="Alertmanager API: status",
     guards=[require("read")],
     security=BEARER,
-    responses={**_refused(401), **_texts(400)},
+    responses={**_refused(401), **_texts(400, 500)},
 )
 async def status(request: Request) -> dict[str, Any]:
     """What amtool and Grafana's health check read: a one-member cluster that is
@@ -152,7 +158,7 @@ def sketch(config: Any) -> str:
     summary="Alertmanager API: receivers",
     guards=[require("read")],
     security=BEARER,
-    responses={**_refused(401), **_texts(400)},
+    responses={**_refused(401), **_texts(400, 500)},
 )
 async def receivers(request: Request) -> list[dict[str, str]]:
     return [{"name": receiver.name} for receiver in request.app.state.hub.config.receivers]
@@ -163,7 +169,7 @@ async def receivers(request: Request) -> list[dict[str, str]]:
     summary="Alertmanager API: firing alerts",
     guards=[require("read")],
     security=BEARER,
-    responses={**_refused(401), **_texts(400)},
+    responses={**_refused(401), **_texts(400, 500)},
 )
 async def alerts(
     request: Request,
@@ -206,7 +212,7 @@ def _firing(hub: Any) -> tuple[list[dict[str, Any]], set[str]]:
     summary="Alertmanager API: firing alerts in their groups",
     guards=[require("read")],
     security=BEARER,
-    responses={**_refused(401), **_texts(400)},
+    responses={**_refused(401), **_texts(400, 500)},
 )
 async def alert_groups(
     request: Request,
@@ -248,7 +254,7 @@ def _regex(text: str | None) -> re.Pattern[str] | None:
     summary="Alertmanager API: silences",
     guards=[require("read")],
     security=BEARER,
-    responses={**_refused(401), **_texts(400)},
+    responses={**_refused(401), **_texts(400, 500)},
 )
 async def list_silences(request: Request, filters: Filter = None) -> list[dict[str, Any]]:
     """Every silence, the config's static ones included, in Alertmanager's order
@@ -266,7 +272,7 @@ async def list_silences(request: Request, filters: Filter = None) -> list[dict[s
     summary="Alertmanager API: one silence",
     guards=[require("read")],
     security=BEARER,
-    responses={**_refused(401), **_texts(400, 404)},
+    responses={**_refused(401), **_texts(400, 404, 500)},
 )
 async def get_silence(request: Request, silence_id: FromPath[str]) -> dict[str, Any]:
     hub = request.app.state.hub
@@ -288,7 +294,7 @@ def _readable(hub: Any) -> list[Silence]:
     status_code=200,
     guards=[require("write")],
     security=BEARER,
-    responses={**_refused(401, 403, 413, 503), **_texts(400, 404, 409)},
+    responses={**_refused(401, 403, 413, 503), **_texts(400, 404, 409, 500)},
 )
 async def post_silence(request: Request) -> dict[str, str]:
     """``{"silenceID": ...}``; with an ``id`` the silence changes in place, keeping it.
@@ -328,7 +334,7 @@ def _as_hub(given: AmPostableSilence) -> NewSilence:
     status_code=200,
     guards=[require("write")],
     security=BEARER,
-    responses={**_refused(401, 403, 503), **_texts(400, 404, 409)},
+    responses={**_refused(401, 403, 503), **_texts(400, 404, 409, 500)},
 )
 async def expire_silence(request: Request, silence_id: FromPath[str]) -> Response:
     """200 with no body, as Alertmanager answers."""
@@ -341,7 +347,7 @@ def as_text(request: Request, exc: HubError) -> Response:
     amtool prints); the others as the rest of hub's API answers them."""
     status = AS_TEXT.get(exc.status)
     if status is None:
-        return _as_json(handle_hub_error(request, exc))
+        return _in_its_form(handle_hub_error(request, exc))
     return _text(status, exc.detail)
 
 
@@ -363,7 +369,7 @@ def http_as_text(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 405 and request.url.path == f"{PREFIX}/alerts":
         return _text(400, _to_doors(request))
     if exc.status_code not in (400, 405):
-        return _as_json(handle_http_exception(request, exc))
+        return _in_its_form(handle_http_exception(request, exc))
     answer = _text(exc.status_code, http_exception_words(request, exc)[1])
     answer.headers.update(http_exception_headers(request, exc))
     return answer
@@ -411,10 +417,22 @@ def _to_doors(request: Request) -> str:
     )
 
 
-def _as_json(answer: Response) -> Response:
-    """hub's problem document typed as plain JSON, the only type Alertmanager's API
-    answers (amtool reads no other: it would fail on problem+json, not print the status)."""
-    answer.media_type = "application/json"
+def _in_its_form(answer: Response) -> Response:
+    """hub's problem answer as Alertmanager's API gives it (``alertmanager_body``, as
+    at a source's door), with its status and headers."""
+    body = alertmanager_body(answer.status_code, answer.content)
+    return Response(
+        body, status_code=answer.status_code, media_type="application/json", headers=answer.headers
+    )
+
+
+def _answered_in_its_form(handler: ExceptionHandler) -> ExceptionHandler:
+    """The app's handler of an error, its answer in this API's form: hub's own failure
+    (logged as elsewhere) a 500 text, a body nested too deeply a 400 text."""
+
+    def answer(request: Request, exc: Exception) -> Response:
+        return _in_its_form(handler(request, exc))
+
     return answer
 
 
@@ -440,6 +458,11 @@ def router() -> Router:
             post_silence,
             expire_silence,
         ],
-        exception_handlers={HubError: as_text, HTTPException: http_as_text},
+        exception_handlers={
+            HubError: as_text,
+            HTTPException: http_as_text,
+            RecursionError: _answered_in_its_form(handle_recursion),
+            Exception: _answered_in_its_form(handle_unexpected),
+        },
         opt={TAKES_ANY_QUERY: True},
     )
