@@ -160,9 +160,21 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._timer = self.loop.call_later(self.timeout, self._check_deadline)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._leave()
+        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        """Hand the connection to uvicorn's websocket protocol, which hub's app refuses:
+        this protocol hears nothing of it after, its close included, so it leaves the
+        count now (as it leaves uvicorn's), else each upgrade held a place for good and
+        ``max_connections`` of them had every later client answered 503; and its
+        deadline goes, else a 408 was written into the websocket's stream."""
+        self._leave()
+        super().handle_websocket_upgrade()
+
+    def _leave(self) -> None:
         self.counted.open.discard(self)
         self._timer.cancel()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

@@ -4,7 +4,8 @@ sends nothing, drips its headers or its body is answered 408 within
 431 before they fill memory; thousands of idle connections leave a webhook, the
 store and ``/readyz`` working; the soft limit on open files is raised at start. At
 ``[server] max_connections`` the longest-idle keep-alive connection makes room for a
-new client, and with none idle the new client is answered 503 with ``Retry-After``.
+new client, and with none idle the new client is answered 503 with ``Retry-After``;
+a connection upgraded to a websocket frees its place when it closes.
 """
 
 from __future__ import annotations
@@ -312,3 +313,19 @@ def test_a_max_connections_over_the_open_files_limit_is_lowered_to_it(tmp_path):
         assert deliver(hub, "served").status_code == 202
     finally:
         hub.stop()
+
+
+WEBSOCKET_UPGRADE = (
+    b"GET /readyz HTTP/1.1\r\nHost: hub\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+)
+
+
+def test_connections_upgraded_to_websocket_free_their_place_when_they_close(capped):
+    baseline = open_fds(capped)
+    for _ in range(CAP):
+        conn = connect(capped, WEBSOCKET_UPGRADE)
+        conn.recv(65536)  # hub serves no websocket: the handshake is refused
+        conn.close()
+    wait_for(lambda: open_fds(capped) <= baseline)
+    assert deliver(capped, "after").status_code == 202
