@@ -2736,7 +2736,7 @@ def claim(path: str) -> Claim:
     problems = path_problems(path)
     if problems:
         raise ConfigError(problems)
-    lock_path = f"{path}.lock"
+    lock_path = _lock_path(path)
     while True:
         created = not os.path.exists(lock_path)
         holder = open(lock_path, "a+")  # noqa: SIM115 - held open for the process's life
@@ -2751,6 +2751,11 @@ def claim(path: str) -> Claim:
     earlier = None if created else holder.read()
     _rewrite(holder, str(os.getpid()))
     return Claim(holder, lock_path, earlier)
+
+
+def _lock_path(path: str) -> str:
+    """The lock file ``claim`` holds for the store at ``path``: beside it."""
+    return f"{path}.lock"
 
 
 def _rewrite(holder: IO[str], text: str) -> None:
@@ -2801,6 +2806,13 @@ def path_problems(path: str) -> list[str]:
         ]
     if store.exists() and not os.access(store, os.R_OK | os.W_OK):
         return [f"storage.path: {path} is not readable and writable by this user"]
+    lock = _lock_path(path)
+    if os.path.exists(lock) and not os.access(lock, os.R_OK | os.W_OK):
+        return [
+            f"storage.path: its lock file {lock} is not readable and writable by this user"
+            " (a hub run as another user left it; while no hub serves the store, remove it"
+            " or give it to this user)"
+        ]
     return []
 
 

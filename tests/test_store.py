@@ -183,6 +183,28 @@ def test_a_store_in_a_folder_this_user_cannot_write_is_a_check_config_warning(tm
     assert f"storage.path: the folder {locked.as_posix()} is not writable" in checked.stdout
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any file")
+def test_a_lock_file_another_user_left_is_named_by_check_config_and_serve(tmp_path):
+    """A hub once run as root leaves ``hub.db.lock`` as root's: a start as the service
+    user died with a traceback opening it."""
+    (tmp_path / "alerts.toml").write_text(store_config("hub.db"))
+    lock = tmp_path / "hub.db.lock"
+    lock.write_text("4242")
+    lock.chmod(0o444)
+    checked = run_hub("check-config", cwd=tmp_path)
+    served = run_hub("serve", "--port", str(free_port()), cwd=tmp_path)
+    named = (
+        f"storage.path: its lock file {lock.as_posix()} is not readable and writable by this"
+        " user (a hub run as another user left it; while no hub serves the store, remove it"
+        " or give it to this user)"
+    )
+    assert (checked.returncode, served.returncode) == (0, 2), served.stderr
+    assert f"warning: {named} (hub serve refuses it on this machine)" in checked.stdout
+    assert f"  - {named}" in served.stderr.splitlines()
+    assert "Traceback" not in served.stderr
+    assert lock.read_text() == "4242"
+
+
 def _ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
