@@ -41,7 +41,7 @@ RESERVED_DESCRIPTORS = 256
 store's (its write and read connections, the readiness probe, checkpoint and backup,
 each a database, WAL and shared-memory file), the log file, the listening socket and
 the event loop's own, the outbox's sends (``[notifier] concurrency`` at a time, each
-a connection or two) and refused connections in their last second."""
+a connection or two) and refused connections in their last second (``LINGERING_MAX``)."""
 
 UNLIMITED_FILES = 1_048_576
 """The open-files limit taken when there is none: Linux's own ceiling (``nr_open``)."""
@@ -54,6 +54,11 @@ LINGER = 1.0
 """Seconds a refused connection stays open reading what its client sends, so that the
 503 is read before the close: closing with the request unread resets the connection,
 and the client may lose the answer."""
+
+LINGERING_MAX = RESERVED_DESCRIPTORS // 2
+"""Refused connections lingering at once, at most: past it one is closed after its
+answer at once, so that a flood of clients that never close takes no more of the
+descriptors kept for hub's own files than this."""
 
 LOG_EVERY = 10.0
 """Seconds between two ``connections_capped`` lines while a burst goes on."""
@@ -93,6 +98,7 @@ class Census:
         self._none_idle_after = -1  # uvicorn's response count when a search found none
         self._refused = self._closed_idle = 0  # since the last log line
         self._log_timer: asyncio.TimerHandle | None = None
+        self.lingering = 0  # refused connections in their last moment (``_Lingering``)
 
     def admit(self, conn: HttpToolsProtocol) -> bool:
         """Count ``conn`` in, closing the longest-idle connection if at the cap; False
@@ -151,7 +157,7 @@ class _BoundedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if not self.counted.admit(self):
-            _refuse_at_cap(transport, self.counted.limit)
+            _refuse_at_cap(transport, self.counted)
             return
         super().connection_made(transport)
         self._phase: Phase | None = "headers"
@@ -236,22 +242,28 @@ def _problem_answer(status: int, title: str, detail: str, **extra: object) -> by
     return head.encode("latin-1") + encoded
 
 
-def _refuse_at_cap(transport: asyncio.Transport, limit: int) -> None:
-    """Answer 503 before reading anything, then linger (``_Lingering``)."""
+def _refuse_at_cap(transport: asyncio.Transport, census: Census) -> None:
+    """Answer 503 before reading anything, then linger (``_Lingering``) unless
+    ``LINGERING_MAX`` connections already do: then close at once."""
     detail = (
-        f"hub holds its most connections at once ({limit}, [server] max_connections),"
+        f"hub holds its most connections at once ({census.limit}, [server] max_connections),"
         " none of them idle; retry after Retry-After seconds"
     )
     transport.write(_problem_answer(503, "Service unavailable", detail, retry_after=RETRY_AFTER))
-    transport.set_protocol(_Lingering(transport))
+    if census.lingering < LINGERING_MAX:
+        transport.set_protocol(_Lingering(transport, census))
+    else:
+        transport.close()
 
 
 class _Lingering(asyncio.Protocol):
     """A refused connection's last moment: its output is shut, and what its client
     still sends is read and dropped until it closes, ``LINGER`` seconds at most."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, census: Census) -> None:
         self.transport = transport
+        self._census = census
+        census.lingering += 1
         transport.write_eof()
         self._timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
 
@@ -262,6 +274,7 @@ class _Lingering(asyncio.Protocol):
         return False  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._census.lingering -= 1
         self._timer.cancel()
 
 

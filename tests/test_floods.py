@@ -5,7 +5,8 @@ sends nothing, drips its headers or its body is answered 408 within
 store and ``/readyz`` working; the soft limit on open files is raised at start. At
 ``[server] max_connections`` the longest-idle keep-alive connection makes room for a
 new client, and with none idle the new client is answered 503 with ``Retry-After``;
-a connection upgraded to a websocket frees its place when it closes.
+a connection upgraded to a websocket frees its place when it closes, and a flood of
+refused clients leaves the hub its reserve of open files.
 """
 
 from __future__ import annotations
@@ -328,4 +329,21 @@ def test_connections_upgraded_to_websocket_free_their_place_when_they_close(capp
         conn.recv(65536)  # hub serves no websocket: the handshake is refused
         conn.close()
     wait_for(lambda: open_fds(capped) <= baseline)
+    assert deliver(capped, "after").status_code == 202
+
+
+def test_a_flood_of_refused_clients_never_takes_the_descriptors_kept_for_the_hub(capped):
+    """A client refused at the cap is kept a moment to read its 503: a flood of them
+    that never close ran the hub out of open files, and the kernel's reset answered
+    clients past it. The hub's limit is lowered to what it holds plus the reserve."""
+    busy = [connect(capped, WEBHOOK_HEAD) for _ in range(CAP)]
+    assert capped.process is not None
+    limit = open_fds(capped) + RESERVED
+    resource.prlimit(capped.process.pid, resource.RLIMIT_NOFILE, (limit, limit))
+    flood = [connect(capped, b"GET /readyz HTTP/1.1\r\nHost: hub\r\n\r\n") for _ in range(400)]
+    for conn in flood:
+        assert conn.recv(65536).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert open_fds(capped) < limit
+    for conn in busy + flood:
+        conn.close()
     assert deliver(capped, "after").status_code == 202
