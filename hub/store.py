@@ -2739,7 +2739,8 @@ def claim(path: str) -> Claim:
     lock_path = _lock_path(path)
     while True:
         created = not os.path.exists(lock_path)
-        holder = open(lock_path, "a+")  # noqa: SIM115 - held open for the process's life
+        # held open for the process's life; any bytes a fault left are kept as they were
+        holder = open(lock_path, "a+", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
         try:
             fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -2769,7 +2770,7 @@ def _rewrite(holder: IO[str], text: str) -> None:
 def _served_elsewhere(path: str, holder: IO[str]) -> ConfigError:
     """The refusal of a store another hub holds, naming its pid; closes ``holder``."""
     holder.seek(0)
-    pid = holder.read().strip() or "unknown"
+    pid = logs.text(holder.read().strip().encode("utf-8", "surrogateescape")) or "unknown"
     holder.close()
     return ConfigError(
         [

@@ -941,13 +941,19 @@ def test_alerts_at_the_upgrade_take_their_firing_start_from_their_history(tmp_pa
     assert rows == [("again", 30.0), ("late", 10.0), ("pruned", 2.0), ("gone", 2.0)]
 
 
-@pytest.mark.parametrize("left", [[], ["hub.db.lock"]], ids=["first start", "after a hub"])
-def test_serve_on_a_port_in_use_exits_2_naming_it_before_opening_the_store(tmp_path, left):
+@pytest.mark.parametrize(
+    "earlier",
+    [None, b"4242", b"\xff42\xfe"],
+    ids=["first start", "after a hub", "after a lock file not UTF-8"],
+)
+def test_serve_on_a_port_in_use_exits_2_naming_it_before_opening_the_store(tmp_path, earlier):
     """A start that fails leaves the folder as it was: the lock file it created goes,
-    and one a hub before left keeps the pid it named, not the failed start's."""
+    and one a hub before left keeps what it held byte for byte (the pid it named, or
+    bytes a disk fault left), not the failed start's pid."""
     db = tmp_path / "hub.db"
+    left = [] if earlier is None else ["hub.db.lock"]
     for name in left:
-        (tmp_path / name).write_text("4242")
+        (tmp_path / name).write_bytes(earlier)
     (tmp_path / "alerts.toml").write_text(
         f'[storage]\npath = "{db.as_posix()}"\n'
         '[[receivers]]\nname = "ops"\nurls = ["json://127.0.0.1:9/"]\n'
@@ -963,7 +969,28 @@ def test_serve_on_a_port_in_use_exits_2_naming_it_before_opening_the_store(tmp_p
     assert problem in result.stderr.splitlines()
     assert "event=hub_started" not in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["alerts.toml", *left])
-    assert [(tmp_path / name).read_text() for name in left] == ["4242"] * len(left)
+    assert [(tmp_path / name).read_bytes() for name in left] == [earlier] * len(left)
+
+
+def test_a_start_refused_names_the_holder_of_a_lock_file_not_utf8_and_leaves_it(tmp_path):
+    """Another process holds the store's lock file, and a fault left bytes in it that
+    are not UTF-8: the refusal still names the store and shows them as text, no
+    traceback, and the file keeps them."""
+    db = tmp_path / "hub.db"
+    lock = tmp_path / "hub.db.lock"
+    lock.write_bytes(b"\xff42")
+    (tmp_path / "alerts.toml").write_text(
+        f'[storage]\npath = "{db.as_posix()}"\n'
+        '[[receivers]]\nname = "ops"\nurls = ["json://127.0.0.1:9/"]\n'
+        '[route]\nreceiver = "ops"\n'
+    )
+    with lock.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = run_hub("serve", "--port", str(free_port()), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"storage.path: {db.as_posix()} is served by another hub (pid \ufffd42" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert lock.read_bytes() == b"\xff42"
 
 
 def test_alerts_resolved_before_their_incident_last_reopened_are_of_a_past_episode(tmp_path):
