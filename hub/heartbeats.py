@@ -38,7 +38,7 @@ from typing import Literal
 
 import msgspec
 
-from hub import auth, config, logs
+from hub import auth, config, logs, stored
 from hub.access import CHALLENGE
 from hub.decoders.common import Decoded
 from hub.errors import AuthError, Conflict, NotFound
@@ -138,7 +138,7 @@ def ping(
         row = _resume(tx, row, now, "via=ping")
     if kind == "fail":
         changes = {"last_ping": now, "started_at": None, "deadline": None, "overdue": 1}
-        if not row["overdue"]:
+        if not _down(row):
             _raise_alert(tx, row, "firing", now, rules, "failure reported")
     elif kind == "start":
         changes = {"started_at": now, "deadline": now + row["grace"]}
@@ -237,7 +237,7 @@ def _expire(tx: Tx, name: str, now: float, rules: Rules) -> dict:
     second ``heartbeat_down`` would count one outage twice."""
     row = _existing(tx, name)
     reason = "started run did not finish" if row["started_at"] else "deadline missed"
-    if not row["overdue"]:
+    if not _down(row):
         _raise_alert(tx, row, "firing", now, rules, reason)
     updated = {**row, "deadline": None, "overdue": 1}
     tx.save_heartbeat(updated)
@@ -247,6 +247,14 @@ def _expire(tx: Tx, name: str, now: float, rules: Rules) -> dict:
 def _postpone(tx: Tx, at: float, name: str) -> None:
     """Marking the heartbeat overdue failed: try again ``at``."""
     tx.postpone_heartbeat(name, at)
+
+
+def _down(row: dict) -> bool:
+    """Whether the heartbeat is down, to fire it or set no deadline: as every read takes
+    the flag (``stored.flag``), so one whose ``overdue`` holds text (a hand edit), shown
+    as up, fires when it misses. A ping, pause or delete still resolves the alert for
+    such text (``row["overdue"]`` is true), as it may be firing: both fail open."""
+    return stored.flag(row, "overdue")
 
 
 def _check_token(row: dict, given: Sequence[str]) -> None:
@@ -290,7 +298,7 @@ def _defined(heartbeat: config.Heartbeat, origin: str, stored: dict | None, now:
 def _deadline(row: dict) -> float | None:
     """When the heartbeat fires unless pinged: None once it is overdue or while paused;
     a period and grace after its last ping, its creation or its resume, the latest."""
-    if row["overdue"] or row["paused_at"] is not None:
+    if _down(row) or row["paused_at"] is not None:
         return None
     if row["started_at"] is not None:
         return row["started_at"] + row["grace"]

@@ -22,11 +22,12 @@ from typing import NamedTuple
 
 import pytest
 import schemathesis
-from conftest import mail_url, wait_for
+from conftest import MovedClock, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, fire, sign_in
 from notify_support import metric
 from schemathesis.core.failures import Failure
 from test_alertmanager_api import amtool_for
+from test_heartbeats import start_hub, subjects
 
 from hub import cli
 
@@ -555,3 +556,28 @@ def test_a_flag_edited_to_text_reads_off_everywhere(hub_factory, smtp):
         ), typed
         applied = {entry["applied"] for entry in alert["history"]}
         assert applied == {0 if typed.column == "applied" else 1}, typed
+
+
+def test_a_heartbeat_whose_overdue_flag_was_edited_to_text_still_fires_when_it_misses(
+    hub_factory, smtp
+):
+    """The API and ``/metrics`` read an ``overdue`` holding text as off (up), but the
+    watchdog took it for down: it fired no alert when the deadline passed, and set none
+    at a start, so a heartbeat shown as up went down without a word. It fires now, as
+    one that is up does; a ping still resolves what may fire."""
+    mailbox, port = smtp
+    clock = MovedClock()
+    hub = start_hub(hub_factory, port, clock=clock)
+    where, down = "name = 'nightly-backup'", unshown("overdue")
+    with hub.client(headers=WRITE) as http:
+        http.post("/ping/nightly-backup").raise_for_status()
+        with edited(hub, "heartbeats", where, down, {}):
+            clock.advance(3601)  # past the deadline, a period and grace after the ping
+            wait_for(lambda: subjects(mailbox, "FIRING"))
+            http.post("/ping/nightly-backup").raise_for_status()
+            wait_for(lambda: subjects(mailbox, "RESOLVED"))
+    hub.stop()
+    with edited(hub, "heartbeats", where, down, {}):
+        hub.start()
+        clock.advance(3601)
+        wait_for(lambda: len(subjects(mailbox, "FIRING")) == 2)
