@@ -6,9 +6,9 @@ API, the console, ``/metrics``, the command line's lists), kept here so that no 
 decides its own:
 
 - a number column reads as the number it holds, text holding one (``"3"``) included;
-  any other value (text, bytes, a fraction in a whole-number column) is shown as its
-  stored text, which the API's schema allows there, so the operator sees what to
-  repair;
+  any other value (text, bytes, a fraction or a number beyond SQLite's integers in a
+  whole-number column) is shown as its stored text, which the API's schema allows
+  there, so the operator sees what to repair;
 - a flag is on when it holds a whole number other than 0 (hub writes 1); text that is
   no number (``"yes"``, which Python takes for true), bytes or nothing is off.
 
@@ -27,6 +27,8 @@ from hub import logs
 
 log = logging.getLogger(__name__)
 
+_LARGEST_INTEGER = 2**63 - 1
+"""SQLite's largest integer: text of a larger whole number is stored as a real."""
 _reported: set[tuple[str, str, str]] = set()
 """(column, row, value) already logged as unreadable."""
 
@@ -58,7 +60,8 @@ def flag(row: Mapping[str, object], column: str) -> bool:
 
 def _read(stored: object, kind: type) -> int | float | None:
     """The number ``stored`` holds (a number, or text of one), if it is a ``kind``:
-    finite, and whole for ``int``."""
+    finite, and for ``int`` whole and within SQLite's integers (a larger one, stored as
+    a real, would break a client reading 64-bit integers)."""
     if stored is None:
         return None
     with contextlib.suppress(ValueError, OverflowError):
@@ -67,7 +70,7 @@ def _read(stored: object, kind: type) -> int | float | None:
         if isinstance(stored, int | float) and math.isfinite(stored):
             if kind is float:
                 return float(stored)
-            if float(stored).is_integer():
+            if float(stored).is_integer() and abs(stored) <= _LARGEST_INTEGER:
                 return int(stored)
     return None
 

@@ -581,3 +581,17 @@ def test_a_heartbeat_whose_overdue_flag_was_edited_to_text_still_fires_when_it_m
         hub.start()
         clock.advance(3601)
         wait_for(lambda: len(subjects(mailbox, "FIRING")) == 2)
+
+
+@pytest.mark.parametrize("huge", [1e20, 1e300])
+def test_a_whole_number_column_holding_a_number_no_integer_column_holds_shows_its_text(
+    hub_factory, smtp, huge
+):
+    """A hand edit of ``duplicates`` to 99999999999999999999 is stored by SQLite as the
+    real 1e20, beyond its integers; the API showed it as a whole number of 21 digits
+    (301 for 1e300), which a client reading 64-bit integers fails to decode, the whole
+    list with it. Like a fraction there, it is shown as its stored text."""
+    hub, ids, _ = populated(hub_factory, smtp)
+    with edited(hub, "alerts", "id = :alert", Edit("duplicates", huge), ids):
+        api = validated(hub, {**ids, "heartbeat": "etl"})
+    assert json.loads(api["/api/v1/alerts/{alert_id}"])["duplicates"] == str(huge)
