@@ -255,9 +255,15 @@ def handle_recursion(request: Request, exc: RecursionError) -> Response:
     return handle_hub_error(request, MalformedBody("body is not valid JSON: nested too deeply"))
 
 
+_BODY_DECODERS = frozenset({"decode_json", "decode_msgpack"})
+"""Litestar's functions that decode a request's body; its ``encode_json`` beside them
+encodes hub's answer, and a RecursionError there is hub's own failure."""
+
+
 def _decoding_a_body(exc: BaseException) -> bool:
     return any(
         frame.f_globals.get("__name__") == "litestar.serialization.msgspec_hooks"
+        and frame.f_code.co_name in _BODY_DECODERS
         for frame, _ in traceback.walk_tb(exc.__traceback__)
     )
 

@@ -595,3 +595,26 @@ def test_a_whole_number_column_holding_a_number_no_integer_column_holds_shows_it
     with edited(hub, "alerts", "id = :alert", Edit("duplicates", huge), ids):
         api = validated(hub, {**ids, "heartbeat": "etl"})
     assert json.loads(api["/api/v1/alerts/{alert_id}"])["duplicates"] == str(huge)
+
+
+def test_a_read_that_fails_on_json_nested_too_deeply_is_hubs_failure_not_the_clients(
+    hub_factory, smtp, caplog
+):
+    """Annotations a hand edit nested just deep enough that hub reads them but cannot
+    encode the answer: the GET was refused as a 400 "body is not valid JSON: nested too
+    deeply", as if the client had sent one, and not logged, the encoding's frames taken
+    for the decoding of a request's body. Every such read now answers 200 or hub's own
+    500, logged; the depth that fails hangs on the stack, so a range of depths is read."""
+    hub, ids, _ = populated(hub_factory, smtp)
+    path = hub.runtime.config.storage.path
+    statuses = []
+    with hub.client(headers=READ) as http, contextlib.closing(sqlite3.connect(path)) as db:
+        for depth in range(940, 1020):
+            nested = '{"a":' + "[" * depth + "]" * depth + "}"
+            with db:
+                db.execute("UPDATE alerts SET annotations = ? WHERE id = ?", (nested, ids["alert"]))
+            for read in (f"/api/v1/alerts/{ids['alert']}", "/api/v2/alerts"):
+                statuses.append(http.get(read).status_code)
+    assert set(statuses) == {200, 500}
+    failed = [r for r in caplog.records if "event=unhandled_error" in r.getMessage()]
+    assert len(failed) == statuses.count(500)
