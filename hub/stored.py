@@ -59,14 +59,15 @@ def flag(row: Mapping[str, object], column: str) -> bool:
 
 
 def _read(stored: object, kind: type) -> int | float | None:
-    """The number ``stored`` holds (a number, or text of one), if it is a ``kind``:
-    finite, and for ``int`` whole and within SQLite's integers (a larger one, stored as
-    a real, would break a client reading 64-bit integers)."""
+    """The number ``stored`` holds (a number, or text of one; bytes hold none, as for
+    SQLite), if it is a ``kind``: finite, and for ``int`` whole and within SQLite's
+    integers (a larger one, stored as a real, would break a client reading 64-bit
+    integers)."""
     if stored is None:
         return None
     with contextlib.suppress(ValueError, OverflowError):
-        if isinstance(stored, str | bytes):
-            stored = float(logs.text(stored))
+        if isinstance(stored, str):
+            stored = float(stored)
         if isinstance(stored, int | float) and math.isfinite(stored):
             if kind is float:
                 return float(stored)

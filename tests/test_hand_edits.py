@@ -618,3 +618,17 @@ def test_a_read_that_fails_on_json_nested_too_deeply_is_hubs_failure_not_the_cli
     assert set(statuses) == {200, 500}
     failed = [r for r in caplog.records if "event=unhandled_error" in r.getMessage()]
     assert len(failed) == statuses.count(500)
+
+
+def test_bytes_holding_digits_are_no_number_and_no_flag(hub_factory, smtp):
+    """Bytes are read as neither rule says (``stored``): shown as their text in a number
+    column, off in a flag. Bytes of digits were decoded and read as the number, so
+    ``b"1"`` in ``overdue`` showed a heartbeat down, where SQLite holds no number."""
+    hub, ids, _ = populated(hub_factory, smtp)
+    ids = {**ids, "heartbeat": "etl"}
+    with edited(hub, "alerts", "id = :alert", Edit("duplicates", b"7"), ids):
+        with edited(hub, "heartbeats", "name = 'etl'", Edit("overdue", b"1"), ids):
+            api = validated(hub, ids)
+    beat = json.loads(api["/api/v1/heartbeats/{name}"])
+    alert = json.loads(api["/api/v1/alerts/{alert_id}"])
+    assert (alert["duplicates"], beat["overdue"], beat["state"]) == ("7", False, "up")
