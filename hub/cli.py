@@ -74,7 +74,7 @@ def serve(args: argparse.Namespace) -> int:
         connections.max_connections(server.max_connections, open_files),
         metrics.connections_refused.inc,
     )
-    metrics.watch_connections(census.open.__len__)
+    metrics.watch_connections(census.open.__len__, census.limit)
     _tune_garbage_collector()
     settings = uvicorn.Config(
         app,

@@ -146,7 +146,7 @@ class Metrics:
     hub_store_commit_duration_seconds; ``watch_store`` adds the scrape-time gauges.
     Config: ``config_loaded`` at start, ``count_reload`` at each reload.
     Connections (``hub serve``): ``connections_refused`` hub_connections_refused_total,
-    ``watch_connections`` hub_connections_open.
+    ``watch_connections`` hub_connections_open and hub_connections_max.
     Beside hub's own, the standard process_* and python_info, as from any Prometheus
     client: hub's registry is its own, so they are added to it.
     """
@@ -361,10 +361,16 @@ class Metrics:
         self.connections_open = Gauge(
             "hub_connections_open", "Client connections open, at scrape.", registry=r
         )
+        self.connections_max = Gauge(
+            "hub_connections_max", "[server] max_connections in force.", registry=r
+        )
 
-    def watch_connections(self, open_now: Callable[[], int]) -> None:
-        """Read the open connections from the server's count at scrape (0 without one)."""
+    def watch_connections(self, open_now: Callable[[], int], limit: int) -> None:
+        """Read the open connections from the server's count at scrape, and expose its
+        cap beside them, so that a panel or a rule can tell how close hub is to it
+        (both 0 without a server)."""
         self.connections_open.set_function(open_now)
+        self.connections_max.set(limit)
 
     def precreate_sources(self, sources: Mapping[str, SourceSeries]) -> None:
         """Create the series these sources can have at 0, at start and for reloaded ones,

@@ -275,6 +275,7 @@ def test_at_max_connections_with_none_idle_a_new_client_is_answered_503_with_ret
     assert [alert["summary"] for alert in alerts] == ["disk full after"]
     metrics = httpx.get(f"{capped.url}/metrics").text
     assert "\nhub_connections_refused_total 2.0\n" in metrics
+    assert f"\nhub_connections_max {CAP}.0\n" in metrics, "the cap beside the open count"
     open_now = re.search(r"\nhub_connections_open (\d+)\.0\n", metrics)
     assert open_now is not None and 1 <= int(open_now[1]) <= 2  # the scrape's, the last post's
     log = capped.log()
