@@ -432,6 +432,87 @@ def test_an_item_set_aside_for_ten_minutes_fires_and_one_that_healed_does_not(tm
     promtool_test_rules(tmp_path, ITEM_RULE_TEST)
 
 
+# Refused 3 times a minute from minute 5 (every connection held busy) fires 10 minutes
+# later; a burst of 50 refusals in one minute, over at once, does not.
+REFUSED_RULE_TEST = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'hub_connections_refused_total{{job="hub",instance="busy"}}'
+        values: '0x4 3+3x40'
+      - series: 'hub_connections_refused_total{{job="hub",instance="burst"}}'
+        values: '0x4 50x40'
+    alert_rule_test:
+      - eval_time: 14m
+        alertname: HubConnectionsRefused
+        exp_alerts: []
+      - eval_time: 15m
+        alertname: HubConnectionsRefused
+        exp_alerts:
+          - exp_labels: {{severity: warning, instance: busy}}
+            exp_annotations:
+              summary: "hub busy is refusing connections at its cap"
+              description: >-
+                hub busy answered 15 new connections 503 in the last 5 minutes, and has
+                kept refusing them for 10 minutes: all of its [server] max_connections
+                were open, none idle between requests to close for them (its log's
+                event=connections_capped lines say when). Look for a client holding
+                connections open (many unfinished requests from one address); if the
+                load is real, raise the cap: [server] max_connections, and the
+                open-files limit it stays under (LimitNOFILE of the service; the default
+                cap is that limit less 256), then restart hub.
+"""
+
+
+def test_refusals_for_ten_minutes_fire_and_a_burst_does_not(tmp_path):
+    """Refusals at the cap were only counted and logged: clients turned away for an hour
+    fired nothing."""
+    promtool_test_rules(tmp_path, REFUSED_RULE_TEST)
+
+
+# 950 of 1000 connections open from minute 5 fires 5 minutes later; 1000 for 3 minutes,
+# then 100, does not.
+NEAR_CAP_RULE_TEST = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'hub_connections_open{{job="hub",instance="near"}}'
+        values: '0x4 950x20'
+      - series: 'hub_connections_max{{job="hub",instance="near"}}'
+        values: '1000x25'
+      - series: 'hub_connections_open{{job="hub",instance="spike"}}'
+        values: '0x4 1000x3 100x20'
+      - series: 'hub_connections_max{{job="hub",instance="spike"}}'
+        values: '1000x25'
+    alert_rule_test:
+      - eval_time: 9m
+        alertname: HubConnectionsNearCap
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: HubConnectionsNearCap
+        exp_alerts:
+          - exp_labels: {{severity: warning, instance: near, job: hub}}
+            exp_annotations:
+              summary: "hub near holds 950 connections, near its cap"
+              description: >-
+                More than 90% of [server] max_connections have been open on hub near for
+                5 minutes. At the cap, idle keep-alive connections are closed to make
+                room, and with none idle new clients are answered 503
+                (HubConnectionsRefused). Look for a client holding connections open
+                (many unfinished requests from one address); if the load is real, raise
+                [server] max_connections and the open-files limit it stays under
+                (LimitNOFILE of the service), then restart hub.
+"""
+
+
+def test_connections_near_the_cap_for_five_minutes_fire_and_a_spike_does_not(tmp_path):
+    promtool_test_rules(tmp_path, NEAR_CAP_RULE_TEST)
+
+
 def test_the_heartbeat_panels_show_one_never_pinged_one_paused_and_no_data_for_a_hub_that_is_down(
     hub_factory, smtp, prometheus_for
 ):
