@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 from conftest import AUTH, BASE_CONFIG, free_port, mail_url, wait_for
+from hub_process import hub_process
 from programs import Program, require
 from test_dashboards import (
     DASHBOARDS,
@@ -24,9 +25,11 @@ from test_dashboards import (
     load,
     panel,
     panel_exprs,
+    shipped_rules,
     variable_queries,
     with_variables,
 )
+from test_floods import WEBHOOK_HEAD, answer, connect, with_server_keys
 
 PROMETHEUS_DIR = GRAFANA / "prometheus"
 SHIPPED_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
@@ -546,3 +549,43 @@ def test_the_heartbeat_panels_show_one_never_pinged_one_paused_and_no_data_for_a
     hub.stop()
     wait_for(lambda: prometheus.query('up{job="hub"} == 0'), timeout=SCRAPE_WAIT_SECONDS)
     assert shown(overdue) == {}
+
+
+def test_the_connections_panel_and_rules_see_a_real_hub_near_and_at_its_cap(
+    tmp_path, prometheus_for
+):
+    """The cap was not exported: nothing could show how close hub was to it, and its
+    refusals were counted with nothing to chart or alert on them."""
+    cap = 20
+    hub = hub_process(tmp_path, with_server_keys(f"max_connections = {cap}")).start()
+    try:
+        prometheus = prometheus_for(hub)
+        instance = hub.url.removeprefix("http://")
+        dashboard = load(DASHBOARDS[0])
+        open_now, most, refused = panel(dashboard, "Connections", "timeseries")["targets"]
+        rules = shipped_rules()
+
+        def shown(expr: str) -> dict[str, float]:
+            result = prometheus.query(with_variables(expr, dashboard))
+            return {s["metric"]["instance"]: float(s["value"][1]) for s in result}
+
+        wait_for(lambda: scraped_at_least(prometheus, 2), timeout=SCRAPE_WAIT_SECONDS)
+        # unfinished requests, held by the hub until request_timeout (30 s)
+        busy = [connect(hub, WEBHOOK_HEAD) for _ in range(cap - 1)]
+        # with the scrape's own connection, the hub is at its cap
+        wait_for(lambda: shown(open_now["expr"]) == {instance: cap}, SCRAPE_WAIT_SECONDS)
+        assert shown(most["expr"]) == {instance: cap}
+        assert list(shown(rules["HubConnectionsNearCap"]["expr"])) == [instance]
+        assert shown(refused["expr"]) == {instance: 0}
+
+        # the first closes the idle scrape connection to make room, the others are refused,
+        # the last one answered before the busy ones close
+        busy += [connect(hub, WEBHOOK_HEAD) for _ in range(3)]
+        status, _, _ = answer(busy[-1])
+        assert status == "HTTP/1.1 503 Service Unavailable"
+        for conn in busy:
+            conn.close()
+        wait_for(lambda: shown(refused["expr"]).get(instance, 0) > 0, SCRAPE_WAIT_SECONDS)
+        assert shown(rules["HubConnectionsRefused"]["expr"])[instance] >= 1
+    finally:
+        hub.stop()
