@@ -20,10 +20,12 @@ from typing import Literal
 Operator = Literal["=", "!=", "=~", "!~"]
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_MATCHER = re.compile(
-    rf'^\s*({_NAME.pattern}|"(?:[^"\\]|\\.)*")\s*(=~|=|!=|!~)\s*(.*?)\s*$', re.DOTALL
-)
-_UNQUOTED = re.compile(r'^\s*([^"=!~\s][^"=!~]*?)\s*(=~|=|!=|!~)\s*(.*?)\s*$', re.DOTALL)
+# Both match a token with its outer whitespace stripped, and neither has a lazy group
+# followed by optional whitespace: such a pattern backtracks over every run of spaces
+# at every position, quadratic in the length, and a silence or a ``label=`` filter of
+# some tens of kilobytes held the event loop for seconds.
+_MATCHER = re.compile(rf'({_NAME.pattern}|"(?:[^"\\]|\\.)*")\s*(=~|=|!=|!~)\s*(.*)', re.DOTALL)
+_UNQUOTED = re.compile(r'([^"=!~\s][^"=!~]*)(=~|=|!=|!~)(.*)', re.DOTALL)
 """A matcher whose bare name has characters a bare name may not: it needs quotes."""
 _ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}
 
@@ -121,9 +123,10 @@ def _split(body: str) -> list[str]:
 
 
 def _parse_one(token: str) -> Matcher:
-    found = _MATCHER.match(token)
+    token = token.strip()
+    found = _MATCHER.fullmatch(token)
     if not found:
-        raise ValueError(f"bad matcher {token.strip()!r}: {_expected(token)}")
+        raise ValueError(f"bad matcher {token!r}: {_expected(token)}")
     raw_name, op, raw = found.groups()
     name = _unquote(raw_name)
     if not name:
@@ -134,10 +137,10 @@ def _parse_one(token: str) -> Matcher:
 def _expected(token: str) -> str:
     """What a matcher that does not parse lacks; for a bare name with other characters
     (``my-label="x"``), the quoted form that parses."""
-    loose = _UNQUOTED.match(token)
+    loose = _UNQUOTED.fullmatch(token)
     if loose is None:
         return "expected name, operator, value"
-    name, op, raw = loose.groups()
+    name, op, raw = (part.strip() for part in loose.groups())
     value = raw if raw.startswith('"') else _quoted(raw)
     return (
         "quote a label name with characters other than letters, digits and _: "
