@@ -231,11 +231,13 @@ CHAT_BODY = """
 {% for alert in alerts[:20] %}
 - {{ ("still firing" if over and alert.status == "firing" else alert.status) | upper }}
   {{- " (" ~ alert.severity ~ ")" }} **{{ alert.summary | md }}**
-  {{- (" " ~ alert.labels | pairs | map("code") | join(" ")) if alert.labels }}
+  {%- set labels = alert.labels | pairs %}
+  {{- (" " ~ labels[:50] | map("truncate", 200) | map("code") | join(" ")) if labels }}
+  {{- " +%d more" % (labels | length - 50) if labels | length > 50 }}
   {%- if alert.ends_at %} · {{ alert.starts_at | utc }} to {{ alert.ends_at | utc }}
   {%- else %} · since {{ alert.starts_at | utc }}{% endif %}
 
-{% for name, value in alert.annotations | dictsort if value != alert.summary %}
+{% for name, value in (alert.annotations | dictsort)[:20] if value != alert.summary %}
   - {{ name | md }}: {{ value | truncate(500) | md }}
 {% endfor %}
 {% endfor %}
@@ -296,12 +298,15 @@ EMAIL_BODY = """\
 <ul>
 {% for alert in alerts[:100] %}
 {% set shown = "still firing" if over and alert.status == "firing" else alert.status %}
+{% set labels = alert.labels | pairs %}
+{% set more = ", +%d more" % (labels | length - 50) if labels | length > 50 else "" %}
 {% set details = [("Status", shown), ("Severity", alert.severity),
-  ("Labels", alert.labels | pairs | join(", ")), ("Started", alert.starts_at | utc),
+  ("Labels", labels[:50] | map("truncate", 200) | join(", ") ~ more),
+  ("Started", alert.starts_at | utc),
   ("Ended", alert.ends_at | utc if alert.ends_at else none)] %}
 <li style="margin-bottom: 0.5em"><b>{{ alert.summary }}</b><br>{{ fields(details) }}
-{%- for name, value in alert.annotations | dictsort %}
-<br><b>{{ name }}:</b> {{ value | urlize }}
+{%- for name, value in (alert.annotations | dictsort)[:20] %}
+<br><b>{{ name }}:</b> {{ value | truncate(2000) | urlize }}
 {%- endfor %}
 </li>
 {% endfor %}

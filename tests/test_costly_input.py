@@ -5,7 +5,10 @@ up the webhooks of every other sender."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from conftest import wait_for
 from hub_process import hub_process
 
 CONFIG = """
@@ -27,12 +30,15 @@ urls = ["logfile://sent.jsonl"]
 
 [route]
 receiver = "ops"
+group_wait = "0s"
+group_interval = "1s"
 
 [api]
 tokens = [{ name = "ops", token = "ops-token", role = "write" }]
 """
 
 WRITE = {"Authorization": "Bearer ops-token"}
+SLACK_TEXT_LIMIT = 40_000  # characters Slack takes in one message
 # Whitespace in a matcher once cost time in the square of its length: 200,000
 # characters held the event loop for some fifteen minutes. Far under the body limit.
 SPACES = 200_000
@@ -78,3 +84,21 @@ def test_a_label_filter_with_a_long_run_of_spaces_is_answered(hub):
         response = client.get(f"/api/v1/alerts?{query}")
     assert response.status_code == 200, response.text
     assert response.json() == []
+
+
+def test_a_message_shows_a_huge_alerts_labels_and_annotations_cut_short(hub):
+    labels = {f"l{i:04d}": "v" for i in range(2000)} | {"big": "b" * 300_000}
+    annotations = {f"a{i:04d}": "w" * 5000 for i in range(100)}
+    event = {"status": "firing", "summary": "huge", "labels": labels, "annotations": annotations}
+    with hub.client() as client:
+        assert client.post("/webhooks/shop", json=event).status_code == 202
+    sent = hub.config_path.parent / "sent.jsonl"
+    message = wait_for(lambda: _message_about(sent, "huge"))
+    assert len(message["body"]) < SLACK_TEXT_LIMIT
+    assert "`big=bbb" in message["body"]
+    assert "+1951 more" in message["body"]  # 2001 labels, 50 shown
+
+
+def _message_about(sent, summary: str) -> dict | None:
+    lines = sent.read_text().splitlines() if sent.exists() else []
+    return next((m for m in map(json.loads, lines) if summary in m["body"]), None)
