@@ -135,6 +135,8 @@ class Runtime:
             batch_max=config.storage.batch_max,
             queue_max=config.storage.queue_max,
             on_commit=self.metrics.observe_commit,
+            aside_max=config.server.read_concurrency,
+            on_aside_refused=self.metrics.reads_refused.inc,
         )
         self.metrics.watch_store(
             self.store.active_alert_counts,

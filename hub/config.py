@@ -101,6 +101,9 @@ class Server(Struct):
     request_timeout: Duration = Duration(30)
     max_connections: int | None = None
     """None: the open-files limit less a reserve (``hub.connections.max_connections``)."""
+    read_concurrency: int = 2
+    """Most reads over every firing alert answered at once, each off the event loop
+    (``Store.read_aside``); one more is a 503."""
     ack_secret: str = ""
     ack_link_ttl: Duration = Duration(86400)
 
@@ -799,9 +802,9 @@ def with_server(config: Config, given: typing.Mapping[str, Any]) -> Config:
 def keep_startup_settings(running: Config, loaded: Config) -> tuple[Config, list[str]]:
     """``loaded`` with what only a restart can change taken from ``running``.
 
-    The listening address, the connections' request timeout and cap and the store are
-    bound at start (and the address may come from the command line), so a reload keeps
-    them and names the keys that differ.
+    The listening address, the connections' request timeout and cap, the read threads
+    and the store are bound at start (and the address may come from the command line),
+    so a reload keeps them and names the keys that differ.
     """
     differ = [
         f"{table}.{key}"
@@ -814,6 +817,7 @@ def keep_startup_settings(running: Config, loaded: Config) -> tuple[Config, list
         port=running.server.port,
         request_timeout=running.server.request_timeout,
         max_connections=running.server.max_connections,
+        read_concurrency=running.server.read_concurrency,
     )
     return msgspec.structs.replace(loaded, server=server, storage=running.storage), differ
 
@@ -823,6 +827,7 @@ _STARTUP_KEYS = (
     ("server", "port"),
     ("server", "request_timeout"),
     ("server", "max_connections"),
+    ("server", "read_concurrency"),
     ("storage", "path"),
     ("storage", "synchronous"),
     ("storage", "batch_max"),
@@ -1196,6 +1201,10 @@ def _check_server(server: Server) -> list[str]:
         problems.append("server.max_body_bytes: must be at least 1")
     if server.max_connections is not None and server.max_connections < 1:
         problems.append(f"server.max_connections: must be at least 1, got {server.max_connections}")
+    if server.read_concurrency < 1:
+        problems.append(
+            f"server.read_concurrency: must be at least 1, got {server.read_concurrency}"
+        )
     return problems + _positive_durations(server, "server", ("ack_link_ttl", "request_timeout"))
 
 

@@ -147,6 +147,7 @@ class Metrics:
     Config: ``config_loaded`` at start, ``count_reload`` at each reload.
     Connections (``hub serve``): ``connections_refused`` hub_connections_refused_total,
     ``watch_connections`` hub_connections_open and hub_connections_max.
+    Reads: ``reads_refused`` hub_reads_refused_total (``Store.read_aside``).
     Beside hub's own, the standard process_* and python_info, as from any Prometheus
     client: hub's registry is its own, so they are added to it.
     """
@@ -363,6 +364,11 @@ class Metrics:
         )
         self.connections_max = Gauge(
             "hub_connections_max", "[server] max_connections in force.", registry=r
+        )
+        self.reads_refused = Counter(
+            "hub_reads_refused",
+            "Reads over every firing alert answered 503 at [server] read_concurrency.",
+            registry=r,
         )
 
     def watch_connections(self, open_now: Callable[[], int], limit: int) -> None:

@@ -26,6 +26,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple, TypeVar
@@ -1778,9 +1779,13 @@ class Store:
         queue_max: int = 10_000,
         on_commit: Callable[[int, float], None] | None = None,
         lock_wait: float = 30.0,
+        aside_max: int = 2,
+        on_aside_refused: Callable[[], None] | None = None,
     ) -> None:
         """``lock_wait``: how long writes wait for a write lock another connection holds
-        (a backup, an operator's sqlite3 shell) before they are refused."""
+        (a backup, an operator's sqlite3 shell) before they are refused. ``aside_max``:
+        most reads run aside (``read_aside``) at once; ``on_aside_refused`` is told of
+        each one refused past it."""
         self.path = path
         self.synchronous = synchronous
         self.batch_max = batch_max
@@ -1792,7 +1797,13 @@ class Store:
         self._writing = False  # a batch is being applied or committed
         self._lock_noted = False  # the log said writes wait for a lock held elsewhere
         self._writer: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
+        self._loop_reader: sqlite3.Connection | None = None
+        self.aside_max = aside_max
+        self._on_aside_refused = on_aside_refused
+        self._aside: ThreadPoolExecutor | None = None
+        self._aside_slots = threading.BoundedSemaphore(aside_max)
+        self._aside_local = threading.local()  # ``conn``: a read thread's own connection
+        self._aside_readers: list[sqlite3.Connection] = []
         self._commits: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._committer: threading.Thread | None = None
         self._unreadable: set[tuple[str, str]] = set()
@@ -1814,8 +1825,10 @@ class Store:
         # The loop never waits on SQLite's busy handler: a locked file is retried later.
         writer.execute("PRAGMA busy_timeout = 0")
         self._writer = writer
-        self._reader = self._connect()
-        self._reader.execute("PRAGMA query_only = ON")
+        self._loop_reader = self._read_connection()
+        self._aside = ThreadPoolExecutor(
+            self.aside_max, "hub-store-read", initializer=self._open_aside_reader
+        )
         self._committer = threading.Thread(
             target=self._run_commits, name="hub-store-commit", daemon=True
         )
@@ -1831,14 +1844,36 @@ class Store:
         while self._pending:
             _, future = self._pending.popleft()
             _settle(future, None, closed)
-        for conn in (self._writer, self._reader):
+        if self._aside is not None:
+            self._aside.shutdown(cancel_futures=True)
+            self._aside = None
+        for conn in (self._writer, self._loop_reader, *self._aside_readers):
             if conn is not None:
                 conn.close()
-        self._writer = self._reader = None
+        self._writer = self._loop_reader = None
+        self._aside_readers.clear()
 
     @property
     def is_open(self) -> bool:
-        return self._reader is not None
+        return self._loop_reader is not None
+
+    @property
+    def _reader(self) -> sqlite3.Connection | None:
+        """The read connection of this thread: a read thread's own (``read_aside``),
+        else the event loop's."""
+        return getattr(self._aside_local, "conn", None) or self._loop_reader
+
+    def _read_connection(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    def _open_aside_reader(self) -> None:
+        """A read thread's start: it reads through a connection of its own, so a long
+        read holds no snapshot the loop's reads would share."""
+        conn = self._read_connection()
+        self._aside_readers.append(conn)
+        self._aside_local.conn = conn
 
     @property
     def writer_alive(self) -> bool:
@@ -2034,6 +2069,37 @@ class Store:
         return [(future, None, failure) for _, future in batch]
 
     # reading ---------------------------------------------------------------
+
+    async def read_aside(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``, a read over many rows, in a read thread rather than on the event
+        loop, which meanwhile goes on answering webhooks and probes; every read of the
+        store ``fn`` makes goes through that thread's own connection.
+
+        At most ``aside_max`` run at once (memory, and the loop's share of the GIL);
+        one more is refused with Unavailable (503), not queued. A slot is given back
+        when ``fn`` ends, even if its caller stopped waiting.
+        """
+        if self._aside is None:
+            raise Unavailable("the store is closed")
+        if not self._aside_slots.acquire(blocking=False):
+            if self._on_aside_refused is not None:
+                self._on_aside_refused()
+            raise Unavailable(
+                f"hub is answering {self.aside_max} reads of this size at once, as many as"
+                " [server] read_concurrency allows; retry shortly"
+            )
+        try:
+            future = self._aside.submit(self._in_slot, fn)
+        except BaseException:
+            self._aside_slots.release()
+            raise
+        return await asyncio.wrap_future(future)
+
+    def _in_slot(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        finally:
+            self._aside_slots.release()
 
     def reading(self) -> Tx:
         """The write path's reads on the read connection, for what-if questions (a

@@ -223,6 +223,10 @@ def valid(route: str = "", child: str = "", tables: str = "") -> str:
             "server.max_connections: must be at least 1, got 0",
         ),
         (
+            valid(tables="[server]\nread_concurrency = 0"),
+            "server.read_concurrency: must be at least 1, got 0",
+        ),
+        (
             valid(tables='[server]\nrequest_timeout = "0s"'),
             "server.request_timeout: must be longer than 0s, got '0s'",
         ),

@@ -582,6 +582,7 @@ CONFIG_KEYS = [
     "server.ack_link_ttl",
     "server.request_timeout",
     "server.max_connections",
+    "server.read_concurrency",
     "storage.batch_max",
     "storage.queue_max",
     "route.receiver",

@@ -68,18 +68,24 @@ def test_a_good_reload_swaps_the_config_and_a_new_source_is_accepted(hub):
 
 
 def test_a_reload_answer_names_the_changed_settings_that_wait_for_a_restart(hub, tmp_path):
-    """A deploy script reading the answer learns the new store path and connection cap
-    did not take."""
+    """A deploy script reading the answer learns the new store path, connection cap and
+    read threads did not take."""
     text = hub.config_path.read_text()
     running = (tmp_path / "hub.db").as_posix()
     assert f'path = "{running}"' in text
     text = text.replace(running, (tmp_path / "other.db").as_posix())
-    hub.config_path.write_text(text.replace("[server]\n", "[server]\nmax_connections = 1\n"))
+    hub.config_path.write_text(
+        text.replace("[server]\n", "[server]\nmax_connections = 1\nread_concurrency = 1\n")
+    )
     with hub.client(headers=ADMIN) as http:
         answer = http.post("/-/reload")
         stored = http.get("/api/v1/alerts").status_code
     assert answer.status_code == 200
-    assert answer.json()["needs_restart"] == ["server.max_connections", "storage.path"]
+    assert answer.json()["needs_restart"] == [
+        "server.max_connections",
+        "server.read_concurrency",
+        "storage.path",
+    ]
     assert stored == 200
     assert post_event(hub.url, "shop", "shop-secret-token") == 202
     assert not (tmp_path / "other.db").exists(), "the running store stays until a restart"

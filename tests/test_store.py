@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -1083,3 +1084,38 @@ def test_dead_letter_entries_of_an_older_hub_take_the_one_shape_at_the_upgrade(t
         failed,
         resolved,
     ]
+
+
+def test_reads_aside_run_off_the_loop_at_most_aside_max_at_once_and_one_more_is_refused(
+    tmp_path,
+):
+    """A read aside runs in a thread of its own, through its own connection, while the
+    loop goes on committing writes; past ``aside_max`` one is refused (503, counted),
+    not queued, and its slot comes back when the read ends."""
+    refused: list[int] = []
+    store = Store(str(tmp_path / "r.db"), aside_max=1, on_aside_refused=lambda: refused.append(1))
+    store.open()
+    release = threading.Event()
+
+    def held_read() -> tuple[str, int]:
+        release.wait(10)
+        count = store.query_one("SELECT count(*) AS n FROM deliveries")["n"]
+        return threading.current_thread().name, count
+
+    async def flood() -> tuple[tuple[str, int], str, int]:
+        first = asyncio.ensure_future(store.read_aside(held_read))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Unavailable) as second:
+            await store.read_aside(held_read)
+        written = await store.write(insert_delivery("during"))  # the loop is not held
+        release.set()
+        return await first, second.value.detail, written
+
+    try:
+        (thread, count), detail, written = asyncio.run(flood())
+        again = asyncio.run(store.read_aside(lambda: store.query("SELECT 1 AS one")))
+    finally:
+        store.close()
+    assert thread.startswith("hub-store-read") and count == written == 1
+    assert "[server] read_concurrency" in detail and refused == [1]
+    assert again == [{"one": 1}]
