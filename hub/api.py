@@ -21,7 +21,7 @@ from hub.alerts import AlertStatus, matchable
 from hub.api_params import Since, query_matchers, since_timestamp
 from hub.errors import NotFound
 from hub.events import Severity
-from hub.problems import problem, refusal, refusals
+from hub.problems import problem, read_refusals, refusal, refusals
 from hub.store import ALERT_ORDER, ROW_ID_MAX
 
 ALERTS = paging.Listing("alerts", ALERT_ORDER)
@@ -188,7 +188,7 @@ def muted_incidents(alerts: list[dict[str, Any]]) -> set[int]:
     summary="List alerts",
     guards=[require("read")],
     security=BEARER,
-    responses=refusals(400, 401),
+    responses=read_refusals(400, 401),
     response_headers=[paging.NEXT_LINK],
 )
 async def list_alerts(
@@ -220,17 +220,18 @@ async def list_alerts(
         where += " AND last_change >= :since"
         params["since"] = since_timestamp(since)
     hub = request.app.state.hub
-    condition, more = muted_only(hub, muted, muted_alerts)
-    where, params = f"{where} AND {condition}", params | more
-    found = ALERTS.page(
-        functools.partial(hub.store.alerts, where, params),
-        cursor,
-        limit,
-        functools.partial(_labelled, wanted) if wanted else None,
-    )
-    return paging.respond(
-        request, [present(row) for row in with_mutes(hub, found.rows)], found.next
-    )
+
+    def listed() -> tuple[list[dict[str, Any]], str | None]:
+        condition, more = muted_only(hub, muted, muted_alerts)
+        found = ALERTS.page(
+            functools.partial(hub.store.alerts, f"{where} AND {condition}", params | more),
+            cursor,
+            limit,
+            functools.partial(_labelled, wanted) if wanted else None,
+        )
+        return [present(row) for row in with_mutes(hub, found.rows)], found.next
+
+    return paging.respond(request, *await hub.store.read_aside(listed))
 
 
 def _labelled(wanted: list[matchers.Matcher], alert: dict[str, Any]) -> bool:
@@ -242,10 +243,16 @@ def _labelled(wanted: list[matchers.Matcher], alert: dict[str, Any]) -> bool:
     summary="One alert with its history",
     guards=[require("read")],
     security=BEARER,
-    responses=refusals(400, 401, 404),
+    responses=read_refusals(400, 401, 404),
 )
 async def get_alert(request: Request, alert_id: RowId) -> dict[str, Any]:
     hub = request.app.state.hub
+    return await hub.store.read_aside(lambda: _alert(hub, alert_id))
+
+
+def _alert(hub: Any, alert_id: int) -> dict[str, Any]:
+    """One alert with its history; its mutes read every firing alert's labels when
+    inhibit rules are configured, so it is read aside (``Store.read_aside``)."""
     alert = hub.store.alert(alert_id)
     if alert is None:
         raise NotFound(f"no alert with id {alert_id}")

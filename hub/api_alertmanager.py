@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import platform
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -48,6 +49,7 @@ from hub.api_params import TAKES_ANY_QUERY
 from hub.decoders.common import parse_json
 from hub.errors import HubError, InvalidPayload, NotFound
 from hub.problems import (
+    READS_BUSY,
     REFUSALS,
     Problem,
     alertmanager_body,
@@ -83,17 +85,21 @@ Filter = Annotated[
 Shown = Annotated[bool, QueryParameter(description="false leaves these out")]
 
 
-def _refused(*statuses: int) -> dict[int, ResponseSpec]:
+def _refused(*statuses: int, meanings: dict[int, str] = REFUSALS) -> dict[int, ResponseSpec]:
     """hub's refusals, as problem documents typed as plain JSON (``_in_its_form``)."""
     return {
         status: ResponseSpec(
             Problem,
-            description=REFUSALS[status],
+            description=meanings[status],
             media_type="application/json",
             generate_examples=False,
         )
         for status in statuses
     }
+
+
+READ_REFUSALS = {**_refused(401), **_refused(503, meanings={503: READS_BUSY})}
+"""The refusals of a list read aside (``_aside``)."""
 
 
 def _texts(*statuses: int) -> dict[int, ResponseSpec]:
@@ -169,7 +175,7 @@ async def receivers(request: Request) -> list[dict[str, str]]:
     summary="Alertmanager API: firing alerts",
     guards=[require("read")],
     security=BEARER,
-    responses={**_refused(401), **_texts(400, 500)},
+    responses={**READ_REFUSALS, **_texts(400, 500)},
 )
 async def alerts(
     request: Request,
@@ -183,7 +189,7 @@ async def alerts(
     receiver: Annotated[
         str | None, QueryParameter(description="a regex one of its receivers must match")
     ] = None,
-) -> list[dict[str, Any]]:
+) -> Response[list[dict[str, Any]]]:
     """Every firing alert (there are no pages), by fingerprint, as Alertmanager lists
     them: ``suppressed`` while a mute holds it back (``silencedBy`` the silences and
     maintenance windows, ``inhibitedBy`` the inhibit rules)."""
@@ -195,9 +201,22 @@ async def alerts(
         labels=_matchers(filters),
         receiver=_regex(receiver),
     )
-    rows, silence_ids = _firing(request.app.state.hub)
+    hub = request.app.state.hub
+    return await _aside(hub, lambda: _alerts_kept(hub, wanted))
+
+
+def _alerts_kept(hub: Any, wanted: AlertFilter) -> list[dict[str, Any]]:
+    rows, silence_ids = _firing(hub)
     shown = sorted((am_alert(row, silence_ids) for row in rows), key=lambda a: a.fingerprint)
     return [msgspec.to_builtins(alert) for alert in shown if wanted.keeps(alert)]
+
+
+async def _aside(hub: Any, answer: Callable[[], list[dict[str, Any]]]) -> Response:
+    """``answer``, a list over every firing alert, worked out and encoded in a read
+    thread (``Store.read_aside``): at tens of thousands of alerts it takes a second or
+    more, which on the event loop would hold up every webhook meanwhile."""
+    body = await hub.store.read_aside(lambda: msgspec.json.encode(answer()))
+    return Response(body, media_type="application/json")
 
 
 def _firing(hub: Any) -> tuple[list[dict[str, Any]], set[str]]:
@@ -212,7 +231,7 @@ def _firing(hub: Any) -> tuple[list[dict[str, Any]], set[str]]:
     summary="Alertmanager API: firing alerts in their groups",
     guards=[require("read")],
     security=BEARER,
-    responses={**_refused(401), **_texts(400, 500)},
+    responses={**READ_REFUSALS, **_texts(400, 500)},
 )
 async def alert_groups(
     request: Request,
@@ -223,16 +242,22 @@ async def alert_groups(
     receiver: Annotated[
         str | None, QueryParameter(description="a regex the group's receiver must match")
     ] = None,
-) -> list[dict[str, Any]]:
+) -> Response[list[dict[str, Any]]]:
     """What karma and Grafana list: one group per incident and receiver it tells,
     labelled by the incident's group labels, holding the alerts the filters keep
     (a group left with none is not listed)."""
     wanted = AlertFilter(
         active=active, silenced=silenced, inhibited=inhibited, labels=_matchers(filters)
     )
-    rows, silence_ids = _firing(request.app.state.hub)
-    groups = am_groups(rows, silence_ids, wanted, _regex(receiver))
-    return [msgspec.to_builtins(group) for group in groups]
+    regex, hub = _regex(receiver), request.app.state.hub
+    return await _aside(hub, lambda: _groups_kept(hub, wanted, regex))
+
+
+def _groups_kept(
+    hub: Any, wanted: AlertFilter, receiver: re.Pattern[str] | None
+) -> list[dict[str, Any]]:
+    rows, silence_ids = _firing(hub)
+    return [msgspec.to_builtins(group) for group in am_groups(rows, silence_ids, wanted, receiver)]
 
 
 def _matchers(texts: list[str] | None) -> list[matchers.Matcher]:

@@ -31,7 +31,7 @@ from hub.api_params import COMMENT_MAX, Since, check_comment, query_matchers, si
 from hub.correlate import Acted, act
 from hub.errors import Conflict, NotFound
 from hub.events import Severity
-from hub.problems import refusal, refusals
+from hub.problems import read_refusals, refusal, refusals
 from hub.store import ID_ORDER, INCIDENT_ORDER, Store
 
 log = logging.getLogger("hub.incidents")
@@ -129,7 +129,7 @@ def _present_incident(row: dict[str, Any]) -> dict[str, Any]:
     summary="List incidents",
     guards=[require("read")],
     security=BEARER,
-    responses=refusals(400, 401),
+    responses=read_refusals(400, 401),
     response_headers=[paging.NEXT_LINK],
 )
 async def list_incidents(
@@ -155,9 +155,13 @@ async def list_incidents(
     wanted = query_matchers("label", label)
     after = None if since is None else since_timestamp(since)
     hub = request.app.state.hub
-    only = muted_only(hub, muted, muted_incidents)
-    found = find(hub.store, wanted, status, severity, after, limit, cursor, only)
-    return paging.respond(request, [_present_incident(row) for row in found.rows], found.next)
+
+    def listed() -> tuple[list[dict[str, Any]], str | None]:
+        only = muted_only(hub, muted, muted_incidents)
+        found = find(hub.store, wanted, status, severity, after, limit, cursor, only)
+        return [_present_incident(row) for row in found.rows], found.next
+
+    return paging.respond(request, *await hub.store.read_aside(listed))
 
 
 def find(
@@ -195,10 +199,16 @@ def _grouped_by(wanted: list[matchers.Matcher], incident: dict[str, Any]) -> boo
     summary="One incident: alerts, timeline, deliveries",
     guards=[require("read")],
     security=BEARER,
-    responses=refusals(400, 401, 404),
+    responses=read_refusals(400, 401, 404),
 )
 async def get_incident(request: Request, incident_id: RowId) -> dict[str, Any]:
     hub = request.app.state.hub
+    return await hub.store.read_aside(lambda: _incident(hub, incident_id))
+
+
+def _incident(hub: Any, incident_id: int) -> dict[str, Any]:
+    """One incident in full: it may hold thousands of alerts, each with its mutes, so it
+    is read aside (``Store.read_aside``)."""
     store = hub.store
     incident = store.incident(incident_id)
     if incident is None:

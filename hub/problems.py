@@ -105,6 +105,11 @@ REFUSALS = {
     422: "A value of the wrong shape or out of bounds; field names where",
     503: "The store's write queue is full; retry after Retry-After seconds",
 }
+READS_BUSY = (
+    "As many reads over every firing alert as [server] read_concurrency allows are being"
+    " answered; retry after Retry-After seconds"
+)
+"""The 503 of the reads ``Store.read_aside`` runs, in place of ``REFUSALS``' (writes')."""
 
 
 RETRY_AFTER = OpenAPIHeader(
@@ -133,6 +138,11 @@ def refusals(*statuses: int) -> dict[int, ResponseSpec]:
     """The errors an operation can answer with, for its ``responses=``: each listed code
     replaces Litestar's own description (its 400 says plain JSON; hub answers a problem)."""
     return {status: refusal(REFUSALS[status]) for status in statuses}
+
+
+def read_refusals(*statuses: int) -> dict[int, ResponseSpec]:
+    """``refusals`` of a read run aside (``Store.read_aside``), with its 503."""
+    return refusals(*statuses) | {503: refusal(READS_BUSY)}
 
 
 def declare_refusal_headers(openapi: OpenAPI) -> None:

@@ -99,8 +99,8 @@ def test_guarded_operations_need_the_bearer_token_and_the_others_do_not(hub):
 @pytest.mark.parametrize(
     ("method", "path", "codes"),
     [
-        ("get", "/api/v1/alerts", {"400", "401"}),
-        ("get", "/api/v1/alerts/{alert_id}", {"400", "401", "404"}),
+        ("get", "/api/v1/alerts", {"400", "401", "503"}),
+        ("get", "/api/v1/alerts/{alert_id}", {"400", "401", "404", "503"}),
         ("delete", "/api/v1/silences/{silence_id}", {"400", "401", "403", "404", "409", "503"}),
         (
             "put",

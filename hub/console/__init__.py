@@ -18,7 +18,7 @@ from litestar.template import TemplateConfig
 
 from hub import problems
 from hub.console import acklink, actions, pages, render, viewer
-from hub.errors import HubError
+from hub.errors import HubError, RateLimited, Unavailable
 
 # Paths a program calls, whose errors stay problem JSON; every other path is the
 # console's, a person's, whose errors are pages.
@@ -71,7 +71,11 @@ def http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def _error_page(request: Request, exc: HubError) -> Response:
-    return _page(request, exc.status, exc.title, exc.detail)
+    """hub's refusal as a page, with the ``Retry-After`` of one to retry."""
+    page = _page(request, exc.status, exc.title, exc.detail)
+    if isinstance(exc, RateLimited | Unavailable):
+        page.headers["Retry-After"] = str(exc.retry_after)
+    return page
 
 
 def _crash_page(request: Request, exc: Exception) -> Response:

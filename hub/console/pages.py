@@ -52,7 +52,16 @@ async def incidents(
     """Incidents by tab, newest change first, a page at a time as ``/api/v1/incidents``
     pages them; ``label`` filters on group labels, ``muted`` keeps the muted incidents
     (``true``) or the others (``false``), the tab counts too. An unknown tab or filter
-    is a 400 that says so, never a list that looks like the answer."""
+    is a 400 that says so, never a list that looks like the answer. Worked out in a read
+    thread (``Store.read_aside``): mutes and counts go over every firing alert."""
+    return await request.app.state.hub.store.read_aside(
+        lambda: _incidents_page(request, viewer, status, label, muted, cursor)
+    )
+
+
+def _incidents_page(
+    request: Request, viewer: Viewer, status: str, label: str, muted: str, cursor: str | None
+) -> Template:
     hub = request.app.state.hub
     store, group_by = hub.store, hub.config.route.group_by or []
     wanted, error = _matchers(label)
@@ -131,7 +140,10 @@ def _matchers(text: str) -> tuple[list[matchers.Matcher], str]:
 async def incident(
     request: Request, viewer: NamedDependency[Viewer], incident_id: RowId
 ) -> Template:
-    return incident_page(request, viewer, incident_id)
+    """Read aside (``Store.read_aside``): an incident may hold thousands of alerts."""
+    return await request.app.state.hub.store.read_aside(
+        lambda: incident_page(request, viewer, incident_id)
+    )
 
 
 def incident_page(
