@@ -12,7 +12,6 @@ intervals in neither); there are no ``unprocessed`` alerts.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +30,6 @@ FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 """The end shown for what never ends (Alertmanager's times are never null)."""
 GENERATOR_ANNOTATION = "generator_url"
 """Where hub keeps a Prometheus or Alertmanager alert's ``generatorURL``."""
-REGEX_OPERATORS = ("=~", "!~")
 EQUAL_OPERATORS = ("=", "=~")
 
 
@@ -159,7 +157,7 @@ def am_matchers(texts: Iterable[str]) -> list[AmMatcher]:
         AmMatcher(
             name=m.name,
             value=m.value,
-            is_regex=m.op in REGEX_OPERATORS,
+            is_regex=m.op in matchers.REGEX_OPERATORS,
             is_equal=m.op in EQUAL_OPERATORS,
         )
         for m in matchers.parse_all(texts)
@@ -167,11 +165,12 @@ def am_matchers(texts: Iterable[str]) -> list[AmMatcher]:
 
 
 def hub_matcher(given: AmMatcher) -> str:
-    """An Alertmanager matcher as hub writes it; ValueError for a bad regular expression."""
+    """An Alertmanager matcher as hub writes it; its regular expression is checked with
+    the silence's other matchers, within their budget (``silences.problems``)."""
     op = {(True, False): "=~", (True, True): "!~", (False, False): "=", (False, True): "!="}[
         (given.is_regex, not given.is_equal)
     ]
-    return str(matchers.Matcher(given.name, op, given.value))  # type: ignore[arg-type]
+    return matchers.written(given.name, op, given.value)  # type: ignore[arg-type]
 
 
 def am_silence(silence: Silence, now: datetime) -> AmSilence:
@@ -266,7 +265,7 @@ class AlertFilter:
     silenced: bool = True
     inhibited: bool = True
     labels: list[matchers.Matcher] = field(default_factory=list)
-    receiver: re.Pattern[str] | None = None
+    receiver: matchers.Regex | None = None
 
     def keeps(self, shown: AmAlert) -> bool:
         status = shown.status
@@ -287,7 +286,7 @@ def am_groups(
     rows: Iterable[Mapping[str, Any]],
     silence_ids: set[str],
     wanted: AlertFilter,
-    receiver: re.Pattern[str] | None,
+    receiver: matchers.Regex | None,
 ) -> list[AmAlertGroup]:
     """The firing alerts ``wanted`` keeps, in groups: one per incident and receiver of
     it that ``receiver`` fully matches, as Alertmanager has an aggregation group per

@@ -267,7 +267,7 @@ def _matchers(texts: list[str] | None) -> list[matchers.Matcher]:
         raise InvalidPayload(f"bad filter: {e}", field="filter") from e
 
 
-def _regex(text: str | None) -> re.Pattern[str] | None:
+def _regex(text: str | None) -> matchers.Regex | None:
     try:
         return None if text is None else matchers.compile_pattern(text)
     except ValueError as e:
@@ -337,15 +337,10 @@ async def post_silence(request: Request) -> dict[str, str]:
 
 
 def _as_hub(given: AmPostableSilence) -> NewSilence:
-    """The body as hub's own API takes it; a bad regex is refused naming the matcher."""
-    texts = []
-    for i, matcher in enumerate(given.matchers):
-        try:
-            texts.append(hub_matcher(matcher))
-        except ValueError as e:
-            raise InvalidPayload(f"matchers[{i}]: {e}", field=f"$.matchers[{i}]") from e
+    """The body as hub's own API takes it: hub's checks of a silence, a bad regex
+    refused naming the matcher among them, follow (``silencing.create``)."""
     return NewSilence(
-        matchers=texts,
+        matchers=[hub_matcher(matcher) for matcher in given.matchers],
         comment=given.comment,
         starts_at=given.starts_at,
         ends_at=given.ends_at,

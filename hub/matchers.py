@@ -8,6 +8,12 @@ a missing label has the value ""; regular expressions are fully anchored (``=~"a
 not match "api-v2"; ``=~"api|web"`` anchors the whole alternation); values may be quoted,
 with ``\\"``, ``\\\\`` and ``\\n`` as escapes and any other backslash kept literally (so
 ``=~"\\d+"`` is the regex ``\\d+``).
+
+Regular expressions are RE2's, as Alertmanager's are Go's: matching takes time linear in
+the label value however the expression is written. Python's backtracking ``re`` took 40
+seconds on ``(a+)+$`` against thirty "a" and a "!" (twice as long for each "a" more),
+blocking the event loop meanwhile. RE2 refuses what only a backtracking engine can do
+(lookaround, backreferences), and its ``\\d``, ``\\w``, ``\\s`` and ``\\b`` are ASCII, as Go's.
 """
 
 from __future__ import annotations
@@ -17,16 +23,41 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import re2
+
 Operator = Literal["=", "!=", "=~", "!~"]
+REGEX_OPERATORS = ("=~", "!~")
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-# Both match a token with its outer whitespace stripped, and neither has a lazy group
-# followed by optional whitespace: such a pattern backtracks over every run of spaces
-# at every position, quadratic in the length, and a silence or a ``label=`` filter of
-# some tens of kilobytes held the event loop for seconds.
 _MATCHER = re.compile(rf'({_NAME.pattern}|"(?:[^"\\]|\\.)*")\s*(=~|=|!=|!~)\s*(.*)', re.DOTALL)
+"""One matcher, stripped of the blanks around it first: with ``\\s*`` at both ends, a
+lazy value backtracked over a run of blanks at each of its characters (seconds for a
+``filter=`` holding 20,000 spaces)."""
 _UNQUOTED = re.compile(r'([^"=!~\s][^"=!~]*)(=~|=|!=|!~)(.*)', re.DOTALL)
 """A matcher whose bare name has characters a bare name may not: it needs quotes."""
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # a refused expression is the caller's ValueError, not a log line
+_OPTIONS.max_mem = 8 << 20  # RE2's default: a compiled expression over it is refused
+_OPTIONS.never_capture = True  # a match is a yes or no: groups only slowed it down
+MAX_REPEATS = 1000
+"""What the repetitions of one expression may add up to. RE2 caps each count at 1000,
+but merges adjacent repeats of one character (``x{2,1000}x{2,1000}...``,
+``x?x?x?...``) and takes time quadratic in the merged count to compile them: seconds
+for a 200-character expression."""
+_REPEAT = re.compile(r"\\.|\{0*([0-9]{1,4})(?:,0*([0-9]{0,4}))?\}|([*+?])", re.DOTALL)
+"""A repetition, counted by its larger bound; ``*``, ``+`` and ``?`` count one, an
+escaped character (``\\*``) nothing. Those in a class (``[*]``) count too: an
+overestimate only."""
+MAX_LIST_COST = 250_000
+"""What compiling the regular expressions of one list of matchers (a route's, a
+silence's, one request's ``filter``) may cost together, in RE2 instructions (a quarter
+of a second or so to build): else one request of 3,000 filters ``x=~"a.{0,1000}"``, 6 ms
+each to compile, kept the event loop busy for 18 seconds."""
+_UNICODE_CLASS = re.compile(r"\\[pP]")
+UNICODE_CLASS_COST = 1000
+"""What a Unicode class (``\\pL``, ``\\P{Han}``) costs before compiling: RE2 takes half a
+millisecond to parse ``\\pL`` into some 1,200 instructions, even in an expression it
+then refuses."""
 _ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}
 
 
@@ -37,38 +68,95 @@ class Matcher:
     name: str
     op: Operator
     value: str
-    pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False, init=False)
+    pattern: Regex | None = field(default=None, compare=False, repr=False, init=False)
 
     def __post_init__(self) -> None:
-        if self.op in ("=~", "!~"):
+        if self.op in REGEX_OPERATORS:
             object.__setattr__(self, "pattern", compile_pattern(self.value))
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")
         if self.pattern is None:
             return (actual == self.value) == (self.op == "=")
-        return (self.pattern.fullmatch(actual) is not None) == (self.op == "=~")
+        return self.pattern.fullmatch(actual) == (self.op == "=~")
 
     def __str__(self) -> str:
-        name = self.name if _NAME.fullmatch(self.name) else _quoted(self.name)
-        return f"{name}{self.op}{_quoted(self.value)}"
+        return written(self.name, self.op, self.value)
 
 
-def compile_pattern(text: str) -> re.Pattern[str]:
-    """``text`` as a regular expression, or ValueError saying why not. Python's ``re``
-    refuses a repeat count over 2**32 with OverflowError and parentheses nested a few
-    thousand deep with RecursionError rather than ``re.error``: those are bad
-    expressions too, not a failure of the hub."""
+def written(name: str, op: Operator, value: str) -> str:
+    """A matcher as text ``parse`` reads back, its value not yet compiled or checked."""
+    shown = name if _NAME.fullmatch(name) else _quoted(name)
+    return f"{shown}{op}{_quoted(value)}"
+
+
+class TooCostly(ValueError):
+    """A regular expression, or a list's together, over what compiling one may cost."""
+
+
+@dataclass(frozen=True)
+class Regex:
+    """A compiled RE2 expression, matched whole against a label value or a name."""
+
+    compiled: re2._Regexp
+
+    @property
+    def cost(self) -> int:
+        return self.compiled.programsize
+
+    def fullmatch(self, text: str) -> bool:
+        """Whether all of ``text`` matches. It goes in as UTF-8 bytes: the ``re2`` module's
+        own handling of a str refuses a lone surrogate, which Python's ``re`` matched,
+        and maps byte offsets back to characters, which a yes or no does not need."""
+        return self.compiled.fullmatch(text.encode("utf-8", "surrogatepass")) is not None
+
+
+def compile_pattern(text: str) -> Regex:
+    """``text`` as an RE2 regular expression, or ValueError saying why not: RE2 refuses
+    Python-only syntax (``(?=...)``, ``(?<=...)``, ``\\1``, ``\\Z``) and, as TooCostly, a
+    program over ``max_mem``; hub refuses repetitions adding up to over ``MAX_REPEATS``."""
+    repeats = sum(_repeats(found) for found in _REPEAT.finditer(text))
+    if repeats > MAX_REPEATS:
+        raise ValueError(
+            f"bad regular expression {text!r}: its repetitions add up to {repeats}, more"
+            f" than {MAX_REPEATS} (each {{n,m}} counts m, each *, + and ? counts 1)"
+        )
     try:
-        return re.compile(text)
-    except (re.error, OverflowError) as e:
-        raise ValueError(f"bad regular expression {text!r}: {e}") from e
-    except RecursionError as e:
-        raise ValueError(f"bad regular expression {text[:40]!r}...: nested too deeply") from e
+        return Regex(re2.compile(text.encode("utf-8", "surrogatepass"), _OPTIONS))
+    except re2.error as e:
+        reason = e.args[0].decode("utf-8", "replace") if e.args else "refused"
+        if reason.startswith("pattern too large"):
+            raise TooCostly(f"bad regular expression {text!r}: {reason}") from e
+        raise ValueError(
+            f"bad regular expression {text!r}: {reason} (RE2 syntax, as Alertmanager's"
+            " Go regexp: no lookaround or backreferences)"
+        ) from e
 
 
-def parse(text: str) -> list[Matcher]:
-    """Parse one matcher or a comma-separated set, with or without braces.
+def _repeats(found: re.Match[str]) -> int:
+    """How many times one ``_REPEAT`` match repeats: 0 for an escaped character."""
+    count, upper, bare = found.groups()
+    return int(upper or count) if count else 1 if bare else 0
+
+
+class _Budget:
+    """What is left of ``MAX_LIST_COST`` while one list of matchers is parsed."""
+
+    def __init__(self) -> None:
+        self.left = MAX_LIST_COST
+
+    def spend(self, cost: int) -> None:
+        self.left -= cost
+        if self.left < 0:
+            raise TooCostly(
+                "the regular expressions of these matchers are too large together:"
+                f" over {MAX_LIST_COST} RE2 instructions"
+            )
+
+
+def parse(text: str, budget: _Budget | None = None) -> list[Matcher]:
+    """Parse one matcher or a comma-separated set, with or without braces; ``budget``
+    is shared with the other entries of a list.
 
     Raises ValueError with a message that quotes the offending text.
     """
@@ -77,7 +165,8 @@ def parse(text: str) -> list[Matcher]:
         if not body.endswith("}"):
             raise ValueError(f"unclosed '{{' in matcher {text!r}")
         body = body[1:-1]
-    matchers = [_parse_one(token) for token in _split(body)]
+    spending = budget or _Budget()
+    matchers = [_parse_one(token, spending) for token in _split(body)]
     if not matchers:
         raise ValueError(f"no matcher in {text!r}")
     return matchers
@@ -85,16 +174,21 @@ def parse(text: str) -> list[Matcher]:
 
 def parse_all(texts: Iterable[str]) -> list[Matcher]:
     """Parse a config list of matcher strings into one conjunction."""
-    return [m for text in texts for m in parse(text)]
+    budget = _Budget()
+    return [m for text in texts for m in parse(text, budget)]
 
 
 def problems(texts: Sequence[str], key: str, required: bool = False) -> list[str]:
     """Every unparseable entry of a config list, as ``key[i]: reason``; with ``required``
-    an empty list is a problem too."""
+    an empty list is a problem too. It stops at the first entry over the list's budget:
+    each further one would be compiled for nothing."""
     found = [f"{key}: at least one matcher is needed"] if required and not texts else []
+    budget = _Budget()
     for i, text in enumerate(texts):
         try:
-            parse(text)
+            parse(text, budget)
+        except TooCostly as e:
+            return [*found, f"{key}[{i}]: {e}"]
         except ValueError as e:
             found.append(f"{key}[{i}]: {e}")
     return found
@@ -122,7 +216,9 @@ def _split(body: str) -> list[str]:
     return [*tokens, last] if last.strip() else tokens
 
 
-def _parse_one(token: str) -> Matcher:
+def _parse_one(token: str, budget: _Budget) -> Matcher:
+    """One matcher, its regular expression paid for from ``budget``: its Unicode classes
+    before compiling, its program after."""
     token = token.strip()
     found = _MATCHER.fullmatch(token)
     if not found:
@@ -130,8 +226,13 @@ def _parse_one(token: str) -> Matcher:
     raw_name, op, raw = found.groups()
     name = _unquote(raw_name)
     if not name:
-        raise ValueError(f"bad matcher {token.strip()!r}: the label name is empty")
-    return Matcher(name, op, _unquote(raw))  # type: ignore[arg-type]
+        raise ValueError(f"bad matcher {token!r}: the label name is empty")
+    value = _unquote(raw)
+    if op in REGEX_OPERATORS:
+        budget.spend(UNICODE_CLASS_COST * len(_UNICODE_CLASS.findall(value)))
+    matcher = Matcher(name, op, value)  # type: ignore[arg-type]
+    budget.spend(matcher.pattern.cost if matcher.pattern else 0)
+    return matcher
 
 
 def _expected(token: str) -> str:

@@ -57,7 +57,8 @@ class Silence(msgspec.Struct, frozen=True, kw_only=True, dict=True):
 
 class UnreadableSilence(msgspec.Struct, frozen=True, kw_only=True):
     """A stored silence hub cannot read: a hand edit left text in a time column, bytes in
-    its id, or matchers that are not a list of matchers. It is never in force (failing
+    its id, or matchers that are not a list of matchers; or one of its regexes is one
+    RE2 refuses, stored by a hub that took Python's. It is never in force (failing
     open: a page that should have been muted is sent, not one that should have been
     sent muted), lists show its ``stored`` row as text, and expiring it removes it.
     ``id`` is the stored id as text; ``column`` the first one that cannot be read."""

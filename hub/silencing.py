@@ -382,8 +382,9 @@ def _unexpired(
 def _readable(stored: Silence | UnreadableSilence) -> Silence:
     """``stored``, or Conflict when it cannot be read: there is nothing to change."""
     if isinstance(stored, UnreadableSilence):
+        regex = ", or a regex RE2 refuses" if stored.column == "matchers" else ""
         raise Conflict(
-            f"silence {stored.id} cannot be read (its {stored.column} was edited by hand)"
+            f"silence {stored.id} cannot be read (its {stored.column}: edited by hand{regex})"
             " and is not in force; expire it and make a new one"
         )
     return stored

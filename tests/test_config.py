@@ -617,8 +617,8 @@ def test_a_value_of_the_wrong_type_is_quoted_under_its_key_path(table, problem):
                 "route.group_wait: expected a duration like '30s', '5m' or '4h', got 'soon'",
                 "inhibit_rules[0].equal: Expected `array`, got 'b'",
                 'route.mute_time_intervals: undefined time interval "nights"',
-                "inhibit_rules[0].source_matchers[0]: bad regular expression '(': missing ),"
-                " unterminated subpattern at position 0",
+                "inhibit_rules[0].source_matchers[0]: bad regular expression '(': missing ): ("
+                " (RE2 syntax, as Alertmanager's Go regexp: no lookaround or backreferences)",
             ],
         ),
         (

@@ -1,4 +1,6 @@
+import contextlib
 import re
+import time
 
 import pytest
 from conftest import AUTH, BASE_CONFIG, mail_url
@@ -6,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_access import TOKENS
 
-from hub.matchers import Matcher, compile_pattern, matches_all, parse, parse_all, problems
+from hub.matchers import (
+    Matcher,
+    TooCostly,
+    compile_pattern,
+    matches_all,
+    parse,
+    parse_all,
+    problems,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,8 +80,14 @@ def test_it_parses_alertmanager_syntax(text, expected):
         ('"a=b', "bad matcher"),
         ("justtext", "bad matcher"),
         ('a=~"("', "bad regular expression"),
-        ('a=~"a{4294967296}"', "the repetition number is too large"),
-        ('a=~"' + "(" * 3000 + ")" * 3000 + '"', "nested too deeply"),
+        ('a=~"(?:a{100}){20}"', "invalid repetition size"),
+        ('a=~"a{1001}"', "repetitions add up to 1001"),
+        ('a=~"x{2,1000}x{2,1000}"', "repetitions add up to 2000, more than 1000"),
+        ('a=~"' + r"\pL{0,1000}" + '"', "pattern too large"),
+        ('a=~"(?=a)a"', "invalid perl operator: [(][?]=.*no lookaround or backreferences"),
+        ('a=~"(?<!x)a"', "invalid perl operator"),
+        ('a=~"(a)\\1"', "invalid escape sequence"),
+        ('a=~"a\\Z"', "invalid escape sequence"),
     ],
 )
 def test_it_refuses_malformed_matchers_saying_why(text, reason):
@@ -249,3 +265,72 @@ def test_an_empty_value_matcher_selects_the_alerts_without_the_label_everywhere(
         "load-db1": ["no-env"],
         "load-db2": ["ops"],
     }
+
+
+@pytest.mark.parametrize(
+    ("regex", "value", "matched"),
+    [
+        ("Zürich|Genève", "Genève", True),
+        ("h.llo", "héllo", True),  # one character, two bytes in UTF-8
+        ("h.llo", "hello!", False),
+        ("(?i)ÄRGER", "ärger", True),
+        ("\\pL+", "日本語", True),
+        ("x.y", "x\ud800y", True),  # a lone surrogate is a character, as Python's re saw it
+        ("\\d+", "١٢", False),  # Arabic-Indic digits: \d is ASCII, as in Go
+        ("\\w+", "é", False),
+    ],
+)
+def test_regexes_match_non_ascii_values_by_character(regex, value, matched):
+    assert Matcher("a", "=~", regex).matches({"a": value}) is matched
+    assert Matcher("a", "!~", regex).matches({"a": value}) is not matched
+
+
+def test_a_catastrophic_backtracking_regex_matches_in_linear_time():
+    """``(a+)+$`` against 'a'*n + '!' doubled Python's re's time with each 'a' (40 s at
+    30); RE2 reads the value once."""
+    matcher = Matcher("a", "=~", "(a+)+$")
+    started = time.monotonic()
+    assert not matcher.matches({"a": "a" * 100_000 + "!"})
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'a="' + "x" + " " * 50_000 + 'x"',
+        "a" + " " * 50_000 + "b=c",
+        "my-" + " " * 50_000 + "-x=y",
+    ],
+)
+def test_parsing_a_matcher_with_long_runs_of_blanks_is_linear(text):
+    """The parser's own patterns once backtracked over each run of blanks at each
+    character: seconds for 20,000 spaces in a ``filter=``."""
+    started = time.monotonic()
+    with contextlib.suppress(ValueError):
+        parse(text)
+    assert time.monotonic() - started < 0.5
+
+
+def test_the_regexes_of_one_list_have_a_compile_budget_together():
+    """Each is fine alone; 60 of them in one request's filters are refused as a whole
+    once they would take more than MAX_LIST_COST instructions to compile."""
+    one = 'a=~"x.{0,1000}"'
+    assert len(parse(one)) == 1
+    texts = [f'a{i}=~"x{i}.{{0,1000}}"' for i in range(60)]
+    started = time.monotonic()
+    with pytest.raises(TooCostly, match="too large together: over 250000 RE2 instructions"):
+        parse_all(texts)
+    assert time.monotonic() - started < 1
+    assert problems(texts, "matchers") == [
+        "matchers[27]: the regular expressions of these matchers are too large together:"
+        " over 250000 RE2 instructions"
+    ]
+
+
+def test_unicode_classes_are_paid_for_before_compiling():
+    """RE2 spends half a millisecond parsing each \\pL: 10,000 of them are refused
+    before it starts."""
+    started = time.monotonic()
+    with pytest.raises(TooCostly, match="too large together"):
+        parse('a=~"' + "\\pL" * 10_000 + '"')
+    assert time.monotonic() - started < 0.1

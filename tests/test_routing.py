@@ -248,6 +248,12 @@ def test_siblings_with_the_same_matchers_get_keys_of_their_own():
         ),
         (
             '[route]\nreceiver = "default"\n[[route.routes]]\nreceiver = "db"\n'
+            'matchers = ["service=~\\"(?=db)db.*\\""]\n',
+            "route.routes[0].matchers[0]: bad regular expression '(?=db)db.*': invalid perl"
+            " operator: (?= (RE2 syntax, as Alertmanager's Go regexp: no lookaround",
+        ),
+        (
+            '[route]\nreceiver = "default"\n[[route.routes]]\nreceiver = "db"\n'
             'matchers = ["==x"]\n',
             "route.routes[0].matchers[0]: bad matcher",
         ),
