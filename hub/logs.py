@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 _BARE = re.compile(r"[\w.:/@+,-]+", re.ASCII)
 _EVENT = "event="
+VALUE_MAX = 1000
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -29,7 +30,7 @@ class LogfmtFormatter(logging.Formatter):
         message = record.getMessage()
         line += message if message.startswith(_EVENT) else f"msg={value(message)}"
         if record.exc_info:
-            line += " exc=" + value(self.formatException(record.exc_info))
+            line += " exc=" + json.dumps(self.formatException(record.exc_info))
         return line
 
 
@@ -37,8 +38,11 @@ def value(stored: object) -> str:
     """A logfmt value: bare when it is one plain word, else quoted with JSON's escapes,
     so that a space, a quote or a line break a sender chose cannot break the line. What
     is not text is written as ``text`` shows it: a log line must not fail on the row it
-    reports."""
+    reports. A value over ``VALUE_MAX`` characters (a silence's 200 KB matcher) is cut,
+    its length said: one event stays one readable line."""
     shown = text(stored)
+    if len(shown) > VALUE_MAX:
+        shown = f"{shown[:VALUE_MAX]}... ({len(shown)} characters)"
     return shown if _BARE.fullmatch(shown) else json.dumps(shown)
 
 

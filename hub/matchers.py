@@ -118,7 +118,7 @@ def compile_pattern(text: str) -> Regex:
     repeats = sum(_repeats(found) for found in _REPEAT.finditer(text))
     if repeats > MAX_REPEATS:
         raise ValueError(
-            f"bad regular expression {text!r}: its repetitions add up to {repeats}, more"
+            f"bad regular expression {_shown(text)}: its repetitions add up to {repeats}, more"
             f" than {MAX_REPEATS} (each {{n,m}} counts m, each *, + and ? counts 1)"
         )
     try:
@@ -126,11 +126,23 @@ def compile_pattern(text: str) -> Regex:
     except re2.error as e:
         reason = e.args[0].decode("utf-8", "replace") if e.args else "refused"
         if reason.startswith("pattern too large"):
-            raise TooCostly(f"bad regular expression {text!r}: {reason}") from e
+            raise TooCostly(f"bad regular expression {_shown(text)}: {reason}") from e
         raise ValueError(
-            f"bad regular expression {text!r}: {reason} (RE2 syntax, as Alertmanager's"
+            f"bad regular expression {_shown(text)}: {reason} (RE2 syntax, as Alertmanager's"
             " Go regexp: no lookaround or backreferences)"
         ) from e
+
+
+QUOTED_MAX = 200
+"""How much of a refused text an error quotes: enough to find it, while a 1 MiB matcher
+is not echoed back whole in the answer and the log."""
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for an error message, cut after ``QUOTED_MAX`` characters."""
+    if len(text) <= QUOTED_MAX:
+        return repr(text)
+    return f"{text[:QUOTED_MAX]!r}... ({len(text)} characters)"
 
 
 def _repeats(found: re.Match[str]) -> int:
@@ -163,12 +175,12 @@ def parse(text: str, budget: _Budget | None = None) -> list[Matcher]:
     body = text.strip()
     if body.startswith("{"):
         if not body.endswith("}"):
-            raise ValueError(f"unclosed '{{' in matcher {text!r}")
+            raise ValueError(f"unclosed '{{' in matcher {_shown(text)}")
         body = body[1:-1]
     spending = budget or _Budget()
     matchers = [_parse_one(token, spending) for token in _split(body)]
     if not matchers:
-        raise ValueError(f"no matcher in {text!r}")
+        raise ValueError(f"no matcher in {_shown(text)}")
     return matchers
 
 
@@ -222,11 +234,11 @@ def _parse_one(token: str, budget: _Budget) -> Matcher:
     token = token.strip()
     found = _MATCHER.fullmatch(token)
     if not found:
-        raise ValueError(f"bad matcher {token!r}: {_expected(token)}")
+        raise ValueError(f"bad matcher {_shown(token)}: {_expected(token)}")
     raw_name, op, raw = found.groups()
     name = _unquote(raw_name)
     if not name:
-        raise ValueError(f"bad matcher {token!r}: the label name is empty")
+        raise ValueError(f"bad matcher {_shown(token)}: the label name is empty")
     value = _unquote(raw)
     if op in REGEX_OPERATORS:
         budget.spend(UNICODE_CLASS_COST * len(_UNICODE_CLASS.findall(value)))
@@ -259,10 +271,10 @@ def _unquote(raw: str) -> str:
     """Undo OpenMetrics escapes; an unescaped quote may only close a quoted value."""
     quoted = raw.startswith('"')
     if quoted and (len(raw) < 2 or not raw.endswith('"') or _escaped_at_end(raw)):
-        raise ValueError(f"unterminated quoted value {raw!r}")
+        raise ValueError(f"unterminated quoted value {_shown(raw)}")
     inner = raw[1:-1] if quoted else raw
     if re.search(r'(?<!\\)(?:\\\\)*"', inner):
-        raise ValueError(f"unescaped double quote in value {raw!r}")
+        raise ValueError(f"unescaped double quote in value {_shown(raw)}")
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), inner, flags=re.S)
 
 

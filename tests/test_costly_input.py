@@ -10,6 +10,7 @@ import json
 import pytest
 from conftest import wait_for
 from hub_process import hub_process
+from logfmt_support import events
 
 CONFIG = """
 [server]
@@ -60,6 +61,9 @@ def test_a_silence_matcher_with_a_long_run_of_spaces_is_stored_as_sent(hub):
         response = client.post("/api/v1/silences", json=body)
         assert response.status_code == 201, response.text
         assert response.json()["matchers"] == [matcher]
+        # Its log line names it by its start and its length: one readable line.
+        [created] = events(hub.log(), "silence_created")
+        assert created["matchers"] == f"{matcher[:1000]}... ({len(matcher)} characters)"
         # Every later send reads the stored silence again: it must not cost more.
         posted = client.post("/webhooks/shop", json={"status": "firing", "summary": "after"})
         assert posted.status_code == 202
@@ -75,7 +79,11 @@ def test_a_long_bad_silence_matcher_is_refused_naming_it(hub, matcher):
     with hub.client(headers=WRITE) as client:
         response = client.post("/api/v1/silences", json=body)
     assert response.status_code == 422, response.text
-    assert response.json()["detail"].startswith("matchers[0]: bad matcher")
+    detail = response.json()["detail"]
+    assert detail.startswith("matchers[0]: bad matcher")
+    # The refusal quotes at most the start of the text, not 200,000 characters.
+    assert len(detail) < 600, detail[:600]
+    assert " " * 2_000 not in hub.log()
 
 
 def test_a_label_filter_with_a_long_run_of_spaces_is_answered(hub):
