@@ -116,12 +116,21 @@ def answer(conn: socket.socket) -> tuple[str, dict[str, str], dict]:
 def keep_alive(hub: HubProcess) -> socket.socket:
     """A connection that had one answer and waits between requests, as a client's pool
     keeps it."""
-    conn = connect(hub, b"GET /readyz HTTP/1.1\r\nHost: hub\r\n\r\n")
+    conn = connect(hub)
+    ready(conn)
+    return conn
+
+
+def ready(conn: socket.socket, head: bytes = b"GET /readyz HTTP/1.1\r\nHost: hub\r\n") -> None:
+    """Send ``head`` and its end on ``conn``, and read the hub's 200 to the end: the
+    connection then waits between requests."""
+    conn.sendall(head + b"\r\n")
     data = b""
     while not data.endswith(b"}"):  # /readyz answers a JSON object
-        data += conn.recv(65536)
+        chunk = conn.recv(65536)
+        assert chunk, f"closed by the hub after {data!r}"
+        data += chunk
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
-    return conn
 
 
 def deliver(hub: HubProcess, key: str) -> httpx.Response:
@@ -234,6 +243,26 @@ def test_at_max_connections_the_longest_idle_keep_alive_connection_makes_room(ca
     assert idle[-1].recv(65536).startswith(b"HTTP/1.1 200 OK\r\n"), "the others stay"
     assert "event=connections_capped max_connections=20 refused=0 idle_closed=1" in capped.log()
     for conn in idle:
+        conn.close()
+
+
+def test_at_max_connections_the_connection_idle_longest_goes_not_a_busy_or_newer_one(capped):
+    readyz_head = b"GET /readyz HTTP/1.1\r\nHost: hub\r\n"
+    busy = connect(capped, readyz_head)  # the oldest connection, its request unfinished
+    revived = keep_alive(capped)  # idle first, then asks again: idle since last
+    longest = keep_alive(capped)
+    newer = keep_alive(capped)
+    ready(revived)
+    crowd = [connect(capped, readyz_head) for _ in range(CAP - 4)]
+    assert deliver(capped, "newcomer").status_code == 202
+
+    for conn in (busy, *crowd):
+        ready(conn, b"")  # their requests go on
+    for conn in (revived, newer):
+        ready(conn)  # they still wait for their next request
+    assert longest.recv(1) == b"", "the connection idle longest was closed for it"
+    assert "event=connections_capped max_connections=20 refused=0 idle_closed=1" in capped.log()
+    for conn in (busy, revived, longest, newer, *crowd):
         conn.close()
 
 
