@@ -5,10 +5,12 @@ any column: text in ``attempts``, ``"yes"`` in a 0/1 flag. One rule for every re
 API, the console, ``/metrics``, the command line's lists), kept here so that no read
 decides its own:
 
-- a number column reads as the number it holds, text holding one (``"3"``) included;
-  any other value (text, bytes, a fraction or a number beyond SQLite's integers in a
-  whole-number column) is shown as its stored text, which the API's schema allows
-  there, so the operator sees what to repair;
+- a number column reads as the number it holds, text SQLite reads as one (``"3"``,
+  ``" 12 "``) included but not text only Python's ``float()`` reads (``"1_000"``,
+  ``"inf"``, ``"nan"``, digits of other scripts); any other value (text, bytes, a
+  fraction or a number beyond SQLite's integers in a whole-number column) is shown
+  as its stored text, which the API's schema allows there, so the operator sees what
+  to repair;
 - a flag is on when it holds a whole number other than 0 (hub writes 1); text that is
   no number (``"yes"``, which Python takes for true), bytes or nothing is off.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 from collections.abc import Mapping
 
 from hub import logs
@@ -29,6 +32,11 @@ log = logging.getLogger(__name__)
 
 _LARGEST_INTEGER = 2**63 - 1
 """SQLite's largest integer: text of a larger whole number is stored as a real."""
+_NUMBER_TEXT = re.compile(
+    r"[ \t\n\v\f\r]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[ \t\n\v\f\r]*"
+)
+"""Text SQLite takes for a number (as a column's numeric affinity converts it): ASCII
+digits, a sign, a point and an exponent, ASCII white space around."""
 _reported: set[tuple[str, str, str]] = set()
 """(column, row, value) already logged as unreadable."""
 
@@ -59,13 +67,13 @@ def flag(row: Mapping[str, object], column: str) -> bool:
 
 
 def _read(stored: object, kind: type) -> int | float | None:
-    """The number ``stored`` holds (a number, or text of one; bytes hold none, as for
-    SQLite), if it is a ``kind``: finite, and for ``int`` whole and within SQLite's
-    integers (a larger one, stored as a real, would break a client reading 64-bit
-    integers)."""
-    if stored is None:
+    """The number ``stored`` holds (a number, or text SQLite reads as one; bytes hold
+    none, as for SQLite), if it is a ``kind``: finite, and for ``int`` whole and within
+    SQLite's integers (a larger one, stored as a real, would break a client reading
+    64-bit integers)."""
+    if stored is None or (isinstance(stored, str) and not _NUMBER_TEXT.fullmatch(stored)):
         return None
-    with contextlib.suppress(ValueError, OverflowError):
+    with contextlib.suppress(OverflowError):
         if isinstance(stored, str):
             stored = float(stored)
         if isinstance(stored, int | float) and math.isfinite(stored):

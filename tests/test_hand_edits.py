@@ -632,3 +632,28 @@ def test_bytes_holding_digits_are_no_number_and_no_flag(hub_factory, smtp):
     beat = json.loads(api["/api/v1/heartbeats/{name}"])
     alert = json.loads(api["/api/v1/alerts/{alert_id}"])
     assert (alert["duplicates"], beat["overdue"], beat["state"]) == ("7", False, "up")
+
+
+@pytest.mark.parametrize("odd", ["1_000", "\u0661\u0662", "\u00a012", "inf", "nan"])
+def test_text_only_python_takes_for_a_number_is_no_number_and_no_flag(hub_factory, smtp, odd):
+    """SQLite keeps ``"1_000"``, Arabic-Indic digits, or digits after a no-break space
+    as text in an integer column: to SQLite they hold no number. Python's ``float()``
+    read them, so ``"1_000"`` in ``duplicates`` showed 1000 and in ``overdue`` a
+    heartbeat down. Read by SQLite's rule, they are shown as their text and off, as
+    ``"inf"`` and ``"nan"`` already were."""
+    hub, ids, _ = populated(hub_factory, smtp)
+    ids = {**ids, "heartbeat": "etl"}
+    path = hub.runtime.config.storage.path
+    with edited(hub, "alerts", "id = :alert", Edit("duplicates", odd), ids):
+        with edited(hub, "heartbeats", "name = 'etl'", Edit("overdue", odd), ids):
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                held = db.execute(
+                    "SELECT typeof(duplicates), (SELECT typeof(overdue) FROM heartbeats"
+                    " WHERE name = 'etl') FROM alerts WHERE id = ?",
+                    (ids["alert"],),
+                ).fetchone()
+            api = validated(hub, ids)
+    assert held == ("text", "text")
+    beat = json.loads(api["/api/v1/heartbeats/{name}"])
+    alert = json.loads(api["/api/v1/alerts/{alert_id}"])
+    assert (alert["duplicates"], beat["overdue"], beat["state"]) == (odd, False, "up")
