@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 _BARE = re.compile(r"[\w.:/@+,-]+", re.ASCII)
 _EVENT = "event="
-VALUE_MAX = 1000
+VALUE_MAX = 2000  # as long as the longest comment or reason hub takes: those stay whole
 
 
 class LogfmtFormatter(logging.Formatter):
