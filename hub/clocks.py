@@ -15,6 +15,7 @@ due time is held back by the step. A restart takes the wall clock as it is.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -27,7 +28,12 @@ NOTED_STEP_SECONDS = 1.0
 
 
 class SteadyClock:
-    """Epoch seconds that follow ``wall`` forward and never step back (see the module)."""
+    """Epoch seconds that follow ``wall`` forward and never step back (see the module).
+
+    Read by the event loop and by the store's read threads (``Store.read_aside``) at
+    once: each reading is taken whole under a lock, else one begun before a step back
+    and ended after another saw it undid the slowing down, logging the step twice and
+    a catching up that never happened."""
 
     def __init__(
         self,
@@ -38,8 +44,13 @@ class SteadyClock:
         self._monotonic = monotonic
         self._anchor = (wall(), monotonic(), 1.0)  # (time, monotonic time, pace) in one
         self._noted = False  # a step back was logged, and its catching up will be
+        self._lock = threading.Lock()
 
     def __call__(self) -> float:
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> float:
         now, elapsed = self._wall(), self._monotonic()
         at, since, pace = self._anchor
         steady = at + (elapsed - since) * pace

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 
@@ -78,3 +79,38 @@ def test_a_wall_clock_a_moment_behind_is_no_step_worth_a_log_line(caplog, jitter
     with caplog.at_level(logging.INFO, logger="hub.clock"):
         assert clock() == pytest.approx(clocks.wall + jitter)
     assert caplog.records == []
+
+
+def test_a_reading_in_a_read_thread_across_a_step_back_leaves_the_slowing_down_alone(caplog):
+    """The store's read threads read the clock as the event loop does. One reading the
+    wall clock just before a step back, and finishing after the loop's reading saw the
+    step, must not undo the slowing down: the step is logged once, and no catching up
+    that never happened."""
+    clocks = Clocks()
+    read_wall, loop_done = threading.Event(), threading.Event()
+    loop = threading.current_thread()  # this test's thread stands for the event loop
+
+    def wall() -> float:
+        if threading.current_thread() is not loop:
+            read_wall.set()
+        return clocks.wall
+
+    def monotonic() -> float:
+        if threading.current_thread() is not loop:
+            loop_done.wait(0.5)  # the loop's reading goes on meanwhile, unless it waits
+        return clocks.monotonic
+
+    clock = SteadyClock(wall, monotonic)
+    start = clock()
+    in_thread = threading.Thread(target=clock)
+    with caplog.at_level(logging.INFO, logger="hub.clock"):
+        in_thread.start()
+        assert read_wall.wait(5)
+        clocks.step(-3600)
+        assert clock() == start
+        loop_done.set()
+        in_thread.join(5)
+        clocks.tick(10)
+        assert clock() == pytest.approx(start + 9), "still slowed down: 10 s later, 9 s on"
+    said = [record.getMessage() for record in caplog.records]
+    assert said == ["event=clock_stepped_back seconds=3600.0"]
