@@ -1826,9 +1826,7 @@ class Store:
         writer.execute("PRAGMA busy_timeout = 0")
         self._writer = writer
         self._loop_reader = self._read_connection()
-        self._aside = ThreadPoolExecutor(
-            self.aside_max, "hub-store-read", initializer=self._open_aside_reader
-        )
+        self._aside = ThreadPoolExecutor(self.aside_max, "hub-store-read")
         self._committer = threading.Thread(
             target=self._run_commits, name="hub-store-commit", daemon=True
         )
@@ -1868,12 +1866,16 @@ class Store:
         conn.execute("PRAGMA query_only = ON")
         return conn
 
-    def _open_aside_reader(self) -> None:
-        """A read thread's start: it reads through a connection of its own, so a long
-        read holds no snapshot the loop's reads would share."""
-        conn = self._read_connection()
-        self._aside_readers.append(conn)
-        self._aside_local.conn = conn
+    def _aside_reader(self) -> sqlite3.Connection:
+        """This read thread's own connection, so a long read holds no snapshot the loop's
+        reads would share; opened at the thread's first read, so that one failing to
+        open (no file descriptor left) fails that read alone: failing the thread's
+        start broke every read aside for good, and kept its slot."""
+        conn = getattr(self._aside_local, "conn", None)
+        if conn is None:
+            conn = self._aside_local.conn = self._read_connection()
+            self._aside_readers.append(conn)
+        return conn
 
     @property
     def writer_alive(self) -> bool:
@@ -2097,6 +2099,7 @@ class Store:
 
     def _in_slot(self, fn: Callable[[], T]) -> T:
         try:
+            self._aside_reader()
             return fn()
         finally:
             self._aside_slots.release()

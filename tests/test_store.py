@@ -8,6 +8,7 @@ import fcntl
 import json
 import logging
 import os
+import resource
 import signal
 import socket
 import sqlite3
@@ -1119,3 +1120,38 @@ def test_reads_aside_run_off_the_loop_at_most_aside_max_at_once_and_one_more_is_
     assert thread.startswith("hub-store-read") and count == written == 1
     assert "[server] read_concurrency" in detail and refused == [1]
     assert again == [{"one": 1}]
+
+
+@contextlib.contextmanager
+def no_file_descriptor_left() -> Iterator[None]:
+    """This process may open no more files while inside, as at its open-files limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.dup(0)
+    os.close(lowest_free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_read_thread_that_cannot_open_its_connection_fails_that_read_alone(tmp_path):
+    """A read thread opens its connection at its first read: with no file descriptor
+    left, that read fails, its slot comes back, and once one is free the next read is
+    answered. Opened at the thread's start, the failure broke every read aside until a
+    restart."""
+    store = Store(str(tmp_path / "r.db"), aside_max=1)
+    store.open()
+
+    async def first() -> list[dict]:
+        with no_file_descriptor_left():
+            return await store.read_aside(lambda: store.query("SELECT 1 AS one"))
+
+    try:
+        with pytest.raises(sqlite3.OperationalError):
+            asyncio.run(first())
+        again = asyncio.run(store.read_aside(lambda: store.query("SELECT 1 AS one")))
+    finally:
+        store.close()
+    assert again == [{"one": 1}]
+
