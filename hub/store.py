@@ -2098,9 +2098,16 @@ class Store:
         return await asyncio.wrap_future(future)
 
     def _in_slot(self, fn: Callable[[], T]) -> T:
+        """``fn`` in one read transaction: every read it makes sees the store as its first
+        did, though the loop commits writes meanwhile, so a list agrees with its counts
+        and an alert's mutes with the alerts they were worked out from."""
         try:
-            self._aside_reader()
-            return fn()
+            conn = self._aside_reader()
+            conn.execute("BEGIN")
+            try:
+                return fn()
+            finally:
+                conn.execute("ROLLBACK")
         finally:
             self._aside_slots.release()
 

@@ -1155,3 +1155,32 @@ def test_a_read_thread_that_cannot_open_its_connection_fails_that_read_alone(tmp
         store.close()
     assert again == [{"one": 1}]
 
+
+def test_a_read_aside_sees_the_store_as_its_first_read_did(tmp_path):
+    """A read aside is one read transaction: a write the loop commits between two of its
+    reads is not half seen (a list and its counts, alerts and their mutes, agree)."""
+    store = Store(str(tmp_path / "r.db"))
+    store.open()
+    first_read, written = threading.Event(), threading.Event()
+
+    def read_twice() -> tuple[int, int]:
+        before = store.query_one("SELECT count(*) AS n FROM deliveries")["n"]
+        first_read.set()
+        written.wait(10)
+        return before, store.query_one("SELECT count(*) AS n FROM deliveries")["n"]
+
+    async def write_between() -> tuple[tuple[int, int], int]:
+        reading = asyncio.ensure_future(store.read_aside(read_twice))
+        await asyncio.to_thread(first_read.wait, 10)
+        await store.write(insert_delivery("meanwhile"))
+        written.set()
+        seen = await reading
+        return seen, await store.read_aside(
+            lambda: store.query_one("SELECT count(*) AS n FROM deliveries")["n"]
+        )
+
+    try:
+        seen, after = asyncio.run(write_between())
+    finally:
+        store.close()
+    assert seen == (0, 0) and after == 1
