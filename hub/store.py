@@ -1843,7 +1843,10 @@ class Store:
             _, future = self._pending.popleft()
             _settle(future, None, closed)
         if self._aside is not None:
-            self._aside.shutdown(cancel_futures=True)
+            # Reads under way end first, on connections still open. One just submitted
+            # waits for a thread finishing another: it runs too, where cancelling it
+            # handed its request a CancelledError (a traceback in the server's log).
+            self._aside.shutdown()
             self._aside = None
         for conn in (self._writer, self._loop_reader, *self._aside_readers):
             if conn is not None:
