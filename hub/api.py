@@ -7,7 +7,7 @@ import functools
 import json
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 from litestar import Request, Response, get, post, route
@@ -22,6 +22,8 @@ from hub.api_params import Since, query_matchers, since_timestamp
 from hub.errors import NotFound
 from hub.events import Severity
 from hub.problems import problem, read_refusals, refusal, refusals
+from hub.rules import Rules
+from hub.silences import Silence
 from hub.store import ALERT_ORDER, ROW_ID_MAX
 
 ALERTS = paging.Listing("alerts", ALERT_ORDER)
@@ -126,41 +128,60 @@ def shown(value: Any) -> Any:
     return logs.text(value) if isinstance(value, bytes) else value
 
 
-def with_mutes(hub: Any, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each alert with ``mutes``: what holds it back from notifications now (silences,
-    maintenance, inhibition, flapping; none once resolved), as the dispatcher would
-    decide. Mutes are decided at send time and never stored, so they are worked out
-    here, reading the silences and firing alerts once for the whole list."""
+class MuteMoment(NamedTuple):
+    """What decides mutes at one moment, read once: the rules in force, the time and the
+    silences active then. A read run aside (``Store.read_aside``) runs in a thread while
+    the loop reloads the config and creates and expires silences; taking these once, it
+    never shows mutes of two configs, nor an alert held by a silence its answer does
+    not list as active."""
+
+    rules: Rules
+    now: float
+    silences: list[Silence]
+
+
+def mute_moment(hub: Any) -> MuteMoment:
+    """The rules, the time and the active silences now, for one read's mutes."""
+    rules, now = hub.rules, hub.clock()
+    return MuteMoment(rules, now, hub.active_silences(datetime.fromtimestamp(now, UTC)))
+
+
+def with_mutes(hub: Any, alerts: list[dict[str, Any]], at: MuteMoment) -> list[dict[str, Any]]:
+    """Each alert with ``mutes``: what holds it back from notifications ``at`` that
+    moment (silences, maintenance, inhibition, flapping; none once resolved), as the
+    dispatcher would decide. Mutes are decided at send time and never stored, so they
+    are worked out here, reading the firing alerts once for the whole list."""
     if not any(alert["status"] == "firing" for alert in alerts):
         return [{**alert, "mutes": []} for alert in alerts]
-    muter = _muter_now(hub, dispatch.firing_labels(hub.store.reading(), hub.rules))
+    muter = _muter(at, dispatch.firing_labels(hub.store.reading(), at.rules))
     return [{**alert, "mutes": msgspec.to_builtins(muter.mutes(alert))} for alert in alerts]
 
 
-def _muter_now(hub: Any, firing_labels: list[dict[str, str]]) -> mute.Muter:
-    """The dispatcher's mute stage at this moment, inhibiting by ``firing_labels``."""
-    now = hub.clock()
-    active = hub.active_silences(datetime.fromtimestamp(now, UTC))
-    return dispatch.muter(hub.rules, now, active, firing_labels)
+def _muter(at: MuteMoment, firing_labels: list[dict[str, str]]) -> mute.Muter:
+    """The dispatcher's mute stage ``at`` that moment, inhibiting by ``firing_labels``."""
+    return dispatch.muter(at.rules, at.now, at.silences, firing_labels)
 
 
 def muted_only(
-    hub: Any, muted: bool | None, held: Callable[[list[dict[str, Any]]], Collection[int]]
+    hub: Any,
+    muted: bool | None,
+    held: Callable[[list[dict[str, Any]]], Collection[int]],
+    at: MuteMoment,
 ) -> tuple[str, dict[str, str]]:
     """A list's ``muted`` filter as a WHERE condition: the rows whose ids ``held`` picks
-    from the firing alerts, each marked with whether a mute holds it (``True``), the
-    others (``False``), or every row (None). Mutes are not stored, so they are worked
-    out for every firing alert (only a firing alert is ever muted: as many as fire at
-    once, read through the status index, however many resolved ones the store holds),
-    from one narrow read that also feeds inhibition, stopping at each alert's first
-    mute. The filter is SQL, not a look at the rows read, so a page is full while
-    matching rows remain; the ids go in as one JSON array, as there may be more than
-    SQLite takes parameters."""
+    from the firing alerts, each marked with whether a mute holds it ``at`` that moment
+    (``True``), the others (``False``), or every row (None). Mutes are not stored, so
+    they are worked out for every firing alert (only a firing alert is ever muted: as
+    many as fire at once, read through the status index, however many resolved ones the
+    store holds), from one narrow read that also feeds inhibition, stopping at each
+    alert's first mute. The filter is SQL, not a look at the rows read, so a page is
+    full while matching rows remain; the ids go in as one JSON array, as there may be
+    more than SQLite takes parameters."""
     if muted is None:
         return "1", {}
     firing = hub.store.firing_alerts()
-    labels = [matchable(alert) for alert in firing] if hub.rules.inhibit_rules else []
-    reasons = _muter_now(hub, labels).reasons(firing)
+    labels = [matchable(alert) for alert in firing] if at.rules.inhibit_rules else []
+    reasons = _muter(at, labels).reasons(firing)
     marked = [{**alert, "mutes": alert["fingerprint"] in reasons} for alert in firing]
     ids = sorted(held(marked))
     negation = "" if muted else "NOT "
@@ -222,14 +243,15 @@ async def list_alerts(
     hub = request.app.state.hub
 
     def listed() -> tuple[list[dict[str, Any]], str | None]:
-        condition, more = muted_only(hub, muted, muted_alerts)
+        at = mute_moment(hub)
+        condition, more = muted_only(hub, muted, muted_alerts, at)
         found = ALERTS.page(
             functools.partial(hub.store.alerts, f"{where} AND {condition}", params | more),
             cursor,
             limit,
             functools.partial(_labelled, wanted) if wanted else None,
         )
-        return [present(row) for row in with_mutes(hub, found.rows)], found.next
+        return [present(row) for row in with_mutes(hub, found.rows, at)], found.next
 
     return paging.respond(request, *await hub.store.read_aside(listed))
 
@@ -257,7 +279,7 @@ def _alert(hub: Any, alert_id: int) -> dict[str, Any]:
     if alert is None:
         raise NotFound(f"no alert with id {alert_id}")
     history = [present(row) for row in hub.store.alert_history(alert_id)]
-    return {**present(with_mutes(hub, [alert])[0]), "history": history}
+    return {**present(with_mutes(hub, [alert], mute_moment(hub))[0]), "history": history}
 
 
 @post(

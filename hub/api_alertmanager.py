@@ -220,10 +220,11 @@ async def _aside(hub: Any, answer: Callable[[], list[dict[str, Any]]]) -> Respon
 
 
 def _firing(hub: Any) -> tuple[list[dict[str, Any]], set[str]]:
-    """Every firing alert with its ``mutes``, and the ids of the silences now active,
-    which tell the silences among its mutes from the muting time intervals."""
-    silence_ids = {s.id for s in hub.active_silences(silencing.current_time(hub))}
-    return api.with_mutes(hub, hub.store.firing_alerts_in_full()), silence_ids
+    """Every firing alert with its ``mutes``, and the ids of the silences active at that
+    moment (the one its mutes were worked out at), which tell the silences among its
+    mutes from the muting time intervals."""
+    at = api.mute_moment(hub)
+    return api.with_mutes(hub, hub.store.firing_alerts_in_full(), at), {s.id for s in at.silences}
 
 
 @get(

@@ -22,6 +22,7 @@ from hub.api import (
     ROW_ID_MAX,
     RowId,
     equalities,
+    mute_moment,
     muted_incidents,
     muted_only,
     present,
@@ -157,7 +158,7 @@ async def list_incidents(
     hub = request.app.state.hub
 
     def listed() -> tuple[list[dict[str, Any]], str | None]:
-        only = muted_only(hub, muted, muted_incidents)
+        only = muted_only(hub, muted, muted_incidents, mute_moment(hub))
         found = find(hub.store, wanted, status, severity, after, limit, cursor, only)
         return [_present_incident(row) for row in found.rows], found.next
 
@@ -216,7 +217,10 @@ def _incident(hub: Any, incident_id: int) -> dict[str, Any]:
     deliveries = store.notifications({"incident_id": incident_id}, limit=1000)
     return {
         **_present_incident(incident),
-        "alerts": [present(a) for a in with_mutes(hub, store.incident_alerts(incident_id))],
+        "alerts": [
+            present(a)
+            for a in with_mutes(hub, store.incident_alerts(incident_id), mute_moment(hub))
+        ],
         "timeline": [present(t) for t in store.timeline(incident_id)],
         "notifications": [_present_notification(store, n) for n in deliveries],
         "escalation_state": _present_escalation(store.escalation(incident_id)),

@@ -24,7 +24,7 @@ from hub import (
 )
 from hub import heartbeats as heartbeat_checks
 from hub.alerts import matchable
-from hub.api import RowId, muted_incidents, muted_only, with_mutes
+from hub.api import RowId, mute_moment, muted_incidents, muted_only, with_mutes
 from hub.config import Duration
 from hub.console.render import page
 from hub.console.viewer import Viewer, identify
@@ -63,11 +63,12 @@ def _incidents_page(
     request: Request, viewer: Viewer, status: str, label: str, muted: str, cursor: str | None
 ) -> Template:
     hub = request.app.state.hub
-    store, group_by = hub.store, hub.config.route.group_by or []
+    at = mute_moment(hub)  # one config and set of silences for the list, tabs and marks
+    store, group_by = hub.store, at.rules.config.route.group_by or []
     wanted, error = _matchers(label)
     shown_muted, muted_error = _muted(muted)
     error = error or muted_error
-    only = muted_only(hub, shown_muted, muted_incidents)
+    only = muted_only(hub, shown_muted, muted_incidents, at)
     found = (
         paging.Page([], None)
         if error
@@ -100,7 +101,7 @@ def _incidents_page(
         cursor=cursor,
         older=found.next,
         alert_counts=store.incident_alert_counts(ids),
-        muted_ids=muted_incidents(with_mutes(hub, store.firing_alerts_of(ids))),
+        muted_ids=muted_incidents(with_mutes(hub, store.firing_alerts_of(ids), at)),
         group_by=group_by,
         filter_example=filter_example(group_by),
         here=here,
@@ -171,7 +172,7 @@ def incident_page(
         status=status,
         error=error,
         incident=found,
-        alerts=with_mutes(hub, store.incident_alerts(incident_id)),
+        alerts=with_mutes(hub, store.incident_alerts(incident_id), mute_moment(hub)),
         timeline=timeline,
         notifications=sent,
         dismissals=dismissals(store, sent),
