@@ -9,6 +9,7 @@ import json
 
 import pytest
 from conftest import wait_for
+from console_support import sign_in
 from hub_process import hub_process
 from logfmt_support import events
 
@@ -34,6 +35,10 @@ receiver = "ops"
 group_wait = "0s"
 group_interval = "1s"
 
+[[route.routes]]
+matchers = ['kind="huge"']
+group_by = ["..."]
+
 [api]
 tokens = [{ name = "ops", token = "ops-token", role = "write" }]
 """
@@ -45,6 +50,9 @@ SLACK_TEXT_LIMIT = 40_000  # characters Slack takes in one message
 SPACES = 200_000
 # A query string stays under the header limit (64 KiB); ``+`` is a space there.
 QUERY_SPACES = 60_000
+PAGE_BOUND = 100_000
+"""Bytes a console page about one alert cut short stays under: shown whole, one of
+2,000 labels, a value of 300 KB and 100 annotations of 5 KB made a page of 1.5 MB."""
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +113,30 @@ def test_a_message_shows_a_huge_alerts_labels_and_annotations_cut_short(hub):
     assert len(message["body"]) < SLACK_TEXT_LIMIT
     assert "`big=bbb" in message["body"]
     assert "+1951 more" in message["body"]  # 2001 labels, 50 shown
+
+
+def test_the_console_shows_a_huge_alert_cut_short_as_a_message_does(hub):
+    labels = {f"l{i:04d}": "v" for i in range(2000)} | {"big": "b" * 300_000, "kind": "huge"}
+    annotations = {f"a{i:04d}": "w" * 5000 for i in range(100)}
+    event = {"status": "firing", "summary": "huge", "labels": labels, "annotations": annotations}
+    with hub.client() as client:
+        posted = client.post("/webhooks/shop", json=event)
+        assert posted.status_code == 202, posted.text
+        incident_id = posted.json()["alerts"][0]["incident_id"]
+        sign_in(client, "ops-token")
+        incident = client.get(f"/incidents/{incident_id}")
+        listed = client.get("/")
+        form = client.get(f"/silences/new?incident={incident_id}")
+    assert incident.status_code == listed.status_code == form.status_code == 200
+    assert len(incident.content) < PAGE_BOUND and len(listed.content) < PAGE_BOUND
+    # Its 2,002 labels, the first 50 by name shown; its group labels so too.
+    assert "+1952 more<" in incident.text and "+1953 more<" in incident.text
+    assert "+80 more annotations" in incident.text
+    assert "big=" + "b" * 190 in incident.text and "b" * 300 not in incident.text
+    assert "+1953 more<" in listed.text
+    # "Silence alerts like this" names the incident; its form holds the labels whole.
+    assert f'href="/silences/new?incident={incident_id}"' in incident.text
+    assert "big=&#34;" + "b" * 300_000 + "&#34;" in form.text  # HTML-escaped quotes
 
 
 def _message_about(sent, summary: str) -> dict | None:

@@ -161,7 +161,6 @@ def incident_page(
     found = store.incident(incident_id)
     if found is None:
         raise NotFound(f"no incident with id {incident_id}")
-    like_this = [str(matchers.Matcher(k, "=", v)) for k, v in sorted(found["labels"].items())]
     timeline = store.timeline(incident_id)
     sent = store.notifications({"incident_id": incident_id}, limit=SHOWN)
     return page(
@@ -178,7 +177,6 @@ def incident_page(
         dismissals=dismissals(store, sent),
         escalation=store.escalation(incident_id),
         unheard=unheard_step(timeline),
-        like_this=like_this,
     )
 
 
@@ -211,10 +209,21 @@ async def new_silence(
     matcher: Repeated = None,
     incident: FromQuery[int | None] = None,
 ) -> Template:
-    """The silence form, pre-filled from "silence alerts like this" on an incident."""
+    """The silence form; opened from an incident ("silence alerts like this": its id and
+    no ``matcher``), filled with the incident's group labels as matchers. The link names
+    only the incident: group labels of hundreds of kilobytes made a link no browser or
+    server takes (hub answers a request line over 64 KiB with 431)."""
+    if matcher is None and incident is not None:
+        matcher = like_this(request.app.state.hub.store.incident(incident))
     return silence_form(
         request, viewer, {"matchers": "\n".join(matcher or []), "incident": incident}
     )
+
+
+def like_this(incident: dict[str, Any] | None) -> list[str]:
+    """Matchers for an incident's group labels (none for no incident)."""
+    labels = incident["labels"] if incident else {}
+    return [str(matchers.Matcher(k, "=", v)) for k, v in sorted(labels.items())]
 
 
 @get("/silences/{silence_id:str}/edit", name="console:edit-silence")

@@ -68,6 +68,16 @@ WARNINGS = {
         " only when a green banner says so. Do it again."
     ),
 }
+LABELS_SHOWN = 50
+LABEL_CHARS = 200
+ANNOTATIONS_SHOWN = 20
+ANNOTATION_CHARS = 2000
+"""How much of an alert's labels and annotations a page shows, as an email shows them:
+the first 50 labels by name (then "+N more"), each ``name=value`` cut at 200
+characters, and the first 20 annotations, each cut at 2000. A sender may send
+thousands of labels or a value of hundreds of kilobytes, which shown whole made an
+incident's page megabytes long and held up every webhook while it was rendered. The
+API keeps them whole."""
 _INCIDENT_PATH = re.compile(r"/incidents/(\d+)")
 # Each form's action URL and the page it is posted from: where a refused post, a
 # reload of its answer or a stray visit to the action URL should lead.
@@ -102,7 +112,14 @@ def template_config() -> TemplateConfig:
         lstrip_blocks=True,
     )
     env.filters.update(ago=ago, utc=utc, hhmm=hhmm, span=span, took=took, pretty_kind=pretty_kind)
-    env.globals.update(query=query, comment_max=COMMENT_MAX)
+    env.globals.update(
+        query=query,
+        comment_max=COMMENT_MAX,
+        labels_shown=LABELS_SHOWN,
+        label_chars=LABEL_CHARS,
+        annotations_shown=ANNOTATIONS_SHOWN,
+        annotation_chars=ANNOTATION_CHARS,
+    )
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
 
 
