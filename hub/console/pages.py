@@ -192,7 +192,8 @@ def unheard_step(timeline: list[dict]) -> dict | None:
 
 @get("/silences", name="console:silences")
 async def silences(request: Request, viewer: NamedDependency[Viewer]) -> Template:
-    return silences_page(request, viewer)
+    """Read aside (``Store.read_aside``): expired silences are kept for months."""
+    return await request.app.state.hub.store.read_aside(lambda: silences_page(request, viewer))
 
 
 def silences_page(
