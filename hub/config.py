@@ -106,6 +106,10 @@ class Server(Struct):
     (``Store.read_aside``); one more is a 503."""
     ack_secret: str = ""
     ack_link_ttl: Duration = Duration(86400)
+    max_silences: int = 1000
+    """Most pending and active silences made through the API; one more is refused, as
+    Alertmanager's ``--silences.max-silences`` refuses it: every dispatcher round
+    and mute check reads each one (``hub.silencing.create``)."""
 
     @property
     def base_url(self) -> str:
@@ -1205,6 +1209,8 @@ def _check_server(server: Server) -> list[str]:
         problems.append(
             f"server.read_concurrency: must be at least 1, got {server.read_concurrency}"
         )
+    if server.max_silences < 1:
+        problems.append(f"server.max_silences: must be at least 1, got {server.max_silences}")
     return problems + _positive_durations(server, "server", ("ack_link_ttl", "request_timeout"))
 
 

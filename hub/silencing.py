@@ -124,11 +124,12 @@ def _one(hub: Any, silence_id: str) -> dict[str, Any]:
     status_code=201,
     guards=[require("write")],
     security=BEARER,
-    responses=refusals(400, 401, 403, 413, 422, 503),
+    responses=refusals(400, 401, 403, 409, 413, 422, 503),
 )
 async def create_silence(request: Request) -> dict[str, Any]:
     """201 with the stored silence; 422 naming the field when it is not a valid one,
-    403 when ``created_by`` names someone other than a token that speaks for nobody."""
+    403 when ``created_by`` names someone other than a token that speaks for nobody,
+    409 when ``[server] max_silences`` are pending or active."""
     hub = request.app.state.hub
     body = parse_json(await request.body(), NewSilence)
     return await create(hub, body, caller(request))
@@ -186,7 +187,8 @@ async def create(hub: Any, body: NewSilence, asking: Caller) -> dict[str, Any]:
     """Validate and store a new silence (the API's and the console's way to make one)."""
     now = current_time(hub)
     silence = build(body, now, asking)
-    await hub.store.write(lambda tx: tx.insert_silence(silence))
+    limit = hub.config.server.max_silences
+    await hub.store.write(lambda tx: _insert(tx, silence, limit, now))
     log.info(
         "event=silence_created id=%s by=%s%s matchers=%s",
         silence.id,
@@ -226,6 +228,19 @@ async def expire(hub: Any, silence_id: str, by: str | None) -> dict[str, Any]:
         "event=silence_expired id=%s by=%s%s", logs.value(silence_id), logs.value(by or ""), removed
     )
     return present(expired, now, static=False)
+
+
+def _insert(tx: Tx, silence: Silence, limit: int, now: datetime) -> None:
+    """Store a new silence unless ``limit`` silences are pending or active: Conflict,
+    naming the key. Each one in force is read at every dispatcher round and mute
+    check; 5,000 held the event loop for a tenth of a second at each round."""
+    held = tx.unexpired_silences(now.timestamp())
+    if held >= limit:
+        raise Conflict(
+            f"there are {held} pending or active silences, as many as [server] max_silences"
+            f" allows ({limit}): expire one, or raise the limit"
+        )
+    tx.insert_silence(silence)
 
 
 def _refuse_static(hub: Any, silence_id: str) -> None:

@@ -1719,6 +1719,12 @@ class Tx:
         found = (_decode_silence(row) for row in _all(cursor))
         return next((s for s in found if s.id == silence_id), None)
 
+    def unexpired_silences(self, at: float) -> int:
+        """How many of the API's silences end after ``at``: pending and active ones."""
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM silences WHERE ends_at > ?", (at,)
+        ).fetchone()[0]
+
     def insert_silence(self, silence: Silence) -> None:
         self.conn.execute(
             "INSERT INTO silences"

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from hub_process import HubProcess, hub_process
-from test_redos import READ, beside_a_webhook
+from test_redos import READ, WRITE, beside_a_webhook
 
 SILENCES = 20_000
 PROMPT = 1.0
@@ -103,3 +103,28 @@ def test_a_list_of_many_silences_leaves_webhooks_prompt(hub, path):
     if answer.status_code == 200:
         assert len(answer.json()) == SILENCES
     assert webhook_seconds < PROMPT
+
+
+def test_a_silence_past_max_silences_is_refused_naming_the_key(hub):
+    """The store holds 20,000 in force, over the default of 1,000 (a limit only stops
+    new ones): a new silence is refused as Alertmanager's ``--silences.max-silences``
+    refuses it, in each API's form, and none is stored."""
+    body = {"matchers": ['team="new"'], "duration": "1h", "comment": "deploy"}
+    am_body = {
+        "matchers": [{"name": "team", "value": "new", "isRegex": False, "isEqual": True}],
+        "startsAt": "2026-01-01T00:00:00Z",
+        "endsAt": "2999-01-01T00:00:00Z",
+        "createdBy": "will",
+        "comment": "deploy",
+    }
+    with hub.client(headers=WRITE) as client:
+        ours = client.post("/api/v1/silences", json=body)
+        theirs = client.post("/api/v2/silences", json=am_body)
+        listed = client.get("/api/v1/silences", params={"matcher": 'team="new"'})
+    assert ours.status_code == 409, ours.text
+    assert ours.json()["detail"] == (
+        f"there are {SILENCES} pending or active silences, as many as [server] max_silences"
+        " allows (1000): expire one, or raise the limit"
+    )
+    assert (theirs.status_code, theirs.json()) == (409, ours.json()["detail"])
+    assert listed.json() == []
