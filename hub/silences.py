@@ -166,7 +166,7 @@ def problems(texts: list[str], starts_at: datetime | None, ends_at: datetime | N
     so it is refused, as Alertmanager does.
     """
     found = matchers.problems(texts, "matchers", required=True)
-    if not found and matchers.matches_all(matchers.parse_all(texts), {}):
+    if not found and matchers.matches_all(PARSED.get(tuple(texts)), {}):
         found.append(
             "matchers: at least one matcher must not match the empty string, "
             "or the silence would mute every alert"
