@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from console_support import sign_in
 from hub_process import HubProcess, hub_process
 from test_redos import READ, WRITE, beside_a_webhook
 
@@ -102,6 +103,17 @@ def test_a_list_of_many_silences_leaves_webhooks_prompt(hub, path):
     assert answer.status_code == (404 if path.endswith("unknown") else 200), answer.text
     if answer.status_code == 200:
         assert len(answer.json()) == SILENCES
+    assert webhook_seconds < PROMPT
+
+
+def test_the_consoles_silences_page_leaves_webhooks_prompt(hub):
+    """Read and rendered in a read thread: rendered on the event loop, the page of
+    20,000 silences (30 MB) held every webhook meanwhile."""
+    with hub.client() as client:
+        sign_in(client, "read-token")
+        page, _, webhook_seconds = beside_a_webhook(hub, lambda: client.get("/silences"))
+    assert page.status_code == 200
+    assert page.text.count('data-silence="') == SILENCES
     assert webhook_seconds < PROMPT
 
 

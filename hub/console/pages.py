@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, get_args
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Template
@@ -26,7 +26,7 @@ from hub import heartbeats as heartbeat_checks
 from hub.alerts import matchable
 from hub.api import RowId, mute_moment, muted_incidents, muted_only, with_mutes
 from hub.config import Duration
-from hub.console.render import page
+from hub.console.render import page, rendered
 from hub.console.viewer import Viewer, identify
 from hub.errors import NotFound
 from hub.silences import Silence
@@ -48,14 +48,15 @@ async def incidents(
     label: FromQuery[str] = "",
     muted: FromQuery[str] = "",
     cursor: FromQuery[str | None] = None,
-) -> Template:
+) -> Response:
     """Incidents by tab, newest change first, a page at a time as ``/api/v1/incidents``
     pages them; ``label`` filters on group labels, ``muted`` keeps the muted incidents
     (``true``) or the others (``false``), the tab counts too. An unknown tab or filter
-    is a 400 that says so, never a list that looks like the answer. Worked out in a read
-    thread (``Store.read_aside``): mutes and counts go over every firing alert."""
+    is a 400 that says so, never a list that looks like the answer. Worked out and
+    rendered in a read thread (``Store.read_aside``): mutes and counts go over every
+    firing alert."""
     return await request.app.state.hub.store.read_aside(
-        lambda: _incidents_page(request, viewer, status, label, muted, cursor)
+        lambda: rendered(request, _incidents_page(request, viewer, status, label, muted, cursor))
     )
 
 
@@ -140,10 +141,11 @@ def _matchers(text: str) -> tuple[list[matchers.Matcher], str]:
 @get("/incidents/{incident_id:str}", name="console:incident")
 async def incident(
     request: Request, viewer: NamedDependency[Viewer], incident_id: RowId
-) -> Template:
-    """Read aside (``Store.read_aside``): an incident may hold thousands of alerts."""
+) -> Response:
+    """Read and rendered aside (``Store.read_aside``): an incident may hold thousands of
+    alerts."""
     return await request.app.state.hub.store.read_aside(
-        lambda: incident_page(request, viewer, incident_id)
+        lambda: rendered(request, incident_page(request, viewer, incident_id))
     )
 
 
@@ -191,9 +193,12 @@ def unheard_step(timeline: list[dict]) -> dict | None:
 
 
 @get("/silences", name="console:silences")
-async def silences(request: Request, viewer: NamedDependency[Viewer]) -> Template:
-    """Read aside (``Store.read_aside``): expired silences are kept for months."""
-    return await request.app.state.hub.store.read_aside(lambda: silences_page(request, viewer))
+async def silences(request: Request, viewer: NamedDependency[Viewer]) -> Response:
+    """Read and rendered aside (``Store.read_aside``): expired silences are kept for
+    months."""
+    return await request.app.state.hub.store.read_aside(
+        lambda: rendered(request, silences_page(request, viewer))
+    )
 
 
 def silences_page(

@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
-from litestar import Request
+from litestar import Request, Response
+from litestar.enums import MediaType
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template import TemplateConfig
@@ -159,6 +160,22 @@ def page(
         },
         status_code=status,
         headers=_SECURITY_HEADERS,
+    )
+
+
+def rendered(request: Request, template: Template) -> Response:
+    """``template`` rendered now, in the calling thread: a page over thousands of rows
+    (an incident's alerts, every silence) takes as long to render as to read them, so
+    a page read aside (``Store.read_aside``) is rendered there too, not on the event
+    loop, where Litestar renders a ``Template``."""
+    engine = request.app.template_engine
+    context = template.create_template_context(request)
+    body = engine.get_template(template.template_name).render(**context)
+    return Response(
+        body,
+        status_code=template.status_code,
+        headers=template.headers,
+        media_type=MediaType.HTML,
     )
 
 
