@@ -98,6 +98,7 @@ def test_a_refused_action_shows_its_page_which_then_stands_for_the_page_itself(h
             " 9223372036854775807, got 'abc'",
         ),
         ("/incidents/0", 400, "invalid path parameter 'incident_id'"),
+        (f"/silences/new?incident={2**64}", 400, "invalid query parameter 'incident'"),
         ("/deliveries/abc", 400, "invalid path parameter 'delivery_id'"),
         ("/incidents/999", 404, "no incident with id 999"),
         ("/no/such/page", 404, "Not Found"),

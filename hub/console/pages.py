@@ -30,6 +30,7 @@ from hub.console.render import page, rendered
 from hub.console.viewer import Viewer, identify
 from hub.errors import NotFound
 from hub.silences import Silence
+from hub.store import ROW_ID_MAX
 from hub.templates import TEST_PATH
 
 TABS = ("open", "acknowledged", "resolved")
@@ -213,7 +214,7 @@ async def new_silence(
     request: Request,
     viewer: NamedDependency[Viewer],
     matcher: Repeated = None,
-    incident: FromQuery[int | None] = None,
+    incident: Annotated[int | None, QueryParameter(ge=1, le=ROW_ID_MAX)] = None,
 ) -> Template:
     """The silence form; opened from an incident ("silence alerts like this": its id and
     no ``matcher``), filled with the incident's group labels as matchers. The link names
