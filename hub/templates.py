@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Literal, NoReturn
 
 import jinja2
@@ -449,15 +449,15 @@ class Templates:
         self._text = _environment(config.templates, html=False)
         self._html = _environment(config.templates, html=True)
         self._overrides = {
-            (receiver.name, field, html): env.from_string(source)
+            (receiver.name, field, html): _compiled(env, source)
             for receiver in config.receivers
             for field, source in _own_templates(receiver)
             for html, env in ((False, self._text), (True, self._html))
         }
         self._defaults = {
-            "title": self._text.from_string(DEFAULT_TITLE),
-            "chat": self._text.from_string(CHAT_BODY),
-            "email": self._html.from_string(EMAIL_BODY),
+            "title": _compiled(self._text, DEFAULT_TITLE),
+            "chat": _compiled(self._text, CHAT_BODY),
+            "email": _compiled(self._html, EMAIL_BODY),
         }
 
     def render(self, context: NotificationContext, kind: Kind, limit: int = SMS_LIMIT) -> Rendered:
@@ -547,7 +547,7 @@ def check(config: Config) -> list[str]:
 
 
 def _trial(env: SandboxedEnvironment, source: str) -> None:
-    template = env.from_string(source)
+    template = _compiled(env, source)
     for sample in SAMPLES:
         _render(template, sample)
 
@@ -719,6 +719,16 @@ def _variables(context: NotificationContext) -> dict[str, Any]:
 def _environment(
     shared: Mapping[str, str], html: bool, undefined: type[jinja2.Undefined] = jinja2.Undefined
 ) -> SandboxedEnvironment:
+    return _shared_environment(tuple(shared.items()), html, undefined)
+
+
+@lru_cache(maxsize=16)
+def _shared_environment(
+    shared: tuple[tuple[str, str], ...], html: bool, undefined: type[jinja2.Undefined]
+) -> SandboxedEnvironment:
+    """One environment per set of snippets, kept across loads: a reload, a restart in
+    the same process and the config check that precedes them compile the same
+    templates again, and compiling is most of a config's load (``_compiled``)."""
     env = SandboxedEnvironment(
         loader=jinja2.DictLoader(dict(shared)),
         undefined=undefined,
@@ -732,6 +742,13 @@ def _environment(
     env.filters["code"] = _code
     env.filters["md"] = _md
     return env
+
+
+@lru_cache(maxsize=256)
+def _compiled(env: SandboxedEnvironment, source: str) -> jinja2.Template:
+    """``source`` compiled once per environment: a Jinja compile (parse, generate,
+    ``compile``) costs tens of milliseconds, a render of the result far less."""
+    return env.from_string(source)
 
 
 def _blank(value: Any) -> Any:
