@@ -111,10 +111,27 @@ class Target(NamedTuple):
         return self.receiver, self.channel, self.integration, keys
 
 
+def _script(db: sqlite_utils.Database, sql: str) -> None:
+    """Run a migration's statements in its transaction. sqlite-utils splits a script
+    one character at a time, joining the text anew at each, so that splitting was most
+    of a new store's creation; this splits at each ``;`` instead and lets SQLite say
+    whether the statement is complete, so a ``;`` in a trigger's body or a string stays."""
+    statement = ""
+    for piece in sql.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip("; \n"):
+                db.execute(statement)
+            statement = ""
+    if statement.strip("; \n"):
+        db.execute(statement)  # incomplete: SQLite's error names what is missing
+
+
 @migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
     """The first schema: deliveries, events, alerts with history, and the outbox."""
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE deliveries (
             id INTEGER PRIMARY KEY,
@@ -193,14 +210,15 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         );
         CREATE INDEX notification_attempts_notification
             ON notification_attempts (notification_id);
-        """
+        """,
     )
 
 
 @migrations()
 def m002_incidents(db: sqlite_utils.Database) -> None:
     """Incidents group alerts; notifications and grouping state hang off them."""
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE incidents (
             id INTEGER PRIMARY KEY,
@@ -250,14 +268,15 @@ def m002_incidents(db: sqlite_utils.Database) -> None:
         ALTER TABLE notifications ADD COLUMN incident_id INTEGER REFERENCES incidents (id);
         CREATE INDEX notifications_incident ON notifications (incident_id);
         CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-        """
+        """,
     )
 
 
 @migrations()
 def m003_silences(db: sqlite_utils.Database) -> None:
     """Silences created through the API (config ones live in the config file)."""
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE silences (
             id TEXT PRIMARY KEY,
@@ -270,14 +289,14 @@ def m003_silences(db: sqlite_utils.Database) -> None:
             expired_at REAL
         );
         CREATE INDEX silences_ends ON silences (ends_at);
-        """
+        """,
     )
 
 
 @migrations()
 def m004_audit(db: sqlite_utils.Database) -> None:
     """The audit log lists a source's recent deliveries without scanning the others'."""
-    db.executescript("CREATE INDEX deliveries_source ON deliveries (source, id);")
+    _script(db, "CREATE INDEX deliveries_source ON deliveries (source, id);")
 
 
 @migrations()
@@ -285,7 +304,8 @@ def m005_escalation(db: sqlite_utils.Database) -> None:
     """One escalation per incident (keyed by the incident's id): the policy copied when
     the incident opened, the next step and when it is due. Plus the indexes retention
     deletes by."""
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE escalations (
             id INTEGER PRIMARY KEY REFERENCES incidents (id),
@@ -301,14 +321,15 @@ def m005_escalation(db: sqlite_utils.Database) -> None:
         CREATE INDEX alert_history_event ON alert_history (event_id);
         CREATE INDEX events_alert ON events (alert_id);
         CREATE INDEX incidents_resolved ON incidents (resolved_at) WHERE status = 'resolved';
-        """
+        """,
     )
 
 
 @migrations()
 def m006_heartbeats(db: sqlite_utils.Database) -> None:
     """Heartbeats from the config and the API, with their deadlines (rebuilt on start)."""
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE heartbeats (
             name TEXT PRIMARY KEY,
@@ -325,7 +346,7 @@ def m006_heartbeats(db: sqlite_utils.Database) -> None:
             overdue INTEGER NOT NULL DEFAULT 0
         );
         CREATE INDEX heartbeats_deadline ON heartbeats (deadline) WHERE deadline IS NOT NULL;
-        """
+        """,
     )
 
 
@@ -338,14 +359,15 @@ def m007_incident_counts(db: sqlite_utils.Database) -> None:
     found by index probes, and each receiver row knows its grouping waits so a
     change schedules the next look instead of forcing one.
     """
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE incidents ADD COLUMN active_alerts INTEGER NOT NULL DEFAULT 0;
         DROP INDEX alerts_incident;
         CREATE INDEX alerts_incident ON alerts (incident_id, status, severity);
         ALTER TABLE incident_receivers ADD COLUMN group_wait REAL NOT NULL DEFAULT 0;
         ALTER TABLE incident_receivers ADD COLUMN group_interval REAL NOT NULL DEFAULT 0;
-        """
+        """,
     )
 
 
@@ -354,12 +376,13 @@ def m008_test_mode(db: sqlite_utils.Database) -> None:
     """Deliveries say whether their source was in test mode (and then keep the routing
     decision, the only thing a test delivery produces) and which delivery they replay.
     ``replay_of`` is no foreign key: retention may prune the original first."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE deliveries ADD COLUMN mode TEXT NOT NULL DEFAULT 'live';
         ALTER TABLE deliveries ADD COLUMN replay_of INTEGER;
         ALTER TABLE deliveries ADD COLUMN decision TEXT;
-        """
+        """,
     )
 
 
@@ -367,7 +390,7 @@ def m008_test_mode(db: sqlite_utils.Database) -> None:
 def m009_deliveries_by_id(db: sqlite_utils.Database) -> None:
     """Retention takes deliveries oldest first by id, so the index on the receive time
     goes: every delivery written paid for it, and only retention read it."""
-    db.executescript("DROP INDEX deliveries_received;")
+    _script(db, "DROP INDEX deliveries_received;")
 
 
 @migrations()
@@ -379,19 +402,20 @@ def m010_alert_ends(db: sqlite_utils.Database) -> None:
     the end later writes ``ends_at`` alone, so the index is not written on every
     repeat: the expirer moves the check up to the end when it finds it moved.
     """
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE alerts ADD COLUMN ends_at REAL;
         ALTER TABLE alerts ADD COLUMN end_check_at REAL;
         CREATE INDEX alerts_end_check ON alerts (end_check_at) WHERE end_check_at IS NOT NULL;
-        """
+        """,
     )
 
 
 @migrations()
 def m011_heartbeat_tokens(db: sqlite_utils.Database) -> None:
     """A heartbeat may require a token on its pings; only the token's SHA-256 is kept."""
-    db.executescript("ALTER TABLE heartbeats ADD COLUMN token_sha256 TEXT;")
+    _script(db, "ALTER TABLE heartbeats ADD COLUMN token_sha256 TEXT;")
 
 
 @migrations()
@@ -399,11 +423,12 @@ def m012_change_times(db: sqlite_utils.Database) -> None:
     """When hub received the earliest change a receiver has not been told of yet, and
     the change a notification reports: event-to-notification latency is measured
     from it, grouping waits included."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE incident_receivers ADD COLUMN changed_at REAL;
         ALTER TABLE notifications ADD COLUMN changed_at REAL;
-        """
+        """,
     )
 
 
@@ -421,7 +446,8 @@ def m014_paged_targets(db: sqlite_utils.Database) -> None:
     """Whom an incident's escalation paged and has not yet told it resolved (a JSON
     list). Incidents still open at the upgrade owe it to everyone their steps paged,
     as the timeline recorded: no resolution was ever told before."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE escalations ADD COLUMN paged TEXT NOT NULL DEFAULT '[]';
         UPDATE escalations SET paged = (
@@ -430,7 +456,7 @@ def m014_paged_targets(db: sqlite_utils.Database) -> None:
             WHERE timeline.incident_id = escalations.id AND timeline.kind = 'escalated'
         )
         WHERE id IN (SELECT id FROM incidents WHERE status != 'resolved');
-        """
+        """,
     )
 
 
@@ -470,7 +496,8 @@ def m016_incident_episodes(db: sqlite_utils.Database) -> None:
     """An incident's episode: 1 when it opens, one more each time it reopens. An ack
     link carries the episode it was sent about, so it never acknowledges a later one.
     Incidents at the upgrade count the reopens their timeline recorded."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE incidents ADD COLUMN episode INTEGER NOT NULL DEFAULT 1;
         UPDATE incidents SET episode = 1 + (
@@ -478,7 +505,7 @@ def m016_incident_episodes(db: sqlite_utils.Database) -> None:
             WHERE timeline.incident_id = incidents.id AND timeline.kind = 'reopened'
         )
         WHERE id IN (SELECT incident_id FROM timeline WHERE kind = 'reopened');
-        """
+        """,
     )
 
 
@@ -487,13 +514,14 @@ def m017_snoozes(db: sqlite_utils.Database) -> None:
     """An acknowledgement may lapse: a person snoozed the incident, or its policy has an
     ``ack_timeout``. ``snoozed_until`` is when it returns to open, ``snooze_reason``
     which of the two set it (``hub.snoozes``); the escalator finds them by the index."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE incidents ADD COLUMN snoozed_until REAL;
         ALTER TABLE incidents ADD COLUMN snooze_reason TEXT;
         CREATE INDEX incidents_snoozed ON incidents (snoozed_until)
             WHERE snoozed_until IS NOT NULL;
-        """
+        """,
     )
 
 
@@ -505,7 +533,8 @@ def m018_incident_title_alerts(db: sqlite_utils.Database) -> None:
     as summary; else (the first alert resolved before) they take the most severe
     firing alert's, the one stored first. Resolved ones name none until they reopen."""
     ranks = " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(SEVERITIES))
-    db.executescript(
+    _script(
+        db,
         f"""
         ALTER TABLE incidents ADD COLUMN title_alert_id INTEGER;
         UPDATE incidents SET title_alert_id = (
@@ -522,7 +551,7 @@ def m018_incident_title_alerts(db: sqlite_utils.Database) -> None:
         WHERE status != 'resolved' AND title_alert_id IS NULL AND EXISTS (
             SELECT 1 FROM alerts WHERE incident_id = incidents.id AND status = 'firing'
         );
-        """
+        """,
     )
 
 
@@ -533,11 +562,12 @@ def m019_incident_order(db: sqlite_utils.Database) -> None:
     incident (0.4 s for the resolved tab of 200,000). One index for each list with a
     status and one for the list without; incidents change far less often than alerts,
     whose list has no such index as every re-send moves its order."""
-    db.executescript(
+    _script(
+        db,
         """
         CREATE INDEX incidents_status_changed ON incidents (status, updated_at, id);
         CREATE INDEX incidents_changed ON incidents (updated_at, id);
-        """
+        """,
     )
 
 
@@ -546,11 +576,12 @@ def m020_lapsed_acks(db: sqlite_utils.Database) -> None:
     """An incident open again because an acknowledgement lapsed keeps whose it was
     (``lapsed_by``) and why (``lapse_reason``, as ``snooze_reason`` was), so the pages
     sent again say so; the next acknowledgement or resolution forgets them."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE incidents ADD COLUMN lapsed_by TEXT;
         ALTER TABLE incidents ADD COLUMN lapse_reason TEXT;
-        """
+        """,
     )
 
 
@@ -564,7 +595,8 @@ def m021_firing_starts(db: sqlite_utils.Database) -> None:
     entry after the last applied resolve); where retention pruned that, and for
     resolved alerts, its first sighting stands, as before.
     """
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE alerts ADD COLUMN fired_at REAL;
         UPDATE alerts SET fired_at = COALESCE(
@@ -577,7 +609,7 @@ def m021_firing_starts(db: sqlite_utils.Database) -> None:
             first_seen)
         WHERE status = 'firing';
         UPDATE alerts SET fired_at = first_seen WHERE status != 'firing';
-        """
+        """,
     )
 
 
@@ -586,7 +618,7 @@ def m022_muted_alerts(db: sqlite_utils.Database) -> None:
     """Which of an incident's alerts a receiver's last look found muted (a JSON list
     of fingerprints), so an alert is counted as suppressed once when it becomes
     muted, not again at each look while it stays so (``hub.dispatch``)."""
-    db.executescript("ALTER TABLE incident_receivers ADD COLUMN muted TEXT NOT NULL DEFAULT '[]';")
+    _script(db, "ALTER TABLE incident_receivers ADD COLUMN muted TEXT NOT NULL DEFAULT '[]';")
 
 
 @migrations()
@@ -600,7 +632,8 @@ def m023_past_episodes(db: sqlite_utils.Database) -> None:
     At the upgrade, an alert that resolved before its incident last reopened (by the
     timeline) is marked as of the episode before.
     """
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE alerts ADD COLUMN past_episode INTEGER;
         CREATE TEMP TABLE last_reopen (incident_id INTEGER PRIMARY KEY, at REAL NOT NULL);
@@ -613,7 +646,7 @@ def m023_past_episodes(db: sqlite_utils.Database) -> None:
             SELECT at FROM last_reopen WHERE last_reopen.incident_id = alerts.incident_id
         );
         DROP TABLE last_reopen;
-        """
+        """,
     )
 
 
@@ -623,11 +656,12 @@ def m024_held_escalations(db: sqlite_utils.Database) -> None:
     is muted keeps since when (``held_at``): its timeline says so once, not at every
     look. A chain that started over because an acknowledgement lapsed keeps why
     (``restarted_by``), so its steps do not read like the first run's."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE escalations ADD COLUMN held_at REAL;
         ALTER TABLE escalations ADD COLUMN restarted_by TEXT;
-        """
+        """,
     )
 
 
@@ -639,12 +673,13 @@ def m025_retry_budgets(db: sqlite_utils.Database) -> None:
     retry used to reset ``attempts`` to 0 while the log kept every attempt; those rows
     get their count back from the log."""
     logged = "(SELECT COUNT(*) FROM notification_attempts WHERE notification_id = notifications.id)"
-    db.executescript(
+    _script(
+        db,
         f"""
         ALTER TABLE notifications ADD COLUMN retried_attempts INTEGER NOT NULL DEFAULT 0;
         UPDATE notifications SET retried_attempts = {logged} - attempts, attempts = {logged}
             WHERE {logged} > attempts;
-        """
+        """,
     )
 
 
@@ -702,14 +737,15 @@ def m030_unack_times(db: sqlite_utils.Database) -> None:
     (``unacked_at``): an unack resumes the chain without moving its start, and its
     pages said how long nobody had acknowledged from the start, the hours someone held
     it included. Rows an older hub stored take theirs from the timeline."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE escalations ADD COLUMN unacked_at REAL;
         UPDATE escalations SET unacked_at = (
             SELECT MAX(at) FROM timeline
             WHERE timeline.incident_id = escalations.id AND timeline.kind = 'unacknowledged'
         );
-        """
+        """,
     )
 
 
@@ -717,11 +753,12 @@ def m030_unack_times(db: sqlite_utils.Database) -> None:
 def m031_silence_updates(db: sqlite_utils.Database) -> None:
     """A silence changed in place (``PUT /api/v1/silences/{id}``) keeps its id and creator
     and says who changed it last, and when; NULL for one never changed."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE silences ADD COLUMN updated_by TEXT;
         ALTER TABLE silences ADD COLUMN updated_at REAL;
-        """
+        """,
     )
 
 
@@ -730,11 +767,12 @@ def m032_silence_vouchers(db: sqlite_utils.Database) -> None:
     """A silence made or changed for a person its token named (Grafana's or karma's
     user, through a token that speaks for others) keeps that token's name beside them;
     NULL where the token is the author itself."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE silences ADD COLUMN created_via TEXT;
         ALTER TABLE silences ADD COLUMN updated_via TEXT;
-        """
+        """,
     )
 
 
@@ -743,11 +781,12 @@ def m033_incident_vouchers(db: sqlite_utils.Database) -> None:
     """An incident acknowledged or resolved for a person its token named (a chat bot's
     or a portal's user, through a token that speaks for others) keeps that token's name
     beside them, as silences do; NULL where the person acted themselves."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE incidents ADD COLUMN acknowledged_via TEXT;
         ALTER TABLE incidents ADD COLUMN resolved_via TEXT;
-        """
+        """,
     )
 
 
@@ -758,14 +797,15 @@ def m034_heartbeat_pauses(db: sqlite_utils.Database) -> None:
     whom (and the token that named them), and why; ``resumed_at`` is where the deadline
     after a resume counts from, so that a reload does not count it from a ping long
     before the pause. NULL for one never paused."""
-    db.executescript(
+    _script(
+        db,
         """
         ALTER TABLE heartbeats ADD COLUMN paused_at REAL;
         ALTER TABLE heartbeats ADD COLUMN paused_by TEXT;
         ALTER TABLE heartbeats ADD COLUMN paused_via TEXT;
         ALTER TABLE heartbeats ADD COLUMN pause_reason TEXT;
         ALTER TABLE heartbeats ADD COLUMN resumed_at REAL;
-        """
+        """,
     )
 
 
