@@ -38,6 +38,9 @@ CLAIM_BATCH = 64
 RECORD_RETRY_SECONDS = 1.0
 """How long a refused record of an attempt waits before it is written again."""
 NO_INTEGRATION = "none"
+JITTER = random.Random()
+"""Backoff jitter's own generator: drawing from the module's shared one would move the
+sequence of any code in the process that seeded it (a test's generator, a library)."""
 """The integration of a dead letter to a receiver the config does not have: there is
 no URL, so no scheme (``dispatch._dead_letter``)."""
 SHORT_ERROR = 120
@@ -324,7 +327,7 @@ def _next_state(
     tries = row["attempts"] - row["retried_attempts"]
     if not failure.retryable or tries >= settings.max_attempts:
         return "dead", row["due_at"]
-    delay = backoff_delay(tries, settings.backoff, settings.max_backoff, random.random)
+    delay = backoff_delay(tries, settings.backoff, settings.max_backoff, JITTER.random)
     return "pending", now + delay
 
 
