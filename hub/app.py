@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import signal
@@ -19,11 +20,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components
+from litestar.openapi.spec import Components, OpenAPI
 
 from hub import (
     access,
@@ -82,7 +83,9 @@ RETENTION_SECONDS = 3600
 FIRST_PRUNE_SECONDS = 60
 
 
+@functools.cache
 def hub_version() -> str:
+    """Read once a process: the package metadata is looked up on disk each time."""
     try:
         return version("hub")
     except PackageNotFoundError:
@@ -663,14 +666,42 @@ def create_app(
             components=Components(
                 security_schemes=access.SECURITY_SCHEMES | api_heartbeats.SECURITY_SCHEMES
             ),
+            openapi_router=Router(
+                "/schema",
+                route_handlers=[],
+                include_in_schema=False,
+                dto=None,
+                return_dto=None,
+                before_request=_complete_before_serving,
+            ),
         ),
         logging_config=None,
     )
-    api_heartbeats.document(app.openapi_schema)
-    declare_refusal_headers(app.openapi_schema)
-    webhooks_openapi.document(app.openapi_schema)
-    api_schema.document(app.openapi_schema)  # the answers of all of the above
     return WebhookDoor(app)
+
+
+def documented(app: Litestar) -> OpenAPI:
+    """The app's OpenAPI document: Litestar's, built from the handlers, with what hub
+    adds (the webhook doors, heartbeat pings, refusal headers, the answers' schemas),
+    added once. Done at the first request for it, not at start: the two take about a
+    fifth of a hub's start, and most hubs never serve the document."""
+    schema = app.openapi_schema
+    if not app.state.get(_SCHEMA_COMPLETE):
+        api_heartbeats.document(schema)
+        declare_refusal_headers(schema)
+        webhooks_openapi.document(schema)
+        api_schema.document(schema)  # the answers of all of the above
+        app.state[_SCHEMA_COMPLETE] = True
+    return schema
+
+
+_SCHEMA_COMPLETE = "schema_complete"
+
+
+def _complete_before_serving(request: Request) -> None:
+    """The schema router's hook, in place of the app's (``refuse_bad_query``, which
+    checks only the API's paths): Litestar's handlers serve what ``documented`` made."""
+    documented(request.app)
 
 
 @contextlib.contextmanager
