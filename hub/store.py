@@ -1850,6 +1850,7 @@ class Store:
         self._aside_slots = threading.BoundedSemaphore(aside_max)
         self._aside_local = threading.local()  # ``conn``: a read thread's own connection
         self._aside_readers: list[sqlite3.Connection] = []
+        self._scrapes: ThreadPoolExecutor | None = None  # ``read_scrape``'s one thread
         self._commits: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._committer: threading.Thread | None = None
         self._unreadable: set[tuple[str, str]] = set()
@@ -1873,6 +1874,7 @@ class Store:
         self._writer = writer
         self._loop_reader = self._read_connection()
         self._aside = ThreadPoolExecutor(self.aside_max, "hub-store-read")
+        self._scrapes = ThreadPoolExecutor(1, "hub-store-scrape")
         self._committer = threading.Thread(
             target=self._run_commits, name="hub-store-commit", daemon=True
         )
@@ -1888,12 +1890,13 @@ class Store:
         while self._pending:
             _, future = self._pending.popleft()
             _settle(future, None, closed)
-        if self._aside is not None:
-            # Reads under way end first, on connections still open. One just submitted
-            # waits for a thread finishing another: it runs too, where cancelling it
-            # handed its request a CancelledError (a traceback in the server's log).
-            self._aside.shutdown()
-            self._aside = None
+        for reads in (self._aside, self._scrapes):
+            if reads is not None:
+                # Reads under way end first, on connections still open. One just submitted
+                # waits for a thread finishing another: it runs too, where cancelling it
+                # handed its request a CancelledError (a traceback in the server's log).
+                reads.shutdown()
+        self._aside = self._scrapes = None
         for conn in (self._writer, self._loop_reader, *self._aside_readers):
             if conn is not None:
                 conn.close()
@@ -1906,8 +1909,8 @@ class Store:
 
     @property
     def _reader(self) -> sqlite3.Connection | None:
-        """The read connection of this thread: a read thread's own (``read_aside``),
-        else the event loop's."""
+        """The read connection of this thread: a read thread's own (``read_aside``,
+        ``read_scrape``), else the event loop's."""
         return getattr(self._aside_local, "conn", None) or self._loop_reader
 
     def _read_connection(self) -> sqlite3.Connection:
@@ -2147,18 +2150,32 @@ class Store:
         return await asyncio.wrap_future(future)
 
     def _in_slot(self, fn: Callable[[], T]) -> T:
-        """``fn`` in one read transaction: every read it makes sees the store as its first
-        did, though the loop commits writes meanwhile, so a list agrees with its counts
-        and an alert's mutes with the alerts they were worked out from."""
+        """``fn`` in one read transaction, then the slot ``read_aside`` took given back."""
         try:
-            conn = self._aside_reader()
-            conn.execute("BEGIN")
-            try:
-                return fn()
-            finally:
-                conn.execute("ROLLBACK")
+            return self._in_snapshot(fn)
         finally:
             self._aside_slots.release()
+
+    async def read_scrape(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``, which builds the metrics exposition, off the event loop as
+        ``read_aside`` runs a read, but in a thread of its own, taking none of its slots
+        and never refused: Prometheus must get its scrape however busy the reads aside
+        are. One thread, as ``hub.metrics.Exposition`` runs one build at a time."""
+        if self._scrapes is None:
+            raise Unavailable("the store is closed")
+        return await asyncio.wrap_future(self._scrapes.submit(self._in_snapshot, fn))
+
+    def _in_snapshot(self, fn: Callable[[], T]) -> T:
+        """``fn`` in one read transaction on this thread's own connection: every read it
+        makes sees the store as its first did, though the loop commits writes meanwhile,
+        so a list agrees with its counts and an alert's mutes with the alerts they were
+        worked out from."""
+        conn = self._aside_reader()
+        conn.execute("BEGIN")
+        try:
+            return fn()
+        finally:
+            conn.execute("ROLLBACK")
 
     def reading(self) -> Tx:
         """The write path's reads on the read connection, for what-if questions (a

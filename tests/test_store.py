@@ -1122,6 +1122,44 @@ def test_reads_aside_run_off_the_loop_at_most_aside_max_at_once_and_one_more_is_
     assert again == [{"one": 1}]
 
 
+def test_a_scrape_reads_in_its_own_thread_and_transaction_with_every_read_slot_taken(
+    tmp_path,
+):
+    """``read_scrape`` takes no slot of ``read_aside``: with the only one held, so that
+    one more read aside is refused, it runs, in the scrape thread, through that thread's
+    own connection (the loop's is not touched) and in a read transaction. Once the store
+    is closed, it is refused."""
+    store = Store(str(tmp_path / "r.db"), aside_max=1)
+    store.open()
+    release = threading.Event()
+
+    def scrape() -> tuple[str, sqlite3.Connection, bool, int]:
+        reader = store._reader
+        count = store.query_one("SELECT count(*) AS n FROM deliveries")["n"]
+        return threading.current_thread().name, reader, reader.in_transaction, count
+
+    async def beside_a_held_read() -> tuple[str, sqlite3.Connection, bool, int]:
+        held = asyncio.ensure_future(store.read_aside(lambda: release.wait(10)))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Unavailable):
+            await store.read_aside(lambda: None)
+        await store.write(insert_delivery("before"))
+        scraped = await store.read_scrape(scrape)
+        release.set()
+        await held
+        return scraped
+
+    try:
+        thread, reader, in_transaction, count = asyncio.run(beside_a_held_read())
+        loop_reader = store._reader
+    finally:
+        store.close()
+    assert thread.startswith("hub-store-scrape") and reader is not loop_reader
+    assert in_transaction and count == 1
+    with pytest.raises(Unavailable):
+        asyncio.run(store.read_scrape(lambda: None))
+
+
 @contextlib.contextmanager
 def no_file_descriptor_left() -> Iterator[None]:
     """This process may open no more files while inside, as at its open-files limit."""
