@@ -13,7 +13,7 @@ import msgspec
 from litestar import Request, Response, get, post, route
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, Parameter, QueryParameter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from hub import access, dispatch, logs, matchers, mute, paging, silencing, stored
 from hub.access import BEARER, require
@@ -343,11 +343,11 @@ async def readyz(request: Request) -> Response[Readiness]:
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    """The exposition, typed exactly as the client library names it: given as the
-    media type, Litestar added a second ``charset``, which Prometheus 3 cannot parse
-    and so refuses the scrape."""
-    registry = request.app.state.hub.metrics.registry
-    return Response(generate_latest(registry), headers={"content-type": CONTENT_TYPE_LATEST})
+    """The exposition, built off the event loop (``hub.metrics.Exposition``), typed
+    exactly as the client library names it: given as the media type, Litestar added a
+    second ``charset``, which Prometheus 3 cannot parse and so refuses the scrape."""
+    body = await request.app.state.hub.exposition.latest()
+    return Response(body, headers={"content-type": CONTENT_TYPE_LATEST})
 
 
 HANDLERS = [

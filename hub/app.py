@@ -61,7 +61,7 @@ from hub.dispatch import Dispatcher, Flushed, Links
 from hub.errors import ConfigError, Conflict, HubError
 from hub.escalation import Escalator, Fired
 from hub.limits import RateLimiter
-from hub.metrics import Metrics, SourceSeries
+from hub.metrics import Exposition, Metrics, SourceSeries
 from hub.outbox import NO_INTEGRATION, Sender, send_targets
 from hub.problems import (
     declare_refusal_headers,
@@ -146,6 +146,7 @@ class Runtime:
             self.store.notification_state_counts,
             self.store.incident_counts,
         )
+        self.exposition = Exposition(lambda: self.store.read_scrape(self.metrics.render))
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.limiter = RateLimiter()  # one token bucket per source, kept across reloads
         self.stored_ack_secret = b""  # signs ack links when [server] ack_secret is unset
