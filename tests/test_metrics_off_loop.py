@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
-import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -24,7 +22,7 @@ import httpx
 import pytest
 from hub_process import HubProcess, hub_process
 from prometheus_client import CONTENT_TYPE_LATEST
-from test_read_aside_races import troubles
+from test_read_aside_races import stop_mid_reads, troubles
 
 RECEIVERS = 1_200
 ALERTS = 2_000
@@ -183,35 +181,12 @@ def test_a_scrape_is_answered_while_every_read_slot_is_taken(hub):
     assert reads[503] > 0 and set(reads) == {200, 503}, reads
 
 
-async def _stop_mid_scrape(hub: HubProcess) -> tuple[float, Counter]:
-    """Scrapes made over and over by three clients; hub stopped (SIGTERM) while they are."""
-    seen: Counter = Counter()
-
-    async def scrape(http: httpx.AsyncClient) -> None:
-        while True:
-            try:
-                seen[(await http.get("/metrics")).status_code] += 1
-            except httpx.TransportError:
-                return
-
-    async with httpx.AsyncClient(base_url=hub.url, timeout=30) as http:
-        scrapers = [asyncio.create_task(scrape(http)) for _ in range(3)]
-        await asyncio.sleep(1.0)
-        assert hub.process is not None
-        hub.process.send_signal(signal.SIGTERM)
-        stopping = time.monotonic()
-        await asyncio.to_thread(hub.process.wait, 30)
-        took = time.monotonic() - stopping
-        await asyncio.wait_for(asyncio.gather(*scrapers), 30)
-    return took, seen
-
-
 def test_hub_stopping_while_scrapes_are_built_stops_promptly_and_cleanly(tmp_path):
     """The store closes once the build under way ends, on its connection still open:
     no scrape fails for it, and nothing hangs."""
     hub = hub_process(tmp_path, CONFIG).start()
     try:
-        took, seen = asyncio.run(_stop_mid_scrape(hub))
+        took, seen = asyncio.run(stop_mid_reads(hub, ["/metrics"] * 3, {}))
     finally:
         hub.stop()
     assert took < 10, f"hub took {took:.1f}s to stop"

@@ -18,7 +18,7 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,14 +364,14 @@ async def _read_until_gone(http: httpx.AsyncClient, path: str, seen: Counter) ->
             return
 
 
-async def _stop_mid_read(hub: HubProcess) -> tuple[float, Counter]:
-    """Reads aside asked for over and over; hub stopped (SIGTERM) while they are."""
+async def stop_mid_reads(
+    hub: HubProcess, paths: Sequence[str], headers: Mapping[str, str]
+) -> tuple[float, Counter]:
+    """``paths`` read over and over, one client task each; hub stopped (SIGTERM) while
+    they are. How long it took to exit, and the statuses the reads got."""
     seen: Counter = Counter()
-    async with httpx.AsyncClient(base_url=hub.url, headers=ADMIN, timeout=30) as http:
-        readers = [
-            asyncio.create_task(_read_until_gone(http, path, seen))
-            for path in ("/api/v2/alerts", "/api/v2/alerts/groups", "/api/v1/alerts?muted=true")
-        ]
+    async with httpx.AsyncClient(base_url=hub.url, headers=dict(headers), timeout=30) as http:
+        readers = [asyncio.create_task(_read_until_gone(http, path, seen)) for path in paths]
         await asyncio.sleep(1.0)
         assert hub.process is not None
         hub.process.send_signal(signal.SIGTERM)
@@ -387,7 +387,11 @@ def test_hub_stopping_while_reads_aside_run_stops_promptly_and_cleanly(tmp_path)
     read fails for it, and nothing hangs (the server waits up to 10 s for requests)."""
     hub = started(tmp_path)
     try:
-        took, seen = asyncio.run(_stop_mid_read(hub))
+        took, seen = asyncio.run(
+            stop_mid_reads(
+                hub, ("/api/v2/alerts", "/api/v2/alerts/groups", "/api/v1/alerts?muted=true"), ADMIN
+            )
+        )
     finally:
         hub.stop()
     assert took < 10, f"hub took {took:.1f}s to stop"
