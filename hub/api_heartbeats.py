@@ -29,8 +29,9 @@ from hub.access import BEARER, require
 from hub.api import iso
 from hub.api_incidents import ACTED, NAMING_REFUSALS, By
 from hub.api_params import COMMENT_MAX
-from hub.config import Duration, Heartbeat
+from hub.config import Heartbeat
 from hub.decoders.common import parse_json
+from hub.durations import Duration
 from hub.errors import AuthError, InvalidPayload, NotFound
 from hub.events import Severity
 from hub.problems import refusal, refusals

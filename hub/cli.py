@@ -3,6 +3,10 @@
 ``serve`` runs the hub; ``check-config``, ``route-test``, ``notify-test`` and
 ``backup`` work from the config file alone, with no server; the rest talk to a running
 hub over its HTTP API (``hub.cli_api``).
+
+Only what those API commands need is imported at the top. The others import the
+config, the server and Apprise when they run: with all of it loaded, ``hub alerts``
+took about 0.9 s to start, against 0.25 s without.
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from hub import cli_api, escalation, matchers, routing
-from hub import config as config_module
-from hub.config import Config
+from hub import cli_api, matchers
 from hub.errors import ConfigError
 
 if TYPE_CHECKING:
+    from hub.config import Config
+    from hub.routing import RouteMatch
     from hub.templates import NotificationContext
 
 DEFAULT_CONFIG = "alerts.toml"
@@ -42,6 +46,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hub import channels, connections, logs
+    from hub import config as config_module
     from hub.app import check_store, create_app
     from hub.store import claim
 
@@ -126,6 +131,8 @@ def check_config(args: argparse.Namespace) -> int:
     """Validate the file, and warn when its store could not be at its path on this
     machine (a missing folder): ``hub serve`` refuses to start then. A warning, not a
     problem, as a config is often checked on another machine than the one it runs on."""
+    from hub import config as config_module
+    from hub import escalation
     from hub.store import path_problems
 
     path = config_path(args.config or args.path)
@@ -146,6 +153,8 @@ def route_test(args: argparse.Namespace) -> int:
     """The receivers a label set reaches, comma-separated as ``amtool config routes test``
     prints them, each once as hub tells it once; ``--verbose`` adds each matched route
     with its group key, timing and the time intervals muting the receiver it brings."""
+    from hub import routing
+
     config = _load(config_path(args.config))
     if config is None:
         return 1
@@ -158,7 +167,9 @@ def route_test(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe_route(route: routing.RouteMatch, labels: dict[str, str]) -> str:
+def _describe_route(route: RouteMatch, labels: dict[str, str]) -> str:
+    from hub import routing
+
     timing = route.timing
     lines = [
         f"route {route.route_id} -> {route.receiver}",
@@ -201,10 +212,7 @@ TEST_TITLE = "Test notification from hub, please ignore"
 
 def notify_test(args: argparse.Namespace) -> int:
     """Send a test message to every URL of a receiver through the real config and templates,
-    and say per URL whether it went out; exit 1 if any did not.
-
-    Apprise and the templates are imported here, not at the top: the API commands do
-    not need them and start faster without them."""
+    and say per URL whether it went out; exit 1 if any did not."""
     from hub import channels
     from hub.outbox import Failure, render_and_send
     from hub.templates import Templates
@@ -307,6 +315,8 @@ def marked_sample(receiver: str, base_url: str) -> NotificationContext:
 
 def _load(path: str) -> Config | None:
     """The config, or None once its problems are printed."""
+    from hub import config as config_module
+
     try:
         return config_module.load(path)
     except ConfigError as e:
@@ -316,8 +326,10 @@ def _load(path: str) -> Config | None:
 
 def port(text: str) -> int:
     """A TCP port from the command line, refused as ``[server] port`` is outside 1-65535."""
+    from hub.config import PORTS
+
     number = int(text) if text.isdecimal() else 0
-    if number not in config_module.PORTS:
+    if number not in PORTS:
         raise argparse.ArgumentTypeError(f"expected a port 1-65535, got {text!r}")
     return number
 

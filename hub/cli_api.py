@@ -21,7 +21,7 @@ from typing import Any
 
 from hub import display
 from hub.client import Client, ClientError
-from hub.config import Duration
+from hub.durations import Duration
 from hub.events import in_utc
 from hub.matchers import Matcher
 

@@ -26,8 +26,9 @@ from litestar.params import FromPath, QueryParameter
 from hub import escalation, logs, silences
 from hub.access import BEARER, Caller, actor, caller, require
 from hub.api_params import COMMENT_MAX, query_matchers
-from hub.config import Duration, Timestamp
+from hub.config import Timestamp
 from hub.decoders.common import parse_json
+from hub.durations import Duration
 from hub.errors import Conflict, InvalidPayload, NotFound
 from hub.matchers import Matcher
 from hub.problems import read_refusals, refusals

@@ -20,7 +20,7 @@ import logging
 from datetime import UTC, datetime
 
 from hub import incidents, logs
-from hub.config import Duration
+from hub.durations import Duration
 from hub.errors import InvalidPayload
 from hub.incidents import HUB_ACTOR
 from hub.store import Tx

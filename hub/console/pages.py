@@ -25,9 +25,9 @@ from hub import (
 from hub import heartbeats as heartbeat_checks
 from hub.alerts import matchable
 from hub.api import RowId, mute_moment, muted_incidents, muted_only, with_mutes
-from hub.config import Duration
 from hub.console.render import page, rendered
 from hub.console.viewer import Viewer, identify
+from hub.durations import Duration
 from hub.errors import NotFound
 from hub.silences import Silence
 from hub.store import ROW_ID_MAX
