@@ -71,6 +71,32 @@ def test_alerts_and_incidents_are_shown_as_tables(running):
     assert incidents.stdout.splitlines()[1].split()[:3] == [str(incident_id), "open", "critical"]
 
 
+SERVER_LIBRARIES = ("apprise", "jinja2", "litestar", "sqlite_utils", "uvicorn")
+
+
+def test_an_api_command_starts_without_loading_the_servers_libraries(running):
+    """A client command loads none of what serving needs: with it, ``hub alerts`` took
+    about 0.9 s to start on every call, against 0.25 s without."""
+    hub, _ = running
+    script = (
+        "import sys; from hub import cli;"
+        f" code = cli.main(['--url', {hub.url!r}, '--token', 'read-token', 'alerts']);"
+        f" print([name for name in {SERVER_LIBRARIES!r} if name in sys.modules]); sys.exit(code)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert shown.returncode == 0, shown.stderr
+    *table, loaded = shown.stdout.splitlines()
+    assert "checkout API error rate above 5%" in table[1]
+    assert loaded == "[]"
+
+
 def test_json_output_is_the_api_answer_as_is(running):
     hub, incident_id = running
     shown = hub_cli(hub, "incidents", "--output", "json", token="read-token")
