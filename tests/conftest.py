@@ -12,6 +12,7 @@ import email
 import email.policy
 import gc
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -28,6 +29,10 @@ from hub import config as config_module
 from hub.app import create_app
 
 WAIT_SECONDS = 10.0
+TLS_CONTEXT = ssl.create_default_context()
+"""The one TLS context every test's HTTP client is given. The tests talk plain HTTP to
+127.0.0.1, yet httpx builds each client a context of its own, loading the system's
+certificates into it: 25-55 ms of CPU a client, hundreds of clients a run."""
 T = TypeVar("T")
 
 
@@ -201,7 +206,7 @@ class RunningHub:
         self.start()
 
     def client(self, **kwargs) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10, **kwargs)
+        return httpx.Client(base_url=self.url, timeout=10, **kwargs, verify=TLS_CONTEXT)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run ``coroutine`` on the server's event loop, where hub's workers run, so that

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import httpx
-from conftest import AUTH
+from conftest import AUTH, TLS_CONTEXT
 
 CONSOLE_CONFIG = """
 [server]
@@ -64,6 +64,8 @@ def sign_in(http: httpx.Client, token: str) -> httpx.Response:
 def fire(base_url: str, summary: str, **labels: str) -> dict:
     """Post one native event as the shop source; the answer's alert."""
     event = {"status": "firing", "summary": summary, "labels": {"service": "checkout", **labels}}
-    answer = httpx.post(f"{base_url}/webhooks/shop", json=event, headers=AUTH, timeout=10)
+    answer = httpx.post(
+        f"{base_url}/webhooks/shop", json=event, headers=AUTH, timeout=10, verify=TLS_CONTEXT
+    )
     assert answer.status_code == 202, answer.text
     return answer.json()["alerts"][0]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import free_port
+from conftest import TLS_CONTEXT, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 60.0
@@ -47,7 +47,10 @@ class HubProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"hub exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                if (
+                    httpx.get(f"{self.url}/readyz", timeout=2, verify=TLS_CONTEXT).status_code
+                    == 200
+                ):
                     return
             except httpx.TransportError:
                 pass
@@ -82,7 +85,7 @@ class HubProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def client(self, **kwargs) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs, verify=TLS_CONTEXT)
 
 
 def hub_process(tmp_path: Path, config_text: str, name: str = "hub") -> HubProcess:

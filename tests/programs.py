@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
+from conftest import TLS_CONTEXT, free_port
 
 STOP_SECONDS = 10
 
@@ -49,7 +49,9 @@ class Program:
         """Both Prometheus and Alertmanager answer ``/-/ready`` once they serve."""
         assert self.process.poll() is None, self.log.read_text()
         try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+            return (
+                httpx.get(f"{self.url}/-/ready", timeout=1, verify=TLS_CONTEXT).status_code == 200
+            )
         except httpx.TransportError:
             return False
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import responses
-from conftest import AUTH, BASE_CONFIG, MovedClock, free_port, mail_url, wait_for
+from conftest import AUTH, BASE_CONFIG, TLS_CONTEXT, MovedClock, free_port, mail_url, wait_for
 from console_support import csrf_in, fire, sign_in
 from logfmt_support import events
 from test_dismiss import dead_letters
@@ -217,7 +217,12 @@ def vouched(hub, http: httpx.Client, number: int) -> tuple[str | None, ...]:
 def send(hub, status: str) -> None:
     """The checkout alert as its source sends it again: firing, or resolved."""
     event = {"status": status, "summary": "checkout down", "labels": {"service": "checkout"}}
-    assert httpx.post(f"{hub.url}/webhooks/shop", json=event, headers=AUTH).status_code == 202
+    assert (
+        httpx.post(
+            f"{hub.url}/webhooks/shop", json=event, headers=AUTH, verify=TLS_CONTEXT
+        ).status_code
+        == 202
+    )
 
 
 def test_the_incident_keeps_the_token_beside_the_person_only_while_they_hold_it(hub):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from conftest import AUTH, mail_url, wait_for
+from conftest import AUTH, TLS_CONTEXT, mail_url, wait_for
 
 REQUESTS = 200
 EVENT = {
@@ -19,7 +19,9 @@ EVENT = {
 
 async def post_all(url: str) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=REQUESTS)
-    async with httpx.AsyncClient(base_url=url, headers=AUTH, limits=limits, timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=url, headers=AUTH, limits=limits, timeout=30, verify=TLS_CONTEXT
+    ) as http:
         return await asyncio.gather(
             *(http.post("/webhooks/shop", json=EVENT) for _ in range(REQUESTS))
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
+from conftest import TLS_CONTEXT, free_port
 from hub_process import HubProcess, hub_process
 from test_config import ROOT, problem_lines, run_hub
 
@@ -124,7 +124,9 @@ def test_serve_listens_on_the_port_from_the_environment_or_its_default(tmp_path)
     for hub, environ in ((from_env, {"HUB_PORT": str(from_env.port)}), (by_default, {})):
         try:
             hub.start(env={**environ, "HUB_ATTEMPTS": "3"})
-            assert httpx.get(f"{hub.url}/healthz", timeout=10).status_code == 200
+            assert (
+                httpx.get(f"{hub.url}/healthz", timeout=10, verify=TLS_CONTEXT).status_code == 200
+            )
         finally:
             hub.stop()
 

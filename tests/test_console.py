@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import AUTH, BASE_CONFIG, MovedClock, free_port, mail_url, wait_for
+from conftest import AUTH, BASE_CONFIG, TLS_CONTEXT, MovedClock, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
 
 from hub.console import render
@@ -299,7 +299,9 @@ def reload_without(hub, line: str) -> None:
 
 
 def reload(hub) -> None:
-    answer = httpx.post(f"{hub.url}/-/reload", headers={"Authorization": "Bearer admin-token"})
+    answer = httpx.post(
+        f"{hub.url}/-/reload", headers={"Authorization": "Bearer admin-token"}, verify=TLS_CONTEXT
+    )
     assert answer.status_code == 200, answer.text
 
 
@@ -384,7 +386,9 @@ def test_an_admin_sees_that_a_replay_would_reopen_and_page_before_ingesting_agai
     hub = start(hub_factory)
     fired = fire(hub.url, "checkout down")
     resolved = {"status": "resolved", "summary": "checkout down", "labels": {"service": "checkout"}}
-    answer = httpx.post(f"{hub.url}/webhooks/shop", json=resolved, headers=AUTH, timeout=10)
+    answer = httpx.post(
+        f"{hub.url}/webhooks/shop", json=resolved, headers=AUTH, timeout=10, verify=TLS_CONTEXT
+    )
     assert answer.json()["alerts"][0]["status"] == "resolved"
     with hub.client() as http:
         sign_in(http, "admin-token")
@@ -398,6 +402,7 @@ def test_an_admin_sees_that_a_replay_would_reopen_and_page_before_ingesting_agai
         f"{hub.url}/api/v1/alerts/{fired['id']}",
         headers={"Authorization": "Bearer admin-token"},
         timeout=10,
+        verify=TLS_CONTEXT,
     )
     assert alert.json()["status"] == "resolved", "a dry run changes nothing"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import AUTH, Mailbox, free_port, mail_url, wait_for
+from conftest import AUTH, TLS_CONTEXT, Mailbox, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, fire
 from notify_support import metric
 
@@ -141,7 +141,7 @@ def test_the_ack_link_lands_on_the_incident_and_a_silence_like_it_mutes_the_next
     )
 
     fire(hub.url, "checkout payments failing", alertname="Payments")
-    with httpx.Client(base_url=hub.url) as http:
+    with httpx.Client(base_url=hub.url, verify=TLS_CONTEXT) as http:
         wait_for(
             lambda: metric(
                 http.get("/metrics").text, "hub_notifications_suppressed_total", reason="silence"
@@ -160,7 +160,9 @@ def test_a_dead_letter_shows_its_error_and_retry_delivers_it(hub_factory, page):
     hub = hub_factory(CONSOLE_CONFIG, mail_url=mail_url(port), max_attempts=1)
     sign_in(page, hub.url, "admin-token")
     fire(hub.url, "checkout down")
-    with httpx.Client(base_url=hub.url, headers={"Authorization": "Bearer admin-token"}) as http:
+    with httpx.Client(
+        base_url=hub.url, headers={"Authorization": "Bearer admin-token"}, verify=TLS_CONTEXT
+    ) as http:
         wait_for(lambda: http.get("/api/v1/notifications", params={"state": "dead"}).json())
     page.goto(f"{hub.url}/notifications?state=dead")
     dead = page.locator("tr[data-notification]")
@@ -197,7 +199,9 @@ def test_a_read_token_sees_no_action_buttons_and_a_forged_form_is_refused(hub_fa
     for form in ({}, {"_csrf": "forged"}):
         answer = page.request.post(f"{hub.url}/incidents/{incident_id}/ack", form=form)
         assert answer.status == 403, form
-    with httpx.Client(base_url=hub.url, headers={"Authorization": "Bearer read-token"}) as http:
+    with httpx.Client(
+        base_url=hub.url, headers={"Authorization": "Bearer read-token"}, verify=TLS_CONTEXT
+    ) as http:
         assert http.get(f"/api/v1/incidents/{incident_id}").json()["status"] == "open"
 
 
@@ -218,7 +222,12 @@ def test_the_whole_incident_page_follows_a_change_made_elsewhere(hub_factory, sm
     page.locator("h1").click()  # away from the box: the refresh may swap it now
     page.evaluate("window.stayed = true")
     admin = {"Authorization": "Bearer admin-token"}
-    httpx.post(f"{hub.url}/api/v1/incidents/{incident_id}/ack", headers=admin, timeout=10)
+    httpx.post(
+        f"{hub.url}/api/v1/incidents/{incident_id}/ack",
+        headers=admin,
+        timeout=10,
+        verify=TLS_CONTEXT,
+    )
     header = page.locator("#live .card .badge.st-acknowledged")
     expect(header).to_have_text("acknowledged", timeout=LIVE)
     expect(page.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
@@ -239,7 +248,12 @@ def test_a_banner_is_shown_once_and_a_refused_action_leaves_the_page_live(hub_fa
     expect(page.locator(".banner.ok")).to_have_count(0)
 
     admin = {"Authorization": "Bearer admin-token"}
-    httpx.post(f"{hub.url}/api/v1/incidents/{incident_id}/resolve", headers=admin, timeout=10)
+    httpx.post(
+        f"{hub.url}/api/v1/incidents/{incident_id}/resolve",
+        headers=admin,
+        timeout=10,
+        verify=TLS_CONTEXT,
+    )
     page.click("button:has-text('Unacknowledge')")  # the page still offers it: 409
     expect(page.locator(".banner.err")).to_contain_text("resolved")
     expect(page).to_have_url(f"{hub.url}/incidents/{incident_id}")
@@ -260,7 +274,9 @@ def test_long_words_and_links_wrap_on_a_phone(hub_factory, smtp, page):
         "labels": {"service": "checkout", "volume": "pvc-" + "0123456789abcdef" * 8},
         "annotations": {"dashboard": WIDE},
     }
-    answer = httpx.post(f"{hub.url}/webhooks/shop", json=event, headers=AUTH, timeout=10)
+    answer = httpx.post(
+        f"{hub.url}/webhooks/shop", json=event, headers=AUTH, timeout=10, verify=TLS_CONTEXT
+    )
     incident_id = answer.json()["alerts"][0]["incident_id"]
     sign_in(page, hub.url, "write-token")
     page.goto(f"{hub.url}/incidents/{incident_id}")
@@ -278,7 +294,9 @@ def test_long_words_and_links_wrap_on_a_phone(hub_factory, smtp, page):
 def test_the_delivery_log_fits_a_phone_and_the_dismiss_box_is_usable(hub_factory, page):
     hub = hub_factory(CONSOLE_CONFIG, mail_url=mail_url(free_port()), max_attempts=1)
     fire(hub.url, "checkout down")
-    with httpx.Client(base_url=hub.url, headers={"Authorization": "Bearer admin-token"}) as http:
+    with httpx.Client(
+        base_url=hub.url, headers={"Authorization": "Bearer admin-token"}, verify=TLS_CONTEXT
+    ) as http:
         wait_for(lambda: http.get("/api/v1/notifications", params={"state": "dead"}).json())
     sign_in(page, hub.url, "admin-token")
     page.goto(f"{hub.url}/notifications")

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import AUTH, free_port, mail_url, wait_for
+from conftest import AUTH, TLS_CONTEXT, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
 
 WRITER = {"Authorization": "Bearer write-token"}
@@ -22,7 +22,9 @@ def start(hub_factory):
 
 
 def status_of(hub, incident_id: int) -> str:
-    answer = httpx.get(f"{hub.url}/api/v1/incidents/{incident_id}", headers=WRITER, timeout=10)
+    answer = httpx.get(
+        f"{hub.url}/api/v1/incidents/{incident_id}", headers=WRITER, timeout=10, verify=TLS_CONTEXT
+    )
     return answer.json()["status"]
 
 
@@ -122,7 +124,7 @@ def test_a_wrong_console_address_answers_a_console_page(hub_factory, path, statu
 )
 def test_api_paths_keep_answering_problem_json(hub_factory, path, status):
     hub = start(hub_factory)
-    answer = httpx.get(hub.url + path, headers=AUTH | WRITER, timeout=10)
+    answer = httpx.get(hub.url + path, headers=AUTH | WRITER, timeout=10, verify=TLS_CONTEXT)
     assert answer.status_code == status
     assert answer.headers["content-type"] == "application/problem+json"
 
@@ -301,7 +303,9 @@ def test_a_silence_is_edited_in_place_from_the_list(hub_factory):
 def test_a_reader_sees_no_edit_and_cannot_post_one(hub_factory):
     hub = start(hub_factory)
     body = {"matchers": ['service="checkout"'], "duration": "2h", "comment": "deploy"}
-    made = httpx.post(f"{hub.url}/api/v1/silences", json=body, headers=WRITER).json()
+    made = httpx.post(
+        f"{hub.url}/api/v1/silences", json=body, headers=WRITER, verify=TLS_CONTEXT
+    ).json()
     edit = f"/silences/{made['id']}/edit"
     with hub.client() as http:
         sign_in(http, "read-token")

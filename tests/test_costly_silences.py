@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import TLS_CONTEXT
 from console_support import sign_in
 from hub_process import HubProcess, hub_process
 from test_redos import READ, WRITE, beside_a_webhook
@@ -98,7 +99,7 @@ def _store_silences(db: Path, count: int) -> None:
 )
 def test_a_list_of_many_silences_leaves_webhooks_prompt(hub, path):
     answer, _, webhook_seconds = beside_a_webhook(
-        hub, lambda: httpx.get(f"{hub.url}{path}", headers=READ, timeout=120)
+        hub, lambda: httpx.get(f"{hub.url}{path}", headers=READ, timeout=120, verify=TLS_CONTEXT)
     )
     assert answer.status_code == (404 if path.endswith("unknown") else 200), answer.text
     if answer.status_code == 200:

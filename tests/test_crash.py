@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import AUTH, mail_url, wait_for
+from conftest import AUTH, TLS_CONTEXT, mail_url, wait_for
 from hub_process import HubProcess, hub_process
 
 CLIENTS = 8
@@ -93,7 +93,9 @@ class Load:
             assert not thread.is_alive(), "a load client did not stop"
 
     def _client(self, client: int) -> None:
-        with httpx.Client(base_url=self.url, headers=HEADERS, timeout=30) as http:
+        with httpx.Client(
+            base_url=self.url, headers=HEADERS, timeout=30, verify=TLS_CONTEXT
+        ) as http:
             for event in range(EVENTS_PER_CLIENT):
                 key = f"crash-r{self.round}-c{client}-e{event}"
                 body = {
@@ -118,7 +120,7 @@ class Load:
         """Pause (even rounds) or resume (odd rounds) every heartbeat in turn. A resume
         answered 409 says the heartbeat is not paused: its pause was never answered."""
         action = "resume" if self.round % 2 else "pause"
-        with httpx.Client(base_url=self.url, headers=API, timeout=30) as http:
+        with httpx.Client(base_url=self.url, headers=API, timeout=30, verify=TLS_CONTEXT) as http:
             for name in HEARTBEATS:
                 body = {"reason": f"round {self.round}"} if action == "pause" else None
                 try:

@@ -9,7 +9,7 @@ import html
 
 import httpx
 import pytest
-from conftest import free_port, mail_url, wait_for
+from conftest import TLS_CONTEXT, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
 from notify_support import metric
 
@@ -21,7 +21,7 @@ def dead_letter(hub_factory):
     """A hub whose only receiver's mail server is down, and the dead letter it wrote."""
     hub = hub_factory(CONSOLE_CONFIG, mail_url=mail_url(free_port()), max_attempts=1)
     fire(hub.url, "checkout down")
-    with httpx.Client(base_url=hub.url, headers=ADMIN) as http:
+    with httpx.Client(base_url=hub.url, headers=ADMIN, verify=TLS_CONTEXT) as http:
         (letter,) = wait_for(lambda: dead_letters(http))
     return hub, letter
 

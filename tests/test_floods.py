@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import wait_for
+from conftest import TLS_CONTEXT, wait_for
 from hub_process import HubProcess, hub_process
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc")
@@ -135,7 +135,7 @@ def ready(conn: socket.socket, head: bytes = b"GET /readyz HTTP/1.1\r\nHost: hub
 
 def deliver(hub: HubProcess, key: str) -> httpx.Response:
     body = {"status": "firing", "summary": f"disk full {key}", "dedup_key": key}
-    return httpx.post(f"{hub.url}/webhooks/shop", json=body, timeout=10)
+    return httpx.post(f"{hub.url}/webhooks/shop", json=body, timeout=10, verify=TLS_CONTEXT)
 
 
 def stored_keys(hub: HubProcess) -> set[str]:
@@ -175,7 +175,9 @@ def test_clients_too_slow_with_headers_or_body_get_408_and_their_connections_are
     assert "Exception in ASGI application" not in log
     assert stored_keys(hub) == {"during"}, "the dripped webhook was never applied"
     silences = httpx.get(
-        f"{hub.url}/api/v1/silences", headers={"Authorization": "Bearer ops-token"}
+        f"{hub.url}/api/v1/silences",
+        headers={"Authorization": "Bearer ops-token"},
+        verify=TLS_CONTEXT,
     )
     assert silences.json() == [], "nor the dripped silence"
 
@@ -201,7 +203,7 @@ def test_thousands_of_idle_connections_leave_webhooks_the_store_and_readiness_wo
         # the readiness probe's keep-alive connection of the start may have closed since
         wait_for(lambda: open_fds(hub) >= baseline + IDLE_CONNECTIONS - 5)
         assert deliver(hub, "in-the-crowd").status_code == 202
-        ready = httpx.get(f"{hub.url}/readyz", timeout=10)
+        ready = httpx.get(f"{hub.url}/readyz", timeout=10, verify=TLS_CONTEXT)
         assert ready.json() == {
             "status": "ready",
             "checks": {"store": True, "scheduler": True, "workers": True},
@@ -299,10 +301,12 @@ def test_at_max_connections_with_none_idle_a_new_client_is_answered_503_with_ret
     wait_for(lambda: open_fds(capped) <= baseline)
     assert deliver(capped, "after").status_code == 202
     alerts = httpx.get(
-        f"{capped.url}/api/v1/alerts", headers={"Authorization": "Bearer ops-token"}
+        f"{capped.url}/api/v1/alerts",
+        headers={"Authorization": "Bearer ops-token"},
+        verify=TLS_CONTEXT,
     ).json()
     assert [alert["summary"] for alert in alerts] == ["disk full after"]
-    metrics = httpx.get(f"{capped.url}/metrics").text
+    metrics = httpx.get(f"{capped.url}/metrics", verify=TLS_CONTEXT).text
     assert "\nhub_connections_refused_total 2.0\n" in metrics
     assert f"\nhub_connections_max {CAP}.0\n" in metrics, "the cap beside the open count"
     open_now = re.search(r"\nhub_connections_open (\d+)\.0\n", metrics)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import wait_for
+from conftest import TLS_CONTEXT, wait_for
 from console_support import csrf_in, sign_in
 from hub_process import hub_process
 from logfmt_support import events, pairs
@@ -155,7 +155,7 @@ def _incident_actions(http: httpx.Client) -> None:
     later = datetime.now(UTC) + timedelta(hours=1)
     link = acklinks.sign(ACK_SECRET.encode(), incident, 1, later)
     assert http.post(f"/ack/{link}").status_code == 303
-    with httpx.Client(base_url=str(http.base_url), timeout=30) as browser:
+    with httpx.Client(base_url=str(http.base_url), timeout=30, verify=TLS_CONTEXT) as browser:
         sign_in(browser, WRITER)
         page = browser.get(f"/incidents/{incident}")
         done = browser.post(f"/incidents/{incident}/resolve", data={"_csrf": csrf_in(page.text)})

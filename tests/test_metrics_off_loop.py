@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from conftest import TLS_CONTEXT
 from hub_process import HubProcess, hub_process
 from prometheus_client import CONTENT_TYPE_LATEST
 from test_read_aside_races import stop_mid_reads, troubles
@@ -116,7 +117,7 @@ async def _scrape_then_webhook(hub: HubProcess) -> list[tuple[str, int]]:
         await asyncio.sleep(0.1)  # the scrape is being built by then
         answered.append(("webhook", (await _webhook(http, "beside")).status_code))
 
-    async with httpx.AsyncClient(base_url=hub.url, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=hub.url, timeout=60, verify=TLS_CONTEXT) as http:
         await asyncio.gather(scrape(http), webhook(http))
     return answered
 
@@ -132,7 +133,9 @@ async def _flood_of_scrapes(hub: HubProcess) -> tuple[float, list[httpx.Response
     """The webhooks counted before; ``SCRAPES`` at once, a webhook answered while they
     are built; a scrape sent once it was answered."""
     limits = httpx.Limits(max_connections=SCRAPES + 2)
-    async with httpx.AsyncClient(base_url=hub.url, timeout=60, limits=limits) as http:
+    async with httpx.AsyncClient(
+        base_url=hub.url, timeout=60, limits=limits, verify=TLS_CONTEXT
+    ) as http:
         before = _accepted((await http.get("/metrics")).text)
         scrapes = [asyncio.create_task(http.get("/metrics")) for _ in range(SCRAPES)]
         await asyncio.sleep(0.1)
@@ -162,7 +165,7 @@ async def _scrape_beside_reads(hub: HubProcess) -> tuple[list[httpx.Response], C
         while not done.is_set():
             reads[(await http.get("/api/v2/alerts")).status_code] += 1
 
-    async with httpx.AsyncClient(base_url=hub.url, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=hub.url, timeout=60, verify=TLS_CONTEXT) as http:
         readers = [asyncio.create_task(read(http)) for _ in range(2)]
         await asyncio.sleep(0.2)
         scrapes = []

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
+from conftest import TLS_CONTEXT
 from hub_process import HubProcess, hub_process
 
 FLOOD_SECONDS = 4.0
@@ -71,7 +72,7 @@ async def flood(hub: HubProcess, tally: Tally) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     deadline = time.monotonic() + FLOOD_SECONDS
     async with httpx.AsyncClient(
-        base_url=hub.url, headers=headers, limits=limits, timeout=60
+        base_url=hub.url, headers=headers, limits=limits, timeout=60, verify=TLS_CONTEXT
     ) as http:
         clients = [_client(http, c, deadline, tally) for c in range(CONCURRENCY)]
         await asyncio.gather(_watch_memory(hub, deadline, tally), *clients)

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import AUTH, BASE_CONFIG, free_port, mail_url, wait_for
+from conftest import AUTH, BASE_CONFIG, TLS_CONTEXT, free_port, mail_url, wait_for
 from hub_process import hub_process
 from programs import Program, require
 from test_dashboards import (
@@ -64,7 +64,9 @@ class RunningPrometheus(Program):
         super().__init__(args, workdir)
 
     def api(self, path: str, **params: str) -> dict:
-        answer = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
+        answer = httpx.get(
+            f"{self.url}/api/v1/{path}", params=params, timeout=10, verify=TLS_CONTEXT
+        )
         answer.raise_for_status()
         body = answer.json()
         assert body["status"] == "success", body

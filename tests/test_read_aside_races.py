@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from conftest import TLS_CONTEXT
 from console_support import sign_in
 from hub_process import HubProcess, hub_process
 
@@ -281,7 +282,12 @@ async def _reload(hub: HubProcess, http: httpx.AsyncClient, deadline: float, tal
 async def stress(hub: HubProcess, cookies: httpx.Cookies, tally: Tally) -> None:
     limits = httpx.Limits(max_connections=40)
     async with httpx.AsyncClient(
-        base_url=hub.url, limits=limits, timeout=60, headers=ADMIN, cookies=cookies
+        base_url=hub.url,
+        limits=limits,
+        timeout=60,
+        headers=ADMIN,
+        cookies=cookies,
+        verify=TLS_CONTEXT,
     ) as http:
         listed = (await http.get("/api/v1/incidents?status=open&limit=5")).json()
         incidents = [incident["id"] for incident in listed]
@@ -370,7 +376,9 @@ async def stop_mid_reads(
     """``paths`` read over and over, one client task each; hub stopped (SIGTERM) while
     they are. How long it took to exit, and the statuses the reads got."""
     seen: Counter = Counter()
-    async with httpx.AsyncClient(base_url=hub.url, headers=dict(headers), timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=hub.url, headers=dict(headers), timeout=30, verify=TLS_CONTEXT
+    ) as http:
         readers = [asyncio.create_task(_read_until_gone(http, path, seen)) for path in paths]
         await asyncio.sleep(1.0)
         assert hub.process is not None

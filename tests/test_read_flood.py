@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
+from conftest import TLS_CONTEXT
 from hub_process import HubProcess, hub_process
 
 ALERTS = 5_000
@@ -95,7 +96,9 @@ def fill(hub: HubProcess) -> None:
 async def flood(hub: HubProcess, tally: Tally) -> None:
     deadline = time.monotonic() + FLOOD_SECONDS
     limits = httpx.Limits(max_connections=READERS + 2)
-    async with httpx.AsyncClient(base_url=hub.url, limits=limits, timeout=60) as http:
+    async with httpx.AsyncClient(
+        base_url=hub.url, limits=limits, timeout=60, verify=TLS_CONTEXT
+    ) as http:
         await asyncio.gather(
             _post_webhooks(http, deadline, tally),
             _probe(http, deadline, tally),

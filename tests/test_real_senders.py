@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import BASE_CONFIG, mail_url, wait_for
+from conftest import BASE_CONFIG, TLS_CONTEXT, mail_url, wait_for
 from programs import Program, require
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -124,9 +124,13 @@ def test_alertmanager_webhooks_store_its_fingerprints_and_resolve(hub, programs)
     )
     api = f"{alertmanager.url}/api/v2/alerts"
     future = datetime.now(UTC) + timedelta(hours=1)
-    posted = httpx.post(api, json=[postable(labels, future) for labels in ALERTS], timeout=10)
+    posted = httpx.post(
+        api, json=[postable(labels, future) for labels in ALERTS], timeout=10, verify=TLS_CONTEXT
+    )
     assert posted.status_code == 200, posted.text
-    expected = {alert["fingerprint"] for alert in httpx.get(api, timeout=10).json()}
+    expected = {
+        alert["fingerprint"] for alert in httpx.get(api, timeout=10, verify=TLS_CONTEXT).json()
+    }
     assert len(expected) == len(ALERTS)
 
     firing = wait_for(lambda: len(hub_alerts(hub, "am")) == 2, timeout=SENDER_WAIT_SECONDS)
@@ -137,7 +141,9 @@ def test_alertmanager_webhooks_store_its_fingerprints_and_resolve(hub, programs)
     assert {alert["severity"] for alert in stored} == {"critical", "warning"}
 
     past = datetime.now(UTC) - timedelta(seconds=1)
-    resolved = httpx.post(api, json=[postable(labels, past) for labels in ALERTS], timeout=10)
+    resolved = httpx.post(
+        api, json=[postable(labels, past) for labels in ALERTS], timeout=10, verify=TLS_CONTEXT
+    )
     assert resolved.status_code == 200, resolved.text
     wait_for(
         lambda: {a["status"] for a in hub_alerts(hub, "am")} == {"resolved"},
@@ -197,7 +203,7 @@ def prometheus_args(binary: str, hub_url: str) -> Callable[[Path], list[str]]:
 
 def sample(url: str, name: str, **labels: str) -> float:
     """The value of one series in a Prometheus text exposition (0 when absent)."""
-    text = httpx.get(url, timeout=10).text
+    text = httpx.get(url, timeout=10, verify=TLS_CONTEXT).text
     for family in text_string_to_metric_families(text):
         for found in family.samples:
             if found.name == name and labels.items() <= found.labels.items():

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+from conftest import TLS_CONTEXT
 from hub_process import HubProcess, hub_process
 
 from hub.matchers import MAX_LIST_COST
@@ -65,7 +66,9 @@ repeat_interval = "1h"
 def post_alert(hub: HubProcess, key: str, **labels: str) -> httpx.Response:
     body = {"status": "firing", "summary": f"{key} down", "dedup_key": key, "labels": labels}
     headers = {"Authorization": "Bearer app-token"}
-    return httpx.post(f"{hub.url}/webhooks/app", json=body, headers=headers, timeout=120)
+    return httpx.post(
+        f"{hub.url}/webhooks/app", json=body, headers=headers, timeout=120, verify=TLS_CONTEXT
+    )
 
 
 def timed(call) -> tuple[httpx.Response, float]:
@@ -111,6 +114,7 @@ def test_a_catastrophic_filter_answers_at_once_and_a_webhook_beside_it_is_taken(
                 params={"filter": f'victim=~"{CATASTROPHIC}"'},
                 headers=READ,
                 timeout=120,
+                verify=TLS_CONTEXT,
             ),
         )
     finally:
@@ -128,12 +132,17 @@ def test_a_catastrophic_silence_mutes_nothing_it_should_not_and_holds_up_nothing
     hub = started(tmp_path)
     try:
         body = {"matchers": [f'victim=~"{CATASTROPHIC}"'], "comment": "odd", "duration": "1h"}
-        made = httpx.post(f"{hub.url}/api/v1/silences", json=body, headers=WRITE, timeout=30)
+        made = httpx.post(
+            f"{hub.url}/api/v1/silences", json=body, headers=WRITE, timeout=30, verify=TLS_CONTEXT
+        )
         assert made.status_code == 201, made.text
         assert post_alert(hub, "muted", victim="aaaa").status_code == 202
         posted, post_seconds = timed(lambda: post_alert(hub, "victim", victim=VICTIM))
         listed, seconds, webhook_seconds = beside_a_webhook(
-            hub, lambda: httpx.get(f"{hub.url}/api/v2/alerts", headers=READ, timeout=120)
+            hub,
+            lambda: httpx.get(
+                f"{hub.url}/api/v2/alerts", headers=READ, timeout=120, verify=TLS_CONTEXT
+            ),
         )
         deadline = time.monotonic() + 10
         while len(sent_titles(tmp_path)) < 2 and time.monotonic() < deadline:
@@ -161,7 +170,11 @@ def test_a_thousand_costly_filters_are_refused_before_they_are_all_compiled(tmp_
         answer, seconds, webhook_seconds = beside_a_webhook(
             hub,
             lambda: httpx.get(
-                f"{hub.url}/api/v2/alerts", params={"filter": filters}, headers=READ, timeout=120
+                f"{hub.url}/api/v2/alerts",
+                params={"filter": filters},
+                headers=READ,
+                timeout=120,
+                verify=TLS_CONTEXT,
             ),
         )
     finally:
@@ -177,7 +190,7 @@ def test_python_only_syntax_is_refused_naming_the_matcher_everywhere(tmp_path):
     lookahead = 'service=~"(?=api)api.*"'
     hub = started(tmp_path)
     try:
-        with httpx.Client(base_url=hub.url, timeout=30) as http:
+        with httpx.Client(base_url=hub.url, timeout=30, verify=TLS_CONTEXT) as http:
             v2_filter = http.get("/api/v2/alerts", params={"filter": lookahead}, headers=READ)
             v1_label = http.get("/api/v1/alerts", params={"label": lookahead}, headers=READ)
             receiver = http.get("/api/v2/alerts", params={"receiver": "(ops)\\1"}, headers=READ)
@@ -218,7 +231,9 @@ def test_a_stored_silence_whose_regex_re2_refuses_mutes_nothing_and_is_shown(tmp
     meant = ['service=~"(?!canary)checkout.*"']
     try:
         body = {"matchers": ['service="checkout"'], "comment": "deploy", "duration": "1h"}
-        made = httpx.post(f"{hub.url}/api/v1/silences", json=body, headers=WRITE, timeout=30)
+        made = httpx.post(
+            f"{hub.url}/api/v1/silences", json=body, headers=WRITE, timeout=30, verify=TLS_CONTEXT
+        )
         silence = made.json()["id"]
         with sqlite3.connect(tmp_path / "hub.db") as db:  # as the older hub stored it
             db.execute(
@@ -228,7 +243,7 @@ def test_a_stored_silence_whose_regex_re2_refuses_mutes_nothing_and_is_shown(tmp
         deadline = time.monotonic() + 10
         while not sent_titles(tmp_path) and time.monotonic() < deadline:
             time.sleep(0.1)
-        with httpx.Client(base_url=hub.url, headers=WRITE, timeout=30) as http:
+        with httpx.Client(base_url=hub.url, headers=WRITE, timeout=30, verify=TLS_CONTEXT) as http:
             shown = http.get(f"/api/v1/silences/{silence}").json()
             changed = http.put(f"/api/v1/silences/{silence}", json=body)
             expired = http.delete(f"/api/v1/silences/{silence}")

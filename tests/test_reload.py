@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from conftest import BASE_CONFIG, free_port, mail_url, render_config, wait_for
+from conftest import BASE_CONFIG, TLS_CONTEXT, free_port, mail_url, render_config, wait_for
 from hub_process import HubProcess
 from notify_support import ACK_SECRET, ack_link_in, fire, metric, start_hub
 from notify_support import receiver as receiver_table
@@ -44,7 +44,10 @@ EVENT = {"status": "firing", "summary": "payment provider down"}
 
 def post_event(url: str, source: str, token: str) -> int:
     answer = httpx.post(
-        f"{url}/webhooks/{source}", json=EVENT, headers={"Authorization": f"Bearer {token}"}
+        f"{url}/webhooks/{source}",
+        json=EVENT,
+        headers={"Authorization": f"Bearer {token}"},
+        verify=TLS_CONTEXT,
     )
     return answer.status_code
 
@@ -250,7 +253,7 @@ def test_sighup_makes_a_running_hub_serve_reload_its_config(tmp_path, smtp):
             path.write_text(good)
             process.send_signal(signal.SIGHUP)
             wait_for(lambda: post_event(url, "crm", "crm-token") == 202)
-            reloaded = reload_gauges(httpx.get(f"{url}/metrics").text)
+            reloaded = reload_gauges(httpx.get(f"{url}/metrics", verify=TLS_CONTEXT).text)
             path.write_text(good.replace('format = "native"', 'format = "pigeon"'))
             process.send_signal(signal.SIGHUP)
             refused = wait_for(lambda: _refused(url))
@@ -264,13 +267,13 @@ def test_sighup_makes_a_running_hub_serve_reload_its_config(tmp_path, smtp):
 
 def _refused(url: str) -> tuple[float | None, float | None] | None:
     """The reload gauges once the last reload was refused, else None."""
-    gauges = reload_gauges(httpx.get(f"{url}/metrics").text)
+    gauges = reload_gauges(httpx.get(f"{url}/metrics", verify=TLS_CONTEXT).text)
     return gauges if gauges[0] == 0 else None
 
 
 def _ready(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/readyz").status_code == 200
+        return httpx.get(f"{url}/readyz", verify=TLS_CONTEXT).status_code == 200
     except httpx.TransportError:
         return False
 

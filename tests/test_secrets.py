@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from conftest import free_port, wait_for
+from conftest import TLS_CONTEXT, free_port, wait_for
 from console_support import csrf_in, sign_in
 from hub_process import ROOT, hub_process
 from logfmt_support import events
@@ -238,7 +238,7 @@ def after_notifications(http: httpx.Client, admin: dict[str, str], mailbox) -> l
     seen = [http.get(link), http.post(link)]
     seen += [http.post(f"/api/v1/notifications/{n['id']}/retry", headers=admin) for n in dead]
     seen += [http.post(f"/api/v1/notifications/{n['id']}/dismiss", headers=admin) for n in dead]
-    with httpx.Client(base_url=http.base_url, timeout=30) as browser:
+    with httpx.Client(base_url=http.base_url, timeout=30, verify=TLS_CONTEXT) as browser:
         seen.append(sign_in(browser, API_TOKEN))
         incidents = http.get("/api/v1/incidents", headers=admin).json()
         pages = [*CONSOLE_PAGES, *(f"/incidents/{i['id']}" for i in incidents), "/deliveries/1"]
