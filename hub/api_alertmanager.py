@@ -307,16 +307,16 @@ def _silences_kept(hub: Any, wanted: list[matchers.Matcher]) -> list[dict[str, A
     responses={**READ_REFUSALS, **_texts(400, 404, 500)},
 )
 async def get_silence(request: Request, silence_id: FromPath[str]) -> dict[str, Any]:
-    """Searched for among every silence, aside as they are listed."""
+    """Looked up aside, as the list is read."""
     hub = request.app.state.hub
     return await hub.store.read_aside(lambda: _silence(hub, silence_id))
 
 
 def _silence(hub: Any, silence_id: str) -> dict[str, Any]:
-    for silence in _readable(hub):
-        if silence.id == silence_id:
-            return msgspec.to_builtins(am_silence(silence, silencing.current_time(hub)))
-    raise NotFound(f"silence {silence_id} not found")
+    found = silencing.one(hub, silence_id)
+    if found is None or not isinstance(found[0], Silence):  # unreadable: not in the list
+        raise NotFound(f"silence {silence_id} not found")
+    return msgspec.to_builtins(am_silence(found[0], silencing.current_time(hub)))
 
 
 def _readable(hub: Any) -> list[Silence]:

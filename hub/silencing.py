@@ -107,16 +107,17 @@ async def list_silences(
     responses=read_refusals(400, 401, 404),
 )
 async def get_silence(request: Request, silence_id: FromPath[str]) -> dict[str, Any]:
-    """404 for an id no silence has; the list is searched, aside as it is listed."""
+    """404 for an id no silence has; looked up aside, as the list is read."""
     hub = request.app.state.hub
     return await hub.store.read_aside(lambda: _one(hub, silence_id))
 
 
 def _one(hub: Any, silence_id: str) -> dict[str, Any]:
-    for shown in listed(hub):
-        if shown["id"] == silence_id:
-            return shown
-    raise NotFound(f"no silence with id {silence_id}")
+    found = one(hub, silence_id)
+    if found is None:
+        raise NotFound(f"no silence with id {silence_id}")
+    silence, static = found
+    return present(silence, current_time(hub), static)
 
 
 @post(
@@ -182,6 +183,16 @@ def every(hub: Any) -> list[tuple[Silence | UnreadableSilence, bool]]:
     """Every silence with whether it is static: the API's (newest first), then the
     config's."""
     return [(s, False) for s in hub.store.silences()] + [(s, True) for s in hub.static_silences]
+
+
+def one(hub: Any, silence_id: str) -> tuple[Silence | UnreadableSilence, bool] | None:
+    """The silence ``every`` lists with ``silence_id``, with whether it is static; looked
+    up by its id, not among every silence."""
+    stored = hub.store.silence(silence_id)
+    if stored is not None:
+        return stored, False
+    static = next((s for s in hub.static_silences if s.id == silence_id), None)
+    return None if static is None else (static, True)
 
 
 async def create(hub: Any, body: NewSilence, asking: Caller) -> dict[str, Any]:
@@ -366,7 +377,7 @@ def changeable(hub: Any, silence_id: str) -> Silence:
     the refusal ``update`` would answer: Conflict for a static, expired or unreadable
     one, NotFound."""
     _refuse_static(hub, silence_id)
-    stored = next((s for s in hub.store.silences() if s.id == silence_id), None)
+    stored = hub.store.silence(silence_id)
     return _readable(_unexpired(stored, silence_id, current_time(hub)))
 
 
