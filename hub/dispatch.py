@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from hub import acklinks, grouping, logs, mute, routing, timeintervals
+from hub import acklinks, grouping, logs, mute, routing, stored, timeintervals
 from hub.channels import schema, url_key
 from hub.config import Config, Receiver
 from hub.events import SEVERITIES
@@ -279,7 +279,7 @@ def _flush_one(
     look_again: LookAgain,
 ) -> None:
     timing = grouping.Timing(**incident["timing"])
-    send_resolved = bool(row["send_resolved"])
+    send_resolved = stored.flag(row, "send_resolved")  # text edited in by hand is off
     visible = [a for a in alerts if a["fingerprint"] not in muted]
     # A resolved incident is over for its receivers, even one a person resolved while
     # its alerts still fire: those wanting resolutions are told so once, none is repeated.

@@ -4,8 +4,10 @@ email (a real SMTP server), Slack and Twilio (Apprise's own plugins, intercepted
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -576,6 +578,37 @@ def test_a_person_resolving_a_firing_incident_tells_its_receivers_that_want_reso
         ("dev", "firing"),
         ("ops", "firing"),
         ("ops", "resolved"),
+    ]
+
+
+def test_send_resolved_edited_by_hand_to_text_is_read_as_sqlite_reads_it(hub_factory, smtp):
+    """Only a whole number other than 0 turns a receiver's resolutions on, as in every
+    other flag column: text SQLite reads as no number (``"no"``) is off, and ``"1"`` on.
+    Read by Python's truth, ``"no"`` told ops of the resolution as well."""
+    mailbox, port = smtp
+    hub = ops_and_dev(hub_factory, port)
+    with hub.client(headers=WRITER) as http:
+        incident_id = fire(http, "checkout down")["incident_id"]
+        wait_for(lambda: len(mailbox.messages) == 2)
+        with contextlib.closing(sqlite3.connect(hub.runtime.config.storage.path)) as db, db:
+            for name, value in (("ops", "no"), ("dev", "1")):
+                db.execute(
+                    "UPDATE incident_receivers SET send_resolved = ? WHERE receiver = ?",
+                    (value, name),
+                )
+        fire(http, "checkout down", status="resolved")
+        wait_for(lambda: len(mailbox.messages) >= 3)
+        time.sleep(0.6)  # three group intervals: room for a resolution to ops
+        log = deliveries(http, incident=incident_id)
+    assert sorted((m["To"], m["Subject"]) for m in mailbox.messages) == [
+        ("dev@example.com", f"[FIRING] #{incident_id} checkout down"),
+        ("dev@example.com", f"[RESOLVED] #{incident_id} checkout down"),
+        ("ops@example.com", f"[FIRING] #{incident_id} checkout down"),
+    ]
+    assert sorted((n["receiver"], n["kind"]) for n in log) == [
+        ("dev", "firing"),
+        ("dev", "resolved"),
+        ("ops", "firing"),
     ]
 
 
