@@ -329,8 +329,8 @@ def test_the_regexes_of_one_list_have_a_compile_budget_together():
 
 def test_unicode_classes_are_paid_for_before_compiling():
     """RE2 spends half a millisecond parsing each \\pL: 10,000 of them are refused
-    before it starts."""
+    before it starts (5 s): a bound of 1 s, as three test processes share two cores."""
     started = time.monotonic()
     with pytest.raises(TooCostly, match="too large together"):
         parse('a=~"' + "\\pL" * 10_000 + '"')
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 1
