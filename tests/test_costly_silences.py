@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from conftest import TLS_CONTEXT
 from console_support import sign_in
 from hub_process import HubProcess, hub_process
-from test_redos import READ, WRITE, post_alert, timed
+from test_redos import READ, WRITE, beside_a_webhook, timed
 
 SILENCES = 20_000
 
@@ -98,23 +96,17 @@ def begun_after_a_webhook(hub: HubProcess, client: httpx.Client, path: str) -> h
     after a webhook sent 50 ms into it was answered. Worked out on the event loop, the
     list is answered before the loop takes the webhook; off it, the webhook is answered
     while the list is worked out. An order, not a time: a loaded machine slows both."""
-    begun: dict[str, Any] = {}
+    begun: list[float] = []
 
-    def read() -> None:
+    def read() -> httpx.Response:
         with client.stream("GET", path) as answer:
-            begun["list"] = time.monotonic()
+            begun.append(time.monotonic())
             answer.read()
-        begun["answer"] = answer
+        return answer
 
-    reader = threading.Thread(target=read)
-    reader.start()
-    time.sleep(0.05)
-    webhook = post_alert(hub, "bystander", alertname="Other")
-    answered = time.monotonic()
-    reader.join(timeout=120)
-    assert webhook.status_code == 202, webhook.text
-    assert answered < begun["list"], "the list began before the webhook beside it was answered"
-    return begun["answer"]
+    beside = beside_a_webhook(hub, read)
+    assert beside.webhook_answered < begun[0], "the list began before the webhook was answered"
+    return beside.answer
 
 
 @pytest.mark.parametrize("path", ["/api/v2/silences", "/api/v1/silences"])

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 from conftest import TLS_CONTEXT
@@ -77,17 +78,26 @@ def timed(call) -> tuple[httpx.Response, float]:
     return answer, time.monotonic() - started
 
 
-def beside_a_webhook(hub: HubProcess, call) -> tuple[httpx.Response, float, float]:
+class Beside(NamedTuple):
+    answer: httpx.Response
+    seconds: float
+    webhook_seconds: float
+    webhook_answered: float
+    """When the webhook was answered (``time.monotonic``)."""
+
+
+def beside_a_webhook(hub: HubProcess, call) -> Beside:
     """``call``'s answer and time, and the time a webhook sent while it runs takes."""
     found: dict[str, tuple[httpx.Response, float]] = {}
     thread = threading.Thread(target=lambda: found.setdefault("call", timed(call)))
     thread.start()
     time.sleep(0.05)
     webhook, webhook_seconds = timed(lambda: post_alert(hub, "bystander", alertname="Other"))
+    answered = time.monotonic()
     thread.join(timeout=120)
     assert webhook.status_code == 202, webhook.text
     answer, seconds = found["call"]
-    return answer, seconds, webhook_seconds
+    return Beside(answer, seconds, webhook_seconds, answered)
 
 
 def started(tmp_path: Path) -> HubProcess:
@@ -107,7 +117,7 @@ def test_a_catastrophic_filter_answers_at_once_and_a_webhook_beside_it_is_taken(
     hub = started(tmp_path)
     try:
         assert post_alert(hub, "victim", alertname="Victim", victim=VICTIM).status_code == 202
-        answer, seconds, webhook_seconds = beside_a_webhook(
+        answer, seconds, webhook_seconds, _ = beside_a_webhook(
             hub,
             lambda: httpx.get(
                 f"{hub.url}/api/v2/alerts",
@@ -138,7 +148,7 @@ def test_a_catastrophic_silence_mutes_nothing_it_should_not_and_holds_up_nothing
         assert made.status_code == 201, made.text
         assert post_alert(hub, "muted", victim="aaaa").status_code == 202
         posted, post_seconds = timed(lambda: post_alert(hub, "victim", victim=VICTIM))
-        listed, seconds, webhook_seconds = beside_a_webhook(
+        listed, seconds, webhook_seconds, _ = beside_a_webhook(
             hub,
             lambda: httpx.get(
                 f"{hub.url}/api/v2/alerts", headers=READ, timeout=120, verify=TLS_CONTEXT
@@ -167,7 +177,7 @@ def test_a_thousand_costly_filters_are_refused_before_they_are_all_compiled(tmp_
     hub = started(tmp_path)
     filters = [f'a{i}=~"x{i}.{{0,1000}}"' for i in range(1500)]
     try:
-        answer, seconds, webhook_seconds = beside_a_webhook(
+        answer, seconds, webhook_seconds, _ = beside_a_webhook(
             hub,
             lambda: httpx.get(
                 f"{hub.url}/api/v2/alerts",
