@@ -2831,11 +2831,14 @@ def _moment(value: float) -> datetime:
 
 
 def _migrate(db: sqlite_utils.Database, path: str) -> None:
-    """Apply the pending migrations, and say which in one log line: the operator reading
-    an upgrade's log sees the schema change, and a later start that changed nothing."""
+    """Apply the pending migrations in one transaction, and say which in one log line:
+    the operator reading an upgrade's log sees the schema change, and a later start that
+    changed nothing. One transaction, so that an upgrade failing midway leaves the store
+    as the older hub left it (and a new store takes one commit, not one a migration)."""
     _refuse_newer(db, path)
     pending = [migration.name for migration in migrations.pending(db)]
-    migrations.apply(db)
+    with db.atomic():
+        migrations.apply(db)
     if pending:
         log.info("event=store_migrated applied=%s", logs.listed(pending))
 

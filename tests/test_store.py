@@ -70,6 +70,32 @@ def test_opening_logs_the_migrations_it_applied_and_a_second_opening_none(tmp_pa
     assert again == []
 
 
+def test_an_upgrade_that_fails_midway_leaves_the_store_as_the_older_hub_left_it(tmp_path):
+    """An upgrade applies every pending migration or none: one that failed after others
+    had been committed left a store that neither hub's schema describes. Here the older
+    store lacks m033 and m034, and m034 fails, as its columns were added by hand."""
+    path = str(tmp_path / "old.db")
+    with store_module.opened(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE incidents DROP COLUMN acknowledged_via")
+        conn.execute("ALTER TABLE incidents DROP COLUMN resolved_via")
+        conn.execute(
+            "DELETE FROM _sqlite_migrations WHERE name IN"
+            " ('m033_incident_vouchers', 'm034_heartbeat_pauses')"
+        )
+    upgrade = Store(path)
+    with pytest.raises(sqlite3.OperationalError, match="duplicate column name: paused_at"):
+        upgrade.open()
+    assert not upgrade.is_open
+    with sqlite3.connect(path) as conn:
+        applied = {name for (name,) in conn.execute("SELECT name FROM _sqlite_migrations")}
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(incidents)")}
+    assert "m032_silence_vouchers" in applied
+    assert "m033_incident_vouchers" not in applied
+    assert "acknowledged_via" not in columns
+
+
 def test_a_store_a_newer_hub_migrated_is_refused_naming_both_newest_migrations(tmp_path):
     """An older hub used to run on such a store, writing rows without what the newer
     version keeps (README: upgrades only go forward)."""
