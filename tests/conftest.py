@@ -148,6 +148,20 @@ class PromptServer(uvicorn.Server):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_now.wait(), 0.1)
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown less its fixed 0.1 s pause after it tells connections to
+        close, a wait the suite's hundreds of stops paid: the connections are let close
+        first, then uvicorn waits as it does for any still busy, and ends the lifespan."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        await asyncio.sleep(0)  # the closed connections' ``connection_lost`` run
+        await self._wait_tasks_to_complete()
+        await self.lifespan.shutdown()
+
     def stop(self) -> None:
         """From any thread: exit at once, as ``should_exit`` does at the next tick."""
         self.should_exit = True
