@@ -1,10 +1,13 @@
-"""The command line: ``python -m hub ...`` as a subprocess, against a real hub on
-loopback for the API commands, and from a config file alone for route-test and
-notify-test."""
+"""The command line against a real hub on loopback for the API commands, and from a
+config file alone for the others (route-test, notify-test, check-config, backup).
+The config-file commands run as ``python -m hub ...`` subprocesses; the API commands
+run through ``cli.main``, the function ``python -m hub`` calls, in the test's process
+(a few of them, where the process itself matters, as subprocesses too)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import socket
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import AUTH, free_port, mail_url, wait_for
+from notify_support import deliveries
 from test_access import WITH_TOKENS
 from test_config import ROOT, run_hub
 from test_oncall import SCHEDULE_CONFIG
@@ -45,16 +49,29 @@ ANY_TIME = _AnyTime()
 
 
 def hub_cli(hub, *args: str, token: str = "write-token") -> subprocess.CompletedProcess:
-    return run_hub("--url", hub.url, "--token", token, *args, cwd=ROOT)
+    """An API command's exit code and output, run in this process: a subprocess would
+    start Python and import the client anew for each of the file's some ninety commands
+    (about a third of a second each)."""
+    argv = ["--url", hub.url, "--token", token, *args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(argv)
+        except SystemExit as exited:  # argparse's refusals of the command line
+            code = exited.code
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture
 def running(hub_factory, smtp):
-    """A hub with read, write and admin tokens, and one firing alert in one incident."""
+    """A hub with read, write and admin tokens, and one firing alert in one incident,
+    whose page is sent: a command's change is the last on the incident's timeline."""
     hub = hub_factory(WITH_TOKENS, mail_url=mail_url(smtp[1]))
     with hub.client(headers=AUTH) as http:
         answer = http.post("/webhooks/shop", json=EVENT)
     assert answer.status_code == 202, answer.text
+    with hub.client(headers={"Authorization": "Bearer read-token"}) as http:
+        wait_for(lambda: [note for note in deliveries(http) if note["state"] == "sent"])
     return hub, answer.json()["alerts"][0]["incident_id"]
 
 
