@@ -52,14 +52,18 @@ def hub_cli(hub, *args: str, token: str = "write-token") -> subprocess.Completed
     """An API command's exit code and output, run in this process: a subprocess would
     start Python and import the client anew for each of the file's some ninety commands
     (about a third of a second each)."""
-    argv = ["--url", hub.url, "--token", token, *args]
+    return in_process("--url", hub.url, "--token", token, *args)
+
+
+def in_process(*argv: str) -> subprocess.CompletedProcess:
+    """``hub *argv`` run through ``cli.main`` in this process; an exception is raised."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = cli.main(argv)
+            code = cli.main(list(argv))
         except SystemExit as exited:  # argparse's refusals of the command line
             code = exited.code
-    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

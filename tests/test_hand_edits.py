@@ -13,7 +13,6 @@ matchers or id cannot be read is not in force: alerts it would mute notify."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import sqlite3
@@ -27,9 +26,8 @@ from console_support import CONSOLE_CONFIG, fire, sign_in
 from notify_support import metric
 from schemathesis.core.failures import Failure
 from test_alertmanager_api import amtool_for
+from test_cli import in_process
 from test_heartbeats import start_hub, subjects
-
-from hub import cli
 
 READ = {"Authorization": "Bearer read-token"}
 WRITE = {"Authorization": "Bearer write-token"}
@@ -313,16 +311,14 @@ def printed(hub, failed: list[str]) -> dict[str, str]:
     is an exception here); one that fails or exits non-zero is added to ``failed``."""
     found = {}
     for command in LISTS:
-        out, err = io.StringIO(), io.StringIO()
-        argv = ["--url", hub.url, "--token", "read-token", *command]
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = cli.main(argv)
-            except Exception as e:  # a traceback is what this looks for
-                code = f"{type(e).__name__}: {e}"
-        if code != 0:
-            failed.append(f"hub {' '.join(command)}: {code} {err.getvalue().strip()}")
-        found[f"hub {' '.join(command)}"] = out.getvalue()
+        try:
+            ran = in_process("--url", hub.url, "--token", "read-token", *command)
+        except Exception as e:  # a traceback is what this looks for
+            failed.append(f"hub {' '.join(command)}: {type(e).__name__}: {e}")
+            continue
+        if ran.returncode != 0:
+            failed.append(f"hub {' '.join(command)}: {ran.returncode} {ran.stderr.strip()}")
+        found[f"hub {' '.join(command)}"] = ran.stdout
     return found
 
 
