@@ -2837,10 +2837,26 @@ def _migrate(db: sqlite_utils.Database, path: str) -> None:
     as the older hub left it (and a new store takes one commit, not one a migration)."""
     _refuse_newer(db, path)
     pending = [migration.name for migration in migrations.pending(db)]
-    with db.atomic():
-        migrations.apply(db)
+    try:
+        with db.atomic():
+            migrations.apply(db)
+    except sqlite3.Error as e:  # the store's state (a full disk, a hand-edited schema)
+        raise ConfigError([_failed_upgrade(path, pending, e)]) from e
     if pending:
         log.info("event=store_migrated applied=%s", logs.listed(pending))
+
+
+def _failed_upgrade(path: str, pending: list[str], error: sqlite3.Error) -> str:
+    """What ``hub serve`` says of an upgrade SQLite refused, as it says a config's
+    problems: the migration that failed (the one its traceback runs through), SQLite's
+    words, and that the older hub still runs on the store, none having been applied."""
+    frames = traceback.extract_tb(error.__traceback__)
+    failed = next((frame.name for frame in reversed(frames) if frame.name in pending), None)
+    return (
+        f"storage.path: {path} could not be upgraded: {failed or 'the upgrade'} failed"
+        f" ({error}); none of the {len(pending)} pending migrations was applied, so the"
+        " store is as the older hub left it and that hub still runs on it"
+    )
 
 
 def _refuse_newer(db: sqlite_utils.Database, path: str) -> None:

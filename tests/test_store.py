@@ -72,9 +72,10 @@ def test_opening_logs_the_migrations_it_applied_and_a_second_opening_none(tmp_pa
 
 def test_an_upgrade_that_fails_midway_leaves_the_store_as_the_older_hub_left_it(tmp_path):
     """An upgrade applies every pending migration or none: one that failed after others
-    had been committed left a store that neither hub's schema describes. Here the older
-    store lacks m033 and m034, and m034 fails, as its columns were added by hand."""
-    path = str(tmp_path / "old.db")
+    had been committed left a store that neither hub's schema describes, and ``hub
+    serve`` died with SQLite's traceback. Here the older store lacks m033 and m034, and
+    m034 fails, as its columns were added by hand."""
+    path = (tmp_path / "hub.db").as_posix()
     with store_module.opened(path):
         pass
     with sqlite3.connect(path) as conn:
@@ -85,9 +86,20 @@ def test_an_upgrade_that_fails_midway_leaves_the_store_as_the_older_hub_left_it(
             " ('m033_incident_vouchers', 'm034_heartbeat_pauses')"
         )
     upgrade = Store(path)
-    with pytest.raises(sqlite3.OperationalError, match="duplicate column name: paused_at"):
+    with pytest.raises(ConfigError) as raised:
         upgrade.open()
     assert not upgrade.is_open
+    problem = (
+        f"storage.path: {path} could not be upgraded: m034_heartbeat_pauses failed"
+        " (duplicate column name: paused_at); none of the 2 pending migrations was"
+        " applied, so the store is as the older hub left it and that hub still runs on it"
+    )
+    assert raised.value.problems == [problem]
+    (tmp_path / "alerts.toml").write_text(store_config("hub.db"))
+    served = run_hub("serve", "--port", str(free_port()), cwd=tmp_path)
+    assert served.returncode == 2, served.stderr
+    assert f"  - {problem}" in served.stderr.splitlines()
+    assert "Traceback" not in served.stderr
     with sqlite3.connect(path) as conn:
         applied = {name for (name,) in conn.execute("SELECT name FROM _sqlite_migrations")}
         columns = {row[1] for row in conn.execute("PRAGMA table_info(incidents)")}
