@@ -151,7 +151,8 @@ def stop(process: subprocess.Popen) -> None:
 def run_wrk(
     url: str, script: str, seconds: int, connections: int, extra_env: dict[str, str] | None = None
 ) -> dict[str, float]:
-    """Requests/s, p50 and p99 in ms, and non-2xx answers of one wrk run."""
+    """Requests (in all and a second), p50 and p99 in ms, and non-2xx answers of one
+    wrk run."""
     command = pinned(
         1,
         [
@@ -175,6 +176,7 @@ def run_wrk(
     ).stdout
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
+        "requests": float(re.search(r"(\d+) requests in", out).group(1)),
         "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
         "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
@@ -189,13 +191,20 @@ def warm_then_measure(
     connections: int,
     options: dict[str, str],
     drain_port: int | None = None,
+    server_pid: int | None = None,
 ) -> dict[str, float]:
     """Two seconds of warm-up, then the measured run; with ``drain_port`` the hub first
-    sends what the warm-up's new alerts queued."""
+    sends what the warm-up's new alerts queued. With ``server_pid``, also the server's
+    CPU time per request (``cpu_us``), which tells what hub adds to a request in
+    microseconds rather than as a share."""
     run_wrk(url, script, 2, connections, options)
     if drain_port is not None:
         wait_drained(drain_port)
-    return run_wrk(url, script, seconds, connections, options)
+    before = cpu_seconds(server_pid) if server_pid is not None else 0.0
+    result = run_wrk(url, script, seconds, connections, options)
+    if server_pid is not None:
+        result["cpu_us"] = (cpu_seconds(server_pid) - before) / result["requests"] * 1e6
+    return result
 
 
 def median_run(results: list[dict[str, float]]) -> dict[str, float]:
