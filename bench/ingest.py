@@ -113,22 +113,22 @@ def print_table(runs: dict[str, list[dict]], rounds: int) -> None:
         f"{'scenario':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'ratio':>8}"
         f"{'CPU µs/req':>12}{'CPU ratio':>11}"
     )
+    ratios = {name: round_ratios(runs, name, "rate") for name in runs}
+    cpu_ratios = {name: round_ratios(runs, name, "cpu_us") for name in runs}
     for name, results in runs.items():
-        ratios = round_ratios(runs, name, "rate")
-        cpu_ratios = round_ratios(runs, name, "cpu_us")
         row = median_run(results)
         cpu_us = statistics.median(result["cpu_us"] for result in results)
         print(
             f"{name:<28}{row['rate']:>10.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
-            f"{row['errors']:>9.0f}{statistics.median(ratios):>8.2f}"
-            f"{cpu_us:>12.0f}{statistics.median(cpu_ratios):>11.2f}"
+            f"{row['errors']:>9.0f}{statistics.median(ratios[name]):>8.2f}"
+            f"{cpu_us:>12.0f}{statistics.median(cpu_ratios[name]):>11.2f}"
         )
     print(f"medians of {rounds} alternating rounds; a ratio is the median of each round's pair")
     for name, results in runs.items():
         print(
-            f"  {name}: rounds {' '.join(f'{r:.2f}' for r in round_ratios(runs, name, 'rate'))}"
+            f"  {name}: rounds {' '.join(f'{r:.2f}' for r in ratios[name])}"
             f" ({' '.join(str(round(result['rate'])) for result in results)} req/s);"
-            f" CPU {' '.join(f'{r:.2f}' for r in round_ratios(runs, name, 'cpu_us'))}"
+            f" CPU {' '.join(f'{r:.2f}' for r in cpu_ratios[name])}"
             f" ({' '.join(str(round(result['cpu_us'])) for result in results)} µs)"
         )
 
