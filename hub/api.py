@@ -333,7 +333,7 @@ class Readiness(msgspec.Struct):
     },
 )
 async def readyz(request: Request) -> Response[Readiness]:
-    checks = request.app.state.hub.ready()
+    checks = await request.app.state.hub.ready()
     ready = all(checks.values())
     return Response(
         Readiness("ready" if ready else "not ready", checks),

@@ -26,12 +26,11 @@ from hub import decision, expiry, heartbeats
 from hub.access import BEARER, ensure_role, require
 from hub.api import RowId
 from hub.config import Source
-from hub.decoders import decode
 from hub.decoders.common import Decoded
 from hub.errors import Conflict, InvalidPayload, MalformedBody, NotFound
 from hub.ingest import Delivery
 from hub.problems import refusal, refusals
-from hub.webhooks import commit
+from hub.webhooks import commit, decode_aside
 
 
 @post(
@@ -71,7 +70,7 @@ async def run(hub: Any, delivery_id: int, *, dry_run: bool) -> tuple[int, dict[s
         raise NotFound(f"no delivery with id {delivery_id}")
     source = _source(hub, row["source"])
     now = hub.clock()
-    decoded = _decode(row["body"], source, now)
+    decoded = await _decode(row["body"], source, now)
     if dry_run:
         return 200, _dry_run(hub, delivery_id, source, decoded, now)
     delivery = Delivery(
@@ -103,12 +102,12 @@ def _source(hub: Any, name: str) -> Source:
     return source
 
 
-def _decode(body: bytes, source: Source, now: float) -> Decoded:
+async def _decode(body: bytes, source: Source, now: float) -> Decoded:
     """The stored body as the source reads it now. A refusal names the source and its
     format: the body was accepted once, so it is the config that changed since (a new
     format or mapping), which the decoder's words alone do not say."""
     try:
-        return decode(body, source, datetime.fromtimestamp(now, UTC))
+        return await decode_aside(body, source, datetime.fromtimestamp(now, UTC))
     except (InvalidPayload, MalformedBody) as e:
         e.detail = (
             f"source {source.name!r} ({source.format} format) refuses this body now: {e.detail}"

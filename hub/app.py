@@ -387,10 +387,10 @@ class Runtime:
         self.store.close()
         log.info("event=hub_stopped")
 
-    def ready(self) -> dict[str, bool]:
+    async def ready(self) -> dict[str, bool]:
         """What readiness checks: the store takes writes, background work is running."""
         return {
-            "store": self.store.writable(),
+            "store": await self.store.writable(),
             "scheduler": self.scheduler.running,
             "workers": bool(self._tasks) and not any(t.done() for t in self._tasks),
         }

@@ -4,8 +4,9 @@ group commit: the writes of concurrent requests share one transaction.
 Writes are functions ``fn(tx) -> T``; ``await store.write(fn)`` returns only after
 the transaction holding ``fn`` committed, which is what lets an HTTP 2xx mean "on
 disk". The functions run on the event loop (a write costs no thread hand-off); only
-the COMMIT, which waits for the fsync, runs in a thread. One failing function never
-rolls back its batch neighbours. A function logs through ``tx.log``, so that its
+the COMMIT, which waits for the fsync, runs in a thread, and so does a batch holding
+a write its caller marked ``long`` (thousands of alerts in one delivery). One failing
+function never rolls back its batch neighbours. A function logs through ``tx.log``, so that its
 lines appear once it is committed. Reads use a separate connection.
 """
 
@@ -62,6 +63,9 @@ sqlite3.register_adapter(type(None), lambda value: value)
 WAL_AUTOCHECKPOINT_PAGES = 4000
 # A write lock held by another connection is retried this often.
 LOCKED_RETRY_SECONDS = 0.01
+LOCK_PROBE_SECONDS = 1.0
+"""How long readiness waits for a write lock held elsewhere (``Store.writable``): a
+backup's step or an operator's quick change lets it go well within it."""
 LOCK_NOTED_SECONDS = 1.0
 """How long writes wait for a lock held elsewhere before the log says so: a webhook
 answering slowly with no line why is what an operator would otherwise see."""
@@ -1836,6 +1840,8 @@ class Store:
         # Unbounded: queue_max is checked in ``write`` for the writes it may refuse.
         self._pending: deque[tuple[Callable[[Tx], Any], asyncio.Future]] = deque()
         self._writing = False  # a batch is being applied or committed
+        self._began: float | None = None  # when the batch now applied took the write lock
+        self._lock_probe: asyncio.Future[bool] | None = None  # ``writable``'s, under way
         self._lock_noted = False  # the log said writes wait for a lock held elsewhere
         self._writer: sqlite3.Connection | None = None
         self._loop_reader: sqlite3.Connection | None = None
@@ -1940,14 +1946,23 @@ class Store:
 
     # writing ---------------------------------------------------------------
 
-    async def write(self, fn: Callable[[Tx], T], *, background: bool = False) -> T:
+    async def write(
+        self, fn: Callable[[Tx], T], *, background: bool = False, long: bool = False
+    ) -> T:
         """Run ``fn`` in the next group commit; return its result once committed.
 
         With ``queue_max`` writes already waiting, a request's write is refused with
         Unavailable (503, the client retries). A ``background`` write (dispatcher,
         outbox) is always queued: nobody would retry it, and there are only a fixed
         few of those tasks, so they cannot grow the queue without bound.
+
+        A ``long`` write (10,000 new alerts take most of a second) is applied with its
+        batch in the commit thread, so the loop meanwhile goes on answering probes,
+        scrapes and other senders, whose writes wait for the next batch as they would
+        behind any other.
         """
+        if long:
+            fn = _Long(fn)
         if not background and len(self._pending) >= self.queue_max:
             raise Unavailable("the store's write queue is full; retry shortly")
         if self._writer is None:
@@ -1981,11 +1996,15 @@ class Store:
             batch = self._take_batch()
             self._settle_batch(loop, self._failed(batch, e), len(batch), time.perf_counter())
             return
+        self._began = time.monotonic()
         if self._lock_noted:
             self._lock_noted = False
-            log.info("event=store_unlocked waited=%.1f", time.monotonic() - since)
+            log.info("event=store_unlocked waited=%.1f", self._began - since)
         batch = self._take_batch()
         started = time.perf_counter()
+        if any(isinstance(fn, _Long) for fn, _ in batch):
+            self._commits.put(lambda: self._apply_then_commit(loop, batch, started))
+            return
         try:
             outcomes, logged = self._apply_batch(batch)
         except sqlite3.Error as e:
@@ -2066,6 +2085,19 @@ class Store:
         tx = Tx(conn, self._unreadable)
         return [(future, *_run_in_savepoint(conn, tx, fn)) for fn, future in batch], tx.logged
 
+    def _apply_then_commit(
+        self, loop: asyncio.AbstractEventLoop, batch: list, started: float
+    ) -> None:
+        """In the commit thread: a batch holding a ``long`` write, applied as the loop
+        applies the others, then committed. Any error fails the batch here: one that
+        escaped would end the thread, and with it every write."""
+        try:
+            outcomes, logged = self._apply_batch(batch)
+        except Exception as e:
+            loop.call_soon_threadsafe(self._commit_failed, loop, batch, e, started)
+            return
+        self._commit(loop, batch, outcomes, logged, started)
+
     def _run_commits(self) -> None:
         while (commit := self._commits.get()) is not None:
             commit()
@@ -2089,7 +2121,7 @@ class Store:
             )
 
     def _commit_failed(
-        self, loop: asyncio.AbstractEventLoop, batch: list, error: sqlite3.Error, started: float
+        self, loop: asyncio.AbstractEventLoop, batch: list, error: Exception, started: float
     ) -> None:
         self._settle_batch(loop, self._failed(batch, error), len(batch), started)
 
@@ -2102,6 +2134,7 @@ class Store:
         logged: Sequence[Logged] = (),
     ) -> None:
         """Answer the batch's writes; ``logged``: the lines of a committed batch."""
+        self._began = None
         if self.on_commit is not None:
             self.on_commit(size, time.perf_counter() - started)
         for logger, level, message, args in logged:
@@ -2110,7 +2143,7 @@ class Store:
             _settle(future, result, error)
         self._apply_next(loop, time.monotonic())
 
-    def _failed(self, batch: list, error: sqlite3.Error) -> list:
+    def _failed(self, batch: list, error: Exception) -> list:
         log.exception("event=store_commit_failed batch=%d", len(batch), exc_info=error)
         with contextlib.suppress(sqlite3.Error):
             self._writer.execute("ROLLBACK")
@@ -2220,17 +2253,47 @@ class Store:
             {**params, **position, "limit": limit},
         )
 
-    def writable(self) -> bool:
-        """Readiness: the writer runs and the file accepts a write lock."""
+    async def writable(self) -> bool:
+        """Readiness: the writer runs and the file takes writes.
+
+        While hub's own batch holds the write lock, it plainly does (unless the batch has
+        held it ``lock_wait``, as long as a lock held elsewhere may keep writes waiting).
+        Else a probe takes the lock in a thread, waiting up to a second for one another
+        connection holds (a backup, an operator's shell); probes at the same moment
+        share it. Taken on the loop, that wait stalled every request whenever a probe
+        came during a commit, and a probe during a write of over a second (10,000 new
+        alerts in one POST) was answered 503 by a hub taking writes."""
         if not self.writer_alive:
             return False
+        if self._holding_lock():
+            return True
+        if self._lock_probe is None:
+            self._lock_probe = asyncio.ensure_future(asyncio.to_thread(self._lock_free))
+            self._lock_probe.add_done_callback(self._lock_probed)
+        return await asyncio.shield(self._lock_probe) or self._holding_lock()
+
+    def _holding_lock(self) -> bool:
+        return self._began is not None and time.monotonic() - self._began < self.lock_wait
+
+    def _lock_free(self) -> bool:
+        """Whether a connection of its own takes the write lock, or hub's writer holds it,
+        within ``LOCK_PROBE_SECONDS``: a probe waiting on SQLite's busy handler would wait
+        out a long batch of hub's own that took the lock first."""
+        deadline = time.monotonic() + LOCK_PROBE_SECONDS
         try:
-            with contextlib.closing(sqlite3.connect(self.path, timeout=1)) as probe:
-                probe.execute("BEGIN IMMEDIATE")
-                probe.execute("ROLLBACK")
+            with contextlib.closing(sqlite3.connect(self.path, timeout=0)) as probe:
+                while not _took_lock(probe):
+                    if self._holding_lock():
+                        return True
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(LOCKED_RETRY_SECONDS)
         except sqlite3.Error:
             return False
         return True
+
+    def _lock_probed(self, _: asyncio.Future[bool]) -> None:
+        self._lock_probe = None
 
     def checkpoint(self) -> None:
         """A passive WAL checkpoint, run from the scheduler: SQLite checkpoints only in
@@ -2516,6 +2579,19 @@ class Store:
         return _silence_with_id(self.query(SILENCE_BY_ID, (silence_id,)), silence_id)
 
 
+class _Long:
+    """A write function marked ``long`` (``Store.write``): its batch is applied in the
+    commit thread rather than on the event loop."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Tx], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, tx: Tx) -> Any:
+        return self.fn(tx)
+
+
 def _run_in_savepoint(
     conn: sqlite3.Connection, tx: Tx, fn: Callable[[Tx], Any]
 ) -> tuple[Any, Exception | None]:
@@ -2552,6 +2628,18 @@ def _clear_frames(error: BaseException) -> None:
         seen.add(id(chained))
         traceback.clear_frames(chained.__traceback__)
         waiting += [e for e in (chained.__cause__, chained.__context__) if e is not None]
+
+
+def _took_lock(conn: sqlite3.Connection) -> bool:
+    """Take the write lock and let it go at once; False if another connection holds it."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        if _locked(e):
+            return False
+        raise
+    conn.execute("ROLLBACK")
+    return True
 
 
 def _locked(error: sqlite3.OperationalError) -> bool:

@@ -511,6 +511,79 @@ def test_a_file_locked_elsewhere_delays_writes_without_blocking_the_loop(store, 
     other.close()
 
 
+def test_a_long_write_runs_off_the_loop_and_commits_with_its_batch(store):
+    """A write marked long (a delivery of thousands of alerts) is applied in the commit
+    thread: here only the loop can let it finish, so on the loop it would wait out its
+    10 s and say so. Readiness is answered meanwhile, and a write queued behind it is
+    committed too."""
+    started, let_go = threading.Event(), threading.Event()
+
+    def long_write(tx):
+        started.set()
+        went_on = let_go.wait(10)
+        return insert_delivery("long")(tx), went_on, threading.current_thread().name
+
+    async def scenario():
+        write = asyncio.create_task(store.write(long_write, long=True))
+        behind = asyncio.create_task(store.write(insert_delivery("behind")))
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        ready = await store.writable()
+        let_go.set()
+        return await write, await behind, ready
+
+    (long_id, went_on, thread), behind_id, ready = asyncio.run(scenario())
+    assert went_on and thread == "hub-store-commit"
+    assert ready
+    rows = store.query("SELECT id, delivery_key FROM deliveries ORDER BY id")
+    assert rows == [
+        {"id": long_id, "delivery_key": "long"},
+        {"id": behind_id, "delivery_key": "behind"},
+    ]
+
+
+def test_a_long_write_that_fails_is_refused_alone_and_the_writer_goes_on(store):
+    def failing(tx):
+        insert_delivery("undone")(tx)
+        raise ValueError("a bug in a write function")
+
+    async def scenario():
+        return await asyncio.gather(
+            store.write(failing, long=True),
+            store.write(insert_delivery("kept"), long=True),
+            return_exceptions=True,
+        )
+
+    failed, kept_id = asyncio.run(scenario())
+    assert isinstance(failed, ValueError)
+    assert store.query("SELECT id, delivery_key FROM deliveries") == [
+        {"id": kept_id, "delivery_key": "kept"}
+    ]
+    assert store.writer_alive
+    assert asyncio.run(store.write(insert_delivery("after"), long=True)) == kept_id + 1
+
+
+def test_readiness_waits_for_a_lock_held_elsewhere_off_the_loop(store, tmp_path):
+    """Another connection holding the write lock makes the store not ready, after the
+    probe's second of waiting for it, in which the loop goes on; let go, it is ready."""
+    other = hold_write_lock(tmp_path / "s.db")
+
+    async def probe_and_tick():
+        probe = asyncio.create_task(store.writable())
+        ticks = 0
+        while not probe.done():
+            await asyncio.sleep(0.01)
+            ticks += 1
+        return await probe, ticks
+
+    held, ticks = asyncio.run(probe_and_tick())
+    other.execute("ROLLBACK")
+    other.close()
+    assert held is False
+    assert ticks >= 50  # a second, less the slowest ticks of a loaded machine
+    assert asyncio.run(store.writable()) is True
+
+
 def test_a_write_waiting_on_a_lock_held_elsewhere_is_logged_once_and_when_it_goes_on(
     store, tmp_path, caplog
 ):
