@@ -6,8 +6,8 @@ the transaction holding ``fn`` committed, which is what lets an HTTP 2xx mean "o
 disk". The functions run on the event loop (a write costs no thread hand-off); only
 the COMMIT, which waits for the fsync, runs in a thread, and so does a batch holding
 a write its caller marked ``long`` (thousands of alerts in one delivery). One failing
-function never rolls back its batch neighbours. A function logs through ``tx.log``, so that its
-lines appear once it is committed. Reads use a separate connection.
+function never rolls back its batch neighbours. A function logs through ``tx.log``,
+so that its lines appear once it is committed. Reads use a separate connection.
 """
 
 from __future__ import annotations
