@@ -365,7 +365,11 @@ def test_concurrent_writes_are_committed_together(store):
     assert max(store.batches) > 1, "writes queued together share a transaction"
 
 
-def test_a_failing_write_rolls_back_alone(store):
+@pytest.mark.parametrize("long", [False, True], ids=["on the loop", "long"])
+def test_a_failing_write_rolls_back_alone(store, long):
+    """Applied on the loop or, a long write's batch, in the commit thread: the writer
+    goes on taking writes after it."""
+
     def broken(tx):
         insert_delivery("bad")(tx)
         raise ValueError("boom")
@@ -373,7 +377,7 @@ def test_a_failing_write_rolls_back_alone(store):
     async def mixed():
         return await asyncio.gather(
             store.write(insert_delivery("a")),
-            store.write(broken),
+            store.write(broken, long=long),
             store.write(insert_delivery("b")),
             return_exceptions=True,
         )
@@ -382,6 +386,7 @@ def test_a_failing_write_rolls_back_alone(store):
     assert isinstance(results[1], ValueError)
     keys = [r["delivery_key"] for r in store.query("SELECT delivery_key FROM deliveries")]
     assert sorted(keys) == ["a", "b"]
+    assert asyncio.run(store.write(insert_delivery("after"), long=long)) == results[2] + 1
 
 
 def test_a_write_refused_by_a_constraint_fails_alone_not_its_whole_batch(store):
@@ -540,27 +545,6 @@ def test_a_long_write_runs_off_the_loop_and_commits_with_its_batch(store):
         {"id": long_id, "delivery_key": "long"},
         {"id": behind_id, "delivery_key": "behind"},
     ]
-
-
-def test_a_long_write_that_fails_is_refused_alone_and_the_writer_goes_on(store):
-    def failing(tx):
-        insert_delivery("undone")(tx)
-        raise ValueError("a bug in a write function")
-
-    async def scenario():
-        return await asyncio.gather(
-            store.write(failing, long=True),
-            store.write(insert_delivery("kept"), long=True),
-            return_exceptions=True,
-        )
-
-    failed, kept_id = asyncio.run(scenario())
-    assert isinstance(failed, ValueError)
-    assert store.query("SELECT id, delivery_key FROM deliveries") == [
-        {"id": kept_id, "delivery_key": "kept"}
-    ]
-    assert store.writer_alive
-    assert asyncio.run(store.write(insert_delivery("after"), long=True)) == kept_id + 1
 
 
 def test_readiness_waits_for_a_lock_held_elsewhere_off_the_loop(store, tmp_path):
