@@ -28,7 +28,7 @@ from hub.channels import schema, url_key
 from hub.config import Config, Receiver
 from hub.events import SEVERITIES
 from hub.incidents import HUB_ACTOR
-from hub.inhibit import Inhibitor
+from hub.inhibit import Inhibitor, source_filter
 from hub.outbox import NO_INTEGRATION, settled_entry
 from hub.rules import Rules
 from hub.silences import Silence, next_look
@@ -198,7 +198,9 @@ def mute_stage(tx: Tx, now: float, rules: Rules, active_silences: Sequence[Silen
 
 def firing_labels(tx: Tx, rules: Rules) -> list[dict[str, str]]:
     """What inhibition needs to know: the firing alerts' labels (none without rules)."""
-    return tx.firing_alert_labels() if rules.inhibit_rules else []
+    if not rules.inhibit_rules:
+        return []
+    return tx.firing_alert_labels(source_filter(rules.inhibit_rules))
 
 
 def muter(

@@ -14,6 +14,7 @@ of how many alerts fire. Build one per dispatch run from the current firing set.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from hub.config import InhibitRule
 
 Labels = Mapping[str, str]
+SourceFilter = list[tuple[tuple[str, str], ...]]
+"""Per rule, the ``(name, value)`` pairs a firing alert must have to be its source."""
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -78,3 +83,23 @@ class Inhibitor:
 def inhibited_by(rules: Sequence[Rule], target: Labels, firing: Iterable[Labels]) -> int | None:
     """One-off question; to ask about many alerts, build an ``Inhibitor`` once."""
     return Inhibitor(rules, firing).inhibited_by(target)
+
+
+def source_filter(rules: Sequence[Rule]) -> SourceFilter | None:
+    """What a firing alert must have to be any rule's source, in a form the store checks
+    before reading it (``Tx.firing_alert_labels``): per rule, the ``name="value"``
+    matchers of its source side, of a plain name and a value that is not empty (an
+    empty one matches a missing label too). None when a rule has none: any firing alert
+    may be its source. Reading every firing alert took 0.5-0.6 s a dispatcher round
+    at 200,000 of them; the ``Inhibitor`` still checks every matcher of what is read."""
+    wanted = []
+    for rule in rules:
+        equal = tuple(
+            (m.name, m.value)
+            for m in rule.source
+            if m.op == "=" and m.value and _PLAIN_NAME.fullmatch(m.name)
+        )
+        if not equal:
+            return None
+        wanted.append(equal)
+    return wanted

@@ -40,6 +40,7 @@ from hub import logs, stored
 from hub.alerts import ALERT_STATUSES, matchable
 from hub.errors import ConfigError, Unavailable
 from hub.events import SEVERITIES
+from hub.inhibit import SourceFilter
 from hub.silences import Silence, UnreadableSilence
 
 T = TypeVar("T")
@@ -1120,9 +1121,13 @@ class Tx:
             (episode, incident_id),
         )
 
-    def firing_alert_labels(self) -> list[dict[str, str]]:
-        """What inhibition rules match sources against: every firing alert's labels."""
-        cursor = self.conn.execute("SELECT severity, labels FROM alerts WHERE status = 'firing'")
+    def firing_alert_labels(self, wanted: SourceFilter | None = None) -> list[dict[str, str]]:
+        """What inhibition rules match sources against: the firing alerts' labels, of
+        those that have one rule's ``wanted`` pairs (``inhibit.source_filter``), or all."""
+        where, params = _having_pairs(wanted)
+        cursor = self.conn.execute(
+            f"SELECT severity, labels FROM alerts WHERE status = 'firing'{where}", params
+        )
         return [
             matchable({"severity": row[0], "labels": _decode_json(row[1])})
             for row in cursor.fetchall()
@@ -2628,6 +2633,28 @@ def _clear_frames(error: BaseException) -> None:
         seen.add(id(chained))
         traceback.clear_frames(chained.__traceback__)
         waiting += [e for e in (chained.__cause__, chained.__context__) if e is not None]
+
+
+def _having_pairs(wanted: SourceFilter | None) -> tuple[str, list[str]]:
+    """SQL keeping the alerts with every pair of one of ``wanted``'s groups, a label
+    read as ``matchable`` reads it (``severity``: the label, else the alert's own);
+    names go in as parameters. Labels not stored as text (a hand edit) are kept, for
+    Python to read as it reads every row."""
+    if wanted is None:
+        return "", []
+    if not wanted:  # no rule: no alert is a source
+        return " AND 0", []
+    groups, params = [], []
+    for pairs in wanted:
+        groups.append(" AND ".join(_LABEL_IS[name == "severity"] for name, _ in pairs))
+        params += [part for name, value in pairs for part in (f'$."{name}"', value)]
+    return f" AND (typeof(labels) != 'text' OR ({') OR ('.join(groups)}))", params
+
+
+_LABEL_IS = {
+    False: "json_extract(labels, ?) = ?",
+    True: "COALESCE(json_extract(labels, ?), severity) = ?",
+}
 
 
 def _took_lock(conn: sqlite3.Connection) -> bool:

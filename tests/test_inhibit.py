@@ -1,9 +1,16 @@
+import contextlib
+import json
+import sqlite3
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hub import store as store_module
+from hub.alerts import matchable
 from hub.config import InhibitRule
-from hub.inhibit import Inhibitor, Rule, inhibited_by
+from hub.events import SEVERITIES
+from hub.inhibit import Inhibitor, Rule, inhibited_by, source_filter
 
 
 def rule(source, target, equal=()) -> Rule:
@@ -114,3 +121,85 @@ def test_the_index_agrees_with_the_definition(rules, target, firing):
 
     expected = next((i for i, r in enumerate(rules) if by_definition(r)), None)
     assert inhibited_by(rules, target, firing) == expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        ['alertname=~"DatacenterDown"'],
+        ['alertname!="DatacenterDown"'],
+        ['dc=""'],
+        ['"app.kubernetes.io/name"="db"'],
+    ],
+)
+def test_a_rule_without_a_plain_equality_on_its_source_side_reads_every_firing_alert(source):
+    """A regex, a negation, an empty value (a missing label matches it) or a name a
+    JSON path would need quoting for cannot narrow the read: any firing alert may count."""
+    assert source_filter([DC_DOWN, rule(source, ['alertname="HostDown"'])]) is None
+
+
+def test_each_rule_narrows_the_read_to_its_plain_equalities():
+    mixed = rule(['alertname="DatacenterDown"', 'dc=~"f.*"'], ['alertname="HostDown"'])
+    assert source_filter([mixed, CRITICAL_MUTES_WARNING]) == [
+        (("alertname", "DatacenterDown"),),
+        (("severity", "critical"),),
+    ]
+
+
+@pytest.fixture(scope="module")
+def alerts_db(tmp_path_factory):
+    """A store, and a connection that writes its alerts as a sender's events would leave
+    them: a severity of their own, and labels that may hold a ``severity`` too."""
+    path = str(tmp_path_factory.mktemp("inhibit") / "s.db")
+    with store_module.opened(path) as store:
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            yield store, conn
+
+
+def put_alerts(conn, alerts) -> None:
+    conn.execute("DELETE FROM alerts")
+    conn.executemany(
+        "INSERT INTO alerts (fingerprint, source, status, severity, summary, labels,"
+        " annotations, first_seen, last_seen, last_change) VALUES (?, 's', ?, ?, '', ?, '{}',"
+        " 1, 1, 1)",
+        [(f"s/{n}", *alert) for n, alert in enumerate(alerts)],
+    )
+
+
+def test_the_store_reads_each_rules_sources_and_spares_the_rest(alerts_db):
+    store, conn = alerts_db
+    put_alerts(
+        conn,
+        [
+            ("firing", "warning", json.dumps({"alertname": "DatacenterDown", "dc": "fra"})),
+            ("firing", "critical", json.dumps({"alertname": "HostDown"})),
+            ("firing", "warning", json.dumps({"alertname": "Disk", "severity": "critical"})),
+            ("firing", "critical", json.dumps({"alertname": "Cpu", "severity": "warning"})),
+            ("firing", "warning", json.dumps({"alertname": "HostDown"})),
+            ("resolved", "critical", json.dumps({"alertname": "DatacenterDown"})),
+            ("firing", "warning", json.dumps({"alertname": "Kept"}).encode()),
+        ],
+    )
+    wanted = source_filter([DC_DOWN, CRITICAL_MUTES_WARNING])
+    read = store.reading().firing_alert_labels(wanted)
+    assert sorted(labels["alertname"] for labels in read) == [
+        "DatacenterDown",  # a DC_DOWN source
+        "Disk",  # its severity label says critical
+        "HostDown",  # critical, by the alert's own severity
+        "Kept",  # labels a hand edit left as bytes: read, for Python to judge
+    ]
+    assert len(store.reading().firing_alert_labels()) == 6
+
+
+_stored = st.tuples(st.sampled_from(SEVERITIES), _label_sets)
+
+
+@given(_rules, _label_sets, st.lists(_stored, max_size=6))
+def test_the_narrowed_read_inhibits_as_the_whole_one(alerts_db, rules, target, stored):
+    store, conn = alerts_db
+    put_alerts(conn, [("firing", severity, json.dumps(labels)) for severity, labels in stored])
+    every = [matchable({"severity": severity, "labels": labels}) for severity, labels in stored]
+    narrowed = store.reading().firing_alert_labels(source_filter(rules))
+    assert Inhibitor(rules, narrowed).inhibited_by(target) == Inhibitor(rules, every).inhibited_by(
+        target
+    )
