@@ -500,17 +500,15 @@ def test_a_file_locked_elsewhere_delays_writes_without_blocking_the_loop(store, 
     other = hold_write_lock(tmp_path / "s.db")
 
     async def scenario():
+        """The lock is let go by the loop itself: a write that blocked the loop while
+        waiting for it would never be let through."""
         write = asyncio.create_task(store.write(insert_delivery("waited")))
-        ticks = 0
-        for _ in range(30):  # 0.3 s in which the loop must keep running
-            await asyncio.sleep(0.01)
-            ticks += 1
+        await asyncio.sleep(0.3)
         assert not write.done(), "the write waits for the lock"
         other.execute("ROLLBACK")
-        return ticks, await asyncio.wait_for(write, 5)
+        return await asyncio.wait_for(write, 5)
 
-    ticks, delivery_id = asyncio.run(scenario())
-    assert ticks == 30
+    delivery_id = asyncio.run(scenario())
     rows = store.query("SELECT id, delivery_key FROM deliveries")
     assert rows == [{"id": delivery_id, "delivery_key": "waited"}]
     other.close()
@@ -564,7 +562,7 @@ def test_readiness_waits_for_a_lock_held_elsewhere_off_the_loop(store, tmp_path)
     other.execute("ROLLBACK")
     other.close()
     assert held is False
-    assert ticks >= 50  # a second, less the slowest ticks of a loaded machine
+    assert ticks >= 10  # a probe on the loop would allow one; a loaded machine slows each
     assert asyncio.run(store.writable()) is True
 
 
