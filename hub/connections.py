@@ -12,7 +12,10 @@ Past the open-files limit the kernel refuses new connections without a word, web
 and ``/readyz`` alike, so ``Census`` caps them below it, as nginx's
 ``worker_connections``: at the cap the connection idle longest between requests makes
 room, and with none idle the new one is answered 503. Connections are counted as they
-open and close, never per request.
+open and close, never per request. A few connections past the cap are let in for the
+requests that watch the hub, a Prometheus scrape or a probe: a flood is when the ops
+people need its metrics, and a liveness probe refused at the cap restarted the hub in
+the middle of one.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ RESERVED_DESCRIPTORS = 256
 store's (its write and read connections, the readiness probe, checkpoint and backup,
 each a database, WAL and shared-memory file), the log file, the listening socket and
 the event loop's own, the outbox's sends (``[notifier] concurrency`` at a time, each
-a connection or two) and refused connections in their last second (``LINGERING_MAX``)."""
+a connection or two), refused connections in their last second (``LINGERING_MAX``) and
+those let in past the cap to watch the hub (``WATCH_RESERVE``)."""
 
 UNLIMITED_FILES = 1_048_576
 """The open-files limit taken when there is none: Linux's own ceiling (``nr_open``)."""
@@ -61,10 +65,20 @@ LINGERING_MAX = RESERVED_DESCRIPTORS // 2
 answer at once, so that a flood of clients that never close takes no more of the
 descriptors kept for hub's own files than this."""
 
+WATCH_RESERVE = 8
+"""Connections let in past the cap, at most at once, each for one request to a path in
+``WATCH_PATHS``: Prometheus scrapes each target over one connection, and a probe
+opens one at a time."""
+
+WATCH_PATHS = frozenset({b"/metrics", b"/healthz", b"/readyz"})
+"""What a connection past the cap may ask for (``GET`` or ``HEAD``): the hub's metrics
+and its probes, none of which writes or waits on a client."""
+
 LOG_EVERY = 10.0
 """Seconds between two ``connections_capped`` lines while a burst goes on."""
 
 Phase = Literal["headers", "body"]
+Admission = Literal["counted", "watch", "refused"]
 
 
 def protocol(
@@ -97,6 +111,7 @@ class Census:
     def __init__(self, limit: int, on_refused: Callable[[], None]) -> None:
         self.limit = limit
         self.open: set[HttpToolsProtocol] = set()
+        self.watching: set[HttpToolsProtocol] = set()  # let in past the cap (``WATCH_RESERVE``)
         # an OrderedDict finds its first key at once; a dict walks past the holes left
         # by the keys taken from its front (7 us at 10,000 against 0.9)
         self.idle: OrderedDict[HttpToolsProtocol, None] = OrderedDict()
@@ -105,20 +120,29 @@ class Census:
         self._log_timer: asyncio.TimerHandle | None = None
         self.lingering = 0  # refused connections in their last moment (``_Lingering``)
 
-    def admit(self, conn: HttpToolsProtocol) -> bool:
-        """Count ``conn`` in, closing the longest-idle connection if at the cap; False
-        (``conn`` not counted) if at the cap with none idle."""
-        if len(self.open) >= self.limit and not self._close_longest_idle(conn):
-            self._refused += 1
-            self._on_refused()
-            self._log_soon(conn.loop)
-            return False
-        self.open.add(conn)
-        return True
+    def admit(self, conn: HttpToolsProtocol) -> Admission:
+        """Count ``conn`` in, closing the longest-idle connection if at the cap; at the
+        cap with none idle, let it in to watch the hub while ``WATCH_RESERVE`` allows,
+        else refuse it (not counted)."""
+        if len(self.open) < self.limit or self._close_longest_idle(conn):
+            self.open.add(conn)
+            return "counted"
+        if len(self.watching) < WATCH_RESERVE:
+            self.watching.add(conn)
+            return "watch"
+        self.refused(conn)
+        return "refused"
+
+    def refused(self, conn: HttpToolsProtocol) -> None:
+        """Count and log ``conn`` refused at the cap."""
+        self._refused += 1
+        self._on_refused()
+        self._log_soon(conn.loop)
 
     def leave(self, conn: HttpToolsProtocol) -> None:
         """Count ``conn`` out: it closed, or is no longer an HTTP connection."""
         self.open.discard(conn)
+        self.watching.discard(conn)
         self.idle.pop(conn, None)
 
     def _close_longest_idle(self, conn: HttpToolsProtocol) -> bool:
@@ -156,9 +180,12 @@ class _BoundedProtocol(HttpToolsProtocol):
     counted: Census
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if not self.counted.admit(self):
+        admission = self.counted.admit(self)
+        if admission == "refused":
             _refuse_at_cap(transport, self.counted)
             return
+        # a watching connection's request line, held until it is whole and judged
+        self._held: bytearray | None = bytearray() if admission == "watch" else None
         super().connection_made(transport)
         self._phase: Phase | None = "headers"
         self._since = self.loop.time()
@@ -183,6 +210,10 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._timer.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self._held is not None:
+            data = self._watch_request(data)
+            if not data:
+                return
         self.counted.idle.pop(self, None)  # uvicorn stops its keep-alive timer for any byte
         super().data_received(data)
         if self._phase == "headers":  # this chunk did not complete them
@@ -204,9 +235,32 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._phase = None
         super().on_message_complete()
 
+    def _watch_request(self, data: bytes) -> bytes:
+        """What of ``data`` goes on to uvicorn on a connection let in past the cap:
+        nothing until the request line is whole, then all of it held if it asks to
+        watch the hub; anything else is refused as at the cap, before uvicorn sees it."""
+        assert self._held is not None
+        self._held += data
+        line, whole, _ = self._held.partition(b"\r\n")
+        if not whole and len(self._held) <= MAX_HEADER_BYTES:
+            return b""
+        method, _, rest = bytes(line).partition(b" ")
+        path = rest.partition(b" ")[0].partition(b"?")[0]
+        if whole and method in (b"GET", b"HEAD") and path in WATCH_PATHS:
+            held, self._held = bytes(self._held), None
+            return held
+        self._leave()
+        self.connections.discard(self)  # uvicorn's count, as its websocket upgrade does
+        self.counted.refused(self)
+        _refuse_at_cap(self.transport, self.counted)
+        return b""
+
     def on_response_complete(self) -> None:
         """Start the connection's idle time if uvicorn starts its keep-alive timer: not
-        when a pipelined request follows, nor on a closing connection."""
+        when a pipelined request follows, nor on a closing connection. A connection let
+        in past the cap closes after its one request."""
+        if self in self.counted.watching:
+            self.transport.close()
         super().on_response_complete()
         if self.timeout_keep_alive_task is not None:
             self.counted.idle[self] = None

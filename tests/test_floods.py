@@ -4,9 +4,10 @@ sends nothing, drips its headers or its body is answered 408 within
 431 before they fill memory; thousands of idle connections leave a webhook, the
 store and ``/readyz`` working; the soft limit on open files is raised at start. At
 ``[server] max_connections`` the longest-idle keep-alive connection makes room for a
-new client, and with none idle the new client is answered 503 with ``Retry-After``;
-a connection upgraded to a websocket frees its place when it closes, and a flood of
-refused clients leaves the hub its reserve of open files.
+new client, and with none idle the new client is answered 503 with ``Retry-After``,
+unless it asks for the hub's metrics or a probe, a few at a time; a connection
+upgraded to a websocket frees its place when it closes, and a flood of refused clients
+leaves the hub its reserve of open files.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ IDLE_CONNECTIONS = 2000
 RSS_GROWTH_CAP_KB = 64 * 1024
 CAP = 20
 RESERVED = 256  # hub.connections.RESERVED_DESCRIPTORS, as the log shows it
+WATCH_RESERVE = 8  # hub.connections.WATCH_RESERVE: connections past the cap for /metrics
 
 CONFIG = """
 [server]
@@ -147,6 +149,17 @@ def stored_keys(hub: HubProcess) -> set[str]:
 def open_fds(hub: HubProcess) -> int:
     assert hub.process is not None
     return len(os.listdir(f"/proc/{hub.process.pid}/fd"))
+
+
+def open_sockets(hub: HubProcess) -> int:
+    """The hub's open sockets: unlike its files, which the store's readers open as
+    they first read."""
+    assert hub.process is not None
+    count = 0
+    for fd in Path(f"/proc/{hub.process.pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed since the listing
+            count += os.readlink(fd).startswith("socket:")
+    return count
 
 
 def test_clients_too_slow_with_headers_or_body_get_408_and_their_connections_are_freed(hub):
@@ -289,6 +302,7 @@ def test_at_max_connections_with_none_idle_a_new_client_is_answered_503_with_ret
         "title": "Service unavailable",
         "detail": detail,
     }
+    reserve = [connect(capped) for _ in range(WATCH_RESERVE)]  # past the cap, silent
     status, headers, problem = answer(connect(capped))  # answered before it says anything
     assert (status, headers["retry-after"], problem["detail"]) == (
         "HTTP/1.1 503 Service Unavailable",
@@ -296,7 +310,7 @@ def test_at_max_connections_with_none_idle_a_new_client_is_answered_503_with_ret
         detail,
     )
 
-    for conn in busy:
+    for conn in busy + reserve:
         conn.close()
     wait_for(lambda: open_fds(capped) <= baseline)
     assert deliver(capped, "after").status_code == 202
@@ -375,7 +389,7 @@ def test_a_flood_of_refused_clients_never_takes_the_descriptors_kept_for_the_hub
     assert capped.process is not None
     limit = open_fds(capped) + RESERVED
     resource.prlimit(capped.process.pid, resource.RLIMIT_NOFILE, (limit, limit))
-    flood = [connect(capped, b"GET /readyz HTTP/1.1\r\nHost: hub\r\n\r\n") for _ in range(400)]
+    flood = [connect(capped, WEBHOOK_HEAD + b"Content-Length: 2\r\n\r\n{}") for _ in range(400)]
     for conn in flood:
         assert conn.recv(65536).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     assert open_fds(capped) < limit
@@ -383,3 +397,45 @@ def test_a_flood_of_refused_clients_never_takes_the_descriptors_kept_for_the_hub
         conn.close()
     wait_for(lambda: open_fds(capped) <= baseline)  # the hub sees each close in its own time
     assert deliver(capped, "after").status_code == 202
+
+
+def test_at_max_connections_with_none_idle_the_hub_can_still_be_watched(capped):
+    """A flood is when the ops people need hub's metrics, and a liveness probe refused
+    at the cap restarts hub in the middle of one: a few connections past the cap are let
+    in for a scrape or a probe, one request each; anything else on them is refused as at
+    the cap, once its request line is read."""
+    baseline = open_sockets(capped)
+    busy = [connect(capped, WEBHOOK_HEAD) for _ in range(CAP)]
+    assert deliver(capped, "refused").status_code == 503
+    for path in ("/healthz", "/readyz", "/readyz?verbose=1"):
+        assert httpx.get(f"{capped.url}{path}", verify=TLS_CONTEXT).status_code == 200
+    assert httpx.head(f"{capped.url}/healthz", verify=TLS_CONTEXT).status_code == 200
+    metrics = httpx.get(f"{capped.url}/metrics", verify=TLS_CONTEXT).text
+    assert "\nhub_connections_refused_total 1.0\n" in metrics
+    assert "\nhub_connections_open 20.0\n" in metrics  # counted against the cap: not these
+
+    probe = b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n"
+    pipelined = connect(capped, probe + probe)
+    data = b""
+    while chunk := pipelined.recv(65536):
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert data.count(b"HTTP/1.1 ") == 1, "the second request on it is not read"
+
+    dripped = connect(capped, b"GET /met")  # the request line is judged once it is whole
+    dripped.sendall(b"rics HTTP/1.1\r\nHost: hub\r\n\r\n")
+    assert dripped.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+    for head in (b"POST /metrics HTTP/1.1\r\n", b"GET /metrics/x HTTP/1.1\r\n"):
+        status, headers, _ = answer(connect(capped, head))
+        assert (status, headers["retry-after"]) == ("HTTP/1.1 503 Service Unavailable", "1")
+
+    reserve = [connect(capped) for _ in range(WATCH_RESERVE)]  # silent: they hold it
+    status, _, _ = answer(connect(capped, probe))
+    assert status == "HTTP/1.1 503 Service Unavailable", "the reserve is bounded"
+    assert stored_keys(capped) == set()
+    for conn in busy + reserve + [pipelined, dripped]:
+        conn.close()
+    wait_for(lambda: open_sockets(capped) <= baseline)
+    assert deliver(capped, "after").status_code == 202
+    metrics = httpx.get(f"{capped.url}/metrics", verify=TLS_CONTEXT).text
+    assert "\nhub_connections_refused_total 4.0\n" in metrics

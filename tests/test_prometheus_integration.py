@@ -580,14 +580,15 @@ def test_the_connections_panel_and_rules_see_a_real_hub_near_and_at_its_cap(
         assert list(shown(rules["HubConnectionsNearCap"]["expr"])) == [instance]
         assert shown(refused["expr"]) == {instance: 0}
 
-        # the first closes the idle scrape connection to make room, the others are refused,
-        # the last one answered before the busy ones close
+        # the first closes the idle scrape connection to make room, the others are refused
         busy += [connect(hub, WEBHOOK_HEAD) for _ in range(3)]
         status, _, _ = answer(busy[-1])
         assert status == "HTTP/1.1 503 Service Unavailable"
-        for conn in busy:
-            conn.close()
+        # while every place is taken, the scrapes come in past the cap and see it
         wait_for(lambda: shown(refused["expr"]).get(instance, 0) > 0, SCRAPE_WAIT_SECONDS)
         assert shown(rules["HubConnectionsRefused"]["expr"])[instance] >= 1
+        assert shown(open_now["expr"]) == {instance: cap}
+        for conn in busy:
+            conn.close()
     finally:
         hub.stop()
