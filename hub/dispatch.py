@@ -33,7 +33,7 @@ from hub.outbox import NO_INTEGRATION, settled_entry
 from hub.rules import Rules
 from hub.silences import Silence, next_look
 from hub.store import Store, Target, Tx
-from hub.templates import AlertContext, NotificationContext
+from hub.templates import LISTED_MAX, AlertContext, NotificationContext, common_labels
 from hub.worker import Isolation, Worker
 
 log = logging.getLogger("hub.dispatch")
@@ -525,6 +525,10 @@ def _context(
     by_person = resolved and incident["resolved_by"] not in (None, HUB_ACTOR)
     lapsed = firing and incident["lapsed_by"] is not None
     title, severity = _headline(incident, visible, firing)
+    listed = _listed(visible)
+    unlisted_firing = sum(a["status"] == "firing" for a in visible) - sum(
+        a["status"] == "firing" for a in listed
+    )
     return NotificationContext(
         incident_id=incident["id"],
         status="firing" if firing else "resolved",
@@ -541,8 +545,11 @@ def _context(
                 labels=a["labels"],
                 annotations=a["annotations"],
             )
-            for a in visible
+            for a in listed
         ],
+        unlisted_firing=unlisted_firing,
+        unlisted_resolved=len(visible) - len(listed) - unlisted_firing,
+        shared_labels=common_labels([a["labels"] for a in visible]) if listed != visible else None,
         incident_url=links.incident_url(incident["id"]),
         ack_url=_ack_url(incident, person, now, links) if firing and acked_at is None else "",
         receiver=receiver,
@@ -556,6 +563,18 @@ def _context(
         lapse_reason=incident["lapse_reason"] if lapsed else None,
         **(step.fields(now) if firing and step else {}),
     )
+
+
+def _listed(told: list[dict]) -> list[dict]:
+    """The alerts a message lists, in the order told: all, or past ``LISTED_MAX`` the
+    firing ones first, the most severe first, the ones hub has known longest first."""
+    if len(told) <= LISTED_MAX:
+        return told
+    ranked = sorted(
+        told, key=lambda a: (a["status"] != "firing", SEVERITIES.index(a["severity"]), a["id"])
+    )
+    kept = {a["id"] for a in ranked[:LISTED_MAX]}
+    return [a for a in told if a["id"] in kept]
 
 
 def _headline(incident: dict, listed: list[dict], firing: bool) -> tuple[str, str]:

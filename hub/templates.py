@@ -72,6 +72,20 @@ FORMATS: dict[Kind, BodyFormat] = {
 }
 
 
+LISTED_MAX = 100
+"""The most alerts one message lists: the default email shows 100 and a chat message
+20, and every message about an incident once carried all its alerts: 6.8 MB for one
+of 20,000, written to the outbox and read back for each URL."""
+
+
+def common_labels(labels: list[dict[str, str]]) -> dict[str, str]:
+    """The name-value pairs every one of ``labels`` has."""
+    if not labels:
+        return {}
+    first, *rest = labels
+    return {k: v for k, v in first.items() if all(other.get(k) == v for other in rest)}
+
+
 class AlertContext(msgspec.Struct, frozen=True, kw_only=True):
     """One alert as a message shows it. ``starts_at`` is when its current firing began
     (Alertmanager's ``startsAt``), not its first sighting: an alert firing again says
@@ -112,9 +126,13 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     last. The time before was someone's, and the steps' ``after`` counts from the
     chain's start, so step 2 after 15m says 15m when nobody acknowledged meanwhile.
     All twelve default to None so outbox rows written before they existed still decode.
-    Templates see each field, plus ``firing_count``, ``resolved_count``,
-    ``common_labels``, ``still_firing``, ``lapsed`` and ``escalated``, as top-level
-    names.
+
+    ``alerts`` lists at most ``LISTED_MAX`` of the alerts the message tells of;
+    ``unlisted_firing`` and ``unlisted_resolved`` count the others, which the counts
+    include, and ``shared_labels`` are the labels all of them share, listed or not (None
+    when every alert is listed). Templates see each other field, plus ``firing_count``,
+    ``resolved_count``, ``truncated_alerts``, ``common_labels``, ``still_firing``,
+    ``lapsed`` and ``escalated``, as top-level names.
     """
 
     incident_id: int
@@ -137,22 +155,31 @@ class NotificationContext(msgspec.Struct, frozen=True, kw_only=True):
     escalation_step: int | None = None
     escalation_run: int | None = None
     unacknowledged_for: float | None = None
+    unlisted_firing: int = 0
+    unlisted_resolved: int = 0
+    shared_labels: dict[str, str] | None = None
 
     @property
     def firing_count(self) -> int:
-        return sum(alert.status == "firing" for alert in self.alerts)
+        return sum(alert.status == "firing" for alert in self.alerts) + self.unlisted_firing
 
     @property
     def resolved_count(self) -> int:
-        return len(self.alerts) - self.firing_count
+        listed = sum(alert.status == "resolved" for alert in self.alerts)
+        return listed + self.unlisted_resolved
+
+    @property
+    def truncated_alerts(self) -> int:
+        """Alerts the message tells of but does not list (Alertmanager's
+        ``truncatedAlerts``)."""
+        return self.unlisted_firing + self.unlisted_resolved
 
     @property
     def common_labels(self) -> dict[str, str]:
         """Labels every alert shares: what the incident is about."""
-        if not self.alerts:
-            return {}
-        first, *rest = (alert.labels for alert in self.alerts)
-        return {k: v for k, v in first.items() if all(other.get(k) == v for other in rest)}
+        if self.shared_labels is not None:
+            return self.shared_labels
+        return common_labels([alert.labels for alert in self.alerts])
 
     @property
     def still_firing(self) -> str:
@@ -241,8 +268,8 @@ CHAT_BODY = """
   - {{ name | md }}: {{ value | truncate(500) | md }}
 {% endfor %}
 {% endfor %}
-{% if alerts | length > 20 %}
-- ... and {{ alerts | length - 20 }} more
+{% if alerts | length + truncated_alerts > 20 %}
+- ... and {{ alerts | length + truncated_alerts - 20 }} more
 {% endif %}
 
 {% if escalated %}
@@ -311,7 +338,9 @@ EMAIL_BODY = """\
 </li>
 {% endfor %}
 </ul>
-{% if alerts | length > 100 %}<p>... and {{ alerts | length - 100 }} more alerts</p>{% endif %}
+{% if alerts | length + truncated_alerts > 100 %}
+<p>... and {{ alerts | length + truncated_alerts - 100 }} more alerts</p>
+{% endif %}
 </body></html>
 """
 
@@ -703,12 +732,18 @@ def _render(
     return template.render(_variables(context) | dict(extra)).strip()
 
 
+_UNSHOWN = frozenset({"unlisted_firing", "unlisted_resolved", "shared_labels"})
+"""Fields templates see through the counts, ``truncated_alerts`` and ``common_labels``."""
+
+
 def _variables(context: NotificationContext) -> dict[str, Any]:
     """Every name a template sees; a structured endpoint is sent the same."""
+    fields = msgspec.structs.asdict(context)
     return {
-        **msgspec.structs.asdict(context),
+        **{name: value for name, value in fields.items() if name not in _UNSHOWN},
         "firing_count": context.firing_count,
         "resolved_count": context.resolved_count,
+        "truncated_alerts": context.truncated_alerts,
         "common_labels": context.common_labels,
         "still_firing": context.still_firing,
         "lapsed": context.lapsed,

@@ -90,6 +90,18 @@ def test_slack_shows_a_senders_mentions_and_links_as_text_and_keeps_hubs_own_lin
     assert re.findall(r"<([^<>|]+)\|", text) == [ACK, INCIDENT.incident_url]
 
 
+@responses.activate
+def test_slack_counts_the_alerts_a_message_does_not_list_among_those_it_leaves_out():
+    """A message lists at most 100 alerts (``LISTED_MAX``) and chat shows 20 of them:
+    "and N more" counts the unlisted ones too, and so does the title."""
+    hook = responses.post("https://hooks.slack.com/services/T000/B000/XXXX", body="ok")
+    send(SLACK_URL, msgspec.structs.replace(INCIDENT, unlisted_firing=149))
+    attachment = json.loads(hook.calls[0].request.body)["attachments"][0]
+    assert attachment["title"] == "[FIRING:150] #1 checkout API error rate high"
+    assert "150 firing" in attachment["text"]
+    assert "- ... and 130 more" in attachment["text"]
+
+
 DISCORD_URL = "discord://1234567890/WEBHOOKTOKEN"
 DISCORD_HOOK = "https://discord.com/api/webhooks/1234567890/WEBHOOKTOKEN"
 PINGS = "@everyone @here <@123456789> <@!123456789> <@&42> x@everyone"
@@ -215,7 +227,8 @@ DOCUMENTED = {
     "incident_id", "status", "severity", "title", "alerts", "incident_url", "ack_url",
     "receiver", "acknowledged_by", "acknowledged_via", "acknowledged_at", "resolved_by",
     "resolved_via", "resolved_at",
-    "lapsed_by", "lapse_reason", "lapsed", "firing_count", "resolved_count", "common_labels",
+    "lapsed_by", "lapse_reason", "lapsed", "firing_count", "resolved_count", "truncated_alerts",
+    "common_labels",
     "still_firing", "escalation_policy", "escalation_step", "escalation_run",
     "unacknowledged_for", "escalated",
 }  # fmt: skip

@@ -879,3 +879,45 @@ def test_an_alert_firing_again_says_since_when_it_fires_now_and_a_resolved_one_w
         stored = http.get(f"/api/v1/alerts/{alert['id']}").json()
     assert stored["fired_at"] == again.isoformat().replace("+00:00", "Z")
     assert stored["first_seen"] != stored["fired_at"]
+
+
+def test_a_message_about_a_large_incident_lists_its_first_alerts_and_counts_them_all(
+    hub_factory, smtp
+):
+    """Every message about an incident once carried all its alerts (6.8 MB for one of
+    20,000): a message lists at most 100, the firing and most severe first, in the order
+    hub knows them, and its counts and common labels still cover every alert."""
+    mailbox, port = smtp
+    receivers = receiver("ops", mail_url(port)) + receiver("hook", "json://consumer.example/h")
+    critical = {10, 70, 140}
+    events = [
+        {
+            "status": "firing",
+            "summary": f"disk full on h{n}",
+            "severity": "critical" if n in critical else "warning",
+            "labels": {"service": "checkout", "host": f"h{n}", "zone": "us" if n == 149 else "eu"},
+        }
+        for n in range(150)
+    ]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")
+        hook = mock.post("http://consumer.example/h")
+        routes = route("hook", continue_=True) + route("ops")
+        hub = start_hub(hub_factory, receivers, routes=routes)
+        with hub.client(headers=WRITER) as http:
+            answer = http.post("/webhooks/shop", json=events, headers=AUTH)
+            assert answer.status_code == 202, answer.text
+            wait_for(lambda: hook.calls and mailbox.messages)
+
+    context = json.loads(json.loads(hook.calls[0].request.body)["message"])
+    listed = [alert["labels"]["host"] for alert in context["alerts"]]
+    # the three critical ones, then the warnings hub has known longest
+    assert listed == [f"h{n}" for n in range(99)] + ["h140"]
+    assert (context["firing_count"], context["resolved_count"]) == (150, 0)
+    assert context["truncated_alerts"] == 50
+    assert context["common_labels"] == {"service": "checkout"}, "h149's zone is not eu"
+    (message,) = mailbox.messages
+    assert message["Subject"].startswith("[FIRING:150] ")
+    html, _ = parts(message)
+    assert html.count("<li") == 100
+    assert "... and 50 more alerts" in html
