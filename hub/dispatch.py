@@ -571,7 +571,9 @@ def _context(
         ],
         unlisted_firing=unlisted_firing,
         unlisted_resolved=len(visible) - len(listed) - unlisted_firing,
-        shared_labels=common_labels([a["labels"] for a in visible]) if listed != visible else None,
+        shared_labels=(
+            common_labels([a["labels"] for a in visible]) if len(listed) < len(visible) else None
+        ),
         incident_url=links.incident_url(incident["id"]),
         ack_url=_ack_url(incident, person, now, links) if firing and acked_at is None else "",
         receiver=receiver,
