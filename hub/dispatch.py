@@ -632,7 +632,14 @@ class NotifyingWorker(Worker, Generic[R]):
 
     The silences are read inside the write: read before it, they missed a silence that
     a write queued ahead expired or narrowed, and the round held again the alerts and
-    steps that write had just let go, until grouping's or the escalator's next look."""
+    steps that write had just let go, until grouping's or the escalator's next look.
+
+    A round with work due reads every alert of each due incident (an incident of
+    200,000 alerts took 2.4 s), so it is applied off the event loop, as a delivery of
+    thousands of alerts is (``Store.write``'s ``long``): probes, scrapes and reads are
+    answered meanwhile, and writes wait for it as they would behind any other. A round
+    with nothing due, as after each change that pokes it, stays on the loop, which
+    costs no thread hand-off."""
 
     step: Callable[[Tx, float, Rules, Links, list[Silence], Isolation], R]
     """The round's work in its transaction (``flush``, ``escalation.fire_due``)."""
@@ -657,12 +664,14 @@ class NotifyingWorker(Worker, Generic[R]):
         now = self.clock()
         rules, links = self.rules(), self.links()
         moment = datetime.fromtimestamp(now, UTC)
+        due = self.next_due()
         result = await self.write_round(
             self.store,
             now,
             lambda tx, isolation: self.step(
                 tx, now, rules, links, self.silences(moment, tx), isolation
             ),
+            long=due is not None and due <= now,
         )
         self.on_done(result)
         return self.more(result)

@@ -5,9 +5,10 @@ Writes are functions ``fn(tx) -> T``; ``await store.write(fn)`` returns only aft
 the transaction holding ``fn`` committed, which is what lets an HTTP 2xx mean "on
 disk". The functions run on the event loop (a write costs no thread hand-off); only
 the COMMIT, which waits for the fsync, runs in a thread, and so does a batch holding
-a write its caller marked ``long`` (thousands of alerts in one delivery). One failing
-function never rolls back its batch neighbours. A function logs through ``tx.log``,
-so that its lines appear once it is committed. Reads use a separate connection.
+a write its caller marked ``long`` (thousands of alerts in one delivery, a look at the
+incidents whose messages are due). One failing function never rolls back its batch
+neighbours. A function logs through ``tx.log``, so that its lines appear once it is
+committed. Reads use a separate connection.
 """
 
 from __future__ import annotations
@@ -1973,10 +1974,10 @@ class Store:
         outbox) is always queued: nobody would retry it, and there are only a fixed
         few of those tasks, so they cannot grow the queue without bound.
 
-        A ``long`` write (10,000 new alerts take most of a second) is applied with its
-        batch in the commit thread, so the loop meanwhile goes on answering probes,
-        scrapes and other senders, whose writes wait for the next batch as they would
-        behind any other.
+        A ``long`` write (10,000 new alerts take most of a second; so may a look at an
+        incident of many alerts) is applied with its batch in the commit thread, so the
+        loop meanwhile goes on answering probes, scrapes and other senders, whose writes
+        wait for the next batch as they would behind any other.
         """
         if long:
             fn = _Long(fn)

@@ -193,16 +193,19 @@ class Worker:
                 failed()
                 await self._pause(IDLE_POLL_SECONDS)
 
-    async def write_round(self, store: Store, now: float, fn: Callable[[Tx, Isolation], R]) -> R:
+    async def write_round(
+        self, store: Store, now: float, fn: Callable[[Tx, Isolation], R], *, long: bool = False
+    ) -> R:
         """Run ``fn`` as this round's store write, its items isolated; the items it set
         aside are counted, and their streaks kept, once the write committed (a batch
-        run again after another write failed runs ``fn`` twice)."""
+        run again after another write failed runs ``fn`` twice). A ``long`` round is
+        applied off the event loop (``Store.write``)."""
 
         def write(tx: Tx) -> tuple[R, Isolation]:
             isolation = Isolation(self.name, now, self._streaks)
             return fn(tx, isolation), isolation
 
-        result, isolation = await store.write(write, background=True)
+        result, isolation = await store.write(write, background=True, long=long)
         failing = len(self._streaks)
         self._remember(isolation.outcomes, now)
         if isolation.failed or len(self._streaks) != failing:

@@ -285,6 +285,55 @@ def test_a_delivery_of_thousands_of_events_leaves_the_hub_answering_meanwhile(sm
     assert slowest < took / 2, f"a probe waited {slowest:.3f} s of the POST's {took:.3f} s"
 
 
+LOOK_CONFIG = BULK_CONFIG.replace('group_wait = "{group_wait}"', 'group_wait = "12s"')
+
+
+def test_the_look_at_an_incident_of_many_alerts_leaves_the_hub_answering_meanwhile(smtp, tmp_path):
+    """The look that writes the message about an incident reads each of its alerts:
+    20,000 took 335-424 ms, in which the hub answered nothing (a readiness probe waited
+    195-304 ms of it). Applied off the event loop, as the delivery that brought them
+    in, it leaves probes answered, each promptly and ready, and the message still tells
+    of every alert. ``group_wait`` keeps the look apart from the POST."""
+    mailbox, smtp_port = smtp
+    text = render_config(LOOK_CONFIG, port="{port}", db="{db}", mail_url=mail_url(smtp_port))
+    hub = hub_process(tmp_path, text).start()
+    events = [
+        {"status": "firing", "summary": f"host-{n} down", "labels": {"host": f"host-{n}"}}
+        for n in range(20_000)
+    ]
+    try:
+        with httpx.Client(base_url=hub.url, headers=AUTH, timeout=60) as http:
+            answer = http.post("/webhooks/shop", json=events)
+            probes, look = probed_look(http, tmp_path / "hub.db")
+        wait_for(lambda: len(mailbox.messages) == 1, timeout=30)
+    finally:
+        hub.stop()
+    assert (answer.status_code, answer.json()["accepted"]) == (202, 20_000)
+    assert "Alerts: 20000 firing, 0 resolved" in mailbox.text_of(0)
+    assert "... and 19900 more alerts" in mailbox.text_of(0)
+    assert {status for status, _ in probes} == {200}
+    slowest = max(waited for _, waited in probes)
+    assert slowest < look / 3, f"a probe waited {slowest:.3f} s of the look's {look:.3f} s"
+
+
+def probed_look(http: httpx.Client, db) -> tuple[list[tuple[int, float]], float]:
+    """Probe ``/readyz`` back to back from just before the incident's message falls due
+    until it is in the outbox: each probe's status and wait, and the look's time from
+    due to written."""
+    with sqlite3.connect(db) as conn:
+        (due_at,) = conn.execute("SELECT due_at FROM incident_receivers").fetchone()
+    due = time.monotonic() + due_at - time.time()
+    assert due > time.monotonic(), "the POST outlasted group_wait: the look came with it"
+    time.sleep(max(0.0, due - time.monotonic() - 0.5))
+    probes = []
+    while not table_count(db, "notifications"):
+        assert time.monotonic() - due < 60, "no message within 60 s of falling due"
+        started = time.monotonic()
+        status = http.get("/readyz").status_code
+        probes.append((status, time.monotonic() - started))
+    return probes, time.monotonic() - due
+
+
 def probed_delivery(url: str) -> tuple[list[tuple[int, float]], httpx.Response, float]:
     """POST 5,000 new alerts and probe ``/readyz`` back to back meanwhile: each probe's
     status and wait, the POST's answer and how long it took."""
