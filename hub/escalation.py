@@ -568,6 +568,7 @@ class Escalator(dispatch.NotifyingWorker[Fired]):
 
     name = "escalator"
     step = staticmethod(fire_due)
+    due_table = "escalations"
 
     def more(self, result: Fired) -> bool:
         return sum(result.outcomes.values()) >= BATCH

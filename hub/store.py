@@ -2360,6 +2360,19 @@ class Store:
         row = self.query_one("SELECT MIN(due_at) AS due FROM notifications WHERE state = 'pending'")
         return row["due"] if row else None
 
+    def due_alerts_reach(self, due: str, now: float, alerts: int) -> bool:
+        """Whether the incidents due at ``now`` in ``due`` (``incident_receivers``: a
+        message; ``escalations``: a step) hold ``alerts`` alerts or more between them,
+        past episodes' included: counted through the index no further than that, so a
+        worker learns cheaply whether its round reads many."""
+        column = _DUE_INCIDENT_COLUMNS[due]
+        row = self.query_one(
+            f"SELECT 1 FROM {due} JOIN alerts ON alerts.incident_id = {due}.{column}"
+            f" WHERE {due}.due_at IS NOT NULL AND {due}.due_at <= ? LIMIT 1 OFFSET ?",
+            (now, alerts - 1),
+        )
+        return row is not None
+
     def next_receiver_due(self) -> float | None:
         row = self.query_one(
             "SELECT MIN(due_at) AS due FROM incident_receivers WHERE due_at IS NOT NULL"
@@ -2790,6 +2803,8 @@ def _decode_escalation(row: dict) -> dict:
 
 
 _BOOKKEEPING = ("end_check_at", "past_episode")
+_DUE_INCIDENT_COLUMNS = {"incident_receivers": "incident_id", "escalations": "id"}
+"""The tables of due work by incident, and the column naming the incident."""
 _EPISODE_COLUMNS = (
     "id, fingerprint, status, severity, summary, labels, changes, first_seen, fired_at, resolved_at"
 )

@@ -1004,6 +1004,33 @@ def test_incidents_at_the_upgrade_take_their_title_from_a_firing_alert(tmp_path)
     ]
 
 
+def test_the_alerts_of_due_incidents_are_counted_only_when_due_and_only_as_far_as_asked(
+    store,
+):
+    """A worker asks whether its due incidents hold many alerts, to know where to run its
+    round: each receiver due counts its incident's alerts, and an escalation its own."""
+
+    def write(tx) -> None:
+        for key, alerts, due_at in (("small", 3, 10.0), ("large", 5, 100.0)):
+            row = {**INCIDENT, "group_key": key, "status": "open"}
+            incident_id = tx.insert("incidents", row)
+            for n in range(alerts):
+                event = Event(fingerprint=f"{key}-{n}", status="firing", summary=key)
+                tx.insert("alerts", {**new_row("src", event, 1.0, 1.0), "incident_id": incident_id})
+            tx.add_receiver(incident_id, "ops", True, 1.0, (0.0, 0.0))
+            tx.set_receiver_state(incident_id, "ops", {"due_at": due_at})
+        plan = {"policy": "p", "plan": "[]", "started_at": 1.0, "due_at": 20.0}
+        tx.insert("escalations", {"id": 2, **plan})
+
+    asyncio.run(store.write(write))
+    reach = store.due_alerts_reach
+    assert [reach("incident_receivers", 9.0, n) for n in (1, 3)] == [False, False]
+    assert [reach("incident_receivers", 50.0, n) for n in (3, 4)] == [True, False]
+    assert [reach("incident_receivers", 100.0, n) for n in (8, 9)] == [True, False]
+    assert [reach("escalations", 19.0, 1), reach("escalations", 20.0, 5)] == [False, True]
+    assert reach("escalations", 20.0, 6) is False
+
+
 def test_alerts_at_the_upgrade_take_their_firing_start_from_their_history(tmp_path):
     """A firing alert fired last after its last resolve; without history (retention
     pruned it), and for a resolved alert, its first sighting stands, as shown before."""
