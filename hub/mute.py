@@ -91,11 +91,14 @@ class Muter:
             yield Mute("flapping")
         labels = matchable(alert)
         ids = silences.muting_silences(self.active_silences, labels, self.now)
-        plain = [i for i in ids if not i.startswith(MAINTENANCE_PREFIX)]
-        windows = [i for i in ids if i.startswith(MAINTENANCE_PREFIX)]
-        yield from (
-            Mute(reason, by) for reason, by in (("silence", plain), ("maintenance", windows)) if by
-        )
+        if ids:  # mostly none: an incident's look runs this for each of its alerts
+            plain = [i for i in ids if not i.startswith(MAINTENANCE_PREFIX)]
+            windows = [i for i in ids if i.startswith(MAINTENANCE_PREFIX)]
+            yield from (
+                Mute(reason, by)
+                for reason, by in (("silence", plain), ("maintenance", windows))
+                if by
+            )
         intervals = self.route_muting(labels, brings)
         if intervals:
             yield Mute("maintenance", intervals)

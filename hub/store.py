@@ -2745,9 +2745,15 @@ def _one(cursor: sqlite3.Cursor) -> dict | None:
 
 
 def _all(cursor: sqlite3.Cursor) -> list[dict]:
-    """Every row; the statement ends here, also when a value cannot be read."""
+    """Every row; the statement ends here, also when a value cannot be read. The column
+    names are taken once: for each row, they were a tenth of reading an incident's
+    200,000 alerts."""
     with contextlib.closing(cursor):
-        return [_as_dict(row) for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+    if not rows:
+        return []
+    names = rows[0].keys()
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def _as_dict(row: sqlite3.Row) -> dict:
