@@ -19,7 +19,7 @@ from console_support import sign_in
 from hub_process import hub_process
 from test_config import run_hub
 
-from hub import config
+from hub import config, dispatch
 from hub.clocks import SteadyClock
 from hub.errors import ConfigError
 from hub.escalation import Plan, Step
@@ -200,6 +200,30 @@ def test_step_one_goes_out_at_once_and_step_two_to_whoever_is_on_call_after_its_
         assert escalated_steps(http, incident["id"]) == [(1, 1), (1, 2)]
         assert step_count(http, "notified") == 2
         assert "checkout down" in str(mailbox.messages[-1]["Subject"])
+
+
+def test_a_step_pages_about_an_incident_of_many_alerts_from_its_round_off_the_loop(
+    hub_factory, smtp
+):
+    """A round whose due incidents hold ``LONG_ROUND_ALERTS`` alerts or more runs in the
+    commit thread: step two still pages whoever is on call, once, counting every alert."""
+    mailbox, smtp_port = smtp
+    hub = start_hub(hub_factory, smtp_port, second_after="3s", route='group_by = ["alertname"]\n')
+    alerts = [
+        {"status": "firing", "summary": f"host-{n} down", "labels": {"host": f"h{n}"}}
+        for n in range(dispatch.LONG_ROUND_ALERTS + 200)
+    ]
+    with hub.client(headers=WRITE) as http:
+        for start in range(0, len(alerts), 40):  # within the source's max_body_bytes
+            answer = http.post("/webhooks/shop", json=alerts[start : start + 40], headers=AUTH)
+            assert answer.status_code == 202, answer.text
+        wait_for(lambda: "alice" in recipients(mailbox))
+        incident_id = answer.json()["alerts"][0]["incident_id"]
+        assert escalated_steps(http, incident_id) == [(1, 1), (1, 2)]
+    paged = [m for m in mailbox.messages if str(m["To"]).startswith("alice@")]
+    assert len(paged) == 1
+    body = paged[0].get_body(preferencelist=("plain",)).get_content()
+    assert f"Alerts: {len(alerts)} firing, 0 resolved" in body
 
 
 def test_an_ack_before_step_two_means_it_never_arrives_and_an_unack_resumes_it(hub_factory, smtp):
