@@ -5,8 +5,8 @@ Writes are functions ``fn(tx) -> T``; ``await store.write(fn)`` returns only aft
 the transaction holding ``fn`` committed, which is what lets an HTTP 2xx mean "on
 disk". The functions run on the event loop (a write costs no thread hand-off); only
 the COMMIT, which waits for the fsync, runs in a thread, and so does a batch holding
-a write its caller marked ``long`` (thousands of alerts in one delivery, a look at the
-incidents whose messages are due). One failing function never rolls back its batch
+a write its caller marked ``long`` (thousands of alerts in one delivery, a look at due
+incidents of as many). One failing function never rolls back its batch
 neighbours. A function logs through ``tx.log``, so that its lines appear once it is
 committed. Reads use a separate connection.
 """
@@ -2746,8 +2746,7 @@ def _one(cursor: sqlite3.Cursor) -> dict | None:
 
 def _all(cursor: sqlite3.Cursor) -> list[dict]:
     """Every row; the statement ends here, also when a value cannot be read. The column
-    names are taken once: for each row, they were a tenth of reading an incident's
-    200,000 alerts."""
+    names are taken once, not for each row (200,000 rows: 953 ms against 1,013)."""
     with contextlib.closing(cursor):
         rows = cursor.fetchall()
     if not rows:
