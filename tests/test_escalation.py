@@ -206,9 +206,18 @@ def test_a_step_pages_about_an_incident_of_many_alerts_from_its_round_off_the_lo
     hub_factory, smtp
 ):
     """A round whose due incidents hold ``LONG_ROUND_ALERTS`` alerts or more runs in the
-    commit thread: step two still pages whoever is on call, once, counting every alert."""
+    commit thread: step two still pages whoever is on call, once, counting every alert.
+    Step two an hour out on a moved clock, reached once every alert is in: 3 s out, a
+    slow machine paged it while the 30 POSTs were still arriving."""
     mailbox, smtp_port = smtp
-    hub = start_hub(hub_factory, smtp_port, second_after="3s", route='group_by = ["alertname"]\n')
+    clock = MovedClock()
+    hub = start_hub(
+        hub_factory,
+        smtp_port,
+        second_after="1h",
+        clock=clock,
+        route='group_by = ["alertname"]\n',
+    )
     alerts = [
         {"status": "firing", "summary": f"host-{n} down", "labels": {"host": f"h{n}"}}
         for n in range(dispatch.LONG_ROUND_ALERTS + 200)
@@ -217,6 +226,7 @@ def test_a_step_pages_about_an_incident_of_many_alerts_from_its_round_off_the_lo
         for start in range(0, len(alerts), 40):  # within the source's max_body_bytes
             answer = http.post("/webhooks/shop", json=alerts[start : start + 40], headers=AUTH)
             assert answer.status_code == 202, answer.text
+        clock.advance(3600)
         wait_for(lambda: "alice" in recipients(mailbox))
         incident_id = answer.json()["alerts"][0]["incident_id"]
         assert escalated_steps(http, incident_id) == [(1, 1), (1, 2)]
