@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -309,10 +310,11 @@ def test_the_repository_example_config_is_valid_without_any_secret_set():
 
 
 def run_hub(
-    *args: str, cwd: Path, environ: dict[str, str] | None = None
+    *args: str, cwd: Path, environ: dict[str, str] | None = None, prefix: Sequence[str] = ()
 ) -> subprocess.CompletedProcess:
+    """``hub ARGS`` run as a command would be, under ``prefix`` (``setpriv ...``)."""
     return subprocess.run(
-        [sys.executable, "-m", "hub", *args],
+        [*prefix, sys.executable, "-m", "hub", *args],
         check=False,
         cwd=cwd,
         capture_output=True,
