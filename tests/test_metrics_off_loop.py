@@ -7,7 +7,8 @@ asked for, and no scrape is refused for ``[server] read_concurrency``.
 Measured before, on the event loop: with 2,000 heartbeats, 500 sources and 500
 receivers one scrape held every webhook for 0.3 to 0.6 s, and with 8 Prometheus
 clients scraping back to back a webhook waited 5 to 11 s. The config here, 1,200
-receivers, takes half a second to a second per build on a loaded test machine.
+receivers, takes a third of a second per build on a fast machine, up to a second on a
+loaded one.
 """
 
 from __future__ import annotations
