@@ -222,7 +222,8 @@ def bound_by_permissions() -> list[str]:
         return []
     prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
     try:
-        dropped = subprocess.run([*prefix, "true"], capture_output=True, check=False).returncode
+        probe = subprocess.run([*prefix, "true"], capture_output=True, check=False, timeout=10)
+        dropped = probe.returncode
     except FileNotFoundError:
         dropped = None
     if dropped != 0:
