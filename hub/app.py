@@ -44,6 +44,7 @@ from hub import (
     expiry,
     fingerprints,
     heartbeats,
+    inhibit,
     logfile,
     logs,
     retention,
@@ -185,6 +186,7 @@ class Runtime:
         if moved:
             log.info("event=alerts_rekeyed count=%d", moved)
         await self.store.write(self._notice_missing_receivers, background=True)
+        await self._index_inhibit_sources()
         self.stored_ack_secret = await self.store.write(_stored_ack_secret, background=True)
         self.session_key = await self.store.write(sessions.stored_key, background=True)
         self.sign_outs = await self.store.write(
@@ -308,6 +310,22 @@ class Runtime:
         (``dispatch.notice_missing_receivers``): a restart, unlike a reload, may not
         refuse such a config, and a log line alone is easy to miss."""
         dispatch.notice_missing_receivers(tx, self.config, self.clock())
+
+    async def _index_inhibit_sources(self) -> None:
+        """Index the labels the running inhibit rules find their sources by, in the
+        commit thread (an index over many firing alerts takes a while to build); the
+        rules of the latest reload win, as its write comes last."""
+        created, dropped = await self.store.write(
+            lambda tx: tx.index_source_labels(inhibit.source_names(self.rules.inhibit_rules)),
+            background=True,
+            long=True,
+        )
+        if created or dropped:
+            log.info(
+                "event=source_indexes created=%s dropped=%s",
+                logs.listed(created),
+                logs.listed(dropped),
+            )
 
     def _flushed(self, flushed: Flushed) -> None:
         for reason, count in flushed.suppressed.items():
@@ -483,6 +501,7 @@ class Runtime:
         self.changed()
         self._unhold()
         self._forget_sign_outs()
+        self._reindex_sources()
 
     def _unhold(self) -> None:
         """The new config may have dropped what held escalation steps and notifications
@@ -492,6 +511,13 @@ class Runtime:
         if self.escalator is None:
             return
         self._chore(self._look_at_held())
+
+    def _reindex_sources(self) -> None:
+        """The new inhibit rules may find their sources by other labels. A runtime not
+        started indexes them at start."""
+        if self.escalator is None:
+            return
+        self._chore(self._index_inhibit_sources())
 
     def _forget_sign_outs(self) -> None:
         """The sign-outs of tokens the new config lacks go once lapsed, as at start

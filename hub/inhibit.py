@@ -103,3 +103,10 @@ def source_filter(rules: Sequence[Rule]) -> SourceFilter | None:
             return None
         wanted.append(equal)
     return wanted
+
+
+def source_names(rules: Sequence[Rule]) -> set[str]:
+    """The labels the store indexes firing alerts by (``Tx.index_source_labels``): the
+    first of each rule's ``source_filter`` pairs, as one index finds a rule's sources
+    and each index costs every write that starts or ends an alert's firing."""
+    return {pairs[0][0] for pairs in source_filter(rules) or ()}

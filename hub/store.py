@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import functools
 import gc
+import hashlib
 import itertools
 import logging
 import os
@@ -1136,15 +1137,36 @@ class Tx:
 
     def firing_alert_labels(self, wanted: SourceFilter | None = None) -> list[dict[str, str]]:
         """What inhibition rules match sources against: the firing alerts' labels, of
-        those that have one rule's ``wanted`` pairs (``inhibit.source_filter``), or all."""
-        where, params = _having_pairs(wanted)
-        cursor = self.conn.execute(
-            f"SELECT severity, labels FROM alerts WHERE status = 'firing'{where}", params
-        )
+        those that have one rule's ``wanted`` pairs (``inhibit.source_filter``), or all.
+        With ``index_source_labels`` done for the rules, each rule's sources are found
+        through an index rather than by reading every firing alert's labels."""
+        sql, params = _firing_sources(wanted)
+        cursor = self.conn.execute(sql, params)
         return [
             matchable({"severity": row[0], "labels": _decode_json(row[1])})
             for row in cursor.fetchall()
         ]
+
+    def index_source_labels(self, names: Collection[str]) -> tuple[list[str], list[str]]:
+        """Index the firing alerts by each label in ``names`` (those the inhibit rules'
+        sources are narrowed by, ``inhibit.source_names``) and drop the indexes of labels
+        no longer named; returns the indexes created and dropped.
+
+        Without them, finding the sources read every firing alert's labels in each
+        dispatcher round: 119-174 ms on the event loop at 200,000 firing alerts. The
+        indexes hold firing alerts only, and only writes that set an alert's labels,
+        severity or status touch them (a repeat sets none of those)."""
+        wanted = {_label_index(name): _label_value(name) for name in names}
+        present = {row[0] for row in self.conn.execute(_SOURCE_INDEXES)}
+        dropped = sorted(present - wanted.keys())
+        created = sorted(wanted.keys() - present)
+        for index in dropped:
+            self.conn.execute(f'DROP INDEX "{index}"')
+        for index in created:
+            self.conn.execute(
+                f"CREATE INDEX \"{index}\" ON alerts ({wanted[index]}) WHERE status = 'firing'"
+            )
+        return created, dropped
 
     def add_timeline(
         self, incident_id: int, at: float, kind: str, actor: str | None, detail: dict
@@ -2661,26 +2683,47 @@ def _clear_frames(error: BaseException) -> None:
         waiting += [e for e in (chained.__cause__, chained.__context__) if e is not None]
 
 
-def _having_pairs(wanted: SourceFilter | None) -> tuple[str, list[str]]:
-    """SQL keeping the alerts with every pair of one of ``wanted``'s groups, a label
-    read as ``matchable`` reads it (``severity``: the label, else the alert's own);
-    names go in as parameters. Labels not stored as text (a hand edit) are kept, for
-    Python to read as it reads every row."""
+def _firing_sources(wanted: SourceFilter | None) -> tuple[str, list[str]]:
+    """SQL reading the firing alerts with every pair of one of ``wanted``'s groups, a
+    label read as ``matchable`` reads it (``severity``: the label, else the alert's own),
+    each group a SELECT of its own so that it can use its labels' indexes
+    (``index_source_labels``)."""
+    columns = "SELECT severity, labels FROM alerts WHERE status = 'firing'"
     if wanted is None:
-        return "", []
+        return columns, []
     if not wanted:  # no rule: no alert is a source
-        return " AND 0", []
-    groups, params = [], []
+        return f"{columns} AND 0", []
+    selects, params = [], []
     for pairs in wanted:
-        groups.append(" AND ".join(_LABEL_IS[name == "severity"] for name, _ in pairs))
-        params += [part for name, value in pairs for part in (f'$."{name}"', value)]
-    return f" AND (typeof(labels) != 'text' OR ({') OR ('.join(groups)}))", params
+        having = " AND ".join(f"{_label_value(name)} = ?" for name, _ in pairs)
+        selects.append(
+            f"SELECT id, severity, labels FROM alerts WHERE status = 'firing' AND {having}"
+        )
+        params += [value for _, value in pairs]
+    return f"SELECT severity, labels FROM ({' UNION '.join(selects)})", params
 
 
-_LABEL_IS = {
-    False: "json_extract(labels, ?) = ?",
-    True: "COALESCE(json_extract(labels, ?), severity) = ?",
-}
+def _label_value(name: str) -> str:
+    """Label ``name`` (a plain one: ``inhibit.source_filter``) of an alert, in SQL, NULL
+    when missing. Labels a hand edit left as bytes are read as their text, as Python
+    reads them; labels that are not JSON read as NULL rather than failing the statement,
+    so that no write of such a row fails on an index of it."""
+    labels = "CAST(labels AS TEXT)"
+    value = f"CASE WHEN json_valid({labels}) THEN json_extract({labels}, '$.\"{name}\"') END"
+    return f"COALESCE({value}, severity)" if name == "severity" else value
+
+
+def _label_index(name: str) -> str:
+    """The index of label ``name``: SQLite's names ignore case, labels' do not."""
+    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return f"{_SOURCE_INDEX_PREFIX}{name}_{digest}"
+
+
+_SOURCE_INDEX_PREFIX = "alerts_firing_label_"
+_SOURCE_INDEXES = (
+    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alerts'"
+    f" AND substr(name, 1, {len(_SOURCE_INDEX_PREFIX)}) = '{_SOURCE_INDEX_PREFIX}'"
+)
 
 
 def _took_lock(conn: sqlite3.Connection) -> bool:

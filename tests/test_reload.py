@@ -3,6 +3,7 @@ config keeps serving; ``POST /-/reload`` and SIGHUP do the same."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
@@ -590,3 +591,55 @@ def test_a_reload_warns_about_the_new_configs_risky_settings_as_a_start_does(hub
     warning = "sources[1] (crm): auth type 'none' accepts anyone who can reach the hub"
     assert answer == {"status": "reloaded", "needs_restart": [], "warnings": [warning]}
     assert f'event=config_warning detail="{warning}"' in caplog.text
+
+
+DC_DOWN_MUTES = """
+[[inhibit_rules]]
+source_matchers = ['alertname="DatacenterDown"']
+target_matchers = ['severity="warning"']
+equal = ["dc"]
+"""
+CRITICAL_MUTES = """
+[[inhibit_rules]]
+source_matchers = ['severity="critical"', 'team="ops"']
+target_matchers = ['severity="warning"']
+equal = ["service"]
+"""
+REGION_DOWN_MUTES = """
+[[inhibit_rules]]
+source_matchers = ['alertname=~"(Datacenter|Region)Down"']
+target_matchers = ['severity="warning"']
+"""
+
+
+def indexed_labels(db: Path) -> list[str]:
+    """The labels the store indexes its firing alerts by, from its index names."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        names = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index'"
+            " AND name LIKE 'alerts\\_firing\\_label\\_%' ESCAPE '\\'"
+        ).fetchall()
+    return sorted(name.removeprefix("alerts_firing_label_").rsplit("_", 1)[0] for (name,) in names)
+
+
+def test_the_labels_inhibit_rules_find_their_sources_by_are_indexed_as_reloads_change_them(
+    hub_factory, smtp, tmp_path
+):
+    """Each dispatcher round finds the rules' firing sources through these indexes, not
+    by reading every firing alert: one index a rule, by its first plain equality. A rule
+    with a regex alone reads them all, so it needs none, and a reload drops what no
+    rule uses any more."""
+    text = BASE_CONFIG + TOKENS + DC_DOWN_MUTES
+    hub = hub_factory(text, mail_url=mail_url(smtp[1]))
+    db = tmp_path / "hub.db"
+    assert indexed_labels(db) == ["alertname"]
+    with hub.client(headers=ADMIN) as http:
+        hub.config_path.write_text(hub.config_path.read_text() + CRITICAL_MUTES)
+        assert http.post("/-/reload").status_code == 200
+        wait_for(lambda: indexed_labels(db) == ["alertname", "severity"])
+        hub.config_path.write_text(hub.config_path.read_text() + REGION_DOWN_MUTES)
+        assert http.post("/-/reload").status_code == 200
+        wait_for(lambda: indexed_labels(db) == [])
+    hub.config_path.write_text(hub.config_path.read_text().replace(REGION_DOWN_MUTES, ""))
+    hub.restart()
+    assert indexed_labels(db) == ["alertname", "severity"]
