@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from hub.matchers import Matcher, matches_all, parse_all
 
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from hub.config import InhibitRule
 
 Labels = Mapping[str, str]
-SourceFilter = list[tuple[tuple[str, str], ...]]
-"""Per rule, the ``(name, value)`` pairs a firing alert must have to be its source."""
+SourceFilter = list["SourceProbe"]
+"""Per rule, what a firing alert must have to be its source."""
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -85,28 +85,42 @@ def inhibited_by(rules: Sequence[Rule], target: Labels, firing: Iterable[Labels]
     return Inhibitor(rules, firing).inhibited_by(target)
 
 
+class SourceProbe(NamedTuple):
+    """What one rule's sources must have, for the store to find them without reading
+    every firing alert: its ``pairs`` (``name="value"``), or without any, the values of
+    a label its ``regex`` matches."""
+
+    pairs: tuple[tuple[str, str], ...]
+    regex: Matcher | None = None
+
+    @property
+    def name(self) -> str:
+        """The label the store finds the rule's sources by (``Tx.index_source_labels``)."""
+        return self.pairs[0][0] if self.pairs else self.regex.name
+
+
 def source_filter(rules: Sequence[Rule]) -> SourceFilter | None:
     """What a firing alert must have to be any rule's source, in a form the store checks
     before reading it (``Tx.firing_alert_labels``): per rule, the ``name="value"``
     matchers of its source side, of a plain name and a value that is not empty (an
-    empty one matches a missing label too). None when a rule has none: any firing alert
-    may be its source. Reading every firing alert took 0.5-0.6 s a dispatcher round
-    at 200,000 of them; the ``Inhibitor`` still checks every matcher of what is read."""
+    empty one matches a missing label too), or without any, its first ``name=~"re"`` of
+    a plain name whose expression does not match the empty value. None when a rule has
+    neither: any firing alert may be its source. Reading every firing alert took
+    0.5-0.6 s a dispatcher round at 200,000 of them; the ``Inhibitor`` still checks
+    every matcher of what is read."""
     wanted = []
     for rule in rules:
-        equal = tuple(
-            (m.name, m.value)
-            for m in rule.source
-            if m.op == "=" and m.value and _PLAIN_NAME.fullmatch(m.name)
-        )
-        if not equal:
+        plain = [m for m in rule.source if _PLAIN_NAME.fullmatch(m.name)]
+        pairs = tuple((m.name, m.value) for m in plain if m.op == "=" and m.value)
+        regex = next((m for m in plain if m.op == "=~" and not m.pattern.fullmatch("")), None)
+        if not pairs and regex is None:
             return None
-        wanted.append(equal)
+        wanted.append(SourceProbe(pairs, None if pairs else regex))
     return wanted
 
 
 def source_names(rules: Sequence[Rule]) -> set[str]:
-    """The labels the store indexes firing alerts by (``Tx.index_source_labels``): the
-    first of each rule's ``source_filter`` pairs, as one index finds a rule's sources
-    and each index costs every write that starts or ends an alert's firing."""
-    return {pairs[0][0] for pairs in source_filter(rules) or ()}
+    """The labels the store indexes firing alerts by (``Tx.index_source_labels``): one
+    a rule (``SourceProbe.name``), as one index finds a rule's sources and each index
+    costs every write that starts or ends an alert's firing."""
+    return {probe.name for probe in source_filter(rules) or ()}

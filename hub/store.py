@@ -43,6 +43,7 @@ from hub.alerts import ALERT_STATUSES, matchable
 from hub.errors import ConfigError, Unavailable
 from hub.events import SEVERITIES
 from hub.inhibit import SourceFilter
+from hub.matchers import Matcher
 from hub.silences import Silence, UnreadableSilence
 
 T = TypeVar("T")
@@ -1140,12 +1141,57 @@ class Tx:
         those that have one rule's ``wanted`` pairs (``inhibit.source_filter``), or all.
         With ``index_source_labels`` done for the rules, each rule's sources are found
         through an index rather than by reading every firing alert's labels."""
-        sql, params = _firing_sources(wanted)
+        sql, params = self._firing_sources(wanted)
         cursor = self.conn.execute(sql, params)
         return [
             matchable({"severity": row[0], "labels": _decode_json(row[1])})
             for row in cursor.fetchall()
         ]
+
+    def _firing_sources(self, wanted: SourceFilter | None) -> tuple[str, list[str]]:
+        """SQL reading the firing alerts that ``wanted`` allows as sources, a label read
+        as ``matchable`` reads it (``severity``: the label, else the alert's own), each
+        rule's a SELECT of its own so that it can use its label's index
+        (``index_source_labels``)."""
+        columns = "SELECT severity, labels FROM alerts WHERE status = 'firing'"
+        if wanted is None:
+            return columns, []
+        rows = "SELECT id, severity, labels FROM alerts WHERE status = 'firing'"
+        selects, params = [], []
+        for probe in wanted:
+            if probe.pairs:
+                having = " AND ".join(f"{_label_value(name)} = ?" for name, _ in probe.pairs)
+                selects.append(f"{rows} AND {having}")
+                params += [value for _, value in probe.pairs]
+                continue
+            values = self._label_values(probe.regex)
+            if values is None:
+                return columns, []  # this rule's sources may be any firing alerts
+            if values:
+                listed = ", ".join("?" * len(values))
+                selects.append(f"{rows} AND {_label_value(probe.regex.name)} IN ({listed})")
+                params += values
+        if not selects:  # no rule, or no firing alert any rule could take as its source
+            return f"{columns} AND 0", []
+        return f"SELECT severity, labels FROM ({' UNION '.join(selects)})", params
+
+    def _label_values(self, regex: Matcher) -> list[str] | None:
+        """The values of ``regex``'s label among the firing alerts that it matches, read
+        from the label's index (the planner would read every firing alert's labels, not
+        knowing the index holds them); None without that index yet (a reload's comes
+        next) or with more values matching than one statement may name."""
+        expression = _label_value(regex.name)
+        try:
+            cursor = self.conn.execute(
+                f'SELECT DISTINCT {expression} FROM alerts INDEXED BY "{_label_index(regex.name)}"'
+                f" WHERE status = 'firing' AND {expression} IS NOT NULL"
+            )
+        except sqlite3.OperationalError as e:
+            if not str(e).startswith("no such index"):
+                raise
+            return None
+        values = [v for (v,) in cursor if isinstance(v, str) and regex.pattern.fullmatch(v)]
+        return values if len(values) <= MAX_PROBED_VALUES else None
 
     def index_source_labels(self, names: Collection[str]) -> tuple[list[str], list[str]]:
         """Index the firing alerts by each label in ``names`` (those the inhibit rules'
@@ -2683,26 +2729,6 @@ def _clear_frames(error: BaseException) -> None:
         waiting += [e for e in (chained.__cause__, chained.__context__) if e is not None]
 
 
-def _firing_sources(wanted: SourceFilter | None) -> tuple[str, list[str]]:
-    """SQL reading the firing alerts with every pair of one of ``wanted``'s groups, a
-    label read as ``matchable`` reads it (``severity``: the label, else the alert's own),
-    each group a SELECT of its own so that it can use its labels' indexes
-    (``index_source_labels``)."""
-    columns = "SELECT severity, labels FROM alerts WHERE status = 'firing'"
-    if wanted is None:
-        return columns, []
-    if not wanted:  # no rule: no alert is a source
-        return f"{columns} AND 0", []
-    selects, params = [], []
-    for pairs in wanted:
-        having = " AND ".join(f"{_label_value(name)} = ?" for name, _ in pairs)
-        selects.append(
-            f"SELECT id, severity, labels FROM alerts WHERE status = 'firing' AND {having}"
-        )
-        params += [value for _, value in pairs]
-    return f"SELECT severity, labels FROM ({' UNION '.join(selects)})", params
-
-
 def _label_value(name: str) -> str:
     """Label ``name`` (a plain one: ``inhibit.source_filter``) of an alert, in SQL, NULL
     when missing. Labels a hand edit left as bytes are read as their text, as Python
@@ -2720,6 +2746,9 @@ def _label_index(name: str) -> str:
 
 
 _SOURCE_INDEX_PREFIX = "alerts_firing_label_"
+MAX_PROBED_VALUES = 1000
+"""Values of a label a regex matches, past which its rule reads every firing alert (one
+statement names them all)."""
 _SOURCE_INDEXES = (
     "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alerts'"
     f" AND substr(name, 1, {len(_SOURCE_INDEX_PREFIX)}) = '{_SOURCE_INDEX_PREFIX}'"

@@ -607,8 +607,14 @@ equal = ["service"]
 """
 REGION_DOWN_MUTES = """
 [[inhibit_rules]]
-source_matchers = ['alertname=~"(Datacenter|Region)Down"']
+source_matchers = ['region=~"eu-.*"', 'alertname!="Watchdog"']
 target_matchers = ['severity="warning"']
+equal = ["region"]
+"""
+ANY_SOURCE_MUTES = """
+[[inhibit_rules]]
+source_matchers = ['alertname!="Watchdog"']
+target_matchers = ['severity="info"']
 """
 
 
@@ -626,9 +632,9 @@ def test_the_labels_inhibit_rules_find_their_sources_by_are_indexed_as_reloads_c
     hub_factory, smtp, tmp_path
 ):
     """Each dispatcher round finds the rules' firing sources through these indexes, not
-    by reading every firing alert: one index a rule, by its first plain equality. A rule
-    with a regex alone reads them all, so it needs none, and a reload drops what no
-    rule uses any more."""
+    by reading every firing alert: one index a rule, by its first plain equality, else
+    by a regex. A rule with a negation alone reads them all, so it needs none, and a
+    reload drops what no rule uses any more."""
     text = BASE_CONFIG + TOKENS + DC_DOWN_MUTES
     hub = hub_factory(text, mail_url=mail_url(smtp[1]))
     db = tmp_path / "hub.db"
@@ -639,7 +645,11 @@ def test_the_labels_inhibit_rules_find_their_sources_by_are_indexed_as_reloads_c
         wait_for(lambda: indexed_labels(db) == ["alertname", "severity"])
         hub.config_path.write_text(hub.config_path.read_text() + REGION_DOWN_MUTES)
         assert http.post("/-/reload").status_code == 200
+        wait_for(lambda: indexed_labels(db) == ["alertname", "region", "severity"])
+        hub.config_path.write_text(hub.config_path.read_text() + ANY_SOURCE_MUTES)
+        assert http.post("/-/reload").status_code == 200
         wait_for(lambda: indexed_labels(db) == [])
-    hub.config_path.write_text(hub.config_path.read_text().replace(REGION_DOWN_MUTES, ""))
+    text = hub.config_path.read_text().replace(ANY_SOURCE_MUTES, "")
+    hub.config_path.write_text(text.replace(REGION_DOWN_MUTES, ""))
     hub.restart()
     assert indexed_labels(db) == ["alertname", "severity"]
