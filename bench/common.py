@@ -84,8 +84,10 @@ def start_hub(
     receiver_url: str = "logfile://notifications.log",
     group_by: str = '["alertname", "instance"]',
     group_wait: str = "0s",
+    extra: str = "",
 ) -> subprocess.Popen:
-    """``hub serve`` durable (synchronous=FULL), logging warnings only."""
+    """``hub serve`` durable (synchronous=FULL), logging warnings only; ``extra`` is
+    config text added at the end (``[[inhibit_rules]]``, say)."""
     text = HUB_CONFIG.format(
         port=port,
         db=(workdir / "hub.db").as_posix(),
@@ -93,6 +95,7 @@ def start_hub(
         group_by=group_by,
         group_wait=group_wait,
     )
+    text += extra
     (workdir / "bench.toml").write_text(text)
     args = ["-m", "hub", "serve", "--config", "bench.toml", "--log-level", "warning"]
     return start_python(args, workdir, port)
