@@ -467,6 +467,33 @@ def mutes_shown(http, alert: dict) -> list[list[dict]]:
     ]
 
 
+REGION_DOWN_MUTES = """
+[[inhibit_rules]]
+source_matchers = ['alertname=~"(Region|Zone)Down"']
+target_matchers = ['severity="warning"']
+equal = ["region"]
+"""
+
+
+def test_a_rule_whose_source_side_is_a_regex_inhibits_while_a_source_it_matches_fires(start):
+    """Its sources are found through the index of its label's values (see
+    ``test_inhibit``), made when the hub starts."""
+    hub = start(extra=REGION_DOWN_MUTES)
+    down = event("network", alertname="ZoneDown", region="eu", severity="critical")
+    with hub.client(headers=WRITER) as http:
+        source = http.post("/webhooks/uptime", json=down, headers=UPTIME).json()["alerts"][0]
+        eu = http.post("/webhooks/shop", json=event("checkout", region="eu"), headers=SHOP)
+        us = http.post("/webhooks/shop", json=event("search", region="us"), headers=SHOP)
+        target, other = eu.json()["alerts"][0], us.json()["alerts"][0]
+        inhibited = [{"reason": "inhibition", "by": ["inhibit_rules[1]"]}]
+        assert mutes_shown(http, target) == [inhibited] * 3
+        assert mutes_shown(http, other) == [[]] * 3
+        up = {**down, "status": "resolved"}
+        assert http.post("/webhooks/uptime", json=up, headers=UPTIME).status_code == 202
+        assert mutes_shown(http, target) == [[]] * 3
+        assert mutes_shown(http, source) == [[]] * 3
+
+
 def test_the_alert_and_incident_answers_name_the_silence_holding_an_alert_back(start):
     hub = start()
     with hub.client(headers=WRITER) as http:
