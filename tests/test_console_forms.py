@@ -5,12 +5,13 @@ page that says what happened, and nothing is done that the engineer did not see 
 from __future__ import annotations
 
 import html
+import threading
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import AUTH, TLS_CONTEXT, free_port, mail_url, wait_for
+from conftest import AUTH, TLS_CONTEXT, WAIT_SECONDS, free_port, mail_url, wait_for
 from console_support import CONSOLE_CONFIG, csrf_in, fire, sign_in
 
 WRITER = {"Authorization": "Bearer write-token"}
@@ -244,6 +245,47 @@ def test_the_silence_banner_says_how_many_firing_alerts_it_mutes(hub_factory):
     assert "it mutes 1 firing alert now" in right_page
     assert "data-caught" not in typo_form
     assert "data-caught" in right_form and "checkout down" in right_form
+
+
+def test_a_silence_made_while_every_read_thread_is_busy_is_made_and_says_so_uncounted(
+    hub_factory,
+):
+    """The count reads every firing alert, in a read thread; with none free it is left
+    out, rather than the silence's maker getting a 503 for a silence that was made."""
+    text = CONSOLE_CONFIG.replace("port = {port}\n", "port = {port}\nread_concurrency = 1\n")
+    hub = hub_factory(text, mail_url=mail_url(free_port()), max_attempts=1)
+    fire(hub.url, "checkout down")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        release.wait(WAIT_SECONDS)
+
+    holder = threading.Thread(target=hub.run, args=(hub.runtime.store.read_aside(hold),))
+    with hub.client() as http:
+        sign_in(http, "write-token")
+        form = http.get("/silences/new").text
+        holder.start()
+        try:
+            assert held.wait(WAIT_SECONDS)
+            done = http.post(
+                "/silences",
+                data={
+                    "_csrf": csrf_in(form),
+                    "matchers": 'service="checkout"',
+                    "duration": "1h",
+                    "comment": "deploy",
+                },
+            )
+        finally:
+            release.set()
+            holder.join()
+        assert done.status_code == 303
+        assert "mutes=" not in done.headers["location"]
+        page = html.unescape(http.get(done.headers["location"]).text)
+        made = http.get("/api/v1/silences", headers=WRITER).json()
+    assert "The silence is in force." in page and "it mutes" not in page
+    assert [silence["matchers"] for silence in made] == [['service="checkout"']]
 
 
 STATIC_SILENCE = """

@@ -20,7 +20,7 @@ from hub.api import RowId
 from hub.api_params import check_comment
 from hub.console import pages, render
 from hub.console.viewer import Viewer, local, posted
-from hub.errors import Conflict, Forbidden, InvalidPayload, MalformedBody, NotFound
+from hub.errors import Conflict, Forbidden, InvalidPayload, MalformedBody, NotFound, Unavailable
 
 ACTIONS = ("ack", "snooze", "unack", "resolve")
 HEARTBEAT_ACTIONS = {"pause": "paused", "resume": "resumed"}
@@ -85,8 +85,22 @@ async def create_silence(request: Request, viewer: NamedDependency[Viewer]) -> R
     except InvalidPayload as e:
         return pages.silence_form(request, viewer, values, error=e.detail, status=422)
     back = f"/incidents/{values['incident']}" if values["incident"].isdigit() else "/silences"
-    mutes = sum(pages.caught(made["matchers"], hub.store.reading().firing_alert_labels()))
-    return Redirect(f"{back}?done=silenced&mutes={mutes}", status_code=303)
+    mutes = await _firing_caught(hub, made["matchers"])
+    counted = "" if mutes is None else f"&mutes={mutes}"
+    return Redirect(f"{back}?done=silenced{counted}", status_code=303)
+
+
+async def _firing_caught(hub, texts: list[str]) -> int | None:
+    """How many firing alerts matchers catch, counted in a read thread: reading and
+    matching every firing alert's labels took 0.7-1.1 s at 200,000 of them, which the
+    event loop spent on it before. None when every read thread is busy: the silence is
+    made, and its banner says so without the count."""
+    try:
+        return await hub.store.read_aside(
+            lambda: sum(pages.caught(texts, hub.store.reading().firing_alert_labels()))
+        )
+    except Unavailable:
+        return None
 
 
 @post("/silences/{silence_id:str}/edit", name="console:update-silence")
